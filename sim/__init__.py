@@ -1,0 +1,18 @@
+"""dcsim: a discrete-event simulator of AI data centers built from heterogeneous accelerators.
+
+Scripting API::
+
+    import sim
+    scenario = sim.load("scenarios/classroom-hetero.yaml")
+    bigger = scenario.with_overrides({"site.power_cap_mw": 80, "fleet.gpu-a.count": 64})
+    results = sim.run(bigger)          # writes nothing
+    results.summary["jct_s"]["p50"]; results.jobs; results.timeseries
+    results.save("outputs/bigger")
+"""
+
+from sim.results.results import Results
+from sim.runner import run
+from sim.scenario import Scenario, ScenarioError, load, load_text
+
+__version__ = "0.1.0"
+__all__ = ["Results", "Scenario", "ScenarioError", "load", "load_text", "run"]

@@ -1,0 +1,74 @@
+"""Typed records of the catalog: accelerators and models.
+
+One definition serves the built-in catalog files (``sim/catalog/data/*.yaml``) and the custom entries a
+scenario adds inline, so both are checked the same way. Units are in the field names, as in the YAML.
+Built-in entries must carry a source for every number (``sources``); a scenario's own entries may omit
+them, since the user is the source.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STACKS = ("cuda", "rocm", "xla", "neuron", "mtia", "maia", "habana", "portable")
+
+
+class AcceleratorSpec(BaseModel):
+    """One accelerator chip type: peak rates, memory, power, fabric, prices and software stacks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="name used in scenarios, e.g. 'h100-sxm'")
+    display_name: str = Field("", description="human-readable name")
+    vendor: str = Field("custom", description="nvidia, amd, google, meta, aws, microsoft, intel, ...")
+    kind: Literal["gpu", "tpu", "asic"] = Field("gpu", description="accelerator family")
+    year: int | None = Field(None, description="first year of volume availability")
+    bf16_tflops: float = Field(gt=0, description="dense peak BF16/FP16 matrix rate [TFLOP/s]")
+    fp8_tflops: float | None = Field(None, gt=0, description="dense peak FP8 rate [TFLOP/s]")
+    int8_tops: float | None = Field(None, gt=0, description="dense peak INT8 rate [TOP/s]")
+    memory_gb: float = Field(gt=0, description="device memory [GB, decimal]")
+    memory_bandwidth_tbps: float = Field(gt=0, description="device memory bandwidth [TB/s]")
+    sram_mb: float | None = Field(None, ge=0, description="on-chip SRAM or cache [MB]")
+    tdp_w: float = Field(gt=0, description="thermal design power per chip [W]")
+    idle_w: float = Field(ge=0, description="power of a powered-on idle chip [W]")
+    scale_up_bandwidth_gbps: float = Field(gt=0, description="fast-fabric bandwidth per chip, bidirectional [GB/s]")
+    scale_up_domain_chips: int = Field(gt=0, description="chips joined by the fast fabric in one domain")
+    scale_out_bandwidth_gbps: float = Field(gt=0, description="data-center network bandwidth per chip [GB/s]")
+    cooling: Literal["air", "liquid"] = Field("air", description="cooling as usually shipped")
+    price_usd: float | None = Field(None, ge=0, description="purchase price per chip [USD]")
+    cloud_usd_per_chip_hour: float | None = Field(None, ge=0, description="on-demand rental [USD/chip-hour]")
+    stacks: dict[str, float] = Field(description="software stack -> fraction of dense peak achieved (0..1]")
+    sources: dict[str, str] = Field(default_factory=dict, description="field -> source key or 'estimate: ...'")
+    notes: str = ""
+
+    def stack_efficiency(self, stack: str) -> float:
+        """Fraction of peak this chip reaches for a job written for ``stack`` (0 when not supported)."""
+        return self.stacks.get(stack, 0.0)
+
+    @property
+    def peak_flops(self) -> float:
+        """Dense BF16 peak [FLOP/s]."""
+        return self.bf16_tflops * 1e12
+
+
+class ModelSpec(BaseModel):
+    """One ML model: size and FLOPs per sample (token, image, ...) for training and inference."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    display_name: str = ""
+    family: Literal["llm", "ranking", "vision", "nlp"] = "llm"
+    params: float = Field(gt=0, description="total parameters")
+    sample_unit: Literal["token", "image", "sample", "sequence"] = "token"
+    train_flop_per_sample: float = Field(gt=0, description="forward+backward FLOP per sample")
+    infer_flop_per_sample: float = Field(gt=0, description="forward FLOP per sample")
+    train_bytes_per_param: float = Field(16.0, gt=0, description="training state per parameter [B]")
+    activation_bytes_per_sample: float = Field(ge=0, description="activation memory per sample in flight [B]")
+    microbatch_samples: float = Field(gt=0, description="samples resident per chip per micro-step")
+    embedding_params: float = Field(0.0, ge=0, description="parameters in embedding tables (part of params)")
+    embedding_bytes: float = Field(0.0, ge=0, description="embedding-table bytes as stored (recommendation models)")
+    sources: dict[str, str] = Field(default_factory=dict)
+    notes: str = ""

@@ -1,0 +1,1 @@
+"""SimPy processes: the cluster (training jobs) today; inference, facility and supply chain later."""

@@ -1,0 +1,180 @@
+"""The cluster: one SimPy process that admits, places and completes training jobs.
+
+Events happen only when state changes: a job arrives, a job completes, or a pool comes online. At each
+such instant the process settles completions first (freeing chips), then admits arrivals, then asks the
+scheduler policy to start what it can; then it sleeps until the next instant. There is no fixed time
+step and no process per job or per device: pools are counted per scale-up domain
+(``sim.fleet.allocation``), running jobs sit in one heap keyed by completion time.
+
+Site power: with a cap, a job starts only if the site's committed facility power — idle power of every
+online chip plus the full-load increment of every busy chip, times PUE — stays within the cap. This is
+admission control; throttling running jobs comes with the facility model.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+
+import numpy as np
+import simpy
+
+from sim.engine.prepare import PreparedJobs
+from sim.fleet import Fleet
+from sim.fleet.allocation import DomainAllocator, SharedChips
+
+NOT_STARTED = math.nan
+
+
+class Cluster:
+    """Mutable state of one run: free chips per pool, the queue, running jobs and per-job records."""
+
+    def __init__(self, env: simpy.Environment, fleet: Fleet, jobs: PreparedJobs, horizon_s: float,
+                 scheduler_factory, progress=None):
+        self.env = env
+        self.fleet = fleet
+        self.horizon_s = horizon_s
+        self.pools = fleet.pools
+        self.allocators = [DomainAllocator(p.domain_sizes.tolist()) for p in self.pools]
+        self.shared = [SharedChips(a) for a in self.allocators]
+        self.online = [p.online_from_s <= 0.0 for p in self.pools]
+        self.arrival = jobs.arrival_s.tolist()
+        self.chips = jobs.chips.tolist()
+        self.share_units = jobs.share_units.tolist()
+        self.busy_chips = jobs.busy_chips.tolist()
+        self.duration = jobs.duration_s.tolist()
+        self.eligible = jobs.eligible
+        self.reject_reason = list(jobs.reject_reason)
+        n = len(self.arrival)
+        self.start_s = [NOT_STARTED] * n
+        self.end_s = [NOT_STARTED] * n
+        self.pool_of = [-1] * n
+        self.placement: dict[int, object] = {}
+        self.queue: deque[int] = deque()
+        self.completions: list[tuple[float, int]] = []
+        self.pool_ends: list[list[float]] = [[] for _ in self.pools]
+        self.now = 0.0
+        self.events = 0
+        site = fleet.site
+        self.pue = site.pue
+        self.power_cap_w = site.power_cap_w
+        self.dynamic_w = [(p.busy_w_with_server - p.idle_w_with_server) * site.pue for p in self.pools]
+        self.committed_w = sum(p.count * p.idle_w_with_server * site.pue for p in self.pools if p.online_from_s <= 0)
+        self.scheduler = scheduler_factory(self)
+        self.progress = progress
+        self.process = env.process(self._run())
+
+    # -- queries used by scheduler policies -------------------------------------------------------
+    def fits(self, job: int, pool: int) -> bool:
+        """Whether ``job`` can start on ``pool`` now (online, room in a domain, within the power cap)."""
+        if not self.online[pool]:
+            return False
+        if self.power_cap_w is not None and \
+                self.committed_w + self.busy_chips[job] * self.dynamic_w[pool] > self.power_cap_w:
+            return False
+        units = self.share_units[job]
+        if units:
+            return self.shared[pool].can_place(units)
+        return self.allocators[pool].can_place(self.chips[job])
+
+    def any_room(self) -> bool:
+        """False when every online pool is completely full (a cheap early exit for scans)."""
+        return any(self.online[p] and (a.free_chips > 0 or self.shared[p].mask > 1)
+                   for p, a in enumerate(self.allocators))
+
+    def earliest_release_s(self, pool: int) -> float:
+        """Lower bound on when ``pool`` next frees chips: its earliest running completion (inf if none)."""
+        ends = self.pool_ends[pool]
+        while ends and ends[0] <= self.now:
+            heapq.heappop(ends)
+        if not self.online[pool]:
+            return self.pools[pool].online_from_s
+        return ends[0] if ends else math.inf
+
+    # -- state changes -----------------------------------------------------------------------------
+    def start(self, job: int, pool: int) -> None:
+        units = self.share_units[job]
+        if units:
+            placement = self.shared[pool].place(units)
+        else:
+            placement = self.allocators[pool].place(self.chips[job])
+        if placement is None:
+            raise RuntimeError(f"t={self.now:.3f}s: job {job} does not fit on pool {self.pools[pool].name}")
+        self.placement[job] = placement
+        self.pool_of[job] = pool
+        self.start_s[job] = self.now
+        self.committed_w += self.busy_chips[job] * self.dynamic_w[pool]
+        end = self.now + self.duration[job][pool]
+        self.end_s[job] = end
+        if end != math.inf:
+            heapq.heappush(self.completions, (end, job))
+            heapq.heappush(self.pool_ends[pool], end)
+
+    def _complete(self, job: int) -> None:
+        pool = self.pool_of[job]
+        placement = self.placement.pop(job)
+        units = self.share_units[job]
+        if units:
+            self.shared[pool].release(placement, units)
+        else:
+            self.allocators[pool].release(placement)
+        self.committed_w -= self.busy_chips[job] * self.dynamic_w[pool]
+
+    def _run(self):
+        arrival, completions, queue = self.arrival, self.completions, self.queue
+        onlines = sorted((p.online_from_s, p.index) for p in self.pools if p.online_from_s > 0)
+        n, next_job, next_online = len(arrival), 0, 0
+        horizon = self.horizon_s
+        scheduler = self.scheduler
+        while True:
+            t = arrival[next_job] if next_job < n else math.inf
+            if completions and completions[0][0] < t:
+                t = completions[0][0]
+            if next_online < len(onlines) and onlines[next_online][0] < t:
+                t = onlines[next_online][0]
+            if t > horizon:
+                break
+            if t > self.now:
+                yield self.env.timeout(t - self.now)
+            self.now = t
+            self.events += 1
+            freed = False
+            while completions and completions[0][0] <= t:
+                self._complete(heapq.heappop(completions)[1])
+                freed = True
+            while next_online < len(onlines) and onlines[next_online][0] <= t:
+                pool = self.pools[onlines[next_online][1]]
+                self.online[pool.index] = True
+                self.committed_w += pool.count * pool.idle_w_with_server * self.pue
+                next_online += 1
+                freed = True
+            arrived = []
+            while next_job < n and arrival[next_job] <= t:
+                if self.eligible[next_job]:
+                    queue.append(next_job)
+                    arrived.append(next_job)
+                next_job += 1
+            if arrived or freed:
+                scheduler.schedule(freed, arrived)
+            if self.progress is not None and not self.events & 4095:
+                self.progress(t)
+        if horizon > self.now:
+            yield self.env.timeout(horizon - self.now)
+        self.now = horizon
+
+    # -- outcome -----------------------------------------------------------------------------------
+    def outcome(self) -> dict[str, np.ndarray]:
+        """Per-job arrays: start, end, pool index and state at the horizon."""
+        start = np.asarray(self.start_s, dtype=np.float64)
+        end = np.asarray(self.end_s, dtype=np.float64)
+        arrival = np.asarray(self.arrival, dtype=np.float64)
+        state = np.full(len(arrival), "queued", dtype=object)
+        reasons = np.asarray(self.reject_reason, dtype=object)
+        state[reasons != ""] = "rejected"
+        started = ~np.isnan(start)
+        state[started] = "running"
+        state[started & (end <= self.horizon_s)] = "completed"
+        state[arrival > self.horizon_s] = "beyond-horizon"
+        return {"start_s": start, "end_s": end, "pool": np.asarray(self.pool_of), "state": state,
+                "reason": reasons}

@@ -1,0 +1,191 @@
+"""Turn a job table and a fleet into the arrays the engine runs on.
+
+Done once per run, vectorised: every job's run time on every pool (the roofline kernel), which pools
+may take it (stack, porting, memory, gang size, allowed accelerator types), and a reason for every job
+that no pool can take. The engine then only looks numbers up.
+
+Run time of a job on pool p:
+* work-based (``samples``): the kernel's roofline time on p;
+* time-based with a ``reference_accelerator`` r: ``duration_s · step_p / step_r``, the throughput ratio
+  of the job's model between the two chips (from peak FLOP/s × efficiency when the model is unknown);
+* time-based without reference: ``duration_s`` on every chip (wall-clock-bound jobs, e.g. trace pods).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim import kernels
+from sim.catalog import Catalog
+from sim.fleet import Fleet
+from sim.kernels.reference import STATUS_GANG_TOO_LARGE, STATUS_STACK_UNSUPPORTED
+
+STATUS_NOT_ALLOWED = 9
+REASONS = {**kernels.STATUS_REASONS, STATUS_NOT_ALLOWED: "accelerator-not-allowed"}
+
+
+@dataclass
+class PreparedJobs:
+    """Per-job arrays (length N) and the N×P run-time matrix (inf where the pool cannot take the job)."""
+
+    arrival_s: np.ndarray
+    chips: np.ndarray          # chips the gang holds (1 for a shared job)
+    share_units: np.ndarray    # thousandths of a chip for shared jobs, 0 for whole-chip jobs
+    busy_chips: np.ndarray     # chip-equivalents the job keeps busy (chips × chip_share)
+    duration_s: np.ndarray     # N×P
+    eligible: list[tuple[int, ...]]
+    reject_reason: list[str]
+
+
+def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=()) -> PreparedJobs:
+    n = len(jobs)
+    pools = fleet.pools
+    chips = jobs["chips"].to_numpy(np.int64)
+    share = jobs["chip_share"].to_numpy(np.float64)
+    shared = (chips == 1) & (share < 1.0)
+    efficiency = efficiency_matrix(jobs["stack"].to_numpy(), [p.accelerator for p in pools], porting)
+    duration, status = _run_times(jobs, fleet, catalog, efficiency, porting)
+    status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
+    duration = np.where(status == kernels.STATUS_OK, duration, np.inf)
+    ok = status == kernels.STATUS_OK
+    given = jobs["reject_reason"].to_numpy()
+    names = [p.name for p in pools]
+    eligible, reasons = [], []
+    for j in range(n):
+        eligible.append(tuple(np.flatnonzero(ok[j]).tolist()) if not given[j] else ())
+        if given[j]:
+            reasons.append(given[j])
+        elif not eligible[j]:
+            detail = ", ".join(f"{names[p]}: {REASONS[int(status[j, p])]}" for p in range(len(pools)))
+            reasons.append(f"no-eligible-pool ({detail})")
+        else:
+            reasons.append("")
+    return PreparedJobs(
+        arrival_s=jobs["arrival_s"].to_numpy(np.float64),
+        chips=chips,
+        share_units=np.where(shared, np.maximum(1, np.round(share * 1000)), 0).astype(np.int64),
+        busy_chips=np.where(shared, share, chips).astype(np.float64),
+        duration_s=duration,
+        eligible=eligible,
+        reject_reason=reasons,
+    )
+
+
+def efficiency_matrix(stacks: np.ndarray, accelerators: list, porting=()) -> np.ndarray:
+    """Fraction of peak each job's stack reaches on each chip; ports apply where the stack is not native."""
+    unique, codes = np.unique(stacks.astype(str), return_inverse=True)
+    table = np.zeros((len(unique), len(accelerators)))
+    for s, stack in enumerate(unique):
+        for p, accel in enumerate(accelerators):
+            eff = accel.stack_efficiency(stack)
+            if eff <= 0:
+                for port in porting:
+                    if port.from_stack == stack and port.accelerator in ("*", accel.id):
+                        eff = max(eff, max(accel.stacks.values()) * port.efficiency_frac)
+            table[s, p] = eff
+    return table[codes.reshape(-1)] if len(stacks) else np.zeros((0, len(accelerators)))
+
+
+def _model_arrays(jobs: pd.DataFrame, catalog: Catalog) -> dict[str, np.ndarray]:
+    """Per-job model properties; unknown models ('') get neutral values and ``has_model`` False."""
+    fields = ("train_flop_per_sample", "params", "train_bytes_per_param", "activation_bytes_per_sample",
+              "microbatch_samples", "embedding_params")
+    models = jobs["model"].to_numpy().astype(str)
+    unique, codes = np.unique(models, return_inverse=True)
+    table = {f: np.zeros(len(unique)) for f in fields}
+    has = np.zeros(len(unique), dtype=bool)
+    for u, name in enumerate(unique):
+        spec = catalog.models.get(name)
+        if spec is None:
+            table["train_flop_per_sample"][u] = 1.0
+            table["microbatch_samples"][u] = 1.0
+            continue
+        has[u] = True
+        for f in fields:
+            table[f][u] = getattr(spec, f)
+    codes = codes.reshape(-1)
+    out = {f: table[f][codes] for f in fields}
+    out["has_model"] = has[codes]
+    return out
+
+
+def _pool_arrays(accelerators, domain_chips, pool_chips) -> dict[str, np.ndarray]:
+    return {
+        "peak_flops": np.array([a.peak_flops for a in accelerators]),
+        "memory_bandwidth_bps": np.array([a.memory_bandwidth_tbps * 1e12 for a in accelerators]),
+        "memory_bytes": np.array([a.memory_gb * 1e9 for a in accelerators]),
+        "scale_up_bps": np.array([a.scale_up_bandwidth_gbps * 1e9 for a in accelerators]),
+        "scale_out_bps": np.array([a.scale_out_bandwidth_gbps * 1e9 for a in accelerators]),
+        "domain_chips": np.asarray(domain_chips, dtype=np.float64),
+        "pool_chips": np.asarray(pool_chips, dtype=np.float64),
+    }
+
+
+def _kernel(samples, m, chips, pool, efficiency):
+    return kernels.training_time_s(
+        samples, m["train_flop_per_sample"], m["params"], m["train_bytes_per_param"],
+        m["activation_bytes_per_sample"], m["microbatch_samples"], m["embedding_params"],
+        chips.astype(np.float64), pool["peak_flops"], pool["memory_bandwidth_bps"], pool["memory_bytes"],
+        pool["scale_up_bps"], pool["scale_out_bps"], pool["domain_chips"], pool["pool_chips"],
+        np.ascontiguousarray(efficiency),
+    )
+
+
+def _run_times(jobs, fleet, catalog, efficiency, porting):
+    pools = fleet.pools
+    m = _model_arrays(jobs, catalog)
+    chips = np.maximum(jobs["chips"].to_numpy(np.int64), 1)
+    pool = _pool_arrays([p.accelerator for p in pools], [p.domain_chips for p in pools], [p.count for p in pools])
+    samples = jobs["samples"].to_numpy(np.float64)
+    measured = jobs["duration_s"].to_numpy(np.float64)
+    time_based = ~np.isnan(measured)
+    one_step = chips * m["microbatch_samples"]
+    step_samples = np.where(time_based, one_step, samples)
+    step_time, status = _kernel(step_samples, m, chips, pool, efficiency)
+    # unknown model: only the stack and the gang size decide where it runs; no memory check
+    no_model = ~m["has_model"]
+    status[no_model] = np.where(
+        efficiency[no_model] <= 0, STATUS_STACK_UNSUPPORTED,
+        np.where(chips[no_model, None] > pool["pool_chips"][None, :], STATUS_GANG_TOO_LARGE, kernels.STATUS_OK))
+    duration = step_time.copy()
+    refs = jobs["reference_accelerator"].to_numpy().astype(str)
+    duration[time_based] = measured[time_based, None]
+    for ref in np.unique(refs[time_based]):
+        if not ref:
+            continue
+        rows = np.flatnonzero(time_based & (refs == ref))
+        ratio = _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency, pools, porting)
+        duration[rows] = measured[rows, None] * ratio
+    return duration, status
+
+
+def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency, pools, porting):
+    """step_p / step_ref for the given jobs; peak×efficiency ratio where the step time is not finite."""
+    accel = catalog.accelerators[ref]
+    ref_eff = efficiency_matrix(jobs["stack"].to_numpy()[rows], [accel], porting)
+    sub = {k: v[rows] for k, v in m.items()}
+    ref_pool = _pool_arrays([accel], [accel.scale_up_domain_chips], [np.inf])
+    ref_step, _ = _kernel(sub["microbatch_samples"] * chips[rows], sub, chips[rows], ref_pool, ref_eff)
+    ref_rate = accel.peak_flops * np.where(ref_eff[:, 0] > 0, ref_eff[:, 0], max(accel.stacks.values()))
+    pool_rate = np.array([p.accelerator.peak_flops for p in pools])[None, :] * efficiency[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_roofline = step_time[rows] / ref_step
+        by_peak = ref_rate[:, None] / pool_rate
+    usable = np.isfinite(by_roofline) & (by_roofline > 0) & sub["has_model"][:, None]
+    return np.where(usable, by_roofline, by_peak)
+
+
+def _allowed_mask(jobs: pd.DataFrame, fleet: Fleet) -> np.ndarray:
+    allowed = jobs["allowed_accelerators"].to_numpy().astype(str)
+    ids = [p.accelerator.id for p in fleet.pools]
+    mask = np.ones((len(jobs), len(ids)), dtype=bool)
+    for value in np.unique(allowed):
+        if not value:
+            continue
+        names = set(value.split("|"))
+        rows = allowed == value
+        mask[rows] = np.array([i in names for i in ids])[None, :]
+    return mask

@@ -1,0 +1,147 @@
+"""Bookkeeping of free chips in one pool: counts per scale-up domain, never per-chip objects.
+
+``DomainAllocator`` places a gang of ``g`` chips:
+* ``g <= domain size``: inside one domain, best fit (the domain with the fewest free chips that still
+  holds the gang), which keeps large holes open for large gangs;
+* ``g > domain size``: on ``ceil(g / D)`` wholly free full-size domains (the gang spans them over the
+  scale-out network; the last domain keeps its unused chips for others).
+Domains are kept in buckets by their free count, with a bit mask of non-empty buckets, so a placement
+costs a few integer operations whatever the pool size.
+
+``SharedChips`` packs fractional jobs (GPU sharing, ``chip_share < 1``) onto chips opened from the
+allocator, best fit by free share in thousandths; a chip goes back to its domain when it empties.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class DomainAllocator:
+    def __init__(self, domain_sizes: list[int]):
+        self.domain_chips = max(domain_sizes)
+        self.size = list(domain_sizes)
+        self.free = list(domain_sizes)
+        self.buckets: list[set[int]] = [set() for _ in range(self.domain_chips + 1)]
+        for domain, size in enumerate(domain_sizes):
+            self.buckets[size].add(domain)
+        self.mask = 0
+        for level, bucket in enumerate(self.buckets):
+            if bucket:
+                self.mask |= 1 << level
+        self.free_chips = sum(domain_sizes)
+        self.capacity = self.free_chips
+
+    def max_gang_now(self) -> int:
+        """Largest gang that fits now inside one domain (0 when full)."""
+        return self.mask.bit_length() - 1 if self.mask > 1 else 0
+
+    def can_place(self, chips: int) -> bool:
+        if chips <= self.domain_chips:
+            return (self.mask >> chips) != 0
+        return len(self.buckets[self.domain_chips]) >= math.ceil(chips / self.domain_chips)
+
+    def place(self, chips: int) -> tuple | None:
+        """Allocate ``chips``; return ((domain, n), ...) or None when it does not fit now."""
+        if chips <= self.domain_chips:
+            shifted = self.mask >> chips
+            if not shifted:
+                return None
+            level = chips + ((shifted & -shifted).bit_length() - 1)
+            domain = self._take(level)
+            self._put(domain, level - chips)
+            self.free_chips -= chips
+            return ((domain, chips),)
+        full = self.domain_chips
+        needed = math.ceil(chips / full)
+        if len(self.buckets[full]) < needed:
+            return None
+        parts, left = [], chips
+        for _ in range(needed):
+            domain = self._take(full)
+            used = min(full, left)
+            self._put(domain, full - used)
+            parts.append((domain, used))
+            left -= used
+        self.free_chips -= chips
+        return tuple(parts)
+
+    def release(self, parts: tuple) -> None:
+        for domain, chips in parts:
+            level = self.free[domain]
+            self.buckets[level].discard(domain)
+            if not self.buckets[level]:
+                self.mask &= ~(1 << level)
+            new_level = level + chips
+            if new_level > self.size[domain]:
+                raise RuntimeError(f"domain {domain} would hold {new_level} free chips of {self.size[domain]}")
+            self._put(domain, new_level)
+            self.free_chips += chips
+
+    def _take(self, level: int) -> int:
+        bucket = self.buckets[level]
+        domain = bucket.pop()  # sets of ints pop in a deterministic order
+        if not bucket:
+            self.mask &= ~(1 << level)
+        return domain
+
+    def _put(self, domain: int, level: int) -> None:
+        self.free[domain] = level
+        self.buckets[level].add(domain)
+        self.mask |= 1 << level
+
+
+SHARE_UNITS = 1000  # shares are counted in thousandths of a chip, as the Alibaba trace's gpu_milli
+
+
+class SharedChips:
+    """Chips opened for fractional jobs; ``open_chips`` count as allocated in the pool."""
+
+    def __init__(self, allocator: DomainAllocator):
+        self.allocator = allocator
+        self.free_units: dict[int, int] = {}
+        self.domain_of: dict[int, tuple] = {}
+        self.buckets: list[set[int]] = [set() for _ in range(SHARE_UNITS + 1)]
+        self.mask = 0
+        self.next_chip = 0
+
+    @property
+    def open_chips(self) -> int:
+        return len(self.free_units)
+
+    def can_place(self, units: int) -> bool:
+        return (self.mask >> units) != 0 or self.allocator.can_place(1)
+
+    def place(self, units: int) -> int | None:
+        """Give ``units`` thousandths of a chip; returns the shared chip's id, or None."""
+        shifted = self.mask >> units
+        if shifted:
+            level = units + ((shifted & -shifted).bit_length() - 1)
+            chip = self.buckets[level].pop()
+            if not self.buckets[level]:
+                self.mask &= ~(1 << level)
+        else:
+            parts = self.allocator.place(1)
+            if parts is None:
+                return None
+            chip, level = self.next_chip, SHARE_UNITS
+            self.next_chip += 1
+            self.domain_of[chip] = parts
+        self._set(chip, level - units)
+        return chip
+
+    def release(self, chip: int, units: int) -> None:
+        level = self.free_units[chip]
+        self.buckets[level].discard(chip)
+        if not self.buckets[level]:
+            self.mask &= ~(1 << level)
+        if level + units >= SHARE_UNITS:
+            del self.free_units[chip]
+            self.allocator.release(self.domain_of.pop(chip))
+        else:
+            self._set(chip, level + units)
+
+    def _set(self, chip: int, level: int) -> None:
+        self.free_units[chip] = level
+        self.buckets[level].add(chip)
+        self.mask |= 1 << level

@@ -1,0 +1,193 @@
+"""Resolve a scenario's site and pools against the catalog, and build the fleet's topology.
+
+A *pool* is identical chips (one accelerator type, cooling and owner). Chips sit in servers
+(``chips_per_server``), servers in racks (``servers_per_rack``), and chips joined by the fast fabric form
+*scale-up domains* (an 8-GPU HGX server, a 72-GPU NVL72 rack, a TPU slice). The engine counts free chips
+per domain; individual chips never appear in the hot path.
+
+Power model (per chip, at the wall of the IT equipment): idle ``idle_w`` and full load ``tdp_w``, both
+multiplied by ``1 + server_power_overhead_frac`` for host CPUs, NICs, fans and PSU losses. Facility power
+is IT power times the pinned PUE. These are simplifications until the facility issue lands.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+
+from sim.catalog import AcceleratorSpec, Catalog
+from sim.scenario.schema import Scenario, Site
+from sim.scenario.units import seconds_between
+
+HOURS_PER_YEAR = 365 * 24
+
+
+class FleetError(ValueError):
+    def __init__(self, pool_index: int, field: str, message: str):
+        self.pool_index, self.field = pool_index, field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ResolvedSite:
+    power_cap_w: float | None
+    pue: float
+    electricity_usd_per_kwh: float
+    carbon_g_per_kwh: float
+    cooling_kw_per_rack: dict[str, float]
+    server_power_overhead_frac: float
+    amortization_years: float
+
+
+@dataclass(frozen=True)
+class ResolvedPool:
+    index: int
+    name: str
+    accelerator: AcceleratorSpec
+    count: int
+    chips_per_server: int
+    servers_per_rack: int
+    domain_chips: int
+    cooling: str
+    online_from_s: float
+    owner: str
+    server_power_overhead_frac: float
+    chip_cost_usd_per_hour: float
+
+    @property
+    def servers(self) -> int:
+        return self.count // self.chips_per_server
+
+    @property
+    def racks(self) -> int:
+        return math.ceil(self.servers / self.servers_per_rack)
+
+    @property
+    def domain_sizes(self) -> np.ndarray:
+        """Chips in each scale-up domain; the last one may be partial."""
+        full, rest = divmod(self.count, self.domain_chips)
+        sizes = [self.domain_chips] * full + ([rest] if rest else [])
+        return np.asarray(sizes, dtype=np.int64)
+
+    @property
+    def idle_w_with_server(self) -> float:
+        return self.accelerator.idle_w * (1 + self.server_power_overhead_frac)
+
+    @property
+    def busy_w_with_server(self) -> float:
+        return self.accelerator.tdp_w * (1 + self.server_power_overhead_frac)
+
+    @property
+    def rack_power_w(self) -> float:
+        return self.chips_per_server * self.servers_per_rack * self.busy_w_with_server
+
+
+def resolve_site(site: Site, catalog: Catalog) -> ResolvedSite:
+    """Fill unset site fields from the catalog's facility defaults (each with its source)."""
+    d = catalog.site_defaults
+
+    def pick(value, key):
+        return float(value) if value is not None else d[key]
+
+    return ResolvedSite(
+        power_cap_w=site.power_cap_mw * 1e6 if site.power_cap_mw is not None else None,
+        pue=pick(site.pue, "pue"),
+        electricity_usd_per_kwh=pick(site.electricity_usd_per_kwh, "electricity_usd_per_kwh"),
+        carbon_g_per_kwh=pick(site.carbon_g_per_kwh, "carbon_g_per_kwh"),
+        cooling_kw_per_rack={
+            "air": pick(site.air_cooling_kw_per_rack, "air_cooling_kw_per_rack"),
+            "liquid": pick(site.liquid_cooling_kw_per_rack, "liquid_cooling_kw_per_rack"),
+        },
+        server_power_overhead_frac=pick(site.server_power_overhead_frac, "server_power_overhead_frac"),
+        amortization_years=pick(site.amortization_years, "amortization_years"),
+    )
+
+
+def resolve_pools(scenario: Scenario, catalog: Catalog) -> list[ResolvedPool]:
+    """Pools with every default filled in; raises ``FleetError`` for an inconsistent layout."""
+    site = resolve_site(scenario.site, catalog)
+    pools = []
+    for index, pool in enumerate(scenario.fleet):
+        accel = pool.accelerator if isinstance(pool.accelerator, AcceleratorSpec) else catalog.accelerators[pool.accelerator]
+        domain = pool.scale_up_domain_chips or accel.scale_up_domain_chips
+        per_server = pool.chips_per_server or min(8, domain)
+        if domain % per_server and per_server % domain:
+            raise FleetError(index, "chips_per_server",
+                             f"found {per_server}: a scale-up domain of {domain} chips must hold whole servers "
+                             f"(or a server whole domains); accepted: a divisor or multiple of {domain}")
+        if pool.count % per_server:
+            raise FleetError(index, "count",
+                             f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
+                             f"accepted: a multiple of {per_server}, e.g. {pool.count - pool.count % per_server or per_server}")
+        online = seconds_between(scenario.start, pool.online_from) if pool.online_from else 0.0
+        pools.append(ResolvedPool(
+            index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
+            servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count),
+            cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
+            server_power_overhead_frac=site.server_power_overhead_frac,
+            chip_cost_usd_per_hour=_chip_cost_usd_per_hour(accel, pool.owner, site),
+        ))
+    return pools
+
+
+def _chip_cost_usd_per_hour(accel: AcceleratorSpec, owner: str, site: ResolvedSite) -> float:
+    """Capital or rental cost of one chip-hour, energy excluded [USD/h].
+
+    Owned chips: purchase price amortized linearly over ``amortization_years``; a chip with no public
+    price (TPU, MTIA, Trainium) falls back to its cloud rate, else 0. Rented chips: the cloud rate.
+    """
+    if owner == "owned" and accel.price_usd is not None:
+        return accel.price_usd / (site.amortization_years * HOURS_PER_YEAR)
+    return accel.cloud_usd_per_chip_hour or 0.0
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The resolved pools and site, and the topology graph built once from them."""
+
+    site: ResolvedSite
+    pools: list[ResolvedPool]
+    topology: nx.Graph
+
+    @property
+    def total_chips(self) -> int:
+        return sum(p.count for p in self.pools)
+
+
+def build_fleet(scenario: Scenario, catalog: Catalog) -> Fleet:
+    site = resolve_site(scenario.site, catalog)
+    pools = resolve_pools(scenario, catalog)
+    return Fleet(site=site, pools=pools, topology=build_topology(pools))
+
+
+def build_topology(pools: list[ResolvedPool]) -> nx.Graph:
+    """Site -> racks -> servers, with scale-up domains as hubs joining their servers.
+
+    Edge attribute ``bandwidth_gbps`` is the aggregate bandwidth of the link in GB/s: a server's link
+    to its domain's fabric carries ``chips × scale_up_bandwidth``; its link to the rack switch carries
+    ``chips × scale_out_bandwidth``. Racks join the site spine; the spine is not oversubscribed here.
+    """
+    graph = nx.Graph()
+    graph.add_node("site", kind="site")
+    for pool in pools:
+        accel = pool.accelerator
+        server_up = pool.chips_per_server * accel.scale_up_bandwidth_gbps
+        server_out = pool.chips_per_server * accel.scale_out_bandwidth_gbps
+        servers_per_domain = max(1, pool.domain_chips // pool.chips_per_server)
+        for rack in range(pool.racks):
+            rack_id = f"{pool.name}/rack{rack}"
+            graph.add_node(rack_id, kind="rack", pool=pool.name)
+            graph.add_edge("site", rack_id, bandwidth_gbps=server_out * pool.servers_per_rack)
+        for server in range(pool.servers):
+            server_id = f"{pool.name}/server{server}"
+            rack_id = f"{pool.name}/rack{server // pool.servers_per_rack}"
+            domain_id = f"{pool.name}/domain{server // servers_per_domain}"
+            if domain_id not in graph:
+                graph.add_node(domain_id, kind="domain", pool=pool.name)
+            graph.add_node(server_id, kind="server", pool=pool.name, chips=pool.chips_per_server)
+            graph.add_edge(rack_id, server_id, bandwidth_gbps=server_out)
+            graph.add_edge(domain_id, server_id, bandwidth_gbps=server_up)
+    return graph

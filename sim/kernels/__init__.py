@@ -1,0 +1,37 @@
+"""Hot-path kernels: Numba-compiled, each with a pure-NumPy reference twin of the same signature.
+
+If Numba cannot be imported, or ``SIM_DISABLE_NUMBA=1`` is set, the package warns once and uses the
+twins; ``NUMBA_ENABLED`` says which ran (it is written to every run's manifest).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from sim.kernels import reference
+from sim.kernels.reference import (
+    STATUS_GANG_TOO_LARGE,
+    STATUS_OK,
+    STATUS_OUT_OF_MEMORY,
+    STATUS_STACK_UNSUPPORTED,
+)
+
+NUMBA_ENABLED = False
+if os.environ.get("SIM_DISABLE_NUMBA", "") not in ("1", "true", "yes"):
+    try:
+        from sim.kernels import compiled as _compiled
+
+        NUMBA_ENABLED = True
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        warnings.warn(f"numba unavailable ({exc}); using the pure-Python kernels", RuntimeWarning, stacklevel=2)
+
+training_time_s = _compiled.training_time_s if NUMBA_ENABLED else reference.training_time_s
+
+STATUS_REASONS = {
+    STATUS_STACK_UNSUPPORTED: "stack-unsupported",
+    STATUS_OUT_OF_MEMORY: "out-of-memory",
+    STATUS_GANG_TOO_LARGE: "gang-larger-than-pool",
+}
+
+__all__ = ["training_time_s", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]

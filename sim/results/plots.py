@@ -1,0 +1,76 @@
+"""PNG plots of a run, drawn from one ``Results`` object (matplotlib is imported only here).
+
+* ``utilization.png`` — utilization per accelerator type over time
+* ``queue.png`` — mean queue length per time bin
+* ``jct.png`` — CDF of job completion time per accelerator type (log time axis)
+* ``power.png`` — IT and facility power against the site cap
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DAY_S = 86400.0
+
+
+def write_plots(results, out: Path) -> list[Path]:
+    ts = results.timeseries
+    days = ts["time_s"].to_numpy() / DAY_S
+    title = results.summary.get("scenario") or results.manifest.get("scenario", "")
+    paths = [
+        _plot(out / "utilization.png", f"{title}: utilization by accelerator type", "utilization",
+              lambda ax: _utilization(ax, ts, days)),
+        _plot(out / "queue.png", f"{title}: jobs waiting", "queued jobs (bin mean)",
+              lambda ax: ax.step(days, ts["queue_length"], where="post", color="tab:red")),
+        _plot(out / "jct.png", f"{title}: job completion time by accelerator type", "fraction of jobs",
+              lambda ax: _jct(ax, results.jobs), xlabel="job completion time [h]"),
+        _plot(out / "power.png", f"{title}: power against the site cap", "power [MW]",
+              lambda ax: _power(ax, ts, days, results.summary.get("power_cap_kw"))),
+    ]
+    return paths
+
+
+def _plot(path: Path, title: str, ylabel: str, draw, xlabel: str = "simulated time [days]") -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    draw(ax)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _utilization(ax, ts, days) -> None:
+    for column in ts.columns:
+        if column.startswith("utilization."):
+            ax.step(days, ts[column], where="post", label=column.split(".", 1)[1])
+    ax.set_ylim(0, 1.05)
+
+
+def _jct(ax, jobs) -> None:
+    done = jobs[jobs["state"] == "completed"]
+    for accel, group in done.groupby("accelerator"):
+        hours = np.sort((group["end_s"] - group["arrival_s"]).to_numpy()) / 3600.0
+        fraction = np.arange(1, len(hours) + 1) / len(hours)
+        ax.step(np.maximum(hours, 1e-3), fraction, where="post", label=f"{accel} ({len(hours)})")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+
+
+def _power(ax, ts, days, cap_kw) -> None:
+    ax.step(days, ts["it_power_kw"] / 1e3, where="post", label="IT")
+    ax.step(days, ts["facility_power_kw"] / 1e3, where="post", label="facility (IT × PUE)")
+    if cap_kw:
+        ax.axhline(cap_kw / 1e3, color="black", linestyle="--", label="site cap")
+    ax.set_ylim(bottom=0)

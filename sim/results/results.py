@@ -1,0 +1,66 @@
+"""``Results``: one object holding a run's summary, tables and manifest; renderers read from it.
+
+Building a ``Results`` writes nothing; ``save(dir)`` writes ``summary.json``, ``jobs.csv``,
+``timeseries.csv``, ``manifest.json`` and (unless disabled) the PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass
+class Results:
+    summary: dict
+    jobs: pd.DataFrame
+    timeseries: pd.DataFrame
+    manifest: dict
+    scenario: object = field(repr=False, default=None)
+
+    def save(self, directory: str | Path, plots: bool | None = None) -> Path:
+        """Write every output file into ``directory`` (created if needed); returns the directory."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
+        (out / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+        self.jobs.to_csv(out / "jobs.csv", index=False)
+        self.timeseries.to_csv(out / "timeseries.csv", index=False)
+        want_plots = plots if plots is not None else (self.scenario is None or self.scenario.outputs.plots)
+        if want_plots:
+            from sim.results.plots import write_plots
+
+            write_plots(self, out)
+        return out
+
+    def table(self) -> str:
+        """A short plain-text table of the headline numbers (what the CLI prints)."""
+        s = self.summary
+        j = s["jobs"]
+        lines = [
+            f"jobs       submitted {j['submitted']}  completed {j['completed']}  running {j['running']}  "
+            f"queued {j['queued']}  rejected {j['rejected']}  beyond horizon {j['beyond_horizon']}",
+            f"JCT        {_stat_line(s['jct_s'])}",
+            f"queue wait {_stat_line(s['queue_wait_s'])}",
+        ]
+        for accel, util in sorted(s["utilization_by_accelerator"].items()):
+            lines.append(f"util       {accel:<14} {util:7.1%}")
+        cap = s["power_cap_kw"]
+        lines.append(f"power      peak facility {s['peak_facility_power_kw'] / 1e3:.3f} MW"
+                     + (f" of cap {cap / 1e3:.3f} MW" if cap else " (no cap)"))
+        lines.append(f"energy     {s['facility_energy_kwh'] / 1e3:,.1f} MWh  ${s['energy_cost_usd']:,.0f}  "
+                     f"{s['carbon_kg'] / 1e3:,.1f} tCO2e  chips ${s['fleet_cost_usd']:,.0f}")
+        return "\n".join(lines)
+
+
+def _stat_line(stats: dict) -> str:
+    if stats["mean"] is None:
+        return "n/a"
+    return "  ".join(f"{k} {_hours(v)}" for k, v in stats.items())
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f}h" if seconds >= 360 else f"{seconds:.0f}s"

@@ -1,0 +1,73 @@
+"""Run one scenario end to end: build the fleet and jobs, run the engine, compute the results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import simpy
+
+from sim import kernels
+from sim.catalog import builtin_catalog
+from sim.engine.cluster import Cluster
+from sim.engine.prepare import prepare_jobs
+from sim.fleet import build_fleet
+from sim.policies.registry import registry
+from sim.results import compute
+from sim.results.manifest import build_manifest
+from sim.results.results import Results
+from sim.scenario.loader import source_of
+from sim.scenario.schema import Scenario
+from sim.workload import training_jobs
+
+
+def run(scenario: Scenario, progress: bool = False) -> Results:
+    """Simulate ``scenario`` and return its ``Results``; writes no file (call ``results.save(dir)``)."""
+    wall_start = time.perf_counter()
+    catalog = builtin_catalog().with_additions(scenario.accelerators, scenario.models)
+    fleet = build_fleet(scenario, catalog)
+    _, origin = source_of(scenario)
+    jobs = training_jobs(scenario, origin.directory)
+    prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
+    horizon = float(scenario.duration)
+    env = simpy.Environment()
+    scheduler_cls = registry("scheduler")[scenario.policy.scheduler.kind]
+    with _progress_bar(progress, horizon) as update:
+        cluster = Cluster(env, fleet, prepared, horizon,
+                          lambda c: scheduler_cls(c, scenario.policy.scheduler), progress=update)
+        env.run(until=cluster.process)
+    outcome = cluster.outcome()
+    jobs_out = compute.jobs_table(jobs, outcome, fleet)
+    series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start)
+    summary = compute.summary(jobs_out, series, fleet, horizon)
+    manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events)
+    return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario)
+
+
+class _progress_bar:
+    """A tqdm bar over simulated time, shown only when asked (the CLI on a terminal)."""
+
+    def __init__(self, enabled: bool, horizon_s: float):
+        self.enabled, self.horizon_s, self.bar = enabled, horizon_s, None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=round(self.horizon_s / 86400, 1), unit="sim-day", leave=False)
+
+        def update(t_s: float) -> None:
+            self.bar.n = round(t_s / 86400, 1)
+            self.bar.refresh()
+
+        return update
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
+def default_output_dir(scenario: Scenario) -> Path:
+    return Path("outputs") / scenario.name

@@ -1,0 +1,135 @@
+"""Checks that need more than the schema: catalog names, registry keys, and physical feasibility.
+
+Each check returns problems rather than raising, so a scenario's mistakes are reported together.
+Feasibility checks (rack power against rack cooling, fleet idle power against the site cap) use the
+same resolved fleet the engine will use, so they cannot disagree with the simulation.
+"""
+
+from __future__ import annotations
+
+from sim.catalog import STACKS, builtin_catalog
+from sim.scenario.errors import Problem, suggest
+from sim.scenario.schema import Scenario
+
+
+def check_scenario(scenario: Scenario, origin) -> list[Problem]:
+    catalog = builtin_catalog().with_additions(
+        scenario.accelerators, scenario.models
+    )
+    problems: list[Problem] = []
+
+    def add(path: tuple, message: str) -> None:
+        from sim.scenario.errors import format_path
+
+        problems.append(Problem(origin.locate(path), format_path(path), message))
+
+    _check_fleet(scenario, catalog, add)
+    _check_training(scenario, catalog, add)
+    _check_policy(scenario, add)
+    _check_porting(scenario, catalog, add)
+    if not problems:
+        _check_feasibility(scenario, catalog, add)
+    return problems
+
+
+def _check_fleet(scenario, catalog, add) -> None:
+    names = set()
+    for index, pool in enumerate(scenario.fleet):
+        if pool.name in names:
+            add(("fleet", index, "name"), f"duplicate pool name {pool.name!r}; pool names must be unique")
+        names.add(pool.name)
+        if isinstance(pool.accelerator, str) and pool.accelerator not in catalog.accelerators:
+            add(("fleet", index, "accelerator"),
+                f"unknown accelerator {pool.accelerator!r}" + suggest(pool.accelerator, catalog.accelerators))
+        if pool.online_from is not None and pool.online_from < scenario.start:
+            add(("fleet", index, "online_from"),
+                f"found {pool.online_from}: a pool cannot come online before the scenario start {scenario.start}")
+
+
+def _check_training(scenario, catalog, add) -> None:
+    training = scenario.workloads.training
+    if training is None:
+        return
+    base = ("workloads", "training")
+    gen = training.generator
+    if gen is not None:
+        g = base + ("generator",)
+        _check_mix(g + ("chips",), gen.chips, add)
+        _check_mix(g + ("models",), gen.models, add)
+        _check_mix(g + ("stacks",), gen.stacks, add)
+        for model, mix in gen.chips_by_model.items():
+            _check_mix(g + ("chips_by_model", model), mix, add)
+            if model not in gen.models:
+                add(g + ("chips_by_model", model), f"model {model!r} is not in the models mix; known: "
+                    + ", ".join(gen.models))
+        for path, mix in [(g + ("chips",), gen.chips)] + [
+                (g + ("chips_by_model", m), mix) for m, mix in gen.chips_by_model.items()]:
+            for size in mix:
+                if size <= 0:
+                    add(path + (str(size),), f"found {size}: a gang size must be a positive number of chips")
+        for model in gen.models:
+            if model not in catalog.models:
+                add(g + ("models", model), f"unknown model {model!r}" + suggest(model, catalog.models))
+        for stack in gen.stacks:
+            if stack not in STACKS:
+                add(g + ("stacks", stack), f"unknown stack {stack!r}" + suggest(stack, STACKS))
+        ref = gen.reference_accelerator
+        if ref is not None and ref not in catalog.accelerators:
+            add(g + ("reference_accelerator",), f"unknown accelerator {ref!r}" + suggest(ref, catalog.accelerators))
+    if training.trace is not None and training.trace.accelerator_map:
+        for trace_name, accel in training.trace.accelerator_map.items():
+            if accel not in catalog.accelerators:
+                add(base + ("trace", "accelerator_map", trace_name),
+                    f"unknown accelerator {accel!r}" + suggest(accel, catalog.accelerators))
+
+
+def _check_mix(path: tuple, mix: dict, add) -> None:
+    weights = list(mix.values())
+    if not weights:
+        add(path, "a mix needs at least one entry")
+    elif any(w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
+        add(path, f"probabilities must be non-negative and sum to 1 (they sum to {sum(weights):.6g})")
+
+
+def _check_policy(scenario, add) -> None:
+    from sim.policies.registry import registry
+
+    kind = scenario.policy.scheduler.kind
+    known = registry("scheduler")
+    if kind not in known:
+        add(("policy", "scheduler", "kind"), f"unknown scheduler {kind!r}" + suggest(kind, known))
+
+
+def _check_porting(scenario, catalog, add) -> None:
+    for index, port in enumerate(scenario.porting):
+        if port.from_stack not in STACKS:
+            add(("porting", index, "from_stack"), f"unknown stack {port.from_stack!r}" + suggest(port.from_stack, STACKS))
+        if port.accelerator != "*" and port.accelerator not in catalog.accelerators:
+            add(("porting", index, "accelerator"),
+                f"unknown accelerator {port.accelerator!r}" + suggest(port.accelerator, catalog.accelerators))
+
+
+def _check_feasibility(scenario, catalog, add) -> None:
+    from sim.fleet.build import FleetError, resolve_pools, resolve_site
+
+    site = resolve_site(scenario.site, catalog)
+    try:
+        pools = resolve_pools(scenario, catalog)
+    except FleetError as exc:
+        add(("fleet", exc.pool_index, exc.field), str(exc))
+        return
+    for index, pool in enumerate(pools):
+        cooling_kw = site.cooling_kw_per_rack[pool.cooling]
+        if pool.rack_power_w / 1e3 > cooling_kw:
+            per_server_kw = pool.rack_power_w / 1e3 / pool.servers_per_rack
+            fitting = int(cooling_kw // per_server_kw)
+            add(("fleet", index, "servers_per_rack"),
+                f"a rack of {pool.servers_per_rack} servers draws {pool.rack_power_w / 1e3:.1f} kW but "
+                f"{pool.cooling} cooling removes {cooling_kw:g} kW per rack; accepted: servers_per_rack <= "
+                f"{fitting}, or cooling: liquid, or a lower-power chip")
+    if site.power_cap_w is not None:
+        idle_w = sum(p.count * p.idle_w_with_server for p in pools) * site.pue
+        if idle_w > site.power_cap_w:
+            add(("site", "power_cap_mw"),
+                f"found {site.power_cap_w / 1e6:g} MW: the fleet's idle power alone is "
+                f"{idle_w / 1e6:.3g} MW at PUE {site.pue:g}; accepted: a cap above that, or a smaller fleet")

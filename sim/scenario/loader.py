@@ -1,0 +1,177 @@
+"""Load a scenario: YAML -> typed ``Scenario``, reporting every problem with file, line and field.
+
+Pipeline (one implementation for files, ``--set`` and ``with_overrides``):
+raw data (+ overrides) -> pydantic validation -> catalog/registry checks -> ``Scenario``.
+All problems found are collected and raised together as one ``ScenarioError``.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from sim.scenario.errors import Problem, ScenarioError, format_path, suggest
+from sim.scenario.overrides import OverrideError, apply_overrides
+from sim.scenario.schema import Scenario
+from sim.scenario.yaml_lines import YamlSyntaxError, load_with_lines
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a scenario's data came from, to turn a field path into ``file:line``."""
+
+    file: str
+    lines: dict[tuple, int] = field(default_factory=dict)
+    overridden: dict[tuple, str] = field(default_factory=dict)
+
+    def locate(self, path: tuple) -> str:
+        for length in range(len(path), -1, -1):
+            prefix = tuple(path[:length])
+            if prefix in self.overridden:
+                return f"{self.file} ({self.overridden[prefix]})"
+            if prefix in self.lines:
+                return f"{self.file}:{self.lines[prefix]}"
+        return self.file
+
+    @property
+    def directory(self) -> Path:
+        path = Path(self.file)
+        return path.parent if path.suffix else Path(".")
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; raise ``ScenarioError`` listing every problem."""
+    path = Path(path)
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([Problem(label, "", f"cannot read file: {exc.strerror or exc}")]) from None
+    return load_text(text, label)
+
+
+def load_text(text: str, label: str = "<scenario>") -> Scenario:
+    """Validate scenario YAML text; ``label`` names it in errors (usually the file path)."""
+    try:
+        data, lines, duplicates = load_with_lines(text)
+    except YamlSyntaxError as exc:
+        raise ScenarioError([Problem(f"{label}:{exc.line}", "", str(exc))]) from None
+    origin = Origin(label, lines)
+    problems = [Problem(origin.locate(path), format_path(path), "duplicate key (the later one would win)")
+                for path, _ in duplicates]
+    return build(data, origin, problems)
+
+
+def build(data: object, origin: Origin, problems: list[Problem] | None = None) -> Scenario:
+    """Validate source data into a ``Scenario`` (pydantic first, then catalog and registry checks)."""
+    from sim.scenario.checks import check_scenario
+
+    problems = list(problems or [])
+    if not isinstance(data, dict):
+        problems.append(Problem(origin.file, "", "a scenario is a YAML mapping of sections (name, fleet, ...)"))
+        raise ScenarioError(problems)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, data, origin))
+        raise ScenarioError(problems) from None
+    problems.extend(check_scenario(scenario, origin))
+    if problems:
+        raise ScenarioError(problems)
+    object.__setattr__(scenario, "_source", (data, origin))
+    return scenario
+
+
+def with_overrides(scenario: Scenario, overrides: dict[str, object]) -> Scenario:
+    """A new scenario with dotted-path overrides applied and validated like the original file."""
+    data, origin = source_of(scenario)
+    try:
+        changed, overridden = apply_overrides(data, overrides)
+    except OverrideError as exc:
+        raise ScenarioError([Problem(origin.file, "", f"--set {exc}")]) from None
+    new_origin = Origin(origin.file, origin.lines, {**origin.overridden, **overridden})
+    return build(changed, new_origin)
+
+
+def source_of(scenario: Scenario) -> tuple[dict, Origin]:
+    """The source data and origin a scenario was built from (a programmatic one gets its own dump)."""
+    source = getattr(scenario, "_source", None)
+    if source is None:
+        return scenario.model_dump(mode="json", exclude_defaults=True), Origin("<python>")
+    return source
+
+
+def _pydantic_problems(exc: ValidationError, data: dict, origin: Origin) -> list[Problem]:
+    errors = [(_clean_loc(err["loc"], data), err) for err in exc.errors()]
+    paths = [path for path, _ in errors]
+    problems, seen = [], set()
+    for path, err in errors:
+        # a union member's "not a string" is noise when the mapping form has its own, deeper errors
+        if any(other[: len(path)] == path and len(other) > len(path) for other in paths):
+            continue
+        text = _message(path, err)
+        if (path, text) in seen:
+            continue
+        seen.add((path, text))
+        problems.append(Problem(origin.locate(path), format_path(path), text))
+    return problems
+
+
+def _clean_loc(loc: tuple, data: object) -> tuple:
+    """Drop pydantic's union/validator tags from ``loc`` so it matches the data's own path."""
+    path, node = [], data
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and str(part) in node:
+            path.append(str(part))
+            node = node[str(part)]
+        elif last and isinstance(part, (str, int)) and "[" not in str(part) and part != "[key]":
+            path.append(part)
+    return tuple(path)
+
+
+def _message(path: tuple, err: dict) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        accepted = _fields_at(path[:-1])
+        return f"unknown field {path[-1]!r}" + (suggest(str(path[-1]), accepted) if accepted else "")
+    if kind == "missing":
+        return "required field is missing"
+    message = err["msg"]
+    message = message.removeprefix("Value error, ")
+    found = err.get("input")
+    if kind != "value_error" and not isinstance(found, (dict, list)):
+        return f"found {found!r}: {message}"
+    return message
+
+
+def _fields_at(path: tuple) -> list[str]:
+    """Field names of the model that sits at ``path`` in a scenario (for 'accepted: ...' hints)."""
+    model: type[BaseModel] | None = Scenario
+    for part in path:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        model = _model_in(info.annotation) if info else None
+    return sorted(model.model_fields) if model else []
+
+
+def _model_in(annotation) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,179 @@
+"""Scenario schema v1: typed, frozen models; unknown keys are rejected; units are in the field names.
+
+Each field is defined once, here, with its default, unit and a one-line description; the scenario
+reference (``dcsim schema``) is generated from these definitions. Cross-references to the catalog
+(accelerator and model names) and registry keys (``policy.scheduler.kind``) are checked afterwards by
+``sim.scenario.checks``, which needs the catalog and can list the accepted names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from sim.catalog.specs import AcceleratorSpec, ModelSpec
+from sim.scenario.units import parse_duration_s
+
+DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(Strict):
+    """The site's power, pinned PUE, energy price and grid carbon. Unset values come from the catalog."""
+
+    power_cap_mw: float | None = Field(None, gt=0, description="site power cap, facility side [MW]; none = no cap")
+    pue: float | None = Field(None, ge=1.0, description="power usage effectiveness, pinned [-]")
+    electricity_usd_per_kwh: float | None = Field(None, ge=0, description="energy price [USD/kWh]")
+    carbon_g_per_kwh: float | None = Field(None, ge=0, description="grid carbon intensity [gCO2e/kWh]")
+    air_cooling_kw_per_rack: float | None = Field(None, gt=0, description="heat an air-cooled rack removes [kW]")
+    liquid_cooling_kw_per_rack: float | None = Field(None, gt=0, description="heat a liquid-cooled rack removes [kW]")
+    server_power_overhead_frac: float | None = Field(
+        None, ge=0, description="non-accelerator server power per unit of accelerator power [-]"
+    )
+    amortization_years: float | None = Field(None, gt=0, description="capex amortization period [years]")
+
+
+class Pool(Strict):
+    """Identical chips of one accelerator type, cooling and owner, grouped into servers and racks."""
+
+    name: str = Field(description="unique pool name")
+    accelerator: str | AcceleratorSpec = Field(description="catalog id, or a custom spec inline")
+    count: int = Field(gt=0, description="number of chips")
+    chips_per_server: int | None = Field(None, gt=0, description="chips per server [default: min(8, domain)]")
+    servers_per_rack: int = Field(4, gt=0, description="servers per rack")
+    scale_up_domain_chips: int | None = Field(None, gt=0, description="chips per fast-fabric domain [default: catalog]")
+    cooling: Literal["air", "liquid"] | None = Field(None, description="rack cooling [default: as the chip ships]")
+    online_from: dt.date | None = Field(None, description="date the pool comes online [default: scenario start]")
+    owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
+
+    @property
+    def accelerator_id(self) -> str:
+        return self.accelerator if isinstance(self.accelerator, str) else self.accelerator.id
+
+
+class Distribution(Strict):
+    """A positive random quantity: exactly one of the forms below."""
+
+    fixed: float | None = Field(None, ge=0, description="always this value")
+    lognormal: dict[Literal["median", "sigma"], float] | None = Field(None, description="{median, sigma}")
+    exponential: dict[Literal["mean"], float] | None = Field(None, description="{mean}")
+    uniform: dict[Literal["low", "high"], float] | None = Field(None, description="{low, high}")
+    empirical: str | None = Field(None, description="'philly-runtime' or a one-column CSV path")
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [name for name in ("fixed", "lognormal", "exponential", "uniform", "empirical")
+                 if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of fixed, lognormal, exponential, uniform, empirical (found {given or 'none'})"
+            )
+        return self
+
+
+class TraceSource(Strict):
+    """A real job trace on disk."""
+
+    format: Literal["alibaba-gpu-2023"] = Field(description="trace format")
+    path: str = Field(description="file path, relative to the scenario file or to the packaged traces")
+    limit: int | None = Field(None, gt=0, description="read only the first N rows")
+    accelerator_map: dict[str, str] | None = Field(
+        None, description="trace GPU model -> catalog accelerator id [default: the format's own map]"
+    )
+    time_scale: float = Field(1.0, gt=0, description="multiply trace times by this factor")
+
+
+class JobGenerator(Strict):
+    """Synthetic training jobs: Poisson arrivals, and mixes of gang size, model and software stack."""
+
+    jobs: int = Field(gt=0, description="number of jobs to generate")
+    arrival_rate_per_hour: float = Field(gt=0, description="Poisson arrival rate [jobs/hour]")
+    chips: dict[int, float] = Field(description="gang size [chips] -> probability")
+    models: dict[str, float] = Field(description="catalog model id -> probability")
+    chips_by_model: dict[str, dict[int, float]] = Field(
+        {}, description="model id -> its own gang-size mix, replacing `chips` for that model"
+    )
+    stacks: dict[str, float] = Field({"portable": 1.0}, description="software stack -> probability")
+    duration_s: Distribution | None = Field(None, description="run time on reference_accelerator [s]")
+    reference_accelerator: str | None = Field(
+        None, description="where duration_s was measured; other chips scale by throughput ratio"
+    )
+    samples: Distribution | None = Field(None, description="work per job [samples, e.g. tokens]")
+
+    @model_validator(mode="after")
+    def _one_work_form(self):
+        if (self.duration_s is None) == (self.samples is None):
+            raise ValueError("give exactly one of duration_s and samples")
+        return self
+
+
+class TrainingWorkload(Strict):
+    """Training jobs from a trace or a generator."""
+
+    trace: TraceSource | None = None
+    generator: JobGenerator | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.trace is None) == (self.generator is None):
+            raise ValueError("give exactly one of trace and generator")
+        return self
+
+
+class Workloads(Strict):
+    training: TrainingWorkload | None = None
+
+
+class Port(Strict):
+    """A granted port: jobs written for ``from_stack`` may run on ``accelerator`` at a penalty."""
+
+    from_stack: str = Field(description="stack the job is written for")
+    accelerator: str = Field(description="accelerator id it is ported to, or '*' for every chip")
+    efficiency_frac: float = Field(gt=0, le=1, description="fraction of the chip's best native efficiency")
+
+
+class SchedulerPolicy(Strict):
+    kind: str = Field("fifo", description="scheduler registry key: fifo, fifo-backfill, hetero-aware")
+    objective: Literal["earliest-finish", "cheapest"] = Field(
+        "earliest-finish", description="what hetero-aware minimises"
+    )
+    backfill_window: int = Field(64, gt=0, description="queued jobs a backfilling scheduler looks at per event")
+
+
+class Policy(Strict):
+    scheduler: SchedulerPolicy = SchedulerPolicy()
+
+
+class Outputs(Strict):
+    timeseries_interval: DurationS = Field(3600.0, gt=0, description="time-series bin width [s or '1h']")
+    plots: bool = Field(True, description="write PNG plots with the results")
+
+
+class Scenario(Strict):
+    """A complete what-if: site, fleet, workloads, policy and outputs."""
+
+    schema_version: Literal[1] = Field(description="scenario schema version")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name; outputs go to outputs/<name>")
+    description: str = ""
+    seed: int = Field(0, ge=0, description="seed of the run's random streams")
+    start: dt.date = Field(description="calendar date of simulated time 0")
+    duration: DurationS = Field(gt=0, description="simulated horizon [s, or '90d', '2y']")
+    site: Site = Site()
+    fleet: tuple[Pool, ...] = Field(min_length=1, description="pools of identical chips")
+    accelerators: tuple[AcceleratorSpec, ...] = Field((), description="scenario's own accelerators")
+    models: tuple[ModelSpec, ...] = Field((), description="scenario's own models")
+    porting: tuple[Port, ...] = Field((), description="granted ports of stacks onto chips")
+    workloads: Workloads = Workloads()
+    policy: Policy = Policy()
+    outputs: Outputs = Outputs()
+
+    def with_overrides(self, overrides: dict[str, object]) -> "Scenario":
+        """A new scenario with dotted-path overrides (``{"site.power_cap_mw": 80}``), validated like a file."""
+        from sim.scenario.loader import with_overrides
+
+        return with_overrides(self, overrides)

@@ -1,0 +1,56 @@
+"""Unit conventions for scenarios: durations, dates and sizes.
+
+Everything inside the simulator is SI: seconds, watts, bytes, FLOP. Scenario fields carry their unit in
+their name (``power_cap_mw``, ``lead_time_days``); the few fields that accept a human-friendly string
+(``duration: 90d``) are converted here, once, at load time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+SECONDS_PER_UNIT = {
+    "s": 1.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 7 * 86400.0,
+    "y": 365 * 86400.0,  # a simulated year is 365 days; leap days are ignored
+}
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|h|d|w|y)\s*$")
+
+
+def parse_duration_s(value: object) -> float:
+    """Return a duration in seconds from ``3600``, ``"90d"``, ``"2y"``, ``"1.5h"`` or ``"30min"``.
+
+    Raises ``ValueError`` naming the accepted forms when the value is not understood.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match is None:
+            raise ValueError(
+                f"cannot read duration {value!r}; accepted: seconds as a number, or a number followed by "
+                f"one of {', '.join(SECONDS_PER_UNIT)} (e.g. '90d', '2y', '12h')"
+            )
+        seconds = float(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
+    else:
+        raise ValueError(f"expected a duration like '90d' or seconds, got {type(value).__name__}")
+    if seconds < 0:
+        raise ValueError(f"duration must not be negative, got {value!r}")
+    return seconds
+
+
+def seconds_between(start: dt.date, later: dt.date) -> float:
+    """Seconds from the scenario start date to ``later`` (both calendar dates, midnight UTC)."""
+    return float((later - start).days * 86400)
+
+
+def date_at(start: dt.date, t_s: float) -> dt.datetime:
+    """The calendar time ``t_s`` seconds after the scenario start."""
+    return dt.datetime.combine(start, dt.time()) + dt.timedelta(seconds=float(t_s))

@@ -1,0 +1,41 @@
+"""Workloads: trace readers (real public formats) and synthetic generators; nothing here knows the engine."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from sim.workload.alibaba import TraceError, read_alibaba_pods
+from sim.workload.generator import generate_jobs
+from sim.workload.jobs import JOB_COLUMNS, make_job_table
+
+PACKAGED_TRACES = resources.files("sim.workload").joinpath("traces")
+
+
+def resolve_trace_path(path: str, base_dir: Path) -> Path:
+    """A trace path relative to the scenario's folder, else to the packaged ``traces/`` folder."""
+    candidate = base_dir / path
+    if candidate.exists():
+        return candidate
+    packaged = Path(str(PACKAGED_TRACES.joinpath(path)))
+    if packaged.exists():
+        return packaged
+    raise FileNotFoundError(f"trace file {path!r} not found in {base_dir} nor in the packaged traces")
+
+
+def training_jobs(scenario, base_dir: Path) -> pd.DataFrame:
+    """The scenario's training jobs as a job table (empty when the scenario has none)."""
+    training = scenario.workloads.training
+    if training is None:
+        return make_job_table({"job_id": [], "arrival_s": [], "chips": []})
+    if training.generator is not None:
+        return generate_jobs(training.generator, scenario.seed, base_dir)
+    trace = training.trace
+    path = resolve_trace_path(trace.path, base_dir)
+    return read_alibaba_pods(path, trace.accelerator_map, trace.limit, trace.time_scale)
+
+
+__all__ = ["JOB_COLUMNS", "TraceError", "generate_jobs", "make_job_table", "read_alibaba_pods",
+           "resolve_trace_path", "training_jobs"]

@@ -1,0 +1,51 @@
+"""Synthetic training jobs: Poisson arrivals and mixes of gang size, model, stack and work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.rng import streams
+from sim.scenario.schema import JobGenerator
+from sim.workload.distributions import sample
+from sim.workload.jobs import make_job_table
+
+
+def generate_jobs(spec: JobGenerator, seed: int, base_dir: Path | None = None) -> pd.DataFrame:
+    """A job table of ``spec.jobs`` jobs; identical for the same spec and seed.
+
+    Arrivals are a Poisson process of rate ``arrival_rate_per_hour`` starting at t=0. Work is either a
+    run time measured on ``reference_accelerator`` (scaled to other chips by the performance kernel) or
+    a number of samples (tokens, images) that the kernel turns into a run time on each chip.
+    """
+    rng = streams(seed)
+    n = spec.jobs
+    gaps = rng["arrivals"].exponential(3600.0 / spec.arrival_rate_per_hour, n)
+    models = _choose(spec.models, n, rng["models"])
+    chips = _choose(spec.chips, n, rng["sizes"]).astype(np.int64)
+    for model, mix in spec.chips_by_model.items():
+        rows = np.flatnonzero(models == model)
+        chips[rows] = _choose(mix, len(rows), rng["sizes"]).astype(np.int64)
+    columns = {
+        "job_id": [f"gen-{i:07d}" for i in range(n)],
+        "arrival_s": np.cumsum(gaps) - gaps[0],
+        "chips": chips,
+        "model": models,
+        "stack": _choose(spec.stacks, n, rng["stacks"]),
+        "note": "generated",
+    }
+    if spec.duration_s is not None:
+        columns["duration_s"] = sample(spec.duration_s, n, rng["service"], base_dir)
+        columns["reference_accelerator"] = spec.reference_accelerator or ""
+    else:
+        columns["samples"] = sample(spec.samples, n, rng["service"], base_dir)
+    return make_job_table(columns)
+
+
+def _choose(mix: dict, n: int, rng: np.random.Generator) -> np.ndarray:
+    keys = list(mix)
+    weights = np.asarray([mix[k] for k in keys], dtype=float)
+    picks = rng.choice(len(keys), size=n, p=weights / weights.sum())
+    return np.asarray(keys, dtype=object)[picks]

@@ -1,0 +1,63 @@
+"""The job table every workload source produces and the engine consumes.
+
+One row per training job, as a pandas DataFrame with these columns (``JOB_COLUMNS``):
+
+==========================  =======  ==========================================================
+column                      dtype    meaning
+==========================  =======  ==========================================================
+job_id                      str      unique name (trace pod name or ``gen-000042``)
+arrival_s                   float    submission time, seconds since the scenario start
+chips                       int      gang size: chips held together for the whole run
+chip_share                  float    fraction of one chip a shared single-chip job uses (1 = whole)
+model                       str      catalog model id ('' = unknown; time-based jobs only)
+stack                       str      software stack the job is written for
+samples                     float    work in samples (tokens, images); NaN for time-based jobs
+duration_s                  float    measured run time; NaN for work-based jobs; inf = never ends
+reference_accelerator       str      where duration_s was measured ('' = same on every chip)
+allowed_accelerators        str      '|'-separated accelerator ids the job may use ('' = any)
+reject_reason               str      set by a reader for rows that cannot be simulated ('' = none)
+note                        str      provenance (e.g. the pod's phase in the trace)
+==========================  =======  ==========================================================
+
+Rows are sorted by (arrival_s, input order); the engine relies on it. Nothing here knows the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+JOB_COLUMNS = {
+    "job_id": object,
+    "arrival_s": np.float64,
+    "chips": np.int64,
+    "chip_share": np.float64,
+    "model": object,
+    "stack": object,
+    "samples": np.float64,
+    "duration_s": np.float64,
+    "reference_accelerator": object,
+    "allowed_accelerators": object,
+    "reject_reason": object,
+    "note": object,
+}
+
+
+def make_job_table(columns: dict[str, object]) -> pd.DataFrame:
+    """Build a job table from column arrays, filling optional columns and sorting by arrival (stable)."""
+    n = len(columns["arrival_s"])
+    defaults = {
+        "chip_share": 1.0, "model": "", "stack": "portable", "samples": np.nan, "duration_s": np.nan,
+        "reference_accelerator": "", "allowed_accelerators": "", "reject_reason": "", "note": "",
+    }
+    data = {}
+    for name, dtype in JOB_COLUMNS.items():
+        values = columns.get(name, defaults.get(name))
+        if values is None:
+            raise KeyError(f"job table needs column {name!r}")
+        if np.isscalar(values):
+            values = [values] * n
+        data[name] = np.asarray(values, dtype=dtype)
+    table = pd.DataFrame(data)
+    order = np.argsort(table["arrival_s"].to_numpy(), kind="stable")
+    return table.iloc[order].reset_index(drop=True)
