@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
 
 import numpy as np
 import simpy
 
 from sim.engine.prepare import PreparedJobs
+from sim.engine.waiting import WaitQueue
 from sim.fleet import Fleet
 from sim.fleet.allocation import DomainAllocator, SharedChips
 
@@ -51,7 +51,8 @@ class Cluster:
         self.end_s = [NOT_STARTED] * n
         self.pool_of = [-1] * n
         self.placement: dict[int, object] = {}
-        self.queue: deque[int] = deque()
+        self.shape = jobs.shape
+        self.waiting = WaitQueue(jobs.shape_pools, len(self.pools))
         self.completions: list[tuple[float, int]] = []
         self.pool_ends: list[list[float]] = [[] for _ in self.pools]
         self.now = 0.0
@@ -77,11 +78,6 @@ class Cluster:
         if units:
             return self.shared[pool].can_place(units)
         return self.allocators[pool].can_place(self.chips[job])
-
-    def any_room(self) -> bool:
-        """False when every online pool is completely full (a cheap early exit for scans)."""
-        return any(self.online[p] and (a.free_chips > 0 or self.shared[p].mask > 1)
-                   for p, a in enumerate(self.allocators))
 
     def earliest_release_s(self, pool: int) -> float:
         """Lower bound on when ``pool`` next frees chips: its earliest running completion (inf if none)."""
@@ -111,7 +107,7 @@ class Cluster:
             heapq.heappush(self.completions, (end, job))
             heapq.heappush(self.pool_ends[pool], end)
 
-    def _complete(self, job: int) -> None:
+    def _complete(self, job: int) -> int:
         pool = self.pool_of[job]
         placement = self.placement.pop(job)
         units = self.share_units[job]
@@ -120,9 +116,11 @@ class Cluster:
         else:
             self.allocators[pool].release(placement)
         self.committed_w -= self.busy_chips[job] * self.dynamic_w[pool]
+        return pool
 
     def _run(self):
-        arrival, completions, queue = self.arrival, self.completions, self.queue
+        arrival, completions, waiting, shape = self.arrival, self.completions, self.waiting, self.shape
+        capped = self.power_cap_w is not None
         onlines = sorted((p.online_from_s, p.index) for p in self.pools if p.online_from_s > 0)
         n, next_job, next_online = len(arrival), 0, 0
         horizon = self.horizon_s
@@ -139,24 +137,26 @@ class Cluster:
                 yield self.env.timeout(t - self.now)
             self.now = t
             self.events += 1
-            freed = False
+            freed = set()
             while completions and completions[0][0] <= t:
-                self._complete(heapq.heappop(completions)[1])
-                freed = True
+                freed.add(self._complete(heapq.heappop(completions)[1]))
             while next_online < len(onlines) and onlines[next_online][0] <= t:
                 pool = self.pools[onlines[next_online][1]]
                 self.online[pool.index] = True
                 self.committed_w += pool.count * pool.idle_w_with_server * self.pue
+                freed.add(pool.index)
                 next_online += 1
-                freed = True
-            arrived = []
+            new_shapes = []
+            arrivals = 0
             while next_job < n and arrival[next_job] <= t:
-                if self.eligible[next_job]:
-                    queue.append(next_job)
-                    arrived.append(next_job)
+                if shape[next_job] >= 0:
+                    arrivals += 1
+                    if waiting.push(next_job, shape[next_job]):
+                        new_shapes.append(shape[next_job])
                 next_job += 1
-            if arrived or freed:
-                scheduler.schedule(freed, arrived)
+            if freed or arrivals:
+                # under a power cap a completion frees power for every pool, not only its own
+                scheduler.schedule(None if (capped and freed) else freed, new_shapes, arrivals)
             if self.progress is not None and not self.events & 4095:
                 self.progress(t)
         if horizon > self.now:

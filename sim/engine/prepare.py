@@ -38,6 +38,8 @@ class PreparedJobs:
     duration_s: np.ndarray     # N×P
     eligible: list[tuple[int, ...]]
     reject_reason: list[str]
+    shape: list[int]           # index into shape_pools; -1 for jobs no pool can take
+    shape_pools: list[tuple[int, ...]]  # eligible pools of each shape (eligible pools × gang × share)
 
 
 def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=()) -> PreparedJobs:
@@ -63,15 +65,31 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=())
             reasons.append(f"no-eligible-pool ({detail})")
         else:
             reasons.append("")
+    share_units = np.where(shared, np.maximum(1, np.round(share * 1000)), 0).astype(np.int64)
+    shape, shape_pools = _shapes(eligible, chips, share_units)
     return PreparedJobs(
         arrival_s=jobs["arrival_s"].to_numpy(np.float64),
         chips=chips,
-        share_units=np.where(shared, np.maximum(1, np.round(share * 1000)), 0).astype(np.int64),
+        share_units=share_units,
         busy_chips=np.where(shared, share, chips).astype(np.float64),
         duration_s=duration,
         eligible=eligible,
         reject_reason=reasons,
+        shape=shape,
+        shape_pools=shape_pools,
     )
+
+
+def _shapes(eligible, chips, share_units) -> tuple[list[int], list[tuple[int, ...]]]:
+    """Group jobs that are interchangeable for placement: same eligible pools, gang size and share."""
+    ids: dict[tuple, int] = {}
+    shape = []
+    for pools, gang, units in zip(eligible, chips.tolist(), share_units.tolist()):
+        if not pools:
+            shape.append(-1)
+            continue
+        shape.append(ids.setdefault((pools, gang, units), len(ids)))
+    return shape, [key[0] for key in ids]
 
 
 def efficiency_matrix(stacks: np.ndarray, accelerators: list, porting=()) -> np.ndarray:

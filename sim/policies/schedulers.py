@@ -1,18 +1,23 @@
 """Training-job schedulers, registered under the names used in YAML (``policy.scheduler.kind``).
 
-A scheduler is called by the cluster after every state change with ``freed`` (chips or power became
-available) and ``arrived`` (jobs just appended to the queue, in arrival order). It starts jobs through
-``cluster.start(job, pool)`` and asks ``cluster.fits(job, pool)`` whether a start is possible now.
+The cluster calls ``schedule(freed, new_shapes, arrivals)`` after every state change:
+``freed`` is the set of pools that gained chips (``None`` when anything may have changed, e.g. power
+freed under a site cap), ``new_shapes`` the job shapes that just got their first waiting job, and
+``arrivals`` how many jobs were queued at this instant. A scheduler starts jobs with
+``cluster.start(job, pool)`` and asks ``cluster.fits(job, pool)`` whether a start is possible now. The
+queue is grouped by job shape (``sim.engine.waiting``): when the oldest job of a shape cannot start,
+no job of that shape can, so policies work shape by shape.
 
-* ``fifo`` — strict arrival order; the head job takes the first eligible pool (fleet order) with room;
+* ``fifo`` — strict arrival order; the oldest job takes the first eligible pool (fleet order) with room;
   if it cannot start, nothing behind it starts (head-of-line blocking).
-* ``fifo-backfill`` — as fifo, but when the head is blocked, later jobs within ``backfill_window``
-  that fit now start (aggressive backfilling: no reservation protects the head, so very large gangs can
-  wait long; the window bounds the work per event).
-* ``hetero-aware`` — scans the window like backfill and sends each job to the eligible pool that
-  minimises the ``objective``: ``earliest-finish`` (start + run time on that chip, where a busy pool's
-  start is estimated by its next completion, a lower bound, so a job may wait for a faster chip) or
-  ``cheapest`` (chip-hours × (capex or rental rate + energy at full load), among pools with room now).
+* ``fifo-backfill`` — when the oldest job is blocked, younger jobs of other shapes that fit now start,
+  oldest shape first, at most ``backfill_window`` shapes per event (aggressive backfilling: no
+  reservation protects a blocked large gang, so it can wait long).
+* ``hetero-aware`` — backfills like ``fifo-backfill`` and sends each job to the eligible pool that
+  minimises the ``objective``: ``earliest-finish`` (start + run time on that chip; a busy pool's start
+  is estimated by its next completion, a lower bound, so a job may wait for a faster chip — and the rest
+  of its shape waits with it) or ``cheapest`` (chip-seconds × (capex or rental rate + full-load energy),
+  among pools with room now).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ class Scheduler:
         self.window = config.backfill_window
         self.objective = config.objective
 
-    def schedule(self, freed: bool, arrived: list[int]) -> None:
+    def schedule(self, freed: set[int] | None, new_shapes: list[int], arrivals: int) -> None:
         raise NotImplementedError
 
     def choose_pool(self, job: int) -> int | None:
@@ -41,56 +46,46 @@ class Scheduler:
                 return pool
         return None
 
-    def _scan(self, count: int) -> None:
-        """Try the first ``count`` queued jobs in order; start those a pool takes now."""
-        queue, cluster = self.cluster.queue, self.cluster
-        head = [queue.popleft() for _ in range(min(count, len(queue)))]
-        kept = []
-        for job in head:
-            pool = self.choose_pool(job)
+    def _drain(self, shape: int) -> None:
+        """Start the oldest jobs of ``shape`` while a pool takes them."""
+        waiting, cluster = self.cluster.waiting, self.cluster
+        fifo = waiting.fifos[shape]
+        while fifo:
+            pool = self.choose_pool(fifo[0])
             if pool is None:
-                kept.append(job)
-            else:
-                cluster.start(job, pool)
-        queue.extendleft(reversed(kept))
+                return
+            cluster.start(waiting.pop(shape), pool)
 
 
 @register("scheduler", "fifo")
 class Fifo(Scheduler):
-    def schedule(self, freed: bool, arrived: list[int]) -> None:
-        queue, cluster = self.cluster.queue, self.cluster
-        if not freed and len(queue) > len(arrived):
-            return  # the head was already blocked and nothing was freed
-        while queue:
-            pool = self.choose_pool(queue[0])
+    def schedule(self, freed, new_shapes, arrivals) -> None:
+        waiting, cluster = self.cluster.waiting, self.cluster
+        if not freed and freed is not None and waiting.count > arrivals:
+            return  # the oldest job was already blocked and nothing was freed
+        while True:
+            head = waiting.oldest()
+            if head is None:
+                return
+            job, shape = head
+            pool = self.choose_pool(job)
             if pool is None:
                 return
-            cluster.start(queue.popleft(), pool)
+            cluster.start(waiting.pop(shape), pool)
 
 
 @register("scheduler", "fifo-backfill")
 class FifoBackfill(Scheduler):
-    def schedule(self, freed: bool, arrived: list[int]) -> None:
-        queue = self.cluster.queue
-        if freed:
-            if self.cluster.any_room():
-                self._scan(self.window)
-            return
-        waiting_before = len(queue) - len(arrived)
-        if waiting_before >= self.window:
-            return  # the new jobs are outside the window
-        # only the new jobs can change anything: earlier ones were already tried with this capacity
-        self._scan_tail(len(arrived))
-
-    def _scan_tail(self, count: int) -> None:
-        queue, cluster = self.cluster.queue, self.cluster
-        tail = [queue.pop() for _ in range(count)][::-1]
-        for job in tail:
-            pool = self.choose_pool(job)
-            if pool is None:
-                queue.append(job)
-            else:
-                cluster.start(job, pool)
+    def schedule(self, freed, new_shapes, arrivals) -> None:
+        waiting = self.cluster.waiting
+        if freed is None or freed:
+            shapes = waiting.shapes_by_age(freed)
+            if new_shapes:
+                shapes = sorted(set(shapes) | set(new_shapes), key=lambda s: waiting.fifos[s][0])
+        else:
+            shapes = new_shapes  # only a shape's first waiting job can be new information
+        for shape in shapes[: self.window]:
+            self._drain(shape)
 
 
 @register("scheduler", "hetero-aware")

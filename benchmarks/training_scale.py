@@ -1,0 +1,108 @@
+"""Scale benchmark of training-job replay: wall time, simulated jobs per second, peak memory.
+
+Usage:  python benchmarks/training_scale.py            # 10k/1k, 100k/10k, 1M/100k (jobs/chips)
+        python benchmarks/training_scale.py --grid     # every combination of the three sizes
+        python benchmarks/training_scale.py --scheduler hetero-aware
+
+Each size runs in a fresh subprocess so that ``peak_rss_mb`` is that run's own peak. The fleet is 40%
+H100, 40% TPU v6e and 20% MTIA v2 chips; jobs arrive as a Poisson stream sized for ~70% offered load,
+with Philly-like gang sizes and lognormal run times (median 1 h on an H100). Numba's compile time is
+measured apart, in a process with an empty cache; the timed runs use a warm cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+SIZES = [(10_000, 1_000), (100_000, 10_000), (1_000_000, 100_000)]
+GANGS = {1: 0.55, 2: 0.1, 4: 0.1, 8: 0.2, 16: 0.04, 64: 0.01}
+MEDIAN_S, SIGMA = 3600.0, 1.0
+
+
+def scenario_text(jobs: int, chips: int, scheduler: str) -> str:
+    mean_gang = sum(g * p for g, p in GANGS.items())
+    mean_duration = MEDIAN_S * 2.718281828 ** (SIGMA ** 2 / 2)
+    rate_per_hour = 0.7 * chips / (mean_gang * mean_duration) * 3600
+    horizon_days = jobs / rate_per_hour / 24 * 1.1
+    h100, tpu = int(chips * 0.4) // 8 * 8, int(chips * 0.4) // 8 * 8
+    mtia = (chips - h100 - tpu) // 24 * 24
+    return f"""
+schema_version: 1
+name: bench-{jobs}-{chips}
+seed: 1
+start: 2026-01-01
+duration: {horizon_days:.3f}d
+fleet:
+  - {{name: h100, accelerator: h100-sxm, count: {h100}, chips_per_server: 8, servers_per_rack: 4}}
+  - {{name: tpu, accelerator: tpu-v6e, count: {tpu}, chips_per_server: 8, servers_per_rack: 4, cooling: liquid}}
+  - {{name: mtia, accelerator: mtia-v2, count: {mtia}, chips_per_server: 24, servers_per_rack: 3}}
+workloads:
+  training:
+    generator:
+      jobs: {jobs}
+      arrival_rate_per_hour: {rate_per_hour:.4f}
+      chips: {json.dumps(GANGS)}
+      models: {{resnet50: 0.4, bert-large: 0.4, gpt2-small: 0.2}}
+      stacks: {{portable: 0.5, cuda: 0.3, xla: 0.15, mtia: 0.05}}
+      duration_s: {{lognormal: {{median: {MEDIAN_S}, sigma: {SIGMA}}}}}
+      reference_accelerator: h100-sxm
+policy:
+  scheduler: {{kind: {scheduler}}}
+outputs:
+  timeseries_interval: 1h
+  plots: false
+"""
+
+
+def one_run(jobs: int, chips: int, scheduler: str) -> None:
+    import sim
+
+    sim.run(sim.load_text(scenario_text(100, 1000, scheduler), "warm-up"))  # warm Numba and imports
+    scenario = sim.load_text(scenario_text(jobs, chips, scheduler), "bench")
+    start = time.perf_counter()
+    results = sim.run(scenario)
+    wall = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    j = results.summary["jobs"]
+    print(f"jobs={jobs} chips={chips} wall_s={wall:.2f} jobs_per_s={jobs / wall:,.0f} "
+          f"peak_rss_mb={peak_mb:.0f} events={results.manifest['engine_events']} "
+          f"completed={j['completed']} running={j['running']} queued={j['queued']} rejected={j['rejected']} "
+          f"scheduler={scheduler} numba={results.manifest['numba']}", flush=True)
+
+
+def compile_time() -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        code = ("import time, numpy as np; t=time.perf_counter(); from sim.kernels import compiled as c; "
+                "from tests.test_kernels import random_inputs; "
+                "c.training_time_s(**random_inputs(np.random.default_rng(0), 4, 2)); "
+                "print(f'numba_compile_s={time.perf_counter()-t:.2f}')")
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", action="store_true", help="every (jobs, chips) combination")
+    parser.add_argument("--scheduler", default="fifo-backfill")
+    parser.add_argument("--one", nargs=2, type=int, metavar=("JOBS", "CHIPS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        one_run(*args.one, args.scheduler)
+        return
+    compile_time()
+    sizes = [(j, c) for j, _ in SIZES for _, c in SIZES] if args.grid else SIZES
+    for jobs, chips in sizes:
+        subprocess.run([sys.executable, __file__, "--one", str(jobs), str(chips), "--scheduler", args.scheduler],
+                       check=True)
+
+
+if __name__ == "__main__":
+    main()
