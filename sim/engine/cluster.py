@@ -2,7 +2,10 @@
 
 Events happen only when state changes: a job arrives, a job completes, or a pool comes online. At each
 such instant the process settles completions first (freeing chips), then admits arrivals, then asks the
-scheduler policy to start what it can; then it sleeps until the next instant. There is no fixed time
+scheduler policy to start what it can; then it sleeps until the next instant. When no other SimPy
+process has an event before that instant, the cluster fast-forwards its own clock instead of a SimPy
+round trip (nothing else could observe the time in between); otherwise it yields a timeout, so other
+processes (facility, supply chain, failures) interleave in time order. There is no fixed time
 step and no process per job or per device: pools are counted per scale-up domain
 (``sim.fleet.allocation``), running jobs sit in one heap keyed by completion time.
 
@@ -25,6 +28,7 @@ from sim.fleet import Fleet
 from sim.fleet.allocation import DomainAllocator, SharedChips
 
 NOT_STARTED = math.nan
+NOTHING_FREED: frozenset[int] = frozenset()
 
 
 class Cluster:
@@ -63,6 +67,7 @@ class Cluster:
         self.dynamic_w = [(p.busy_w_with_server - p.idle_w_with_server) * site.pue for p in self.pools]
         self.committed_w = sum(p.count * p.idle_w_with_server * site.pue for p in self.pools if p.online_from_s <= 0)
         self.scheduler = scheduler_factory(self)
+        self.track_release_times = getattr(self.scheduler, "uses_release_times", False)
         self.progress = progress
         self.process = env.process(self._run())
 
@@ -77,10 +82,16 @@ class Cluster:
         units = self.share_units[job]
         if units:
             return self.shared[pool].can_place(units)
-        return self.allocators[pool].can_place(self.chips[job])
+        allocator = self.allocators[pool]
+        chips = self.chips[job]
+        if chips <= allocator.domain_chips:
+            return (allocator.mask >> chips) != 0  # inlined DomainAllocator.can_place (hot path)
+        return allocator.can_place(chips)
 
     def earliest_release_s(self, pool: int) -> float:
-        """Lower bound on when ``pool`` next frees chips: its earliest running completion (inf if none)."""
+        """Lower bound on when ``pool`` next frees chips: its earliest running completion (inf if none).
+
+        Kept only for schedulers that set ``uses_release_times``; others pay nothing for it."""
         ends = self.pool_ends[pool]
         while ends and ends[0] <= self.now:
             heapq.heappop(ends)
@@ -105,7 +116,8 @@ class Cluster:
         self.end_s[job] = end
         if end != math.inf:
             heapq.heappush(self.completions, (end, job))
-            heapq.heappush(self.pool_ends[pool], end)
+            if self.track_release_times:
+                heapq.heappush(self.pool_ends[pool], end)
 
     def _complete(self, job: int) -> int:
         pool = self.pool_of[job]
@@ -119,49 +131,60 @@ class Cluster:
         return pool
 
     def _run(self):
-        arrival, completions, waiting, shape = self.arrival, self.completions, self.waiting, self.shape
-        capped = self.power_cap_w is not None
+        completions, waiting, shape = self.completions, self.waiting, self.shape
+        arrival = self.arrival + [math.inf]  # sentinel: no bounds checks in the loop
         onlines = sorted((p.online_from_s, p.index) for p in self.pools if p.online_from_s > 0)
-        n, next_job, next_online = len(arrival), 0, 0
-        horizon = self.horizon_s
-        scheduler = self.scheduler
+        onlines.append((math.inf, -1))
+        next_job = next_online = events = 0
+        env = self.env
+        horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
+        capped, progress, pop, complete = self.power_cap_w is not None, self.progress, heapq.heappop, self._complete
         while True:
-            t = arrival[next_job] if next_job < n else math.inf
+            t = arrival[next_job]
             if completions and completions[0][0] < t:
                 t = completions[0][0]
-            if next_online < len(onlines) and onlines[next_online][0] < t:
+            if onlines[next_online][0] < t:
                 t = onlines[next_online][0]
             if t > horizon:
                 break
-            if t > self.now:
-                yield self.env.timeout(t - self.now)
+            # fast-forward: without another process's event before t, nobody can observe the clock,
+            # so the cluster advances its own time without a SimPy round trip
+            if t >= peek():
+                yield timeout(t - env.now)
             self.now = t
-            self.events += 1
-            freed = set()
-            while completions and completions[0][0] <= t:
-                freed.add(self._complete(heapq.heappop(completions)[1]))
-            while next_online < len(onlines) and onlines[next_online][0] <= t:
-                pool = self.pools[onlines[next_online][1]]
-                self.online[pool.index] = True
-                self.committed_w += pool.count * pool.idle_w_with_server * self.pue
-                freed.add(pool.index)
+            events += 1
+            freed = NOTHING_FREED
+            if completions and completions[0][0] <= t:
+                freed = set()
+                while completions and completions[0][0] <= t:
+                    freed.add(complete(pop(completions)[1]))
+            while onlines[next_online][0] <= t:
+                freed = set(freed)
+                freed.add(self._bring_online(onlines[next_online][1]))
                 next_online += 1
-            new_shapes = []
-            arrivals = 0
-            while next_job < n and arrival[next_job] <= t:
-                if shape[next_job] >= 0:
+            new_shapes, arrivals = [], 0
+            while arrival[next_job] <= t:
+                job_shape = shape[next_job]
+                if job_shape >= 0:
                     arrivals += 1
-                    if waiting.push(next_job, shape[next_job]):
-                        new_shapes.append(shape[next_job])
+                    if waiting.push(next_job, job_shape):
+                        new_shapes.append(job_shape)
                 next_job += 1
-            if freed or arrivals:
+            if freed or new_shapes:
                 # under a power cap a completion frees power for every pool, not only its own
                 scheduler.schedule(None if (capped and freed) else freed, new_shapes, arrivals)
-            if self.progress is not None and not self.events & 4095:
-                self.progress(t)
-        if horizon > self.now:
-            yield self.env.timeout(horizon - self.now)
+            if progress is not None and not events & 4095:
+                progress(t)
+        self.events = events
+        if horizon > env.now:
+            yield timeout(horizon - env.now)
         self.now = horizon
+
+    def _bring_online(self, pool_index: int) -> int:
+        pool = self.pools[pool_index]
+        self.online[pool_index] = True
+        self.committed_w += pool.count * pool.idle_w_with_server * self.pue
+        return pool_index
 
     # -- outcome -----------------------------------------------------------------------------------
     def outcome(self) -> dict[str, np.ndarray]:

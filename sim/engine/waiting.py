@@ -2,14 +2,14 @@
 
 Jobs of one shape are interchangeable for placement: if the oldest cannot start on any pool, none of
 the others can either. So the queue keeps one FIFO per shape, and a scheduler looks at shapes, not at
-every waiting job: after chips free up on pool p, only shapes that may use p are tried, oldest first.
-This keeps an event's scheduling cost independent of the queue's length (the engine's "pools, not
-devices" applied to jobs). Job indices are in arrival order, so a smaller index is an older job.
+every waiting job: after chips free up on pool p, only shapes with waiting jobs that may use p are
+tried, oldest first. An event's scheduling cost thus depends on the number of waiting shapes, not on
+the queue's length (the engine's "pools, not devices" applied to jobs). Job indices are in arrival
+order, so a smaller index is an older job.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 
 
@@ -17,11 +17,8 @@ class WaitQueue:
     def __init__(self, shape_pools: list[tuple[int, ...]], n_pools: int):
         self.shape_pools = shape_pools
         self.fifos: list[deque[int]] = [deque() for _ in shape_pools]
-        self.shapes_of_pool: list[list[int]] = [[] for _ in range(n_pools)]
-        for shape, pools in enumerate(shape_pools):
-            for pool in pools:
-                self.shapes_of_pool[pool].append(shape)
-        self.heads: list[tuple[int, int]] = []  # (oldest job, shape) per non-empty shape; lazily cleaned
+        self.waiting_shapes: set[int] = set()
+        self.waiting_shapes_of_pool: list[set[int]] = [set() for _ in range(n_pools)]
         self.count = 0
 
     def push(self, job: int, shape: int) -> bool:
@@ -30,7 +27,9 @@ class WaitQueue:
         fifo.append(job)
         self.count += 1
         if len(fifo) == 1:
-            heapq.heappush(self.heads, (job, shape))
+            self.waiting_shapes.add(shape)
+            for pool in self.shape_pools[shape]:
+                self.waiting_shapes_of_pool[pool].add(shape)
             return True
         return False
 
@@ -39,28 +38,30 @@ class WaitQueue:
         fifo = self.fifos[shape]
         job = fifo.popleft()
         self.count -= 1
-        if fifo:
-            heapq.heappush(self.heads, (fifo[0], shape))
+        if not fifo:
+            self.waiting_shapes.discard(shape)
+            for pool in self.shape_pools[shape]:
+                self.waiting_shapes_of_pool[pool].discard(shape)
         return job
 
     def oldest(self) -> tuple[int, int] | None:
         """(job, shape) of the oldest waiting job overall, or None."""
-        heads = self.heads
-        while heads:
-            job, shape = heads[0]
-            fifo = self.fifos[shape]
-            if fifo and fifo[0] == job:
-                return job, shape
-            heapq.heappop(heads)
-        return None
+        if not self.waiting_shapes:
+            return None
+        fifos = self.fifos
+        shape = min(self.waiting_shapes, key=lambda s: fifos[s][0])
+        return fifos[shape][0], shape
 
     def shapes_by_age(self, pools: set[int] | None) -> list[int]:
-        """Non-empty shapes that may use any of ``pools`` (all when None), oldest head first."""
+        """Shapes with waiting jobs that may use any of ``pools`` (all when None), oldest head first."""
         if pools is None:
-            candidates = range(len(self.fifos))
+            candidates = self.waiting_shapes
         elif len(pools) == 1:
-            candidates = self.shapes_of_pool[next(iter(pools))]
+            candidates = self.waiting_shapes_of_pool[next(iter(pools))]
         else:
-            candidates = {s for p in pools for s in self.shapes_of_pool[p]}
+            of_pool = self.waiting_shapes_of_pool
+            candidates = set().union(*(of_pool[p] for p in pools))
+        if len(candidates) < 2:
+            return list(candidates)
         fifos = self.fifos
-        return sorted((s for s in candidates if fifos[s]), key=lambda s: fifos[s][0])
+        return sorted(candidates, key=lambda s: fifos[s][0])

@@ -48,13 +48,13 @@ class Scheduler:
 
     def _drain(self, shape: int) -> None:
         """Start the oldest jobs of ``shape`` while a pool takes them."""
-        waiting, cluster = self.cluster.waiting, self.cluster
+        waiting, start, choose_pool = self.cluster.waiting, self.cluster.start, self.choose_pool
         fifo = waiting.fifos[shape]
         while fifo:
-            pool = self.choose_pool(fifo[0])
+            pool = choose_pool(fifo[0])
             if pool is None:
                 return
-            cluster.start(waiting.pop(shape), pool)
+            start(waiting.pop(shape), pool)
 
 
 @register("scheduler", "fifo")
@@ -78,6 +78,8 @@ class Fifo(Scheduler):
 class FifoBackfill(Scheduler):
     def schedule(self, freed, new_shapes, arrivals) -> None:
         waiting = self.cluster.waiting
+        if not waiting.count:
+            return
         if freed is None or freed:
             shapes = waiting.shapes_by_age(freed)
             if new_shapes:
@@ -90,6 +92,8 @@ class FifoBackfill(Scheduler):
 
 @register("scheduler", "hetero-aware")
 class HeteroAware(FifoBackfill):
+    uses_release_times = True
+
     def choose_pool(self, job: int) -> int | None:
         cluster = self.cluster
         durations = cluster.duration[job]
