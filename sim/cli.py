@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     catalog = sub.add_parser("catalog", help="print the built-in accelerators and models")
     catalog.add_argument("what", nargs="?", choices=("accelerators", "models", "all"), default="all")
     catalog.set_defaults(handler=_catalog)
+    schema = sub.add_parser("schema", help="print the scenario reference (every field, unit and default)")
+    schema.set_defaults(handler=lambda args: print(_schema_text(), end="") or 0)
     compare = sub.add_parser("compare", help="compare the summaries of two runs")
     compare.add_argument("a", help="output folder or summary.json of run A")
     compare.add_argument("b", help="output folder or summary.json of run B")
@@ -114,6 +116,12 @@ def _catalog(args) -> int:
             [[m.id, m.family, f"{m.params:.3g}", m.sample_unit, f"{m.train_flop_per_sample:.3g}",
               f"{m.infer_flop_per_sample:.3g}"] for m in catalog.models.values()]))
     return 0
+
+
+def _schema_text() -> str:
+    from sim.scenario.reference import reference_markdown
+
+    return reference_markdown()
 
 
 def _compare(args) -> int:

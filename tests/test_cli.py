@@ -50,3 +50,11 @@ def test_compare_two_runs(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     text = capsys.readouterr().out
     assert "facility_energy_kwh" in text and "+" in text
+
+
+def test_scenario_reference_doc_is_generated_from_the_schema():
+    from sim.scenario.reference import reference_markdown
+    from tests.conftest import REPO
+
+    assert (REPO / "docs" / "scenario-reference.md").read_text() == reference_markdown(), \
+        "docs/scenario-reference.md is stale: run `dcsim schema > docs/scenario-reference.md`"

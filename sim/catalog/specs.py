@@ -41,7 +41,7 @@ class AcceleratorSpec(BaseModel):
     cloud_usd_per_chip_hour: float | None = Field(None, ge=0, description="on-demand rental [USD/chip-hour]")
     stacks: dict[str, float] = Field(description="software stack -> fraction of dense peak achieved (0..1]")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> source key or 'estimate: ...'")
-    notes: str = ""
+    notes: str = Field("", description="what is estimated or uncertain")
 
     def stack_efficiency(self, stack: str) -> float:
         """Fraction of peak this chip reaches for a job written for ``stack`` (0 when not supported)."""
@@ -58,11 +58,11 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str
-    display_name: str = ""
-    family: Literal["llm", "ranking", "vision", "nlp"] = "llm"
+    id: str = Field(description="name used in scenarios, e.g. 'llama3-70b'")
+    display_name: str = Field("", description="human-readable name")
+    family: Literal["llm", "ranking", "vision", "nlp"] = Field("llm", description="model family")
     params: float = Field(gt=0, description="total parameters")
-    sample_unit: Literal["token", "image", "sample", "sequence"] = "token"
+    sample_unit: Literal["token", "image", "sample", "sequence"] = Field("token", description="what one sample is")
     train_flop_per_sample: float = Field(gt=0, description="forward+backward FLOP per sample")
     infer_flop_per_sample: float = Field(gt=0, description="forward FLOP per sample")
     train_bytes_per_param: float = Field(16.0, gt=0, description="training state per parameter [B]")
@@ -70,5 +70,5 @@ class ModelSpec(BaseModel):
     microbatch_samples: float = Field(gt=0, description="samples resident per chip per micro-step")
     embedding_params: float = Field(0.0, ge=0, description="parameters in embedding tables (part of params)")
     embedding_bytes: float = Field(0.0, ge=0, description="embedding-table bytes as stored (recommendation models)")
-    sources: dict[str, str] = Field(default_factory=dict)
-    notes: str = ""
+    sources: dict[str, str] = Field(default_factory=dict, description="field -> source key or 'estimate: ...'")
+    notes: str = Field("", description="what is estimated or uncertain")

@@ -115,8 +115,8 @@ class JobGenerator(Strict):
 class TrainingWorkload(Strict):
     """Training jobs from a trace or a generator."""
 
-    trace: TraceSource | None = None
-    generator: JobGenerator | None = None
+    trace: TraceSource | None = Field(None, description="replay a real job trace")
+    generator: JobGenerator | None = Field(None, description="synthetic jobs")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -126,7 +126,7 @@ class TrainingWorkload(Strict):
 
 
 class Workloads(Strict):
-    training: TrainingWorkload | None = None
+    training: TrainingWorkload | None = Field(None, description="training jobs (a trace or a generator)")
 
 
 class Port(Strict):
@@ -146,7 +146,7 @@ class SchedulerPolicy(Strict):
 
 
 class Policy(Strict):
-    scheduler: SchedulerPolicy = SchedulerPolicy()
+    scheduler: SchedulerPolicy = Field(SchedulerPolicy(), description="training-job scheduler")
 
 
 class Outputs(Strict):
@@ -159,18 +159,18 @@ class Scenario(Strict):
 
     schema_version: Literal[1] = Field(description="scenario schema version")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name; outputs go to outputs/<name>")
-    description: str = ""
+    description: str = Field("", description="free text shown in reports")
     seed: int = Field(0, ge=0, description="seed of the run's random streams")
     start: dt.date = Field(description="calendar date of simulated time 0")
     duration: DurationS = Field(gt=0, description="simulated horizon [s, or '90d', '2y']")
-    site: Site = Site()
+    site: Site = Field(Site(), description="power, cooling, energy price and carbon of the site")
     fleet: tuple[Pool, ...] = Field(min_length=1, description="pools of identical chips")
     accelerators: tuple[AcceleratorSpec, ...] = Field((), description="scenario's own accelerators")
     models: tuple[ModelSpec, ...] = Field((), description="scenario's own models")
     porting: tuple[Port, ...] = Field((), description="granted ports of stacks onto chips")
-    workloads: Workloads = Workloads()
-    policy: Policy = Policy()
-    outputs: Outputs = Outputs()
+    workloads: Workloads = Field(Workloads(), description="what runs on the fleet")
+    policy: Policy = Field(Policy(), description="decision policies, each chosen by `kind`")
+    outputs: Outputs = Field(Outputs(), description="what a run records")
 
     def with_overrides(self, overrides: dict[str, object]) -> "Scenario":
         """A new scenario with dotted-path overrides (``{"site.power_cap_mw": 80}``), validated like a file."""
