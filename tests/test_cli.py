@@ -58,3 +58,12 @@ def test_scenario_reference_doc_is_generated_from_the_schema():
 
     assert (REPO / "docs" / "scenario-reference.md").read_text() == reference_markdown(), \
         "docs/scenario-reference.md is stale: run `dcsim schema > docs/scenario-reference.md`"
+
+
+def test_every_package_folder_is_a_package():
+    """A folder without __init__.py is left out of the installed wheel (find_packages)."""
+    from tests.conftest import REPO
+
+    for folder in (REPO / "sim").rglob("*"):
+        if folder.is_dir() and any(folder.glob("*.py")):
+            assert (folder / "__init__.py").exists(), folder
