@@ -101,23 +101,35 @@ class Cluster:
 
     # -- state changes -----------------------------------------------------------------------------
     def start(self, job: int, pool: int) -> None:
+        """Start ``job`` on ``pool``; the caller has checked ``fits``."""
+        if not self.try_start(job, pool):
+            raise RuntimeError(f"t={self.now:.3f}s: job {job} does not fit on pool {self.pools[pool].name}")
+
+    def try_start(self, job: int, pool: int) -> bool:
+        """Start ``job`` on ``pool`` if it fits now (online, room, power cap); return whether it started."""
+        if not self.online[pool]:
+            return False
+        busy_w = self.busy_chips[job] * self.dynamic_w[pool]
+        if self.power_cap_w is not None and self.committed_w + busy_w > self.power_cap_w:
+            return False
         units = self.share_units[job]
         if units:
             placement = self.shared[pool].place(units)
         else:
             placement = self.allocators[pool].place(self.chips[job])
         if placement is None:
-            raise RuntimeError(f"t={self.now:.3f}s: job {job} does not fit on pool {self.pools[pool].name}")
+            return False
         self.placement[job] = placement
         self.pool_of[job] = pool
         self.start_s[job] = self.now
-        self.committed_w += self.busy_chips[job] * self.dynamic_w[pool]
+        self.committed_w += busy_w
         end = self.now + self.duration[job][pool]
         self.end_s[job] = end
         if end != math.inf:
             heapq.heappush(self.completions, (end, job))
             if self.track_release_times:
                 heapq.heappush(self.pool_ends[pool], end)
+        return True
 
     def _complete(self, job: int) -> int:
         pool = self.pool_of[job]

@@ -57,10 +57,26 @@ class Scheduler:
             start(waiting.pop(shape), pool)
 
 
+class FirstFit(Scheduler):
+    """Jobs take the first eligible pool (fleet order) with room: one placement attempt per pool."""
+
+    def _drain(self, shape: int) -> None:
+        waiting, try_start = self.cluster.waiting, self.cluster.try_start
+        fifo, pools = waiting.fifos[shape], waiting.shape_pools[shape]
+        while fifo:
+            job = fifo[0]
+            for pool in pools:
+                if try_start(job, pool):
+                    waiting.pop(shape)
+                    break
+            else:
+                return
+
+
 @register("scheduler", "fifo")
 class Fifo(Scheduler):
     def schedule(self, freed, new_shapes, arrivals) -> None:
-        waiting, cluster = self.cluster.waiting, self.cluster
+        waiting = self.cluster.waiting
         if not freed and freed is not None and waiting.count > arrivals:
             return  # the oldest job was already blocked and nothing was freed
         while True:
@@ -71,11 +87,11 @@ class Fifo(Scheduler):
             pool = self.choose_pool(job)
             if pool is None:
                 return
-            cluster.start(waiting.pop(shape), pool)
+            self.cluster.start(waiting.pop(shape), pool)
 
 
 @register("scheduler", "fifo-backfill")
-class FifoBackfill(Scheduler):
+class FifoBackfill(FirstFit):
     def schedule(self, freed, new_shapes, arrivals) -> None:
         waiting = self.cluster.waiting
         if not waiting.count:
@@ -93,6 +109,7 @@ class FifoBackfill(Scheduler):
 @register("scheduler", "hetero-aware")
 class HeteroAware(FifoBackfill):
     uses_release_times = True
+    _drain = Scheduler._drain  # choose by objective, not first fit
 
     def choose_pool(self, job: int) -> int | None:
         cluster = self.cluster
