@@ -47,7 +47,7 @@ class Cluster:
         self.chips = jobs.chips.tolist()
         self.share_units = jobs.share_units.tolist()
         self.busy_chips = jobs.busy_chips.tolist()
-        self.duration = jobs.duration_s.tolist()
+        self.duration = jobs.duration_s  # N×P array; read with run_time_s (item() gives a Python float)
         self.eligible = jobs.eligible
         self.reject_reason = list(jobs.reject_reason)
         n = len(self.arrival)
@@ -88,6 +88,10 @@ class Cluster:
             return (allocator.mask >> chips) != 0  # inlined DomainAllocator.can_place (hot path)
         return allocator.can_place(chips)
 
+    def run_time_s(self, job: int, pool: int) -> float:
+        """Run time of ``job`` on ``pool`` [s] (inf when the pool cannot take it)."""
+        return self.duration.item(job, pool)
+
     def earliest_release_s(self, pool: int) -> float:
         """Lower bound on when ``pool`` next frees chips: its earliest running completion (inf if none).
 
@@ -123,7 +127,7 @@ class Cluster:
         self.pool_of[job] = pool
         self.start_s[job] = self.now
         self.committed_w += busy_w
-        end = self.now + self.duration[job][pool]
+        end = self.now + self.duration.item(job, pool)
         self.end_s[job] = end
         if end != math.inf:
             heapq.heappush(self.completions, (end, job))

@@ -52,7 +52,7 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=())
     duration, status = _run_times(jobs, fleet, catalog, efficiency, porting)
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
     duration = np.where(status == kernels.STATUS_OK, duration, np.inf)
-    given = jobs["reject_reason"].to_numpy().astype(str)
+    given = jobs["reject_reason"].to_numpy()
     ok = (status == kernels.STATUS_OK) & (given == "")[:, None]
     share_units = np.where(shared, np.maximum(1, np.round(share * 1000)), 0).astype(np.int64)
     eligible, shape, shape_pools = _eligibility(ok, chips, share_units)
@@ -106,7 +106,7 @@ def _reject_reasons(given: np.ndarray, ok: np.ndarray, status: np.ndarray, names
 
 def efficiency_matrix(stacks: np.ndarray, accelerators: list, porting=()) -> np.ndarray:
     """Fraction of peak each job's stack reaches on each chip; ports apply where the stack is not native."""
-    unique, codes = np.unique(stacks.astype(str), return_inverse=True)
+    codes, unique = pd.factorize(stacks)
     table = np.zeros((len(unique), len(accelerators)))
     for s, stack in enumerate(unique):
         for p, accel in enumerate(accelerators):
@@ -123,8 +123,7 @@ def _model_arrays(jobs: pd.DataFrame, catalog: Catalog) -> dict[str, np.ndarray]
     """Per-job model properties; unknown models ('') get neutral values and ``has_model`` False."""
     fields = ("train_flop_per_sample", "params", "train_bytes_per_param", "activation_bytes_per_sample",
               "microbatch_samples", "embedding_params")
-    models = jobs["model"].to_numpy().astype(str)
-    unique, codes = np.unique(models, return_inverse=True)
+    codes, unique = pd.factorize(jobs["model"].to_numpy())
     table = {f: np.zeros(len(unique)) for f in fields}
     has = np.zeros(len(unique), dtype=bool)
     for u, name in enumerate(unique):
@@ -181,9 +180,9 @@ def _run_times(jobs, fleet, catalog, efficiency, porting):
         efficiency[no_model] <= 0, STATUS_STACK_UNSUPPORTED,
         np.where(chips[no_model, None] > pool["pool_chips"][None, :], STATUS_GANG_TOO_LARGE, kernels.STATUS_OK))
     duration = step_time.copy()
-    refs = jobs["reference_accelerator"].to_numpy().astype(str)
+    refs = jobs["reference_accelerator"].to_numpy()
     duration[time_based] = measured[time_based, None]
-    for ref in np.unique(refs[time_based]):
+    for ref in pd.unique(refs[time_based]):
         if not ref:
             continue
         rows = np.flatnonzero(time_based & (refs == ref))
@@ -209,10 +208,10 @@ def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency,
 
 
 def _allowed_mask(jobs: pd.DataFrame, fleet: Fleet) -> np.ndarray:
-    allowed = jobs["allowed_accelerators"].to_numpy().astype(str)
+    allowed = jobs["allowed_accelerators"].to_numpy()
     ids = [p.accelerator.id for p in fleet.pools]
     mask = np.ones((len(jobs), len(ids)), dtype=bool)
-    for value in np.unique(allowed):
+    for value in pd.unique(allowed):
         if not value:
             continue
         names = set(value.split("|"))

@@ -113,25 +113,24 @@ class HeteroAware(FifoBackfill):
 
     def choose_pool(self, job: int) -> int | None:
         cluster = self.cluster
-        durations = cluster.duration[job]
         if self.objective == "cheapest":
-            return self._cheapest_now(job, durations)
+            return self._cheapest_now(job)
         best_pool, best_finish, best_now = None, math.inf, False
         for pool in cluster.eligible[job]:
             now = cluster.fits(job, pool)
             start = cluster.now if now else cluster.earliest_release_s(pool)
-            finish = start + durations[pool]
+            finish = start + cluster.run_time_s(job, pool)
             if finish < best_finish or (finish == best_finish and now and not best_now):
                 best_pool, best_finish, best_now = pool, finish, now
         return best_pool if best_now else None
 
-    def _cheapest_now(self, job: int, durations: list[float]) -> int | None:
+    def _cheapest_now(self, job: int) -> int | None:
         cluster = self.cluster
         best_pool, best_cost = None, math.inf
         for pool in cluster.eligible[job]:
             if not cluster.fits(job, pool):
                 continue
-            cost = cluster.busy_chips[job] * durations[pool] * self._usd_per_chip_second(pool)
+            cost = cluster.busy_chips[job] * cluster.run_time_s(job, pool) * self._usd_per_chip_second(pool)
             if cost < best_cost:
                 best_pool, best_cost = pool, cost
         return best_pool
