@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dcsim", description="Simulate AI data centers of heterogeneous accelerators.")
+    parser = argparse.ArgumentParser(
+        prog="dcsim", description="Simulate AI data centers of heterogeneous accelerators.")
     sub = parser.add_subparsers(metavar="COMMAND")
     run = sub.add_parser("run", help="simulate a scenario and write its results")
     run.add_argument("scenario", help="scenario YAML file")
@@ -131,7 +132,8 @@ def _compare(args) -> int:
         va, vb = _flatten(a).get(key), _flatten(b).get(key)
         if va == vb:
             continue
-        change = f"{(vb - va) / abs(va):+.1%}" if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and va else ""
+        numeric = isinstance(va, (int, float)) and isinstance(vb, (int, float))
+        change = f"{(vb - va) / abs(va):+.1%}" if numeric and va else ""
         rows.append([key, _fmt(va), _fmt(vb), change])
     print(_format_table(["metric", "A", "B", "change"], rows) if rows else "the summaries are identical")
     return 0

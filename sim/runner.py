@@ -9,7 +9,6 @@ from pathlib import Path
 import simpy
 
 from sim import kernels
-from sim.catalog import builtin_catalog
 from sim.engine.cluster import Cluster
 from sim.engine.prepare import prepare_jobs
 from sim.fleet import build_fleet
@@ -17,6 +16,7 @@ from sim.policies.registry import registry
 from sim.results import compute
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
+from sim.scenario.checks import scenario_catalog
 from sim.scenario.loader import source_of
 from sim.scenario.schema import Scenario
 from sim.workload import training_jobs
@@ -40,7 +40,7 @@ def run(scenario: Scenario, progress: bool = False) -> Results:
 
 def _run(scenario: Scenario, progress: bool) -> Results:
     wall_start = time.perf_counter()
-    catalog = builtin_catalog().with_additions(scenario.accelerators, scenario.models)
+    catalog = scenario_catalog(scenario)
     fleet = build_fleet(scenario, catalog)
     _, origin = source_of(scenario)
     jobs = training_jobs(scenario, origin.directory)
@@ -55,7 +55,8 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     outcome = cluster.outcome()
     jobs_out = compute.jobs_table(jobs, outcome, fleet)
     series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start)
-    summary = compute.summary(jobs_out, series, fleet, horizon)
+    peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon)
+    summary = compute.summary(jobs_out, series, fleet, horizon, peak_w)
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events)
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario)
 

@@ -54,3 +54,10 @@ def base() -> dict:
     import copy
 
     return copy.deepcopy(BASE)
+
+
+from hypothesis import settings  # noqa: E402
+
+# the same examples on every run, so CI results do not depend on the day
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("ci")

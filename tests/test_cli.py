@@ -67,3 +67,14 @@ def test_every_package_folder_is_a_package():
     for folder in (REPO / "sim").rglob("*"):
         if folder.is_dir() and any(folder.glob("*.py")):
             assert (folder / "__init__.py").exists(), folder
+
+
+def test_code_passes_ruff():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "sim", "tests", "benchmarks"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

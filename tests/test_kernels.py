@@ -25,7 +25,7 @@ def random_inputs(rng: np.random.Generator, n_jobs: int, n_pools: int):
         scale_up_bps=10 ** rng.uniform(10, 12, n_pools),
         scale_out_bps=10 ** rng.uniform(9, 11, n_pools),
         domain_chips=rng.choice([1.0, 8.0, 72.0, 256.0], n_pools),
-        pool_chips=rng.choice([8.0, 64.0, 1024.0], n_pools),
+        max_gang_chips=rng.choice([8.0, 64.0, 1024.0], n_pools),
         efficiency=np.where(rng.random((n_jobs, n_pools)) < 0.2, 0.0, rng.uniform(0.1, 0.6, (n_jobs, n_pools))),
     )
 
@@ -48,7 +48,7 @@ def test_single_chip_compute_bound_job_is_flops_over_effective_rate():
         microbatch_samples=np.array([32.0]), embedding_params=np.array([0.0]), gang_chips=np.array([1.0]),
         peak_flops=np.array([1e15]), memory_bandwidth_bps=np.array([3e12]), memory_bytes=np.array([80e9]),
         scale_up_bps=np.array([9e11]), scale_out_bps=np.array([5e10]), domain_chips=np.array([8.0]),
-        pool_chips=np.array([8.0]), efficiency=np.array([[0.5]]),
+        max_gang_chips=np.array([8.0]), efficiency=np.array([[0.5]]),
     )
     time, status = reference.training_time_s(**inputs)
     assert status[0, 0] == reference.STATUS_OK
@@ -58,7 +58,7 @@ def test_single_chip_compute_bound_job_is_flops_over_effective_rate():
 def test_status_codes():
     base = random_inputs(np.random.default_rng(0), 1, 1)
     base.update(params=np.array([1e12]), bytes_per_param=np.array([16.0]), gang_chips=np.array([1.0]),
-                pool_chips=np.array([8.0]), memory_bytes=np.array([80e9]), efficiency=np.array([[0.4]]),
+                max_gang_chips=np.array([8.0]), memory_bytes=np.array([80e9]), efficiency=np.array([[0.4]]),
                 embedding_params=np.array([0.0]))
     assert reference.training_time_s(**base)[1][0, 0] == reference.STATUS_OUT_OF_MEMORY
     base.update(gang_chips=np.array([16.0]))

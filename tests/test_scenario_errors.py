@@ -172,3 +172,107 @@ def test_cli_set_and_python_overrides_agree(tmp_path):
     via_api = scenario.with_overrides({"site.power_cap_mw": 80})
     assert via_cli == via_api
     assert yaml.safe_load("80") == via_cli.site.power_cap_mw
+
+
+@pytest.mark.parametrize("snippet, expected", [
+    ("duration: .inf", "duration: found inf: duration must be finite"),
+    ("start: 2026-02-30", "start: found '2026-02-30'"),
+    ("outputs: {timeseries_interval: 0.000001}", "outputs.timeseries_interval: found 1e-06 s"),
+])
+def test_impossible_values_are_rejected_with_line(tmp_path, snippet, expected):
+    key = snippet.split(":")[0]
+    text = "\n".join(line for line in GOOD.splitlines() if not line.startswith(key + ":")) + "\n" + snippet + "\n"
+    errors = errors_of(tmp_path, text)
+    assert any(expected in e for e in errors), errors
+    assert all(":" in e.split(" ")[0] for e in errors)  # file:line on every problem
+
+
+GENERATED = GOOD + """workloads:
+  training:
+    generator:
+      jobs: 5
+      arrival_rate_per_hour: 1
+      chips: {1: 1.0}
+      models: {resnet50: 1.0}
+      duration_s: DIST
+"""
+
+
+@pytest.mark.parametrize("dist, expected", [
+    ("{lognormal: {median: 3600}}", "duration_s.lognormal.sigma: required field is missing"),
+    ("{exponential: {mean: -5}}", "duration_s.exponential.mean: found -5"),
+    ("{uniform: {low: 10, high: 5}}", "high (5) must not be below low (10)"),
+    ("{uniform: {low: -10, high: 5}}", "duration_s.uniform.low: found -10"),
+    ("{empirical: missing.csv}", "duration_s.empirical: found 'missing.csv': no such file"),
+])
+def test_distribution_parameters_are_checked(tmp_path, dist, expected):
+    errors = errors_of(tmp_path, GENERATED.replace("DIST", dist))
+    assert any(expected in e for e in errors), errors
+
+
+def test_malformed_empirical_csv_is_reported_at_validation(tmp_path):
+    (tmp_path / "d.csv").write_text("runtime\n10\nten\n")
+    errors = errors_of(tmp_path, GENERATED.replace("DIST", "{empirical: d.csv}"))
+    assert any("d.csv:3: expected a number, found 'ten'" in e for e in errors), errors
+
+
+def test_missing_trace_file_is_reported_at_validation(tmp_path):
+    text = GOOD + "workloads:\n  training:\n    trace: {format: alibaba-gpu-2023, path: nope.csv}\n"
+    errors = errors_of(tmp_path, text)
+    assert any(":11 workloads.training.trace.path: trace file 'nope.csv' not found" in e for e in errors), errors
+
+
+def test_custom_accelerator_sanity(tmp_path):
+    text = GOOD.replace("    accelerator: h100-sxm\n", """    accelerator:
+      id: my-chip
+      bf16_tflops: 100
+      memory_gb: 32
+      memory_bandwidth_tbps: 1
+      tdp_w: 100
+      idle_w: 300
+      scale_up_bandwidth_gbps: 100
+      scale_up_domain_chips: 8
+      scale_out_bandwidth_gbps: 10
+      stacks: {cdua: 7.5}
+""")
+    errors = " ".join(errors_of(tmp_path, text))
+    assert "fleet[0].accelerator" in errors
+    assert "idle_w (300) must not exceed tdp_w (100)" in errors
+    assert ".str" not in errors and "AcceleratorSpec" not in errors  # no pydantic union tags
+
+
+def test_custom_accelerator_may_not_shadow_a_builtin_with_other_numbers(tmp_path):
+    text = GOOD.replace("    accelerator: h100-sxm\n", """    accelerator:
+      id: h100-sxm
+      bf16_tflops: 1
+      memory_gb: 80
+      memory_bandwidth_tbps: 3.35
+      tdp_w: 700
+      idle_w: 70
+      scale_up_bandwidth_gbps: 900
+      scale_up_domain_chips: 8
+      scale_out_bandwidth_gbps: 50
+      stacks: {cuda: 0.4}
+""")
+    errors = errors_of(tmp_path, text)
+    assert any("fleet[0].accelerator.id: accelerator id 'h100-sxm' is already defined" in e for e in errors)
+
+
+def test_accelerator_of_the_wrong_type_gets_one_clear_message(tmp_path):
+    errors = errors_of(tmp_path, GOOD.replace("accelerator: h100-sxm", "accelerator: 100"))
+    assert len(errors) == 1
+    assert ":7 fleet[0].accelerator: found 100" in errors[0]
+    assert "string" in errors[0] and "dictionary" in errors[0]
+
+
+def test_schema_and_catalog_mistakes_in_one_report(tmp_path):
+    errors = errors_of(tmp_path, GOOD.replace("h100-sxm", "h1000") + "seed: lots\n")
+    assert any("seed: found 'lots'" in e for e in errors)
+    assert any("fleet[0].accelerator: unknown accelerator 'h1000'" in e for e in errors)
+
+
+def test_nested_override_is_located_at_its_set(tmp_path):
+    scenario = load_text(tmp_path, GOOD)
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario.with_overrides({"site.nope.deep": 3})
+    assert "(--set site.nope.deep=3) site.nope: unknown field" in str(info.value)

@@ -12,7 +12,8 @@ from sim.workload import TraceError, read_alibaba_pods
 from sim.workload.distributions import empirical_values
 
 TRACES = Path(str(resources.files("sim.workload").joinpath("traces")))
-HEADER = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n"
+HEADER = ("name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,"
+          "creation_time,deletion_time,scheduled_time\n")
 
 
 def test_alibaba_every_pod_classified():

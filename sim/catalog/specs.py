@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 STACKS = ("cuda", "rocm", "xla", "neuron", "mtia", "maia", "habana", "portable")
 
@@ -42,6 +42,20 @@ class AcceleratorSpec(BaseModel):
     stacks: dict[str, float] = Field(description="software stack -> fraction of dense peak achieved (0..1]")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> source key or 'estimate: ...'")
     notes: str = Field("", description="what is estimated or uncertain")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.idle_w > self.tdp_w:
+            raise ValueError(f"idle_w ({self.idle_w:g}) must not exceed tdp_w ({self.tdp_w:g})")
+        unknown = [s for s in self.stacks if s not in STACKS]
+        if unknown:
+            raise ValueError(f"unknown stack(s) {', '.join(map(repr, unknown))}; accepted: {', '.join(STACKS)}")
+        bad = [f"{s}={e:g}" for s, e in self.stacks.items() if not 0 < e <= 1]
+        if bad:
+            raise ValueError(f"stack efficiencies must be in (0, 1]: {', '.join(bad)}")
+        if not self.stacks:
+            raise ValueError("an accelerator runs at least one stack (e.g. {portable: 0.3})")
+        return self
 
     def stack_efficiency(self, stack: str) -> float:
         """Fraction of peak this chip reaches for a job written for ``stack`` (0 when not supported)."""

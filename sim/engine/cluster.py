@@ -10,8 +10,8 @@ step and no process per job or per device: pools are counted per scale-up domain
 (``sim.fleet.allocation``), running jobs sit in one heap keyed by completion time.
 
 Site power: with a cap, a job starts only if the site's committed facility power — idle power of every
-online chip plus the full-load increment of every busy chip, times PUE — stays within the cap. This is
-admission control; throttling running jobs comes with the facility model.
+chip (online or still to come) plus the full-load increment of every busy chip, times PUE — stays
+within the cap. This is admission control; throttling running jobs comes with the facility model.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ class Cluster:
         self.fleet = fleet
         self.horizon_s = horizon_s
         self.pools = fleet.pools
-        self.allocators = [DomainAllocator(p.domain_sizes.tolist()) for p in self.pools]
+        domain_sizes = fleet.domain_sizes()
+        self.allocators = [DomainAllocator(domain_sizes[p.name]) for p in self.pools]
         self.shared = [SharedChips(a) for a in self.allocators]
         self.online = [p.online_from_s <= 0.0 for p in self.pools]
         self.arrival = jobs.arrival_s.tolist()
@@ -65,7 +66,9 @@ class Cluster:
         self.pue = site.pue
         self.power_cap_w = site.power_cap_w
         self.dynamic_w = [(p.busy_w_with_server - p.idle_w_with_server) * site.pue for p in self.pools]
-        self.committed_w = sum(p.count * p.idle_w_with_server * site.pue for p in self.pools if p.online_from_s <= 0)
+        # idle power of every pool is reserved from t=0, including pools not online yet: their arrival
+        # must not push the site over its cap (admission control cannot shed running jobs)
+        self.committed_w = sum(p.count * p.idle_w_with_server * site.pue for p in self.pools)
         self.scheduler = scheduler_factory(self)
         self.track_release_times = getattr(self.scheduler, "uses_release_times", False)
         self.progress = progress
@@ -197,9 +200,7 @@ class Cluster:
         self.now = horizon
 
     def _bring_online(self, pool_index: int) -> int:
-        pool = self.pools[pool_index]
         self.online[pool_index] = True
-        self.committed_w += pool.count * pool.idle_w_with_server * self.pue
         return pool_index
 
     # -- outcome -----------------------------------------------------------------------------------
@@ -215,5 +216,5 @@ class Cluster:
         state[started] = "running"
         state[started & (end <= self.horizon_s)] = "completed"
         state[arrival > self.horizon_s] = "beyond-horizon"
-        return {"start_s": start, "end_s": end, "pool": np.asarray(self.pool_of), "state": state,
+        return {"start_s": start, "end_s": end, "pool": np.asarray(self.pool_of, dtype=np.int64), "state": state,
                 "reason": reasons}

@@ -24,7 +24,9 @@ from sim.fleet import Fleet
 from sim.kernels.reference import STATUS_GANG_TOO_LARGE, STATUS_STACK_UNSUPPORTED
 
 STATUS_NOT_ALLOWED = 9
-REASONS = {**kernels.STATUS_REASONS, STATUS_NOT_ALLOWED: "accelerator-not-allowed"}
+STATUS_OVER_POWER_CAP = 10
+REASONS = {**kernels.STATUS_REASONS, STATUS_NOT_ALLOWED: "accelerator-not-allowed",
+           STATUS_OVER_POWER_CAP: "over-site-power-cap"}
 
 
 @dataclass
@@ -43,7 +45,6 @@ class PreparedJobs:
 
 
 def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=()) -> PreparedJobs:
-    n = len(jobs)
     pools = fleet.pools
     chips = jobs["chips"].to_numpy(np.int64)
     share = jobs["chip_share"].to_numpy(np.float64)
@@ -51,6 +52,8 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=())
     efficiency = efficiency_matrix(jobs["stack"].to_numpy(), [p.accelerator for p in pools], porting)
     duration, status = _run_times(jobs, fleet, catalog, efficiency, porting)
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
+    status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, shared, fleet),
+                      STATUS_OVER_POWER_CAP, status)
     duration = np.where(status == kernels.STATUS_OK, duration, np.inf)
     given = jobs["reject_reason"].to_numpy()
     ok = (status == kernels.STATUS_OK) & (given == "")[:, None]
@@ -106,7 +109,7 @@ def _reject_reasons(given: np.ndarray, ok: np.ndarray, status: np.ndarray, names
 
 def efficiency_matrix(stacks: np.ndarray, accelerators: list, porting=()) -> np.ndarray:
     """Fraction of peak each job's stack reaches on each chip; ports apply where the stack is not native."""
-    codes, unique = pd.factorize(stacks)
+    codes, unique = pd.factorize(stacks, use_na_sentinel=False)
     table = np.zeros((len(unique), len(accelerators)))
     for s, stack in enumerate(unique):
         for p, accel in enumerate(accelerators):
@@ -123,7 +126,7 @@ def _model_arrays(jobs: pd.DataFrame, catalog: Catalog) -> dict[str, np.ndarray]
     """Per-job model properties; unknown models ('') get neutral values and ``has_model`` False."""
     fields = ("train_flop_per_sample", "params", "train_bytes_per_param", "activation_bytes_per_sample",
               "microbatch_samples", "embedding_params")
-    codes, unique = pd.factorize(jobs["model"].to_numpy())
+    codes, unique = pd.factorize(jobs["model"].to_numpy(), use_na_sentinel=False)
     table = {f: np.zeros(len(unique)) for f in fields}
     has = np.zeros(len(unique), dtype=bool)
     for u, name in enumerate(unique):
@@ -141,7 +144,7 @@ def _model_arrays(jobs: pd.DataFrame, catalog: Catalog) -> dict[str, np.ndarray]
     return out
 
 
-def _pool_arrays(accelerators, domain_chips, pool_chips) -> dict[str, np.ndarray]:
+def _pool_arrays(accelerators, domain_chips, max_gang_chips) -> dict[str, np.ndarray]:
     return {
         "peak_flops": np.array([a.peak_flops for a in accelerators]),
         "memory_bandwidth_bps": np.array([a.memory_bandwidth_tbps * 1e12 for a in accelerators]),
@@ -149,7 +152,7 @@ def _pool_arrays(accelerators, domain_chips, pool_chips) -> dict[str, np.ndarray
         "scale_up_bps": np.array([a.scale_up_bandwidth_gbps * 1e9 for a in accelerators]),
         "scale_out_bps": np.array([a.scale_out_bandwidth_gbps * 1e9 for a in accelerators]),
         "domain_chips": np.asarray(domain_chips, dtype=np.float64),
-        "pool_chips": np.asarray(pool_chips, dtype=np.float64),
+        "max_gang_chips": np.asarray(max_gang_chips, dtype=np.float64),
     }
 
 
@@ -158,7 +161,7 @@ def _kernel(samples, m, chips, pool, efficiency):
         samples, m["train_flop_per_sample"], m["params"], m["train_bytes_per_param"],
         m["activation_bytes_per_sample"], m["microbatch_samples"], m["embedding_params"],
         chips.astype(np.float64), pool["peak_flops"], pool["memory_bandwidth_bps"], pool["memory_bytes"],
-        pool["scale_up_bps"], pool["scale_out_bps"], pool["domain_chips"], pool["pool_chips"],
+        pool["scale_up_bps"], pool["scale_out_bps"], pool["domain_chips"], pool["max_gang_chips"],
         np.ascontiguousarray(efficiency),
     )
 
@@ -167,7 +170,8 @@ def _run_times(jobs, fleet, catalog, efficiency, porting):
     pools = fleet.pools
     m = _model_arrays(jobs, catalog)
     chips = np.maximum(jobs["chips"].to_numpy(np.int64), 1)
-    pool = _pool_arrays([p.accelerator for p in pools], [p.domain_chips for p in pools], [p.count for p in pools])
+    pool = _pool_arrays([p.accelerator for p in pools], [p.domain_chips for p in pools],
+                        [p.max_gang_chips for p in pools])
     samples = jobs["samples"].to_numpy(np.float64)
     measured = jobs["duration_s"].to_numpy(np.float64)
     time_based = ~np.isnan(measured)
@@ -178,7 +182,7 @@ def _run_times(jobs, fleet, catalog, efficiency, porting):
     no_model = ~m["has_model"]
     status[no_model] = np.where(
         efficiency[no_model] <= 0, STATUS_STACK_UNSUPPORTED,
-        np.where(chips[no_model, None] > pool["pool_chips"][None, :], STATUS_GANG_TOO_LARGE, kernels.STATUS_OK))
+        np.where(chips[no_model, None] > pool["max_gang_chips"][None, :], STATUS_GANG_TOO_LARGE, kernels.STATUS_OK))
     duration = step_time.copy()
     refs = jobs["reference_accelerator"].to_numpy()
     duration[time_based] = measured[time_based, None]
@@ -205,6 +209,17 @@ def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency,
         by_peak = ref_rate[:, None] / pool_rate
     usable = np.isfinite(by_roofline) & (by_roofline > 0) & sub["has_model"][:, None]
     return np.where(usable, by_roofline, by_peak)
+
+
+def _over_power_cap(chips, share, shared, fleet: Fleet) -> np.ndarray:
+    """N×P: the job alone, on a site whose every chip idles, would exceed the site power cap."""
+    site = fleet.site
+    if site.power_cap_w is None:
+        return np.zeros((len(chips), len(fleet.pools)), dtype=bool)
+    idle_w = sum(p.count * p.idle_w_with_server for p in fleet.pools) * site.pue
+    dynamic_w = np.array([(p.busy_w_with_server - p.idle_w_with_server) * site.pue for p in fleet.pools])
+    busy = np.where(shared, share, chips)
+    return idle_w + busy[:, None] * dynamic_w[None, :] > site.power_cap_w
 
 
 def _allowed_mask(jobs: pd.DataFrame, fleet: Fleet) -> np.ndarray:

@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 import networkx as nx
-import numpy as np
 
 from sim.catalog import AcceleratorSpec, Catalog
 from sim.scenario.schema import Scenario, Site
@@ -54,6 +53,7 @@ class ResolvedPool:
     cooling: str
     online_from_s: float
     owner: str
+    multi_domain_gangs: bool
     server_power_overhead_frac: float
     chip_cost_usd_per_hour: float
 
@@ -66,11 +66,10 @@ class ResolvedPool:
         return math.ceil(self.servers / self.servers_per_rack)
 
     @property
-    def domain_sizes(self) -> np.ndarray:
-        """Chips in each scale-up domain; the last one may be partial."""
-        full, rest = divmod(self.count, self.domain_chips)
-        sizes = [self.domain_chips] * full + ([rest] if rest else [])
-        return np.asarray(sizes, dtype=np.int64)
+    def max_gang_chips(self) -> int:
+        """Largest gang this pool can ever place: one domain, or all its full-size domains."""
+        full_domains = self.count // self.domain_chips
+        return self.domain_chips * full_domains if self.multi_domain_gangs else self.domain_chips
 
     @property
     def idle_w_with_server(self) -> float:
@@ -111,7 +110,7 @@ def resolve_pools(scenario: Scenario, catalog: Catalog) -> list[ResolvedPool]:
     site = resolve_site(scenario.site, catalog)
     pools = []
     for index, pool in enumerate(scenario.fleet):
-        accel = pool.accelerator if isinstance(pool.accelerator, AcceleratorSpec) else catalog.accelerators[pool.accelerator]
+        accel = catalog.accelerators[pool.accelerator_id]
         domain = pool.scale_up_domain_chips or accel.scale_up_domain_chips
         per_server = pool.chips_per_server or min(8, domain)
         if domain % per_server and per_server % domain:
@@ -121,12 +120,14 @@ def resolve_pools(scenario: Scenario, catalog: Catalog) -> list[ResolvedPool]:
         if pool.count % per_server:
             raise FleetError(index, "count",
                              f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
-                             f"accepted: a multiple of {per_server}, e.g. {pool.count - pool.count % per_server or per_server}")
+                             f"accepted: a multiple of {per_server}, "
+                             f"e.g. {pool.count - pool.count % per_server or per_server}")
         online = seconds_between(scenario.start, pool.online_from) if pool.online_from else 0.0
         pools.append(ResolvedPool(
             index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
             servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count),
             cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
+            multi_domain_gangs=pool.multi_domain_gangs,
             server_power_overhead_frac=site.server_power_overhead_frac,
             chip_cost_usd_per_hour=_chip_cost_usd_per_hour(accel, pool.owner, site),
         ))
@@ -156,6 +157,14 @@ class Fleet:
     def total_chips(self) -> int:
         return sum(p.count for p in self.pools)
 
+    def domain_sizes(self) -> dict[str, list[int]]:
+        """Chips in each scale-up domain, per pool name, read from the topology graph (the placement view)."""
+        sizes: dict[str, list[int]] = {p.name: [] for p in self.pools}
+        for _, data in self.topology.nodes(data=True):
+            if data["kind"] == "domain":
+                sizes[data["pool"]].append(data["chips"])
+        return sizes
+
 
 def build_fleet(scenario: Scenario, catalog: Catalog) -> Fleet:
     site = resolve_site(scenario.site, catalog)
@@ -164,30 +173,35 @@ def build_fleet(scenario: Scenario, catalog: Catalog) -> Fleet:
 
 
 def build_topology(pools: list[ResolvedPool]) -> nx.Graph:
-    """Site -> racks -> servers, with scale-up domains as hubs joining their servers.
+    """Site -> racks -> servers, with one hub node per scale-up domain joined to the servers it spans.
 
+    Node attributes: ``kind`` (site, rack, server, domain), ``pool``, ``chips`` (servers and domains).
     Edge attribute ``bandwidth_gbps`` is the aggregate bandwidth of the link in GB/s: a server's link
     to its domain's fabric carries ``chips × scale_up_bandwidth``; its link to the rack switch carries
     ``chips × scale_out_bandwidth``. Racks join the site spine; the spine is not oversubscribed here.
+    The engine reads the domains' chip counts from this graph for placement.
     """
     graph = nx.Graph()
     graph.add_node("site", kind="site")
     for pool in pools:
         accel = pool.accelerator
-        server_up = pool.chips_per_server * accel.scale_up_bandwidth_gbps
-        server_out = pool.chips_per_server * accel.scale_out_bandwidth_gbps
-        servers_per_domain = max(1, pool.domain_chips // pool.chips_per_server)
+        per_server = pool.chips_per_server
+        server_up = per_server * accel.scale_up_bandwidth_gbps
+        server_out = per_server * accel.scale_out_bandwidth_gbps
         for rack in range(pool.racks):
             rack_id = f"{pool.name}/rack{rack}"
             graph.add_node(rack_id, kind="rack", pool=pool.name)
             graph.add_edge("site", rack_id, bandwidth_gbps=server_out * pool.servers_per_rack)
         for server in range(pool.servers):
             server_id = f"{pool.name}/server{server}"
-            rack_id = f"{pool.name}/rack{server // pool.servers_per_rack}"
-            domain_id = f"{pool.name}/domain{server // servers_per_domain}"
-            if domain_id not in graph:
-                graph.add_node(domain_id, kind="domain", pool=pool.name)
-            graph.add_node(server_id, kind="server", pool=pool.name, chips=pool.chips_per_server)
-            graph.add_edge(rack_id, server_id, bandwidth_gbps=server_out)
-            graph.add_edge(domain_id, server_id, bandwidth_gbps=server_up)
+            graph.add_node(server_id, kind="server", pool=pool.name, chips=per_server)
+            graph.add_edge(f"{pool.name}/rack{server // pool.servers_per_rack}", server_id, bandwidth_gbps=server_out)
+        full, rest = divmod(pool.count, pool.domain_chips)
+        first_chip = 0
+        for domain, size in enumerate([pool.domain_chips] * full + ([rest] if rest else [])):
+            domain_id = f"{pool.name}/domain{domain}"
+            graph.add_node(domain_id, kind="domain", pool=pool.name, chips=size)
+            for server in range(first_chip // per_server, (first_chip + size - 1) // per_server + 1):
+                graph.add_edge(domain_id, f"{pool.name}/server{server}", bandwidth_gbps=server_up)
+            first_chip += size
     return graph

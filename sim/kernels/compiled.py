@@ -18,7 +18,7 @@ from sim.kernels.reference import (
 def training_time_s(samples, flop_per_sample, params, bytes_per_param, activation_bytes_per_sample,
                     microbatch_samples, embedding_params, gang_chips,
                     peak_flops, memory_bandwidth_bps, memory_bytes, scale_up_bps, scale_out_bps,
-                    domain_chips, pool_chips, efficiency):
+                    domain_chips, max_gang_chips, efficiency):
     n_jobs = samples.shape[0]
     n_pools = peak_flops.shape[0]
     time = np.empty((n_jobs, n_pools), dtype=np.float64)
@@ -35,7 +35,7 @@ def training_time_s(samples, flop_per_sample, params, bytes_per_param, activatio
             eff = efficiency[j, p]
             if eff <= 0.0:
                 status[j, p] = STATUS_STACK_UNSUPPORTED
-            elif g > pool_chips[p]:
+            elif g > max_gang_chips[p]:
                 status[j, p] = STATUS_GANG_TOO_LARGE
             elif resident > memory_bytes[p]:
                 status[j, p] = STATUS_OUT_OF_MEMORY

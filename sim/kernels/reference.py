@@ -19,11 +19,13 @@ BF16_BYTES = 2.0
 def training_time_s(samples, flop_per_sample, params, bytes_per_param, activation_bytes_per_sample,
                     microbatch_samples, embedding_params, gang_chips,
                     peak_flops, memory_bandwidth_bps, memory_bytes, scale_up_bps, scale_out_bps,
-                    domain_chips, pool_chips, efficiency):
+                    domain_chips, max_gang_chips, efficiency):
     """Wall time of each training job on each pool, from a roofline over one micro-step.
 
-    Job arrays have length N; pool arrays length P; ``efficiency`` is N×P (fraction of peak the job's
-    software stack reaches on the pool's chip; 0 when the stack does not run there).
+    Job arrays have length N; pool arrays length P (``max_gang_chips``: the largest gang the pool can
+    place — one domain, or all its full domains when gangs may span domains); ``efficiency`` is N×P
+    (fraction of peak the job's software stack reaches on the pool's chip; 0 when the stack does not run
+    there).
 
     Model (data-parallel with fully sharded state, FSDP/ZeRO-3 style), per chip and micro-step, where
     dense = params - embedding_params (embedding tables are sharded, looked up row by row, and neither
@@ -55,7 +57,7 @@ def training_time_s(samples, flop_per_sample, params, bytes_per_param, activatio
     resident = (params * bytes_per_param)[:, None] / g + activation_bytes_per_sample[:, None] * mb
     status = np.zeros(time.shape, dtype=np.int8)
     status[resident > memory_bytes[None, :]] = STATUS_OUT_OF_MEMORY
-    status[g > pool_chips[None, :]] = STATUS_GANG_TOO_LARGE
+    status[g > max_gang_chips[None, :]] = STATUS_GANG_TOO_LARGE
     status[eff <= 0.0] = STATUS_STACK_UNSUPPORTED
     time = np.where(status == STATUS_OK, time, np.inf)
     return time, status

@@ -11,13 +11,14 @@ no job of that shape can, so policies work shape by shape.
 * ``fifo`` — strict arrival order; the oldest job takes the first eligible pool (fleet order) with room;
   if it cannot start, nothing behind it starts (head-of-line blocking).
 * ``fifo-backfill`` — when the oldest job is blocked, younger jobs of other shapes that fit now start,
-  oldest shape first, at most ``backfill_window`` shapes per event (aggressive backfilling: no
-  reservation protects a blocked large gang, so it can wait long).
+  oldest shape first (aggressive backfilling: no reservation protects a blocked large gang, so it can
+  wait long). Every waiting shape that may use a freed pool is tried; there are few shapes.
 * ``hetero-aware`` — backfills like ``fifo-backfill`` and sends each job to the eligible pool that
-  minimises the ``objective``: ``earliest-finish`` (start + run time on that chip; a busy pool's start
-  is estimated by its next completion, a lower bound, so a job may wait for a faster chip — and the rest
-  of its shape waits with it) or ``cheapest`` (chip-seconds × (capex or rental rate + full-load energy),
-  among pools with room now).
+  minimises the ``objective``: ``earliest-finish`` (start + run time on that chip) or ``cheapest``
+  (chip-seconds × (capex or rental rate + full-load energy), among pools with room now). For a busy
+  pool the start is estimated by its next completion, a lower bound; a job may wait for a faster chip
+  (and the rest of its shape waits with it), but once that estimate has passed without the job
+  starting, the job takes the best pool with room now — so no job waits on a stale promise.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ class Scheduler:
 
     def __init__(self, cluster, config):
         self.cluster = cluster
-        self.window = config.backfill_window
         self.objective = config.objective
 
     def schedule(self, freed: set[int] | None, new_shapes: list[int], arrivals: int) -> None:
@@ -102,7 +102,7 @@ class FifoBackfill(FirstFit):
                 shapes = sorted(set(shapes) | set(new_shapes), key=lambda s: waiting.fifos[s][0])
         else:
             shapes = new_shapes  # only a shape's first waiting job can be new information
-        for shape in shapes[: self.window]:
+        for shape in shapes:
             self._drain(shape)
 
 
@@ -111,18 +111,31 @@ class HeteroAware(FifoBackfill):
     uses_release_times = True
     _drain = Scheduler._drain  # choose by objective, not first fit
 
+    def __init__(self, cluster, config):
+        super().__init__(cluster, config)
+        self.expected_start_s: dict[int, float] = {}  # jobs waiting for a busy, faster pool
+
     def choose_pool(self, job: int) -> int | None:
         cluster = self.cluster
         if self.objective == "cheapest":
             return self._cheapest_now(job)
-        best_pool, best_finish, best_now = None, math.inf, False
+        promised = self.expected_start_s.get(job)
+        may_wait = promised is None or cluster.now < promised
+        best_pool, best_finish, best_now, best_start = None, math.inf, False, math.inf
         for pool in cluster.eligible[job]:
             now = cluster.fits(job, pool)
+            if not now and not may_wait:
+                continue
             start = cluster.now if now else cluster.earliest_release_s(pool)
             finish = start + cluster.run_time_s(job, pool)
             if finish < best_finish or (finish == best_finish and now and not best_now):
-                best_pool, best_finish, best_now = pool, finish, now
-        return best_pool if best_now else None
+                best_pool, best_finish, best_now, best_start = pool, finish, now, start
+        if best_now:
+            self.expected_start_s.pop(job, None)
+            return best_pool
+        if best_pool is not None and promised is None:
+            self.expected_start_s[job] = best_start
+        return None
 
     def _cheapest_now(self, job: int) -> int | None:
         cluster = self.cluster

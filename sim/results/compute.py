@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from sim.fleet import Fleet
-from sim.results.series import bin_edges, binned_mean, interval_events
+from sim.results.series import bin_edges, binned_mean, interval_events, step_max
 from sim.scenario.units import date_at
 
 STATES = ("completed", "running", "queued", "rejected")
@@ -62,6 +62,17 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     return pd.DataFrame(data)
 
 
+def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float) -> float:
+    """Exact peak of IT power over the run (not a bin mean): idle of online chips + busy increments."""
+    start, end, pool_of = outcome["start_s"], outcome["end_s"], outcome["pool"]
+    busy = _busy_weight(jobs)
+    increment = np.array([p.busy_w_with_server - p.idle_w_with_server for p in fleet.pools] + [0.0])
+    times, deltas = interval_events(start, end, busy * increment[pool_of], horizon_s)
+    online_t = np.array([p.online_from_s for p in fleet.pools])
+    online_w = np.array([p.count * p.idle_w_with_server for p in fleet.pools])
+    return step_max(np.concatenate((times, online_t)), np.concatenate((deltas, online_w)), horizon_s)
+
+
 def _busy_weight(jobs: pd.DataFrame) -> np.ndarray:
     chips = jobs["chips"].to_numpy(np.float64)
     share = jobs["chip_share"].to_numpy(np.float64)
@@ -75,7 +86,8 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(values.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
 
 
-def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_s: float) -> dict:
+def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_s: float,
+            peak_it_w: float) -> dict:
     """The run's headline numbers (see the README's output section for each key)."""
     state = jobs_out["state"].to_numpy()
     counts = {s: int((state == s).sum()) for s in STATES}
@@ -83,6 +95,7 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
     reasons = jobs_out.loc[state == "rejected", "reason"].str.split(" (", n=1, regex=False).str[0]
     done = jobs_out[state == "completed"]
     started = jobs_out[~np.isnan(jobs_out["start_s"].to_numpy())]
+    still_waiting = jobs_out[state == "queued"]
     widths = np.diff(np.append(series["time_s"].to_numpy(), horizon_s))
     site = fleet.site
     it_kwh = float((series["it_power_kw"].to_numpy() * widths).sum() / 3600.0)
@@ -107,14 +120,15 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         "jct_s": _stats((done["end_s"] - done["arrival_s"]).to_numpy()),
         "jct_s_by_accelerator": jct_by_accel,
         "queue_wait_s": _stats((started["start_s"] - started["arrival_s"]).to_numpy()),
+        "still_queued_wait_s": _stats((horizon_s - still_waiting["arrival_s"]).to_numpy()),
         "utilization_by_accelerator": util,
         "it_energy_kwh": it_kwh,
         "facility_energy_kwh": facility_kwh,
         "energy_cost_usd": facility_kwh * site.electricity_usd_per_kwh,
         "carbon_kg": facility_kwh * site.carbon_g_per_kwh / 1000.0,
         "fleet_cost_usd": fleet_cost,
-        "peak_it_power_kw": float(series["it_power_kw"].max()) if len(series) else 0.0,
-        "peak_facility_power_kw": float(series["facility_power_kw"].max()) if len(series) else 0.0,
+        "peak_it_power_kw": peak_it_w / 1e3,
+        "peak_facility_power_kw": peak_it_w * site.pue / 1e3,
         "power_cap_kw": site.power_cap_w / 1e3 if site.power_cap_w is not None else None,
         "pue": site.pue,
     }

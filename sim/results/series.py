@@ -34,6 +34,21 @@ def binned_mean(times: np.ndarray, deltas: np.ndarray, edges: np.ndarray) -> np.
     return np.diff(at_edges) / np.diff(edges)
 
 
+def step_max(times: np.ndarray, deltas: np.ndarray, horizon_s: float) -> float:
+    """Exact maximum over [0, horizon] of the step function built from change events.
+
+    Events at the same instant are applied together, so a release and a start at one time never show
+    a transient peak that did not exist."""
+    keep = times <= horizon_s
+    times, deltas = times[keep], deltas[keep]
+    if len(times) == 0:
+        return 0.0
+    order = np.argsort(times, kind="stable")
+    t, level = times[order], np.cumsum(deltas[order])
+    last_at_instant = np.append(t[1:] != t[:-1], True)
+    return float(max(level[last_at_instant].max(), 0.0))
+
+
 def interval_events(start: np.ndarray, end: np.ndarray, weight: np.ndarray, horizon_s: float):
     """Change events of Σ weight over intervals [start, end), clipped to [0, horizon]."""
     end = np.minimum(end, horizon_s)

@@ -7,26 +7,108 @@ same resolved fleet the engine will use, so they cannot disagree with the simula
 
 from __future__ import annotations
 
-from sim.catalog import STACKS, builtin_catalog
-from sim.scenario.errors import Problem, suggest
+from sim.catalog import STACKS, AcceleratorSpec, builtin_catalog
+from sim.scenario.errors import Problem, format_path, suggest
 from sim.scenario.schema import Scenario
 
 
+def _check_own_ids(scenario, add) -> None:
+    """A scenario's own accelerator may not reuse an id with different numbers (built-in or its own)."""
+    builtin = builtin_catalog().accelerators
+    seen: dict[str, AcceleratorSpec] = {}
+    specs = [(("accelerators", i), a) for i, a in enumerate(scenario.accelerators)]
+    specs += [(("fleet", i, "accelerator"), p.accelerator) for i, p in enumerate(scenario.fleet)
+              if isinstance(p.accelerator, AcceleratorSpec)]
+    for path, spec in specs:
+        other = seen.get(spec.id) or builtin.get(spec.id)
+        if other is not None and other != spec:
+            add(path + ("id",), f"accelerator id {spec.id!r} is already defined with other numbers; "
+                                "give your variant its own id")
+        seen[spec.id] = spec
+
+
+def _check_files(scenario, origin, add) -> None:
+    """Files a scenario refers to exist (and an empirical distribution parses), before simulating."""
+    from sim.workload import resolve_trace_path
+    from sim.workload.distributions import BUILTIN_EMPIRICAL, empirical_values
+    from sim.workload.errors import TraceError
+
+    training = scenario.workloads.training
+    if training is None:
+        return
+    base = ("workloads", "training")
+    if training.trace is not None:
+        try:
+            resolve_trace_path(training.trace.path, origin.directory)
+        except FileNotFoundError as exc:
+            add(base + ("trace", "path"), str(exc))
+    gen = training.generator
+    for field in ("duration_s", "samples"):
+        dist = getattr(gen, field, None) if gen is not None else None
+        if dist is None or dist.empirical is None:
+            continue
+        path = base + ("generator", field, "empirical")
+        if dist.empirical not in BUILTIN_EMPIRICAL and not (origin.directory / dist.empirical).exists():
+            add(path, f"found {dist.empirical!r}: no such file next to the scenario; accepted: "
+                      f"{', '.join(BUILTIN_EMPIRICAL)} or a one-column CSV path")
+            continue
+        try:
+            empirical_values(dist.empirical, str(origin.directory))
+        except TraceError as exc:
+            add(path, str(exc))
+
+
+MAX_TIMESERIES_BINS = 1_000_000
+
+
+def scenario_catalog(scenario: Scenario):
+    """The built-in catalog plus the scenario's own accelerators (top level and inline) and models."""
+    inline = [p.accelerator for p in scenario.fleet if isinstance(p.accelerator, AcceleratorSpec)]
+    return builtin_catalog().with_additions(tuple(scenario.accelerators) + tuple(inline), scenario.models)
+
+
+def check_raw_names(data: dict, origin) -> list[Problem]:
+    """Catalog and registry names checked on the raw data, for files the schema already rejected."""
+    from sim.policies.registry import registry
+
+    problems = []
+    own = {a.get("id") for a in data.get("accelerators") or [] if isinstance(a, dict)}
+    known = set(builtin_catalog().accelerators) | own
+    fleet = data.get("fleet")
+    for index, pool in enumerate(fleet if isinstance(fleet, list) else []):
+        name = pool.get("accelerator") if isinstance(pool, dict) else None
+        if isinstance(name, str) and name not in known:
+            path = ("fleet", index, "accelerator")
+            problems.append(Problem(origin.locate(path), format_path(path),
+                                    f"unknown accelerator {name!r}" + suggest(name, known)))
+    policy = data.get("policy")
+    scheduler = policy.get("scheduler") if isinstance(policy, dict) else None
+    kind = scheduler.get("kind") if isinstance(scheduler, dict) else None
+    if isinstance(kind, str) and kind not in registry("scheduler"):
+        path = ("policy", "scheduler", "kind")
+        problems.append(Problem(origin.locate(path), format_path(path),
+                                f"unknown scheduler {kind!r}" + suggest(kind, registry("scheduler"))))
+    return problems
+
+
 def check_scenario(scenario: Scenario, origin) -> list[Problem]:
-    catalog = builtin_catalog().with_additions(
-        scenario.accelerators, scenario.models
-    )
+    catalog = scenario_catalog(scenario)
     problems: list[Problem] = []
 
     def add(path: tuple, message: str) -> None:
-        from sim.scenario.errors import format_path
-
         problems.append(Problem(origin.locate(path), format_path(path), message))
 
+    _check_own_ids(scenario, add)
     _check_fleet(scenario, catalog, add)
     _check_training(scenario, catalog, add)
     _check_policy(scenario, add)
     _check_porting(scenario, catalog, add)
+    _check_files(scenario, origin, add)
+    bins = scenario.duration / scenario.outputs.timeseries_interval
+    if bins > MAX_TIMESERIES_BINS:
+        add(("outputs", "timeseries_interval"),
+            f"found {scenario.outputs.timeseries_interval:g} s: that is {bins:.3g} bins over the horizon; "
+            f"accepted: at least {scenario.duration / MAX_TIMESERIES_BINS:.3g} s")
     if not problems:
         _check_feasibility(scenario, catalog, add)
     return problems
@@ -103,7 +185,8 @@ def _check_policy(scenario, add) -> None:
 def _check_porting(scenario, catalog, add) -> None:
     for index, port in enumerate(scenario.porting):
         if port.from_stack not in STACKS:
-            add(("porting", index, "from_stack"), f"unknown stack {port.from_stack!r}" + suggest(port.from_stack, STACKS))
+            add(("porting", index, "from_stack"),
+                f"unknown stack {port.from_stack!r}" + suggest(port.from_stack, STACKS))
         if port.accelerator != "*" and port.accelerator not in catalog.accelerators:
             add(("porting", index, "accelerator"),
                 f"unknown accelerator {port.accelerator!r}" + suggest(port.accelerator, catalog.accelerators))

@@ -28,6 +28,9 @@ class Origin:
     overridden: dict[tuple, str] = field(default_factory=dict)
 
     def locate(self, path: tuple) -> str:
+        for overridden, text in self.overridden.items():
+            if overridden[: len(path)] == tuple(path):  # the error sits above what a --set created
+                return f"{self.file} ({text})"
         for length in range(len(path), -1, -1):
             prefix = tuple(path[:length])
             if prefix in self.overridden:
@@ -67,7 +70,7 @@ def load_text(text: str, label: str = "<scenario>") -> Scenario:
 
 def build(data: object, origin: Origin, problems: list[Problem] | None = None) -> Scenario:
     """Validate source data into a ``Scenario`` (pydantic first, then catalog and registry checks)."""
-    from sim.scenario.checks import check_scenario
+    from sim.scenario.checks import check_raw_names, check_scenario
 
     problems = list(problems or [])
     if not isinstance(data, dict):
@@ -77,6 +80,7 @@ def build(data: object, origin: Origin, problems: list[Problem] | None = None) -
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         problems.extend(_pydantic_problems(exc, data, origin))
+        problems.extend(check_raw_names(data, origin))  # catalog typos too, in the same report
         raise ScenarioError(problems) from None
     problems.extend(check_scenario(scenario, origin))
     if problems:
@@ -105,23 +109,27 @@ def source_of(scenario: Scenario) -> tuple[dict, Origin]:
 
 
 def _pydantic_problems(exc: ValidationError, data: dict, origin: Origin) -> list[Problem]:
-    errors = [(_clean_loc(err["loc"], data), err) for err in exc.errors()]
+    errors = [(_clean_loc(err["loc"], err["type"], data), err) for err in exc.errors()]
     paths = [path for path, _ in errors]
-    problems, seen = [], set()
+    messages: dict[tuple, list[str]] = {}
     for path, err in errors:
         # a union member's "not a string" is noise when the mapping form has its own, deeper errors
         if any(other[: len(path)] == path and len(other) > len(path) for other in paths):
             continue
         text = _message(path, err)
-        if (path, text) in seen:
-            continue
-        seen.add((path, text))
-        problems.append(Problem(origin.locate(path), format_path(path), text))
-    return problems
+        if text not in messages.setdefault(path, []):
+            messages[path].append(text)
+    # several messages at one path come from the alternatives of a union: any one of them would do
+    return [Problem(origin.locate(path), format_path(path), " — or — ".join(texts))
+            for path, texts in messages.items()]
 
 
-def _clean_loc(loc: tuple, data: object) -> tuple:
-    """Drop pydantic's union/validator tags from ``loc`` so it matches the data's own path."""
+def _clean_loc(loc: tuple, kind: str, data: object) -> tuple:
+    """Drop pydantic's union/validator tags from ``loc`` so it matches the data's own path.
+
+    A segment is kept when it exists in the data; the last one also when it names a missing or an
+    unknown field. Anything else (``str``, ``AcceleratorSpec``, ``function-after[...]``) is a tag.
+    """
     path, node = [], data
     for position, part in enumerate(loc):
         last = position == len(loc) - 1
@@ -134,7 +142,7 @@ def _clean_loc(loc: tuple, data: object) -> tuple:
         elif isinstance(node, dict) and str(part) in node:
             path.append(str(part))
             node = node[str(part)]
-        elif last and isinstance(part, (str, int)) and "[" not in str(part) and part != "[key]":
+        elif last and kind in ("missing", "extra_forbidden") and isinstance(part, (str, int)):
             path.append(part)
     return tuple(path)
 
@@ -149,7 +157,7 @@ def _message(path: tuple, err: dict) -> str:
     message = err["msg"]
     message = message.removeprefix("Value error, ")
     found = err.get("input")
-    if kind != "value_error" and not isinstance(found, (dict, list)):
+    if not isinstance(found, (dict, list)):
         return f"found {found!r}: {message}"
     return message
 

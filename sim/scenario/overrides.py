@@ -12,6 +12,8 @@ import re
 
 import yaml
 
+from sim.scenario.yaml_lines import ScenarioYamlLoader
+
 _INDEX_RE = re.compile(r"^(.*?)\[(\d+)\]$")
 
 
@@ -43,7 +45,7 @@ def parse_assignment(text: str) -> tuple[str, object]:
         raise OverrideError(f"--set expects PATH=VALUE, got {text!r}")
     path, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=ScenarioYamlLoader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return path.strip(), value

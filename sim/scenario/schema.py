@@ -50,20 +50,43 @@ class Pool(Strict):
     cooling: Literal["air", "liquid"] | None = Field(None, description="rack cooling [default: as the chip ships]")
     online_from: dt.date | None = Field(None, description="date the pool comes online [default: scenario start]")
     owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
+    multi_domain_gangs: bool = Field(
+        True, description="a gang larger than a domain may span whole domains (false: one domain, like a k8s pod)"
+    )
 
     @property
     def accelerator_id(self) -> str:
         return self.accelerator if isinstance(self.accelerator, str) else self.accelerator.id
 
 
-class Distribution(Strict):
-    """A positive random quantity: exactly one of the forms below."""
+class LogNormal(Strict):
+    median: float = Field(gt=0, description="median of the distribution (same unit as the quantity)")
+    sigma: float = Field(ge=0, description="standard deviation of the underlying normal [-]")
 
-    fixed: float | None = Field(None, ge=0, description="always this value")
-    lognormal: dict[Literal["median", "sigma"], float] | None = Field(None, description="{median, sigma}")
-    exponential: dict[Literal["mean"], float] | None = Field(None, description="{mean}")
-    uniform: dict[Literal["low", "high"], float] | None = Field(None, description="{low, high}")
-    empirical: str | None = Field(None, description="'philly-runtime' or a one-column CSV path")
+
+class Exponential(Strict):
+    mean: float = Field(gt=0, description="mean (same unit as the quantity)")
+
+
+class Uniform(Strict):
+    low: float = Field(ge=0, description="lower bound")
+    high: float = Field(ge=0, description="upper bound (>= low)")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high:g}) must not be below low ({self.low:g})")
+        return self
+
+
+class Distribution(Strict):
+    """A non-negative random quantity: exactly one of the forms below."""
+
+    fixed: float | None = Field(None, ge=0, allow_inf_nan=False, description="always this value")
+    lognormal: LogNormal | None = Field(None, description="log-normal by median and sigma")
+    exponential: Exponential | None = Field(None, description="exponential by mean")
+    uniform: Uniform | None = Field(None, description="uniform between low and high")
+    empirical: str | None = Field(None, description="'philly-runtime' or a one-column CSV path (with header)")
 
     @model_validator(mode="after")
     def _exactly_one(self):
@@ -142,7 +165,6 @@ class SchedulerPolicy(Strict):
     objective: Literal["earliest-finish", "cheapest"] = Field(
         "earliest-finish", description="what hetero-aware minimises"
     )
-    backfill_window: int = Field(64, gt=0, description="queued jobs a backfilling scheduler looks at per event")
 
 
 class Policy(Strict):
@@ -150,7 +172,8 @@ class Policy(Strict):
 
 
 class Outputs(Strict):
-    timeseries_interval: DurationS = Field(3600.0, gt=0, description="time-series bin width [s or '1h']")
+    timeseries_interval: DurationS = Field(
+        3600.0, gt=0, description="time-series bin width [s or '1h']; at most 1e6 bins")
     plots: bool = Field(True, description="write PNG plots with the results")
 
 

@@ -8,6 +8,7 @@ their name (``power_cap_mw``, ``lead_time_days``); the few fields that accept a 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 SECONDS_PER_UNIT = {
@@ -41,8 +42,8 @@ def parse_duration_s(value: object) -> float:
         seconds = float(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
     else:
         raise ValueError(f"expected a duration like '90d' or seconds, got {type(value).__name__}")
-    if seconds < 0:
-        raise ValueError(f"duration must not be negative, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"duration must be finite and not negative, got {value!r}")
     return seconds
 
 

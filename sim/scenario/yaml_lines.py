@@ -5,6 +5,17 @@ from __future__ import annotations
 import yaml
 
 
+class ScenarioYamlLoader(yaml.SafeLoader):
+    """Safe YAML without implicit timestamps: dates stay text, so the schema checks them with file:line
+    (PyYAML would raise a bare ValueError, without a line, for a date like 2026-02-30)."""
+
+
+ScenarioYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class YamlSyntaxError(ValueError):
     def __init__(self, line: int, message: str):
         self.line = line
@@ -17,8 +28,8 @@ def load_with_lines(text: str) -> tuple[object, dict[tuple, int], list[tuple[tup
     Paths are tuples of mapping keys (strings) and list indices (ints), the shape pydantic uses.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=ScenarioYamlLoader)
+        data = yaml.load(text, Loader=ScenarioYamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.workload.errors import TraceError
 from sim.workload.jobs import make_job_table
 
 DEFAULT_ACCELERATOR_MAP = {
@@ -37,10 +38,6 @@ DEFAULT_ACCELERATOR_MAP = {
 COLUMNS = ("name", "num_gpu", "gpu_milli", "gpu_spec", "pod_phase", "creation_time", "deletion_time",
            "scheduled_time")
 PHASES = ("Running", "Succeeded", "Failed", "Pending")
-
-
-class TraceError(ValueError):
-    """A malformed trace row: names the file, the row (1-based line) and the column."""
 
 
 def read_alibaba_pods(path: Path, accelerator_map: dict[str, str] | None = None, limit: int | None = None,
@@ -70,7 +67,8 @@ def _parse_row(row, row_number, path, mapping, time_scale, cols) -> None:
         try:
             value = kind(text)
         except ValueError:
-            raise TraceError(f"{path}:{row_number}: column {column!r}: expected {kind.__name__}, found {text!r}") from None
+            raise TraceError(
+                f"{path}:{row_number}: column {column!r}: expected {kind.__name__}, found {text!r}") from None
         if value < 0:
             raise TraceError(f"{path}:{row_number}: column {column!r}: must not be negative, found {text!r}")
         return value

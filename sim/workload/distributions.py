@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.workload.errors import TraceError
+
 BUILTIN_EMPIRICAL = {"philly-runtime": ("philly-runtime", "philly_runtime.csv")}
 
 
@@ -16,11 +18,11 @@ def sample(dist, size: int, rng: np.random.Generator, base_dir: Path | None = No
     if dist.fixed is not None:
         return np.full(size, float(dist.fixed))
     if dist.lognormal is not None:
-        return dist.lognormal["median"] * np.exp(dist.lognormal["sigma"] * rng.standard_normal(size))
+        return dist.lognormal.median * np.exp(dist.lognormal.sigma * rng.standard_normal(size))
     if dist.exponential is not None:
-        return rng.exponential(dist.exponential["mean"], size)
+        return rng.exponential(dist.exponential.mean, size)
     if dist.uniform is not None:
-        return rng.uniform(dist.uniform["low"], dist.uniform["high"], size)
+        return rng.uniform(dist.uniform.low, dist.uniform.high, size)
     values = empirical_values(dist.empirical, str(base_dir or ""))
     return values[rng.integers(0, len(values), size)]
 
@@ -46,9 +48,12 @@ def empirical_values(name: str, base_dir: str = "") -> np.ndarray:
     values = []
     for row, line in enumerate(lines[1:], start=2):
         try:
-            values.append(float(line.split(",")[0]))
+            value = float(line.split(",")[0])
         except ValueError:
-            raise ValueError(f"{label}:{row}: expected a number, found {line!r}") from None
+            raise TraceError(f"{label}:{row}: expected a number, found {line!r}") from None
+        if not np.isfinite(value) or value < 0:
+            raise TraceError(f"{label}:{row}: expected a finite, non-negative number, found {line!r}")
+        values.append(value)
     if not values:
-        raise ValueError(f"{label}: no values")
+        raise TraceError(f"{label}: no values")
     return np.asarray(values)
