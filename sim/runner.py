@@ -19,7 +19,7 @@ from sim.results.results import Results
 from sim.scenario.checks import scenario_catalog
 from sim.scenario.loader import source_of
 from sim.scenario.schema import Scenario
-from sim.workload import training_jobs
+from sim.workload import input_files, training_jobs
 
 
 def run(scenario: Scenario, progress: bool = False) -> Results:
@@ -57,7 +57,8 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start)
     peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon)
     summary = compute.summary(jobs_out, series, fleet, horizon, peak_w)
-    manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events)
+    manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
+                              input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario)
 
 

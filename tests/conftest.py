@@ -36,6 +36,11 @@ BASE = {
 }
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/*.json from the current code instead of comparing")
+
+
 def scenario_from(data: dict, tmp_path: Path, name: str = "s.yaml") -> sim.Scenario:
     """Write ``data`` as YAML into ``tmp_path`` and load it (so errors carry a real file and line)."""
     path = tmp_path / name

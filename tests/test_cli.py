@@ -24,7 +24,9 @@ def test_run_writes_outputs_and_prints_table(tmp_path, capsys):
                 "carbon_kg"):
         assert key in summary
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {"scenario_sha256", "seed", "versions", "numba"} <= set(manifest)
+    assert {"scenario_sha256", "seed", "versions", "numba", "input_files"} <= set(manifest)
+    (philly,) = [h for p, h in manifest["input_files"].items() if p.endswith("philly_runtime.csv")]
+    assert philly == "e99015baaea66833ebeac68d27c994aa13d83847f73b4a7c7dc71fe94b395247"  # SOURCE.md
     header = (out / "jobs.csv").read_text().splitlines()[0]
     assert header.startswith("job_id,arrival_s,start_s,end_s,pool,accelerator,chips")
     assert (out / "power.png").exists()

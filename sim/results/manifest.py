@@ -13,7 +13,17 @@ def scenario_hash(scenario) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def build_manifest(scenario, numba_enabled: bool, wall_s: float, events: int) -> dict:
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_manifest(scenario, numba_enabled: bool, wall_s: float, events: int, inputs=()) -> dict:
+    """What produced a run. ``inputs`` are the data files read; their hashes make the record complete
+    (the scenario hash alone would not change when a trace file does)."""
     versions = {}
     for package in ("dcsim", "simpy", "numpy", "numba", "pandas", "pydantic", "networkx", "matplotlib"):
         try:
@@ -27,6 +37,7 @@ def build_manifest(scenario, numba_enabled: bool, wall_s: float, events: int) ->
         "numba": numba_enabled,
         "python": platform.python_version(),
         "versions": versions,
+        "input_files": {str(path): file_sha256(path) for path in inputs},
         "wall_s": wall_s,
         "engine_events": events,
     }

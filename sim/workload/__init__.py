@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.workload.alibaba import TraceError, read_alibaba_pods
+from sim.workload.alibaba import read_alibaba_pods
+from sim.workload.errors import TraceError
 from sim.workload.generator import generate_jobs
 from sim.workload.jobs import JOB_COLUMNS, make_job_table
 
@@ -25,6 +26,27 @@ def resolve_trace_path(path: str, base_dir: Path) -> Path:
     raise FileNotFoundError(f"trace file {path!r} not found in {base_dir} nor in the packaged traces")
 
 
+def input_files(scenario, base_dir: Path) -> list[Path]:
+    """Every data file a scenario's workloads read (traces, empirical distributions), for the manifest."""
+    from sim.workload.distributions import BUILTIN_EMPIRICAL
+
+    training = scenario.workloads.training
+    files: list[Path] = []
+    if training is None:
+        return files
+    if training.trace is not None:
+        files.append(resolve_trace_path(training.trace.path, base_dir))
+    gen = training.generator
+    for dist in (gen.duration_s, gen.samples) if gen is not None else ():
+        if dist is not None and dist.empirical is not None:
+            if dist.empirical in BUILTIN_EMPIRICAL:
+                folder, name = BUILTIN_EMPIRICAL[dist.empirical]
+                files.append(Path(str(PACKAGED_TRACES.joinpath(folder, name))))
+            else:
+                files.append(base_dir / dist.empirical)
+    return files
+
+
 def training_jobs(scenario, base_dir: Path) -> pd.DataFrame:
     """The scenario's training jobs as a job table (empty when the scenario has none)."""
     training = scenario.workloads.training
@@ -37,5 +59,5 @@ def training_jobs(scenario, base_dir: Path) -> pd.DataFrame:
     return read_alibaba_pods(path, trace.accelerator_map, trace.limit, trace.time_scale)
 
 
-__all__ = ["JOB_COLUMNS", "TraceError", "generate_jobs", "make_job_table", "read_alibaba_pods",
+__all__ = ["JOB_COLUMNS", "TraceError", "generate_jobs", "input_files", "make_job_table", "read_alibaba_pods",
            "resolve_trace_path", "training_jobs"]
