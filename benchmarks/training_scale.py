@@ -4,7 +4,8 @@ Usage:  python benchmarks/training_scale.py            # 10k/1k, 100k/10k, 1M/10
         python benchmarks/training_scale.py --grid     # every combination of the three sizes
         python benchmarks/training_scale.py --scheduler hetero-aware
 
-Each size runs in a fresh subprocess so that ``peak_rss_mb`` is that run's own peak. The fleet is 40%
+Each size runs in a fresh subprocess so that ``peak_rss_mb`` is that run's own peak; within it the
+simulation runs ``--repeat`` times (default 3) and ``wall_s`` is the median (this machine is noisy). The fleet is 40%
 H100, 40% TPU v6e and 20% MTIA v2 chips; jobs arrive as a Poisson stream sized for ~70% offered load,
 with Philly-like gang sizes and lognormal run times (median 1 h on an H100). Numba's compile time is
 measured apart, in a process with an empty cache; the timed runs use a warm cache.
@@ -13,6 +14,7 @@ measured apart, in a process with an empty cache; the timed runs use a warm cach
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -61,20 +63,29 @@ outputs:
 """
 
 
-def one_run(jobs: int, chips: int, scheduler: str) -> None:
+def one_run(jobs: int, chips: int, scheduler: str, repeat: int) -> None:
+    import statistics
+
     import sim
 
     sim.run(sim.load_text(scenario_text(100, 1000, scheduler), "warm-up"))  # warm Numba and imports
     scenario = sim.load_text(scenario_text(jobs, chips, scheduler), "bench")
-    start = time.perf_counter()
-    results = sim.run(scenario)
-    wall = time.perf_counter() - start
+    walls, summary, manifest = [], None, None
+    for _ in range(repeat):
+        gc.collect()  # the previous run's garbage must not count towards this one's peak memory
+        start = time.perf_counter()
+        results = sim.run(scenario)
+        walls.append(time.perf_counter() - start)
+        summary, manifest = results.summary, results.manifest
+        del results
+    wall = statistics.median(walls)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    j = results.summary["jobs"]
+    j = summary["jobs"]
     print(f"jobs={jobs} chips={chips} wall_s={wall:.2f} jobs_per_s={jobs / wall:,.0f} "
-          f"peak_rss_mb={peak_mb:.0f} events={results.manifest['engine_events']} "
+          f"peak_rss_mb={peak_mb:.0f} events={manifest['engine_events']} "
           f"completed={j['completed']} running={j['running']} queued={j['queued']} rejected={j['rejected']} "
-          f"scheduler={scheduler} numba={results.manifest['numba']}", flush=True)
+          f"scheduler={scheduler} numba={manifest['numba']} "
+          f"wall_s_runs={','.join(f'{w:.2f}' for w in walls)}", flush=True)
 
 
 def compile_time() -> None:
@@ -92,16 +103,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", action="store_true", help="every (jobs, chips) combination")
     parser.add_argument("--scheduler", default="fifo-backfill")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median is reported")
     parser.add_argument("--one", nargs=2, type=int, metavar=("JOBS", "CHIPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        one_run(*args.one, args.scheduler)
+        one_run(*args.one, args.scheduler, args.repeat)
         return
     compile_time()
     sizes = [(j, c) for j, _ in SIZES for _, c in SIZES] if args.grid else SIZES
     for jobs, chips in sizes:
-        subprocess.run([sys.executable, __file__, "--one", str(jobs), str(chips), "--scheduler", args.scheduler],
-                       check=True)
+        subprocess.run([sys.executable, __file__, "--one", str(jobs), str(chips), "--scheduler", args.scheduler,
+                        "--repeat", str(args.repeat)], check=True)
 
 
 if __name__ == "__main__":

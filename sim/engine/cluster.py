@@ -123,7 +123,10 @@ class Cluster:
         if units:
             placement = self.shared[pool].place(units)
         else:
-            placement = self.allocators[pool].place(self.chips[job])
+            allocator, chips = self.allocators[pool], self.chips[job]
+            if chips <= allocator.domain_chips and not allocator.mask >> chips:
+                return False  # no domain with room: the common refusal, without a call
+            placement = allocator.place(chips)
         if placement is None:
             return False
         self.placement[job] = placement

@@ -17,8 +17,8 @@ class WaitQueue:
     def __init__(self, shape_pools: list[tuple[int, ...]], n_pools: int):
         self.shape_pools = shape_pools
         self.fifos: list[deque[int]] = [deque() for _ in shape_pools]
+        self.pool_sets = [frozenset(pools) for pools in shape_pools]
         self.waiting_shapes: set[int] = set()
-        self.waiting_shapes_of_pool: list[set[int]] = [set() for _ in range(n_pools)]
         self.count = 0
 
     def push(self, job: int, shape: int) -> bool:
@@ -28,8 +28,6 @@ class WaitQueue:
         self.count += 1
         if len(fifo) == 1:
             self.waiting_shapes.add(shape)
-            for pool in self.shape_pools[shape]:
-                self.waiting_shapes_of_pool[pool].add(shape)
             return True
         return False
 
@@ -40,8 +38,6 @@ class WaitQueue:
         self.count -= 1
         if not fifo:
             self.waiting_shapes.discard(shape)
-            for pool in self.shape_pools[shape]:
-                self.waiting_shapes_of_pool[pool].discard(shape)
         return job
 
     def oldest(self) -> tuple[int, int] | None:
@@ -55,12 +51,10 @@ class WaitQueue:
     def shapes_by_age(self, pools: set[int] | None) -> list[int]:
         """Shapes with waiting jobs that may use any of ``pools`` (all when None), oldest head first."""
         if pools is None:
-            candidates = self.waiting_shapes
-        elif len(pools) == 1:
-            candidates = self.waiting_shapes_of_pool[next(iter(pools))]
+            candidates = list(self.waiting_shapes)
         else:
-            of_pool = self.waiting_shapes_of_pool
-            candidates = set().union(*(of_pool[p] for p in pools))
+            pool_sets = self.pool_sets  # few shapes wait at once, so filtering them is cheap
+            candidates = [s for s in self.waiting_shapes if not pool_sets[s].isdisjoint(pools)]
         if len(candidates) < 2:
             return list(candidates)
         fifos = self.fifos
