@@ -333,3 +333,56 @@ def test_inline_accelerator_is_usable_everywhere(base, tmp_path):
     base["workloads"]["training"]["generator"].update(stacks={"cuda": 1.0})
     jobs = sim.run(scenario_from(base, tmp_path)).jobs
     assert (jobs["accelerator"] == "my-chip").any()
+
+
+def test_measured_duration_is_kept_on_its_reference_chip_and_scaled_elsewhere(base, tmp_path):
+    gen = base["workloads"]["training"]["generator"]
+    gen.update(jobs=40, chips={1: 1.0}, models={"bert-large": 1.0}, stacks={"portable": 1.0})
+    gen["duration_s"] = {"fixed": 5000}
+    scenario = scenario_from(base, tmp_path)
+    catalog = builtin_catalog()
+    fleet = build_fleet(scenario, catalog)
+    table = training_jobs(scenario, tmp_path)
+    run_times = prepare_jobs(table, fleet, catalog).duration_s
+    assert (run_times[:, 0] == 5000).all()  # pool 0 is the reference chip (h100-sxm)
+    # elsewhere: the ratio of roofline step times, from the kernel's own twin
+    from sim.engine.prepare import _kernel, _model_arrays, _pool_arrays, efficiency_matrix
+    accels = [catalog.accelerators["h100-sxm"], catalog.accelerators["tpu-v6e"]]
+    model = _model_arrays(table.iloc[:1], catalog)
+    chips = np.array([1])
+    pools = _pool_arrays(accels, [8, 256], [16, 16])
+    efficiency = efficiency_matrix(np.array(["portable"]), accels)
+    step, _ = _kernel(model["microbatch_samples"], model, chips, pools, efficiency)
+    assert run_times[0, 1] == pytest.approx(5000 * step[0, 1] / step[0, 0], rel=1e-12)
+    results = sim.run(scenario)
+    done = results.jobs[results.jobs["state"] == "completed"]
+    on_gpu = done[done["pool"] == "gpu"]
+    assert np.allclose(on_gpu["end_s"] - on_gpu["start_s"], 5000, rtol=1e-12)
+
+
+def test_scenario_may_add_its_own_model(base, tmp_path):
+    base["models"] = [{"id": "tiny-net", "params": 1e6, "train_flop_per_sample": 6e6, "infer_flop_per_sample": 2e6,
+                       "activation_bytes_per_sample": 1e4, "microbatch_samples": 64}]
+    gen = base["workloads"]["training"]["generator"]
+    gen.update(models={"tiny-net": 1.0})
+    results = sim.run(scenario_from(base, tmp_path))
+    assert (results.jobs["model"] == "tiny-net").all() and results.summary["jobs"]["completed"] > 0
+
+
+def test_pure_python_twin_gives_the_same_run(base, tmp_path):
+    import subprocess
+    import sys
+
+    scenario_from(base, tmp_path)
+    code = ("import sim, json, sys; r = sim.run(sim.load(sys.argv[1])); "
+            "print(json.dumps(r.summary, sort_keys=True)); print(r.manifest['numba'])")
+    outputs = {}
+    for flag in ("0", "1"):
+        env = {**__import__("os").environ, "SIM_DISABLE_NUMBA": flag}
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.yaml")], env=env,
+                              capture_output=True, text=True, check=True)
+        outputs[flag] = done.stdout.splitlines()
+        if flag == "1":
+            assert "SIM_DISABLE_NUMBA is set" in done.stderr
+    assert outputs["0"][1] == "True" and outputs["1"][1] == "False"
+    assert outputs["0"][0] == outputs["1"][0]

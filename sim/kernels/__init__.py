@@ -18,7 +18,9 @@ from sim.kernels.reference import (
 )
 
 NUMBA_ENABLED = False
-if os.environ.get("SIM_DISABLE_NUMBA", "") not in ("1", "true", "yes"):
+if os.environ.get("SIM_DISABLE_NUMBA", "") in ("1", "true", "yes"):
+    warnings.warn("SIM_DISABLE_NUMBA is set; using the pure-Python kernels", RuntimeWarning, stacklevel=2)
+else:
     try:
         from sim.kernels import compiled as _compiled
 
