@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
 from sim.catalog import AcceleratorSpec, Catalog
-from sim.scenario.schema import Scenario, Site
-from sim.scenario.units import seconds_between
+
+if TYPE_CHECKING:  # the scenario layer validates with this module, so it is not imported at run time
+    from sim.scenario.schema import Scenario, Site
 
 HOURS_PER_YEAR = 365 * 24
 
@@ -84,7 +86,7 @@ class ResolvedPool:
         return self.chips_per_server * self.servers_per_rack * self.busy_w_with_server
 
 
-def resolve_site(site: Site, catalog: Catalog) -> ResolvedSite:
+def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
     """Fill unset site fields from the catalog's facility defaults (each with its source)."""
     d = catalog.site_defaults
 
@@ -105,7 +107,7 @@ def resolve_site(site: Site, catalog: Catalog) -> ResolvedSite:
     )
 
 
-def resolve_pools(scenario: Scenario, catalog: Catalog) -> list[ResolvedPool]:
+def resolve_pools(scenario: "Scenario", catalog: Catalog) -> list[ResolvedPool]:
     """Pools with every default filled in; raises ``FleetError`` for an inconsistent layout."""
     site = resolve_site(scenario.site, catalog)
     pools = []
@@ -122,7 +124,7 @@ def resolve_pools(scenario: Scenario, catalog: Catalog) -> list[ResolvedPool]:
                              f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
                              f"accepted: a multiple of {per_server}, "
                              f"e.g. {pool.count - pool.count % per_server or per_server}")
-        online = seconds_between(scenario.start, pool.online_from) if pool.online_from else 0.0
+        online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
         pools.append(ResolvedPool(
             index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
             servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count),
@@ -166,7 +168,7 @@ class Fleet:
         return sizes
 
 
-def build_fleet(scenario: Scenario, catalog: Catalog) -> Fleet:
+def build_fleet(scenario: "Scenario", catalog: Catalog) -> Fleet:
     site = resolve_site(scenario.site, catalog)
     pools = resolve_pools(scenario, catalog)
     return Fleet(site=site, pools=pools, topology=build_topology(pools))

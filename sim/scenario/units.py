@@ -47,11 +47,6 @@ def parse_duration_s(value: object) -> float:
     return seconds
 
 
-def seconds_between(start: dt.date, later: dt.date) -> float:
-    """Seconds from the scenario start date to ``later`` (both calendar dates, midnight UTC)."""
-    return float((later - start).days * 86400)
-
-
 def date_at(start: dt.date, t_s: float) -> dt.datetime:
     """The calendar time ``t_s`` seconds after the scenario start."""
     return dt.datetime.combine(start, dt.time()) + dt.timedelta(seconds=float(t_s))

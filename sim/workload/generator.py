@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from sim.rng import streams
-from sim.scenario.schema import JobGenerator
 from sim.workload.distributions import sample
 from sim.workload.jobs import make_job_table
 
+if TYPE_CHECKING:  # the scenario layer validates with this package, so it is not imported at run time
+    from sim.scenario.schema import JobGenerator
 
-def generate_jobs(spec: JobGenerator, seed: int, base_dir: Path | None = None) -> pd.DataFrame:
+
+def generate_jobs(spec: "JobGenerator", seed: int, base_dir: Path | None = None) -> pd.DataFrame:
     """A job table of ``spec.jobs`` jobs; identical for the same spec and seed.
 
     Arrivals are a Poisson process of rate ``arrival_rate_per_hour`` starting at t=0. Work is either a
