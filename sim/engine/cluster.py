@@ -160,6 +160,7 @@ class Cluster:
         next_job = next_online = events = 0
         env = self.env
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
+        admit = scheduler.admit
         capped, progress, pop, complete = self.power_cap_w is not None, self.progress, heapq.heappop, self._complete
         while True:
             t = arrival[next_job]
@@ -184,17 +185,24 @@ class Cluster:
                 freed = set(freed)
                 freed.add(self._bring_online(onlines[next_online][1]))
                 next_online += 1
-            new_shapes, arrivals = [], 0
-            while arrival[next_job] <= t:
-                job_shape = shape[next_job]
-                if job_shape >= 0:
-                    arrivals += 1
-                    if waiting.push(next_job, job_shape):
-                        new_shapes.append(job_shape)
-                next_job += 1
-            if freed or new_shapes:
-                # under a power cap a completion frees power for every pool, not only its own
-                scheduler.schedule(None if (capped and freed) else freed, new_shapes, arrivals)
+            if not freed:
+                # nothing was freed: each arrival is decided on its own, in arrival order
+                while arrival[next_job] <= t:
+                    if shape[next_job] >= 0:
+                        admit(next_job, shape[next_job])
+                    next_job += 1
+            else:
+                new_shapes, arrivals = [], 0
+                while arrival[next_job] <= t:
+                    job_shape = shape[next_job]
+                    if job_shape >= 0:
+                        arrivals += 1
+                        if waiting.push(next_job, job_shape):
+                            new_shapes.append(job_shape)
+                    next_job += 1
+                if waiting.count:
+                    # under a power cap a completion frees power for every pool, not only its own
+                    scheduler.schedule(None if capped else freed, new_shapes, arrivals)
             if progress is not None and not events & 4095:
                 progress(t)
         self.events = events

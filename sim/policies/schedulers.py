@@ -1,9 +1,10 @@
 """Training-job schedulers, registered under the names used in YAML (``policy.scheduler.kind``).
 
-The cluster calls ``schedule(freed, new_shapes, arrivals)`` after every state change:
-``freed`` is the set of pools that gained chips (``None`` when anything may have changed, e.g. power
-freed under a site cap), ``new_shapes`` the job shapes that just got their first waiting job, and
-``arrivals`` how many jobs were queued at this instant. A scheduler starts jobs with
+The cluster calls ``admit(job, shape)`` for a job arriving at an instant when nothing was freed (it
+starts the job or queues it), and ``schedule(freed, new_shapes, arrivals)`` after chips or power were
+freed: ``freed`` is the set of pools that gained chips (``None`` when anything may have changed, e.g.
+power freed under a site cap), ``new_shapes`` the job shapes that just got their first waiting job,
+and ``arrivals`` how many jobs were queued at this instant. A scheduler starts jobs with
 ``cluster.start(job, pool)`` and asks ``cluster.fits(job, pool)`` whether a start is possible now. The
 queue is grouped by job shape (``sim.engine.waiting``): when the oldest job of a shape cannot start,
 no job of that shape can, so policies work shape by shape.
@@ -38,6 +39,25 @@ class Scheduler:
     def schedule(self, freed: set[int] | None, new_shapes: list[int], arrivals: int) -> None:
         raise NotImplementedError
 
+    def admit(self, job: int, shape: int) -> None:
+        """A job arrives and nothing was freed: start it if the policy would, else queue it.
+
+        Jobs already waiting were tried against this same capacity, so only the newcomer can start —
+        and only if no older job of its shape waits (same shape, same answer)."""
+        waiting = self.cluster.waiting
+        if waiting.fifos[shape] or not self._may_overtake():
+            waiting.push(job, shape)
+            return
+        pool = self.choose_pool(job)
+        if pool is None:
+            waiting.push(job, shape)
+        else:
+            self.cluster.start(job, pool)
+
+    def _may_overtake(self) -> bool:
+        """Whether a new job may start while older jobs (of other shapes) wait."""
+        return True
+
     def choose_pool(self, job: int) -> int | None:
         """The first eligible pool (fleet order) that can start ``job`` now."""
         fits = self.cluster.fits
@@ -60,6 +80,15 @@ class Scheduler:
 class FirstFit(Scheduler):
     """Jobs take the first eligible pool (fleet order) with room: one placement attempt per pool."""
 
+    def admit(self, job: int, shape: int) -> None:
+        waiting = self.cluster.waiting
+        if not waiting.fifos[shape]:
+            try_start = self.cluster.try_start
+            for pool in waiting.shape_pools[shape]:
+                if try_start(job, pool):
+                    return
+        waiting.push(job, shape)
+
     def _drain(self, shape: int) -> None:
         waiting, try_start = self.cluster.waiting, self.cluster.try_start
         fifo, pools = waiting.fifos[shape], waiting.shape_pools[shape]
@@ -75,6 +104,9 @@ class FirstFit(Scheduler):
 
 @register("scheduler", "fifo")
 class Fifo(Scheduler):
+    def _may_overtake(self) -> bool:
+        return not self.cluster.waiting.count
+
     def schedule(self, freed, new_shapes, arrivals) -> None:
         waiting = self.cluster.waiting
         if not freed and freed is not None and waiting.count > arrivals:
@@ -110,6 +142,7 @@ class FifoBackfill(FirstFit):
 class HeteroAware(FifoBackfill):
     uses_release_times = True
     _drain = Scheduler._drain  # choose by objective, not first fit
+    admit = Scheduler.admit
 
     def __init__(self, cluster, config):
         super().__init__(cluster, config)
