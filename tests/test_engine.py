@@ -386,3 +386,27 @@ def test_pure_python_twin_gives_the_same_run(base, tmp_path):
             assert "SIM_DISABLE_NUMBA is set" in done.stderr
     assert outputs["0"][1] == "True" and outputs["1"][1] == "False"
     assert outputs["0"][0] == outputs["1"][0]
+
+
+def test_hetero_aware_cheapest_picks_the_lowest_cost_pool(base, tmp_path):
+    """At low load both pools always have room, so each job must land where chip-seconds × (capex or
+    rental + full-load energy) is lowest."""
+    base["fleet"][0]["owner"] = "rented"  # H100 at its cloud rate: dearer than TPU v6e per chip-hour
+    base["fleet"][1]["owner"] = "rented"
+    gen = base["workloads"]["training"]["generator"]
+    gen.update(jobs=8, arrival_rate_per_hour=0.2, chips={8: 1.0}, stacks={"portable": 1.0},
+               models={"resnet50": 0.5, "llama3-8b": 0.5})
+    gen["duration_s"] = {"fixed": 600}
+    base["policy"]["scheduler"] = {"kind": "hetero-aware", "objective": "cheapest"}
+    scenario = scenario_from(base, tmp_path)
+    catalog = builtin_catalog()
+    fleet = build_fleet(scenario, catalog)
+    run_times = prepare_jobs(training_jobs(scenario, tmp_path), fleet, catalog).duration_s
+    site = fleet.site
+    rate = np.array([(p.chip_cost_usd_per_hour + p.busy_w_with_server * site.pue / 1e3 * site.electricity_usd_per_kwh)
+                     for p in fleet.pools])
+    expected = np.array([p.name for p in fleet.pools])[np.argmin(run_times * rate[None, :], axis=1)]
+    jobs = sim.run(scenario).jobs
+    assert (jobs["state"] == "completed").all()
+    assert (jobs["pool"].to_numpy() == expected).all()
+    assert "tpu" in set(expected)  # not the fleet-order first pool, so first fit would fail this test
