@@ -22,7 +22,7 @@ import math
 import numpy as np
 import simpy
 
-from sim.engine.prepare import PreparedJobs
+from sim.engine.prepare import PreparedJobs, pool_orders
 from sim.engine.waiting import WaitQueue
 from sim.fleet import Fleet
 from sim.fleet.allocation import DomainAllocator, SharedChips
@@ -90,6 +90,10 @@ class Cluster:
         if chips <= allocator.domain_chips:
             return (allocator.mask >> chips) != 0  # inlined DomainAllocator.can_place (hot path)
         return allocator.can_place(chips)
+
+    def pool_orders(self, usd_per_chip_second: np.ndarray | None = None) -> list[tuple[int, ...]]:
+        """Per job, eligible pools fastest first (cheapest first when prices per pool are given)."""
+        return pool_orders(self.duration, usd_per_chip_second)
 
     def run_time_s(self, job: int, pool: int) -> float:
         """Run time of ``job`` on ``pool`` [s] (inf when the pool cannot take it)."""

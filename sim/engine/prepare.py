@@ -90,6 +90,21 @@ def _eligibility(ok: np.ndarray, chips: np.ndarray, share_units: np.ndarray):
     return eligible, shape, shape_pools
 
 
+def pool_orders(run_time_s: np.ndarray, usd_per_chip_second: np.ndarray | None = None) -> list[tuple[int, ...]]:
+    """Per job, its eligible pools from fastest to slowest (or cheapest to dearest when per-pool
+    prices are given); ties keep fleet order. Computed once, vectorised, for objective-driven policies."""
+    key = run_time_s if usd_per_chip_second is None else run_time_s * usd_per_chip_second[None, :]
+    finite = np.isfinite(key)
+    order = np.argsort(np.where(finite, key, np.inf), axis=1, kind="stable")
+    columns = np.arange(key.shape[1])
+    order = np.where(columns[None, :] < finite.sum(axis=1)[:, None], order, -1)
+    if len(order) == 0:
+        return []
+    patterns, index = _unique_rows(order)
+    tuples = [tuple(p for p in row if p >= 0) for row in patterns.tolist()]
+    return [tuples[i] for i in index.tolist()]
+
+
 def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unique rows, index of each row's unique row) — a 1-D hashable view is much faster than axis=0."""
     rows = np.ascontiguousarray(rows.astype(np.int64))

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from sim.policies.registry import register
 
 
@@ -147,6 +149,8 @@ class HeteroAware(FifoBackfill):
     def __init__(self, cluster, config):
         super().__init__(cluster, config)
         self.expected_start_s: dict[int, float] = {}  # jobs waiting for a busy, faster pool
+        prices = np.array([self._usd_per_chip_second(p) for p in range(len(cluster.pools))])
+        self.order = cluster.pool_orders(prices if self.objective == "cheapest" else None)
 
     def choose_pool(self, job: int) -> int | None:
         cluster = self.cluster
@@ -154,32 +158,28 @@ class HeteroAware(FifoBackfill):
             return self._cheapest_now(job)
         promised = self.expected_start_s.get(job)
         may_wait = promised is None or cluster.now < promised
-        best_pool, best_finish, best_now, best_start = None, math.inf, False, math.inf
-        for pool in cluster.eligible[job]:
-            now = cluster.fits(job, pool)
-            if not now and not may_wait:
-                continue
-            start = cluster.now if now else cluster.earliest_release_s(pool)
-            finish = start + cluster.run_time_s(job, pool)
-            if finish < best_finish or (finish == best_finish and now and not best_now):
-                best_pool, best_finish, best_now, best_start = pool, finish, now, start
-        if best_now:
-            self.expected_start_s.pop(job, None)
-            return best_pool
-        if best_pool is not None and promised is None:
-            self.expected_start_s[job] = best_start
+        wait_finish, wait_start = math.inf, math.inf
+        for pool in self.order[job]:  # fastest first: the first pool with room is the best start now
+            run_s = cluster.run_time_s(job, pool)
+            if cluster.fits(job, pool):
+                if cluster.now + run_s <= wait_finish:
+                    self.expected_start_s.pop(job, None)
+                    return pool
+                break  # waiting for a faster, busy pool finishes earlier; slower pools cannot beat it
+            if may_wait:
+                start = cluster.earliest_release_s(pool)
+                if start + run_s < wait_finish:
+                    wait_finish, wait_start = start + run_s, start
+        if wait_finish < math.inf and promised is None:
+            self.expected_start_s[job] = wait_start
         return None
 
     def _cheapest_now(self, job: int) -> int | None:
-        cluster = self.cluster
-        best_pool, best_cost = None, math.inf
-        for pool in cluster.eligible[job]:
-            if not cluster.fits(job, pool):
-                continue
-            cost = cluster.busy_chips[job] * cluster.run_time_s(job, pool) * self._usd_per_chip_second(pool)
-            if cost < best_cost:
-                best_pool, best_cost = pool, cost
-        return best_pool
+        fits = self.cluster.fits
+        for pool in self.order[job]:  # cheapest first
+            if fits(job, pool):
+                return pool
+        return None
 
     def _usd_per_chip_second(self, pool: int) -> float:
         p, site = self.cluster.pools[pool], self.cluster.fleet.site
