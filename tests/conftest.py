@@ -1,4 +1,4 @@
-"""Shared fixtures: small scenarios written in the test, never files from ../shared."""
+"""Fixtures: small scenarios written by the tests themselves; no test reads data outside the repo."""
 
 from __future__ import annotations
 
