@@ -11,6 +11,7 @@ from sim.workload.alibaba import read_alibaba_pods
 from sim.workload.errors import TraceError
 from sim.workload.generator import generate_jobs
 from sim.workload.jobs import JOB_COLUMNS, make_job_table
+from sim.workload.requests import read_azure_llm, read_mooncake, scale_requests
 
 PACKAGED_TRACES = resources.files("sim.workload").joinpath("traces")
 
@@ -60,4 +61,4 @@ def training_jobs(scenario, base_dir: Path) -> pd.DataFrame:
 
 
 __all__ = ["JOB_COLUMNS", "TraceError", "generate_jobs", "input_files", "make_job_table", "read_alibaba_pods",
-           "resolve_trace_path", "training_jobs"]
+           "read_azure_llm", "read_mooncake", "resolve_trace_path", "scale_requests", "training_jobs"]
