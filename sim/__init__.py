@@ -4,7 +4,7 @@ Scripting API::
 
     import sim
     scenario = sim.load("scenarios/classroom-hetero.yaml")
-    bigger = scenario.with_overrides({"site.power_cap_mw": 80, "fleet.gpu-a.count": 64})
+    bigger = scenario.with_overrides({"site.power_cap_mw": 0.2, "fleet.gpu-h100.count": 128})
     results = sim.run(bigger)          # writes nothing
     results.summary["jct_s"]["p50"]; results.jobs; results.timeseries
     results.save("outputs/bigger")

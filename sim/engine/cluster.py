@@ -24,7 +24,7 @@ import simpy
 
 from sim.engine.prepare import PreparedJobs, pool_orders
 from sim.engine.waiting import WaitQueue
-from sim.fleet import Fleet
+from sim.fleet import Fleet, within_cap
 from sim.fleet.allocation import DomainAllocator, SharedChips
 
 NOT_STARTED = math.nan
@@ -50,6 +50,7 @@ class Cluster:
         self.busy_chips = jobs.busy_chips.tolist()
         self.duration = jobs.duration_s  # N×P array; read with run_time_s (item() gives a Python float)
         self.eligible = jobs.eligible
+        self.eligible_mask = jobs.eligible_mask
         self.reject_reason = list(jobs.reject_reason)
         n = len(self.arrival)
         self.start_s = [NOT_STARTED] * n
@@ -57,7 +58,7 @@ class Cluster:
         self.pool_of = [-1] * n
         self.placement: dict[int, object] = {}
         self.shape = jobs.shape
-        self.waiting = WaitQueue(jobs.shape_pools, len(self.pools))
+        self.waiting = WaitQueue(jobs.shape_pools)
         self.completions: list[tuple[float, int]] = []
         self.pool_ends: list[list[float]] = [[] for _ in self.pools]
         self.now = 0.0
@@ -65,10 +66,10 @@ class Cluster:
         site = fleet.site
         self.pue = site.pue
         self.power_cap_w = site.power_cap_w
-        self.dynamic_w = [(p.busy_w_with_server - p.idle_w_with_server) * site.pue for p in self.pools]
+        self.dynamic_w = [fleet.busy_increment_facility_w(p.index) for p in self.pools]
         # idle power of every pool is reserved from t=0, including pools not online yet: their arrival
         # must not push the site over its cap (admission control cannot shed running jobs)
-        self.committed_w = sum(p.count * p.idle_w_with_server * site.pue for p in self.pools)
+        self.committed_w = fleet.idle_facility_w
         self.scheduler = scheduler_factory(self)
         self.track_release_times = getattr(self.scheduler, "uses_release_times", False)
         self.progress = progress
@@ -79,8 +80,7 @@ class Cluster:
         """Whether ``job`` can start on ``pool`` now (online, room in a domain, within the power cap)."""
         if not self.online[pool]:
             return False
-        if self.power_cap_w is not None and \
-                self.committed_w + self.busy_chips[job] * self.dynamic_w[pool] > self.power_cap_w:
+        if not within_cap(self.committed_w + self.busy_chips[job] * self.dynamic_w[pool], self.power_cap_w):
             return False
         units = self.share_units[job]
         if units:
@@ -93,7 +93,7 @@ class Cluster:
 
     def pool_orders(self, usd_per_chip_second: np.ndarray | None = None) -> list[tuple[int, ...]]:
         """Per job, eligible pools fastest first (cheapest first when prices per pool are given)."""
-        return pool_orders(self.duration, usd_per_chip_second)
+        return pool_orders(self.duration, self.eligible_mask, usd_per_chip_second)
 
     def run_time_s(self, job: int, pool: int) -> float:
         """Run time of ``job`` on ``pool`` [s] (inf when the pool cannot take it)."""
@@ -121,7 +121,7 @@ class Cluster:
         if not self.online[pool]:
             return False
         busy_w = self.busy_chips[job] * self.dynamic_w[pool]
-        if self.power_cap_w is not None and self.committed_w + busy_w > self.power_cap_w:
+        if self.power_cap_w is not None and not within_cap(self.committed_w + busy_w, self.power_cap_w):
             return False
         units = self.share_units[job]
         if units:
@@ -196,17 +196,15 @@ class Cluster:
                         admit(next_job, shape[next_job])
                     next_job += 1
             else:
-                new_shapes, arrivals = [], 0
+                new_shapes = []
                 while arrival[next_job] <= t:
                     job_shape = shape[next_job]
-                    if job_shape >= 0:
-                        arrivals += 1
-                        if waiting.push(next_job, job_shape):
-                            new_shapes.append(job_shape)
+                    if job_shape >= 0 and waiting.push(next_job, job_shape):
+                        new_shapes.append(job_shape)
                     next_job += 1
                 if waiting.count:
                     # under a power cap a completion frees power for every pool, not only its own
-                    scheduler.schedule(None if capped else freed, new_shapes, arrivals)
+                    scheduler.schedule(None if capped else freed, new_shapes)
             if progress is not None and not events & 4095:
                 progress(t)
         self.events = events

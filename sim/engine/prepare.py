@@ -21,7 +21,9 @@ import pandas as pd
 from sim import kernels
 from sim.catalog import Catalog
 from sim.fleet import Fleet
+from sim.fleet.build import CAP_TOLERANCE
 from sim.kernels.reference import STATUS_GANG_TOO_LARGE, STATUS_STACK_UNSUPPORTED
+from sim.workload.jobs import busy_chip_equivalents
 
 STATUS_NOT_ALLOWED = 9
 STATUS_OVER_POWER_CAP = 10
@@ -39,6 +41,7 @@ class PreparedJobs:
     busy_chips: np.ndarray     # chip-equivalents the job keeps busy (chips × chip_share)
     duration_s: np.ndarray     # N×P
     eligible: list[tuple[int, ...]]
+    eligible_mask: np.ndarray  # N×P: the pool can take the job
     reject_reason: list[str]
     shape: list[int]           # index into shape_pools; -1 for jobs no pool can take
     shape_pools: list[tuple[int, ...]]  # eligible pools of each shape (eligible pools × gang × share)
@@ -52,7 +55,7 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=())
     efficiency = efficiency_matrix(jobs["stack"].to_numpy(), [p.accelerator for p in pools], porting)
     duration, status = _run_times(jobs, fleet, catalog, efficiency, porting)
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
-    status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, shared, fleet),
+    status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet),
                       STATUS_OVER_POWER_CAP, status)
     duration = np.where(status == kernels.STATUS_OK, duration, np.inf)
     given = jobs["reject_reason"].to_numpy()
@@ -64,9 +67,10 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=())
         arrival_s=jobs["arrival_s"].to_numpy(np.float64),
         chips=chips,
         share_units=share_units,
-        busy_chips=np.where(shared, share, chips).astype(np.float64),
+        busy_chips=busy_chip_equivalents(chips, share),
         duration_s=duration,
         eligible=eligible,
+        eligible_mask=ok,
         reject_reason=reasons,
         shape=shape,
         shape_pools=shape_pools,
@@ -90,14 +94,18 @@ def _eligibility(ok: np.ndarray, chips: np.ndarray, share_units: np.ndarray):
     return eligible, shape, shape_pools
 
 
-def pool_orders(run_time_s: np.ndarray, usd_per_chip_second: np.ndarray | None = None) -> list[tuple[int, ...]]:
+def pool_orders(run_time_s: np.ndarray, eligible_mask: np.ndarray,
+                usd_per_chip_second: np.ndarray | None = None) -> list[tuple[int, ...]]:
     """Per job, its eligible pools from fastest to slowest (or cheapest to dearest when per-pool
-    prices are given); ties keep fleet order. Computed once, vectorised, for objective-driven policies."""
+    prices are given); ties — including jobs that never end (infinite run time) — keep fleet order.
+    Computed once, vectorised, for objective-driven policies."""
     key = run_time_s if usd_per_chip_second is None else run_time_s * usd_per_chip_second[None, :]
-    finite = np.isfinite(key)
-    order = np.argsort(np.where(finite, key, np.inf), axis=1, kind="stable")
+    # ineligible pools sort after every eligible one, even after eligible pools with an infinite key
+    largest = np.finfo(np.float64).max
+    rank = np.where(eligible_mask, np.nan_to_num(key, nan=largest, posinf=largest), np.inf)
+    order = np.argsort(rank, axis=1, kind="stable")
     columns = np.arange(key.shape[1])
-    order = np.where(columns[None, :] < finite.sum(axis=1)[:, None], order, -1)
+    order = np.where(columns[None, :] < eligible_mask.sum(axis=1)[:, None], order, -1)
     if len(order) == 0:
         return []
     patterns, index = _unique_rows(order)
@@ -211,13 +219,16 @@ def _run_times(jobs, fleet, catalog, efficiency, porting):
 
 
 def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency, pools, porting):
-    """step_p / step_ref for the given jobs; peak×efficiency ratio where the step time is not finite."""
+    """step_p / step_ref for the given jobs, from the roofline; peak×efficiency ratio where the model is
+    unknown or the job does not fit on the reference chip. A job whose stack the reference chip lacks
+    is taken as measured with that chip's best native stack."""
     accel = catalog.accelerators[ref]
     ref_eff = efficiency_matrix(jobs["stack"].to_numpy()[rows], [accel], porting)
+    ref_eff = np.where(ref_eff > 0, ref_eff, max(accel.stacks.values()))
     sub = {k: v[rows] for k, v in m.items()}
     ref_pool = _pool_arrays([accel], [accel.scale_up_domain_chips], [np.inf])
     ref_step, _ = _kernel(sub["microbatch_samples"] * chips[rows], sub, chips[rows], ref_pool, ref_eff)
-    ref_rate = accel.peak_flops * np.where(ref_eff[:, 0] > 0, ref_eff[:, 0], max(accel.stacks.values()))
+    ref_rate = accel.peak_flops * ref_eff[:, 0]
     pool_rate = np.array([p.accelerator.peak_flops for p in pools])[None, :] * efficiency[rows]
     with np.errstate(divide="ignore", invalid="ignore"):
         by_roofline = step_time[rows] / ref_step
@@ -226,15 +237,14 @@ def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency,
     return np.where(usable, by_roofline, by_peak)
 
 
-def _over_power_cap(chips, share, shared, fleet: Fleet) -> np.ndarray:
+def _over_power_cap(chips, share, fleet: Fleet) -> np.ndarray:
     """N×P: the job alone, on a site whose every chip idles, would exceed the site power cap."""
-    site = fleet.site
-    if site.power_cap_w is None:
+    cap_w = fleet.site.power_cap_w
+    if cap_w is None:
         return np.zeros((len(chips), len(fleet.pools)), dtype=bool)
-    idle_w = sum(p.count * p.idle_w_with_server for p in fleet.pools) * site.pue
-    dynamic_w = np.array([(p.busy_w_with_server - p.idle_w_with_server) * site.pue for p in fleet.pools])
-    busy = np.where(shared, share, chips)
-    return idle_w + busy[:, None] * dynamic_w[None, :] > site.power_cap_w
+    increment_w = np.array([fleet.busy_increment_facility_w(p.index) for p in fleet.pools])
+    alone_w = fleet.idle_facility_w + busy_chip_equivalents(chips, share)[:, None] * increment_w[None, :]
+    return alone_w > cap_w * (1.0 + CAP_TOLERANCE)  # the same test as the cluster's within_cap
 
 
 def _allowed_mask(jobs: pd.DataFrame, fleet: Fleet) -> np.ndarray:

@@ -6,6 +6,10 @@ every waiting job: after chips free up on pool p, only shapes with waiting jobs 
 tried, oldest first. An event's scheduling cost thus depends on the number of waiting shapes, not on
 the queue's length (the engine's "pools, not devices" applied to jobs). Job indices are in arrival
 order, so a smaller index is an older job.
+
+Under ``hetero-aware`` the oldest job of a shape may also *choose* to wait for a faster, busy pool; the
+rest of its shape then waits with it, although a younger job of another model might have preferred
+another pool. This simplification keeps the scan short.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections import deque
 
 
 class WaitQueue:
-    def __init__(self, shape_pools: list[tuple[int, ...]], n_pools: int):
+    def __init__(self, shape_pools: list[tuple[int, ...]]):
         self.shape_pools = shape_pools
         self.fifos: list[deque[int]] = [deque() for _ in shape_pools]
         self.pool_sets = [frozenset(pools) for pools in shape_pools]

@@ -32,10 +32,6 @@ class DomainAllocator:
         self.free_chips = sum(domain_sizes)
         self.capacity = self.free_chips
 
-    def max_gang_now(self) -> int:
-        """Largest gang that fits now inside one domain (0 when full)."""
-        return self.mask.bit_length() - 1 if self.mask > 1 else 0
-
     def can_place(self, chips: int) -> bool:
         if chips <= self.domain_chips:
             return (self.mask >> chips) != 0

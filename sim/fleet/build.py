@@ -24,6 +24,12 @@ if TYPE_CHECKING:  # the scenario layer validates with this module, so it is not
     from sim.scenario.schema import Scenario, Site
 
 HOURS_PER_YEAR = 365 * 24
+CAP_TOLERANCE = 1e-9  # relative: sums of watts in different orders differ in the last bits
+
+
+def within_cap(power_w: float, cap_w: float | None) -> bool:
+    """Whether facility power ``power_w`` respects the site cap (none = no cap), up to rounding."""
+    return cap_w is None or power_w <= cap_w * (1.0 + CAP_TOLERANCE)
 
 
 class FleetError(ValueError):
@@ -159,6 +165,17 @@ class Fleet:
     def total_chips(self) -> int:
         return sum(p.count for p in self.pools)
 
+    @property
+    def idle_facility_w(self) -> float:
+        """Facility power of every chip idling (pools not yet online included) [W]: the floor that
+        admission control reserves under a site cap."""
+        return idle_facility_w(self.pools, self.site.pue)
+
+    def busy_increment_facility_w(self, pool: int) -> float:
+        """Extra facility power of one chip of ``pool`` going from idle to full load [W]."""
+        p = self.pools[pool]
+        return (p.busy_w_with_server - p.idle_w_with_server) * self.site.pue
+
     def domain_sizes(self) -> dict[str, list[int]]:
         """Chips in each scale-up domain, per pool name, read from the topology graph (the placement view)."""
         sizes: dict[str, list[int]] = {p.name: [] for p in self.pools}
@@ -166,6 +183,11 @@ class Fleet:
             if data["kind"] == "domain":
                 sizes[data["pool"]].append(data["chips"])
         return sizes
+
+
+def idle_facility_w(pools: list[ResolvedPool], pue: float) -> float:
+    """Facility power of these pools' chips all idling [W] (the one formula for the idle floor)."""
+    return sum(p.count * p.idle_w_with_server for p in pools) * pue
 
 
 def build_fleet(scenario: "Scenario", catalog: Catalog) -> Fleet:

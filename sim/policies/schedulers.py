@@ -1,10 +1,10 @@
 """Training-job schedulers, registered under the names used in YAML (``policy.scheduler.kind``).
 
 The cluster calls ``admit(job, shape)`` for a job arriving at an instant when nothing was freed (it
-starts the job or queues it), and ``schedule(freed, new_shapes, arrivals)`` after chips or power were
-freed: ``freed`` is the set of pools that gained chips (``None`` when anything may have changed, e.g.
-power freed under a site cap), ``new_shapes`` the job shapes that just got their first waiting job,
-and ``arrivals`` how many jobs were queued at this instant. A scheduler starts jobs with
+starts the job or queues it), and ``schedule(freed, new_shapes)`` after chips or power were freed:
+``freed`` is the set of pools that gained chips (``None`` when anything may have changed, e.g. power
+freed under a site cap) and ``new_shapes`` the job shapes that got their first waiting job from the
+arrivals queued at that same instant. A scheduler starts jobs with
 ``cluster.start(job, pool)`` and asks ``cluster.fits(job, pool)`` whether a start is possible now. The
 queue is grouped by job shape (``sim.engine.waiting``): when the oldest job of a shape cannot start,
 no job of that shape can, so policies work shape by shape.
@@ -38,7 +38,7 @@ class Scheduler:
         self.cluster = cluster
         self.objective = config.objective
 
-    def schedule(self, freed: set[int] | None, new_shapes: list[int], arrivals: int) -> None:
+    def schedule(self, freed: set[int] | None, new_shapes: list[int]) -> None:
         raise NotImplementedError
 
     def admit(self, job: int, shape: int) -> None:
@@ -109,10 +109,8 @@ class Fifo(Scheduler):
     def _may_overtake(self) -> bool:
         return not self.cluster.waiting.count
 
-    def schedule(self, freed, new_shapes, arrivals) -> None:
+    def schedule(self, freed, new_shapes) -> None:
         waiting = self.cluster.waiting
-        if not freed and freed is not None and waiting.count > arrivals:
-            return  # the oldest job was already blocked and nothing was freed
         while True:
             head = waiting.oldest()
             if head is None:
@@ -126,28 +124,23 @@ class Fifo(Scheduler):
 
 @register("scheduler", "fifo-backfill")
 class FifoBackfill(FirstFit):
-    def schedule(self, freed, new_shapes, arrivals) -> None:
+    def schedule(self, freed, new_shapes) -> None:
         waiting = self.cluster.waiting
-        if not waiting.count:
-            return
-        if freed is None or freed:
-            shapes = waiting.shapes_by_age(freed)
-            if new_shapes:
-                shapes = sorted(set(shapes) | set(new_shapes), key=lambda s: waiting.fifos[s][0])
-        else:
-            shapes = new_shapes  # only a shape's first waiting job can be new information
+        shapes = waiting.shapes_by_age(freed)
+        if new_shapes:  # arrivals of this instant, whatever pools they may use
+            shapes = sorted(set(shapes) | set(new_shapes), key=lambda s: waiting.fifos[s][0])
         for shape in shapes:
             self._drain(shape)
 
 
 @register("scheduler", "hetero-aware")
 class HeteroAware(FifoBackfill):
-    uses_release_times = True
     _drain = Scheduler._drain  # choose by objective, not first fit
     admit = Scheduler.admit
 
     def __init__(self, cluster, config):
         super().__init__(cluster, config)
+        self.uses_release_times = self.objective == "earliest-finish"  # the cluster keeps them only then
         self.expected_start_s: dict[int, float] = {}  # jobs waiting for a busy, faster pool
         prices = np.array([self._usd_per_chip_second(p) for p in range(len(cluster.pools))])
         self.order = cluster.pool_orders(prices if self.objective == "cheapest" else None)

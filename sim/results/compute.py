@@ -8,6 +8,7 @@ import pandas as pd
 from sim.fleet import Fleet
 from sim.results.series import bin_edges, binned_mean, interval_events, step_max
 from sim.scenario.units import date_at
+from sim.workload.jobs import busy_chip_equivalents
 
 STATES = ("completed", "running", "queued", "rejected")
 
@@ -74,9 +75,7 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
 
 
 def _busy_weight(jobs: pd.DataFrame) -> np.ndarray:
-    chips = jobs["chips"].to_numpy(np.float64)
-    share = jobs["chip_share"].to_numpy(np.float64)
-    return np.where((chips == 1) & (share < 1), share, chips)
+    return busy_chip_equivalents(jobs["chips"].to_numpy(), jobs["chip_share"].to_numpy())
 
 
 def _stats(values: np.ndarray) -> dict[str, float | None]:

@@ -22,7 +22,7 @@ DAY_S = 86400.0
 def write_plots(results, out: Path) -> list[Path]:
     ts = results.timeseries
     days = ts["time_s"].to_numpy() / DAY_S
-    title = results.summary.get("scenario") or results.manifest.get("scenario", "")
+    title = results.manifest.get("scenario", "")
     paths = [
         _plot(out / "utilization.png", f"{title}: utilization by accelerator type", "utilization",
               lambda ax: _utilization(ax, ts, days)),

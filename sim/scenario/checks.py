@@ -193,7 +193,7 @@ def _check_porting(scenario, catalog, add) -> None:
 
 
 def _check_feasibility(scenario, catalog, add) -> None:
-    from sim.fleet.build import FleetError, resolve_pools, resolve_site
+    from sim.fleet.build import FleetError, idle_facility_w, resolve_pools, resolve_site, within_cap
 
     site = resolve_site(scenario.site, catalog)
     try:
@@ -211,8 +211,8 @@ def _check_feasibility(scenario, catalog, add) -> None:
                 f"{pool.cooling} cooling removes {cooling_kw:g} kW per rack; accepted: servers_per_rack <= "
                 f"{fitting}, or cooling: liquid, or a lower-power chip")
     if site.power_cap_w is not None:
-        idle_w = sum(p.count * p.idle_w_with_server for p in pools) * site.pue
-        if idle_w > site.power_cap_w:
+        idle_w = idle_facility_w(pools, site.pue)
+        if not within_cap(idle_w, site.power_cap_w):
             add(("site", "power_cap_mw"),
                 f"found {site.power_cap_w / 1e6:g} MW: the fleet's idle power alone is "
                 f"{idle_w / 1e6:.3g} MW at PUE {site.pue:g}; accepted: a cap above that, or a smaller fleet")

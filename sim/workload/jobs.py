@@ -43,6 +43,11 @@ JOB_COLUMNS = {
 }
 
 
+def busy_chip_equivalents(chips: np.ndarray, chip_share: np.ndarray) -> np.ndarray:
+    """Chips a job keeps busy: its gang, or its share of one chip for a shared single-chip job."""
+    return np.where((chips == 1) & (chip_share < 1.0), chip_share, chips).astype(np.float64)
+
+
 def make_job_table(columns: dict[str, object]) -> pd.DataFrame:
     """Build a job table from column arrays, filling optional columns and sorting by arrival (stable)."""
     n = len(columns["arrival_s"])
