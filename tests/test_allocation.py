@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,9 +34,14 @@ def test_domain_allocator_never_overcommits(sizes, ops):
         assert all(0 <= used[d] <= sizes[d] for d in range(len(sizes)))
         assert alloc.free == [sizes[d] - used[d] for d in range(len(sizes))]
         assert alloc.free_chips == sum(sizes) - sum(used)
-        # can_place agrees with place (checked without changing state)
-        biggest_free = max(alloc.free)
-        assert alloc.can_place(1) == (biggest_free >= 1)
+        # can_place agrees with place, and place is best fit (checked on a copy)
+        for gang in range(1, 2 * max(sizes) + 2):
+            probe = copy.deepcopy(alloc)
+            parts = probe.place(gang)
+            assert alloc.can_place(gang) == (parts is not None), gang
+            if parts is not None and gang <= alloc.domain_chips:
+                (domain, _), = parts
+                assert alloc.free[domain] == min(f for f in alloc.free if f >= gang)
 
 
 @settings(max_examples=100, deadline=None)

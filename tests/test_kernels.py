@@ -38,7 +38,17 @@ def test_compiled_matches_reference(seed):
     t_nb, s_nb = compiled.training_time_s(**inputs)
     np.testing.assert_array_equal(s_ref, s_nb)
     np.testing.assert_allclose(t_ref, t_nb, rtol=1e-12)
-    assert (s_ref != 0).any() or np.isfinite(t_ref).all()
+
+
+def test_random_inputs_exercise_every_status():
+    """The agreement test above is only as good as its inputs: they must reach every branch."""
+    statuses = set()
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        inputs = random_inputs(rng, n_jobs=int(rng.integers(1, 200)), n_pools=int(rng.integers(1, 8)))
+        statuses |= set(np.unique(reference.training_time_s(**inputs)[1]).tolist())
+    assert statuses == {reference.STATUS_OK, reference.STATUS_STACK_UNSUPPORTED, reference.STATUS_OUT_OF_MEMORY,
+                        reference.STATUS_GANG_TOO_LARGE}
 
 
 def test_single_chip_compute_bound_job_is_flops_over_effective_rate():
