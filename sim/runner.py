@@ -6,13 +6,10 @@ import gc
 import time
 from pathlib import Path
 
-import simpy
-
 from sim import kernels
-from sim.engine.cluster import Cluster
 from sim.engine.prepare import prepare_jobs
+from sim.engine.simulate import simulate_training
 from sim.fleet import build_fleet
-from sim.policies.registry import registry
 from sim.results import compute
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
@@ -46,12 +43,8 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     jobs = training_jobs(scenario, origin.directory)
     prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
     horizon = float(scenario.duration)
-    env = simpy.Environment()
-    scheduler_cls = registry("scheduler")[scenario.policy.scheduler.kind]
     with _progress_bar(progress, horizon) as update:
-        cluster = Cluster(env, fleet, prepared, horizon,
-                          lambda c: scheduler_cls(c, scenario.policy.scheduler), progress=update)
-        env.run(until=cluster.process)
+        cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update)
     outcome = cluster.outcome()
     jobs_out = compute.jobs_table(jobs, outcome, fleet)
     series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start)

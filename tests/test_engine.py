@@ -291,36 +291,19 @@ def test_hetero_aware_does_not_wait_forever_for_a_busy_faster_pool(base, tmp_pat
     jobs = make_job_table({"job_id": [f"j{i}" for i in range(n + 1)], "arrival_s": arrival, "chips": chips,
                            "stack": stack, "duration_s": duration, "model": "resnet50",
                            "reference_accelerator": "h100-sxm"})
-    import simpy
-
-    from sim.engine.cluster import Cluster
-    from sim.policies.registry import registry
-
-    catalog = builtin_catalog()
-    fleet = build_fleet(scenario, catalog)
-    env = simpy.Environment()
-    cluster = Cluster(env, fleet, prepare_jobs(jobs, fleet, catalog), 20000.0,
-                      lambda c: registry("scheduler")["hetero-aware"](c, scenario.policy.scheduler))
-    env.run(until=cluster.process)
+    cluster = _run_table(scenario, jobs, "hetero-aware", 20000.0)
     assert cluster.pool_of[big] == 1  # it gave up on A and took B
     assert cluster.start_s[big] < 100.0
 
 
 def _run_table(scenario, jobs, kind: str, horizon_s: float):
     """Run a hand-made job table through the cluster with scheduler ``kind``; returns the cluster."""
-    import simpy
-
-    from sim.engine.cluster import Cluster
-    from sim.policies.registry import registry
+    from sim.engine.simulate import simulate_training
 
     catalog = builtin_catalog()
     fleet = build_fleet(scenario, catalog)
     config = scenario.policy.scheduler.model_copy(update={"kind": kind})
-    env = simpy.Environment()
-    cluster = Cluster(env, fleet, prepare_jobs(jobs, fleet, catalog), horizon_s,
-                      lambda c: registry("scheduler")[kind](c, config))
-    env.run(until=cluster.process)
-    return cluster
+    return simulate_training(fleet, prepare_jobs(jobs, fleet, catalog), horizon_s, config)
 
 
 def test_young_job_that_fits_starts_although_older_shapes_are_blocked(base, tmp_path):

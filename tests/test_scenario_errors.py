@@ -276,3 +276,14 @@ def test_nested_override_is_located_at_its_set(tmp_path):
     with pytest.raises(sim.ScenarioError) as info:
         scenario.with_overrides({"site.nope.deep": 3})
     assert "(--set site.nope.deep=3) site.nope: unknown field" in str(info.value)
+
+
+def test_feasibility_problems_reported_with_other_mistakes(tmp_path):
+    text = GOOD.replace("count: 8", "count: 64\n    servers_per_rack: 8\n    cooling: air") + """  - name: tpu
+    accelerator: tpu-v9
+    count: 8
+policy: {scheduler: {kind: fifoo}}
+"""
+    errors = " ".join(errors_of(tmp_path, text))
+    assert "fleet[0].servers_per_rack" in errors and "air cooling removes" in errors
+    assert "unknown accelerator 'tpu-v9'" in errors and "unknown scheduler 'fifoo'" in errors

@@ -116,30 +116,33 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
 def resolve_pools(scenario: "Scenario", catalog: Catalog) -> list[ResolvedPool]:
     """Pools with every default filled in; raises ``FleetError`` for an inconsistent layout."""
     site = resolve_site(scenario.site, catalog)
-    pools = []
-    for index, pool in enumerate(scenario.fleet):
-        accel = catalog.accelerators[pool.accelerator_id]
-        domain = pool.scale_up_domain_chips or accel.scale_up_domain_chips
-        per_server = pool.chips_per_server or min(8, domain)
-        if domain % per_server and per_server % domain:
-            raise FleetError(index, "chips_per_server",
-                             f"found {per_server}: a scale-up domain of {domain} chips must hold whole servers "
-                             f"(or a server whole domains); accepted: a divisor or multiple of {domain}")
-        if pool.count % per_server:
-            raise FleetError(index, "count",
-                             f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
-                             f"accepted: a multiple of {per_server}, "
-                             f"e.g. {pool.count - pool.count % per_server or per_server}")
-        online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
-        pools.append(ResolvedPool(
-            index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
-            servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count),
-            cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
-            multi_domain_gangs=pool.multi_domain_gangs,
-            server_power_overhead_frac=site.server_power_overhead_frac,
-            chip_cost_usd_per_hour=_chip_cost_usd_per_hour(accel, pool.owner, site),
-        ))
-    return pools
+    return [resolve_pool(scenario, index, catalog, site) for index in range(len(scenario.fleet))]
+
+
+def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: ResolvedSite) -> ResolvedPool:
+    """One pool with every default filled in; raises ``FleetError`` for an inconsistent layout."""
+    pool = scenario.fleet[index]
+    accel = catalog.accelerators[pool.accelerator_id]
+    domain = pool.scale_up_domain_chips or accel.scale_up_domain_chips
+    per_server = pool.chips_per_server or min(8, domain)
+    if domain % per_server and per_server % domain:
+        raise FleetError(index, "chips_per_server",
+                         f"found {per_server}: a scale-up domain of {domain} chips must hold whole servers "
+                         f"(or a server whole domains); accepted: a divisor or multiple of {domain}")
+    if pool.count % per_server:
+        raise FleetError(index, "count",
+                         f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
+                         f"accepted: a multiple of {per_server}, "
+                         f"e.g. {pool.count - pool.count % per_server or per_server}")
+    online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
+    return ResolvedPool(
+        index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
+        servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count),
+        cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
+        multi_domain_gangs=pool.multi_domain_gangs,
+        server_power_overhead_frac=site.server_power_overhead_frac,
+        chip_cost_usd_per_hour=_chip_cost_usd_per_hour(accel, pool.owner, site),
+    )
 
 
 def _chip_cost_usd_per_hour(accel: AcceleratorSpec, owner: str, site: ResolvedSite) -> float:

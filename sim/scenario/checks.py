@@ -109,8 +109,7 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
         add(("outputs", "timeseries_interval"),
             f"found {scenario.outputs.timeseries_interval:g} s: that is {bins:.3g} bins over the horizon; "
             f"accepted: at least {scenario.duration / MAX_TIMESERIES_BINS:.3g} s")
-    if not problems:
-        _check_feasibility(scenario, catalog, add)
+    _check_feasibility(scenario, catalog, add)
     return problems
 
 
@@ -193,15 +192,21 @@ def _check_porting(scenario, catalog, add) -> None:
 
 
 def _check_feasibility(scenario, catalog, add) -> None:
-    from sim.fleet.build import FleetError, idle_facility_w, resolve_pools, resolve_site, within_cap
+    """Layout, rack cooling and idle power against the cap — for every pool whose chip is known, even
+    when other parts of the scenario have problems, so one run reports them all."""
+    from sim.fleet.build import FleetError, idle_facility_w, resolve_pool, resolve_site, within_cap
 
     site = resolve_site(scenario.site, catalog)
-    try:
-        pools = resolve_pools(scenario, catalog)
-    except FleetError as exc:
-        add(("fleet", exc.pool_index, exc.field), str(exc))
-        return
-    for index, pool in enumerate(pools):
+    pools = []
+    for index, entry in enumerate(scenario.fleet):
+        if entry.accelerator_id not in catalog.accelerators:
+            continue  # already reported as unknown
+        try:
+            pools.append(resolve_pool(scenario, index, catalog, site))
+        except FleetError as exc:
+            add(("fleet", exc.pool_index, exc.field), str(exc))
+    for pool in pools:
+        index = pool.index
         cooling_kw = site.cooling_kw_per_rack[pool.cooling]
         if pool.rack_power_w / 1e3 > cooling_kw:
             per_server_kw = pool.rack_power_w / 1e3 / pool.servers_per_rack
@@ -210,7 +215,7 @@ def _check_feasibility(scenario, catalog, add) -> None:
                 f"a rack of {pool.servers_per_rack} servers draws {pool.rack_power_w / 1e3:.1f} kW but "
                 f"{pool.cooling} cooling removes {cooling_kw:g} kW per rack; accepted: servers_per_rack <= "
                 f"{fitting}, or cooling: liquid, or a lower-power chip")
-    if site.power_cap_w is not None:
+    if site.power_cap_w is not None and len(pools) == len(scenario.fleet):
         idle_w = idle_facility_w(pools, site.pue)
         if not within_cap(idle_w, site.power_cap_w):
             add(("site", "power_cap_mw"),

@@ -41,7 +41,25 @@ def format_path(path: Iterable[object]) -> str:
 def suggest(name: str, known: Iterable[str], listed: int = 30) -> str:
     """`` (did you mean 'x'?); known: a, b, c`` for an unknown name."""
     known = sorted(known)
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = _closest(str(name), known)
+    hint = f" (did you mean {close!r}?)" if close else ""
     shown = ", ".join(known[:listed]) + (", …" if len(known) > listed else "")
     return f"{hint}; known: {shown}"
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    """The known name sharing the longest prefix with ``name`` (at least 2 characters), ties and the
+    rest decided by similarity; ids like 'h100-sxm' are typed from their start ('h1000', 'h100')."""
+    def prefix(other: str) -> int:
+        length = 0
+        for a, b in zip(name.lower(), other.lower()):
+            if a != b:
+                break
+            length += 1
+        return length
+
+    ratio = {k: difflib.SequenceMatcher(None, name, k).ratio() for k in known}
+    best = max(known, key=lambda k: (min(prefix(k), 4), ratio[k]), default=None)
+    if best is not None and (prefix(best) >= 2 or ratio[best] >= 0.6):
+        return best
+    return None

@@ -1,0 +1,25 @@
+"""Run the engine: a fresh SimPy environment, the cluster process and its scheduler, to the horizon."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import simpy
+
+from sim.engine.cluster import Cluster
+from sim.engine.prepare import PreparedJobs
+from sim.fleet import Fleet
+from sim.policies.registry import registry
+
+
+def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, scheduler_config,
+                      progress: Callable[[float], None] | None = None) -> Cluster:
+    """Simulate training jobs on ``fleet`` over [0, horizon_s]; returns the finished cluster state.
+
+    ``scheduler_config`` is the scenario's ``policy.scheduler`` section; its ``kind`` picks the class.
+    """
+    env = simpy.Environment()
+    scheduler_cls = registry("scheduler")[scheduler_config.kind]
+    cluster = Cluster(env, fleet, jobs, horizon_s, lambda c: scheduler_cls(c, scheduler_config), progress=progress)
+    env.run(until=cluster.process)
+    return cluster
