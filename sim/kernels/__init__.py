@@ -29,6 +29,10 @@ else:
         warnings.warn(f"numba unavailable ({exc}); using the pure-Python kernels", RuntimeWarning, stacklevel=2)
 
 training_time_s = _compiled.training_time_s if NUMBA_ENABLED else reference.training_time_s
+if NUMBA_ENABLED:
+    from sim.kernels.serving_compiled import serve_llm
+else:
+    from sim.kernels.serving_reference import serve_llm
 
 STATUS_REASONS = {
     STATUS_STACK_UNSUPPORTED: "stack-unsupported",
@@ -36,4 +40,4 @@ STATUS_REASONS = {
     STATUS_GANG_TOO_LARGE: "gang-larger-than-pool",
 }
 
-__all__ = ["training_time_s", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]
+__all__ = ["training_time_s", "serve_llm", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]
