@@ -28,7 +28,7 @@ def random_case(seed: int):
     return arrival, prompt, output, params
 
 
-@pytest.mark.parametrize("seed", range(25))
+@pytest.mark.parametrize("seed", range(80))
 def test_compiled_matches_reference(seed):
     arrival, prompt, output, params = random_case(seed)
     ref = serving_reference.serve_llm(arrival, prompt, output, **params)

@@ -1,8 +1,15 @@
 """Numba version of ``serving_reference.serve_llm`` (same signature, same per-request results).
 
-Queues are linked lists over request indices, running sets are fixed-width rows per replica (admission
-order kept by shifting on removal), and the batch of an iteration is remembered per request
-(``chunk`` prefill tokens, ``decoding`` flag) — arrays only, no Python objects.
+The reference re-scans every running request at every iteration; this version does O(1) work per
+decoding request per iteration *in aggregate*, which is what makes token-level simulation of millions
+of requests fast:
+
+* all decoding requests of a replica advance one token per iteration in lockstep, so the replica keeps
+  only their count and the sum of their contexts, and each request's finishing iteration is known
+  when it starts decoding (``first decode iteration + output - 2``): a per-replica min-heap of
+  finishing iterations replaces the scan;
+* requests still prefilling sit in a short per-replica list in admission order;
+* queues are linked lists over request indices. Arrays only, no Python objects.
 """
 
 from __future__ import annotations
@@ -31,14 +38,17 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
     finish = np.full(n, np.nan)
     kv_peak = np.zeros(n_replicas, dtype=np.int64)
     prefilled = np.zeros(n, dtype=np.int64)
-    generated = np.zeros(n, dtype=np.int64)
     chunk = np.zeros(n, dtype=np.int64)
-    decoding = np.zeros(n, dtype=np.bool_)
     queue_next = np.full(n, -1, dtype=np.int64)
     queue_head = np.full(n_replicas, -1, dtype=np.int64)
     queue_tail = np.full(n_replicas, -1, dtype=np.int64)
-    running = np.zeros((n_replicas, max_seqs), dtype=np.int64)
-    n_running = np.zeros(n_replicas, dtype=np.int64)
+    prefilling = np.zeros((n_replicas, max_seqs), dtype=np.int64)  # admission order
+    n_prefilling = np.zeros(n_replicas, dtype=np.int64)
+    heap_key = np.zeros((n_replicas, max_seqs), dtype=np.int64)   # finishing iteration of a decoder
+    heap_req = np.zeros((n_replicas, max_seqs), dtype=np.int64)
+    n_decoding = np.zeros(n_replicas, dtype=np.int64)             # heap size
+    context = np.zeros(n_replicas, dtype=np.int64)                # Σ (prompt + generated) of decoders
+    iteration = np.zeros(n_replicas, dtype=np.int64)              # index of the iteration in flight
     kv_used = np.zeros(n_replicas, dtype=np.int64)
     in_system = np.zeros(n_replicas, dtype=np.int64)
     work = np.zeros(n_replicas, dtype=np.int64)
@@ -58,42 +68,45 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
             break
         if t_end <= t_arrival:
             r = r_end
-            # finish the iteration: decode tokens first, then prefill chunks, in admission order
-            for k in range(n_running[r]):
-                q = running[r, k]
-                if decoding[q]:
-                    generated[q] += 1
-                    work[r] -= 1
-                    if generated[q] == output_tokens[q]:
-                        status[q] = DONE
-            for k in range(n_running[r]):
-                q = running[r, k]
+            k = iteration[r]
+            # decoders: one token each; those reaching their output length finish now
+            work[r] -= n_decoding[r]
+            context[r] += n_decoding[r]
+            while n_decoding[r] > 0 and heap_key[r, 0] == k:
+                q = heap_req[r, 0]
+                _heap_pop(heap_key, heap_req, n_decoding, r)
+                status[q] = DONE
+                finish[q] = t_end
+                context[r] -= prompt_tokens[q] + output_tokens[q]
+                kv_used[r] -= prompt_tokens[q] + output_tokens[q]
+                in_system[r] -= 1
+            # prefill chunks, in admission order; a finished prefill emits the first token
+            kept = 0
+            for j in range(n_prefilling[r]):
+                q = prefilling[r, j]
                 if chunk[q] > 0:
                     prefilled[q] += chunk[q]
                     work[r] -= chunk[q]
+                    chunk[q] = 0
                     if prefilled[q] == prompt_tokens[q]:
-                        generated[q] = 1
                         work[r] -= 1
                         first_token[q] = t_end
                         if output_tokens[q] == 1:
                             status[q] = DONE
-            kept = 0
-            for k in range(n_running[r]):
-                q = running[r, k]
-                chunk[q] = 0
-                decoding[q] = False
-                if status[q] == DONE:
-                    finish[q] = t_end
-                    kv_used[r] -= prompt_tokens[q] + output_tokens[q]
-                    in_system[r] -= 1
-                else:
-                    running[r, kept] = q
-                    kept += 1
-            n_running[r] = kept
+                            finish[q] = t_end
+                            kv_used[r] -= prompt_tokens[q] + output_tokens[q]
+                            in_system[r] -= 1
+                        else:
+                            context[r] += prompt_tokens[q] + 1
+                            _heap_push(heap_key, heap_req, n_decoding, r, k + output_tokens[q] - 1, q)
+                        continue
+                prefilling[r, kept] = q
+                kept += 1
+            n_prefilling[r] = kept
             iteration_end[r] = np.inf
             busy[r] = False
-            _start(r, t_end, queue_head, queue_tail, queue_next, running, n_running, prefilled, generated,
-                   prompt_tokens, output_tokens, chunk, decoding, kv_used, kv_peak, iteration_end, busy,
+            _start(r, t_end, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context,
+                   iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy,
                    token_budget, max_seqs, kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s,
                    weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s)
             continue
@@ -108,14 +121,14 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                     next_rr = (next_rr + 1) % n_replicas
                 elif router == ROUTER_JSQ:
                     r = 0
-                    for k in range(1, n_replicas):
-                        if in_system[k] < in_system[r]:
-                            r = k
+                    for m in range(1, n_replicas):
+                        if in_system[m] < in_system[r]:
+                            r = m
                 else:
                     r = 0
-                    for k in range(1, n_replicas):
-                        if work[k] < work[r]:
-                            r = k
+                    for m in range(1, n_replicas):
+                        if work[m] < work[r]:
+                            r = m
                 replica_of[i] = r
                 if queue_tail[r] < 0:
                     queue_head[r] = i
@@ -132,8 +145,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
             for r in range(n_replicas):
                 if woken[r]:
                     woken[r] = False
-                    _start(r, t_arrival, queue_head, queue_tail, queue_next, running, n_running, prefilled,
-                           generated, prompt_tokens, output_tokens, chunk, decoding, kv_used, kv_peak,
+                    _start(r, t_arrival, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
+                           context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
                            iteration_end, busy, token_budget, max_seqs, kv_capacity_tokens, chunked_prefill,
                            flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s)
     for j in range(i, n):
@@ -142,11 +155,11 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
 
 
 @njit(cache=True)
-def _start(r, t, queue_head, queue_tail, queue_next, running, n_running, prefilled, generated, prompt_tokens,
-           output_tokens, chunk, decoding, kv_used, kv_peak, iteration_end, busy, token_budget, max_seqs,
-           kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token,
-           bytes_per_s, overhead_s):
-    while queue_head[r] >= 0 and n_running[r] < max_seqs:
+def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context, iteration,
+           prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy, token_budget,
+           max_seqs, kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
+           kv_bytes_per_token, bytes_per_s, overhead_s):
+    while queue_head[r] >= 0 and n_prefilling[r] + n_decoding[r] < max_seqs:
         head = queue_head[r]
         need = prompt_tokens[head] + output_tokens[head]
         if kv_used[r] + need > kv_capacity_tokens:
@@ -154,30 +167,23 @@ def _start(r, t, queue_head, queue_tail, queue_next, running, n_running, prefill
         queue_head[r] = queue_next[head]
         if queue_head[r] < 0:
             queue_tail[r] = -1
-        running[r, n_running[r]] = head
-        n_running[r] += 1
+        prefilling[r, n_prefilling[r]] = head
+        n_prefilling[r] += 1
         kv_used[r] += need
         if kv_used[r] > kv_peak[r]:
             kv_peak[r] = kv_used[r]
-    n_decoding = 0
-    context = 0
-    for k in range(n_running[r]):
-        q = running[r, k]
-        if prefilled[q] == prompt_tokens[q]:
-            decoding[q] = True
-            n_decoding += 1
-            context += prompt_tokens[q] + generated[q]
-    budget = token_budget - n_decoding
+    decoders = n_decoding[r]
+    budget = token_budget - decoders
     prefill_tokens = 0
     n_chunks = 0
-    for k in range(n_running[r]):
-        q = running[r, k]
+    for j in range(n_prefilling[r]):
+        q = prefilling[r, j]
         left = prompt_tokens[q] - prefilled[q]
-        if left == 0 or budget <= 0:
-            continue
+        if budget <= 0:
+            break
         if chunked_prefill:
             take = min(left, budget)
-        elif left <= budget or (n_decoding == 0 and n_chunks == 0):
+        elif left <= budget or (decoders == 0 and n_chunks == 0):
             take = left
         else:
             continue
@@ -185,10 +191,47 @@ def _start(r, t, queue_head, queue_tail, queue_next, running, n_running, prefill
         n_chunks += 1
         prefill_tokens += take
         budget -= take
-    if n_decoding == 0 and n_chunks == 0:
+    if decoders == 0 and n_chunks == 0:
         return
-    tokens = n_decoding + prefill_tokens
+    tokens = decoders + prefill_tokens
     compute_s = flop_per_token * tokens / flops_per_s
-    memory_s = (weight_bytes + kv_bytes_per_token * context) / bytes_per_s
+    memory_s = (weight_bytes + kv_bytes_per_token * context[r]) / bytes_per_s
     iteration_end[r] = t + overhead_s + max(compute_s, memory_s)
+    iteration[r] += 1
     busy[r] = True
+
+
+@njit(cache=True)
+def _heap_push(key, req, size, r, k, q):
+    j = size[r]
+    size[r] += 1
+    while j > 0:
+        parent = (j - 1) // 2
+        if key[r, parent] <= k:
+            break
+        key[r, j] = key[r, parent]
+        req[r, j] = req[r, parent]
+        j = parent
+    key[r, j] = k
+    req[r, j] = q
+
+
+@njit(cache=True)
+def _heap_pop(key, req, size, r):
+    size[r] -= 1
+    last = size[r]
+    k, q = key[r, last], req[r, last]
+    j = 0
+    while True:
+        child = 2 * j + 1
+        if child >= last:
+            break
+        if child + 1 < last and key[r, child + 1] < key[r, child]:
+            child += 1
+        if key[r, child] >= k:
+            break
+        key[r, j] = key[r, child]
+        req[r, j] = req[r, child]
+        j = child
+    key[r, j] = k
+    req[r, j] = q
