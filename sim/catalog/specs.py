@@ -82,6 +82,7 @@ class ModelSpec(BaseModel):
     train_bytes_per_param: float = Field(16.0, gt=0, description="training state per parameter [B]")
     activation_bytes_per_sample: float = Field(ge=0, description="activation memory per sample in flight [B]")
     microbatch_samples: float = Field(gt=0, description="samples resident per chip per micro-step")
+    kv_bytes_per_token: float = Field(0.0, ge=0, description="KV-cache bytes per token of context [B] (LLMs)")
     embedding_params: float = Field(0.0, ge=0, description="parameters in embedding tables (part of params)")
     embedding_bytes: float = Field(0.0, ge=0, description="embedding-table bytes as stored (recommendation models)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> source key or 'estimate: ...'")

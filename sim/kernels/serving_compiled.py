@@ -196,7 +196,7 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
     tokens = decoders + prefill_tokens
     compute_s = flop_per_token * tokens / flops_per_s
     memory_s = (weight_bytes + kv_bytes_per_token * context[r]) / bytes_per_s
-    iteration_end[r] = t + overhead_s + max(compute_s, memory_s)
+    iteration_end[r] = t + (overhead_s + max(compute_s, memory_s))  # as iteration_time_s, then added
     iteration[r] += 1
     busy[r] = True
 

@@ -44,6 +44,17 @@ ROUTER_ROUND_ROBIN, ROUTER_JSQ, ROUTER_LEAST_WORK = 0, 1, 2
 DONE, UNFINISHED, REJECTED, NOT_OFFERED = 0, 1, 2, 3
 
 
+def iteration_time_s(tokens, context_tokens, flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token,
+                     bytes_per_s, overhead_s):
+    """Wall time of one batched iteration [s]: ``overhead + max(compute, memory)`` (see module docstring).
+
+    ``tokens`` are all tokens processed (prefill tokens + one per decoding request); ``context_tokens``
+    the KV-cache tokens read by the decoding requests."""
+    compute_s = flop_per_token * tokens / flops_per_s
+    memory_s = (weight_bytes + kv_bytes_per_token * context_tokens) / bytes_per_s
+    return overhead_s + max(compute_s, memory_s)
+
+
 def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token_budget, max_seqs,
               kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
               kv_bytes_per_token, bytes_per_s, overhead_s, horizon_s):
@@ -141,9 +152,8 @@ def _start_iteration(r, t, queues, running, batch, iteration_end, prefilled, gen
         return
     tokens = len(decoding) + sum(chunks.values())
     context = sum(int(prompt_tokens[q]) + generated[q] for q in decoding)
-    compute_s = flop_per_token * tokens / flops_per_s
-    memory_s = (weight_bytes + kv_bytes_per_token * context) / bytes_per_s
-    iteration_end[r] = t + overhead_s + max(compute_s, memory_s)
+    iteration_end[r] = t + iteration_time_s(tokens, context, flop_per_token, flops_per_s, weight_bytes,
+                                            kv_bytes_per_token, bytes_per_s, overhead_s)
     batch[r] = (decoding, chunks)
 
 
