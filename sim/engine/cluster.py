@@ -128,8 +128,8 @@ class Cluster:
             placement = self.shared[pool].place(units)
         else:
             allocator, chips = self.allocators[pool], self.chips[job]
-            if chips <= allocator.domain_chips and not allocator.mask >> chips:
-                return False  # no domain with room: the common refusal, without a call
+            if not allocator.can_place(chips):
+                return False
             placement = allocator.place(chips)
         if placement is None:
             return False

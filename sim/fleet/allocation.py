@@ -33,9 +33,10 @@ class DomainAllocator:
         self.capacity = self.free_chips
 
     def can_place(self, chips: int) -> bool:
+        """Whether ``place(chips)`` would succeed now (a few integer operations)."""
         if chips <= self.domain_chips:
             return (self.mask >> chips) != 0
-        return len(self.buckets[self.domain_chips]) >= math.ceil(chips / self.domain_chips)
+        return len(self.buckets[self.domain_chips]) * self.domain_chips >= chips
 
     def place(self, chips: int) -> tuple | None:
         """Allocate ``chips``; return ((domain, n), ...) or None when it does not fit now."""

@@ -68,8 +68,9 @@ class Scheduler:
                 return pool
         return None
 
-    def _drain(self, shape: int) -> None:
-        """Start the oldest jobs of ``shape`` while a pool takes them."""
+    def _drain(self, shape: int, freed: set[int] | None = None) -> None:
+        """Start the oldest jobs of ``shape`` while a pool takes them (every eligible pool is weighed:
+        an objective compares them all, so ``freed`` does not narrow the choice here)."""
         waiting, start, choose_pool = self.cluster.waiting, self.cluster.start, self.choose_pool
         fifo = waiting.fifos[shape]
         while fifo:
@@ -91,9 +92,13 @@ class FirstFit(Scheduler):
                     return
         waiting.push(job, shape)
 
-    def _drain(self, shape: int) -> None:
+    def _drain(self, shape: int, freed: set[int] | None = None) -> None:
+        """Start the oldest jobs of ``shape`` while a pool takes them. With ``freed``, only those pools
+        are tried: the others refused this shape before and have only lost capacity since."""
         waiting, try_start = self.cluster.waiting, self.cluster.try_start
         fifo, pools = waiting.fifos[shape], waiting.shape_pools[shape]
+        if freed is not None:
+            pools = [pool for pool in pools if pool in freed]
         while fifo:
             job = fifo[0]
             for pool in pools:
@@ -130,7 +135,7 @@ class FifoBackfill(FirstFit):
         if new_shapes:  # arrivals of this instant, whatever pools they may use
             shapes = sorted(set(shapes) | set(new_shapes), key=lambda s: waiting.fifos[s][0])
         for shape in shapes:
-            self._drain(shape)
+            self._drain(shape, None if shape in new_shapes else freed)
 
 
 @register("scheduler", "hetero-aware")
