@@ -63,9 +63,7 @@ class Cluster:
         self.pool_ends: list[list[float]] = [[] for _ in self.pools]
         self.now = 0.0
         self.events = 0
-        site = fleet.site
-        self.pue = site.pue
-        self.power_cap_w = site.power_cap_w
+        self.power_cap_w = fleet.site.power_cap_w
         self.dynamic_w = [fleet.busy_increment_facility_w(p.index) for p in self.pools]
         # idle power of every pool is reserved from t=0, including pools not online yet: their arrival
         # must not push the site over its cap (admission control cannot shed running jobs)
