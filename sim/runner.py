@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 
 from sim import kernels
+from sim.engine import inference
 from sim.engine.prepare import prepare_jobs
 from sim.engine.simulate import simulate_training
 from sim.fleet import build_fleet
 from sim.results import compute
+from sim.results.inference import service_summaries
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
+from sim.rng import streams
 from sim.scenario.checks import scenario_catalog
 from sim.scenario.loader import source_of
 from sim.scenario.schema import Scenario
@@ -43,6 +46,8 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     jobs = training_jobs(scenario, origin.directory)
     prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
     horizon = float(scenario.duration)
+    plans = inference.plan_groups(scenario, fleet, catalog)
+    served = inference.serve(scenario, fleet, plans, origin.directory, streams(scenario.seed)["inference"])
     with _progress_bar(progress, horizon) as update:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update)
     outcome = cluster.outcome()
@@ -50,6 +55,7 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start)
     peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon)
     summary = compute.summary(jobs_out, series, fleet, horizon, peak_w)
+    summary["inference"] = service_summaries(scenario, fleet, plans, served)
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario)

@@ -16,12 +16,13 @@ FILES = sorted(SCENARIOS.glob("*.yaml"))
 SHORTEN = {
     "alibaba-gpu-replay": {"workloads.training.trace.limit": 1500},
     "classroom-hetero": {"duration": "2d", "workloads.training.generator.jobs": 150},
+    "llm-serving-azure": {"duration": "20min", "workloads.inference.0.traffic.trace.limit": 3000},
 }
 
 
 def test_there_are_scenarios():
     names = {f.stem for f in FILES}
-    assert {"classroom-hetero", "alibaba-gpu-replay"} <= names
+    assert {"classroom-hetero", "alibaba-gpu-replay", "llm-serving-azure"} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -32,8 +33,11 @@ def test_scenario_validates_and_runs(path, request):
     assert scenario.name == path.stem
     results = sim.run(scenario.with_overrides(SHORTEN.get(scenario.name, {"duration": "1d"})))
     jobs = results.summary["jobs"]
-    assert jobs["completed"] > 0
+    assert jobs["completed"] > 0 or results.summary["inference"]
     assert sum(jobs[s] for s in ("completed", "running", "queued", "rejected")) == jobs["submitted"]
+    for service in results.summary["inference"].values():
+        r = service["requests"]
+        assert r["completed"] > 0 and r["offered"] == r["completed"] + r["rejected"] + r["unfinished"]
     check_golden(path.stem, results.summary, request.config.getoption("--update-golden"))
 
 

@@ -25,7 +25,7 @@ import simpy
 from sim.engine.prepare import PreparedJobs, pool_orders
 from sim.engine.waiting import WaitQueue
 from sim.fleet import Fleet, within_cap
-from sim.fleet.allocation import DomainAllocator, SharedChips
+from sim.fleet.allocation import SharedChips
 
 NOT_STARTED = math.nan
 NOTHING_FREED: frozenset[int] = frozenset()
@@ -40,8 +40,7 @@ class Cluster:
         self.fleet = fleet
         self.horizon_s = horizon_s
         self.pools = fleet.pools
-        domain_sizes = fleet.domain_sizes()
-        self.allocators = [DomainAllocator(domain_sizes[p.name]) for p in self.pools]
+        self.allocators = fleet.new_allocators()  # inference replicas' chips already reserved
         self.shared = [SharedChips(a) for a in self.allocators]
         self.online = [p.online_from_s <= 0.0 for p in self.pools]
         self.arrival = jobs.arrival_s.tolist()
@@ -66,8 +65,9 @@ class Cluster:
         self.power_cap_w = fleet.site.power_cap_w
         self.dynamic_w = [fleet.busy_increment_facility_w(p.index) for p in self.pools]
         # idle power of every pool is reserved from t=0, including pools not online yet: their arrival
-        # must not push the site over its cap (admission control cannot shed running jobs)
-        self.committed_w = fleet.idle_facility_w
+        # must not push the site over its cap (admission control cannot shed running jobs); so is the
+        # full-load power of chips reserved for inference replicas
+        self.committed_w = fleet.committed_floor_w
         self.scheduler = scheduler_factory(self)
         self.track_release_times = getattr(self.scheduler, "uses_release_times", False)
         self.progress = progress

@@ -20,7 +20,7 @@ import pandas as pd
 
 from sim import kernels
 from sim.catalog import Catalog
-from sim.fleet import Fleet
+from sim.fleet import Fleet, allocation
 from sim.fleet.build import CAP_TOLERANCE
 from sim.kernels.reference import STATUS_GANG_TOO_LARGE, STATUS_STACK_UNSUPPORTED
 from sim.workload.jobs import busy_chip_equivalents
@@ -193,8 +193,9 @@ def _run_times(jobs, fleet, catalog, efficiency, porting):
     pools = fleet.pools
     m = _model_arrays(jobs, catalog)
     chips = np.maximum(jobs["chips"].to_numpy(np.int64), 1)
+    allocators = fleet.new_allocators()
     pool = _pool_arrays([p.accelerator for p in pools], [p.domain_chips for p in pools],
-                        [p.max_gang_chips for p in pools])
+                        [allocation.max_gang_chips(allocators[p.index], p.multi_domain_gangs) for p in pools])
     samples = jobs["samples"].to_numpy(np.float64)
     measured = jobs["duration_s"].to_numpy(np.float64)
     time_based = ~np.isnan(measured)
@@ -243,7 +244,7 @@ def _over_power_cap(chips, share, fleet: Fleet) -> np.ndarray:
     if cap_w is None:
         return np.zeros((len(chips), len(fleet.pools)), dtype=bool)
     increment_w = np.array([fleet.busy_increment_facility_w(p.index) for p in fleet.pools])
-    alone_w = fleet.idle_facility_w + busy_chip_equivalents(chips, share)[:, None] * increment_w[None, :]
+    alone_w = fleet.committed_floor_w + busy_chip_equivalents(chips, share)[:, None] * increment_w[None, :]
     return alone_w > cap_w * (1.0 + CAP_TOLERANCE)  # the same test as the cluster's within_cap
 
 

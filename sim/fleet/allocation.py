@@ -142,3 +142,21 @@ class SharedChips:
         self.free_units[chip] = level
         self.buckets[level].add(chip)
         self.mask |= 1 << level
+
+
+def reserve(allocators: list[DomainAllocator], reservations) -> None:
+    """Place ``(pool, chips, count)`` reservations (inference replicas) before anything else runs.
+
+    Each replica is one gang; raises ``ValueError`` when the pool cannot hold them (validation checks
+    this first, with the same function)."""
+    for pool, chips, count in reservations:
+        for _ in range(count):
+            if allocators[pool].place(chips) is None:
+                raise ValueError(f"pool {pool}: no room for a {chips}-chip replica")
+
+
+def max_gang_chips(allocator: DomainAllocator, multi_domain: bool) -> int:
+    """Largest gang the allocator can place in its current state (used after reservations)."""
+    if multi_domain and len(allocator.buckets[allocator.domain_chips]) > 1:
+        return len(allocator.buckets[allocator.domain_chips]) * allocator.domain_chips
+    return allocator.mask.bit_length() - 1 if allocator.mask > 1 else 0

@@ -158,11 +158,31 @@ def _chip_cost_usd_per_hour(accel: AcceleratorSpec, owner: str, site: ResolvedSi
 
 @dataclass(frozen=True)
 class Fleet:
-    """The resolved pools and site, and the topology graph built once from them."""
+    """The resolved pools and site, the topology graph built once from them, and the chips reserved
+    for inference replicas as ``(pool index, chips per replica, replicas)``."""
 
     site: ResolvedSite
     pools: list[ResolvedPool]
     topology: nx.Graph
+    reservations: tuple[tuple[int, int, int], ...] = ()
+
+    def reserved_chips(self, pool: int) -> int:
+        return sum(chips * count for p, chips, count in self.reservations if p == pool)
+
+    def new_allocators(self) -> list:
+        """Per-pool chip bookkeeping with the reservations already placed (what training can use)."""
+        from sim.fleet.allocation import DomainAllocator, reserve
+
+        sizes = self.domain_sizes()
+        allocators = [DomainAllocator(sizes[p.name]) for p in self.pools]
+        reserve(allocators, self.reservations)
+        return allocators
+
+    @property
+    def committed_floor_w(self) -> float:
+        """Facility power committed before any training job: every chip idle, reserved chips at full load."""
+        return self.idle_facility_w + sum(self.reserved_chips(p.index) * self.busy_increment_facility_w(p.index)
+                                          for p in self.pools)
 
     @property
     def total_chips(self) -> int:
@@ -196,7 +216,10 @@ def idle_facility_w(pools: list[ResolvedPool], pue: float) -> float:
 def build_fleet(scenario: "Scenario", catalog: Catalog) -> Fleet:
     site = resolve_site(scenario.site, catalog)
     pools = resolve_pools(scenario, catalog)
-    return Fleet(site=site, pools=pools, topology=build_topology(pools))
+    index = {p.name: p.index for p in pools}
+    reservations = tuple((index[group.pool], group.chips_per_replica, group.count)
+                         for service in scenario.workloads.inference for group in service.replicas)
+    return Fleet(site=site, pools=pools, topology=build_topology(pools), reservations=reservations)
 
 
 def build_topology(pools: list[ResolvedPool]) -> nx.Graph:

@@ -182,3 +182,15 @@ def _finish_iteration(r, t, batch, running, prefilled, generated, prompt_tokens,
         kv_used[r] -= int(prompt_tokens[q]) + int(output_tokens[q])
         in_system[r] -= 1
     batch[r] = None
+
+
+def kv_capacity_tokens(chips: int, memory_bytes_per_chip: float, weight_bytes: float, kv_bytes_per_token: float,
+                       usable_frac: float = 0.9) -> int:
+    """Tokens of KV cache a replica holds: memory left after the weights, over bytes per token.
+
+    ``usable_frac`` of device memory is usable (the rest: activations, runtime, fragmentation — an
+    estimate, as vLLM's default ``gpu_memory_utilization`` of 0.9). Zero or less: the model does not fit.
+    """
+    if kv_bytes_per_token <= 0:
+        return 0
+    return int((chips * memory_bytes_per_chip * usable_frac - weight_bytes) // kv_bytes_per_token)

@@ -46,6 +46,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         on = pool_of == p.index
         busy = binned_mean(*interval_events(start[on], end[on], busy_weight[on], horizon_s), edges)
         online = binned_mean(np.array([p.online_from_s]), np.array([float(p.count)]), edges)
+        busy = busy + online * (fleet.reserved_chips(p.index) / p.count)  # inference replicas: full load
         it_power += online * p.idle_w_with_server + busy * (p.busy_w_with_server - p.idle_w_with_server)
         pair = by_accel.setdefault(p.accelerator.id, [0.0, 0.0])
         pair[0] = pair[0] + busy
@@ -70,7 +71,8 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
     increment = np.array([p.busy_w_with_server - p.idle_w_with_server for p in fleet.pools] + [0.0])
     times, deltas = interval_events(start, end, busy * increment[pool_of], horizon_s)
     online_t = np.array([p.online_from_s for p in fleet.pools])
-    online_w = np.array([p.count * p.idle_w_with_server for p in fleet.pools])
+    online_w = np.array([p.count * p.idle_w_with_server + fleet.reserved_chips(p.index) * increment[p.index]
+                         for p in fleet.pools])
     return step_max(np.concatenate((times, online_t)), np.concatenate((deltas, online_w)), horizon_s)
 
 

@@ -53,6 +53,12 @@ class Results:
                      + (f" of cap {cap / 1e3:.3f} MW" if cap else " (no cap)"))
         lines.append(f"energy     {s['facility_energy_kwh'] / 1e3:,.1f} MWh  ${s['energy_cost_usd']:,.0f}  "
                      f"{s['carbon_kg'] / 1e3:,.1f} tCO2e  chips ${s['fleet_cost_usd']:,.0f}")
+        for name, svc in s.get("inference", {}).items():
+            r, slo = svc["requests"], svc["slo_attainment"]
+            lines.append(
+                f"service    {name}: completed {r['completed']} of {r['offered']} offered, rejected {r['rejected']}, "
+                f"unfinished {r['unfinished']}; TTFT p99 {_ms(svc['ttft_s']['p99'])}, "
+                f"TPOT p99 {_ms(svc['tpot_s']['p99'])}" + (f", SLO {slo:.1%}" if slo is not None else ""))
         return "\n".join(lines)
 
 
@@ -60,6 +66,10 @@ def _stat_line(stats: dict) -> str:
     if stats["mean"] is None:
         return "n/a"
     return "  ".join(f"{k} {_hours(v)}" for k, v in stats.items())
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1e3:.0f} ms"
 
 
 def _hours(seconds: float) -> str:

@@ -104,6 +104,7 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
     _check_policy(scenario, add)
     _check_porting(scenario, catalog, add)
     _check_files(scenario, origin, add)
+    _check_inference(scenario, catalog, origin, add)
     bins = scenario.duration / scenario.outputs.timeseries_interval
     if bins > MAX_TIMESERIES_BINS:
         add(("outputs", "timeseries_interval"),
@@ -191,6 +192,61 @@ def _check_porting(scenario, catalog, add) -> None:
                 f"unknown accelerator {port.accelerator!r}" + suggest(port.accelerator, catalog.accelerators))
 
 
+def _check_inference(scenario, catalog, origin, add) -> None:
+    """Services name known models and pools; replicas fit their chips (weights + KV) and their pools."""
+    from sim.fleet.build import FleetError, resolve_pool, resolve_site
+    from sim.kernels.serving_reference import kv_capacity_tokens
+    from sim.workload import resolve_trace_path
+
+    pools = {p.name: i for i, p in enumerate(scenario.fleet)}
+    llms = sorted(m.id for m in catalog.models.values() if m.kv_bytes_per_token > 0)
+    names = set()
+    site = resolve_site(scenario.site, catalog)
+    for s, service in enumerate(scenario.workloads.inference):
+        base = ("workloads", "inference", s)
+        if service.name in names:
+            add(base + ("name",), f"duplicate service name {service.name!r}")
+        names.add(service.name)
+        model = catalog.models.get(service.model)
+        if model is None or model.kv_bytes_per_token <= 0:
+            what = "unknown model" if model is None else "not an LLM with a KV cache:"
+            add(base + ("model",), f"{what} {service.model!r}" + suggest(service.model, llms))
+        if service.stack not in STACKS:
+            add(base + ("stack",), f"unknown stack {service.stack!r}" + suggest(service.stack, STACKS))
+        if service.traffic.trace is not None:
+            try:
+                resolve_trace_path(service.traffic.trace.path, origin.directory)
+            except FileNotFoundError as exc:
+                add(base + ("traffic", "trace", "path"), str(exc))
+        for g, group in enumerate(service.replicas):
+            path = base + ("replicas", g)
+            if group.pool not in pools:
+                add(path + ("pool",), f"unknown pool {group.pool!r}" + suggest(group.pool, pools))
+                continue
+            if scenario.fleet[pools[group.pool]].accelerator_id not in catalog.accelerators:
+                continue
+            try:
+                pool = resolve_pool(scenario, pools[group.pool], catalog, site)
+            except FleetError:
+                continue  # reported with the fleet
+            chip = pool.accelerator
+            if group.chips_per_replica > pool.domain_chips:
+                add(path + ("chips_per_replica",),
+                    f"found {group.chips_per_replica}: a replica stays inside one scale-up domain of pool "
+                    f"{pool.name!r}; accepted: at most {pool.domain_chips}")
+            runs = chip.stack_efficiency(service.stack) > 0 or any(
+                p.from_stack == service.stack and p.accelerator in ("*", chip.id) for p in scenario.porting)
+            if not runs:
+                add(path + ("pool",), f"stack {service.stack!r} does not run on {chip.id} "
+                                      f"(it runs {', '.join(chip.stacks)}); grant a port under porting:")
+            if model is not None and model.kv_bytes_per_token > 0 and kv_capacity_tokens(
+                    group.chips_per_replica, chip.memory_gb * 1e9, 2.0 * model.params, model.kv_bytes_per_token) < 1:
+                add(path + ("chips_per_replica",),
+                    f"found {group.chips_per_replica}: {service.model} does not fit on {group.chips_per_replica} × "
+                    f"{chip.id} ({chip.memory_gb:g} GB each, weights {2 * model.params / 1e9:.0f} GB); "
+                    f"accepted: more chips per replica")
+
+
 def _check_feasibility(scenario, catalog, add) -> None:
     """Layout, rack cooling and idle power against the cap — for every pool whose chip is known, even
     when other parts of the scenario have problems, so one run reports them all."""
@@ -215,9 +271,31 @@ def _check_feasibility(scenario, catalog, add) -> None:
                 f"a rack of {pool.servers_per_rack} servers draws {pool.rack_power_w / 1e3:.1f} kW but "
                 f"{pool.cooling} cooling removes {cooling_kw:g} kW per rack; accepted: servers_per_rack <= "
                 f"{fitting}, or cooling: liquid, or a lower-power chip")
+    if len(pools) == len(scenario.fleet):
+        _check_reservations(scenario, pools, add)
     if site.power_cap_w is not None and len(pools) == len(scenario.fleet):
         idle_w = idle_facility_w(pools, site.pue)
         if not within_cap(idle_w, site.power_cap_w):
             add(("site", "power_cap_mw"),
                 f"found {site.power_cap_w / 1e6:g} MW: the fleet's idle power alone is "
                 f"{idle_w / 1e6:.3g} MW at PUE {site.pue:g}; accepted: a cap above that, or a smaller fleet")
+
+
+def _check_reservations(scenario, pools, add) -> None:
+    """Every pool can hold the inference replicas placed on it, domain by domain."""
+    from sim.fleet.allocation import DomainAllocator
+
+    index = {p.name: p.index for p in pools}
+    for name, pool in ((p.name, p) for p in pools):
+        full, rest = divmod(pool.count, pool.domain_chips)
+        allocator = DomainAllocator([pool.domain_chips] * full + ([rest] if rest else []))
+        for s, service in enumerate(scenario.workloads.inference):
+            for g, group in enumerate(service.replicas):
+                if index.get(group.pool) != pool.index or group.chips_per_replica > pool.domain_chips:
+                    continue
+                for _ in range(group.count):
+                    if allocator.place(group.chips_per_replica) is None:
+                        add(("workloads", "inference", s, "replicas", g, "count"),
+                            f"found {group.count}: pool {name!r} ({pool.count} chips) cannot hold all the "
+                            f"replicas placed on it; accepted: fewer replicas or a larger pool")
+                        break

@@ -9,18 +9,14 @@ reference (``dcsim schema``) is generated from these definitions. Cross-referenc
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from sim.catalog.specs import AcceleratorSpec, ModelSpec
-from sim.scenario.units import parse_duration_s
-
-DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from sim.scenario.base import DurationS, Strict
+from sim.scenario.distributions import Distribution
+from sim.scenario.inference_schema import InferenceService
 
 
 class Site(Strict):
@@ -57,46 +53,6 @@ class Pool(Strict):
     @property
     def accelerator_id(self) -> str:
         return self.accelerator if isinstance(self.accelerator, str) else self.accelerator.id
-
-
-class LogNormal(Strict):
-    median: float = Field(gt=0, description="median of the distribution (same unit as the quantity)")
-    sigma: float = Field(ge=0, description="standard deviation of the underlying normal [-]")
-
-
-class Exponential(Strict):
-    mean: float = Field(gt=0, description="mean (same unit as the quantity)")
-
-
-class Uniform(Strict):
-    low: float = Field(ge=0, description="lower bound")
-    high: float = Field(ge=0, description="upper bound (>= low)")
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if self.high < self.low:
-            raise ValueError(f"high ({self.high:g}) must not be below low ({self.low:g})")
-        return self
-
-
-class Distribution(Strict):
-    """A non-negative random quantity: exactly one of the forms below."""
-
-    fixed: float | None = Field(None, ge=0, allow_inf_nan=False, description="always this value")
-    lognormal: LogNormal | None = Field(None, description="log-normal by median and sigma")
-    exponential: Exponential | None = Field(None, description="exponential by mean")
-    uniform: Uniform | None = Field(None, description="uniform between low and high")
-    empirical: str | None = Field(None, description="'philly-runtime' or a one-column CSV path (with header)")
-
-    @model_validator(mode="after")
-    def _exactly_one(self):
-        given = [name for name in ("fixed", "lognormal", "exponential", "uniform", "empirical")
-                 if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"give exactly one of fixed, lognormal, exponential, uniform, empirical (found {given or 'none'})"
-            )
-        return self
 
 
 class TraceSource(Strict):
@@ -150,6 +106,7 @@ class TrainingWorkload(Strict):
 
 class Workloads(Strict):
     training: TrainingWorkload | None = Field(None, description="training jobs (a trace or a generator)")
+    inference: tuple[InferenceService, ...] = Field((), description="inference services (LLM, request level)")
 
 
 class Port(Strict):

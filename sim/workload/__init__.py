@@ -32,7 +32,8 @@ def input_files(scenario, base_dir: Path) -> list[Path]:
     from sim.workload.distributions import BUILTIN_EMPIRICAL
 
     training = scenario.workloads.training
-    files: list[Path] = []
+    files: list[Path] = [resolve_trace_path(s.traffic.trace.path, base_dir)
+                         for s in scenario.workloads.inference if s.traffic.trace is not None]
     if training is None:
         return files
     if training.trace is not None:

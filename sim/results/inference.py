@@ -1,0 +1,74 @@
+"""Per-service results of inference serving: counts that add up, latency percentiles, SLO, cost."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED, UNFINISHED
+from sim.results.compute import _stats
+
+
+def service_summaries(scenario, fleet, plans, served) -> dict:
+    """``summary["inference"]``: one entry per service (see the README's output section)."""
+    horizon_s = float(scenario.duration)
+    out = {}
+    for s, service in enumerate(scenario.workloads.inference):
+        result, groups = served[s], [p for p in plans if p.service == s]
+        status, group_of = result["status"], result["group"]
+        summary = _latency_summary(result, np.ones(len(status), dtype=bool), service.slo, horizon_s)
+        summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = _energy_and_cost(
+            groups, fleet, horizon_s, summary["output_tokens"])
+        summary["requests"] = {"offered": int((status != NOT_OFFERED).sum()), "completed": int((status == DONE).sum()),
+                               "rejected": int((status == REJECTED).sum()),
+                               "unfinished": int((status == UNFINISHED).sum()),
+                               "not_offered": int((status == NOT_OFFERED).sum())}
+        summary["kv_peak_tokens"] = max(result["kv_peak"])
+        summary["kv_capacity_tokens"] = min(p.kernel["kv_capacity_tokens"] for p in groups)
+        by_accel = {}
+        for g, plan in enumerate(groups):
+            accel = fleet.pools[plan.pool].accelerator.id
+            by_accel.setdefault(accel, []).append(g)
+        summary["by_accelerator"] = {
+            accel: _latency_summary(result, np.isin(group_of, gs), service.slo, horizon_s)
+            for accel, gs in sorted(by_accel.items())}
+        out[service.name] = summary
+    return out
+
+
+def _latency_summary(result, rows, slo, horizon_s: float) -> dict:
+    requests, status = result["requests"], result["status"]
+    done = rows & (status == DONE)
+    arrival = requests["arrival_s"].to_numpy()
+    outputs = requests["output_tokens"].to_numpy()
+    ttft = result["first_token_s"] - arrival
+    tpot = np.where(outputs > 1, (result["finish_s"] - result["first_token_s"]) / np.maximum(outputs - 1, 1), 0.0)
+    offered = rows & (status != NOT_OFFERED)
+    met = done.copy()
+    if slo is not None:
+        met &= (ttft <= slo.ttft_p99_ms / 1e3) & (tpot <= slo.tpot_p99_ms / 1e3)
+    tokens = int(outputs[done].sum())
+    return {
+        "completed": int(done.sum()),
+        "ttft_s": _stats(ttft[done]),
+        "tpot_s": _stats(tpot[done & (outputs > 1)]),
+        "e2e_s": _stats((result["finish_s"] - arrival)[done]),
+        "slo_attainment": float(met.sum() / offered.sum()) if slo is not None and offered.any() else None,
+        "goodput_rps": float(met.sum() / horizon_s) if slo is not None else None,
+        "output_tokens": tokens,
+        "tokens_per_s": tokens / horizon_s,
+    }
+
+
+def _energy_and_cost(groups, fleet, horizon_s: float, tokens: int) -> tuple[float | None, float | None]:
+    """Replica chips at full load while their pool is online (the dedicated-replica simplification)."""
+    site = fleet.site
+    energy_kwh = cost_usd = 0.0
+    for plan in groups:
+        pool = fleet.pools[plan.pool]
+        chip_hours = plan.replicas * plan.chips_per_replica * max(0.0, horizon_s - pool.online_from_s) / 3600.0
+        kwh = chip_hours * pool.busy_w_with_server * site.pue / 1e3
+        energy_kwh += kwh
+        cost_usd += chip_hours * pool.chip_cost_usd_per_hour + kwh * site.electricity_usd_per_kwh
+    if tokens == 0:
+        return None, None
+    return energy_kwh / tokens * 1e3, cost_usd / tokens * 1e6

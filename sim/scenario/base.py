@@ -1,0 +1,17 @@
+"""Shared building blocks of the scenario schema: strict frozen models and duration fields."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from sim.scenario.units import parse_duration_s
+
+DurationS = Annotated[float, BeforeValidator(parse_duration_s)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

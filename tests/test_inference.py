@@ -1,0 +1,86 @@
+"""Inference services on dedicated replicas: counts add up, KV fits, chips are reserved from training,
+replica power is counted, and mistakes in a service are reported with file, line and field."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+import sim
+from tests.conftest import BASE, scenario_from
+
+SERVICE = {
+    "name": "chat", "model": "llama3-8b", "stack": "portable",
+    "replicas": [{"pool": "gpu", "count": 2, "chips_per_replica": 1}],
+    "traffic": {"generator": {"rate_per_s": 4.0, "prompt_tokens": {"lognormal": {"median": 800, "sigma": 0.8}},
+                              "output_tokens": {"exponential": {"mean": 150}}}},
+    "slo": {"ttft_p99_ms": 500, "tpot_p99_ms": 60},
+}
+
+
+def with_service(service_overrides: dict | None = None, **scenario_overrides) -> dict:
+    data = copy.deepcopy(BASE)
+    data["duration"] = "30min"
+    service = copy.deepcopy(SERVICE)
+    service.update(service_overrides or {})
+    data["workloads"]["inference"] = [service]
+    data.update(scenario_overrides)
+    return data
+
+
+def test_requests_accounted_and_kv_within_capacity(tmp_path):
+    results = sim.run(scenario_from(with_service(), tmp_path))
+    chat = results.summary["inference"]["chat"]
+    r = chat["requests"]
+    assert r["offered"] == r["completed"] + r["rejected"] + r["unfinished"] > 1000
+    assert r["not_offered"] == 0  # a generator draws arrivals inside the horizon only
+    assert chat["kv_peak_tokens"] <= chat["kv_capacity_tokens"]
+    assert 0 < chat["slo_attainment"] <= 1 and chat["goodput_rps"] <= r["completed"] / 1800
+    assert chat["ttft_s"]["p50"] <= chat["ttft_s"]["p99"] and chat["tpot_s"]["p50"] > 0
+    assert set(chat["by_accelerator"]) == {"h100-sxm"}
+
+
+def test_same_seed_same_service_results(tmp_path):
+    scenario = scenario_from(with_service(), tmp_path)
+    assert sim.run(scenario).summary["inference"] == sim.run(scenario).summary["inference"]
+    other = sim.run(scenario.with_overrides({"seed": 5})).summary["inference"]
+    assert other != sim.run(scenario).summary["inference"]
+
+
+def test_overload_shows_up_as_slo_misses_and_unfinished_requests(tmp_path):
+    light = sim.run(scenario_from(with_service(), tmp_path)).summary["inference"]["chat"]
+    heavy_service = {"traffic": {"generator": {**SERVICE["traffic"]["generator"], "rate_per_s": 200.0}}}
+    heavy = sim.run(scenario_from(with_service(heavy_service), tmp_path, "heavy.yaml")).summary["inference"]["chat"]
+    assert heavy["slo_attainment"] < light["slo_attainment"]
+    assert heavy["requests"]["unfinished"] > 0
+    assert heavy["ttft_s"]["p99"] > light["ttft_s"]["p99"]
+
+
+def test_replica_chips_are_reserved_from_training_and_count_at_full_load(tmp_path):
+    data = with_service({"replicas": [{"pool": "gpu", "count": 2, "chips_per_replica": 8}]})
+    data["workloads"]["training"]["generator"].update(jobs=10, chips={16: 1.0}, stacks={"cuda": 1.0})
+    results = sim.run(scenario_from(data, tmp_path))
+    # all 16 GPU chips serve inference: a 16-chip CUDA training job can never run
+    arrived = results.jobs[results.jobs["state"] != "beyond-horizon"]
+    assert len(arrived) > 0 and (arrived["state"] == "rejected").all()
+    assert arrived["reason"].str.contains("gpu: gang-larger-than-pool").all()
+    assert results.summary["utilization_by_accelerator"]["h100-sxm"] == pytest.approx(1.0)
+    full_load_kw = 16 * 700 * 1.3 / 1e3
+    assert results.summary["peak_it_power_kw"] >= full_load_kw
+
+
+@pytest.mark.parametrize("service, expected", [
+    ({"model": "resnet50"}, "model: not an LLM with a KV cache: 'resnet50'"),
+    ({"model": "llama3-405b"}, "does not fit on 1 × h100-sxm"),
+    ({"replicas": [{"pool": "gpux", "count": 1}]}, "pool: unknown pool 'gpux' (did you mean 'gpu'?)"),
+    ({"replicas": [{"pool": "gpu", "count": 20}]}, "cannot hold all the replicas"),
+    ({"replicas": [{"pool": "tpu", "count": 1}], "stack": "cuda"}, "stack 'cuda' does not run on tpu-v6e"),
+    ({"replicas": [{"pool": "gpu", "count": 1, "chips_per_replica": 16}]}, "at most 8"),
+    ({"family": "ranking"}, "family: found 'ranking'"),
+])
+def test_service_mistakes_are_reported(tmp_path, service, expected):
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(with_service(service), tmp_path)
+    text = str(info.value)
+    assert expected in text and "workloads.inference[0]" in text and "s.yaml:" in text
