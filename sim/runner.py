@@ -12,7 +12,7 @@ from sim.engine.prepare import prepare_jobs
 from sim.engine.simulate import simulate_training
 from sim.fleet import build_fleet
 from sim.results import compute
-from sim.results.inference import service_summaries
+from sim.results.inference import requests_table, service_summaries
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
 from sim.rng import streams
@@ -56,9 +56,11 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon)
     summary = compute.summary(jobs_out, series, fleet, horizon, peak_w)
     summary["inference"] = service_summaries(scenario, fleet, plans, served)
+    requests = requests_table(scenario, fleet, plans, served)
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
-    return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario)
+    return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
+                   requests=requests)
 
 
 class _progress_bar:

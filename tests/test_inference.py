@@ -84,3 +84,16 @@ def test_service_mistakes_are_reported(tmp_path, service, expected):
         scenario_from(with_service(service), tmp_path)
     text = str(info.value)
     assert expected in text and "workloads.inference[0]" in text and "s.yaml:" in text
+
+
+def test_request_rows_and_plots_are_written_when_asked(tmp_path):
+    data = with_service()
+    data["outputs"] = {"requests_csv": True}
+    results = sim.run(scenario_from(data, tmp_path))
+    out = results.save(tmp_path / "out")
+    rows = (out / "requests.csv").read_text().splitlines()
+    assert rows[0] == "service,accelerator,arrival_s,prompt_tokens,output_tokens,first_token_s,finish_s,state"
+    assert len(rows) - 1 == results.summary["inference"]["chat"]["requests"]["offered"]
+    assert (out / "latency.png").stat().st_size > 0 and (out / "served.png").stat().st_size > 0
+    assert not (sim.run(scenario_from(with_service(), tmp_path, "quiet.yaml")).save(tmp_path / "q", plots=False)
+                / "requests.csv").exists()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED, UNFINISHED
 from sim.results.compute import _stats
+
+STATUS_NAMES = {DONE: "completed", UNFINISHED: "unfinished", REJECTED: "rejected", NOT_OFFERED: "not-offered"}
 
 
 def service_summaries(scenario, fleet, plans, served) -> dict:
@@ -33,6 +36,28 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
             for accel, gs in sorted(by_accel.items())}
         out[service.name] = summary
     return out
+
+
+def requests_table(scenario, fleet, plans, served) -> pd.DataFrame:
+    """One row per request of every service: where it ran, its times [s] and its final state."""
+    frames = []
+    for s, service in enumerate(scenario.workloads.inference):
+        result, groups = served[s], [p for p in plans if p.service == s]
+        accel = pd.Series([fleet.pools[p.pool].accelerator.id for p in groups]).to_numpy()
+        requests = result["requests"]
+        frames.append(pd.DataFrame({
+            "service": service.name,
+            "accelerator": accel[result["group"]] if len(requests) else [],
+            "arrival_s": requests["arrival_s"].to_numpy(),
+            "prompt_tokens": requests["prompt_tokens"].to_numpy(),
+            "output_tokens": requests["output_tokens"].to_numpy(),
+            "first_token_s": result["first_token_s"],
+            "finish_s": result["finish_s"],
+            "state": pd.Series(result["status"]).map(STATUS_NAMES).to_numpy(),
+        }))
+    columns = ["service", "accelerator", "arrival_s", "prompt_tokens", "output_tokens", "first_token_s",
+               "finish_s", "state"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def _latency_summary(result, rows, slo, horizon_s: float) -> dict:

@@ -33,7 +33,36 @@ def write_plots(results, out: Path) -> list[Path]:
         _plot(out / "power.png", f"{title}: power against the site cap", "power [MW]",
               lambda ax: _power(ax, ts, days, results.summary.get("power_cap_kw"))),
     ]
+    requests = results.requests
+    if requests is not None and len(requests):
+        paths.append(_plot(out / "latency.png", f"{title}: time to first token by accelerator type",
+                           "fraction of requests", lambda ax: _latency(ax, requests),
+                           xlabel="time to first token [s]"))
+        horizon = results.summary["horizon_s"]
+        paths.append(_plot(out / "served.png", f"{title}: offered and served requests", "requests / s",
+                           lambda ax: _served(ax, requests, horizon), xlabel="simulated time [h]"))
     return paths
+
+
+def _latency(ax, requests) -> None:
+    done = requests[requests["state"] == "completed"]
+    for (service, accel), group in done.groupby(["service", "accelerator"]):
+        ttft = np.sort((group["first_token_s"] - group["arrival_s"]).to_numpy())
+        ax.step(np.maximum(ttft, 1e-4), np.arange(1, len(ttft) + 1) / len(ttft), where="post",
+                label=f"{service} on {accel} ({len(ttft)})")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+
+
+def _served(ax, requests, horizon_s: float) -> None:
+    bins = np.linspace(0.0, horizon_s, min(200, max(10, int(horizon_s // 60))) + 1)
+    width = np.diff(bins)
+    offered, _ = np.histogram(requests["arrival_s"], bins)
+    served, _ = np.histogram(requests.loc[requests["state"] == "completed", "finish_s"], bins)
+    hours = bins[:-1] / 3600.0
+    ax.step(hours, offered / width, where="post", label="offered (arrivals)")
+    ax.step(hours, served / width, where="post", label="served (completions)")
+    ax.set_ylim(bottom=0)
 
 
 def _plot(path: Path, title: str, ylabel: str, draw, xlabel: str = "simulated time [days]") -> Path:

@@ -1,7 +1,8 @@
 """``Results``: one object holding a run's summary, tables and manifest; renderers read from it.
 
 Building a ``Results`` writes nothing; ``save(dir)`` writes ``summary.json``, ``jobs.csv``,
-``timeseries.csv``, ``manifest.json`` and (unless disabled) the PNG plots.
+``timeseries.csv``, ``manifest.json``, ``requests.csv`` when ``outputs.requests_csv`` asks for it, and
+(unless disabled) the PNG plots.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Results:
     timeseries: pd.DataFrame
     manifest: dict
     scenario: object = field(repr=False, default=None)
+    requests: pd.DataFrame | None = field(repr=False, default=None)  # inference requests, one row each
 
     def save(self, directory: str | Path, plots: bool | None = None) -> Path:
         """Write every output file into ``directory`` (created if needed); returns the directory."""
@@ -29,6 +31,8 @@ class Results:
         (out / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
         self.jobs.to_csv(out / "jobs.csv", index=False)
         self.timeseries.to_csv(out / "timeseries.csv", index=False)
+        if self.requests is not None and self.scenario is not None and self.scenario.outputs.requests_csv:
+            self.requests.to_csv(out / "requests.csv", index=False)
         want_plots = plots if plots is not None else (self.scenario is None or self.scenario.outputs.plots)
         if want_plots:
             from sim.results.plots import write_plots

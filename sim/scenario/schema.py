@@ -132,6 +132,7 @@ class Outputs(Strict):
     timeseries_interval: DurationS = Field(
         3600.0, gt=0, description="time-series bin width [s or '1h']; at most 1e6 bins")
     plots: bool = Field(True, description="write PNG plots with the results")
+    requests_csv: bool = Field(False, description="write one row per inference request (large for big runs)")
 
 
 class Scenario(Strict):
