@@ -21,7 +21,7 @@ def random_case(seed: int):
         arrival = np.round(arrival, 1)  # ties between arrivals and iteration ends
     prompt = rng.integers(1, 3000, n).astype(np.int64)
     output = rng.integers(1, 400, n).astype(np.int64)
-    params = dict(n_replicas=int(rng.integers(1, 6)), router=int(rng.integers(0, 3)),
+    params = dict(n_replicas=int(rng.integers(1, 6)), router=int(rng.integers(0, 4)),
                   token_budget=int(rng.choice([256, 2048, 8192])), max_seqs=int(rng.choice([1, 8, 64])),
                   kv_capacity_tokens=int(rng.choice([3000, 20000, 200000])), chunked_prefill=bool(rng.integers(0, 2)),
                   horizon_s=float(arrival[-1] * rng.uniform(0.5, 3.0)), **H100_LIKE)
@@ -48,8 +48,10 @@ def test_every_request_accounted_and_kv_within_capacity(seed):
     rejected = status == REJECTED
     assert ((prompt + output)[rejected] > params["kv_capacity_tokens"]).all()
     routed = offered & ~rejected
+    if params["router"] == 3:  # central queue: a request meets its replica only when admitted
+        routed &= status == DONE
     assert (replica[routed] >= 0).all() and (replica[routed] < params["n_replicas"]).all()
-    assert (replica[~routed] == -1).all()
+    assert (replica[~(offered & ~rejected)] == -1).all()
     done = status == DONE
     assert (finish[done] >= first[done]).all() and (first[done] > arrival[done]).all()
     assert (finish[done] <= params["horizon_s"] + 10).all()
@@ -98,3 +100,29 @@ def test_routers_spread_load():
             kv_capacity_tokens=10**6, chunked_prefill=True, horizon_s=1e5, **H100_LIKE)
         counts = np.bincount(replica, minlength=4)
         assert counts.min() > 40, (router, counts)
+
+
+def test_central_queue_matches_erlang_c():
+    """M/M/c: one request per replica at a time, one output token, exponential prompt lengths on a
+    compute-bound roofline (service time proportional to prompt length), Poisson arrivals. The mean
+    wait before service must match Erlang C within sampling error."""
+    from sim.kernels.queueing import mmc_mean_wait_s
+    from sim.kernels.serving_reference import ROUTER_CENTRAL
+
+    rng = np.random.default_rng(42)
+    servers, mean_service_s, load = 4, 1.0, 0.8
+    rate = load * servers / mean_service_s
+    n = 200_000
+    arrival = np.cumsum(rng.exponential(1 / rate, n))
+    tokens_per_s = 10_000.0  # mean prompt 10,000 tokens -> mean service 1 s; rounding is negligible
+    prompt = np.maximum(1, np.round(rng.exponential(mean_service_s * tokens_per_s, n))).astype(np.int64)
+    output = np.ones(n, dtype=np.int64)
+    status, _, first, _, _ = serving_compiled.serve_llm(
+        arrival, prompt, output, n_replicas=servers, router=ROUTER_CENTRAL, token_budget=10**9, max_seqs=1,
+        kv_capacity_tokens=10**9, chunked_prefill=False, flop_per_token=1.0, flops_per_s=tokens_per_s,
+        weight_bytes=0.0, kv_bytes_per_token=0.0, bytes_per_s=1.0, overhead_s=0.0, horizon_s=arrival[-1] + 1e4)
+    assert (status == DONE).all()
+    wait = first - arrival - prompt / tokens_per_s
+    expected = mmc_mean_wait_s(rate, 1 / mean_service_s, servers)
+    sampled = wait[n // 10:]  # drop the warm-up
+    assert abs(sampled.mean() - expected) < 0.05 * expected, (sampled.mean(), expected)

@@ -23,13 +23,20 @@ import pandas as pd
 from sim import kernels
 from sim.engine.prepare import efficiency_matrix
 from sim.fleet import Fleet
-from sim.kernels.serving_reference import ROUTER_JSQ, ROUTER_LEAST_WORK, ROUTER_ROUND_ROBIN, kv_capacity_tokens
+from sim.kernels.serving_reference import (
+    ROUTER_CENTRAL,
+    ROUTER_JSQ,
+    ROUTER_LEAST_WORK,
+    ROUTER_ROUND_ROBIN,
+    kv_capacity_tokens,
+)
 from sim.workload.distributions import sample
 from sim.workload.requests import read_azure_llm, read_mooncake, scale_requests
 
 MEMORY_EFFICIENCY = 0.8  # estimate: fraction of HBM bandwidth a decode step reaches
 OVERHEAD_S = 0.003       # estimate: fixed cost per iteration (scheduling, kernel launches)
-ROUTERS = {"round-robin": ROUTER_ROUND_ROBIN, "jsq": ROUTER_JSQ, "least-work": ROUTER_LEAST_WORK}
+ROUTERS = {"round-robin": ROUTER_ROUND_ROBIN, "jsq": ROUTER_JSQ, "least-work": ROUTER_LEAST_WORK,
+           "central": ROUTER_CENTRAL}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sim.kernels.serving_reference import (
     DONE,
     NOT_OFFERED,
     REJECTED,
+    ROUTER_CENTRAL,
     ROUTER_JSQ,
     ROUTER_ROUND_ROBIN,
     UNFINISHED,
@@ -40,8 +41,9 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
     prefilled = np.zeros(n, dtype=np.int64)
     chunk = np.zeros(n, dtype=np.int64)
     queue_next = np.full(n, -1, dtype=np.int64)
-    queue_head = np.full(n_replicas, -1, dtype=np.int64)
-    queue_tail = np.full(n_replicas, -1, dtype=np.int64)
+    central = router == ROUTER_CENTRAL
+    queue_head = np.full(n_replicas + 1, -1, dtype=np.int64)  # the last one is the central queue
+    queue_tail = np.full(n_replicas + 1, -1, dtype=np.int64)
     prefilling = np.zeros((n_replicas, max_seqs), dtype=np.int64)  # admission order
     n_prefilling = np.zeros(n_replicas, dtype=np.int64)
     heap_key = np.zeros((n_replicas, max_seqs), dtype=np.int64)   # finishing iteration of a decoder
@@ -108,13 +110,23 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
             _start(r, t_end, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context,
                    iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy,
                    token_budget, max_seqs, kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s,
-                   weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s)
+                   weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work)
             continue
         any_woken = False
         while i < n and arrival_s[i] == t_arrival:
             need = prompt_tokens[i] + output_tokens[i]
             if need > kv_capacity_tokens:
                 status[i] = REJECTED
+            elif central:
+                if queue_tail[n_replicas] < 0:
+                    queue_head[n_replicas] = i
+                else:
+                    queue_next[queue_tail[n_replicas]] = i
+                queue_tail[n_replicas] = i
+                for m in range(n_replicas):
+                    if not busy[m]:
+                        woken[m] = True
+                        any_woken = True
             else:
                 if router == ROUTER_ROUND_ROBIN:
                     r = next_rr
@@ -148,7 +160,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                     _start(r, t_arrival, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
                            context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
                            iteration_end, busy, token_budget, max_seqs, kv_capacity_tokens, chunked_prefill,
-                           flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s)
+                           flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s,
+                           central, replica_of, in_system, work)
     for j in range(i, n):
         status[j] = NOT_OFFERED
     return status, replica_of, first_token, finish, kv_peak
@@ -158,15 +171,20 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
 def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context, iteration,
            prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy, token_budget,
            max_seqs, kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-           kv_bytes_per_token, bytes_per_s, overhead_s):
-    while queue_head[r] >= 0 and n_prefilling[r] + n_decoding[r] < max_seqs:
-        head = queue_head[r]
+           kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work):
+    source = queue_head.shape[0] - 1 if central else r
+    while queue_head[source] >= 0 and n_prefilling[r] + n_decoding[r] < max_seqs:
+        head = queue_head[source]
         need = prompt_tokens[head] + output_tokens[head]
         if kv_used[r] + need > kv_capacity_tokens:
             break
-        queue_head[r] = queue_next[head]
-        if queue_head[r] < 0:
-            queue_tail[r] = -1
+        queue_head[source] = queue_next[head]
+        if queue_head[source] < 0:
+            queue_tail[source] = -1
+        if central:  # the request meets its replica only now
+            replica_of[head] = r
+            in_system[r] += 1
+            work[r] += need
         prefilling[r, n_prefilling[r]] = head
         n_prefilling[r] += 1
         kv_used[r] += need

@@ -7,7 +7,9 @@ Numba version with the same signature; tests require identical per-request resul
 Model, per replica:
 * **Routing** on arrival: ``ROUTER_ROUND_ROBIN``, ``ROUTER_JSQ`` (fewest requests in the replica) or
   ``ROUTER_LEAST_WORK`` (fewest outstanding tokens: prompt not yet prefilled + tokens not yet
-  generated); ties go to the lowest replica index.
+  generated); ties go to the lowest replica index. ``ROUTER_CENTRAL`` keeps one shared queue that
+  replicas pull from when they start an iteration (lowest index first) — with ``max_seqs = 1`` it is
+  the M/M/c discipline the tests compare with Erlang C.
 * **Admission**, first come first served from the replica's queue, at the start of each iteration,
   while fewer than ``max_seqs`` requests run and the KV cache can hold the request whole: a request
   reserves ``prompt + output`` tokens of KV capacity when admitted and frees them when it finishes (a
@@ -40,7 +42,7 @@ from collections import deque
 
 import numpy as np
 
-ROUTER_ROUND_ROBIN, ROUTER_JSQ, ROUTER_LEAST_WORK = 0, 1, 2
+ROUTER_ROUND_ROBIN, ROUTER_JSQ, ROUTER_LEAST_WORK, ROUTER_CENTRAL = 0, 1, 2, 3
 DONE, UNFINISHED, REJECTED, NOT_OFFERED = 0, 1, 2, 3
 
 
@@ -66,7 +68,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
     kv_peak = np.zeros(n_replicas, dtype=np.int64)
     prefilled = [0] * n   # prompt tokens processed so far
     generated = [0] * n   # output tokens produced so far
-    queues = [deque() for _ in range(n_replicas)]
+    central = router == ROUTER_CENTRAL
+    queues = [deque() for _ in range(n_replicas + 1)]  # the last one is the central queue
     running = [[] for _ in range(n_replicas)]       # admission order
     kv_used = [0] * n_replicas
     in_system = [0] * n_replicas
@@ -88,13 +91,16 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
             _start_iteration(r_end, t_end, queues, running, batch, iteration_end, prefilled, generated,
                              prompt_tokens, output_tokens, kv_used, kv_peak, token_budget, max_seqs,
                              kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-                             kv_bytes_per_token, bytes_per_s, overhead_s)
+                             kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work)
             continue
         woken = set()  # idle replicas that got work: they start once every arrival of this instant is in
         while i < n and arrival_s[i] == t_arrival:
             need = int(prompt_tokens[i]) + int(output_tokens[i])
             if need > kv_capacity_tokens:
                 status[i] = REJECTED
+            elif central:
+                queues[n_replicas].append(i)
+                woken.update(r for r in range(n_replicas) if iteration_end[r] == math.inf)
             else:
                 if router == ROUTER_ROUND_ROBIN:
                     r = next_rr
@@ -114,7 +120,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
             _start_iteration(r, t_arrival, queues, running, batch, iteration_end, prefilled, generated,
                              prompt_tokens, output_tokens, kv_used, kv_peak, token_budget, max_seqs,
                              kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-                             kv_bytes_per_token, bytes_per_s, overhead_s)
+                             kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work)
     status[i:] = NOT_OFFERED
     return status, replica_of, first_token, finish, kv_peak
 
@@ -122,14 +128,18 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
 def _start_iteration(r, t, queues, running, batch, iteration_end, prefilled, generated, prompt_tokens,
                      output_tokens, kv_used, kv_peak, token_budget, max_seqs, kv_capacity_tokens,
                      chunked_prefill, flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token,
-                     bytes_per_s, overhead_s):
-    queue = queues[r]
+                     bytes_per_s, overhead_s, central, replica_of, in_system, work):
+    queue = queues[len(queues) - 1] if central else queues[r]
     while queue and len(running[r]) < max_seqs:
         head = queue[0]
         need = int(prompt_tokens[head]) + int(output_tokens[head])
         if kv_used[r] + need > kv_capacity_tokens:
             break
         queue.popleft()
+        if central:  # the request meets its replica only now
+            replica_of[head] = r
+            in_system[r] += 1
+            work[r] += need
         running[r].append(head)
         kv_used[r] += need
         kv_peak[r] = max(kv_peak[r], kv_used[r])

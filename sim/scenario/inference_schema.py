@@ -60,8 +60,8 @@ class LlmSlo(Strict):
 
 
 class Router(Strict):
-    kind: Literal["round-robin", "jsq", "least-work"] = Field(
-        "least-work", description="how a replica group picks a replica for a request")
+    kind: Literal["round-robin", "jsq", "least-work", "central"] = Field(
+        "least-work", description="how a replica group picks a replica (central: one shared queue)")
 
 
 class InferenceService(Strict):
