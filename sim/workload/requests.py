@@ -19,8 +19,6 @@ row raises ``TraceError`` naming the file, the row and the column. Nothing here 
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -36,25 +34,43 @@ AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 def read_azure_llm(path: Path, limit: int | None = None) -> pd.DataFrame:
     """Read an Azure LLM inference trace CSV (``AzureLLMInferenceTrace_{code,conv}.csv``).
 
-    Timestamps carry 7 fractional digits (100 ns); the 7th is dropped (Python parses microseconds).
+    Timestamps carry 7 fractional digits (100 ns); they are parsed to the nanosecond, vectorised. A row
+    that does not parse is reported with its file and row (1-based line, header = line 1).
     """
-    arrivals, prompts, outputs, rows = [], [], [], []
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in AZURE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise TraceError(f"{path}:1: missing column(s) {', '.join(missing)}; expected {', '.join(AZURE_COLUMNS)}")
-        first = None
-        for row_number, row in enumerate(reader, start=2):
-            if limit is not None and len(rows) >= limit:
-                break
-            stamp = _azure_time(row["TIMESTAMP"], path, row_number)
-            first = stamp if first is None else first
-            arrivals.append((stamp - first).total_seconds())
-            prompts.append(_tokens(row["ContextTokens"], path, row_number, "ContextTokens", minimum=1))
-            outputs.append(_tokens(row["GeneratedTokens"], path, row_number, "GeneratedTokens", minimum=1))
-            rows.append(row_number - 1)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=limit)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise TraceError(f"{path}: not a readable CSV ({exc})") from None
+    missing = [c for c in AZURE_COLUMNS if c not in table.columns]
+    if missing:
+        raise TraceError(f"{path}:1: missing column(s) {', '.join(missing)}; expected {', '.join(AZURE_COLUMNS)}")
+    stamps = pd.to_datetime(table["TIMESTAMP"].str.strip(), format="%Y-%m-%d %H:%M:%S.%f", errors="coerce")
+    bad = np.flatnonzero(stamps.isna().to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        raise TraceError(f"{path}:{row + 2}: column 'TIMESTAMP': expected 'YYYY-MM-DD HH:MM:SS.fffffff', "
+                         f"found {table['TIMESTAMP'].iloc[row]!r}")
+    prompts = _token_column(table["ContextTokens"], path, "ContextTokens")
+    outputs = _token_column(table["GeneratedTokens"], path, "GeneratedTokens")
+    nanoseconds = stamps.to_numpy().astype("datetime64[ns]").astype(np.int64)
+    arrivals = (nanoseconds - nanoseconds[0]) / 1e9 if len(nanoseconds) else np.zeros(0)
+    rows = np.arange(1, len(table) + 1)
     return _request_table(arrivals, prompts, outputs, rows, path)
+
+
+def _token_column(column: pd.Series, path: Path, name: str) -> np.ndarray:
+    """Whole token counts >= 1, vectorised; the first offending row is named (header = line 1)."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values) | (values != np.floor(values)))
+    if len(bad):
+        row = int(bad[0])
+        raise TraceError(f"{path}:{row + 2}: column {name!r}: expected a whole number of tokens, "
+                         f"found {column.iloc[row]!r}")
+    small = np.flatnonzero(values < 1)
+    if len(small):
+        row = int(small[0])
+        raise TraceError(f"{path}:{row + 2}: column {name!r}: expected at least 1, found {int(values[row])}")
+    return values.astype(np.int64)
 
 
 def read_mooncake(path: Path, limit: int | None = None) -> pd.DataFrame:
@@ -102,28 +118,26 @@ def scale_requests(requests: pd.DataFrame, scale: float, rng: np.random.Generato
     span = float(arrival.max() - arrival.min()) or 1.0
     start = float(arrival.min())
     whole, fraction = int(math.floor(scale)), scale - math.floor(scale)
-    parts = []
-    for copy in range(whole + (1 if fraction > 0 else 0)):
-        part = requests.copy()
-        if copy > 0:
-            offset = rng.uniform(0.0, span)
-            part["arrival_s"] = start + np.mod(arrival - start + offset, span)
-        if copy == whole:  # the fractional copy
-            part = part[rng.random(len(part)) < fraction]
-        part["copy"] = copy
-        parts.append(part)
-    merged = pd.concat(parts, ignore_index=True)
-    order = np.argsort(merged["arrival_s"].to_numpy(), kind="stable")
-    return merged.iloc[order].reset_index(drop=True)
-
-
-def _azure_time(text: str, path: Path, row_number: int) -> dt.datetime:
-    try:
-        date, _, fraction = text.strip().partition(".")
-        return dt.datetime.strptime(f"{date}.{(fraction or '0')[:6]}", "%Y-%m-%d %H:%M:%S.%f")
-    except ValueError:
-        raise TraceError(f"{path}:{row_number}: column 'TIMESTAMP': expected 'YYYY-MM-DD HH:MM:SS.fffffff', "
-                         f"found {text!r}") from None
+    copies = whole + (1 if fraction > 0 else 0)
+    offsets = np.concatenate(([0.0], rng.uniform(0.0, span, copies - 1)))
+    n = len(arrival)
+    copy = np.repeat(np.arange(copies), n)
+    source = np.tile(np.arange(n), copies)
+    shifted = start + np.mod(arrival[source] - start + offsets[copy], span)
+    shifted[copy == 0] = arrival  # the original, untouched
+    keep = np.ones(len(copy), dtype=bool)
+    if fraction > 0:
+        last = copy == whole
+        keep[last] = rng.random(int(last.sum())) < fraction
+    order = np.argsort(shifted[keep], kind="stable")
+    picked = source[keep][order]
+    return pd.DataFrame({
+        "arrival_s": shifted[keep][order],
+        "prompt_tokens": requests["prompt_tokens"].to_numpy()[picked],
+        "output_tokens": requests["output_tokens"].to_numpy()[picked],
+        "source_row": requests["source_row"].to_numpy()[picked],
+        "copy": copy[keep][order],
+    })
 
 
 def _tokens(value: object, path: Path, row_number: int, column: str, minimum: int) -> int:
