@@ -15,3 +15,10 @@ class Strict(BaseModel):
     """Unknown keys are errors; instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def require_exactly_one(model: BaseModel, *fields: str) -> None:
+    """For sections with alternative forms (a trace *or* a generator): exactly one must be given."""
+    given = [name for name in fields if getattr(model, name) is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of {', '.join(fields)} (found {', '.join(given) or 'none'})")

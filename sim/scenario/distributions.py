@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from sim.scenario.base import Strict
+from sim.scenario.base import Strict, require_exactly_one
 
 
 class LogNormal(Strict):
@@ -38,10 +38,5 @@ class Distribution(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self):
-        given = [name for name in ("fixed", "lognormal", "exponential", "uniform", "empirical")
-                 if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"give exactly one of fixed, lognormal, exponential, uniform, empirical (found {given or 'none'})"
-            )
+        require_exactly_one(self, "fixed", "lognormal", "exponential", "uniform", "empirical")
         return self

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sim.scenario.base import DurationS, Strict
+from sim.scenario.base import DurationS, Strict, require_exactly_one
 from sim.scenario.distributions import Distribution
 
 
@@ -49,8 +49,7 @@ class Traffic(Strict):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.trace is None) == (self.generator is None):
-            raise ValueError("give exactly one of trace and generator")
+        require_exactly_one(self, "trace", "generator")
         return self
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sim.catalog.specs import AcceleratorSpec, ModelSpec
-from sim.scenario.base import DurationS, Strict
+from sim.scenario.base import DurationS, Strict, require_exactly_one
 from sim.scenario.distributions import Distribution
 from sim.scenario.inference_schema import InferenceService
 
@@ -86,8 +86,7 @@ class JobGenerator(Strict):
 
     @model_validator(mode="after")
     def _one_work_form(self):
-        if (self.duration_s is None) == (self.samples is None):
-            raise ValueError("give exactly one of duration_s and samples")
+        require_exactly_one(self, "duration_s", "samples")
         return self
 
 
@@ -99,8 +98,7 @@ class TrainingWorkload(Strict):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if (self.trace is None) == (self.generator is None):
-            raise ValueError("give exactly one of trace and generator")
+        require_exactly_one(self, "trace", "generator")
         return self
 
 
