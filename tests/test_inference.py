@@ -97,3 +97,43 @@ def test_request_rows_and_plots_are_written_when_asked(tmp_path):
     assert (out / "latency.png").stat().st_size > 0 and (out / "served.png").stat().st_size > 0
     assert not (sim.run(scenario_from(with_service(), tmp_path, "quiet.yaml")).save(tmp_path / "q", plots=False)
                 / "requests.csv").exists()
+
+
+def _generator(**pattern):
+    from sim.scenario.inference_schema import RequestGenerator
+
+    return RequestGenerator(rate_per_s=2.0, prompt_tokens={"fixed": 100}, output_tokens={"fixed": 10}, **pattern)
+
+
+def test_diurnal_traffic_peaks_at_its_hour_and_keeps_its_mean():
+    import numpy as np
+
+    from sim.engine.inference import poisson_arrivals
+
+    horizon = 10 * 86400.0
+    arrival = poisson_arrivals(_generator(diurnal={"amplitude_frac": 0.8, "peak_hour": 15}), horizon,
+                               np.random.default_rng(0))
+    assert len(arrival) / horizon == pytest.approx(2.0, rel=0.02)
+    by_hour = np.bincount((arrival // 3600 % 24).astype(int), minlength=24)
+    assert by_hour.argmax() in (14, 15, 16) and by_hour.argmin() in (2, 3, 4)
+    assert by_hour.max() / by_hour.min() > 5  # (1 + 0.8) / (1 - 0.8) = 9 at the extremes
+
+
+def test_bursty_traffic_is_overdispersed_and_keeps_its_mean():
+    import numpy as np
+
+    from sim.engine.inference import poisson_arrivals
+
+    horizon = 5 * 86400.0
+    bursty = poisson_arrivals(_generator(bursty={"burst_factor": 6, "mean_burst_s": 120, "mean_calm_s": 600}),
+                              horizon, np.random.default_rng(1))
+    plain = poisson_arrivals(_generator(), horizon, np.random.default_rng(1))
+    assert len(bursty) / horizon == pytest.approx(2.0, rel=0.05)
+    per_minute = [np.bincount((a // 60).astype(int)) for a in (bursty, plain)]
+    dispersion = [counts.var() / counts.mean() for counts in per_minute]
+    assert dispersion[1] == pytest.approx(1.0, abs=0.1) and dispersion[0] > 3
+
+
+def test_only_one_traffic_pattern():
+    with pytest.raises(Exception, match="at most one of diurnal and bursty"):
+        _generator(diurnal={}, bursty={})

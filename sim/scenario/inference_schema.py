@@ -35,12 +35,37 @@ class RequestTrace(Strict):
     limit: int | None = Field(None, gt=0, description="read only the first N requests")
 
 
+class Diurnal(Strict):
+    """Rate follows the time of day: ``rate · (1 + amplitude · cos(2π (hour − peak_hour) / 24))``."""
+
+    amplitude_frac: float = Field(0.5, ge=0, le=1, description="swing around the mean rate [-]")
+    peak_hour: float = Field(14.0, ge=0, lt=24, description="hour of day with the highest rate [h]")
+
+
+class Bursty(Strict):
+    """Calm and burst periods alternate (exponential lengths); bursts run ``burst_factor`` × the calm rate.
+
+    The calm rate is set so that the long-run mean stays ``rate_per_s``."""
+
+    burst_factor: float = Field(4.0, gt=1, description="burst rate over calm rate [-]")
+    mean_burst_s: float = Field(60.0, gt=0, description="mean length of a burst [s]")
+    mean_calm_s: float = Field(600.0, gt=0, description="mean length of a calm period [s]")
+
+
 class RequestGenerator(Strict):
-    """Synthetic requests: Poisson arrivals with prompt and output length distributions [tokens]."""
+    """Synthetic requests: Poisson arrivals (optionally diurnal or bursty) with length distributions."""
 
     rate_per_s: float = Field(gt=0, description="mean arrival rate [requests/s]")
     prompt_tokens: Distribution = Field(description="prompt length [tokens, rounded up to >= 1]")
     output_tokens: Distribution = Field(description="output length [tokens, rounded up to >= 1]")
+    diurnal: Diurnal | None = Field(None, description="time-of-day rate pattern")
+    bursty: Bursty | None = Field(None, description="burst/calm rate pattern")
+
+    @model_validator(mode="after")
+    def _one_pattern(self):
+        if self.diurnal is not None and self.bursty is not None:
+            raise ValueError("give at most one of diurnal and bursty")
+        return self
 
 
 class Traffic(Strict):
