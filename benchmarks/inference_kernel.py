@@ -42,16 +42,16 @@ def main() -> None:
     start = time.perf_counter()
     tiny = trace.iloc[:50]
     serve_llm(tiny["arrival_s"].to_numpy(), tiny["prompt_tokens"].to_numpy(), tiny["output_tokens"].to_numpy(),
-              n_replicas=2, horizon_s=1e5, **params)
+              n_replicas=2, horizon_s=1e5, bin_width_s=3600.0, **params)
     print(f"numba_compile_or_cache_load_s={time.perf_counter() - start:.2f}")
     for scale in (1, 10, 100):
         requests = scale_requests(trace, scale, np.random.default_rng(scale))
         replicas = max(1, int(np.ceil(0.45 * scale)))
         arrival = requests["arrival_s"].to_numpy()
         start = time.perf_counter()
-        status, _, first, _, _ = serve_llm(arrival, requests["prompt_tokens"].to_numpy(),
-                                           requests["output_tokens"].to_numpy(), n_replicas=replicas,
-                                           horizon_s=float(arrival[-1]) + 3600.0, **params)
+        status, _, first, _, _, _ = serve_llm(arrival, requests["prompt_tokens"].to_numpy(),
+                                              requests["output_tokens"].to_numpy(), n_replicas=replicas,
+                                              horizon_s=float(arrival[-1]) + 3600.0, bin_width_s=3600.0, **params)
         wall = time.perf_counter() - start
         done = status == 0
         ttft = np.median(first[done] - arrival[done])

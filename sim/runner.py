@@ -52,7 +52,8 @@ def _run(scenario: Scenario, progress: bool) -> Results:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update)
     outcome = cluster.outcome()
     jobs_out = compute.jobs_table(jobs, outcome, fleet)
-    series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start)
+    series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start,
+                                inference.busy_chip_seconds_by_pool(plans, served))
     peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon)
     summary = compute.summary(jobs_out, series, fleet, horizon, peak_w)
     summary["inference"] = service_summaries(scenario, fleet, plans, served)

@@ -24,7 +24,8 @@ def random_case(seed: int):
     params = dict(n_replicas=int(rng.integers(1, 6)), router=int(rng.integers(0, 4)),
                   token_budget=int(rng.choice([256, 2048, 8192])), max_seqs=int(rng.choice([1, 8, 64])),
                   kv_capacity_tokens=int(rng.choice([3000, 20000, 200000])), chunked_prefill=bool(rng.integers(0, 2)),
-                  horizon_s=float(arrival[-1] * rng.uniform(0.5, 3.0)), **H100_LIKE)
+                  horizon_s=float(arrival[-1] * rng.uniform(0.5, 3.0)),
+                  bin_width_s=float(rng.choice([0.25, 1.0, 60.0])), **H100_LIKE)
     return arrival, prompt, output, params
 
 
@@ -40,7 +41,9 @@ def test_compiled_matches_reference(seed):
 @pytest.mark.parametrize("seed", range(10))
 def test_every_request_accounted_and_kv_within_capacity(seed):
     arrival, prompt, output, params = random_case(seed)
-    status, replica, first, finish, kv_peak = serving_compiled.serve_llm(arrival, prompt, output, **params)
+    status, replica, first, finish, kv_peak, busy = serving_compiled.serve_llm(arrival, prompt, output, **params)
+    assert (busy >= 0).all() and (busy.sum(axis=1) <= params["horizon_s"] + 1e-9).all()
+    assert (busy <= params["bin_width_s"] + 1e-9).all()
     assert set(np.unique(status)) <= {DONE, UNFINISHED, REJECTED, NOT_OFFERED}
     offered = arrival <= params["horizon_s"]
     assert ((status == NOT_OFFERED) == ~offered).all()
@@ -61,8 +64,10 @@ def test_every_request_accounted_and_kv_within_capacity(seed):
 def test_lone_request_takes_the_roofline_time():
     arrival, prompt, output = np.array([1.0]), np.array([2000], dtype=np.int64), np.array([5], dtype=np.int64)
     params = dict(n_replicas=1, router=0, token_budget=4096, max_seqs=8, kv_capacity_tokens=100000,
-                  chunked_prefill=False, horizon_s=100.0, **H100_LIKE)
-    status, _, first, finish, _ = serving_reference.serve_llm(arrival, prompt, output, **params)
+                  chunked_prefill=False, horizon_s=100.0, bin_width_s=0.01, **H100_LIKE)
+    status, _, first, finish, _, busy = serving_reference.serve_llm(arrival, prompt, output, **params)
+    assert busy.sum() == pytest.approx(finish[0] - arrival[0], rel=1e-12)  # busy exactly while serving it
+    assert busy[0, :100].sum() == 0  # nothing before the arrival at t = 1 s
     p = H100_LIKE
     prefill_compute_s = p["flop_per_token"] * 2000 / p["flops_per_s"]
     prefill_s = p["overhead_s"] + max(prefill_compute_s, p["weight_bytes"] / p["bytes_per_s"])
@@ -80,7 +85,7 @@ def test_batching_shares_iterations_and_kv_limit_makes_requests_wait():
     prompt = np.full(n, 500, dtype=np.int64)
     output = np.full(n, 50, dtype=np.int64)
     base = dict(n_replicas=1, router=0, token_budget=32768, max_seqs=64, chunked_prefill=False,
-                horizon_s=1e6, **H100_LIKE)
+                horizon_s=1e6, bin_width_s=3600.0, **H100_LIKE)
     roomy = serving_compiled.serve_llm(arrival, prompt, output, kv_capacity_tokens=10**6, **base)
     tight = serving_compiled.serve_llm(arrival, prompt, output, kv_capacity_tokens=5 * 550, **base)
     assert (roomy[0] == DONE).all() and (tight[0] == DONE).all()
@@ -97,7 +102,7 @@ def test_routers_spread_load():
     for router in (0, 1, 2):
         _, replica, *_ = serving_compiled.serve_llm(
             arrival, prompt, output, n_replicas=4, router=router, token_budget=4096, max_seqs=32,
-            kv_capacity_tokens=10**6, chunked_prefill=True, horizon_s=1e5, **H100_LIKE)
+            kv_capacity_tokens=10**6, chunked_prefill=True, horizon_s=1e5, bin_width_s=3600.0, **H100_LIKE)
         counts = np.bincount(replica, minlength=4)
         assert counts.min() > 40, (router, counts)
 
@@ -117,10 +122,11 @@ def test_central_queue_matches_erlang_c():
     tokens_per_s = 10_000.0  # mean prompt 10,000 tokens -> mean service 1 s; rounding is negligible
     prompt = np.maximum(1, np.round(rng.exponential(mean_service_s * tokens_per_s, n))).astype(np.int64)
     output = np.ones(n, dtype=np.int64)
-    status, _, first, _, _ = serving_compiled.serve_llm(
+    status, _, first, _, _, _ = serving_compiled.serve_llm(
         arrival, prompt, output, n_replicas=servers, router=ROUTER_CENTRAL, token_budget=10**9, max_seqs=1,
         kv_capacity_tokens=10**9, chunked_prefill=False, flop_per_token=1.0, flops_per_s=tokens_per_s,
-        weight_bytes=0.0, kv_bytes_per_token=0.0, bytes_per_s=1.0, overhead_s=0.0, horizon_s=arrival[-1] + 1e4)
+        weight_bytes=0.0, kv_bytes_per_token=0.0, bytes_per_s=1.0, overhead_s=0.0, horizon_s=arrival[-1] + 1e4,
+        bin_width_s=3600.0)
     assert (status == DONE).all()
     wait = first - arrival - prompt / tokens_per_s
     expected = mmc_mean_wait_s(rate, 1 / mean_service_s, servers)

@@ -7,9 +7,10 @@ every group runs the request-level kernel (``sim.kernels.serve_llm``) over the h
 replicas do not interact with training, so no SimPy process is needed yet; shared pools will need the
 windowed form described in ``docs/inference-plan.md``.
 
-Simplifications (stated in the README): replica chips are accounted at full load from the time their
-pool is online (power, energy, cap reservation); the iteration model is the uncalibrated roofline of
-``serving_reference.iteration_time_s`` with ``MEMORY_EFFICIENCY`` and ``OVERHEAD_S`` below.
+Simplifications (stated in the README): a replica chip draws full power while its replica iterates
+and idle power otherwise (busy time per time bin comes from the kernel); the site-cap reservation and
+the reported peak count replica chips at full load; the iteration model is the uncalibrated roofline
+of ``serving_reference.iteration_time_s`` with ``MEMORY_EFFICIENCY`` and ``OVERHEAD_S`` below.
 """
 
 from __future__ import annotations
@@ -126,6 +127,15 @@ def poisson_arrivals(gen, horizon_s: float, rng: np.random.Generator) -> np.ndar
     return arrival[rng.random(len(arrival)) < level / peak]
 
 
+def busy_chip_seconds_by_pool(plans: list[GroupPlan], served: list[dict]) -> dict[int, np.ndarray]:
+    """Chip-seconds of inference iterations per time bin, summed over the replica groups of each pool."""
+    by_pool: dict[int, np.ndarray] = {}
+    for s, result in enumerate(served):
+        for plan, busy in zip([p for p in plans if p.service == s], result["busy_chip_s"]):
+            by_pool[plan.pool] = by_pool.get(plan.pool, 0) + busy
+    return by_pool
+
+
 def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: np.random.Generator) -> list[dict]:
     """Serve every service; per service, per-request arrays and the group each request went to."""
     horizon = float(scenario.duration)
@@ -137,13 +147,16 @@ def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: n
         group_of = rng.choice(len(groups), size=len(requests), p=weight / weight.sum())
         n = len(requests)
         out = {"requests": requests, "group": group_of, "status": np.empty(n, dtype=np.int8),
-               "first_token_s": np.full(n, np.nan), "finish_s": np.full(n, np.nan), "kv_peak": []}
+               "first_token_s": np.full(n, np.nan), "finish_s": np.full(n, np.nan), "kv_peak": [],
+               "busy_chip_s": []}
         for g, plan in enumerate(groups):
             rows = np.flatnonzero(group_of == g)
-            status, _, first, finish, kv_peak = kernels.serve_llm(
+            status, _, first, finish, kv_peak, busy = kernels.serve_llm(
                 requests["arrival_s"].to_numpy()[rows], requests["prompt_tokens"].to_numpy()[rows],
-                requests["output_tokens"].to_numpy()[rows], horizon_s=horizon, **plan.kernel)
+                requests["output_tokens"].to_numpy()[rows], horizon_s=horizon,
+                bin_width_s=float(scenario.outputs.timeseries_interval), **plan.kernel)
             out["status"][rows], out["first_token_s"][rows], out["finish_s"][rows] = status, first, finish
             out["kv_peak"].append(int(kv_peak.max()) if len(kv_peak) else 0)
+            out["busy_chip_s"].append(busy.sum(axis=0) * plan.chips_per_replica)  # per time bin
         results.append(out)
     return results

@@ -31,8 +31,9 @@ from sim.kernels.serving_reference import (
 @njit(cache=True)
 def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token_budget, max_seqs,
               kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-              kv_bytes_per_token, bytes_per_s, overhead_s, horizon_s):
+              kv_bytes_per_token, bytes_per_s, overhead_s, horizon_s, bin_width_s):
     n = arrival_s.shape[0]
+    busy_s = np.zeros((n_replicas, int(np.ceil(horizon_s / bin_width_s)) + 1))
     status = np.full(n, UNFINISHED, dtype=np.int8)
     replica_of = np.full(n, -1, dtype=np.int64)
     first_token = np.full(n, np.nan)
@@ -111,6 +112,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                    iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy,
                    token_budget, max_seqs, kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s,
                    weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work)
+            if busy[r]:
+                _add_busy(busy_s, r, t_end, iteration_end[r], horizon_s, bin_width_s)
             continue
         any_woken = False
         while i < n and arrival_s[i] == t_arrival:
@@ -162,9 +165,11 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                            iteration_end, busy, token_budget, max_seqs, kv_capacity_tokens, chunked_prefill,
                            flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s,
                            central, replica_of, in_system, work)
+                    if busy[r]:
+                        _add_busy(busy_s, r, t_arrival, iteration_end[r], horizon_s, bin_width_s)
     for j in range(i, n):
         status[j] = NOT_OFFERED
-    return status, replica_of, first_token, finish, kv_peak
+    return status, replica_of, first_token, finish, kv_peak, busy_s
 
 
 @njit(cache=True)
@@ -253,3 +258,16 @@ def _heap_pop(key, req, size, r):
         j = child
     key[r, j] = k
     req[r, j] = q
+
+
+@njit(cache=True)
+def _add_busy(busy_s, r, start_s, end_s, horizon_s, bin_width_s):
+    a = start_s
+    b = min(end_s, horizon_s)
+    k = int(a // bin_width_s)
+    while a < b:
+        edge = min((k + 1) * bin_width_s, b)
+        if edge > a:
+            busy_s[r, k] += edge - a
+            a = edge
+        k += 1

@@ -29,10 +29,12 @@ Model, per replica:
   starts, so they can share its first iteration. Nothing starts after ``horizon_s``; requests not
   finished by then are unfinished.
 
-Outputs (length N unless noted): ``status`` (``DONE``, ``UNFINISHED``, ``REJECTED``, or
-``NOT_OFFERED`` for requests arriving after the horizon; the first three add up to those offered), ``replica``
-(-1 for rejected), ``first_token_s`` and ``finish_s`` (NaN when not reached), and per replica
-``kv_peak_tokens`` (length R), the largest KV reservation ever held.
+Outputs, in order (length N unless noted): ``status`` (``DONE``, ``UNFINISHED``, ``REJECTED``, or
+``NOT_OFFERED`` for requests arriving after the horizon; the first three add up to those offered),
+``replica`` (-1 when never placed), ``first_token_s`` and ``finish_s`` (NaN when not reached),
+``kv_peak_tokens`` (length R: the largest KV reservation ever held) and ``busy_s`` (R × bins of
+``bin_width_s``: seconds each replica spent iterating in each bin, up to the horizon — for power that
+follows load).
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ def iteration_time_s(tokens, context_tokens, flop_per_token, flops_per_s, weight
 
 def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token_budget, max_seqs,
               kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-              kv_bytes_per_token, bytes_per_s, overhead_s, horizon_s):
+              kv_bytes_per_token, bytes_per_s, overhead_s, horizon_s, bin_width_s):
     n = len(arrival_s)
+    busy = np.zeros((n_replicas, int(math.ceil(horizon_s / bin_width_s)) + 1))
     status = np.full(n, UNFINISHED, dtype=np.int8)
     replica_of = np.full(n, -1, dtype=np.int64)
     first_token = np.full(n, np.nan)
@@ -92,6 +95,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                              prompt_tokens, output_tokens, kv_used, kv_peak, token_budget, max_seqs,
                              kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
                              kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work)
+            if iteration_end[r_end] != math.inf:
+                add_busy(busy, r_end, t_end, iteration_end[r_end], horizon_s, bin_width_s)
             continue
         woken = set()  # idle replicas that got work: they start once every arrival of this instant is in
         while i < n and arrival_s[i] == t_arrival:
@@ -121,8 +126,10 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                              prompt_tokens, output_tokens, kv_used, kv_peak, token_budget, max_seqs,
                              kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
                              kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work)
+            if iteration_end[r] != math.inf:
+                add_busy(busy, r, t_arrival, iteration_end[r], horizon_s, bin_width_s)
     status[i:] = NOT_OFFERED
-    return status, replica_of, first_token, finish, kv_peak
+    return status, replica_of, first_token, finish, kv_peak, busy
 
 
 def _start_iteration(r, t, queues, running, batch, iteration_end, prefilled, generated, prompt_tokens,
@@ -192,6 +199,18 @@ def _finish_iteration(r, t, batch, running, prefilled, generated, prompt_tokens,
         kv_used[r] -= int(prompt_tokens[q]) + int(output_tokens[q])
         in_system[r] -= 1
     batch[r] = None
+
+
+def add_busy(busy, r, start_s, end_s, horizon_s, bin_width_s):
+    """Add replica ``r``'s busy interval [start, end), clipped at the horizon, to its time bins [s]."""
+    a, b = start_s, min(end_s, horizon_s)
+    k = int(a // bin_width_s)
+    while a < b:  # k advances every pass, so rounding at bin edges cannot stall the loop
+        edge = min((k + 1) * bin_width_s, b)
+        if edge > a:
+            busy[r, k] += edge - a
+            a = edge
+        k += 1
 
 
 def kv_capacity_tokens(chips: int, memory_bytes_per_chip: float, weight_bytes: float, kv_bytes_per_token: float,

@@ -34,9 +34,13 @@ def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet) -> pd.DataFrame:
 
 
 def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float, interval_s: float,
-               start_date) -> pd.DataFrame:
-    """Per bin: busy chips and utilization per accelerator type, queue length, IT and facility power."""
+               start_date, inference_busy_chip_s: dict[int, np.ndarray] | None = None) -> pd.DataFrame:
+    """Per bin: busy chips and utilization per accelerator type, queue length, IT and facility power.
+
+    ``inference_busy_chip_s`` maps a pool index to the chip-seconds its inference replicas spent
+    iterating in each bin (from the serving kernel, same bins); those chips are busy for that share."""
     edges = bin_edges(horizon_s, interval_s)
+    widths = np.diff(edges)
     start, end, pool_of = outcome["start_s"], outcome["end_s"], outcome["pool"]
     busy_weight = _busy_weight(jobs)
     data = {"time_s": edges[:-1], "datetime": [date_at(start_date, t).isoformat() for t in edges[:-1]]}
@@ -46,7 +50,9 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         on = pool_of == p.index
         busy = binned_mean(*interval_events(start[on], end[on], busy_weight[on], horizon_s), edges)
         online = binned_mean(np.array([p.online_from_s]), np.array([float(p.count)]), edges)
-        busy = busy + online * (fleet.reserved_chips(p.index) / p.count)  # inference replicas: full load
+        serving = (inference_busy_chip_s or {}).get(p.index)
+        if serving is not None:
+            busy = busy + serving[: len(widths)] / widths
         it_power += online * p.idle_w_with_server + busy * (p.busy_w_with_server - p.idle_w_with_server)
         pair = by_accel.setdefault(p.accelerator.id, [0.0, 0.0])
         pair[0] = pair[0] + busy

@@ -20,7 +20,7 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
         status, group_of = result["status"], result["group"]
         summary = _latency_summary(result, np.ones(len(status), dtype=bool), service.slo, horizon_s)
         summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = _energy_and_cost(
-            groups, fleet, horizon_s, summary["output_tokens"])
+            groups, result["busy_chip_s"], fleet, horizon_s, summary["output_tokens"])
         summary["requests"] = {"offered": int((status != NOT_OFFERED).sum()), "completed": int((status == DONE).sum()),
                                "rejected": int((status == REJECTED).sum()),
                                "unfinished": int((status == UNFINISHED).sum()),
@@ -84,14 +84,18 @@ def _latency_summary(result, rows, slo, horizon_s: float) -> dict:
     }
 
 
-def _energy_and_cost(groups, fleet, horizon_s: float, tokens: int) -> tuple[float | None, float | None]:
-    """Replica chips at full load while their pool is online (the dedicated-replica simplification)."""
+def _energy_and_cost(groups, busy_chip_s, fleet, horizon_s: float,
+                     tokens: int) -> tuple[float | None, float | None]:
+    """Facility energy and cost of the service's replica chips: idle power while online, plus the full-load
+    increment while iterating; chip cost (capex or rental) for every online hour."""
     site = fleet.site
     energy_kwh = cost_usd = 0.0
-    for plan in groups:
+    for plan, busy in zip(groups, busy_chip_s):
         pool = fleet.pools[plan.pool]
         chip_hours = plan.replicas * plan.chips_per_replica * max(0.0, horizon_s - pool.online_from_s) / 3600.0
-        kwh = chip_hours * pool.busy_w_with_server * site.pue / 1e3
+        joules = (chip_hours * 3600.0 * pool.idle_w_with_server
+                  + float(busy.sum()) * (pool.busy_w_with_server - pool.idle_w_with_server))
+        kwh = joules * site.pue / 3.6e6
         energy_kwh += kwh
         cost_usd += chip_hours * pool.chip_cost_usd_per_hour + kwh * site.electricity_usd_per_kwh
     if tokens == 0:
