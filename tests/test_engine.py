@@ -238,7 +238,10 @@ def test_pod_style_pool_keeps_gangs_inside_one_server(base, tmp_path):
     base["fleet"][0].update(scale_up_domain_chips=8, multi_domain_gangs=False)
     base["workloads"]["training"]["generator"].update(jobs=6, chips={8: 0.5, 16: 0.5}, stacks={"cuda": 1.0})
     scenario = scenario_from(base, tmp_path)
-    assert build_fleet(scenario, builtin_catalog()).pools[0].max_gang_chips == 8
+    from sim.fleet.allocation import max_gang_chips
+
+    fleet = build_fleet(scenario, builtin_catalog())
+    assert max_gang_chips(fleet.new_allocators()[0], fleet.pools[0].multi_domain_gangs) == 8
     jobs = sim.run(scenario).jobs
     assert (jobs.loc[jobs["chips"] == 16, "state"] == "rejected").all()
     assert (jobs.loc[jobs["chips"] == 8, "state"] == "completed").all()

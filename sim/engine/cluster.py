@@ -83,11 +83,7 @@ class Cluster:
         units = self.share_units[job]
         if units:
             return self.shared[pool].can_place(units)
-        allocator = self.allocators[pool]
-        chips = self.chips[job]
-        if chips <= allocator.domain_chips:
-            return (allocator.mask >> chips) != 0  # inlined DomainAllocator.can_place (hot path)
-        return allocator.can_place(chips)
+        return self.allocators[pool].can_place(self.chips[job])
 
     def pool_orders(self, usd_per_chip_second: np.ndarray | None = None) -> list[tuple[int, ...]]:
         """Per job, eligible pools fastest first (cheapest first when prices per pool are given)."""

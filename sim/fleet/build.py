@@ -74,10 +74,10 @@ class ResolvedPool:
         return math.ceil(self.servers / self.servers_per_rack)
 
     @property
-    def max_gang_chips(self) -> int:
-        """Largest gang this pool can ever place: one domain, or all its full-size domains."""
-        full_domains = self.count // self.domain_chips
-        return self.domain_chips * full_domains if self.multi_domain_gangs else self.domain_chips
+    def domain_sizes(self) -> list[int]:
+        """Chips in each scale-up domain, in order; the last one may be partial."""
+        full, rest = divmod(self.count, self.domain_chips)
+        return [self.domain_chips] * full + ([rest] if rest else [])
 
     @property
     def idle_w_with_server(self) -> float:
@@ -246,9 +246,8 @@ def build_topology(pools: list[ResolvedPool]) -> nx.Graph:
             server_id = f"{pool.name}/server{server}"
             graph.add_node(server_id, kind="server", pool=pool.name, chips=per_server)
             graph.add_edge(f"{pool.name}/rack{server // pool.servers_per_rack}", server_id, bandwidth_gbps=server_out)
-        full, rest = divmod(pool.count, pool.domain_chips)
         first_chip = 0
-        for domain, size in enumerate([pool.domain_chips] * full + ([rest] if rest else [])):
+        for domain, size in enumerate(pool.domain_sizes):
             domain_id = f"{pool.name}/domain{domain}"
             graph.add_node(domain_id, kind="domain", pool=pool.name, chips=size)
             for server in range(first_chip // per_server, (first_chip + size - 1) // per_server + 1):

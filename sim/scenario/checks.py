@@ -282,20 +282,20 @@ def _check_feasibility(scenario, catalog, add) -> None:
 
 
 def _check_reservations(scenario, pools, add) -> None:
-    """Every pool can hold the inference replicas placed on it, domain by domain."""
-    from sim.fleet.allocation import DomainAllocator
+    """Every pool can hold the inference replicas placed on it, domain by domain (the same placement the
+    engine makes with ``sim.fleet.allocation.reserve``, one group at a time to name the group that fails)."""
+    from sim.fleet.allocation import DomainAllocator, reserve
 
-    index = {p.name: p.index for p in pools}
-    for name, pool in ((p.name, p) for p in pools):
-        full, rest = divmod(pool.count, pool.domain_chips)
-        allocator = DomainAllocator([pool.domain_chips] * full + ([rest] if rest else []))
-        for s, service in enumerate(scenario.workloads.inference):
-            for g, group in enumerate(service.replicas):
-                if index.get(group.pool) != pool.index or group.chips_per_replica > pool.domain_chips:
-                    continue
-                for _ in range(group.count):
-                    if allocator.place(group.chips_per_replica) is None:
-                        add(("workloads", "inference", s, "replicas", g, "count"),
-                            f"found {group.count}: pool {name!r} ({pool.count} chips) cannot hold all the "
-                            f"replicas placed on it; accepted: fewer replicas or a larger pool")
-                        break
+    allocators = [DomainAllocator(pool.domain_sizes) for pool in pools]
+    index = {pool.name: pool.index for pool in pools}
+    for s, service in enumerate(scenario.workloads.inference):
+        for g, group in enumerate(service.replicas):
+            pool = pools[index[group.pool]] if group.pool in index else None
+            if pool is None or group.chips_per_replica > pool.domain_chips:
+                continue  # reported by _check_inference
+            try:
+                reserve(allocators, [(pool.index, group.chips_per_replica, group.count)])
+            except ValueError:
+                add(("workloads", "inference", s, "replicas", g, "count"),
+                    f"found {group.count}: pool {pool.name!r} ({pool.count} chips) cannot hold all the "
+                    f"replicas placed on it; accepted: fewer replicas or a larger pool")
