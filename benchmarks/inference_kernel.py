@@ -1,4 +1,4 @@
-"""Speed of the request-level LLM serving kernel alone (not yet wired into scenarios).
+"""Speed of the request-level LLM serving kernel alone (without trace reading and results).
 
 Usage:  python benchmarks/inference_kernel.py
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from sim.catalog import builtin_catalog
 from sim.kernels.serving_compiled import serve_llm
+from sim.kernels.serving_reference import ROUTER_LEAST_WORK, no_switches, replica_tables
 from sim.workload.requests import read_azure_llm, scale_requests
 
 TRACE = Path(str(resources.files("sim.workload").joinpath("traces", "azure-llm-2023",
@@ -30,10 +31,17 @@ TRACE = Path(str(resources.files("sim.workload").joinpath("traces", "azure-llm-2
 def kernel_parameters() -> dict:
     catalog = builtin_catalog()
     chip, model = catalog.accelerators["h100-sxm"], catalog.models["llama3-8b"]
-    return dict(router=2, token_budget=8192, max_seqs=256, kv_capacity_tokens=300_000, chunked_prefill=True,
+    return dict(token_budget=8192, max_seqs=256, kv_capacity_tokens=300_000, chunked_prefill=True,
                 flop_per_token=2.0 * model.params, flops_per_s=chip.peak_flops * chip.stacks["cuda"],
                 weight_bytes=2.0 * model.params, kv_bytes_per_token=131_072.0,
                 bytes_per_s=chip.memory_bandwidth_tbps * 1e12 * 0.8, overhead_s=0.003)
+
+
+def run(requests, replicas: int, params: dict, horizon_s: float):
+    replica_int, replica_float = replica_tables([(replicas, params)])
+    return serve_llm(requests["arrival_s"].to_numpy(), requests["prompt_tokens"].to_numpy(),
+                     requests["output_tokens"].to_numpy(), replica_int, replica_float, ROUTER_LEAST_WORK, np.inf,
+                     np.inf, *no_switches(), horizon_s, 3600.0)
 
 
 def main() -> None:
@@ -41,17 +49,14 @@ def main() -> None:
     params = kernel_parameters()
     start = time.perf_counter()
     tiny = trace.iloc[:50]
-    serve_llm(tiny["arrival_s"].to_numpy(), tiny["prompt_tokens"].to_numpy(), tiny["output_tokens"].to_numpy(),
-              n_replicas=2, horizon_s=1e5, bin_width_s=3600.0, **params)
+    run(tiny, 2, params, 1e5)
     print(f"numba_compile_or_cache_load_s={time.perf_counter() - start:.2f}")
     for scale in (1, 10, 100):
         requests = scale_requests(trace, scale, np.random.default_rng(scale))
         replicas = max(1, int(np.ceil(0.45 * scale)))
         arrival = requests["arrival_s"].to_numpy()
         start = time.perf_counter()
-        status, _, first, _, _, _ = serve_llm(arrival, requests["prompt_tokens"].to_numpy(),
-                                              requests["output_tokens"].to_numpy(), n_replicas=replicas,
-                                              horizon_s=float(arrival[-1]) + 3600.0, bin_width_s=3600.0, **params)
+        status, _, first, _, _, _ = run(requests, replicas, params, float(arrival[-1]) + 3600.0)
         wall = time.perf_counter() - start
         done = status == 0
         ttft = np.median(first[done] - arrival[done])

@@ -1,11 +1,10 @@
 """Inference services on dedicated replicas: plan the replica groups, build their requests, serve them.
 
 A service's replica groups each reserve ``count × chips_per_replica`` chips of one pool for the whole
-run (``sim.fleet.allocation.reserve``); training sees only what is left. Requests are split across a
-service's groups in proportion to each group's peak rate (replicas × chips × FLOP/s × efficiency), then
-every group runs the request-level kernel (``sim.kernels.serve_llm``) over the horizon. Dedicated
-replicas do not interact with training, so no SimPy process is needed yet; shared pools will need the
-windowed form described in ``docs/inference-plan.md``.
+run (``sim.fleet.allocation.reserve``); training sees only what is left. All replicas of a service, on
+whatever chip types, are served by one call of the request-level kernel (``sim.kernels.serve_llm``)
+over the horizon, so the service's router chooses among accelerator types request by request.
+Dedicated replicas do not interact with training, so no SimPy process is needed.
 
 Simplifications (stated in the README): a replica chip draws full power while its replica iterates
 and idle power otherwise (busy time per time bin comes from the kernel); the site-cap reservation and
@@ -25,19 +24,25 @@ from sim import kernels
 from sim.engine.prepare import efficiency_matrix
 from sim.fleet import Fleet
 from sim.kernels.serving_reference import (
+    FLOAT_KEYS,
     ROUTER_CENTRAL,
     ROUTER_JSQ,
     ROUTER_LEAST_WORK,
     ROUTER_ROUND_ROBIN,
+    ROUTER_SLO_AWARE,
+    iteration_time_s,
     kv_capacity_tokens,
+    no_switches,
+    replica_tables,
 )
 from sim.workload.distributions import sample
 from sim.workload.requests import read_azure_llm, read_mooncake, scale_requests
 
 MEMORY_EFFICIENCY = 0.8  # estimate: fraction of HBM bandwidth a decode step reaches
 OVERHEAD_S = 0.003       # estimate: fixed cost per iteration (scheduling, kernel launches)
+REFERENCE_CONTEXT = 1024  # tokens of context per request for the nominal decode rate (routing only)
 ROUTERS = {"round-robin": ROUTER_ROUND_ROBIN, "jsq": ROUTER_JSQ, "least-work": ROUTER_LEAST_WORK,
-           "central": ROUTER_CENTRAL}
+           "central": ROUTER_CENTRAL, "slo-aware": ROUTER_SLO_AWARE}
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class GroupPlan:
     pool: int
     replicas: int
     chips_per_replica: int
-    kernel: dict  # keyword arguments of serve_llm except the request arrays and the horizon
+    kernel: dict  # one replica's parameters: serving_reference.INT_KEYS and FLOAT_KEYS
 
 
 def plan_groups(scenario, fleet: Fleet, catalog) -> list[GroupPlan]:
@@ -61,15 +66,33 @@ def plan_groups(scenario, fleet: Fleet, catalog) -> list[GroupPlan]:
             chip = pool.accelerator
             efficiency = efficiency_matrix(np.array([service.stack]), [chip], scenario.porting)[0, 0]
             chips = group.chips_per_replica
-            plans.append(GroupPlan(s, g, pool.index, group.count, chips, dict(
-                n_replicas=group.count, router=ROUTERS[service.router.kind], token_budget=group.token_budget,
-                max_seqs=group.max_seqs, chunked_prefill=group.chunked_prefill,
+            params = dict(
+                token_budget=group.token_budget, max_seqs=group.max_seqs, chunked_prefill=group.chunked_prefill,
                 kv_capacity_tokens=kv_capacity_tokens(chips, chip.memory_gb * 1e9, 2.0 * model.params,
                                                       model.kv_bytes_per_token),
                 flop_per_token=2.0 * model.params, flops_per_s=chips * chip.peak_flops * efficiency,
                 weight_bytes=2.0 * model.params, kv_bytes_per_token=model.kv_bytes_per_token,
-                bytes_per_s=chips * chip.memory_bandwidth_tbps * 1e12 * MEMORY_EFFICIENCY, overhead_s=OVERHEAD_S)))
+                bytes_per_s=chips * chip.memory_bandwidth_tbps * 1e12 * MEMORY_EFFICIENCY, overhead_s=OVERHEAD_S,
+                per_token_s=0.0)
+            params["tokens_per_s"] = nominal_tokens_per_s(params)
+            params["usd_per_token"] = chips * _usd_per_chip_second(pool, fleet.site) / params["tokens_per_s"]
+            plans.append(GroupPlan(s, g, pool.index, group.count, chips, params))
     return plans
+
+
+def nominal_tokens_per_s(params: dict) -> float:
+    """A replica's decode throughput [tokens/s] at a full batch of requests holding ``REFERENCE_CONTEXT``
+    tokens each (``max_seqs``, or fewer if the KV cache holds fewer): the speed that least-work routing
+    divides outstanding tokens by, and the denominator of the cost per token slo-aware routing ranks by."""
+    batch = max(1, min(params["max_seqs"], params["kv_capacity_tokens"] // REFERENCE_CONTEXT))
+    row = np.array([float(params.get(k, 0.0)) for k in FLOAT_KEYS])
+    return batch / iteration_time_s(batch, batch * REFERENCE_CONTEXT, row)
+
+
+def _usd_per_chip_second(pool, site) -> float:
+    """Cost of one chip for one second at full load [USD]: its hourly cost plus facility energy."""
+    energy_usd = pool.busy_w_with_server * site.pue * site.electricity_usd_per_kwh / 3.6e6
+    return pool.chip_cost_usd_per_hour / 3600.0 + energy_usd
 
 
 def reservations(plans: list[GroupPlan]) -> list[tuple[int, int, int]]:
@@ -137,26 +160,25 @@ def busy_chip_seconds_by_pool(plans: list[GroupPlan], served: list[dict]) -> dic
 
 
 def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: np.random.Generator) -> list[dict]:
-    """Serve every service; per service, per-request arrays and the group each request went to."""
+    """Serve every service with one kernel call over all its replicas (the router picks among them);
+    per service, per-request arrays and the group each request went to (-1: never placed)."""
     horizon = float(scenario.duration)
     results = []
     for s, service in enumerate(scenario.workloads.inference):
         requests = service_requests(service, base_dir, horizon, rng)
         groups = [p for p in plans if p.service == s]
-        weight = np.array([p.replicas * p.kernel["flops_per_s"] for p in groups])
-        group_of = rng.choice(len(groups), size=len(requests), p=weight / weight.sum())
-        n = len(requests)
-        out = {"requests": requests, "group": group_of, "status": np.empty(n, dtype=np.int8),
-               "first_token_s": np.full(n, np.nan), "finish_s": np.full(n, np.nan), "kv_peak": [],
-               "busy_chip_s": []}
-        for g, plan in enumerate(groups):
-            rows = np.flatnonzero(group_of == g)
-            status, _, first, finish, kv_peak, busy = kernels.serve_llm(
-                requests["arrival_s"].to_numpy()[rows], requests["prompt_tokens"].to_numpy()[rows],
-                requests["output_tokens"].to_numpy()[rows], horizon_s=horizon,
-                bin_width_s=float(scenario.outputs.timeseries_interval), **plan.kernel)
-            out["status"][rows], out["first_token_s"][rows], out["finish_s"][rows] = status, first, finish
-            out["kv_peak"].append(int(kv_peak.max()) if len(kv_peak) else 0)
-            out["busy_chip_s"].append(busy.sum(axis=0) * plan.chips_per_replica)  # per time bin
-        results.append(out)
+        replica_int, replica_float = replica_tables([(p.replicas, p.kernel) for p in groups])
+        group_of_replica = np.repeat(np.arange(len(groups)), [p.replicas for p in groups])
+        slo = service.slo
+        status, replica, first, finish, kv_peak, busy = kernels.serve_llm(
+            requests["arrival_s"].to_numpy(), requests["prompt_tokens"].to_numpy(),
+            requests["output_tokens"].to_numpy(), replica_int, replica_float, ROUTERS[service.router.kind],
+            slo.ttft_p99_ms / 1e3 if slo is not None else np.inf, slo.tpot_p99_ms / 1e3 if slo is not None else np.inf,
+            *no_switches(), horizon_s=horizon, bin_width_s=float(scenario.outputs.timeseries_interval))
+        group_of = np.where(replica >= 0, group_of_replica[np.maximum(replica, 0)], -1)
+        per_group = [group_of_replica == g for g in range(len(groups))]
+        results.append({
+            "requests": requests, "group": group_of, "status": status, "first_token_s": first, "finish_s": finish,
+            "kv_peak": [int(kv_peak[rows].max()) for rows in per_group],
+            "busy_chip_s": [busy[rows].sum(axis=0) * p.chips_per_replica for rows, p in zip(per_group, groups)]})
     return results

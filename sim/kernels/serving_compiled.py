@@ -9,7 +9,9 @@ of requests fast:
   when it starts decoding (``first decode iteration + output - 2``): a per-replica min-heap of
   finishing iterations replaces the scan;
 * requests still prefilling sit in a short per-replica list in admission order;
-* queues are linked lists over request indices. Arrays only, no Python objects.
+* queues are linked lists over request indices;
+* the next replica to finish an iteration is the root of a tournament tree over the replicas
+  (O(log R) per change instead of a scan of all R). Arrays only, no Python objects.
 """
 
 from __future__ import annotations
@@ -19,20 +21,35 @@ from numba import njit
 
 from sim.kernels.serving_reference import (
     DONE,
+    F_BYTES_PER_S,
+    F_FLOP_PER_TOKEN,
+    F_FLOPS_PER_S,
+    F_KV_BYTES_PER_TOKEN,
+    F_OVERHEAD_S,
+    F_PER_TOKEN_S,
+    F_TOKENS_PER_S,
+    F_USD_PER_TOKEN,
+    F_WEIGHT_BYTES,
+    I_CHUNKED,
+    I_KV_CAPACITY,
+    I_MAX_SEQS,
+    I_TOKEN_BUDGET,
     NOT_OFFERED,
     REJECTED,
     ROUTER_CENTRAL,
     ROUTER_JSQ,
     ROUTER_ROUND_ROBIN,
+    ROUTER_SLO_AWARE,
     UNFINISHED,
 )
 
 
 @njit(cache=True)
-def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token_budget, max_seqs,
-              kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-              kv_bytes_per_token, bytes_per_s, overhead_s, horizon_s, bin_width_s):
+def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_float, router, slo_ttft_s, slo_tpot_s,
+              switch_s, switch_replica, switch_on, horizon_s, bin_width_s):
     n = arrival_s.shape[0]
+    n_replicas = replica_int.shape[0]
+    n_switches = switch_s.shape[0]
     busy_s = np.zeros((n_replicas, int(np.ceil(horizon_s / bin_width_s)) + 1))
     status = np.full(n, UNFINISHED, dtype=np.int8)
     replica_of = np.full(n, -1, dtype=np.int64)
@@ -43,6 +60,11 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
     chunk = np.zeros(n, dtype=np.int64)
     queue_next = np.full(n, -1, dtype=np.int64)
     central = router == ROUTER_CENTRAL
+    max_seqs = 1
+    max_capacity = 0
+    for r in range(n_replicas):
+        max_seqs = max(max_seqs, replica_int[r, I_MAX_SEQS])
+        max_capacity = max(max_capacity, replica_int[r, I_KV_CAPACITY])
     queue_head = np.full(n_replicas + 1, -1, dtype=np.int64)  # the last one is the central queue
     queue_tail = np.full(n_replicas + 1, -1, dtype=np.int64)
     prefilling = np.zeros((n_replicas, max_seqs), dtype=np.int64)  # admission order
@@ -55,21 +77,30 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
     kv_used = np.zeros(n_replicas, dtype=np.int64)
     in_system = np.zeros(n_replicas, dtype=np.int64)
     work = np.zeros(n_replicas, dtype=np.int64)
-    iteration_end = np.full(n_replicas, np.inf)
+    pending_prefill = np.zeros(n_replicas, dtype=np.int64)
+    leaves = 1
+    while leaves < n_replicas:
+        leaves *= 2
+    iteration_end = np.full(leaves, np.inf)  # padded to a power of two for the tournament tree
+    tree = np.zeros(2 * leaves, dtype=np.int64)  # tree[1] is the replica whose iteration ends first
+    for r in range(leaves):
+        tree[leaves + r] = r
+    for node in range(leaves - 1, 0, -1):
+        tree[node] = tree[2 * node]
     busy = np.zeros(n_replicas, dtype=np.bool_)
+    active = np.ones(n_replicas, dtype=np.bool_)
     woken = np.zeros(n_replicas, dtype=np.bool_)
     next_rr = 0
     i = 0
+    k_switch = 0
     while True:
         t_arrival = arrival_s[i] if i < n else np.inf
-        r_end = 0
-        for r in range(1, n_replicas):
-            if iteration_end[r] < iteration_end[r_end]:
-                r_end = r
+        t_switch = switch_s[k_switch] if k_switch < n_switches else np.inf
+        r_end = tree[1]
         t_end = iteration_end[r_end]
-        if min(t_arrival, t_end) > horizon_s:
+        if min(min(t_arrival, t_end), t_switch) > horizon_s:
             break
-        if t_end <= t_arrival:
+        if t_end <= t_arrival and t_end <= t_switch:
             r = r_end
             k = iteration[r]
             # decoders: one token each; those reaching their output length finish now
@@ -90,6 +121,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                 if chunk[q] > 0:
                     prefilled[q] += chunk[q]
                     work[r] -= chunk[q]
+                    pending_prefill[r] -= chunk[q]
                     chunk[q] = 0
                     if prefilled[q] == prompt_tokens[q]:
                         work[r] -= 1
@@ -110,15 +142,28 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
             busy[r] = False
             _start(r, t_end, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context,
                    iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy,
-                   token_budget, max_seqs, kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s,
-                   weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work)
+                   replica_int, replica_float, central, active, replica_of, in_system, work, pending_prefill)
             if busy[r]:
                 _add_busy(busy_s, r, t_end, iteration_end[r], horizon_s, bin_width_s)
+            _tree_update(tree, leaves, iteration_end, r)
+            continue
+        if t_switch <= t_arrival:
+            r = switch_replica[k_switch]
+            active[r] = switch_on[k_switch]
+            k_switch += 1
+            if not busy[r]:
+                _start(r, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
+                       context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
+                       iteration_end, busy, replica_int, replica_float, central, active, replica_of, in_system,
+                       work, pending_prefill)
+                if busy[r]:
+                    _add_busy(busy_s, r, t_switch, iteration_end[r], horizon_s, bin_width_s)
+                    _tree_update(tree, leaves, iteration_end, r)
             continue
         any_woken = False
         while i < n and arrival_s[i] == t_arrival:
             need = prompt_tokens[i] + output_tokens[i]
-            if need > kv_capacity_tokens:
+            if need > max_capacity:
                 status[i] = REJECTED
             elif central:
                 if queue_tail[n_replicas] < 0:
@@ -131,19 +176,31 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                         woken[m] = True
                         any_woken = True
             else:
-                if router == ROUTER_ROUND_ROBIN:
-                    r = next_rr
-                    next_rr = (next_rr + 1) % n_replicas
-                elif router == ROUTER_JSQ:
-                    r = 0
-                    for m in range(1, n_replicas):
-                        if in_system[m] < in_system[r]:
-                            r = m
+                only_active = False  # whether some active replica can hold the request
+                for m in range(n_replicas):
+                    if active[m] and need <= replica_int[m, I_KV_CAPACITY]:
+                        only_active = True
+                        break
+                if router == ROUTER_SLO_AWARE:
+                    r = _slo_aware(prompt_tokens[i], need, only_active, active, replica_int, replica_float,
+                                   pending_prefill, n_decoding, context, slo_ttft_s, slo_tpot_s)
                 else:
-                    r = 0
-                    for m in range(1, n_replicas):
-                        if work[m] < work[r]:
+                    r = -1
+                    for step in range(n_replicas):
+                        m = (next_rr + step) % n_replicas if router == ROUTER_ROUND_ROBIN else step
+                        if need > replica_int[m, I_KV_CAPACITY] or (only_active and not active[m]):
+                            continue
+                        if r < 0:
                             r = m
+                            if router == ROUTER_ROUND_ROBIN:
+                                break
+                        elif router == ROUTER_JSQ:
+                            if in_system[m] < in_system[r]:
+                                r = m
+                        elif work[m] / replica_float[m, F_TOKENS_PER_S] < work[r] / replica_float[r, F_TOKENS_PER_S]:
+                            r = m
+                    if router == ROUTER_ROUND_ROBIN:
+                        next_rr = (r + 1) % n_replicas
                 replica_of[i] = r
                 if queue_tail[r] < 0:
                     queue_head[r] = i
@@ -152,6 +209,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                 queue_tail[r] = i
                 in_system[r] += 1
                 work[r] += need
+                pending_prefill[r] += prompt_tokens[i]
                 if not busy[r]:
                     woken[r] = True
                     any_woken = True
@@ -162,23 +220,64 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token
                     woken[r] = False
                     _start(r, t_arrival, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
                            context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
-                           iteration_end, busy, token_budget, max_seqs, kv_capacity_tokens, chunked_prefill,
-                           flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s,
-                           central, replica_of, in_system, work)
+                           iteration_end, busy, replica_int, replica_float, central, active, replica_of, in_system,
+                           work, pending_prefill)
                     if busy[r]:
                         _add_busy(busy_s, r, t_arrival, iteration_end[r], horizon_s, bin_width_s)
+                        _tree_update(tree, leaves, iteration_end, r)
     for j in range(i, n):
         status[j] = NOT_OFFERED
     return status, replica_of, first_token, finish, kv_peak, busy_s
 
 
 @njit(cache=True)
+def _iteration_time_s(tokens, context_tokens, replica_float, r):
+    compute_s = replica_float[r, F_FLOP_PER_TOKEN] * tokens / replica_float[r, F_FLOPS_PER_S]
+    memory_s = (replica_float[r, F_WEIGHT_BYTES] + replica_float[r, F_KV_BYTES_PER_TOKEN] * context_tokens) \
+        / replica_float[r, F_BYTES_PER_S]
+    return replica_float[r, F_OVERHEAD_S] + replica_float[r, F_PER_TOKEN_S] * tokens + max(compute_s, memory_s)
+
+
+@njit(cache=True)
+def _slo_aware(prompt, need, only_active, active, replica_int, replica_float, pending_prefill, n_decoding, context,
+               slo_ttft_s, slo_tpot_s):
+    """As serving_reference._slo_aware: cheapest replica predicted to meet both SLOs, else the fastest TTFT."""
+    best = -1
+    best_usd = 0.0
+    best_ttft = 0.0
+    fastest = -1
+    fastest_ttft = 0.0
+    for r in range(replica_int.shape[0]):
+        if need > replica_int[r, I_KV_CAPACITY] or (only_active and not active[r]):
+            continue
+        pending = pending_prefill[r] + prompt
+        budget = replica_int[r, I_TOKEN_BUDGET]
+        n_iter = -(-pending // budget)
+        ttft = n_iter * _iteration_time_s(n_decoding[r] + pending / n_iter, context[r], replica_float, r)
+        tpot = _iteration_time_s(n_decoding[r] + 1, context[r] + prompt, replica_float, r)
+        if fastest < 0 or ttft < fastest_ttft:
+            fastest = r
+            fastest_ttft = ttft
+        if ttft <= slo_ttft_s and tpot <= slo_tpot_s:
+            usd = replica_float[r, F_USD_PER_TOKEN]
+            if best < 0 or usd < best_usd or (usd == best_usd and ttft < best_ttft):
+                best = r
+                best_usd = usd
+                best_ttft = ttft
+    return best if best >= 0 else fastest
+
+
+@njit(cache=True)
 def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context, iteration,
-           prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy, token_budget,
-           max_seqs, kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-           kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work):
+           prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy, replica_int,
+           replica_float, central, active, replica_of, in_system, work, pending_prefill):
+    token_budget = replica_int[r, I_TOKEN_BUDGET]
+    max_seqs = replica_int[r, I_MAX_SEQS]
+    kv_capacity_tokens = replica_int[r, I_KV_CAPACITY]
+    chunked_prefill = replica_int[r, I_CHUNKED] != 0
     source = queue_head.shape[0] - 1 if central else r
-    while queue_head[source] >= 0 and n_prefilling[r] + n_decoding[r] < max_seqs:
+    pull = active[r] or not central
+    while pull and queue_head[source] >= 0 and n_prefilling[r] + n_decoding[r] < max_seqs:
         head = queue_head[source]
         need = prompt_tokens[head] + output_tokens[head]
         if kv_used[r] + need > kv_capacity_tokens:
@@ -190,6 +289,7 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
             replica_of[head] = r
             in_system[r] += 1
             work[r] += need
+            pending_prefill[r] += prompt_tokens[head]
         prefilling[r, n_prefilling[r]] = head
         n_prefilling[r] += 1
         kv_used[r] += need
@@ -216,12 +316,20 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
         budget -= take
     if decoders == 0 and n_chunks == 0:
         return
-    tokens = decoders + prefill_tokens
-    compute_s = flop_per_token * tokens / flops_per_s
-    memory_s = (weight_bytes + kv_bytes_per_token * context[r]) / bytes_per_s
-    iteration_end[r] = t + (overhead_s + max(compute_s, memory_s))  # as iteration_time_s, then added
+    iteration_end[r] = t + _iteration_time_s(decoders + prefill_tokens, context[r], replica_float, r)
     iteration[r] += 1
     busy[r] = True
+
+
+@njit(cache=True)
+def _tree_update(tree, leaves, iteration_end, r):
+    """Replay the tournament from leaf ``r`` to the root after ``iteration_end[r]`` changed (ties: lower index)."""
+    node = (leaves + r) // 2
+    while node >= 1:
+        a = tree[2 * node]
+        b = tree[2 * node + 1]
+        tree[node] = a if iteration_end[a] <= iteration_end[b] else b
+        node //= 2
 
 
 @njit(cache=True)

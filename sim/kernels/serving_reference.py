@@ -1,33 +1,55 @@
 """Reference twin of the request-level LLM serving kernel: readable Python, arrays in, arrays out.
 
-One *replica group* — R identical replicas of one model on one chip type — serves a request stream
-with continuous batching, iteration by iteration (vLLM-style). ``serving_compiled.serve_llm`` is the
-Numba version with the same signature; tests require identical per-request results.
+The replicas of one *service* — R replicas of one model, possibly on different chip types (a row of
+parameters each) — serve a request stream with continuous batching, iteration by iteration
+(vLLM-style). ``serving_compiled.serve_llm`` is the Numba version with the same signature; tests
+require identical per-request results.
 
 Model, per replica:
-* **Routing** on arrival: ``ROUTER_ROUND_ROBIN``, ``ROUTER_JSQ`` (fewest requests in the replica) or
-  ``ROUTER_LEAST_WORK`` (fewest outstanding tokens: prompt not yet prefilled + tokens not yet
-  generated); ties go to the lowest replica index. ``ROUTER_CENTRAL`` keeps one shared queue that
-  replicas pull from when they start an iteration (lowest index first) — with ``max_seqs = 1`` it is
-  the M/M/c discipline the tests compare with Erlang C.
+* **Routing** on arrival, among the *active* replicas that can ever hold the request's KV
+  reservation (see switches below): ``ROUTER_ROUND_ROBIN`` (cyclic over replica indices, skipping
+  the others), ``ROUTER_JSQ`` (fewest requests in the replica), ``ROUTER_LEAST_WORK`` (least
+  outstanding work: prompt tokens not yet prefilled + tokens not yet generated, divided by the
+  replica's nominal token rate ``F_TOKENS_PER_S``, so faster chips count for more) or
+  ``ROUTER_SLO_AWARE`` (predicted latency and cost, below). Ties go to the lowest replica index.
+  ``ROUTER_CENTRAL`` keeps one shared queue that replicas pull from when they start an iteration
+  (lowest index first) — with ``max_seqs = 1`` it is the M/M/c discipline the tests compare with
+  Erlang C.
+* **SLO-aware routing** predicts, for each candidate replica, the request's TTFT as ``n`` iterations
+  of the replica's own iteration time, where ``n = ceil(pending / token_budget)`` and
+  ``pending`` = prompt tokens queued or prefilling there + this prompt, each iteration carrying the
+  current decoders plus ``pending / n`` prefill tokens over the current decode context; and its TPOT
+  as one iteration with the current decoders + 1 over the current context + this prompt. Among
+  replicas predicted to meet both SLO targets it picks the lowest ``F_USD_PER_TOKEN`` (ties: lower
+  predicted TTFT, then lower index); when none is predicted to meet them, the lowest predicted TTFT.
+  The prediction ignores waits for KV space and prompts still queued behind a full batch.
+* **Switches** (autoscaling): at ``switch_s[k]`` replica ``switch_replica[k]`` becomes active
+  (``switch_on[k]``) or inactive. All replicas start active. An inactive replica receives no new
+  request (and, with the central queue, pulls none) but finishes what it holds. When no active
+  replica can hold a request, any replica that can is a candidate.
 * **Admission**, first come first served from the replica's queue, at the start of each iteration,
   while fewer than ``max_seqs`` requests run and the KV cache can hold the request whole: a request
   reserves ``prompt + output`` tokens of KV capacity when admitted and frees them when it finishes (a
-  conservative simplification of paged allocation; no preemption). A request that could never fit
-  (``prompt + output > kv_capacity_tokens``) is rejected on arrival.
+  conservative simplification of paged allocation; no preemption). A request no replica could ever
+  hold (``prompt + output`` above every replica's ``kv_capacity_tokens``) is rejected on arrival.
 * **Batch** of one iteration: one decode token for every running request whose prefill is done, then
   prefill tokens of running requests in admission order within what is left of ``token_budget``.
   With ``chunked_prefill`` a prompt may be split over iterations; without it a prompt is prefilled in
   one iteration, and one larger than the budget runs alone.
-* **Iteration time** (roofline): ``overhead_s + max(compute, memory)`` with
-  ``compute = flop_per_token · tokens / flops_per_s`` and
+* **Iteration time** (roofline, ``iteration_time_s``): ``overhead_s + per_token_s · tokens +
+  max(compute, memory)`` with ``compute = flop_per_token · tokens / flops_per_s`` and
   ``memory = (weight_bytes + kv_bytes_per_token · Σ context of decoding requests) / bytes_per_s``.
   The first output token is produced by the iteration that completes the prefill; each later
   iteration produces one token per decoding request.
-* **Events**: an iteration end is handled before an arrival at the same instant; among replicas, the
-  lowest index first. Requests arriving at the same instant are all routed before an idle replica
-  starts, so they can share its first iteration. Nothing starts after ``horizon_s``; requests not
-  finished by then are unfinished.
+* **Events**: at one instant, iteration ends first (lowest replica index first), then switches (in
+  array order), then arrivals. Requests arriving at the same instant are all routed before an idle
+  replica starts, so they can share its first iteration. Nothing starts after ``horizon_s``;
+  requests not finished by then are unfinished.
+
+Inputs: per-request arrays; ``replica_int`` (R × 4, columns ``I_*``) and ``replica_float`` (R × 9,
+columns ``F_*``) hold each replica's parameters (``replica_tables`` builds them); ``router`` and the
+SLO targets ``slo_ttft_s`` / ``slo_tpot_s`` [s] (used by ``ROUTER_SLO_AWARE`` only); the switch
+arrays (may be empty); ``horizon_s`` and ``bin_width_s`` [s].
 
 Outputs, in order (length N unless noted): ``status`` (``DONE``, ``UNFINISHED``, ``REJECTED``, or
 ``NOT_OFFERED`` for requests arriving after the horizon; the first three add up to those offered),
@@ -44,117 +66,204 @@ from collections import deque
 
 import numpy as np
 
-ROUTER_ROUND_ROBIN, ROUTER_JSQ, ROUTER_LEAST_WORK, ROUTER_CENTRAL = 0, 1, 2, 3
+ROUTER_ROUND_ROBIN, ROUTER_JSQ, ROUTER_LEAST_WORK, ROUTER_CENTRAL, ROUTER_SLO_AWARE = 0, 1, 2, 3, 4
 DONE, UNFINISHED, REJECTED, NOT_OFFERED = 0, 1, 2, 3
 
+# columns of replica_int
+I_TOKEN_BUDGET, I_MAX_SEQS, I_KV_CAPACITY, I_CHUNKED = 0, 1, 2, 3
+# columns of replica_float
+(F_FLOP_PER_TOKEN, F_FLOPS_PER_S, F_WEIGHT_BYTES, F_KV_BYTES_PER_TOKEN, F_BYTES_PER_S, F_OVERHEAD_S,
+ F_PER_TOKEN_S, F_TOKENS_PER_S, F_USD_PER_TOKEN) = range(9)
+INT_KEYS = ("token_budget", "max_seqs", "kv_capacity_tokens", "chunked_prefill")
+FLOAT_KEYS = ("flop_per_token", "flops_per_s", "weight_bytes", "kv_bytes_per_token", "bytes_per_s", "overhead_s",
+              "per_token_s", "tokens_per_s", "usd_per_token")
 
-def iteration_time_s(tokens, context_tokens, flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token,
-                     bytes_per_s, overhead_s):
-    """Wall time of one batched iteration [s]: ``overhead + max(compute, memory)`` (see module docstring).
+
+def replica_tables(groups) -> tuple[np.ndarray, np.ndarray]:
+    """``(replica_int, replica_float)`` for groups given as ``(replicas, parameters)``: one row per replica,
+    the groups' replicas in order; ``parameters`` maps the names in ``INT_KEYS`` and ``FLOAT_KEYS`` to
+    values (``per_token_s`` and ``usd_per_token`` default to 0, ``tokens_per_s`` to the compute rate)."""
+    ints, floats = [], []
+    for replicas, p in groups:
+        p = {"per_token_s": 0.0, "usd_per_token": 0.0, **p}
+        p.setdefault("tokens_per_s", p["flops_per_s"] / p["flop_per_token"])
+        ints += [[int(p[k]) for k in INT_KEYS]] * replicas
+        floats += [[float(p[k]) for k in FLOAT_KEYS]] * replicas
+    return np.array(ints, dtype=np.int64).reshape(-1, 4), np.array(floats, dtype=np.float64).reshape(-1, 9)
+
+
+def no_switches() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty switch arrays: every replica active for the whole run."""
+    return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
+
+
+def iteration_time_s(tokens, context_tokens, row) -> float:
+    """Wall time of one batched iteration [s] of the replica whose ``replica_float`` row is ``row``.
 
     ``tokens`` are all tokens processed (prefill tokens + one per decoding request); ``context_tokens``
-    the KV-cache tokens read by the decoding requests."""
-    compute_s = flop_per_token * tokens / flops_per_s
-    memory_s = (weight_bytes + kv_bytes_per_token * context_tokens) / bytes_per_s
-    return overhead_s + max(compute_s, memory_s)
+    the KV-cache tokens read by the decoding requests. See the module docstring for the formula."""
+    compute_s = row[F_FLOP_PER_TOKEN] * tokens / row[F_FLOPS_PER_S]
+    memory_s = (row[F_WEIGHT_BYTES] + row[F_KV_BYTES_PER_TOKEN] * context_tokens) / row[F_BYTES_PER_S]
+    return row[F_OVERHEAD_S] + row[F_PER_TOKEN_S] * tokens + max(compute_s, memory_s)
 
 
-def serve_llm(arrival_s, prompt_tokens, output_tokens, n_replicas, router, token_budget, max_seqs,
-              kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-              kv_bytes_per_token, bytes_per_s, overhead_s, horizon_s, bin_width_s):
-    n = len(arrival_s)
+def predicted_latency_s(prompt, pending_prefill, decoders, context, token_budget, row) -> tuple[float, float]:
+    """SLO-aware routing's (TTFT, TPOT) prediction [s] for a request on a replica (module docstring)."""
+    pending = pending_prefill + prompt
+    n_iter = -(-pending // token_budget)
+    ttft = n_iter * iteration_time_s(decoders + pending / n_iter, context, row)
+    tpot = iteration_time_s(decoders + 1, context + prompt, row)
+    return ttft, tpot
+
+
+class _State:
+    """Per-replica state of a run (lists indexed by replica) and per-request progress."""
+
+    def __init__(self, n, n_replicas, replica_int, prompt_tokens):
+        self.ints = replica_int
+        self.prompts = prompt_tokens
+        self.prefilled = [0] * n   # prompt tokens processed so far
+        self.generated = [0] * n   # output tokens produced so far
+        self.queues = [deque() for _ in range(n_replicas + 1)]  # the last one is the central queue
+        self.running = [[] for _ in range(n_replicas)]          # admission order
+        self.kv_used = [0] * n_replicas
+        self.in_system = [0] * n_replicas
+        self.work = [0] * n_replicas          # outstanding tokens
+        self.pending_prefill = [0] * n_replicas  # prompt tokens routed here and not yet prefilled
+        self.iteration_end = [math.inf] * n_replicas
+        self.batch = [None] * n_replicas      # (requests decoding, {request: prefill tokens})
+        self.active = [True] * n_replicas
+
+
+def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_float, router, slo_ttft_s, slo_tpot_s,
+              switch_s, switch_replica, switch_on, horizon_s, bin_width_s):
+    n, n_replicas = len(arrival_s), len(replica_int)
     busy = np.zeros((n_replicas, int(math.ceil(horizon_s / bin_width_s)) + 1))
     status = np.full(n, UNFINISHED, dtype=np.int8)
     replica_of = np.full(n, -1, dtype=np.int64)
     first_token = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     kv_peak = np.zeros(n_replicas, dtype=np.int64)
-    prefilled = [0] * n   # prompt tokens processed so far
-    generated = [0] * n   # output tokens produced so far
+    st = _State(n, n_replicas, replica_int, prompt_tokens)
     central = router == ROUTER_CENTRAL
-    queues = [deque() for _ in range(n_replicas + 1)]  # the last one is the central queue
-    running = [[] for _ in range(n_replicas)]       # admission order
-    kv_used = [0] * n_replicas
-    in_system = [0] * n_replicas
-    work = [0] * n_replicas                         # outstanding tokens
-    iteration_end = [math.inf] * n_replicas
-    batch = [None] * n_replicas                     # (requests decoding, {request: prefill tokens})
-    next_rr = 0
-    i = 0
+    max_capacity = max(int(c) for c in replica_int[:, I_KV_CAPACITY]) if n_replicas else 0
+    requests = (prompt_tokens, output_tokens, first_token, finish, status, replica_of)
+    next_rr, i, k = 0, 0, 0
+
+    def start(r, t):
+        _start_iteration(r, t, st, requests, replica_float[r], kv_peak, central)
+        if st.iteration_end[r] != math.inf:
+            add_busy(busy, r, t, st.iteration_end[r], horizon_s, bin_width_s)
+
     while True:
         t_arrival = arrival_s[i] if i < n else math.inf
-        r_end = min(range(n_replicas), key=lambda r: (iteration_end[r], r))
-        t_end = iteration_end[r_end]
-        if min(t_arrival, t_end) > horizon_s:
+        t_switch = switch_s[k] if k < len(switch_s) else math.inf
+        r_end = min(range(n_replicas), key=lambda r: (st.iteration_end[r], r))
+        t_end = st.iteration_end[r_end]
+        if min(t_arrival, t_end, t_switch) > horizon_s:
             break
-        if t_end <= t_arrival:
-            _finish_iteration(r_end, t_end, batch, running, prefilled, generated, prompt_tokens,
-                              output_tokens, first_token, finish, status, kv_used, in_system, work)
-            iteration_end[r_end] = math.inf
-            _start_iteration(r_end, t_end, queues, running, batch, iteration_end, prefilled, generated,
-                             prompt_tokens, output_tokens, kv_used, kv_peak, token_budget, max_seqs,
-                             kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-                             kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work)
-            if iteration_end[r_end] != math.inf:
-                add_busy(busy, r_end, t_end, iteration_end[r_end], horizon_s, bin_width_s)
+        if t_end <= t_arrival and t_end <= t_switch:
+            _finish_iteration(r_end, t_end, st, requests)
+            st.iteration_end[r_end] = math.inf
+            start(r_end, t_end)
+            continue
+        if t_switch <= t_arrival:
+            r = int(switch_replica[k])
+            st.active[r] = bool(switch_on[k])
+            k += 1
+            if st.iteration_end[r] == math.inf:
+                start(r, t_switch)
             continue
         woken = set()  # idle replicas that got work: they start once every arrival of this instant is in
         while i < n and arrival_s[i] == t_arrival:
             need = int(prompt_tokens[i]) + int(output_tokens[i])
-            if need > kv_capacity_tokens:
+            if need > max_capacity:
                 status[i] = REJECTED
             elif central:
-                queues[n_replicas].append(i)
-                woken.update(r for r in range(n_replicas) if iteration_end[r] == math.inf)
+                st.queues[n_replicas].append(i)
+                woken.update(r for r in range(n_replicas) if st.iteration_end[r] == math.inf)
             else:
+                candidates = _candidates(st, need)
                 if router == ROUTER_ROUND_ROBIN:
-                    r = next_rr
-                    next_rr = (next_rr + 1) % n_replicas
+                    r = min(candidates, key=lambda m: ((m - next_rr) % n_replicas, m))
+                    next_rr = (r + 1) % n_replicas
                 elif router == ROUTER_JSQ:
-                    r = min(range(n_replicas), key=lambda k: (in_system[k], k))
+                    r = min(candidates, key=lambda m: (st.in_system[m], m))
+                elif router == ROUTER_LEAST_WORK:
+                    r = min(candidates, key=lambda m: (st.work[m] / replica_float[m, F_TOKENS_PER_S], m))
                 else:
-                    r = min(range(n_replicas), key=lambda k: (work[k], k))
+                    r = _slo_aware(candidates, int(prompt_tokens[i]), st, replica_float, slo_ttft_s, slo_tpot_s)
                 replica_of[i] = r
-                queues[r].append(i)
-                in_system[r] += 1
-                work[r] += need
-                if iteration_end[r] == math.inf:
+                st.queues[r].append(i)
+                st.in_system[r] += 1
+                st.work[r] += need
+                st.pending_prefill[r] += int(prompt_tokens[i])
+                if st.iteration_end[r] == math.inf:
                     woken.add(r)
             i += 1
         for r in sorted(woken):
-            _start_iteration(r, t_arrival, queues, running, batch, iteration_end, prefilled, generated,
-                             prompt_tokens, output_tokens, kv_used, kv_peak, token_budget, max_seqs,
-                             kv_capacity_tokens, chunked_prefill, flop_per_token, flops_per_s, weight_bytes,
-                             kv_bytes_per_token, bytes_per_s, overhead_s, central, replica_of, in_system, work)
-            if iteration_end[r] != math.inf:
-                add_busy(busy, r, t_arrival, iteration_end[r], horizon_s, bin_width_s)
+            start(r, t_arrival)
     status[i:] = NOT_OFFERED
     return status, replica_of, first_token, finish, kv_peak, busy
 
 
-def _start_iteration(r, t, queues, running, batch, iteration_end, prefilled, generated, prompt_tokens,
-                     output_tokens, kv_used, kv_peak, token_budget, max_seqs, kv_capacity_tokens,
-                     chunked_prefill, flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token,
-                     bytes_per_s, overhead_s, central, replica_of, in_system, work):
-    queue = queues[len(queues) - 1] if central else queues[r]
-    while queue and len(running[r]) < max_seqs:
+def _candidates(st, need) -> list[int]:
+    """Active replicas that can ever hold ``need`` KV tokens; failing that, any replica that can."""
+    fits = [r for r in range(len(st.active)) if need <= st.ints[r, I_KV_CAPACITY]]
+    active = [r for r in fits if st.active[r]]
+    return active or fits
+
+
+def _slo_aware(candidates, prompt, st, replica_float, slo_ttft_s, slo_tpot_s) -> int:
+    best, best_key, fastest, fastest_key = -1, None, -1, None
+    for r in candidates:
+        decoding = _decoders(st, r)
+        context = _context(st, r, decoding)
+        ttft, tpot = predicted_latency_s(prompt, st.pending_prefill[r], len(decoding), context,
+                                         int(st.ints[r, I_TOKEN_BUDGET]), replica_float[r])
+        if fastest_key is None or (ttft, r) < fastest_key:
+            fastest, fastest_key = r, (ttft, r)
+        if ttft <= slo_ttft_s and tpot <= slo_tpot_s:
+            key = (replica_float[r, F_USD_PER_TOKEN], ttft, r)
+            if best_key is None or key < best_key:
+                best, best_key = r, key
+    return best if best >= 0 else fastest
+
+
+def _decoders(st, r) -> list[int]:
+    return [q for q in st.running[r] if st.prefilled[q] == st.prompts[q]]
+
+
+def _context(st, r, decoding) -> int:
+    return sum(int(st.prompts[q]) + st.generated[q] for q in decoding)
+
+
+def _start_iteration(r, t, st, requests, row, kv_peak, central):
+    prompt_tokens, output_tokens, _, _, _, replica_of = requests
+    token_budget, max_seqs, kv_capacity, chunked_prefill = (int(v) for v in st.ints[r])
+    if central:
+        queue = st.queues[-1] if st.active[r] else deque()
+    else:
+        queue = st.queues[r]
+    while queue and len(st.running[r]) < max_seqs:
         head = queue[0]
         need = int(prompt_tokens[head]) + int(output_tokens[head])
-        if kv_used[r] + need > kv_capacity_tokens:
+        if st.kv_used[r] + need > kv_capacity:
             break
         queue.popleft()
         if central:  # the request meets its replica only now
             replica_of[head] = r
-            in_system[r] += 1
-            work[r] += need
-        running[r].append(head)
-        kv_used[r] += need
-        kv_peak[r] = max(kv_peak[r], kv_used[r])
-    decoding = [q for q in running[r] if prefilled[q] == prompt_tokens[q]]
+            st.in_system[r] += 1
+            st.work[r] += need
+            st.pending_prefill[r] += int(prompt_tokens[head])
+        st.running[r].append(head)
+        st.kv_used[r] += need
+        kv_peak[r] = max(kv_peak[r], st.kv_used[r])
+    decoding = _decoders(st, r)
     budget = token_budget - len(decoding)
     chunks = {}
-    for q in running[r]:
-        left = int(prompt_tokens[q]) - prefilled[q]
+    for q in st.running[r]:
+        left = int(prompt_tokens[q]) - st.prefilled[q]
         if left == 0 or budget <= 0:
             continue
         if chunked_prefill:
@@ -165,40 +274,39 @@ def _start_iteration(r, t, queues, running, batch, iteration_end, prefilled, gen
             continue
         budget -= chunks[q]
     if not decoding and not chunks:
-        batch[r] = None
+        st.batch[r] = None
         return
     tokens = len(decoding) + sum(chunks.values())
-    context = sum(int(prompt_tokens[q]) + generated[q] for q in decoding)
-    iteration_end[r] = t + iteration_time_s(tokens, context, flop_per_token, flops_per_s, weight_bytes,
-                                            kv_bytes_per_token, bytes_per_s, overhead_s)
-    batch[r] = (decoding, chunks)
+    st.iteration_end[r] = t + iteration_time_s(tokens, _context(st, r, decoding), row)
+    st.batch[r] = (decoding, chunks)
 
 
-def _finish_iteration(r, t, batch, running, prefilled, generated, prompt_tokens, output_tokens, first_token,
-                      finish, status, kv_used, in_system, work):
-    decoding, chunks = batch[r]
+def _finish_iteration(r, t, st, requests):
+    prompt_tokens, output_tokens, first_token, finish, status, _ = requests
+    decoding, chunks = st.batch[r]
     done = []
     for q in decoding:
-        generated[q] += 1
-        work[r] -= 1
-        if generated[q] == output_tokens[q]:
+        st.generated[q] += 1
+        st.work[r] -= 1
+        if st.generated[q] == output_tokens[q]:
             done.append(q)
     for q, tokens in chunks.items():
-        prefilled[q] += tokens
-        work[r] -= tokens
-        if prefilled[q] == prompt_tokens[q]:
-            generated[q] = 1  # the prefill iteration emits the first token
-            work[r] -= 1
+        st.prefilled[q] += tokens
+        st.work[r] -= tokens
+        st.pending_prefill[r] -= tokens
+        if st.prefilled[q] == prompt_tokens[q]:
+            st.generated[q] = 1  # the prefill iteration emits the first token
+            st.work[r] -= 1
             first_token[q] = t
             if output_tokens[q] == 1:
                 done.append(q)
     for q in done:
         finish[q] = t
         status[q] = DONE
-        running[r].remove(q)
-        kv_used[r] -= int(prompt_tokens[q]) + int(output_tokens[q])
-        in_system[r] -= 1
-    batch[r] = None
+        st.running[r].remove(q)
+        st.kv_used[r] -= int(prompt_tokens[q]) + int(output_tokens[q])
+        st.in_system[r] -= 1
+    st.batch[r] = None
 
 
 def add_busy(busy, r, start_s, end_s, horizon_s, bin_width_s):

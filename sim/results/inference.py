@@ -43,7 +43,8 @@ def requests_table(scenario, fleet, plans, served) -> pd.DataFrame:
     frames = []
     for s, service in enumerate(scenario.workloads.inference):
         result, groups = served[s], [p for p in plans if p.service == s]
-        accel = pd.Series([fleet.pools[p.pool].accelerator.id for p in groups]).to_numpy()
+        # the last entry names requests never placed on a replica (group -1: rejected, or still centrally queued)
+        accel = np.array([fleet.pools[p.pool].accelerator.id for p in groups] + [""], dtype=object)
         requests = result["requests"]
         frames.append(pd.DataFrame({
             "service": service.name,

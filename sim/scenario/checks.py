@@ -218,6 +218,9 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                 resolve_trace_path(service.traffic.trace.path, origin.directory)
             except FileNotFoundError as exc:
                 add(base + ("traffic", "trace", "path"), str(exc))
+        if service.router.kind == "slo-aware" and service.slo is None:
+            add(base + ("router", "kind"), "found 'slo-aware': it routes by the service's SLO targets; "
+                                           "accepted: give slo: {ttft_p99_ms, tpot_p99_ms}, or another router")
         for g, group in enumerate(service.replicas):
             path = base + ("replicas", g)
             if group.pool not in pools:

@@ -84,8 +84,9 @@ class LlmSlo(Strict):
 
 
 class Router(Strict):
-    kind: Literal["round-robin", "jsq", "least-work", "central"] = Field(
-        "least-work", description="how a replica group picks a replica (central: one shared queue)")
+    kind: Literal["round-robin", "jsq", "least-work", "central", "slo-aware"] = Field(
+        "least-work", description="how a request picks one of the service's replicas, across all its groups "
+        "(central: one shared queue; slo-aware: the cheapest replica predicted to meet the SLO)")
 
 
 class InferenceService(Strict):
