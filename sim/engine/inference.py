@@ -169,11 +169,12 @@ def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: n
         groups = [p for p in plans if p.service == s]
         replica_int, replica_float = replica_tables([(p.replicas, p.kernel) for p in groups])
         group_of_replica = np.repeat(np.arange(len(groups)), [p.replicas for p in groups])
-        slo = service.slo
+        slo, headroom = service.slo, service.router.slo_headroom_frac
         status, replica, first, finish, kv_peak, busy = kernels.serve_llm(
             requests["arrival_s"].to_numpy(), requests["prompt_tokens"].to_numpy(),
             requests["output_tokens"].to_numpy(), replica_int, replica_float, ROUTERS[service.router.kind],
-            slo.ttft_p99_ms / 1e3 if slo is not None else np.inf, slo.tpot_p99_ms / 1e3 if slo is not None else np.inf,
+            slo.ttft_p99_ms / 1e3 * headroom if slo is not None else np.inf,
+            slo.tpot_p99_ms / 1e3 * headroom if slo is not None else np.inf,
             *no_switches(), horizon_s=horizon, bin_width_s=float(scenario.outputs.timeseries_interval))
         group_of = np.where(replica >= 0, group_of_replica[np.maximum(replica, 0)], -1)
         per_group = [group_of_replica == g for g in range(len(groups))]

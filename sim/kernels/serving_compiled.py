@@ -87,6 +87,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
         tree[leaves + r] = r
     for node in range(leaves - 1, 0, -1):
         tree[node] = tree[2 * node]
+    iteration_s = np.zeros(n_replicas)  # length of the iteration in flight
     busy = np.zeros(n_replicas, dtype=np.bool_)
     active = np.ones(n_replicas, dtype=np.bool_)
     woken = np.zeros(n_replicas, dtype=np.bool_)
@@ -142,7 +143,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             busy[r] = False
             _start(r, t_end, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context,
                    iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy,
-                   replica_int, replica_float, central, active, replica_of, in_system, work, pending_prefill)
+                   replica_int, replica_float, central, active, replica_of, in_system, work, pending_prefill, iteration_s)
             if busy[r]:
                 _add_busy(busy_s, r, t_end, iteration_end[r], horizon_s, bin_width_s)
             _tree_update(tree, leaves, iteration_end, r)
@@ -155,7 +156,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                 _start(r, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
                        context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
                        iteration_end, busy, replica_int, replica_float, central, active, replica_of, in_system,
-                       work, pending_prefill)
+                       work, pending_prefill, iteration_s)
                 if busy[r]:
                     _add_busy(busy_s, r, t_switch, iteration_end[r], horizon_s, bin_width_s)
                     _tree_update(tree, leaves, iteration_end, r)
@@ -183,7 +184,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                         break
                 if router == ROUTER_SLO_AWARE:
                     r = _slo_aware(prompt_tokens[i], need, only_active, active, replica_int, replica_float,
-                                   pending_prefill, n_decoding, context, slo_ttft_s, slo_tpot_s)
+                                   pending_prefill, n_decoding, context, busy, iteration_s, slo_ttft_s, slo_tpot_s)
                 else:
                     r = -1
                     for step in range(n_replicas):
@@ -221,7 +222,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                     _start(r, t_arrival, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
                            context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
                            iteration_end, busy, replica_int, replica_float, central, active, replica_of, in_system,
-                           work, pending_prefill)
+                           work, pending_prefill, iteration_s)
                     if busy[r]:
                         _add_busy(busy_s, r, t_arrival, iteration_end[r], horizon_s, bin_width_s)
                         _tree_update(tree, leaves, iteration_end, r)
@@ -240,7 +241,7 @@ def _iteration_time_s(tokens, context_tokens, replica_float, r):
 
 @njit(cache=True)
 def _slo_aware(prompt, need, only_active, active, replica_int, replica_float, pending_prefill, n_decoding, context,
-               slo_ttft_s, slo_tpot_s):
+               busy, iteration_s, slo_ttft_s, slo_tpot_s):
     """As serving_reference._slo_aware: cheapest replica predicted to meet both SLOs, else the fastest TTFT."""
     best = -1
     best_usd = 0.0
@@ -255,6 +256,8 @@ def _slo_aware(prompt, need, only_active, active, replica_int, replica_float, pe
         n_iter = -(-pending // budget)
         ttft = n_iter * _iteration_time_s(n_decoding[r] + pending / n_iter, context[r], replica_float, r)
         tpot = _iteration_time_s(n_decoding[r] + 1, context[r] + prompt, replica_float, r)
+        if busy[r] and iteration_s[r] > tpot:
+            tpot = iteration_s[r]
         if fastest < 0 or ttft < fastest_ttft:
             fastest = r
             fastest_ttft = ttft
@@ -270,7 +273,7 @@ def _slo_aware(prompt, need, only_active, active, replica_int, replica_float, pe
 @njit(cache=True)
 def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context, iteration,
            prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy, replica_int,
-           replica_float, central, active, replica_of, in_system, work, pending_prefill):
+           replica_float, central, active, replica_of, in_system, work, pending_prefill, iteration_s):
     token_budget = replica_int[r, I_TOKEN_BUDGET]
     max_seqs = replica_int[r, I_MAX_SEQS]
     kv_capacity_tokens = replica_int[r, I_KV_CAPACITY]
@@ -316,7 +319,8 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
         budget -= take
     if decoders == 0 and n_chunks == 0:
         return
-    iteration_end[r] = t + _iteration_time_s(decoders + prefill_tokens, context[r], replica_float, r)
+    iteration_s[r] = _iteration_time_s(decoders + prefill_tokens, context[r], replica_float, r)
+    iteration_end[r] = t + iteration_s[r]
     iteration[r] += 1
     busy[r] = True
 

@@ -19,7 +19,9 @@ Model, per replica:
   of the replica's own iteration time, where ``n = ceil(pending / token_budget)`` and
   ``pending`` = prompt tokens queued or prefilling there + this prompt, each iteration carrying the
   current decoders plus ``pending / n`` prefill tokens over the current decode context; and its TPOT
-  as one iteration with the current decoders + 1 over the current context + this prompt. Among
+  as one iteration with the current decoders + 1 over the current context + this prompt or, when the
+  replica is iterating, the length of its iteration in flight if longer (it shows how much prefill
+  work the replica interleaves with decoding). Among
   replicas predicted to meet both SLO targets it picks the lowest ``F_USD_PER_TOKEN`` (ties: lower
   predicted TTFT, then lower index); when none is predicted to meet them, the lowest predicted TTFT.
   The prediction ignores waits for KV space and prompts still queued behind a full batch.
@@ -107,12 +109,14 @@ def iteration_time_s(tokens, context_tokens, row) -> float:
     return row[F_OVERHEAD_S] + row[F_PER_TOKEN_S] * tokens + max(compute_s, memory_s)
 
 
-def predicted_latency_s(prompt, pending_prefill, decoders, context, token_budget, row) -> tuple[float, float]:
-    """SLO-aware routing's (TTFT, TPOT) prediction [s] for a request on a replica (module docstring)."""
+def predicted_latency_s(prompt, pending_prefill, decoders, context, token_budget, in_flight_s,
+                        row) -> tuple[float, float]:
+    """SLO-aware routing's (TTFT, TPOT) prediction [s] for a request on a replica (module docstring);
+    ``in_flight_s`` is the length of the replica's current iteration (0 when idle)."""
     pending = pending_prefill + prompt
     n_iter = -(-pending // token_budget)
     ttft = n_iter * iteration_time_s(decoders + pending / n_iter, context, row)
-    tpot = iteration_time_s(decoders + 1, context + prompt, row)
+    tpot = max(in_flight_s, iteration_time_s(decoders + 1, context + prompt, row))
     return ttft, tpot
 
 
@@ -131,6 +135,7 @@ class _State:
         self.work = [0] * n_replicas          # outstanding tokens
         self.pending_prefill = [0] * n_replicas  # prompt tokens routed here and not yet prefilled
         self.iteration_end = [math.inf] * n_replicas
+        self.iteration_s = [0.0] * n_replicas   # length of the iteration in flight
         self.batch = [None] * n_replicas      # (requests decoding, {request: prefill tokens})
         self.active = [True] * n_replicas
 
@@ -219,8 +224,9 @@ def _slo_aware(candidates, prompt, st, replica_float, slo_ttft_s, slo_tpot_s) ->
     for r in candidates:
         decoding = _decoders(st, r)
         context = _context(st, r, decoding)
+        in_flight_s = st.iteration_s[r] if st.iteration_end[r] != math.inf else 0.0
         ttft, tpot = predicted_latency_s(prompt, st.pending_prefill[r], len(decoding), context,
-                                         int(st.ints[r, I_TOKEN_BUDGET]), replica_float[r])
+                                         int(st.ints[r, I_TOKEN_BUDGET]), in_flight_s, replica_float[r])
         if fastest_key is None or (ttft, r) < fastest_key:
             fastest, fastest_key = r, (ttft, r)
         if ttft <= slo_ttft_s and tpot <= slo_tpot_s:
@@ -277,7 +283,8 @@ def _start_iteration(r, t, st, requests, row, kv_peak, central):
         st.batch[r] = None
         return
     tokens = len(decoding) + sum(chunks.values())
-    st.iteration_end[r] = t + iteration_time_s(tokens, _context(st, r, decoding), row)
+    st.iteration_s[r] = iteration_time_s(tokens, _context(st, r, decoding), row)
+    st.iteration_end[r] = t + st.iteration_s[r]
     st.batch[r] = (decoding, chunks)
 
 

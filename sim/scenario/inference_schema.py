@@ -87,6 +87,9 @@ class Router(Strict):
     kind: Literal["round-robin", "jsq", "least-work", "central", "slo-aware"] = Field(
         "least-work", description="how a request picks one of the service's replicas, across all its groups "
         "(central: one shared queue; slo-aware: the cheapest replica predicted to meet the SLO)")
+    slo_headroom_frac: float = Field(
+        0.7, gt=0, le=1, description="slo-aware: a replica qualifies when its predicted TTFT and TPOT are within "
+        "this fraction of the targets (the targets are p99s; the prediction is of one request) [-]")
 
 
 class InferenceService(Strict):
