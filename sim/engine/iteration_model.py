@@ -31,9 +31,9 @@ seven parameters from a catalog model and chip:
 Simplifications: attention FLOPs (quadratic in the prompt) are not counted; all-reduce and per-layer
 costs do not overlap compute (as in Megatron-style tensor parallelism); all costs are linear in the
 token count, while the measurements show prefill cost per token roughly doubling beyond 2–4 k tokens
-per iteration and a decode cost per running request (0.3–0.7 ms) that prefill tokens do not pay;
-one set of constants serves every chip, although the measured fixed cost per iteration is about
-40 % higher on DGX-A100 than on DGX-H100; power capping is not modelled. A model without ``layers``
+per iteration and a decode cost per running request (0.3–0.8 ms) that prefill tokens do not pay;
+one set of constants serves every chip, although the measured fixed cost per iteration is 15–45 %
+higher on DGX-A100 than on DGX-H100; power capping is not modelled. A model without ``layers``
 or ``hidden_size`` gets them from its parameter count (``params ≈ 12 · layers · hidden²`` with
 ``hidden = 128 · layers``, the GPT-3 aspect ratio), an estimate.
 
