@@ -104,6 +104,8 @@ def test_shape_fallback_recovers_gpt3():
     gpt3 = CATALOG.models["gpt3-175b"]
     assert im.model_shape(gpt3.model_copy(update={"layers": None, "hidden_size": None})) == (96, 12288)
     assert im.model_shape(gpt3) == (96, 12288)
+    assert im.model_shape(gpt3.model_copy(update={"layers": None})) == (97, 12288)  # 12·L·h² ≈ params
+    assert im.model_shape(gpt3.model_copy(update={"hidden_size": None})) == (96, 12325)
 
 
 def test_llm_catalog_models_have_a_shape():

@@ -81,10 +81,15 @@ class Calibration:
 
 def model_shape(model) -> tuple[int, int]:
     """(layers, hidden size) of an LLM: the catalog's values, or the GPT-3-aspect estimate."""
-    if model.layers is not None and model.hidden_size is not None:
-        return model.layers, model.hidden_size
-    layers = max(1, round((model.params / (12.0 * GPT3_ASPECT ** 2)) ** (1.0 / 3.0)))
-    return model.layers or layers, model.hidden_size or GPT3_ASPECT * layers
+    layers, hidden = model.layers, model.hidden_size
+    if layers is None and hidden is None:
+        layers = max(1, round((model.params / (12.0 * GPT3_ASPECT ** 2)) ** (1.0 / 3.0)))
+        hidden = GPT3_ASPECT * layers
+    elif layers is None:
+        layers = max(1, round(model.params / (12.0 * hidden ** 2)))
+    elif hidden is None:
+        hidden = max(1, round((model.params / (12.0 * layers)) ** 0.5))
+    return layers, hidden
 
 
 def allreduce_link_bytes_per_s(chip, chips_per_replica: int) -> float:
