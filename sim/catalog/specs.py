@@ -85,5 +85,7 @@ class ModelSpec(BaseModel):
     kv_bytes_per_token: float = Field(0.0, ge=0, description="KV-cache bytes per token of context [B] (LLMs)")
     embedding_params: float = Field(0.0, ge=0, description="parameters in embedding tables (part of params)")
     embedding_bytes: float = Field(0.0, ge=0, description="embedding-table bytes as stored (recommendation models)")
+    layers: int | None = Field(None, gt=0, description="transformer layers (LLMs; for per-layer serving costs)")
+    hidden_size: int | None = Field(None, gt=0, description="model width d_model (LLMs; for tensor-parallel traffic)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> source key or 'estimate: ...'")
     notes: str = Field("", description="what is estimated or uncertain")

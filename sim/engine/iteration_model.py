@@ -1,0 +1,135 @@
+"""Calibrated time of one batched LLM serving iteration on a tensor-parallel replica.
+
+The model (units: seconds, FLOP, bytes; one replica of ``n`` chips joined by tensor parallelism):
+
+    iteration_s = overhead_s + per_token_s · tokens
+                  + max(flop_per_token · tokens / flops_per_s,
+                        (weight_bytes + kv_bytes_per_token · context_tokens) / bytes_per_s)
+
+``tokens`` are all tokens of the iteration (prefill tokens + one per decoding request) and
+``context_tokens`` the KV-cache tokens the decoding requests read. ``replica_iteration`` fills the
+seven parameters from a catalog model and chip:
+
+* **compute** ``flops_per_s = n · peak BF16 · min(1, stack_efficiency · COMPUTE_SCALE)``. The stack
+  efficiency (the catalog's MFU-like figure for the service's software stack, porting included) scales
+  compute only: it was measured on compute-bound work, while streaming weights and KV from HBM reaches
+  a fraction of peak bandwidth set by the memory system (``MEMORY_EFFICIENCY``) on any stack with
+  vendor kernels. ``COMPUTE_SCALE`` is the ratio of the compute fraction a prefill reaches to that
+  training figure.
+* **memory** ``bytes_per_s = n · HBM bandwidth · MEMORY_EFFICIENCY``; ``weight_bytes = 2 · params``
+  (BF16/FP16 weights); ``kv_bytes_per_token`` from the catalog.
+* **tensor-parallel all-reduce** (only when ``n > 1``): two per layer (after attention and after the
+  MLP), a ring over the scale-up fabric (the scale-out network when the replica spans more chips than
+  one scale-up domain). Its bytes, ``2(n−1)/n · hidden · 2 B`` per token and all-reduce, are sent at
+  ``LINK_EFFICIENCY`` × the per-direction link bandwidth (half the catalog's bidirectional figure):
+  that is ``per_token_s``. Its latency, ``2(n−1)`` ring steps of ``ALLREDUCE_STEP_LATENCY_S`` per
+  all-reduce, goes into ``overhead_s``.
+* **per-layer fixed cost** ``LAYER_OVERHEAD_S`` × layers (kernel launches, synchronisation, host
+  work) goes into ``overhead_s``. A separate per-iteration constant is not kept: fitted on one model
+  it cannot be told apart from the per-layer cost.
+
+Simplifications: attention FLOPs (quadratic in the prompt) are not counted; all-reduce and per-layer
+costs do not overlap compute (as in Megatron-style tensor parallelism); all costs are linear in the
+token count, while the measurements show prefill cost per token roughly doubling beyond 2–4 k tokens
+per iteration and a decode cost per running request (0.3–0.8 ms) that prefill tokens do not pay;
+one set of constants serves every chip, although the measured fixed cost per iteration is 15–45 %
+higher on DGX-A100 than on DGX-H100; power capping is not modelled. A model without ``layers``
+or ``hidden_size`` gets them from its parameter count (``params ≈ 12 · layers · hidden²`` with
+``hidden = 128 · layers``, the GPT-3 aspect ratio), an estimate.
+
+Fidelity (``python benchmarks/splitwise_fidelity.py``; constants fitted on Llama-2-70B, BLOOM-176B
+held out): see README.md, "Model and limits".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BYTES_PER_VALUE = 2.0          # BF16/FP16 weights and activations
+ALLREDUCES_PER_LAYER = 2       # Megatron tensor parallelism: after attention and after the MLP
+GPT3_ASPECT = 128              # hidden / layers of GPT-3 175B (12,288 / 96): fallback shape
+
+# Calibration constants. Fitted by `python benchmarks/splitwise_fidelity.py --fit llama2-70b`
+# (deterministic coordinate descent, least squares on log(predicted / measured), every device and
+# phase weighted equally) on the Splitwise measurements of Llama-2-70B at TP 2/4/8 on DGX-A100 and
+# DGX-H100 (benchmarks/data/splitwise-perf/perf_model.csv; SplitwiseSim, MIT). BLOOM-176B is held
+# out. MEMORY_EFFICIENCY is a prior, not fitted: Llama-2's decode points hardly constrain it (a free
+# fit drifts to 0.58 for a 3 % lower in-sample loss, and BLOOM's decode errors then rise to 24-28 %).
+# LINK_EFFICIENCY is far below the ~0.8 of bus bandwidth NCCL reaches: it stands for every per-token
+# cost that grows with layers x hidden and with tensor parallelism (replicated norms and residuals too).
+COMPUTE_SCALE = 1.354               # prefill compute fraction of peak / the stack's training efficiency
+MEMORY_EFFICIENCY = 0.85            # prior: a read kernel reaches 88 % of A100 HBM bandwidth and ~90 % is
+#                                     the best reported (forums.developer.nvidia.com/t/339083); weight
+#                                     streaming in real kernels a few points less
+LINK_EFFICIENCY = 0.2082            # achieved fraction of per-direction link bandwidth per all-reduce byte
+LAYER_OVERHEAD_S = 1.69e-4          # fixed cost per layer and iteration [s]
+ALLREDUCE_STEP_LATENCY_S = 7.262e-6  # latency per ring step of one all-reduce [s]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The fitted constants as one value, so a fit can try others without touching the module's."""
+
+    compute_scale: float = COMPUTE_SCALE
+    memory_efficiency: float = MEMORY_EFFICIENCY
+    link_efficiency: float = LINK_EFFICIENCY
+    layer_overhead_s: float = LAYER_OVERHEAD_S
+    allreduce_step_latency_s: float = ALLREDUCE_STEP_LATENCY_S
+
+
+def model_shape(model) -> tuple[int, int]:
+    """(layers, hidden size) of an LLM: the catalog's values, or the GPT-3-aspect estimate."""
+    layers, hidden = model.layers, model.hidden_size
+    if layers is None and hidden is None:
+        layers = max(1, round((model.params / (12.0 * GPT3_ASPECT ** 2)) ** (1.0 / 3.0)))
+        hidden = GPT3_ASPECT * layers
+    elif layers is None:
+        layers = max(1, round(model.params / (12.0 * hidden ** 2)))
+    elif hidden is None:
+        hidden = max(1, round((model.params / (12.0 * layers)) ** 0.5))
+    return layers, hidden
+
+
+def allreduce_link_bytes_per_s(chip, chips_per_replica: int) -> float:
+    """Per-direction bandwidth [B/s] of the ring: scale-up fabric inside one domain, else scale-out."""
+    bidirectional_gbps = (chip.scale_up_bandwidth_gbps if chips_per_replica <= chip.scale_up_domain_chips
+                          else chip.scale_out_bandwidth_gbps)
+    return bidirectional_gbps * 1e9 / 2.0
+
+
+def replica_iteration(model, chip, chips_per_replica: int, stack_efficiency: float,
+                      calibration: Calibration | None = None) -> dict:
+    """The seven parameters of ``iteration_time_s`` for one replica (SI units, see module docstring).
+
+    ``model`` is a catalog ``ModelSpec``, ``chip`` an ``AcceleratorSpec``; ``stack_efficiency`` the
+    chip's fraction of peak for the service's stack (0 < e ≤ 1)."""
+    cal = calibration or Calibration()
+    n = int(chips_per_replica)
+    if n < 1 or not 0.0 < stack_efficiency <= 1.0:
+        raise ValueError(f"need chips_per_replica >= 1 and 0 < stack_efficiency <= 1, "
+                         f"got {chips_per_replica} and {stack_efficiency}")
+    layers, hidden = model_shape(model)
+    allreduces = ALLREDUCES_PER_LAYER * layers if n > 1 else 0
+    ring_share = 2.0 * (n - 1) / n
+    link = cal.link_efficiency * allreduce_link_bytes_per_s(chip, n)
+    return {
+        "flop_per_token": float(model.infer_flop_per_sample),
+        "flops_per_s": n * chip.peak_flops * min(1.0, stack_efficiency * cal.compute_scale),
+        "weight_bytes": BYTES_PER_VALUE * model.params,
+        "kv_bytes_per_token": float(model.kv_bytes_per_token),
+        "bytes_per_s": n * chip.memory_bandwidth_tbps * 1e12 * cal.memory_efficiency,
+        "overhead_s": layers * cal.layer_overhead_s + allreduces * 2 * (n - 1) * cal.allreduce_step_latency_s,
+        "per_token_s": allreduces * ring_share * hidden * BYTES_PER_VALUE / link,
+    }
+
+
+def iteration_time_s(params: dict, tokens, context_tokens):
+    """Wall time of one iteration [s] (the contract formula; scalars or NumPy arrays of tokens).
+
+    ``tokens``: prefill tokens + one per decoding request; ``context_tokens``: KV tokens read by the
+    decoding requests."""
+    compute_s = params["flop_per_token"] * tokens / params["flops_per_s"]
+    memory_s = (params["weight_bytes"] + params["kv_bytes_per_token"] * context_tokens) / params["bytes_per_s"]
+    return params["overhead_s"] + params["per_token_s"] * tokens + np.maximum(compute_s, memory_s)
