@@ -11,6 +11,7 @@ import pytest
 from sim.catalog import builtin_catalog
 from sim.engine import iteration_model as im
 from sim.kernels.serving_reference import iteration_time_s as kernel_iteration_time_s
+from sim.kernels.serving_reference import replica_tables
 from tests.conftest import REPO
 
 CATALOG = builtin_catalog()
@@ -120,9 +121,8 @@ def test_contract_formula_matches_the_kernel_formula_plus_per_token_term():
     tokens = np.array([1, 7, 64, 512, 4096])
     context = np.array([100, 5000, 64_000, 0, 0])
     ours = im.iteration_time_s(params, tokens, context)
-    kernel_args = {k: v for k, v in params.items() if k != "per_token_s"}
-    theirs = [kernel_iteration_time_s(t, c, **kernel_args) + params["per_token_s"] * t
-              for t, c in zip(tokens, context)]
+    _, rows = replica_tables([(1, dict(params, token_budget=1, max_seqs=1, kv_capacity_tokens=1, chunked_prefill=1))])
+    theirs = [kernel_iteration_time_s(t, 0, c, 0, rows[0]) for t, c in zip(tokens, context)]
     assert ours == pytest.approx(theirs, rel=1e-12)
 
 

@@ -8,8 +8,8 @@ Dedicated replicas do not interact with training, so no SimPy process is needed.
 
 Simplifications (stated in the README): a replica chip draws full power while its replica iterates
 and idle power otherwise (busy time per time bin comes from the kernel); the site-cap reservation and
-the reported peak count replica chips at full load; the iteration model is the uncalibrated roofline
-of ``serving_reference.iteration_time_s`` with ``MEMORY_EFFICIENCY`` and ``OVERHEAD_S`` below.
+the reported peak count replica chips at full load; iteration times come from the calibrated model of
+``sim.engine.iteration_model`` (its docstring states its fidelity and limits).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sim import kernels
+from sim.engine.iteration_model import replica_iteration
 from sim.engine.prepare import efficiency_matrix
 from sim.fleet import Fleet
 from sim.kernels.serving_reference import (
@@ -38,8 +39,6 @@ from sim.kernels.serving_reference import (
 from sim.workload.distributions import sample
 from sim.workload.requests import read_azure_llm, read_mooncake, scale_requests
 
-MEMORY_EFFICIENCY = 0.8  # estimate: fraction of HBM bandwidth a decode step reaches
-OVERHEAD_S = 0.003       # estimate: fixed cost per iteration (scheduling, kernel launches)
 REFERENCE_CONTEXT = 1024  # tokens of context per request for the nominal decode rate (routing only)
 ROUTERS = {"round-robin": ROUTER_ROUND_ROBIN, "jsq": ROUTER_JSQ, "least-work": ROUTER_LEAST_WORK,
            "central": ROUTER_CENTRAL, "slo-aware": ROUTER_SLO_AWARE}
@@ -70,10 +69,7 @@ def plan_groups(scenario, fleet: Fleet, catalog) -> list[GroupPlan]:
                 token_budget=group.token_budget, max_seqs=group.max_seqs, chunked_prefill=group.chunked_prefill,
                 kv_capacity_tokens=kv_capacity_tokens(chips, chip.memory_gb * 1e9, 2.0 * model.params,
                                                       model.kv_bytes_per_token),
-                flop_per_token=2.0 * model.params, flops_per_s=chips * chip.peak_flops * efficiency,
-                weight_bytes=2.0 * model.params, kv_bytes_per_token=model.kv_bytes_per_token,
-                bytes_per_s=chips * chip.memory_bandwidth_tbps * 1e12 * MEMORY_EFFICIENCY, overhead_s=OVERHEAD_S,
-                per_token_s=0.0)
+                **replica_iteration(model, chip, chips, float(efficiency)))
             params["tokens_per_s"] = nominal_tokens_per_s(params)
             params["usd_per_token"] = chips * _usd_per_chip_second(pool, fleet.site) / params["tokens_per_s"]
             plans.append(GroupPlan(s, g, pool.index, group.count, chips, params))
@@ -86,7 +82,8 @@ def nominal_tokens_per_s(params: dict) -> float:
     divides outstanding tokens by, and the denominator of the cost per token slo-aware routing ranks by."""
     batch = max(1, min(params["max_seqs"], params["kv_capacity_tokens"] // REFERENCE_CONTEXT))
     row = np.array([float(params.get(k, 0.0)) for k in FLOAT_KEYS])
-    return batch / iteration_time_s(batch, batch * REFERENCE_CONTEXT, row)
+    context = batch * REFERENCE_CONTEXT
+    return batch / iteration_time_s(batch, batch, context, context, row)
 
 
 def _usd_per_chip_second(pool, site) -> float:

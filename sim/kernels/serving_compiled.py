@@ -21,11 +21,13 @@ from numba import njit
 
 from sim.kernels.serving_reference import (
     DONE,
+    F_ATTN_FLOP_PER_TOKEN_CTX,
     F_BYTES_PER_S,
     F_FLOP_PER_TOKEN,
     F_FLOPS_PER_S,
     F_KV_BYTES_PER_TOKEN,
     F_OVERHEAD_S,
+    F_PER_SEQ_S,
     F_PER_TOKEN_S,
     F_TOKENS_PER_S,
     F_USD_PER_TOKEN,
@@ -143,7 +145,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             busy[r] = False
             _start(r, t_end, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context,
                    iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy,
-                   replica_int, replica_float, central, active, replica_of, in_system, work, pending_prefill, iteration_s)
+                   replica_int, replica_float, central, active, replica_of, in_system, work, pending_prefill,
+                   iteration_s)
             if busy[r]:
                 _add_busy(busy_s, r, t_end, iteration_end[r], horizon_s, bin_width_s)
             _tree_update(tree, leaves, iteration_end, r)
@@ -232,11 +235,13 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
 
 
 @njit(cache=True)
-def _iteration_time_s(tokens, context_tokens, replica_float, r):
-    compute_s = replica_float[r, F_FLOP_PER_TOKEN] * tokens / replica_float[r, F_FLOPS_PER_S]
+def _iteration_time_s(tokens, decoders, context_tokens, attended_tokens, replica_float, r):
+    compute_s = (replica_float[r, F_FLOP_PER_TOKEN] * tokens
+                 + replica_float[r, F_ATTN_FLOP_PER_TOKEN_CTX] * attended_tokens) / replica_float[r, F_FLOPS_PER_S]
     memory_s = (replica_float[r, F_WEIGHT_BYTES] + replica_float[r, F_KV_BYTES_PER_TOKEN] * context_tokens) \
         / replica_float[r, F_BYTES_PER_S]
-    return replica_float[r, F_OVERHEAD_S] + replica_float[r, F_PER_TOKEN_S] * tokens + max(compute_s, memory_s)
+    return (replica_float[r, F_OVERHEAD_S] + replica_float[r, F_PER_TOKEN_S] * tokens
+            + replica_float[r, F_PER_SEQ_S] * decoders + max(compute_s, memory_s))
 
 
 @njit(cache=True)
@@ -254,8 +259,11 @@ def _slo_aware(prompt, need, only_active, active, replica_int, replica_float, pe
         pending = pending_prefill[r] + prompt
         budget = replica_int[r, I_TOKEN_BUDGET]
         n_iter = -(-pending // budget)
-        ttft = n_iter * _iteration_time_s(n_decoding[r] + pending / n_iter, context[r], replica_float, r)
-        tpot = _iteration_time_s(n_decoding[r] + 1, context[r] + prompt, replica_float, r)
+        chunk = pending / n_iter
+        ttft = n_iter * _iteration_time_s(n_decoding[r] + chunk, n_decoding[r], context[r],
+                                          context[r] + chunk * (chunk + 1) / 2, replica_float, r)
+        tpot = _iteration_time_s(n_decoding[r] + 1, n_decoding[r] + 1, context[r] + prompt, context[r] + prompt,
+                                 replica_float, r)
         if busy[r] and iteration_s[r] > tpot:
             tpot = iteration_s[r]
         if fastest < 0 or ttft < fastest_ttft:
@@ -301,6 +309,7 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
     decoders = n_decoding[r]
     budget = token_budget - decoders
     prefill_tokens = 0
+    attended = context[r]
     n_chunks = 0
     for j in range(n_prefilling[r]):
         q = prefilling[r, j]
@@ -314,12 +323,13 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
         else:
             continue
         chunk[q] = take
+        attended += take * prefilled[q] + take * (take + 1) // 2
         n_chunks += 1
         prefill_tokens += take
         budget -= take
     if decoders == 0 and n_chunks == 0:
         return
-    iteration_s[r] = _iteration_time_s(decoders + prefill_tokens, context[r], replica_float, r)
+    iteration_s[r] = _iteration_time_s(decoders + prefill_tokens, decoders, context[r], attended, replica_float, r)
     iteration_end[r] = t + iteration_s[r]
     iteration[r] += 1
     busy[r] = True

@@ -39,8 +39,12 @@ Model, per replica:
   With ``chunked_prefill`` a prompt may be split over iterations; without it a prompt is prefilled in
   one iteration, and one larger than the budget runs alone.
 * **Iteration time** (roofline, ``iteration_time_s``): ``overhead_s + per_token_s · tokens +
-  max(compute, memory)`` with ``compute = flop_per_token · tokens / flops_per_s`` and
-  ``memory = (weight_bytes + kv_bytes_per_token · Σ context of decoding requests) / bytes_per_s``.
+  per_seq_s · decoders + max(compute, memory)`` with ``compute = (flop_per_token · tokens +
+  attn_flop_per_token_ctx · attended) / flops_per_s`` and ``memory = (weight_bytes +
+  kv_bytes_per_token · Σ context of decoding requests) / bytes_per_s``. ``attended`` counts, over
+  the iteration's tokens, the context tokens each attends to: a decoding request its whole context;
+  a prefill chunk of ``c`` tokens after ``p`` already prefilled ``c·p + c(c+1)/2`` (causal). The
+  prefill's reads of its own earlier chunks' KV are not counted in ``memory``.
   The first output token is produced by the iteration that completes the prefill; each later
   iteration produces one token per decoding request.
 * **Events**: at one instant, iteration ends first (lowest replica index first), then switches (in
@@ -75,23 +79,25 @@ DONE, UNFINISHED, REJECTED, NOT_OFFERED = 0, 1, 2, 3
 I_TOKEN_BUDGET, I_MAX_SEQS, I_KV_CAPACITY, I_CHUNKED = 0, 1, 2, 3
 # columns of replica_float
 (F_FLOP_PER_TOKEN, F_FLOPS_PER_S, F_WEIGHT_BYTES, F_KV_BYTES_PER_TOKEN, F_BYTES_PER_S, F_OVERHEAD_S,
- F_PER_TOKEN_S, F_TOKENS_PER_S, F_USD_PER_TOKEN) = range(9)
+ F_PER_TOKEN_S, F_PER_SEQ_S, F_ATTN_FLOP_PER_TOKEN_CTX, F_TOKENS_PER_S, F_USD_PER_TOKEN) = range(11)
+N_FLOAT = 11
 INT_KEYS = ("token_budget", "max_seqs", "kv_capacity_tokens", "chunked_prefill")
 FLOAT_KEYS = ("flop_per_token", "flops_per_s", "weight_bytes", "kv_bytes_per_token", "bytes_per_s", "overhead_s",
-              "per_token_s", "tokens_per_s", "usd_per_token")
+              "per_token_s", "per_seq_s", "attn_flop_per_token_ctx", "tokens_per_s", "usd_per_token")
+OPTIONAL_FLOATS = ("per_token_s", "per_seq_s", "attn_flop_per_token_ctx", "usd_per_token")  # default 0
 
 
 def replica_tables(groups) -> tuple[np.ndarray, np.ndarray]:
     """``(replica_int, replica_float)`` for groups given as ``(replicas, parameters)``: one row per replica,
     the groups' replicas in order; ``parameters`` maps the names in ``INT_KEYS`` and ``FLOAT_KEYS`` to
-    values (``per_token_s`` and ``usd_per_token`` default to 0, ``tokens_per_s`` to the compute rate)."""
+    values (those in ``OPTIONAL_FLOATS`` default to 0, ``tokens_per_s`` to the compute rate)."""
     ints, floats = [], []
     for replicas, p in groups:
-        p = {"per_token_s": 0.0, "usd_per_token": 0.0, **p}
+        p = {**dict.fromkeys(OPTIONAL_FLOATS, 0.0), **p}
         p.setdefault("tokens_per_s", p["flops_per_s"] / p["flop_per_token"])
         ints += [[int(p[k]) for k in INT_KEYS]] * replicas
         floats += [[float(p[k]) for k in FLOAT_KEYS]] * replicas
-    return np.array(ints, dtype=np.int64).reshape(-1, 4), np.array(floats, dtype=np.float64).reshape(-1, 9)
+    return np.array(ints, dtype=np.int64).reshape(-1, 4), np.array(floats, dtype=np.float64).reshape(-1, N_FLOAT)
 
 
 def no_switches() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,14 +105,20 @@ def no_switches() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
 
 
-def iteration_time_s(tokens, context_tokens, row) -> float:
+def iteration_time_s(tokens, decoders, context_tokens, attended_tokens, row) -> float:
     """Wall time of one batched iteration [s] of the replica whose ``replica_float`` row is ``row``.
 
-    ``tokens`` are all tokens processed (prefill tokens + one per decoding request); ``context_tokens``
-    the KV-cache tokens read by the decoding requests. See the module docstring for the formula."""
-    compute_s = row[F_FLOP_PER_TOKEN] * tokens / row[F_FLOPS_PER_S]
+    ``tokens`` are all tokens processed (prefill tokens + one per decoding request), ``decoders`` the
+    decoding requests, ``context_tokens`` the KV-cache tokens they read, ``attended_tokens`` the
+    attention span summed over all tokens. See the module docstring for the formula."""
+    compute_s = (row[F_FLOP_PER_TOKEN] * tokens + row[F_ATTN_FLOP_PER_TOKEN_CTX] * attended_tokens) / row[F_FLOPS_PER_S]
     memory_s = (row[F_WEIGHT_BYTES] + row[F_KV_BYTES_PER_TOKEN] * context_tokens) / row[F_BYTES_PER_S]
-    return row[F_OVERHEAD_S] + row[F_PER_TOKEN_S] * tokens + max(compute_s, memory_s)
+    return row[F_OVERHEAD_S] + row[F_PER_TOKEN_S] * tokens + row[F_PER_SEQ_S] * decoders + max(compute_s, memory_s)
+
+
+def prefill_attended(chunk, prefilled):
+    """Context tokens a causal prefill chunk of ``chunk`` tokens after ``prefilled`` ones attends to."""
+    return chunk * prefilled + chunk * (chunk + 1) // 2
 
 
 def predicted_latency_s(prompt, pending_prefill, decoders, context, token_budget, in_flight_s,
@@ -115,8 +127,9 @@ def predicted_latency_s(prompt, pending_prefill, decoders, context, token_budget
     ``in_flight_s`` is the length of the replica's current iteration (0 when idle)."""
     pending = pending_prefill + prompt
     n_iter = -(-pending // token_budget)
-    ttft = n_iter * iteration_time_s(decoders + pending / n_iter, context, row)
-    tpot = max(in_flight_s, iteration_time_s(decoders + 1, context + prompt, row))
+    chunk = pending / n_iter
+    ttft = n_iter * iteration_time_s(decoders + chunk, decoders, context, context + chunk * (chunk + 1) / 2, row)
+    tpot = max(in_flight_s, iteration_time_s(decoders + 1, decoders + 1, context + prompt, context + prompt, row))
     return ttft, tpot
 
 
@@ -283,7 +296,9 @@ def _start_iteration(r, t, st, requests, row, kv_peak, central):
         st.batch[r] = None
         return
     tokens = len(decoding) + sum(chunks.values())
-    st.iteration_s[r] = iteration_time_s(tokens, _context(st, r, decoding), row)
+    context = _context(st, r, decoding)
+    attended = context + sum(prefill_attended(c, st.prefilled[q]) for q, c in chunks.items())
+    st.iteration_s[r] = iteration_time_s(tokens, len(decoding), context, attended, row)
     st.iteration_end[r] = t + st.iteration_s[r]
     st.batch[r] = (decoding, chunks)
 
