@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("arrivals", "service", "failures", "supply", "policy", "sizes", "models", "stacks", "inference")
+STREAMS = ("arrivals", "service", "failures", "supply", "policy", "sizes", "models", "stacks", "inference", "ranking")
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:

@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 
 from sim import kernels
-from sim.engine import inference
+from sim.engine import inference, ranking
 from sim.engine.prepare import prepare_jobs
 from sim.engine.simulate import simulate_training
 from sim.fleet import build_fleet
 from sim.results import compute
+from sim.results import ranking as ranking_results
 from sim.results.inference import requests_table, service_summaries
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
@@ -48,16 +49,21 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     horizon = float(scenario.duration)
     plans = inference.plan_groups(scenario, fleet, catalog)
     served = inference.serve(scenario, fleet, plans, origin.directory, streams(scenario.seed)["inference"])
+    ranking_plans = ranking.plan_services(scenario, fleet, catalog)
+    ranked = ranking.serve(scenario, ranking_plans, streams(scenario.seed)["ranking"])
     with _progress_bar(progress, horizon) as update:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update)
     outcome = cluster.outcome()
     jobs_out = compute.jobs_table(jobs, outcome, fleet)
     series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start,
-                                inference.busy_chip_seconds_by_pool(plans, served))
+                                ranking.add_busy_chip_seconds(inference.busy_chip_seconds_by_pool(plans, served),
+                                                              ranking_plans, ranked))
     peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon)
     summary = compute.summary(jobs_out, series, fleet, horizon, peak_w)
     summary["inference"] = service_summaries(scenario, fleet, plans, served)
-    requests = requests_table(scenario, fleet, plans, served)
+    summary["inference"].update(ranking_results.service_summaries(scenario, fleet, ranking_plans, ranked))
+    requests = ranking_results.with_ranking_rows(requests_table(scenario, fleet, plans, served),
+                                                 ranking_results.requests_table(scenario, fleet, ranking_plans, ranked))
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,

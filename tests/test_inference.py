@@ -84,7 +84,8 @@ def test_replica_chips_are_reserved_from_training_and_draw_power_while_serving(t
     ({"replicas": [{"pool": "gpu", "count": 20}]}, "cannot hold all the replicas"),
     ({"replicas": [{"pool": "tpu", "count": 1}], "stack": "cuda"}, "stack 'cuda' does not run on tpu-v6e"),
     ({"replicas": [{"pool": "gpu", "count": 1, "chips_per_replica": 16}]}, "at most 8"),
-    ({"family": "ranking"}, "family: found 'ranking'"),
+    ({"family": "retrieval"}, "family: found 'retrieval'"),
+    ({"family": "ranking"}, "not a ranking model with embedding lookups: 'llama3-8b'"),
 ])
 def test_service_mistakes_are_reported(tmp_path, service, expected):
     with pytest.raises(sim.ScenarioError) as info:

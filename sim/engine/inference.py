@@ -59,6 +59,8 @@ def plan_groups(scenario, fleet: Fleet, catalog) -> list[GroupPlan]:
     pools = {p.name: p for p in fleet.pools}
     plans = []
     for s, service in enumerate(scenario.workloads.inference):
+        if service.family == "ranking":
+            continue  # sim.engine.ranking
         model = catalog.models[service.model]
         for g, group in enumerate(service.replicas):
             pool = pools[group.pool]
@@ -151,6 +153,8 @@ def busy_chip_seconds_by_pool(plans: list[GroupPlan], served: list[dict]) -> dic
     """Chip-seconds of inference iterations per time bin, summed over the replica groups of each pool."""
     by_pool: dict[int, np.ndarray] = {}
     for s, result in enumerate(served):
+        if result is None:
+            continue  # a ranking service
         for plan, busy in zip([p for p in plans if p.service == s], result["busy_chip_s"]):
             by_pool[plan.pool] = by_pool.get(plan.pool, 0) + busy
     return by_pool
@@ -162,6 +166,9 @@ def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: n
     horizon = float(scenario.duration)
     results = []
     for s, service in enumerate(scenario.workloads.inference):
+        if service.family == "ranking":
+            results.append(None)  # served by sim.engine.ranking
+            continue
         requests = service_requests(service, base_dir, horizon, rng)
         groups = [p for p in plans if p.service == s]
         replica_int, replica_float = replica_tables([(p.replicas, p.kernel) for p in groups])

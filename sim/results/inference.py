@@ -16,6 +16,8 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
     horizon_s = float(scenario.duration)
     out = {}
     for s, service in enumerate(scenario.workloads.inference):
+        if service.family == "ranking":
+            continue  # sim.results.ranking
         result, groups = served[s], [p for p in plans if p.service == s]
         status, group_of = result["status"], result["group"]
         summary = _latency_summary(result, np.ones(len(status), dtype=bool), service.slo, horizon_s)
@@ -42,6 +44,8 @@ def requests_table(scenario, fleet, plans, served) -> pd.DataFrame:
     """One row per request of every service: where it ran, its times [s] and its final state."""
     frames = []
     for s, service in enumerate(scenario.workloads.inference):
+        if service.family == "ranking":
+            continue  # sim.results.ranking
         result, groups = served[s], [p for p in plans if p.service == s]
         # the last entry names requests never placed on a replica (group -1: rejected, or still centrally queued)
         accel = np.array([fleet.pools[p.pool].accelerator.id for p in groups] + [""], dtype=object)

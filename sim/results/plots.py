@@ -35,9 +35,9 @@ def write_plots(results, out: Path) -> list[Path]:
     ]
     requests = results.requests
     if requests is not None and len(requests):
-        paths.append(_plot(out / "latency.png", f"{title}: time to first token by accelerator type",
+        paths.append(_plot(out / "latency.png", f"{title}: latency by service and accelerator type",
                            "fraction of requests", lambda ax: _latency(ax, requests),
-                           xlabel="time to first token [s]"))
+                           xlabel="time to first token (LLM) or to scores (ranking) [s]"))
         horizon = results.summary["horizon_s"]
         paths.append(_plot(out / "served.png", f"{title}: offered and served requests", "requests / s",
                            lambda ax: _served(ax, requests, horizon), xlabel="simulated time [h]"))
@@ -47,8 +47,10 @@ def write_plots(results, out: Path) -> list[Path]:
 def _latency(ax, requests) -> None:
     done = requests[requests["state"] == "completed"]
     for (service, accel), group in done.groupby(["service", "accelerator"]):
-        ttft = np.sort((group["first_token_s"] - group["arrival_s"]).to_numpy())
-        ax.step(np.maximum(ttft, 1e-4), np.arange(1, len(ttft) + 1) / len(ttft), where="post",
+        # ranking rows have no first token: their latency is arrival to finish
+        ttft = np.sort((group["first_token_s"].fillna(group["finish_s"]) - group["arrival_s"]).to_numpy())
+        shown = np.unique(np.linspace(0, len(ttft) - 1, min(len(ttft), 4000)).astype(int))  # enough for a CDF
+        ax.step(np.maximum(ttft[shown], 1e-4), (shown + 1) / len(ttft), where="post",
                 label=f"{service} on {accel} ({len(ttft)})")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)

@@ -59,6 +59,12 @@ class Results:
                      f"{s['carbon_kg'] / 1e3:,.1f} tCO2e  chips ${s['fleet_cost_usd']:,.0f}")
         for name, svc in s.get("inference", {}).items():
             r, slo = svc["requests"], svc["slo_attainment"]
+            if svc.get("family") == "ranking":
+                lines.append(
+                    f"service    {name}: completed {r['completed']} of {r['offered']} offered, rejected "
+                    f"{r['rejected']}, unfinished {r['unfinished']}; latency p99 {_ms(svc['latency_s']['p99'])}"
+                    + (f", SLO {slo:.1%}" if slo is not None else ""))
+                continue
             lines.append(
                 f"service    {name}: completed {r['completed']} of {r['offered']} offered, rejected {r['rejected']}, "
                 f"unfinished {r['unfinished']}; TTFT p99 {_ms(svc['ttft_s']['p99'])}, "

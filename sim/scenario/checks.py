@@ -193,9 +193,11 @@ def _check_porting(scenario, catalog, add) -> None:
 
 
 def _check_inference(scenario, catalog, origin, add) -> None:
-    """Services name known models and pools; replicas fit their chips (weights + KV) and their pools."""
+    """Services name known models and pools; replicas fit their chips (weights + KV, or weights + tables
+    for ranking) and their pools; fields match the service's family (``family_checks``)."""
     from sim.fleet.build import FleetError, resolve_pool, resolve_site
     from sim.kernels.serving_reference import kv_capacity_tokens
+    from sim.scenario.family_checks import check_family, check_ranking_fit, check_ranking_model
     from sim.workload import resolve_trace_path
 
     pools = {p.name: i for i, p in enumerate(scenario.fleet)}
@@ -208,7 +210,11 @@ def _check_inference(scenario, catalog, origin, add) -> None:
             add(base + ("name",), f"duplicate service name {service.name!r}")
         names.add(service.name)
         model = catalog.models.get(service.model)
-        if model is None or model.kv_bytes_per_token <= 0:
+        check_family(service, base, add)
+        ranking = service.family == "ranking"
+        if ranking:
+            check_ranking_model(service, model, catalog, base, add)
+        elif model is None or model.kv_bytes_per_token <= 0:
             what = "unknown model" if model is None else "not an LLM with a KV cache:"
             add(base + ("model",), f"{what} {service.model!r}" + suggest(service.model, llms))
         if service.stack not in STACKS:
@@ -218,9 +224,6 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                 resolve_trace_path(service.traffic.trace.path, origin.directory)
             except FileNotFoundError as exc:
                 add(base + ("traffic", "trace", "path"), str(exc))
-        if service.router.kind == "slo-aware" and service.slo is None:
-            add(base + ("router", "kind"), "found 'slo-aware': it routes by the service's SLO targets; "
-                                           "accepted: give slo: {ttft_p99_ms, tpot_p99_ms}, or another router")
         for g, group in enumerate(service.replicas):
             path = base + ("replicas", g)
             if group.pool not in pools:
@@ -242,7 +245,9 @@ def _check_inference(scenario, catalog, origin, add) -> None:
             if not runs:
                 add(path + ("pool",), f"stack {service.stack!r} does not run on {chip.id} "
                                       f"(it runs {', '.join(chip.stacks)}); grant a port under porting:")
-            if model is not None and model.kv_bytes_per_token > 0 and kv_capacity_tokens(
+            if ranking:
+                check_ranking_fit(service, model, chip, group, path, add)
+            elif model is not None and model.kv_bytes_per_token > 0 and kv_capacity_tokens(
                     group.chips_per_replica, chip.memory_gb * 1e9, 2.0 * model.params, model.kv_bytes_per_token) < 1:
                 add(path + ("chips_per_replica",),
                     f"found {group.chips_per_replica}: {service.model} does not fit on {group.chips_per_replica} × "

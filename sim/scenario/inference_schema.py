@@ -1,7 +1,8 @@
 """Scenario schema for inference services (``workloads.inference``): replicas, traffic, SLO, router.
 
-Today: LLM services served request by request on dedicated replicas (see ``docs/inference-plan.md``
-for what comes next: ranking services, fluid fidelity, shared pools).
+Two families, served request by request on dedicated replicas: ``llm`` (continuous batching, tokens)
+and ``ranking`` (DLRM-class: dynamic batching of scored items). Which fields belong to which family is
+checked in ``sim.scenario.checks._check_inference`` (see ``docs/inference-plan.md`` for what comes next).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from pydantic import Field, model_validator
 from sim.scenario.base import DurationS, Strict, require_exactly_one
 from sim.scenario.distributions import Distribution
 
+LLM_GROUP_FIELDS = ("token_budget", "max_seqs", "chunked_prefill")
+RANKING_GROUP_FIELDS = ("max_batch", "max_queue_delay_ms")
+
 
 class ReplicaGroup(Strict):
     """Identical replicas of the service's model on one pool, on chips reserved for them."""
@@ -20,9 +24,12 @@ class ReplicaGroup(Strict):
     pool: str = Field(description="fleet pool the replicas run on")
     count: int = Field(gt=0, description="number of replicas")
     chips_per_replica: int = Field(1, gt=0, description="chips one replica spans (tensor parallel, one domain)")
-    token_budget: int = Field(8192, gt=0, description="tokens one batched iteration may process")
-    max_seqs: int = Field(256, gt=0, description="requests a replica runs at once")
-    chunked_prefill: bool = Field(True, description="split long prompts over iterations")
+    token_budget: int = Field(8192, gt=0, description="tokens one batched iteration may process (llm)")
+    max_seqs: int = Field(256, gt=0, description="requests a replica runs at once (llm)")
+    chunked_prefill: bool = Field(True, description="split long prompts over iterations (llm)")
+    max_batch: int = Field(64, gt=0, description="requests per batch (ranking)")
+    max_queue_delay_ms: float = Field(
+        2.0, ge=0, description="a batch closes when full or once its oldest request waited this long (ranking) [ms]")
 
 
 class RequestTrace(Strict):
@@ -53,11 +60,14 @@ class Bursty(Strict):
 
 
 class RequestGenerator(Strict):
-    """Synthetic requests: Poisson arrivals (optionally diurnal or bursty) with length distributions."""
+    """Synthetic requests: Poisson arrivals (optionally diurnal or bursty) with size distributions:
+    prompt and output tokens (llm) or items per request (ranking)."""
 
     rate_per_s: float = Field(gt=0, description="mean arrival rate [requests/s]")
-    prompt_tokens: Distribution = Field(description="prompt length [tokens, rounded up to >= 1]")
-    output_tokens: Distribution = Field(description="output length [tokens, rounded up to >= 1]")
+    prompt_tokens: Distribution | None = Field(None, description="prompt length (llm) [tokens, rounded up to >= 1]")
+    output_tokens: Distribution | None = Field(None, description="output length (llm) [tokens, rounded up to >= 1]")
+    items_per_request: Distribution | None = Field(
+        None, description="candidates scored per query (ranking) [items, rounded up to >= 1]")
     diurnal: Diurnal | None = Field(None, description="time-of-day rate pattern")
     bursty: Bursty | None = Field(None, description="burst/calm rate pattern")
 
@@ -83,6 +93,10 @@ class LlmSlo(Strict):
     tpot_p99_ms: float = Field(gt=0, description="time per output token target [ms]")
 
 
+class RankingSlo(Strict):
+    latency_p99_ms: float = Field(gt=0, description="request latency target, arrival to scores (ranking) [ms]")
+
+
 class Router(Strict):
     kind: Literal["round-robin", "jsq", "least-work", "central", "slo-aware"] = Field(
         "least-work", description="how a request picks one of the service's replicas, across all its groups "
@@ -96,10 +110,11 @@ class InferenceService(Strict):
     """One deployed model: its replicas, the traffic it receives, its SLO."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="service name (a key of the results)")
-    model: str = Field(description="catalog model id (an LLM with kv_bytes_per_token)")
-    family: Literal["llm"] = Field("llm", description="service family (ranking services come later)")
+    model: str = Field(description="catalog model id (llm: with kv_bytes_per_token; ranking: with embedding tables)")
+    family: Literal["llm", "ranking"] = Field("llm", description="service family")
     stack: str = Field("portable", description="software stack the serving code is written for")
     replicas: tuple[ReplicaGroup, ...] = Field(min_length=1, description="replica groups, one per pool")
     traffic: Traffic = Field(description="the requests")
-    slo: LlmSlo | None = Field(None, description="latency targets for SLO attainment and goodput")
+    slo: LlmSlo | RankingSlo | None = Field(
+        None, description="latency targets for SLO attainment and goodput (llm: ttft/tpot; ranking: latency_p99_ms)")
     router: Router = Field(Router(), description="replica choice within a group")

@@ -1,0 +1,249 @@
+"""Numba version of ``ranking_reference.serve_ranking`` (same signature, same results).
+
+Queues are linked lists over request indices (one per replica plus the central one) with their request
+and item counts kept alongside, and the batch in service is a row of a (replicas × largest max_batch)
+array, so the event loop touches arrays only. Each replica's batching deadline is kept in an array and
+refreshed only where it can change (its own queue or state; every replica when the central queue's head
+changes), so an event costs one O(R) scan of two arrays for the next batch end and deadline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim.kernels.serving_compiled import _add_busy
+from sim.kernels.serving_reference import (
+    DONE,
+    NOT_OFFERED,
+    REJECTED,
+    ROUTER_CENTRAL,
+    ROUTER_JSQ,
+    ROUTER_LEAST_WORK,
+    ROUTER_ROUND_ROBIN,
+    UNFINISHED,
+)
+
+
+@njit(cache=True)
+def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_item, weights_s,
+                  embedding_s_per_item, max_batch, max_delay_s, max_items, cost_per_s, horizon_s, bin_width_s):
+    n = arrival_s.shape[0]
+    n_rep = overhead_s.shape[0]
+    busy = np.zeros((n_rep, int(np.ceil(horizon_s / bin_width_s)) + 1))
+    batches = np.zeros(n_rep, dtype=np.int64)
+    status = np.full(n, UNFINISHED, dtype=np.int8)
+    replica_of = np.full(n, -1, dtype=np.int64)
+    finish = np.full(n, np.nan)
+    central = router == ROUTER_CENTRAL
+    queue_head = np.full(n_rep + 1, -1, dtype=np.int64)
+    queue_tail = np.full(n_rep + 1, -1, dtype=np.int64)
+    queue_next = np.full(n, -1, dtype=np.int64)
+    queued = np.zeros(n_rep + 1, dtype=np.int64)
+    queued_items = np.zeros(n_rep + 1, dtype=np.int64)
+    in_system = np.zeros(n_rep, dtype=np.int64)
+    batch_end = np.full(n_rep, np.inf)
+    running = np.zeros((n_rep, max_batch.max()), dtype=np.int64)
+    n_running = np.zeros(n_rep, dtype=np.int64)
+    woken = np.zeros(n_rep, dtype=np.bool_)
+    work = np.zeros(n_rep)
+    deadline = np.full(n_rep, np.inf)
+    largest = max_items.max()
+    next_rr = 0
+    i = 0
+    while True:
+        t_arrival = arrival_s[i] if i < n else np.inf
+        r_end = 0
+        r_due = 0
+        due = np.inf
+        for r in range(n_rep):
+            if batch_end[r] < batch_end[r_end]:
+                r_end = r
+            if deadline[r] < due:
+                due = deadline[r]
+                r_due = r
+        t = min(t_arrival, batch_end[r_end], due)
+        if t > horizon_s:
+            break
+        if batch_end[r_end] == t:
+            r = r_end
+            for j in range(n_running[r]):
+                status[running[r, j]] = DONE
+                finish[running[r, j]] = t
+            in_system[r] -= n_running[r]
+            n_running[r] = 0
+            batch_end[r] = np.inf
+            _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
+                       batch_end, batches, busy, replica_of, in_system, arrival_s, items, overhead_s,
+                       compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items,
+                       central, horizon_s, bin_width_s)
+            _refresh(r, deadline, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central)
+            continue
+        if due == t:
+            _try_start(r_due, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
+                       batch_end, batches, busy, replica_of, in_system, arrival_s, items, overhead_s,
+                       compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items,
+                       central, horizon_s, bin_width_s)
+            _refresh(r_due, deadline, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central)
+            continue
+        any_woken = False
+        while i < n and arrival_s[i] == t:
+            k = items[i]
+            if k > largest:
+                status[i] = REJECTED
+            elif central:
+                _push(n_rep, i, k, queue_head, queue_tail, queue_next, queued, queued_items)
+                for m in range(n_rep):
+                    if batch_end[m] == np.inf:
+                        woken[m] = True
+                        any_woken = True
+            else:
+                r = -1
+                if router == ROUTER_ROUND_ROBIN:
+                    for j in range(n_rep):
+                        m = (next_rr + j) % n_rep
+                        if max_items[m] >= k:
+                            r = m
+                            break
+                    next_rr = (r + 1) % n_rep
+                elif router == ROUTER_JSQ:
+                    for m in range(n_rep):
+                        if max_items[m] >= k and (r < 0 or in_system[m] < in_system[r]):
+                            r = m
+                else:
+                    for m in range(n_rep):
+                        work[m] = _work_s(m, t, batch_end, queued, queued_items, overhead_s, compute_s_per_item,
+                                          weights_s, embedding_s_per_item, max_batch)
+                    if router == ROUTER_LEAST_WORK:
+                        for m in range(n_rep):
+                            if max_items[m] >= k and (r < 0 or work[m] < work[r]):
+                                r = m
+                    else:
+                        r = _slo_aware(k, work, max_items, overhead_s, compute_s_per_item, weights_s,
+                                       embedding_s_per_item, cost_per_s, slo_s)
+                replica_of[i] = r
+                _push(r, i, k, queue_head, queue_tail, queue_next, queued, queued_items)
+                in_system[r] += 1
+                if batch_end[r] == np.inf:
+                    woken[r] = True
+                    any_woken = True
+            i += 1
+        if any_woken:
+            for r in range(n_rep):
+                if woken[r]:
+                    woken[r] = False
+                    _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
+                               batch_end, batches, busy, replica_of, in_system, arrival_s, items, overhead_s,
+                               compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s,
+                               max_items, central, horizon_s, bin_width_s)
+                    if not central:
+                        deadline[r] = _deadline(r, queue_head, arrival_s, items, max_delay_s, max_items, batch_end,
+                                                central)
+            if central:
+                for r in range(n_rep):
+                    deadline[r] = _deadline(r, queue_head, arrival_s, items, max_delay_s, max_items, batch_end,
+                                            central)
+    for j in range(i, n):
+        status[j] = NOT_OFFERED
+    return status, replica_of, finish, busy, batches
+
+
+@njit(cache=True)
+def _push(source, q, k, queue_head, queue_tail, queue_next, queued, queued_items):
+    if queue_tail[source] < 0:
+        queue_head[source] = q
+    else:
+        queue_next[queue_tail[source]] = q
+    queue_tail[source] = q
+    queued[source] += 1
+    queued_items[source] += k
+
+
+@njit(cache=True)
+def _refresh(r, deadline, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central):
+    """Recompute the deadline of ``r`` after its state changed; with a central queue, of every replica
+    (the shared head may have moved)."""
+    if central:
+        for m in range(deadline.shape[0]):
+            deadline[m] = _deadline(m, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central)
+    else:
+        deadline[r] = _deadline(r, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central)
+
+
+@njit(cache=True)
+def _deadline(r, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central):
+    source = queue_head.shape[0] - 1 if central else r
+    head = queue_head[source]
+    if batch_end[r] != np.inf or head < 0 or items[head] > max_items[r]:
+        return np.inf
+    return arrival_s[head] + max_delay_s[r]
+
+
+@njit(cache=True)
+def _batch_time(items, overhead_s, compute_s_per_item, weights_s, embedding_s_per_item):
+    return overhead_s + max(compute_s_per_item * items, weights_s + embedding_s_per_item * items)
+
+
+@njit(cache=True)
+def _work_s(r, t, batch_end, queued, queued_items, overhead_s, compute_s_per_item, weights_s,
+            embedding_s_per_item, max_batch):
+    rest = batch_end[r] - t if batch_end[r] != np.inf else 0.0
+    n_batches = (queued[r] + max_batch[r] - 1) // max_batch[r]
+    return rest + (n_batches * (overhead_s[r] + weights_s[r])
+                   + queued_items[r] * max(compute_s_per_item[r], embedding_s_per_item[r]))
+
+
+@njit(cache=True)
+def _slo_aware(k, work, max_items, overhead_s, compute_s_per_item, weights_s, embedding_s_per_item, cost_per_s,
+               slo_s):
+    best = -1
+    best_cost = np.inf
+    best_predicted = np.inf
+    fallback = -1
+    fallback_predicted = np.inf
+    for r in range(work.shape[0]):
+        if max_items[r] < k:
+            continue
+        service = _batch_time(k, overhead_s[r], compute_s_per_item[r], weights_s[r], embedding_s_per_item[r])
+        predicted = work[r] + service
+        if predicted <= slo_s:
+            cost = cost_per_s[r] * service
+            if best < 0 or cost < best_cost or (cost == best_cost and predicted < best_predicted):
+                best, best_cost, best_predicted = r, cost, predicted
+        if fallback < 0 or predicted < fallback_predicted:
+            fallback, fallback_predicted = r, predicted
+    return best if best >= 0 else fallback
+
+
+@njit(cache=True)
+def _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running, batch_end,
+               batches, busy, replica_of, in_system, arrival_s, items, overhead_s, compute_s_per_item, weights_s,
+               embedding_s_per_item, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s):
+    source = queue_head.shape[0] - 1 if central else r
+    head = queue_head[source]
+    if head < 0:
+        return
+    full = queued[source] >= max_batch[r] or queued_items[source] > max_items[r]
+    if not full and arrival_s[head] + max_delay_s[r] > t:
+        return
+    total = 0
+    while queue_head[source] >= 0 and n_running[r] < max_batch[r] and total + items[queue_head[source]] <= \
+            max_items[r]:
+        q = queue_head[source]
+        queue_head[source] = queue_next[q]
+        if queue_head[source] < 0:
+            queue_tail[source] = -1
+        queued[source] -= 1
+        queued_items[source] -= items[q]
+        total += items[q]
+        running[r, n_running[r]] = q
+        n_running[r] += 1
+        if central:
+            replica_of[q] = r
+            in_system[r] += 1
+    if n_running[r] == 0:
+        return
+    batch_end[r] = t + _batch_time(total, overhead_s[r], compute_s_per_item[r], weights_s[r],
+                                   embedding_s_per_item[r])
+    batches[r] += 1
+    _add_busy(busy, r, t, batch_end[r], horizon_s, bin_width_s)

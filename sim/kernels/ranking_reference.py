@@ -1,0 +1,206 @@
+"""Reference twin of the request-level ranking kernel: readable Python, arrays in, arrays out.
+
+One call serves every replica of one ranking service; replicas may sit on different chip types, so
+each has its own parameters (arrays of length R). ``ranking_compiled.serve_ranking`` is the Numba
+version with the same signature; tests require identical results.
+
+Model, per replica ``r``:
+* **Batch time** of S items: ``overhead_s[r] + max(compute_s_per_item[r]·S, weights_s[r] +
+  embedding_s_per_item[r]·S)`` (``batch_time_s``; the constants come from ``sim.engine.ranking_model``).
+* **Dynamic batching**: requests wait in a FIFO queue. An idle replica starts a batch when its queue
+  holds ``max_batch[r]`` requests or more than ``max_items[r]`` items (full), or when the oldest waiting
+  request has waited ``max_delay_s[r]``. A batch takes requests from the head while it has fewer than
+  ``max_batch[r]`` requests and the next one's items still fit in ``max_items[r]``. A busy replica
+  finishes its batch, then checks the same rule at once. With ``max_delay_s = 0`` and ``max_batch = 1``
+  every replica is a FIFO single server.
+* **Eligibility**: a request with more items than ``max_items[r]`` (activation memory) can never run on
+  ``r``; routers pick only among replicas that can run it, and a request no replica can run is rejected
+  on arrival.
+* **Routing** on arrival: ``ROUTER_ROUND_ROBIN`` (next eligible replica in turn), ``ROUTER_JSQ`` (fewest
+  requests queued or in service), ``ROUTER_LEAST_WORK`` (least outstanding work ``work_s``),
+  ``ROUTER_CENTRAL`` (one shared queue; an idle replica applies its own batching rule to it, lowest index
+  first, and takes from the head only requests it can run), and ``ROUTER_SLO_AWARE``: the predicted
+  latency on r is ``work_s(r) + batch_time_s(r, items)``; among replicas whose prediction is within
+  ``slo_s`` the one with the lowest cost ``cost_per_s[r] · batch_time_s(r, items)`` wins (ties: lower
+  prediction, then lower index); if none meets the SLO, the lowest prediction (then lower index).
+  Ties always go to the lowest index.
+* **Outstanding work** ``work_s(r)`` [s]: what is left of the batch in service plus, for the queue,
+  ``ceil(requests / max_batch)·(overhead + weights) + items·max(compute, embedding per item)`` — an upper
+  bound of the queued batches' time. It ignores the batching delay a lone request may wait.
+* **Events**: a batch end is handled before a batching deadline, and a deadline before an arrival at
+  the same instant; among replicas the lowest index first. All arrivals of one instant are routed
+  before idle replicas check their rule. Nothing starts after ``horizon_s``.
+
+Outputs: ``status`` (``DONE``, ``UNFINISHED``, ``REJECTED``, ``NOT_OFFERED`` — the constants of
+``serving_reference``), ``replica`` (-1 when never placed), ``finish_s`` (NaN unless done), ``busy_s``
+(R × bins of ``bin_width_s``: seconds each replica spent serving batches in each bin, up to the
+horizon) and ``batches`` (R: batches started).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from sim.kernels.serving_reference import (
+    DONE,
+    NOT_OFFERED,
+    REJECTED,
+    ROUTER_CENTRAL,
+    ROUTER_JSQ,
+    ROUTER_LEAST_WORK,
+    ROUTER_ROUND_ROBIN,
+    UNFINISHED,
+    add_busy,
+)
+
+ROUTER_SLO_AWARE = 4
+
+__all__ = ["serve_ranking", "batch_time_s", "ROUTER_SLO_AWARE", "ROUTER_ROUND_ROBIN", "ROUTER_JSQ",
+           "ROUTER_LEAST_WORK", "ROUTER_CENTRAL", "DONE", "UNFINISHED", "REJECTED", "NOT_OFFERED"]
+
+
+def batch_time_s(items, overhead_s, compute_s_per_item, weights_s, embedding_s_per_item):
+    """Service time of one batch of ``items`` items on one replica [s] (see the module docstring)."""
+    return overhead_s + max(compute_s_per_item * items, weights_s + embedding_s_per_item * items)
+
+
+def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_item, weights_s,
+                  embedding_s_per_item, max_batch, max_delay_s, max_items, cost_per_s, horizon_s, bin_width_s):
+    n, n_rep = len(arrival_s), len(overhead_s)
+    p = (overhead_s, compute_s_per_item, weights_s, embedding_s_per_item)
+    busy = np.zeros((n_rep, int(math.ceil(horizon_s / bin_width_s)) + 1))
+    batches = np.zeros(n_rep, dtype=np.int64)
+    status = np.full(n, UNFINISHED, dtype=np.int8)
+    replica_of = np.full(n, -1, dtype=np.int64)
+    finish = np.full(n, np.nan)
+    central = router == ROUTER_CENTRAL
+    queues = [deque() for _ in range(n_rep + 1)]    # the last one is the central queue
+    queued_items = [0] * (n_rep + 1)
+    in_system = [0] * n_rep
+    batch_end = [math.inf] * n_rep
+    running = [[] for _ in range(n_rep)]
+    largest = max(max_items) if n_rep else 0
+    next_rr = 0
+    i = 0
+    while True:
+        t_arrival = arrival_s[i] if i < n else math.inf
+        r_end = min(range(n_rep), key=lambda r: (batch_end[r], r))
+        deadlines = [_deadline(r, queues, arrival_s, items, max_delay_s, max_items, batch_end, central)
+                     for r in range(n_rep)]
+        r_due = min(range(n_rep), key=lambda r: (deadlines[r], r))
+        t = min(t_arrival, batch_end[r_end], deadlines[r_due])
+        if t > horizon_s:
+            break
+        if batch_end[r_end] == t:
+            for q in running[r_end]:
+                status[q] = DONE
+                finish[q] = t
+            in_system[r_end] -= len(running[r_end])
+            running[r_end] = []
+            batch_end[r_end] = math.inf
+            _try_start(r_end, t, queues, queued_items, running, batch_end, batches, busy, replica_of,
+                       in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
+                       bin_width_s)
+            continue
+        if deadlines[r_due] == t:
+            _try_start(r_due, t, queues, queued_items, running, batch_end, batches, busy, replica_of,
+                       in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
+                       bin_width_s)
+            continue
+        woken = set()
+        while i < n and arrival_s[i] == t:
+            k = int(items[i])
+            if k > largest:
+                status[i] = REJECTED
+            elif central:
+                queues[n_rep].append(i)
+                queued_items[n_rep] += k
+                woken.update(r for r in range(n_rep) if batch_end[r] == math.inf)
+            else:
+                eligible = [r for r in range(n_rep) if max_items[r] >= k]
+                if router == ROUTER_ROUND_ROBIN:
+                    r = min(eligible, key=lambda m: ((m - next_rr) % n_rep, m))
+                    next_rr = (r + 1) % n_rep
+                elif router == ROUTER_JSQ:
+                    r = min(eligible, key=lambda m: (in_system[m], m))
+                else:
+                    work = [_work_s(m, t, batch_end, queues, queued_items, p, max_batch) for m in range(n_rep)]
+                    if router == ROUTER_LEAST_WORK:
+                        r = min(eligible, key=lambda m: (work[m], m))
+                    else:
+                        r = _slo_aware(eligible, k, work, p, cost_per_s, slo_s)
+                replica_of[i] = r
+                queues[r].append(i)
+                queued_items[r] += k
+                in_system[r] += 1
+                if batch_end[r] == math.inf:
+                    woken.add(r)
+            i += 1
+        for r in sorted(woken):
+            _try_start(r, t, queues, queued_items, running, batch_end, batches, busy, replica_of, in_system,
+                       arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s)
+    status[i:] = NOT_OFFERED
+    return status, replica_of, finish, busy, batches
+
+
+def _deadline(r, queues, arrival_s, items, max_delay_s, max_items, batch_end, central):
+    """When idle replica ``r`` must close a batch for the oldest waiting request (inf: nothing to do, or
+    the head of the central queue needs more memory than ``r`` has)."""
+    queue = queues[len(queues) - 1] if central else queues[r]
+    if batch_end[r] != math.inf or not queue or items[queue[0]] > max_items[r]:
+        return math.inf
+    return arrival_s[queue[0]] + max_delay_s[r]
+
+
+def _work_s(r, t, batch_end, queues, queued_items, p, max_batch):
+    """Outstanding work on replica ``r`` at ``t`` [s]: rest of the batch in service + queued batches."""
+    overhead_s, compute_s_per_item, weights_s, embedding_s_per_item = p
+    rest = batch_end[r] - t if batch_end[r] != math.inf else 0.0
+    n_batches = (len(queues[r]) + max_batch[r] - 1) // max_batch[r]
+    return rest + (n_batches * (overhead_s[r] + weights_s[r])
+                   + queued_items[r] * max(compute_s_per_item[r], embedding_s_per_item[r]))
+
+
+def _slo_aware(eligible, k, work, p, cost_per_s, slo_s):
+    """The cheapest replica predicted to meet the SLO; else the one with the lowest prediction."""
+    best, best_key = -1, None
+    fallback, fallback_key = -1, None
+    for r in eligible:
+        service = batch_time_s(k, p[0][r], p[1][r], p[2][r], p[3][r])
+        predicted = work[r] + service
+        if predicted <= slo_s:
+            key = (cost_per_s[r] * service, predicted, r)
+            if best_key is None or key < best_key:
+                best, best_key = r, key
+        if fallback_key is None or (predicted, r) < fallback_key:
+            fallback, fallback_key = r, (predicted, r)
+    return best if best >= 0 else fallback
+
+
+def _try_start(r, t, queues, queued_items, running, batch_end, batches, busy, replica_of, in_system, arrival_s,
+               items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s):
+    """Start a batch on idle replica ``r`` at ``t`` if its batching rule says so."""
+    source = len(queues) - 1 if central else r
+    queue = queues[source]
+    if not queue:
+        return
+    full = len(queue) >= max_batch[r] or queued_items[source] > max_items[r]
+    if not full and arrival_s[queue[0]] + max_delay_s[r] > t:
+        return
+    total = 0
+    while queue and len(running[r]) < max_batch[r] and total + int(items[queue[0]]) <= max_items[r]:
+        q = queue.popleft()
+        total += int(items[q])
+        queued_items[source] -= int(items[q])
+        running[r].append(q)
+        if central:  # the request meets its replica only now
+            replica_of[q] = r
+            in_system[r] += 1
+    if not running[r]:
+        return  # central queue: the head needs a replica with more memory
+    batch_end[r] = t + batch_time_s(total, p[0][r], p[1][r], p[2][r], p[3][r])
+    batches[r] += 1
+    add_busy(busy, r, t, batch_end[r], horizon_s, bin_width_s)

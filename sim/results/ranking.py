@@ -1,0 +1,126 @@
+"""Per-service results of ranking services: counts that add up, latency, SLO, throughput, energy, cost and
+performance per watt — for the service and per accelerator type.
+
+Energy of a group's chips: idle power (with the server share) for every online second, plus the
+full-load increment while a replica serves a batch (busy seconds from the kernel); facility energy is
+that times PUE. ``items_per_joule`` divides completed items by the groups' IT energy (the measured
+perf/W at this load, idle time included); ``peak_items_per_s_per_kw`` is what the hardware gives at full
+batches: items/s of a replica at ``max_batch`` requests of the mean size, over its chips' busy power.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim.engine.ranking import REJECT_REASON
+from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED, UNFINISHED
+from sim.results.compute import _stats
+from sim.results.inference import STATUS_NAMES
+
+STATE_BY_STATUS = np.array([STATUS_NAMES[k] for k in sorted(STATUS_NAMES)], dtype=object)
+
+
+def service_summaries(scenario, fleet, plans, served) -> dict:
+    """``summary["inference"][service]`` for every ranking service."""
+    horizon_s = float(scenario.duration)
+    out = {}
+    for plan, result in zip(plans, served):
+        service = scenario.workloads.inference[plan.service]
+        status = result["status"]
+        summary = _group_summary(plan, result, range(len(plan.pools)), service.slo, fleet, horizon_s)
+        summary["requests"] = {
+            "offered": int((status != NOT_OFFERED).sum()), "completed": int((status == DONE).sum()),
+            "rejected": int((status == REJECTED).sum()), "unfinished": int((status == UNFINISHED).sum()),
+            "not_offered": int((status == NOT_OFFERED).sum())}
+        summary["rejected_reasons"] = {REJECT_REASON: summary["requests"]["rejected"]} \
+            if summary["requests"]["rejected"] else {}
+        summary["family"] = "ranking"
+        by_accel: dict[str, list[int]] = {}
+        for g, pool in enumerate(plan.pools):
+            by_accel.setdefault(fleet.pools[pool].accelerator.id, []).append(g)
+        summary["by_accelerator"] = {
+            accel: _group_summary(plan, result, gs, service.slo, fleet, horizon_s)
+            for accel, gs in sorted(by_accel.items())}
+        out[service.name] = summary
+    return out
+
+
+def requests_table(scenario, fleet, plans, served) -> pd.DataFrame:
+    """One row per ranking request, in the columns of the LLM request table plus ``items`` (token and
+    first-token columns are empty)."""
+    frames = []
+    for plan, result in zip(plans, served):
+        accel = np.array([fleet.pools[p].accelerator.id for p in plan.pools] + [""], dtype=object)
+        requests = result["requests"]
+        n = len(requests)
+        frames.append(pd.DataFrame({
+            "service": scenario.workloads.inference[plan.service].name,
+            "accelerator": accel[result["group"]] if n else [],
+            "arrival_s": requests["arrival_s"].to_numpy(),
+            "prompt_tokens": np.full(n, np.nan), "output_tokens": np.full(n, np.nan),
+            "first_token_s": np.full(n, np.nan), "finish_s": result["finish_s"],
+            "state": STATE_BY_STATUS[result["status"]],
+            "items": requests["items"].to_numpy()}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _group_summary(plan, result, groups, slo, fleet, horizon_s: float) -> dict:
+    """Latency, SLO, throughput, energy, cost and perf/W over the requests served by ``groups``."""
+    groups = list(groups)
+    status, items = result["status"], result["requests"]["items"].to_numpy()
+    mine = np.isin(result["group"], groups)
+    done = mine & (status == DONE)
+    latency = (result["finish_s"] - result["requests"]["arrival_s"].to_numpy())[done]
+    met = int((latency <= slo.latency_p99_ms / 1e3).sum()) if slo is not None else None
+    # offered requests never placed (rejected) belong to no group; count them against the service only
+    offered = int((mine & (status != NOT_OFFERED)).sum()) if len(groups) < len(plan.pools) else int(
+        (status != NOT_OFFERED).sum())
+    n_done, n_items = int(done.sum()), int(items[done].sum())
+    it_j, facility_kwh, cost_usd, peak = _energy_cost(plan, result, groups, fleet, horizon_s, items)
+    return {
+        "completed": n_done,
+        "latency_s": _stats(latency),
+        "slo_attainment": met / offered if met is not None and offered else None,
+        "goodput_rps": met / horizon_s if met is not None else None,
+        "items_per_s": n_items / horizon_s,
+        "energy_per_1k_requests_kwh": facility_kwh / n_done * 1e3 if n_done else None,
+        "cost_per_1m_requests_usd": cost_usd / n_done * 1e6 if n_done else None,
+        "items_per_joule": n_items / it_j if it_j > 0 else None,
+        "peak_items_per_s_per_kw": peak,
+        "batches": sum(result["batches"][g] for g in groups),
+        "embedding_sram_hit_rate": {fleet.pools[plan.pools[g]].name: plan.costs[g].hit_rate for g in groups},
+    }
+
+
+def _energy_cost(plan, result, groups, fleet, horizon_s: float, items) -> tuple[float, float, float, float]:
+    """IT energy [J], facility energy [kWh], chip + energy cost [USD] of the groups' replicas, and their
+    best perf/W at full batches [items/s per kW of busy IT power]."""
+    site = fleet.site
+    mean_items = float(items.mean()) if len(items) else 1.0
+    it_j = cost_usd = 0.0
+    peak_items_per_s = peak_w = 0.0
+    for g in groups:
+        pool = fleet.pools[plan.pools[g]]
+        chips = plan.replicas[g] * plan.chips_per_replica[g]
+        online_s = max(0.0, horizon_s - pool.online_from_s)
+        joules = (chips * online_s * pool.idle_w_with_server
+                  + float(result["busy_chip_s"][g].sum()) * (pool.busy_w_with_server - pool.idle_w_with_server))
+        it_j += joules
+        cost_usd += chips * online_s / 3600.0 * pool.chip_cost_usd_per_hour \
+            + joules * site.pue / 3.6e6 * site.electricity_usd_per_kwh
+        batch_items = int(plan.kernel["max_batch"][plan.group_of_replica == g][0] * mean_items)
+        batch_items = max(1, min(batch_items, plan.costs[g].max_items))
+        peak_items_per_s += plan.replicas[g] * batch_items / plan.costs[g].batch_time_s(batch_items)
+        peak_w += chips * pool.busy_w_with_server
+    return it_j, it_j * site.pue / 3.6e6, cost_usd, peak_items_per_s / (peak_w / 1e3)
+
+
+def with_ranking_rows(llm_rows: pd.DataFrame, ranking_rows: pd.DataFrame) -> pd.DataFrame:
+    """The LLM request rows followed by the ranking rows (an ``items`` column appears only when a ranking
+    service ran, so LLM-only runs keep their columns)."""
+    if ranking_rows.empty:
+        return llm_rows
+    if llm_rows.empty:
+        return ranking_rows
+    return pd.concat([llm_rows, ranking_rows], ignore_index=True)
