@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from sim import kernels
-from sim.engine import inference
+from sim.engine import autoscale, inference
 from sim.engine.prepare import prepare_jobs
 from sim.engine.simulate import simulate_training
 from sim.fleet import build_fleet
@@ -47,15 +47,21 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
     horizon = float(scenario.duration)
     plans = inference.plan_groups(scenario, fleet, catalog)
-    served = inference.serve(scenario, fleet, plans, origin.directory, streams(scenario.seed)["inference"])
+    routed = inference.route_requests(scenario, plans, origin.directory, streams(scenario.seed)["inference"])
+    scaling = autoscale.plan_scaling(scenario, fleet, plans, routed)
+    served = inference.serve(scenario, fleet, plans, origin.directory, None, routed=routed,
+                             switches=scaling.switches)
     with _progress_bar(progress, horizon) as update:
-        cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update)
+        cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update,
+                                    scaling_schedule=scaling.schedule,
+                                    checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval)
     outcome = cluster.outcome()
     jobs_out = compute.jobs_table(jobs, outcome, fleet)
+    inference_chips = compute.inference_chip_events(fleet, plans, scaling.switches)
     series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start,
-                                inference.busy_chip_seconds_by_pool(plans, served))
-    peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon)
-    summary = compute.summary(jobs_out, series, fleet, horizon, peak_w)
+                                inference.busy_chip_seconds_by_pool(plans, served), inference_chips)
+    peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips)
+    summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome)
     summary["inference"] = service_summaries(scenario, fleet, plans, served)
     requests = requests_table(scenario, fleet, plans, served)
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,

@@ -136,21 +136,40 @@ def busy_chip_seconds_by_pool(plans: list[GroupPlan], served: list[dict]) -> dic
     return by_pool
 
 
-def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: np.random.Generator) -> list[dict]:
-    """Serve every service; per service, per-request arrays and the group each request went to."""
+def route_requests(scenario, plans: list[GroupPlan], base_dir: Path,
+                   rng: np.random.Generator) -> list[tuple[pd.DataFrame, np.ndarray]]:
+    """Per service: its request table and the replica group of each request (split in proportion to
+    each group's peak rate)."""
     horizon = float(scenario.duration)
-    results = []
+    routed = []
     for s, service in enumerate(scenario.workloads.inference):
         requests = service_requests(service, base_dir, horizon, rng)
         groups = [p for p in plans if p.service == s]
         weight = np.array([p.replicas * p.kernel["flops_per_s"] for p in groups])
-        group_of = rng.choice(len(groups), size=len(requests), p=weight / weight.sum())
+        routed.append((requests, rng.choice(len(groups), size=len(requests), p=weight / weight.sum())))
+    return routed
+
+
+def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: np.random.Generator,
+          routed=None, switches=None) -> list[dict]:
+    """Serve every service; per service, per-request arrays and the group each request went to.
+
+    ``routed`` is ``route_requests``' result (drawn here when not given); ``switches`` maps
+    ``(service, group)`` to the group's ``autoscale.GroupSwitches``, kept in the result per group. The
+    kernel does not take them yet: every replica serves for the whole run."""
+    horizon = float(scenario.duration)
+    routed = route_requests(scenario, plans, base_dir, rng) if routed is None else routed
+    results = []
+    for s, service in enumerate(scenario.workloads.inference):
+        requests, group_of = routed[s]
+        groups = [p for p in plans if p.service == s]
         n = len(requests)
         out = {"requests": requests, "group": group_of, "status": np.empty(n, dtype=np.int8),
                "first_token_s": np.full(n, np.nan), "finish_s": np.full(n, np.nan), "kv_peak": [],
-               "busy_chip_s": []}
+               "busy_chip_s": [], "switches": []}
         for g, plan in enumerate(groups):
             rows = np.flatnonzero(group_of == g)
+            out["switches"].append(None if switches is None else switches[(s, g)])
             status, _, first, finish, kv_peak, busy = kernels.serve_llm(
                 requests["arrival_s"].to_numpy()[rows], requests["prompt_tokens"].to_numpy()[rows],
                 requests["output_tokens"].to_numpy()[rows], horizon_s=horizon,

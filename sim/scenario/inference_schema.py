@@ -1,7 +1,8 @@
 """Scenario schema for inference services (``workloads.inference``): replicas, traffic, SLO, router.
 
-Today: LLM services served request by request on dedicated replicas (see ``docs/inference-plan.md``
-for what comes next: ranking services, fluid fidelity, shared pools).
+Today: LLM services served request by request on replicas; on a ``sharing: shared`` pool a replica
+group may autoscale and lend the chips of its inactive replicas to training (see
+``docs/inference-plan.md`` for what comes next: ranking services, fluid fidelity).
 """
 
 from __future__ import annotations
@@ -14,15 +15,29 @@ from sim.scenario.base import DurationS, Strict, require_exactly_one
 from sim.scenario.distributions import Distribution
 
 
+class Autoscale(Strict):
+    """Reactive autoscaling of a replica group on a shared pool (``sim.engine.autoscale``).
+
+    Every ``interval`` the active replica count is set from the load observed in the previous interval:
+    ``ceil(work / (interval × target_utilization_frac))``, clamped to [``min_count``, the group's ``count``]."""
+
+    min_count: int = Field(1, ge=1, description="replicas always active (held for the whole run)")
+    interval: DurationS = Field(300.0, gt=0, description="decision interval [s or '5min']")
+    target_utilization_frac: float = Field(
+        0.7, gt=0, le=1, description="busy share one replica should run at (lower = more headroom) [-]")
+
+
 class ReplicaGroup(Strict):
     """Identical replicas of the service's model on one pool, on chips reserved for them."""
 
     pool: str = Field(description="fleet pool the replicas run on")
-    count: int = Field(gt=0, description="number of replicas")
+    count: int = Field(gt=0, description="number of replicas (the maximum, with autoscale)")
     chips_per_replica: int = Field(1, gt=0, description="chips one replica spans (tensor parallel, one domain)")
     token_budget: int = Field(8192, gt=0, description="tokens one batched iteration may process")
     max_seqs: int = Field(256, gt=0, description="requests a replica runs at once")
     chunked_prefill: bool = Field(True, description="split long prompts over iterations")
+    autoscale: Autoscale | None = Field(
+        None, description="scale between min_count and count by load (shared pools only); none = count always")
 
 
 class RequestTrace(Strict):
