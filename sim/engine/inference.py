@@ -1,11 +1,12 @@
-"""Inference services on dedicated replicas: plan the replica groups, build their requests, serve them.
+"""Inference services: plan the replica groups, build and route their requests, serve them.
 
-A service's replica groups each reserve ``count × chips_per_replica`` chips of one pool for the whole
-run (``sim.fleet.allocation.reserve``); training sees only what is left. Requests are split across a
+On a dedicated pool a service's replica groups each reserve ``count × chips_per_replica`` chips for the
+whole run (``sim.fleet.allocation.reserve``); training sees only what is left. On a shared pool an
+autoscaled group holds ``min_count`` replicas and the cluster places the others as
+``sim.engine.autoscale`` turns them on. Requests are split across a
 service's groups in proportion to each group's peak rate (replicas × chips × FLOP/s × efficiency), then
-every group runs the request-level kernel (``sim.kernels.serve_llm``) over the horizon. Dedicated
-replicas do not interact with training, so no SimPy process is needed yet; shared pools will need the
-windowed form described in ``docs/inference-plan.md``.
+every group runs the request-level kernel (``sim.kernels.serve_llm``) over the horizon. The autoscaler
+decides from the requests alone, so serving needs no SimPy process even on shared pools.
 
 Simplifications (stated in the README): a replica chip draws full power while its replica iterates
 and idle power otherwise (busy time per time bin comes from the kernel); the site-cap reservation and

@@ -80,7 +80,12 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         online = binned_mean(np.array([p.online_from_s]), np.array([float(p.count)]), edges)
         serving = (inference_busy_chip_s or {}).get(p.index)
         if serving is not None:
-            busy = busy + serving[: len(widths)] / widths
+            serving = serving[: len(widths)] / widths
+            if p.index in (inference_chips or {}):
+                # no busier than the active replicas' chips: the serving kernel does not take the
+                # autoscaler's switches yet, so it spreads work over every replica (a no-op when it does)
+                serving = np.minimum(serving, binned_mean(*inference_chips[p.index], edges))
+            busy = busy + serving
         it_power += online * p.idle_w_with_server + busy * (p.busy_w_with_server - p.idle_w_with_server)
         pair = by_accel.setdefault(p.accelerator.id, [0.0, 0.0])
         pair[0] = pair[0] + busy
