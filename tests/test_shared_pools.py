@@ -148,6 +148,7 @@ def test_end_to_end_preemption_at_the_scale_up_and_completion_by_hand(burst_run)
     pool = results.summary["shared_pools"]["gpu"]
     assert pool["inference_chip_hours"] == pytest.approx(8 * 25.0)
     assert pool["chip_hours_lent_to_training"] == pytest.approx(16 * 24 - 8 * 25.0)
+    assert (results.timeseries["utilization.h100-sxm"] <= 1 + 1e-9).all()  # training + active replicas
     series = results.timeseries.set_index("time_s")["inference_chips.gpu"]
     assert series[HOUR] == 8 and series[2 * HOUR] == pytest.approx(8 + 8 * 55 / 60) and series[4 * HOUR] == 8
     jobs = results.summary["jobs"]

@@ -173,10 +173,6 @@ class Fleet:
     reservations: tuple[tuple[int, int, int], ...] = ()
     peak_reservations: tuple[tuple[int, int, int], ...] | None = None  # None: the same as reservations
 
-    def reserved_chips(self, pool: int) -> int:
-        """Chips of ``pool`` held by inference replicas for the whole run."""
-        return sum(chips * count for p, chips, count in self.reservations if p == pool)
-
     def peak_reserved_chips(self, pool: int) -> int:
         """Chips of ``pool`` that inference replicas hold when every replica is active."""
         peak = self.reservations if self.peak_reservations is None else self.peak_reservations

@@ -81,7 +81,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         serving = (inference_busy_chip_s or {}).get(p.index)
         if serving is not None:
             serving = serving[: len(widths)] / widths
-            if p.index in (inference_chips or {}):
+            if p.shared and p.index in (inference_chips or {}):
                 # no busier than the active replicas' chips: the serving kernel does not take the
                 # autoscaler's switches yet, so it spreads work over every replica (a no-op when it does)
                 serving = np.minimum(serving, binned_mean(*inference_chips[p.index], edges))
