@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from sim import kernels
-from sim.engine import inference, ranking
+from sim.engine import autoscale, inference, ranking
 from sim.engine.prepare import prepare_jobs
 from sim.engine.simulate import simulate_training
 from sim.fleet import build_fleet
@@ -48,18 +48,24 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
     horizon = float(scenario.duration)
     plans = inference.plan_groups(scenario, fleet, catalog)
-    served = inference.serve(scenario, fleet, plans, origin.directory, streams(scenario.seed)["inference"])
+    requests_by_service = inference.build_requests(scenario, origin.directory, streams(scenario.seed)["inference"])
+    scaling = autoscale.plan_scaling(scenario, fleet, plans, requests_by_service)
+    served = inference.serve(scenario, fleet, plans, requests_by_service, switches=scaling.switches)
     ranking_plans = ranking.plan_services(scenario, fleet, catalog)
     ranked = ranking.serve(scenario, ranking_plans, streams(scenario.seed)["ranking"])
     with _progress_bar(progress, horizon) as update:
-        cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update)
+        cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update,
+                                    scaling_schedule=scaling.schedule,
+                                    checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval)
     outcome = cluster.outcome()
     jobs_out = compute.jobs_table(jobs, outcome, fleet)
+    inference_chips = compute.inference_chip_events(fleet, plans, scaling.switches)
+    busy_by_pool = ranking.add_busy_chip_seconds(inference.busy_chip_seconds_by_pool(plans, served), ranking_plans,
+                                                 ranked)
     series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start,
-                                ranking.add_busy_chip_seconds(inference.busy_chip_seconds_by_pool(plans, served),
-                                                              ranking_plans, ranked))
-    peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon)
-    summary = compute.summary(jobs_out, series, fleet, horizon, peak_w)
+                                busy_by_pool, inference_chips)
+    peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips)
+    summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome)
     summary["inference"] = service_summaries(scenario, fleet, plans, served)
     summary["inference"].update(ranking_results.service_summaries(scenario, fleet, ranking_plans, ranked))
     requests = ranking_results.with_ranking_rows(requests_table(scenario, fleet, plans, served),

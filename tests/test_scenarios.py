@@ -18,12 +18,14 @@ SHORTEN = {
     "classroom-hetero": {"duration": "2d", "workloads.training.generator.jobs": 150},
     "llm-serving-azure": {"duration": "20min", "workloads.inference.0.traffic.trace.limit": 3000},
     "recsys-on-asics": {"duration": "2min"},
+    "shared-pool-day": {"duration": "12h"},  # the night and the morning ramp, when inference takes chips back
 }
 
 
 def test_there_are_scenarios():
     names = {f.stem for f in FILES}
     assert {"classroom-hetero", "alibaba-gpu-replay", "llm-serving-azure", "recsys-on-asics"} <= names
+    assert {"classroom-hetero", "alibaba-gpu-replay", "llm-serving-azure", "shared-pool-day"} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

@@ -1,8 +1,10 @@
 """The cluster: one SimPy process that admits, places and completes training jobs.
 
-Events happen only when state changes: a job arrives, a job completes, or a pool comes online. At each
-such instant the process settles completions first (freeing chips), then admits arrivals, then asks the
-scheduler policy to start what it can; then it sleeps until the next instant. When no other SimPy
+Events happen only when state changes: a job arrives, a job completes, a pool comes online, or an
+inference replica group on a shared pool scales (``sim.engine.sharing``). At each such instant the
+process settles completions first (freeing chips), then pools coming online, then inference scale-downs
+and scale-ups (which may preempt training), then admits arrivals, then asks the scheduler policy to
+start what it can; then it sleeps until the next instant. When no other SimPy
 process has an event before that instant, the cluster fast-forwards its own clock instead of a SimPy
 round trip (nothing else could observe the time in between); otherwise it yields a timeout, so other
 processes (facility, supply chain, failures) interleave in time order. There is no fixed time
@@ -22,6 +24,7 @@ import math
 import numpy as np
 import simpy
 
+from sim.engine import sharing
 from sim.engine.prepare import PreparedJobs, pool_orders
 from sim.engine.waiting import WaitQueue
 from sim.fleet import Fleet, within_cap
@@ -35,12 +38,12 @@ class Cluster:
     """Mutable state of one run: free chips per pool, the queue, running jobs and per-job records."""
 
     def __init__(self, env: simpy.Environment, fleet: Fleet, jobs: PreparedJobs, horizon_s: float,
-                 scheduler_factory, progress=None):
+                 scheduler_factory, progress=None, scaling_schedule=(), checkpoint_interval_s: float = 3600.0):
         self.env = env
         self.fleet = fleet
         self.horizon_s = horizon_s
         self.pools = fleet.pools
-        self.allocators = fleet.new_allocators()  # inference replicas' chips already reserved
+        self.allocators = fleet.new_allocators()  # inference replicas' chips already reserved (min_count if scaled)
         self.shared = [SharedChips(a) for a in self.allocators]
         self.online = [p.online_from_s <= 0.0 for p in self.pools]
         self.arrival = jobs.arrival_s.tolist()
@@ -71,6 +74,14 @@ class Cluster:
         self.scheduler = scheduler_factory(self)
         self.track_release_times = getattr(self.scheduler, "uses_release_times", False)
         self.progress = progress
+        # shared pools: (time, group, pool, chips per replica, ±replicas), then an inf sentinel
+        self.scaling_schedule = list(scaling_schedule) + [(math.inf, -1, -1, 0, 0)]
+        self.checkpoint_s = checkpoint_interval_s
+        self.replica_placements: dict[int, list] = {}
+        self.resumed: dict[int, float] = {}       # remaining work fraction of jobs preempted at least once
+        self.first_start_s: dict[int, float] = {}  # their first start
+        self.segments: list[tuple] = []           # (job, pool, start, preempted at, lost chip-seconds)
+        self.deferred: set[int] = set()
         self.process = env.process(self._run())
 
     # -- queries used by scheduler policies -------------------------------------------------------
@@ -93,7 +104,10 @@ class Cluster:
         return pool_orders(self.duration, self.eligible_mask, usd_per_chip_second)
 
     def run_time_s(self, job: int, pool: int) -> float:
-        """Run time of ``job`` on ``pool`` [s] (inf when the pool cannot take it)."""
+        """Run time of ``job`` on ``pool`` [s] (inf when the pool cannot take it); what is left of it for
+        a preempted job."""
+        if self.resumed and job in self.resumed:
+            return self.duration.item(job, pool) * self.resumed[job]
         return self.duration.item(job, pool)
 
     def earliest_release_s(self, pool: int) -> float:
@@ -134,7 +148,10 @@ class Cluster:
         self.pool_of[job] = pool
         self.start_s[job] = self.now
         self.committed_w += busy_w
-        end = self.now + self.duration.item(job, pool)
+        run_s = self.duration.item(job, pool)
+        if self.resumed and job in self.resumed:
+            run_s *= self.resumed[job]
+        end = self.now + run_s
         self.end_s[job] = end
         if end != math.inf:
             heapq.heappush(self.completions, (end, job))
@@ -158,7 +175,8 @@ class Cluster:
         arrival = self.arrival + [math.inf]  # sentinel: no bounds checks in the loop
         onlines = sorted((p.online_from_s, p.index) for p in self.pools if p.online_from_s > 0)
         onlines.append((math.inf, -1))
-        next_job = next_online = events = 0
+        scales = self.scaling_schedule
+        next_job = next_online = next_scale = events = 0
         env = self.env
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
         admit = scheduler.admit
@@ -169,6 +187,8 @@ class Cluster:
                 t = completions[0][0]
             if onlines[next_online][0] < t:
                 t = onlines[next_online][0]
+            if scales[next_scale][0] < t:
+                t = scales[next_scale][0]
             if t > horizon:
                 break
             # fast-forward: without another process's event before t, nobody can observe the clock,
@@ -186,7 +206,10 @@ class Cluster:
                 freed = set(freed)
                 freed.add(self._bring_online(onlines[next_online][1]))
                 next_online += 1
-            if not freed:
+            requeued = False
+            if scales[next_scale][0] <= t:
+                freed, requeued, next_scale = sharing.apply_scaling(self, t, next_scale, freed)
+            if not freed and not requeued:
                 # nothing was freed: each arrival is decided on its own, in arrival order
                 while arrival[next_job] <= t:
                     if shape[next_job] >= 0:
@@ -200,8 +223,9 @@ class Cluster:
                         new_shapes.append(job_shape)
                     next_job += 1
                 if waiting.count:
-                    # under a power cap a completion frees power for every pool, not only its own
-                    scheduler.schedule(None if capped else freed, new_shapes)
+                    # under a power cap a completion frees power for every pool, not only its own; a
+                    # preempted job may go to any of its pools
+                    scheduler.schedule(None if capped or requeued else freed, new_shapes)
             if progress is not None and not events & 4095:
                 progress(t)
         self.events = events
@@ -215,16 +239,26 @@ class Cluster:
 
     # -- outcome -----------------------------------------------------------------------------------
     def outcome(self) -> dict[str, np.ndarray]:
-        """Per-job arrays: start, end, pool index and state at the horizon."""
-        start = np.asarray(self.start_s, dtype=np.float64)
+        """Per-job arrays: first start, start and end of the current (last) run, pool index, state at
+        the horizon; and the runs that inference preempted (``segments``) and the deferred jobs."""
+        run_start = np.asarray(self.start_s, dtype=np.float64)
+        start = run_start.copy()
+        for job, first in self.first_start_s.items():
+            start[job] = first
         end = np.asarray(self.end_s, dtype=np.float64)
         arrival = np.asarray(self.arrival, dtype=np.float64)
         state = np.full(len(arrival), "queued", dtype=object)
         reasons = np.asarray(self.reject_reason, dtype=object)
         state[reasons != ""] = "rejected"
-        started = ~np.isnan(start)
-        state[started] = "running"
-        state[started & (end <= self.horizon_s)] = "completed"
+        running = ~np.isnan(end)  # a preempted job waiting again has no current run
+        state[running] = "running"
+        state[running & (end <= self.horizon_s)] = "completed"
         state[arrival > self.horizon_s] = "beyond-horizon"
-        return {"start_s": start, "end_s": end, "pool": np.asarray(self.pool_of, dtype=np.int64), "state": state,
-                "reason": reasons}
+        segments = np.array(self.segments, dtype=np.float64).reshape(-1, 5)
+        deferred = np.zeros(len(arrival), dtype=bool)
+        deferred[list(self.deferred)] = True
+        return {"start_s": start, "run_start_s": run_start, "end_s": end,
+                "pool": np.asarray(self.pool_of, dtype=np.int64), "state": state, "reason": reasons,
+                "segments": {"job": segments[:, 0].astype(np.int64), "pool": segments[:, 1].astype(np.int64),
+                             "start_s": segments[:, 2], "end_s": segments[:, 3], "lost_chip_s": segments[:, 4]},
+                "deferred": deferred}

@@ -1,10 +1,13 @@
-"""Inference services on dedicated replicas: plan the replica groups, build their requests, serve them.
+"""Inference services: plan the replica groups, build their requests, serve them.
 
-A service's replica groups each reserve ``count × chips_per_replica`` chips of one pool for the whole
-run (``sim.fleet.allocation.reserve``); training sees only what is left. All replicas of a service, on
-whatever chip types, are served by one call of the request-level kernel (``sim.kernels.serve_llm``)
-over the horizon, so the service's router chooses among accelerator types request by request.
-Dedicated replicas do not interact with training, so no SimPy process is needed.
+On a dedicated pool a service's replica groups each reserve ``count × chips_per_replica`` chips for the
+whole run (``sim.fleet.allocation.reserve``); training sees only what is left. On a shared pool an
+autoscaled group holds ``min_count`` replicas and the cluster places the others as
+``sim.engine.autoscale`` turns them on. All replicas of a service, on whatever chip types, are served by
+one call of the request-level kernel (``sim.kernels.serve_llm``) over the horizon, so the service's
+router chooses among accelerator types request by request, among the replicas active at that time.
+The autoscaler decides from the requests alone, so serving needs no SimPy process even on shared
+pools.
 
 Simplifications (stated in the README): a replica chip draws full power while its replica iterates
 and idle power otherwise (busy time per time bin comes from the kernel); the site-cap reservation and
@@ -33,7 +36,6 @@ from sim.kernels.serving_reference import (
     ROUTER_SLO_AWARE,
     iteration_time_s,
     kv_capacity_tokens,
-    no_switches,
     replica_tables,
 )
 from sim.workload.distributions import sample
@@ -160,16 +162,44 @@ def busy_chip_seconds_by_pool(plans: list[GroupPlan], served: list[dict]) -> dic
     return by_pool
 
 
-def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: np.random.Generator) -> list[dict]:
-    """Serve every service with one kernel call over all its replicas (the router picks among them);
-    per service, per-request arrays and the group each request went to (-1: never placed)."""
+def build_requests(scenario, base_dir: Path, rng: np.random.Generator) -> list[pd.DataFrame | None]:
+    """Per service, its request table (``None`` for ranking services, served by ``sim.engine.ranking``)."""
+    horizon = float(scenario.duration)
+    return [None if service.family == "ranking" else service_requests(service, base_dir, horizon, rng)
+            for service in scenario.workloads.inference]
+
+
+def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The service's switch events over its replicas (groups' replicas numbered in order) for the kernel.
+
+    Every replica starts active in the kernel; an autoscaled group's replicas are first switched off at
+    t = 0 and then follow the autoscaler's events (its t = 0 block turns on the initial ones)."""
+    times, replicas, on, offset = [np.zeros(0)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=bool)], 0
+    for plan in groups:
+        events = None if switches is None else switches.get((plan.service, plan.group))
+        if events is not None:
+            times += [np.zeros(plan.replicas), events.switch_s]
+            replicas += [offset + np.arange(plan.replicas), offset + events.switch_replica]
+            on += [np.zeros(plan.replicas, dtype=bool), events.switch_on]
+        offset += plan.replicas
+    t = np.concatenate(times)
+    order = np.argsort(t, kind="stable")  # at one instant: the group order above, offs before ons
+    return t[order], np.concatenate(replicas)[order], np.concatenate(on)[order]
+
+
+def serve(scenario, fleet: Fleet, plans: list[GroupPlan], requests_by_service: list[pd.DataFrame | None],
+          switches=None) -> list[dict | None]:
+    """Serve every LLM service with one kernel call over all its replicas (the router picks among them,
+    only active replicas take new requests); per service, per-request arrays and the group each
+    request went to (-1: never placed). ``switches`` maps ``(service, group)`` to the autoscaler's
+    ``GroupSwitches``."""
     horizon = float(scenario.duration)
     results = []
     for s, service in enumerate(scenario.workloads.inference):
-        if service.family == "ranking":
-            results.append(None)  # served by sim.engine.ranking
+        requests = requests_by_service[s]
+        if requests is None:
+            results.append(None)  # a ranking service
             continue
-        requests = service_requests(service, base_dir, horizon, rng)
         groups = [p for p in plans if p.service == s]
         replica_int, replica_float = replica_tables([(p.replicas, p.kernel) for p in groups])
         group_of_replica = np.repeat(np.arange(len(groups)), [p.replicas for p in groups])
@@ -179,11 +209,13 @@ def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: n
             requests["output_tokens"].to_numpy(), replica_int, replica_float, ROUTERS[service.router.kind],
             slo.ttft_p99_ms / 1e3 * headroom if slo is not None else np.inf,
             slo.tpot_p99_ms / 1e3 * headroom if slo is not None else np.inf,
-            *no_switches(), horizon_s=horizon, bin_width_s=float(scenario.outputs.timeseries_interval))
+            *kernel_switches(groups, switches), horizon_s=horizon,
+            bin_width_s=float(scenario.outputs.timeseries_interval))
         group_of = np.where(replica >= 0, group_of_replica[np.maximum(replica, 0)], -1)
         per_group = [group_of_replica == g for g in range(len(groups))]
         results.append({
             "requests": requests, "group": group_of, "status": status, "first_token_s": first, "finish_s": finish,
             "kv_peak": [int(kv_peak[rows].max()) for rows in per_group],
-            "busy_chip_s": [busy[rows].sum(axis=0) * p.chips_per_replica for rows, p in zip(per_group, groups)]})
+            "busy_chip_s": [busy[rows].sum(axis=0) * p.chips_per_replica for rows, p in zip(per_group, groups)],
+            "switches": [None if switches is None else switches.get((p.service, p.group)) for p in groups]})
     return results

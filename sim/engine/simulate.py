@@ -13,13 +13,16 @@ from sim.policies.registry import registry
 
 
 def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, scheduler_config,
-                      progress: Callable[[float], None] | None = None) -> Cluster:
+                      progress: Callable[[float], None] | None = None, scaling_schedule=(),
+                      checkpoint_interval_s: float = 3600.0) -> Cluster:
     """Simulate training jobs on ``fleet`` over [0, horizon_s]; returns the finished cluster state.
 
     ``scheduler_config`` is the scenario's ``policy.scheduler`` section; its ``kind`` picks the class.
+    ``scaling_schedule`` is ``autoscale.ScalingPlan.schedule`` (inference replicas on shared pools).
     """
     env = simpy.Environment()
     scheduler_cls = registry("scheduler")[scheduler_config.kind]
-    cluster = Cluster(env, fleet, jobs, horizon_s, lambda c: scheduler_cls(c, scheduler_config), progress=progress)
+    cluster = Cluster(env, fleet, jobs, horizon_s, lambda c: scheduler_cls(c, scheduler_config), progress=progress,
+                      scaling_schedule=scaling_schedule, checkpoint_interval_s=checkpoint_interval_s)
     env.run(until=cluster.process)
     return cluster

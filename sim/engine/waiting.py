@@ -35,6 +35,15 @@ class WaitQueue:
             return True
         return False
 
+    def requeue(self, job: int, shape: int) -> None:
+        """Put a preempted job back in its shape's queue at its arrival position (indices are in arrival
+        order), so it keeps its seniority. Rare, so a linear scan is fine."""
+        fifo = self.fifos[shape]
+        position = next((i for i, other in enumerate(fifo) if other > job), len(fifo))
+        fifo.insert(position, job)
+        self.count += 1
+        self.waiting_shapes.add(shape)
+
     def pop(self, shape: int) -> int:
         """Remove and return the oldest job of ``shape``."""
         fifo = self.fifos[shape]

@@ -64,6 +64,7 @@ class ResolvedPool:
     multi_domain_gangs: bool
     server_power_overhead_frac: float
     chip_cost_usd_per_hour: float
+    shared: bool = False  # inference and training share it: inactive replicas' chips are lent to training
 
     @property
     def servers(self) -> int:
@@ -142,6 +143,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
         chip_cost_usd_per_hour=_chip_cost_usd_per_hour(accel, pool.owner, site),
+        shared=pool.sharing == "shared",
     )
 
 
@@ -159,15 +161,22 @@ def _chip_cost_usd_per_hour(accel: AcceleratorSpec, owner: str, site: ResolvedSi
 @dataclass(frozen=True)
 class Fleet:
     """The resolved pools and site, the topology graph built once from them, and the chips reserved
-    for inference replicas as ``(pool index, chips per replica, replicas)``."""
+    for inference replicas as ``(pool index, chips per replica, replicas)``.
+
+    ``reservations`` are held for the whole run (every replica of a group, or only ``min_count`` of an
+    autoscaled group on a shared pool); ``peak_reservations`` count every replica (``count``), for the
+    site-power floor, which keeps replica chips at full load whether they are active or lent."""
 
     site: ResolvedSite
     pools: list[ResolvedPool]
     topology: nx.Graph
     reservations: tuple[tuple[int, int, int], ...] = ()
+    peak_reservations: tuple[tuple[int, int, int], ...] | None = None  # None: the same as reservations
 
-    def reserved_chips(self, pool: int) -> int:
-        return sum(chips * count for p, chips, count in self.reservations if p == pool)
+    def peak_reserved_chips(self, pool: int) -> int:
+        """Chips of ``pool`` that inference replicas hold when every replica is active."""
+        peak = self.reservations if self.peak_reservations is None else self.peak_reservations
+        return sum(chips * count for p, chips, count in peak if p == pool)
 
     def new_allocators(self) -> list:
         """Per-pool chip bookkeeping with the reservations already placed (what training can use)."""
@@ -180,8 +189,9 @@ class Fleet:
 
     @property
     def committed_floor_w(self) -> float:
-        """Facility power committed before any training job: every chip idle, reserved chips at full load."""
-        return self.idle_facility_w + sum(self.reserved_chips(p.index) * self.busy_increment_facility_w(p.index)
+        """Facility power committed before any training job: every chip idle, and every replica's chips
+        at full load (autoscaled replicas too, active or not: conservative)."""
+        return self.idle_facility_w + sum(self.peak_reserved_chips(p.index) * self.busy_increment_facility_w(p.index)
                                           for p in self.pools)
 
     @property
@@ -217,9 +227,12 @@ def build_fleet(scenario: "Scenario", catalog: Catalog) -> Fleet:
     site = resolve_site(scenario.site, catalog)
     pools = resolve_pools(scenario, catalog)
     index = {p.name: p.index for p in pools}
-    reservations = tuple((index[group.pool], group.chips_per_replica, group.count)
-                         for service in scenario.workloads.inference for group in service.replicas)
-    return Fleet(site=site, pools=pools, topology=build_topology(pools), reservations=reservations)
+    groups = [group for service in scenario.workloads.inference for group in service.replicas]
+    peak = tuple((index[group.pool], group.chips_per_replica, group.count) for group in groups)
+    held = tuple((index[g.pool], g.chips_per_replica, g.count if g.autoscale is None else g.autoscale.min_count)
+                 for g in groups)
+    return Fleet(site=site, pools=pools, topology=build_topology(pools), reservations=held,
+                 peak_reservations=peak)
 
 
 def build_topology(pools: list[ResolvedPool]) -> nx.Graph:

@@ -1,4 +1,10 @@
-"""From the engine's per-job outcome to the run's tables: jobs, time series and summary."""
+"""From the engine's per-job outcome to the run's tables: jobs, time series and summary.
+
+A job preempted by inference on a shared pool has several runs: the preempted ones
+(``outcome["segments"]``) and its current one (``run_start_s`` to ``end_s``). Busy chips and power count
+every run; the queue counts the job again from each preemption to its next start. ``start_s`` in the jobs
+table is the job's first start.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ STATES = ("completed", "running", "queued", "rejected")
 
 def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet) -> pd.DataFrame:
     pool_names = np.array([p.name for p in fleet.pools] + [""], dtype=object)
+    segments = outcome["segments"]
     accel_names = np.array([p.accelerator.id for p in fleet.pools] + [""], dtype=object)
     pool = outcome["pool"]
     return pd.DataFrame({
@@ -30,29 +37,55 @@ def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet) -> pd.DataFrame:
         "model": jobs["model"].to_numpy(),
         "state": outcome["state"],
         "reason": outcome["reason"],
+        "preemptions": np.bincount(segments["job"], minlength=len(jobs)) if len(jobs) else np.zeros(0, np.int64),
+        "lost_chip_s": (np.bincount(segments["job"], weights=segments["lost_chip_s"], minlength=len(jobs))
+                        if len(jobs) else np.zeros(0)),
     })
 
 
+def inference_chip_events(fleet: Fleet, plans, switches) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per pool with replicas: chips held by active replicas as change events (times [s], ±chips)."""
+    events: dict[int, list] = {}
+    for plan in plans:
+        times, deltas = switches[(plan.service, plan.group)].active_replicas()
+        pair = events.setdefault(plan.pool, [[], []])
+        pair[0].append(times)
+        pair[1].append(deltas * plan.chips_per_replica)
+    return {pool: (np.concatenate(t), np.concatenate(d)) for pool, (t, d) in sorted(events.items())}
+
+
 def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float, interval_s: float,
-               start_date, inference_busy_chip_s: dict[int, np.ndarray] | None = None) -> pd.DataFrame:
-    """Per bin: busy chips and utilization per accelerator type, queue length, IT and facility power.
+               start_date, inference_busy_chip_s: dict[int, np.ndarray] | None = None,
+               inference_chips: dict[int, tuple] | None = None) -> pd.DataFrame:
+    """Per bin: busy chips and utilization per accelerator type, queue length, IT and facility power,
+    and the chips held by active inference replicas per pool (``inference_chips.<pool>``).
 
     ``inference_busy_chip_s`` maps a pool index to the chip-seconds its inference replicas spent
-    iterating in each bin (from the serving kernel, same bins); those chips are busy for that share."""
+    iterating in each bin (from the serving kernel, same bins); those chips are busy for that share.
+    ``inference_chips`` maps a pool index to the change events of its replicas' chips."""
     edges = bin_edges(horizon_s, interval_s)
     widths = np.diff(edges)
-    start, end, pool_of = outcome["start_s"], outcome["end_s"], outcome["pool"]
+    start, end, pool_of = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
     busy_weight = _busy_weight(jobs)
+    runs = _runs(outcome, busy_weight)
     data = {"time_s": edges[:-1], "datetime": [date_at(start_date, t).isoformat() for t in edges[:-1]]}
     it_power = np.zeros(len(edges) - 1)
     by_accel: dict[str, list] = {}
     for p in fleet.pools:
-        on = pool_of == p.index
-        busy = binned_mean(*interval_events(start[on], end[on], busy_weight[on], horizon_s), edges)
+        on, earlier = pool_of == p.index, runs["pool"] == p.index
+        times, deltas = interval_events(np.concatenate((start[on], runs["start_s"][earlier])),
+                                        np.concatenate((end[on], runs["end_s"][earlier])),
+                                        np.concatenate((busy_weight[on], runs["weight"][earlier])), horizon_s)
+        busy = binned_mean(times, deltas, edges)
         online = binned_mean(np.array([p.online_from_s]), np.array([float(p.count)]), edges)
         serving = (inference_busy_chip_s or {}).get(p.index)
         if serving is not None:
-            busy = busy + serving[: len(widths)] / widths
+            serving = serving[: len(widths)] / widths
+            if p.shared and p.index in (inference_chips or {}):
+                # no busier than the active replicas' chips: a replica switched off drains its last
+                # requests on chips already handed back to training; that overlap is not counted twice
+                serving = np.minimum(serving, binned_mean(*inference_chips[p.index], edges))
+            busy = busy + serving
         it_power += online * p.idle_w_with_server + busy * (p.busy_w_with_server - p.idle_w_with_server)
         pair = by_accel.setdefault(p.accelerator.id, [0.0, 0.0])
         pair[0] = pair[0] + busy
@@ -62,24 +95,58 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         data[f"utilization.{accel}"] = np.divide(busy, online, out=np.zeros_like(busy), where=online > 0)
     queued = outcome["reason"] == ""
     arrival = jobs["arrival_s"].to_numpy()
-    wait_end = np.where(np.isnan(start), np.inf, start)
-    data["queue_length"] = binned_mean(*interval_events(np.where(queued, arrival, np.nan), wait_end,
-                                                         np.ones(len(arrival)), horizon_s), edges)
+    first = outcome["start_s"]
+    wait_start = np.concatenate((np.where(queued, arrival, np.nan), runs["end_s"]))
+    wait_end = np.concatenate((np.where(np.isnan(first), np.inf, first), runs["restart_s"]))
+    data["queue_length"] = binned_mean(*interval_events(wait_start, wait_end, np.ones(len(wait_start)), horizon_s),
+                                       edges)
+    for pool, (times, deltas) in (inference_chips or {}).items():
+        data[f"inference_chips.{fleet.pools[pool].name}"] = binned_mean(times, deltas, edges)
     data["it_power_kw"] = it_power / 1e3
     data["facility_power_kw"] = it_power * fleet.site.pue / 1e3
     return pd.DataFrame(data)
 
 
-def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float) -> float:
-    """Exact peak of IT power over the run (not a bin mean): idle of online chips + busy increments."""
-    start, end, pool_of = outcome["start_s"], outcome["end_s"], outcome["pool"]
+def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float,
+                    inference_chips: dict[int, tuple] | None = None) -> float:
+    """Exact peak of IT power over the run (not a bin mean): idle of online chips + busy increments.
+
+    Replica chips count at full load: all of them on dedicated pools, the active ones on shared pools
+    (from ``inference_chips``, counted from the pool's online date)."""
+    start, end, pool_of = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
     busy = _busy_weight(jobs)
     increment = np.array([p.busy_w_with_server - p.idle_w_with_server for p in fleet.pools] + [0.0])
-    times, deltas = interval_events(start, end, busy * increment[pool_of], horizon_s)
-    online_t = np.array([p.online_from_s for p in fleet.pools])
-    online_w = np.array([p.count * p.idle_w_with_server + fleet.reserved_chips(p.index) * increment[p.index]
-                         for p in fleet.pools])
-    return step_max(np.concatenate((times, online_t)), np.concatenate((deltas, online_w)), horizon_s)
+    runs = _runs(outcome, busy)
+    weight_w = np.concatenate((busy * increment[pool_of], runs["weight"] * increment[runs["pool"]]))
+    times, deltas = interval_events(np.concatenate((start, runs["start_s"])), np.concatenate((end, runs["end_s"])),
+                                    weight_w, horizon_s)
+    online_t = [np.array([p.online_from_s for p in fleet.pools])]
+    online_w = [np.array([p.count * p.idle_w_with_server
+                          + (0 if p.shared else fleet.peak_reserved_chips(p.index)) * increment[p.index]
+                          for p in fleet.pools])]
+    for pool, (chip_t, chip_d) in (inference_chips or {}).items():
+        p = fleet.pools[pool]
+        if p.shared:
+            online_t.append(np.maximum(chip_t, p.online_from_s))
+            online_w.append(chip_d * increment[pool])
+    return step_max(np.concatenate([times] + online_t), np.concatenate([deltas] + online_w), horizon_s)
+
+
+def _runs(outcome: dict, busy_weight: np.ndarray) -> dict[str, np.ndarray]:
+    """The preempted runs with their busy weight, and when each job started again (inf: not yet)."""
+    seg = outcome["segments"]
+    if len(seg["job"]) == 0:
+        empty = np.zeros(0)
+        return {"job": seg["job"], "pool": seg["pool"], "start_s": empty, "end_s": empty, "weight": empty,
+                "restart_s": empty}
+    order = np.lexsort((seg["start_s"], seg["job"]))
+    job = seg["job"][order]
+    same_job_next = np.append(job[1:] == job[:-1], False)
+    next_start = np.append(seg["start_s"][order][1:], np.nan)
+    current = outcome["run_start_s"][job]
+    restart = np.where(same_job_next, next_start, np.where(np.isnan(current), np.inf, current))
+    return {"job": job, "pool": seg["pool"][order], "start_s": seg["start_s"][order], "end_s": seg["end_s"][order],
+            "weight": busy_weight[job], "restart_s": restart}
 
 
 def _busy_weight(jobs: pd.DataFrame) -> np.ndarray:
@@ -94,8 +161,9 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
 
 
 def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_s: float,
-            peak_it_w: float) -> dict:
-    """The run's headline numbers (see the README's output section for each key)."""
+            peak_it_w: float, outcome: dict | None = None) -> dict:
+    """The run's headline numbers (see the README's output section for each key); with a shared pool,
+    also ``training`` (preemption and deferral counts) and ``shared_pools``."""
     state = jobs_out["state"].to_numpy()
     counts = {s: int((state == s).sum()) for s in STATES}
     beyond = int((state == "beyond-horizon").sum())
@@ -119,7 +187,7 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
                      for p in fleet.pools)
     for accel, group in done.groupby("accelerator"):
         jct_by_accel[accel] = _stats((group["end_s"] - group["arrival_s"]).to_numpy())
-    return {
+    out = {
         "horizon_s": horizon_s,
         "jobs": {"in_input": len(jobs_out), "submitted": len(jobs_out) - beyond, **counts,
                  "beyond_horizon": beyond,
@@ -139,3 +207,31 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         "power_cap_kw": site.power_cap_w / 1e3 if site.power_cap_w is not None else None,
         "pue": site.pue,
     }
+    if any(p.shared for p in fleet.pools):
+        out["training"] = _preemption_summary(jobs_out, outcome)
+        out["shared_pools"] = _shared_pool_summary(series, fleet, horizon_s, widths)
+    return out
+
+
+def _preemption_summary(jobs_out: pd.DataFrame, outcome: dict | None) -> dict:
+    """Counts of training jobs that inference preempted or deferred (``sim.engine.sharing``)."""
+    preemptions = jobs_out["preemptions"].to_numpy()
+    deferred = outcome["deferred"] if outcome is not None else np.zeros(len(jobs_out), dtype=bool)
+    return {"preempted_jobs": int((preemptions > 0).sum()), "preemptions": int(preemptions.sum()),
+            "lost_chip_hours": float(jobs_out["lost_chip_s"].sum() / 3600.0),
+            "deferred_jobs": int(deferred.sum())}
+
+
+def _shared_pool_summary(series: pd.DataFrame, fleet: Fleet, horizon_s: float, widths: np.ndarray) -> dict:
+    """Per shared pool: chip-hours held by active replicas, and chip-hours of the replicas' chips lent to
+    training (held by no active replica: every replica's chips × online time − the active ones)."""
+    out = {}
+    for p in fleet.pools:
+        if not p.shared:
+            continue
+        column = f"inference_chips.{p.name}"
+        active = float((series[column].to_numpy() * widths).sum()) if column in series else 0.0
+        online_s = max(0.0, horizon_s - p.online_from_s)
+        out[p.name] = {"inference_chip_hours": active / 3600.0,
+                       "chip_hours_lent_to_training": (fleet.peak_reserved_chips(p.index) * online_s - active) / 3600.0}
+    return out

@@ -21,8 +21,11 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
         result, groups = served[s], [p for p in plans if p.service == s]
         status, group_of = result["status"], result["group"]
         summary = _latency_summary(result, np.ones(len(status), dtype=bool), service.slo, horizon_s)
+        replica_s = _replica_seconds(groups, result.get("switches"), fleet, horizon_s)
         summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = _energy_and_cost(
-            groups, result["busy_chip_s"], fleet, horizon_s, summary["output_tokens"])
+            groups, result["busy_chip_s"], fleet, horizon_s, summary["output_tokens"], replica_s)
+        if any(fleet.pools[p.pool].shared for p in groups):
+            summary["replica_hours"] = sum(replica_s) / 3600.0
         summary["requests"] = {"offered": int((status != NOT_OFFERED).sum()), "completed": int((status == DONE).sum()),
                                "rejected": int((status == REJECTED).sum()),
                                "unfinished": int((status == UNFINISHED).sum()),
@@ -89,15 +92,29 @@ def _latency_summary(result, rows, slo, horizon_s: float) -> dict:
     }
 
 
-def _energy_and_cost(groups, busy_chip_s, fleet, horizon_s: float,
-                     tokens: int) -> tuple[float | None, float | None]:
-    """Facility energy and cost of the service's replica chips: idle power while online, plus the full-load
-    increment while iterating; chip cost (capex or rental) for every online hour."""
+def _replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
+    """Active replica-seconds of each group while its pool is online (every replica, without switches)."""
+    out = []
+    for g, plan in enumerate(groups):
+        online_s = fleet.pools[plan.pool].online_from_s
+        switch = switches[g] if switches else None
+        if switch is None or not (switch.switch_s > 0).any():  # a fixed count: exact product
+            out.append(plan.replicas * max(0.0, horizon_s - online_s))
+        else:
+            out.append(switch.replica_seconds(min(online_s, horizon_s), horizon_s))
+    return out
+
+
+def _energy_and_cost(groups, busy_chip_s, fleet, horizon_s: float, tokens: int,
+                     replica_s: list[float]) -> tuple[float | None, float | None]:
+    """Facility energy and cost of the service's replica chips: idle power while active and online, plus
+    the full-load increment while iterating; chip cost (capex or rental) for every active online hour
+    (chips lent to training are charged to no one here)."""
     site = fleet.site
     energy_kwh = cost_usd = 0.0
-    for plan, busy in zip(groups, busy_chip_s):
+    for plan, busy, seconds in zip(groups, busy_chip_s, replica_s):
         pool = fleet.pools[plan.pool]
-        chip_hours = plan.replicas * plan.chips_per_replica * max(0.0, horizon_s - pool.online_from_s) / 3600.0
+        chip_hours = seconds * plan.chips_per_replica / 3600.0
         joules = (chip_hours * 3600.0 * pool.idle_w_with_server
                   + float(busy.sum()) * (pool.busy_w_with_server - pool.idle_w_with_server))
         kwh = joules * site.pue / 3.6e6

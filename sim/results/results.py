@@ -50,6 +50,13 @@ class Results:
             f"JCT        {_stat_line(s['jct_s'])}",
             f"queue wait {_stat_line(s['queue_wait_s'])}",
         ]
+        if "training" in s:
+            t = s["training"]
+            lent = ", ".join(f"{name} {pool['chip_hours_lent_to_training']:,.0f}"
+                             for name, pool in s["shared_pools"].items())
+            lines.append(f"sharing    preempted jobs {t['preempted_jobs']}  preemptions {t['preemptions']}  "
+                         f"lost {t['lost_chip_hours']:,.1f} chip-h  deferred jobs {t['deferred_jobs']}  "
+                         f"lent chip-h: {lent}")
         for accel, util in sorted(s["utilization_by_accelerator"].items()):
             lines.append(f"util       {accel:<14} {util:7.1%}")
         cap = s["power_cap_kw"]

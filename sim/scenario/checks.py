@@ -229,6 +229,7 @@ def _check_inference(scenario, catalog, origin, add) -> None:
             if group.pool not in pools:
                 add(path + ("pool",), f"unknown pool {group.pool!r}" + suggest(group.pool, pools))
                 continue
+            _check_autoscale(scenario, pools[group.pool], group, path, add)
             if scenario.fleet[pools[group.pool]].accelerator_id not in catalog.accelerators:
                 continue
             try:
@@ -253,6 +254,27 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                     f"found {group.chips_per_replica}: {service.model} does not fit on {group.chips_per_replica} × "
                     f"{chip.id} ({chip.memory_gb:g} GB each, weights {2 * model.params / 1e9:.0f} GB); "
                     f"accepted: more chips per replica")
+
+
+def _check_autoscale(scenario, pool_index: int, group, path: tuple, add) -> None:
+    """Autoscaling needs a shared pool (a dedicated pool holds its replicas' chips all run, so scaling
+    down would free nothing), a minimum no larger than the group's count, and a sane interval."""
+    scale, pool = group.autoscale, scenario.fleet[pool_index]
+    if scale is None:
+        return
+    decisions = scenario.duration / scale.interval
+    if decisions > MAX_TIMESERIES_BINS:
+        add(path + ("autoscale", "interval"),
+            f"found {scale.interval:g} s: that is {decisions:.3g} decisions over the horizon; "
+            f"accepted: at least {scenario.duration / MAX_TIMESERIES_BINS:.3g} s")
+    if pool.sharing != "shared":
+        add(path + ("autoscale",), f"pool {pool.name!r} is dedicated: its replicas hold their chips all run, so "
+                                   f"autoscaling would lend nothing; accepted: set fleet[{pool_index}].sharing: "
+                                   "shared, or drop autoscale")
+    if scale.min_count > group.count:
+        add(path + ("autoscale", "min_count"),
+            f"found {scale.min_count}: more than the group's count {group.count} (the maximum); "
+            f"accepted: 1 to {group.count}")
 
 
 def _check_feasibility(scenario, catalog, add) -> None:

@@ -1,8 +1,9 @@
 """Scenario schema for inference services (``workloads.inference``): replicas, traffic, SLO, router.
 
-Two families, served request by request on dedicated replicas: ``llm`` (continuous batching, tokens)
-and ``ranking`` (DLRM-class: dynamic batching of scored items). Which fields belong to which family is
-checked in ``sim.scenario.checks._check_inference`` (see ``docs/inference-plan.md`` for what comes next).
+Two families, served request by request: ``llm`` (continuous batching, tokens) and ``ranking``
+(DLRM-class: dynamic batching of scored items). Which fields belong to which family is checked in
+``sim.scenario.family_checks``. On a ``sharing: shared`` pool an LLM replica group may autoscale and
+lend the chips of its inactive replicas to training.
 """
 
 from __future__ import annotations
@@ -14,15 +15,27 @@ from pydantic import Field, model_validator
 from sim.scenario.base import DurationS, Strict, require_exactly_one
 from sim.scenario.distributions import Distribution
 
-LLM_GROUP_FIELDS = ("token_budget", "max_seqs", "chunked_prefill")
+LLM_GROUP_FIELDS = ("token_budget", "max_seqs", "chunked_prefill", "autoscale")
 RANKING_GROUP_FIELDS = ("max_batch", "max_queue_delay_ms")
+
+
+class Autoscale(Strict):
+    """Reactive autoscaling of a replica group on a shared pool (``sim.engine.autoscale``).
+
+    Every ``interval`` the active replica count is set from the load observed in the previous interval:
+    ``ceil(work / (interval × target_utilization_frac))``, clamped to [``min_count``, the group's ``count``]."""
+
+    min_count: int = Field(1, ge=1, description="replicas always active (held for the whole run)")
+    interval: DurationS = Field(300.0, gt=0, description="decision interval [s or '5min']")
+    target_utilization_frac: float = Field(
+        0.7, gt=0, le=1, description="busy share one replica should run at (lower = more headroom) [-]")
 
 
 class ReplicaGroup(Strict):
     """Identical replicas of the service's model on one pool, on chips reserved for them."""
 
     pool: str = Field(description="fleet pool the replicas run on")
-    count: int = Field(gt=0, description="number of replicas")
+    count: int = Field(gt=0, description="number of replicas (the maximum, with autoscale)")
     chips_per_replica: int = Field(1, gt=0, description="chips one replica spans (tensor parallel, one domain)")
     token_budget: int = Field(8192, gt=0, description="tokens one batched iteration may process (llm)")
     max_seqs: int = Field(256, gt=0, description="requests a replica runs at once (llm)")
@@ -30,6 +43,11 @@ class ReplicaGroup(Strict):
     max_batch: int = Field(64, gt=0, description="requests per batch (ranking)")
     max_queue_delay_ms: float = Field(
         2.0, ge=0, description="a batch closes when full or once its oldest request waited this long (ranking) [ms]")
+    token_budget: int = Field(8192, gt=0, description="tokens one batched iteration may process")
+    max_seqs: int = Field(256, gt=0, description="requests a replica runs at once")
+    chunked_prefill: bool = Field(True, description="split long prompts over iterations")
+    autoscale: Autoscale | None = Field(
+        None, description="scale between min_count and count by load (shared pools only); none = count always")
 
 
 class RequestTrace(Strict):

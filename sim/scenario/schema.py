@@ -49,6 +49,10 @@ class Pool(Strict):
     multi_domain_gangs: bool = Field(
         True, description="a gang larger than a domain may span whole domains (false: one domain, like a k8s pod)"
     )
+    sharing: Literal["dedicated", "shared"] = Field(
+        "dedicated", description="dedicated: inference replicas hold their chips all run; shared: chips of "
+                                 "inactive (autoscaled-down) replicas are lent to training, which inference preempts"
+    )
 
     @property
     def accelerator_id(self) -> str:
@@ -122,8 +126,17 @@ class SchedulerPolicy(Strict):
     )
 
 
+class PreemptionPolicy(Strict):
+    """How a training job preempted by inference on a shared pool loses work."""
+
+    checkpoint_interval: DurationS = Field(
+        3600.0, gt=0, description="a running job checkpoints every this much run time [s or '1h']; a preempted "
+                                  "job restarts from its last checkpoint")
+
+
 class Policy(Strict):
     scheduler: SchedulerPolicy = Field(SchedulerPolicy(), description="training-job scheduler")
+    preemption: PreemptionPolicy = Field(PreemptionPolicy(), description="training preemption on shared pools")
 
 
 class Outputs(Strict):

@@ -1,0 +1,111 @@
+"""Shared pools: inference replicas scale up and down on chips that training uses in between.
+
+The cluster applies the reservation schedule of ``sim.engine.autoscale`` as its fourth event source
+(after completions and pools coming online, before arrivals, at one instant):
+
+* **Scale-down** releases the most recently placed replicas of the group; their pool counts as freed,
+  so waiting jobs that may use it are tried at that instant.
+* **Scale-up** places each replica inside one scale-up domain (``DomainAllocator.place``, as
+  ``allocation.reserve`` does at t = 0). If no domain has room, running training jobs on that pool are
+  preempted, **most recently started first** (they have the least work since their start to lose), one
+  at a time until the replica fits. This may preempt a job in another domain than the one finally used:
+  the allocator counts free chips per domain, not which job holds which chip.
+* **Preemption.** A job checkpoints every ``policy.preemption.checkpoint_interval`` (``C``) of run time,
+  counted from the start of its current run. Preempted after running ``e`` seconds, it keeps
+  ``floor(e / C) · C`` seconds of progress and loses the rest (``lost chip-seconds = (e − saved) × busy
+  chips``). It goes back to the wait queue at its arrival position with a remaining fraction of its
+  work, so its next run takes ``run time on that pool × remaining fraction``. Restarting costs nothing
+  beyond the lost work; a checkpoint costs no time.
+* **Deferred jobs**: a job is counted deferred when it was waiting, for a pool it may use, at an instant
+  when a scale-up placed a replica there in chips that were free (no preemption was needed): inference
+  took capacity that job was waiting for. It is not a claim that the job would have started.
+
+Placing replicas of different sizes on one pool in an order other than validation's can fragment its
+domains; if a replica cannot be placed even with every training job of the pool preempted, the run
+stops with an error naming the time and pool.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+NOT_RUNNING = math.nan
+
+
+def apply_scaling(cluster, t: float, index: int, freed) -> tuple[set, bool, int]:
+    """Apply every schedule entry at ``t`` from ``index``; returns (freed pools, whether jobs were
+    requeued, next index)."""
+    schedule, requeued = cluster.scaling_schedule, False
+    freed = set(freed)
+    while schedule[index][0] <= t:
+        _, group, pool, chips, delta = schedule[index]
+        index += 1
+        placements = cluster.replica_placements.setdefault(group, [])
+        if delta < 0:
+            for _ in range(-delta):
+                cluster.allocators[pool].release(placements.pop())
+            freed.add(pool)
+        else:
+            for _ in range(delta):
+                requeued |= place_replica(cluster, t, pool, chips, placements)
+    return freed, requeued, index
+
+
+def place_replica(cluster, t: float, pool: int, chips: int, placements: list) -> bool:
+    """Place one replica on ``pool``, preempting training there if needed; True if any job was preempted."""
+    allocator = cluster.allocators[pool]
+    if allocator.can_place(chips):
+        note_deferred(cluster, pool)
+        placements.append(allocator.place(chips))
+        return False
+    pool_of, start_s = cluster.pool_of, cluster.start_s
+    victims = sorted((start_s[job], job) for job in cluster.placement if pool_of[job] == pool)
+    while not allocator.can_place(chips):
+        if not victims:
+            raise RuntimeError(f"t={t:.3f}s: pool {cluster.pools[pool].name}: no room for a {chips}-chip replica "
+                               "even with every training job preempted (replica sizes fragment the domains)")
+        preempt(cluster, victims.pop()[1], t)
+    placements.append(allocator.place(chips))
+    return True
+
+
+def note_deferred(cluster, pool: int) -> None:
+    """Mark every job waiting for ``pool`` (among others) as deferred."""
+    waiting = cluster.waiting
+    for shape in waiting.waiting_shapes:
+        if pool in waiting.pool_sets[shape]:
+            cluster.deferred.update(waiting.fifos[shape])
+
+
+def preempt(cluster, job: int, t: float) -> None:
+    """Stop ``job`` at ``t``: free its chips and power, keep its progress up to its last checkpoint, and
+    queue it again (module docstring)."""
+    pool = cluster._complete(job)
+    run_start = cluster.start_s[job]
+    elapsed = t - run_start
+    saved = math.floor(elapsed / cluster.checkpoint_s) * cluster.checkpoint_s
+    full = cluster.duration.item(job, pool)
+    remaining = cluster.resumed.get(job, 1.0)
+    if math.isfinite(full):
+        remaining -= saved / full
+    cluster.resumed[job] = remaining
+    cluster.segments.append((job, pool, run_start, t, (elapsed - saved) * cluster.busy_chips[job]))
+    cluster.first_start_s.setdefault(job, run_start)
+    end = cluster.end_s[job]
+    if math.isfinite(end):
+        _remove_from_heap(cluster.completions, (end, job))
+        if cluster.track_release_times:
+            _remove_from_heap(cluster.pool_ends[pool], end)
+    cluster.end_s[job] = NOT_RUNNING
+    cluster.start_s[job] = NOT_RUNNING
+    cluster.waiting.requeue(job, cluster.shape[job])
+
+
+def _remove_from_heap(heap: list, item) -> None:
+    """Remove one ``item`` from a heap in place (the engine's loop holds a reference to the list)."""
+    try:
+        heap.remove(item)
+    except ValueError:  # a release time already popped as past (only possible for the same instant)
+        return
+    heapq.heapify(heap)
