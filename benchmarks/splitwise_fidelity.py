@@ -20,6 +20,7 @@ repeats, all batch-1 runs with outputs of 128–8,192 tokens, stop early: ``e2e_
 shorter run (e.g. ~650 decode iterations for every output length ≥ 1,024 of Llama-2 at TP 8 on
 A100, as a sequence that ends at an end-of-text token would). So the decode iterations actually run
 are taken from ``e2e_time`` per repeat (see ``decode_context``).
+
 Points measured faster than the chips' peak FLOP/s and HBM bandwidth allow are
 dropped (the Llama-2 TP-2 batch-64 prefills: 32,768 tokens in 0.36–0.79 s) and counted in the
 output.

@@ -43,7 +43,8 @@ parameters from a catalog model and chip:
   per-sequence share of the paged decode-attention kernel (block-table lookups, one small, poorly
   occupied GEMV per sequence and head), sampling and the host's per-sequence bookkeeping (KV
   paging, detokenisation). Prefill tokens do not pay it. It does not shrink with tensor
-  parallelism (every chip handles every sequence).
+  parallelism (every chip handles every sequence). It is measured up to 64 decoders only; larger
+  batches extrapolate it linearly.
 
 Simplifications: all-reduce and per-layer costs do not overlap compute (as in Megatron-style tensor
 parallelism); attention runs at the GEMMs' fraction of peak; the measured prefill cost per token
