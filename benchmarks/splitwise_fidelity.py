@@ -8,10 +8,22 @@ Data: ``benchmarks/data/splitwise-perf/perf_model.csv`` (SplitwiseSim, MIT; see 
 measured prefill time of a batch and mean time per decode iteration for Llama-2-70B (tensor
 parallelism 2/4/8) and BLOOM-176B (TP 8) on DGX-A100, DGX-H100 and power-capped DGX-H100. Repeats
 are reduced to their median. A prefill is one point per (prompt size, batch size): the runs that differ
-only in output length repeat the same prefill. A decode point is one iteration of ``batch`` requests at
-the run's mean context (prompt + half the output). Points measured faster than the chips' peak
-FLOP/s and HBM bandwidth allow are dropped (the Llama-2 TP-2 batch-64 prefills: 32,768 tokens in
-0.36–0.79 s) and counted in the output.
+only in output length repeat the same prefill. It is one iteration of ``batch × prompt`` tokens, each
+request attending causally over its own prompt (``attended = batch · prompt(prompt+1)/2``), with no
+decoders.
+
+A decode point is one iteration of ``batch`` decoders at the run's mean context. What the rows mean:
+``e2e_time = prompt_time + (token_size − 1) · token_time`` (median ratio 1.001; 603 of the 840
+uncapped repeats within 0.5 %): the prefill yields the first token, and ``token_time`` is the mean
+over the run's decode iterations; iteration ``i`` reads ``prompt + i`` tokens per request. 172
+repeats, all batch-1 runs with outputs of 128–8,192 tokens, stop early: ``e2e_time`` then implies a
+shorter run (e.g. ~650 decode iterations for every output length ≥ 1,024 of Llama-2 at TP 8 on
+A100, as a sequence that ends at an end-of-text token would). So the decode iterations actually run
+are taken from ``e2e_time`` per repeat (see ``decode_context``).
+
+Points measured faster than the chips' peak FLOP/s and HBM bandwidth allow are
+dropped (the Llama-2 TP-2 batch-64 prefills: 32,768 tokens in 0.36–0.79 s) and counted in the
+output.
 
 Predictions come from ``sim.engine.iteration_model`` with the CUDA stack efficiency of the catalog
 chip. ``--fit MODEL`` fits the constants on that model's A100 and H100 points (deterministic
@@ -39,28 +51,45 @@ CHIPS = {"a100-80gb": "a100-sxm", "h100-80gb": "h100-sxm", "h100-80gb-pcap": "h1
 DEVICES = {"a100-80gb": "a100", "h100-80gb": "h100", "h100-80gb-pcap": "h100-pcap"}
 FIT_HARDWARE = ("a100-80gb", "h100-80gb")
 FITTED_ON = "llama2-70b"  # the model the committed constants were fitted on
-FREE = ("compute_scale", "link_efficiency", "layer_overhead_s", "allreduce_step_latency_s")
-START = Calibration(compute_scale=1.0, link_efficiency=0.5, layer_overhead_s=1e-4, allreduce_step_latency_s=1e-5)
+FREE = ("compute_scale", "link_efficiency", "layer_overhead_s", "per_seq_layer_s", "allreduce_step_latency_s")
+START = Calibration(compute_scale=1.0, link_efficiency=0.5, layer_overhead_s=1e-4, allreduce_step_latency_s=1e-5,
+                    per_seq_layer_s=1e-5)
 
 
 def load_points(path: Path = DATA) -> pd.DataFrame:
-    """Measured points: model, hardware, tp, phase, tokens, context_tokens, measured_s."""
+    """Measured points: model, hardware, tp, phase, tokens, decoders, context_tokens, attended, measured_s."""
     keys = ["model", "hardware", "tensor_parallel", "prompt_size", "batch_size", "token_size"]
-    runs = pd.read_csv(path).groupby(keys, as_index=False)[["prompt_time", "token_time"]].median()
+    raw = pd.read_csv(path)
+    runs = (raw.assign(decode_context=decode_context(raw))
+            .groupby(keys, as_index=False)[["prompt_time", "token_time", "decode_context"]].median())
     prefill = runs.drop_duplicates(keys[:5]).assign(
-        phase="prefill", tokens=lambda r: r.batch_size * r.prompt_size, context_tokens=0.0,
+        phase="prefill", tokens=lambda r: r.batch_size * r.prompt_size, decoders=0.0, context_tokens=0.0,
+        attended=lambda r: r.batch_size * r.prompt_size * (r.prompt_size + 1) / 2.0,
         measured_s=lambda r: r.prompt_time / 1e3)
     decode = runs.assign(
-        phase="decode", tokens=lambda r: r.batch_size, measured_s=lambda r: r.token_time / 1e3,
-        context_tokens=lambda r: r.batch_size * (r.prompt_size + r.token_size / 2.0))
+        phase="decode", tokens=lambda r: r.batch_size, decoders=lambda r: r.batch_size,
+        context_tokens=lambda r: r.batch_size * r.decode_context, attended=lambda r: r.context_tokens,
+        measured_s=lambda r: r.token_time / 1e3)
     points = pd.concat([prefill, decode], ignore_index=True).rename(columns={"tensor_parallel": "tp"})
-    return points[["model", "hardware", "tp", "phase", "tokens", "context_tokens", "measured_s"]]
+    return points[["model", "hardware", "tp", "phase", "tokens", "decoders", "context_tokens", "attended",
+                   "measured_s"]]
+
+
+def decode_context(raw: pd.DataFrame) -> pd.Series:
+    """Mean context [tokens] of one request over a run's decode iterations.
+
+    Iteration ``i`` (1 … S) of a request reads and attends to ``prompt + i`` tokens, so the mean is
+    ``prompt + (S + 1) / 2``. The decode iterations actually run, ``S = (e2e − prompt_time) /
+    token_time``, are at most ``token_size − 1`` (the prefill produces the first token) and fewer in
+    runs that stopped early; out-of-range values are clipped to ``[1, token_size − 1]``."""
+    steps = ((raw.e2e_time - raw.prompt_time) / raw.token_time).clip(lower=1.0, upper=raw.token_size - 1.0)
+    return raw.prompt_size + (steps + 1.0) / 2.0
 
 
 def physically_possible(points: pd.DataFrame) -> np.ndarray:
     """Mask of points no faster than the roofline at 100 % of peak FLOP/s and HBM bandwidth."""
     ideal = Calibration(compute_scale=1e9, memory_efficiency=1.0, layer_overhead_s=0.0,
-                        allreduce_step_latency_s=0.0, link_efficiency=1e30)
+                        allreduce_step_latency_s=0.0, link_efficiency=1e30, per_seq_layer_s=0.0)
     return points.measured_s.to_numpy() >= predict(points, ideal)
 
 
@@ -72,16 +101,16 @@ class Predictor:
         self.groups = []
         for (model, hardware, tp), rows in points.groupby(["model", "hardware", "tp"]):
             chip = catalog.accelerators[CHIPS[hardware]]
+            columns = tuple(rows[c].to_numpy(float) for c in ("tokens", "decoders", "context_tokens", "attended"))
             self.groups.append((catalog.models[model], chip, int(tp), chip.stack_efficiency("cuda"),
-                                points.index.get_indexer(rows.index), rows.tokens.to_numpy(float),
-                                rows.context_tokens.to_numpy(float)))
+                                points.index.get_indexer(rows.index), columns))
         self.n = len(points)
 
     def __call__(self, calibration: Calibration) -> np.ndarray:
         out = np.empty(self.n)
-        for model, chip, tp, efficiency, where, tokens, context in self.groups:
+        for model, chip, tp, efficiency, where, columns in self.groups:
             params = replica_iteration(model, chip, tp, efficiency, calibration)
-            out[where] = iteration_time_s(params, tokens, context)
+            out[where] = iteration_time_s(params, *columns)
         return out
 
 
@@ -102,7 +131,7 @@ def fit(points: pd.DataFrame, model: str) -> Calibration:
     rows = points[(points.model == model) & points.hardware.isin(FIT_HARDWARE)].reset_index(drop=True)
     predictor, measured = Predictor(rows), rows.measured_s.to_numpy()
     cells = [np.flatnonzero(mask) for mask in (rows.hardware + rows.phase).pipe(pd.get_dummies).T.to_numpy()]
-    free = FREE if rows.tp.nunique() > 1 else FREE[:3]
+    free = FREE if rows.tp.nunique() > 1 else FREE[:-1]
     cal = START if free == FREE else dataclasses.replace(START, allreduce_step_latency_s=0.0)
 
     def loss(c: Calibration) -> float:

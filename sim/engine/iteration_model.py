@@ -2,13 +2,16 @@
 
 The model (units: seconds, FLOP, bytes; one replica of ``n`` chips joined by tensor parallelism):
 
-    iteration_s = overhead_s + per_token_s · tokens
-                  + max(flop_per_token · tokens / flops_per_s,
+    iteration_s = overhead_s + per_token_s · tokens + per_seq_s · decoders
+                  + max((flop_per_token · tokens + attn_flop_per_token_ctx · attended) / flops_per_s,
                         (weight_bytes + kv_bytes_per_token · context_tokens) / bytes_per_s)
 
-``tokens`` are all tokens of the iteration (prefill tokens + one per decoding request) and
-``context_tokens`` the KV-cache tokens the decoding requests read. ``replica_iteration`` fills the
-seven parameters from a catalog model and chip:
+``tokens`` are all tokens of the iteration (prefill tokens + one per decoding request), ``decoders``
+the decoding requests, ``context_tokens`` the KV-cache tokens they read (the sum of their contexts)
+and ``attended`` the context tokens attended to, summed over the iteration's tokens: a decoding
+request its whole context, a causal prefill chunk of ``c`` tokens after ``p`` already prefilled
+``c·p + c(c+1)/2`` (the serving kernel's ``prefill_attended``). ``replica_iteration`` fills the nine
+parameters from a catalog model and chip:
 
 * **compute** ``flops_per_s = n · peak BF16 · min(1, stack_efficiency · COMPUTE_SCALE)``. The stack
   efficiency (the catalog's MFU-like figure for the service's software stack, porting included) scales
@@ -27,15 +30,29 @@ seven parameters from a catalog model and chip:
 * **per-layer fixed cost** ``LAYER_OVERHEAD_S`` × layers (kernel launches, synchronisation, host
   work) goes into ``overhead_s``. A separate per-iteration constant is not kept: fitted on one model
   it cannot be told apart from the per-layer cost.
+* **attention FLOPs** ``attn_flop_per_token_ctx = 4 · layers · hidden``: per layer, a query token
+  and one context token cost ``2 · hidden`` FLOPs in ``QKᵀ`` and ``2 · hidden`` in attention × V (a
+  multiply-add is 2 FLOPs; ``hidden`` = query heads × head size). Hoffmann et al. 2022 (Chinchilla,
+  Appendix F) count both products this way; Kaplan et al. 2020, Table 1, count only the first
+  (``2 · n_layer · n_ctx · d_attn``). Grouped-query attention shares K and V among query heads, which
+  shrinks the KV cache (``kv_bytes_per_token``) but not these FLOPs: every query head still scores
+  and sums over every context token. Softmax (a few FLOPs per head and pair) is left out. These
+  FLOPs run at the same ``flops_per_s`` as the weight GEMMs.
+* **per-decoder cost** ``per_seq_s = PER_SEQ_LAYER_S × layers``, per decoding request and
+  iteration, fitted: the work each running sequence adds beyond its FLOPs and KV bytes — a
+  per-sequence share of the paged decode-attention kernel (block-table lookups, one small, poorly
+  occupied GEMV per sequence and head), sampling and the host's per-sequence bookkeeping (KV
+  paging, detokenisation). Prefill tokens do not pay it. It does not shrink with tensor
+  parallelism (every chip handles every sequence). It is measured up to 64 decoders only; larger
+  batches extrapolate it linearly.
 
-Simplifications: attention FLOPs (quadratic in the prompt) are not counted; all-reduce and per-layer
-costs do not overlap compute (as in Megatron-style tensor parallelism); all costs are linear in the
-token count, while the measurements show prefill cost per token roughly doubling beyond 2–4 k tokens
-per iteration and a decode cost per running request (0.3–0.8 ms) that prefill tokens do not pay;
-one set of constants serves every chip, although the measured fixed cost per iteration is 15–45 %
-higher on DGX-A100 than on DGX-H100; power capping is not modelled. A model without ``layers``
-or ``hidden_size`` gets them from its parameter count (``params ≈ 12 · layers · hidden²`` with
-``hidden = 128 · layers``, the GPT-3 aspect ratio), an estimate.
+Simplifications: all-reduce and per-layer costs do not overlap compute (as in Megatron-style tensor
+parallelism); attention runs at the GEMMs' fraction of peak; the measured prefill cost per token
+rises faster with tokens per iteration than these terms do (see README); one set of constants
+serves every chip, although the measured fixed cost per iteration is 15–45 % higher on DGX-A100
+than on DGX-H100; power capping is not modelled. A model without ``layers`` or ``hidden_size`` gets
+them from its parameter count (``params ≈ 12 · layers · hidden²`` with ``hidden = 128 · layers``,
+the GPT-3 aspect ratio), an estimate.
 
 Fidelity (``python benchmarks/splitwise_fidelity.py``; constants fitted on Llama-2-70B, BLOOM-176B
 held out): see README.md, "Model and limits".
@@ -50,22 +67,25 @@ import numpy as np
 BYTES_PER_VALUE = 2.0          # BF16/FP16 weights and activations
 ALLREDUCES_PER_LAYER = 2       # Megatron tensor parallelism: after attention and after the MLP
 GPT3_ASPECT = 128              # hidden / layers of GPT-3 175B (12,288 / 96): fallback shape
+ATTN_FLOP_PER_LAYER_HIDDEN = 4  # QKᵀ and attention × V, 2 FLOPs per multiply-add each (Chinchilla, App. F)
 
 # Calibration constants. Fitted by `python benchmarks/splitwise_fidelity.py --fit llama2-70b`
 # (deterministic coordinate descent, least squares on log(predicted / measured), every device and
 # phase weighted equally) on the Splitwise measurements of Llama-2-70B at TP 2/4/8 on DGX-A100 and
 # DGX-H100 (benchmarks/data/splitwise-perf/perf_model.csv; SplitwiseSim, MIT). BLOOM-176B is held
 # out. MEMORY_EFFICIENCY is a prior, not fitted: Llama-2's decode points hardly constrain it (a free
-# fit drifts to 0.58 for a 3 % lower in-sample loss, and BLOOM's decode errors then rise to 24-28 %).
-# LINK_EFFICIENCY is far below the ~0.8 of bus bandwidth NCCL reaches: it stands for every per-token
-# cost that grows with layers x hidden and with tensor parallelism (replicated norms and residuals too).
-COMPUTE_SCALE = 1.354               # prefill compute fraction of peak / the stack's training efficiency
+# fit drifts to 0.58 for a few per cent lower in-sample loss, and BLOOM's decode errors then rise to
+# 21-26 %). LINK_EFFICIENCY is far below the ~0.8 of bus bandwidth NCCL reaches: it stands for every
+# per-token cost that grows with layers x hidden and with tensor parallelism (replicated norms and
+# residuals too).
+COMPUTE_SCALE = 1.355               # prefill compute fraction of peak / the stack's training efficiency
 MEMORY_EFFICIENCY = 0.85            # prior: a read kernel reaches 88 % of A100 HBM bandwidth and ~90 % is
 #                                     the best reported (forums.developer.nvidia.com/t/339083); weight
 #                                     streaming in real kernels a few points less
-LINK_EFFICIENCY = 0.2082            # achieved fraction of per-direction link bandwidth per all-reduce byte
-LAYER_OVERHEAD_S = 1.69e-4          # fixed cost per layer and iteration [s]
-ALLREDUCE_STEP_LATENCY_S = 7.262e-6  # latency per ring step of one all-reduce [s]
+LINK_EFFICIENCY = 0.2126            # achieved fraction of per-direction link bandwidth per all-reduce byte
+LAYER_OVERHEAD_S = 1.542e-4         # fixed cost per layer and iteration [s]
+ALLREDUCE_STEP_LATENCY_S = 7.260e-6  # latency per ring step of one all-reduce [s]
+PER_SEQ_LAYER_S = 2.821e-6          # cost per layer of each decoding request in an iteration [s]
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,7 @@ class Calibration:
     link_efficiency: float = LINK_EFFICIENCY
     layer_overhead_s: float = LAYER_OVERHEAD_S
     allreduce_step_latency_s: float = ALLREDUCE_STEP_LATENCY_S
+    per_seq_layer_s: float = PER_SEQ_LAYER_S
 
 
 def model_shape(model) -> tuple[int, int]:
@@ -101,7 +122,7 @@ def allreduce_link_bytes_per_s(chip, chips_per_replica: int) -> float:
 
 def replica_iteration(model, chip, chips_per_replica: int, stack_efficiency: float,
                       calibration: Calibration | None = None) -> dict:
-    """The seven parameters of ``iteration_time_s`` for one replica (SI units, see module docstring).
+    """The nine parameters of ``iteration_time_s`` for one replica (SI units, see module docstring).
 
     ``model`` is a catalog ``ModelSpec``, ``chip`` an ``AcceleratorSpec``; ``stack_efficiency`` the
     chip's fraction of peak for the service's stack (0 < e ≤ 1)."""
@@ -122,14 +143,19 @@ def replica_iteration(model, chip, chips_per_replica: int, stack_efficiency: flo
         "bytes_per_s": n * chip.memory_bandwidth_tbps * 1e12 * cal.memory_efficiency,
         "overhead_s": layers * cal.layer_overhead_s + allreduces * 2 * (n - 1) * cal.allreduce_step_latency_s,
         "per_token_s": allreduces * ring_share * hidden * BYTES_PER_VALUE / link,
+        "per_seq_s": layers * cal.per_seq_layer_s,
+        "attn_flop_per_token_ctx": float(ATTN_FLOP_PER_LAYER_HIDDEN * layers * hidden),
     }
 
 
-def iteration_time_s(params: dict, tokens, context_tokens):
-    """Wall time of one iteration [s] (the contract formula; scalars or NumPy arrays of tokens).
+def iteration_time_s(params: dict, tokens, decoders, context_tokens, attended_tokens):
+    """Wall time of one iteration [s]: the serving kernel's formula, on scalars or NumPy arrays.
 
-    ``tokens``: prefill tokens + one per decoding request; ``context_tokens``: KV tokens read by the
-    decoding requests."""
-    compute_s = params["flop_per_token"] * tokens / params["flops_per_s"]
+    ``tokens``: prefill tokens + one per decoding request; ``decoders``: decoding requests;
+    ``context_tokens``: KV tokens the decoding requests read; ``attended_tokens``: context tokens
+    attended to, summed over all tokens (module docstring)."""
+    compute_s = (params["flop_per_token"] * tokens
+                 + params["attn_flop_per_token_ctx"] * attended_tokens) / params["flops_per_s"]
     memory_s = (params["weight_bytes"] + params["kv_bytes_per_token"] * context_tokens) / params["bytes_per_s"]
-    return params["overhead_s"] + params["per_token_s"] * tokens + np.maximum(compute_s, memory_s)
+    return (params["overhead_s"] + params["per_token_s"] * tokens + params["per_seq_s"] * decoders
+            + np.maximum(compute_s, memory_s))
