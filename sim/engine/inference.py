@@ -137,12 +137,18 @@ def busy_chip_seconds_by_pool(plans: list[GroupPlan], served: list[dict]) -> dic
 
 
 def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: np.random.Generator) -> list[dict]:
-    """Serve every service; per service, per-request arrays and the group each request went to."""
+    """Serve every service; per service, per-request arrays and the group each request went to (fluid
+    services: per-group counts, busy time and latency components from ``sim.engine.fluid``)."""
+    from sim.engine.fluid import serve_fluid
+
     horizon = float(scenario.duration)
     results = []
     for s, service in enumerate(scenario.workloads.inference):
-        requests = service_requests(service, base_dir, horizon, rng)
         groups = [p for p in plans if p.service == s]
+        if service.fidelity == "fluid":
+            results.append(serve_fluid(scenario, service, groups, base_dir, rng))
+            continue
+        requests = service_requests(service, base_dir, horizon, rng)
         weight = np.array([p.replicas * p.kernel["flops_per_s"] for p in groups])
         group_of = rng.choice(len(groups), size=len(requests), p=weight / weight.sum())
         n = len(requests)

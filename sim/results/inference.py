@@ -7,6 +7,7 @@ import pandas as pd
 
 from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED, UNFINISHED
 from sim.results.compute import _stats
+from sim.results.fluid import fluid_summary
 
 STATUS_NAMES = {DONE: "completed", UNFINISHED: "unfinished", REJECTED: "rejected", NOT_OFFERED: "not-offered"}
 
@@ -17,14 +18,19 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
     out = {}
     for s, service in enumerate(scenario.workloads.inference):
         result, groups = served[s], [p for p in plans if p.service == s]
+        if result.get("fidelity") == "fluid":
+            out[service.name] = fluid_summary(service, fleet, groups, result, horizon_s)
+            continue
         status, group_of = result["status"], result["group"]
         summary = _latency_summary(result, np.ones(len(status), dtype=bool), service.slo, horizon_s)
-        summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = _energy_and_cost(
+        summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = energy_and_cost(
             groups, result["busy_chip_s"], fleet, horizon_s, summary["output_tokens"])
         summary["requests"] = {"offered": int((status != NOT_OFFERED).sum()), "completed": int((status == DONE).sum()),
                                "rejected": int((status == REJECTED).sum()),
                                "unfinished": int((status == UNFINISHED).sum()),
                                "not_offered": int((status == NOT_OFFERED).sum())}
+        summary["utilization"] = busy_fraction(groups, result["busy_chip_s"], horizon_s)
+        summary["fidelity"] = "request"
         summary["kv_peak_tokens"] = max(result["kv_peak"])
         summary["kv_capacity_tokens"] = min(p.kernel["kv_capacity_tokens"] for p in groups)
         by_accel = {}
@@ -43,6 +49,8 @@ def requests_table(scenario, fleet, plans, served) -> pd.DataFrame:
     frames = []
     for s, service in enumerate(scenario.workloads.inference):
         result, groups = served[s], [p for p in plans if p.service == s]
+        if result.get("fidelity") == "fluid":
+            continue  # no requests are simulated one by one
         accel = pd.Series([fleet.pools[p.pool].accelerator.id for p in groups]).to_numpy()
         requests = result["requests"]
         frames.append(pd.DataFrame({
@@ -84,7 +92,14 @@ def _latency_summary(result, rows, slo, horizon_s: float) -> dict:
     }
 
 
-def _energy_and_cost(groups, busy_chip_s, fleet, horizon_s: float,
+def busy_fraction(groups, busy_chip_s, horizon_s: float) -> float:
+    """Busy fraction of the service's replica chips: chip-seconds iterating over chip-seconds reserved
+    (the same definition for both fidelities)."""
+    reserved = sum(p.replicas * p.chips_per_replica for p in groups) * horizon_s
+    return float(sum(float(b.sum()) for b in busy_chip_s) / reserved) if reserved > 0 else 0.0
+
+
+def energy_and_cost(groups, busy_chip_s, fleet, horizon_s: float,
                      tokens: int) -> tuple[float | None, float | None]:
     """Facility energy and cost of the service's replica chips: idle power while online, plus the full-load
     increment while iterating; chip cost (capex or rental) for every online hour."""

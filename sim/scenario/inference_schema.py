@@ -1,7 +1,8 @@
 """Scenario schema for inference services (``workloads.inference``): replicas, traffic, SLO, router.
 
-Today: LLM services served request by request on dedicated replicas (see ``docs/inference-plan.md``
-for what comes next: ranking services, fluid fidelity, shared pools).
+Today: LLM services on dedicated replicas, served request by request or, with ``fidelity: fluid``, as
+arrival rates per ``fluid_bin`` (see ``docs/inference-plan.md`` for what comes next: ranking services,
+shared pools).
 """
 
 from __future__ import annotations
@@ -99,3 +100,7 @@ class InferenceService(Strict):
     traffic: Traffic = Field(description="the requests")
     slo: LlmSlo | None = Field(None, description="latency targets for SLO attainment and goodput")
     router: Router = Field(Router(), description="replica choice within a group")
+    fidelity: Literal["request", "fluid"] = Field(
+        "request", description="request: every request through continuous batching; fluid: arrival rates per "
+                               "time bin served by replica capacity, latency from queueing formulas (long runs)")
+    fluid_bin: DurationS = Field(60.0, gt=0, description="time bin of the fluid fidelity [s or '1min']")

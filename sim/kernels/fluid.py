@@ -1,0 +1,192 @@
+"""Numeric core of the fluid fidelity of LLM serving: NumPy, vectorised over rows (time bins or load levels).
+
+The engine (``sim.engine.fluid``) turns a service's traffic into per-bin arrival rates and per-request
+token means; these functions turn them into batch sizes, busy fractions, capacity, backlog and latency
+percentiles. No Python loop runs per bin or per request; the loops here run over the batch size
+(``max_batch``), over replicas (Erlang C) or over bisection steps.
+
+**Iteration time** at a batch of ``j`` running requests (the request-level kernel's roofline, with the
+per-token term): ``overhead + per_token · tokens + max(flop_per_token · tokens / flops_per_s,
+(weight_bytes + kv_bytes_per_token · context) / bytes_per_s)``. A request spends ``I = (E[O] − 1) +
+E[chunks]`` iterations in the batch: its prefill chunks, then one iteration per further output token.
+So an average iteration carries ``j·(E[O] − 1)/I`` decode tokens, ``j·E[P]/I`` prompt tokens in
+``π = j·E[chunks]/I`` chunks, and reads ``j·E[context]/I`` KV tokens (``context`` = Σ over a request's
+decode iterations of its context, ``(O − 1)·P + O·(O − 1)/2``). Prefill iterations are compute bound and
+decode iterations memory bound, so the mean iteration time is a mixture, not the roofline of the mean:
+a share ``q = min(π, 1)`` of iterations carry the prompt tokens (``j·E[P]/(I·q)`` each) and the rest
+only decode tokens (``mean_iteration_time_s``). Prompt lengths enter through their mean there.
+
+**Steady batch** (``stationary_batch``). Continuous batching advances every running request by one
+iteration per iteration, so a replica is a processor-sharing server whose total speed depends on how
+many requests it holds: with ``j`` running, requests leave at rate ``μ_j = j / (I · τ(j))``. Arrivals
+are Poisson at ``λ`` per replica. The number in the replica is then the birth–death chain with
+``π_j ∝ Π_{i≤j} λ/μ_i`` — for symmetric (processor-sharing) service this stationary law does not depend
+on the shape of the output-length distribution, only on its mean. Above ``max_batch`` (``max_seqs``,
+the KV cache over the mean reservation ``E[P + O]``, and the token budget) requests queue and leave at
+``μ_max``; the chain's tail is geometric and exists only when ``λ < μ_max``. From ``π``: busy fraction
+``1 − π_0`` (the share of time the replica iterates, the request-level kernel's busy seconds per second),
+mean requests running ``N_s``, and by Little's law the mean time in the batch ``N_s / λ``; the steady
+batch while iterating is ``N_s / (1 − π_0)``. The chain is where Little's law meets the roofline.
+
+**Capacity**: ``μ_max`` requests/s per replica (the batch full). **Backlog**: arrivals above capacity
+are carried to the next bin, ``B_k = max(0, B_{k−1} + A_k − capacity_k)`` (``fluid_backlog``, vectorised
+through Lindley's identity ``B_k = S_k − min_{i≤k} S_i`` over partial sums ``S`` of ``A − capacity``).
+
+**Waiting for admission**: M/M/c with c = replicas and μ = ``μ_max`` (``erlang_c``): an arrival waits
+with probability C, and then P(W > t) = C·exp(−(cμ − λ)t). **Latency mixtures**: every bin contributes
+a component (an atom, an exponential tail and a uniform part for the backlog, shifted by the prefill
+time); ``mixture_quantiles`` inverts the mixture CDF by vectorised bisection.
+
+Where it is poor: within a bin arrivals are taken as Poisson at the bin's mean rate (traffic bursty on
+scales shorter than a bin is smoothed), heavy-tailed prompt or output lengths make the mean-based
+iteration time and KV cap optimistic, and the Erlang C wait treats a replica's full batch as one server.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_CELLS = 1 << 22  # rows × batch sizes evaluated at once (32 MB of float64)
+
+
+def mean_iteration_time_s(batch, decode_tokens, prompt_tokens, prefill_chunks, context_tokens, iterations,
+                          flop_per_token, flops_per_s, weight_bytes, kv_bytes_per_token, bytes_per_s, overhead_s,
+                          per_token_s=0.0):
+    """Mean wall time of one iteration [s] of a replica holding ``batch`` requests (see module docstring).
+
+    Per-request means (broadcast against ``batch``): ``decode_tokens`` = E[O] − 1, ``prompt_tokens`` =
+    E[P], ``prefill_chunks`` = E[iterations carrying its prompt], ``context_tokens`` = E[Σ context over
+    its decode iterations], ``iterations`` = decode_tokens + prefill_chunks."""
+    share = batch / iterations
+    decode = share * decode_tokens
+    prompt = share * prompt_tokens
+    carrying = np.minimum(share * prefill_chunks, 1.0)
+    memory_s = (weight_bytes + kv_bytes_per_token * share * context_tokens) / bytes_per_s
+    per_flop = flop_per_token / flops_per_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        with_prompt = np.where(carrying > 0, decode + prompt / carrying, decode)
+    return (overhead_s + per_token_s * (decode + prompt)
+            + carrying * np.maximum(per_flop * with_prompt, memory_s)
+            + (1.0 - carrying) * np.maximum(per_flop * decode, memory_s))
+
+
+def stationary_group(arrival_per_s, iteration_s, iterations, max_batch, replicas: int, max_states: int = 1 << 16):
+    """The birth–death chain of the number of requests N in a group of ``replicas`` balanced replicas, per row.
+
+    ``arrival_per_s`` (rows,) requests/s into the group; ``iteration_s`` (rows, M) the mean iteration time
+    with 1..M requests running in a replica; ``iterations`` (rows,) iterations per request; ``max_batch``
+    (rows,) ints in 1..M. Balanced routing keeps the replicas' batches within one request of each other,
+    so with N = q·R + r in the group, r replicas run q + 1 and R − r run q, and N falls at rate
+    ``(R − r)·μ_q + r·μ_{q+1}`` with ``μ_j = j / (I·τ(j))``. Above ``R · max_batch`` requests queue and
+    leave at ``R·μ_max`` (a geometric tail, present only when λ < R·μ_max). With ``replicas = 1`` this is
+    one replica's chain. When ``R · M`` exceeds ``max_states`` the chain is evaluated every g-th state
+    (log-probabilities as g × the step's log-ratio, each state standing for g), which is close when
+    g ≪ R.
+
+    Returns per row, per replica: ``busy_frac`` E[min(N, R)]/R (share of time iterating), ``running``
+    E[min(N, R·max)]/R (mean batch), ``seen`` E[min(⌊N/R⌋, max)] (requests already in the least-loaded
+    replica an arrival joins), ``busy_seen`` P(N ≥ R) (that replica is iterating), ``full_rate_per_s``
+    μ_max (requests/s of one replica with a full batch) and ``stable`` (λ < R·μ_max)."""
+    lam = np.asarray(arrival_per_s, dtype=np.float64)
+    rows, top = iteration_s.shape
+    j = np.arange(1, top + 1, dtype=np.float64)
+    mu = np.concatenate((np.zeros((rows, 1)), j[None, :] / (iterations[:, None] * iteration_s)), axis=1)
+    row = np.arange(rows)
+    full_rate = mu[row, max_batch]
+    ratio = lam / (replicas * full_rate)
+    stable = ratio < 1.0
+    safe = np.where(stable, ratio, 0.0)
+    step = max(1, -(-replicas * top // max_states))
+    count = np.arange(0, replicas * top + 1, step)
+    q, r = count // replicas, count % replicas
+    inside = count[None, :] <= (replicas * max_batch)[:, None]
+    level = np.minimum(q[None, :], max_batch[:, None])
+    above = np.minimum(q[None, :] + 1, max_batch[:, None])
+    death = (replicas - r)[None, :] * np.take_along_axis(mu, level, axis=1) + r[None, :] * np.take_along_axis(
+        mu, above, axis=1)
+    with np.errstate(divide="ignore"):
+        log_ratio = np.where(inside[:, 1:], np.log(lam[:, None] / death[:, 1:]), 0.0)
+    log_pi = np.concatenate((np.zeros((rows, 1)), step * np.cumsum(log_ratio, axis=1)), axis=1)
+    log_pi = np.where(inside, log_pi, -np.inf)
+    shift = np.max(log_pi, axis=1)
+    mass = np.exp(log_pi - shift[:, None]) * np.where(count == 0, 1.0, step)[None, :]
+    last = np.exp(log_pi[row, replicas * max_batch // step] - shift) if step == 1 else mass[
+        row, (replicas * max_batch) // step] / step
+    tail = last * safe / (1.0 - safe)  # states above R·max, each with a full batch everywhere
+    total = mass.sum(axis=1) + tail
+    n = count[None, :].astype(np.float64)
+    busy = ((mass * np.minimum(n, replicas)).sum(axis=1) + replicas * tail) / total / replicas
+    running = ((mass * n).sum(axis=1) + replicas * max_batch * tail) / total / replicas
+    seen = ((mass * np.minimum(q[None, :], max_batch[:, None])).sum(axis=1) + max_batch * tail) / total
+    busy_seen = ((mass * (count >= replicas)[None, :]).sum(axis=1) + tail) / total
+    full = max_batch.astype(np.float64)
+    return (np.where(stable, busy, 1.0), np.where(stable, running, full), np.where(stable, seen, full),
+            np.where(stable, busy_seen, 1.0), full_rate, stable)
+
+
+def fluid_backlog(offered, capacity):
+    """Backlog [requests] left at the end of each bin: ``B_k = max(0, B_{k-1} + offered_k − capacity_k)``,
+    ``B_0 = 0``, by Lindley's identity over partial sums (vectorised; no loop over bins)."""
+    partial = np.cumsum(np.asarray(offered, dtype=np.float64) - capacity)
+    return np.maximum(partial - np.minimum(np.minimum.accumulate(partial), 0.0), 0.0)
+
+
+def erlang_c(servers: int, offered_load):
+    """Erlang C, P(wait) of an M/M/c queue, vectorised over ``offered_load`` a = λ/μ [Erlangs].
+
+    Through the stable Erlang B recursion (as ``sim.kernels.queueing.erlang_c``); 1 where a >= c,
+    0 where a <= 0."""
+    load = np.asarray(offered_load, dtype=np.float64)
+    blocking = np.ones_like(load)
+    for k in range(1, servers + 1):
+        blocking = load * blocking / (k + load * blocking)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = servers * blocking / (servers - load * (1.0 - blocking))
+    return np.where(load <= 0, 0.0, np.where(load >= servers, 1.0, c))
+
+
+def component_cdf(t, shift, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high):
+    """P(X <= t) of each latency component: ``X = shift + W`` where W is 0, or Exp(exp_rate) with
+    probability ``exp_mass``, or Uniform(low, high) with probability ``uniform_mass``. ``t`` broadcasts
+    against the components (e.g. shape (K, 1) against (n,))."""
+    x = t - shift
+    atom = 1.0 - exp_mass - uniform_mass
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = -np.expm1(-exp_rate * np.maximum(x, 0.0))
+        width = uniform_high - uniform_low
+        ramp = np.where(width > 0, np.clip((x - uniform_low) / np.where(width > 0, width, 1.0), 0.0, 1.0),
+                        (x >= uniform_low).astype(np.float64))
+    return np.where(x >= 0, atom + exp_mass * np.nan_to_num(tail, nan=1.0), 0.0) + uniform_mass * ramp
+
+
+def mixture_quantiles(probs, weight, shift, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high,
+                      steps: int = 64):
+    """Quantiles of the mixture Σ weight·component (``component_cdf``) at ``probs``, by bisection on
+    all quantiles at once (``steps`` halvings of [0, largest support]); NaN when the weights are all 0."""
+    probs = np.asarray(probs, dtype=np.float64)
+    total = float(np.sum(weight))
+    if total <= 0:
+        return np.full(len(probs), np.nan)
+    w = weight / total
+    with np.errstate(divide="ignore"):
+        far = np.where(exp_mass > 0, 50.0 / np.where(exp_rate > 0, exp_rate, np.inf), 0.0)
+    lo = np.zeros(len(probs))
+    hi = np.full(len(probs), float(np.max(shift + np.maximum(far, uniform_high))) + 1e-12)
+    args = (shift, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high)
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        below = component_cdf(mid[:, None], *args) @ w >= probs
+        hi = np.where(below, mid, hi)
+        lo = np.where(below, lo, mid)
+    return hi
+
+
+def mixture_mean(weight, shift, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high) -> float:
+    """Mean of the mixture Σ weight·component; NaN when the weights are all 0."""
+    total = float(np.sum(weight))
+    if total <= 0:
+        return float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail = np.where(exp_mass > 0, exp_mass / exp_rate, 0.0)
+    each = shift + tail + uniform_mass * 0.5 * (uniform_low + uniform_high)
+    return float(np.dot(weight, each) / total)
