@@ -24,8 +24,8 @@ import numpy as np
 
 from sim.workload.distributions import token_pmf
 
-# equal-share slices of the length distribution, finer in the tail, whose mid-probability values stand for
-# the distribution in latency mixtures (TTFT takes prompt lengths, end-to-end latency output lengths)
+# slices of the length distributions, finer in the tail, that stand for them in latency mixtures (TTFT takes
+# prompt lengths, end-to-end latency output lengths)
 QUANTILE_EDGES = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0])
 
 
@@ -57,9 +57,11 @@ class Offered:
     def lengths(self, kv_capacity_tokens: int, token_budget: int) -> Lengths:
         return self.source.lengths(kv_capacity_tokens, token_budget)
 
-    def quantile_points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(weights, prompt tokens, output tokens) of the slices of ``QUANTILE_EDGES``."""
-        return np.diff(QUANTILE_EDGES), *self.source.quantile_points()
+    def slices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Slices of the length distributions between ``QUANTILE_EDGES``: (share of requests, prompt
+        tokens, output tokens), the tokens as (slices, 2) arrays of [low, high] — each slice taken as
+        uniform between them — except the last, a point at its mean (so means stay right)."""
+        return np.diff(QUANTILE_EDGES), *self.source.slices()
 
 
 def fluid_edges(horizon_s: float, bin_s: float) -> np.ndarray:
@@ -155,10 +157,17 @@ class GeneratorLengths:
         context = prompt_output - prompt + (output_sq - output) / 2.0
         return Lengths(*(np.array(v) for v in (accepted, prompt, output, chunks, context)))
 
-    def quantile_points(self) -> tuple[np.ndarray, np.ndarray]:
-        mids = (QUANTILE_EDGES[:-1] + QUANTILE_EDGES[1:]) / 2.0
-        return tuple(np.searchsorted(np.cumsum(pmf), mids).astype(np.float64)
-                     for pmf in (self.prompt_pmf, self.output_pmf))
+    def slices(self) -> tuple[np.ndarray, np.ndarray]:
+        out = []
+        for pmf in (self.prompt_pmf, self.output_pmf):
+            cumulative = np.cumsum(pmf)
+            edges = np.searchsorted(cumulative, np.maximum(QUANTILE_EDGES, 1e-12)).astype(np.float64)
+            bounds = np.stack((edges[:-1], edges[1:]), axis=1)
+            tokens = np.arange(len(pmf), dtype=np.float64)
+            top = tokens >= edges[-2]
+            bounds[-1] = float(pmf[top] @ tokens[top]) / max(float(pmf[top].sum()), 1e-300)
+            out.append(bounds)
+        return tuple(out)
 
 
 class TraceLengths:
@@ -184,8 +193,14 @@ class TraceLengths:
             accepted = np.where(arrived > 0, count / arrived, 1.0)
         return Lengths(accepted, means[0], np.maximum(means[1], 1.0), np.maximum(means[2], 1.0), means[3])
 
-    def quantile_points(self) -> tuple[np.ndarray, np.ndarray]:
-        mids = (QUANTILE_EDGES[:-1] + QUANTILE_EDGES[1:]) / 2.0
-        if len(self.prompt) == 0:
-            return np.ones(len(mids)), np.ones(len(mids))
-        return np.quantile(self.prompt, mids), np.quantile(self.output, mids)
+    def slices(self) -> tuple[np.ndarray, np.ndarray]:
+        out = []
+        for values in (self.prompt, self.output):
+            if len(values) == 0:
+                out.append(np.ones((len(QUANTILE_EDGES) - 1, 2)))
+                continue
+            edges = np.quantile(values, QUANTILE_EDGES)
+            bounds = np.stack((edges[:-1], edges[1:]), axis=1)
+            bounds[-1] = float(values[values >= edges[-2]].mean())
+            out.append(bounds)
+        return tuple(out)

@@ -32,14 +32,15 @@ batch while iterating is ``N_s / (1 − π_0)``. The chain is where Little's law
 are carried to the next bin, ``B_k = max(0, B_{k−1} + A_k − capacity_k)`` (``fluid_backlog``, vectorised
 through Lindley's identity ``B_k = S_k − min_{i≤k} S_i`` over partial sums ``S`` of ``A − capacity``).
 
-**Waiting for admission**: M/M/c with c = replicas and μ = ``μ_max`` (``erlang_c``): an arrival waits
-with probability C, and then P(W > t) = C·exp(−(cμ − λ)t). **Latency mixtures**: every bin contributes
+**Waiting for admission**: M/M/c whose servers are the batch slots, c = replicas × ``max_batch`` with
+μ = ``μ_max / max_batch`` each (``erlang_c``): an arrival waits with probability C, and then
+P(W > t) = C·exp(−(cμ − λ)t), where cμ = replicas × ``μ_max`` is the group's capacity. **Latency mixtures**: every bin contributes
 a component (an atom, an exponential tail and a uniform part for the backlog, shifted by the prefill
 time); ``mixture_quantiles`` inverts the mixture CDF by vectorised bisection.
 
 Where it is poor: within a bin arrivals are taken as Poisson at the bin's mean rate (traffic bursty on
 scales shorter than a bin is smoothed), heavy-tailed prompt or output lengths make the mean-based
-iteration time and KV cap optimistic, and the Erlang C wait treats a replica's full batch as one server.
+iteration time and KV cap optimistic, and the Erlang C wait treats the batch slots as independent servers of equal speed.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 MAX_CELLS = 1 << 22  # rows × batch sizes evaluated at once (32 MB of float64)
+MERGE_STEP = 0.005  # relative spacing of the parameter grid on which bins are merged
 
 
 def mean_iteration_time_s(batch, decode_tokens, prompt_tokens, prefill_chunks, context_tokens, iterations,
@@ -134,33 +136,61 @@ def fluid_backlog(offered, capacity):
 def erlang_c(servers: int, offered_load):
     """Erlang C, P(wait) of an M/M/c queue, vectorised over ``offered_load`` a = λ/μ [Erlangs].
 
-    Through the stable Erlang B recursion (as ``sim.kernels.queueing.erlang_c``); 1 where a >= c,
-    0 where a <= 0."""
-    load = np.asarray(offered_load, dtype=np.float64)
-    blocking = np.ones_like(load)
-    for k in range(1, servers + 1):
-        blocking = load * blocking / (k + load * blocking)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c = servers * blocking / (servers - load * (1.0 - blocking))
-    return np.where(load <= 0, 0.0, np.where(load >= servers, 1.0, c))
+    ``C = c·B / (c − a·(1 − B))`` with Erlang B = ``(a^c/c!) / Σ_{k≤c} a^k/k!`` summed in log space over the
+    window of k where the Poisson(a) terms are not negligible (mode ± 12·√a + 30), so a group of
+    thousands of slots costs a few hundred terms. Equals ``sim.kernels.queueing.erlang_c``; 1 where
+    a >= c, 0 where a <= 0."""
+    load = np.atleast_1d(np.asarray(offered_load, dtype=np.float64))
+    live = (load > 0) & (load < servers)
+    a = np.where(live, load, 1.0)
+    half = np.ceil(12.0 * np.sqrt(a) + 30.0)
+    low = np.maximum(np.minimum(np.floor(a), servers) - half, 0.0)
+    width = int(np.minimum(servers - low, 2 * half).max(initial=0.0)) + 1
+    k = low[:, None] + np.arange(width)[None, :]
+    log_factorial = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, servers + 1)))))
+    inside = k <= servers
+    kk = np.minimum(k, servers).astype(np.int64)
+    terms = np.where(inside, kk * np.log(a)[:, None] - log_factorial[kk], -np.inf)
+    top = terms.max(axis=1)
+    log_sum = top + np.log(np.exp(terms - top[:, None]).sum(axis=1))
+    blocking = np.exp(servers * np.log(a) - log_factorial[servers] - log_sum)
+    c = servers * blocking / (servers - a * (1.0 - blocking))
+    out = np.where(load <= 0, 0.0, np.where(load >= servers, 1.0, c))
+    return out if np.ndim(offered_load) else float(out[0])
 
 
-def component_cdf(t, shift, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high):
-    """P(X <= t) of each latency component: ``X = shift + W`` where W is 0, or Exp(exp_rate) with
-    probability ``exp_mass``, or Uniform(low, high) with probability ``uniform_mass``. ``t`` broadcasts
-    against the components (e.g. shape (K, 1) against (n,))."""
+def component_cdf(t, shift, spread, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high):
+    """P(X <= t) of each latency component: ``X = shift + S + W`` with S ~ Uniform(0, ``spread``) (a slice
+    of the length distribution) and W = 0, or Exp(``exp_rate``) with probability ``exp_mass``, or
+    Uniform(low, high) with probability ``uniform_mass``; closed forms of the convolutions. ``t``
+    broadcasts against the components (e.g. shape (K, 1) against (n,))."""
     x = t - shift
-    atom = 1.0 - exp_mass - uniform_mass
+    spread_on = spread > 1e-9
+    width = np.where(spread_on, spread, 1.0)
+    atom = np.where(spread_on, np.clip(x / width, 0.0, 1.0), (x >= 0).astype(np.float64))
+    upper = np.maximum(x, 0.0)
+    lower = np.where(spread_on, np.maximum(x - spread, 0.0), upper)
+    rate = np.where(exp_rate > 0, exp_rate, 1.0)
     with np.errstate(over="ignore", invalid="ignore"):
-        tail = -np.expm1(-exp_rate * np.maximum(x, 0.0))
-        width = uniform_high - uniform_low
-        ramp = np.where(width > 0, np.clip((x - uniform_low) / np.where(width > 0, width, 1.0), 0.0, 1.0),
-                        (x >= uniform_low).astype(np.float64))
-    return np.where(x >= 0, atom + exp_mass * np.nan_to_num(tail, nan=1.0), 0.0) + uniform_mass * ramp
+        gap = upper - lower
+        grown = np.where(exp_rate > 0, -np.expm1(-exp_rate * gap) / rate, gap)
+        tail = np.where(spread_on, (gap - np.exp(-exp_rate * lower) * grown) / width, -np.expm1(-exp_rate * upper))
+    y = x - uniform_low
+    span = uniform_high - uniform_low
+    plain = np.where(span > 0, np.clip(y / np.where(span > 0, span, 1.0), 0.0, 1.0), (y >= 0).astype(np.float64))
+    smeared = (_ramp_integral(y, span) - _ramp_integral(y - spread, span)) / width
+    ramp = np.where(spread_on, smeared, plain)
+    return (1.0 - exp_mass - uniform_mass) * atom + exp_mass * tail + uniform_mass * ramp
 
 
-def mixture_quantiles(probs, weight, shift, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high,
-                      steps: int = 64):
+def _ramp_integral(y, span):
+    """∫_{-∞}^{y} of the CDF of Uniform(0, span) (span 0: a step at 0)."""
+    inside = y * y / (2.0 * np.where(span > 0, span, 1.0))
+    return np.where(y <= 0, 0.0, np.where(y >= span, y - span / 2.0, inside))
+
+
+def mixture_quantiles(probs, weight, shift, spread, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high,
+                      steps: int = 50):
     """Quantiles of the mixture Σ weight·component (``component_cdf``) at ``probs``, by bisection on
     all quantiles at once (``steps`` halvings of [0, largest support]); NaN when the weights are all 0."""
     probs = np.asarray(probs, dtype=np.float64)
@@ -171,8 +201,8 @@ def mixture_quantiles(probs, weight, shift, exp_mass, exp_rate, uniform_mass, un
     with np.errstate(divide="ignore"):
         far = np.where(exp_mass > 0, 50.0 / np.where(exp_rate > 0, exp_rate, np.inf), 0.0)
     lo = np.zeros(len(probs))
-    hi = np.full(len(probs), float(np.max(shift + np.maximum(far, uniform_high))) + 1e-12)
-    args = (shift, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high)
+    hi = np.full(len(probs), float(np.max(shift + spread + np.maximum(far, uniform_high))) + 1e-12)
+    args = (shift, spread, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high)
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
         below = component_cdf(mid[:, None], *args) @ w >= probs
@@ -181,12 +211,57 @@ def mixture_quantiles(probs, weight, shift, exp_mass, exp_rate, uniform_mass, un
     return hi
 
 
-def mixture_mean(weight, shift, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high) -> float:
+def mixture_mean(weight, shift, spread, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high) -> float:
     """Mean of the mixture Σ weight·component; NaN when the weights are all 0."""
     total = float(np.sum(weight))
     if total <= 0:
         return float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
         tail = np.where(exp_mass > 0, exp_mass / exp_rate, 0.0)
-    each = shift + tail + uniform_mass * 0.5 * (uniform_low + uniform_high)
+    each = shift + spread / 2.0 + tail + uniform_mass * 0.5 * (uniform_low + uniform_high)
     return float(np.dot(weight, each) / total)
+
+
+def merge_rows(keys: list[np.ndarray], values: list[np.ndarray], weight: np.ndarray,
+               base: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Merge rows whose ``keys`` agree on a relative grid of ``MERGE_STEP`` (zeros apart; rows of different
+    ``base`` ints never merge). Returns the ``weight``-weighted means of ``values`` per merged row (plain
+    means where the weight is 0), the summed weight, and for every input row its merged row. Dense integer
+    codes and ``np.bincount``: no sort unless the combined codes are sparse."""
+    key = np.zeros(len(weight), dtype=np.int64) if base is None else base
+    for column in keys:
+        if len(column) and column.min() != column.max():  # a constant column carries no information
+            code, size = _dense(_grid(column))
+            key, _ = _dense(key * size + code)
+    inverse, size = _dense(key)
+    total = np.bincount(inverse, weights=weight, minlength=size)
+    count = np.bincount(inverse, minlength=size)
+    weighted = total > 0
+    means = []
+    for column in values:
+        by_weight = np.bincount(inverse, weights=weight * column, minlength=size) / np.where(weighted, total, 1.0)
+        plain = np.bincount(inverse, weights=column, minlength=size) / np.maximum(count, 1)
+        means.append(np.where(weighted, by_weight, plain))
+    return means, total, inverse
+
+
+def _grid(values: np.ndarray) -> np.ndarray:
+    """Integer code of each value on a relative grid of ``MERGE_STEP``; zero on a code of its own."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        code = np.round(np.log(np.abs(values)) * (1.0 / MERGE_STEP))
+    code = np.where(np.isfinite(code), code, -(1 << 40))
+    return (np.sign(values) * (code + (1 << 41))).astype(np.int64)
+
+
+def _dense(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber integer codes 0..m-1 in increasing order (a lookup table when their span is small)."""
+    if len(codes) == 0:
+        return codes.astype(np.int64), 0
+    low, high = int(codes.min()), int(codes.max())
+    if high - low <= 4 * len(codes) + 1024:
+        present = np.zeros(high - low + 1, dtype=bool)
+        present[codes - low] = True
+        number = np.cumsum(present) - 1
+        return number[codes - low], int(present.sum())
+    unique, inverse = np.unique(codes, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64), len(unique)

@@ -13,7 +13,7 @@ import numpy as np
 from sim.kernels.fluid import mixture_mean, mixture_quantiles
 
 PERCENTILES = (0.5, 0.9, 0.99)
-ARGS = ("weight", "shift", "exp_mass", "exp_rate", "uniform_mass", "uniform_low", "uniform_high")
+ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "uniform_low", "uniform_high")
 
 
 def fluid_summary(service, fleet, groups: list, result: dict, horizon_s: float) -> dict:
