@@ -5,8 +5,9 @@ Usage:  python benchmarks/fluid_year.py [--services N] [--duration 1y] [--bin 1m
 Each service is Llama 3 8B on 8 H100 replicas (services 0, 2, 4, … route with least-work, the others
 round-robin) with a diurnal Poisson generator at a different mean rate and peak hour, log-normal prompts
 and exponential outputs. Runs ``sim.run`` end to end (fleet build, fluid serving, time series, summary;
-no plots, no files) after a short warm-up run, and prints ``services=… bins=… wall_s=… bins_per_s=…
-peak_rss_mb=…``, where bins counts fluid bins over all services.
+no plots, no files) after a short warm-up run, and prints ``services=… bins=… wall_s=… bins_per_s=… cpu_s=…
+peak_rss_mb=…``, where bins counts fluid bins over all services (cpu_s: process time, which other load
+on the machine does not inflate).
 """
 
 from __future__ import annotations
@@ -62,14 +63,14 @@ def main() -> None:
     args = parser.parse_args()
     sim.run(sim.load_text(scenario_text(2, "1d", args.bin, "warm-up"), "warm-up"))
     scenario = sim.load_text(scenario_text(args.services, args.duration, args.bin), "fluid-year")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     results = sim.run(scenario)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     bins = args.services * int(round(parse_duration_s(args.duration) / parse_duration_s(args.bin)))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     first = results.summary["inference"]["svc00"]
     print(f"services={args.services} duration={args.duration} bin={args.bin} bins={bins} wall_s={wall:.2f} "
-          f"bins_per_s={bins / wall:,.0f} peak_rss_mb={peak_mb:.0f} svc00_offered={first['requests']['offered']} "
+          f"bins_per_s={bins / wall:,.0f} cpu_s={cpu:.2f} peak_rss_mb={peak_mb:.0f} svc00_offered={first['requests']['offered']} "
           f"svc00_utilization={first['utilization']:.3f} svc00_ttft_p99_s={first['ttft_s']['p99']:.3f}", flush=True)
 
 

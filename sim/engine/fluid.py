@@ -87,13 +87,15 @@ def _steady_state(k: dict, replicas: int, arrival_per_s: np.ndarray, lengths: Le
     """The chain of ``sim.kernels.fluid.stationary_group`` and Erlang C, evaluated once per distinct
     (load, lengths) row — the bins of a long run differ mostly in load, so there are far fewer rows than
     bins. Returns the rows' quantities (per replica) and every bin's row."""
-    means = _per_request(lengths, bins)
-    max_batch = np.minimum(min(k["max_seqs"], k["token_budget"]),
-                           np.floor(k["kv_capacity_tokens"] / np.maximum(means["prompt"] + means["decode"] + 1, 1)))
-    columns = [arrival_per_s / replicas, means["decode"], means["prompt"], means["chunks"], means["context"],
-               np.maximum(max_batch, 1.0)]
-    merged, _, row = kernel.merge_rows(columns, columns, np.ones(bins))
-    r = dict(zip(("lam", "decode", "prompt", "chunks", "context", "max_batch"), merged))
+    means = _per_request(lengths)
+    max_batch = np.maximum(np.minimum(min(k["max_seqs"], k["token_budget"]), np.floor(
+        k["kv_capacity_tokens"] / np.maximum(means["prompt"] + means["decode"] + 1, 1))), 1.0)
+    columns = {"lam": arrival_per_s / replicas, **means, "max_batch": max_batch}
+    varying = [name for name, values in columns.items() if np.ndim(values) > 0]  # constant lengths stay scalars
+    merged, _, row = kernel.merge_rows([columns[n] for n in varying], [columns[n] for n in varying], np.ones(bins))
+    count = len(merged[0])
+    r = {name: np.full(count, float(values)) for name, values in columns.items() if name not in varying}
+    r.update(zip(varying, merged))
     r["max_batch"] = np.round(r["max_batch"]).astype(np.int64)
     r["iterations"] = r["decode"] + r["chunks"]
     r["output"] = r["decode"] + 1.0
@@ -120,12 +122,10 @@ def _steady_state(k: dict, replicas: int, arrival_per_s: np.ndarray, lengths: Le
     return r, row
 
 
-def _per_request(lengths: Lengths, bins: int) -> dict[str, np.ndarray]:
-    """Per-bin per-request means: decode tokens, prompt, prompt chunks, context (constants stay 1 value)."""
-    def full(values):
-        return np.broadcast_to(np.asarray(values, dtype=np.float64), (bins,))
-    return {"decode": full(lengths.output) - 1.0, "prompt": full(lengths.prompt),
-            "chunks": np.maximum(full(lengths.chunks), 1.0), "context": full(lengths.context)}
+def _per_request(lengths: Lengths) -> dict[str, np.ndarray]:
+    """Per-request means per bin (0-d when constant): decode tokens, prompt, prompt chunks, context."""
+    return {"decode": lengths.output - 1.0, "prompt": lengths.prompt, "chunks": np.maximum(lengths.chunks, 1.0),
+            "context": lengths.context}
 
 
 def _share_meeting_backlog(before, after, arrival_per_s, group_rate, widths) -> np.ndarray:

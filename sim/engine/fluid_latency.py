@@ -44,6 +44,11 @@ def components(k, replicas, rows, row, meets, before, backlog, group_rate, finis
     parts = {name: np.concatenate((steady[name], queued[name])) for name in steady}
     keep = parts["weight"] > 0
     parts = {name: values[keep] for name, values in parts.items()}
+    peak_batch = float(parts["kv"].max(initial=0.0))
+    names = [name for name in parts if name not in ("weight", "kv")]
+    merged, weight, _ = kernel.merge_rows([parts[n] for n in names], [parts[n] for n in names], parts["weight"],
+                                          step=kernel.LATENCY_STEP)
+    parts = {"weight": weight, **dict(zip(names, merged))}
     slice_weight, prompt, output = offered.slices()
     wait = tuple(parts[name] for name in WAIT)
     prefill = [_prefill_s(k, parts["decode_seen"][:, None], parts["memory_s"][:, None], prompt[None, :, side])
@@ -56,12 +61,10 @@ def components(k, replicas, rows, row, meets, before, backlog, group_rate, finis
     e2e = _expand(parts["weight"], slice_weight, (parts["residual"] + mean_prefill)[:, None]
                   + (output[None, :, 0] - 1.0) * tpot, (output[None, :, 1] - output[None, :, 0]) * tpot, wait)
     zeros = np.zeros(len(parts["weight"]))
-    reservation = rows["prompt"] + rows["output"]
-    batch = np.concatenate((steady["batch"] * reservation, queued["batch"] * reservation[queued["row"]]))[keep]
     return {"ttft": ttft, "e2e": e2e, "tpot": {"weight": parts["weight"], "shift": parts["tpot"], "spread": zeros,
                                                   **{name: zeros for name in WAIT}},
             "met": _within_slo(ttft, np.repeat(parts["tpot"], len(slice_weight)), slo),
-            "kv_peak_tokens": int(min(batch.max(initial=0.0), k["kv_capacity_tokens"]))}
+            "kv_peak_tokens": int(min(peak_batch, k["kv_capacity_tokens"]))}
 
 
 def _steady_parts(k, replicas, rows, weight) -> dict:
@@ -78,7 +81,8 @@ def _steady_parts(k, replicas, rows, weight) -> dict:
     zeros = np.zeros(len(lam))
     return {"weight": weight, "residual": residual, "tpot": tpot, **met,
             "exp_mass": rows["wait_prob"], "exp_rate": np.maximum(replicas * (rows["full_rate"] - lam), 0.0),
-            "uniform_mass": zeros, "uniform_low": zeros, "uniform_high": zeros, "batch": batch}
+            "uniform_mass": zeros, "uniform_low": zeros, "uniform_high": zeros,
+            "kv": batch * (rows["prompt"] + rows["output"])}
 
 
 def _backlog_parts(k, rows, row, meets, before, backlog, group_rate, finishing) -> dict:
@@ -95,7 +99,7 @@ def _backlog_parts(k, rows, row, meets, before, backlog, group_rate, finishing) 
     ones, zeros = np.ones(len(of)), np.zeros(len(of))
     return {"weight": weight, "residual": rows["tau_full"][of] / 2.0, "tpot": rows["tau_full"][of],
             **_met_batch(k, sub, full), "exp_mass": zeros, "exp_rate": zeros, "uniform_mass": ones,
-            "uniform_low": low, "uniform_high": high, "batch": full, "row": of}
+            "uniform_low": low, "uniform_high": high, "kv": full * (rows["prompt"][of] + rows["output"][of])}
 
 
 def _met_batch(k, means, seen) -> dict:

@@ -18,6 +18,7 @@ scaling) and histogrammed: requests per bin and per-bin sums of the token moment
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +89,16 @@ def offered_load(service, edges: np.ndarray, base_dir: Path, rng: np.random.Gene
         return Offered(edges, counts, int((~inside).sum()), source)
     gen = traffic.generator
     arrivals = _generator_arrivals(gen, edges, rng)
-    source = GeneratorLengths(token_pmf(gen.prompt_tokens, base_dir), token_pmf(gen.output_tokens, base_dir))
+    source = GeneratorLengths(_pmf(gen.prompt_tokens, str(base_dir)), _pmf(gen.output_tokens, str(base_dir)))
     return Offered(edges, arrivals, 0, source)
+
+
+@lru_cache(maxsize=64)
+def _pmf(dist, base_dir: str) -> np.ndarray:
+    """``token_pmf``, computed once per distinct distribution (services often share one); read-only."""
+    pmf = token_pmf(dist, Path(base_dir))
+    pmf.flags.writeable = False
+    return pmf
 
 
 def _generator_arrivals(gen, edges: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -48,7 +48,8 @@ from __future__ import annotations
 import numpy as np
 
 MAX_CELLS = 1 << 22  # rows × batch sizes evaluated at once (32 MB of float64)
-MERGE_STEP = 0.005  # relative spacing of the parameter grid on which bins are merged
+MERGE_STEP = 0.005  # relative spacing of the parameter grid on which bins are merged into load levels
+LATENCY_STEP = 0.01  # ... and on which latency components are merged (latency error below 0.5 %)
 
 
 def mean_iteration_time_s(batch, decode_tokens, prompt_tokens, prefill_chunks, context_tokens, iterations,
@@ -190,7 +191,7 @@ def _ramp_integral(y, span):
 
 
 def mixture_quantiles(probs, weight, shift, spread, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high,
-                      steps: int = 50):
+                      steps: int = 40):
     """Quantiles of the mixture Σ weight·component (``component_cdf``) at ``probs``, by bisection on
     all quantiles at once (``steps`` halvings of [0, largest support]); NaN when the weights are all 0."""
     probs = np.asarray(probs, dtype=np.float64)
@@ -223,15 +224,16 @@ def mixture_mean(weight, shift, spread, exp_mass, exp_rate, uniform_mass, unifor
 
 
 def merge_rows(keys: list[np.ndarray], values: list[np.ndarray], weight: np.ndarray,
-               base: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Merge rows whose ``keys`` agree on a relative grid of ``MERGE_STEP`` (zeros apart; rows of different
+               base: np.ndarray | None = None, step: float = MERGE_STEP) -> tuple[list[np.ndarray], np.ndarray,
+                                                                                   np.ndarray]:
+    """Merge rows whose ``keys`` agree on a relative grid of ``step`` (zeros apart; rows of different
     ``base`` ints never merge). Returns the ``weight``-weighted means of ``values`` per merged row (plain
     means where the weight is 0), the summed weight, and for every input row its merged row. Dense integer
     codes and ``np.bincount``: no sort unless the combined codes are sparse."""
     key = np.zeros(len(weight), dtype=np.int64) if base is None else base
     for column in keys:
         if len(column) and column.min() != column.max():  # a constant column carries no information
-            code, size = _dense(_grid(column))
+            code, size = _dense(_grid(column, step))
             key, _ = _dense(key * size + code)
     inverse, size = _dense(key)
     total = np.bincount(inverse, weights=weight, minlength=size)
@@ -245,10 +247,10 @@ def merge_rows(keys: list[np.ndarray], values: list[np.ndarray], weight: np.ndar
     return means, total, inverse
 
 
-def _grid(values: np.ndarray) -> np.ndarray:
-    """Integer code of each value on a relative grid of ``MERGE_STEP``; zero on a code of its own."""
+def _grid(values: np.ndarray, step: float) -> np.ndarray:
+    """Integer code of each value on a relative grid of ``step``; zero on a code of its own."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        code = np.round(np.log(np.abs(values)) * (1.0 / MERGE_STEP))
+        code = np.round(np.log(np.abs(values)) * (1.0 / step))
     code = np.where(np.isfinite(code), code, -(1 << 40))
     return (np.sign(values) * (code + (1 << 41))).astype(np.int64)
 

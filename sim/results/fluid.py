@@ -13,6 +13,8 @@ import numpy as np
 from sim.kernels.fluid import mixture_mean, mixture_quantiles
 
 PERCENTILES = (0.5, 0.9, 0.99)
+LATENCY_KEYS = ("completed", "ttft_s", "tpot_s", "e2e_s", "slo_attainment", "goodput_rps", "output_tokens",
+                "tokens_per_s")
 ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "uniform_low", "uniform_high")
 
 
@@ -37,7 +39,8 @@ def fluid_summary(service, fleet, groups: list, result: dict, horizon_s: float) 
     by_accel: dict[str, list] = {}
     for plan, part in zip(groups, parts):
         by_accel.setdefault(fleet.pools[plan.pool].accelerator.id, []).append(part)
-    summary["by_accelerator"] = {accel: _latency_summary(chosen, service.slo, horizon_s)
+    summary["by_accelerator"] = {accel: _latency_summary(chosen, service.slo, horizon_s) if len(by_accel) > 1
+                                 else {key: summary[key] for key in LATENCY_KEYS}  # the service's own figures
                                  for accel, chosen in sorted(by_accel.items())}
     return summary
 
