@@ -70,7 +70,8 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     first = results.summary["inference"]["svc00"]
     print(f"services={args.services} duration={args.duration} bin={args.bin} bins={bins} wall_s={wall:.2f} "
-          f"bins_per_s={bins / wall:,.0f} cpu_s={cpu:.2f} peak_rss_mb={peak_mb:.0f} svc00_offered={first['requests']['offered']} "
+          f"bins_per_s={bins / wall:,.0f} cpu_s={cpu:.2f} peak_rss_mb={peak_mb:.0f} "
+          f"svc00_offered={first['requests']['offered']} "
           f"svc00_utilization={first['utilization']:.3f} svc00_ttft_p99_s={first['ttft_s']['p99']:.3f}", flush=True)
 
 

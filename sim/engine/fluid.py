@@ -4,32 +4,29 @@ For fleet-scale, multi-year runs where simulating every request is too slow. Per
 fluid bin (``fluid_bin``, default 1 min), vectorised over bins — no per-request or per-bin Python loop:
 
 1. **Offered load** (``sim.engine.fluid_traffic``): expected arrivals per bin and the token moments of
-   the requests; the group takes its share (replicas × chips × FLOP/s, as the request-level split).
-   Requests that can never fit the KV cache (``P + O > kv_capacity_tokens``) are rejected on arrival.
-2. **Steady batch, busy fraction and capacity** per replica (``sim.kernels.fluid``): the batch is the
-   stationary law of a processor-sharing birth–death chain whose departure rate with ``j`` running is
-   ``j / (I · τ(j))`` — ``τ(j)`` the mean iteration time from the roofline (with ``per_token_s`` when the
-   plan has it), ``I`` the iterations a request spends in the batch — capped at ``max_batch`` =
-   min(``max_seqs``, ``token_budget``, KV capacity / E[P + O]). Busy fraction = P(batch non-empty);
-   capacity = the full-batch departure rate.
+   the requests; a group takes its share (replicas × FLOP/s, as the request-level split). Requests that
+   can never fit the KV cache (``P + O > kv_capacity_tokens``) are rejected on arrival.
+2. **Steady batch, busy fraction and capacity** (``sim.kernels.fluid``): the number of requests in the
+   group is a birth–death chain whose departure rate with ``j`` running in a replica is ``j / (I·τ(j))``
+   — ``τ(j)`` the mean iteration time from the roofline (with ``per_token_s`` when the plan has it),
+   ``I`` the iterations a request spends in the batch — with batches capped at ``max_batch`` =
+   min(``max_seqs``, ``token_budget``, KV capacity / E[P + O]). Balanced routers (``least-work``,
+   ``jsq``, ``central``) keep the replicas' batches level, so the chain runs over the whole group;
+   ``round-robin`` is taken as a random split, one chain per replica. Busy fraction = the share of
+   replicas with a non-empty batch; capacity = the full-batch departure rate.
 3. **Backlog**: arrivals above capacity carry over, ``B_k = max(0, B_{k−1} + A_k − capacity_k)``. A bin
-   with backlog is busy throughout; a bin that drains its backlog is busy until it has drained, then
-   at the steady busy fraction. Backlog left at the horizon, plus the requests still in the batches,
-   is unfinished; so completed + unfinished + rejected = offered.
-4. **Latency**, per bin, as a mixture component weighted by the bin's accepted arrivals:
-   wait = Erlang C (c = the group's batch slots; an exponential tail) or, for arrivals that meet a
-   backlog, a uniform delay between the backlog they meet over the capacity; TTFT = mean residual of the
-   running iteration + wait + prefill time of the prompt at the batch the arrival meets (chunked over
-   the token budget left by decode tokens); TPOT = mean time in the batch over iterations (Little's law:
-   running / λ, less the prefill, per decode iteration), or the full-batch iteration time under backlog; end-to-end = TTFT + (O − 1)·TPOT.
-   Prompt lengths (for TTFT) and output lengths (end to end) enter through 15 slices of their
-   distribution, finer in the tail. SLO attainment: the expected share of offered requests with TTFT
-   and TPOT within target, from the same components (TPOT is the bin's mean, not a distribution).
+   ending with backlog is busy throughout; a bin that drains its backlog is busy until it has drained,
+   then at the steady busy fraction. Backlog left at the horizon, plus the requests still in the
+   batches, is unfinished; completed + unfinished + rejected = offered, and the requests that complete
+   are the earliest (first come, first served).
+4. **Latency** (``sim.engine.fluid_latency``): mixture components per load level weighted by the
+   requests that complete — Erlang C wait or, under backlog, a uniform delay; TTFT = residual of the
+   running iteration + wait + prefill; TPOT from Little's law; end to end = TTFT + (O − 1)·TPOT. SLO
+   attainment is the expected share of offered requests with TTFT and TPOT within target.
 
-Busy chip-seconds per time-series bin (``outputs.timeseries_interval``) come from the fluid bins (busy is
-spread evenly inside a fluid bin), so power and energy follow load exactly as for the request-level
-kernel's busy seconds. Components with nearly equal parameters (0.5 % apart) are merged before the
-latency mixture; a service's percentiles therefore cost the same for a year as for an hour of steady load.
+Busy chip-seconds per time-series bin (``outputs.timeseries_interval``) come from the fluid bins (busy
+time spread evenly inside a fluid bin), so power and energy follow load as they do with the
+request-level kernel's busy seconds, and the service's utilization has the same definition.
 """
 
 from __future__ import annotations

@@ -34,13 +34,17 @@ through Lindley's identity ``B_k = S_k − min_{i≤k} S_i`` over partial sums `
 
 **Waiting for admission**: M/M/c whose servers are the batch slots, c = replicas × ``max_batch`` with
 μ = ``μ_max / max_batch`` each (``erlang_c``): an arrival waits with probability C, and then
-P(W > t) = C·exp(−(cμ − λ)t), where cμ = replicas × ``μ_max`` is the group's capacity. **Latency mixtures**: every bin contributes
-a component (an atom, an exponential tail and a uniform part for the backlog, shifted by the prefill
-time); ``mixture_quantiles`` inverts the mixture CDF by vectorised bisection.
+P(W > t) = C·exp(−(cμ − λ)t), where cμ = replicas × ``μ_max`` is the group's capacity.
+**Latency mixtures**: every bin contributes a component (a point, an exponential tail and a uniform
+part for the backlog, after a shift spread over a slice of the length distribution);
+``mixture_quantiles`` inverts the mixture CDF by bisection, vectorised over the components.
+``merge_rows`` merges bins whose parameters agree within ``MERGE_STEP`` so the chain and the mixtures run
+over load levels, not bins.
 
 Where it is poor: within a bin arrivals are taken as Poisson at the bin's mean rate (traffic bursty on
-scales shorter than a bin is smoothed), heavy-tailed prompt or output lengths make the mean-based
-iteration time and KV cap optimistic, and the Erlang C wait treats the batch slots as independent servers of equal speed.
+scales shorter than a bin is smoothed); heavy-tailed prompt or output lengths make the mean-based
+iteration time and KV cap optimistic; round-robin routing is taken as a random split; and the Erlang C
+wait treats the batch slots as independent servers of equal speed.
 """
 
 from __future__ import annotations
