@@ -3,8 +3,8 @@
 Usage:  python benchmarks/fluid_year.py [--services N] [--duration 1y] [--bin 1min]
 
 Each service is Llama 3 8B on 8 H100 replicas (services 0, 2, 4, … route with least-work, the others
-round-robin) with a diurnal Poisson generator at a different mean rate and peak hour, log-normal prompts
-and exponential outputs. Runs ``sim.run`` end to end (fleet build, fluid serving, time series, summary;
+round-robin) with a diurnal Poisson generator at a different mean rate and peak hour, log-normal prompts (a
+different median each, so no two services share length statistics) and exponential outputs. Runs ``sim.run`` end to end (fleet build, fluid serving, time series, summary;
 no plots, no files) after a short warm-up run, and prints ``services=… bins=… wall_s=… bins_per_s=… cpu_s=…
 peak_rss_mb=…``, where bins counts fluid bins over all services (cpu_s: process time, which other load
 on the machine does not inflate).
@@ -32,7 +32,7 @@ def scenario_text(services: int, duration: str, bin_width: str, name: str = "flu
       traffic:
         generator:
           rate_per_s: {4.0 + 0.5 * s:g}
-          prompt_tokens: {{lognormal: {{median: 800, sigma: 0.8}}}}
+          prompt_tokens: {{lognormal: {{median: {600 + 20 * s}, sigma: 0.8}}}}
           output_tokens: {{exponential: {{mean: 150}}}}
           diurnal: {{amplitude_frac: 0.6, peak_hour: {(10 + s) % 24}}}
       slo: {{ttft_p99_ms: 500, tpot_p99_ms: 60}}""")

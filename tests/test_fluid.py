@@ -125,9 +125,14 @@ def test_fluid_trace_counts_add_up(tmp_path):
     assert chat["ttft_s"]["p50"] <= chat["ttft_s"]["p90"] <= chat["ttft_s"]["p99"]
 
 
-def test_fluid_bin_must_be_positive(tmp_path):
-    with pytest.raises(sim.ScenarioError, match=r"s.yaml:\d+ workloads.inference\[0\].fluid_bin"):
-        scenario_from(with_service({"fidelity": "fluid", "fluid_bin": 0}), tmp_path)
+@pytest.mark.parametrize("fluid_bin, duration, expected", [
+    (0, "1d", "fluid_bin: found 0"), ("1s", "2y", "63,072,000 bins over the horizon; accepted: at most 20,000,000"),
+])
+def test_fluid_bin_mistakes_are_reported(tmp_path, fluid_bin, duration, expected):
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(with_service({"fidelity": "fluid", "fluid_bin": fluid_bin}, duration=duration), tmp_path)
+    assert "s.yaml:" in str(info.value) and "workloads.inference[0].fluid_bin" in str(info.value)
+    assert expected in str(info.value)
 
 
 # --- the numeric core -------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def offered_load(service, edges: np.ndarray, base_dir: Path, rng: np.random.Gene
         return Offered(edges, counts, int((~inside).sum()), source)
     gen = traffic.generator
     arrivals = _generator_arrivals(gen, edges, rng)
-    source = GeneratorLengths(_pmf(gen.prompt_tokens, str(base_dir)), _pmf(gen.output_tokens, str(base_dir)))
+    source = GeneratorLengths(gen.prompt_tokens, gen.output_tokens, str(base_dir))
     return Offered(edges, arrivals, 0, source)
 
 
@@ -139,44 +139,58 @@ def _bursty_integral(gen, edges: np.ndarray, rng: np.random.Generator) -> np.nda
 
 
 class GeneratorLengths:
-    """Token moments from the exact pmfs of the generator's rounded prompt and output lengths."""
+    """Token moments from the exact pmfs of the generator's rounded prompt and output lengths (computed
+    once per distinct distributions and replica limits: fleets often run many alike services)."""
 
-    def __init__(self, prompt_pmf: np.ndarray, output_pmf: np.ndarray):
-        self.prompt_pmf, self.output_pmf = prompt_pmf, output_pmf
+    def __init__(self, prompt, output, base_dir: str):
+        self.key = (prompt, output, base_dir)
 
     def lengths(self, kv_capacity_tokens: int, token_budget: int) -> Lengths:
-        p_pmf, o_pmf = self.prompt_pmf, self.output_pmf
-        k = np.arange(len(p_pmf), dtype=np.float64)
-        o = np.arange(len(o_pmf), dtype=np.float64)
-        room = kv_capacity_tokens - np.arange(len(p_pmf))  # the largest output that still fits
-
-        def upto(values):  # E[values(O); O <= room] for every prompt length
-            cumulative = np.cumsum(o_pmf * values)
-            return np.where(room >= 0, cumulative[np.clip(room, 0, len(o_pmf) - 1)], 0.0)
-
-        fits, outputs, squares = upto(np.ones_like(o)), upto(o), upto(o * o)
-        accepted = float(p_pmf @ fits)
-        if accepted <= 0:
-            return Lengths(*(np.array(v) for v in (0.0, 1.0, 1.0, 1.0, 0.0)))
-        prompt = float(p_pmf @ (k * fits)) / accepted
-        output = float(p_pmf @ outputs) / accepted
-        output_sq = float(p_pmf @ squares) / accepted
-        prompt_output = float(p_pmf @ (k * outputs)) / accepted
-        chunks = float(p_pmf @ (np.ceil(k / token_budget) * fits)) / accepted
-        context = prompt_output - prompt + (output_sq - output) / 2.0
-        return Lengths(*(np.array(v) for v in (accepted, prompt, output, chunks, context)))
+        return _generator_lengths(*self.key, kv_capacity_tokens, token_budget)
 
     def slices(self) -> tuple[np.ndarray, np.ndarray]:
-        out = []
-        for pmf in (self.prompt_pmf, self.output_pmf):
-            cumulative = np.cumsum(pmf)
-            edges = np.searchsorted(cumulative, np.maximum(QUANTILE_EDGES, 1e-12)).astype(np.float64)
-            bounds = np.stack((edges[:-1], edges[1:]), axis=1)
-            tokens = np.arange(len(pmf), dtype=np.float64)
-            top = tokens >= edges[-2]
-            bounds[-1] = float(pmf[top] @ tokens[top]) / max(float(pmf[top].sum()), 1e-300)
-            out.append(bounds)
-        return tuple(out)
+        return _generator_slices(*self.key)
+
+
+@lru_cache(maxsize=64)
+def _generator_lengths(prompt, output, base_dir: str, kv_capacity_tokens: int, token_budget: int) -> Lengths:
+    """Accepted share and moments of accepted requests (module docstring), from the two pmfs."""
+    p_pmf, o_pmf = _pmf(prompt, base_dir), _pmf(output, base_dir)
+    k = np.arange(len(p_pmf), dtype=np.float64)
+    o = np.arange(len(o_pmf), dtype=np.float64)
+    room = kv_capacity_tokens - np.arange(len(p_pmf))  # the largest output that still fits
+
+    def upto(values):  # E[values(O); O <= room] for every prompt length
+        cumulative = np.cumsum(o_pmf * values)
+        return np.where(room >= 0, cumulative[np.clip(room, 0, len(o_pmf) - 1)], 0.0)
+
+    fits, outputs, squares = upto(np.ones_like(o)), upto(o), upto(o * o)
+    accepted = float(p_pmf @ fits)
+    if accepted <= 0:
+        return Lengths(*(np.array(v) for v in (0.0, 1.0, 1.0, 1.0, 0.0)))
+    prompt = float(p_pmf @ (k * fits)) / accepted
+    output = float(p_pmf @ outputs) / accepted
+    output_sq = float(p_pmf @ squares) / accepted
+    prompt_output = float(p_pmf @ (k * outputs)) / accepted
+    chunks = float(p_pmf @ (np.ceil(k / token_budget) * fits)) / accepted
+    context = prompt_output - prompt + (output_sq - output) / 2.0
+    return Lengths(*(np.array(v) for v in (accepted, prompt, output, chunks, context)))
+
+
+@lru_cache(maxsize=64)
+def _generator_slices(prompt, output, base_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """[low, high] tokens of each slice of ``QUANTILE_EDGES`` (the last: its mean), from the pmfs."""
+    out = []
+    for pmf in (_pmf(prompt, base_dir), _pmf(output, base_dir)):
+        cumulative = np.cumsum(pmf)
+        edges = np.searchsorted(cumulative, np.maximum(QUANTILE_EDGES, 1e-12)).astype(np.float64)
+        bounds = np.stack((edges[:-1], edges[1:]), axis=1)
+        tokens = np.arange(len(pmf), dtype=np.float64)
+        top = tokens >= edges[-2]
+        bounds[-1] = float(pmf[top] @ tokens[top]) / max(float(pmf[top].sum()), 1e-300)
+        bounds.flags.writeable = False  # shared through the cache
+        out.append(bounds)
+    return tuple(out)
 
 
 class TraceLengths:
