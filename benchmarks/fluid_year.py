@@ -3,8 +3,9 @@
 Usage:  python benchmarks/fluid_year.py [--services N] [--duration 1y] [--bin 1min]
 
 Each service is Llama 3 8B on 8 H100 replicas (services 0, 2, 4, … route with least-work, the others
-round-robin) with a diurnal Poisson generator at a different mean rate and peak hour, log-normal prompts (a
-different median each, so no two services share length statistics) and exponential outputs. Runs ``sim.run`` end to end (fleet build, fluid serving, time series, summary;
+round-robin) with a diurnal Poisson generator at a different mean rate and peak hour, log-normal prompts
+(a different median each, so no two services share length statistics) and exponential outputs.
+Runs ``sim.run`` end to end (fleet build, fluid serving, time series, summary;
 no plots, no files) after a short warm-up run, and prints ``services=… bins=… wall_s=… bins_per_s=… cpu_s=…
 peak_rss_mb=…``, where bins counts fluid bins over all services (cpu_s: process time, which other load
 on the machine does not inflate).

@@ -3,7 +3,6 @@ CDFs and the probabilities of the rounded token counts that the fluid fidelity o
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -86,7 +85,7 @@ def cdf(dist, x: np.ndarray, base_dir: Path | None = None) -> np.ndarray:
         if sigma == 0:
             return (x >= median).astype(np.float64)
         z = np.log(np.maximum(x, 1e-300) / median) / (sigma * np.sqrt(2.0))
-        return np.where(x > 0, 0.5 * (1.0 + _erf(z)), 0.0)
+        return np.where(x > 0, 0.5 * _erfc(-z), 0.0)
     if dist.exponential is not None:
         return np.where(x > 0, -np.expm1(-np.maximum(x, 0.0) / dist.exponential.mean), 0.0)
     if dist.uniform is not None:
@@ -114,6 +113,12 @@ def token_pmf(dist, base_dir: Path | None = None, tail: float = 1e-9) -> np.ndar
     return np.maximum(pmf, 0.0)
 
 
-def _erf(z: np.ndarray) -> np.ndarray:
-    """The error function, vectorised (numpy has none, and scipy is not a dependency)."""
-    return np.frompyfunc(math.erf, 1, 1)(z).astype(np.float64)
+def _erfc(z: np.ndarray) -> np.ndarray:
+    """The complementary error function, vectorised, with fractional error below 1.2e-7 everywhere
+    (Chebyshev fit of Numerical Recipes, 2nd ed., §6.2); numpy has none and scipy is not a dependency."""
+    a = np.abs(z)
+    t = 1.0 / (1.0 + 0.5 * a)
+    poly = -a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    upper = t * np.exp(poly)
+    return np.where(z >= 0, upper, 2.0 - upper)
