@@ -114,6 +114,22 @@ def test_fluid_busy_time_feeds_the_power_time_series(tmp_path):
     assert 0 < chat["utilization"] < 1
 
 
+def test_request_and_fluid_services_share_a_pool(tmp_path):
+    data = with_service({"fidelity": "fluid"}, duration="1h")
+    data["workloads"].pop("training")
+    data["outputs"] = {"timeseries_interval": "7min"}
+    data["workloads"]["inference"].append({**SERVICE, "name": "chat-2"})
+    results = sim.run(scenario_from(data, tmp_path))
+    served = results.summary["inference"]
+    assert served["chat"]["fidelity"] == "fluid" and served["chat-2"]["fidelity"] == "request"
+    series = results.timeseries
+    widths = np.diff(np.append(series["time_s"].to_numpy(), 3600.0))
+    busy_chip_s = float((series["busy_chips.h100-sxm"] * widths).sum())
+    expected = (served["chat"]["utilization"] + served["chat-2"]["utilization"]) * 2 * 3600.0
+    assert busy_chip_s == pytest.approx(expected, rel=1e-9)
+    assert set(results.requests["service"]) == {"chat-2"}
+
+
 def test_fluid_trace_counts_add_up(tmp_path):
     trace = {"format": "azure-llm-2023", "path": "azure-llm-2023/AzureLLMInferenceTrace_conv.csv",
              "limit": 2000, "scale": 2}

@@ -45,10 +45,12 @@ def serve_fluid(scenario, service, groups: list, base_dir, rng: np.random.Genera
     horizon = float(scenario.duration)
     offered = offered_load(service, fluid_edges(horizon, service.fluid_bin), base_dir, rng)
     weight = np.array([p.replicas * p.kernel["flops_per_s"] for p in groups])
-    series = fluid_edges(horizon, float(scenario.outputs.timeseries_interval))  # the time-series bins
+    interval = float(scenario.outputs.timeseries_interval)
+    series = fluid_edges(horizon, interval)  # the time-series bins
+    length = int(np.ceil(horizon / interval)) + 1  # as the request-level kernel's busy array
     served = [serve_group(plan, offered, share, service.slo) for plan, share in zip(groups, weight / weight.sum())]
     return {"fidelity": "fluid", "not_offered": offered.not_offered, "groups": served,
-            "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series) for g in served],
+            "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in served],
             "kv_peak": [g["kv_peak_tokens"] for g in served]}
 
 
@@ -133,7 +135,10 @@ def _share_meeting_backlog(before, after, arrival_per_s, group_rate, widths) -> 
     return np.where(after > 0, 1.0, np.clip(drain / widths, 0.0, 1.0))
 
 
-def _rebin(per_bin: np.ndarray, edges: np.ndarray, series_edges: np.ndarray) -> np.ndarray:
-    """Amounts per fluid bin onto the time-series bins, spread evenly inside each fluid bin."""
+def _rebin(per_bin: np.ndarray, edges: np.ndarray, series_edges: np.ndarray, length: int) -> np.ndarray:
+    """Amounts per fluid bin onto the time-series bins, spread evenly inside each fluid bin; ``length``
+    entries (zeros after the horizon), the request-level kernel's length, so the two add up per pool."""
     cumulative = np.concatenate(([0.0], np.cumsum(per_bin)))
-    return np.diff(np.interp(series_edges, edges, cumulative))
+    out = np.zeros(max(length, len(series_edges) - 1))
+    out[: len(series_edges) - 1] = np.diff(np.interp(series_edges, edges, cumulative))
+    return out

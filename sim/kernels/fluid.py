@@ -2,8 +2,8 @@
 
 The engine (``sim.engine.fluid``) turns a service's traffic into per-bin arrival rates and per-request
 token means; these functions turn them into batch sizes, busy fractions, capacity, backlog and latency
-percentiles. No Python loop runs per bin or per request; the loops here run over the batch size
-(``max_batch``), over replicas (Erlang C) or over bisection steps.
+percentiles. No Python loop runs per bin or per request; the loops here run over chunks of rows or
+over bisection steps.
 
 **Iteration time** at a batch of ``j`` running requests (the request-level kernel's roofline, with the
 per-token term): ``overhead + per_token · tokens + max(flop_per_token · tokens / flops_per_s,
@@ -16,17 +16,20 @@ decode iterations memory bound, so the mean iteration time is a mixture, not the
 a share ``q = min(π, 1)`` of iterations carry the prompt tokens (``j·E[P]/(I·q)`` each) and the rest
 only decode tokens (``mean_iteration_time_s``). Prompt lengths enter through their mean there.
 
-**Steady batch** (``stationary_batch``). Continuous batching advances every running request by one
+**Steady batch** (``stationary_group``). Continuous batching advances every running request by one
 iteration per iteration, so a replica is a processor-sharing server whose total speed depends on how
 many requests it holds: with ``j`` running, requests leave at rate ``μ_j = j / (I · τ(j))``. Arrivals
-are Poisson at ``λ`` per replica. The number in the replica is then the birth–death chain with
-``π_j ∝ Π_{i≤j} λ/μ_i`` — for symmetric (processor-sharing) service this stationary law does not depend
-on the shape of the output-length distribution, only on its mean. Above ``max_batch`` (``max_seqs``,
-the KV cache over the mean reservation ``E[P + O]``, and the token budget) requests queue and leave at
-``μ_max``; the chain's tail is geometric and exists only when ``λ < μ_max``. From ``π``: busy fraction
-``1 − π_0`` (the share of time the replica iterates, the request-level kernel's busy seconds per second),
-mean requests running ``N_s``, and by Little's law the mean time in the batch ``N_s / λ``; the steady
-batch while iterating is ``N_s / (1 − π_0)``. The chain is where Little's law meets the roofline.
+are Poisson at ``λ``. The number of requests is then a birth–death chain, ``π_N ∝ Π_{i≤N} λ/μ(i)`` — for
+symmetric (processor-sharing) service this stationary law does not depend on the shape of the
+output-length distribution, only on its mean. Balanced routing keeps a group's R replicas within one
+request of each other, so the chain runs over the group's total N with ``μ(N)`` summed over the
+replicas' batches (R = 1: one replica at its share of the arrivals, for round-robin). Above
+``max_batch`` per replica (``max_seqs``, the KV cache over the mean reservation ``E[P + O]``, and the
+token budget) requests queue and leave at ``R·μ_max``; the chain's tail is geometric and exists only when
+``λ < R·μ_max``. From ``π``: busy fraction ``E[min(N, R)]/R`` (the share of time a replica iterates,
+the request-level kernel's busy seconds per second), mean requests running per replica, and by
+Little's law the mean time in the batch ``running / λ``. The chain is where Little's law meets the
+roofline.
 
 **Capacity**: ``μ_max`` requests/s per replica (the batch full). **Backlog**: arrivals above capacity
 are carried to the next bin, ``B_k = max(0, B_{k−1} + A_k − capacity_k)`` (``fluid_backlog``, vectorised
