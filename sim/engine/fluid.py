@@ -71,7 +71,7 @@ def serve_group(plan, offered, share: float, slo) -> dict:
     in_batches = replicas * float(rows["running"][last]) if len(row) else 0.0
     unfinished = min(float(backlog[-1]) + in_batches if len(row) else 0.0, float(accepted.sum()))
     served = before + accepted - backlog
-    tokens = float(served @ rows["output"][row]) - in_batches * float(rows["output"][last]) if len(row) else 0.0
+    tokens = float(np.sum(served * rows["output"][row])) - in_batches * float(rows["output"][last]) if len(row) else 0.0
     completed = float(accepted.sum()) - unfinished
     # first come, first served: the requests that complete are the earliest arrivals
     finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)

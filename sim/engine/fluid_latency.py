@@ -55,7 +55,7 @@ def components(k, replicas, rows, row, meets, before, backlog, group_rate, finis
                for side in (0, 1)]
     ttft = _expand(parts["weight"], slice_weight, parts["residual"][:, None] + prefill[0], prefill[1] - prefill[0],
                    wait)
-    mean_prompt = float(slice_weight @ prompt.mean(axis=1))
+    mean_prompt = float(np.sum(slice_weight * prompt.mean(axis=1)))
     mean_prefill = _prefill_s(k, parts["decode_seen"], parts["memory_s"], mean_prompt)
     tpot = parts["tpot"][:, None]
     e2e = _expand(parts["weight"], slice_weight, (parts["residual"] + mean_prefill)[:, None]
@@ -135,4 +135,4 @@ def _within_slo(ttft: dict, tpot: np.ndarray, slo) -> float:
         return 0.0
     args = [ttft[name] for name in ("shift", "spread", *WAIT)]
     fast = kernel.component_cdf(slo.ttft_p99_ms / 1e3, *args)
-    return float(ttft["weight"] @ (fast * (tpot <= slo.tpot_p99_ms / 1e3)))
+    return float(np.sum(ttft["weight"] * fast * (tpot <= slo.tpot_p99_ms / 1e3)))

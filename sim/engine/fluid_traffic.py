@@ -165,14 +165,14 @@ def _generator_lengths(prompt, output, base_dir: str, kv_capacity_tokens: int, t
         return np.where(room >= 0, cumulative[np.clip(room, 0, len(o_pmf) - 1)], 0.0)
 
     fits, outputs, squares = upto(np.ones_like(o)), upto(o), upto(o * o)
-    accepted = float(p_pmf @ fits)
+    accepted = float(np.sum(p_pmf * fits))
     if accepted <= 0:
         return Lengths(*(np.array(v) for v in (0.0, 1.0, 1.0, 1.0, 0.0)))
-    prompt = float(p_pmf @ (k * fits)) / accepted
-    output = float(p_pmf @ outputs) / accepted
-    output_sq = float(p_pmf @ squares) / accepted
-    prompt_output = float(p_pmf @ (k * outputs)) / accepted
-    chunks = float(p_pmf @ (np.ceil(k / token_budget) * fits)) / accepted
+    prompt = float(np.sum(p_pmf * k * fits)) / accepted
+    output = float(np.sum(p_pmf * outputs)) / accepted
+    output_sq = float(np.sum(p_pmf * squares)) / accepted
+    prompt_output = float(np.sum(p_pmf * k * outputs)) / accepted
+    chunks = float(np.sum(p_pmf * np.ceil(k / token_budget) * fits)) / accepted
     context = prompt_output - prompt + (output_sq - output) / 2.0
     return Lengths(*(np.array(v) for v in (accepted, prompt, output, chunks, context)))
 
@@ -187,7 +187,7 @@ def _generator_slices(prompt, output, base_dir: str) -> tuple[np.ndarray, np.nda
         bounds = np.stack((edges[:-1], edges[1:]), axis=1)
         tokens = np.arange(len(pmf), dtype=np.float64)
         top = tokens >= edges[-2]
-        bounds[-1] = float(pmf[top] @ tokens[top]) / max(float(pmf[top].sum()), 1e-300)
+        bounds[-1] = float(np.sum(pmf[top] * tokens[top])) / max(float(pmf[top].sum()), 1e-300)
         bounds.flags.writeable = False  # shared through the cache
         out.append(bounds)
     return tuple(out)

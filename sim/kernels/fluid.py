@@ -213,7 +213,7 @@ def mixture_quantiles(probs, weight, shift, spread, exp_mass, exp_rate, uniform_
     args = (shift, spread, exp_mass, exp_rate, uniform_mass, uniform_low, uniform_high)
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        below = component_cdf(mid[:, None], *args) @ w >= probs
+        below = (component_cdf(mid[:, None], *args) * w).sum(axis=1) >= probs  # no BLAS threads
         hi = np.where(below, mid, hi)
         lo = np.where(below, lo, mid)
     return hi
@@ -227,7 +227,7 @@ def mixture_mean(weight, shift, spread, exp_mass, exp_rate, uniform_mass, unifor
     with np.errstate(divide="ignore", invalid="ignore"):
         tail = np.where(exp_mass > 0, exp_mass / exp_rate, 0.0)
     each = shift + spread / 2.0 + tail + uniform_mass * 0.5 * (uniform_low + uniform_high)
-    return float(np.dot(weight, each) / total)
+    return float(np.sum(weight * each) / total)
 
 
 def merge_rows(keys: list[np.ndarray], values: list[np.ndarray], weight: np.ndarray,
