@@ -67,11 +67,11 @@ def serve_group(plan, offered, share: float, slo) -> dict:
     before = np.concatenate(([0.0], backlog[:-1]))
     meets = _share_meeting_backlog(before, backlog, accepted / widths, group_rate, widths)
     busy = meets + (1.0 - meets) * rows["busy"][row]
-    last = row[-1] if len(row) else 0
-    in_batches = replicas * float(rows["running"][last]) if len(row) else 0.0
-    unfinished = min(float(backlog[-1]) + in_batches if len(row) else 0.0, float(accepted.sum()))
+    last = row[-1]  # there is at least one bin: the horizon is positive
+    in_batches = replicas * float(rows["running"][last])  # still running at the horizon
+    unfinished = min(float(backlog[-1]) + in_batches, float(accepted.sum()))
     served = before + accepted - backlog
-    tokens = float(np.sum(served * rows["output"][row])) - in_batches * float(rows["output"][last]) if len(row) else 0.0
+    tokens = float(np.sum(served * rows["output"][row])) - in_batches * float(rows["output"][last])
     completed = float(accepted.sum()) - unfinished
     # first come, first served: the requests that complete are the earliest arrivals
     finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)
@@ -98,6 +98,18 @@ def _steady_state(k: dict, replicas: int, arrival_per_s: np.ndarray, lengths: Le
     r["max_batch"] = np.round(r["max_batch"]).astype(np.int64)
     r["iterations"] = r["decode"] + r["chunks"]
     r["output"] = r["decode"] + 1.0
+    _chain(k, r, replicas)
+    r["wait_prob"] = np.empty(len(r["lam"]))
+    for size in np.unique(r["max_batch"]):  # the admission queue's servers are the group's batch slots
+        rows_of = r["max_batch"] == size
+        slots = int(replicas * size)
+        r["wait_prob"][rows_of] = kernel.erlang_c(slots, r["lam"][rows_of] * slots / r["full_rate"][rows_of])
+    return r, row
+
+
+def _chain(k: dict, r: dict, replicas: int) -> None:
+    """Fill the rows ``r`` with the chain's busy fraction, batch, capacity and full-batch iteration time,
+    a chunk of rows at a time (rows × batch sizes within ``MAX_CELLS``)."""
     # balanced routers (least-work, jsq, central) keep the replicas' batches level: one chain for the group;
     # round-robin splits arrivals blindly: one chain per replica, at its share of the arrivals
     pooled = replicas if k["router"] != ROUTER_ROUND_ROBIN else 1
@@ -113,12 +125,6 @@ def _steady_state(k: dict, replicas: int, arrival_per_s: np.ndarray, lengths: Le
         for name, values in zip(names[:5], out[:5]):
             r[name][s] = values
         r["tau_full"][s] = tau[np.arange(tau.shape[0]), top[s] - 1]
-    r["wait_prob"] = np.empty(len(top))
-    for size in np.unique(top):  # the admission queue's servers are the group's batch slots
-        rows_of = top == size
-        slots = int(replicas * size)
-        r["wait_prob"][rows_of] = kernel.erlang_c(slots, r["lam"][rows_of] * slots / r["full_rate"][rows_of])
-    return r, row
 
 
 def _per_request(lengths: Lengths) -> dict[str, np.ndarray]:

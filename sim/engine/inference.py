@@ -3,7 +3,8 @@
 A service's replica groups each reserve ``count × chips_per_replica`` chips of one pool for the whole
 run (``sim.fleet.allocation.reserve``); training sees only what is left. Requests are split across a
 service's groups in proportion to each group's peak rate (replicas × chips × FLOP/s × efficiency), then
-every group runs the request-level kernel (``sim.kernels.serve_llm``) over the horizon. Dedicated
+every group runs the request-level kernel (``sim.kernels.serve_llm``) over the horizon — or, for a
+service with ``fidelity: fluid``, the fluid model of ``sim.engine.fluid``. Dedicated
 replicas do not interact with training, so no SimPy process is needed yet; shared pools will need the
 windowed form described in ``docs/inference-plan.md``.
 
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sim import kernels
+from sim.engine.fluid import serve_fluid
 from sim.engine.prepare import efficiency_matrix
 from sim.fleet import Fleet
 from sim.kernels.serving_reference import (
@@ -139,8 +141,6 @@ def busy_chip_seconds_by_pool(plans: list[GroupPlan], served: list[dict]) -> dic
 def serve(scenario, fleet: Fleet, plans: list[GroupPlan], base_dir: Path, rng: np.random.Generator) -> list[dict]:
     """Serve every service; per service, per-request arrays and the group each request went to (fluid
     services: per-group counts, busy time and latency components from ``sim.engine.fluid``)."""
-    from sim.engine.fluid import serve_fluid
-
     horizon = float(scenario.duration)
     results = []
     for s, service in enumerate(scenario.workloads.inference):

@@ -100,7 +100,7 @@ def busy_fraction(groups, busy_chip_s, horizon_s: float) -> float:
 
 
 def energy_and_cost(groups, busy_chip_s, fleet, horizon_s: float,
-                     tokens: int) -> tuple[float | None, float | None]:
+                    tokens: int) -> tuple[float | None, float | None]:
     """Facility energy and cost of the service's replica chips: idle power while online, plus the full-load
     increment while iterating; chip cost (capex or rental) for every online hour."""
     site = fleet.site
