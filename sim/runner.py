@@ -48,9 +48,11 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
     horizon = float(scenario.duration)
     plans = inference.plan_groups(scenario, fleet, catalog)
-    requests_by_service = inference.build_requests(scenario, origin.directory, streams(scenario.seed)["inference"])
+    rng = streams(scenario.seed)["inference"]
+    requests_by_service = inference.build_requests(scenario, origin.directory, rng)
     scaling = autoscale.plan_scaling(scenario, fleet, plans, requests_by_service)
-    served = inference.serve(scenario, fleet, plans, requests_by_service, switches=scaling.switches)
+    served = inference.serve(scenario, fleet, plans, requests_by_service, origin.directory, rng,
+                             switches=scaling.switches)
     ranking_plans = ranking.plan_services(scenario, fleet, catalog)
     ranked = ranking.serve(scenario, ranking_plans, streams(scenario.seed)["ranking"])
     with _progress_bar(progress, horizon) as update:

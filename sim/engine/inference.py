@@ -6,6 +6,7 @@ autoscaled group holds ``min_count`` replicas and the cluster places the others 
 ``sim.engine.autoscale`` turns them on. All replicas of a service, on whatever chip types, are served by
 one call of the request-level kernel (``sim.kernels.serve_llm``) over the horizon, so the service's
 router chooses among accelerator types request by request, among the replicas active at that time.
+A service with ``fidelity: fluid`` goes through the fluid model of ``sim.engine.fluid`` instead.
 The autoscaler decides from the requests alone, so serving needs no SimPy process even on shared
 pools.
 
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from sim import kernels
+from sim.engine.fluid import serve_fluid
 from sim.engine.iteration_model import replica_iteration
 from sim.engine.prepare import efficiency_matrix
 from sim.fleet import Fleet
@@ -163,10 +165,15 @@ def busy_chip_seconds_by_pool(plans: list[GroupPlan], served: list[dict]) -> dic
 
 
 def build_requests(scenario, base_dir: Path, rng: np.random.Generator) -> list[pd.DataFrame | None]:
-    """Per service, its request table (``None`` for ranking services, served by ``sim.engine.ranking``)."""
+    """Per service, its request table (``None`` for ranking services, served by ``sim.engine.ranking``,
+    and for fluid ones, which never draw requests one by one)."""
     horizon = float(scenario.duration)
-    return [None if service.family == "ranking" else service_requests(service, base_dir, horizon, rng)
+    return [service_requests(service, base_dir, horizon, rng) if _request_level(service) else None
             for service in scenario.workloads.inference]
+
+
+def _request_level(service) -> bool:
+    return service.family == "llm" and service.fidelity == "request"
 
 
 def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,19 +195,23 @@ def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.n
 
 
 def serve(scenario, fleet: Fleet, plans: list[GroupPlan], requests_by_service: list[pd.DataFrame | None],
-          switches=None) -> list[dict | None]:
+          base_dir: Path, rng: np.random.Generator, switches=None) -> list[dict | None]:
     """Serve every LLM service with one kernel call over all its replicas (the router picks among them,
     only active replicas take new requests); per service, per-request arrays and the group each
     request went to (-1: never placed). ``switches`` maps ``(service, group)`` to the autoscaler's
-    ``GroupSwitches``."""
+    ``GroupSwitches``. Fluid services: per-group counts, busy time and latency components from
+    ``sim.engine.fluid`` (its traffic drawn from ``rng``); ranking services: ``None``."""
     horizon = float(scenario.duration)
     results = []
     for s, service in enumerate(scenario.workloads.inference):
-        requests = requests_by_service[s]
-        if requests is None:
-            results.append(None)  # a ranking service
-            continue
         groups = [p for p in plans if p.service == s]
+        if service.family == "ranking":
+            results.append(None)  # sim.engine.ranking
+            continue
+        if service.fidelity == "fluid":
+            results.append(serve_fluid(scenario, service, groups, base_dir, rng))
+            continue
+        requests = requests_by_service[s]
         replica_int, replica_float = replica_tables([(p.replicas, p.kernel) for p in groups])
         group_of_replica = np.repeat(np.arange(len(groups)), [p.replicas for p in groups])
         slo, headroom = service.slo, service.router.slo_headroom_frac

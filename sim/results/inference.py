@@ -7,6 +7,7 @@ import pandas as pd
 
 from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED, UNFINISHED
 from sim.results.compute import _stats
+from sim.results.fluid import fluid_summary
 
 STATUS_NAMES = {DONE: "completed", UNFINISHED: "unfinished", REJECTED: "rejected", NOT_OFFERED: "not-offered"}
 
@@ -19,10 +20,13 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
         if service.family == "ranking":
             continue  # sim.results.ranking
         result, groups = served[s], [p for p in plans if p.service == s]
+        if result.get("fidelity") == "fluid":
+            out[service.name] = fluid_summary(service, fleet, groups, result, horizon_s)
+            continue
         status, group_of = result["status"], result["group"]
         summary = _latency_summary(result, np.ones(len(status), dtype=bool), service.slo, horizon_s)
         replica_s = _replica_seconds(groups, result.get("switches"), fleet, horizon_s)
-        summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = _energy_and_cost(
+        summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = energy_and_cost(
             groups, result["busy_chip_s"], fleet, horizon_s, summary["output_tokens"], replica_s)
         if any(fleet.pools[p.pool].shared for p in groups):
             summary["replica_hours"] = sum(replica_s) / 3600.0
@@ -30,6 +34,8 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
                                "rejected": int((status == REJECTED).sum()),
                                "unfinished": int((status == UNFINISHED).sum()),
                                "not_offered": int((status == NOT_OFFERED).sum())}
+        summary["utilization"] = busy_fraction(groups, result["busy_chip_s"], horizon_s)
+        summary["fidelity"] = "request"
         summary["kv_peak_tokens"] = max(result["kv_peak"])
         summary["kv_capacity_tokens"] = min(p.kernel["kv_capacity_tokens"] for p in groups)
         by_accel = {}
@@ -52,6 +58,8 @@ def requests_table(scenario, fleet, plans, served) -> pd.DataFrame:
         result, groups = served[s], [p for p in plans if p.service == s]
         # the last entry names requests never placed on a replica (group -1: rejected, or still centrally queued)
         accel = np.array([fleet.pools[p.pool].accelerator.id for p in groups] + [""], dtype=object)
+        if result.get("fidelity") == "fluid":
+            continue  # no requests are simulated one by one
         requests = result["requests"]
         frames.append(pd.DataFrame({
             "service": service.name,
@@ -92,6 +100,13 @@ def _latency_summary(result, rows, slo, horizon_s: float) -> dict:
     }
 
 
+def busy_fraction(groups, busy_chip_s, horizon_s: float) -> float:
+    """Busy fraction of the service's replica chips: chip-seconds iterating over chip-seconds reserved
+    (the same definition for both fidelities)."""
+    reserved = sum(p.replicas * p.chips_per_replica for p in groups) * horizon_s
+    return float(sum(float(b.sum()) for b in busy_chip_s) / reserved) if reserved > 0 else 0.0
+
+
 def _replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
     """Active replica-seconds of each group while its pool is online (every replica, without switches)."""
     out = []
@@ -105,11 +120,14 @@ def _replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
     return out
 
 
-def _energy_and_cost(groups, busy_chip_s, fleet, horizon_s: float, tokens: int,
-                     replica_s: list[float]) -> tuple[float | None, float | None]:
+def energy_and_cost(groups, busy_chip_s, fleet, horizon_s: float, tokens: int,
+                    replica_s: list[float] | None = None) -> tuple[float | None, float | None]:
     """Facility energy and cost of the service's replica chips: idle power while active and online, plus
     the full-load increment while iterating; chip cost (capex or rental) for every active online hour
-    (chips lent to training are charged to no one here)."""
+    (chips lent to training are charged to no one here). ``replica_s`` defaults to every replica for
+    the whole time its pool is online."""
+    if replica_s is None:
+        replica_s = _replica_seconds(groups, None, fleet, horizon_s)
     site = fleet.site
     energy_kwh = cost_usd = 0.0
     for plan, busy, seconds in zip(groups, busy_chip_s, replica_s):

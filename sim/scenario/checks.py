@@ -192,6 +192,9 @@ def _check_porting(scenario, catalog, add) -> None:
                 f"unknown accelerator {port.accelerator!r}" + suggest(port.accelerator, catalog.accelerators))
 
 
+MAX_FLUID_BINS = 20_000_000  # a fluid service holds a few float arrays per bin
+
+
 def _check_inference(scenario, catalog, origin, add) -> None:
     """Services name known models and pools; replicas fit their chips (weights + KV, or weights + tables
     for ranking) and their pools; fields match the service's family (``family_checks``)."""
@@ -219,6 +222,10 @@ def _check_inference(scenario, catalog, origin, add) -> None:
             add(base + ("model",), f"{what} {service.model!r}" + suggest(service.model, llms))
         if service.stack not in STACKS:
             add(base + ("stack",), f"unknown stack {service.stack!r}" + suggest(service.stack, STACKS))
+        bins = float(scenario.duration) / service.fluid_bin
+        if service.fidelity == "fluid" and bins > MAX_FLUID_BINS:
+            add(base + ("fluid_bin",), f"found {service.fluid_bin:g} s: {bins:,.0f} bins over the horizon; "
+                                       f"accepted: at most {MAX_FLUID_BINS:,} bins (a longer fluid_bin)")
         if service.traffic.trace is not None:
             try:
                 resolve_trace_path(service.traffic.trace.path, origin.directory)

@@ -32,6 +32,14 @@ def check_family(service, base: tuple, add) -> None:
         targets = "{latency_p99_ms}" if family == "ranking" else "{ttft_p99_ms, tpot_p99_ms}"
         add(base + ("router", "kind"), f"found 'slo-aware': it routes by the service's SLO targets; "
                                        f"accepted: give slo: {targets}, or another router")
+    if service.fidelity == "fluid":
+        if family == "ranking":
+            add(base + ("fidelity",), "found 'fluid': ranking services are simulated request by request; "
+                                      "accepted: request")
+        for g, group in enumerate(service.replicas):
+            if group.autoscale is not None:
+                add(base + ("replicas", g, "autoscale"), "autoscaling needs request-level serving (the "
+                    "autoscaler reads the requests); accepted: fidelity: request, or no autoscale")
     _check_traffic(service, base + ("traffic",), add)
 
 

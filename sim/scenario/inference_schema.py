@@ -2,8 +2,9 @@
 
 Two families, served request by request: ``llm`` (continuous batching, tokens) and ``ranking``
 (DLRM-class: dynamic batching of scored items). Which fields belong to which family is checked in
-``sim.scenario.family_checks``. On a ``sharing: shared`` pool an LLM replica group may autoscale and
-lend the chips of its inactive replicas to training.
+``sim.scenario.family_checks``. An LLM service is simulated request by request or, with
+``fidelity: fluid``, as arrival rates per ``fluid_bin``. On a ``sharing: shared`` pool an LLM replica
+group may autoscale and lend the chips of its inactive replicas to training.
 """
 
 from __future__ import annotations
@@ -136,3 +137,7 @@ class InferenceService(Strict):
     slo: LlmSlo | RankingSlo | None = Field(
         None, description="latency targets for SLO attainment and goodput (llm: ttft/tpot; ranking: latency_p99_ms)")
     router: Router = Field(Router(), description="replica choice within a group")
+    fidelity: Literal["request", "fluid"] = Field(
+        "request", description="request: every request through continuous batching; fluid: arrival rates per "
+                               "time bin served by replica capacity, latency from queueing formulas (long runs)")
+    fluid_bin: DurationS = Field(60.0, gt=0, description="time bin of the fluid fidelity [s or '1min']")

@@ -1,4 +1,5 @@
-"""Sampling the scenario's ``Distribution`` forms with an explicit ``numpy.random.Generator``."""
+"""Sampling the scenario's ``Distribution`` forms with an explicit ``numpy.random.Generator``; their means,
+CDFs and the probabilities of the rounded token counts that the fluid fidelity of inference uses."""
 
 from __future__ import annotations
 
@@ -57,3 +58,67 @@ def empirical_values(name: str, base_dir: str = "") -> np.ndarray:
     if not values:
         raise TraceError(f"{label}: no values")
     return np.asarray(values)
+
+
+def mean(dist, base_dir: Path | None = None) -> float:
+    """Mean of a scenario ``Distribution``, in closed form (the empirical form: the mean of its values).
+
+    Log-normal: ``median · exp(sigma² / 2)``; uniform: ``(low + high) / 2``."""
+    if dist.fixed is not None:
+        return float(dist.fixed)
+    if dist.lognormal is not None:
+        return float(dist.lognormal.median * np.exp(dist.lognormal.sigma ** 2 / 2.0))
+    if dist.exponential is not None:
+        return float(dist.exponential.mean)
+    if dist.uniform is not None:
+        return (dist.uniform.low + dist.uniform.high) / 2.0
+    return float(empirical_values(dist.empirical, str(base_dir or "")).mean())
+
+
+def cdf(dist, x: np.ndarray, base_dir: Path | None = None) -> np.ndarray:
+    """P(X <= x) of a scenario ``Distribution``, vectorised over ``x``."""
+    x = np.asarray(x, dtype=np.float64)
+    if dist.fixed is not None:
+        return (x >= dist.fixed).astype(np.float64)
+    if dist.lognormal is not None:
+        median, sigma = dist.lognormal.median, dist.lognormal.sigma
+        if sigma == 0:
+            return (x >= median).astype(np.float64)
+        z = np.log(np.maximum(x, 1e-300) / median) / (sigma * np.sqrt(2.0))
+        return np.where(x > 0, 0.5 * _erfc(-z), 0.0)
+    if dist.exponential is not None:
+        return np.where(x > 0, -np.expm1(-np.maximum(x, 0.0) / dist.exponential.mean), 0.0)
+    if dist.uniform is not None:
+        low, high = dist.uniform.low, dist.uniform.high
+        if high == low:
+            return (x >= low).astype(np.float64)
+        return np.clip((x - low) / (high - low), 0.0, 1.0)
+    values = np.sort(empirical_values(dist.empirical, str(base_dir or "")))
+    return np.searchsorted(values, x, side="right") / len(values)
+
+
+def token_pmf(dist, base_dir: Path | None = None, tail: float = 1e-9) -> np.ndarray:
+    """Probabilities of the token count ``max(1, ceil(X))`` that the request generator draws.
+
+    Element ``k`` is P(count = k) for k = 0, 1, …, K (element 0 is always 0). K is the first power of
+    two with P(X > K) < ``tail``; that last sliver of mass is put on K, so the pmf sums to 1."""
+    top = 1
+    while cdf(dist, np.array([float(top)]), base_dir)[0] < 1.0 - tail and top < 1 << 26:
+        top *= 2
+    upto = cdf(dist, np.arange(top + 1, dtype=np.float64), base_dir)
+    upto[-1] = 1.0
+    pmf = np.diff(upto, prepend=0.0)
+    pmf[1] += pmf[0]  # counts below 1 are rounded up to 1
+    pmf[0] = 0.0
+    return np.maximum(pmf, 0.0)
+
+
+def _erfc(z: np.ndarray) -> np.ndarray:
+    """The complementary error function, vectorised, with fractional error below 1.2e-7 everywhere
+    (Chebyshev fit of Numerical Recipes, 2nd ed., §6.2); numpy has none and scipy is not a dependency."""
+    a = np.abs(z)
+    t = 1.0 / (1.0 + 0.5 * a)
+    poly = -a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    upper = t * np.exp(poly)
+    return np.where(z >= 0, upper, 2.0 - upper)

@@ -1,0 +1,154 @@
+"""Fluid fidelity of an LLM service: arrival rates per time bin served by replica capacity.
+
+For fleet-scale, multi-year runs where simulating every request is too slow. Per replica group and
+fluid bin (``fluid_bin``, default 1 min), vectorised over bins — no per-request or per-bin Python loop:
+
+1. **Offered load** (``sim.engine.fluid_traffic``): expected arrivals per bin and the token moments of
+   the requests; a group takes its share (replicas × FLOP/s, as the request-level split). Requests that
+   can never fit the KV cache (``P + O > kv_capacity_tokens``) are rejected on arrival.
+2. **Steady batch, busy fraction and capacity** (``sim.kernels.fluid``): the number of requests in the
+   group is a birth–death chain whose departure rate with ``j`` running in a replica is ``j / (I·τ(j))``
+   — ``τ(j)`` the mean iteration time from the roofline (with ``per_token_s`` when the plan has it),
+   ``I`` the iterations a request spends in the batch — with batches capped at ``max_batch`` =
+   min(``max_seqs``, ``token_budget``, KV capacity / E[P + O]). Balanced routers (``least-work``,
+   ``jsq``, ``central``; ``slo-aware`` is taken as one of them) keep the replicas' batches level, so
+   the chain runs over the whole group;
+   ``round-robin`` is taken as a random split, one chain per replica. Busy fraction = the share of
+   replicas with a non-empty batch; capacity = the full-batch departure rate.
+3. **Backlog**: arrivals above capacity carry over, ``B_k = max(0, B_{k−1} + A_k − capacity_k)``. A bin
+   ending with backlog is busy throughout; a bin that drains its backlog is busy until it has drained,
+   then at the steady busy fraction. Backlog left at the horizon, plus the requests still in the
+   batches, is unfinished; completed + unfinished + rejected = offered, and the requests that complete
+   are the earliest (first come, first served).
+4. **Latency** (``sim.engine.fluid_latency``): mixture components per load level weighted by the
+   requests that complete — Erlang C wait or, under backlog, a uniform delay; TTFT = residual of the
+   running iteration + wait + prefill; TPOT from Little's law; end to end = TTFT + (O − 1)·TPOT. SLO
+   attainment is the expected share of offered requests with TTFT and TPOT within target.
+
+Busy chip-seconds per time-series bin (``outputs.timeseries_interval``) come from the fluid bins (busy
+time spread evenly inside a fluid bin), so power and energy follow load as they do with the
+request-level kernel's busy seconds, and the service's utilization has the same definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from sim.engine.fluid_latency import components, iteration_s
+from sim.engine.fluid_traffic import Lengths, fluid_edges, offered_load
+from sim.kernels import fluid as kernel
+
+
+def serve_fluid(scenario, service, groups: list, base_dir, rng: np.random.Generator) -> dict:
+    """Serve one fluid-fidelity service over the horizon; per group, counts, busy time and latency
+    components (``sim.results.fluid`` turns them into the summary)."""
+    horizon = float(scenario.duration)
+    offered = offered_load(service, fluid_edges(horizon, service.fluid_bin), base_dir, rng)
+    weight = np.array([p.replicas * p.kernel["flops_per_s"] for p in groups])
+    interval = float(scenario.outputs.timeseries_interval)
+    series = fluid_edges(horizon, interval)  # the time-series bins
+    length = int(np.ceil(horizon / interval)) + 1  # as the request-level kernel's busy array
+    balanced = service.router.kind != "round-robin"
+    served = [serve_group(replace(plan, kernel={**plan.kernel, "balanced": balanced}), offered, share, service.slo)
+              for plan, share in zip(groups, weight / weight.sum())]
+    return {"fidelity": "fluid", "not_offered": offered.not_offered, "groups": served,
+            "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in served],
+            "kv_peak": [g["kv_peak_tokens"] for g in served]}
+
+
+def serve_group(plan, offered, share: float, slo) -> dict:
+    """One replica group's share of the offered load through the fluid model (module docstring)."""
+    k = plan.kernel
+    replicas, widths = plan.replicas, np.diff(offered.edges)
+    lengths = offered.lengths(k["kv_capacity_tokens"], k["token_budget"])
+    arrivals = offered.arrivals * share
+    accepted = arrivals * lengths.accepted_frac
+    rows, row = _steady_state(k, replicas, accepted / widths, lengths, len(widths))
+    group_rate = replicas * rows["full_rate"][row]
+    backlog = kernel.fluid_backlog(accepted, group_rate * widths)
+    before = np.concatenate(([0.0], backlog[:-1]))
+    meets = _share_meeting_backlog(before, backlog, accepted / widths, group_rate, widths)
+    busy = meets + (1.0 - meets) * rows["busy"][row]
+    last = row[-1]  # there is at least one bin: the horizon is positive
+    in_batches = replicas * float(rows["running"][last])  # still running at the horizon
+    unfinished = min(float(backlog[-1]) + in_batches, float(accepted.sum()))
+    served = before + accepted - backlog
+    tokens = float(np.sum(served * rows["output"][row])) - in_batches * float(rows["output"][last])
+    completed = float(accepted.sum()) - unfinished
+    # first come, first served: the requests that complete are the earliest arrivals
+    finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)
+    latency = components(k, replicas, rows, row, meets, before, backlog, group_rate, finishing, offered, slo)
+    return {"offered": float(arrivals.sum()), "rejected": float(arrivals.sum() - accepted.sum()),
+            "completed": completed, "unfinished": unfinished, "output_tokens": max(tokens, 0.0),
+            "busy_chip_s": busy * widths * replicas * plan.chips_per_replica,
+            "served_per_bin": served, "backlog_per_bin": backlog, **latency}
+
+
+def _steady_state(k: dict, replicas: int, arrival_per_s: np.ndarray, lengths: Lengths, bins: int):
+    """The chain of ``sim.kernels.fluid.stationary_group`` and Erlang C, evaluated once per distinct
+    (load, lengths) row — the bins of a long run differ mostly in load, so there are far fewer rows than
+    bins. Returns the rows' quantities (per replica) and every bin's row."""
+    means = _per_request(lengths)
+    max_batch = np.maximum(np.minimum(min(k["max_seqs"], k["token_budget"]), np.floor(
+        k["kv_capacity_tokens"] / np.maximum(means["prompt"] + means["decode"] + 1, 1))), 1.0)
+    columns = {"lam": arrival_per_s / replicas, **means, "max_batch": max_batch}
+    varying = [name for name, values in columns.items() if np.ndim(values) > 0]  # constant lengths stay scalars
+    merged, _, row = kernel.merge_rows([columns[n] for n in varying], [columns[n] for n in varying], np.ones(bins))
+    count = len(merged[0])
+    r = {name: np.full(count, float(values)) for name, values in columns.items() if name not in varying}
+    r.update(zip(varying, merged))
+    r["max_batch"] = np.round(r["max_batch"]).astype(np.int64)
+    r["iterations"] = r["decode"] + r["chunks"]
+    r["output"] = r["decode"] + 1.0
+    _chain(k, r, replicas)
+    r["wait_prob"] = np.empty(len(r["lam"]))
+    for size in np.unique(r["max_batch"]):  # the admission queue's servers are the group's batch slots
+        rows_of = r["max_batch"] == size
+        slots = int(replicas * size)
+        r["wait_prob"][rows_of] = kernel.erlang_c(slots, r["lam"][rows_of] * slots / r["full_rate"][rows_of])
+    return r, row
+
+
+def _chain(k: dict, r: dict, replicas: int) -> None:
+    """Fill the rows ``r`` with the chain's busy fraction, batch, capacity and full-batch iteration time,
+    a chunk of rows at a time (rows × batch sizes within ``MAX_CELLS``)."""
+    # balanced routers (least-work, jsq, central) keep the replicas' batches level: one chain for the group;
+    # round-robin splits arrivals blindly: one chain per replica, at its share of the arrivals
+    pooled = replicas if k["balanced"] else 1
+    names = ("busy", "running", "seen", "busy_seen", "full_rate", "tau_full")
+    r.update({name: np.empty(len(r["lam"])) for name in names})
+    top = r["max_batch"]
+    step = max(1, kernel.MAX_CELLS // min(pooled * int(top.max(initial=1)), 1 << 16))
+    for a in range(0, len(top), step):
+        s = slice(a, a + step)
+        tau = iteration_s(k, np.arange(1, int(top[s].max()) + 1, dtype=np.float64)[None, :],
+                          {n: r[n][s, None] for n in ("decode", "prompt", "chunks", "context", "iterations")})
+        out = kernel.stationary_group(r["lam"][s] * pooled, tau, r["iterations"][s], top[s], pooled)
+        for name, values in zip(names[:5], out[:5]):
+            r[name][s] = values
+        r["tau_full"][s] = tau[np.arange(tau.shape[0]), top[s] - 1]
+
+
+def _per_request(lengths: Lengths) -> dict[str, np.ndarray]:
+    """Per-request means per bin (0-d when constant): decode tokens, prompt, prompt chunks, context."""
+    return {"decode": lengths.output - 1.0, "prompt": lengths.prompt, "chunks": np.maximum(lengths.chunks, 1.0),
+            "context": lengths.context}
+
+
+def _share_meeting_backlog(before, after, arrival_per_s, group_rate, widths) -> np.ndarray:
+    """Share of each bin's time (and arrivals) with a backlog: all of it when the bin ends with one; the
+    drain time ``before / (capacity − arrival rate)`` when the bin clears the backlog it started with."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drain = np.where(before > 0, before / np.maximum(group_rate - arrival_per_s, 1e-300), 0.0)
+    return np.where(after > 0, 1.0, np.clip(drain / widths, 0.0, 1.0))
+
+
+def _rebin(per_bin: np.ndarray, edges: np.ndarray, series_edges: np.ndarray, length: int) -> np.ndarray:
+    """Amounts per fluid bin onto the time-series bins, spread evenly inside each fluid bin; ``length``
+    entries (zeros after the horizon), the request-level kernel's length, so the two add up per pool."""
+    cumulative = np.concatenate(([0.0], np.cumsum(per_bin)))
+    out = np.zeros(max(length, len(series_edges) - 1))
+    out[: len(series_edges) - 1] = np.diff(np.interp(series_edges, edges, cumulative))
+    return out
