@@ -122,7 +122,7 @@ def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.G
         "arrival_s": arrival,
         "prompt_tokens": np.maximum(1, np.ceil(sample(gen.prompt_tokens, n, rng))).astype(np.int64),
         "output_tokens": np.maximum(1, np.ceil(sample(gen.output_tokens, n, rng))).astype(np.int64),
-        "source_row": np.arange(1, n + 1), "copy": np.zeros(n, dtype=np.int64)})
+        "source_row": np.arange(1, n + 1), "copy": np.zeros(n, dtype=np.int64)}, copy=False)
 
 
 def poisson_arrivals(gen, horizon_s: float, rng: np.random.Generator) -> np.ndarray:

@@ -40,6 +40,7 @@ from sim.kernels.serving_reference import (
     REJECTED,
     ROUTER_CENTRAL,
     ROUTER_JSQ,
+    ROUTER_LEAST_WORK,
     ROUTER_ROUND_ROBIN,
     ROUTER_SLO_AWARE,
     UNFINISHED,
@@ -64,9 +65,14 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     central = router == ROUTER_CENTRAL
     max_seqs = 1
     max_capacity = 0
+    min_capacity = replica_int[0, I_KV_CAPACITY] if n_replicas else 0
+    seconds_per_token = np.empty(n_replicas)  # least-work's weight: 1 / nominal token rate
     for r in range(n_replicas):
         max_seqs = max(max_seqs, replica_int[r, I_MAX_SEQS])
         max_capacity = max(max_capacity, replica_int[r, I_KV_CAPACITY])
+        min_capacity = min(min_capacity, replica_int[r, I_KV_CAPACITY])
+        seconds_per_token[r] = 1.0 / replica_float[r, F_TOKENS_PER_S]
+    n_active = n_replicas
     queue_head = np.full(n_replicas + 1, -1, dtype=np.int64)  # the last one is the central queue
     queue_tail = np.full(n_replicas + 1, -1, dtype=np.int64)
     prefilling = np.zeros((n_replicas, max_seqs), dtype=np.int64)  # admission order
@@ -153,6 +159,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             continue
         if t_switch <= t_arrival:
             r = switch_replica[k_switch]
+            n_active += int(switch_on[k_switch]) - int(active[r])
             active[r] = switch_on[k_switch]
             k_switch += 1
             if not busy[r]:
@@ -179,6 +186,27 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                     if not busy[m]:
                         woken[m] = True
                         any_woken = True
+            elif router == ROUTER_LEAST_WORK and n_active == n_replicas and need <= min_capacity:
+                # the common case, kept tight: every replica is a candidate
+                r = 0
+                best = work[0] * seconds_per_token[0]
+                for m in range(1, n_replicas):
+                    key = work[m] * seconds_per_token[m]
+                    if key < best:
+                        r = m
+                        best = key
+                replica_of[i] = r
+                if queue_tail[r] < 0:
+                    queue_head[r] = i
+                else:
+                    queue_next[queue_tail[r]] = i
+                queue_tail[r] = i
+                in_system[r] += 1
+                work[r] += need
+                pending_prefill[r] += prompt_tokens[i]
+                if not busy[r]:
+                    woken[r] = True
+                    any_woken = True
             else:
                 only_active = False  # whether some active replica can hold the request
                 for m in range(n_replicas):
@@ -201,7 +229,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                         elif router == ROUTER_JSQ:
                             if in_system[m] < in_system[r]:
                                 r = m
-                        elif work[m] / replica_float[m, F_TOKENS_PER_S] < work[r] / replica_float[r, F_TOKENS_PER_S]:
+                        elif work[m] * seconds_per_token[m] < work[r] * seconds_per_token[r]:
                             r = m
                     if router == ROUTER_ROUND_ROBIN:
                         next_rr = (r + 1) % n_replicas

@@ -164,6 +164,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     kv_peak = np.zeros(n_replicas, dtype=np.int64)
     st = _State(n, n_replicas, replica_int, prompt_tokens)
     central = router == ROUTER_CENTRAL
+    seconds_per_token = 1.0 / replica_float[:, F_TOKENS_PER_S]  # least-work's weight per replica
     max_capacity = max(int(c) for c in replica_int[:, I_KV_CAPACITY]) if n_replicas else 0
     requests = (prompt_tokens, output_tokens, first_token, finish, status, replica_of)
     next_rr, i, k = 0, 0, 0
@@ -208,7 +209,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                 elif router == ROUTER_JSQ:
                     r = min(candidates, key=lambda m: (st.in_system[m], m))
                 elif router == ROUTER_LEAST_WORK:
-                    r = min(candidates, key=lambda m: (st.work[m] / replica_float[m, F_TOKENS_PER_S], m))
+                    r = min(candidates, key=lambda m: (st.work[m] * seconds_per_token[m], m))
                 else:
                     r = _slo_aware(candidates, int(prompt_tokens[i]), st, replica_float, slo_ttft_s, slo_tpot_s)
                 replica_of[i] = r

@@ -24,7 +24,8 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
             out[service.name] = fluid_summary(service, fleet, groups, result, horizon_s)
             continue
         status, group_of = result["status"], result["group"]
-        summary = _latency_summary(result, np.ones(len(status), dtype=bool), service.slo, horizon_s)
+        overall = _latency_summary(result, np.ones(len(status), dtype=bool), service.slo, horizon_s)
+        summary = dict(overall)
         replica_s = _replica_seconds(groups, result.get("switches"), fleet, horizon_s)
         summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = energy_and_cost(
             groups, result["busy_chip_s"], fleet, horizon_s, summary["output_tokens"], replica_s)
@@ -42,9 +43,12 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
         for g, plan in enumerate(groups):
             accel = fleet.pools[plan.pool].accelerator.id
             by_accel.setdefault(accel, []).append(g)
-        summary["by_accelerator"] = {
-            accel: _latency_summary(result, np.isin(group_of, gs), service.slo, horizon_s)
-            for accel, gs in sorted(by_accel.items())}
+        summary["by_accelerator"] = {}
+        for accel, gs in sorted(by_accel.items()):
+            rows = np.isin(group_of, gs)
+            summary["by_accelerator"][accel] = (
+                {key: summary[key] for key in overall} if rows.all()  # one type served every request
+                else _latency_summary(result, rows, service.slo, horizon_s))
         out[service.name] = summary
     return out
 
@@ -70,7 +74,7 @@ def requests_table(scenario, fleet, plans, served) -> pd.DataFrame:
             "first_token_s": result["first_token_s"],
             "finish_s": result["finish_s"],
             "state": pd.Series(result["status"]).map(STATUS_NAMES).to_numpy(),
-        }))
+        }, copy=False))
     columns = ["service", "accelerator", "arrival_s", "prompt_tokens", "output_tokens", "first_token_s",
                "finish_s", "state"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)

@@ -121,23 +121,26 @@ def scale_requests(requests: pd.DataFrame, scale: float, rng: np.random.Generato
     copies = whole + (1 if fraction > 0 else 0)
     offsets = np.concatenate(([0.0], rng.uniform(0.0, span, copies - 1)))
     n = len(arrival)
-    copy = np.repeat(np.arange(copies), n)
-    source = np.tile(np.arange(n), copies)
-    shifted = start + np.mod(arrival[source] - start + offsets[copy], span)
-    shifted[copy == 0] = arrival  # the original, untouched
-    keep = np.ones(len(copy), dtype=bool)
-    if fraction > 0:
-        last = copy == whole
-        keep[last] = rng.random(int(last.sum())) < fraction
-    order = np.argsort(shifted[keep], kind="stable")
-    picked = source[keep][order]
+    shifted = np.mod((arrival - start)[None, :] + offsets[:, None], span)  # copies × n
+    shifted += start
+    shifted[0] = arrival  # the original, untouched
+    shifted = shifted.ravel()
+    if fraction > 0:  # thin the last copy
+        kept = np.flatnonzero(rng.random(n) < fraction) + whole * n
+        index = np.concatenate((np.arange(whole * n), kept))
+        shifted = shifted[index]
+    else:
+        index = None
+    order = np.argsort(shifted, kind="stable")
+    flat = order if index is None else index[order]  # position in the copies × n layout
+    picked = flat % n
     return pd.DataFrame({
-        "arrival_s": shifted[keep][order],
+        "arrival_s": shifted[order],
         "prompt_tokens": requests["prompt_tokens"].to_numpy()[picked],
         "output_tokens": requests["output_tokens"].to_numpy()[picked],
         "source_row": requests["source_row"].to_numpy()[picked],
-        "copy": copy[keep][order],
-    })
+        "copy": flat // n,
+    }, copy=False)
 
 
 def _tokens(value: object, path: Path, row_number: int, column: str, minimum: int) -> int:
@@ -164,4 +167,4 @@ def _request_table(arrivals, prompts, outputs, rows, path) -> pd.DataFrame:
         "output_tokens": np.asarray(outputs, dtype=np.int64),
         "source_row": np.asarray(rows, dtype=np.int64),
         "copy": np.zeros(len(arrival), dtype=np.int64),
-    })
+    }, copy=False)
