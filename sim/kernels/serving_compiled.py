@@ -37,6 +37,7 @@ from sim.kernels.serving_reference import (
     I_MAX_SEQS,
     I_TOKEN_BUDGET,
     NOT_OFFERED,
+    RECENT_WEIGHT,
     REJECTED,
     ROUTER_CENTRAL,
     ROUTER_JSQ,
@@ -95,7 +96,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
         tree[leaves + r] = r
     for node in range(leaves - 1, 0, -1):
         tree[node] = tree[2 * node]
-    iteration_s = np.zeros(n_replicas)  # length of the iteration in flight
+    iteration_s = np.zeros(n_replicas)  # moving average of iteration lengths (slo-aware's TPOT)
     busy = np.zeros(n_replicas, dtype=np.bool_)
     active = np.ones(n_replicas, dtype=np.bool_)
     woken = np.zeros(n_replicas, dtype=np.bool_)
@@ -357,8 +358,12 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
         budget -= take
     if decoders == 0 and n_chunks == 0:
         return
-    iteration_s[r] = _iteration_time_s(decoders + prefill_tokens, decoders, context[r], attended, replica_float, r)
-    iteration_end[r] = t + iteration_s[r]
+    length = _iteration_time_s(decoders + prefill_tokens, decoders, context[r], attended, replica_float, r)
+    if iteration_s[r] == 0.0:
+        iteration_s[r] = length
+    else:
+        iteration_s[r] = iteration_s[r] + RECENT_WEIGHT * (length - iteration_s[r])
+    iteration_end[r] = t + length
     iteration[r] += 1
     busy[r] = True
 

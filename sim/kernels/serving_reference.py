@@ -20,8 +20,9 @@ Model, per replica:
   ``pending`` = prompt tokens queued or prefilling there + this prompt, each iteration carrying the
   current decoders plus ``pending / n`` prefill tokens over the current decode context; and its TPOT
   as one iteration with the current decoders + 1 over the current context + this prompt or, when the
-  replica is iterating, the length of its iteration in flight if longer (it shows how much prefill
-  work the replica interleaves with decoding). Among
+  replica is iterating, its recent iteration length if longer (an exponential moving average with
+  weight ``RECENT_WEIGHT`` per iteration: it shows how much prefill work the replica interleaves with
+  decoding). Among
   replicas predicted to meet both SLO targets it picks the lowest ``F_USD_PER_TOKEN`` (ties: lower
   predicted TTFT, then lower index); when none is predicted to meet them, the lowest predicted TTFT.
   The prediction ignores waits for KV space and prompts still queued behind a full batch.
@@ -74,6 +75,7 @@ import numpy as np
 
 ROUTER_ROUND_ROBIN, ROUTER_JSQ, ROUTER_LEAST_WORK, ROUTER_CENTRAL, ROUTER_SLO_AWARE = 0, 1, 2, 3, 4
 DONE, UNFINISHED, REJECTED, NOT_OFFERED = 0, 1, 2, 3
+RECENT_WEIGHT = 1.0 / 16.0  # weight of the newest iteration in the moving average slo-aware reads
 
 # columns of replica_int
 I_TOKEN_BUDGET, I_MAX_SEQS, I_KV_CAPACITY, I_CHUNKED = 0, 1, 2, 3
@@ -124,7 +126,7 @@ def prefill_attended(chunk, prefilled):
 def predicted_latency_s(prompt, pending_prefill, decoders, context, token_budget, in_flight_s,
                         row) -> tuple[float, float]:
     """SLO-aware routing's (TTFT, TPOT) prediction [s] for a request on a replica (module docstring);
-    ``in_flight_s`` is the length of the replica's current iteration (0 when idle)."""
+    ``in_flight_s`` is the replica's recent iteration length (0 when idle)."""
     pending = pending_prefill + prompt
     n_iter = -(-pending // token_budget)
     chunk = pending / n_iter
@@ -148,7 +150,7 @@ class _State:
         self.work = [0] * n_replicas          # outstanding tokens
         self.pending_prefill = [0] * n_replicas  # prompt tokens routed here and not yet prefilled
         self.iteration_end = [math.inf] * n_replicas
-        self.iteration_s = [0.0] * n_replicas   # length of the iteration in flight
+        self.recent_s = [0.0] * n_replicas      # moving average of iteration lengths (slo-aware's TPOT)
         self.batch = [None] * n_replicas      # (requests decoding, {request: prefill tokens})
         self.active = [True] * n_replicas
 
@@ -238,7 +240,7 @@ def _slo_aware(candidates, prompt, st, replica_float, slo_ttft_s, slo_tpot_s) ->
     for r in candidates:
         decoding = _decoders(st, r)
         context = _context(st, r, decoding)
-        in_flight_s = st.iteration_s[r] if st.iteration_end[r] != math.inf else 0.0
+        in_flight_s = st.recent_s[r] if st.iteration_end[r] != math.inf else 0.0
         ttft, tpot = predicted_latency_s(prompt, st.pending_prefill[r], len(decoding), context,
                                          int(st.ints[r, I_TOKEN_BUDGET]), in_flight_s, replica_float[r])
         if fastest_key is None or (ttft, r) < fastest_key:
@@ -299,8 +301,9 @@ def _start_iteration(r, t, st, requests, row, kv_peak, central):
     tokens = len(decoding) + sum(chunks.values())
     context = _context(st, r, decoding)
     attended = context + sum(prefill_attended(c, st.prefilled[q]) for q, c in chunks.items())
-    st.iteration_s[r] = iteration_time_s(tokens, len(decoding), context, attended, row)
-    st.iteration_end[r] = t + st.iteration_s[r]
+    length = iteration_time_s(tokens, len(decoding), context, attended, row)
+    st.recent_s[r] = length if st.recent_s[r] == 0.0 else st.recent_s[r] + RECENT_WEIGHT * (length - st.recent_s[r])
+    st.iteration_end[r] = t + length
     st.batch[r] = (decoding, chunks)
 
 
