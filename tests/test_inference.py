@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import sim
@@ -105,6 +107,20 @@ def test_request_rows_and_plots_are_written_when_asked(tmp_path):
     assert (out / "latency.png").stat().st_size > 0 and (out / "served.png").stat().st_size > 0
     assert not (sim.run(scenario_from(with_service(), tmp_path, "quiet.yaml")).save(tmp_path / "q", plots=False)
                 / "requests.csv").exists()
+
+
+def test_request_rows_can_be_sampled(tmp_path):
+    from sim.results.results import sampled_rows
+
+    rows = pd.DataFrame({"service": ["a"] * 1000 + ["b"] * 10, "arrival_s": np.arange(1010.0)})
+    sample = sampled_rows(rows, 0.01)
+    assert (sample["service"] == "a").sum() == 10 and (sample["service"] == "b").sum() == 0
+    assert sample["arrival_s"].is_monotonic_increasing and sampled_rows(rows, 1.0) is rows
+    data = with_service()
+    data["outputs"] = {"requests_csv": True, "requests_csv_fraction": 0.1}
+    results = sim.run(scenario_from(data, tmp_path))
+    written = len((results.save(tmp_path / "s", plots=False) / "requests.csv").read_text().splitlines()) - 1
+    assert written == results.summary["inference"]["chat"]["requests"]["offered"] // 10
 
 
 def _generator(**pattern):

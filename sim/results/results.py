@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -32,7 +33,8 @@ class Results:
         self.jobs.to_csv(out / "jobs.csv", index=False)
         self.timeseries.to_csv(out / "timeseries.csv", index=False)
         if self.requests is not None and self.scenario is not None and self.scenario.outputs.requests_csv:
-            self.requests.to_csv(out / "requests.csv", index=False)
+            sampled_rows(self.requests, self.scenario.outputs.requests_csv_fraction).to_csv(
+                out / "requests.csv", index=False)
         want_plots = plots if plots is not None else (self.scenario is None or self.scenario.outputs.plots)
         if want_plots:
             from sim.results.plots import write_plots
@@ -91,3 +93,13 @@ def _ms(seconds: float | None) -> str:
 
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f}h" if seconds >= 360 else f"{seconds:.0f}s"
+
+
+def sampled_rows(requests: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """A systematic sample of ``fraction`` of each service's rows, in their order (deterministic: row ``i``
+    of a service is kept when ``floor((i + 1)·fraction) > floor(i·fraction)``; all rows at 1)."""
+    if fraction >= 1.0 or requests.empty:
+        return requests
+    index = requests.groupby("service", sort=False).cumcount().to_numpy()
+    keep = np.floor((index + 1) * fraction) > np.floor(index * fraction)
+    return requests[keep]

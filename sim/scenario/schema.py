@@ -144,6 +144,9 @@ class Outputs(Strict):
         3600.0, gt=0, description="time-series bin width [s or '1h']; at most 1e6 bins")
     plots: bool = Field(True, description="write PNG plots with the results")
     requests_csv: bool = Field(False, description="write one row per inference request (large for big runs)")
+    requests_csv_fraction: float = Field(
+        1.0, gt=0, le=1, description="share of the request rows written, a systematic sample in arrival order "
+        "per service (e.g. 0.01 for big runs) [-]")
 
 
 class Scenario(Strict):
