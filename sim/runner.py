@@ -74,7 +74,11 @@ def _run(scenario: Scenario, progress: bool) -> Results:
                                                  ranking_results.requests_table(scenario, fleet, ranking_plans, ranked))
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
+    fluid_load = {service.name: (result["edges"], result["offered_per_bin"], result["served_per_bin"])
+                  for service, result in zip(scenario.workloads.inference, served)
+                  if result is not None and result.get("fidelity") == "fluid"}
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
+                   fluid_load=fluid_load,
                    requests=requests)
 
 

@@ -254,3 +254,15 @@ def test_empirical_distribution_mean():
     from sim.workload.distributions import empirical_values
 
     assert mean(dist) == pytest.approx(empirical_values("philly-runtime").mean())
+
+
+def test_fluid_load_is_drawn_and_adds_up(tmp_path):
+    data = with_service({"fidelity": "fluid", **_generator(rate_per_s=1.0)}, duration="6h")
+    results = sim.run(scenario_from(data, tmp_path))
+    edges, offered, served = results.fluid_load["chat"]
+    chat = results.summary["inference"]["chat"]["requests"]
+    assert offered.sum() == pytest.approx(chat["offered"], abs=1)  # counts are rounded to whole requests
+    assert chat["completed"] - 1 <= served.sum() <= chat["completed"] + chat["unfinished"] + 1
+    assert len(edges) == len(offered) + 1 and edges[-1] == pytest.approx(6 * 3600)
+    out = results.save(tmp_path / "out")
+    assert (out / "served.png").stat().st_size > 0 and not (out / "latency.png").exists()

@@ -53,7 +53,8 @@ def serve_fluid(scenario, service, groups: list, base_dir, rng: np.random.Genera
     balanced = service.router.kind != "round-robin"
     served = [serve_group(replace(plan, kernel={**plan.kernel, "balanced": balanced}), offered, share, service.slo)
               for plan, share in zip(groups, weight / weight.sum())]
-    return {"fidelity": "fluid", "not_offered": offered.not_offered, "groups": served,
+    return {"fidelity": "fluid", "not_offered": offered.not_offered, "groups": served, "edges": offered.edges,
+            "offered_per_bin": offered.arrivals, "served_per_bin": sum(g["served_per_bin"] for g in served),
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in served],
             "kv_peak": [g["kv_peak_tokens"] for g in served]}
 

@@ -4,6 +4,8 @@
 * ``queue.png`` — mean queue length per time bin
 * ``jct.png`` — CDF of job completion time per accelerator type (log time axis)
 * ``power.png`` — IT and facility power against the site cap
+* ``latency.png`` — latency CDF per service and accelerator type (request-level services)
+* ``served.png`` — offered and served requests per second over time (every LLM and ranking service)
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ def write_plots(results, out: Path) -> list[Path]:
               lambda ax: _power(ax, ts, days, results.summary.get("power_cap_kw"))),
     ]
     requests = results.requests
-    if requests is not None and len(requests):
+    has_requests = requests is not None and len(requests) > 0
+    if has_requests:
         paths.append(_plot(out / "latency.png", f"{title}: latency by service and accelerator type",
                            "fraction of requests", lambda ax: _latency(ax, requests),
                            xlabel="time to first token (LLM) or to scores (ranking) [s]"))
+    if has_requests or results.fluid_load:
         horizon = results.summary["horizon_s"]
         paths.append(_plot(out / "served.png", f"{title}: offered and served requests", "requests / s",
-                           lambda ax: _served(ax, requests, horizon), xlabel="simulated time [h]"))
+                           lambda ax: _served(ax, requests if has_requests else None, results.fluid_load, horizon),
+                           xlabel="simulated time [h]"))
     return paths
 
 
@@ -56,11 +61,18 @@ def _latency(ax, requests) -> None:
     ax.set_ylim(0, 1.02)
 
 
-def _served(ax, requests, horizon_s: float) -> None:
+def _served(ax, requests, fluid_load: dict, horizon_s: float) -> None:
+    """Offered and served requests per second, all services together: request-level services from
+    their rows, fluid services from their per-bin counts (spread evenly within a fluid bin)."""
     bins = np.linspace(0.0, horizon_s, min(200, max(10, int(horizon_s // 60))) + 1)
     width = np.diff(bins)
-    offered, _ = np.histogram(requests["arrival_s"], bins)
-    served, _ = np.histogram(requests.loc[requests["state"] == "completed", "finish_s"], bins)
+    offered, served = np.zeros(len(width)), np.zeros(len(width))
+    if requests is not None:
+        offered += np.histogram(requests["arrival_s"], bins)[0]
+        served += np.histogram(requests.loc[requests["state"] == "completed", "finish_s"], bins)[0]
+    for edges, offered_per_bin, served_per_bin in fluid_load.values():
+        for total, counts in ((offered, offered_per_bin), (served, served_per_bin)):
+            total += np.diff(np.interp(bins, edges, np.concatenate(([0.0], np.cumsum(counts)))))
     hours = bins[:-1] / 3600.0
     ax.step(hours, offered / width, where="post", label="offered (arrivals)")
     ax.step(hours, served / width, where="post", label="served (completions)")

@@ -23,6 +23,8 @@ class Results:
     manifest: dict
     scenario: object = field(repr=False, default=None)
     requests: pd.DataFrame | None = field(repr=False, default=None)  # inference requests, one row each
+    # fluid services: name -> (bin edges [s], requests offered per bin, requests served per bin)
+    fluid_load: dict = field(repr=False, default_factory=dict)
 
     def save(self, directory: str | Path, plots: bool | None = None) -> Path:
         """Write every output file into ``directory`` (created if needed); returns the directory."""
