@@ -161,3 +161,20 @@ def test_bursty_traffic_is_overdispersed_and_keeps_its_mean():
 def test_only_one_traffic_pattern():
     with pytest.raises(Exception, match="at most one of diurnal and bursty"):
         _generator(diurnal={}, bursty={})
+
+
+def test_replicas_need_their_pool_from_the_start_and_one_size_on_a_shared_pool(tmp_path):
+    late = with_service()
+    late["fleet"][0]["online_from"] = "2026-01-02"
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(late, tmp_path, "late.yaml")
+    assert "late.yaml:" in str(info.value) and "workloads.inference[0].replicas[0].pool" in str(info.value)
+    assert "comes online on 2026-01-02" in str(info.value)
+    mixed = with_service({"replicas": [{"pool": "gpu", "count": 2, "chips_per_replica": 1},
+                                       {"pool": "gpu", "count": 1, "chips_per_replica": 2}]})
+    mixed["fleet"][0]["sharing"] = "shared"
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(mixed, tmp_path, "mixed.yaml")
+    assert "mixed.yaml:" in str(info.value) and "accepted: one chips_per_replica" in str(info.value)
+    mixed["fleet"][0]["sharing"] = "dedicated"  # a static partition cannot fragment
+    scenario_from(mixed, tmp_path, "fine.yaml")

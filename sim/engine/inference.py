@@ -77,7 +77,9 @@ def plan_groups(scenario, fleet: Fleet, catalog) -> list[GroupPlan]:
                                                       model.kv_bytes_per_token),
                 **replica_iteration(model, chip, chips, float(efficiency)))
             params["tokens_per_s"] = nominal_tokens_per_s(params)
-            params["usd_per_token"] = chips * _usd_per_chip_second(pool, fleet.site) / params["tokens_per_s"]
+            site = fleet.site
+            params["usd_per_token"] = (pool.full_load_cost_usd_per_s(chips, site.pue, site.electricity_usd_per_kwh)
+                                       / params["tokens_per_s"])
             plans.append(GroupPlan(s, g, pool.index, group.count, chips, params))
     return plans
 
@@ -90,12 +92,6 @@ def nominal_tokens_per_s(params: dict) -> float:
     row = np.array([float(params.get(k, 0.0)) for k in FLOAT_KEYS])
     context = batch * REFERENCE_CONTEXT
     return batch / iteration_time_s(batch, batch, context, context, row)
-
-
-def _usd_per_chip_second(pool, site) -> float:
-    """Cost of one chip for one second at full load [USD]: its hourly cost plus facility energy."""
-    energy_usd = pool.busy_w_with_server * site.pue * site.electricity_usd_per_kwh / 3.6e6
-    return pool.chip_cost_usd_per_hour / 3600.0 + energy_usd
 
 
 def reservations(plans: list[GroupPlan]) -> list[tuple[int, int, int]]:

@@ -2,8 +2,8 @@
 requests, serve them with dynamic batching in one kernel call per service.
 
 A ranking service's replica groups reserve their chips exactly as LLM groups do (``sim.fleet.build``
-reads every service's replicas). Unlike LLM groups, all replicas of a service — on whatever chip types —
-share one router, so one call of ``sim.kernels.serve_ranking`` serves the whole service with
+reads every service's replicas). As with LLM services, all replicas of a service — on whatever chip
+types — share one router, so one call of ``sim.kernels.serve_ranking`` serves the whole service with
 per-replica parameter arrays (batch-time constants from ``sim.engine.ranking_model``, batching limits
 from the group, and a cost rate for the slo-aware router).
 

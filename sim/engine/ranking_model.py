@@ -125,7 +125,5 @@ def ranking_cost(model, chip, chips: int, efficiency: float, overhead_s: float =
 
 
 def cost_per_s(pool, chips: int, pue: float, usd_per_kwh: float) -> float:
-    """What a replica costs while it serves [USD/s]: its chips' hourly cost (capex or rental) plus their
-    facility energy at full load (the slo-aware router's price of a second of service)."""
-    energy_usd_per_s = pool.busy_w_with_server * pue / 3.6e6 * usd_per_kwh
-    return chips * (pool.chip_cost_usd_per_hour / 3600.0 + energy_usd_per_s)
+    """What a replica costs while it serves [USD/s] (``ResolvedPool.full_load_cost_usd_per_s``)."""
+    return pool.full_load_cost_usd_per_s(chips, pue, usd_per_kwh)

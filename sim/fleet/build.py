@@ -70,6 +70,12 @@ class ResolvedPool:
     def servers(self) -> int:
         return self.count // self.chips_per_server
 
+    def full_load_cost_usd_per_s(self, chips: int, pue: float, usd_per_kwh: float) -> float:
+        """What ``chips`` of this pool cost per second at full load [USD/s]: their hourly cost (capex or
+        rental) plus their facility energy (the price slo-aware routing ranks replicas by)."""
+        energy_usd_per_s = self.busy_w_with_server * pue / 3.6e6 * usd_per_kwh
+        return chips * (self.chip_cost_usd_per_hour / 3600.0 + energy_usd_per_s)
+
     @property
     def racks(self) -> int:
         return math.ceil(self.servers / self.servers_per_rack)

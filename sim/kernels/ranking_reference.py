@@ -52,11 +52,10 @@ from sim.kernels.serving_reference import (
     ROUTER_JSQ,
     ROUTER_LEAST_WORK,
     ROUTER_ROUND_ROBIN,
+    ROUTER_SLO_AWARE,
     UNFINISHED,
     add_busy,
 )
-
-ROUTER_SLO_AWARE = 4
 
 __all__ = ["serve_ranking", "batch_time_s", "ROUTER_SLO_AWARE", "ROUTER_ROUND_ROBIN", "ROUTER_JSQ",
            "ROUTER_LEAST_WORK", "ROUTER_CENTRAL", "DONE", "UNFINISHED", "REJECTED", "NOT_OFFERED"]

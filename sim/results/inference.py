@@ -35,7 +35,7 @@ def service_summaries(scenario, fleet, plans, served) -> dict:
                                "rejected": int((status == REJECTED).sum()),
                                "unfinished": int((status == UNFINISHED).sum()),
                                "not_offered": int((status == NOT_OFFERED).sum())}
-        summary["utilization"] = busy_fraction(groups, result["busy_chip_s"], horizon_s)
+        summary["utilization"] = busy_fraction(groups, result["busy_chip_s"], horizon_s, replica_s)
         summary["fidelity"] = "request"
         summary["kv_peak_tokens"] = max(result["kv_peak"])
         summary["kv_capacity_tokens"] = min(p.kernel["kv_capacity_tokens"] for p in groups)
@@ -104,11 +104,14 @@ def _latency_summary(result, rows, slo, horizon_s: float) -> dict:
     }
 
 
-def busy_fraction(groups, busy_chip_s, horizon_s: float) -> float:
-    """Busy fraction of the service's replica chips: chip-seconds iterating over chip-seconds reserved
-    (the same definition for both fidelities)."""
-    reserved = sum(p.replicas * p.chips_per_replica for p in groups) * horizon_s
-    return float(sum(float(b.sum()) for b in busy_chip_s) / reserved) if reserved > 0 else 0.0
+def busy_fraction(groups, busy_chip_s, horizon_s: float, replica_s: list[float] | None = None) -> float:
+    """Busy fraction of the service's replica chips: chip-seconds iterating over chip-seconds of active
+    replicas (the same definition for both fidelities; ``replica_s`` as ``_replica_seconds``)."""
+    if replica_s is None:
+        replica_s = [p.replicas * horizon_s for p in groups]
+    active = sum(seconds * p.chips_per_replica for p, seconds in zip(groups, replica_s))
+    # at most 1: a replica switched off drains its last requests after its active time ends
+    return min(1.0, float(sum(float(b.sum()) for b in busy_chip_s) / active)) if active > 0 else 0.0
 
 
 def _replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
@@ -117,7 +120,7 @@ def _replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
     for g, plan in enumerate(groups):
         online_s = fleet.pools[plan.pool].online_from_s
         switch = switches[g] if switches else None
-        if switch is None or not (switch.switch_s > 0).any():  # a fixed count: exact product
+        if switch is None:  # every replica, whenever its pool is online
             out.append(plan.replicas * max(0.0, horizon_s - online_s))
         else:
             out.append(switch.replica_seconds(min(online_s, horizon_s), horizon_s))

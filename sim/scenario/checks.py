@@ -237,6 +237,7 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                 add(path + ("pool",), f"unknown pool {group.pool!r}" + suggest(group.pool, pools))
                 continue
             _check_autoscale(scenario, pools[group.pool], group, path, add)
+            _check_replica_pool(scenario, pools[group.pool], service, group, path, add)
             if scenario.fleet[pools[group.pool]].accelerator_id not in catalog.accelerators:
                 continue
             try:
@@ -261,6 +262,26 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                     f"found {group.chips_per_replica}: {service.model} does not fit on {group.chips_per_replica} × "
                     f"{chip.id} ({chip.memory_gb:g} GB each, weights {2 * model.params / 1e9:.0f} GB); "
                     f"accepted: more chips per replica")
+
+
+def _check_replica_pool(scenario, pool_index: int, service, group, path: tuple, add) -> None:
+    """Replicas need their pool online from the start (serving does not wait for a pool to arrive), and
+    on a shared pool every replica group has the same size: replicas then fit any domain a replica of
+    another group left, so placing them in whatever order the autoscaler and training produce can never
+    fragment the domains into holes too small for a replica."""
+    pool = scenario.fleet[pool_index]
+    if pool.online_from is not None and pool.online_from > scenario.start:
+        add(path + ("pool",), f"pool {pool.name!r} comes online on {pool.online_from}, after the start "
+                              f"{scenario.start}; inference replicas need their pool from the start; accepted: "
+                              "a pool online at the start")
+    if pool.sharing != "shared":
+        return
+    sizes = {g.chips_per_replica for s in scenario.workloads.inference for g in s.replicas if g.pool == pool.name}
+    if len(sizes) > 1:
+        add(path + ("chips_per_replica",),
+            f"found {group.chips_per_replica}: replica groups on shared pool {pool.name!r} use sizes "
+            f"{sorted(sizes)}; mixed sizes could leave holes no replica fits when they come and go; "
+            "accepted: one chips_per_replica for every group on the pool")
 
 
 def _check_autoscale(scenario, pool_index: int, group, path: tuple, add) -> None:

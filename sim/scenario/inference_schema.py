@@ -44,9 +44,6 @@ class ReplicaGroup(Strict):
     max_batch: int = Field(64, gt=0, description="requests per batch (ranking)")
     max_queue_delay_ms: float = Field(
         2.0, ge=0, description="a batch closes when full or once its oldest request waited this long (ranking) [ms]")
-    token_budget: int = Field(8192, gt=0, description="tokens one batched iteration may process")
-    max_seqs: int = Field(256, gt=0, description="requests a replica runs at once")
-    chunked_prefill: bool = Field(True, description="split long prompts over iterations")
     autoscale: Autoscale | None = Field(
         None, description="scale between min_count and count by load (shared pools only); none = count always")
 
@@ -136,7 +133,7 @@ class InferenceService(Strict):
     traffic: Traffic = Field(description="the requests")
     slo: LlmSlo | RankingSlo | None = Field(
         None, description="latency targets for SLO attainment and goodput (llm: ttft/tpot; ranking: latency_p99_ms)")
-    router: Router = Field(Router(), description="replica choice within a group")
+    router: Router = Field(Router(), description="how each request picks a replica among all the service's groups")
     fidelity: Literal["request", "fluid"] = Field(
         "request", description="request: every request through continuous batching; fluid: arrival rates per "
                                "time bin served by replica capacity, latency from queueing formulas (long runs)")
