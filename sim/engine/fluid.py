@@ -4,8 +4,9 @@ For fleet-scale, multi-year runs where simulating every request is too slow. Per
 fluid bin (``fluid_bin``, default 1 min), vectorised over bins — no per-request or per-bin Python loop:
 
 1. **Offered load** (``sim.engine.fluid_traffic``): expected arrivals per bin and the token moments of
-   the requests; a group takes its share (replicas × FLOP/s, as the request-level split). Requests that
-   can never fit the KV cache (``P + O > kv_capacity_tokens``) are rejected on arrival.
+   the requests. Split over the groups (``sim.engine.fluid_split``) as the request level routes: a
+   request goes only to groups whose KV cache can hold it (``P + O <= kv_capacity_tokens``), shared among
+   them by capacity (replicas × nominal decode rate); requests that fit no group are rejected on arrival.
 2. **Steady batch, busy fraction and capacity** (``sim.kernels.fluid``): the number of requests in the
    group is a birth–death chain whose departure rate with ``j`` running in a replica is ``j / (I·τ(j))``
    — ``τ(j)`` the mean iteration time from the roofline (with ``per_token_s`` when the plan has it),
@@ -37,6 +38,7 @@ from dataclasses import replace
 import numpy as np
 
 from sim.engine.fluid_latency import components, iteration_s
+from sim.engine.fluid_split import capacity_share, group_lengths, rejected_frac
 from sim.engine.fluid_traffic import Lengths, fluid_edges, offered_load
 from sim.kernels import fluid as kernel
 
@@ -46,26 +48,28 @@ def serve_fluid(scenario, service, groups: list, base_dir, rng: np.random.Genera
     components (``sim.results.fluid`` turns them into the summary)."""
     horizon = float(scenario.duration)
     offered = offered_load(service, fluid_edges(horizon, service.fluid_bin), base_dir, rng)
-    weight = np.array([p.replicas * p.kernel["flops_per_s"] for p in groups])
+    lengths = group_lengths(offered, groups, capacity_share(groups))
+    rejected = float(np.sum(offered.arrivals * rejected_frac(offered, groups)))
     interval = float(scenario.outputs.timeseries_interval)
     series = fluid_edges(horizon, interval)  # the time-series bins
     length = int(np.ceil(horizon / interval)) + 1  # as the request-level kernel's busy array
     balanced = service.router.kind != "round-robin"
-    served = [serve_group(replace(plan, kernel={**plan.kernel, "balanced": balanced}), offered, share, service.slo)
-              for plan, share in zip(groups, weight / weight.sum())]
-    return {"fidelity": "fluid", "not_offered": offered.not_offered, "groups": served, "edges": offered.edges,
+    served = [serve_group(replace(plan, kernel={**plan.kernel, "balanced": balanced}), offered, taken, service.slo)
+              for plan, taken in zip(groups, lengths)]
+    return {"fidelity": "fluid", "not_offered": offered.not_offered, "rejected": rejected, "groups": served,
+            "edges": offered.edges,
             "offered_per_bin": offered.arrivals, "served_per_bin": sum(g["served_per_bin"] for g in served),
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in served],
             "kv_peak": [g["kv_peak_tokens"] for g in served]}
 
 
-def serve_group(plan, offered, share: float, slo) -> dict:
-    """One replica group's share of the offered load through the fluid model (module docstring)."""
+def serve_group(plan, offered, lengths: Lengths, slo) -> dict:
+    """One replica group's part of the offered load through the fluid model (module docstring): the
+    requests routed to it, ``offered.arrivals × lengths.accepted_frac`` per bin, all of which fit its KV
+    cache. ``offered`` counts these requests; the service's rejections are kept apart."""
     k = plan.kernel
     replicas, widths = plan.replicas, np.diff(offered.edges)
-    lengths = offered.lengths(k["kv_capacity_tokens"], k["token_budget"])
-    arrivals = offered.arrivals * share
-    accepted = arrivals * lengths.accepted_frac
+    accepted = offered.arrivals * lengths.accepted_frac
     rows, row = _steady_state(k, replicas, accepted / widths, lengths, len(widths))
     group_rate = replicas * rows["full_rate"][row]
     backlog = kernel.fluid_backlog(accepted, group_rate * widths)
@@ -81,8 +85,8 @@ def serve_group(plan, offered, share: float, slo) -> dict:
     # first come, first served: the requests that complete are the earliest arrivals
     finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)
     latency = components(k, replicas, rows, row, meets, before, backlog, group_rate, finishing, offered, slo)
-    return {"offered": float(arrivals.sum()), "rejected": float(arrivals.sum() - accepted.sum()),
-            "completed": completed, "unfinished": unfinished, "output_tokens": max(tokens, 0.0),
+    return {"offered": float(accepted.sum()), "completed": completed, "unfinished": unfinished,
+            "output_tokens": max(tokens, 0.0),
             "busy_chip_s": busy * widths * replicas * plan.chips_per_replica,
             "served_per_bin": served, "backlog_per_bin": backlog, **latency}
 

@@ -7,9 +7,10 @@ No individual request is sampled for generator traffic:
 * **Bursty**: the two-state calm/burst path is drawn (exponential period lengths, starting calm, as the
   request-level generator) — a few draws per period — and its piecewise-constant rate integrated per bin.
 * Token lengths: the exact probabilities of the rounded counts ``max(1, ceil(X))``
-  (``sim.workload.distributions.token_pmf``) give the share of requests the KV cache can never hold
-  (``P + O > kv_capacity_tokens``) and the moments of the rest, by sums over the prompt pmf of
-  cumulative sums over the output pmf (prompt and output lengths are drawn independently).
+  (``sim.workload.distributions.token_pmf``) give the share of requests whose KV need ``P + O`` lies in
+  a band ``(above, kv_capacity_tokens]`` and the moments of those requests, by sums over the prompt pmf
+  of cumulative sums over the output pmf (prompt and output lengths are drawn independently).
+  ``sim.engine.fluid_split`` takes one band per distinct KV capacity of the service's groups.
 
 For **trace** traffic the scaled trace is read as the request-level path reads it (same reader, same
 scaling) and histogrammed: requests per bin and per-bin sums of the token moments, with ``np.bincount``.
@@ -34,7 +35,8 @@ QUANTILE_EDGES = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.9
 class Lengths:
     """Token moments of the requests a replica group accepts, per bin (arrays) or constant (0-d arrays).
 
-    ``accepted_frac`` share of arrivals that fit the KV cache; the rest are means over accepted requests:
+    ``accepted_frac`` share of the service's arrivals taken (those in a band of KV need, or routed to a
+    group); the rest are means over those requests:
     ``prompt`` E[P], ``output`` E[O], ``chunks`` E[ceil(P / token_budget)] (iterations carrying the prompt),
     ``context`` E[(O − 1)·P + O·(O − 1)/2] (KV tokens read over its decode iterations)."""
 
@@ -55,8 +57,10 @@ class Offered:
     not_offered: int
     source: object  # GeneratorLengths or TraceLengths
 
-    def lengths(self, kv_capacity_tokens: int, token_budget: int) -> Lengths:
-        return self.source.lengths(kv_capacity_tokens, token_budget)
+    def lengths(self, kv_capacity_tokens: int, token_budget: int, above: int = 0) -> Lengths:
+        """Share and moments of the requests with ``above < P + O <= kv_capacity_tokens`` [tokens]
+        (``above = 0``: every request that fits ``kv_capacity_tokens``), for a group's ``token_budget``."""
+        return self.source.lengths(kv_capacity_tokens, token_budget, above)
 
     def slices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Slices of the length distributions between ``QUANTILE_EDGES``: (share of requests, prompt
@@ -145,24 +149,28 @@ class GeneratorLengths:
     def __init__(self, prompt, output, base_dir: str):
         self.key = (prompt, output, base_dir)
 
-    def lengths(self, kv_capacity_tokens: int, token_budget: int) -> Lengths:
-        return _generator_lengths(*self.key, kv_capacity_tokens, token_budget)
+    def lengths(self, kv_capacity_tokens: int, token_budget: int, above: int = 0) -> Lengths:
+        return _generator_lengths(*self.key, kv_capacity_tokens, token_budget, above)
 
     def slices(self) -> tuple[np.ndarray, np.ndarray]:
         return _generator_slices(*self.key)
 
 
 @lru_cache(maxsize=64)
-def _generator_lengths(prompt, output, base_dir: str, kv_capacity_tokens: int, token_budget: int) -> Lengths:
-    """Accepted share and moments of accepted requests (module docstring), from the two pmfs."""
+def _generator_lengths(prompt, output, base_dir: str, kv_capacity_tokens: int, token_budget: int,
+                       above: int = 0) -> Lengths:
+    """Share of requests with ``above < P + O <= kv_capacity_tokens`` and their moments (module
+    docstring), from the two pmfs."""
     p_pmf, o_pmf = _pmf(prompt, base_dir), _pmf(output, base_dir)
     k = np.arange(len(p_pmf), dtype=np.float64)
     o = np.arange(len(o_pmf), dtype=np.float64)
-    room = kv_capacity_tokens - np.arange(len(p_pmf))  # the largest output that still fits
+    tokens = np.arange(len(p_pmf))
+    room, floor = kv_capacity_tokens - tokens, above - tokens  # the band of outputs: floor < O <= room
 
-    def upto(values):  # E[values(O); O <= room] for every prompt length
-        cumulative = np.cumsum(o_pmf * values)
-        return np.where(room >= 0, cumulative[np.clip(room, 0, len(o_pmf) - 1)], 0.0)
+    def upto(values):  # E[values(O); floor < O <= room] for every prompt length
+        cumulative = np.concatenate(([0.0], np.cumsum(o_pmf * values)))  # [n]: the sum over O < n
+        return (cumulative[np.clip(room + 1, 0, len(o_pmf))]
+                - cumulative[np.clip(floor + 1, 0, len(o_pmf))])
 
     fits, outputs, squares = upto(np.ones_like(o)), upto(o), upto(o * o)
     accepted = float(np.sum(p_pmf * fits))
@@ -200,9 +208,9 @@ class TraceLengths:
         self.bin_index, self.bins = bin_index, bins
         self.prompt, self.output = prompt.astype(np.float64), output.astype(np.float64)
 
-    def lengths(self, kv_capacity_tokens: int, token_budget: int) -> Lengths:
+    def lengths(self, kv_capacity_tokens: int, token_budget: int, above: int = 0) -> Lengths:
         p, o = self.prompt, self.output
-        fits = p + o <= kv_capacity_tokens
+        fits = (p + o <= kv_capacity_tokens) & (p + o > above)
 
         def per_bin(values):
             return np.bincount(self.bin_index[fits], weights=values[fits], minlength=self.bins)

@@ -24,11 +24,11 @@ def fluid_summary(service, fleet, groups: list, result: dict, horizon_s: float) 
     from sim.results.inference import busy_fraction, energy_and_cost
 
     parts = result["groups"]
-    summary = _latency_summary(parts, service.slo, horizon_s)
+    summary = _latency_summary(parts, service.slo, horizon_s, result["rejected"])
     summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = energy_and_cost(
         groups, result["busy_chip_s"], fleet, horizon_s, summary["output_tokens"])
-    offered = round(sum(g["offered"] for g in parts))
-    rejected = round(sum(g["rejected"] for g in parts))
+    rejected = round(result["rejected"])
+    offered = round(float(np.sum(result["offered_per_bin"])))
     unfinished = min(round(sum(g["unfinished"] for g in parts)), offered - rejected)
     summary["requests"] = {"offered": offered, "completed": offered - rejected - unfinished, "rejected": rejected,
                            "unfinished": unfinished, "not_offered": int(result["not_offered"])}
@@ -45,8 +45,10 @@ def fluid_summary(service, fleet, groups: list, result: dict, horizon_s: float) 
     return summary
 
 
-def _latency_summary(parts: list[dict], slo, horizon_s: float) -> dict:
-    offered = sum(g["offered"] for g in parts)
+def _latency_summary(parts: list[dict], slo, horizon_s: float, rejected: float = 0.0) -> dict:
+    """Latency, SLO and token figures of some groups; SLO attainment is over the requests routed to them
+    plus ``rejected`` (the service's rejections count for the service, not for an accelerator type)."""
+    offered = sum(g["offered"] for g in parts) + rejected
     met = sum(g["met"] for g in parts)
     tokens = round(sum(g["output_tokens"] for g in parts))
     return {
