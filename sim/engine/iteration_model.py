@@ -30,8 +30,9 @@ parameters from a catalog model and chip:
 * **per-layer fixed cost** × layers (kernel launches, synchronisation, host work) goes into
   ``overhead_s``. It is a property of the chip and its serving system, measured by profiling as
   Vidur does per device: the catalog's ``serving_layer_overhead_us``, fitted on the Splitwise
-  measurements for A100 (225 µs) and H100 (127 µs): the fixed cost per iteration is 15–45 % higher
-  on DGX-A100 than on DGX-H100. A chip without a measurement gets ``LAYER_OVERHEAD_S``, the H100
+  measurements for A100 (225 µs) and H100 (127 µs); the measured fixed cost per iteration is
+  15–45 % higher on DGX-A100 than on DGX-H100 (with the all-reduce latency, the fitted one is 31 %
+  higher at TP 8). A chip without a measurement gets ``LAYER_OVERHEAD_S``, the H100
   value: most chips without one are of the H100's generation or later and are served from hosts
   and stacks of that era. A separate per-iteration constant is not kept: fitted on one model it
   cannot be told apart from the per-layer cost.
