@@ -26,12 +26,12 @@ dropped (the Llama-2 TP-2 batch-64 prefills: 32,768 tokens in 0.36–0.79 s) and
 output.
 
 Predictions come from ``sim.engine.iteration_model`` with the CUDA stack efficiency of the catalog
-chip. ``--fit MODEL`` fits the constants on that model's A100 and H100 points (deterministic
-coordinate descent on log(predicted / measured), squared, each device × phase weighted equally;
-MEMORY_EFFICIENCY stays at its prior) and reports with them; the other model is held out. A model
-measured at one TP degree cannot separate the all-reduce latency from the per-layer cost, so that fit
-holds the all-reduce step latency at 0. The power-capped H100 is reported against the uncapped chip
-and never fitted.
+chip and its ``serving_layer_overhead_us``. ``--fit MODEL`` fits, on that model's A100 and H100 points,
+the shared constants and one per-layer fixed cost per chip (deterministic coordinate descent on
+log(predicted / measured), squared, each device × phase weighted equally; MEMORY_EFFICIENCY stays at
+its prior) and reports with them; the other model is held out. A model measured at one TP degree
+cannot separate the all-reduce latency from the per-layer cost, so that fit holds the all-reduce step
+latency at 0. The power-capped H100 is reported against the uncapped chip and never fitted.
 """
 
 from __future__ import annotations
@@ -44,16 +44,17 @@ import numpy as np
 import pandas as pd
 
 from sim.catalog import builtin_catalog
-from sim.engine.iteration_model import Calibration, iteration_time_s, replica_iteration
+from sim.engine.iteration_model import Calibration, iteration_time_s, layer_overhead_s, replica_iteration
 
 DATA = Path(__file__).resolve().parent / "data" / "splitwise-perf" / "perf_model.csv"
 CHIPS = {"a100-80gb": "a100-sxm", "h100-80gb": "h100-sxm", "h100-80gb-pcap": "h100-sxm"}
 DEVICES = {"a100-80gb": "a100", "h100-80gb": "h100", "h100-80gb-pcap": "h100-pcap"}
 FIT_HARDWARE = ("a100-80gb", "h100-80gb")
 FITTED_ON = "llama2-70b"  # the model the committed constants were fitted on
-FREE = ("compute_scale", "link_efficiency", "layer_overhead_s", "per_seq_layer_s", "allreduce_step_latency_s")
-START = Calibration(compute_scale=1.0, link_efficiency=0.5, layer_overhead_s=1e-4, allreduce_step_latency_s=1e-5,
-                    per_seq_layer_s=1e-5)
+FIT_CHIPS = tuple(CHIPS[h] for h in FIT_HARDWARE)  # each gets its own per-layer fixed cost
+FREE = ("compute_scale", "link_efficiency", "per_seq_layer_s", "allreduce_step_latency_s")
+START = Calibration(compute_scale=1.0, link_efficiency=0.5, allreduce_step_latency_s=1e-5, per_seq_layer_s=1e-5)
+START_LAYER_S = 1e-4
 
 
 def load_points(path: Path = DATA) -> pd.DataFrame:
@@ -90,11 +91,14 @@ def physically_possible(points: pd.DataFrame) -> np.ndarray:
     """Mask of points no faster than the roofline at 100 % of peak FLOP/s and HBM bandwidth."""
     ideal = Calibration(compute_scale=1e9, memory_efficiency=1.0, layer_overhead_s=0.0,
                         allreduce_step_latency_s=0.0, link_efficiency=1e30, per_seq_layer_s=0.0)
-    return points.measured_s.to_numpy() >= predict(points, ideal)
+    return points.measured_s.to_numpy() >= predict(points, ideal, dict.fromkeys(set(CHIPS.values()), 0.0))
 
 
 class Predictor:
-    """Predicts the points' times for any calibration (rows grouped by model, chip and TP once)."""
+    """Predicts the points' times for any calibration and per-chip layer costs (rows grouped once).
+
+    ``chip_layer_s`` maps a catalog chip id to a per-layer fixed cost [s] that replaces the chip's
+    catalog value; chips not in it keep theirs."""
 
     def __init__(self, points: pd.DataFrame):
         catalog = builtin_catalog()
@@ -106,17 +110,26 @@ class Predictor:
                                 points.index.get_indexer(rows.index), columns))
         self.n = len(points)
 
-    def __call__(self, calibration: Calibration) -> np.ndarray:
+    def __call__(self, calibration: Calibration, chip_layer_s: dict[str, float] | None = None) -> np.ndarray:
         out = np.empty(self.n)
         for model, chip, tp, efficiency, where, columns in self.groups:
+            if chip_layer_s and chip.id in chip_layer_s:
+                chip = chip.model_copy(update={"serving_layer_overhead_us": chip_layer_s[chip.id] * 1e6})
             params = replica_iteration(model, chip, tp, efficiency, calibration)
             out[where] = iteration_time_s(params, *columns)
         return out
 
 
-def predict(points: pd.DataFrame, calibration: Calibration | None = None) -> np.ndarray:
-    """Predicted time [s] of every point."""
-    return Predictor(points.reset_index(drop=True))(calibration or Calibration())
+def predict(points: pd.DataFrame, calibration: Calibration | None = None,
+            chip_layer_s: dict[str, float] | None = None) -> np.ndarray:
+    """Predicted time [s] of every point (catalog per-layer costs unless ``chip_layer_s`` replaces them)."""
+    return Predictor(points.reset_index(drop=True))(calibration or Calibration(), chip_layer_s)
+
+
+def catalog_layer_s() -> dict[str, float]:
+    """The per-layer fixed cost [s] the committed model uses for each chip of the data."""
+    catalog = builtin_catalog()
+    return {chip: layer_overhead_s(catalog.accelerators[chip]) for chip in sorted(set(CHIPS.values()))}
 
 
 def usable_points(path: Path = DATA) -> tuple[pd.DataFrame, int]:
@@ -126,57 +139,80 @@ def usable_points(path: Path = DATA) -> tuple[pd.DataFrame, int]:
     return points[possible].reset_index(drop=True), int((~possible).sum())
 
 
-def fit(points: pd.DataFrame, model: str) -> Calibration:
-    """Constants that minimise the mean over (device, phase) of the mean squared log error on ``model``."""
+def fit(points: pd.DataFrame, model: str) -> tuple[Calibration, dict[str, float]]:
+    """Shared constants and per-chip layer costs [s] that minimise the mean over (device, phase) of
+    the mean squared log error on ``model``. The calibration's own ``layer_overhead_s`` is left at
+    the committed default: every fitted chip has its own."""
     rows = points[(points.model == model) & points.hardware.isin(FIT_HARDWARE)].reset_index(drop=True)
     predictor, measured = Predictor(rows), rows.measured_s.to_numpy()
     cells = [np.flatnonzero(mask) for mask in (rows.hardware + rows.phase).pipe(pd.get_dummies).T.to_numpy()]
     free = FREE if rows.tp.nunique() > 1 else FREE[:-1]
     cal = START if free == FREE else dataclasses.replace(START, allreduce_step_latency_s=0.0)
+    values = {**{name: getattr(cal, name) for name in free}, **dict.fromkeys(FIT_CHIPS, START_LAYER_S)}
 
-    def loss(c: Calibration) -> float:
-        error = np.log(predictor(c) / measured)
+    def split(v: dict[str, float]) -> tuple[Calibration, dict[str, float]]:
+        return (dataclasses.replace(cal, **{name: v[name] for name in free}),
+                {chip: v[chip] for chip in FIT_CHIPS})
+
+    def loss(v: dict[str, float]) -> float:
+        error = np.log(predictor(*split(v)) / measured)
         return float(np.mean([np.mean(error[cell] ** 2) for cell in cells]))
 
-    best, step = loss(cal), 1.0
+    best, step = loss(values), 1.0
     while step > 1e-4:
         improved = False
-        for name in free:
+        for name in values:
             for sign in (1.0, -1.0):
-                value = getattr(cal, name) * np.exp(sign * step)
+                value = values[name] * np.exp(sign * step)
                 if name == "link_efficiency" and value > 1.0:
                     continue
-                trial = dataclasses.replace(cal, **{name: float(value)})
+                trial = dict(values, **{name: float(value)})
                 trial_loss = loss(trial)
                 if trial_loss < best:
-                    cal, best, improved = trial, trial_loss, True
+                    values, best, improved = trial, trial_loss, True
         if not improved:
             step /= 2.0
-    return cal
+    return split(values)
 
 
-def errors(points: pd.DataFrame, calibration: Calibration | None = None) -> pd.DataFrame:
+def errors(points: pd.DataFrame, calibration: Calibration | None = None,
+           chip_layer_s: dict[str, float] | None = None) -> pd.DataFrame:
     """Per (device, phase, model): points, median absolute and median signed relative error."""
-    ratio = predict(points, calibration) / points.measured_s.to_numpy() - 1.0
+    ratio = predict(points, calibration, chip_layer_s) / points.measured_s.to_numpy() - 1.0
     table = points.assign(device=points.hardware.map(DEVICES), abs_error=np.abs(ratio), bias=ratio)
     return (table.groupby(["device", "phase", "model"], sort=True)
             .agg(n=("bias", "size"), mdape=("abs_error", "median"), bias=("bias", "median")).reset_index())
 
 
-def report(points: pd.DataFrame, calibration: Calibration, fitted_on: str) -> list[str]:
-    """One line per device × phase × model."""
+def report(table: pd.DataFrame, fitted_on: str) -> list[str]:
+    """One line per device × phase × model of an ``errors`` table, then a one-line summary."""
     lines = []
-    for row in errors(points, calibration).itertuples():
-        role = "(fitted)" if row.model == fitted_on else "(held out)"
+    for row in table.itertuples():
+        role = "(in sample)" if row.model == fitted_on else "(held out)"
         if row.device == "h100-pcap":
             role = "(power-capped; predicted as uncapped h100, never fitted)"
         lines.append(f"device={row.device} phase={row.phase} model={row.model} {role} n={row.n} "
                      f"mdape={row.mdape:.1%} bias={row.bias:+.1%}")
-    return lines
+    return lines + [summary(table, fitted_on)]
 
 
-def describe(calibration: Calibration) -> str:
-    return " ".join(f"{k}={v:.4g}" for k, v in dataclasses.asdict(calibration).items())
+def summary(table: pd.DataFrame, fitted_on: str, target: float = 0.15) -> str:
+    """Worst in-sample and held-out cell (power-capped H100 excluded) against the target."""
+    table = table[table.device != "h100-pcap"]
+    parts = []
+    for label, rows in (("in-sample", table[table.model == fitted_on]),
+                        ("held-out", table[table.model != fitted_on])):
+        worst = rows.loc[rows.mdape.idxmax()]
+        parts.append(f"{label} max mdape={worst.mdape:.1%} ({worst.device} {worst.phase} {worst.model}), "
+                     f"{int((rows.mdape <= target).sum())}/{len(rows)} cells <= {target:.0%}")
+    return "summary: " + "; ".join(parts)
+
+
+def describe(calibration: Calibration, chip_layer_s: dict[str, float]) -> str:
+    shared = {k: v for k, v in dataclasses.asdict(calibration).items() if k != "layer_overhead_s"}
+    chips = " ".join(f"layer_overhead_us[{chip}]={value * 1e6:.4g}" for chip, value in chip_layer_s.items())
+    return " ".join(f"{k}={v:.4g}" for k, v in shared.items()) + " " + chips + \
+        f" default layer_overhead_us={calibration.layer_overhead_s * 1e6:.4g}"
 
 
 def main() -> None:
@@ -185,12 +221,14 @@ def main() -> None:
                         help="fit the constants on this model's A100 and H100 points, then report")
     args = parser.parse_args()
     points, dropped = usable_points()
-    calibration, fitted_on = Calibration(), FITTED_ON
+    calibration, chip_layer_s, fitted_on = Calibration(), catalog_layer_s(), FITTED_ON
     if args.fit:
-        calibration, fitted_on = fit(points, args.fit), args.fit
-    print(f"constants ({'fitted now' if args.fit else 'committed'}, on {fitted_on}): {describe(calibration)}")
+        (calibration, fitted), fitted_on = fit(points, args.fit), args.fit
+        chip_layer_s = dict(chip_layer_s, **fitted)
+    print(f"constants ({'fitted now' if args.fit else 'committed'}, on {fitted_on}): "
+          f"{describe(calibration, chip_layer_s)}")
     print(f"points={len(points)} dropped_as_faster_than_peak={dropped}")
-    for line in report(points, calibration, fitted_on):
+    for line in report(errors(points, calibration, chip_layer_s), fitted_on):
         print(line)
 
 

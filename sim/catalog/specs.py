@@ -41,6 +41,9 @@ class AcceleratorSpec(BaseModel):
     price_usd: float | None = Field(None, ge=0, description="purchase price per chip [USD]")
     cloud_usd_per_chip_hour: float | None = Field(None, ge=0, description="on-demand rental [USD/chip-hour]")
     stacks: dict[str, float] = Field(description="software stack -> fraction of dense peak achieved (0..1]")
+    serving_layer_overhead_us: float | None = Field(
+        None, ge=0, description="fixed cost per transformer layer and serving iteration: kernel launches, "
+        "synchronisation [µs]; fitted on measurements where available (None: the iteration model's default)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> source key or 'estimate: ...'")
     notes: str = Field("", description="what is estimated or uncertain")
 

@@ -27,9 +27,15 @@ parameters from a catalog model and chip:
   ``LINK_EFFICIENCY`` × the per-direction link bandwidth (half the catalog's bidirectional figure):
   that is ``per_token_s``. Its latency, ``2(n−1)`` ring steps of ``ALLREDUCE_STEP_LATENCY_S`` per
   all-reduce, goes into ``overhead_s``.
-* **per-layer fixed cost** ``LAYER_OVERHEAD_S`` × layers (kernel launches, synchronisation, host
-  work) goes into ``overhead_s``. A separate per-iteration constant is not kept: fitted on one model
-  it cannot be told apart from the per-layer cost.
+* **per-layer fixed cost** × layers (kernel launches, synchronisation, host work) goes into
+  ``overhead_s``. It is a property of the chip and its serving system, measured by profiling as
+  Vidur does per device: the catalog's ``serving_layer_overhead_us``, fitted on the Splitwise
+  measurements for A100 (225 µs) and H100 (127 µs); the measured fixed cost per iteration is
+  15–45 % higher on DGX-A100 than on DGX-H100 (with the all-reduce latency, the fitted one is 31 %
+  higher at TP 8). A chip without a measurement gets ``LAYER_OVERHEAD_S``, the H100
+  value: most chips without one are of the H100's generation or later and are served from hosts
+  and stacks of that era. A separate per-iteration constant is not kept: fitted on one model it
+  cannot be told apart from the per-layer cost.
 * **attention FLOPs** ``attn_flop_per_token_ctx = 4 · layers · hidden``: per layer, a query token
   and one context token cost ``2 · hidden`` FLOPs in ``QKᵀ`` and ``2 · hidden`` in attention × V (a
   multiply-add is 2 FLOPs; ``hidden`` = query heads × head size). Hoffmann et al. 2022 (Chinchilla,
@@ -48,9 +54,9 @@ parameters from a catalog model and chip:
 
 Simplifications: all-reduce and per-layer costs do not overlap compute (as in Megatron-style tensor
 parallelism); attention runs at the GEMMs' fraction of peak; the measured prefill cost per token
-rises faster with tokens per iteration than these terms do (see README); one set of constants
-serves every chip, although the measured fixed cost per iteration is 15–45 % higher on DGX-A100
-than on DGX-H100; power capping is not modelled. A model without ``layers`` or ``hidden_size`` gets
+rises faster with tokens per iteration than these terms do (see README); apart from the per-layer
+fixed cost, one set of constants serves every chip, and a chip without a fitted per-layer cost is
+assumed to pay the H100's; power capping is not modelled. A model without ``layers`` or ``hidden_size`` gets
 them from its parameter count (``params ≈ 12 · layers · hidden²`` with ``hidden = 128 · layers``,
 the GPT-3 aspect ratio), an estimate.
 
@@ -71,21 +77,23 @@ ATTN_FLOP_PER_LAYER_HIDDEN = 4  # QKᵀ and attention × V, 2 FLOPs per multiply
 
 # Calibration constants. Fitted by `python benchmarks/splitwise_fidelity.py --fit llama2-70b`
 # (deterministic coordinate descent, least squares on log(predicted / measured), every device and
-# phase weighted equally) on the Splitwise measurements of Llama-2-70B at TP 2/4/8 on DGX-A100 and
+# phase weighted equally), together with the per-layer fixed costs of a100-sxm and h100-sxm that the
+# catalog holds (serving_layer_overhead_us), on the Splitwise measurements of Llama-2-70B at TP 2/4/8 on DGX-A100 and
 # DGX-H100 (benchmarks/data/splitwise-perf/perf_model.csv; SplitwiseSim, MIT). BLOOM-176B is held
 # out. MEMORY_EFFICIENCY is a prior, not fitted: Llama-2's decode points hardly constrain it (a free
 # fit drifts to 0.58 for a few per cent lower in-sample loss, and BLOOM's decode errors then rise to
 # 21-26 %). LINK_EFFICIENCY is far below the ~0.8 of bus bandwidth NCCL reaches: it stands for every
 # per-token cost that grows with layers x hidden and with tensor parallelism (replicated norms and
 # residuals too).
-COMPUTE_SCALE = 1.355               # prefill compute fraction of peak / the stack's training efficiency
+COMPUTE_SCALE = 1.381               # prefill compute fraction of peak / the stack's training efficiency
 MEMORY_EFFICIENCY = 0.85            # prior: a read kernel reaches 88 % of A100 HBM bandwidth and ~90 % is
 #                                     the best reported (forums.developer.nvidia.com/t/339083); weight
 #                                     streaming in real kernels a few points less
-LINK_EFFICIENCY = 0.2126            # achieved fraction of per-direction link bandwidth per all-reduce byte
-LAYER_OVERHEAD_S = 1.542e-4         # fixed cost per layer and iteration [s]
-ALLREDUCE_STEP_LATENCY_S = 7.260e-6  # latency per ring step of one all-reduce [s]
-PER_SEQ_LAYER_S = 2.821e-6          # cost per layer of each decoding request in an iteration [s]
+LINK_EFFICIENCY = 0.2065            # achieved fraction of per-direction link bandwidth per all-reduce byte
+LAYER_OVERHEAD_S = 1.270e-4         # fixed cost per layer and iteration [s] of a chip without its own
+#                                     serving_layer_overhead_us: the fitted h100-sxm value (docstring)
+ALLREDUCE_STEP_LATENCY_S = 6.736e-6  # latency per ring step of one all-reduce [s]
+PER_SEQ_LAYER_S = 2.715e-6          # cost per layer of each decoding request in an iteration [s]
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ class Calibration:
     compute_scale: float = COMPUTE_SCALE
     memory_efficiency: float = MEMORY_EFFICIENCY
     link_efficiency: float = LINK_EFFICIENCY
-    layer_overhead_s: float = LAYER_OVERHEAD_S
+    layer_overhead_s: float = LAYER_OVERHEAD_S  # only for chips without serving_layer_overhead_us
     allreduce_step_latency_s: float = ALLREDUCE_STEP_LATENCY_S
     per_seq_layer_s: float = PER_SEQ_LAYER_S
 
@@ -120,6 +128,15 @@ def allreduce_link_bytes_per_s(chip, chips_per_replica: int) -> float:
     return bidirectional_gbps * 1e9 / 2.0
 
 
+def layer_overhead_s(chip, calibration: Calibration | None = None) -> float:
+    """Fixed cost per layer and iteration [s]: the chip's fitted ``serving_layer_overhead_us``, or,
+    for a chip without one, the calibration's default (``LAYER_OVERHEAD_S``)."""
+    measured_us = getattr(chip, "serving_layer_overhead_us", None)
+    if measured_us is not None:
+        return measured_us * 1e-6
+    return (calibration or Calibration()).layer_overhead_s
+
+
 def replica_iteration(model, chip, chips_per_replica: int, stack_efficiency: float,
                       calibration: Calibration | None = None) -> dict:
     """The nine parameters of ``iteration_time_s`` for one replica (SI units, see module docstring).
@@ -132,6 +149,7 @@ def replica_iteration(model, chip, chips_per_replica: int, stack_efficiency: flo
         raise ValueError(f"need chips_per_replica >= 1 and 0 < stack_efficiency <= 1, "
                          f"got {chips_per_replica} and {stack_efficiency}")
     layers, hidden = model_shape(model)
+    layer_s = layer_overhead_s(chip, cal)
     allreduces = ALLREDUCES_PER_LAYER * layers if n > 1 else 0
     ring_share = 2.0 * (n - 1) / n
     link = cal.link_efficiency * allreduce_link_bytes_per_s(chip, n)
@@ -141,7 +159,7 @@ def replica_iteration(model, chip, chips_per_replica: int, stack_efficiency: flo
         "weight_bytes": BYTES_PER_VALUE * model.params,
         "kv_bytes_per_token": float(model.kv_bytes_per_token),
         "bytes_per_s": n * chip.memory_bandwidth_tbps * 1e12 * cal.memory_efficiency,
-        "overhead_s": layers * cal.layer_overhead_s + allreduces * 2 * (n - 1) * cal.allreduce_step_latency_s,
+        "overhead_s": layers * layer_s + allreduces * 2 * (n - 1) * cal.allreduce_step_latency_s,
         "per_token_s": allreduces * ring_share * hidden * BYTES_PER_VALUE / link,
         "per_seq_s": layers * cal.per_seq_layer_s,
         "attn_flop_per_token_ctx": float(ATTN_FLOP_PER_LAYER_HIDDEN * layers * hidden),
