@@ -187,53 +187,20 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                     if not busy[m]:
                         woken[m] = True
                         any_woken = True
-            elif router == ROUTER_LEAST_WORK and n_active == n_replicas and need <= min_capacity:
-                # the common case, kept tight: every replica is a candidate
-                r = 0
-                best = work[0] * seconds_per_token[0]
-                for m in range(1, n_replicas):
-                    key = work[m] * seconds_per_token[m]
-                    if key < best:
-                        r = m
-                        best = key
-                replica_of[i] = r
-                if queue_tail[r] < 0:
-                    queue_head[r] = i
-                else:
-                    queue_next[queue_tail[r]] = i
-                queue_tail[r] = i
-                in_system[r] += 1
-                work[r] += need
-                pending_prefill[r] += prompt_tokens[i]
-                if not busy[r]:
-                    woken[r] = True
-                    any_woken = True
             else:
-                only_active = False  # whether some active replica can hold the request
-                for m in range(n_replicas):
-                    if active[m] and need <= replica_int[m, I_KV_CAPACITY]:
-                        only_active = True
-                        break
-                if router == ROUTER_SLO_AWARE:
-                    r = _slo_aware(prompt_tokens[i], need, only_active, active, replica_int, replica_float,
-                                   pending_prefill, n_decoding, context, busy, iteration_s, slo_ttft_s, slo_tpot_s)
+                if router == ROUTER_LEAST_WORK and n_active == n_replicas and need <= min_capacity:
+                    # the common case, kept tight: every replica is a candidate
+                    r = 0
+                    best = work[0] * seconds_per_token[0]
+                    for m in range(1, n_replicas):
+                        key = work[m] * seconds_per_token[m]
+                        if key < best:
+                            r = m
+                            best = key
                 else:
-                    r = -1
-                    for step in range(n_replicas):
-                        m = (next_rr + step) % n_replicas if router == ROUTER_ROUND_ROBIN else step
-                        if need > replica_int[m, I_KV_CAPACITY] or (only_active and not active[m]):
-                            continue
-                        if r < 0:
-                            r = m
-                            if router == ROUTER_ROUND_ROBIN:
-                                break
-                        elif router == ROUTER_JSQ:
-                            if in_system[m] < in_system[r]:
-                                r = m
-                        elif work[m] * seconds_per_token[m] < work[r] * seconds_per_token[r]:
-                            r = m
-                    if router == ROUTER_ROUND_ROBIN:
-                        next_rr = (r + 1) % n_replicas
+                    r, next_rr = _route(router, need, prompt_tokens[i], next_rr, active, replica_int, replica_float,
+                                        in_system, work, seconds_per_token, pending_prefill, n_decoding, context,
+                                        busy, iteration_s, slo_ttft_s, slo_tpot_s)
                 replica_of[i] = r
                 if queue_tail[r] < 0:
                     queue_head[r] = i
@@ -261,6 +228,40 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     for j in range(i, n):
         status[j] = NOT_OFFERED
     return status, replica_of, first_token, finish, kv_peak, busy_s
+
+
+@njit(cache=True)
+def _route(router, need, prompt, next_rr, active, replica_int, replica_float, in_system, work, seconds_per_token,
+           pending_prefill, n_decoding, context, busy, iteration_s, slo_ttft_s, slo_tpot_s):
+    """The replica a request goes to, among active replicas that can hold it (any that can, if none is
+    active), and the next round-robin position (as serving_reference's arrival branch)."""
+    n_replicas = replica_int.shape[0]
+    only_active = False  # whether some active replica can hold the request
+    for m in range(n_replicas):
+        if active[m] and need <= replica_int[m, I_KV_CAPACITY]:
+            only_active = True
+            break
+    if router == ROUTER_SLO_AWARE:
+        r = _slo_aware(prompt, need, only_active, active, replica_int, replica_float, pending_prefill, n_decoding,
+                       context, busy, iteration_s, slo_ttft_s, slo_tpot_s)
+        return r, next_rr
+    r = -1
+    for step in range(n_replicas):
+        m = (next_rr + step) % n_replicas if router == ROUTER_ROUND_ROBIN else step
+        if need > replica_int[m, I_KV_CAPACITY] or (only_active and not active[m]):
+            continue
+        if r < 0:
+            r = m
+            if router == ROUTER_ROUND_ROBIN:
+                break
+        elif router == ROUTER_JSQ:
+            if in_system[m] < in_system[r]:
+                r = m
+        elif work[m] * seconds_per_token[m] < work[r] * seconds_per_token[r]:
+            r = m
+    if router == ROUTER_ROUND_ROBIN:
+        next_rr = (r + 1) % n_replicas
+    return r, next_rr
 
 
 @njit(cache=True)
