@@ -41,7 +41,8 @@ def _both(tmp_path, service: dict, duration: str = "2h") -> tuple[dict, dict]:
     {"replicas": [{"pool": "gpu", "count": 4}], **_generator(rate_per_s=2.0)},
     {"replicas": [{"pool": "gpu", "count": 3, "max_seqs": 4}], "router": {"kind": "jsq"},
      **_generator(rate_per_s=1.7, output_tokens={"uniform": {"low": 20, "high": 300}})},
-], ids=["least-work", "jsq-small-batches"])
+    {"replicas": [{"pool": "gpu", "count": 2}, {"pool": "gpu", "count": 2}], **_generator(rate_per_s=2.0)},
+], ids=["least-work", "jsq-small-batches", "two-alike-groups"])
 def test_request_level_and_fluid_agree_on_throughput_and_utilization(tmp_path, service):
     request, fluid = _both(tmp_path, service)
     assert fluid["fidelity"] == "fluid" and request["fidelity"] == "request"
@@ -134,9 +135,34 @@ def test_heterogeneous_chip_groups_agree_on_throughput(tmp_path):
     for accel in ("h100-sxm", "tpu-v6e"):  # measured: 6,746 and 3,331 against 6,668 and 3,426
         assert fluid["by_accelerator"][accel]["completed"] == pytest.approx(
             request["by_accelerator"][accel]["completed"], rel=0.05)
-    # each group's chain pools only its own replicas while the router balances over all four: busy fraction
-    # reads low (measured 0.570 against 0.629)
+    # groups of different chips keep a chain each while the router balances over all four: busy fraction
+    # reads low (measured 0.542 against 0.593)
     assert 0.8 * request["utilization"] < fluid["utilization"] < request["utilization"]
+
+
+def test_alike_groups_share_one_chain_and_split_its_results_by_replicas(tmp_path):
+    # balanced routing levels batches over all of a service's replicas: groups of 1 and 3 alike replicas
+    # are served as one group of 4, and each gets its replica share of every amount
+    runs = {}
+    for name, counts in (("split", (1, 3)), ("one", (4,))):
+        service = {"fidelity": "fluid", "replicas": [{"pool": "gpu", "count": c} for c in counts],
+                   **_generator(rate_per_s=2.0)}
+        scenario = scenario_from(with_service(service, duration="2h"), tmp_path, f"{name}.yaml")
+        runs[name] = (_served(scenario, tmp_path)[1][0], sim.run(scenario).summary["inference"]["chat"])
+    (split, split_summary), (one, one_summary) = runs["split"], runs["one"]
+    whole = one["groups"][0]
+    for part, share in zip(split["groups"], (0.25, 0.75)):
+        for name in ("offered", "completed", "unfinished", "output_tokens", "met"):
+            assert part[name] == pytest.approx(share * whole[name], rel=1e-12)
+        np.testing.assert_allclose(part["busy_chip_s"], share * whole["busy_chip_s"], rtol=1e-12)
+        np.testing.assert_allclose(part["ttft"]["weight"], share * whole["ttft"]["weight"], rtol=1e-12)
+    for key in ("utilization", "tokens_per_s", "ttft_s", "e2e_s", "requests", "slo_attainment"):
+        assert split_summary[key] == pytest.approx(one_summary[key], rel=1e-9)
+    robin = {"fidelity": "fluid", "router": {"kind": "round-robin"},
+             "replicas": [{"pool": "gpu", "count": 1}, {"pool": "gpu", "count": 3}], **_generator(rate_per_s=2.0)}
+    _, served = _served(scenario_from(with_service(robin, duration="2h"), tmp_path, "robin.yaml"), tmp_path)
+    small, big = served[0]["groups"]  # round-robin is not pooled: one chain per replica, at its share
+    assert small["offered"] == pytest.approx(big["offered"] / 3, rel=1e-9)
 
 
 def _served(scenario, base_dir):

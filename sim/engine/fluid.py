@@ -12,8 +12,9 @@ fluid bin (``fluid_bin``, default 1 min), vectorised over bins — no per-reques
    — ``τ(j)`` the mean iteration time from the roofline (with ``per_token_s`` when the plan has it),
    ``I`` the iterations a request spends in the batch — with batches capped at ``max_batch`` =
    min(``max_seqs``, ``token_budget``, KV capacity / E[P + O]). Balanced routers (``least-work``,
-   ``jsq``, ``central``; ``slo-aware`` is taken as one of them) keep the replicas' batches level, so
-   the chain runs over the whole group;
+   ``jsq``, ``central``; ``slo-aware`` is taken as one of them) keep the replicas' batches level across
+   the service, so the chain runs over the whole group, and groups of alike replicas are pooled into one
+   (``sim.engine.fluid_pool``; groups of different chips keep a chain each);
    ``round-robin`` is taken as a random split, one chain per replica. Busy fraction = the share of
    replicas with a non-empty batch; capacity = the full-batch departure rate.
 3. **Backlog**: arrivals above capacity carry over, ``B_k = max(0, B_{k−1} + A_k − capacity_k)``. A bin
@@ -38,6 +39,7 @@ from dataclasses import replace
 import numpy as np
 
 from sim.engine.fluid_latency import components, iteration_s
+from sim.engine.fluid_pool import pool, split
 from sim.engine.fluid_split import capacity_share, group_lengths, rejected_frac
 from sim.engine.fluid_traffic import Lengths, fluid_edges, offered_load
 from sim.kernels import fluid as kernel
@@ -54,8 +56,10 @@ def serve_fluid(scenario, service, groups: list, base_dir, rng: np.random.Genera
     series = fluid_edges(horizon, interval)  # the time-series bins
     length = int(np.ceil(horizon / interval)) + 1  # as the request-level kernel's busy array
     balanced = service.router.kind != "round-robin"
-    served = [serve_group(replace(plan, kernel={**plan.kernel, "balanced": balanced}), offered, taken, service.slo)
-              for plan, taken in zip(groups, lengths)]
+    # balanced routers level batches across all of the service's replicas: alike groups share one chain
+    chains, loads, members = pool(groups, lengths, balanced)
+    served = split(groups, [serve_group(replace(plan, kernel={**plan.kernel, "balanced": balanced}), offered, taken,
+                                        service.slo) for plan, taken in zip(chains, loads)], members)
     return {"fidelity": "fluid", "not_offered": offered.not_offered, "rejected": rejected, "groups": served,
             "edges": offered.edges,
             "offered_per_bin": offered.arrivals, "served_per_bin": sum(g["served_per_bin"] for g in served),

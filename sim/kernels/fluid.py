@@ -21,9 +21,10 @@ iteration per iteration, so a replica is a processor-sharing server whose total 
 many requests it holds: with ``j`` running, requests leave at rate ``μ_j = j / (I · τ(j))``. Arrivals
 are Poisson at ``λ``. The number of requests is then a birth–death chain, ``π_N ∝ Π_{i≤N} λ/μ(i)`` — for
 symmetric (processor-sharing) service this stationary law does not depend on the shape of the
-output-length distribution, only on its mean. Balanced routing keeps a group's R replicas within one
-request of each other, so the chain runs over the group's total N with ``μ(N)`` summed over the
-replicas' batches (R = 1: one replica at its share of the arrivals, for round-robin). Above
+output-length distribution, only on its mean. Balanced routing keeps a group's R replicas (the engine
+pools a service's alike groups into one) within one request of each other, so the chain runs over the
+group's total N with ``μ(N)`` summed over the replicas' batches (R = 1: one replica at its share of the
+arrivals, for round-robin). Above
 ``max_batch`` per replica (``max_seqs``, the KV cache over the mean reservation ``E[P + O]``, and the
 token budget) requests queue and leave at ``R·μ_max``; the chain's tail is geometric and exists only when
 ``λ < R·μ_max``. From ``π``: busy fraction ``E[min(N, R)]/R`` (the share of time a replica iterates,
