@@ -231,9 +231,9 @@ def test_random_scaling_conserves_work_and_never_overfills_the_pool(tmp_path, se
     chips = jobs["chips"].to_numpy()
     seg = out["segments"]
     assert len(seg["job"]) > 0, "the schedule should preempt something"
-    elapsed = seg["end_s"] - seg["start_s"]
-    saved = np.floor(elapsed / checkpoint) * checkpoint
-    assert np.allclose(seg["lost_chip_s"], (elapsed - saved) * chips[seg["job"]])
+    ran_s = seg["end_s"] - seg["start_s"]
+    saved = np.floor(ran_s / checkpoint) * checkpoint
+    assert np.allclose(seg["lost_chip_s"], (ran_s - saved) * chips[seg["job"]])
     for job in np.flatnonzero(out["state"] == "completed"):
         mine = seg["job"] == job
         done = (saved[mine] / duration[job, seg["pool"][mine]]).sum()
