@@ -25,7 +25,7 @@ Points measured faster than the chips' peak FLOP/s and HBM bandwidth allow are
 dropped (the Llama-2 TP-2 batch-64 prefills: 32,768 tokens in 0.36–0.79 s) and counted in the
 output.
 
-Predictions come from ``sim.engine.iteration_model`` with the CUDA stack efficiency of the catalog
+Predictions come from ``sim.serving.iteration_model`` with the CUDA stack efficiency of the catalog
 chip and its ``serving_layer_overhead_us``. ``--fit MODEL`` fits, on that model's A100 and H100 points,
 the shared constants and one per-layer fixed cost per chip (deterministic coordinate descent on
 log(predicted / measured), squared, each device × phase weighted equally; MEMORY_EFFICIENCY stays at
@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from sim.catalog import builtin_catalog
-from sim.engine.iteration_model import Calibration, iteration_time_s, layer_overhead_s, replica_iteration
+from sim.serving.iteration_model import Calibration, iteration_time_s, layer_overhead_s, replica_iteration
 
 DATA = Path(__file__).resolve().parent / "data" / "splitwise-perf" / "perf_model.csv"
 CHIPS = {"a100-80gb": "a100-sxm", "h100-80gb": "h100-sxm", "h100-80gb-pcap": "h100-sxm"}

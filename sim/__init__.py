@@ -10,6 +10,7 @@ Scripting API::
     results.save("outputs/bigger")
 """
 
+from sim import validation  # noqa: F401  (installs the semantic checks in the scenario loader)
 from sim.results.results import Results
 from sim.runner import run
 from sim.scenario import Scenario, ScenarioError, load, load_text

@@ -7,19 +7,18 @@ import time
 from pathlib import Path
 
 from sim import kernels
-from sim.engine import autoscale, inference, ranking
-from sim.engine.prepare import prepare_jobs
-from sim.engine.simulate import simulate_training
 from sim.fleet import build_fleet
 from sim.results import compute
-from sim.results import ranking as ranking_results
-from sim.results.inference import requests_table, service_summaries
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
 from sim.rng import streams
-from sim.scenario.checks import scenario_catalog
 from sim.scenario.loader import source_of
 from sim.scenario.schema import Scenario
+from sim.serving import FAMILIES
+from sim.serving.family import ServingContext
+from sim.serving.stage import serve_all
+from sim.training import prepare_jobs, simulate_training
+from sim.validation.checks import scenario_catalog
 from sim.workload import input_files, training_jobs
 
 
@@ -40,6 +39,7 @@ def run(scenario: Scenario, progress: bool = False) -> Results:
 
 
 def _run(scenario: Scenario, progress: bool) -> Results:
+    """The stages in order: build, serve (inference has priority), train, then results."""
     wall_start = time.perf_counter()
     catalog = scenario_catalog(scenario)
     fleet = build_fleet(scenario, catalog)
@@ -47,39 +47,33 @@ def _run(scenario: Scenario, progress: bool) -> Results:
     jobs = training_jobs(scenario, origin.directory)
     prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
     horizon = float(scenario.duration)
-    plans = inference.plan_groups(scenario, fleet, catalog)
-    rng = streams(scenario.seed)["inference"]
-    requests_by_service = inference.build_requests(scenario, origin.directory, rng)
-    scaling = autoscale.plan_scaling(scenario, fleet, plans, requests_by_service)
-    served = inference.serve(scenario, fleet, plans, requests_by_service, origin.directory, rng,
-                             switches=scaling.switches)
-    ranking_plans = ranking.plan_services(scenario, fleet, catalog)
-    ranked = ranking.serve(scenario, ranking_plans, streams(scenario.seed)["ranking"])
+    rngs = streams(scenario.seed)
+    context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting, horizon_s=horizon,
+                             bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
+                             rng=rngs["inference"], ranking_rng=rngs["ranking"])
+    serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario))
     with _progress_bar(progress, horizon) as update:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update,
-                                    scaling_schedule=scaling.schedule,
+                                    scaling_schedule=serving.scaling.schedule,
                                     checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval)
     outcome = cluster.outcome()
     jobs_out = compute.jobs_table(jobs, outcome, fleet)
-    inference_chips = compute.inference_chip_events(fleet, plans, scaling.switches)
-    busy_by_pool = ranking.add_busy_chip_seconds(inference.busy_chip_seconds_by_pool(plans, served), ranking_plans,
-                                                 ranked)
+    inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
     series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start,
-                                busy_by_pool, inference_chips)
+                                serving.busy_chip_seconds_by_pool(), inference_chips)
     peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips)
     summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome)
-    summary["inference"] = service_summaries(scenario, fleet, plans, served)
-    summary["inference"].update(ranking_results.service_summaries(scenario, fleet, ranking_plans, ranked))
-    requests = ranking_results.with_ranking_rows(requests_table(scenario, fleet, plans, served),
-                                                 ranking_results.requests_table(scenario, fleet, ranking_plans, ranked))
+    summary["inference"] = serving.summaries()
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
-    fluid_load = {service.name: (result["edges"], result["offered_per_bin"], result["served_per_bin"])
-                  for service, result in zip(scenario.workloads.inference, served)
-                  if result is not None and result.get("fidelity") == "fluid"}
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
-                   fluid_load=fluid_load,
-                   requests=requests)
+                   fluid_load=serving.load_per_bin(), requests=serving.requests_table())
+
+
+def _autoscale_configs(scenario: Scenario) -> dict:
+    """``(service, group)`` -> the group's ``autoscale`` section, for groups that have one."""
+    return {(s, g): group.autoscale for s, service in enumerate(scenario.workloads.inference)
+            for g, group in enumerate(service.replicas) if group.autoscale is not None}
 
 
 class _progress_bar:

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 import sim
 from sim.catalog import builtin_catalog
-from sim.engine.prepare import prepare_jobs
 from sim.fleet import build_fleet
+from sim.training.prepare import prepare_jobs
 from sim.workload import training_jobs
 from tests.conftest import scenario_from
 
@@ -202,7 +202,7 @@ def test_run_writes_nothing_until_saved(base, tmp_path, monkeypatch):
 
 
 def test_shared_gpu_jobs_pack_several_to_a_chip(base, tmp_path):
-    from sim.engine.prepare import prepare_jobs as prep
+    from sim.training.prepare import prepare_jobs as prep
     from sim.workload import make_job_table
 
     scenario = scenario_from(base, tmp_path)
@@ -212,8 +212,8 @@ def test_shared_gpu_jobs_pack_several_to_a_chip(base, tmp_path):
                            "chip_share": [0.25] * 40, "duration_s": [100.0] * 40, "stack": "portable"})
     import simpy
 
-    from sim.engine.cluster import Cluster
     from sim.policies.registry import registry
+    from sim.training.cluster import Cluster
 
     env = simpy.Environment()
     prepared = prep(jobs, fleet, catalog)
@@ -301,7 +301,7 @@ def test_hetero_aware_does_not_wait_forever_for_a_busy_faster_pool(base, tmp_pat
 
 def _run_table(scenario, jobs, kind: str, horizon_s: float):
     """Run a hand-made job table through the cluster with scheduler ``kind``; returns the cluster."""
-    from sim.engine.simulate import simulate_training
+    from sim.training.simulate import simulate_training
 
     catalog = builtin_catalog()
     fleet = build_fleet(scenario, catalog)
@@ -380,7 +380,8 @@ def test_measured_duration_is_kept_on_its_reference_chip_and_scaled_elsewhere(ba
     run_times = prepare_jobs(table, fleet, catalog).duration_s
     assert (run_times[:, 0] == 5000).all()  # pool 0 is the reference chip (h100-sxm)
     # elsewhere: the ratio of roofline step times, from the kernel's own twin
-    from sim.engine.prepare import _kernel, _model_arrays, _pool_arrays, efficiency_matrix
+    from sim.catalog.efficiency import efficiency_matrix
+    from sim.training.prepare import _kernel, _model_arrays, _pool_arrays
     accels = [catalog.accelerators["h100-sxm"], catalog.accelerators["tpu-v6e"]]
     model = _model_arrays(table.iloc[:1], catalog)
     chips = np.array([1])

@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 
 import sim
-from sim.engine import inference
-from sim.engine.fluid_split import mix
-from sim.engine.fluid_traffic import GeneratorLengths, TraceLengths
 from sim.fleet import build_fleet
 from sim.kernels import fluid as kernel
 from sim.kernels.queueing import erlang_c
 from sim.rng import streams
-from sim.scenario.checks import scenario_catalog
 from sim.scenario.distributions import Distribution
+from sim.serving import FAMILIES
+from sim.serving.family import ServingContext
+from sim.serving.fluid.split import mix
+from sim.serving.fluid.traffic import GeneratorLengths, TraceLengths
+from sim.serving.stage import serve_all
+from sim.validation.checks import scenario_catalog
 from sim.workload.distributions import cdf, mean, sample, token_pmf
 from tests.conftest import scenario_from
 from tests.test_inference import SERVICE, with_service
@@ -166,12 +168,16 @@ def test_alike_groups_share_one_chain_and_split_its_results_by_replicas(tmp_path
 
 
 def _served(scenario, base_dir):
+    """Every service's replica groups and what the fluid model returned for it (the serving stage alone)."""
     catalog = scenario_catalog(scenario)
     fleet = build_fleet(scenario, catalog)
-    plans = inference.plan_groups(scenario, fleet, catalog)
-    rng = streams(scenario.seed)["inference"]
-    requests = inference.build_requests(scenario, base_dir, rng)
-    return plans, inference.serve(scenario, fleet, plans, requests, base_dir, rng)
+    rngs = streams(scenario.seed)
+    context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting,
+                             horizon_s=float(scenario.duration),
+                             bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=base_dir,
+                             rng=rngs["inference"], ranking_rng=rngs["ranking"])
+    outcome = serve_all(scenario.workloads.inference, FAMILIES, context, {})
+    return outcome.scaled_groups, [run.result for run in outcome.services]
 
 
 def test_overload_builds_a_backlog_that_drains(tmp_path):

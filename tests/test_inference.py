@@ -132,7 +132,7 @@ def _generator(**pattern):
 def test_diurnal_traffic_peaks_at_its_hour_and_keeps_its_mean():
     import numpy as np
 
-    from sim.engine.inference import poisson_arrivals
+    from sim.serving.traffic import poisson_arrivals
 
     horizon = 10 * 86400.0
     arrival = poisson_arrivals(_generator(diurnal={"amplitude_frac": 0.8, "peak_hour": 15}), horizon,
@@ -146,7 +146,7 @@ def test_diurnal_traffic_peaks_at_its_hour_and_keeps_its_mean():
 def test_bursty_traffic_is_overdispersed_and_keeps_its_mean():
     import numpy as np
 
-    from sim.engine.inference import poisson_arrivals
+    from sim.serving.traffic import poisson_arrivals
 
     horizon = 5 * 86400.0
     bursty = poisson_arrivals(_generator(bursty={"burst_factor": 6, "mean_burst_s": 120, "mean_calm_s": 600}),

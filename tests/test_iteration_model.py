@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from sim.catalog import builtin_catalog
-from sim.engine import iteration_model as im
 from sim.kernels.serving_reference import (
     F_ATTN_FLOP_PER_TOKEN_CTX,
     F_PER_SEQ_S,
@@ -19,6 +18,7 @@ from sim.kernels.serving_reference import (
     replica_tables,
 )
 from sim.kernels.serving_reference import iteration_time_s as kernel_iteration_time_s
+from sim.serving import iteration_model as im
 from tests.conftest import REPO
 
 CATALOG = builtin_catalog()

@@ -10,7 +10,7 @@ import pytest
 
 import sim
 from sim.catalog import builtin_catalog
-from sim.engine.ranking_model import _harmonic, free_bytes, hit_rate, ranking_cost, row_bytes, zipf_hit_rate
+from sim.serving.ranking.model import _harmonic, free_bytes, hit_rate, ranking_cost, row_bytes, zipf_hit_rate
 from tests.conftest import BASE, scenario_from
 
 CATALOG = builtin_catalog()
@@ -173,13 +173,13 @@ def test_peak_perf_per_watt_follows_the_batch_time_model(feed):
     """The hardware's perf/W at full batches is items/s of a replica over its chips' busy power — computed
     here by hand from the catalog and compared, whichever chip comes out ahead."""
     scenario, results = feed
-    from sim.engine.ranking import plan_services
     from sim.fleet import build_fleet
-    from sim.scenario.checks import scenario_catalog
+    from sim.serving.ranking.serve import plan_service
+    from sim.validation.checks import scenario_catalog
 
     catalog = scenario_catalog(scenario)
     fleet = build_fleet(scenario, catalog)
-    plan = plan_services(scenario, fleet, catalog)[0]
+    plan = plan_service(0, scenario.workloads.inference[0], fleet, catalog, scenario.porting)
     mean_items = results.requests["items"].mean()
     by = results.summary["inference"]["feed"]["by_accelerator"]
     for g, accel in enumerate(["mtia-v2", "h100-sxm"]):

@@ -13,10 +13,10 @@ import pytest
 
 import sim
 from sim.catalog import builtin_catalog
-from sim.engine import autoscale
-from sim.engine.prepare import prepare_jobs
-from sim.engine.simulate import simulate_training
 from sim.fleet import build_fleet
+from sim.serving import autoscale
+from sim.training.prepare import prepare_jobs
+from sim.training.simulate import simulate_training
 from sim.workload import training_jobs
 from tests.conftest import BASE, scenario_from
 

@@ -1,6 +1,6 @@
 """Numeric core of the fluid fidelity of LLM serving: NumPy, vectorised over rows (time bins or load levels).
 
-The engine (``sim.engine.fluid``) turns a service's traffic into per-bin arrival rates and per-request
+The engine (``sim.serving.fluid.serve``) turns a service's traffic into per-bin arrival rates and per-request
 token means; these functions turn them into batch sizes, busy fractions, capacity, backlog and latency
 percentiles. No Python loop runs per bin or per request; the loops here run over chunks of rows or
 over bisection steps.

@@ -6,7 +6,7 @@ version with the same signature; tests require identical results.
 
 Model, per replica ``r``:
 * **Batch time** of S items: ``overhead_s[r] + max(compute_s_per_item[r]·S, weights_s[r] +
-  embedding_s_per_item[r]·S)`` (``batch_time_s``; the constants come from ``sim.engine.ranking_model``).
+  embedding_s_per_item[r]·S)`` (``batch_time_s``; the constants come from ``sim.serving.ranking.model``).
 * **Dynamic batching**: requests wait in a FIFO queue. An idle replica starts a batch when its queue
   holds ``max_batch[r]`` requests or more than ``max_items[r]`` items (full), or when the oldest waiting
   request has waited ``max_delay_s[r]``. A batch takes requests from the head while it has fewer than

@@ -6,7 +6,7 @@ starts the job or queues it), and ``schedule(freed, new_shapes)`` after chips or
 freed under a site cap) and ``new_shapes`` the job shapes that got their first waiting job from the
 arrivals queued at that same instant. A scheduler starts jobs with
 ``cluster.start(job, pool)`` and asks ``cluster.fits(job, pool)`` whether a start is possible now. The
-queue is grouped by job shape (``sim.engine.waiting``): when the oldest job of a shape cannot start,
+queue is grouped by job shape (``sim.training.waiting``): when the oldest job of a shape cannot start,
 no job of that shape can, so policies work shape by shape.
 
 * ``fifo`` — strict arrival order; the oldest job takes the first eligible pool (fleet order) with room;

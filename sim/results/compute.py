@@ -14,6 +14,7 @@ import pandas as pd
 from sim.fleet import Fleet
 from sim.results.series import bin_edges, binned_mean, interval_events, step_max
 from sim.scenario.units import date_at
+from sim.stats import percentile_summary as _stats
 from sim.workload.jobs import busy_chip_equivalents
 
 STATES = ("completed", "running", "queued", "rejected")
@@ -153,13 +154,6 @@ def _busy_weight(jobs: pd.DataFrame) -> np.ndarray:
     return busy_chip_equivalents(jobs["chips"].to_numpy(), jobs["chip_share"].to_numpy())
 
 
-def _stats(values: np.ndarray) -> dict[str, float | None]:
-    if len(values) == 0:
-        return {"mean": None, "p50": None, "p90": None, "p99": None}
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"mean": float(values.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
-
-
 def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_s: float,
             peak_it_w: float, outcome: dict | None = None) -> dict:
     """The run's headline numbers (see the README's output section for each key); with a shared pool,
@@ -214,7 +208,7 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
 
 
 def _preemption_summary(jobs_out: pd.DataFrame, outcome: dict | None) -> dict:
-    """Counts of training jobs that inference preempted or deferred (``sim.engine.sharing``)."""
+    """Counts of training jobs that inference preempted or deferred (``sim.training.sharing``)."""
     preemptions = jobs_out["preemptions"].to_numpy()
     deferred = outcome["deferred"] if outcome is not None else np.zeros(len(jobs_out), dtype=bool)
     return {"preempted_jobs": int((preemptions > 0).sum()), "preemptions": int(preemptions.sum()),

@@ -2,7 +2,7 @@
 
 Two families, served request by request: ``llm`` (continuous batching, tokens) and ``ranking``
 (DLRM-class: dynamic batching of scored items). Which fields belong to which family is checked in
-``sim.scenario.family_checks``. An LLM service is simulated request by request or, with
+``sim.validation.family``. An LLM service is simulated request by request or, with
 ``fidelity: fluid``, as arrival rates per ``fluid_bin``. On a ``sharing: shared`` pool an LLM replica
 group may autoscale and lend the chips of its inactive replicas to training.
 """
@@ -21,7 +21,7 @@ RANKING_GROUP_FIELDS = ("max_batch", "max_queue_delay_ms")
 
 
 class Autoscale(Strict):
-    """Reactive autoscaling of a replica group on a shared pool (``sim.engine.autoscale``).
+    """Reactive autoscaling of a replica group on a shared pool (``sim.serving.autoscale``).
 
     Every ``interval`` the active replica count is set from the load observed in the previous interval:
     ``ceil(work / (interval × target_utilization_frac))``, clamped to [``min_count``, the group's ``count``]."""

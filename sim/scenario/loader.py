@@ -68,10 +68,27 @@ def load_text(text: str, label: str = "<scenario>") -> Scenario:
     return build(data, origin, problems)
 
 
+@dataclass(frozen=True)
+class SemanticChecks:
+    """The checks beyond the schema (catalog names, fleet layout, power, data files). They need the
+    packages above this one (fleet, workload, serving), so ``sim.validation`` registers them here when
+    the ``sim`` package is imported, instead of this module importing upward."""
+
+    raw_names: typing.Callable  # (raw data, Origin) -> problems, run alongside schema errors
+    scenario: typing.Callable  # (Scenario, Origin) -> problems, run once the schema holds
+
+
+_CHECKS: list[SemanticChecks] = []
+
+
+def register_checks(checks: SemanticChecks) -> None:
+    """Install the semantic checks every load, ``--set`` and ``with_overrides`` runs (one set)."""
+    _CHECKS[:] = [checks]
+
+
 def build(data: object, origin: Origin, problems: list[Problem] | None = None) -> Scenario:
     """Validate source data into a ``Scenario`` (pydantic first, then catalog and registry checks)."""
-    from sim.scenario.checks import check_raw_names, check_scenario
-
+    check_raw_names, check_scenario = _CHECKS[0].raw_names, _CHECKS[0].scenario
     problems = list(problems or [])
     if not isinstance(data, dict):
         problems.append(Problem(origin.file, "", "a scenario is a YAML mapping of sections (name, fleet, ...)"))

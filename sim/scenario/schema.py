@@ -3,7 +3,7 @@
 Each field is defined once, here, with its default, unit and a one-line description; the scenario
 reference (``dcsim schema``) is generated from these definitions. Cross-references to the catalog
 (accelerator and model names) and registry keys (``policy.scheduler.kind``) are checked afterwards by
-``sim.scenario.checks``, which needs the catalog and can list the accepted names.
+``sim.validation.checks``, which needs the catalog and can list the accepted names.
 """
 
 from __future__ import annotations
@@ -167,8 +167,4 @@ class Scenario(Strict):
     policy: Policy = Field(Policy(), description="decision policies, each chosen by `kind`")
     outputs: Outputs = Field(Outputs(), description="what a run records")
 
-    def with_overrides(self, overrides: dict[str, object]) -> "Scenario":
-        """A new scenario with dotted-path overrides (``{"site.power_cap_mw": 80}``), validated like a file."""
-        from sim.scenario.loader import with_overrides
-
-        return with_overrides(self, overrides)
+    # ``with_overrides(overrides)`` is attached by ``sim.scenario`` (it lives in the loader, which imports this)

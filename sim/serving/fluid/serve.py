@@ -3,8 +3,8 @@
 For fleet-scale, multi-year runs where simulating every request is too slow. Per replica group and
 fluid bin (``fluid_bin``, default 1 min), vectorised over bins — no per-request or per-bin Python loop:
 
-1. **Offered load** (``sim.engine.fluid_traffic``): expected arrivals per bin and the token moments of
-   the requests. Split over the groups (``sim.engine.fluid_split``) as the request level routes: a
+1. **Offered load** (``sim.serving.fluid.traffic``): expected arrivals per bin and the token moments of
+   the requests. Split over the groups (``sim.serving.fluid.split``) as the request level routes: a
    request goes only to groups whose KV cache can hold it (``P + O <= kv_capacity_tokens``), shared among
    them by capacity (replicas × nominal decode rate); requests that fit no group are rejected on arrival.
 2. **Steady batch, busy fraction and capacity** (``sim.kernels.fluid``): the number of requests in the
@@ -14,7 +14,7 @@ fluid bin (``fluid_bin``, default 1 min), vectorised over bins — no per-reques
    min(``max_seqs``, ``token_budget``, KV capacity / E[P + O]). Balanced routers (``least-work``,
    ``jsq``, ``central``; ``slo-aware`` is taken as one of them) keep the replicas' batches level across
    the service, so the chain runs over the whole group, and groups of alike replicas are pooled into one
-   (``sim.engine.fluid_pool``; groups of different chips keep a chain each);
+   (``sim.serving.fluid.pool``; groups of different chips keep a chain each);
    ``round-robin`` is taken as a random split, one chain per replica. Busy fraction = the share of
    replicas with a non-empty batch; capacity = the full-batch departure rate.
 3. **Backlog**: arrivals above capacity carry over, ``B_k = max(0, B_{k−1} + A_k − capacity_k)``. A bin
@@ -22,7 +22,7 @@ fluid bin (``fluid_bin``, default 1 min), vectorised over bins — no per-reques
    then at the steady busy fraction. Backlog left at the horizon, plus the requests still in the
    batches, is unfinished; completed + unfinished + rejected = offered, and the requests that complete
    are the earliest (first come, first served).
-4. **Latency** (``sim.engine.fluid_latency``): mixture components per load level weighted by the
+4. **Latency** (``sim.serving.fluid.latency``): mixture components per load level weighted by the
    requests that complete — Erlang C wait or, under backlog, a uniform delay; TTFT = residual of the
    running iteration + wait + prefill; TPOT from Little's law; end to end = TTFT + (O − 1)·TPOT. SLO
    attainment is the expected share of offered requests with TTFT and TPOT within target.
@@ -38,23 +38,24 @@ from dataclasses import replace
 
 import numpy as np
 
-from sim.engine.fluid_latency import components, iteration_s
-from sim.engine.fluid_pool import pool, split
-from sim.engine.fluid_split import capacity_share, group_lengths, rejected_frac
-from sim.engine.fluid_traffic import Lengths, fluid_edges, offered_load
 from sim.kernels import fluid as kernel
+from sim.serving.fluid.latency import components, iteration_s
+from sim.serving.fluid.pool import pool, split
+from sim.serving.fluid.split import capacity_share, group_lengths, rejected_frac
+from sim.serving.fluid.traffic import Lengths, fluid_edges, offered_load
 
 
-def serve_fluid(scenario, service, groups: list, base_dir, rng: np.random.Generator) -> dict:
-    """Serve one fluid-fidelity service over the horizon; per group, counts, busy time and latency
-    components (``sim.results.fluid`` turns them into the summary)."""
-    horizon = float(scenario.duration)
-    offered = offered_load(service, fluid_edges(horizon, service.fluid_bin), base_dir, rng)
+def serve_fluid(service, groups: list, horizon_s: float, bin_width_s: float, base_dir,
+                rng: np.random.Generator) -> dict:
+    """Serve one fluid-fidelity service over ``horizon_s``; per group, counts, busy time per time-series
+    bin of ``bin_width_s`` and latency components (``sim.serving.fluid.summary`` turns them into the
+    summary)."""
+    offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng)
     lengths = group_lengths(offered, groups, capacity_share(groups))
     rejected = float(np.sum(offered.arrivals * rejected_frac(offered, groups)))
-    interval = float(scenario.outputs.timeseries_interval)
-    series = fluid_edges(horizon, interval)  # the time-series bins
-    length = int(np.ceil(horizon / interval)) + 1  # as the request-level kernel's busy array
+    interval = bin_width_s
+    series = fluid_edges(horizon_s, interval)  # the time-series bins
+    length = int(np.ceil(horizon_s / interval)) + 1  # as the request-level kernel's busy array
     balanced = service.router.kind != "round-robin"
     # balanced routers level batches across all of the service's replicas: alike groups share one chain
     chains, loads, members = pool(groups, lengths, balanced)

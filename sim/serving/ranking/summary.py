@@ -13,56 +13,44 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.engine.ranking import REJECT_REASON
-from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED, UNFINISHED
-from sim.results.compute import _stats
-from sim.results.inference import STATUS_NAMES
+from sim.kernels.serving_reference import DONE, NOT_OFFERED
+from sim.serving.accounting import STATUS_NAMES, request_counts
+from sim.serving.ranking.serve import REJECT_REASON
+from sim.stats import percentile_summary as _stats
 
 STATE_BY_STATUS = np.array([STATUS_NAMES[k] for k in sorted(STATUS_NAMES)], dtype=object)
 
 
-def service_summaries(scenario, fleet, plans, served) -> dict:
-    """``summary["inference"][service]`` for every ranking service."""
-    horizon_s = float(scenario.duration)
-    out = {}
-    for plan, result in zip(plans, served):
-        service = scenario.workloads.inference[plan.service]
-        status = result["status"]
-        summary = _group_summary(plan, result, range(len(plan.pools)), service.slo, fleet, horizon_s)
-        summary["requests"] = {
-            "offered": int((status != NOT_OFFERED).sum()), "completed": int((status == DONE).sum()),
-            "rejected": int((status == REJECTED).sum()), "unfinished": int((status == UNFINISHED).sum()),
-            "not_offered": int((status == NOT_OFFERED).sum())}
-        summary["rejected_reasons"] = {REJECT_REASON: summary["requests"]["rejected"]} \
-            if summary["requests"]["rejected"] else {}
-        summary["family"] = "ranking"
-        by_accel: dict[str, list[int]] = {}
-        for g, pool in enumerate(plan.pools):
-            by_accel.setdefault(fleet.pools[pool].accelerator.id, []).append(g)
-        summary["by_accelerator"] = {
-            accel: _group_summary(plan, result, gs, service.slo, fleet, horizon_s)
-            for accel, gs in sorted(by_accel.items())}
-        out[service.name] = summary
-    return out
+def ranking_summary(plan, service, fleet, result: dict, horizon_s: float) -> dict:
+    """``summary["inference"][service]`` of a ranking service (see the README's output section)."""
+    summary = _group_summary(plan, result, range(len(plan.pools)), service.slo, fleet, horizon_s)
+    summary["requests"] = request_counts(result["status"])
+    summary["rejected_reasons"] = {REJECT_REASON: summary["requests"]["rejected"]} \
+        if summary["requests"]["rejected"] else {}
+    summary["family"] = "ranking"
+    by_accel: dict[str, list[int]] = {}
+    for g, pool in enumerate(plan.pools):
+        by_accel.setdefault(fleet.pools[pool].accelerator.id, []).append(g)
+    summary["by_accelerator"] = {
+        accel: _group_summary(plan, result, gs, service.slo, fleet, horizon_s)
+        for accel, gs in sorted(by_accel.items())}
+    return summary
 
 
-def requests_table(scenario, fleet, plans, served) -> pd.DataFrame:
+def ranking_requests_table(plan, service, fleet, result: dict) -> pd.DataFrame:
     """One row per ranking request, in the columns of the LLM request table plus ``items`` (token and
     first-token columns are empty)."""
-    frames = []
-    for plan, result in zip(plans, served):
-        accel = np.array([fleet.pools[p].accelerator.id for p in plan.pools] + [""], dtype=object)
-        requests = result["requests"]
-        n = len(requests)
-        frames.append(pd.DataFrame({
-            "service": scenario.workloads.inference[plan.service].name,
-            "accelerator": accel[result["group"]] if n else [],
-            "arrival_s": requests["arrival_s"].to_numpy(),
-            "prompt_tokens": np.full(n, np.nan), "output_tokens": np.full(n, np.nan),
-            "first_token_s": np.full(n, np.nan), "finish_s": result["finish_s"],
-            "state": STATE_BY_STATUS[result["status"]],
-            "items": requests["items"].to_numpy()}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    accel = np.array([fleet.pools[p].accelerator.id for p in plan.pools] + [""], dtype=object)
+    requests = result["requests"]
+    n = len(requests)
+    return pd.DataFrame({
+        "service": service.name,
+        "accelerator": accel[result["group"]] if n else [],
+        "arrival_s": requests["arrival_s"].to_numpy(),
+        "prompt_tokens": np.full(n, np.nan), "output_tokens": np.full(n, np.nan),
+        "first_token_s": np.full(n, np.nan), "finish_s": result["finish_s"],
+        "state": STATE_BY_STATUS[result["status"]],
+        "items": requests["items"].to_numpy()})
 
 
 def _group_summary(plan, result, groups, slo, fleet, horizon_s: float) -> dict:
@@ -114,13 +102,3 @@ def _energy_cost(plan, result, groups, fleet, horizon_s: float, items) -> tuple[
         peak_items_per_s += plan.replicas[g] * batch_items / plan.costs[g].batch_time_s(batch_items)
         peak_w += chips * pool.busy_w_with_server
     return it_j, it_j * site.pue / 3.6e6, cost_usd, peak_items_per_s / (peak_w / 1e3)
-
-
-def with_ranking_rows(llm_rows: pd.DataFrame, ranking_rows: pd.DataFrame) -> pd.DataFrame:
-    """The LLM request rows followed by the ranking rows (an ``items`` column appears only when a ranking
-    service ran, so LLM-only runs keep their columns)."""
-    if ranking_rows.empty:
-        return llm_rows
-    if llm_rows.empty:
-        return ranking_rows
-    return pd.concat([llm_rows, ranking_rows], ignore_index=True)

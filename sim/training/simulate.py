@@ -6,10 +6,10 @@ from typing import Callable
 
 import simpy
 
-from sim.engine.cluster import Cluster
-from sim.engine.prepare import PreparedJobs
 from sim.fleet import Fleet
 from sim.policies.registry import registry
+from sim.training.cluster import Cluster
+from sim.training.prepare import PreparedJobs
 
 
 def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, scheduler_config,

@@ -10,7 +10,7 @@ counts, tokens, busy time, served and backlog per bin, and the weights of the la
 (so each group keeps the pooled latency distribution).
 
 Simplification: groups of different chips (or limits) keep a chain each, at their static share of
-the load (``sim.engine.fluid_split``); their busy fraction still reads low by a few per cent (the
+the load (``sim.serving.fluid.split``); their busy fraction still reads low by a few per cent (the
 README's cross-fidelity table has the measured gap). Round-robin routing is not pooled: it splits
 blindly, one chain per replica.
 """
@@ -21,8 +21,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from sim.engine.fluid_split import mix
-from sim.engine.fluid_traffic import Lengths
+from sim.serving.fluid.split import mix
+from sim.serving.fluid.traffic import Lengths
 
 SCALED = ("offered", "completed", "unfinished", "output_tokens", "busy_chip_s", "served_per_bin",
           "backlog_per_bin", "met")

@@ -200,7 +200,7 @@ def _check_inference(scenario, catalog, origin, add) -> None:
     for ranking) and their pools; fields match the service's family (``family_checks``)."""
     from sim.fleet.build import FleetError, resolve_pool, resolve_site
     from sim.kernels.serving_reference import kv_capacity_tokens
-    from sim.scenario.family_checks import check_family, check_ranking_fit, check_ranking_model
+    from sim.validation.family import check_family, check_ranking_fit, check_ranking_model
     from sim.workload import resolve_trace_path
 
     pools = {p.name: i for i, p in enumerate(scenario.fleet)}

@@ -7,7 +7,7 @@ that in expectation:
 * The groups' distinct KV capacities ``c₁ < c₂ < … < c_m`` [tokens] cut the requests into bands of KV
   need: ``need <= c₁``, ``c₁ < need <= c₂``, …; requests above ``c_m`` fit no group and are rejected.
 * A band's requests go to the groups that can hold them, each in proportion to its capacity share
-  (replicas × nominal decode rate ``tokens_per_s``, ``sim.engine.autoscale.capacity_shares``; decode is
+  (replicas × nominal decode rate ``tokens_per_s``, ``sim.serving.autoscale.capacity_shares``; decode is
   memory-bound, so FLOP/s would misweight chip types).
 * A group's arrivals per bin are the sum of the bands it receives; its token moments are their mixture,
   weighted by the requests of each band (exact: every moment is a mean over requests). Bands come from
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine.autoscale import capacity_shares
-from sim.engine.fluid_traffic import Lengths, Offered
+from sim.serving.autoscale import capacity_shares
+from sim.serving.fluid.traffic import Lengths, Offered
 
 MOMENTS = ("prompt", "output", "chunks", "context")
 

@@ -2,7 +2,7 @@
 
 Counts are expected values rounded to whole requests (completed is what is left after rejected and
 unfinished, so the counts add up to offered). Latency statistics come from the mixture of the groups'
-components (``sim.engine.fluid``): the mean in closed form, p50/p90/p99 by inverting the mixture CDF.
+components (``sim.serving.fluid.serve``): the mean in closed form, p50/p90/p99 by inverting the mixture CDF.
 ``requests.csv`` has no rows for fluid services.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.kernels.fluid import mixture_mean, mixture_quantiles
+from sim.serving.accounting import busy_fraction, energy_and_cost
 
 PERCENTILES = (0.5, 0.9, 0.99)
 LATENCY_KEYS = ("completed", "ttft_s", "tpot_s", "e2e_s", "slo_attainment", "goodput_rps", "output_tokens",
@@ -21,8 +22,6 @@ ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "un
 def fluid_summary(service, fleet, groups: list, result: dict, horizon_s: float) -> dict:
     """``summary["inference"][service]`` for a fluid service: counts, latency, SLO, tokens, energy and cost,
     utilization, and the latency figures per accelerator type."""
-    from sim.results.inference import busy_fraction, energy_and_cost
-
     parts = result["groups"]
     summary = _latency_summary(parts, service.slo, horizon_s, result["rejected"])
     summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = energy_and_cost(

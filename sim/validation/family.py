@@ -1,7 +1,7 @@
 """Checks of an inference service against its family (``llm`` or ``ranking``): which fields belong to
 which family, the model's kind, and whether a ranking model fits its replica's chips.
 
-Called from ``sim.scenario.checks._check_inference``; like every check it reports through ``add(path,
+Called from ``sim.validation.checks._check_inference``; like every check it reports through ``add(path,
 message)`` so all problems of a file come out together with their line.
 """
 
@@ -79,7 +79,7 @@ def check_ranking_model(service, model, catalog, base: tuple, add) -> None:
 
 def check_ranking_fit(service, model, chip, group, path: tuple, add) -> None:
     """Dense weights and embedding tables fit in the replica's device memory (sharded over its chips)."""
-    from sim.engine.ranking_model import USABLE_MEMORY_FRAC, free_bytes, model_bytes
+    from sim.serving.ranking.model import USABLE_MEMORY_FRAC, free_bytes, model_bytes
 
     if model is None or not _is_ranker(model) or free_bytes(model, chip, group.chips_per_replica) >= 0:
         return

@@ -1,4 +1,4 @@
-"""Latency of a fluid-fidelity replica group as mixture components (see ``sim.engine.fluid``).
+"""Latency of a fluid-fidelity replica group as mixture components (see ``sim.serving.fluid.serve``).
 
 A component stands for the requests of some bins that complete, with one law of latency: a shift
 plus a wait that is 0, exponential (Erlang C's tail) or uniform (a backlog met on arrival). Bins without
@@ -12,7 +12,7 @@ component of its own, at a full batch, merged with others of the same row and ne
   its decode iterations (E[O] − 1); at a full batch, the full batch's mean iteration time.
 * End to end = TTFT (mean prompt) + (O − 1) · TPOT.
 Prompt lengths (TTFT) and output lengths (end to end) enter through slices of their distributions
-(``sim.engine.fluid_traffic.QUANTILE_EDGES``), each spread uniformly over its range of lengths.
+(``sim.serving.fluid.traffic.QUANTILE_EDGES``), each spread uniformly over its range of lengths.
 """
 
 from __future__ import annotations

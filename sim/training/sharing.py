@@ -1,6 +1,6 @@
 """Shared pools: inference replicas scale up and down on chips that training uses in between.
 
-The cluster applies the reservation schedule of ``sim.engine.autoscale`` as its fourth event source
+The cluster applies the reservation schedule of ``sim.serving.autoscale`` as its fourth event source
 (after completions and pools coming online, before arrivals, at one instant):
 
 * **Scale-down** releases the most recently placed replicas of the group; their pool counts as freed,

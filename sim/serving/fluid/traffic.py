@@ -10,7 +10,7 @@ No individual request is sampled for generator traffic:
   (``sim.workload.distributions.token_pmf``) give the share of requests whose KV need ``P + O`` lies in
   a band ``(above, kv_capacity_tokens]`` and the moments of those requests, by sums over the prompt pmf
   of cumulative sums over the output pmf (prompt and output lengths are drawn independently).
-  ``sim.engine.fluid_split`` takes one band per distinct KV capacity of the service's groups.
+  ``sim.serving.fluid.split`` takes one band per distinct KV capacity of the service's groups.
 
 For **trace** traffic the scaled trace is read as the request-level path reads it (same reader, same
 scaling) and histogrammed: requests per bin and per-bin sums of the token moments, with ``np.bincount``.
@@ -81,7 +81,7 @@ def offered_load(service, edges: np.ndarray, base_dir: Path, rng: np.random.Gene
     """The service's offered load over the bins ``edges`` (see the module docstring)."""
     traffic = service.traffic
     if traffic.trace is not None:
-        from sim.engine.inference import service_requests
+        from sim.serving.llm.requests import service_requests
 
         requests = service_requests(service, base_dir, float(edges[-1]), rng)
         arrival = requests["arrival_s"].to_numpy()

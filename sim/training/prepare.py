@@ -20,6 +20,7 @@ import pandas as pd
 
 from sim import kernels
 from sim.catalog import Catalog
+from sim.catalog.efficiency import efficiency_matrix
 from sim.fleet import Fleet, allocation
 from sim.fleet.build import CAP_TOLERANCE
 from sim.kernels.reference import STATUS_GANG_TOO_LARGE, STATUS_STACK_UNSUPPORTED
@@ -128,21 +129,6 @@ def _reject_reasons(given: np.ndarray, ok: np.ndarray, status: np.ndarray, names
         detail = ", ".join(f"{names[p]}: {REASONS[int(status[j, p])]}" for p in range(len(names)))
         reasons[j] = f"no-eligible-pool ({detail})"
     return reasons.tolist()
-
-
-def efficiency_matrix(stacks: np.ndarray, accelerators: list, porting=()) -> np.ndarray:
-    """Fraction of peak each job's stack reaches on each chip; ports apply where the stack is not native."""
-    codes, unique = pd.factorize(stacks, use_na_sentinel=False)
-    table = np.zeros((len(unique), len(accelerators)))
-    for s, stack in enumerate(unique):
-        for p, accel in enumerate(accelerators):
-            eff = accel.stack_efficiency(stack)
-            if eff <= 0:
-                for port in porting:
-                    if port.from_stack == stack and port.accelerator in ("*", accel.id):
-                        eff = max(eff, max(accel.stacks.values()) * port.efficiency_frac)
-            table[s, p] = eff
-    return table[codes.reshape(-1)] if len(stacks) else np.zeros((0, len(accelerators)))
 
 
 def _model_arrays(jobs: pd.DataFrame, catalog: Catalog) -> dict[str, np.ndarray]:

@@ -1,7 +1,7 @@
 """The cluster: one SimPy process that admits, places and completes training jobs.
 
 Events happen only when state changes: a job arrives, a job completes, a pool comes online, or an
-inference replica group on a shared pool scales (``sim.engine.sharing``). At each such instant the
+inference replica group on a shared pool scales (``sim.training.sharing``). At each such instant the
 process settles completions first (freeing chips), then pools coming online, then inference scale-downs
 and scale-ups (which may preempt training), then admits arrivals, then asks the scheduler policy to
 start what it can; then it sleeps until the next instant. When no other SimPy
@@ -24,11 +24,11 @@ import math
 import numpy as np
 import simpy
 
-from sim.engine import sharing
-from sim.engine.prepare import PreparedJobs, pool_orders
-from sim.engine.waiting import WaitQueue
 from sim.fleet import Fleet, within_cap
 from sim.fleet.allocation import SharedChips
+from sim.training import sharing
+from sim.training.prepare import PreparedJobs, pool_orders
+from sim.training.waiting import WaitQueue
 
 NOT_STARTED = math.nan
 NOTHING_FREED: frozenset[int] = frozenset()

@@ -128,19 +128,21 @@ def capacity_shares(plans) -> dict[tuple[int, int], float]:
     return {key: r / total[key[0]] for key, r in rate.items()}
 
 
-def plan_scaling(scenario, fleet, plans, requests_by_service) -> ScalingPlan:
+def plan_scaling(plans, configs: dict, requests_by_service: dict, fleet, horizon_s: float) -> ScalingPlan:
     """Switch events of every group and the reservation schedule of shared pools.
 
-    ``requests_by_service[s]`` is service ``s``'s request table (``sim.engine.inference.build_requests``).
-    The router places requests across all of a service's groups at run time, so each autoscaled group is
-    sized for its capacity share of the service's load (``capacity_shares``), priced at its own speed."""
-    horizon = float(scenario.duration)
+    ``plans`` are every LLM replica group in service order (their position is the group number the
+    cluster's schedule names); ``configs[(service, group)]`` is a group's ``autoscale`` section (absent or
+    ``None``: every replica on for the whole run); ``requests_by_service[s]`` is service ``s``'s request
+    table. The router places requests across all of a service's groups at run time, so each autoscaled
+    group is sized for its capacity share of the service's load (``capacity_shares``), priced at its own
+    speed."""
     switches, schedule = {}, []
     shares = capacity_shares(plans)
     for index, plan in enumerate(plans):
-        config = scenario.workloads.inference[plan.service].replicas[plan.group].autoscale
+        config = configs.get((plan.service, plan.group))
         if config is None:
-            switches[(plan.service, plan.group)] = switches_from_counts(np.array([plan.replicas]), horizon)
+            switches[(plan.service, plan.group)] = switches_from_counts(np.array([plan.replicas]), horizon_s)
             continue
         requests = requests_by_service[plan.service]
         prompt = requests["prompt_tokens"].to_numpy(np.float64)
@@ -151,7 +153,7 @@ def plan_scaling(scenario, fleet, plans, requests_by_service) -> ScalingPlan:
             prefill_s = decode_s = 0.0
         work_s = shares[(plan.service, plan.group)] * (prompt * prefill_s + output * decode_s)
         counts = active_counts(requests["arrival_s"].to_numpy(np.float64), work_s,
-                               horizon, config.interval, config.min_count, plan.replicas,
+                               horizon_s, config.interval, config.min_count, plan.replicas,
                                config.target_utilization_frac)
         switches[(plan.service, plan.group)] = switches_from_counts(counts, config.interval)
         if fleet.pools[plan.pool].shared:

@@ -1,1 +1,0 @@
-"""SimPy processes: the cluster (training jobs) today; inference, facility and supply chain later."""

@@ -1,0 +1,88 @@
+"""The one small interface every inference family implements, and what the runner hands it.
+
+A *family* turns one scenario service into numbers. The serving stage (``sim.serving.stage``) calls
+the steps of every service in this order, each step for all services before the next:
+
+1. **plan** (the constructor): the replica groups and their kernel parameters, from the model, the
+   chip and the group's settings; nothing random.
+2. **draw**: the request table of a request-level service, from the ``inference`` stream in service
+   order (before the autoscaler, which sizes groups from these requests).
+3. **serve**: one kernel call over all of the service's replicas, whatever their chip types, with the
+   autoscaler's switch events; a fluid service draws its traffic here (after every request-level
+   draw, so adding a fluid service never changes a request-level one's requests).
+4. **report**: busy chip-seconds per pool and time bin (for power and utilization), the service's
+   ``summary["inference"][name]`` entry, its rows of ``requests.csv`` and, for fluid services, the
+   offered and served requests per bin.
+
+A new family is one folder under ``sim/serving/`` with a ``ServiceRun`` subclass, registered in
+``sim.serving.FAMILIES`` under the key ``family_key`` returns for its services.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ServingContext:
+    """What every family needs from the run, and nothing more."""
+
+    fleet: object  # sim.fleet.Fleet
+    catalog: object  # sim.catalog.Catalog
+    porting: tuple  # the scenario's porting grants
+    horizon_s: float
+    bin_width_s: float  # width of the time-series bins that busy chip-seconds are reported in
+    base_dir: Path  # relative trace paths resolve against it
+    rng: np.random.Generator  # "inference" stream: LLM requests, then fluid traffic, in service order
+    ranking_rng: np.random.Generator  # "ranking" stream: ranking requests in service order
+
+
+def family_key(service) -> str:
+    """The registry key of a scenario service: ``llm-request``, ``llm-fluid`` or ``ranking``."""
+    return "ranking" if service.family == "ranking" else f"llm-{service.fidelity}"
+
+
+class ServiceRun(ABC):
+    """One service of one family, through plan -> draw -> serve -> report."""
+
+    #: replica groups that the autoscaler switches and whose chips count as held by inference
+    scaled_groups: list = []
+
+    def __init__(self, index: int, service, context: ServingContext):
+        self.index, self.service, self.context = index, service, context
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    def draw(self) -> None:
+        """Draw the service's requests (request-level families); the default draws nothing."""
+
+    def requests_for_scaling(self) -> pd.DataFrame | None:
+        """The request table the autoscaler sizes this service's groups from (``None``: not autoscaled)."""
+        return None
+
+    @abstractmethod
+    def serve(self, switches: dict) -> None:
+        """Serve the horizon; ``switches`` maps ``(service, group)`` to the autoscaler's events."""
+
+    @abstractmethod
+    def busy_chip_seconds(self) -> list[tuple[int, np.ndarray]]:
+        """``(pool index, busy chip-seconds per time-series bin)`` of every replica group."""
+
+    @abstractmethod
+    def summary(self) -> dict:
+        """The service's entry of ``summary["inference"]``."""
+
+    def requests_table(self) -> pd.DataFrame | None:
+        """Its rows of ``requests.csv`` (``None``: no request is simulated one by one)."""
+        return None
+
+    def load_per_bin(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Fluid services: (bin edges [s], requests offered per bin, requests served per bin)."""
+        return None

@@ -1,0 +1,1 @@
+"""LLM serving at fluid fidelity: per-bin arrival rates served by capacity, latency from queueing."""

@@ -1,0 +1,32 @@
+"""The fluid LLM family: arrival rates per time bin served by replica capacity (``sim.serving.fluid.serve``)."""
+
+from __future__ import annotations
+
+from sim.serving.family import ServiceRun
+from sim.serving.fluid.serve import serve_fluid
+from sim.serving.fluid.summary import fluid_summary
+from sim.serving.llm.plan import plan_groups
+
+
+class FluidService(ServiceRun):
+    """An LLM service at ``fidelity: fluid``: its traffic is drawn while serving, never request by request."""
+
+    def __init__(self, index, service, context):
+        super().__init__(index, service, context)
+        self.scaled_groups = plan_groups(index, service, context.fleet, context.catalog, context.porting)
+        self.result: dict | None = None
+
+    def serve(self, switches: dict) -> None:
+        c = self.context
+        self.result = serve_fluid(self.service, self.scaled_groups, c.horizon_s, c.bin_width_s, c.base_dir, c.rng)
+
+    def busy_chip_seconds(self):
+        return [(plan.pool, busy) for plan, busy in zip(self.scaled_groups, self.result["busy_chip_s"])]
+
+    def summary(self) -> dict:
+        return fluid_summary(self.service, self.context.fleet, self.scaled_groups, self.result,
+                             self.context.horizon_s)
+
+    def load_per_bin(self):
+        r = self.result
+        return r["edges"], r["offered_per_bin"], r["served_per_bin"]

@@ -1,0 +1,1 @@
+"""LLM serving at request level: replica plans (shared with fluid), request tables, the kernel call, results."""

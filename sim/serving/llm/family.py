@@ -1,0 +1,42 @@
+"""The request-level LLM family: every request through continuous batching in the serving kernel."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sim.serving.family import ServiceRun
+from sim.serving.llm.plan import plan_groups
+from sim.serving.llm.requests import service_requests
+from sim.serving.llm.serve import serve_requests
+from sim.serving.llm.summary import llm_requests_table, llm_summary
+
+
+class LlmRequestService(ServiceRun):
+    """An LLM service at ``fidelity: request``."""
+
+    def __init__(self, index, service, context):
+        super().__init__(index, service, context)
+        self.scaled_groups = plan_groups(index, service, context.fleet, context.catalog, context.porting)
+        self.requests: pd.DataFrame | None = None
+        self.result: dict | None = None
+
+    def draw(self) -> None:
+        c = self.context
+        self.requests = service_requests(self.service, c.base_dir, c.horizon_s, c.rng)
+
+    def requests_for_scaling(self) -> pd.DataFrame | None:
+        return self.requests
+
+    def serve(self, switches: dict) -> None:
+        c = self.context
+        self.result = serve_requests(self.service, self.scaled_groups, self.requests, switches, c.horizon_s,
+                                     c.bin_width_s)
+
+    def busy_chip_seconds(self):
+        return [(plan.pool, busy) for plan, busy in zip(self.scaled_groups, self.result["busy_chip_s"])]
+
+    def summary(self) -> dict:
+        return llm_summary(self.service, self.context.fleet, self.scaled_groups, self.result, self.context.horizon_s)
+
+    def requests_table(self) -> pd.DataFrame:
+        return llm_requests_table(self.service, self.context.fleet, self.scaled_groups, self.result)

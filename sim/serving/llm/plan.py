@@ -1,0 +1,72 @@
+"""Replica groups of an LLM service: each group's kernel parameters from the model and the chip.
+
+Used by both fidelities: the request-level kernel and the fluid model read the same parameters (the
+calibrated iteration model of ``sim.serving.iteration_model``, the KV capacity, the batching limits),
+so the two fidelities differ only in how they serve, not in what a replica is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.catalog.efficiency import efficiency_matrix
+from sim.kernels.serving_reference import (
+    FLOAT_KEYS,
+    ROUTER_CENTRAL,
+    ROUTER_JSQ,
+    ROUTER_LEAST_WORK,
+    ROUTER_ROUND_ROBIN,
+    ROUTER_SLO_AWARE,
+    iteration_time_s,
+    kv_capacity_tokens,
+)
+from sim.serving.iteration_model import replica_iteration
+
+REFERENCE_CONTEXT = 1024  # tokens of context per request for the nominal decode rate (routing only)
+ROUTERS = {"round-robin": ROUTER_ROUND_ROBIN, "jsq": ROUTER_JSQ, "least-work": ROUTER_LEAST_WORK,
+           "central": ROUTER_CENTRAL, "slo-aware": ROUTER_SLO_AWARE}
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    service: int
+    group: int
+    pool: int
+    replicas: int
+    chips_per_replica: int
+    kernel: dict  # one replica's parameters: serving_reference.INT_KEYS and FLOAT_KEYS
+
+
+def plan_groups(index: int, service, fleet, catalog, porting=()) -> list[GroupPlan]:
+    """Kernel parameters of every replica group of LLM service number ``index`` (roofline per chip)."""
+    pools = {p.name: p for p in fleet.pools}
+    model = catalog.models[service.model]
+    plans = []
+    for g, group in enumerate(service.replicas):
+        pool = pools[group.pool]
+        chip = pool.accelerator
+        efficiency = efficiency_matrix(np.array([service.stack]), [chip], porting)[0, 0]
+        chips = group.chips_per_replica
+        params = dict(
+            token_budget=group.token_budget, max_seqs=group.max_seqs, chunked_prefill=group.chunked_prefill,
+            kv_capacity_tokens=kv_capacity_tokens(chips, chip.memory_gb * 1e9, 2.0 * model.params,
+                                                  model.kv_bytes_per_token),
+            **replica_iteration(model, chip, chips, float(efficiency)))
+        params["tokens_per_s"] = nominal_tokens_per_s(params)
+        site = fleet.site
+        params["usd_per_token"] = (pool.full_load_cost_usd_per_s(chips, site.pue, site.electricity_usd_per_kwh)
+                                   / params["tokens_per_s"])
+        plans.append(GroupPlan(index, g, pool.index, group.count, chips, params))
+    return plans
+
+
+def nominal_tokens_per_s(params: dict) -> float:
+    """A replica's decode throughput [tokens/s] at a full batch of requests holding ``REFERENCE_CONTEXT``
+    tokens each (``max_seqs``, or fewer if the KV cache holds fewer): the speed that least-work routing
+    divides outstanding tokens by, and the denominator of the cost per token slo-aware routing ranks by."""
+    batch = max(1, min(params["max_seqs"], params["kv_capacity_tokens"] // REFERENCE_CONTEXT))
+    row = np.array([float(params.get(k, 0.0)) for k in FLOAT_KEYS])
+    context = batch * REFERENCE_CONTEXT
+    return batch / iteration_time_s(batch, batch, context, context, row)

@@ -1,0 +1,34 @@
+"""The request table of a request-level LLM service: a scaled real trace, or synthetic arrivals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.serving.traffic import poisson_arrivals
+from sim.workload import resolve_trace_path
+from sim.workload.distributions import sample
+from sim.workload.requests import read_azure_llm, read_mooncake, scale_requests
+
+
+def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.Generator) -> pd.DataFrame:
+    """The service's request table: a scaled, offset trace, or Poisson arrivals over the horizon
+    (``arrival_s`` [s], ``prompt_tokens``, ``output_tokens``, ``source_row``, ``copy``)."""
+    traffic = service.traffic
+    if traffic.trace is not None:
+        trace = traffic.trace
+        path = resolve_trace_path(trace.path, base_dir)
+        reader = read_azure_llm if trace.format == "azure-llm-2023" else read_mooncake
+        requests = scale_requests(reader(path, trace.limit), trace.scale, rng)
+        requests["arrival_s"] = requests["arrival_s"] + trace.start_offset
+        return requests
+    gen = traffic.generator
+    arrival = poisson_arrivals(gen, horizon_s, rng)
+    n = len(arrival)
+    return pd.DataFrame({
+        "arrival_s": arrival,
+        "prompt_tokens": np.maximum(1, np.ceil(sample(gen.prompt_tokens, n, rng))).astype(np.int64),
+        "output_tokens": np.maximum(1, np.ceil(sample(gen.output_tokens, n, rng))).astype(np.int64),
+        "source_row": np.arange(1, n + 1), "copy": np.zeros(n, dtype=np.int64)}, copy=False)

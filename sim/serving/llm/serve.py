@@ -1,0 +1,67 @@
+"""Request-level LLM serving: one kernel call over all of a service's replicas.
+
+On a dedicated pool a service's replica groups each reserve ``count × chips_per_replica`` chips for the
+whole run (``sim.fleet.allocation.reserve``); training sees only what is left. On a shared pool an
+autoscaled group holds ``min_count`` replicas and the cluster places the others as
+``sim.serving.autoscale`` turns them on. All replicas of a service, on whatever chip types, are served by
+one call of the request-level kernel (``sim.kernels.serve_llm``) over the horizon, so the service's
+router chooses among accelerator types request by request, among the replicas active at that time.
+The autoscaler decides from the requests alone, so serving needs no SimPy process even on shared
+pools.
+
+Simplifications (stated in the README): a replica chip draws full power while its replica iterates
+and idle power otherwise (busy time per time bin comes from the kernel); the site-cap reservation and
+the reported peak count replica chips at full load; iteration times come from the calibrated model of
+``sim.serving.iteration_model`` (its docstring states its fidelity and limits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim import kernels
+from sim.kernels.serving_reference import replica_tables
+from sim.serving.llm.plan import ROUTERS, GroupPlan
+
+
+def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The service's switch events over its replicas (groups' replicas numbered in order) for the kernel.
+
+    Every replica starts active in the kernel; an autoscaled group's replicas are first switched off at
+    t = 0 and then follow the autoscaler's events (its t = 0 block turns on the initial ones)."""
+    times, replicas, on, offset = [np.zeros(0)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=bool)], 0
+    for plan in groups:
+        events = None if switches is None else switches.get((plan.service, plan.group))
+        if events is not None:
+            times += [np.zeros(plan.replicas), events.switch_s]
+            replicas += [offset + np.arange(plan.replicas), offset + events.switch_replica]
+            on += [np.zeros(plan.replicas, dtype=bool), events.switch_on]
+        offset += plan.replicas
+    t = np.concatenate(times)
+    order = np.argsort(t, kind="stable")  # at one instant: the group order above, offs before ons
+    return t[order], np.concatenate(replicas)[order], np.concatenate(on)[order]
+
+
+def serve_requests(service, groups: list[GroupPlan], requests: pd.DataFrame, switches, horizon_s: float,
+                   bin_width_s: float) -> dict:
+    """Serve one service's requests over its replicas (the router picks among them; only active replicas
+    take new requests): per-request arrays, the group each request went to (-1: never placed), the KV
+    peak and busy chip-seconds per time bin of each group. ``switches`` maps ``(service, group)`` to the
+    autoscaler's ``GroupSwitches``."""
+    replica_int, replica_float = replica_tables([(p.replicas, p.kernel) for p in groups])
+    group_of_replica = np.repeat(np.arange(len(groups)), [p.replicas for p in groups])
+    slo, headroom = service.slo, service.router.slo_headroom_frac
+    status, replica, first, finish, kv_peak, busy = kernels.serve_llm(
+        requests["arrival_s"].to_numpy(), requests["prompt_tokens"].to_numpy(),
+        requests["output_tokens"].to_numpy(), replica_int, replica_float, ROUTERS[service.router.kind],
+        slo.ttft_p99_ms / 1e3 * headroom if slo is not None else np.inf,
+        slo.tpot_p99_ms / 1e3 * headroom if slo is not None else np.inf,
+        *kernel_switches(groups, switches), horizon_s=horizon_s, bin_width_s=bin_width_s)
+    group_of = np.where(replica >= 0, group_of_replica[np.maximum(replica, 0)], -1)
+    per_group = [group_of_replica == g for g in range(len(groups))]
+    return {
+        "requests": requests, "group": group_of, "status": status, "first_token_s": first, "finish_s": finish,
+        "kv_peak": [int(kv_peak[rows].max()) for rows in per_group],
+        "busy_chip_s": [busy[rows].sum(axis=0) * p.chips_per_replica for rows, p in zip(per_group, groups)],
+        "switches": [None if switches is None else switches.get((p.service, p.group)) for p in groups]}

@@ -1,0 +1,1 @@
+"""Ranking (DLRM-class) serving: per-replica batch-time model, dynamic batching kernel call, results."""

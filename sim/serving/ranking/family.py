@@ -1,0 +1,31 @@
+"""The ranking family: DLRM-class requests through dynamic batching in the ranking kernel."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sim.serving.family import ServiceRun
+from sim.serving.ranking.serve import plan_service, serve_service
+from sim.serving.ranking.summary import ranking_requests_table, ranking_summary
+
+
+class RankingService(ServiceRun):
+    """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving."""
+
+    def __init__(self, index, service, context):
+        super().__init__(index, service, context)
+        self.plan = plan_service(index, service, context.fleet, context.catalog, context.porting)
+        self.result: dict | None = None
+
+    def serve(self, switches: dict) -> None:
+        c = self.context
+        self.result = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, c.ranking_rng)
+
+    def busy_chip_seconds(self):
+        return list(zip(self.plan.pools, self.result["busy_chip_s"]))
+
+    def summary(self) -> dict:
+        return ranking_summary(self.plan, self.service, self.context.fleet, self.result, self.context.horizon_s)
+
+    def requests_table(self) -> pd.DataFrame:
+        return ranking_requests_table(self.plan, self.service, self.context.fleet, self.result)

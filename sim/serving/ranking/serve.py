@@ -1,0 +1,113 @@
+"""Ranking (DLRM-class) services on dedicated replicas: plan every replica's parameters, build the
+requests, serve them with dynamic batching in one kernel call per service.
+
+A ranking service's replica groups reserve their chips exactly as LLM groups do (``sim.fleet.build``
+reads every service's replicas). As with LLM services, all replicas of a service — on whatever chip
+types — share one router, so one call of ``sim.kernels.serve_ranking`` serves the whole service with
+per-replica parameter arrays (batch-time constants from ``sim.serving.ranking.model``, batching limits
+from the group, and a cost rate for the slo-aware router).
+
+Simplifications (stated in the README): traffic is synthetic (Poisson, optionally diurnal or bursty;
+no public ranking trace format yet); a replica chip draws full power while its replica serves a batch
+and idle power otherwise; the batch time is the uncalibrated model of ``ranking_model``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim import kernels
+from sim.catalog.efficiency import efficiency_matrix
+from sim.fleet import Fleet
+from sim.kernels.ranking_reference import (
+    ROUTER_CENTRAL,
+    ROUTER_JSQ,
+    ROUTER_LEAST_WORK,
+    ROUTER_ROUND_ROBIN,
+    ROUTER_SLO_AWARE,
+)
+from sim.serving.ranking.model import RankingCost, cost_per_s, ranking_cost
+from sim.serving.traffic import poisson_arrivals
+from sim.workload.distributions import sample
+
+ROUTERS = {"round-robin": ROUTER_ROUND_ROBIN, "jsq": ROUTER_JSQ, "least-work": ROUTER_LEAST_WORK,
+           "central": ROUTER_CENTRAL, "slo-aware": ROUTER_SLO_AWARE}
+REJECT_REASON = "items-exceed-replica-memory"
+
+
+@dataclass(frozen=True)
+class RankingPlan:
+    """One ranking service: its groups (pool, replicas, chips each, batch-time constants) and the kernel's
+    per-replica arguments."""
+
+    service: int
+    pools: tuple[int, ...]
+    replicas: tuple[int, ...]
+    chips_per_replica: tuple[int, ...]
+    costs: tuple[RankingCost, ...]
+    group_of_replica: np.ndarray
+    kernel: dict  # keyword arguments of serve_ranking except the request arrays and the horizon
+
+
+def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> RankingPlan:
+    """Kernel parameters of ranking service number ``index``'s replicas, from the model and each group's chip."""
+    pools = {p.name: p for p in fleet.pools}
+    site = fleet.site
+    model = catalog.models[service.model]
+    groups = [(group, pools[group.pool]) for group in service.replicas]
+    costs, rates = [], []
+    for group, pool in groups:
+        efficiency = efficiency_matrix(np.array([service.stack]), [pool.accelerator], porting)[0, 0]
+        costs.append(ranking_cost(model, pool.accelerator, group.chips_per_replica, efficiency))
+        rates.append(cost_per_s(pool, group.chips_per_replica, site.pue, site.electricity_usd_per_kwh))
+    counts = [group.count for group, _ in groups]
+    per_replica = np.repeat(np.arange(len(groups)), counts)
+
+    def spread(values, dtype=np.float64):
+        return np.asarray(values, dtype=dtype)[per_replica]
+
+    slo = service.slo
+    slo_s = slo.latency_p99_ms / 1e3 * service.router.slo_headroom_frac if slo is not None else np.inf
+    kernel = dict(
+        router=ROUTERS[service.router.kind], slo_s=slo_s,
+        overhead_s=spread([c.overhead_s for c in costs]),
+        compute_s_per_item=spread([c.compute_s_per_item for c in costs]),
+        weights_s=spread([c.weights_s for c in costs]),
+        embedding_s_per_item=spread([c.embedding_s_per_item for c in costs]),
+        max_batch=spread([g.max_batch for g, _ in groups], np.int64),
+        max_delay_s=spread([g.max_queue_delay_ms / 1e3 for g, _ in groups]),
+        max_items=spread([c.max_items for c in costs], np.int64),
+        cost_per_s=spread(rates))
+    return RankingPlan(index, tuple(p.index for _, p in groups), tuple(counts),
+                       tuple(g.chips_per_replica for g, _ in groups), tuple(costs), per_replica, kernel)
+
+
+def service_requests(service, horizon_s: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Poisson arrivals over the horizon (diurnal or bursty if asked) with items per request drawn from
+    the generator's distribution (rounded up, at least 1)."""
+    gen = service.traffic.generator
+    arrival = poisson_arrivals(gen, horizon_s, rng)
+    n = len(arrival)
+    return pd.DataFrame({
+        "arrival_s": arrival,
+        "items": np.maximum(1, np.ceil(sample(gen.items_per_request, n, rng))).astype(np.int64),
+        "source_row": np.arange(1, n + 1), "copy": np.zeros(n, dtype=np.int64)})
+
+
+def serve_service(plan: RankingPlan, service, horizon_s: float, bin_width_s: float,
+                  rng: np.random.Generator) -> dict:
+    """Serve one ranking service (one kernel call): per-request arrays, the group each request ran on
+    (-1 if none), busy chip-seconds per group and time bin, and batches per group."""
+    requests = service_requests(service, horizon_s, rng)
+    status, replica, finish, busy, batches = kernels.serve_ranking(
+        requests["arrival_s"].to_numpy(), requests["items"].to_numpy(), horizon_s=horizon_s,
+        bin_width_s=bin_width_s, **plan.kernel)
+    group = np.where(replica >= 0, plan.group_of_replica[np.maximum(replica, 0)], -1)
+    in_group = [plan.group_of_replica == g for g in range(len(plan.pools))]
+    return {
+        "requests": requests, "status": status, "replica": replica, "group": group, "finish_s": finish,
+        "busy_chip_s": [busy[rows].sum(axis=0) * chips for rows, chips in zip(in_group, plan.chips_per_replica)],
+        "batches": [int(batches[rows].sum()) for rows in in_group]}

@@ -1,0 +1,81 @@
+"""The serving stage of a run: every inference service, whatever its family, before training.
+
+Inference has strict priority over training and its autoscaler decides from the requests alone, so
+serving runs first, over the whole horizon, and hands training a plain timeline: the autoscaler's
+reservation schedule on shared pools. Steps (``sim.serving.family`` says what each family does in
+each): plan every service, draw the request-level ones' requests, size autoscaled groups, serve every
+service, then report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.serving.autoscale import ScalingPlan, plan_scaling
+from sim.serving.family import ServiceRun, ServingContext, family_key
+from sim.serving.llm.summary import REQUEST_COLUMNS
+
+
+@dataclass
+class ServingOutcome:
+    """What serving hands the later stages."""
+
+    services: list[ServiceRun]
+    scaling: ScalingPlan
+
+    @property
+    def scaled_groups(self) -> list:
+        """Every LLM replica group, in service order (the autoscaler's numbering)."""
+        return [plan for run in self.services for plan in run.scaled_groups]
+
+    def busy_chip_seconds_by_pool(self) -> dict[int, np.ndarray]:
+        """Chip-seconds of inference work per time bin, summed over the replica groups of each pool."""
+        by_pool: dict[int, np.ndarray] = {}
+        for run in self._llm_first():
+            for pool, busy in run.busy_chip_seconds():
+                by_pool[pool] = by_pool.get(pool, 0) + busy
+        return by_pool
+
+    def summaries(self) -> dict:
+        """``summary["inference"]``: one entry per service."""
+        return {run.name: run.summary() for run in self.services}
+
+    def requests_table(self) -> pd.DataFrame:
+        """One row per simulated request: the LLM services' rows, then the ranking services' (an ``items``
+        column appears only when a ranking service ran, so LLM-only runs keep their columns)."""
+        llm, ranking = [], []
+        for run in self.services:
+            table = run.requests_table()
+            if table is not None:
+                (ranking if family_key(run.service) == "ranking" else llm).append(table)
+        llm_rows = pd.concat(llm, ignore_index=True) if llm else pd.DataFrame(columns=REQUEST_COLUMNS)
+        ranking_rows = pd.concat(ranking, ignore_index=True) if ranking else pd.DataFrame()
+        if ranking_rows.empty:
+            return llm_rows
+        if llm_rows.empty:
+            return ranking_rows
+        return pd.concat([llm_rows, ranking_rows], ignore_index=True)
+
+    def load_per_bin(self) -> dict[str, tuple]:
+        """Fluid services: name -> (bin edges [s], offered per bin, served per bin)."""
+        return {run.name: load for run in self.services if (load := run.load_per_bin()) is not None}
+
+    def _llm_first(self) -> list[ServiceRun]:
+        return sorted(self.services, key=lambda run: family_key(run.service) == "ranking")
+
+
+def serve_all(services, families: dict, context: ServingContext, autoscale_configs) -> ServingOutcome:
+    """Run the serving stage over the scenario's ``services`` (``workloads.inference``);
+    ``families`` maps a ``family_key`` to its ``ServiceRun`` class; ``autoscale_configs`` maps
+    ``(service, group)`` to the group's ``autoscale`` section (absent: not autoscaled)."""
+    runs = [families[family_key(service)](index, service, context) for index, service in enumerate(services)]
+    for run in runs:
+        run.draw()
+    scaling = plan_scaling([plan for run in runs for plan in run.scaled_groups], autoscale_configs,
+                           {run.index: run.requests_for_scaling() for run in runs}, context.fleet, context.horizon_s)
+    for run in runs:
+        run.serve(scaling.switches)
+    return ServingOutcome(runs, scaling)
