@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sim import kernels
 from sim.fleet import build_fleet
+from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
@@ -24,6 +25,7 @@ from sim.workload import input_files, training_jobs
 
 def run(scenario: Scenario, progress: bool = False) -> Results:
     """Simulate ``scenario`` and return its ``Results``; writes no file (call ``results.save(dir)``).
+    ``progress`` prints each long phase on standard error (the CLI asks for it on a terminal only).
 
     Python's cyclic garbage collector is paused during the run: the engine allocates millions of small
     tuples that never form cycles, and repeated full collections over them made wall time grow faster
@@ -32,73 +34,53 @@ def run(scenario: Scenario, progress: bool = False) -> Results:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run(scenario, progress)
+        return _run(scenario, Progress(progress))
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _run(scenario: Scenario, progress: bool) -> Results:
+def _run(scenario: Scenario, progress: Progress) -> Results:
     """The stages in order: build, serve (inference has priority), train, then results."""
     wall_start = time.perf_counter()
     catalog = scenario_catalog(scenario)
     fleet = build_fleet(scenario, catalog)
     _, origin = source_of(scenario)
-    jobs = training_jobs(scenario, origin.directory)
-    prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
+    with progress.phase("reading traces and preparing jobs"):
+        jobs = training_jobs(scenario, origin.directory)
+        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
     horizon = float(scenario.duration)
     rngs = streams(scenario.seed)
     context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting, horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
                              rng=rngs["inference"], ranking_rng=rngs["ranking"])
-    serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario))
-    with _progress_bar(progress, horizon) as update:
+    compiling = " (first run: compiling the kernels)" if kernels_need_compiling(kernels.NUMBA_ENABLED) else ""
+    serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario),
+                        phase=lambda name: progress.phase(f"serving {name}{compiling}"))
+    with progress.simulated_days(horizon) as update:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update,
                                     scaling_schedule=serving.scaling.schedule,
                                     checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval)
-    outcome = cluster.outcome()
-    jobs_out = compute.jobs_table(jobs, outcome, fleet)
-    inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
-    series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval, scenario.start,
-                                serving.busy_chip_seconds_by_pool(), inference_chips)
-    peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips)
-    summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome)
-    summary["inference"] = serving.summaries()
+    with progress.phase("computing results"):
+        outcome = cluster.outcome()
+        jobs_out = compute.jobs_table(jobs, outcome, fleet)
+        inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
+        series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
+                                    scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips)
+        peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips)
+        summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome)
+        summary["inference"] = serving.summaries()
+        requests = serving.requests_table()
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
-                   fluid_load=serving.load_per_bin(), requests=serving.requests_table())
+                   fluid_load=serving.load_per_bin(), requests=requests)
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:
     """``(service, group)`` -> the group's ``autoscale`` section, for groups that have one."""
     return {(s, g): group.autoscale for s, service in enumerate(scenario.workloads.inference)
             for g, group in enumerate(service.replicas) if group.autoscale is not None}
-
-
-class _progress_bar:
-    """A tqdm bar over simulated time, shown only when asked (the CLI on a terminal)."""
-
-    def __init__(self, enabled: bool, horizon_s: float):
-        self.enabled, self.horizon_s, self.bar = enabled, horizon_s, None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=round(self.horizon_s / 86400, 1), unit="sim-day", leave=False)
-
-        def update(t_s: float) -> None:
-            self.bar.n = round(t_s / 86400, 1)
-            self.bar.refresh()
-
-        return update
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
-        return False
 
 
 def default_output_dir(scenario: Scenario) -> Path:

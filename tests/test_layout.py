@@ -13,7 +13,7 @@ from tests.conftest import REPO
 SIM = REPO / "sim"
 # lower layers first; a package may import only from its own layer or below
 LAYERS = [
-    {"kernels", "catalog", "scenario", "rng", "stats"},
+    {"kernels", "catalog", "scenario", "rng", "stats", "progress"},
     {"fleet", "workload", "policies"},
     {"serving", "training"},
     {"validation"},

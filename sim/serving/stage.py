@@ -9,6 +9,7 @@ service, then report.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,15 +68,18 @@ class ServingOutcome:
         return sorted(self.services, key=lambda run: family_key(run.service) == "ranking")
 
 
-def serve_all(services, families: dict, context: ServingContext, autoscale_configs) -> ServingOutcome:
+def serve_all(services, families: dict, context: ServingContext, autoscale_configs,
+              phase=lambda name: nullcontext()) -> ServingOutcome:
     """Run the serving stage over the scenario's ``services`` (``workloads.inference``);
     ``families`` maps a ``family_key`` to its ``ServiceRun`` class; ``autoscale_configs`` maps
-    ``(service, group)`` to the group's ``autoscale`` section (absent: not autoscaled)."""
+    ``(service, group)`` to the group's ``autoscale`` section (absent: not autoscaled); ``phase(name)``
+    is a context manager around each service's serving (progress on a terminal)."""
     runs = [families[family_key(service)](index, service, context) for index, service in enumerate(services)]
     for run in runs:
         run.draw()
     scaling = plan_scaling([plan for run in runs for plan in run.scaled_groups], autoscale_configs,
                            {run.index: run.requests_for_scaling() for run in runs}, context.fleet, context.horizon_s)
     for run in runs:
-        run.serve(scaling.switches)
+        with phase(run.name):
+            run.serve(scaling.switches)
     return ServingOutcome(runs, scaling)
