@@ -59,7 +59,8 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
                start_date, inference_busy_chip_s: dict[int, np.ndarray] | None = None,
                inference_chips: dict[int, tuple] | None = None) -> pd.DataFrame:
     """Per bin: busy chips and utilization per accelerator type, queue length, IT and facility power,
-    and the chips held by active inference replicas per pool (``inference_chips.<pool>``).
+    the chips held by active inference replicas per pool (``inference_chips.<pool>``) and, on shared pools,
+    the chips busy with training jobs (``training_busy_chips.<pool>``, busy chip-equivalents).
 
     ``inference_busy_chip_s`` maps a pool index to the chip-seconds its inference replicas spent
     iterating in each bin (from the serving kernel, same bins); those chips are busy for that share.
@@ -72,12 +73,15 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     data = {"time_s": edges[:-1], "datetime": [date_at(start_date, t).isoformat() for t in edges[:-1]]}
     it_power = np.zeros(len(edges) - 1)
     by_accel: dict[str, list] = {}
+    training_on_shared: dict[str, np.ndarray] = {}
     for p in fleet.pools:
         on, earlier = pool_of == p.index, runs["pool"] == p.index
         times, deltas = interval_events(np.concatenate((start[on], runs["start_s"][earlier])),
                                         np.concatenate((end[on], runs["end_s"][earlier])),
                                         np.concatenate((busy_weight[on], runs["weight"][earlier])), horizon_s)
         busy = binned_mean(times, deltas, edges)
+        if p.shared:
+            training_on_shared[p.name] = busy
         online = binned_mean(np.array([p.online_from_s]), np.array([float(p.count)]), edges)
         serving = (inference_busy_chip_s or {}).get(p.index)
         if serving is not None:
@@ -103,6 +107,8 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
                                        edges)
     for pool, (times, deltas) in (inference_chips or {}).items():
         data[f"inference_chips.{fleet.pools[pool].name}"] = binned_mean(times, deltas, edges)
+    for name, busy in training_on_shared.items():
+        data[f"training_busy_chips.{name}"] = busy
     data["it_power_kw"] = it_power / 1e3
     data["facility_power_kw"] = it_power * fleet.site.pue / 1e3
     return pd.DataFrame(data)

@@ -1,119 +1,318 @@
-"""PNG plots of a run, drawn from one ``Results`` object (matplotlib is imported only here).
+"""PNG plots of a run, sized for a slide, drawn from one ``Results`` object (matplotlib is imported only here).
 
 * ``utilization.png`` — utilization per accelerator type over time
-* ``queue.png`` — mean queue length per time bin
-* ``jct.png`` — CDF of job completion time per accelerator type (log time axis)
-* ``power.png`` — IT and facility power against the site cap
+* ``queue.png`` — training jobs waiting to start (bin mean); only when the run has training jobs
+* ``jct.png`` — CDF of job completion time per accelerator type (log time axis); only with completed jobs
+* ``power.png`` — IT and facility power, against the site cap when there is one; in kW or MW by the peak
 * ``latency.png`` — latency CDF per service and accelerator type (request-level services)
 * ``served.png`` — offered and served requests per second over time (every LLM and ranking service)
+* ``shared_pool.png`` — per ``sharing: shared`` pool: chips held by inference replicas and chips busy with
+  training, stacked, against the pool size
+
+Slides: 10 × 5.6 in at 150 dpi, 12 pt text, one colour per accelerator type in every plot, legends beside
+the axes. Time axes show calendar dates from the scenario start. How bins are chosen for drawing (daily means
+with a min–max band for long runs, bins that divide a day) is in ``sim.results.plot_data``. The same run gives
+the same bytes: no date or software version is written into the PNG.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
 
-DAY_S = 86400.0
+from sim.results.plot_data import (  # noqa: E402
+    DAY_S,
+    Series,
+    duration_label,
+    for_drawing,
+    power_unit,
+    request_rates,
+)
+
+STYLE = {
+    "figure.figsize": (10.0, 5.6), "figure.dpi": 150, "savefig.dpi": 150,
+    "font.size": 12, "axes.titlesize": 14, "axes.labelsize": 12, "legend.fontsize": 11,
+    "xtick.labelsize": 11, "ytick.labelsize": 11, "lines.linewidth": 1.8,
+    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+    "legend.frameon": False,
+}
+# accelerator types take these in sorted order; red, greys and black are kept for other series
+ACCELERATOR_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+RED, DARK, GREY = "#d62728", "#222222", "#8c8c8c"
+SERVICE_LINESTYLES = ("-", "--", ":", "-.")
+PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png",
+              "shared_pool.png")
+# (step [s], locator) from fine to coarse; the first giving at most MAX_TICKS ticks over the run is used
+MAX_TICKS = 13
+TICK_STEPS = (
+    *((s, lambda s=s: mdates.SecondLocator(bysecond=range(0, 60, s))) for s in (10, 30)),
+    *((m * 60, lambda m=m: mdates.MinuteLocator(byminute=range(0, 60, m))) for m in (1, 2, 5, 10, 15, 30)),
+    *((h * 3600, lambda h=h: mdates.HourLocator(byhour=range(0, 24, h))) for h in (1, 2, 3, 4, 6, 12)),
+    *((d * DAY_S, lambda d=d: mdates.DayLocator(interval=d)) for d in (1, 2)),
+    *((w * 7 * DAY_S, lambda w=w: mdates.WeekdayLocator(byweekday=mdates.MO, interval=w)) for w in (1, 2)),
+    *((m * 30.4 * DAY_S, lambda m=m: mdates.MonthLocator(bymonth=range(1, 13, m))) for m in (1, 2, 3, 6)),
+    *((y * 365.25 * DAY_S, lambda y=y: mdates.YearLocator(y)) for y in (1, 2, 5, 10)),
+)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every plot of one run shares: its name, time axis and accelerator colours."""
+
+    name: str
+    start: float  # matplotlib date number of simulated time 0
+    horizon_s: float
+    edges_s: np.ndarray  # the time series' bin edges [s]
+    colours: dict[str, str]
+
+    @classmethod
+    def of(cls, results) -> _Run:
+        ts = results.timeseries
+        horizon = float(results.summary["horizon_s"])
+        accels = sorted(c.split(".", 1)[1] for c in ts.columns if c.startswith("utilization."))
+        return cls(name=results.manifest.get("scenario", ""),
+                   start=float(mdates.date2num(dt.datetime.fromisoformat(ts["datetime"].iloc[0]))),
+                   horizon_s=horizon, edges_s=np.append(ts["time_s"].to_numpy(dtype=np.float64), horizon),
+                   colours={a: ACCELERATOR_COLOURS[i % len(ACCELERATOR_COLOURS)] for i, a in enumerate(accels)})
+
+    def colour(self, accelerator: str) -> str:
+        return self.colours.get(accelerator, GREY)
+
+    def series(self, values) -> Series:
+        return for_drawing(self.edges_s, np.asarray(values, dtype=np.float64))
 
 
 def write_plots(results, out: Path) -> list[Path]:
-    ts = results.timeseries
-    days = ts["time_s"].to_numpy() / DAY_S
-    title = results.manifest.get("scenario", "")
-    paths = [
-        _plot(out / "utilization.png", f"{title}: utilization by accelerator type", "utilization",
-              lambda ax: _utilization(ax, ts, days)),
-        _plot(out / "queue.png", f"{title}: jobs waiting", "queued jobs (bin mean)",
-              lambda ax: ax.step(days, ts["queue_length"], where="post", color="tab:red")),
-        _plot(out / "jct.png", f"{title}: job completion time by accelerator type", "fraction of jobs",
-              lambda ax: _jct(ax, results.jobs), xlabel="job completion time [h]"),
-        _plot(out / "power.png", f"{title}: power against the site cap", "power [MW]",
-              lambda ax: _power(ax, ts, days, results.summary.get("power_cap_kw"))),
-    ]
+    """Write the run's plots into ``out``; a plot this run has nothing for is not written, and a file of
+    that name left by an earlier run in ``out`` is removed (it would not match this run)."""
+    out = Path(out)
+    written = []
+    with plt.rc_context(STYLE):
+        for name, fig in _figures(results):
+            fig.savefig(out / name, metadata={"Software": None})  # no version: the same run, the same bytes
+            plt.close(fig)
+            written.append(out / name)
+    for name in sorted(set(PLOT_NAMES) - {p.name for p in written}):
+        (out / name).unlink(missing_ok=True)
+    return written
+
+
+def figures(results) -> dict:
+    """The run's plots as open figures, by file name (for inspection; close them with ``plt.close``)."""
+    with plt.rc_context(STYLE):
+        return dict(_figures(results))
+
+
+def _figures(results):
+    run = _Run.of(results)
+    summary, ts = results.summary, results.timeseries
+    yield "utilization.png", _utilization(run, ts)
+    if summary["jobs"]["submitted"] > 0:
+        yield "queue.png", _queue(run, ts)
+    if summary["jobs"]["completed"] > 0:
+        yield "jct.png", _jct(run, results.jobs)
+    yield "power.png", _power(run, ts, summary)
     requests = results.requests
     has_requests = requests is not None and len(requests) > 0
     if has_requests:
-        paths.append(_plot(out / "latency.png", f"{title}: latency by service and accelerator type",
-                           "fraction of requests", lambda ax: _latency(ax, requests),
-                           xlabel="time to first token (LLM) or to scores (ranking) [s]"))
+        yield "latency.png", _latency(run, requests)
     if has_requests or results.fluid_load:
-        horizon = results.summary["horizon_s"]
-        paths.append(_plot(out / "served.png", f"{title}: offered and served requests", "requests / s",
-                           lambda ax: _served(ax, requests if has_requests else None, results.fluid_load, horizon),
-                           xlabel="simulated time [h]"))
-    return paths
+        yield "served.png", _served(run, requests if has_requests else None, results.fluid_load)
+    if summary.get("shared_pools"):
+        yield "shared_pool.png", _shared_pools(run, ts, summary["shared_pools"], results.scenario)
 
 
-def _latency(ax, requests) -> None:
-    done = requests[requests["state"] == "completed"]
-    for (service, accel), group in done.groupby(["service", "accelerator"]):
-        # ranking rows have no first token: their latency is arrival to finish
-        ttft = np.sort((group["first_token_s"].fillna(group["finish_s"]) - group["arrival_s"]).to_numpy())
-        shown = np.unique(np.linspace(0, len(ttft) - 1, min(len(ttft), 4000)).astype(int))  # enough for a CDF
-        ax.step(np.maximum(ttft[shown], 1e-4), (shown + 1) / len(ttft), where="post",
-                label=f"{service} on {accel} ({len(ttft)})")
-    ax.set_xscale("log")
-    ax.set_ylim(0, 1.02)
-
-
-def _served(ax, requests, fluid_load: dict, horizon_s: float) -> None:
-    """Offered and served requests per second, all services together: request-level services from
-    their rows, fluid services from their per-bin counts (spread evenly within a fluid bin)."""
-    bins = np.linspace(0.0, horizon_s, min(200, max(10, int(horizon_s // 60))) + 1)
-    width = np.diff(bins)
-    offered, served = np.zeros(len(width)), np.zeros(len(width))
-    if requests is not None:
-        offered += np.histogram(requests["arrival_s"], bins)[0]
-        served += np.histogram(requests.loc[requests["state"] == "completed", "finish_s"], bins)[0]
-    for edges, offered_per_bin, served_per_bin in fluid_load.values():
-        for total, counts in ((offered, offered_per_bin), (served, served_per_bin)):
-            total += np.diff(np.interp(bins, edges, np.concatenate(([0.0], np.cumsum(counts)))))
-    hours = bins[:-1] / 3600.0
-    ax.step(hours, offered / width, where="post", label="offered (arrivals)")
-    ax.step(hours, served / width, where="post", label="served (completions)")
-    ax.set_ylim(bottom=0)
-
-
-def _plot(path: Path, title: str, ylabel: str, draw, xlabel: str = "simulated time [days]") -> Path:
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-    draw(ax)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _utilization(ax, ts, days) -> None:
-    for column in ts.columns:
-        if column.startswith("utilization."):
-            ax.step(days, ts[column], where="post", label=column.split(".", 1)[1])
+def _utilization(run: _Run, ts):
+    fig, ax = _new("busy chips ÷ online chips")
+    bands = []
+    for accel, colour in run.colours.items():
+        bands.append(_draw(ax, run, run.series(ts[f"utilization.{accel}"]), colour, accel))
     ax.set_ylim(0, 1.05)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    return _finish(fig, ax, run, "utilization by accelerator type", bands)
 
 
-def _jct(ax, jobs) -> None:
+def _queue(run: _Run, ts):
+    fig, ax = _new("jobs waiting (bin mean)")
+    series = run.series(ts["queue_length"])
+    band = _draw(ax, run, series, RED, None)  # one line: no legend entry
+    ax.set_ylim(0, max(1.0, series.top() * 1.08))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return _finish(fig, ax, run, "training jobs waiting to start", [band])
+
+
+def _power(run: _Run, ts, summary: dict):
+    cap_kw, peak_kw = summary.get("power_cap_kw"), summary["peak_facility_power_kw"]
+    unit, factor = power_unit(max(peak_kw, cap_kw or 0.0))
+    what = f"power against the {_power_text(cap_kw * factor, unit)} site cap" if cap_kw else "IT and facility power"
+    fig, ax = _new(f"power [{unit}]")
+    it = run.series(ts["it_power_kw"].to_numpy() * factor)
+    facility = run.series(ts["facility_power_kw"].to_numpy() * factor)
+    bands = [_draw(ax, run, it, GREY, "IT"),
+             _draw(ax, run, facility, DARK, f"facility (IT × PUE {summary['pue']:g})\n"
+                                             f"exact peak {_power_text(peak_kw * factor, unit)}")]
+    top = facility.top()
+    if cap_kw:
+        ax.axhline(cap_kw * factor, color=RED, linestyle="--", label="site cap")
+        top = max(top, cap_kw * factor)
+    ax.set_ylim(0, top * 1.08 or 1.0)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    return _finish(fig, ax, run, what, bands)
+
+
+def _log_axis(ax) -> None:
+    """A log x axis labelled 0.01, 0.1, 1, 10 rather than powers of ten."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+
+
+def _power_text(value: float, unit: str) -> str:
+    return f"{value:,.3g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
+
+
+def _jct(run: _Run, jobs):
+    fig, ax = _new("share of completed jobs")
     done = jobs[jobs["state"] == "completed"]
     for accel, group in done.groupby("accelerator"):
         hours = np.sort((group["end_s"] - group["arrival_s"]).to_numpy()) / 3600.0
         fraction = np.arange(1, len(hours) + 1) / len(hours)
-        ax.step(np.maximum(hours, 1e-3), fraction, where="post", label=f"{accel} ({len(hours)})")
-    ax.set_xscale("log")
+        ax.step(np.maximum(hours, 1e-3), fraction, where="post", color=run.colour(accel),
+                label=f"{accel} ({len(hours):,} jobs)")
+    _log_axis(ax)
+    ax.set_xlabel("job completion time [h], log scale")
     ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    return _finish(fig, ax, run, "job completion time (arrival to end) by accelerator type", [], time_axis=False)
 
 
-def _power(ax, ts, days, cap_kw) -> None:
-    ax.step(days, ts["it_power_kw"] / 1e3, where="post", label="IT")
-    ax.step(days, ts["facility_power_kw"] / 1e3, where="post", label="facility (IT × PUE)")
-    if cap_kw:
-        ax.axhline(cap_kw / 1e3, color="black", linestyle="--", label="site cap")
-    ax.set_ylim(bottom=0)
+def _latency(run: _Run, requests):
+    fig, ax = _new("share of completed requests")
+    done = requests[requests["state"] == "completed"]
+    services = sorted(done["service"].unique())
+    styles = {s: SERVICE_LINESTYLES[i % len(SERVICE_LINESTYLES)] for i, s in enumerate(services)}
+    for (service, accel), group in done.groupby(["service", "accelerator"]):
+        # ranking rows have no first token: their latency is arrival to finish
+        latency = np.sort((group["first_token_s"].fillna(group["finish_s"]) - group["arrival_s"]).to_numpy())
+        shown = np.unique(np.linspace(0, len(latency) - 1, min(len(latency), 4000)).astype(int))  # enough for a CDF
+        ax.step(np.maximum(latency[shown], 1e-4), (shown + 1) / len(latency), where="post", color=run.colour(accel),
+                linestyle=styles[service], label=f"{service} on {accel} ({len(latency):,})")
+    _log_axis(ax)
+    ax.set_xlabel("time to first token (LLM) or to scores (ranking) [s], log scale")
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    return _finish(fig, ax, run, "request latency by service and accelerator type", [], time_axis=False)
+
+
+def _served(run: _Run, requests, fluid_load: dict):
+    offered, served = request_rates(requests, fluid_load, run.horizon_s)
+    what = "offered and served requests, all services" + ("" if offered.merged else
+                                                          f" (per {duration_label(offered.bin_s)})")
+    fig, ax = _new("requests per second")
+    bands = [_draw(ax, run, offered, GREY, "offered (arrivals)", linewidth=3.5),
+             _draw(ax, run, served, DARK, "served (completions)", linewidth=1.4)]
+    ax.set_ylim(0, max(offered.top(), served.top()) * 1.08 or 1.0)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    return _finish(fig, ax, run, what, bands)
+
+
+def _shared_pools(run: _Run, ts, shared: dict, scenario):
+    """Per shared pool, stacked: chips held by active inference replicas, then chips busy with training;
+    lines: the pool's chips and the chips of all its replicas (what inference takes back at its peak)."""
+    names = [n for n in sorted(shared) if f"training_busy_chips.{n}" in ts and f"inference_chips.{n}" in ts]
+    fig, axes = plt.subplots(len(names), 1, layout="constrained", squeeze=False, sharex=True,
+                             figsize=(10.0, 1.2 + 4.4 * len(names)))
+    for name, ax in zip(names, axes[:, 0]):
+        _shared_pool(ax, run, ts, name, scenario)
+    pools = f"shared pool {names[0]}" if len(names) == 1 else "shared pools"
+    axes[0, 0].set_title(f"{run.name}: chips of the {pools}, held by inference or busy with training", loc="left")
+    for ax in axes[:, 0]:
+        _time_axis(ax, run)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def _shared_pool(ax, run: _Run, ts, name: str, scenario) -> None:
+    inference = run.series(ts[f"inference_chips.{name}"])
+    together = run.series(ts[f"inference_chips.{name}"] + ts[f"training_busy_chips.{name}"])
+    x = run.start + inference.edges_s / DAY_S
+    pool = next((p for p in scenario.fleet if p.name == name), None) if scenario is not None else None
+    accel = pool.accelerator_id if pool is not None else ""
+    ax.stairs(inference.mean, x, baseline=0.0, fill=True, color=RED, alpha=0.7, label="held by inference replicas")
+    ax.stairs(together.mean, x, baseline=inference.mean, fill=True, color=run.colour(accel), alpha=0.55,
+              label="busy with training")
+    top = together.mean.max(initial=1.0)
+    if pool is not None:
+        online_s = (pool.online_from - scenario.start).days * DAY_S if pool.online_from else 0.0
+        size = np.where(inference.edges_s[:-1] >= online_s, float(pool.count), 0.0)
+        ax.stairs(size, x, baseline=None, color=DARK, label=f"pool size\n({pool.count} {accel})")
+        replicas = _replica_chips(scenario, name)
+        ax.axhline(replicas, color=DARK, linestyle="--", linewidth=1.2, label=f"chips of all\nreplicas ({replicas})")
+        top = max(top, pool.count)
+    ax.set_ylim(0, top * 1.08)
+    ax.set_ylabel(f"{name}: chips" + (" (daily mean)" if inference.merged else " (bin mean)"))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _replica_chips(scenario, pool: str) -> int:
+    return sum(group.count * group.chips_per_replica
+               for service in scenario.workloads.inference for group in service.replicas if group.pool == pool)
+
+
+def _new(ylabel: str):
+    fig, ax = plt.subplots(layout="constrained")
+    ax.set_ylabel(ylabel)
+    return fig, ax
+
+
+def _draw(ax, run: _Run, series: Series, colour: str, label: str | None, linewidth: float | None = None) -> Series:
+    """A step line of the bin means, and the band from min to max when bins were merged for drawing."""
+    x = run.start + series.edges_s / DAY_S
+    ax.stairs(series.mean, x, baseline=None, color=colour, label=label, linewidth=linewidth)
+    if series.merged:
+        ax.fill_between(x, np.append(series.low, series.low[-1]), np.append(series.high, series.high[-1]),
+                        step="post", color=colour, alpha=0.2, linewidth=0)
+    return series
+
+
+def _finish(fig, ax, run: _Run, what: str, drawn: list[Series], time_axis: bool = True):
+    """The title '<scenario>: <what>' (saying when bins were merged for drawing), the time axis, a note on the
+    band, and the legend beside the axes."""
+    merged = [s for s in drawn if s.merged]
+    if merged:
+        width = merged[0].bin_s
+        what += ", daily means" if width == DAY_S else f", means per {duration_label(width)}"
+    ax.set_title(f"{run.name}: {what}", loc="left")
+    if time_axis:
+        _time_axis(ax, run)
+    handles, labels = ax.get_legend_handles_labels()
+    if merged:
+        handles.append(Patch(color=GREY, alpha=0.3, linewidth=0))
+        width = merged[0].bin_s
+        labels.append(f"shaded: min to max of the\n{duration_label(merged[0].source_bin_s)} bins in each "
+                      + ("day" if width == DAY_S else f"{duration_label(width)}"))
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def _time_axis(ax, run: _Run) -> None:
+    """Calendar dates over the run: ticks of minutes, hours, days, weeks or months by the run's length."""
+    ax.set_xlim(run.start, run.start + run.horizon_s / DAY_S)
+    step = next((make for seconds, make in TICK_STEPS if run.horizon_s / seconds <= MAX_TICKS), TICK_STEPS[-1][1])
+    locator = step()
+    # days and longer: the year below the axis; hours: the date at midnight; minutes: the date below the axis
+    formatter = mdates.ConciseDateFormatter(locator, formats=["%Y", "%b", "%b %d", "%H:%M", "%H:%M", "%H:%M:%S"],
+                                            zero_formats=["", "%Y", "%b", "%b %d", "%H:%M", "%H:%M"],
+                                            offset_formats=["", "%Y", "%Y", "%Y", "%Y-%m-%d", "%Y-%m-%d"])
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(formatter)
