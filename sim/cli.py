@@ -1,50 +1,110 @@
 """The ``dcsim`` command line (also ``python -m sim``).
 
-User mistakes (a bad scenario, a bad override, a malformed trace) print one line per problem and exit
-with status 2, without a traceback.
+User mistakes (a bad scenario, a bad override, a malformed trace, an unusable output folder, a damaged
+summary) print one line per problem and exit with status 2, without a traceback. Output cut short by a
+closed pipe (``dcsim catalog | head``) ends quietly with status 1; Ctrl-C ends with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import codecs
+import os
 import sys
+import warnings
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 1
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: list[str] | None = None) -> int:
+    _tolerate_unencodable_text()
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`dcsim ... | head`): send what Python still wants to flush to /dev/null
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print("dcsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_USER_ERROR
+    from sim.results.compare import SummaryError
+    from sim.results.output_folder import OutputError
     from sim.scenario import ScenarioError
     from sim.scenario.overrides import OverrideError
     from sim.workload import TraceError
 
     try:
         return args.handler(args)
-    except (ScenarioError, TraceError, OverrideError, FileNotFoundError) as exc:
+    except (ScenarioError, TraceError, OverrideError, OutputError, SummaryError, FileNotFoundError) as exc:
         print(f"dcsim: error: {exc}" if not isinstance(exc, ScenarioError) else str(exc), file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _tolerate_unencodable_text() -> None:
+    """Print what the terminal cannot encode (a non-ASCII file name under ``LC_ALL=C``) as ``\\xe9``
+    escapes instead of failing. UTF-8 streams keep their own handler (surrogate escapes of undecodable
+    file names then round-trip)."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding, errors = getattr(stream, "encoding", None), getattr(stream, "errors", None)
+        if not hasattr(stream, "reconfigure") or encoding is None or errors == "backslashreplace":
+            continue
+        try:
+            utf8 = codecs.lookup(encoding).name == "utf-8"
+        except LookupError:
+            utf8 = False
+        if errors == "strict" or not utf8:
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"dcsim: note: {message}", file=sys.stderr)
+
+
+def _version() -> str:
+    """The installed package's version; the source tree's ``sim.__version__`` when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("dcsim")
+    except metadata.PackageNotFoundError:
+        import sim
+
+        return sim.__version__
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dcsim", description="Simulate AI data centers of heterogeneous accelerators.")
+    parser.add_argument("--version", action="version", version=f"dcsim {_version()}")
     sub = parser.add_subparsers(metavar="COMMAND")
     run = sub.add_parser("run", help="simulate a scenario and write its results")
     run.add_argument("scenario", help="scenario YAML file")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a field, e.g. --set site.power_cap_mw=80 (repeatable)")
-    run.add_argument("--out", help="output folder [default: outputs/<scenario name>]")
+    run.add_argument("--out", help="output folder [default: outputs/<scenario name>, or "
+                     "outputs/<scenario name>--<the overrides> with --set]")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     run.set_defaults(handler=_run)
     validate = sub.add_parser("validate", help="check scenarios without simulating")
     validate.add_argument("scenarios", nargs="+")
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                          help="apply an override to every scenario before checking it (repeatable)")
     validate.set_defaults(handler=_validate)
     catalog = sub.add_parser("catalog", help="print the built-in accelerators and models")
     catalog.add_argument("what", nargs="?", choices=("accelerators", "models", "all"), default="all")
@@ -54,42 +114,61 @@ def _parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare the summaries of two runs")
     compare.add_argument("a", help="output folder or summary.json of run A")
     compare.add_argument("b", help="output folder or summary.json of run B")
+    compare.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                         help="show only metrics whose name or label matches (substring, or glob with * ? [); "
+                         "repeatable")
+    compare.add_argument("--all", dest="show_all", action="store_true",
+                         help="also list the metrics that did not change")
     compare.set_defaults(handler=_compare)
     return parser
 
 
 def _load(path: str, overrides: list[str]):
     import sim
-    from sim.scenario.overrides import parse_assignment
 
     scenario = sim.load(path)
     if overrides:
-        scenario = scenario.with_overrides(dict(parse_assignment(text) for text in overrides))
+        scenario = scenario.with_overrides(_parse_overrides(overrides))
     return scenario
+
+
+def _parse_overrides(overrides: list[str]) -> dict:
+    from sim.scenario.overrides import parse_assignment
+
+    return dict(parse_assignment(text) for text in overrides)
 
 
 def _run(args) -> int:
     import sim
+    from sim.results.output_folder import check_writable_folder
     from sim.runner import default_output_dir
 
+    if args.out is not None:
+        check_writable_folder(args.out)
     scenario = _load(args.scenario, args.overrides)
+    out = Path(args.out) if args.out is not None else default_output_dir(scenario, args.overrides)
+    check_writable_folder(out)
     results = sim.run(scenario, progress=not args.quiet and sys.stderr.isatty())
-    out = results.save(args.out or default_output_dir(scenario), plots=False if args.no_plots else None)
+    results.save(out, plots=False if args.no_plots else None)
     if not args.quiet:
         print(f"{scenario.name}: simulated {scenario.duration / 86400:g} days in "
               f"{results.manifest['wall_s']:.2f} s (numba {'on' if results.manifest['numba'] else 'off'})")
+        if scenario.description.strip():
+            print("about      " + scenario.description.strip().replace("\n", "\n           "))
         print(results.table())
-        print(f"results in {out}/")
+        print(f"results in {out}{os.sep}")
     return 0
 
 
 def _validate(args) -> int:
     import sim
 
+    if args.overrides:
+        _parse_overrides(args.overrides)  # a malformed PATH=VALUE is reported once, before any file
     failed = 0
     for path in args.scenarios:
         try:
-            scenario = sim.load(path)
+            scenario = _load(path, args.overrides)
         except sim.ScenarioError as exc:
             print(str(exc), file=sys.stderr)
             failed += 1
@@ -126,47 +205,18 @@ def _schema_text() -> str:
 
 
 def _compare(args) -> int:
-    a, b = _read_summary(args.a), _read_summary(args.b)
-    rows = []
-    for key in sorted(set(_flatten(a)) | set(_flatten(b))):
-        va, vb = _flatten(a).get(key), _flatten(b).get(key)
-        if va == vb:
-            continue
-        numeric = isinstance(va, (int, float)) and isinstance(vb, (int, float))
-        change = f"{(vb - va) / abs(va):+.1%}" if numeric and va else ""
-        rows.append([key, _fmt(va), _fmt(vb), change])
-    print(_format_table(["metric", "A", "B", "change"], rows) if rows else "the summaries are identical")
+    from sim.results.compare import compare_text, read_summary
+
+    a, b = read_summary(args.a), read_summary(args.b)
+    print(f"A: {args.a}\nB: {args.b}\n")
+    print(compare_text(a, b, only=args.only, show_all=args.show_all))
     return 0
 
 
-def _read_summary(path: str) -> dict:
-    p = Path(path)
-    p = p / "summary.json" if p.is_dir() else p
-    if not p.exists():
-        raise FileNotFoundError(f"no summary at {p}")
-    return json.loads(p.read_text())
-
-
-def _flatten(data: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _fmt(value) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
 def _format_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
+    from sim.results.compare import format_table
+
+    return format_table(header, rows)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -83,5 +83,8 @@ def _autoscale_configs(scenario: Scenario) -> dict:
             for g, group in enumerate(service.replicas) if group.autoscale is not None}
 
 
-def default_output_dir(scenario: Scenario) -> Path:
-    return Path("outputs") / scenario.name
+def default_output_dir(scenario: Scenario, overrides: tuple[str, ...] | list[str] = ()) -> Path:
+    """``outputs/<name>``, or ``outputs/<name>--<slug of the overrides>`` for a run with ``--set`` overrides."""
+    from sim.results.output_folder import default_folder
+
+    return default_folder(scenario.name, overrides)

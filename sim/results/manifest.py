@@ -1,4 +1,5 @@
-"""The manifest of a run: what produced it (scenario hash, seed, versions, whether Numba ran)."""
+"""The manifest of a run: what produced it (scenario name and description, scenario hash, seed, versions,
+whether Numba ran)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def build_manifest(scenario, numba_enabled: bool, wall_s: float, events: int, in
             versions[package] = None
     return {
         "scenario": scenario.name,
+        "description": scenario.description,
         "scenario_sha256": scenario_hash(scenario),
         "seed": scenario.seed,
         "numba": numba_enabled,

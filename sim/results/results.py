@@ -2,20 +2,25 @@
 
 Building a ``Results`` writes nothing; ``save(dir)`` writes ``summary.json``, ``jobs.csv``,
 ``timeseries.csv``, ``manifest.json``, ``requests.csv`` when ``outputs.requests_csv`` asks for it, and
-(unless disabled) the PNG plots.
+(unless disabled) the PNG plots, through a temporary folder, then marks the folder complete
+(``sim.results.output_folder``). The JSON files hold no ``NaN`` or ``Infinity``: non-finite numbers are
+written as ``null``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sim.results.output_folder import write_run
 
-@dataclass
+
+@dataclass(repr=False)
 class Results:
     summary: dict
     jobs: pd.DataFrame
@@ -27,22 +32,34 @@ class Results:
     fluid_load: dict = field(repr=False, default_factory=dict)
 
     def save(self, directory: str | Path, plots: bool | None = None) -> Path:
-        """Write every output file into ``directory`` (created if needed); returns the directory."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
-        (out / "manifest.json").write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+        """Write every output file into ``directory`` (created if needed) and return it.
+
+        The files are written into a temporary sibling folder, then moved in; dcsim's files of an earlier
+        run there are deleted (other files are kept) and ``run-complete.json`` is written last. Raises
+        ``OutputError`` when the folder cannot be written."""
+        want_plots = plots if plots is not None else (self.scenario is None or self.scenario.outputs.plots)
+        return write_run(directory, lambda out: self._write_files(out, want_plots), self.manifest.get("scenario", ""))
+
+    def _write_files(self, out: Path, plots: bool) -> None:
+        (out / "summary.json").write_text(json_text(self.summary), encoding="utf-8")
+        (out / "manifest.json").write_text(json_text(self.manifest), encoding="utf-8")
         self.jobs.to_csv(out / "jobs.csv", index=False)
         self.timeseries.to_csv(out / "timeseries.csv", index=False)
         if self.requests is not None and self.scenario is not None and self.scenario.outputs.requests_csv:
             sampled_rows(self.requests, self.scenario.outputs.requests_csv_fraction).to_csv(
                 out / "requests.csv", index=False)
-        want_plots = plots if plots is not None else (self.scenario is None or self.scenario.outputs.plots)
-        if want_plots:
+        if plots:
             from sim.results.plots import write_plots
 
             write_plots(self, out)
-        return out
+
+    def __repr__(self) -> str:
+        """One line: scenario name, horizon, job counts and services (not the tables)."""
+        s, j = self.summary, self.summary.get("jobs", {})
+        services = ", ".join(s.get("inference", {})) or "none"
+        return (f"Results({self.manifest.get('scenario', '?')!r}, horizon {_days(s.get('horizon_s'))}, jobs "
+                f"{j.get('submitted')} submitted / {j.get('completed')} completed / {j.get('running')} running / "
+                f"{j.get('queued')} queued / {j.get('rejected')} rejected, services: {services})")
 
     def table(self) -> str:
         """A short plain-text table of the headline numbers (what the CLI prints)."""
@@ -53,6 +70,8 @@ class Results:
             f"queued {j['queued']}  rejected {j['rejected']}  beyond horizon {j['beyond_horizon']}",
             f"JCT        {_stat_line(s['jct_s'])}",
             f"queue wait {_stat_line(s['queue_wait_s'])}",
+            f"still wait {j['queued']} jobs queued at the end"
+            + (f", waiting since arrival: {_stat_line(s['still_queued_wait_s'])}" if j["queued"] else ""),
         ]
         if "training" in s:
             t = s["training"]
@@ -81,6 +100,29 @@ class Results:
                 f"unfinished {r['unfinished']}; TTFT p99 {_ms(svc['ttft_s']['p99'])}, "
                 f"TPOT p99 {_ms(svc['tpot_s']['p99'])}" + (f", SLO {slo:.1%}" if slo is not None else ""))
         return "\n".join(lines)
+
+
+def json_text(data: dict) -> str:
+    """``data`` as indented, key-sorted JSON text; NaN and ±Infinity (not JSON) become ``null``."""
+    return json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _days(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds / 86400:g} d" if seconds >= 86400 else f"{seconds / 3600:g} h"
 
 
 def _stat_line(stats: dict) -> str:
