@@ -11,7 +11,6 @@ import argparse
 import codecs
 import os
 import sys
-import warnings
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
@@ -22,9 +21,7 @@ EXIT_INTERRUPTED = 130
 def main(argv: list[str] | None = None) -> int:
     _tolerate_unencodable_text()
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warning
-            code = _main(argv)
+        code = _main(argv)
         sys.stdout.flush()
     except BrokenPipeError:
         # the reader went away (`dcsim ... | head`): send what Python still wants to flush to /dev/null
@@ -69,10 +66,6 @@ def _tolerate_unencodable_text() -> None:
             utf8 = False
         if errors == "strict" or not utf8:
             stream.reconfigure(errors="backslashreplace")
-
-
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"dcsim: note: {message}", file=sys.stderr)
 
 
 def _version() -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from sim.cli import main
 from tests.conftest import SCENARIOS
@@ -51,7 +54,8 @@ def test_compare_two_runs(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     text = capsys.readouterr().out
-    assert "facility_energy_kwh" in text and "+" in text
+    assert "facility energy                 MWh" in text and "+25.0%" in text  # pue 1.2 -> 1.5
+    assert "pue" in text.split("other metrics that differ")[1]
 
 
 def test_scenario_reference_doc_is_generated_from_the_schema():
@@ -80,3 +84,133 @@ def test_code_passes_ruff():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "sim", "tests", "benchmarks"], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def _tiny(tmp_path, **changes):
+    import yaml
+
+    from tests.conftest import BASE
+
+    data = {**BASE, "name": "tiny", "duration": "6h", **changes}
+    data["workloads"] = {"training": {"generator": {**BASE["workloads"]["training"]["generator"], "jobs": 12}}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _two_runs(tmp_path):
+    base = ["run", str(_tiny(tmp_path)), "--no-plots", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 0
+    assert main(base + ["--out", str(tmp_path / "b"), "--set", "site.pue=1.5"]) == 0
+    return str(tmp_path / "a"), str(tmp_path / "b")
+
+
+def test_compare_leads_with_headline_figures_in_units(tmp_path, capsys):
+    a, b = _two_runs(tmp_path)
+    capsys.readouterr()
+    assert main(["compare", a, b]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    labels = [line.split("  ")[0] for line in lines[lines.index("") + 3:]]
+    assert labels[:8] == ["jobs completed", "jobs still queued at the end", "jobs rejected", "JCT mean", "JCT p50",
+                          "JCT p99", "wait of still-queued jobs mean", "wait of still-queued jobs p99"]
+    table = "\n".join(lines)
+    for label, unit in [("JCT p99", "h"), ("utilization h100-sxm", "%"), ("peak facility power", "MW"),
+                        ("facility energy", "MWh"), ("energy cost", "USD")]:
+        assert re.search(rf"^{re.escape(label)} +{re.escape(unit)} ", table, re.M), label
+    assert re.search(r"^facility energy .* \+25\.0%$", table, re.M)
+    assert table.index("facility energy") < table.index("other metrics that differ") < table.index("\npue ")
+
+
+def test_compare_only_and_all(tmp_path, capsys):
+    a, b = _two_runs(tmp_path)
+    capsys.readouterr()
+    assert main(["compare", a, b, "--only", "jct"]) == 0
+    text = capsys.readouterr().out
+    assert "JCT p50" in text and "facility energy" not in text and "pue" not in text
+    assert main(["compare", a, b, "--only", "jct_s_by_accelerator.*.p99", "--all"]) == 0
+    text = capsys.readouterr().out
+    assert "jct_s_by_accelerator.h100-sxm.p99" in text and "JCT" not in text and ".p50" not in text
+    assert main(["compare", a, b]) == 0
+    assert "horizon_s" not in capsys.readouterr().out  # unchanged metrics only with --all
+    assert main(["compare", a, b, "--all"]) == 0
+    assert "horizon_s" in capsys.readouterr().out
+    assert main(["compare", a, b, "--only", "no-such-metric"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "matches no metric" in err
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b'{"jobs": {"completed": 1', "not valid JSON"),
+    (b"", "empty file"),
+    (b"  \n", "empty file"),
+    (b"[1, 2, 3]", "holds a JSON list, expected an object"),
+    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not a text file (byte 0x89 at offset 0)"),
+])
+def test_compare_rejects_a_damaged_summary_in_one_line(tmp_path, capsys, content, expected):
+    a, _ = _two_runs(tmp_path)
+    bad = tmp_path / "summary.json"
+    bad.write_bytes(content)
+    capsys.readouterr()
+    assert main(["compare", a, str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"dcsim: error: {bad}") and expected in \
+        captured.err, captured.err
+
+
+def test_compare_of_a_folder_without_a_run(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["compare", str(tmp_path / "empty"), str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err == f"dcsim: error: {tmp_path / 'empty'}: no dcsim run in this folder " \
+                                      "(no summary.json)\n"
+
+
+def test_terminal_summary_shows_still_queued_jobs_and_the_description(tmp_path, capsys):
+    path = _tiny(tmp_path, description="Twelve jobs on a small fleet\nsecond line")
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--no-plots", "--out", str(out), "--set", "fleet.gpu.count=8",
+                 "--set", "fleet.tpu.count=8", "--set", "workloads.training.generator.arrival_rate_per_hour=40"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    queued = summary["jobs"]["queued"]
+    assert queued > 0, "the test needs jobs still waiting at the end"
+    mean_h = summary["still_queued_wait_s"]["mean"] / 3600
+    assert re.search(rf"^still wait {queued} jobs queued at the end, waiting since arrival: mean "
+                     rf"({mean_h:.2f}h|{summary['still_queued_wait_s']['mean']:.0f}s) ", printed, re.M), printed
+    assert "about      Twelve jobs on a small fleet\n           second line\n" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["description"] == "Twelve jobs on a small fleet\nsecond line"
+    assert "description" not in summary
+
+
+def test_version(capsys):
+    import sim
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"dcsim {sim.__version__}\n"
+
+
+def test_validate_applies_overrides(tmp_path, capsys):
+    path = str(_tiny(tmp_path))
+    assert main(["validate", path, "--set", "site.pue=1.4"]) == 0
+    assert "ok (tiny, 2 pools)" in capsys.readouterr().out
+    assert main(["validate", path, "--set", "site.pue=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} (--set site.pue=0.5) site.pue" in err
+    assert main(["validate", path, "--set", "site.pue"]) == 2
+    assert capsys.readouterr().err == "dcsim: error: --set expects PATH=VALUE, got 'site.pue'\n"
+
+
+def test_run_accepts_a_path_and_results_print_in_one_line(tmp_path):
+    import sim
+
+    path = _tiny(tmp_path)
+    by_path, by_text = sim.run(path), sim.run(str(path))
+    assert by_path.summary == by_text.summary == sim.run(sim.load(path)).summary
+    text = repr(by_path)
+    j = by_path.summary["jobs"]
+    assert text == (f"Results('tiny', horizon 6 h, jobs {j['submitted']} submitted / {j['completed']} completed / "
+                    f"{j['running']} running / {j['queued']} queued / {j['rejected']} rejected, services: none)")
+    with pytest.raises(TypeError, match="expects a Scenario or the path"):
+        sim.run({"name": "x"})

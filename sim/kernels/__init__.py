@@ -22,7 +22,15 @@ if os.environ.get("SIM_DISABLE_NUMBA", "") in ("1", "true", "yes"):
     warnings.warn("SIM_DISABLE_NUMBA is set; using the pure-Python kernels", RuntimeWarning, stacklevel=2)
 else:
     try:
-        from sim.kernels import compiled as _compiled
+        try:
+            from sim.kernels import compiled as _compiled
+        except RuntimeError as exc:  # Numba found no folder it can write its cache to (cache=True)
+            if "cannot cache" not in str(exc):
+                raise
+            from sim.kernels._numba_cache import use_throwaway_cache
+
+            warnings.warn_explicit(use_throwaway_cache(), RuntimeWarning, __file__, 0)  # line 0: one line
+            from sim.kernels import compiled as _compiled
 
         NUMBA_ENABLED = True
     except ImportError as exc:  # pragma: no cover - depends on the machine

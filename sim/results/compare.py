@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.results.output_folder import COMPLETE_MARKER, is_complete
+from sim.results.output_folder import COMPLETE_MARKER, DCSIM_FILES, is_complete
 
 
 class SummaryError(ValueError):
@@ -23,9 +23,9 @@ def read_summary(path: str | Path) -> dict:
     """The summary of the run at ``path``: a complete output folder, or a ``summary.json`` file itself."""
     given = Path(path)
     if given.is_dir():
-        if not (given / "summary.json").is_file():
-            raise SummaryError(f"{given}: no summary.json in this folder (is it a dcsim output folder?)")
         if not is_complete(given):
+            if not any((given / name).exists() for name in DCSIM_FILES):
+                raise SummaryError(f"{given}: no dcsim run in this folder (no summary.json)")
             raise SummaryError(f"{given}: holds no complete run (no valid {COMPLETE_MARKER}: the run was "
                                "interrupted or is still being written); run it again")
         given = given / "summary.json"
@@ -72,7 +72,7 @@ class Headline:
             return "n/a"
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return str(value)
-        return f"{value * self.scale:,.4g}" if isinstance(value, float) else f"{value:,}"
+        return _readable(value * self.scale) if isinstance(value, float) else f"{value:,}"
 
 
 def headlines(a: dict, b: dict) -> list[Headline]:
@@ -156,6 +156,11 @@ def compare_text(a: dict, b: dict, only: Sequence[str] = (), show_all: bool = Fa
     else:
         parts.append("no other metric differs" + (" among those matching --only" if only else ""))
     return "\n\n".join(parts)
+
+
+def _readable(value: float) -> str:
+    """Whole numbers with thousands separators from 1,000 up; four significant digits below."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _is_number(value) -> bool:

@@ -26,7 +26,7 @@ DCSIM_FILES = DATA_FILES + PLOT_FILES + (COMPLETE_MARKER,)  # the only files dcs
 
 MAX_FOLDER_NAME = 100  # characters; far below every file system's 255-byte limit
 _HASH_CHARS = 8
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 _POSITION = re.compile(r"\[(\d+)\]")
 
 
@@ -38,7 +38,7 @@ def default_folder(name: str, overrides: Iterable[str] = (), root: str | Path = 
     """``outputs/<name>`` for a plain run; ``outputs/<name>--<slug>`` for one with ``--set`` overrides.
 
     The slug is the override texts in the order given, joined by ``+``, with every character outside
-    ``A-Z a-z 0-9 . _ = + -`` replaced by ``_`` (``fleet[0].count`` is written ``fleet.0.count``, the same
+    ``A-Z a-z 0-9 . _ = -`` replaced by ``_`` (``fleet[0].count`` is written ``fleet.0.count``, the same
     field). When that loses information, or the folder name would pass ``MAX_FOLDER_NAME`` characters,
     the slug is cut and ends with ``~`` and 8 hex digits of the SHA-256 of the override texts, so distinct
     overrides never share a folder.
@@ -46,11 +46,11 @@ def default_folder(name: str, overrides: Iterable[str] = (), root: str | Path = 
     texts = [text.strip() for text in overrides]
     if not texts:
         return Path(root) / name
-    readable = "+".join(_POSITION.sub(r".\1", text) for text in texts)
-    slug = _UNSAFE.sub("_", readable).strip("._-") or "_"
+    readable = [_POSITION.sub(r".\1", text) for text in texts]
+    slug = "+".join(_UNSAFE.sub("_", text) for text in readable).strip("._-") or "_"
     folder = f"{name}--{slug}"
-    if slug != readable or len(folder) > MAX_FOLDER_NAME:
-        digest = hashlib.sha256("\n".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+    if slug != "+".join(readable) or len(folder) > MAX_FOLDER_NAME:
+        digest = hashlib.sha256("\n".join(readable).encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
         keep = max(0, MAX_FOLDER_NAME - len(name) - len("--~") - _HASH_CHARS)
         folder = f"{name}--{slug[:keep].rstrip('._-')}~{digest}"
     return Path(root) / folder
