@@ -190,3 +190,33 @@ def test_temporary_folder_is_a_sibling_and_removed(saved, monkeypatch):
     monkeypatch.setattr(output_folder.tempfile, "mkdtemp", spy)
     results.save(out, plots=False)
     assert len(seen) == 1 and os.path.dirname(seen[0]) == str(out.parent.resolve()) and not os.path.exists(seen[0])
+
+
+def test_files_the_earlier_marker_lists_are_replaced_too(saved):
+    results, out = saved
+    (out / "future-output.csv").write_text("written by another dcsim version")
+    marker = json.loads((out / COMPLETE_MARKER).read_text())
+    marker["files"].append("future-output.csv")
+    (out / COMPLETE_MARKER).write_text(json.dumps(marker))
+    (out / "../escape.txt").write_text("not ours")
+    marker["files"].append("../escape.txt")
+    (out / COMPLETE_MARKER).write_text(json.dumps(marker))
+    results.save(out, plots=False)
+    assert not (out / "future-output.csv").exists() and (out.parent / "escape.txt").exists()
+
+
+def test_a_read_only_parent_stages_inside_the_folder(saved, monkeypatch):
+    results, out = saved
+    real_mkdtemp = tempfile.mkdtemp
+    places = []
+
+    def parent_is_read_only(*args, dir=None, **kwargs):
+        places.append(dir)
+        if os.path.samefile(dir, out.parent):
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(output_folder.tempfile, "mkdtemp", parent_is_read_only)
+    results.save(out, plots=False)
+    assert len(places) == 2 and os.path.samefile(places[1], out)
+    assert is_complete(out) and not [p for p in out.iterdir() if "dcsim-partial" in p.name]

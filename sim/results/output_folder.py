@@ -58,22 +58,21 @@ def default_folder(name: str, overrides: Iterable[str] = (), root: str | Path = 
 
 def check_writable_folder(path: str | Path, option: str = "--out") -> Path:
     """Raise ``OutputError`` unless ``path`` can become an output folder: not empty text, not a file, not
-    under a file, and both it (when it exists) and its parent writable. Creates nothing."""
+    under a file, and writable (when it exists) or creatable in its nearest existing parent. Creates nothing."""
     if str(path).strip() == "":
         raise OutputError(f"{option}: empty path; give a folder, e.g. {option} outputs/my-run")
     folder = Path(path)
     absolute = Path(os.path.abspath(folder))
     if absolute.exists() and not absolute.is_dir():
         raise OutputError(f"{option} {folder}: is a file, not a folder")
-    ancestor = absolute.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise OutputError(f"{option} {folder}: {ancestor} is a file, not a folder")
-    for needed in ([absolute] if absolute.is_dir() else []) + [ancestor]:
-        problem = _cannot_write_in(needed)
-        if problem:
-            raise OutputError(f"{option} {folder}: cannot write in {needed} ({problem})")
+    needed = absolute
+    while not needed.exists():
+        needed = needed.parent
+    if not needed.is_dir():
+        raise OutputError(f"{option} {folder}: {needed} is a file, not a folder")
+    problem = _cannot_write_in(needed)
+    if problem:
+        raise OutputError(f"{option} {folder}: cannot write in {needed} ({problem})")
     return folder
 
 
@@ -87,16 +86,17 @@ def _cannot_write_in(folder: Path) -> str | None:
 
 
 def write_run(folder: str | Path, write_files: Callable[[Path], None], scenario_name: str) -> Path:
-    """Have ``write_files(staging)`` write a run's files into a temporary sibling of ``folder``, then move
-    them into ``folder`` (created if needed) and mark it complete. Raises ``OutputError`` on a file-system
-    failure; the staging folder is removed whatever happens."""
+    """Have ``write_files(staging)`` write a run's files into a temporary folder (a sibling of ``folder``, or
+    inside it when its parent is read-only), then move them into ``folder`` (created if needed) and mark it
+    complete. Raises ``OutputError`` on a file-system failure; the temporary folder is removed whatever
+    happens, Ctrl-C included."""
     folder = Path(folder)
     label = str(folder)
     check_writable_folder(folder, option="output folder")
     final = Path(os.path.abspath(folder))
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{final.name or 'out'}.dcsim-partial-", dir=final.parent))
+        staging = _staging_folder(final)
     except OSError as exc:
         raise OutputError(f"output folder {label}: {exc.strerror or exc}") from None
     try:
@@ -113,24 +113,44 @@ def write_run(folder: str | Path, write_files: Callable[[Path], None], scenario_
     return folder
 
 
+def _staging_folder(final: Path) -> Path:
+    prefix = f".{final.name or 'out'}.dcsim-partial-"
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+    except OSError:
+        if not final.is_dir():
+            raise
+        return Path(tempfile.mkdtemp(prefix=".dcsim-partial-", dir=final))
+
+
 def _replace_run(staging: Path, final: Path, written: list[str]) -> None:
-    """Unmark ``final``, delete dcsim's earlier files there, move the new ones in, mark it complete last."""
+    """Unmark ``final``, delete dcsim's earlier files there (its known names and those the earlier marker
+    lists), move the new ones in, mark it complete last."""
+    earlier = _listed_files(final)
     (final / COMPLETE_MARKER).unlink(missing_ok=True)
-    for name in DCSIM_FILES:
+    for name in sorted(set(DCSIM_FILES) | earlier):
         (final / name).unlink(missing_ok=True)
     for name in written:
         os.replace(staging / name, final / name)
     os.replace(staging / COMPLETE_MARKER, final / COMPLETE_MARKER)
 
 
+def _listed_files(folder: Path) -> set[str]:
+    """The plain file names a folder's completion marker lists (nothing when it has no valid marker)."""
+    try:
+        listed = json.loads((folder / COMPLETE_MARKER).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    if not isinstance(listed, list):
+        return set()
+    return {name for name in listed
+            if isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..")}
+
+
 def is_complete(folder: str | Path) -> bool:
     """Whether ``folder`` holds one whole run: its completion marker and every file the marker lists."""
-    marker = Path(folder) / COMPLETE_MARKER
-    try:
-        listed = json.loads(marker.read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return isinstance(listed, list) and all(isinstance(n, str) and (Path(folder) / n).is_file() for n in listed)
+    listed = _listed_files(Path(folder))
+    return bool(listed) and all((Path(folder) / name).is_file() for name in listed)
 
 
 def _write_json(path: Path, data: dict) -> None:
