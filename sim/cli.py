@@ -137,10 +137,10 @@ def _run(args) -> int:
     from sim.runner import default_output_dir
 
     if args.out is not None:
-        check_writable_folder(args.out)
+        check_writable_folder(args.out)  # before loading: a mistyped --out costs nothing
     scenario = _load(args.scenario, args.overrides)
-    out = Path(args.out) if args.out is not None else default_output_dir(scenario, args.overrides)
-    check_writable_folder(out)
+    out = Path(args.out) if args.out is not None else check_writable_folder(
+        default_output_dir(scenario, args.overrides), option="output folder")
     results = sim.run(scenario, progress=not args.quiet and sys.stderr.isatty())
     results.save(out, plots=False if args.no_plots else None)
     if not args.quiet:

@@ -214,3 +214,20 @@ def test_run_accepts_a_path_and_results_print_in_one_line(tmp_path):
                     f"{j['running']} running / {j['queued']} queued / {j['rejected']} rejected, services: none)")
     with pytest.raises(TypeError, match="expects a Scenario or the path"):
         sim.run({"name": "x"})
+
+
+def test_compare_headline_has_each_services_slo_and_p99():
+    from sim.results.compare import compare_text
+
+    def summary(slo: float, ttft_p99: float) -> dict:
+        return {"jobs": {"completed": 0}, "inference": {
+            "chat": {"slo_attainment": slo, "ttft_s": {"p99": ttft_p99}, "tpot_s": {"p99": 0.02}},
+            "feed": {"family": "ranking", "slo_attainment": None, "latency_s": {"p99": 0.0042}}}}
+
+    text = compare_text(summary(0.99, 0.5), summary(0.95, 0.75))
+    rows = [re.split(r"  +", line) for line in text.splitlines()]
+    assert ["chat: SLO attainment", "%", "99", "95", "-4.00 pt"] in rows
+    assert ["chat: TTFT p99", "ms", "500", "750", "+50.0%"] in rows
+    assert ["feed: latency p99", "ms", "4.2", "4.2", "="] in rows
+    assert ["feed: SLO attainment", "%", "n/a", "n/a"] in rows
+    assert "inference.chat.tpot_s.p99" not in text  # unchanged: only with --all
