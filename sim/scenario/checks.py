@@ -29,8 +29,8 @@ def _check_own_ids(scenario, add) -> None:
 
 def _check_files(scenario, origin, add) -> None:
     """Files a scenario refers to exist (and an empirical distribution parses), before simulating."""
-    from sim.workload import resolve_trace_path
-    from sim.workload.distributions import BUILTIN_EMPIRICAL, empirical_values
+    from sim.workload import read_trace
+    from sim.workload.distributions import empirical_values
     from sim.workload.errors import TraceError
 
     training = scenario.workloads.training
@@ -39,8 +39,8 @@ def _check_files(scenario, origin, add) -> None:
     base = ("workloads", "training")
     if training.trace is not None:
         try:
-            resolve_trace_path(training.trace.path, origin.directory)
-        except FileNotFoundError as exc:
+            read_trace(training.trace, origin.directory)
+        except (FileNotFoundError, TraceError) as exc:
             add(base + ("trace", "path"), str(exc))
     gen = training.generator
     for field in ("duration_s", "samples"):
@@ -48,10 +48,6 @@ def _check_files(scenario, origin, add) -> None:
         if dist is None or dist.empirical is None:
             continue
         path = base + ("generator", field, "empirical")
-        if dist.empirical not in BUILTIN_EMPIRICAL and not (origin.directory / dist.empirical).exists():
-            add(path, f"found {dist.empirical!r}: no such file next to the scenario; accepted: "
-                      f"{', '.join(BUILTIN_EMPIRICAL)} or a one-column CSV path")
-            continue
         try:
             empirical_values(dist.empirical, str(origin.directory))
         except TraceError as exc:
@@ -201,7 +197,7 @@ def _check_inference(scenario, catalog, origin, add) -> None:
     from sim.fleet.build import FleetError, resolve_pool, resolve_site
     from sim.kernels.serving_reference import kv_capacity_tokens
     from sim.scenario.family_checks import check_family, check_ranking_fit, check_ranking_model
-    from sim.workload import resolve_trace_path
+    from sim.workload import TraceError, read_trace
 
     pools = {p.name: i for i, p in enumerate(scenario.fleet)}
     llms = sorted(m.id for m in catalog.models.values() if m.kv_bytes_per_token > 0)
@@ -228,8 +224,8 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                                        f"accepted: at most {MAX_FLUID_BINS:,} bins (a longer fluid_bin)")
         if service.traffic.trace is not None:
             try:
-                resolve_trace_path(service.traffic.trace.path, origin.directory)
-            except FileNotFoundError as exc:
+                read_trace(service.traffic.trace, origin.directory)
+            except (FileNotFoundError, TraceError) as exc:
                 add(base + ("traffic", "trace", "path"), str(exc))
         for g, group in enumerate(service.replicas):
             path = base + ("replicas", g)
