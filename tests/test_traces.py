@@ -492,3 +492,11 @@ def test_cli_reports_a_fifo_trace_without_traceback_or_hang(tmp_path):
                             cwd=tmp_path, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "s.yaml:11 workloads.training.trace.path: pods.csv: is a FIFO" in result.stderr, result.stderr
+
+
+def test_a_path_with_control_characters_is_shown_escaped(tmp_path):
+    path = tmp_path / "a\x1b[2J\nb.csv"
+    path.write_text("")
+    with pytest.raises(TraceError) as info:
+        read_azure_llm(path)
+    assert str(info.value) == f"{str(path)!r}: empty file (0 bytes)"

@@ -41,10 +41,11 @@ def quote(value: object, limit: int = QUOTED_CHARS) -> str:
 
 
 def display(path: Path | str) -> str:
-    """A path as errors show it: whole, or a quoted prefix with the length when it is very long."""
+    """A path as errors show it: as is, or quoted (escaped) when it holds control characters, and cut
+    to a prefix with its length when it is very long."""
     text = str(path)
     if len(text) <= 2 * SHOWN_PATH_CHARS:
-        return text
+        return text if text.isprintable() else quote(text, 2 * SHOWN_PATH_CHARS)
     return f"{quote(text, SHOWN_PATH_CHARS)} ({len(text):,} characters)"
 
 
