@@ -500,3 +500,18 @@ def test_a_path_with_control_characters_is_shown_escaped(tmp_path):
     with pytest.raises(TraceError) as info:
         read_azure_llm(path)
     assert str(info.value) == f"{str(path)!r}: empty file (0 bytes)"
+
+
+def test_bad_empirical_file_of_a_request_generator_fails_validation(tmp_path):
+    data = yaml.safe_load((SCENARIOS / "llm-serving-azure.yaml").read_text())
+    data["workloads"]["inference"][0]["traffic"] = {"generator": {
+        "rate_per_s": 1, "prompt_tokens": {"empirical": "/dev/zero"}, "output_tokens": {"empirical": "lengths.csv"}}}
+    (tmp_path / "lengths.csv").write_text("tokens\n12\n1e300\n")
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(data, tmp_path)
+    problems = [str(p) for p in info.value.problems]
+    assert len(problems) == 2, problems
+    assert re.match(r".*s.yaml:\d+ workloads.inference\[0\].traffic.generator.prompt_tokens.empirical: "
+                    r"/dev/zero: is a character device, not a regular file$", problems[0]), problems
+    assert re.match(r".*s.yaml:\d+ workloads.inference\[0\].traffic.generator.output_tokens.empirical: "
+                    r".*lengths.csv:3: expected a number from 0 to 1e\+15", problems[1]), problems

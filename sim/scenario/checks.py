@@ -28,30 +28,31 @@ def _check_own_ids(scenario, add) -> None:
 
 
 def _check_files(scenario, origin, add) -> None:
-    """Files a scenario refers to exist (and an empirical distribution parses), before simulating."""
+    """Files a scenario refers to exist and parse (training trace, empirical distributions), before simulating."""
     from sim.workload import read_trace
     from sim.workload.distributions import empirical_values
     from sim.workload.errors import TraceError
 
     training = scenario.workloads.training
-    if training is None:
-        return
     base = ("workloads", "training")
-    if training.trace is not None:
+    if training is not None and training.trace is not None:
         try:
             read_trace(training.trace, origin.directory)
         except (FileNotFoundError, TraceError) as exc:
             add(base + ("trace", "path"), str(exc))
-    gen = training.generator
-    for field in ("duration_s", "samples"):
-        dist = getattr(gen, field, None) if gen is not None else None
+    gen = training.generator if training is not None else None
+    dists = [(base + ("generator", field), getattr(gen, field, None)) for field in ("duration_s", "samples")]
+    for s, service in enumerate(scenario.workloads.inference):
+        requests = service.traffic.generator
+        dists += [(("workloads", "inference", s, "traffic", "generator", field), getattr(requests, field, None))
+                  for field in ("prompt_tokens", "output_tokens", "items_per_request")]
+    for path, dist in dists:
         if dist is None or dist.empirical is None:
             continue
-        path = base + ("generator", field, "empirical")
         try:
             empirical_values(dist.empirical, str(origin.directory))
         except TraceError as exc:
-            add(path, str(exc))
+            add(path + ("empirical",), str(exc))
 
 
 MAX_TIMESERIES_BINS = 1_000_000
