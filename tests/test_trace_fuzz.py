@@ -24,7 +24,7 @@ from sim.workload.jobs import JOB_COLUMNS
 from sim.workload.requests import MAX_TOKENS
 
 TRACES = Path(str(resources.files("sim.workload").joinpath("traces")))
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # per reader
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # per reader
 
 
 def _lines(name: str, picks) -> list[str]:
@@ -201,3 +201,16 @@ def test_readers_survive_arbitrary_bytes(folder, kind, data, header, limit):
 @given(data=st.data(), limit=LIMITS)
 def test_readers_survive_mutated_real_rows(folder, kind, data, limit):
     _check(kind, data.draw(mutated_files(kind)), folder, limit)
+
+
+@FUZZ
+@given(data=st.lists(st.sampled_from([b"a", b"bc", b"\r", b"\n", b"\r\n", b",", b"\xef\xbb\xbf"]), max_size=40)
+       .map(b"".join), chunk_bytes=st.integers(1, 9))
+def test_lines_split_as_universal_newlines_across_chunks(data, chunk_bytes):
+    """Reading by chunks splits lines exactly as ``bytes.splitlines`` (LF, CRLF, CR), even when a chunk
+    ends between the CR and the LF of a CRLF."""
+    import io
+
+    from sim.workload.files import _raw_lines
+
+    assert list(_raw_lines(io.BytesIO(data), "x", chunk_bytes)) == data.splitlines(keepends=True)

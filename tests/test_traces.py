@@ -515,3 +515,11 @@ def test_bad_empirical_file_of_a_request_generator_fails_validation(tmp_path):
                     r"/dev/zero: is a character device, not a regular file$", problems[0]), problems
     assert re.match(r".*s.yaml:\d+ workloads.inference\[0\].traffic.generator.output_tokens.empirical: "
                     r".*lengths.csv:3: expected a number from 0 to 1e\+15", problems[1]), problems
+
+
+@pytest.mark.parametrize("reader", READERS, ids=str)
+@pytest.mark.parametrize("line_end", ["\r\n", "\r"])
+def test_crlf_and_cr_line_ends_are_accepted(tmp_path, reader, line_end):
+    path = tmp_path / "t.csv"
+    path.write_bytes(GOOD_TEXT[reader].replace("\n", line_end).encode())
+    assert len(READERS[reader](path)) == 1

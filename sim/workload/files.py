@@ -99,20 +99,36 @@ def _check_regular_file(info: os.stat_result, label: str) -> None:
 def text_lines(handle: BinaryIO, label: str) -> Iterator[tuple[int, str]]:
     """``(line number, text)`` of each line (1-based, line end kept), decoded as strict UTF-8.
 
-    A byte-order mark opening the file is dropped. A line longer than ``MAX_LINE_BYTES``, a byte that
-    is not UTF-8 or a NUL character (binary data) is a ``TraceError`` at that line and character."""
-    number = 0
-    while True:
-        raw = handle.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            return
-        number += 1
-        if len(raw) > MAX_LINE_BYTES:
-            raise TraceError(f"{label}:{number}: line longer than {MAX_LINE_BYTES:,} bytes; "
-                             "a trace row is a few kB at most (is this a trace file?)")
+    Lines end in LF, CRLF or a bare CR (as Python's universal newlines). A byte-order mark opening the
+    file is dropped. A line longer than ``MAX_LINE_BYTES``, a byte that is not UTF-8 or a NUL character
+    (binary data) is a ``TraceError`` at that line and character."""
+    for number, raw in enumerate(_raw_lines(handle, label), start=1):
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8):]
         yield number, _decode(raw, label, number)
+
+
+def _raw_lines(handle: BinaryIO, label: str, chunk_bytes: int = 1 << 16) -> Iterator[bytes]:
+    """The file's lines as bytes, read a chunk at a time so no line longer than ``MAX_LINE_BYTES`` is held."""
+    pending, number = b"", 0
+    while True:
+        chunk = handle.read(chunk_bytes)
+        lines = (pending + chunk).splitlines(keepends=True)  # bytes split on LF, CRLF and CR only
+        # the last piece may continue in the next chunk (no line end yet, or a CR whose LF is to come)
+        pending = lines.pop() if chunk and lines and not lines[-1].endswith(b"\n") else b""
+        for line in lines:
+            number += 1
+            _check_length(line, label, number)
+            yield line
+        _check_length(pending, label, number + 1)
+        if not chunk:
+            return
+
+
+def _check_length(line: bytes, label: str, number: int) -> None:
+    if len(line) > MAX_LINE_BYTES:
+        raise TraceError(f"{label}:{number}: line longer than {MAX_LINE_BYTES:,} bytes; "
+                         "a trace row is a few kB at most (is this a trace file?)")
 
 
 def _decode(raw: bytes, label: str, number: int) -> str:
