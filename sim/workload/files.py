@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 
 from sim.workload.errors import MissingDataFile, TraceError
 
-MAX_DATA_FILE_BYTES = 2 * 1024 ** 3  # 2 GiB: ~500x the largest packaged trace; more is a mistake or needs a cut
+MAX_DATA_FILE_BYTES = 2 * 1024 ** 3  # 2 GiB: ~700x the largest packaged trace (3 MB); more is likely a mistake
 MAX_LINE_BYTES = 1024 ** 2  # 1 MiB: a trace row is < 3 kB (Mooncake rows with their hash ids)
 MAX_TRACE_TIME_S = 1e9  # about 32 years: longer than any simulated horizon; float64 seconds keep µs resolution
 QUOTED_CHARS = 60  # how much of a bad value an error quotes
