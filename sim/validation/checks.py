@@ -28,34 +28,31 @@ def _check_own_ids(scenario, add) -> None:
 
 
 def _check_files(scenario, origin, add) -> None:
-    """Files a scenario refers to exist (and an empirical distribution parses), before simulating."""
-    from sim.workload import resolve_trace_path
-    from sim.workload.distributions import BUILTIN_EMPIRICAL, empirical_values
+    """Files a scenario refers to exist and parse (training trace, empirical distributions), before simulating."""
+    from sim.workload import read_trace
+    from sim.workload.distributions import empirical_values
     from sim.workload.errors import TraceError
 
     training = scenario.workloads.training
-    if training is None:
-        return
     base = ("workloads", "training")
-    if training.trace is not None:
+    if training is not None and training.trace is not None:
         try:
-            resolve_trace_path(training.trace.path, origin.directory)
-        except FileNotFoundError as exc:
+            read_trace(training.trace, origin.directory)
+        except (FileNotFoundError, TraceError) as exc:
             add(base + ("trace", "path"), str(exc))
-    gen = training.generator
-    for field in ("duration_s", "samples"):
-        dist = getattr(gen, field, None) if gen is not None else None
+    gen = training.generator if training is not None else None
+    dists = [(base + ("generator", field), getattr(gen, field, None)) for field in ("duration_s", "samples")]
+    for s, service in enumerate(scenario.workloads.inference):
+        requests = service.traffic.generator
+        dists += [(("workloads", "inference", s, "traffic", "generator", field), getattr(requests, field, None))
+                  for field in ("prompt_tokens", "output_tokens", "items_per_request")]
+    for path, dist in dists:
         if dist is None or dist.empirical is None:
-            continue
-        path = base + ("generator", field, "empirical")
-        if dist.empirical not in BUILTIN_EMPIRICAL and not (origin.directory / dist.empirical).exists():
-            add(path, f"found {dist.empirical!r}: no such file next to the scenario; accepted: "
-                      f"{', '.join(BUILTIN_EMPIRICAL)} or a one-column CSV path")
             continue
         try:
             empirical_values(dist.empirical, str(origin.directory))
         except TraceError as exc:
-            add(path, str(exc))
+            add(path + ("empirical",), str(exc))
 
 
 MAX_TIMESERIES_BINS = 1_000_000
@@ -201,7 +198,7 @@ def _check_inference(scenario, catalog, origin, add) -> None:
     from sim.fleet.build import FleetError, resolve_pool, resolve_site
     from sim.kernels.serving_reference import kv_capacity_tokens
     from sim.validation.family import check_family, check_ranking_fit, check_ranking_model
-    from sim.workload import resolve_trace_path
+    from sim.workload import TraceError, read_trace
 
     pools = {p.name: i for i, p in enumerate(scenario.fleet)}
     llms = sorted(m.id for m in catalog.models.values() if m.kv_bytes_per_token > 0)
@@ -228,8 +225,8 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                                        f"accepted: at most {MAX_FLUID_BINS:,} bins (a longer fluid_bin)")
         if service.traffic.trace is not None:
             try:
-                resolve_trace_path(service.traffic.trace.path, origin.directory)
-            except FileNotFoundError as exc:
+                read_trace(service.traffic.trace, origin.directory)
+            except (FileNotFoundError, TraceError) as exc:
                 add(base + ("traffic", "trace", "path"), str(exc))
         for g, group in enumerate(service.replicas):
             path = base + ("replicas", g)

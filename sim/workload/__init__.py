@@ -9,6 +9,7 @@ import pandas as pd
 
 from sim.workload.alibaba import read_alibaba_pods
 from sim.workload.errors import TraceError
+from sim.workload.files import display, path_exists, quote
 from sim.workload.generator import generate_jobs
 from sim.workload.jobs import JOB_COLUMNS, make_job_table
 from sim.workload.requests import read_azure_llm, read_mooncake, scale_requests
@@ -17,14 +18,27 @@ PACKAGED_TRACES = resources.files("sim.workload").joinpath("traces")
 
 
 def resolve_trace_path(path: str, base_dir: Path) -> Path:
-    """A trace path relative to the scenario's folder, else to the packaged ``traces/`` folder."""
+    """A trace path relative to the scenario's folder, else to the packaged ``traces/`` folder.
+
+    ``FileNotFoundError`` when it is in neither; ``TraceError`` when the path cannot be looked up (too long)."""
     candidate = base_dir / path
-    if candidate.exists():
+    if path_exists(candidate):
         return candidate
     packaged = Path(str(PACKAGED_TRACES.joinpath(path)))
-    if packaged.exists():
+    if path_exists(packaged):
         return packaged
-    raise FileNotFoundError(f"trace file {path!r} not found in {base_dir} nor in the packaged traces")
+    raise FileNotFoundError(f"trace file {quote(path)} not found in {display(base_dir)} nor in the packaged traces")
+
+
+def read_trace(trace, base_dir: Path) -> pd.DataFrame:
+    """The table of a scenario's trace: a request table (``azure-llm-2023``, ``mooncake``) or a job table
+    (``alibaba-gpu-2023``), read with the scenario's limit (and map and time scale); ``TraceError`` or
+    ``FileNotFoundError`` when it cannot be. Validation calls this, so a bad trace fails before a run."""
+    path = resolve_trace_path(trace.path, base_dir)
+    if trace.format == "alibaba-gpu-2023":
+        return read_alibaba_pods(path, trace.accelerator_map, trace.limit, trace.time_scale)
+    reader = read_azure_llm if trace.format == "azure-llm-2023" else read_mooncake
+    return reader(path, trace.limit)
 
 
 def input_files(scenario, base_dir: Path) -> list[Path]:
@@ -56,10 +70,8 @@ def training_jobs(scenario, base_dir: Path) -> pd.DataFrame:
         return make_job_table({"job_id": [], "arrival_s": [], "chips": []})
     if training.generator is not None:
         return generate_jobs(training.generator, scenario.seed, base_dir)
-    trace = training.trace
-    path = resolve_trace_path(trace.path, base_dir)
-    return read_alibaba_pods(path, trace.accelerator_map, trace.limit, trace.time_scale)
+    return read_trace(training.trace, base_dir)
 
 
 __all__ = ["JOB_COLUMNS", "TraceError", "generate_jobs", "input_files", "make_job_table", "read_alibaba_pods",
-           "read_azure_llm", "read_mooncake", "resolve_trace_path", "scale_requests", "training_jobs"]
+           "read_azure_llm", "read_mooncake", "read_trace", "resolve_trace_path", "scale_requests", "training_jobs"]

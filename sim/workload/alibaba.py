@@ -22,13 +22,13 @@ replayed — every pod ends up counted somewhere:
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sim.workload.errors import TraceError
+from sim.workload.files import MAX_TRACE_TIME_S, csv_header, csv_records, display, open_data_file, quote
 from sim.workload.jobs import make_job_table
 
 DEFAULT_ACCELERATOR_MAP = {
@@ -38,56 +38,83 @@ DEFAULT_ACCELERATOR_MAP = {
 COLUMNS = ("name", "num_gpu", "gpu_milli", "gpu_spec", "pod_phase", "creation_time", "deletion_time",
            "scheduled_time")
 PHASES = ("Running", "Succeeded", "Failed", "Pending")
+MAX_GPUS_PER_POD = 100_000
+TIME_COLUMNS = ("creation_time", "deletion_time", "scheduled_time")
+# column -> (largest accepted value, its unit, why that bound); gpu_milli (0..1000) is checked on its own
+BOUNDS = {
+    "num_gpu": (MAX_GPUS_PER_POD, "GPUs", "more than any cluster"),
+    **{c: (int(MAX_TRACE_TIME_S), "s", "about 32 years") for c in TIME_COLUMNS},
+}
 
 
 def read_alibaba_pods(path: Path, accelerator_map: dict[str, str] | None = None, limit: int | None = None,
                       time_scale: float = 1.0) -> pd.DataFrame:
-    """Read an ``openb_pod_list_*.csv`` file into a job table (see the module docstring for the rules)."""
+    """Read an ``openb_pod_list_*.csv`` file (its first ``limit`` pods if given) into a job table (see the
+    module docstring for the rules). Counts and times are whole numbers within ``BOUNDS``; times, once
+    multiplied by ``time_scale``, stay within ``MAX_TRACE_TIME_S``."""
+    label = display(path)
     mapping = {**DEFAULT_ACCELERATOR_MAP, **(accelerator_map or {})}
     cols: dict[str, list] = {k: [] for k in ("job_id", "arrival_s", "chips", "chip_share", "duration_s",
                                               "allowed_accelerators", "reject_reason", "note")}
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise TraceError(f"{path}:1: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
-        for row_number, row in enumerate(reader, start=2):
-            if limit is not None and row_number - 1 > limit:
+    with open_data_file(path) as handle:
+        records = csv_records(handle, label)
+        header = csv_header(records, label, COLUMNS)
+        for line, fields in records:
+            if limit is not None and len(cols["job_id"]) >= limit:
                 break
-            _parse_row(row, row_number, path, mapping, time_scale, cols)
+            header.check_width(line, fields)
+            row = {name: fields[at] for name, at in header.positions.items()}
+            _parse_row(row, f"{label}:{line}", line, mapping, time_scale, cols)
+    if not cols["job_id"]:
+        raise TraceError(f"{label}: no pods (the file has a header and no rows)")
     cols["stack"] = "cuda"
     return make_job_table(cols)
 
 
-def _parse_row(row, row_number, path, mapping, time_scale, cols) -> None:
-    def number(column: str, kind=int, allow_empty: bool = False):
-        text = (row.get(column) or "").strip()
-        if text == "" and allow_empty:
-            return None
-        try:
-            value = kind(text)
-        except ValueError:
-            raise TraceError(
-                f"{path}:{row_number}: column {column!r}: expected {kind.__name__}, found {text!r}") from None
-        if value < 0:
-            raise TraceError(f"{path}:{row_number}: column {column!r}: must not be negative, found {text!r}")
-        return value
+def _number(row: dict, where: str, column: str, allow_empty: bool = False) -> int | None:
+    """A whole number from 0 to the column's bound if it has one (``BOUNDS``); ``None`` for an empty optional one."""
+    text = row[column].strip()
+    if text == "" and allow_empty:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise TraceError(f"{where}: column {column!r}: expected int, found {quote(text)}") from None
+    if value < 0:
+        raise TraceError(f"{where}: column {column!r}: must not be negative, found {quote(text)}")
+    if column in BOUNDS and value > BOUNDS[column][0]:
+        largest, unit, why = BOUNDS[column]
+        raise TraceError(f"{where}: column {column!r}: expected at most {largest:,} {unit} ({why}), "
+                         f"found {quote(text)}")
+    return value
 
-    phase = (row.get("pod_phase") or "").strip()
+
+def _scaled(seconds: int, time_scale: float, where: str, column: str) -> float:
+    """A trace time [s] multiplied by the scenario's ``time_scale``, which must keep it within range."""
+    scaled = seconds * time_scale
+    if not scaled <= MAX_TRACE_TIME_S:
+        raise TraceError(f"{where}: column {column!r}: {seconds} s × time_scale {time_scale:g} = {scaled:g} s; "
+                         f"accepted: at most {MAX_TRACE_TIME_S:,.0f} s (about 32 years)")
+    return scaled
+
+
+def _parse_row(row, where, row_number, mapping, time_scale, cols) -> None:
+    phase = row["pod_phase"].strip()
     if phase not in PHASES:
-        raise TraceError(f"{path}:{row_number}: column 'pod_phase': found {phase!r}; accepted: {', '.join(PHASES)}")
-    num_gpu, gpu_milli = number("num_gpu"), number("gpu_milli")
+        raise TraceError(f"{where}: column 'pod_phase': found {quote(phase)}; accepted: {', '.join(PHASES)}")
+    num_gpu, gpu_milli = _number(row, where, "num_gpu"), _number(row, where, "gpu_milli")
     if gpu_milli > 1000:
-        raise TraceError(f"{path}:{row_number}: column 'gpu_milli': must be 0..1000, found {gpu_milli}")
-    created = number("creation_time")
-    deleted = number("deletion_time", allow_empty=True)
-    scheduled = number("scheduled_time", allow_empty=True)
+        raise TraceError(f"{where}: column 'gpu_milli': must be 0..1000, found {gpu_milli}")
+    created = _number(row, where, "creation_time")
+    deleted = _number(row, where, "deletion_time", allow_empty=True)
+    scheduled = _number(row, where, "scheduled_time", allow_empty=True)
     allowed = []
-    for name in filter(None, (row.get("gpu_spec") or "").split("|")):
+    for name in filter(None, row["gpu_spec"].split("|")):
         if name not in mapping:
-            raise TraceError(f"{path}:{row_number}: column 'gpu_spec': unknown GPU model {name!r}; "
+            raise TraceError(f"{where}: column 'gpu_spec': unknown GPU model {quote(name)}; "
                              f"known: {', '.join(sorted(mapping))} (extend accelerator_map)")
         allowed.append(mapping[name])
+    arrival = _scaled(created, time_scale, where, "creation_time")
     reason, duration = "", np.nan
     if num_gpu == 0:
         reason = "cpu-only"
@@ -97,11 +124,11 @@ def _parse_row(row, row_number, path, mapping, time_scale, cols) -> None:
         duration = np.inf
     else:
         if deleted is None or deleted < scheduled:
-            raise TraceError(f"{path}:{row_number}: a {phase} pod needs deletion_time >= scheduled_time")
-        duration = (deleted - scheduled) * time_scale
-    cols["job_id"].append(row.get("name") or f"row{row_number}")
-    cols["arrival_s"].append(created * time_scale)
-    cols["chips"].append(max(num_gpu, 0))
+            raise TraceError(f"{where}: a {phase} pod needs deletion_time >= scheduled_time")
+        duration = _scaled(deleted - scheduled, time_scale, where, "deletion_time")
+    cols["job_id"].append(row["name"] or f"row{row_number}")
+    cols["arrival_s"].append(arrival)
+    cols["chips"].append(num_gpu)
     cols["chip_share"].append(gpu_milli / 1000.0 if num_gpu == 1 and 0 < gpu_milli < 1000 else 1.0)
     cols["duration_s"].append(duration)
     cols["allowed_accelerators"].append("|".join(dict.fromkeys(allowed)))

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.workload.errors import TraceError
+from sim.workload.errors import MissingDataFile, TraceError
+from sim.workload.files import display, open_data_file, quote, text_lines
 
 BUILTIN_EMPIRICAL = {"philly-runtime": ("philly-runtime", "philly_runtime.csv")}
+MAX_EMPIRICAL_VALUE = 1e15
 
 
 def sample(dist, size: int, rng: np.random.Generator, base_dir: Path | None = None) -> np.ndarray:
@@ -34,30 +36,37 @@ def empirical_values(name: str, base_dir: str = "") -> np.ndarray:
 
     ``philly-runtime`` is Microsoft Philly's job runtimes in seconds (83,154 values, CC-BY-4.0; see
     ``sim/workload/traces/philly-runtime/SOURCE.md``). Zero runtimes are kept: they are real jobs that
-    ended at once (typically failed launches).
+    ended at once (typically failed launches). A file's values (its first column, after the header
+    line) are numbers from 0 to ``MAX_EMPIRICAL_VALUE``.
     """
     if name in BUILTIN_EMPIRICAL:
         folder, file = BUILTIN_EMPIRICAL[name]
-        path = resources.files("sim.workload").joinpath("traces", folder, file)
-        text = path.read_text(encoding="utf-8")
+        path = Path(str(resources.files("sim.workload").joinpath("traces", folder, file)))
         label = f"{folder}/{file}"
     else:
         path = Path(base_dir) / name
-        text = path.read_text(encoding="utf-8")
-        label = str(path)
-    lines = text.splitlines()
-    values = []
-    for row, line in enumerate(lines[1:], start=2):
-        try:
-            value = float(line.split(",")[0])
-        except ValueError:
-            raise TraceError(f"{label}:{row}: expected a number, found {line!r}") from None
-        if not np.isfinite(value) or value < 0:
-            raise TraceError(f"{label}:{row}: expected a finite, non-negative number, found {line!r}")
-        values.append(value)
+        label = display(path)
+    try:
+        with open_data_file(path) as handle:
+            values = [_empirical_value(line, label, row) for row, line in text_lines(handle, label) if row > 1]
+    except MissingDataFile:
+        raise MissingDataFile(f"found {quote(name)}: no such file in {display(base_dir or '.')}; accepted: "
+                              f"{', '.join(BUILTIN_EMPIRICAL)} or the path of a one-column CSV file") from None
     if not values:
         raise TraceError(f"{label}: no values")
     return np.asarray(values)
+
+
+def _empirical_value(line: str, label: str, row: int) -> float:
+    text = line.rstrip("\r\n")
+    try:
+        value = float(text.split(",")[0])
+    except ValueError:
+        raise TraceError(f"{label}:{row}: expected a number, found {quote(text)}") from None
+    if not 0 <= value <= MAX_EMPIRICAL_VALUE:  # also refuses NaN and infinities
+        raise TraceError(f"{label}:{row}: expected a number from 0 to {MAX_EMPIRICAL_VALUE:g} "
+                         f"(beyond any job's run time in seconds or work in samples), found {quote(text)}")
+    return value
 
 
 def mean(dist, base_dir: Path | None = None) -> float:

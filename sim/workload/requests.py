@@ -13,8 +13,10 @@ copy            int      which superposed copy (0 for the original; see ``scale_
 ==============  =======  ===========================================================
 
 Readers: ``azure-llm-2023`` (Splitwise, ISCA'24: ``TIMESTAMP,ContextTokens,GeneratedTokens``) and
-``mooncake`` (FAST'25 JSON lines: ``timestamp`` in ms, ``input_length``, ``output_length``). A malformed
-row raises ``TraceError`` naming the file, the row and the column. Nothing here knows the engine.
+``mooncake`` (FAST'25 JSON lines: ``timestamp`` in ms, ``input_length``, ``output_length``). The file is
+checked and read as ``sim.workload.files`` describes; token counts are whole numbers from 1 to
+``MAX_TOKENS`` and arrivals lie within ``MAX_TRACE_TIME_S``. A malformed row raises ``TraceError`` naming
+the file, the row and the column. Nothing here knows the engine.
 """
 
 from __future__ import annotations
@@ -27,78 +29,132 @@ import numpy as np
 import pandas as pd
 
 from sim.workload.errors import TraceError
+from sim.workload.files import MAX_TRACE_TIME_S, csv_header, csv_records, display, open_data_file, quote, text_lines
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+AZURE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+MAX_TOKENS = 10_000_000
+TOKENS_ACCEPTED = f"at most {MAX_TOKENS:,} tokens (longer than any model's context window)"
+MAX_TIMESTAMP_MS = MAX_TRACE_TIME_S * 1000
 
 
 def read_azure_llm(path: Path, limit: int | None = None) -> pd.DataFrame:
-    """Read an Azure LLM inference trace CSV (``AzureLLMInferenceTrace_{code,conv}.csv``).
+    """Read an Azure LLM inference trace CSV (``AzureLLMInferenceTrace_{code,conv}.csv``), its first
+    ``limit`` requests if given.
 
-    Timestamps carry 7 fractional digits (100 ns); they are parsed to the nanosecond, vectorised. A row
-    that does not parse is reported with its file and row (1-based line, header = line 1).
+    Timestamps carry 7 fractional digits (100 ns); they are parsed to the nanosecond, vectorised, and
+    must span at most ``MAX_TRACE_TIME_S``. Token counts are whole numbers from 1 to ``MAX_TOKENS``. A
+    value that does not parse is reported with its file and row (1-based line, header = line 1).
     """
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=limit)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TraceError(f"{path}: not a readable CSV ({exc})") from None
-    missing = [c for c in AZURE_COLUMNS if c not in table.columns]
-    if missing:
-        raise TraceError(f"{path}:1: missing column(s) {', '.join(missing)}; expected {', '.join(AZURE_COLUMNS)}")
-    stamps = pd.to_datetime(table["TIMESTAMP"].str.strip(), format="%Y-%m-%d %H:%M:%S.%f", errors="coerce")
+    label = display(path)
+    stamps, prompts, outputs, lines = [], [], [], []
+    with open_data_file(path) as handle:
+        records = csv_records(handle, label)
+        header = csv_header(records, label, AZURE_COLUMNS)
+        at = [header.positions[c] for c in AZURE_COLUMNS]
+        for line, fields in records:
+            if limit is not None and len(lines) >= limit:
+                break
+            header.check_width(line, fields)
+            stamps.append(fields[at[0]])
+            prompts.append(fields[at[1]])
+            outputs.append(fields[at[2]])
+            lines.append(line)
+    if not lines:
+        raise TraceError(f"{label}: no requests (the file has a header and no rows)")
+    lines = np.asarray(lines)
+    arrivals = _azure_arrivals(pd.Series(stamps, dtype=object), lines, label)
+    prompts = _token_column(pd.Series(prompts, dtype=object), lines, label, "ContextTokens")
+    outputs = _token_column(pd.Series(outputs, dtype=object), lines, label, "GeneratedTokens")
+    rows = np.arange(1, len(lines) + 1)
+    return _request_table(arrivals, prompts, outputs, rows, label, lines)
+
+
+def _azure_arrivals(column: pd.Series, lines: np.ndarray, label: str) -> np.ndarray:
+    """Seconds since the first request; every timestamp parses and lies within ``MAX_TRACE_TIME_S`` of it."""
+    stamps = pd.to_datetime(column.str.strip(), format=AZURE_TIME_FORMAT, errors="coerce")
     bad = np.flatnonzero(stamps.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
-        raise TraceError(f"{path}:{row + 2}: column 'TIMESTAMP': expected 'YYYY-MM-DD HH:MM:SS.fffffff', "
-                         f"found {table['TIMESTAMP'].iloc[row]!r}")
-    prompts = _token_column(table["ContextTokens"], path, "ContextTokens")
-    outputs = _token_column(table["GeneratedTokens"], path, "GeneratedTokens")
+        raise TraceError(f"{label}:{lines[row]}: column 'TIMESTAMP': expected 'YYYY-MM-DD HH:MM:SS.fffffff', "
+                         f"found {quote(column.iloc[row])}")
     nanoseconds = stamps.to_numpy().astype("datetime64[ns]").astype(np.int64)
-    arrivals = (nanoseconds - nanoseconds[0]) / 1e9 if len(nanoseconds) else np.zeros(0)
-    rows = np.arange(1, len(table) + 1)
-    return _request_table(arrivals, prompts, outputs, rows, path)
+    arrivals = (nanoseconds - nanoseconds[0]) / 1e9
+    late = np.flatnonzero(arrivals > MAX_TRACE_TIME_S)
+    if len(late):
+        row = int(late[0])
+        raise TraceError(f"{label}:{lines[row]}: column 'TIMESTAMP': {arrivals[row]:,.0f} s after the first "
+                         f"request; accepted: at most {MAX_TRACE_TIME_S:,.0f} s (about 32 years)")
+    return arrivals
 
 
-def _token_column(column: pd.Series, path: Path, name: str) -> np.ndarray:
-    """Whole token counts >= 1, vectorised; the first offending row is named (header = line 1)."""
+def _token_column(column: pd.Series, lines: np.ndarray, label: str, name: str) -> np.ndarray:
+    """Whole token counts from 1 to ``MAX_TOKENS``, vectorised; the first offending row is named."""
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values) | (values != np.floor(values)))
     if len(bad):
         row = int(bad[0])
-        raise TraceError(f"{path}:{row + 2}: column {name!r}: expected a whole number of tokens, "
-                         f"found {column.iloc[row]!r}")
+        raise TraceError(f"{label}:{lines[row]}: column {name!r}: expected a whole number of tokens, "
+                         f"found {quote(column.iloc[row])}")
     small = np.flatnonzero(values < 1)
     if len(small):
         row = int(small[0])
-        raise TraceError(f"{path}:{row + 2}: column {name!r}: expected at least 1, found {int(values[row])}")
+        raise TraceError(f"{label}:{lines[row]}: column {name!r}: expected at least 1, found {int(values[row])}")
+    large = np.flatnonzero(values > MAX_TOKENS)
+    if len(large):
+        row = int(large[0])
+        raise TraceError(f"{label}:{lines[row]}: column {name!r}: expected {TOKENS_ACCEPTED}, "
+                         f"found {quote(column.iloc[row])}")
     return values.astype(np.int64)
 
 
 def read_mooncake(path: Path, limit: int | None = None) -> pd.DataFrame:
-    """Read a Mooncake trace (JSON lines with ``timestamp`` [ms], ``input_length``, ``output_length``)."""
+    """Read a Mooncake trace (JSON lines with ``timestamp`` [ms], ``input_length``, ``output_length``), its
+    first ``limit`` requests if given. Timestamps are from 0 to ``MAX_TIMESTAMP_MS``; lengths are whole
+    numbers of tokens from 1 to ``MAX_TOKENS``; blank lines are skipped."""
+    label = display(path)
     arrivals, prompts, outputs, rows = [], [], [], []
-    with open(path, encoding="utf-8") as handle:
-        for row_number, line in enumerate(handle, start=1):
+    with open_data_file(path) as handle:
+        for row_number, line in text_lines(handle, label):
             if limit is not None and len(rows) >= limit:
                 break
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TraceError(f"{path}:{row_number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise TraceError(f"{path}:{row_number}: expected a JSON object, found {type(record).__name__}")
-            for key in ("timestamp", "input_length", "output_length"):
-                if key not in record:
-                    raise TraceError(f"{path}:{row_number}: missing field {key!r}")
-            stamp = record["timestamp"]
-            if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp) or stamp < 0:
-                raise TraceError(f"{path}:{row_number}: field 'timestamp': expected milliseconds >= 0, found {stamp!r}")
-            arrivals.append(stamp / 1000.0)
-            prompts.append(_tokens(record["input_length"], path, row_number, "input_length", minimum=1))
-            outputs.append(_tokens(record["output_length"], path, row_number, "output_length", minimum=1))
+            record = _json_record(line, label, row_number)
+            arrivals.append(_timestamp_s(record["timestamp"], label, row_number))
+            prompts.append(_tokens(record["input_length"], label, row_number, "input_length"))
+            outputs.append(_tokens(record["output_length"], label, row_number, "output_length"))
             rows.append(row_number)
-    return _request_table(arrivals, prompts, outputs, rows, path)
+    if not rows:
+        raise TraceError(f"{label}: no requests (the file has no JSON lines)")
+    return _request_table(arrivals, prompts, outputs, rows, label, rows)
+
+
+def _json_record(line: str, label: str, row_number: int) -> dict:
+    """One JSON object with the three fields a request needs."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"{label}:{row_number}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise TraceError(f"{label}:{row_number}: not valid JSON (nested too deeply)") from None
+    except ValueError:  # an integer literal longer than Python converts (4,300 digits)
+        raise TraceError(f"{label}:{row_number}: not valid JSON (a number with too many digits)") from None
+    if not isinstance(record, dict):
+        raise TraceError(f"{label}:{row_number}: expected a JSON object, found {type(record).__name__}")
+    for key in ("timestamp", "input_length", "output_length"):
+        if key not in record:
+            raise TraceError(f"{label}:{row_number}: missing field {key!r}")
+    return record
+
+
+def _timestamp_s(stamp: object, label: str, row_number: int) -> float:
+    """A Mooncake timestamp [ms] in seconds."""
+    if (isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp)
+            or not 0 <= stamp <= MAX_TIMESTAMP_MS):
+        raise TraceError(f"{label}:{row_number}: field 'timestamp': expected milliseconds from 0 to "
+                         f"{MAX_TIMESTAMP_MS:,.0f} (about 32 years), found {quote(stamp)}")
+    return stamp / 1000.0
 
 
 def scale_requests(requests: pd.DataFrame, scale: float, rng: np.random.Generator) -> pd.DataFrame:
@@ -143,24 +199,26 @@ def scale_requests(requests: pd.DataFrame, scale: float, rng: np.random.Generato
     }, copy=False)
 
 
-def _tokens(value: object, path: Path, row_number: int, column: str, minimum: int) -> int:
-    try:
-        tokens = int(value)
-        if isinstance(value, float) and tokens != value:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise TraceError(f"{path}:{row_number}: column {column!r}: expected a whole number of tokens, "
-                         f"found {value!r}") from None
-    if tokens < minimum:
-        raise TraceError(f"{path}:{row_number}: column {column!r}: expected at least {minimum}, found {tokens}")
-    return tokens
+def _tokens(value: object, label: str, row_number: int, column: str) -> int:
+    """A JSON number that is a whole count of tokens from 1 to ``MAX_TOKENS``."""
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    if not whole:
+        raise TraceError(f"{label}:{row_number}: column {column!r}: expected a whole number of tokens, "
+                         f"found {quote(value)}")
+    if value < 1:
+        raise TraceError(f"{label}:{row_number}: column {column!r}: expected at least 1, found {quote(value)}")
+    if value > MAX_TOKENS:
+        raise TraceError(f"{label}:{row_number}: column {column!r}: expected {TOKENS_ACCEPTED}, found {quote(value)}")
+    return int(value)
 
 
-def _request_table(arrivals, prompts, outputs, rows, path) -> pd.DataFrame:
+def _request_table(arrivals, prompts, outputs, rows, label: str, lines) -> pd.DataFrame:
+    """The request table; ``lines`` are the file lines of the rows, to name one that goes back in time."""
     arrival = np.asarray(arrivals, dtype=np.float64)
-    if len(arrival) > 1 and np.any(np.diff(arrival) < 0):
-        first_bad = int(np.flatnonzero(np.diff(arrival) < 0)[0]) + 1
-        raise TraceError(f"{path}: row {rows[first_bad]}: arrivals must not go back in time")
+    back = np.flatnonzero(np.diff(arrival) < 0)
+    if len(back):
+        raise TraceError(f"{label}:{lines[int(back[0]) + 1]}: arrivals must not go back in time")
     return pd.DataFrame({
         "arrival_s": arrival,
         "prompt_tokens": np.asarray(prompts, dtype=np.int64),
