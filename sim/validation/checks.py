@@ -110,8 +110,17 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
         add(("outputs", "timeseries_interval"),
             f"found {scenario.outputs.timeseries_interval:g} s: that is {bins:.3g} bins over the horizon; "
             f"accepted: at least {scenario.duration / MAX_TIMESERIES_BINS:.3g} s")
+    _check_warmup(scenario, add)
     _check_feasibility(scenario, catalog, add)
     return problems
+
+
+def _check_warmup(scenario, add) -> None:
+    """A warm-up must end before the horizon, or no job would count in the JCT statistics."""
+    warmup, horizon = scenario.outputs.warmup, float(scenario.duration)
+    if warmup >= horizon:
+        add(("outputs", "warmup"), f"found {warmup:g} s: no job could arrive after it within the run's duration "
+                                   f"of {horizon:g} s; accepted: a warm-up shorter than duration")
 
 
 def _check_fleet(scenario, catalog, add) -> None:
