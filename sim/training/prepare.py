@@ -1,13 +1,15 @@
-"""Turn a job table and a fleet into the arrays the engine runs on.
+"""Turn a job table and a fleet into the arrays the cluster (``sim.training.cluster``) runs on.
 
 Done once per run, vectorised: every job's run time on every pool (the roofline kernel), which pools
-may take it (stack, porting, memory, gang size, allowed accelerator types), and a reason for every job
-that no pool can take. The engine then only looks numbers up.
+may take it (stack, porting, memory, gang size, allowed accelerator types, and the site power cap: a
+job that alone, on an otherwise idle site, would exceed it), the job's *shape* for the wait queue, and a
+reason for every job that no pool can take. The cluster then only looks numbers up.
 
-Run time of a job on pool p:
+Run time of a job on pool p [s] (infinite where p cannot take the job):
 * work-based (``samples``): the kernel's roofline time on p;
 * time-based with a ``reference_accelerator`` r: ``duration_s · step_p / step_r``, the throughput ratio
-  of the job's model between the two chips (from peak FLOP/s × efficiency when the model is unknown);
+  of the job's model between the two chips (from peak FLOP/s × efficiency when the model is unknown or
+  does not fit on r); a zero-length job takes 0 s wherever its stack runs;
 * time-based without reference: ``duration_s`` on every chip (wall-clock-bound jobs, e.g. trace pods).
 """
 
