@@ -68,7 +68,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips)
         peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips)
-        summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome)
+        summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome,
+                                  warmup_s=scenario.outputs.warmup)
         summary["inference"] = serving.summaries()
         requests = serving.requests_table()
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,

@@ -89,8 +89,8 @@ def test_stack_decides_where_a_job_may_run(base, tmp_path):
     base["workloads"]["training"]["generator"].update(stacks={"cuda": 0.5, "xla": 0.5})
     jobs = sim.run(scenario_from(base, tmp_path)).jobs
     placed = jobs[jobs["pool"] != ""]
-    assert (placed.loc[placed["stack"] == "cuda", "pool"] == "gpu").all()
-    assert (placed.loc[placed["stack"] == "xla", "pool"] == "tpu").all()
+    assert (placed.loc[placed["software_stack"] == "cuda", "pool"] == "gpu").all()
+    assert (placed.loc[placed["software_stack"] == "xla", "pool"] == "tpu").all()
 
 
 def test_porting_grants_a_foreign_stack(base, tmp_path):

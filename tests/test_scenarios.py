@@ -23,6 +23,7 @@ def test_there_are_scenarios():
     assert {"classroom-hetero", "alibaba-gpu-replay", "llm-serving-azure", "shared-pool-day"} <= names
 
 
+@pytest.mark.filterwarnings("error")  # no numpy (or other) warning reaches a user of a ready scenario
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_scenario_validates_and_runs(path, request):
     text = path.read_text()

@@ -13,7 +13,6 @@ import pandas as pd
 
 from sim.fleet import Fleet
 from sim.results.series import bin_edges, binned_mean, interval_events, step_max
-from sim.scenario.units import date_at
 from sim.stats import percentile_summary as _stats
 from sim.workload.jobs import busy_chip_equivalents
 
@@ -34,7 +33,7 @@ def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet) -> pd.DataFrame:
         "accelerator": accel_names[pool],
         "chips": jobs["chips"].to_numpy(),
         "chip_share": jobs["chip_share"].to_numpy(),
-        "stack": jobs["stack"].to_numpy(),
+        "software_stack": jobs["stack"].to_numpy(),
         "model": jobs["model"].to_numpy(),
         "state": outcome["state"],
         "reason": outcome["reason"],
@@ -70,7 +69,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     start, end, pool_of = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
     busy_weight = _busy_weight(jobs)
     runs = _runs(outcome, busy_weight)
-    data = {"time_s": edges[:-1], "datetime": [date_at(start_date, t).isoformat() for t in edges[:-1]]}
+    data = {"time_s": edges[:-1], "datetime": bin_datetimes(start_date, edges[:-1])}
     it_power = np.zeros(len(edges) - 1)
     by_accel: dict[str, list] = {}
     training_on_shared: dict[str, np.ndarray] = {}
@@ -112,6 +111,25 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     data["it_power_kw"] = it_power / 1e3
     data["facility_power_kw"] = it_power * fleet.site.pue / 1e3
     return pd.DataFrame(data)
+
+
+def bin_datetimes(start_date, times_s: np.ndarray) -> np.ndarray:
+    """Calendar time of each ``times_s`` [s] after the scenario start, as datetime64 to the microsecond
+    (a pandas datetime column; ``sim.scenario.units.date_at`` vectorised)."""
+    offsets = np.round(np.asarray(times_s, dtype=np.float64) * 1e6).astype("timedelta64[us]")
+    return np.datetime64(start_date, "us") + offsets
+
+
+def iso_datetimes(series: pd.DataFrame) -> pd.DataFrame:
+    """The time series with its ``datetime`` column as ISO 8601 text (``2026-01-05T13:00:00``, with
+    microseconds only when a bin starts inside a second), as ``timeseries.csv`` stores it."""
+    values = series["datetime"].to_numpy().astype("datetime64[us]")
+    seconds = values.astype("datetime64[s]")
+    if (values == seconds).all():
+        text = np.datetime_as_string(seconds, unit="s")
+    else:
+        text = np.array([date.isoformat() for date in values.astype(object)], dtype=object)
+    return series.assign(datetime=text)
 
 
 def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float,
@@ -161,15 +179,20 @@ def _busy_weight(jobs: pd.DataFrame) -> np.ndarray:
 
 
 def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_s: float,
-            peak_it_w: float, outcome: dict | None = None) -> dict:
+            peak_it_w: float, outcome: dict | None = None, warmup_s: float = 0.0) -> dict:
     """The run's headline numbers (see the README's output section for each key); with a shared pool,
-    also ``training`` (preemption and deferral counts) and ``shared_pools``."""
+    also ``training`` (preemption and deferral counts) and ``shared_pools``.
+
+    JCT and queue-wait statistics count only jobs arriving at or after ``warmup_s`` [s];
+    ``jct_s_counts`` says how many submitted jobs they leave out and why."""
     state = jobs_out["state"].to_numpy()
     counts = {s: int((state == s).sum()) for s in STATES}
     beyond = int((state == "beyond-horizon").sum())
     reasons = jobs_out.loc[state == "rejected", "reason"].str.split(" (", n=1, regex=False).str[0]
-    done = jobs_out[state == "completed"]
-    started = jobs_out[~np.isnan(jobs_out["start_s"].to_numpy())]
+    measured = jobs_out[jobs_out["arrival_s"].to_numpy() >= warmup_s]
+    measured_state = measured["state"].to_numpy()
+    done = measured[measured_state == "completed"]
+    started = measured[~np.isnan(measured["start_s"].to_numpy())]
     still_waiting = jobs_out[state == "queued"]
     widths = np.diff(np.append(series["time_s"].to_numpy(), horizon_s))
     site = fleet.site
@@ -193,6 +216,8 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
                  "beyond_horizon": beyond,
                  "rejected_by_reason": {str(k): int(v) for k, v in reasons.value_counts().sort_index().items()}},
         "jct_s": _stats((done["end_s"] - done["arrival_s"]).to_numpy()),
+        "jct_s_counts": jct_counts(state, jobs_out["arrival_s"].to_numpy(), warmup_s),
+        "jct_s_lower_bound": _stats(jct_lower_bound_s(measured, horizon_s)),
         "jct_s_by_accelerator": jct_by_accel,
         "queue_wait_s": _stats((started["start_s"] - started["arrival_s"]).to_numpy()),
         "still_queued_wait_s": _stats((horizon_s - still_waiting["arrival_s"]).to_numpy()),
@@ -211,6 +236,30 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         out["training"] = _preemption_summary(jobs_out, outcome)
         out["shared_pools"] = _shared_pool_summary(series, fleet, horizon_s, widths)
     return out
+
+
+def jct_counts(state: np.ndarray, arrival_s: np.ndarray, warmup_s: float) -> dict[str, int]:
+    """Every submitted job once: ``included`` in the JCT statistics (completed, arrived at or after the
+    warm-up), or why not — arrived during the warm-up, or (arrived after it) still running, still queued
+    at the horizon, or rejected. The five add up to ``jobs.submitted``."""
+    submitted = state != "beyond-horizon"
+    after = submitted & (arrival_s >= warmup_s)
+    return {"included": int((after & (state == "completed")).sum()),
+            "before_warmup": int((submitted & ~after).sum()),
+            "still_running": int((after & (state == "running")).sum()),
+            "still_queued": int((after & (state == "queued")).sum()),
+            "rejected": int((after & (state == "rejected")).sum())}
+
+
+def jct_lower_bound_s(measured: pd.DataFrame, horizon_s: float) -> np.ndarray:
+    """JCT [s] of the completed jobs, and ``horizon − arrival`` of those still running or queued (their JCT
+    is at least that): each statistic of these values is a lower bound on the same statistic of the
+    jobs' true JCT, which a longer run would show. Rejected jobs have no JCT and are left out."""
+    state = measured["state"].to_numpy()
+    arrival = measured["arrival_s"].to_numpy()
+    done = state == "completed"
+    censored = (state == "running") | (state == "queued")
+    return np.concatenate((measured["end_s"].to_numpy()[done] - arrival[done], horizon_s - arrival[censored]))
 
 
 def _preemption_summary(jobs_out: pd.DataFrame, outcome: dict | None) -> dict:

@@ -81,7 +81,7 @@ class _Run:
         horizon = float(results.summary["horizon_s"])
         accels = sorted(c.split(".", 1)[1] for c in ts.columns if c.startswith("utilization."))
         return cls(name=results.manifest.get("scenario", ""),
-                   start=float(mdates.date2num(dt.datetime.fromisoformat(ts["datetime"].iloc[0]))),
+                   start=float(mdates.date2num(dt.datetime.fromisoformat(str(ts["datetime"].iloc[0])))),
                    horizon_s=horizon, edges_s=np.append(ts["time_s"].to_numpy(dtype=np.float64), horizon),
                    colours={a: ACCELERATOR_COLOURS[i % len(ACCELERATOR_COLOURS)] for i, a in enumerate(accels)})
 

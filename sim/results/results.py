@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.results.compute import iso_datetimes
 from sim.results.output_folder import write_run
 
 
@@ -44,7 +45,7 @@ class Results:
         (out / "summary.json").write_text(json_text(self.summary), encoding="utf-8")
         (out / "manifest.json").write_text(json_text(self.manifest), encoding="utf-8")
         self.jobs.to_csv(out / "jobs.csv", index=False)
-        self.timeseries.to_csv(out / "timeseries.csv", index=False)
+        iso_datetimes(self.timeseries).to_csv(out / "timeseries.csv", index=False)  # datetime as ISO text
         if self.requests is not None and self.scenario is not None and self.scenario.outputs.requests_csv:
             sampled_rows(self.requests, self.scenario.outputs.requests_csv_fraction).to_csv(
                 out / "requests.csv", index=False)

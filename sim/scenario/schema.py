@@ -143,6 +143,8 @@ class Outputs(Strict):
     timeseries_interval: DurationS = Field(
         3600.0, gt=0, description="time-series bin width [s or '1h']; at most 1e6 bins")
     plots: bool = Field(True, description="write PNG plots with the results")
+    warmup: DurationS = Field(0.0, ge=0, description="jobs arriving before this time are left out of the JCT and "
+                                                     "queue-wait statistics (the empty-cluster start) [s or '1d']")
     requests_csv: bool = Field(False, description="write one row per inference request (large for big runs)")
     requests_csv_fraction: float = Field(
         1.0, gt=0, le=1, description="share of the request rows written, a systematic sample in arrival order "

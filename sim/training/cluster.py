@@ -4,16 +4,17 @@ Events happen only when state changes: a job arrives, a job completes, a pool co
 inference replica group on a shared pool scales (``sim.training.sharing``). At each such instant the
 process settles completions first (freeing chips), then pools coming online, then inference scale-downs
 and scale-ups (which may preempt training), then admits arrivals, then asks the scheduler policy to
-start what it can; then it sleeps until the next instant. When no other SimPy
-process has an event before that instant, the cluster fast-forwards its own clock instead of a SimPy
-round trip (nothing else could observe the time in between); otherwise it yields a timeout, so other
-processes (facility, supply chain, failures) interleave in time order. There is no fixed time
-step and no process per job or per device: pools are counted per scale-up domain
-(``sim.fleet.allocation``), running jobs sit in one heap keyed by completion time.
+start what it can; then it sleeps until the next instant. The cluster is the only SimPy process of a
+run (serving is computed before training, ``sim.serving.stage``, and reaches it only as the shared
+pools' reservation schedule), so it normally fast-forwards its own clock instead of a SimPy round trip;
+it yields a timeout only when another process has an event first. There is no fixed time step and no
+process per job or per device: pools are counted per scale-up domain (``sim.fleet.allocation``), running
+jobs sit in one heap keyed by completion time.
 
 Site power: with a cap, a job starts only if the site's committed facility power — idle power of every
-chip (online or still to come) plus the full-load increment of every busy chip, times PUE — stays
-within the cap. This is admission control; throttling running jobs comes with the facility model.
+chip (online or still to come), the full-load increment of every inference replica's chips
+(``Fleet.committed_floor_w``) and of every chip busy with training, times PUE — stays within the cap.
+This is admission control only: running jobs are never throttled or stopped for power.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""Turn a job table and a fleet into the arrays the engine runs on.
+"""Turn a job table and a fleet into the arrays the cluster (``sim.training.cluster``) runs on.
 
 Done once per run, vectorised: every job's run time on every pool (the roofline kernel), which pools
-may take it (stack, porting, memory, gang size, allowed accelerator types), and a reason for every job
-that no pool can take. The engine then only looks numbers up.
+may take it (stack, porting, memory, gang size, allowed accelerator types, and the site power cap: a
+job that alone, on an otherwise idle site, would exceed it), the job's *shape* for the wait queue, and a
+reason for every job that no pool can take. The cluster then only looks numbers up.
 
-Run time of a job on pool p:
+Run time of a job on pool p [s] (infinite where p cannot take the job):
 * work-based (``samples``): the kernel's roofline time on p;
 * time-based with a ``reference_accelerator`` r: ``duration_s · step_p / step_r``, the throughput ratio
-  of the job's model between the two chips (from peak FLOP/s × efficiency when the model is unknown);
+  of the job's model between the two chips (from peak FLOP/s × efficiency when the model is unknown or
+  does not fit on r); a zero-length job takes 0 s wherever its stack runs;
 * time-based without reference: ``duration_s`` on every chip (wall-clock-bound jobs, e.g. trace pods).
 """
 
@@ -100,7 +102,11 @@ def pool_orders(run_time_s: np.ndarray, eligible_mask: np.ndarray,
     """Per job, its eligible pools from fastest to slowest (or cheapest to dearest when per-pool
     prices are given); ties — including jobs that never end (infinite run time) — keep fleet order.
     Computed once, vectorised, for objective-driven policies."""
-    key = run_time_s if usd_per_chip_second is None else run_time_s * usd_per_chip_second[None, :]
+    key = run_time_s
+    if usd_per_chip_second is not None:  # a free chip (price 0) that never finishes the job must not give 0 × inf
+        prices = np.broadcast_to(usd_per_chip_second[None, :], run_time_s.shape)
+        key = np.multiply(run_time_s, prices, out=np.full(run_time_s.shape, np.inf),
+                          where=np.isfinite(run_time_s) | (prices > 0))
     # ineligible pools sort after every eligible one, even after eligible pools with an infinite key
     largest = np.finfo(np.float64).max
     rank = np.where(eligible_mask, np.nan_to_num(key, nan=largest, posinf=largest), np.inf)
@@ -201,7 +207,10 @@ def _run_times(jobs, fleet, catalog, efficiency, porting):
             continue
         rows = np.flatnonzero(time_based & (refs == ref))
         ratio = _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency, pools, porting)
-        duration[rows] = measured[rows, None] * ratio
+        # an infinite ratio is a pool with no throughput for the job (its stack does not run there): the
+        # job never runs on it, even a zero-length one (Philly has some), so 0 × inf must not make a NaN
+        duration[rows] = np.multiply(measured[rows, None], ratio, out=np.full(ratio.shape, np.inf),
+                                     where=np.isfinite(ratio))
     return duration, status
 
 

@@ -20,9 +20,9 @@ The cluster applies the reservation schedule of ``sim.serving.autoscale`` as its
   when a scale-up placed a replica there in chips that were free (no preemption was needed): inference
   took capacity that job was waiting for. It is not a claim that the job would have started.
 
-Placing replicas of different sizes on one pool in an order other than validation's can fragment its
-domains; if a replica cannot be placed even with every training job of the pool preempted, the run
-stops with an error naming the time and pool.
+Validation allows one replica size per shared pool (``sim.validation.checks``), so a replica always fits
+where another one left; should a replica still find no room with every training job of the pool
+preempted, the run stops with an error naming the time and pool.
 """
 
 from __future__ import annotations

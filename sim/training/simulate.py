@@ -1,4 +1,4 @@
-"""Run the engine: a fresh SimPy environment, the cluster process and its scheduler, to the horizon."""
+"""Run training: a fresh SimPy environment, the cluster process and its scheduler, to the horizon."""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ same resolved fleet the engine will use, so they cannot disagree with the simula
 
 from __future__ import annotations
 
+import math
+
 from sim.catalog import STACKS, AcceleratorSpec, builtin_catalog
 from sim.scenario.errors import Problem, format_path, suggest
 from sim.scenario.schema import Scenario
@@ -107,8 +109,17 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
         add(("outputs", "timeseries_interval"),
             f"found {scenario.outputs.timeseries_interval:g} s: that is {bins:.3g} bins over the horizon; "
             f"accepted: at least {scenario.duration / MAX_TIMESERIES_BINS:.3g} s")
+    _check_warmup(scenario, add)
     _check_feasibility(scenario, catalog, add)
     return problems
+
+
+def _check_warmup(scenario, add) -> None:
+    """A warm-up must end before the horizon, or no job would count in the JCT statistics."""
+    warmup, horizon = scenario.outputs.warmup, float(scenario.duration)
+    if warmup >= horizon:
+        add(("outputs", "warmup"), f"found {warmup:g} s: no job could arrive after it within the run's duration "
+                                   f"of {horizon:g} s; accepted: a warm-up shorter than duration")
 
 
 def _check_fleet(scenario, catalog, add) -> None:
@@ -334,6 +345,33 @@ def _check_feasibility(scenario, catalog, add) -> None:
             add(("site", "power_cap_mw"),
                 f"found {site.power_cap_w / 1e6:g} MW: the fleet's idle power alone is "
                 f"{idle_w / 1e6:.3g} MW at PUE {site.pue:g}; accepted: a cap above that, or a smaller fleet")
+        else:
+            _check_replica_power(scenario, pools, site, idle_w, add)
+
+
+def _check_replica_power(scenario, pools, site, idle_w: float, add) -> None:
+    """Inference replicas at full load, with every other chip idle, stay within the site cap: the same
+    floor that training admission reserves (``Fleet.committed_floor_w``). Nothing caps serving's power
+    while the run goes on, so a fleet above it would draw more than the cap. Reported at the service
+    whose replicas (counted in file order) first take the site over the cap."""
+    from sim.fleet.build import within_cap
+
+    index = {pool.name: pool for pool in pools}
+    draw_w, over = idle_w, None
+    for s, service in enumerate(scenario.workloads.inference):
+        for group in service.replicas:
+            pool = index.get(group.pool)
+            if pool is None:
+                return  # an unknown pool is reported by _check_inference
+            increment_w = (pool.busy_w_with_server - pool.idle_w_with_server) * site.pue  # idle to full load
+            draw_w += group.count * group.chips_per_replica * increment_w
+        if over is None and not within_cap(draw_w, site.power_cap_w):
+            over = s
+    if over is not None:
+        add(("workloads", "inference", over, "replicas"),
+            f"the inference replicas draw {draw_w / 1e6:.4g} MW at full load with the fleet's idle power "
+            f"(PUE {site.pue:g}), above the site cap of {site.power_cap_w / 1e6:g} MW (serving is not capped "
+            f"while it runs); accepted: fewer replicas, or power_cap_mw >= {math.ceil(draw_w / 100) / 1e4:g}")
 
 
 def _check_reservations(scenario, pools, add) -> None:

@@ -150,8 +150,9 @@ def _per_request(lengths: Lengths) -> dict[str, np.ndarray]:
 def _share_meeting_backlog(before, after, arrival_per_s, group_rate, widths) -> np.ndarray:
     """Share of each bin's time (and arrivals) with a backlog: all of it when the bin ends with one; the
     drain time ``before / (capacity − arrival rate)`` when the bin clears the backlog it started with."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        drain = np.where(before > 0, before / np.maximum(group_rate - arrival_per_s, 1e-300), 0.0)
+    spare = group_rate - arrival_per_s
+    # only a bin with spare capacity can drain; elsewhere the backlog takes the whole bin (no 1/0 overflow)
+    drain = np.divide(before, spare, out=np.where(before > 0, widths, 0.0), where=(before > 0) & (spare > 0))
     return np.where(after > 0, 1.0, np.clip(drain / widths, 0.0, 1.0))
 
 
