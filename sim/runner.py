@@ -71,6 +71,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome,
                                   warmup_s=scenario.outputs.warmup)
         summary["inference"] = serving.summaries()
+        summary["scenario"] = {"name": scenario.name, "description": scenario.description.strip()}
         requests = serving.requests_table()
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))

@@ -30,6 +30,7 @@ def test_scenario_validates_and_runs(path, request):
     assert text.startswith("#"), "a ready scenario opens with a comment saying what question it answers"
     scenario = sim.load(path)
     assert scenario.name == path.stem
+    assert scenario.description.strip(), "a ready scenario says what it shows in its description"
     results = sim.run(scenario)
     jobs = results.summary["jobs"]
     assert jobs["completed"] > 0 or results.summary["inference"]
@@ -37,6 +38,7 @@ def test_scenario_validates_and_runs(path, request):
     for service in results.summary["inference"].values():
         r = service["requests"]
         assert r["completed"] > 0 and r["offered"] == r["completed"] + r["rejected"] + r["unfinished"]
+    assert results.summary["scenario"] == {"name": scenario.name, "description": scenario.description.strip()}
     check_golden(path.stem, results.summary, request.config.getoption("--update-golden"))
 
 

@@ -69,7 +69,7 @@ class Results:
         lines = [
             f"jobs       submitted {j['submitted']}  completed {j['completed']}  running {j['running']}  "
             f"queued {j['queued']}  rejected {j['rejected']}  beyond horizon {j['beyond_horizon']}",
-            f"JCT        {_stat_line(s['jct_s'])}",
+            f"JCT        {_stat_line(s['jct_s'])}" + _censoring(s.get("jct_s_counts")),
             f"queue wait {_stat_line(s['queue_wait_s'])}",
             f"still wait {j['queued']} jobs queued at the end"
             + (f", waiting since arrival: {_stat_line(s['still_queued_wait_s'])}" if j["queued"] else ""),
@@ -124,6 +124,14 @@ def _days(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     return f"{seconds / 86400:g} d" if seconds >= 86400 else f"{seconds / 3600:g} h"
+
+
+def _censoring(counts: dict | None) -> str:
+    """What the JCT figures leave out: ``  (over 512 completed jobs; left out: 40 still queued, …)``."""
+    if not counts:
+        return ""
+    left = [f"{n} {why.replace('_', ' ')}" for why, n in counts.items() if why != "included" and n]
+    return f"  (over {counts['included']} completed jobs" + (f"; left out: {', '.join(left)})" if left else ")")
 
 
 def _stat_line(stats: dict) -> str:
