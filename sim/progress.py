@@ -52,8 +52,13 @@ class Progress:
 
 
 def kernels_need_compiling(numba_enabled: bool) -> bool:
-    """Whether the serving kernels have no Numba cache yet (the first run compiles them, tens of seconds)."""
+    """Whether the serving kernel has no Numba cache yet, beside the code or under ``NUMBA_CACHE_DIR``
+    (the first run compiles the kernels, tens of seconds)."""
     if not numba_enabled:
         return False
-    cache = Path(__file__).parent / "kernels" / "__pycache__"
-    return not any(cache.glob("serving_compiled.serve_llm-*.nbi"))
+    from numba.core import config
+
+    folders = [Path(__file__).parent / "kernels" / "__pycache__"]
+    if config.CACHE_DIR:
+        folders.append(Path(config.CACHE_DIR))
+    return not any(any(folder.rglob("serving_compiled.serve_llm-*.nbi")) for folder in folders if folder.is_dir())
