@@ -56,7 +56,7 @@ def main() -> None:
         replicas = max(1, int(np.ceil(0.45 * scale)))
         arrival = requests["arrival_s"].to_numpy()
         start = time.perf_counter()
-        status, _, first, _, _, _ = run(requests, replicas, params, float(arrival[-1]) + 3600.0)
+        status, _, first, *_ = run(requests, replicas, params, float(arrival[-1]) + 3600.0)
         wall = time.perf_counter() - start
         done = status == 0
         ttft = np.median(first[done] - arrival[done])

@@ -75,11 +75,15 @@ def test_compiled_matches_reference(seed):
 @pytest.mark.parametrize("seed", range(12))
 def test_every_request_accounted_and_kv_within_capacity(seed):
     arrival, prompt, output, groups, kwargs = random_case(seed)
-    status, replica, first, finish, kv_peak, busy = serve(serving_compiled.serve_llm, arrival, prompt, output,
-                                                          groups, **kwargs)
+    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s = serve(
+        serving_compiled.serve_llm, arrival, prompt, output, groups, **kwargs)
     horizon_s, bin_width_s = kwargs["horizon_s"], kwargs["bin_width_s"]
     replica_int, _ = replica_tables(groups)
     capacity = replica_int[:, 2]
+    busy_s = busy.sum(axis=1)
+    # while iterating a replica runs 1..max_seqs requests and holds at most its KV capacity
+    assert (batch_seq_s >= busy_s * (1 - 1e-9)).all() and (batch_seq_s <= replica_int[:, 1] * busy_s * (1 + 1e-9)).all()
+    assert (kv_token_s >= 0).all() and (kv_token_s <= kv_peak * busy_s * (1 + 1e-9)).all()
     assert (busy >= 0).all() and (busy.sum(axis=1) <= horizon_s + 1e-9).all()
     assert (busy <= bin_width_s + 1e-9).all()
     assert set(np.unique(status)) <= {DONE, UNFINISHED, REJECTED, NOT_OFFERED}
@@ -103,9 +107,13 @@ def test_every_request_accounted_and_kv_within_capacity(seed):
 def test_lone_request_takes_the_roofline_time():
     arrival, prompt, output = np.array([1.0]), np.array([2000], dtype=np.int64), np.array([5], dtype=np.int64)
     groups = one_group(1, token_budget=4096, max_seqs=8, kv_capacity_tokens=100000, chunked_prefill=False)
-    status, _, first, finish, _, busy = serve(serving_reference.serve_llm, arrival, prompt, output, groups,
-                                              horizon_s=100.0, bin_width_s=0.01)
+    status, _, first, finish, _, busy, *_ = serve(serving_reference.serve_llm, arrival, prompt, output, groups,
+                                                  horizon_s=100.0, bin_width_s=0.01)
     assert busy.sum() == pytest.approx(finish[0] - arrival[0], rel=1e-12)  # busy exactly while serving it
+    _, _, _, _, _, _, batch_seq_s, kv_token_s = serve(serving_reference.serve_llm, arrival, prompt, output, groups,
+                                                      horizon_s=100.0, bin_width_s=0.01)
+    assert batch_seq_s[0] == pytest.approx(busy.sum(), rel=1e-12)  # a batch of one, all the time it is busy
+    assert kv_token_s[0] == pytest.approx(2005 * busy.sum(), rel=1e-12)  # reserving prompt + output throughout
     assert busy[0, :100].sum() == 0  # nothing before the arrival at t = 1 s
     p = H100_LIKE
     prefill_compute_s = p["flop_per_token"] * 2000 / p["flops_per_s"]
@@ -161,7 +169,7 @@ def test_central_queue_matches_erlang_c():
     groups = [(servers, dict(token_budget=10**9, max_seqs=1, kv_capacity_tokens=10**9, chunked_prefill=False,
                              flop_per_token=1.0, flops_per_s=tokens_per_s, weight_bytes=0.0, kv_bytes_per_token=0.0,
                              bytes_per_s=1.0, overhead_s=0.0))]
-    status, _, first, _, _, _ = serve(serving_compiled.serve_llm, arrival, prompt, output, groups,
+    status, _, first, *_ = serve(serving_compiled.serve_llm, arrival, prompt, output, groups,
                                       router=ROUTER_CENTRAL, horizon_s=arrival[-1] + 1e4)
     assert (status == DONE).all()
     wait = first - arrival - prompt / tokens_per_s
@@ -209,8 +217,8 @@ def test_switched_off_replica_takes_no_new_request_but_finishes_its_own():
     off_at = 3.0
     switches = (np.array([off_at]), np.array([1], dtype=np.int64), np.array([False]))
     for router in (0, 1, 2, ROUTER_CENTRAL):
-        status, replica, first, finish, _, busy = serve(serving_compiled.serve_llm, arrival, prompt, output, groups,
-                                                        router=router, switches=switches, bin_width_s=1.0)
+        status, replica, first, finish, _, busy, *_ = serve(serving_compiled.serve_llm, arrival, prompt, output,
+                                                            groups, router=router, switches=switches, bin_width_s=1.0)
         assert (status == DONE).all()
         assert (replica[arrival >= off_at] == 0).all()
         assert (replica[arrival < off_at] == 1).any()

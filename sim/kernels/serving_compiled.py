@@ -60,6 +60,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     first_token = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     kv_peak = np.zeros(n_replicas, dtype=np.int64)
+    batch_seq_s = np.zeros(n_replicas)
+    kv_token_s = np.zeros(n_replicas)
     prefilled = np.zeros(n, dtype=np.int64)
     chunk = np.zeros(n, dtype=np.int64)
     queue_next = np.full(n, -1, dtype=np.int64)
@@ -156,6 +158,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                    iteration_s)
             if busy[r]:
                 _add_busy(busy_s, r, t_end, iteration_end[r], horizon_s, bin_width_s)
+                _add_occupancy(batch_seq_s, kv_token_s, r, t_end, iteration_end[r], horizon_s,
+                               n_prefilling[r] + n_decoding[r], kv_used[r])
             _tree_update(tree, leaves, iteration_end, r)
             continue
         if t_switch <= t_arrival:
@@ -170,6 +174,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                        work, pending_prefill, iteration_s)
                 if busy[r]:
                     _add_busy(busy_s, r, t_switch, iteration_end[r], horizon_s, bin_width_s)
+                    _add_occupancy(batch_seq_s, kv_token_s, r, t_switch, iteration_end[r], horizon_s,
+                                   n_prefilling[r] + n_decoding[r], kv_used[r])
                     _tree_update(tree, leaves, iteration_end, r)
             continue
         any_woken = False
@@ -224,10 +230,12 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                            work, pending_prefill, iteration_s)
                     if busy[r]:
                         _add_busy(busy_s, r, t_arrival, iteration_end[r], horizon_s, bin_width_s)
+                        _add_occupancy(batch_seq_s, kv_token_s, r, t_arrival, iteration_end[r], horizon_s,
+                                       n_prefilling[r] + n_decoding[r], kv_used[r])
                         _tree_update(tree, leaves, iteration_end, r)
     for j in range(i, n):
         status[j] = NOT_OFFERED
-    return status, replica_of, first_token, finish, kv_peak, busy_s
+    return status, replica_of, first_token, finish, kv_peak, busy_s, batch_seq_s, kv_token_s
 
 
 @njit(cache=True)
@@ -427,3 +435,11 @@ def _add_busy(busy_s, r, start_s, end_s, horizon_s, bin_width_s):
             busy_s[r, k] += edge - a
             a = edge
         k += 1
+
+
+@njit(cache=True)
+def _add_occupancy(batch_seq_s, kv_token_s, r, start_s, end_s, horizon_s, running, kv_used):
+    span = min(end_s, horizon_s) - start_s
+    if span > 0:
+        batch_seq_s[r] += running * span
+        kv_token_s[r] += kv_used * span

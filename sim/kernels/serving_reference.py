@@ -61,9 +61,12 @@ arrays (may be empty); ``horizon_s`` and ``bin_width_s`` [s].
 Outputs, in order (length N unless noted): ``status`` (``DONE``, ``UNFINISHED``, ``REJECTED``, or
 ``NOT_OFFERED`` for requests arriving after the horizon; the first three add up to those offered),
 ``replica`` (-1 when never placed), ``first_token_s`` and ``finish_s`` (NaN when not reached),
-``kv_peak_tokens`` (length R: the largest KV reservation ever held) and ``busy_s`` (R × bins of
+``kv_peak_tokens`` (length R: the largest KV reservation ever held), ``busy_s`` (R × bins of
 ``bin_width_s``: seconds each replica spent iterating in each bin, up to the horizon — for power that
-follows load).
+follows load), ``batch_seq_s`` and ``kv_token_s`` (length R: the running requests and the KV tokens
+reserved, each times the length of the iteration they ran in, summed over the replica's iterations up to
+the horizon — divided by its busy seconds, its time-weighted mean batch; divided by its active seconds,
+its mean KV reservation, as a replica holds no KV while idle).
 """
 
 from __future__ import annotations
@@ -164,6 +167,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     first_token = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     kv_peak = np.zeros(n_replicas, dtype=np.int64)
+    batch_seq_s = np.zeros(n_replicas)
+    kv_token_s = np.zeros(n_replicas)
     st = _State(n, n_replicas, replica_int, prompt_tokens)
     central = router == ROUTER_CENTRAL
     seconds_per_token = 1.0 / replica_float[:, F_TOKENS_PER_S]  # least-work's weight per replica
@@ -175,6 +180,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
         _start_iteration(r, t, st, requests, replica_float[r], kv_peak, central)
         if st.iteration_end[r] != math.inf:
             add_busy(busy, r, t, st.iteration_end[r], horizon_s, bin_width_s)
+            add_occupancy(batch_seq_s, kv_token_s, r, t, st.iteration_end[r], horizon_s, len(st.running[r]),
+                          st.kv_used[r])
 
     while True:
         t_arrival = arrival_s[i] if i < n else math.inf
@@ -225,7 +232,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
         for r in sorted(woken):
             start(r, t_arrival)
     status[i:] = NOT_OFFERED
-    return status, replica_of, first_token, finish, kv_peak, busy
+    return status, replica_of, first_token, finish, kv_peak, busy, batch_seq_s, kv_token_s
 
 
 def _candidates(st, need) -> list[int]:
@@ -345,6 +352,15 @@ def add_busy(busy, r, start_s, end_s, horizon_s, bin_width_s):
             busy[r, k] += edge - a
             a = edge
         k += 1
+
+
+def add_occupancy(batch_seq_s, kv_token_s, r, start_s, end_s, horizon_s, running, kv_used):
+    """Add an iteration of replica ``r`` over [start, end), clipped at the horizon, with ``running``
+    requests in its batch and ``kv_used`` KV tokens reserved, to its request-seconds and KV token-seconds."""
+    span = min(end_s, horizon_s) - start_s
+    if span > 0:
+        batch_seq_s[r] += running * span
+        kv_token_s[r] += kv_used * span
 
 
 def kv_capacity_tokens(chips: int, memory_bytes_per_chip: float, weight_bytes: float, kv_bytes_per_token: float,

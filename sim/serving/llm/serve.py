@@ -46,13 +46,14 @@ def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.n
 def serve_requests(service, groups: list[GroupPlan], requests: pd.DataFrame, switches, horizon_s: float,
                    bin_width_s: float) -> dict:
     """Serve one service's requests over its replicas (the router picks among them; only active replicas
-    take new requests): per-request arrays, the group each request went to (-1: never placed), the KV
-    peak and busy chip-seconds per time bin of each group. ``switches`` maps ``(service, group)`` to the
-    autoscaler's ``GroupSwitches``."""
+    take new requests): per-request arrays, the group each request went to (-1: never placed), and per
+    group the KV peak of its fullest replica [tokens], busy chip-seconds per time bin, request-seconds in
+    batches and KV token-seconds (the kernel's ``batch_seq_s`` and ``kv_token_s`` summed over its
+    replicas). ``switches`` maps ``(service, group)`` to the autoscaler's ``GroupSwitches``."""
     replica_int, replica_float = replica_tables([(p.replicas, p.kernel) for p in groups])
     group_of_replica = np.repeat(np.arange(len(groups)), [p.replicas for p in groups])
     slo, headroom = service.slo, service.router.slo_headroom_frac
-    status, replica, first, finish, kv_peak, busy = kernels.serve_llm(
+    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s = kernels.serve_llm(
         requests["arrival_s"].to_numpy(), requests["prompt_tokens"].to_numpy(),
         requests["output_tokens"].to_numpy(), replica_int, replica_float, ROUTERS[service.router.kind],
         slo.ttft_p99_ms / 1e3 * headroom if slo is not None else np.inf,
@@ -64,4 +65,6 @@ def serve_requests(service, groups: list[GroupPlan], requests: pd.DataFrame, swi
         "requests": requests, "group": group_of, "status": status, "first_token_s": first, "finish_s": finish,
         "kv_peak": [int(kv_peak[rows].max()) for rows in per_group],
         "busy_chip_s": [busy[rows].sum(axis=0) * p.chips_per_replica for rows, p in zip(per_group, groups)],
+        "batch_seq_s": [float(batch_seq_s[rows].sum()) for rows in per_group],
+        "kv_token_s": [float(kv_token_s[rows].sum()) for rows in per_group],
         "switches": [None if switches is None else switches.get((p.service, p.group)) for p in groups]}
