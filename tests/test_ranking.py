@@ -165,8 +165,8 @@ def test_requests_add_up_and_both_accelerators_report(feed):
     assert s["latency_s"]["p50"] <= s["latency_s"]["p90"] <= s["latency_s"]["p99"]
     assert 0 < s["slo_attainment"] <= 1 and s["goodput_rps"] <= r["completed"] / 120
     for accel in s["by_accelerator"].values():
-        assert accel["items_per_joule"] > 0 and accel["peak_items_per_s_per_kw"] > 0
-        assert accel["energy_per_1k_requests_kwh"] > 0
+        assert accel["items_per_it_joule"] > 0 and accel["peak_items_per_s_per_kw"] > 0
+        assert accel["it_energy_per_1k_requests_kwh"] > 0
 
 
 def test_peak_perf_per_watt_follows_the_batch_time_model(feed):

@@ -1,12 +1,20 @@
-"""Accounting shared by the serving families: request states, busy fraction, replica time, energy and cost.
+"""Accounting shared by the serving families: request states, busy fraction, replica time, energy, cost and
+headroom.
 
 Energy and cost of a replica group's chips: idle power (with the server share) while a replica is
 active and its pool online, plus the full-load increment while it iterates (busy chip-seconds from
-the kernel); facility energy is IT energy × PUE; chip cost (capex or rental) for every active online
-hour. Chips an autoscaled replica lends to training are charged to no one here.
+the kernel). That is IT energy; facility energy is IT energy × PUE. Cost is chip cost (capex or rental)
+for every active online hour plus the facility energy at the site's electricity price. Chips an
+autoscaled replica lends to training are charged to no one here.
+
+A service's figures, and those of one accelerator type, come from the same per-group amounts
+(``GroupUsage``) summed over the groups in question (``serving_figures``), so the per-type costs per
+token, weighted by the types' tokens, add up to the service's.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,22 +23,29 @@ from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED, UNFINISHE
 STATUS_NAMES = {DONE: "completed", UNFINISHED: "unfinished", REJECTED: "rejected", NOT_OFFERED: "not-offered"}
 
 
+@dataclass(frozen=True)
+class GroupUsage:
+    """One LLM replica group over the run. Every amount adds over groups; the KV peak and capacity do not."""
+
+    chip_s: float             # chip-seconds of active replicas while the pool is online
+    busy_chip_s: float        # chip-seconds iterating
+    busy_replica_s: float     # replica-seconds iterating
+    it_kwh: float             # IT energy of the group's chips [kWh]
+    cost_usd: float           # chip cost of active online hours + facility energy at the site's price [USD]
+    saturation_tokens: float  # output tokens its active replicas give at full batches (sim.serving.headroom)
+    batch_fill_s: float       # busy replica-seconds, each weighted by its batch ÷ batch cap [s]
+    kv_token_s: float         # KV tokens reserved × seconds, summed over replicas [token-s]
+    kv_capacity_token_s: float  # KV capacity × active replica-seconds [token-s]
+    kv_peak_tokens: int       # largest KV reservation of one of its replicas
+    kv_capacity_tokens: int   # KV capacity of one of its replicas
+
+
 def request_counts(status: np.ndarray) -> dict[str, int]:
     """``requests.{offered, completed, rejected, unfinished, not_offered}`` from the kernel's states
     (offered = completed + rejected + unfinished)."""
     return {"offered": int((status != NOT_OFFERED).sum()), "completed": int((status == DONE).sum()),
             "rejected": int((status == REJECTED).sum()), "unfinished": int((status == UNFINISHED).sum()),
             "not_offered": int((status == NOT_OFFERED).sum())}
-
-
-def busy_fraction(groups, busy_chip_s, horizon_s: float, replica_s: list[float] | None = None) -> float:
-    """Busy fraction of the service's replica chips: chip-seconds iterating over chip-seconds of active
-    replicas (the same definition for both fidelities; ``replica_s`` as ``replica_seconds``)."""
-    if replica_s is None:
-        replica_s = [p.replicas * horizon_s for p in groups]
-    active = sum(seconds * p.chips_per_replica for p, seconds in zip(groups, replica_s))
-    # at most 1: a replica switched off drains its last requests after its active time ends
-    return min(1.0, float(sum(float(b.sum()) for b in busy_chip_s) / active)) if active > 0 else 0.0
 
 
 def replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
@@ -46,23 +61,66 @@ def replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
     return out
 
 
-def energy_and_cost(groups, busy_chip_s, fleet, horizon_s: float, tokens: int,
-                    replica_s: list[float] | None = None) -> tuple[float | None, float | None]:
-    """Facility energy [kWh per 1k tokens] and cost [USD per 1M tokens] of the service's replica chips
-    (see the module docstring). ``replica_s`` defaults to every replica for the whole time its pool is
-    online."""
-    if replica_s is None:
-        replica_s = replica_seconds(groups, None, fleet, horizon_s)
-    site = fleet.site
-    energy_kwh = cost_usd = 0.0
-    for plan, busy, seconds in zip(groups, busy_chip_s, replica_s):
-        pool = fleet.pools[plan.pool]
-        chip_hours = seconds * plan.chips_per_replica / 3600.0
-        joules = (chip_hours * 3600.0 * pool.idle_w_with_server
-                  + float(busy.sum()) * (pool.busy_w_with_server - pool.idle_w_with_server))
-        kwh = joules * site.pue / 3.6e6
-        energy_kwh += kwh
-        cost_usd += chip_hours * pool.chip_cost_usd_per_hour + kwh * site.electricity_usd_per_kwh
-    if tokens == 0:
-        return None, None
-    return energy_kwh / tokens * 1e3, cost_usd / tokens * 1e6
+def group_usage(plan, fleet, busy_chip_s: np.ndarray, replica_s: float, saturation_tokens: float,
+                batch_fill_s: float, kv_token_s: float, kv_peak_tokens: int) -> GroupUsage:
+    """A group's ``GroupUsage`` from its plan, busy chip-seconds per bin, active replica-seconds and
+    headroom amounts (energy and cost as in the module docstring)."""
+    pool, site = fleet.pools[plan.pool], fleet.site
+    chip_s = replica_s * plan.chips_per_replica
+    busy = float(busy_chip_s.sum())
+    joules = chip_s * pool.idle_w_with_server + busy * (pool.busy_w_with_server - pool.idle_w_with_server)
+    facility_kwh = joules * site.pue / 3.6e6
+    capacity = int(plan.kernel["kv_capacity_tokens"])
+    return GroupUsage(
+        chip_s=chip_s, busy_chip_s=busy, busy_replica_s=busy / plan.chips_per_replica, it_kwh=joules / 3.6e6,
+        cost_usd=chip_s / 3600.0 * pool.chip_cost_usd_per_hour + facility_kwh * site.electricity_usd_per_kwh,
+        saturation_tokens=saturation_tokens, batch_fill_s=batch_fill_s, kv_token_s=kv_token_s,
+        kv_capacity_token_s=capacity * replica_s, kv_peak_tokens=int(kv_peak_tokens), kv_capacity_tokens=capacity)
+
+
+def serving_figures(usages: list[GroupUsage], tokens: float, horizon_s: float) -> dict:
+    """Energy, cost, busy fraction, headroom and KV figures of some replica groups that produced ``tokens``
+    output tokens over ``horizon_s`` (README, "Outputs"):
+
+    * ``it_energy_per_1k_tokens_kwh`` [kWh of IT energy], ``cost_per_1m_tokens_usd`` (None without tokens);
+    * ``utilization``: busy fraction, chip-seconds iterating ÷ chip-seconds of active replicas (at most 1).
+      A replica iterating with one request in its batch counts as busy, so it reads near 1 well below
+      capacity; the next figures show the headroom;
+    * ``saturation_tokens_per_s``: output tokens/s of the active replicas at full batches of the traffic's
+      mean request (``sim.serving.headroom``), averaged over the horizon; ``load_frac`` = ``tokens_per_s`` ÷
+      it (None when it is 0);
+    * ``mean_batch_occupancy_frac``: time-weighted mean batch of busy replicas ÷ batch cap (None when never
+      busy); it can pass 1 a little when requests shorter than the mean share a KV-limited batch;
+    * ``kv_mean_occupancy_frac``: KV tokens reserved ÷ KV capacity, time-weighted over active replicas;
+    * ``kv_peak_occupancy_frac``: the largest ratio of a group's KV peak to its capacity, and that group's
+      ``kv_peak_tokens`` and ``kv_capacity_tokens`` (so ``kv_peak_tokens <= kv_capacity_tokens``).
+    """
+    cost_usd = sum(u.cost_usd for u in usages)
+    it_kwh = sum(u.it_kwh for u in usages)
+    chip_s = sum(u.chip_s for u in usages)
+    busy_replica_s = sum(u.busy_replica_s for u in usages)
+    saturation = sum(u.saturation_tokens for u in usages)
+    kv_capacity_s = sum(u.kv_capacity_token_s for u in usages)
+    peak = max(usages, key=lambda u: u.kv_peak_tokens / u.kv_capacity_tokens)  # the first of equals
+    return {
+        "it_energy_per_1k_tokens_kwh": it_kwh / tokens * 1e3 if tokens > 0 else None,
+        "cost_per_1m_tokens_usd": cost_usd / tokens * 1e6 if tokens > 0 else None,
+        # at most 1: a replica switched off drains its last requests after its active time ends
+        "utilization": min(1.0, sum(u.busy_chip_s for u in usages) / chip_s) if chip_s > 0 else 0.0,
+        "saturation_tokens_per_s": saturation / horizon_s,
+        "load_frac": tokens / saturation if saturation > 0 else None,
+        "mean_batch_occupancy_frac": (sum(u.batch_fill_s for u in usages) / busy_replica_s
+                                      if busy_replica_s > 0 else None),
+        "kv_mean_occupancy_frac": sum(u.kv_token_s for u in usages) / kv_capacity_s if kv_capacity_s > 0 else 0.0,
+        "kv_peak_occupancy_frac": peak.kv_peak_tokens / peak.kv_capacity_tokens,
+        "kv_peak_tokens": peak.kv_peak_tokens,
+        "kv_capacity_tokens": peak.kv_capacity_tokens,
+    }
+
+
+def groups_by_accelerator(groups, fleet) -> dict[str, list[int]]:
+    """Indices of the replica groups on each accelerator type, types in name order."""
+    by_accel: dict[str, list[int]] = {}
+    for g, plan in enumerate(groups):
+        by_accel.setdefault(fleet.pools[plan.pool].accelerator.id, []).append(g)
+    return dict(sorted(by_accel.items()))

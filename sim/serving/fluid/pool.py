@@ -6,8 +6,8 @@ see each group's replicas idle while another group's queue up, and read the busy
 9 % with two groups of two H100s). So, for balanced routers, groups whose replicas are alike — the same
 kernel parameters (chip, model, limits, KV capacity) and chips per replica — are served as one group
 with their replicas summed (``pool``), and its results are split back by replica share (``split``):
-counts, tokens, busy time, served and backlog per bin, and the weights of the latency components
-(so each group keeps the pooled latency distribution).
+counts, tokens, busy time, served and backlog per bin, the headroom amounts, and the weights of the
+latency components (so each group keeps the pooled latency distribution).
 
 Simplification: groups of different chips (or limits) keep a chain each, at their static share of
 the load (``sim.serving.fluid.split``); their busy fraction still reads low by a few per cent (the
@@ -25,7 +25,7 @@ from sim.serving.fluid.split import mix
 from sim.serving.fluid.traffic import Lengths
 
 SCALED = ("offered", "completed", "unfinished", "output_tokens", "busy_chip_s", "served_per_bin",
-          "backlog_per_bin", "met")
+          "backlog_per_bin", "met", "saturation_tokens", "batch_fill_s", "kv_token_s")
 
 
 def pool(groups: list, lengths: list[Lengths], balanced: bool = True) -> tuple[list, list[Lengths], list[list[int]]]:

@@ -43,6 +43,7 @@ from sim.serving.fluid.latency import components, iteration_s
 from sim.serving.fluid.pool import pool, split
 from sim.serving.fluid.split import capacity_share, group_lengths, rejected_frac
 from sim.serving.fluid.traffic import Lengths, fluid_edges, offered_load
+from sim.serving.headroom import batch_cap, per_request_means
 
 
 def serve_fluid(service, groups: list, horizon_s: float, bin_width_s: float, base_dir,
@@ -93,16 +94,16 @@ def serve_group(plan, offered, lengths: Lengths, slo) -> dict:
     return {"offered": float(accepted.sum()), "completed": completed, "unfinished": unfinished,
             "output_tokens": max(tokens, 0.0),
             "busy_chip_s": busy * widths * replicas * plan.chips_per_replica,
-            "served_per_bin": served, "backlog_per_bin": backlog, **latency}
+            "served_per_bin": served, "backlog_per_bin": backlog,
+            **_headroom(rows, row, meets, widths * replicas), **latency}
 
 
 def _steady_state(k: dict, replicas: int, arrival_per_s: np.ndarray, lengths: Lengths, bins: int):
     """The chain of ``sim.kernels.fluid.stationary_group`` and Erlang C, evaluated once per distinct
     (load, lengths) row — the bins of a long run differ mostly in load, so there are far fewer rows than
     bins. Returns the rows' quantities (per replica) and every bin's row."""
-    means = _per_request(lengths)
-    max_batch = np.maximum(np.minimum(min(k["max_seqs"], k["token_budget"]), np.floor(
-        k["kv_capacity_tokens"] / np.maximum(means["prompt"] + means["decode"] + 1, 1))), 1.0)
+    means = per_request_means(lengths)
+    max_batch = batch_cap(k, means["prompt"] + means["decode"] + 1)
     columns = {"lam": arrival_per_s / replicas, **means, "max_batch": max_batch}
     varying = [name for name, values in columns.items() if np.ndim(values) > 0]  # constant lengths stay scalars
     merged, _, row = kernel.merge_rows([columns[n] for n in varying], [columns[n] for n in varying], np.ones(bins))
@@ -141,10 +142,16 @@ def _chain(k: dict, r: dict, replicas: int) -> None:
         r["tau_full"][s] = tau[np.arange(tau.shape[0]), top[s] - 1]
 
 
-def _per_request(lengths: Lengths) -> dict[str, np.ndarray]:
-    """Per-request means per bin (0-d when constant): decode tokens, prompt, prompt chunks, context."""
-    return {"decode": lengths.output - 1.0, "prompt": lengths.prompt, "chunks": np.maximum(lengths.chunks, 1.0),
-            "context": lengths.context}
+def _headroom(rows: dict, row: np.ndarray, meets: np.ndarray, replica_s: np.ndarray) -> dict:
+    """A group's headroom amounts over the run (each adds over groups; ``replica_s`` = replica-seconds per
+    bin): output tokens at full batches (``saturation_tokens``, the chain's capacity), busy replica-seconds
+    weighted by batch ÷ batch cap (``batch_fill_s``) and KV token-seconds (``kv_token_s``: the bin-mean
+    batch × E[P + O]). A bin's share with a backlog runs full batches; the rest its steady mean batch."""
+    cap = rows["max_batch"][row].astype(np.float64)
+    running = meets * cap + (1.0 - meets) * rows["running"][row]  # mean requests in a replica's batch
+    return {"saturation_tokens": float(np.sum(replica_s * rows["full_rate"][row] * rows["output"][row])),
+            "batch_fill_s": float(np.sum(replica_s * running / cap)),
+            "kv_token_s": float(np.sum(replica_s * running * (rows["prompt"][row] + rows["output"][row])))}
 
 
 def _share_meeting_backlog(before, after, arrival_per_s, group_rate, widths) -> np.ndarray:

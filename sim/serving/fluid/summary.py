@@ -3,7 +3,9 @@
 Counts are expected values rounded to whole requests (completed is what is left after rejected and
 unfinished, so the counts add up to offered). Latency statistics come from the mixture of the groups'
 components (``sim.serving.fluid.serve``): the mean in closed form, p50/p90/p99 by inverting the mixture CDF.
-``requests.csv`` has no rows for fluid services.
+Energy, cost, busy fraction and headroom come from each group's amounts (``sim.serving.accounting``), as
+at the request level: saturation is the chain's capacity, batch occupancy and KV occupancy the bin-mean
+batches. ``requests.csv`` has no rows for fluid services.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.kernels.fluid import mixture_mean, mixture_quantiles
-from sim.serving.accounting import busy_fraction, energy_and_cost
+from sim.serving.accounting import group_usage, groups_by_accelerator, replica_seconds, serving_figures
 
 PERCENTILES = (0.5, 0.9, 0.99)
 LATENCY_KEYS = ("completed", "ttft_s", "tpot_s", "e2e_s", "slo_attainment", "goodput_rps", "output_tokens",
@@ -21,26 +23,28 @@ ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "un
 
 def fluid_summary(service, fleet, groups: list, result: dict, horizon_s: float) -> dict:
     """``summary["inference"][service]`` for a fluid service: counts, latency, SLO, tokens, energy and cost,
-    utilization, and the latency figures per accelerator type."""
+    utilization and headroom, and all but the counts again per accelerator type."""
     parts = result["groups"]
     summary = _latency_summary(parts, service.slo, horizon_s, result["rejected"])
-    summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = energy_and_cost(
-        groups, result["busy_chip_s"], fleet, horizon_s, summary["output_tokens"])
+    replica_s = replica_seconds(groups, None, fleet, horizon_s)
+    usages = [group_usage(plan, fleet, busy, seconds, saturation_tokens=part["saturation_tokens"],
+                          batch_fill_s=part["batch_fill_s"], kv_token_s=part["kv_token_s"],
+                          kv_peak_tokens=part["kv_peak_tokens"])
+              for plan, part, busy, seconds in zip(groups, parts, result["busy_chip_s"], replica_s)]
+    summary.update(serving_figures(usages, summary["output_tokens"], horizon_s))
     rejected = round(result["rejected"])
     offered = round(float(np.sum(result["offered_per_bin"])))
     unfinished = min(round(sum(g["unfinished"] for g in parts)), offered - rejected)
     summary["requests"] = {"offered": offered, "completed": offered - rejected - unfinished, "rejected": rejected,
                            "unfinished": unfinished, "not_offered": int(result["not_offered"])}
-    summary["utilization"] = busy_fraction(groups, result["busy_chip_s"], horizon_s)
     summary["fidelity"] = "fluid"
-    summary["kv_peak_tokens"] = max(result["kv_peak"])
-    summary["kv_capacity_tokens"] = min(p.kernel["kv_capacity_tokens"] for p in groups)
-    by_accel: dict[str, list] = {}
-    for plan, part in zip(groups, parts):
-        by_accel.setdefault(fleet.pools[plan.pool].accelerator.id, []).append(part)
-    summary["by_accelerator"] = {accel: _latency_summary(chosen, service.slo, horizon_s) if len(by_accel) > 1
-                                 else {key: summary[key] for key in LATENCY_KEYS}  # the service's own figures
-                                 for accel, chosen in sorted(by_accel.items())}
+    by_accel = groups_by_accelerator(groups, fleet)
+    summary["by_accelerator"] = {}
+    for accel, gs in by_accel.items():
+        latency = (_latency_summary([parts[g] for g in gs], service.slo, horizon_s) if len(by_accel) > 1
+                   else {key: summary[key] for key in LATENCY_KEYS})  # the service's own figures
+        summary["by_accelerator"][accel] = {
+            **latency, **serving_figures([usages[g] for g in gs], latency["output_tokens"], horizon_s)}
     return summary
 
 

@@ -1,4 +1,5 @@
-"""Results of a request-level LLM service: counts that add up, latency percentiles, SLO, energy, cost."""
+"""Results of a request-level LLM service: counts that add up, latency percentiles, SLO, energy, cost,
+headroom — for the service and per accelerator type."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import numpy as np
 import pandas as pd
 
 from sim.kernels.serving_reference import DONE, NOT_OFFERED
-from sim.serving.accounting import STATUS_NAMES, busy_fraction, energy_and_cost, replica_seconds, request_counts
+from sim.serving.accounting import (
+    STATUS_NAMES,
+    group_usage,
+    groups_by_accelerator,
+    replica_seconds,
+    request_counts,
+    serving_figures,
+)
+from sim.serving.headroom import request_means, saturation_tokens_per_s
 from sim.stats import percentile_summary
 
 REQUEST_COLUMNS = ["service", "accelerator", "arrival_s", "prompt_tokens", "output_tokens", "first_token_s",
@@ -17,27 +26,38 @@ def llm_summary(service, fleet, groups: list, result: dict, horizon_s: float) ->
     """``summary["inference"][service]`` of a request-level service (see the README's output section)."""
     status, group_of = result["status"], result["group"]
     overall = _latency_summary(result, np.ones(len(status), dtype=bool), service.slo, horizon_s)
-    summary = dict(overall)
     replica_s = replica_seconds(groups, result.get("switches"), fleet, horizon_s)
-    summary["energy_per_1k_tokens_kwh"], summary["cost_per_1m_tokens_usd"] = energy_and_cost(
-        groups, result["busy_chip_s"], fleet, horizon_s, summary["output_tokens"], replica_s)
+    usages = _usages(groups, result, fleet, replica_s)
+    summary = {**overall, **serving_figures(usages, overall["output_tokens"], horizon_s)}
     if any(fleet.pools[p.pool].shared for p in groups):
         summary["replica_hours"] = sum(replica_s) / 3600.0
     summary["requests"] = request_counts(status)
-    summary["utilization"] = busy_fraction(groups, result["busy_chip_s"], horizon_s, replica_s)
     summary["fidelity"] = "request"
-    summary["kv_peak_tokens"] = max(result["kv_peak"])
-    summary["kv_capacity_tokens"] = min(p.kernel["kv_capacity_tokens"] for p in groups)
-    by_accel: dict[str, list[int]] = {}
-    for g, plan in enumerate(groups):
-        by_accel.setdefault(fleet.pools[plan.pool].accelerator.id, []).append(g)
     summary["by_accelerator"] = {}
-    for accel, gs in sorted(by_accel.items()):
+    for accel, gs in groups_by_accelerator(groups, fleet).items():
         rows = np.isin(group_of, gs)
-        summary["by_accelerator"][accel] = (
-            {key: summary[key] for key in overall} if rows.all()  # one type served every request
-            else _latency_summary(result, rows, service.slo, horizon_s))
+        latency = ({key: overall[key] for key in overall} if rows.all()  # one type served every request
+                   else _latency_summary(result, rows, service.slo, horizon_s))
+        summary["by_accelerator"][accel] = {
+            **latency, **serving_figures([usages[g] for g in gs], latency["output_tokens"], horizon_s)}
     return summary
+
+
+def _usages(groups: list, result: dict, fleet, replica_s: list[float]) -> list:
+    """Each group's ``GroupUsage``: saturation at the mean of the offered requests its KV cache holds,
+    batch occupancy against the batch cap for those requests (``sim.serving.headroom``)."""
+    requests = result["requests"]
+    offered = result["status"] != NOT_OFFERED
+    prompt = requests["prompt_tokens"].to_numpy()[offered].astype(np.float64)
+    output = requests["output_tokens"].to_numpy()[offered].astype(np.float64)
+    usages = []
+    for g, plan in enumerate(groups):
+        rate, cap = saturation_tokens_per_s(plan.kernel, request_means(plan.kernel, prompt, output))
+        usages.append(group_usage(
+            plan, fleet, result["busy_chip_s"][g], replica_s[g], saturation_tokens=rate * replica_s[g],
+            batch_fill_s=result["batch_seq_s"][g] / cap, kv_token_s=result["kv_token_s"][g],
+            kv_peak_tokens=result["kv_peak"][g]))
+    return usages
 
 
 def llm_requests_table(service, fleet, groups: list, result: dict) -> pd.DataFrame:

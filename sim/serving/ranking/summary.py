@@ -2,10 +2,12 @@
 performance per watt — for the service and per accelerator type.
 
 Energy of a group's chips: idle power (with the server share) for every online second, plus the
-full-load increment while a replica serves a batch (busy seconds from the kernel); facility energy is
-that times PUE. ``items_per_joule`` divides completed items by the groups' IT energy (the measured
-perf/W at this load, idle time included); ``peak_items_per_s_per_kw`` is what the hardware gives at full
-batches: items/s of a replica at ``max_batch`` requests of the mean size, over its chips' busy power.
+full-load increment while a replica serves a batch (busy seconds from the kernel). Every energy figure of
+a ranking service is IT energy (facility energy is IT energy × the site's PUE, which only the cost
+counts): ``it_energy_per_1k_requests_kwh``; ``items_per_it_joule`` divides completed items by the
+groups' IT energy (the measured perf/W at this load, idle time included); ``peak_items_per_s_per_kw`` is
+what the hardware gives at full batches: items/s of a replica at ``max_batch`` requests of the mean
+size, over its chips' busy IT power.
 """
 
 from __future__ import annotations
@@ -65,25 +67,25 @@ def _group_summary(plan, result, groups, slo, fleet, horizon_s: float) -> dict:
     offered = int((mine & (status != NOT_OFFERED)).sum()) if len(groups) < len(plan.pools) else int(
         (status != NOT_OFFERED).sum())
     n_done, n_items = int(done.sum()), int(items[done].sum())
-    it_j, facility_kwh, cost_usd, peak = _energy_cost(plan, result, groups, fleet, horizon_s, items)
+    it_j, cost_usd, peak = _energy_cost(plan, result, groups, fleet, horizon_s, items)
     return {
         "completed": n_done,
         "latency_s": _stats(latency),
         "slo_attainment": met / offered if met is not None and offered else None,
         "goodput_rps": met / horizon_s if met is not None else None,
         "items_per_s": n_items / horizon_s,
-        "energy_per_1k_requests_kwh": facility_kwh / n_done * 1e3 if n_done else None,
+        "it_energy_per_1k_requests_kwh": it_j / 3.6e6 / n_done * 1e3 if n_done else None,
         "cost_per_1m_requests_usd": cost_usd / n_done * 1e6 if n_done else None,
-        "items_per_joule": n_items / it_j if it_j > 0 else None,
+        "items_per_it_joule": n_items / it_j if it_j > 0 else None,
         "peak_items_per_s_per_kw": peak,
         "batches": sum(result["batches"][g] for g in groups),
         "embedding_sram_hit_rate": {fleet.pools[plan.pools[g]].name: plan.costs[g].hit_rate for g in groups},
     }
 
 
-def _energy_cost(plan, result, groups, fleet, horizon_s: float, items) -> tuple[float, float, float, float]:
-    """IT energy [J], facility energy [kWh], chip + energy cost [USD] of the groups' replicas, and their
-    best perf/W at full batches [items/s per kW of busy IT power]."""
+def _energy_cost(plan, result, groups, fleet, horizon_s: float, items) -> tuple[float, float, float]:
+    """IT energy [J], chip + facility energy cost [USD] of the groups' replicas, and their best perf/W at
+    full batches [items/s per kW of busy IT power]."""
     site = fleet.site
     mean_items = float(items.mean()) if len(items) else 1.0
     it_j = cost_usd = 0.0
@@ -101,4 +103,4 @@ def _energy_cost(plan, result, groups, fleet, horizon_s: float, items) -> tuple[
         batch_items = max(1, min(batch_items, plan.costs[g].max_items))
         peak_items_per_s += plan.replicas[g] * batch_items / plan.costs[g].batch_time_s(batch_items)
         peak_w += chips * pool.busy_w_with_server
-    return it_j, it_j * site.pue / 3.6e6, cost_usd, peak_items_per_s / (peak_w / 1e3)
+    return it_j, cost_usd, peak_items_per_s / (peak_w / 1e3)
