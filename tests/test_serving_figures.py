@@ -1,18 +1,26 @@
 """Serving figures a planner can trust: per-accelerator cost and energy that add up to the service's,
-headroom beside the busy fraction, one energy convention per family named in its keys, and a KV peak never
-above the capacity it is reported with."""
+headroom beside the busy fraction, one energy convention per family named in its keys, a KV peak never
+above the capacity it is reported with, and the chip's native stack by default."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 import sim
+from sim.catalog import builtin_catalog
+from sim.fleet import build_fleet
+from sim.serving.iteration_model import COMPUTE_SCALE
+from sim.serving.llm.plan import plan_groups
+from sim.validation.checks import scenario_catalog
 from tests.conftest import scenario_from
 from tests.test_inference import SERVICE, with_service
 from tests.test_ranking import with_ranking
 
+CATALOG = builtin_catalog()
 PER_TYPE = ("cost_per_1m_tokens_usd", "it_energy_per_1k_tokens_kwh", "output_tokens", "tokens_per_s",
             "saturation_tokens_per_s", "load_frac", "mean_batch_occupancy_frac", "kv_mean_occupancy_frac",
             "kv_peak_occupancy_frac", "kv_peak_tokens", "kv_capacity_tokens", "utilization")
@@ -123,3 +131,50 @@ def test_kv_peak_never_exceeds_the_capacity_it_is_reported_with(tmp_path_factory
     assert chat["kv_peak_occupancy_frac"] == max(t["kv_peak_occupancy_frac"] for t in chat["by_accelerator"].values())
     if fidelity == "request":
         assert chat["kv_mean_occupancy_frac"] <= chat["kv_peak_occupancy_frac"]
+
+
+def _plans(tmp_path, service: dict, name: str):
+    """The replica groups' plans of the test service with ``service`` changed (no ``stack``: the default)."""
+    data = with_service(service)
+    if "stack" not in service:
+        del data["workloads"]["inference"][0]["stack"]
+    scenario = scenario_from(data, tmp_path, name)
+    catalog = scenario_catalog(scenario)
+    return scenario, plan_groups(0, scenario.workloads.inference[0], build_fleet(scenario, catalog), catalog,
+                                 scenario.porting)
+
+
+def test_a_service_runs_each_chips_native_stack_by_default(tmp_path):
+    replicas = {"replicas": [{"pool": "gpu", "count": 1}, {"pool": "tpu", "count": 1}]}
+    h100, tpu = CATALOG.accelerators["h100-sxm"], CATALOG.accelerators["tpu-v6e"]
+
+    def compute_fraction(plan, chip):
+        return plan.kernel["flops_per_s"] / chip.peak_flops
+
+    scenario, default = _plans(tmp_path, replicas, "default.yaml")
+    assert scenario.workloads.inference[0].stack == "native"
+    assert compute_fraction(default[0], h100) == pytest.approx(min(1.0, h100.stacks["cuda"] * COMPUTE_SCALE))
+    assert compute_fraction(default[1], tpu) == pytest.approx(min(1.0, tpu.stacks["xla"] * COMPUTE_SCALE))
+    _, portable = _plans(tmp_path, {**replicas, "stack": "portable"}, "portable.yaml")  # still a choice
+    assert compute_fraction(portable[0], h100) == pytest.approx(h100.stacks["portable"] * COMPUTE_SCALE)
+    assert default[0].kernel["flops_per_s"] > portable[0].kernel["flops_per_s"] * 1.4  # native prefill is faster
+    _, cuda = _plans(tmp_path, {"replicas": [{"pool": "gpu", "count": 1}], "stack": "cuda"}, "cuda.yaml")
+    assert cuda[0].kernel == default[0].kernel  # naming the chip's own stack is the same as native
+
+
+def test_unknown_service_stack_lists_native(tmp_path):
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(with_service({"stack": "nativ"}), tmp_path)
+    text = str(info.value)
+    assert "workloads.inference[0].stack: unknown stack 'nativ' (did you mean 'native'?)" in text
+
+
+def test_ranking_service_runs_native_by_default(tmp_path):
+    service = with_ranking()
+    del service["workloads"]["inference"][0]["stack"]
+    summary = sim.run(scenario_from(service, tmp_path)).summary["inference"]["feed"]
+    portable = sim.run(scenario_from(with_ranking(), tmp_path, "portable.yaml")).summary["inference"]["feed"]
+    # the H100's batches compute faster on CUDA than on portable code: its peak perf/W rises
+    assert summary["by_accelerator"]["h100-sxm"]["peak_items_per_s_per_kw"] > \
+        portable["by_accelerator"]["h100-sxm"]["peak_items_per_s_per_kw"]
+    assert not math.isclose(summary["latency_s"]["p50"], portable["latency_s"]["p50"])

@@ -128,7 +128,9 @@ class InferenceService(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="service name (a key of the results)")
     model: str = Field(description="catalog model id (llm: with kv_bytes_per_token; ranking: with embedding tables)")
     family: Literal["llm", "ranking"] = Field("llm", description="service family")
-    stack: str = Field("portable", description="software stack the serving code is written for")
+    stack: str = Field("native", description="software stack the service runs on: native = each replica group on "
+                       "its chip's best listed stack (the vendor runtime); portable or a named stack (cuda, xla, ...): "
+                       "that stack on every chip, ports included")
     replicas: tuple[ReplicaGroup, ...] = Field(min_length=1, description="replica groups, one per pool")
     traffic: Traffic = Field(description="the requests")
     slo: LlmSlo | RankingSlo | None = Field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from sim.catalog import STACKS, AcceleratorSpec, builtin_catalog
+from sim.catalog.efficiency import SERVING_STACKS, stack_efficiency
 from sim.scenario.errors import Problem, format_path, suggest
 from sim.scenario.schema import Scenario
 
@@ -228,8 +229,8 @@ def _check_inference(scenario, catalog, origin, add) -> None:
         elif model is None or model.kv_bytes_per_token <= 0:
             what = "unknown model" if model is None else "not an LLM with a KV cache:"
             add(base + ("model",), f"{what} {service.model!r}" + suggest(service.model, llms))
-        if service.stack not in STACKS:
-            add(base + ("stack",), f"unknown stack {service.stack!r}" + suggest(service.stack, STACKS))
+        if service.stack not in SERVING_STACKS:
+            add(base + ("stack",), f"unknown stack {service.stack!r}" + suggest(service.stack, SERVING_STACKS))
         bins = float(scenario.duration) / service.fluid_bin
         if service.fidelity == "fluid" and bins > MAX_FLUID_BINS:
             add(base + ("fluid_bin",), f"found {service.fluid_bin:g} s: {bins:,.0f} bins over the horizon; "
@@ -257,9 +258,7 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                 add(path + ("chips_per_replica",),
                     f"found {group.chips_per_replica}: a replica stays inside one scale-up domain of pool "
                     f"{pool.name!r}; accepted: at most {pool.domain_chips}")
-            runs = chip.stack_efficiency(service.stack) > 0 or any(
-                p.from_stack == service.stack and p.accelerator in ("*", chip.id) for p in scenario.porting)
-            if not runs:
+            if stack_efficiency(chip, service.stack, scenario.porting) <= 0:
                 add(path + ("pool",), f"stack {service.stack!r} does not run on {chip.id} "
                                       f"(it runs {', '.join(chip.stacks)}); grant a port under porting:")
             if ranking:

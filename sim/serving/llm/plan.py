@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.catalog.efficiency import efficiency_matrix
+from sim.catalog.efficiency import stack_efficiency
 from sim.kernels.serving_reference import (
     FLOAT_KEYS,
     ROUTER_CENTRAL,
@@ -47,7 +47,7 @@ def plan_groups(index: int, service, fleet, catalog, porting=()) -> list[GroupPl
     for g, group in enumerate(service.replicas):
         pool = pools[group.pool]
         chip = pool.accelerator
-        efficiency = efficiency_matrix(np.array([service.stack]), [chip], porting)[0, 0]
+        efficiency = stack_efficiency(chip, service.stack, porting)  # native: the chip's best stack
         chips = group.chips_per_replica
         params = dict(
             token_budget=group.token_budget, max_seqs=group.max_seqs, chunked_prefill=group.chunked_prefill,

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sim import kernels
-from sim.catalog.efficiency import efficiency_matrix
+from sim.catalog.efficiency import stack_efficiency
 from sim.fleet import Fleet
 from sim.kernels.ranking_reference import (
     ROUTER_CENTRAL,
@@ -60,7 +60,7 @@ def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> Rank
     groups = [(group, pools[group.pool]) for group in service.replicas]
     costs, rates = [], []
     for group, pool in groups:
-        efficiency = efficiency_matrix(np.array([service.stack]), [pool.accelerator], porting)[0, 0]
+        efficiency = stack_efficiency(pool.accelerator, service.stack, porting)
         costs.append(ranking_cost(model, pool.accelerator, group.chips_per_replica, efficiency))
         rates.append(cost_per_s(pool, group.chips_per_replica, site.pue, site.electricity_usd_per_kwh))
     counts = [group.count for group, _ in groups]
