@@ -5,7 +5,8 @@ A quoted figure carries an invisible marker right after it, naming the run and t
 ``23.4<!--fig recsys-on-asics inference.feed.latency_s.p99 ms--> ms``. The run is a ready scenario's
 golden summary (``tests/golden/<name>.json``, itself checked against a fresh run by
 ``test_scenarios.py``) or a named variant below (a ready scenario with overrides, run here). The scale
-turns the field into the quoted unit: ``ms`` (×1000), ``%`` (×100), ``k`` (÷1000), ``M`` (÷10⁶), or none.
+turns the field into the quoted unit: ``ms`` (×1000), ``%`` (×100), ``k`` (÷1000), ``M`` (÷10⁶), ``h``
+(seconds to hours), or none.
 The quoted number must equal the field rounded to the decimals shown.
 """
 
@@ -23,9 +24,10 @@ from tests.conftest import REPO, SCENARIOS
 README = REPO / "README.md"
 MARKER = re.compile(r"(?P<value>[-+]?\d[\d,]*(?:\.\d+)?)"
                     r"<!--fig (?P<run>[\w@.-]+) (?P<path>[\w.-]+)(?: (?P<scale>\S+))?-->")
-SCALES = {None: 1.0, "ms": 1e3, "%": 100.0, "k": 1e-3, "M": 1e-6}
+SCALES = {None: 1.0, "ms": 1e3, "%": 100.0, "k": 1e-3, "M": 1e-6, "h": 1 / 3600}
 # variants of ready scenarios that the README quotes (name@variant -> overrides)
 VARIANTS = {
+    "classroom-hetero@1MW": {"site.power_cap_mw": 1.0},
     "llm-serving-azure@least-work": {"workloads.inference.0.router.kind": "least-work"},
     "llm-serving-azure@fluid": {"workloads.inference.0.fidelity": "fluid"},
     "recsys-on-asics@max-batch-2": {"workloads.inference.0.replicas.0.max_batch": 2},
