@@ -178,3 +178,18 @@ def test_replicas_need_their_pool_from_the_start_and_one_size_on_a_shared_pool(t
     assert "mixed.yaml:" in str(info.value) and "accepted: one chips_per_replica" in str(info.value)
     mixed["fleet"][0]["sharing"] = "dedicated"  # a static partition cannot fragment
     scenario_from(mixed, tmp_path, "fine.yaml")
+
+
+def test_a_request_generator_reads_its_empirical_file_next_to_the_scenario(tmp_path, monkeypatch):
+    """Request-level serving resolves an empirical length file against the scenario's folder, as
+    validation and the fluid fidelity do (it used to look in the current directory), and the manifest
+    lists the file."""
+    (tmp_path / "prompts.csv").write_text("prompt_tokens\n500\n700\n")
+    gen = {**SERVICE["traffic"]["generator"], "prompt_tokens": {"empirical": "prompts.csv"}}
+    scenario = scenario_from(with_service({"traffic": {"generator": gen}}), tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    results = sim.run(scenario)
+    assert set(results.requests["prompt_tokens"]) == {500, 700}
+    assert any(path.endswith("prompts.csv") for path in results.manifest["input_files"])

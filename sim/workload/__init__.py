@@ -43,24 +43,29 @@ def read_trace(trace, base_dir: Path) -> pd.DataFrame:
 
 def input_files(scenario, base_dir: Path) -> list[Path]:
     """Every data file a scenario's workloads read (traces, empirical distributions), for the manifest."""
-    from sim.workload.distributions import BUILTIN_EMPIRICAL
-
     training = scenario.workloads.training
     files: list[Path] = [resolve_trace_path(s.traffic.trace.path, base_dir)
                          for s in scenario.workloads.inference if s.traffic.trace is not None]
-    if training is None:
-        return files
-    if training.trace is not None:
+    dists = []
+    for service in scenario.workloads.inference:
+        gen = service.traffic.generator
+        if gen is not None:
+            dists += [getattr(gen, name, None) for name in ("prompt_tokens", "output_tokens", "items_per_request")]
+    if training is not None and training.trace is not None:
         files.append(resolve_trace_path(training.trace.path, base_dir))
-    gen = training.generator
-    for dist in (gen.duration_s, gen.samples) if gen is not None else ():
-        if dist is not None and dist.empirical is not None:
-            if dist.empirical in BUILTIN_EMPIRICAL:
-                folder, name = BUILTIN_EMPIRICAL[dist.empirical]
-                files.append(Path(str(PACKAGED_TRACES.joinpath(folder, name))))
-            else:
-                files.append(base_dir / dist.empirical)
-    return files
+    if training is not None and training.generator is not None:
+        dists += [training.generator.duration_s, training.generator.samples]
+    return files + [_empirical_file(d.empirical, base_dir) for d in dists if d is not None and d.empirical is not None]
+
+
+def _empirical_file(name: str, base_dir: Path) -> Path:
+    """Where an empirical distribution's values come from: a packaged file, or one next to the scenario."""
+    from sim.workload.distributions import BUILTIN_EMPIRICAL
+
+    if name in BUILTIN_EMPIRICAL:
+        folder, file = BUILTIN_EMPIRICAL[name]
+        return Path(str(PACKAGED_TRACES.joinpath(folder, file)))
+    return base_dir / name
 
 
 def training_jobs(scenario, base_dir: Path) -> pd.DataFrame:

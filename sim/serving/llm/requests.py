@@ -29,6 +29,6 @@ def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.G
     n = len(arrival)
     return pd.DataFrame({
         "arrival_s": arrival,
-        "prompt_tokens": np.maximum(1, np.ceil(sample(gen.prompt_tokens, n, rng))).astype(np.int64),
-        "output_tokens": np.maximum(1, np.ceil(sample(gen.output_tokens, n, rng))).astype(np.int64),
+        "prompt_tokens": np.maximum(1, np.ceil(sample(gen.prompt_tokens, n, rng, base_dir))).astype(np.int64),
+        "output_tokens": np.maximum(1, np.ceil(sample(gen.output_tokens, n, rng, base_dir))).astype(np.int64),
         "source_row": np.arange(1, n + 1), "copy": np.zeros(n, dtype=np.int64)}, copy=False)

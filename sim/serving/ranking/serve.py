@@ -85,7 +85,7 @@ def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> Rank
                        tuple(g.chips_per_replica for g, _ in groups), tuple(costs), per_replica, kernel)
 
 
-def service_requests(service, horizon_s: float, rng: np.random.Generator) -> pd.DataFrame:
+def service_requests(service, horizon_s: float, rng: np.random.Generator, base_dir=None) -> pd.DataFrame:
     """Poisson arrivals over the horizon (diurnal or bursty if asked) with items per request drawn from
     the generator's distribution (rounded up, at least 1)."""
     gen = service.traffic.generator
@@ -93,15 +93,15 @@ def service_requests(service, horizon_s: float, rng: np.random.Generator) -> pd.
     n = len(arrival)
     return pd.DataFrame({
         "arrival_s": arrival,
-        "items": np.maximum(1, np.ceil(sample(gen.items_per_request, n, rng))).astype(np.int64),
+        "items": np.maximum(1, np.ceil(sample(gen.items_per_request, n, rng, base_dir))).astype(np.int64),
         "source_row": np.arange(1, n + 1), "copy": np.zeros(n, dtype=np.int64)})
 
 
 def serve_service(plan: RankingPlan, service, horizon_s: float, bin_width_s: float,
-                  rng: np.random.Generator) -> dict:
+                  rng: np.random.Generator, base_dir=None) -> dict:
     """Serve one ranking service (one kernel call): per-request arrays, the group each request ran on
     (-1 if none), busy chip-seconds per group and time bin, and batches per group."""
-    requests = service_requests(service, horizon_s, rng)
+    requests = service_requests(service, horizon_s, rng, base_dir)
     status, replica, finish, busy, batches = kernels.serve_ranking(
         requests["arrival_s"].to_numpy(), requests["items"].to_numpy(), horizon_s=horizon_s,
         bin_width_s=bin_width_s, **plan.kernel)
