@@ -1,8 +1,8 @@
 """Closed-form queueing results (M/M/c), the analytic oracle for the serving models.
 
-The fluid fidelity of inference (a later issue) predicts waits from arrival rates and capacity; the
-request-level model is checked against these formulas in exponential test mode. Pure functions of
-scalars or NumPy arrays; no state.
+The tests check the request-level serving kernel (one request per replica, exponential service) and the
+fluid model's vectorised Erlang C (``sim.kernels.fluid.erlang_c``) against these formulas. Pure
+functions of scalars; no state.
 """
 
 from __future__ import annotations
