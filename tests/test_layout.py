@@ -28,20 +28,22 @@ def _package(path: Path) -> str:
     return path.relative_to(SIM).parts[0].removesuffix(".py")
 
 
-def _imports(path: Path) -> set[str]:
-    """Every ``sim.<package>`` a module imports, at the top or inside a function."""
-    found = set()
+def _imported_names(path: Path) -> list[str]:
+    """Every dotted name a module imports, at the top or inside a function (``from a import b`` gives
+    ``a`` and ``a.b``, since ``b`` may be a module)."""
+    names = []
     for node in ast.walk(ast.parse(path.read_text())):
-        names = []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "sim" and len(parts) > 1 and parts[1] in RANK:
-                found.add(parts[1])
-    return found
+            names += [alias.name for alias in node.names]
+    return names
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``sim.<package>`` a module imports."""
+    return {parts[1] for parts in (name.split(".") for name in _imported_names(path))
+            if parts[0] == "sim" and len(parts) > 1 and parts[1] in RANK}
 
 
 def _graph() -> nx.DiGraph:
@@ -85,14 +87,8 @@ def test_no_import_circles_between_modules():
                for p in SIM.rglob("*.py")}
     graph = nx.DiGraph()
     for name, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            targets = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            for target in targets:
-                if target in modules and target != name and not name.startswith(target + "."):
-                    graph.add_edge(name, target)
+        for target in _imported_names(path):
+            if target in modules and target != name and not name.startswith(target + "."):
+                graph.add_edge(name, target)
     cycles = list(nx.simple_cycles(graph))
     assert not cycles, f"import circles: {cycles}"
