@@ -118,10 +118,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(path: str, overrides: list[str]):
     import sim
+    from sim.scenario.loader import with_overrides
 
     scenario = sim.load(path)
     if overrides:
-        scenario = scenario.with_overrides(_parse_overrides(overrides))
+        scenario = with_overrides(scenario, _parse_overrides(overrides), via="--set")
     return scenario
 
 

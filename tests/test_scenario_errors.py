@@ -60,8 +60,8 @@ def test_wrong_type_names_found_value(tmp_path):
 
 def test_negative_count(tmp_path):
     errors = errors_of(tmp_path, GOOD.replace("count: 8", "count: -8"))
-    assert ":8 fleet[0].count: found -8" in errors[0]
-    assert "greater than 0" in errors[0]
+    assert ":8 fleet[0].count: found -8; accepted: 0 to 10,000,000 chips (larger fleets do not fit in memory)" \
+        in errors[0]
 
 
 def test_wrong_unit_duration(tmp_path):
@@ -132,7 +132,7 @@ def test_override_validated_like_the_file(tmp_path):
     assert scenario.with_overrides({"site.power_cap_mw": 80}).site.power_cap_mw == 80
     with pytest.raises(sim.ScenarioError) as info:
         scenario.with_overrides({"site.power_cap_mw": "lots"})
-    assert "(--set site.power_cap_mw='lots') site.power_cap_mw: found 'lots'" in str(info.value)
+    assert "(override site.power_cap_mw='lots') site.power_cap_mw: found 'lots'" in str(info.value)
     with pytest.raises(sim.ScenarioError) as info:
         scenario.with_overrides({"site.power_cap_megawatts": 3})
     assert "did you mean 'power_cap_mw'?" in str(info.value)
@@ -275,7 +275,7 @@ def test_nested_override_is_located_at_its_set(tmp_path):
     scenario = load_text(tmp_path, GOOD)
     with pytest.raises(sim.ScenarioError) as info:
         scenario.with_overrides({"site.nope.deep": 3})
-    assert "(--set site.nope.deep=3) site.nope: unknown field" in str(info.value)
+    assert "(override site.nope.deep=3) site.nope: unknown field" in str(info.value)
 
 
 def test_feasibility_problems_reported_with_other_mistakes(tmp_path):

@@ -19,7 +19,7 @@ import math
 
 class DomainAllocator:
     def __init__(self, domain_sizes: list[int]):
-        self.domain_chips = max(domain_sizes)
+        self.domain_chips = max(domain_sizes, default=0)
         self.size = list(domain_sizes)
         self.free = list(domain_sizes)
         self.buckets: list[set[int]] = [set() for _ in range(self.domain_chips + 1)]
@@ -50,6 +50,8 @@ class DomainAllocator:
             self.free_chips -= chips
             return ((domain, chips),)
         full = self.domain_chips
+        if full == 0:
+            return None  # a pool of 0 chips holds nothing
         needed = math.ceil(chips / full)
         if len(self.buckets[full]) < needed:
             return None

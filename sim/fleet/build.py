@@ -144,7 +144,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
     online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
     return ResolvedPool(
         index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
-        servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count),
+        servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count) or domain,
         cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,

@@ -1,24 +1,35 @@
-"""Random quantities in scenarios: exactly one of fixed, log-normal, exponential, uniform, empirical."""
+"""Random quantities in scenarios: exactly one of fixed, log-normal, exponential, uniform, empirical.
+
+A distribution is unit-agnostic (seconds, samples, tokens); its parameters are at most ``MAX_QUANTITY``
+in that unit, and the field that uses it may set a tighter limit on its mean (see ``mean_or_none``).
+"""
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field, model_validator
 
-from sim.scenario.base import Strict, require_exactly_one
+from sim.scenario.base import MAX_QUANTITY, MAX_SIGMA, Strict, bounded, require_exactly_one
+
+WHY_QUANTITY = "larger than any quantity a scenario describes"
 
 
 class LogNormal(Strict):
-    median: float = Field(gt=0, description="median of the distribution (same unit as the quantity)")
-    sigma: float = Field(ge=0, description="standard deviation of the underlying normal [-]")
+    median: float = bounded(gt=0, le=MAX_QUANTITY, why=WHY_QUANTITY,
+                            description="median of the distribution (same unit as the quantity)")
+    sigma: float = bounded(ge=0, le=MAX_SIGMA, description="standard deviation of the underlying normal [-]",
+                           why="at 4 the 95th percentile is already 500,000 times the 5th; wider spreads "
+                               "overflow 64-bit counts")
 
 
 class Exponential(Strict):
-    mean: float = Field(gt=0, description="mean (same unit as the quantity)")
+    mean: float = bounded(gt=0, le=MAX_QUANTITY, why=WHY_QUANTITY, description="mean (same unit as the quantity)")
 
 
 class Uniform(Strict):
-    low: float = Field(ge=0, description="lower bound")
-    high: float = Field(ge=0, description="upper bound (>= low)")
+    low: float = bounded(ge=0, le=MAX_QUANTITY, why=WHY_QUANTITY, description="lower bound")
+    high: float = bounded(ge=0, le=MAX_QUANTITY, why=WHY_QUANTITY, description="upper bound (>= low)")
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -30,7 +41,7 @@ class Uniform(Strict):
 class Distribution(Strict):
     """A non-negative random quantity: exactly one of the forms below."""
 
-    fixed: float | None = Field(None, ge=0, allow_inf_nan=False, description="always this value")
+    fixed: float | None = bounded(None, ge=0, le=MAX_QUANTITY, why=WHY_QUANTITY, description="always this value")
     lognormal: LogNormal | None = Field(None, description="log-normal by median and sigma")
     exponential: Exponential | None = Field(None, description="exponential by mean")
     uniform: Uniform | None = Field(None, description="uniform between low and high")
@@ -40,3 +51,16 @@ class Distribution(Strict):
     def _exactly_one(self):
         require_exactly_one(self, "fixed", "lognormal", "exponential", "uniform", "empirical")
         return self
+
+
+def mean_or_none(dist: Distribution) -> float | None:
+    """The mean in closed form (log-normal: ``median · exp(sigma² / 2)``); None for an empirical one."""
+    if dist.fixed is not None:
+        return dist.fixed
+    if dist.lognormal is not None:
+        return dist.lognormal.median * math.exp(dist.lognormal.sigma ** 2 / 2.0)
+    if dist.exponential is not None:
+        return dist.exponential.mean
+    if dist.uniform is not None:
+        return (dist.uniform.low + dist.uniform.high) / 2.0
+    return None

@@ -3,20 +3,39 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
+
+# C0 and C1 control characters and the Unicode line/paragraph separators: a problem is one line
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+SUGGEST_CUTOFF = 0.6  # difflib similarity below which a known name is too far off to suggest
+
+
+def escape_controls(text: str) -> str:
+    """``'a\\nb'`` with a real newline -> ``'a\\\\nb'``: control characters shown as escapes."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A user value for a message: its repr, at most ``limit`` characters, control characters escaped."""
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return escape_controls(text)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One mistake in a scenario: where it is (``file:line`` or the ``--set`` that caused it) and what."""
+    """One mistake in a scenario: where it is (``file:line`` or the override that caused it) and what."""
 
     location: str
     path: str
     message: str
 
     def __str__(self) -> str:
-        return f"{self.location} {self.path}: {self.message}" if self.path else f"{self.location}: {self.message}"
+        text = f"{self.location} {self.path}: {self.message}" if self.path else f"{self.location}: {self.message}"
+        return escape_controls(text)  # user text never breaks the one-line-per-problem report
 
 
 class ScenarioError(ValueError):
@@ -43,13 +62,14 @@ def suggest(name: str, known: Iterable[str], listed: int = 30) -> str:
     known = sorted(known)
     close = _closest(str(name), known)
     hint = f" (did you mean {close!r}?)" if close else ""
-    shown = ", ".join(known[:listed]) + (", …" if len(known) > listed else "")
-    return f"{hint}; known: {shown}"
+    shown_names = ", ".join(known[:listed]) + (", …" if len(known) > listed else "")
+    return f"{hint}; known: {shown_names}"
 
 
 def _closest(name: str, known: list[str]) -> str | None:
-    """The known name sharing the longest prefix with ``name`` (at least 2 characters), ties and the
-    rest decided by similarity; ids like 'h100-sxm' are typed from their start ('h1000', 'h100')."""
+    """The known name most like ``name`` (difflib ratio at least ``SUGGEST_CUTOFF``, so a far-off name is
+    never suggested); among those, the one sharing the longest prefix (up to 4 characters) wins, since ids
+    like 'h100-sxm' are typed from their start ('h1000', 'h100')."""
     def prefix(other: str) -> int:
         length = 0
         for a, b in zip(name.lower(), other.lower()):
@@ -58,8 +78,6 @@ def _closest(name: str, known: list[str]) -> str | None:
             length += 1
         return length
 
-    ratio = {k: difflib.SequenceMatcher(None, name, k).ratio() for k in known}
-    best = max(known, key=lambda k: (min(prefix(k), 4), ratio[k]), default=None)
-    if best is not None and (prefix(best) >= 2 or ratio[best] >= 0.6):
-        return best
-    return None
+    ratio = {k: difflib.SequenceMatcher(None, name.lower(), str(k).lower()).ratio() for k in known}
+    close = [k for k in known if ratio[k] >= SUGGEST_CUTOFF]
+    return max(close, key=lambda k: (min(prefix(str(k)), 4), ratio[k]), default=None)

@@ -11,13 +11,26 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from sim.scenario.base import DurationS, Strict, require_exactly_one
-from sim.scenario.distributions import Distribution
+from sim.scenario.base import (
+    MAX_CHIPS,
+    MAX_REQUESTS,
+    MAX_TOKENS,
+    WHY_TOKENS,
+    DurationS,
+    Strict,
+    bounded,
+    number_text,
+    require_exactly_one,
+)
+from sim.scenario.distributions import Distribution, mean_or_none
 
 LLM_GROUP_FIELDS = ("token_budget", "max_seqs", "chunked_prefill", "autoscale")
 RANKING_GROUP_FIELDS = ("max_batch", "max_queue_delay_ms")
+MAX_REPLICAS = 1_000_000
+MAX_MS = 86_400_000.0  # a day, in milliseconds: no latency target or batching delay is longer
+WHY_REPLICAS = "more replicas than any fleet holds"
 
 
 class Autoscale(Strict):
@@ -26,7 +39,8 @@ class Autoscale(Strict):
     Every ``interval`` the active replica count is set from the load observed in the previous interval:
     ``ceil(work / (interval × target_utilization_frac))``, clamped to [``min_count``, the group's ``count``]."""
 
-    min_count: int = Field(1, ge=1, description="replicas always active (held for the whole run)")
+    min_count: int = bounded(1, ge=1, le=MAX_REPLICAS, why=WHY_REPLICAS,
+                             description="replicas always active (held for the whole run)")
     interval: DurationS = Field(300.0, gt=0, description="decision interval [s or '5min']")
     target_utilization_frac: float = Field(
         0.7, gt=0, le=1, description="busy share one replica should run at (lower = more headroom) [-]")
@@ -36,14 +50,20 @@ class ReplicaGroup(Strict):
     """Identical replicas of the service's model on one pool, on chips reserved for them."""
 
     pool: str = Field(description="fleet pool the replicas run on")
-    count: int = Field(gt=0, description="number of replicas (the maximum, with autoscale)")
-    chips_per_replica: int = Field(1, gt=0, description="chips one replica spans (tensor parallel, one domain)")
-    token_budget: int = Field(8192, gt=0, description="tokens one batched iteration may process (llm)")
-    max_seqs: int = Field(256, gt=0, description="requests a replica runs at once (llm)")
+    count: int = bounded(gt=0, le=MAX_REPLICAS, why=WHY_REPLICAS,
+                         description="number of replicas (the maximum, with autoscale)")
+    chips_per_replica: int = bounded(1, gt=0, le=MAX_CHIPS, unit="chips", why="larger fleets do not fit in memory",
+                                     description="chips one replica spans (tensor parallel, one domain)")
+    token_budget: int = bounded(8192, gt=0, le=MAX_TOKENS, unit="tokens", why="more than any replica's memory holds",
+                                description="tokens one batched iteration may process (llm)")
+    max_seqs: int = bounded(256, gt=0, le=1_000_000, why="more than any replica's memory holds",
+                            description="requests a replica runs at once (llm)")
     chunked_prefill: bool = Field(True, description="split long prompts over iterations (llm)")
-    max_batch: int = Field(64, gt=0, description="requests per batch (ranking)")
-    max_queue_delay_ms: float = Field(
-        2.0, ge=0, description="a batch closes when full or once its oldest request waited this long (ranking) [ms]")
+    max_batch: int = bounded(64, gt=0, le=1_000_000, why="more than any replica's memory holds",
+                             description="requests per batch (ranking)")
+    max_queue_delay_ms: float = bounded(
+        2.0, ge=0, le=MAX_MS, unit="ms", why="a day", description="a batch closes when full or once its oldest "
+        "request waited this long (ranking) [ms]")
     autoscale: Autoscale | None = Field(
         None, description="scale between min_count and count by load (shared pools only); none = count always")
 
@@ -55,7 +75,8 @@ class RequestTrace(Strict):
     path: str = Field(description="file path, relative to the scenario file or to the packaged traces")
     scale: float = Field(1.0, gt=0, le=10_000, description="rate multiplier (superposed shifted copies)")
     start_offset: DurationS = Field(0.0, description="when the trace starts in the scenario [s or '2h']")
-    limit: int | None = Field(None, gt=0, description="read only the first N requests")
+    limit: int | None = bounded(None, gt=0, le=MAX_REQUESTS, unit="requests", why="each request is held in memory",
+                                description="read only the first N requests")
 
 
 class Diurnal(Strict):
@@ -65,27 +86,46 @@ class Diurnal(Strict):
     peak_hour: float = Field(14.0, ge=0, lt=24, description="hour of day with the highest rate [h]")
 
 
+MAX_PERIOD_S = 365 * 86400.0
+WHY_PERIOD = "a millisecond to a year; the horizon also bounds how many periods there are"
+
+
 class Bursty(Strict):
     """Calm and burst periods alternate (exponential lengths); bursts run ``burst_factor`` × the calm rate.
 
     The calm rate is set so that the long-run mean stays ``rate_per_s``."""
 
-    burst_factor: float = Field(4.0, gt=1, description="burst rate over calm rate [-]")
-    mean_burst_s: float = Field(60.0, gt=0, description="mean length of a burst [s]")
-    mean_calm_s: float = Field(600.0, gt=0, description="mean length of a calm period [s]")
+    burst_factor: float = bounded(4.0, gt=1, le=1_000, why="calm traffic would be all but off",
+                                  description="burst rate over calm rate [-]")
+    mean_burst_s: float = bounded(60.0, ge=0.001, le=MAX_PERIOD_S, unit="s", why=WHY_PERIOD,
+                                  description="mean length of a burst [s]")
+    mean_calm_s: float = bounded(600.0, ge=0.001, le=MAX_PERIOD_S, unit="s", why=WHY_PERIOD,
+                                 description="mean length of a calm period [s]")
 
 
 class RequestGenerator(Strict):
     """Synthetic requests: Poisson arrivals (optionally diurnal or bursty) with size distributions:
     prompt and output tokens (llm) or items per request (ranking)."""
 
-    rate_per_s: float = Field(gt=0, description="mean arrival rate [requests/s]")
+    rate_per_s: float = bounded(gt=0, le=10_000_000, unit="requests/s", why="beyond any single service",
+                                description="mean arrival rate [requests/s]")
     prompt_tokens: Distribution | None = Field(None, description="prompt length (llm) [tokens, rounded up to >= 1]")
     output_tokens: Distribution | None = Field(None, description="output length (llm) [tokens, rounded up to >= 1]")
     items_per_request: Distribution | None = Field(
         None, description="candidates scored per query (ranking) [items, rounded up to >= 1]")
     diurnal: Diurnal | None = Field(None, description="time-of-day rate pattern")
     bursty: Bursty | None = Field(None, description="burst/calm rate pattern")
+
+    @field_validator("prompt_tokens", "output_tokens", "items_per_request")
+    @classmethod
+    def _sane_lengths(cls, dist: Distribution | None, info) -> Distribution | None:
+        mean = mean_or_none(dist) if dist is not None else None
+        if mean is not None and mean > MAX_TOKENS:
+            unit = "items" if info.field_name == "items_per_request" else "tokens"
+            why = "more candidates than any ranking stage scores" if unit == "items" else WHY_TOKENS
+            raise ValueError(f"found a mean of {mean:.3g} {unit}; accepted: a mean up to "
+                             f"{number_text(MAX_TOKENS)} {unit} ({why})")
+        return dist
 
     @model_validator(mode="after")
     def _one_pattern(self):
@@ -105,12 +145,15 @@ class Traffic(Strict):
 
 
 class LlmSlo(Strict):
-    ttft_p99_ms: float = Field(gt=0, description="time to first token target [ms]")
-    tpot_p99_ms: float = Field(gt=0, description="time per output token target [ms]")
+    ttft_p99_ms: float = bounded(gt=0, le=MAX_MS, unit="ms", why="a day",
+                                 description="time to first token target [ms]")
+    tpot_p99_ms: float = bounded(gt=0, le=MAX_MS, unit="ms", why="a day",
+                                 description="time per output token target [ms]")
 
 
 class RankingSlo(Strict):
-    latency_p99_ms: float = Field(gt=0, description="request latency target, arrival to scores (ranking) [ms]")
+    latency_p99_ms: float = bounded(gt=0, le=MAX_MS, unit="ms", why="a day",
+                                    description="request latency target, arrival to scores (ranking) [ms]")
 
 
 class Router(Strict):

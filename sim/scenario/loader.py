@@ -1,7 +1,8 @@
 """Load a scenario: YAML -> typed ``Scenario``, reporting every problem with file, line and field.
 
 Pipeline (one implementation for files, ``--set`` and ``with_overrides``):
-raw data (+ overrides) -> pydantic validation -> catalog/registry checks -> ``Scenario``.
+bytes (at most ``MAX_SCENARIO_BYTES``, UTF-8) -> YAML (``yaml_lines``) -> raw data (+ overrides) ->
+raw value checks (``values``) and pydantic validation -> catalog/registry checks -> ``Scenario``.
 All problems found are collected and raised together as one ``ScenarioError``.
 """
 
@@ -13,10 +14,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from sim.scenario.errors import Problem, ScenarioError, format_path, suggest
+from sim.scenario.errors import Problem, ScenarioError, format_path, shown, suggest
 from sim.scenario.overrides import OverrideError, apply_overrides
 from sim.scenario.schema import Scenario
+from sim.scenario.values import Unreadable, size_problems, value_problems
 from sim.scenario.yaml_lines import YamlSyntaxError, load_with_lines
+
+MAX_SCENARIO_BYTES = 1_000_000  # a scenario describes; bulk data (jobs, requests) belongs in trace files
+_BOUND_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
 
 
 @dataclass(frozen=True)
@@ -50,16 +55,47 @@ def load(path: str | Path) -> Scenario:
     path = Path(path)
     label = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([Problem(label, "", f"cannot read file: {exc.strerror or exc}")]) from None
-    return load_text(text, label)
+        with path.open("rb") as file:
+            raw = file.read(MAX_SCENARIO_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        raise ScenarioError([Problem(label, "", f"cannot read file: {getattr(exc, 'strerror', None) or exc}")]) \
+            from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError([Problem(label, "", f"file is larger than {MAX_SCENARIO_BYTES / 1e6:g} MB; accepted: "
+                                                f"at most {MAX_SCENARIO_BYTES:,} bytes (a scenario describes a "
+                                                "run; put bulk data such as jobs or requests in a trace file)")])
+    return load_text(_decode(raw, label), label)
+
+
+def _decode(raw: bytes, label: str) -> str:
+    """UTF-8 text of a scenario file (a UTF-8 byte-order mark is dropped); other encodings are errors."""
+    def fail(line: int, message: str):
+        raise ScenarioError([Problem(f"{label}:{line}", "", message + "; accepted: UTF-8 text (save the file "
+                                                                      "as UTF-8)")])
+
+    if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        fail(1, "the file is UTF-32 (it starts with a UTF-32 byte-order mark)")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        fail(1, "the file is UTF-16 (it starts with a UTF-16 byte-order mark)")
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    head = raw[:400]
+    if head and max(head[0::2].count(0), head[1::2].count(0)) > len(head) / 4:
+        fail(1, "the file looks like UTF-16 (every other byte is NUL)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        fail(line, f"byte 0x{raw[exc.start]:02X} at column {column} is not UTF-8")
 
 
 def load_text(text: str, label: str = "<scenario>") -> Scenario:
     """Validate scenario YAML text; ``label`` names it in errors (usually the file path)."""
+    if len(text) > MAX_SCENARIO_BYTES:
+        raise ScenarioError([Problem(label, "", f"text is {len(text):,} characters; accepted: at most "
+                                                f"{MAX_SCENARIO_BYTES:,} (put bulk data in a trace file)")])
     try:
-        data, lines, duplicates = load_with_lines(text)
+        data, lines, duplicates = load_with_lines(text.removeprefix("\ufeff"))
     except YamlSyntaxError as exc:
         raise ScenarioError([Problem(f"{label}:{exc.line}", "", str(exc))]) from None
     origin = Origin(label, lines)
@@ -94,25 +130,41 @@ def build(data: object, origin: Origin, problems: list[Problem] | None = None) -
         problems.append(Problem(origin.file, "", "a scenario is a YAML mapping of sections (name, fleet, ...)"))
         raise ScenarioError(problems)
     try:
+        raw_problems = value_problems(data, Scenario)
+    except Unreadable as exc:
+        raise ScenarioError(problems + [Problem(origin.locate(exc.path), format_path(exc.path), str(exc))]) from None
+    try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, data, origin))
+        schema_problems = _pydantic_problems(exc, data, origin)
+        problems.extend(problem for _, problem in schema_problems)
+        reported = {path for path, _ in schema_problems}
+        problems.extend(Problem(origin.locate(path), format_path(path), message)
+                        for path, message in raw_problems if path not in reported)
         problems.extend(check_raw_names(data, origin))  # catalog typos too, in the same report
         raise ScenarioError(problems) from None
+    if raw_problems:  # values the schema accepted (true as 1, a custom chip's NaN): the checks would trip
+        problems.extend(Problem(origin.locate(path), format_path(path), message) for path, message in raw_problems)
+        problems.extend(check_raw_names(data, origin))
+        raise ScenarioError(problems)
     problems.extend(check_scenario(scenario, origin))
+    problems.extend(Problem(origin.locate(path), format_path(path), message)
+                    for path, message in size_problems(scenario))
     if problems:
         raise ScenarioError(problems)
     object.__setattr__(scenario, "_source", (data, origin))
     return scenario
 
 
-def with_overrides(scenario: Scenario, overrides: dict[str, object]) -> Scenario:
-    """A new scenario with dotted-path overrides applied and validated like the original file."""
+def with_overrides(scenario: Scenario, overrides: dict[str, object], via: str = "override") -> Scenario:
+    """A new scenario with dotted-path overrides applied and validated like the original file.
+
+    ``via`` names the overrides in errors: ``(override site.pue=9)``; the CLI passes ``"--set"``."""
     data, origin = source_of(scenario)
     try:
-        changed, overridden = apply_overrides(data, overrides)
+        changed, overridden = apply_overrides(data, overrides, via)
     except OverrideError as exc:
-        raise ScenarioError([Problem(origin.file, "", f"--set {exc}")]) from None
+        raise ScenarioError([Problem(origin.file, "", f"{via} {exc}")]) from None
     new_origin = Origin(origin.file, origin.lines, {**origin.overridden, **overridden})
     return build(changed, new_origin)
 
@@ -125,7 +177,7 @@ def source_of(scenario: Scenario) -> tuple[dict, Origin]:
     return source
 
 
-def _pydantic_problems(exc: ValidationError, data: dict, origin: Origin) -> list[Problem]:
+def _pydantic_problems(exc: ValidationError, data: dict, origin: Origin) -> list[tuple[tuple, Problem]]:
     errors = [(_clean_loc(err["loc"], err["type"], data), err) for err in exc.errors()]
     paths = [path for path, _ in errors]
     messages: dict[tuple, list[str]] = {}
@@ -137,7 +189,7 @@ def _pydantic_problems(exc: ValidationError, data: dict, origin: Origin) -> list
         if text not in messages.setdefault(path, []):
             messages[path].append(text)
     # several messages at one path come from the alternatives of a union: any one of them would do
-    return [Problem(origin.locate(path), format_path(path), " — or — ".join(texts))
+    return [(path, Problem(origin.locate(path), format_path(path), " — or — ".join(texts)))
             for path, texts in messages.items()]
 
 
@@ -168,15 +220,33 @@ def _message(path: tuple, err: dict) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         accepted = _fields_at(path[:-1])
-        return f"unknown field {path[-1]!r}" + (suggest(str(path[-1]), accepted) if accepted else "")
+        return f"unknown field {shown(path[-1])}" + (suggest(str(path[-1]), accepted) if accepted else "")
     if kind == "missing":
         return "required field is missing"
     message = err["msg"]
     message = message.removeprefix("Value error, ")
     found = err.get("input")
+    if kind in _BOUND_ERRORS and (accepted := _accepted_at(path)):
+        return f"found {shown(found)}; accepted: {accepted}"
     if not isinstance(found, (dict, list)):
-        return f"found {found!r}: {message}"
+        return f"found {shown(found)}: {message}"
     return message
+
+
+def _accepted_at(path: tuple) -> str | None:
+    """The documented range of the bounded field at ``path`` (``base.bounded``), if it is one."""
+    models: list[type[BaseModel]] = [Scenario]
+    for position, part in enumerate(path):
+        if isinstance(part, int):
+            continue
+        infos = [model.model_fields[part] for model in models if part in model.model_fields]
+        if not infos:
+            return None
+        if position == len(path) - 1:
+            extra = infos[0].json_schema_extra
+            return extra.get("accepted") if isinstance(extra, dict) else None
+        models = [found for info in infos for found in _models_in(info.annotation)]
+    return None
 
 
 def _fields_at(path: tuple) -> list[str]:
@@ -193,10 +263,11 @@ def _fields_at(path: tuple) -> list[str]:
 
 
 def _model_in(annotation) -> type[BaseModel] | None:
+    models = _models_in(annotation)
+    return models[0] if models else None
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]

@@ -12,6 +12,7 @@ import re
 
 import yaml
 
+from sim.scenario.errors import shown
 from sim.scenario.yaml_lines import ScenarioYamlLoader
 
 _INDEX_RE = re.compile(r"^(.*?)\[(\d+)\]$")
@@ -34,7 +35,7 @@ def parse_path(dotted: str) -> list[object]:
         if segment == "" and not indices:
             raise OverrideError(f"empty segment in path {dotted!r}")
         if segment:
-            parts.append(int(segment) if segment.isdigit() else segment)
+            parts.append(int(segment) if segment.isascii() and segment.isdigit() else segment)
         parts.extend(indices)
     return parts
 
@@ -51,14 +52,18 @@ def parse_assignment(text: str) -> tuple[str, object]:
     return path.strip(), value
 
 
-def apply_overrides(data: dict, overrides: dict[str, object]) -> tuple[dict, dict[tuple, str]]:
+def apply_overrides(data: dict, overrides: dict[str, object], via: str = "override"
+                    ) -> tuple[dict, dict[tuple, str]]:
     """Return (a deep copy of ``data`` with overrides applied, {canonical path: the override's text}).
 
-    Missing mappings along a path are created, so validation can report unknown keys by name.
+    Missing mappings along a path are created, so validation can report unknown keys by name. ``via``
+    starts each override's text in errors: ``override site.pue=9`` (Python) or ``--set site.pue=9`` (CLI).
     """
     result = copy.deepcopy(data) if data is not None else {}
     origins: dict[tuple, str] = {}
     for dotted, value in overrides.items():
+        if not isinstance(dotted, str):
+            raise OverrideError(f"an override's path is dotted text like 'site.pue', got {shown(dotted)}")
         parts = parse_path(dotted)
         node = result
         canonical: list[object] = []
@@ -72,7 +77,7 @@ def apply_overrides(data: dict, overrides: dict[str, object]) -> tuple[dict, dic
                 if isinstance(node, dict) and key not in node:
                     node[key] = {}
                 node = node[key]
-        origins[tuple(canonical)] = f"--set {dotted}={value!r}"
+        origins[tuple(canonical)] = f"{via} {dotted}={shown(value, 60)}"
     return result, origins
 
 

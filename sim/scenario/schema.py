@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sim.catalog.specs import AcceleratorSpec, ModelSpec
-from sim.scenario.base import DurationS, Strict, require_exactly_one
+from sim.scenario.base import MAX_CHIPS, MAX_JOBS, WHY_CHIPS, WHY_JOBS, DurationS, Strict, bounded, require_exactly_one
 from sim.scenario.distributions import Distribution
 from sim.scenario.inference_schema import InferenceService
 
@@ -22,16 +22,25 @@ from sim.scenario.inference_schema import InferenceService
 class Site(Strict):
     """The site's power, pinned PUE, energy price and grid carbon. Unset values come from the catalog."""
 
-    power_cap_mw: float | None = Field(None, gt=0, description="site power cap, facility side [MW]; none = no cap")
-    pue: float | None = Field(None, ge=1.0, description="power usage effectiveness, pinned [-]")
-    electricity_usd_per_kwh: float | None = Field(None, ge=0, description="energy price [USD/kWh]")
-    carbon_g_per_kwh: float | None = Field(None, ge=0, description="grid carbon intensity [gCO2e/kWh]")
-    air_cooling_kw_per_rack: float | None = Field(None, gt=0, description="heat an air-cooled rack removes [kW]")
-    liquid_cooling_kw_per_rack: float | None = Field(None, gt=0, description="heat a liquid-cooled rack removes [kW]")
-    server_power_overhead_frac: float | None = Field(
-        None, ge=0, description="non-accelerator server power per unit of accelerator power [-]"
+    power_cap_mw: float | None = bounded(None, gt=0, le=100_000, unit="MW", why="larger than any grid connection",
+                                         description="site power cap, facility side [MW]; none = no cap")
+    pue: float | None = bounded(None, ge=1.0, le=5.0, why="beyond any operating facility",
+                                description="power usage effectiveness, pinned [-]")
+    electricity_usd_per_kwh: float | None = bounded(None, ge=0, le=100, unit="USD/kWh", why="far above any market "
+                                                    "price", description="energy price [USD/kWh]")
+    carbon_g_per_kwh: float | None = bounded(None, ge=0, le=2_000, unit="gCO2e/kWh", why="twice a coal plant's",
+                                             description="grid carbon intensity [gCO2e/kWh]")
+    air_cooling_kw_per_rack: float | None = bounded(None, gt=0, le=2_000, unit="kW", why="beyond any rack cooling",
+                                                    description="heat an air-cooled rack removes [kW]")
+    liquid_cooling_kw_per_rack: float | None = bounded(
+        None, gt=0, le=2_000, unit="kW", why="beyond any rack cooling",
+        description="heat a liquid-cooled rack removes [kW]")
+    server_power_overhead_frac: float | None = bounded(
+        None, ge=0, le=10, why="the host would draw ten times its accelerators",
+        description="non-accelerator server power per unit of accelerator power [-]"
     )
-    amortization_years: float | None = Field(None, gt=0, description="capex amortization period [years]")
+    amortization_years: float | None = bounded(None, gt=0, le=100, unit="years", why="longer than any building lasts",
+                                               description="capex amortization period [years]")
 
 
 class Pool(Strict):
@@ -39,10 +48,13 @@ class Pool(Strict):
 
     name: str = Field(description="unique pool name")
     accelerator: str | AcceleratorSpec = Field(description="catalog id, or a custom spec inline")
-    count: int = Field(gt=0, description="number of chips")
-    chips_per_server: int | None = Field(None, gt=0, description="chips per server [default: min(8, domain)]")
-    servers_per_rack: int = Field(4, gt=0, description="servers per rack")
-    scale_up_domain_chips: int | None = Field(None, gt=0, description="chips per fast-fabric domain [default: catalog]")
+    count: int = bounded(ge=0, le=MAX_CHIPS, unit="chips", why=WHY_CHIPS,
+                         description="number of chips (0 is allowed: --set fleet.NAME.count=0 runs without the pool)")
+    chips_per_server: int | None = bounded(None, gt=0, le=1_024, why="no server holds more",
+                                           description="chips per server [default: min(8, domain)]")
+    servers_per_rack: int = bounded(4, gt=0, le=1_024, why="no rack holds more", description="servers per rack")
+    scale_up_domain_chips: int | None = bounded(None, gt=0, le=100_000, why="larger than any scale-up fabric",
+                                                description="chips per fast-fabric domain [default: catalog]")
     cooling: Literal["air", "liquid"] | None = Field(None, description="rack cooling [default: as the chip ships]")
     online_from: dt.date | None = Field(None, description="date the pool comes online [default: scenario start]")
     owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
@@ -64,18 +76,22 @@ class TraceSource(Strict):
 
     format: Literal["alibaba-gpu-2023"] = Field(description="trace format")
     path: str = Field(description="file path, relative to the scenario file or to the packaged traces")
-    limit: int | None = Field(None, gt=0, description="read only the first N rows")
+    limit: int | None = bounded(None, gt=0, le=MAX_JOBS, unit="rows", why=WHY_JOBS,
+                                description="read only the first N rows")
     accelerator_map: dict[str, str] | None = Field(
         None, description="trace GPU model -> catalog accelerator id [default: the format's own map]"
     )
-    time_scale: float = Field(1.0, gt=0, description="multiply trace times by this factor")
+    time_scale: float = bounded(1.0, ge=1e-6, le=1e6, why="times would collapse to 0 or pass any horizon",
+                                description="multiply trace times by this factor")
 
 
 class JobGenerator(Strict):
     """Synthetic training jobs: Poisson arrivals, and mixes of gang size, model and software stack."""
 
-    jobs: int = Field(gt=0, description="number of jobs to generate")
-    arrival_rate_per_hour: float = Field(gt=0, description="Poisson arrival rate [jobs/hour]")
+    jobs: int = bounded(gt=0, le=MAX_JOBS, unit="jobs", why=WHY_JOBS, description="number of jobs to generate")
+    arrival_rate_per_hour: float = bounded(
+        ge=1e-4, le=1e7, unit="jobs/hour", why="slower would not reach a second job in a year; faster than any "
+        "scheduler admits jobs", description="Poisson arrival rate [jobs/hour]")
     chips: dict[int, float] = Field(description="gang size [chips] -> probability")
     models: dict[str, float] = Field(description="catalog model id -> probability")
     chips_by_model: dict[str, dict[int, float]] = Field(
@@ -88,10 +104,30 @@ class JobGenerator(Strict):
     )
     samples: Distribution | None = Field(None, description="work per job [samples, e.g. tokens]")
 
+    @field_validator("chips")
+    @classmethod
+    def _gang_sizes(cls, mix: dict[int, float]) -> dict[int, float]:
+        _check_gang_sizes(mix)
+        return mix
+
+    @field_validator("chips_by_model")
+    @classmethod
+    def _gang_sizes_by_model(cls, mixes: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
+        for mix in mixes.values():
+            _check_gang_sizes(mix)
+        return mixes
+
     @model_validator(mode="after")
     def _one_work_form(self):
         require_exactly_one(self, "duration_s", "samples")
         return self
+
+
+def _check_gang_sizes(mix: dict[int, float]) -> None:
+    too_large = [size for size in mix if size > MAX_CHIPS]
+    if too_large:
+        raise ValueError(f"gang size {too_large[0]:.3g} is too large; accepted: 1 to {MAX_CHIPS:,} chips "
+                         f"({WHY_CHIPS})")
 
 
 class TrainingWorkload(Strict):
@@ -157,9 +193,9 @@ class Scenario(Strict):
     schema_version: Literal[1] = Field(description="scenario schema version")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name; outputs go to outputs/<name>")
     description: str = Field("", description="free text shown in reports")
-    seed: int = Field(0, ge=0, description="seed of the run's random streams")
+    seed: int = bounded(0, ge=0, le=2**63 - 1, why="a 64-bit seed", description="seed of the run's random streams")
     start: dt.date = Field(description="calendar date of simulated time 0")
-    duration: DurationS = Field(gt=0, description="simulated horizon [s, or '90d', '2y']")
+    duration: DurationS = Field(gt=0, description="simulated horizon [s, or '90d', '2y'; at most 20y]")
     site: Site = Field(Site(), description="power, cooling, energy price and carbon of the site")
     fleet: tuple[Pool, ...] = Field(min_length=1, description="pools of identical chips")
     accelerators: tuple[AcceleratorSpec, ...] = Field((), description="scenario's own accelerators")

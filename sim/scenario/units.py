@@ -20,18 +20,21 @@ SECONDS_PER_UNIT = {
     "y": 365 * 86400.0,  # a simulated year is 365 days; leap days are ignored
 }
 
+MAX_DURATION_S = 20 * SECONDS_PER_UNIT["y"]  # a data center's life; every duration field is at most this
+
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|h|d|w|y)\s*$")
 
 
 def parse_duration_s(value: object) -> float:
     """Return a duration in seconds from ``3600``, ``"90d"``, ``"2y"``, ``"1.5h"`` or ``"30min"``.
 
-    Raises ``ValueError`` naming the accepted forms when the value is not understood.
+    Raises ``ValueError`` naming the accepted forms when the value is not understood, and for durations
+    that are not finite, negative, or above ``MAX_DURATION_S`` (20 years).
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {value!r}")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if abs(value) <= 1e300 else math.copysign(math.inf, value)  # huge ints too
     elif isinstance(value, str):
         match = _DURATION_RE.match(value)
         if match is None:
@@ -43,8 +46,16 @@ def parse_duration_s(value: object) -> float:
     else:
         raise ValueError(f"expected a duration like '90d' or seconds, got {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"duration must be finite and not negative, got {value!r}")
+        raise ValueError(f"duration must be finite and not negative, got {_short(value)}")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"durations are at most 20y ({MAX_DURATION_S:,.0f} s, a data center's life), "
+                         f"got {_short(value)}")
     return seconds
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def date_at(start: dt.date, t_s: float) -> dt.datetime:
