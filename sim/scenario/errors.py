@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 # C0 and C1 control characters and the Unicode line/paragraph separators: a problem is one line
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 SUGGEST_CUTOFF = 0.6  # difflib similarity below which a known name is too far off to suggest
+_REPR = reprlib.Repr()  # bounded: deep or self-referring data from Python is shown as [[...]]
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 200, 200, 40
 
 
 def escape_controls(text: str) -> str:
@@ -18,11 +21,21 @@ def escape_controls(text: str) -> str:
 
 
 def shown(value: object, limit: int = 80) -> str:
-    """A user value for a message: its repr, at most ``limit`` characters, control characters escaped."""
-    text = repr(value)
+    """A user value for a message: its repr, at most ``limit`` characters, control characters escaped;
+    integers beyond 20 digits in short form (``1e+30``)."""
+    text = number_text(value) if isinstance(value, int) and not isinstance(value, bool) else _REPR.repr(value)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return escape_controls(text)
+
+
+def number_text(value: int | float) -> str:
+    """``1e+30`` for a huge integer (even one Python would refuse to print in full); others as repr."""
+    if isinstance(value, float) or abs(value) < 10**20:
+        return repr(value)
+    if abs(value) < 10**300:
+        return f"{float(value):.3g}"
+    return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,7 @@ def format_path(path: Iterable[object]) -> str:
 
 def suggest(name: str, known: Iterable[str], listed: int = 30) -> str:
     """`` (did you mean 'x'?); known: a, b, c`` for an unknown name."""
-    known = sorted(known)
+    known = sorted(str(k) for k in known)
     close = _closest(str(name), known)
     hint = f" (did you mean {close!r}?)" if close else ""
     shown_names = ", ".join(known[:listed]) + (", …" if len(known) > listed else "")
@@ -78,6 +91,6 @@ def _closest(name: str, known: list[str]) -> str | None:
             length += 1
         return length
 
-    ratio = {k: difflib.SequenceMatcher(None, name.lower(), str(k).lower()).ratio() for k in known}
+    ratio = {k: difflib.SequenceMatcher(None, name.lower(), k.lower()).ratio() for k in known}
     close = [k for k in known if ratio[k] >= SUGGEST_CUTOFF]
-    return max(close, key=lambda k: (min(prefix(str(k)), 4), ratio[k]), default=None)
+    return max(close, key=lambda k: (min(prefix(k), 4), ratio[k]), default=None)

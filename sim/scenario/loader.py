@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from sim.scenario.errors import Problem, ScenarioError, format_path, shown, suggest
 from sim.scenario.overrides import OverrideError, apply_overrides
 from sim.scenario.schema import Scenario
-from sim.scenario.values import Unreadable, size_problems, value_problems
+from sim.scenario.values import RawProblem, Unreadable, size_problems, value_problems
 from sim.scenario.yaml_lines import YamlSyntaxError, load_with_lines
 
 MAX_SCENARIO_BYTES = 1_000_000  # a scenario describes; bulk data (jobs, requests) belongs in trace files
@@ -132,20 +132,17 @@ def build(data: object, origin: Origin, problems: list[Problem] | None = None) -
     try:
         raw_problems = value_problems(data, Scenario)
     except Unreadable as exc:
-        raise ScenarioError(problems + [Problem(origin.locate(exc.path), format_path(exc.path), str(exc))]) from None
+        shown_path = format_path(exc.path[:8]) + ("…" if len(exc.path) > 8 else "")
+        raise ScenarioError(problems + [Problem(origin.locate(exc.path), shown_path, str(exc))]) from None
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        schema_problems = _pydantic_problems(exc, data, origin)
-        problems.extend(problem for _, problem in schema_problems)
-        reported = {path for path, _ in schema_problems}
-        problems.extend(Problem(origin.locate(path), format_path(path), message)
-                        for path, message in raw_problems if path not in reported)
-        problems.extend(check_raw_names(data, origin))  # catalog typos too, in the same report
+        problems.extend(_merged(_pydantic_problems(exc, data, origin), raw_problems, origin))
+        problems.extend(check_raw_names(_for_name_checks(data), origin))  # catalog typos too, in the same report
         raise ScenarioError(problems) from None
-    if raw_problems:  # values the schema accepted (true as 1, a custom chip's NaN): the checks would trip
-        problems.extend(Problem(origin.locate(path), format_path(path), message) for path, message in raw_problems)
-        problems.extend(check_raw_names(data, origin))
+    if raw_problems:  # values the schema accepted (true as 1, a custom chip's 1e300): the checks would trip
+        problems.extend(_merged([], raw_problems, origin))
+        problems.extend(check_raw_names(_for_name_checks(data), origin))
         raise ScenarioError(problems)
     problems.extend(check_scenario(scenario, origin))
     problems.extend(Problem(origin.locate(path), format_path(path), message)
@@ -154,6 +151,28 @@ def build(data: object, origin: Origin, problems: list[Problem] | None = None) -
         raise ScenarioError(problems)
     object.__setattr__(scenario, "_source", (data, origin))
     return scenario
+
+
+def _merged(schema: list[tuple[tuple, Problem]], raw: list[RawProblem], origin: Origin) -> list[Problem]:
+    """The schema's problems and the raw values' ones, one message per path: NaN, infinity and true/false
+    get the raw message; other raw problems only where the schema said nothing (for a key: nor about
+    its mapping)."""
+    numbers = {problem.path for problem in raw if problem.kind == "number"}
+    reported = {path for path, _ in schema}
+    merged = [problem for path, problem in schema if path not in numbers]
+    for path, message, kind in raw:
+        if kind == "number" or (path not in reported and not (kind == "key" and path[:-1] in reported)):
+            merged.append(Problem(origin.locate(path), format_path(path), message))
+    return merged
+
+
+def _for_name_checks(data: dict) -> dict:
+    """``data`` for ``check_raw_names`` on data the schema rejected: ``accelerators`` only as a list of
+    mappings with a plain id (it reads their ids to know the scenario's own chips)."""
+    accelerators = data.get("accelerators")
+    if not isinstance(accelerators, list):
+        return {**data, "accelerators": []}
+    return {**data, "accelerators": [a for a in accelerators if isinstance(a, dict) and isinstance(a.get("id"), str)]}
 
 
 def with_overrides(scenario: Scenario, overrides: dict[str, object], via: str = "override") -> Scenario:
@@ -226,7 +245,7 @@ def _message(path: tuple, err: dict) -> str:
     message = err["msg"]
     message = message.removeprefix("Value error, ")
     found = err.get("input")
-    if kind in _BOUND_ERRORS and (accepted := _accepted_at(path)):
+    if kind in _BOUND_ERRORS + ("int_parsing_size",) and (accepted := _accepted_at(path)):
         return f"found {shown(found)}; accepted: {accepted}"
     if not isinstance(found, (dict, list)):
         return f"found {shown(found)}: {message}"

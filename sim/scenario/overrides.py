@@ -63,7 +63,7 @@ def apply_overrides(data: dict, overrides: dict[str, object], via: str = "overri
     origins: dict[tuple, str] = {}
     for dotted, value in overrides.items():
         if not isinstance(dotted, str):
-            raise OverrideError(f"an override's path is dotted text like 'site.pue', got {shown(dotted)}")
+            raise OverrideError(f"path must be dotted text like 'site.pue', got {shown(dotted)}")
         parts = parse_path(dotted)
         node = result
         canonical: list[object] = []

@@ -11,6 +11,8 @@ import datetime as dt
 import math
 import re
 
+from sim.scenario.errors import shown
+
 SECONDS_PER_UNIT = {
     "s": 1.0,
     "min": 60.0,
@@ -33,29 +35,25 @@ def parse_duration_s(value: object) -> float:
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value) if abs(value) <= 1e300 else math.copysign(math.inf, value)  # huge ints too
+    if isinstance(value, int):
+        seconds = float(max(-10**300, min(value, 10**300)))  # a huge int would overflow float()
+    elif isinstance(value, float):
+        seconds = value
     elif isinstance(value, str):
         match = _DURATION_RE.match(value)
         if match is None:
             raise ValueError(
-                f"cannot read duration {value!r}; accepted: seconds as a number, or a number followed by "
+                f"cannot read duration {shown(value, 40)}; accepted: seconds as a number, or a number followed by "
                 f"one of {', '.join(SECONDS_PER_UNIT)} (e.g. '90d', '2y', '12h')"
             )
         seconds = float(match.group(1)) * SECONDS_PER_UNIT[match.group(2)]
     else:
         raise ValueError(f"expected a duration like '90d' or seconds, got {type(value).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"duration must be finite and not negative, got {_short(value)}")
+        raise ValueError(f"duration must be finite and not negative, got {shown(value, 40)}")
     if seconds > MAX_DURATION_S:
-        raise ValueError(f"durations are at most 20y ({MAX_DURATION_S:,.0f} s, a data center's life), "
-                         f"got {_short(value)}")
+        raise ValueError(f"too long; accepted: durations up to 20y ({MAX_DURATION_S:,.0f} s, a data center's life)")
     return seconds
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def date_at(start: dt.date, t_s: float) -> dt.datetime:

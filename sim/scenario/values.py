@@ -16,10 +16,12 @@ import math
 import re
 import types
 import typing
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
 from sim.scenario.base import MAX_REQUESTS
+from sim.scenario.errors import number_text
 from sim.scenario.yaml_lines import MAX_DEPTH
 
 MAX_MAGNITUDE = 2**63 - 1
@@ -27,6 +29,16 @@ MAX_VALUES = 2_000_000  # a 1 MB file with its aliases written out holds fewer
 FREE_TEXT = frozenset({"description", "notes", "display_name"})  # and every value under `sources`
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class RawProblem(NamedTuple):
+    """A problem with a raw value. ``kind``: 'number' (NaN, infinity, true/false where a number is
+    expected: clearer than what the schema says about them), 'value' (too large, control characters: where
+    the schema has nothing more specific to say) or 'key' (a mapping key: its container may say more)."""
+
+    path: tuple
+    message: str
+    kind: str
 
 
 class Unreadable(ValueError):
@@ -37,9 +49,9 @@ class Unreadable(ValueError):
         super().__init__(message)
 
 
-def value_problems(data: object, schema: type[BaseModel]) -> list[tuple[tuple, str]]:
-    """(path, message) for every value that breaks the rules above; raises ``Unreadable`` first."""
-    problems: list[tuple[tuple, str]] = []
+def value_problems(data: object, schema: type[BaseModel]) -> list[RawProblem]:
+    """Every value that breaks the rules above; raises ``Unreadable`` first."""
+    problems: list[RawProblem] = []
     _visit(data, (), schema, False, problems, [0])
     return problems
 
@@ -51,14 +63,14 @@ def _visit(value: object, path: tuple, annotation, free_text: bool, problems: li
     visited[0] += 1
     if visited[0] > MAX_VALUES:
         raise Unreadable(path[:1], f"more than {MAX_VALUES:,} values; accepted: a scenario of at most that many")
-    message = _scalar_problem(value, annotation, free_text)
-    if message:
-        problems.append((path, message))
+    found = _scalar_problem(value, annotation, free_text, path)
+    if found:
+        problems.append(RawProblem(path, *found))
     if isinstance(value, dict):
         for key, item in value.items():
             key_message = _key_problem(key, annotation)
             if key_message:
-                problems.append((path + (key,), key_message))
+                problems.append(RawProblem(path + (key,), key_message, "key"))
             child_free = free_text or key in FREE_TEXT or (path[-1:] == ("sources",))
             _visit(item, path + (key,), _child(annotation, key), child_free, problems, visited)
     elif isinstance(value, (list, tuple)):
@@ -67,21 +79,24 @@ def _visit(value: object, path: tuple, annotation, free_text: bool, problems: li
             _visit(item, path + (index,), item_type, free_text, problems, visited)
 
 
-def _scalar_problem(value: object, annotation, free_text: bool) -> str | None:
+def _scalar_problem(value: object, annotation, free_text: bool, path: tuple) -> tuple[str, str] | None:
+    """(message, kind) of a problem with one value, or None."""
     if isinstance(value, bool):
         if _expects_number(annotation):
-            return f"found {str(value).lower()}: a number is expected here; accepted: a number (true/false are not)"
+            return (f"found {str(value).lower()}: a number is expected here; accepted: a number "
+                    "(true/false are not)", "number")
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        return f"found {value}: not a finite number; accepted: a finite number"
+        name = path[-1] if path and isinstance(path[-1], str) else "the value"
+        return f"found {value}: {name} must be finite (not NaN or infinite); accepted: a finite number", "number"
     if isinstance(value, (int, float)) and abs(value) > MAX_MAGNITUDE:
-        return (f"found {value:.3g}: beyond any quantity a scenario describes; accepted: magnitudes up to "
-                f"{MAX_MAGNITUDE:.3g} (64-bit integers)")
+        return (f"found {number_text(value)}: beyond any quantity a scenario describes; accepted: magnitudes up to "
+                f"{MAX_MAGNITUDE:.3g} (64-bit integers)", "value")
     if isinstance(value, str):
         match = (_CONTROL_BUT_LINES if free_text else _CONTROL).search(value)
         if match:
             return (f"found {_short(value)}: control character U+{ord(match.group()):04X} in a name or value; "
-                    "accepted: printable text" + ("" if free_text else " on one line"))
+                    "accepted: printable text" + ("" if free_text else " on one line"), "value")
     return None
 
 
@@ -89,7 +104,8 @@ def _key_problem(key: object, annotation) -> str | None:
     if isinstance(key, bool) and _expects_number(_key_type(annotation)):
         return f"found key {str(key).lower()}: a number is expected here; accepted: a number (true/false are not)"
     if isinstance(key, (int, float)) and not isinstance(key, bool):
-        return _scalar_problem(key, None, False)
+        found = _scalar_problem(key, None, False, ())
+        return found[0] if found else None
     if isinstance(key, str) and _CONTROL.search(key):
         return f"found key {_short(key)}: control character in a name; accepted: printable text on one line"
     return None
