@@ -35,7 +35,9 @@ def number_text(value: int | float) -> str:
         return repr(value)
     if abs(value) < 10**300:
         return f"{float(value):.3g}"
-    return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
+    digits = int(abs(value).bit_length() * 0.30103) + 1  # exact after the correction below
+    digits -= 10 ** (digits - 1) > abs(value)
+    return f"an integer of {digits:,} digits"
 
 
 @dataclass(frozen=True)

@@ -92,11 +92,27 @@ def _scalar_problem(value: object, annotation, free_text: bool, path: tuple) -> 
     if isinstance(value, (int, float)) and abs(value) > MAX_MAGNITUDE:
         return (f"found {number_text(value)}: beyond any quantity a scenario describes; accepted: magnitudes up to "
                 f"{MAX_MAGNITUDE:.3g} (64-bit integers)", "value")
+    if isinstance(value, str) and _expects_number(annotation):  # the schema reads "1e400" or "nan" as a number
+        return _number_text_problem(value, path)
     if isinstance(value, str):
         match = (_CONTROL_BUT_LINES if free_text else _CONTROL).search(value)
         if match:
             return (f"found {_short(value)}: control character U+{ord(match.group()):04X} in a name or value; "
                     "accepted: printable text" + ("" if free_text else " on one line"), "value")
+    return None
+
+
+def _number_text_problem(text: str, path: tuple) -> tuple[str, str] | None:
+    try:
+        number = float(text)
+    except (ValueError, OverflowError):
+        return None  # not a number at all: the schema says so
+    if not math.isfinite(number):
+        name = path[-1] if path and isinstance(path[-1], str) else "the value"
+        return f"found {_short(text)}: {name} must be finite (not NaN or infinite); accepted: a finite number", "number"
+    if abs(number) > MAX_MAGNITUDE:
+        return (f"found {_short(text)}: beyond any quantity a scenario describes; accepted: magnitudes up to "
+                f"{MAX_MAGNITUDE:.3g} (64-bit integers)", "value")
     return None
 
 
