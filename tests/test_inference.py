@@ -193,3 +193,11 @@ def test_a_request_generator_reads_its_empirical_file_next_to_the_scenario(tmp_p
     results = sim.run(scenario)
     assert set(results.requests["prompt_tokens"]) == {500, 700}
     assert any(path.endswith("prompts.csv") for path in results.manifest["input_files"])
+
+
+def test_drawn_token_counts_are_whole_and_bounded():
+    from sim.serving.llm.requests import token_counts
+    from sim.workload.requests import MAX_TOKENS
+
+    drawn = np.array([0.2, 3.5, 1e30, np.finfo(float).max, 7.0])
+    assert token_counts(drawn).tolist() == [1, 4, MAX_TOKENS, MAX_TOKENS, 7]

@@ -10,7 +10,7 @@ import pandas as pd
 from sim.serving.traffic import poisson_arrivals
 from sim.workload import resolve_trace_path
 from sim.workload.distributions import sample
-from sim.workload.requests import read_azure_llm, read_mooncake, scale_requests
+from sim.workload.requests import MAX_TOKENS, read_azure_llm, read_mooncake, scale_requests
 
 
 def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.Generator) -> pd.DataFrame:
@@ -29,6 +29,12 @@ def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.G
     n = len(arrival)
     return pd.DataFrame({
         "arrival_s": arrival,
-        "prompt_tokens": np.maximum(1, np.ceil(sample(gen.prompt_tokens, n, rng, base_dir))).astype(np.int64),
-        "output_tokens": np.maximum(1, np.ceil(sample(gen.output_tokens, n, rng, base_dir))).astype(np.int64),
+        "prompt_tokens": token_counts(sample(gen.prompt_tokens, n, rng, base_dir)),
+        "output_tokens": token_counts(sample(gen.output_tokens, n, rng, base_dir)),
         "source_row": np.arange(1, n + 1), "copy": np.zeros(n, dtype=np.int64)}, copy=False)
+
+
+def token_counts(drawn: np.ndarray) -> np.ndarray:
+    """Drawn lengths as whole token counts from 1 to ``MAX_TOKENS`` (the bound traces are held to): a
+    far tail draw of a wide distribution is clipped rather than overflowing int64."""
+    return np.clip(np.ceil(drawn), 1, MAX_TOKENS).astype(np.int64)
