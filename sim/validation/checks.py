@@ -216,6 +216,10 @@ def _check_inference(scenario, catalog, origin, add) -> None:
     llms = sorted(m.id for m in catalog.models.values() if m.kv_bytes_per_token > 0)
     names = set()
     site = resolve_site(scenario.site, catalog)
+    sizes_by_pool: dict[str, set[int]] = {}  # replica sizes on each pool, for the shared-pool rule
+    for service in scenario.workloads.inference:
+        for group in service.replicas:
+            sizes_by_pool.setdefault(group.pool, set()).add(group.chips_per_replica)
     for s, service in enumerate(scenario.workloads.inference):
         base = ("workloads", "inference", s)
         if service.name in names:
@@ -246,7 +250,7 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                 add(path + ("pool",), f"unknown pool {group.pool!r}" + suggest(group.pool, pools))
                 continue
             _check_autoscale(scenario, pools[group.pool], group, path, add)
-            _check_replica_pool(scenario, pools[group.pool], service, group, path, add)
+            _check_replica_pool(scenario, pools[group.pool], sizes_by_pool[group.pool], group, path, add)
             if scenario.fleet[pools[group.pool]].accelerator_id not in catalog.accelerators:
                 continue
             try:
@@ -271,7 +275,7 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                     f"accepted: more chips per replica")
 
 
-def _check_replica_pool(scenario, pool_index: int, service, group, path: tuple, add) -> None:
+def _check_replica_pool(scenario, pool_index: int, sizes: set[int], group, path: tuple, add) -> None:
     """Replicas need their pool online from the start (serving does not wait for a pool to arrive), and
     on a shared pool every replica group has the same size: replicas then fit any domain a replica of
     another group left, so placing them in whatever order the autoscaler and training produce can never
@@ -283,7 +287,6 @@ def _check_replica_pool(scenario, pool_index: int, service, group, path: tuple, 
                               "a pool online at the start")
     if pool.sharing != "shared":
         return
-    sizes = {g.chips_per_replica for s in scenario.workloads.inference for g in s.replicas if g.pool == pool.name}
     if len(sizes) > 1:
         add(path + ("chips_per_replica",),
             f"found {group.chips_per_replica}: replica groups on shared pool {pool.name!r} use sizes "
