@@ -593,3 +593,14 @@ def test_malformed_custom_accelerators_do_not_break_the_name_checks(tmp_path):
     for accelerators in ["5", "[{id: [1]}]", "[{bf16_tflops: 1}]"]:
         errors = errors_of(tmp_path, GOOD.replace("h100-sxm", "h100-sx") + f"accelerators: {accelerators}\n")
         assert any("accelerators" in e for e in errors) and any("did you mean 'h100-sxm'" in e for e in errors)
+
+
+def test_a_trace_scaled_beyond_what_fits_in_memory_is_refused_before_running(tmp_path):
+    """19,366 Azure requests at 10,000x would be 194 million requests held in memory at request level."""
+    scenario = sim.load(SCENARIOS / "llm-serving-azure.yaml")
+    with pytest.raises(sim.ScenarioError, match=r"traffic.trace.scale: found 10000: 19,366 trace requests at this "
+                                                 r"scale make 193,660,000"):
+        scenario.with_overrides({"workloads.inference.0.traffic.trace.scale": 10000})
+    fluid = scenario.with_overrides({"workloads.inference.0.traffic.trace.scale": 10000,
+                                     "workloads.inference.0.fidelity": "fluid"})
+    assert fluid.workloads.inference[0].traffic.trace.scale == 10000

@@ -241,9 +241,11 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                                        f"accepted: at most {MAX_FLUID_BINS:,} bins (a longer fluid_bin)")
         if service.traffic.trace is not None:
             try:
-                read_trace(service.traffic.trace, origin.directory)
+                rows = len(read_trace(service.traffic.trace, origin.directory))
             except (FileNotFoundError, TraceError) as exc:
                 add(base + ("traffic", "trace", "path"), str(exc))
+            else:
+                _check_trace_requests(service, rows, base, add)
         for g, group in enumerate(service.replicas):
             path = base + ("replicas", g)
             if group.pool not in pools:
@@ -273,6 +275,19 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                     f"found {group.chips_per_replica}: {service.model} does not fit on {group.chips_per_replica} × "
                     f"{chip.id} ({chip.memory_gb:g} GB each, weights {2 * model.params / 1e9:.0f} GB); "
                     f"accepted: more chips per replica")
+
+
+def _check_trace_requests(service, rows: int, base: tuple, add) -> None:
+    """A request-level service holds every request of its scaled trace in memory: refuse more than
+    ``MAX_REQUESTS`` before allocating them."""
+    from sim.scenario.base import MAX_REQUESTS
+
+    requests = rows * service.traffic.trace.scale
+    if service.fidelity == "request" and requests > MAX_REQUESTS:
+        add(base + ("traffic", "trace", "scale"),
+            f"found {service.traffic.trace.scale:g}: {rows:,} trace requests at this scale make {requests:,.0f}, "
+            f"each held in memory; accepted: at most {MAX_REQUESTS:,} requests at fidelity request (scale <= "
+            f"{MAX_REQUESTS // max(rows, 1):,}), or fidelity: fluid")
 
 
 def _check_replica_pool(scenario, pool_index: int, sizes: set[int], group, path: tuple, add) -> None:
