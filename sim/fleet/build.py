@@ -21,7 +21,7 @@ import networkx as nx
 from sim.catalog import AcceleratorSpec, Catalog
 
 if TYPE_CHECKING:  # the scenario layer validates with this module, so it is not imported at run time
-    from sim.scenario.schema import Scenario, Site
+    from sim.scenario.schema import Pool, Scenario, Site
 
 HOURS_PER_YEAR = 365 * 24
 CAP_TOLERANCE = 1e-9  # relative: sums of watts in different orders differ in the last bits
@@ -148,20 +148,43 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
-        chip_cost_usd_per_hour=_chip_cost_usd_per_hour(accel, pool.owner, site),
+        chip_cost_usd_per_hour=_chip_cost_usd_per_hour(pool, index, accel, site),
         shared=pool.sharing == "shared",
     )
 
 
-def _chip_cost_usd_per_hour(accel: AcceleratorSpec, owner: str, site: ResolvedSite) -> float:
+def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec, site: ResolvedSite) -> float:
     """Capital or rental cost of one chip-hour, energy excluded [USD/h].
 
-    Owned chips: purchase price amortized linearly over ``amortization_years``; a chip with no public
-    price (TPU, MTIA, Trainium) falls back to its cloud rate, else 0. Rented chips: the cloud rate.
+    Owned chips: purchase price (the pool's ``purchase_usd_per_chip``, else the catalog's ``price_usd``)
+    amortized linearly over ``amortization_years``, with no resale value, financing or host share
+    beyond what the price itself includes. Rented chips: the pool's ``rental_usd_per_chip_hour``, else
+    the catalog's on-demand ``cloud_usd_per_chip_hour``. A chip with neither is a ``FleetError`` naming
+    the field to set: no chip is silently free.
     """
-    if owner == "owned" and accel.price_usd is not None:
-        return accel.price_usd / (site.amortization_years * HOURS_PER_YEAR)
-    return accel.cloud_usd_per_chip_hour or 0.0
+    if pool.owner == "owned":
+        if pool.rental_usd_per_chip_hour is not None:
+            raise FleetError(index, "rental_usd_per_chip_hour",
+                             f"found {pool.rental_usd_per_chip_hour:g}: a rental rate applies to a rented pool; "
+                             "accepted: owner: rented, or purchase_usd_per_chip for an owned pool")
+        price = accel.price_usd if pool.purchase_usd_per_chip is None else pool.purchase_usd_per_chip
+        if price is None:
+            raise FleetError(index, "purchase_usd_per_chip",
+                             f"found none: {accel.id} has no purchase price, and an owned pool is charged its "
+                             "amortized price; accepted: purchase_usd_per_chip on the pool (USD per chip), "
+                             "price_usd on the accelerator, or owner: rented with a rental rate")
+        return price / (site.amortization_years * HOURS_PER_YEAR)
+    if pool.purchase_usd_per_chip is not None:
+        raise FleetError(index, "purchase_usd_per_chip",
+                         f"found {pool.purchase_usd_per_chip:g}: a purchase price applies to an owned pool; "
+                         "accepted: owner: owned, or rental_usd_per_chip_hour for a rented pool")
+    rate = accel.cloud_usd_per_chip_hour if pool.rental_usd_per_chip_hour is None else pool.rental_usd_per_chip_hour
+    if rate is None:
+        raise FleetError(index, "rental_usd_per_chip_hour",
+                         f"found none: {accel.id} has no cloud rental rate, and a rented pool is charged by the "
+                         "chip-hour; accepted: rental_usd_per_chip_hour on the pool (USD per chip-hour), "
+                         "cloud_usd_per_chip_hour on the accelerator, or owner: owned with a purchase price")
+    return rate
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,13 @@ class Pool(Strict):
     cooling: Literal["air", "liquid"] | None = Field(None, description="rack cooling [default: as the chip ships]")
     online_from: dt.date | None = Field(None, description="date the pool comes online [default: scenario start]")
     owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
+    purchase_usd_per_chip: float | None = bounded(
+        None, ge=0, le=10_000_000, unit="USD", why="far above any accelerator's price",
+        description="purchase price per chip of an owned pool, amortized over site.amortization_years "
+                    "[default: the chip's catalog price_usd]")
+    rental_usd_per_chip_hour: float | None = bounded(
+        None, ge=0, le=10_000, unit="USD/chip-hour", why="far above any cloud rate",
+        description="rental rate of a rented pool [default: the chip's catalog cloud_usd_per_chip_hour]")
     multi_domain_gangs: bool = Field(
         True, description="a gang larger than a domain may span whole domains (false: one domain, like a k8s pod)"
     )
