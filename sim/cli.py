@@ -177,9 +177,10 @@ def _catalog(args) -> int:
     catalog = builtin_catalog()
     if args.what in ("accelerators", "all"):
         print(_format_table(
-            ["id", "vendor", "bf16 TF/s", "mem GB", "mem TB/s", "TDP W", "domain", "$/chip-h", "stacks"],
+            ["id", "vendor", "bf16 TF/s", "mem GB", "mem TB/s", "TDP W", "domain", "$/chip", "$/chip-h", "stacks"],
             [[a.id, a.vendor, f"{a.bf16_tflops:g}", f"{a.memory_gb:g}", f"{a.memory_bandwidth_tbps:g}",
               f"{a.tdp_w:g}", str(a.scale_up_domain_chips),
+              "-" if a.price_usd is None else f"{a.price_usd:,.0f}",
               "-" if a.cloud_usd_per_chip_hour is None else f"{a.cloud_usd_per_chip_hour:g}",
               ",".join(a.stacks)] for a in catalog.accelerators.values()]))
     if args.what == "all":

@@ -361,7 +361,7 @@ def test_empty_workload_runs(base, tmp_path):
 def test_inline_accelerator_is_usable_everywhere(base, tmp_path):
     spec = {"id": "my-chip", "bf16_tflops": 500, "memory_gb": 96, "memory_bandwidth_tbps": 2.0, "tdp_w": 400,
             "idle_w": 60, "scale_up_bandwidth_gbps": 400, "scale_up_domain_chips": 8,
-            "scale_out_bandwidth_gbps": 25, "stacks": {"portable": 0.3}}
+            "scale_out_bandwidth_gbps": 25, "stacks": {"portable": 0.3}, "price_usd": 20_000}
     base["fleet"][1]["accelerator"] = spec
     base["porting"] = [{"from_stack": "cuda", "accelerator": "my-chip", "efficiency_frac": 0.5}]
     base["workloads"]["training"]["generator"].update(stacks={"cuda": 1.0})
