@@ -203,8 +203,9 @@ def _compare(args) -> int:
     from sim.results.compare import compare_text, read_summary
 
     a, b = read_summary(args.a), read_summary(args.b)
+    table = compare_text(a, b, only=args.only, show_all=args.show_all)  # a bad --only fails before any output
     print(f"A: {args.a}\nB: {args.b}\n")
-    print(compare_text(a, b, only=args.only, show_all=args.show_all))
+    print(table)
     return 0
 
 

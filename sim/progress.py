@@ -51,14 +51,15 @@ class Progress:
             bar.close()
 
 
-def kernels_need_compiling(numba_enabled: bool) -> bool:
-    """Whether the serving kernel has no Numba cache yet, beside the code or under ``NUMBA_CACHE_DIR``
-    (the first run compiles the kernels, tens of seconds)."""
-    if not numba_enabled:
-        return False
-    from numba.core import config
-
-    folders = [Path(__file__).parent / "kernels" / "__pycache__"]
-    if config.CACHE_DIR:
-        folders.append(Path(config.CACHE_DIR))
-    return not any(any(folder.rglob("serving_compiled.serve_llm-*.nbi")) for folder in folders if folder.is_dir())
+def kernels_need_compiling(dispatchers) -> bool:
+    """Whether any of the Numba ``dispatchers`` (the serving and training kernels) has no on-disk cache
+    yet where Numba looks for it, so the first call compiles (tens of seconds). Pure-Python twins, or a
+    Numba whose cache layout is not the one read here, never claim a compile."""
+    for dispatcher in dispatchers:
+        try:
+            index = dispatcher._cache._cache_file._index_path  # Numba's own cache locator for this kernel
+        except AttributeError:
+            continue
+        if not Path(index).exists():
+            return True
+    return False

@@ -54,7 +54,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting, horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
                              rng=rngs["inference"], ranking_rng=rngs["ranking"])
-    compiling = " (first run: compiling the kernels)" if kernels_need_compiling(kernels.NUMBA_ENABLED) else ""
+    compiling = (" (first run: compiling the kernels)"
+                 if kernels_need_compiling([kernels.serve_llm, kernels.serve_ranking]) else "")
     serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario),
                         phase=lambda name: progress.phase(f"serving {name}{compiling}"))
     with progress.simulated_days(horizon) as update:

@@ -135,8 +135,9 @@ def test_compare_only_and_all(tmp_path, capsys):
     assert main(["compare", a, b, "--all"]) == 0
     assert "horizon_s" in capsys.readouterr().out
     assert main(["compare", a, b, "--only", "no-such-metric"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "matches no metric" in err
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "matches no metric" in captured.err
+    assert captured.out == ""  # the error comes before any of the table
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -145,6 +146,8 @@ def test_compare_only_and_all(tmp_path, capsys):
     (b"  \n", "empty file"),
     (b"[1, 2, 3]", "holds a JSON list, expected an object"),
     (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not a text file (byte 0x89 at offset 0)"),
+    (b"{}", "not a run summary (no jobs, horizon_s)"),
+    (b'{"jobs": {"completed": NaN}, "horizon_s": Infinity}', "holds NaN, which is not JSON"),
 ])
 def test_compare_rejects_a_damaged_summary_in_one_line(tmp_path, capsys, content, expected):
     a, _ = _two_runs(tmp_path)

@@ -220,3 +220,16 @@ def test_a_read_only_parent_stages_inside_the_folder(saved, monkeypatch):
     results.save(out, plots=False)
     assert len(places) == 2 and os.path.samefile(places[1], out)
     assert is_complete(out) and not [p for p in out.iterdir() if "dcsim-partial" in p.name]
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(saved):
+    """``kill -9`` while writing leaves a hidden staging folder (nothing can clean up then); the next run into
+    the same folder removes it."""
+    results, out = saved
+    leftover = out.parent / f".{out.name}.dcsim-partial-abc123"
+    leftover.mkdir()
+    (leftover / "requests.csv").write_text("half a file")
+    inside = out / ".dcsim-partial-xyz"
+    inside.mkdir()
+    results.save(out, plots=False)
+    assert not leftover.exists() and not inside.exists() and is_complete(out)

@@ -30,3 +30,22 @@ def test_the_cli_prints_no_progress_on_a_pipe(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "dcsim:" not in done.stderr and "sim-day" not in done.stderr
+
+
+def test_the_first_compile_note_follows_numbas_own_cache(tmp_path):
+    """A kernel whose cache index is missing where Numba looks (e.g. a fresh NUMBA_CACHE_DIR) needs compiling;
+    pure-Python twins never do."""
+    from sim.progress import kernels_need_compiling
+
+    class Cache:
+        def __init__(self, index):
+            self._cache_file = type("CacheFile", (), {"_index_path": str(index)})()
+
+    cached, missing = tmp_path / "k.nbi", tmp_path / "other.nbi"
+    cached.write_text("")
+    kernel = type("Dispatcher", (), {})
+    warm, cold = kernel(), kernel()
+    warm._cache, cold._cache = Cache(cached), Cache(missing)
+    assert not kernels_need_compiling([warm])
+    assert kernels_need_compiling([warm, cold])
+    assert not kernels_need_compiling([lambda: None])  # a twin: plain Python

@@ -604,3 +604,13 @@ def test_a_trace_scaled_beyond_what_fits_in_memory_is_refused_before_running(tmp
     fluid = scenario.with_overrides({"workloads.inference.0.traffic.trace.scale": 10000,
                                      "workloads.inference.0.fidelity": "fluid"})
     assert fluid.workloads.inference[0].traffic.trace.scale == 10000
+
+
+def test_an_error_inside_an_override_names_the_override_not_the_file_line(tmp_path):
+    """The file's line for a field is stale once ``--set`` replaced the section above it."""
+    scenario = sim.load(SCENARIOS / "llm-fleet-year-fluid.yaml")
+    with pytest.raises(sim.ScenarioError) as error:
+        scenario.with_overrides({"workloads.inference.0.traffic.generator.prompt_tokens":
+                                 {"lognormal": {"median": 1000, "sigma": 10}}}, via="--set")
+    text = str(error.value)
+    assert "(--set workloads.inference.0.traffic.generator.prompt_tokens=" in text and ".yaml:" not in text, text

@@ -47,14 +47,27 @@ def _parse_summary(raw: bytes, path: Path) -> dict:
         raise SummaryError(f"{path}: not a text file (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
                            "expected the JSON summary of a run") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):
+            raise SummaryError(f"{path}: {exc}; a run's summary.json holds none") from None
         raise SummaryError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
                            "the file may be truncated") from None
     if not isinstance(data, dict):
         raise SummaryError(f"{path}: holds a JSON {type(data).__name__}, expected an object of metrics "
                            "(the summary.json of a run)")
+    missing = [key for key in SUMMARY_KEYS if key not in data]
+    if missing:
+        raise SummaryError(f"{path}: not a run summary (no {', '.join(missing)}); expected the summary.json "
+                           "that dcsim run writes")
     return data
+
+
+SUMMARY_KEYS = ("jobs", "horizon_s")  # every run's summary has these
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"holds {name}, which is not JSON")
 
 
 @dataclass(frozen=True)

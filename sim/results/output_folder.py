@@ -96,6 +96,7 @@ def write_run(folder: str | Path, write_files: Callable[[Path], None], scenario_
     final = Path(os.path.abspath(folder))
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
+        _remove_interrupted(final)
         staging = _staging_folder(final)
     except OSError as exc:
         raise OutputError(f"output folder {label}: {exc.strerror or exc}") from None
@@ -111,6 +112,15 @@ def write_run(folder: str | Path, write_files: Callable[[Path], None], scenario_
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _remove_interrupted(final: Path) -> None:
+    """Delete the staging folders that interrupted runs into ``final`` left behind (beside it or inside it)."""
+    patterns = [(final.parent, f".{final.name or 'out'}.dcsim-partial-*"), (final, ".dcsim-partial-*")]
+    for folder, pattern in patterns:
+        if folder.is_dir():
+            for leftover in folder.glob(pattern):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _staging_folder(final: Path) -> Path:

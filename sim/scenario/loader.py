@@ -36,10 +36,12 @@ class Origin:
         for overridden, text in self.overridden.items():
             if overridden[: len(path)] == tuple(path):  # the error sits above what a --set created
                 return f"{self.file} ({text})"
-        for length in range(len(path), -1, -1):
+        for length in range(len(path), -1, -1):  # an override replaced everything below it, file lines too
             prefix = tuple(path[:length])
             if prefix in self.overridden:
                 return f"{self.file} ({self.overridden[prefix]})"
+        for length in range(len(path), -1, -1):
+            prefix = tuple(path[:length])
             if prefix in self.lines:
                 return f"{self.file}:{self.lines[prefix]}"
         return self.file

@@ -206,7 +206,7 @@ MAX_FLUID_BINS = 20_000_000  # a fluid service holds a few float arrays per bin
 
 def _check_inference(scenario, catalog, origin, add) -> None:
     """Services name known models and pools; replicas fit their chips (weights + KV, or weights + tables
-    for ranking) and their pools; fields match the service's family (``family_checks``)."""
+    for ranking) and their pools; fields match the service's family (``sim.validation.family``)."""
     from sim.fleet.build import FleetError, resolve_pool, resolve_site
     from sim.kernels.serving_reference import kv_capacity_tokens
     from sim.validation.family import check_family, check_ranking_fit, check_ranking_model
