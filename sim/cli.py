@@ -44,10 +44,12 @@ def _main(argv: list[str] | None) -> int:
     from sim.scenario import ScenarioError
     from sim.scenario.overrides import OverrideError
     from sim.workload import TraceError
+    from sim.workload.memory import RunTooLargeError
 
     try:
         return args.handler(args)
-    except (ScenarioError, TraceError, OverrideError, OutputError, SummaryError, FileNotFoundError) as exc:
+    except (ScenarioError, TraceError, OverrideError, OutputError, SummaryError, FileNotFoundError,
+            RunTooLargeError) as exc:
         print(f"dcsim: error: {exc}" if not isinstance(exc, ScenarioError) else str(exc), file=sys.stderr)
         return EXIT_USER_ERROR
 

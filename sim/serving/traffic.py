@@ -5,6 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def peak_rate_per_s(gen) -> float:
+    """The highest arrival rate a generator reaches [requests/s] (its diurnal peak, or its burst rate): an
+    upper bound on its requests per second of horizon, for sizing before drawing."""
+    if gen.bursty is not None:
+        return gen.rate_per_s * gen.bursty.burst_factor
+    return gen.rate_per_s * (1.0 + (gen.diurnal.amplitude_frac if gen.diurnal is not None else 0.0))
+
+
 def poisson_arrivals(gen, horizon_s: float, rng: np.random.Generator) -> np.ndarray:
     """Arrival times [s] over [0, horizon): homogeneous Poisson, or modulated by a diurnal or bursty
     pattern. Diurnal: thinning of a Poisson process at the peak rate (Lewis–Shedler), with hour 0 at

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.serving.traffic import poisson_arrivals
+from sim.serving.traffic import peak_rate_per_s, poisson_arrivals
 from sim.workload import resolve_trace_path
 from sim.workload.distributions import sample
+from sim.workload.memory import ensure_requests_fit
 from sim.workload.requests import MAX_TOKENS, read_azure_llm, read_mooncake, scale_requests
 
 
@@ -21,10 +22,13 @@ def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.G
         trace = traffic.trace
         path = resolve_trace_path(trace.path, base_dir)
         reader = read_azure_llm if trace.format == "azure-llm-2023" else read_mooncake
-        requests = scale_requests(reader(path, trace.limit), trace.scale, rng)
+        rows = reader(path, trace.limit)
+        ensure_requests_fit(len(rows) * trace.scale, f"service {service.name!r}")
+        requests = scale_requests(rows, trace.scale, rng)
         requests["arrival_s"] = requests["arrival_s"] + trace.start_offset
         return requests
     gen = traffic.generator
+    ensure_requests_fit(peak_rate_per_s(gen) * horizon_s, f"service {service.name!r}")
     arrival = poisson_arrivals(gen, horizon_s, rng)
     n = len(arrival)
     return pd.DataFrame({

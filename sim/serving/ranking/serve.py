@@ -30,8 +30,9 @@ from sim.kernels.ranking_reference import (
     ROUTER_SLO_AWARE,
 )
 from sim.serving.ranking.model import RankingCost, cost_per_s, ranking_cost
-from sim.serving.traffic import poisson_arrivals
+from sim.serving.traffic import peak_rate_per_s, poisson_arrivals
 from sim.workload.distributions import sample
+from sim.workload.memory import ensure_requests_fit
 
 ROUTERS = {"round-robin": ROUTER_ROUND_ROBIN, "jsq": ROUTER_JSQ, "least-work": ROUTER_LEAST_WORK,
            "central": ROUTER_CENTRAL, "slo-aware": ROUTER_SLO_AWARE}
@@ -89,6 +90,7 @@ def service_requests(service, horizon_s: float, rng: np.random.Generator, base_d
     """Poisson arrivals over the horizon (diurnal or bursty if asked) with items per request drawn from
     the generator's distribution (rounded up, at least 1)."""
     gen = service.traffic.generator
+    ensure_requests_fit(peak_rate_per_s(gen) * horizon_s, f"service {service.name!r}")
     arrival = poisson_arrivals(gen, horizon_s, rng)
     n = len(arrival)
     return pd.DataFrame({
