@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -10,22 +11,26 @@ import pandas as pd
 from sim.serving.traffic import poisson_arrivals
 from sim.workload import resolve_trace_path
 from sim.workload.distributions import sample
+from sim.workload.growth import growth_curve
 from sim.workload.requests import MAX_TOKENS, read_azure_llm, read_mooncake, scale_requests
 
 
-def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.Generator) -> pd.DataFrame:
+def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.Generator,
+                     start: dt.date | None = None) -> pd.DataFrame:
     """The service's request table: a scaled, offset trace, or Poisson arrivals over the horizon
-    (``arrival_s`` [s], ``prompt_tokens``, ``output_tokens``, ``source_row``, ``copy``)."""
+    (``arrival_s`` [s], ``prompt_tokens``, ``output_tokens``, ``source_row``, ``copy``); either grown by its
+    ``growth`` (``start`` is the scenario's start date, which growth points are counted from)."""
     traffic = service.traffic
     if traffic.trace is not None:
         trace = traffic.trace
         path = resolve_trace_path(trace.path, base_dir)
         reader = read_azure_llm if trace.format == "azure-llm-2023" else read_mooncake
-        requests = scale_requests(reader(path, trace.limit), trace.scale, rng)
+        requests = scale_requests(reader(path, trace.limit), trace.scale, rng, growth_curve(trace.growth, start),
+                                  trace.start_offset)
         requests["arrival_s"] = requests["arrival_s"] + trace.start_offset
         return requests
     gen = traffic.generator
-    arrival = poisson_arrivals(gen, horizon_s, rng)
+    arrival = poisson_arrivals(gen, horizon_s, rng, start)
     n = len(arrival)
     return pd.DataFrame({
         "arrival_s": arrival,

@@ -85,11 +85,11 @@ def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> Rank
                        tuple(g.chips_per_replica for g, _ in groups), tuple(costs), per_replica, kernel)
 
 
-def service_requests(service, horizon_s: float, rng: np.random.Generator, base_dir=None) -> pd.DataFrame:
-    """Poisson arrivals over the horizon (diurnal or bursty if asked) with items per request drawn from
-    the generator's distribution (rounded up, at least 1)."""
+def service_requests(service, horizon_s: float, rng: np.random.Generator, base_dir=None, start=None) -> pd.DataFrame:
+    """Poisson arrivals over the horizon (diurnal or bursty, and grown, if asked; ``start`` dates growth
+    points) with items per request drawn from the generator's distribution (rounded up, at least 1)."""
     gen = service.traffic.generator
-    arrival = poisson_arrivals(gen, horizon_s, rng)
+    arrival = poisson_arrivals(gen, horizon_s, rng, start)
     n = len(arrival)
     return pd.DataFrame({
         "arrival_s": arrival,
@@ -98,10 +98,10 @@ def service_requests(service, horizon_s: float, rng: np.random.Generator, base_d
 
 
 def serve_service(plan: RankingPlan, service, horizon_s: float, bin_width_s: float,
-                  rng: np.random.Generator, base_dir=None) -> dict:
+                  rng: np.random.Generator, base_dir=None, start=None) -> dict:
     """Serve one ranking service (one kernel call): per-request arrays, the group each request ran on
     (-1 if none), busy chip-seconds per group and time bin, and batches per group."""
-    requests = service_requests(service, horizon_s, rng, base_dir)
+    requests = service_requests(service, horizon_s, rng, base_dir, start)
     status, replica, finish, busy, batches = kernels.serve_ranking(
         requests["arrival_s"].to_numpy(), requests["items"].to_numpy(), horizon_s=horizon_s,
         bin_width_s=bin_width_s, **plan.kernel)
