@@ -195,3 +195,14 @@ def test_growth_counts_in_the_request_level_size_check(tmp_path):
     with pytest.raises(sim.ScenarioError) as info:
         load_text(tmp_path, text)
     assert "growth × " in str(info.value.problems[0])
+
+
+def test_a_trace_grown_past_the_copies_that_fit_is_refused_before_running():
+    from tests.conftest import SCENARIOS
+
+    scenario = sim.load(SCENARIOS / "llm-serving-azure.yaml")  # scale 4
+    with pytest.raises(sim.ScenarioError, match=r"traffic.trace.growth: found a peak multiplier of 5e\+03 over the "
+                                                 r"trace: 4 × 5e\+03 = 2e\+04 superposed copies"):
+        scenario.with_overrides({"workloads.inference.0.traffic.trace.growth": {"points": {"2020-01-01": 5000}}})
+    grown = scenario.with_overrides({"workloads.inference.0.traffic.trace.growth": {"points": {"2020-01-01": 2}}})
+    assert grown.workloads.inference[0].traffic.trace.growth.points == {dt.date(2020, 1, 1): 2.0}

@@ -56,8 +56,10 @@ class Growth(Strict):
     def _positive_multipliers(cls, points):
         for date, multiplier in (points or {}).items():
             if not 0 < multiplier <= MAX_MULTIPLIER:
+                why = "a million times the rate is beyond any demand" if multiplier > 0 else "a multiplier of 0 or " \
+                    "less is no traffic (start the scenario later instead)"
                 raise ValueError(f"found {multiplier:g} on {date}; accepted: multipliers above 0, up to "
-                                 f"{MAX_MULTIPLIER:,.0f} (a rate of 0 or less is no traffic; use a later start)")
+                                 f"{MAX_MULTIPLIER:,.0f} ({why})")
         return points
 
     @model_validator(mode="after")
