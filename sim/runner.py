@@ -53,7 +53,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     rngs = streams(scenario.seed)
     context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting, horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
-                             rng=rngs["inference"], ranking_rng=rngs["ranking"])
+                             rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start)
     compiling = (" (first run: compiling the kernels)"
                  if kernels_need_compiling([kernels.serve_llm, kernels.serve_ranking]) else "")
     serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario),

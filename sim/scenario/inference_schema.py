@@ -25,6 +25,7 @@ from sim.scenario.base import (
     require_exactly_one,
 )
 from sim.scenario.distributions import Distribution, mean_or_none
+from sim.scenario.growth import Growth
 
 LLM_GROUP_FIELDS = ("token_budget", "max_seqs", "chunked_prefill", "autoscale")
 RANKING_GROUP_FIELDS = ("max_batch", "max_queue_delay_ms")
@@ -77,6 +78,9 @@ class RequestTrace(Strict):
     start_offset: DurationS = Field(0.0, description="when the trace starts in the scenario [s or '2h']")
     limit: int | None = bounded(None, gt=0, le=MAX_REQUESTS, unit="requests", why="each request is held in memory",
                                 description="read only the first N requests")
+    growth: Growth | None = Field(
+        None, description="demand growth: a time-varying scale (copies superposed as for `scale`, each request kept "
+                          "with probability clip(scale × growth − copy, 0, 1)); none = the trace's own rate")
 
 
 class Diurnal(Strict):
@@ -115,6 +119,8 @@ class RequestGenerator(Strict):
         None, description="candidates scored per query (ranking) [items, rounded up to >= 1]")
     diurnal: Diurnal | None = Field(None, description="time-of-day rate pattern")
     bursty: Bursty | None = Field(None, description="burst/calm rate pattern")
+    growth: Growth | None = Field(None, description="demand growth over the run, multiplying the rate (and the "
+                                                    "diurnal or bursty pattern); none = a steady mean rate")
 
     @field_validator("prompt_tokens", "output_tokens", "items_per_request")
     @classmethod

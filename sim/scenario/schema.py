@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from sim.catalog.specs import AcceleratorSpec, ModelSpec
 from sim.scenario.base import MAX_CHIPS, MAX_JOBS, WHY_CHIPS, WHY_JOBS, DurationS, Strict, bounded, require_exactly_one
 from sim.scenario.distributions import Distribution
+from sim.scenario.growth import Growth
 from sim.scenario.inference_schema import InferenceService
 
 
@@ -110,6 +111,8 @@ class JobGenerator(Strict):
         None, description="where duration_s was measured; other chips scale by throughput ratio"
     )
     samples: Distribution | None = Field(None, description="work per job [samples, e.g. tokens]")
+    growth: Growth | None = Field(None, description="arrival-rate growth over the run (a non-homogeneous Poisson "
+                                                    "process); none = a steady rate")
 
     @field_validator("chips")
     @classmethod

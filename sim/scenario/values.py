@@ -200,12 +200,14 @@ def size_problems(scenario) -> list[tuple[tuple, str]]:
         if gen is None:
             continue
         path = ("workloads", "inference", s, "traffic", "generator")
-        requests = gen.rate_per_s * scenario.duration
+        grown = gen.growth.mean(scenario.start, scenario.duration) if gen.growth is not None else 1.0
+        requests = gen.rate_per_s * scenario.duration * grown
         if service.fidelity == "request" and requests > MAX_REQUESTS:
+            with_growth = f" (growth × {grown:.3g} on average)" if gen.growth is not None else ""
             problems.append((path + ("rate_per_s",), (
-                f"found {gen.rate_per_s:g} requests/s: {requests:.3g} requests over the horizon; accepted: at most "
-                f"{MAX_REQUESTS:,} requests at fidelity request, each held in memory (a rate up to "
-                f"{MAX_REQUESTS / scenario.duration:.3g}/s), or fidelity: fluid")))
+                f"found {gen.rate_per_s:g} requests/s{with_growth}: {requests:.3g} requests over the horizon; "
+                f"accepted: at most {MAX_REQUESTS:,} requests at fidelity request, each held in memory (a rate up to "
+                f"{MAX_REQUESTS / scenario.duration / grown:.3g}/s), or fidelity: fluid")))
         if gen.bursty is not None:
             periods = scenario.duration / (gen.bursty.mean_burst_s + gen.bursty.mean_calm_s)
             if periods > MAX_PERIODS:

@@ -20,6 +20,7 @@ A new family is one folder under ``sim/serving/`` with a ``ServiceRun`` subclass
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class ServingContext:
     base_dir: Path  # relative trace paths resolve against it
     rng: np.random.Generator  # "inference" stream: LLM requests, then fluid traffic, in service order
     ranking_rng: np.random.Generator  # "ranking" stream: ranking requests in service order
+    start: dt.date | None = None  # the scenario's start date (growth points are calendar dates)
 
 
 def family_key(service) -> str:

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
+from sim.workload.growth import GrowthCurve, growth_curve
 
-def peak_rate_per_s(gen) -> float:
-    """The highest arrival rate a generator reaches [requests/s] (its diurnal peak, or its burst rate): an
-    upper bound on its requests per second of horizon, for sizing before drawing."""
+
+def expected_requests(gen, horizon_s: float, start: dt.date | None = None) -> float:
+    """An upper bound on a generator's requests over the horizon, for sizing before drawing: its highest
+    rate (diurnal peak, or burst rate) × the horizon × the growth's mean multiplier."""
     if gen.bursty is not None:
-        return gen.rate_per_s * gen.bursty.burst_factor
-    return gen.rate_per_s * (1.0 + (gen.diurnal.amplitude_frac if gen.diurnal is not None else 0.0))
+        peak = gen.rate_per_s * gen.bursty.burst_factor
+    else:
+        peak = gen.rate_per_s * (1.0 + (gen.diurnal.amplitude_frac if gen.diurnal is not None else 0.0))
+    grown = gen.growth.mean(start, horizon_s) if gen.growth is not None and start is not None else 1.0
+    return peak * horizon_s * grown
 
 
-def poisson_arrivals(gen, horizon_s: float, rng: np.random.Generator) -> np.ndarray:
+def poisson_arrivals(gen, horizon_s: float, rng: np.random.Generator, start: dt.date | None = None) -> np.ndarray:
     """Arrival times [s] over [0, horizon): homogeneous Poisson, or modulated by a diurnal or bursty
     pattern. Diurnal: thinning of a Poisson process at the peak rate (Lewis–Shedler), with hour 0 at
-    the scenario's start date's midnight. Bursty: a two-state Markov-modulated Poisson process."""
+    the scenario's start date's midnight. Bursty: a two-state Markov-modulated Poisson process.
+    With ``growth`` the rate is also multiplied by its m(t) (``sim.workload.growth``; ``start`` dates its
+    points): candidates at the pattern's peak rate × an envelope of m, constant on each of a few hundred
+    pieces of the horizon (or on each calm/burst period), thinned to the grown rate."""
     rate = gen.rate_per_s
+    growth = growth_curve(getattr(gen, "growth", None), start)
     if gen.bursty is not None:
         b = gen.bursty
         burst_share = b.mean_burst_s / (b.mean_burst_s + b.mean_calm_s)
@@ -27,11 +38,18 @@ def poisson_arrivals(gen, horizon_s: float, rng: np.random.Generator) -> np.ndar
             length = rng.exponential(b.mean_burst_s if bursting else b.mean_calm_s)
             end = min(t + length, horizon_s)
             level = calm_rate * (b.burst_factor if bursting else 1.0)
-            count = int(rng.poisson(level * (end - t)))
-            pieces.append(rng.uniform(t, end, count))
+            if growth is None:
+                count = int(rng.poisson(level * (end - t)))
+                pieces.append(rng.uniform(t, end, count))
+            else:
+                top = float(growth.peak(t, end))
+                drawn = rng.uniform(t, end, int(rng.poisson(level * top * (end - t))))
+                pieces.append(drawn[rng.random(len(drawn)) * top < growth.multiplier(drawn)])
             t, bursting = end, not bursting
         return np.sort(np.concatenate(pieces)) if pieces else np.zeros(0)
     peak = rate * (1.0 + (gen.diurnal.amplitude_frac if gen.diurnal is not None else 0.0))
+    if growth is not None:
+        return _grown(gen, growth, peak, horizon_s, rng)
     arrival = np.sort(rng.uniform(0.0, horizon_s, int(rng.poisson(peak * horizon_s))))
     if gen.diurnal is None:
         return arrival  # a Poisson process, conditioned on its count
@@ -39,3 +57,19 @@ def poisson_arrivals(gen, horizon_s: float, rng: np.random.Generator) -> np.ndar
     hour = (arrival / 3600.0) % 24.0
     level = rate * (1.0 + d.amplitude_frac * np.cos(2 * np.pi * (hour - d.peak_hour) / 24.0))
     return arrival[rng.random(len(arrival)) < level / peak]
+
+
+def _grown(gen, growth: GrowthCurve, peak: float, horizon_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Poisson (optionally diurnal) arrivals at rate × m(t): on each envelope piece, candidates at
+    ``peak`` × the piece's largest m, each kept with probability rate(t)·m(t) / that."""
+    edges = growth.envelope_edges(horizon_s)
+    width = np.diff(edges)
+    top = growth.peak(edges[:-1], edges[1:])
+    piece = np.repeat(np.arange(len(width)), rng.poisson(peak * top * width))
+    arrival = edges[piece] + rng.random(len(piece)) * width[piece]
+    level = gen.rate_per_s * growth.multiplier(arrival)
+    if gen.diurnal is not None:
+        d = gen.diurnal
+        level = level * (1.0 + d.amplitude_frac * np.cos(2 * np.pi * ((arrival / 3600.0) % 24.0 - d.peak_hour) / 24.0))
+    kept = (rng.random(len(arrival)) * peak * top[piece] < level) & (arrival < horizon_s)
+    return np.sort(arrival[kept])

@@ -241,11 +241,11 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                                        f"accepted: at most {MAX_FLUID_BINS:,} bins (a longer fluid_bin)")
         if service.traffic.trace is not None:
             try:
-                rows = len(read_trace(service.traffic.trace, origin.directory))
+                frame = read_trace(service.traffic.trace, origin.directory)
             except (FileNotFoundError, TraceError) as exc:
                 add(base + ("traffic", "trace", "path"), str(exc))
             else:
-                _check_trace_requests(service, rows, base, add)
+                _check_trace_requests(service, frame, base, add, scenario.start)
         for g, group in enumerate(service.replicas):
             path = base + ("replicas", g)
             if group.pool not in pools:
@@ -277,12 +277,23 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                     f"accepted: more chips per replica")
 
 
-def _check_trace_requests(service, rows: int, base: tuple, add) -> None:
+def _check_trace_requests(service, frame, base: tuple, add, start) -> None:
     """A request-level service holds every request of its scaled trace in memory: refuse more than
-    ``MAX_REQUESTS`` before allocating them."""
+    ``MAX_REQUESTS`` before allocating them. A grown trace superposes ``scale`` × the growth's peak copies
+    (at either fidelity): refuse more than the 10,000 ``scale`` allows."""
     from sim.scenario.base import MAX_REQUESTS
 
-    requests = rows * service.traffic.trace.scale
+    trace, rows = service.traffic.trace, len(frame)
+    if trace.growth is not None and rows:
+        arrival = frame["arrival_s"].to_numpy() + trace.start_offset
+        peak = trace.growth.peak(start, float(arrival.min()), float(arrival.max()))
+        if trace.scale * peak > 10_000:
+            add(base + ("traffic", "trace", "growth"),
+                f"found a peak multiplier of {peak:.3g} over the trace: {trace.scale:g} × {peak:.3g} = "
+                f"{trace.scale * peak:.3g} superposed copies; accepted: scale × the growth's peak up to 10,000 "
+                f"(each copy is held in memory)")
+            return
+    requests = rows * trace.scale * (peak if trace.growth is not None and rows else 1.0)
     if service.fidelity == "request" and requests > MAX_REQUESTS:
         add(base + ("traffic", "trace", "scale"),
             f"found {service.traffic.trace.scale:g}: {rows:,} trace requests at this scale make {requests:,.0f}, "

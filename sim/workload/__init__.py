@@ -74,7 +74,7 @@ def training_jobs(scenario, base_dir: Path) -> pd.DataFrame:
     if training is None:
         return make_job_table({"job_id": [], "arrival_s": [], "chips": []})
     if training.generator is not None:
-        return generate_jobs(training.generator, scenario.seed, base_dir)
+        return generate_jobs(training.generator, scenario.seed, base_dir, scenario.start)
     return read_trace(training.trace, base_dir)
 
 

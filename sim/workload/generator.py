@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,18 +11,25 @@ import pandas as pd
 
 from sim.rng import streams
 from sim.workload.distributions import sample
+from sim.workload.growth import growth_curve
 from sim.workload.jobs import make_job_table
 
 if TYPE_CHECKING:  # the scenario layer validates with this package, so it is not imported at run time
     from sim.scenario.schema import JobGenerator
 
 
-def generate_jobs(spec: "JobGenerator", seed: int, base_dir: Path | None = None) -> pd.DataFrame:
+def generate_jobs(spec: "JobGenerator", seed: int, base_dir: Path | None = None,
+                  start: dt.date | None = None) -> pd.DataFrame:
     """A job table of ``spec.jobs`` jobs; identical for the same spec and seed.
 
     Arrivals are a Poisson process of rate ``arrival_rate_per_hour`` starting at t=0. Work is either a
     run time measured on ``reference_accelerator`` (scaled to other chips by the performance kernel) or
     a number of samples (tokens, images) that the kernel turns into a run time on each chip.
+
+    With ``growth`` the arrivals are a non-homogeneous Poisson process of rate ``arrival_rate_per_hour`` × m(t)
+    (``sim.workload.growth``; ``start`` dates its points), by inversion of the cumulative rate: the steady
+    process's arrival times s (the same draws) are moved to the t with ∫₀ᵗ m = s. A shrinking demand whose
+    cumulative rate stops short of s never submits that job: its arrival is infinite (after any horizon).
     """
     rng = streams(seed)
     n = spec.jobs
@@ -33,7 +41,7 @@ def generate_jobs(spec: "JobGenerator", seed: int, base_dir: Path | None = None)
         chips[rows] = _choose(mix, len(rows), rng["sizes"]).astype(np.int64)
     columns = {
         "job_id": [f"gen-{i:07d}" for i in range(n)],
-        "arrival_s": np.cumsum(gaps) - gaps[0],
+        "arrival_s": _grown(np.cumsum(gaps) - gaps[0], spec, start),
         "chips": chips,
         "model": models,
         "stack": _choose(spec.stacks, n, rng["stacks"]),
@@ -52,3 +60,9 @@ def _choose(mix: dict, n: int, rng: np.random.Generator) -> np.ndarray:
     weights = np.asarray([mix[k] for k in keys], dtype=float)
     picks = rng.choice(len(keys), size=n, p=weights / weights.sum())
     return np.asarray(keys, dtype=object)[picks]
+
+
+def _grown(arrival: np.ndarray, spec, start: dt.date | None) -> np.ndarray:
+    """Steady arrival times [s] moved by the inverse cumulative growth (unchanged without ``growth``)."""
+    curve = growth_curve(getattr(spec, "growth", None), start)
+    return arrival if curve is None else curve.inverse(arrival)

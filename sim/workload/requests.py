@@ -157,7 +157,8 @@ def _timestamp_s(stamp: object, label: str, row_number: int) -> float:
     return stamp / 1000.0
 
 
-def scale_requests(requests: pd.DataFrame, scale: float, rng: np.random.Generator) -> pd.DataFrame:
+def scale_requests(requests: pd.DataFrame, scale: float, rng: np.random.Generator, growth=None,
+                   offset_s: float = 0.0) -> pd.DataFrame:
     """Replay a trace at ``scale`` times its rate by superposing time-shifted copies of it.
 
     Method: ``floor(scale)`` whole copies plus one copy thinned to the fractional part (each request
@@ -165,9 +166,14 @@ def scale_requests(requests: pd.DataFrame, scale: float, rng: np.random.Generato
     cyclically by its own offset drawn uniformly over the trace's span, wrapping at the end, so each copy
     keeps the trace's burstiness and length mix while the copies' bursts do not line up. The result
     spans the same time as the input, with ``scale`` times the requests (exactly so for whole scales).
+
+    With ``growth`` (a ``sim.workload.growth.GrowthCurve``; the trace's times + ``offset_s`` are scenario
+    time) the scale varies in time: see ``_scale_grown``.
     """
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
+    if growth is not None:
+        return _scale_grown(requests, scale, rng, growth, offset_s)
     arrival = requests["arrival_s"].to_numpy()
     if len(arrival) == 0 or scale == 1:
         return requests.reset_index(drop=True)
@@ -225,4 +231,38 @@ def _request_table(arrivals, prompts, outputs, rows, label: str, lines) -> pd.Da
         "output_tokens": np.asarray(outputs, dtype=np.int64),
         "source_row": np.asarray(rows, dtype=np.int64),
         "copy": np.zeros(len(arrival), dtype=np.int64),
+    }, copy=False)
+
+
+def _scale_grown(requests: pd.DataFrame, scale: float, rng: np.random.Generator, growth,
+                 offset_s: float) -> pd.DataFrame:
+    """Replay at ``scale × m(t)`` times the trace's rate, m the growth multiplier at the request's scenario time.
+
+    The copies are superposed as in ``scale_requests`` (copy 0 the original, the others cyclically shifted by
+    offsets drawn over the span), as many as ``ceil(scale × the largest m over the span)``; request r of copy c,
+    at time t, is kept with probability ``clip(scale·m(t) − c, 0, 1)`` (one uniform draw each), so the expected
+    rate at t is ``scale·m(t)`` times the trace's and the trace's own burstiness and length mix are kept. Requests
+    are thinned, never moved: the replay stays on the trace's clock."""
+    arrival = requests["arrival_s"].to_numpy()
+    n = len(arrival)
+    if n == 0:
+        return requests.reset_index(drop=True)
+    start = float(arrival.min())
+    span = float(arrival.max() - start) or 1.0
+    copies = max(1, int(math.ceil(scale * float(growth.peak(start + offset_s, start + span + offset_s)) - 1e-12)))
+    offsets = np.concatenate(([0.0], rng.uniform(0.0, span, copies - 1)))
+    shifted = np.mod((arrival - start)[None, :] + offsets[:, None], span) + start  # copies × n
+    shifted[0] = arrival
+    share = scale * growth.multiplier(shifted + offset_s) - np.arange(copies, dtype=np.float64)[:, None]
+    flat = np.flatnonzero(rng.random((copies, n)) < share)  # position in the copies × n layout
+    times = shifted.ravel()[flat]
+    order = np.argsort(times, kind="stable")
+    flat = flat[order]
+    picked = flat % n
+    return pd.DataFrame({
+        "arrival_s": times[order],
+        "prompt_tokens": requests["prompt_tokens"].to_numpy()[picked],
+        "output_tokens": requests["output_tokens"].to_numpy()[picked],
+        "source_row": requests["source_row"].to_numpy()[picked],
+        "copy": flat // n,
     }, copy=False)

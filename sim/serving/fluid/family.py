@@ -18,7 +18,8 @@ class FluidService(ServiceRun):
 
     def serve(self, switches: dict) -> None:
         c = self.context
-        self.result = serve_fluid(self.service, self.scaled_groups, c.horizon_s, c.bin_width_s, c.base_dir, c.rng)
+        self.result = serve_fluid(self.service, self.scaled_groups, c.horizon_s, c.bin_width_s, c.base_dir, c.rng,
+                                  c.start)
 
     def busy_chip_seconds(self):
         return [(plan.pool, busy) for plan, busy in zip(self.scaled_groups, self.result["busy_chip_s"])]

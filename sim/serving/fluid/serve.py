@@ -47,11 +47,11 @@ from sim.serving.headroom import batch_cap, per_request_means
 
 
 def serve_fluid(service, groups: list, horizon_s: float, bin_width_s: float, base_dir,
-                rng: np.random.Generator) -> dict:
+                rng: np.random.Generator, start=None) -> dict:
     """Serve one fluid-fidelity service over ``horizon_s``; per group, counts, busy time per time-series
     bin of ``bin_width_s`` and latency components (``sim.serving.fluid.summary`` turns them into the
     summary)."""
-    offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng)
+    offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng, start)
     lengths = group_lengths(offered, groups, capacity_share(groups))
     rejected = float(np.sum(offered.arrivals * rejected_frac(offered, groups)))
     interval = bin_width_s

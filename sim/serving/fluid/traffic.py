@@ -6,6 +6,9 @@ No individual request is sampled for generator traffic:
   each bin in closed form (hour 0 at the start date's midnight, as the request-level generator).
 * **Bursty**: the two-state calm/burst path is drawn (exponential period lengths, starting calm, as the
   request-level generator) — a few draws per period — and its piecewise-constant rate integrated per bin.
+* **Growth** (``growth:``): the rate times the multiplier m(t) (``sim.workload.growth``), integrated per bin in
+  closed form, with the diurnal term (exponential or linear × cosine); bursty periods' levels times ∫ m over them.
+  A grown trace is scaled as the request level scales it (below).
 * Token lengths: the exact probabilities of the rounded counts ``max(1, ceil(X))``
   (``sim.workload.distributions.token_pmf``) give the share of requests whose KV need ``P + O`` lies in
   a band ``(above, kv_capacity_tokens]`` and the moments of those requests, by sums over the prompt pmf
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.workload.distributions import token_pmf
+from sim.workload.growth import growth_curve
 
 # slices of the length distributions, finer in the tail, that stand for them in latency mixtures (TTFT takes
 # prompt lengths, end-to-end latency output lengths)
@@ -77,13 +81,14 @@ def fluid_edges(horizon_s: float, bin_s: float) -> np.ndarray:
     return edges
 
 
-def offered_load(service, edges: np.ndarray, base_dir: Path, rng: np.random.Generator) -> Offered:
-    """The service's offered load over the bins ``edges`` (see the module docstring)."""
+def offered_load(service, edges: np.ndarray, base_dir: Path, rng: np.random.Generator, start=None) -> Offered:
+    """The service's offered load over the bins ``edges`` (see the module docstring); ``start`` is the
+    scenario's start date, which growth points are counted from."""
     traffic = service.traffic
     if traffic.trace is not None:
         from sim.serving.llm.requests import service_requests
 
-        requests = service_requests(service, base_dir, float(edges[-1]), rng)
+        requests = service_requests(service, base_dir, float(edges[-1]), rng, start)
         arrival = requests["arrival_s"].to_numpy()
         inside = (arrival >= 0) & (arrival < edges[-1])
         index = np.clip(np.searchsorted(edges, arrival[inside], side="right") - 1, 0, len(edges) - 2)
@@ -92,7 +97,7 @@ def offered_load(service, edges: np.ndarray, base_dir: Path, rng: np.random.Gene
         counts = np.bincount(index, minlength=len(edges) - 1).astype(np.float64)
         return Offered(edges, counts, int((~inside).sum()), source)
     gen = traffic.generator
-    arrivals = _generator_arrivals(gen, edges, rng)
+    arrivals = _generator_arrivals(gen, edges, rng, growth_curve(gen.growth, start))
     source = GeneratorLengths(gen.prompt_tokens, gen.output_tokens, str(base_dir))
     return Offered(edges, arrivals, 0, source)
 
@@ -105,9 +110,14 @@ def _pmf(dist, base_dir: str) -> np.ndarray:
     return pmf
 
 
-def _generator_arrivals(gen, edges: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Expected arrivals per bin: the generator's rate function integrated over each bin."""
+def _generator_arrivals(gen, edges: np.ndarray, rng: np.random.Generator, growth=None) -> np.ndarray:
+    """Expected arrivals per bin: the generator's rate function (times the growth multiplier) integrated over
+    each bin."""
     rate = gen.rate_per_s
+    if growth is not None and gen.bursty is None:
+        d = gen.diurnal
+        amplitude, peak_hour = (d.amplitude_frac, d.peak_hour) if d is not None else (0.0, 0.0)
+        return np.maximum(np.diff(rate * growth.rate_integral(edges, amplitude, peak_hour)), 0.0)
     if gen.diurnal is not None:
         d = gen.diurnal
         day_s = 86400.0
@@ -115,12 +125,14 @@ def _generator_arrivals(gen, edges: np.ndarray, rng: np.random.Generator) -> np.
         integral = rate * (edges + d.amplitude_frac * day_s / (2.0 * np.pi) * np.sin(phase))
         return np.diff(integral)
     if gen.bursty is not None:
-        return np.diff(_bursty_integral(gen, edges, rng))
+        return np.diff(_bursty_integral(gen, edges, rng, growth))
     return rate * np.diff(edges)
 
 
-def _bursty_integral(gen, edges: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """∫₀ᵗ rate at every edge, along one drawn calm/burst path (calm first; lengths drawn in bulk)."""
+def _bursty_integral(gen, edges: np.ndarray, rng: np.random.Generator, growth=None) -> np.ndarray:
+    """∫₀ᵗ rate at every edge, along one drawn calm/burst path (calm first; lengths drawn in bulk). With
+    growth, each period's constant level multiplies ∫ m over it: the path is integrated on the clock
+    G(t) = ∫₀ᵗ m, on which it is again piecewise linear."""
     b = gen.bursty
     horizon = float(edges[-1])
     burst_share = b.mean_burst_s / (b.mean_burst_s + b.mean_calm_s)
@@ -139,7 +151,11 @@ def _bursty_integral(gen, edges: np.ndarray, rng: np.random.Generator) -> np.nda
     level = np.where(np.arange(len(lengths)) % 2 == 0, calm_rate, calm_rate * b.burst_factor)
     times = np.concatenate(([0.0], ends))
     cumulative = np.concatenate(([0.0], np.cumsum(level * lengths)))
-    return np.interp(edges, times, cumulative)
+    if growth is None:
+        return np.interp(edges, times, cumulative)
+    clock = growth.rate_integral(times)
+    cumulative = np.concatenate(([0.0], np.cumsum(level * np.diff(clock))))
+    return np.interp(growth.rate_integral(edges), clock, cumulative)
 
 
 class GeneratorLengths:

@@ -22,7 +22,7 @@ class LlmRequestService(ServiceRun):
 
     def draw(self) -> None:
         c = self.context
-        self.requests = service_requests(self.service, c.base_dir, c.horizon_s, c.rng)
+        self.requests = service_requests(self.service, c.base_dir, c.horizon_s, c.rng, c.start)
 
     def requests_for_scaling(self) -> pd.DataFrame | None:
         return self.requests

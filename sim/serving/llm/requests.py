@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sim.serving.traffic import peak_rate_per_s, poisson_arrivals
+from sim.serving.traffic import expected_requests, poisson_arrivals
 from sim.workload import resolve_trace_path
 from sim.workload.distributions import sample
+from sim.workload.growth import growth_curve
 from sim.workload.memory import ensure_requests_fit
 from sim.workload.requests import MAX_TOKENS, read_azure_llm, read_mooncake, scale_requests
 
 
-def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.Generator) -> pd.DataFrame:
+def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.Generator,
+                     start: dt.date | None = None) -> pd.DataFrame:
     """The service's request table: a scaled, offset trace, or Poisson arrivals over the horizon
-    (``arrival_s`` [s], ``prompt_tokens``, ``output_tokens``, ``source_row``, ``copy``)."""
+    (``arrival_s`` [s], ``prompt_tokens``, ``output_tokens``, ``source_row``, ``copy``); either grown by its
+    ``growth`` (``start`` is the scenario's start date, which growth points are counted from)."""
     traffic = service.traffic
     if traffic.trace is not None:
         trace = traffic.trace
         path = resolve_trace_path(trace.path, base_dir)
         reader = read_azure_llm if trace.format == "azure-llm-2023" else read_mooncake
         rows = reader(path, trace.limit)
-        ensure_requests_fit(len(rows) * trace.scale, f"service {service.name!r}")
-        requests = scale_requests(rows, trace.scale, rng)
+        grown = trace.growth.mean(start, horizon_s) if trace.growth is not None and start is not None else 1.0
+        ensure_requests_fit(len(rows) * trace.scale * grown, f"service {service.name!r}")
+        requests = scale_requests(rows, trace.scale, rng, growth_curve(trace.growth, start), trace.start_offset)
         requests["arrival_s"] = requests["arrival_s"] + trace.start_offset
         return requests
     gen = traffic.generator
-    ensure_requests_fit(peak_rate_per_s(gen) * horizon_s, f"service {service.name!r}")
-    arrival = poisson_arrivals(gen, horizon_s, rng)
+    ensure_requests_fit(expected_requests(gen, horizon_s, start), f"service {service.name!r}")
+    arrival = poisson_arrivals(gen, horizon_s, rng, start)
     n = len(arrival)
     return pd.DataFrame({
         "arrival_s": arrival,

@@ -20,7 +20,7 @@ class RankingService(ServiceRun):
     def serve(self, switches: dict) -> None:
         c = self.context
         self.result = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, c.ranking_rng,
-                                    c.base_dir)
+                                    c.base_dir, c.start)
 
     def busy_chip_seconds(self):
         return list(zip(self.plan.pools, self.result["busy_chip_s"]))

@@ -30,7 +30,7 @@ from sim.kernels.ranking_reference import (
     ROUTER_SLO_AWARE,
 )
 from sim.serving.ranking.model import RankingCost, cost_per_s, ranking_cost
-from sim.serving.traffic import peak_rate_per_s, poisson_arrivals
+from sim.serving.traffic import expected_requests, poisson_arrivals
 from sim.workload.distributions import sample
 from sim.workload.memory import ensure_requests_fit
 
@@ -86,12 +86,12 @@ def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> Rank
                        tuple(g.chips_per_replica for g, _ in groups), tuple(costs), per_replica, kernel)
 
 
-def service_requests(service, horizon_s: float, rng: np.random.Generator, base_dir=None) -> pd.DataFrame:
-    """Poisson arrivals over the horizon (diurnal or bursty if asked) with items per request drawn from
-    the generator's distribution (rounded up, at least 1)."""
+def service_requests(service, horizon_s: float, rng: np.random.Generator, base_dir=None, start=None) -> pd.DataFrame:
+    """Poisson arrivals over the horizon (diurnal or bursty, and grown, if asked; ``start`` dates growth
+    points) with items per request drawn from the generator's distribution (rounded up, at least 1)."""
     gen = service.traffic.generator
-    ensure_requests_fit(peak_rate_per_s(gen) * horizon_s, f"service {service.name!r}")
-    arrival = poisson_arrivals(gen, horizon_s, rng)
+    ensure_requests_fit(expected_requests(gen, horizon_s, start), f"service {service.name!r}")
+    arrival = poisson_arrivals(gen, horizon_s, rng, start)
     n = len(arrival)
     return pd.DataFrame({
         "arrival_s": arrival,
@@ -100,10 +100,10 @@ def service_requests(service, horizon_s: float, rng: np.random.Generator, base_d
 
 
 def serve_service(plan: RankingPlan, service, horizon_s: float, bin_width_s: float,
-                  rng: np.random.Generator, base_dir=None) -> dict:
+                  rng: np.random.Generator, base_dir=None, start=None) -> dict:
     """Serve one ranking service (one kernel call): per-request arrays, the group each request ran on
     (-1 if none), busy chip-seconds per group and time bin, and batches per group."""
-    requests = service_requests(service, horizon_s, rng, base_dir)
+    requests = service_requests(service, horizon_s, rng, base_dir, start)
     status, replica, finish, busy, batches = kernels.serve_ranking(
         requests["arrival_s"].to_numpy(), requests["items"].to_numpy(), horizon_s=horizon_s,
         bin_width_s=bin_width_s, **plan.kernel)
