@@ -1,4 +1,5 @@
-"""The ranking family: DLRM-class requests through dynamic batching in the ranking kernel (``ranking``), or\nas arrival rates per time bin through batch-service queues (``ranking-fluid``, ``sim.serving.ranking.fluid``)."""
+"""The ranking family: DLRM-class requests through dynamic batching in the ranking kernel (``ranking``), or
+as arrival rates per time bin through batch-service queues (``ranking-fluid``, ``sim.serving.ranking.fluid``)."""
 
 from __future__ import annotations
 

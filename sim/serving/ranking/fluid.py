@@ -52,7 +52,7 @@ import numpy as np
 from sim.kernels import fluid as kernel
 from sim.serving.fluid.serve import _rebin, _share_meeting_backlog
 from sim.serving.fluid.traffic import QUANTILE_EDGES, fluid_edges, offered_load
-from sim.workload.distributions import token_pmf
+from sim.workload.distributions import cdf, token_pmf
 
 FIXED_POINT_STEPS = 30  # iterations of the batch-size fixed point (it converges in a few)
 
@@ -63,18 +63,16 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
     latency components and busy chip-seconds per time-series bin of ``bin_width_s``."""
     offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng)
     widths = np.diff(offered.edges)
-    pmf = _items_pmf(service.traffic.generator.items_per_request, str(base_dir))
     largest = max(c.max_items for c in plan.costs)
-    items = Items.of(pmf, largest)
+    items = Items.of(*_items_pmf(service.traffic.generator.items_per_request, str(base_dir), largest))
     batch_cap = [_batch_cap(plan, g, items.mean) for g in range(len(plan.pools))]
     capacity = np.array([plan.replicas[g] * batch_cap[g] / plan.costs[g].batch_time_s(batch_cap[g] * items.mean)
                          for g in range(len(plan.pools))])
     share = capacity / capacity.sum()
     rejected = float(offered.arrivals.sum()) * (1.0 - items.accepted)
-    balanced = service.router.kind != "round-robin"
     slo_s = service.slo.latency_p99_ms / 1e3 if service.slo is not None else None
     groups = [_serve_group(plan, g, offered.arrivals * items.accepted * share[g], widths, items, batch_cap[g],
-                           balanced, slo_s) for g in range(len(plan.pools))]
+                           service.router.kind, slo_s) for g in range(len(plan.pools))]
     series = fluid_edges(horizon_s, bin_width_s)
     length = int(np.ceil(horizon_s / bin_width_s)) + 1  # as the request-level kernel's busy array
     return {"fidelity": "fluid", "edges": offered.edges, "offered_per_bin": offered.arrivals,
@@ -92,10 +90,9 @@ class Items:
         self.accepted, self.mean, self.variance, self.slices = accepted, mean, variance, slices
 
     @classmethod
-    def of(cls, pmf: np.ndarray, largest: int) -> Items:
-        k = np.arange(len(pmf), dtype=np.float64)
-        fits = pmf * (k <= largest)
-        accepted = float(fits.sum())
+    def of(cls, fits: np.ndarray, accepted: float) -> Items:
+        """From the pmf of the item counts that fit (``_items_pmf``) and their total probability."""
+        k = np.arange(len(fits), dtype=np.float64)
         if accepted <= 0:
             return cls(0.0, 1.0, 0.0, np.ones((len(QUANTILE_EDGES) - 1, 2)))
         p = fits / accepted
@@ -103,7 +100,7 @@ class Items:
         variance = max(float(np.sum(p * k * k)) - mean * mean, 0.0)
         cumulative = np.cumsum(p)
         edges = np.searchsorted(cumulative, np.maximum(QUANTILE_EDGES, 1e-12) - 1e-12).astype(np.float64)
-        edges = np.minimum(edges, len(pmf) - 1)
+        edges = np.minimum(edges, len(fits) - 1)
         slices = np.stack((edges[:-1], edges[1:]), axis=1)
         top = k >= edges[-2]
         slices[-1] = float(np.sum(p[top] * k[top])) / max(float(p[top].sum()), 1e-300)
@@ -114,10 +111,23 @@ class Items:
 
 
 @lru_cache(maxsize=32)
-def _items_pmf(dist, base_dir: str) -> np.ndarray:
-    pmf = token_pmf(dist, Path(base_dir))
+def _items_pmf(dist, base_dir: str, largest: int) -> tuple[np.ndarray, float]:
+    """P(items = k) of the drawn count ``max(1, ceil(X))`` for k up to ``largest`` (what some replica can
+    run) and P(items <= largest); above the point where P(X > k) < 1e-9 the pmf of ``token_pmf`` is used
+    (its last sliver of mass on its top count), so a large ``largest`` costs no more than the pmf."""
+    top = 1
+    while cdf(dist, np.array([float(top)]), Path(base_dir))[0] < 1.0 - 1e-9 and top < 1 << 26:
+        top *= 2
+    if largest >= top:
+        pmf = token_pmf(dist, Path(base_dir))
+        pmf.flags.writeable = False
+        return pmf, 1.0
+    upto = cdf(dist, np.arange(largest + 1, dtype=np.float64), Path(base_dir))
+    pmf = np.maximum(np.diff(upto, prepend=0.0), 0.0)
+    pmf[min(1, largest)] += pmf[0]  # counts below 1 are rounded up to 1
+    pmf[0] = 0.0 if largest >= 1 else pmf[0]
     pmf.flags.writeable = False
-    return pmf
+    return pmf, float(upto[-1])
 
 
 def _batch_cap(plan, g: int, mean_items: float) -> int:
@@ -135,13 +145,13 @@ def _batch_time(cost, items):
 
 
 def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: Items, cap: int,
-                 balanced: bool, slo_s) -> dict:
+                 router: str, slo_s) -> dict:
     """One replica group's share of the queries (``accepted`` per bin) through the batch-service queue."""
     cost, replicas = plan.costs[g], plan.replicas[g]
     delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
     m = items.mean
     (lam_rows,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
-    rows = _steady(cost, replicas, lam_rows, delay, cap, items, balanced)
+    rows = _steady(cost, replicas, lam_rows, delay, cap, items, router)
     full_s, _ = _batch_time(cost, cap * m)
     group_rate = replicas * cap / float(full_s)
     backlog = kernel.fluid_backlog(accepted, group_rate * widths)
@@ -164,24 +174,40 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
             "served_per_bin": served, "backlog_per_bin": backlog}
 
 
-def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items, balanced: bool) -> dict:
+def _follower_rate(router: str, lam, replicas: int, service, batch, delay: float):
+    """Rate [1/s] at which queries join a batch whose timer runs: round-robin sends a replica its share
+    ``λ`` blindly; ``central`` keeps one queue, so the group's ``R·λ`` join the oldest query's batch; the
+    other routers send a query to an empty replica while there is one (its work is 0), so a timer collects
+    followers only while the ``R − 1`` other replicas are all occupied (busy or timing), taken independent:
+    ``λ·u^(R−1)`` with ``u = min(1, ρ + (λ/N)·d)``."""
+    if router == "round-robin":
+        return lam
+    if router == "central":
+        return lam * replicas
+    occupied = np.minimum(1.0, lam * service / batch + lam / batch * delay)
+    return lam * occupied ** (replicas - 1)
+
+
+def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items, router: str) -> dict:
     """Per load level: batch size, busy fraction, batch time, formation and queueing waits (docstring)."""
     lam = lam_group / replicas
     m = items.mean
     batch = np.ones_like(lam)
     for _ in range(FIXED_POINT_STEPS):
         service, _ = _batch_time(cost, batch * m)
-        batch = np.clip(np.maximum(1.0 + lam * delay, lam * service), 1.0, cap)
+        followers = _follower_rate(router, lam, replicas, service, batch, delay) * delay
+        batch = np.clip(np.maximum(1.0 + followers, lam * service), 1.0, cap)
     service, slope = _batch_time(cost, batch * m)
     rho = lam * service / batch
-    servers = replicas if balanced else 1
+    servers = 1 if router == "round-robin" else replicas
     stable = rho < 1.0
     load = np.where(stable, rho, 0.0) * servers
     wait_prob = np.where(stable, kernel.erlang_c(servers, load), 1.0)
     scv = (1.0 / batch + batch * items.variance * slope ** 2 / service ** 2) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
         queue = np.where(stable, wait_prob * service / (servers * (1.0 - rho)) * scv, np.inf)
-        fill = np.where(cap > 1, np.where(1.0 + lam * delay < cap, delay, (cap - 1) / np.maximum(lam, 1e-300)), 0.0)
+        fill = np.where(cap > 1, np.where(batch < cap, delay, np.minimum(delay, (cap - 1) / np.maximum(
+            _follower_rate(router, lam, replicas, service, batch, delay), 1e-300))), 0.0)
     formation = np.where(cap > 1, fill * (1.0 + (batch - 1.0) / 2.0) / batch, 0.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rate = np.where(stable & (queue > 0), wait_prob / queue, 0.0)
