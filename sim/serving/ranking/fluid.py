@@ -44,7 +44,8 @@ busy), the formation/queueing overlap and the follower rate are heuristics (``js
 small batches on several replicas: mean latency off by ~10 %), routers that prefer a group (least-work's
 lowest-index tie-break, ``slo-aware`` by cost) are taken as a capacity split (mixed MTIA + H100 groups:
 throughput within 0.3 %, mean latency −3 to −9 %), and the all-or-nothing ``max_items`` eligibility
-per group is not split by band (queries a small group cannot run still count in its share). ``tests/test_fluid_ranking.py`` measures the gap to the request level.
+per group is not split by band (queries a small group cannot run still count in its share).
+``tests/test_fluid_ranking.py`` measures the gap to the request level.
 """
 
 from __future__ import annotations
