@@ -39,7 +39,7 @@ Percentiles come from the mixture of the components (``sim.kernels.fluid.mixture
 attainment is the expected share of offered queries within ``latency_p99_ms``. Busy chip-seconds per
 time-series bin feed power as the request-level kernel's busy seconds do.
 
-Where it is poor: the batch size is a mean (not a distribution; batch counts off by up to ~17 % near 60 %
+Where it is poor: the batch size is a mean (not a distribution; batch counts off by up to ~18 % near 65 %
 busy), the formation/queueing overlap and the follower rate are heuristics (``jsq`` and ``central`` with
 small batches on several replicas: mean latency off by ~10 %), routers that prefer a group (least-work's
 lowest-index tie-break, ``slo-aware`` by cost) are taken as a capacity split (mixed MTIA + H100 groups:
