@@ -7,7 +7,8 @@ bin (``fluid_bin``), vectorised over the distinct load levels (``sim.kernels.flu
    path: Poisson, diurnal in closed form, bursty along one drawn path). Items per query from the exact pmf
    of the drawn count ``max(1, ceil(X))`` (``_items_pmf``): a query with more items than every group's ``max_items``
    (activation memory) is rejected; the others split over the groups by capacity share (replicas ×
-   items/s at full batches), as the LLM fluid split does — a static split, not the router's choice.
+   items/s at full batches), as the LLM fluid split does — a static split, not the router's choice —
+   except under ``slo-aware``, which fills the cheapest group first (``_cheapest_first``).
 2. **Batch-service queue per group** (a mean-value approximation; ``m`` the mean items, ``λ`` a
    replica's query rate — the group's over its replicas, balanced routers leveling them):
 
@@ -41,8 +42,8 @@ time-series bin feed power as the request-level kernel's busy seconds do.
 
 Where it is poor: the batch size is a mean (not a distribution; batch counts off by up to ~18 % near 65 %
 busy), the formation/queueing overlap and the follower rate are heuristics (``jsq`` and ``central`` with
-small batches on several replicas: mean latency off by ~10 %), routers that prefer a group (least-work's
-lowest-index tie-break, ``slo-aware`` by cost) are taken as a capacity split (mixed MTIA + H100 groups:
+small batches on several replicas: mean latency off by ~10 %), least-work's preference for
+low-index replicas is taken as a capacity split (mixed MTIA + H100 groups:
 throughput within 0.3 %, mean latency −3 to −9 %), and the all-or-nothing ``max_items`` eligibility
 per group is not split by band (queries a small group cannot run still count in its share).
 ``tests/test_fluid_ranking.py`` measures the gap to the request level.
@@ -74,11 +75,15 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
     batch_cap = [_batch_cap(plan, g, items.mean) for g in range(len(plan.pools))]
     capacity = np.array([plan.replicas[g] * batch_cap[g] / plan.costs[g].batch_time_s(batch_cap[g] * items.mean)
                          for g in range(len(plan.pools))])
-    share = capacity / capacity.sum()
+    accepted = offered.arrivals * items.accepted
     rejected = float(offered.arrivals.sum()) * (1.0 - items.accepted)
     slo_s = service.slo.latency_p99_ms / 1e3 if service.slo is not None else None
-    groups = [_serve_group(plan, g, offered.arrivals * items.accepted * share[g], widths, items, batch_cap[g],
-                           service.router.kind, slo_s) for g in range(len(plan.pools))]
+    if service.router.kind == "slo-aware" and slo_s is not None and len(plan.pools) > 1:
+        routed = _cheapest_first(plan, accepted, widths, items, batch_cap, capacity)
+    else:
+        routed = [accepted * share for share in capacity / capacity.sum()]
+    groups = [_serve_group(plan, g, routed[g], widths, items, batch_cap[g], service.router.kind, slo_s)
+              for g in range(len(plan.pools))]
     series = fluid_edges(horizon_s, bin_width_s)
     length = int(np.ceil(horizon_s / bin_width_s)) + 1  # as the request-level kernel's busy array
     return {"fidelity": "fluid", "edges": offered.edges, "offered_per_bin": offered.arrivals,
@@ -86,6 +91,32 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
             "mean_items": items.mean, "groups": groups,
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in groups],
             "batches": [g["batches"] for g in groups]}
+
+
+def _cheapest_first(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_cap: list, capacity) -> list:
+    """The ``slo-aware`` router as a split: the groups in order of cost per query (``cost_per_s`` × the batch
+    time of a mean query, ties to the lower index) each keep the queries whose predicted latency fits
+    the router's target ``slo_s`` and pass the rest on: a query overflows a group when its queueing wait
+    would exceed ``slo_s`` less its own batch time, ``P = C·e^(−r·(slo_s − S))`` of the group's M/G/c queue
+    at the rate offered to it (capped just below capacity). What overflows the last group is shared by
+    capacity, as the router then picks the lowest prediction."""
+    slo_s = float(plan.kernel["slo_s"])
+    cost = [float(plan.kernel["cost_per_s"][plan.group_of_replica == g][0]) * plan.costs[g].batch_time_s(items.mean)
+            for g in range(len(plan.pools))]
+    left = accepted / widths
+    routed = [np.zeros_like(left) for _ in cost]
+    for g in sorted(range(len(cost)), key=lambda g: (cost[g], g)):
+        (rate_rows,), _, row = kernel.merge_rows([left], [left], np.ones(len(left)))
+        offered = np.minimum(rate_rows, 0.99 * capacity[g])
+        delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
+        q = _steady(plan.costs[g], plan.replicas[g], offered, delay, batch_cap[g], items, "slo-aware")
+        room = max(slo_s - plan.costs[g].batch_time_s(items.mean), 0.0)
+        overflow = np.where(q["rate"] > 0, q["wait_prob"] * np.exp(-q["rate"] * room), q["wait_prob"])
+        kept = (offered * (1.0 - overflow))[row]
+        routed[g] = np.minimum(kept, left)
+        left = left - routed[g]
+    share = capacity / capacity.sum()
+    return [(routed[g] + left * share[g]) * widths for g in range(len(cost))]
 
 
 class Items:
@@ -222,7 +253,8 @@ def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items
         # the timer runs while the batch queues: only the wait beyond it adds, P(W_q > T + t) = C·e^(−r(T + t))
         excess = np.where(rate > 0, wait_prob * np.exp(-rate * fill), 0.0)
     return {"lam": lam, "batch": batch, "service": service, "slope": slope, "rho": np.minimum(rho, 1.0),
-            "excess_prob": excess, "rate": rate, "fill": fill, "formation": formation, "stable": stable}
+            "excess_prob": excess, "rate": rate, "wait_prob": wait_prob, "fill": fill, "formation": formation,
+            "stable": stable}
 
 
 ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "uniform_low", "uniform_high")
