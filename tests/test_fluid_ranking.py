@@ -88,8 +88,8 @@ def test_mixed_chip_groups_agree_on_throughput(tmp_path):
 
 def test_slo_aware_fills_the_cheapest_group_first_as_the_request_level_router_does():
     # recsys-on-asics: the slo-aware router sends nearly every query to MTIA v2 (cheaper per query); a capacity
-    # split would send most to the H100 (measured over 10 min: mean latency 4.10 ms request level against 4.09 ms
-    # fluid, p99 11.0 against 11.4 ms, H100 queries 134 against 93 of 539,000; a capacity split gave 2.53 ms and
+    # split would send most to the H100 (measured over 10 min: mean latency 4.08 ms request level against 4.09 ms
+    # fluid, p99 10.8 against 11.4 ms, H100 queries 563 against 93 of 539,000; a capacity split gave 2.53 ms and
     # 81 % of the queries on the H100 over the 30-minute run)
     scenario = sim.load(SCENARIOS / "recsys-on-asics.yaml").with_overrides({"duration": "10min"})
     request = sim.run(scenario).summary["inference"]["feed"]
