@@ -2,7 +2,7 @@
 
 Two families, served request by request: ``llm`` (continuous batching, tokens) and ``ranking``
 (DLRM-class: dynamic batching of scored items). Which fields belong to which family is checked in
-``sim.validation.family``. An LLM service is simulated request by request or, with
+``sim.validation.family``. A service of either family is simulated request by request or, with
 ``fidelity: fluid``, as arrival rates per ``fluid_bin``. On a ``sharing: shared`` pool an LLM replica
 group may autoscale and lend the chips of its inactive replicas to training.
 """
@@ -186,6 +186,7 @@ class InferenceService(Strict):
         None, description="latency targets for SLO attainment and goodput (llm: ttft/tpot; ranking: latency_p99_ms)")
     router: Router = Field(Router(), description="how each request picks a replica among all the service's groups")
     fidelity: Literal["request", "fluid"] = Field(
-        "request", description="request: every request through continuous batching; fluid: arrival rates per "
-                               "time bin served by replica capacity, latency from queueing formulas (long runs)")
+        "request", description="request: every request through continuous (llm) or dynamic (ranking) batching; "
+                               "fluid: arrival rates per time bin served by replica capacity, latency from queueing "
+                               "formulas (long runs)")
     fluid_bin: DurationS = Field(60.0, gt=0, description="time bin of the fluid fidelity [s or '1min']")

@@ -45,8 +45,10 @@ class ServingContext:
 
 
 def family_key(service) -> str:
-    """The registry key of a scenario service: ``llm-request``, ``llm-fluid`` or ``ranking``."""
-    return "ranking" if service.family == "ranking" else f"llm-{service.fidelity}"
+    """The registry key of a scenario service: ``llm-request``, ``llm-fluid``, ``ranking`` or ``ranking-fluid``."""
+    if service.family == "ranking":
+        return "ranking-fluid" if service.fidelity == "fluid" else "ranking"
+    return f"llm-{service.fidelity}"
 
 
 class ServiceRun(ABC):

@@ -51,7 +51,7 @@ class ServingOutcome:
         for run in self.services:
             table = run.requests_table()
             if table is not None:
-                (ranking if family_key(run.service) == "ranking" else llm).append(table)
+                (ranking if run.service.family == "ranking" else llm).append(table)
         llm_rows = pd.concat(llm, ignore_index=True) if llm else pd.DataFrame(columns=REQUEST_COLUMNS)
         ranking_rows = pd.concat(ranking, ignore_index=True) if ranking else pd.DataFrame()
         if ranking_rows.empty:
@@ -65,7 +65,7 @@ class ServingOutcome:
         return {run.name: load for run in self.services if (load := run.load_per_bin()) is not None}
 
     def _llm_first(self) -> list[ServiceRun]:
-        return sorted(self.services, key=lambda run: family_key(run.service) == "ranking")
+        return sorted(self.services, key=lambda run: run.service.family == "ranking")
 
 
 def serve_all(services, families: dict, context: ServingContext, autoscale_configs,

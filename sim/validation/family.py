@@ -33,9 +33,6 @@ def check_family(service, base: tuple, add) -> None:
         add(base + ("router", "kind"), f"found 'slo-aware': it routes by the service's SLO targets; "
                                        f"accepted: give slo: {targets}, or another router")
     if service.fidelity == "fluid":
-        if family == "ranking":
-            add(base + ("fidelity",), "found 'fluid': ranking services are simulated request by request; "
-                                      "accepted: request")
         for g, group in enumerate(service.replicas):
             if group.autoscale is not None:
                 add(base + ("replicas", g, "autoscale"), "autoscaling needs request-level serving (the "

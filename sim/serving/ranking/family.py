@@ -1,10 +1,12 @@
-"""The ranking family: DLRM-class requests through dynamic batching in the ranking kernel."""
+"""The ranking family: DLRM-class requests through dynamic batching in the ranking kernel (``ranking``), or
+as arrival rates per time bin through batch-service queues (``ranking-fluid``, ``sim.serving.ranking.fluid``)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from sim.serving.family import ServiceRun
+from sim.serving.ranking.fluid import ranking_fluid_summary, serve_ranking_fluid
 from sim.serving.ranking.serve import plan_service, serve_service
 from sim.serving.ranking.summary import ranking_requests_table, ranking_summary
 
@@ -30,3 +32,28 @@ class RankingService(ServiceRun):
 
     def requests_table(self) -> pd.DataFrame:
         return ranking_requests_table(self.plan, self.service, self.context.fleet, self.result)
+
+
+class RankingFluidService(ServiceRun):
+    """A ``family: ranking`` service at ``fidelity: fluid``: its traffic is drawn while serving (from the
+    ``inference`` stream, as LLM fluid services), never query by query."""
+
+    def __init__(self, index, service, context):
+        super().__init__(index, service, context)
+        self.plan = plan_service(index, service, context.fleet, context.catalog, context.porting)
+        self.result: dict | None = None
+
+    def serve(self, switches: dict) -> None:
+        c = self.context
+        self.result = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir, c.rng)
+
+    def busy_chip_seconds(self):
+        return list(zip(self.plan.pools, self.result["busy_chip_s"]))
+
+    def summary(self) -> dict:
+        return ranking_fluid_summary(self.plan, self.service, self.context.fleet, self.result,
+                                     self.context.horizon_s)
+
+    def load_per_bin(self):
+        r = self.result
+        return r["edges"], r["offered_per_bin"], r["served_per_bin"]

@@ -1,0 +1,360 @@
+"""Ranking services at ``fidelity: fluid``: arrival rates per time bin served by batch-service queues.
+
+For months of recommendation load, where drawing every query is too slow. Per replica group and fluid
+bin (``fluid_bin``), vectorised over the distinct load levels (``sim.kernels.fluid.merge_rows``):
+
+1. **Offered load**: expected queries per bin (``sim.serving.fluid.traffic.offered_load``, the LLM fluid
+   path: Poisson, diurnal in closed form, bursty along one drawn path). Items per query from the exact pmf
+   of the drawn count ``max(1, ceil(X))`` (``_items_pmf``): a query with more items than every group's ``max_items``
+   (activation memory) is rejected; the others split over the groups by capacity share (replicas ×
+   items/s at full batches), as the LLM fluid split does — a static split, not the router's choice —
+   except under ``slo-aware``, which fills the cheapest group first (``_cheapest_first``).
+2. **Batch-service queue per group** (a mean-value approximation; ``m`` the mean items, ``λ`` a
+   replica's query rate — the group's over its replicas, balanced routers leveling them):
+
+   * batch size ``N = clip(max(1 + f·d, λ·S(N·m)), 1, B)`` by fixed point — the timer ``d``
+     (``max_queue_delay_ms``) collects ``f·d`` followers behind the first query, ``f`` the rate at which
+     the router sends queries to a replica whose timer runs (``_follower_rate``: ``λ`` for round-robin,
+     the group's rate for ``central``, less for routers that prefer an empty replica); under load the
+     queries that arrive during a batch's service ``S`` form the next one; ``B`` = ``max_batch`` capped by
+     the activation memory (``max_items / m``). With ``B = 1`` a batch closes at once (the timer never runs).
+   * batch time ``S(N·m)`` (``RankingCost.batch_time_s``; linear in items within a roofline regime, so the
+     mean batch time is the time of the mean batch), busy fraction ``ρ = λ·S(N·m)/N``.
+   * batches queue for the group's replicas as M/G/c (Erlang C, Allen–Cunneen): ``c`` = replicas for
+     balanced routers (one queue in effect), 1 per replica for round-robin; batches arrive at ``λ/N``,
+     with interarrival SCV ``1/N`` (formed by counting arrivals; ``1/(N·R)`` under round-robin, which
+     hands a replica every R-th query) and service SCV from the items variance
+     (``N · Var[K] · slope² / S²``). ``W_q = C · S/(c·(1 − ρ)) · (SCV_A + SCV_S)/2``, exponential
+     (rate ``r = C/W_q``) beyond an atom at 0.
+   * the formation wait: the batch's first query waits ``T = d`` (or the time to fill ``B``), its
+     followers a uniform share of it (mean ``T·(1 + (N − 1)/2)/N``). The timer runs while the batch
+     queues, so only the queueing wait beyond ``T`` adds: ``P(W_q > T + t) = C·e^(−r(T + t))``.
+   * latency = formation wait + queueing wait + the batch's time with the query's own items and ``N − 1``
+     mean queries beside it (own items in slices of the pmf, each uniform across its slice).
+3. **Backlog** as the LLM fluid fidelity (``sim.serving.fluid.serve``): arrivals above capacity
+   (replicas × ``B``/``S(B·m)``) carry over, the share of a bin spent with a backlog is busy throughout,
+   queries that meet one wait a uniform delay between the backlogs over capacity. Backlog and the batches
+   in service at the horizon are unfinished; completed + unfinished + rejected = offered.
+
+Percentiles come from the mixture of the components (``sim.kernels.fluid.mixture_quantiles``); SLO
+attainment is the expected share of offered queries within ``latency_p99_ms``. Busy chip-seconds per
+time-series bin feed power as the request-level kernel's busy seconds do.
+
+Where it is poor: the batch size is a mean (not a distribution; batch counts off by up to ~18 % near 65 %
+busy), the formation/queueing overlap and the follower rate are heuristics (``jsq`` and ``central`` with
+small batches on several replicas: mean latency off by ~10 %), least-work's preference for
+low-index replicas is taken as a capacity split (mixed MTIA + H100 groups:
+throughput within 0.3 %, mean latency −3 to −9 %), and the all-or-nothing ``max_items`` eligibility
+per group is not split by band (queries a small group cannot run still count in its share).
+``tests/test_fluid_ranking.py`` measures the gap to the request level.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from sim.kernels import fluid as kernel
+from sim.serving.fluid.serve import _rebin, _share_meeting_backlog
+from sim.serving.fluid.traffic import QUANTILE_EDGES, fluid_edges, offered_load
+from sim.workload.distributions import cdf, token_pmf
+
+FIXED_POINT_STEPS = 30  # iterations of the batch-size fixed point (it converges in a few)
+
+
+def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, base_dir,
+                        rng: np.random.Generator) -> dict:
+    """Serve one ranking service at fluid fidelity (module docstring): per group, counts, items, batches,
+    latency components and busy chip-seconds per time-series bin of ``bin_width_s``."""
+    offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng)
+    widths = np.diff(offered.edges)
+    largest = max(c.max_items for c in plan.costs)
+    items = Items.of(*_items_pmf(service.traffic.generator.items_per_request, str(base_dir), largest))
+    batch_cap = [_batch_cap(plan, g, items.mean) for g in range(len(plan.pools))]
+    capacity = np.array([plan.replicas[g] * batch_cap[g] / plan.costs[g].batch_time_s(batch_cap[g] * items.mean)
+                         for g in range(len(plan.pools))])
+    accepted = offered.arrivals * items.accepted
+    rejected = float(offered.arrivals.sum()) * (1.0 - items.accepted)
+    slo_s = service.slo.latency_p99_ms / 1e3 if service.slo is not None else None
+    if service.router.kind == "slo-aware" and slo_s is not None and len(plan.pools) > 1:
+        routed = _cheapest_first(plan, accepted, widths, items, batch_cap, capacity)
+    else:
+        routed = [accepted * share for share in capacity / capacity.sum()]
+    groups = [_serve_group(plan, g, routed[g], widths, items, batch_cap[g], service.router.kind, slo_s)
+              for g in range(len(plan.pools))]
+    series = fluid_edges(horizon_s, bin_width_s)
+    length = int(np.ceil(horizon_s / bin_width_s)) + 1  # as the request-level kernel's busy array
+    return {"fidelity": "fluid", "edges": offered.edges, "offered_per_bin": offered.arrivals,
+            "served_per_bin": sum(g["served_per_bin"] for g in groups), "rejected": rejected,
+            "mean_items": items.mean, "groups": groups,
+            "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in groups],
+            "batches": [g["batches"] for g in groups]}
+
+
+def _cheapest_first(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_cap: list, capacity) -> list:
+    """The ``slo-aware`` router as a split: the groups in order of cost per query (``cost_per_s`` × the batch
+    time of a mean query, ties to the lower index) each keep the queries whose predicted latency fits
+    the router's target ``slo_s`` and pass the rest on: a query overflows a group when its queueing wait
+    would exceed ``slo_s`` less its own batch time, ``P = C·e^(−r·(slo_s − S))`` of the group's M/G/c queue
+    at the rate offered to it (capped just below capacity). What overflows the last group is shared by
+    capacity, as the router then picks the lowest prediction."""
+    slo_s = float(plan.kernel["slo_s"])
+    cost = [float(plan.kernel["cost_per_s"][plan.group_of_replica == g][0]) * plan.costs[g].batch_time_s(items.mean)
+            for g in range(len(plan.pools))]
+    left = accepted / widths
+    routed = [np.zeros_like(left) for _ in cost]
+    for g in sorted(range(len(cost)), key=lambda g: (cost[g], g)):
+        (rate_rows,), _, row = kernel.merge_rows([left], [left], np.ones(len(left)))
+        offered = np.minimum(rate_rows, 0.99 * capacity[g])
+        delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
+        q = _steady(plan.costs[g], plan.replicas[g], offered, delay, batch_cap[g], items, "slo-aware")
+        room = max(slo_s - plan.costs[g].batch_time_s(items.mean), 0.0)
+        overflow = np.where(q["rate"] > 0, q["wait_prob"] * np.exp(-q["rate"] * room), q["wait_prob"])
+        kept = (offered * (1.0 - overflow))[row]
+        routed[g] = np.minimum(kept, left)
+        left = left - routed[g]
+    share = capacity / capacity.sum()
+    return [(routed[g] + left * share[g]) * widths for g in range(len(cost))]
+
+
+class Items:
+    """Items per accepted query: mean, variance, share accepted, and slices of the pmf ([low, high] items,
+    the last slice a point at its mean) between ``QUANTILE_EDGES``."""
+
+    def __init__(self, accepted, mean, variance, slices):
+        self.accepted, self.mean, self.variance, self.slices = accepted, mean, variance, slices
+
+    @classmethod
+    def of(cls, fits: np.ndarray, accepted: float) -> Items:
+        """From the pmf of the item counts that fit (``_items_pmf``) and their total probability."""
+        k = np.arange(len(fits), dtype=np.float64)
+        if accepted <= 0:
+            return cls(0.0, 1.0, 0.0, np.ones((len(QUANTILE_EDGES) - 1, 2)))
+        p = fits / accepted
+        mean = float(np.sum(p * k))
+        variance = max(float(np.sum(p * k * k)) - mean * mean, 0.0)
+        cumulative = np.cumsum(p)
+        edges = np.searchsorted(cumulative, np.maximum(QUANTILE_EDGES, 1e-12) - 1e-12).astype(np.float64)
+        edges = np.minimum(edges, len(fits) - 1)
+        slices = np.stack((edges[:-1], edges[1:]), axis=1)
+        top = k >= edges[-2]
+        slices[-1] = float(np.sum(p[top] * k[top])) / max(float(p[top].sum()), 1e-300)
+        # recentre so the slices' mean is the mean exactly (the uniform spread within a slice is approximate)
+        slice_mean = float(np.sum(np.diff(QUANTILE_EDGES) * slices.mean(axis=1)))
+        slices = slices + (mean - slice_mean)
+        return cls(accepted, mean, variance, np.maximum(slices, 0.0))
+
+
+@lru_cache(maxsize=32)
+def _items_pmf(dist, base_dir: str, largest: int) -> tuple[np.ndarray, float]:
+    """P(items = k) of the drawn count ``max(1, ceil(X))`` for k up to ``largest`` (what some replica can
+    run) and P(items <= largest); above the point where P(X > k) < 1e-9 the pmf of ``token_pmf`` is used
+    (its last sliver of mass on its top count), so a large ``largest`` costs no more than the pmf."""
+    top = 1
+    while cdf(dist, np.array([float(top)]), Path(base_dir))[0] < 1.0 - 1e-9 and top < 1 << 26:
+        top *= 2
+    if largest >= top:
+        pmf = token_pmf(dist, Path(base_dir))
+        pmf.flags.writeable = False
+        return pmf, 1.0
+    upto = cdf(dist, np.arange(largest + 1, dtype=np.float64), Path(base_dir))
+    pmf = np.maximum(np.diff(upto, prepend=0.0), 0.0)
+    pmf[min(1, largest)] += pmf[0]  # counts below 1 are rounded up to 1
+    pmf[0] = 0.0 if largest >= 1 else pmf[0]
+    pmf.flags.writeable = False
+    return pmf, float(upto[-1])
+
+
+def _batch_cap(plan, g: int, mean_items: float) -> int:
+    """Largest batch of mean queries a replica of group ``g`` takes: ``max_batch`` and activation memory."""
+    max_batch = int(plan.kernel["max_batch"][plan.group_of_replica == g][0])
+    return int(max(1, min(max_batch, plan.costs[g].max_items // max(mean_items, 1.0))))
+
+
+def _batch_time(cost, items):
+    """``RankingCost.batch_time_s`` vectorised over ``items``, with the slope [s/item] of its regime there."""
+    compute = cost.compute_s_per_item * items
+    memory = cost.weights_s + cost.embedding_s_per_item * items
+    slope = np.where(compute >= memory, cost.compute_s_per_item, cost.embedding_s_per_item)
+    return cost.overhead_s + np.maximum(compute, memory), slope
+
+
+def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: Items, cap: int,
+                 router: str, slo_s) -> dict:
+    """One replica group's share of the queries (``accepted`` per bin) through the batch-service queue."""
+    cost, replicas = plan.costs[g], plan.replicas[g]
+    delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
+    m = items.mean
+    (lam_rows,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
+    rows = _steady(cost, replicas, lam_rows, delay, cap, items, router)
+    full_s, _ = _batch_time(cost, cap * m)
+    group_rate = replicas * cap / float(full_s)
+    backlog = kernel.fluid_backlog(accepted, group_rate * widths)
+    before = np.concatenate(([0.0], backlog[:-1]))
+    meets = _share_meeting_backlog(before, backlog, accepted / widths, group_rate, widths)
+    busy = meets + (1.0 - meets) * rows["rho"][row]
+    served = before + accepted - backlog
+    in_service = replicas * float(rows["rho"][row[-1]] * rows["batch"][row[-1]])
+    unfinished = min(float(backlog[-1]) + in_service, float(accepted.sum()))
+    completed = float(accepted.sum()) - unfinished
+    finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)
+    batch_per_bin = meets * cap + (1.0 - meets) * rows["batch"][row]
+    parts = _components(rows, row, meets, before, backlog, group_rate, finishing, items, cost, cap)
+    met = float(np.sum(parts["weight"] * kernel.component_cdf(slo_s, *(parts[n] for n in ARGS[1:])))) \
+        if slo_s is not None else None
+    return {"offered": float(accepted.sum()), "completed": completed, "unfinished": unfinished,
+            "items": completed * m, "met": met, "latency": parts,
+            "batches": float(np.sum(served / batch_per_bin)),
+            "busy_chip_s": busy * widths * replicas * plan.chips_per_replica[g],
+            "served_per_bin": served, "backlog_per_bin": backlog}
+
+
+def _follower_rate(router: str, lam, replicas: int, service, batch, delay: float):
+    """Rate [1/s] at which queries join a batch whose timer runs: round-robin sends a replica its share
+    ``λ`` blindly; ``central`` keeps one queue, so the group's ``R·λ`` join the oldest query's batch; the
+    other routers send a query to an empty replica while there is one (its work is 0), so a timer collects
+    followers only while the ``R − 1`` other replicas are all occupied (busy or timing), taken independent:
+    ``λ·u^(R−1)`` with ``u = min(1, ρ + (λ/N)·d)``."""
+    if router == "round-robin":
+        return lam
+    if router == "central":
+        return lam * replicas
+    occupied = np.minimum(1.0, lam * service / batch + lam / batch * delay)
+    return lam * occupied ** (replicas - 1)
+
+
+def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items, router: str) -> dict:
+    """Per load level: batch size, busy fraction, batch time, formation and queueing waits (docstring)."""
+    lam = lam_group / replicas
+    m = items.mean
+    batch = np.ones_like(lam)
+    for _ in range(FIXED_POINT_STEPS):
+        service, _ = _batch_time(cost, batch * m)
+        followers = _follower_rate(router, lam, replicas, service, batch, delay) * delay
+        batch = np.clip(np.maximum(1.0 + followers, lam * service), 1.0, cap)
+    service, slope = _batch_time(cost, batch * m)
+    rho = lam * service / batch
+    servers = 1 if router == "round-robin" else replicas
+    stable = rho < 1.0
+    load = np.where(stable, rho, 0.0) * servers
+    wait_prob = np.where(stable, kernel.erlang_c(servers, load), 1.0)
+    # batch interarrivals: N query gaps (SCV 1/N); round-robin hands a replica every R-th query (SCV 1/(N·R))
+    arrival_scv = 1.0 / (batch * (replicas if router == "round-robin" else 1))
+    scv = (arrival_scv + batch * items.variance * slope ** 2 / service ** 2) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        queue = np.where(stable, wait_prob * service / (servers * (1.0 - rho)) * scv, np.inf)
+        fill = np.where(cap > 1, np.where(batch < cap, delay, np.minimum(delay, (cap - 1) / np.maximum(
+            _follower_rate(router, lam, replicas, service, batch, delay), 1e-300))), 0.0)
+    formation = np.where(cap > 1, fill * (1.0 + (batch - 1.0) / 2.0) / batch, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rate = np.where(stable & (queue > 0), wait_prob / queue, 0.0)
+        # the timer runs while the batch queues: only the wait beyond it adds, P(W_q > T + t) = C·e^(−r(T + t))
+        excess = np.where(rate > 0, wait_prob * np.exp(-rate * fill), 0.0)
+    return {"lam": lam, "batch": batch, "service": service, "slope": slope, "rho": np.minimum(rho, 1.0),
+            "excess_prob": excess, "rate": rate, "wait_prob": wait_prob, "fill": fill, "formation": formation,
+            "stable": stable}
+
+
+ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "uniform_low", "uniform_high")
+
+
+def _components(rows, row, meets, before, backlog, group_rate, finishing, items: Items, cost, cap: int) -> dict:
+    """Latency components weighted by the completing queries: one per load level (formation + Erlang C
+    wait) and one per bin that meets a backlog (a full batch after a uniform delay), each spread over the
+    slices of the query's own items."""
+    m = items.mean
+    steady_w = np.bincount(row, weights=finishing * (1.0 - meets), minlength=len(rows["lam"]))
+    # the batch time less the mean items of one query: the rest comes from the query's own slice
+    others, slope = _batch_time(cost, rows["batch"] * m)
+    others = others - slope * m
+    zeros = np.zeros(len(steady_w))
+    fill, excess, rate, first = rows["fill"], rows["excess_prob"], rows["rate"], 1.0 / rows["batch"]
+    # the batch's first query waits the whole timer; its followers a uniform share of it, and the queueing
+    # excess after a uniform part (its exponential stretched so that the mean stays T/2 + 1/r)
+    with np.errstate(divide="ignore"):
+        stretched = np.where(rate > 0, 1.0 / (fill / 2.0 + 1.0 / np.where(rate > 0, rate, 1.0)), 0.0)
+    steady = {"weight": np.concatenate((steady_w * first, steady_w * (1.0 - first))),
+              "shift": np.concatenate((fill + others, others)), "slope": np.concatenate((slope, slope)),
+              "exp_mass": np.concatenate((excess, excess)), "exp_rate": np.concatenate((rate, stretched)),
+              "uniform_mass": np.concatenate((zeros, 1.0 - excess)),
+              "uniform_low": np.concatenate((zeros, zeros)), "uniform_high": np.concatenate((zeros, fill))}
+    hit = np.flatnonzero(meets > 0)
+    full, full_slope = _batch_time(cost, cap * m)
+    ones = np.ones(len(hit))
+    queued = {"weight": finishing[hit] * meets[hit], "shift": ones * (float(full) - float(full_slope) * m),
+              "slope": ones * float(full_slope), "exp_mass": 0 * ones, "exp_rate": 0 * ones, "uniform_mass": ones,
+              "uniform_low": np.where(backlog[hit] > 0, np.minimum(before[hit], backlog[hit]), 0.0) / group_rate,
+              "uniform_high": np.maximum(before[hit], backlog[hit]) / group_rate}
+    parts = {name: np.concatenate((steady[name], queued[name])) for name in steady}
+    keep = parts["weight"] > 0
+    parts = {name: values[keep] for name, values in parts.items()}
+    share = np.diff(QUANTILE_EDGES)
+    low, high = items.slices[:, 0], items.slices[:, 1]
+    out = {"weight": (parts["weight"][:, None] * share[None, :]).ravel(),
+           "shift": (parts["shift"][:, None] + parts["slope"][:, None] * low[None, :]).ravel(),
+           "spread": (parts["slope"][:, None] * (high - low)[None, :]).ravel()}
+    for name in ARGS[3:]:
+        out[name] = np.repeat(parts[name], len(share))
+    return out
+
+
+def ranking_fluid_summary(plan, service, fleet, result: dict, horizon_s: float) -> dict:
+    """``summary["inference"][service]`` of a fluid ranking service, in the request-level keys: counts that
+    add up (expected values rounded), latency from the mixture, SLO, items, energy, cost, perf/W."""
+    from sim.serving.ranking.summary import REJECT_REASON
+
+    parts = result["groups"]
+    rejected = round(result["rejected"])
+    offered = round(float(np.sum(result["offered_per_bin"])))
+    unfinished = min(round(sum(g["unfinished"] for g in parts)), offered - rejected)
+    summary = _group_figures(plan, result, range(len(plan.pools)), service.slo, fleet, horizon_s,
+                             offered=offered)
+    summary["completed"] = offered - rejected - unfinished
+    summary["requests"] = {"offered": offered, "completed": summary["completed"], "rejected": rejected,
+                           "unfinished": unfinished, "not_offered": 0}
+    summary["rejected_reasons"] = {REJECT_REASON: rejected} if rejected else {}
+    summary["family"] = "ranking"
+    summary["fidelity"] = "fluid"
+    by_accel: dict[str, list[int]] = {}
+    for g, pool in enumerate(plan.pools):
+        by_accel.setdefault(fleet.pools[pool].accelerator.id, []).append(g)
+    summary["by_accelerator"] = {accel: _group_figures(plan, result, gs, service.slo, fleet, horizon_s)
+                                 for accel, gs in sorted(by_accel.items())}
+    return summary
+
+
+def _group_figures(plan, result, groups, slo, fleet, horizon_s: float, offered: float | None = None) -> dict:
+    """The request-level ``_group_summary`` keys over ``groups`` (SLO attainment over their queries, or
+    over ``offered`` — the service's, rejections included)."""
+    from sim.serving.ranking.summary import _energy_cost
+
+    groups = list(groups)
+    parts = [result["groups"][g] for g in groups]
+    completed = round(sum(p["completed"] for p in parts))
+    latency = {name: np.concatenate([p["latency"][name] for p in parts]) for name in ARGS}
+    if latency["weight"].sum() > 0:
+        p50, p90, p99 = kernel.mixture_quantiles((0.5, 0.9, 0.99), *(latency[n] for n in ARGS))
+        stats = {"mean": kernel.mixture_mean(*(latency[n] for n in ARGS)), "p50": float(p50), "p90": float(p90),
+                 "p99": float(p99)}
+    else:
+        stats = {"mean": None, "p50": None, "p90": None, "p99": None}
+    met = sum(p["met"] for p in parts) if slo is not None else None
+    offered = sum(p["offered"] for p in parts) if offered is None else offered
+    items = sum(p["items"] for p in parts)
+    busy = {"busy_chip_s": [result["busy_chip_s"][g] if g in groups else None for g in range(len(plan.pools))]}
+    it_j, cost_usd, peak = _energy_cost(plan, busy, groups, fleet, horizon_s, np.array([result["mean_items"]]))
+    return {
+        "completed": completed,
+        "latency_s": stats,
+        "slo_attainment": float(met / offered) if met is not None and offered else None,
+        "goodput_rps": float(met / horizon_s) if met is not None else None,
+        "items_per_s": items / horizon_s,
+        "it_energy_per_1k_requests_kwh": it_j / 3.6e6 / completed * 1e3 if completed else None,
+        "cost_per_1m_requests_usd": cost_usd / completed * 1e6 if completed else None,
+        "items_per_it_joule": items / it_j if it_j > 0 else None,
+        "peak_items_per_s_per_kw": peak,
+        "batches": round(sum(p["batches"] for p in parts)),
+        "embedding_sram_hit_rate": {fleet.pools[plan.pools[g]].name: plan.costs[g].hit_rate for g in groups},
+    }
