@@ -11,21 +11,25 @@ from sim.serving.ranking.serve import plan_service, serve_service
 from sim.serving.ranking.summary import ranking_requests_table, ranking_summary
 
 
-class RankingService(ServiceRun):
-    """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving."""
+class _RankingRun(ServiceRun):
+    """What both ranking fidelities share: the replicas' plan (batch-time constants per group) and busy time."""
 
     def __init__(self, index, service, context):
         super().__init__(index, service, context)
         self.plan = plan_service(index, service, context.fleet, context.catalog, context.porting)
         self.result: dict | None = None
 
+    def busy_chip_seconds(self):
+        return list(zip(self.plan.pools, self.result["busy_chip_s"]))
+
+
+class RankingService(_RankingRun):
+    """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving."""
+
     def serve(self, switches: dict) -> None:
         c = self.context
         self.result = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, c.ranking_rng,
                                     c.base_dir, c.start)
-
-    def busy_chip_seconds(self):
-        return list(zip(self.plan.pools, self.result["busy_chip_s"]))
 
     def summary(self) -> dict:
         return ranking_summary(self.plan, self.service, self.context.fleet, self.result, self.context.horizon_s)
@@ -34,21 +38,13 @@ class RankingService(ServiceRun):
         return ranking_requests_table(self.plan, self.service, self.context.fleet, self.result)
 
 
-class RankingFluidService(ServiceRun):
+class RankingFluidService(_RankingRun):
     """A ``family: ranking`` service at ``fidelity: fluid``: its traffic is drawn while serving (from the
     ``inference`` stream, as LLM fluid services), never query by query."""
-
-    def __init__(self, index, service, context):
-        super().__init__(index, service, context)
-        self.plan = plan_service(index, service, context.fleet, context.catalog, context.porting)
-        self.result: dict | None = None
 
     def serve(self, switches: dict) -> None:
         c = self.context
         self.result = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir, c.rng)
-
-    def busy_chip_seconds(self):
-        return list(zip(self.plan.pools, self.result["busy_chip_s"]))
 
     def summary(self) -> dict:
         return ranking_fluid_summary(self.plan, self.service, self.context.fleet, self.result,
