@@ -328,10 +328,10 @@ def _check_trace_requests(service, frame, base: tuple, add, start) -> None:
 
 
 def _check_replica_pool(scenario, pool_index: int, sizes: set[int], group, path: tuple, add) -> None:
-    """Replicas need their pool online from the start (serving does not wait for a pool to arrive), and
-    on a shared pool every replica group has the same size: replicas then fit any domain a replica of
-    another group left, so placing them in whatever order the autoscaler and training produce can never
-    fragment the domains into holes too small for a replica."""
+    """Replicas need their pool online from the start to the end (serving does not wait for a pool to
+    arrive, nor give chips back when it leaves), and on a shared pool every replica group has the same size:
+    replicas then fit any domain a replica of another group left, so placing them in whatever order the
+    autoscaler and training produce can never fragment the domains into holes too small for a replica."""
     pool = scenario.fleet[pool_index]
     if pool.online_from is not None and pool.online_from > scenario.start:
         add(path + ("pool",), f"pool {pool.name!r} comes online on {pool.online_from}, after the start "
