@@ -40,6 +40,16 @@ def test_no_job_runs_on_a_pool_after_it_leaves(base, tmp_path, kind):
     assert after.any() and (series.loc[after, "busy_chips.tpu-v6e"] == 0).all()
 
 
+def test_a_pool_leaving_at_the_end_of_the_run_changes_nothing(base, tmp_path):
+    base["workloads"]["training"]["generator"].update(
+        jobs=200, arrival_rate_per_hour=10, duration_s={"lognormal": {"median": 6 * 3600, "sigma": 0.5}})
+    stays = sim.run(scenario_from(base, tmp_path))
+    base["fleet"][1]["online_until"] = "2026-01-03"  # the end of the two-day run
+    leaves = sim.run(scenario_from(base, tmp_path, "ends.yaml"))
+    assert leaves.summary == stays.summary  # no preemption at the horizon: running jobs stay running
+    assert stays.summary["jobs"]["running"] > 0
+
+
 def test_running_jobs_are_preempted_with_checkpoints_and_requeued(base, tmp_path):
     base = leaving(base, jobs=120, rate=30)
     base["workloads"]["training"]["generator"]["duration_s"] = {"lognormal": {"median": 6 * 3600, "sigma": 0.5}}

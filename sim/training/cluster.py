@@ -195,7 +195,8 @@ class Cluster:
         arrival = self.arrival + [math.inf]  # sentinel: no bounds checks in the loop
         onlines = sorted((p.online_from_s, p.index) for p in self.pools if p.online_from_s > 0)
         onlines.append((math.inf, -1))
-        leaves = sorted((p.online_until_s, p.index) for p in self.pools if p.online_until_s < math.inf)
+        # a pool leaving at the horizon or later stays to the end: its jobs then count as running
+        leaves = sorted((p.online_until_s, p.index) for p in self.pools if p.online_until_s < self.horizon_s)
         leaves.append((math.inf, -1))
         scales = self.scaling_schedule
         next_job = next_online = next_leave = next_scale = events = 0
