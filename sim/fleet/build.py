@@ -65,6 +65,19 @@ class ResolvedPool:
     server_power_overhead_frac: float
     chip_cost_usd_per_hour: float
     shared: bool = False  # inference and training share it: inactive replicas' chips are lent to training
+    online_until_s: float = math.inf  # when the pool leaves (retirement, end of a rental contract) [s]
+
+    def online_window(self, horizon_s: float) -> tuple[float, float]:
+        """The part of the run the pool is online, [start, end) in seconds from the run start, clipped
+        to [0, horizon_s]; start == end when it is never online within the run. Everything that counts
+        a pool's online time (utilization, idle energy, cost, capacity series) uses this window."""
+        start = min(self.online_from_s, horizon_s)
+        return start, max(start, min(self.online_until_s, horizon_s))
+
+    def online_seconds(self, horizon_s: float) -> float:
+        """Seconds the pool is online within the run [s] (multiply by ``count`` for chip-seconds)."""
+        start, end = self.online_window(horizon_s)
+        return end - start
 
     @property
     def servers(self) -> int:
@@ -142,6 +155,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
                          f"accepted: a multiple of {per_server}, "
                          f"e.g. {pool.count - pool.count % per_server or per_server}")
     online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
+    until = float((pool.online_until - scenario.start).days * 86400) if pool.online_until else math.inf
     return ResolvedPool(
         index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
         servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count) or domain,
@@ -149,7 +163,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
         chip_cost_usd_per_hour=_chip_cost_usd_per_hour(pool, index, accel, site),
-        shared=pool.sharing == "shared",
+        shared=pool.sharing == "shared", online_until_s=until,
     )
 
 

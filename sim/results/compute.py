@@ -1,9 +1,9 @@
 """From the engine's per-job outcome to the run's tables: jobs, time series and summary.
 
-A job preempted by inference on a shared pool has several runs: the preempted ones
-(``outcome["segments"]``) and its current one (``run_start_s`` to ``end_s``). Busy chips and power count
-every run; the queue counts the job again from each preemption to its next start. ``start_s`` in the jobs
-table is the job's first start.
+A job preempted by inference on a shared pool, or by its pool leaving (``online_until``), has several
+runs: the preempted ones (``outcome["segments"]``) and its current one (``run_start_s`` to ``end_s``).
+Busy chips and power count every run; the queue counts the job again from each preemption to its next
+start. ``start_s`` in the jobs table is the job's first start.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         busy = binned_mean(times, deltas, edges)
         if p.shared:
             training_on_shared[p.name] = busy
-        online = binned_mean(np.array([p.online_from_s]), np.array([float(p.count)]), edges)
+        online = binned_mean(np.array(p.online_window(horizon_s)), np.array([p.count, -p.count], dtype=float), edges)
         serving = (inference_busy_chip_s or {}).get(p.index)
         if serving is not None:
             serving = serving[: len(widths)] / widths
@@ -97,11 +97,12 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     for accel, (busy, online) in sorted(by_accel.items()):
         data[f"busy_chips.{accel}"] = busy
         data[f"utilization.{accel}"] = np.divide(busy, online, out=np.zeros_like(busy), where=online > 0)
-    queued = outcome["reason"] == ""
+    left_queue = _left_queue_s(outcome)
+    queued = (outcome["reason"] == "") | np.isfinite(left_queue)  # waited, perhaps until its pools left
     arrival = jobs["arrival_s"].to_numpy()
     first = outcome["start_s"]
     wait_start = np.concatenate((np.where(queued, arrival, np.nan), runs["end_s"]))
-    wait_end = np.concatenate((np.where(np.isnan(first), np.inf, first), runs["restart_s"]))
+    wait_end = np.concatenate((np.where(np.isnan(first), left_queue, first), runs["restart_s"]))
     data["queue_length"] = binned_mean(*interval_events(wait_start, wait_end, np.ones(len(wait_start)), horizon_s),
                                        edges)
     for pool, (times, deltas) in (inference_chips or {}).items():
@@ -145,10 +146,12 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
     weight_w = np.concatenate((busy * increment[pool_of], runs["weight"] * increment[runs["pool"]]))
     times, deltas = interval_events(np.concatenate((start, runs["start_s"])), np.concatenate((end, runs["end_s"])),
                                     weight_w, horizon_s)
-    online_t = [np.array([p.online_from_s for p in fleet.pools])]
-    online_w = [np.array([p.count * p.idle_w_with_server
-                          + (0 if p.shared else fleet.peak_reserved_chips(p.index)) * increment[p.index]
-                          for p in fleet.pools])]
+    floor_w = np.array([p.count * p.idle_w_with_server
+                        + (0 if p.shared else fleet.peak_reserved_chips(p.index)) * increment[p.index]
+                        for p in fleet.pools])
+    windows = np.array([p.online_window(horizon_s) for p in fleet.pools]).reshape(-1, 2)
+    online_t = [windows[:, 0], windows[:, 1]]  # a pool's floor counts from online_from to online_until
+    online_w = [floor_w, -floor_w]
     for pool, (chip_t, chip_d) in (inference_chips or {}).items():
         p = fleet.pools[pool]
         if p.shared:
@@ -169,9 +172,15 @@ def _runs(outcome: dict, busy_weight: np.ndarray) -> dict[str, np.ndarray]:
     same_job_next = np.append(job[1:] == job[:-1], False)
     next_start = np.append(seg["start_s"][order][1:], np.nan)
     current = outcome["run_start_s"][job]
-    restart = np.where(same_job_next, next_start, np.where(np.isnan(current), np.inf, current))
+    restart = np.where(same_job_next, next_start, np.where(np.isnan(current), _left_queue_s(outcome)[job], current))
     return {"job": job, "pool": seg["pool"][order], "start_s": seg["start_s"][order], "end_s": seg["end_s"][order],
             "weight": busy_weight[job], "restart_s": restart}
+
+
+def _left_queue_s(outcome: dict) -> np.ndarray:
+    """When each job left the queue without running (rejected once its pools had all left), inf if not."""
+    left = outcome.get("left_queue_s")
+    return left if left is not None else np.full(len(outcome["end_s"]), np.inf)
 
 
 def _busy_weight(jobs: pd.DataFrame) -> np.ndarray:
@@ -180,8 +189,10 @@ def _busy_weight(jobs: pd.DataFrame) -> np.ndarray:
 
 def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_s: float,
             peak_it_w: float, outcome: dict | None = None, warmup_s: float = 0.0) -> dict:
-    """The run's headline numbers (see the README's output section for each key); with a shared pool,
-    also ``training`` (preemption and deferral counts) and ``shared_pools``.
+    """The run's headline numbers (see the README's output section for each key); with a shared pool
+    or a pool leaving within the run, also ``training`` (preemption and deferral counts); with a shared
+    pool, ``shared_pools``. Online chip-time (utilization denominators, ``fleet_cost_usd``) counts each
+    pool over ``ResolvedPool.online_window``.
 
     JCT and queue-wait statistics count only jobs arriving at or after ``warmup_s`` [s];
     ``jct_s_counts`` says how many submitted jobs they leave out and why."""
@@ -203,11 +214,9 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         if column.startswith("busy_chips."):
             accel = column.split(".", 1)[1]
             busy = float((series[column].to_numpy() * widths).sum())
-            online = sum(p.count * max(0.0, horizon_s - p.online_from_s) for p in fleet.pools
-                         if p.accelerator.id == accel)
+            online = sum(p.count * p.online_seconds(horizon_s) for p in fleet.pools if p.accelerator.id == accel)
             util[accel] = busy / online if online else 0.0
-    fleet_cost = sum(p.count * max(0.0, horizon_s - p.online_from_s) / 3600.0 * p.chip_cost_usd_per_hour
-                     for p in fleet.pools)
+    fleet_cost = sum(p.count * p.online_seconds(horizon_s) / 3600.0 * p.chip_cost_usd_per_hour for p in fleet.pools)
     for accel, group in done.groupby("accelerator"):
         jct_by_accel[accel] = _stats((group["end_s"] - group["arrival_s"]).to_numpy())
     out = {
@@ -232,8 +241,9 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         "power_cap_kw": site.power_cap_w / 1e3 if site.power_cap_w is not None else None,
         "pue": site.pue,
     }
-    if any(p.shared for p in fleet.pools):
+    if any(p.shared or p.online_until_s < horizon_s for p in fleet.pools):
         out["training"] = _preemption_summary(jobs_out, outcome)
+    if any(p.shared for p in fleet.pools):
         out["shared_pools"] = _shared_pool_summary(series, fleet, horizon_s, widths)
     return out
 
@@ -263,7 +273,8 @@ def jct_lower_bound_s(measured: pd.DataFrame, horizon_s: float) -> np.ndarray:
 
 
 def _preemption_summary(jobs_out: pd.DataFrame, outcome: dict | None) -> dict:
-    """Counts of training jobs that inference preempted or deferred (``sim.training.sharing``)."""
+    """Counts of training jobs that inference or a leaving pool preempted, or inference deferred
+    (``sim.training.sharing``)."""
     preemptions = jobs_out["preemptions"].to_numpy()
     deferred = outcome["deferred"] if outcome is not None else np.zeros(len(jobs_out), dtype=bool)
     return {"preempted_jobs": int((preemptions > 0).sum()), "preemptions": int(preemptions.sum()),
@@ -280,7 +291,7 @@ def _shared_pool_summary(series: pd.DataFrame, fleet: Fleet, horizon_s: float, w
             continue
         column = f"inference_chips.{p.name}"
         active = float((series[column].to_numpy() * widths).sum()) if column in series else 0.0
-        online_s = max(0.0, horizon_s - p.online_from_s)
+        online_s = p.online_seconds(horizon_s)
         out[p.name] = {"inference_chip_hours": active / 3600.0,
                        "chip_hours_lent_to_training": (fleet.peak_reserved_chips(p.index) * online_s - active) / 3600.0}
     return out

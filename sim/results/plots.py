@@ -253,7 +253,9 @@ def _shared_pool(ax, run: _Run, ts, name: str, scenario) -> None:
     top = together.mean.max(initial=1.0)
     if pool is not None:
         online_s = (pool.online_from - scenario.start).days * DAY_S if pool.online_from else 0.0
-        size = np.where(inference.edges_s[:-1] >= online_s, float(pool.count), 0.0)
+        until_s = (pool.online_until - scenario.start).days * DAY_S if pool.online_until else np.inf
+        bins = inference.edges_s[:-1]
+        size = np.where((bins >= online_s) & (bins < until_s), float(pool.count), 0.0)
         ax.stairs(size, x, baseline=None, color=DARK, label=f"pool size\n({pool.count} {accel})")
         replicas = _replica_chips(scenario, name)
         ax.axhline(replicas, color=DARK, linestyle="--", linewidth=1.2, label=f"chips of all\nreplicas ({replicas})")

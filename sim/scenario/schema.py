@@ -58,6 +58,9 @@ class Pool(Strict):
                                                 description="chips per fast-fabric domain [default: catalog]")
     cooling: Literal["air", "liquid"] | None = Field(None, description="rack cooling [default: as the chip ships]")
     online_from: dt.date | None = Field(None, description="date the pool comes online [default: scenario start]")
+    online_until: dt.date | None = Field(
+        None, description="date the pool leaves: retirement of an owned pool, end of a rented pool's contract "
+                          "(a rented pool costs nothing outside [online_from, online_until)) [default: never]")
     owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
     purchase_usd_per_chip: float | None = bounded(
         None, ge=0, le=10_000_000, unit="USD", why="far above any accelerator's price",

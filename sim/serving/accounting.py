@@ -52,12 +52,12 @@ def replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
     """Active replica-seconds of each group while its pool is online (every replica, without switches)."""
     out = []
     for g, plan in enumerate(groups):
-        online_s = fleet.pools[plan.pool].online_from_s
+        online_from, online_until = fleet.pools[plan.pool].online_window(horizon_s)
         switch = switches[g] if switches else None
         if switch is None:  # every replica, whenever its pool is online
-            out.append(plan.replicas * max(0.0, horizon_s - online_s))
+            out.append(plan.replicas * (online_until - online_from))
         else:
-            out.append(switch.replica_seconds(min(online_s, horizon_s), horizon_s))
+            out.append(switch.replica_seconds(online_from, online_until))
     return out
 
 

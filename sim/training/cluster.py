@@ -1,31 +1,46 @@
 """The cluster: one SimPy process that admits, places and completes training jobs.
 
-Events happen only when state changes: a job arrives, a job completes, a pool comes online, or an
-inference replica group on a shared pool scales (``sim.training.sharing``). At each such instant the
-process settles completions first (freeing chips), then pools coming online, then inference scale-downs
-and scale-ups (which may preempt training), then admits arrivals, then asks the scheduler policy to
-start what it can; then it sleeps until the next instant. The cluster is the only SimPy process of a
-run (serving is computed before training, ``sim.serving.stage``, and reaches it only as the shared
-pools' reservation schedule), so it normally fast-forwards its own clock instead of a SimPy round trip;
-it yields a timeout only when another process has an event first. There is no fixed time step and no
-process per job or per device: pools are counted per scale-up domain (``sim.fleet.allocation``), running
-jobs sit in one heap keyed by completion time.
+Events happen only when state changes: a job arrives, a job completes, a pool comes online or leaves, or
+an inference replica group on a shared pool scales (``sim.training.sharing``). At each such instant the
+process settles completions first (freeing chips), then pools coming online, then pools leaving, then
+inference scale-downs and scale-ups (which may preempt training), then admits arrivals, then asks the
+scheduler policy to start what it can; then it sleeps until the next instant. The cluster is the only
+SimPy process of a run (serving is computed before training, ``sim.serving.stage``, and reaches it only
+as the shared pools' reservation schedule), so it normally fast-forwards its own clock instead of a
+SimPy round trip; it yields a timeout only when another process has an event first. There is no fixed
+time step and no process per job or per device: pools are counted per scale-up domain
+(``sim.fleet.allocation``), running jobs sit in one heap keyed by completion time.
 
 Site power: with a cap, a job starts only if the site's committed facility power — idle power of every
 chip (online or still to come), the full-load increment of every inference replica's chips
 (``Fleet.committed_floor_w``) and of every chip busy with training, times PUE — stays within the cap.
-This is admission control only: running jobs are never throttled or stopped for power.
+This is admission control only: running jobs are never throttled or stopped for power. A pool that
+leaves (``online_until``) stops drawing power then: its idle floor is released from the committed power.
+
+Pools that leave (retirement, end of a rental contract, ``ResolvedPool.online_until_s``): at that
+instant the pool drains at once. Every training job still running there is preempted with the same
+checkpoint semantics as an inference preemption (``sim.training.sharing.preempt``: it keeps its work up
+to its last checkpoint, loses the rest, and waits again at its arrival position for any pool it may
+use); no job starts there afterwards. Jobs are not kept from starting when they could not finish
+before the pool leaves (that would break the rule that the oldest waiting job of a shape blocks the
+rest, as run times differ within a shape): a long job started shortly before the end loses the work
+since its last checkpoint. When every pool a job may use has left, the job is rejected with the reason
+``every pool it may use has left``: at that instant if it was waiting (its wait counts in the queue
+series up to then: ``left_queue_s`` in the outcome), at its arrival if it arrives later. No job is
+dropped, and none blocks a strict-FIFO queue forever. Inference replicas cannot sit on a pool that leaves within the run
+(validation refuses it: serving does not follow capacity yet).
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 
 import numpy as np
 import simpy
 
-from sim.fleet import Fleet, within_cap
+from sim.fleet import Fleet, idle_facility_w, within_cap
 from sim.fleet.allocation import SharedChips
 from sim.training import sharing
 from sim.training.prepare import PreparedJobs, pool_orders
@@ -33,6 +48,7 @@ from sim.training.waiting import WaitQueue
 
 NOT_STARTED = math.nan
 NOTHING_FREED: frozenset[int] = frozenset()
+STRANDED = "every pool it may use has left (online_until)"
 
 
 class Cluster:
@@ -46,7 +62,7 @@ class Cluster:
         self.pools = fleet.pools
         self.allocators = fleet.new_allocators()  # inference replicas' chips already reserved (min_count if scaled)
         self.shared = [SharedChips(a) for a in self.allocators]
-        self.online = [p.online_from_s <= 0.0 for p in self.pools]
+        self.online = [p.online_from_s <= 0.0 < p.online_until_s for p in self.pools]
         self.arrival = jobs.arrival_s.tolist()
         self.chips = jobs.chips.tolist()
         self.share_units = jobs.share_units.tolist()
@@ -60,7 +76,7 @@ class Cluster:
         self.end_s = [NOT_STARTED] * n
         self.pool_of = [-1] * n
         self.placement: dict[int, object] = {}
-        self.shape = jobs.shape
+        self.shape = list(jobs.shape)  # a copy: jobs stranded by a leaving pool get -1 (``_reject_stranded``)
         self.waiting = WaitQueue(jobs.shape_pools)
         self.completions: list[tuple[float, int]] = []
         self.pool_ends: list[list[float]] = [[] for _ in self.pools]
@@ -83,6 +99,7 @@ class Cluster:
         self.first_start_s: dict[int, float] = {}  # their first start
         self.segments: list[tuple] = []           # (job, pool, start, preempted at, lost chip-seconds)
         self.deferred: set[int] = set()
+        self.left_queue_s: dict[int, float] = {}  # jobs rejected while waiting, when their pools had all left
         self.process = env.process(self._run())
 
     # -- queries used by scheduler policies -------------------------------------------------------
@@ -118,9 +135,11 @@ class Cluster:
         ends = self.pool_ends[pool]
         while ends and ends[0] <= self.now:
             heapq.heappop(ends)
+        p = self.pools[pool]
         if not self.online[pool]:
-            return self.pools[pool].online_from_s
-        return ends[0] if ends else math.inf
+            return p.online_from_s if p.online_from_s > self.now else math.inf  # not yet online, or left
+        release = ends[0] if ends else math.inf
+        return release if release < p.online_until_s else math.inf  # its jobs then leave with the pool
 
     # -- state changes -----------------------------------------------------------------------------
     def start(self, job: int, pool: int) -> None:
@@ -176,8 +195,11 @@ class Cluster:
         arrival = self.arrival + [math.inf]  # sentinel: no bounds checks in the loop
         onlines = sorted((p.online_from_s, p.index) for p in self.pools if p.online_from_s > 0)
         onlines.append((math.inf, -1))
+        # a pool leaving at the horizon or later stays to the end: its jobs then count as running
+        leaves = sorted((p.online_until_s, p.index) for p in self.pools if p.online_until_s < self.horizon_s)
+        leaves.append((math.inf, -1))
         scales = self.scaling_schedule
-        next_job = next_online = next_scale = events = 0
+        next_job = next_online = next_leave = next_scale = events = 0
         env = self.env
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
         admit = scheduler.admit
@@ -188,6 +210,8 @@ class Cluster:
                 t = completions[0][0]
             if onlines[next_online][0] < t:
                 t = onlines[next_online][0]
+            if leaves[next_leave][0] < t:
+                t = leaves[next_leave][0]
             if scales[next_scale][0] < t:
                 t = scales[next_scale][0]
             if t > horizon:
@@ -208,6 +232,9 @@ class Cluster:
                 freed.add(self._bring_online(onlines[next_online][1]))
                 next_online += 1
             requeued = False
+            while leaves[next_leave][0] <= t:
+                requeued |= self._leave(leaves[next_leave][1], t)
+                next_leave += 1
             if scales[next_scale][0] <= t:
                 freed, requeued, next_scale = sharing.apply_scaling(self, t, next_scale, freed)
             if not freed and not requeued:
@@ -235,13 +262,49 @@ class Cluster:
         self.now = horizon
 
     def _bring_online(self, pool_index: int) -> int:
-        self.online[pool_index] = True
+        self.online[pool_index] = True  # validation keeps online_from before online_until
         return pool_index
+
+    def _leave(self, pool_index: int, t: float) -> bool:
+        """Pool ``pool_index`` leaves at ``t``: preempt its running jobs (checkpoint semantics), release
+        its idle power floor; return whether waiting jobs must be tried again (jobs requeued, or power
+        freed under a cap)."""
+        self.online[pool_index] = False
+        victims = [job for job, pool in ((j, self.pool_of[j]) for j in self.placement) if pool == pool_index]
+        for job in sorted(victims):
+            sharing.preempt(self, job, t)
+        self.committed_w -= idle_facility_w([self.pools[pool_index]], self.fleet.site.pue)
+        stranded = self._reject_stranded(t)
+        return bool(victims) or stranded or self.power_cap_w is not None
+
+    def _reject_stranded(self, t: float) -> bool:
+        """Reject the jobs of every shape whose pools have all left by ``t``: those waiting now, and
+        those arriving at or after ``t`` (their shape becomes -1, so the loop skips them); return whether
+        a waiting job was removed (a strict-FIFO queue may then move)."""
+        waiting, pools = self.waiting, self.pools
+        dead = [s for s, pool_set in enumerate(waiting.pool_sets)
+                if all(pools[p].online_until_s <= t for p in pool_set)]
+        if not dead:
+            return False
+        removed = False
+        for shape in dead:
+            while shape in waiting.waiting_shapes:
+                job = waiting.pop(shape)
+                self.reject_reason[job] = STRANDED
+                self.left_queue_s[job] = t
+                removed = True
+        first = bisect.bisect_left(self.arrival, t)
+        later = np.flatnonzero(np.isin(np.asarray(self.shape[first:]), dead)) + first
+        for job in later.tolist():
+            self.shape[job] = -1
+            self.reject_reason[job] = STRANDED
+        return removed
 
     # -- outcome -----------------------------------------------------------------------------------
     def outcome(self) -> dict[str, np.ndarray]:
         """Per-job arrays: first start, start and end of the current (last) run, pool index, state at
-        the horizon; and the runs that inference preempted (``segments``) and the deferred jobs."""
+        the horizon; the runs that inference or a leaving pool preempted (``segments``), the deferred jobs,
+        and when a waiting job left the queue rejected (``left_queue_s``; inf for the others)."""
         run_start = np.asarray(self.start_s, dtype=np.float64)
         start = run_start.copy()
         for job, first in self.first_start_s.items():
@@ -258,8 +321,11 @@ class Cluster:
         segments = np.array(self.segments, dtype=np.float64).reshape(-1, 5)
         deferred = np.zeros(len(arrival), dtype=bool)
         deferred[list(self.deferred)] = True
+        left_queue = np.full(len(arrival), np.inf)
+        for job, t in self.left_queue_s.items():
+            left_queue[job] = t
         return {"start_s": start, "run_start_s": run_start, "end_s": end,
                 "pool": np.asarray(self.pool_of, dtype=np.int64), "state": state, "reason": reasons,
                 "segments": {"job": segments[:, 0].astype(np.int64), "pool": segments[:, 1].astype(np.int64),
                              "start_s": segments[:, 2], "end_s": segments[:, 3], "lost_chip_s": segments[:, 4]},
-                "deferred": deferred}
+                "deferred": deferred, "left_queue_s": left_queue}

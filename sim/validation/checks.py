@@ -7,6 +7,7 @@ same resolved fleet the engine will use, so they cannot disagree with the simula
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 from sim.catalog import STACKS, AcceleratorSpec, builtin_catalog
@@ -135,6 +136,31 @@ def _check_fleet(scenario, catalog, add) -> None:
         if pool.online_from is not None and pool.online_from < scenario.start:
             add(("fleet", index, "online_from"),
                 f"found {pool.online_from}: a pool cannot come online before the scenario start {scenario.start}")
+        _check_pool_window(scenario, index, pool, add)
+
+
+def _check_pool_window(scenario, index: int, pool, add) -> None:
+    """A pool's online window [online_from, online_until) must be non-empty and overlap the run."""
+    start_s = (pool.online_from - scenario.start).days * 86400.0 if pool.online_from else 0.0
+    horizon = float(scenario.duration)
+    end_date = scenario.start + dt.timedelta(seconds=horizon)
+    if start_s >= horizon:
+        add(("fleet", index, "online_from"),
+            f"found {pool.online_from}: the pool would come online at or after the end of the run "
+            f"({end_date:%Y-%m-%d %H:%M}); accepted: a date before it")
+    until = pool.online_until
+    if until is None:
+        return
+    begins = pool.online_from or scenario.start
+    if pool.online_from is not None and until <= pool.online_from:
+        what = "a contract that ends" if pool.owner == "rented" else "a pool that leaves"
+        add(("fleet", index, "online_until"),
+            f"found {until}: {what} on or before it comes online ({pool.online_from}); accepted: a date after "
+            "online_from")
+    elif until <= begins:
+        add(("fleet", index, "online_until"),
+            f"found {until}: the pool would leave on or before the scenario start {scenario.start}, so it is "
+            "never online; accepted: a date after the start (or remove the pool)")
 
 
 def _check_training(scenario, catalog, add) -> None:
@@ -302,15 +328,19 @@ def _check_trace_requests(service, frame, base: tuple, add, start) -> None:
 
 
 def _check_replica_pool(scenario, pool_index: int, sizes: set[int], group, path: tuple, add) -> None:
-    """Replicas need their pool online from the start (serving does not wait for a pool to arrive), and
-    on a shared pool every replica group has the same size: replicas then fit any domain a replica of
-    another group left, so placing them in whatever order the autoscaler and training produce can never
-    fragment the domains into holes too small for a replica."""
+    """Replicas need their pool online from the start to the end (serving does not wait for a pool to
+    arrive, nor give chips back when it leaves), and on a shared pool every replica group has the same size:
+    replicas then fit any domain a replica of another group left, so placing them in whatever order the
+    autoscaler and training produce can never fragment the domains into holes too small for a replica."""
     pool = scenario.fleet[pool_index]
     if pool.online_from is not None and pool.online_from > scenario.start:
         add(path + ("pool",), f"pool {pool.name!r} comes online on {pool.online_from}, after the start "
                               f"{scenario.start}; inference replicas need their pool from the start; accepted: "
                               "a pool online at the start")
+    if pool.online_until is not None and (pool.online_until - scenario.start).days * 86400.0 < scenario.duration:
+        add(path + ("pool",), f"pool {pool.name!r} leaves on {pool.online_until}, before the end of the run; "
+                              "inference replicas do not follow a pool's capacity yet (serving would keep the "
+                              "chips after the pool left); accepted: a pool online until the end of the run")
     if pool.sharing != "shared":
         return
     if len(sizes) > 1:

@@ -93,7 +93,7 @@ def _energy_cost(plan, result, groups, fleet, horizon_s: float, items) -> tuple[
     for g in groups:
         pool = fleet.pools[plan.pools[g]]
         chips = plan.replicas[g] * plan.chips_per_replica[g]
-        online_s = max(0.0, horizon_s - pool.online_from_s)
+        online_s = pool.online_seconds(horizon_s)
         joules = (chips * online_s * pool.idle_w_with_server
                   + float(result["busy_chip_s"][g].sum()) * (pool.busy_w_with_server - pool.idle_w_with_server))
         it_j += joules
