@@ -6,8 +6,11 @@ import gc
 import time
 from pathlib import Path
 
+import numpy as np
+
 from sim import kernels
 from sim.fleet import build_fleet
+from sim.money import build_ledger, job_costs_usd, money_summary, monthly_table
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
 from sim.results.manifest import build_manifest
@@ -74,10 +77,17 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         summary["inference"] = serving.summaries()
         summary["scenario"] = {"name": scenario.name, "description": scenario.description.strip()}
         requests = serving.requests_table()
+        edges = np.append(series["time_s"].to_numpy(), horizon)
+        ledger = build_ledger(fleet.pools, fleet.site, scenario.start, horizon, edges,
+                              series["facility_power_kw"].to_numpy())
+        chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site)
+        summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
+        request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]
+        monthly = monthly_table(ledger, fleet.pools, jobs_out, requests, request_level)
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
-                   fluid_load=serving.load_per_bin(), requests=requests)
+                   fluid_load=serving.load_per_bin(), requests=requests, ledger=ledger, monthly=monthly)
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:

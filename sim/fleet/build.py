@@ -47,6 +47,7 @@ class ResolvedSite:
     cooling_kw_per_rack: dict[str, float]
     server_power_overhead_frac: float
     amortization_years: float
+    maintenance_frac_per_year: float = 0.0  # upkeep of owned chips per year, share of purchase price
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         },
         server_power_overhead_frac=pick(site.server_power_overhead_frac, "server_power_overhead_frac"),
         amortization_years=pick(site.amortization_years, "amortization_years"),
+        maintenance_frac_per_year=pick(site.maintenance_frac_per_year, "maintenance_frac_per_year"),
     )
 
 

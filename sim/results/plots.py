@@ -8,6 +8,8 @@
 * ``served.png`` — offered and served requests per second over time (every LLM and ranking service)
 * ``shared_pool.png`` — per ``sharing: shared`` pool: chips held by inference replicas and chips busy with
   training, stacked, against the pool size
+* ``cost.png`` — cost per calendar month, stacked by category (depreciation, maintenance, rental, energy);
+  only for runs of at least ``COST_PLOT_MIN_S`` (60 days: a shorter run has one or two partial months)
 
 Slides: 10 × 5.6 in at 150 dpi, 12 pt text, one colour per accelerator type in every plot, legends beside
 the axes. Time axes show calendar dates from the scenario start. How bins are chosen for drawing (daily means
@@ -51,7 +53,10 @@ ACCELERATOR_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#
 RED, DARK, GREY = "#d62728", "#222222", "#8c8c8c"
 SERVICE_LINESTYLES = ("-", "--", ":", "-.")
 PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png",
-              "shared_pool.png")
+              "shared_pool.png", "cost.png")
+COST_PLOT_MIN_S = 60 * 86400.0
+COST_CATEGORIES = ("depreciation", "maintenance", "rental", "energy")  # the columns <category>_usd of monthly.csv
+COST_COLOURS = {"depreciation": "#1f77b4", "maintenance": "#9467bd", "rental": "#ff7f0e", "energy": "#2ca02c"}
 # (step [s], locator) from fine to coarse; the first giving at most MAX_TICKS ticks over the run is used
 MAX_TICKS = 13
 TICK_STEPS = (
@@ -130,6 +135,9 @@ def _figures(results):
         yield "served.png", _served(run, requests if has_requests else None, results.fluid_load)
     if summary.get("shared_pools"):
         yield "shared_pool.png", _shared_pools(run, ts, summary["shared_pools"], results.scenario)
+    monthly = getattr(results, "monthly", None)
+    if monthly is not None and len(monthly) and run.horizon_s >= COST_PLOT_MIN_S:
+        yield "cost.png", _cost(run, monthly)
 
 
 def _utilization(run: _Run, ts):
@@ -268,6 +276,34 @@ def _shared_pool(ax, run: _Run, ts, name: str, scenario) -> None:
 def _replica_chips(scenario, pool: str) -> int:
     return sum(group.count * group.chips_per_replica
                for service in scenario.workloads.inference for group in service.replicas if group.pool == pool)
+
+
+def _cost(run: _Run, monthly):
+    """Stacked bars of cost per calendar month by category (partial months at the ends are labelled with
+    their days in the run), in USD, thousands or millions by the largest month."""
+    total = monthly["total_cost_usd"].to_numpy(dtype=np.float64)
+    scale, unit = ((1e6, "M USD") if total.max(initial=0.0) >= 1e6 else (1e3, "k USD") if total.max(initial=0.0)
+                   >= 1e3 else (1.0, "USD"))
+    fig, ax = _new(f"cost per month [{unit}]")
+    x = np.arange(len(monthly))
+    bottom = np.zeros(len(monthly))
+    for category in COST_CATEGORIES:
+        values = monthly[f"{category}_usd"].to_numpy(dtype=np.float64) / scale
+        if values.any():
+            ax.bar(x, values, bottom=bottom, color=COST_COLOURS[category], label=category, width=0.8)
+            bottom += values
+    days = monthly["days"].to_numpy(dtype=np.float64)
+    full = [_month_days(m) for m in monthly["month"]]
+    labels = [m if abs(d - f) < 1e-9 else f"{m}\n({d:g} d)" for m, d, f in zip(monthly["month"], days, full)]
+    ax.set_xticks(x, labels, rotation=0 if len(x) <= 12 else 90)
+    ax.grid(axis="x", visible=False)
+    return _finish(fig, ax, run, "cost per month by category", [], time_axis=False)
+
+
+def _month_days(label: str) -> float:
+    year, month = (int(part) for part in label.split("-"))
+    following = dt.date(year + month // 12, month % 12 + 1, 1)
+    return float((following - dt.date(year, month, 1)).days)
 
 
 def _new(ylabel: str):

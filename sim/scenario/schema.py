@@ -42,6 +42,9 @@ class Site(Strict):
     )
     amortization_years: float | None = bounded(None, gt=0, le=100, unit="years", why="longer than any building lasts",
                                                description="capex amortization period [years]")
+    maintenance_frac_per_year: float | None = bounded(
+        None, ge=0, le=1, unit="1/year", why="a year of upkeep costing more than the hardware",
+        description="maintenance of owned chips per year, as a share of their purchase price [-/year]")
 
 
 class Pool(Strict):

@@ -1,0 +1,121 @@
+"""The money ledger: dated entries of what the site costs, built once after training and serving.
+
+What is modelled, per entry (USD; times in seconds since the scenario start):
+
+* ``capex`` (cash, not a cost): an owned pool's purchase, ``count × price per chip``, on its online date
+  (pools coming online after the horizon are not bought within the run). The price is the pool's
+  ``purchase_usd_per_chip`` or the catalog's ``price_usd``; it is read back from the pool's chip-hour cost,
+  ``price / (amortization_years × 8760 h)`` (``sim.fleet.build``), so the two can never disagree.
+* ``depreciation``: straight line over ``site.amortization_years``, no resale value, per online chip-hour
+  (the same rate ``fleet_cost_usd`` uses), one entry per pool and calendar month. Depreciation is not
+  stopped after ``amortization_years`` (runs are far shorter).
+* ``maintenance``: ``site.maintenance_frac_per_year`` of an owned pool's purchase price per year, accrued
+  per online chip-hour, per pool and month.
+* ``rental``: a rented pool's rate per online chip-hour, per pool and month.
+* ``energy``: per time-series bin, facility kWh (the exact bin integral of facility power, as
+  ``sim.results.series`` computes it) × the site's electricity price, with its carbon (kWh × gCO2e/kWh).
+  A bin straddling a month's first midnight (only when the bin width does not divide a day) is split
+  between the two months pro rata by time: the total stays exact, the split assumes even power in that bin.
+
+A pool is online over ``[online_from_s, online_until_s)`` (``online_until_s`` is infinite for pools that
+never leave), cut to the run ``[0, horizon]``. Chip costs are charged for every online chip, busy or idle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.money.calendar import month_edges, overlap_s
+
+HOURS_PER_YEAR = 365 * 24
+COST_CATEGORIES = ("depreciation", "maintenance", "rental", "energy")
+CATEGORIES = ("capex",) + COST_CATEGORIES
+COLUMNS = ["time_s", "end_s", "month", "category", "pool", "accelerator", "ownership", "usd", "kwh", "carbon_kg"]
+
+
+def online_window_s(pool, horizon_s: float) -> tuple[float, float]:
+    """``[from, until)`` of a pool inside the run [s]; empty (from >= until) when it is never online."""
+    until = getattr(pool, "online_until_s", float("inf"))
+    return max(0.0, pool.online_from_s), min(float(horizon_s), until)
+
+
+def purchase_usd_per_chip(pool, amortization_years: float) -> float:
+    """An owned pool's purchase price per chip [USD], from its amortized chip-hour cost."""
+    return pool.chip_cost_usd_per_hour * amortization_years * HOURS_PER_YEAR
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The entries (one row each, ``COLUMNS``), the run's calendar months (edges [s] and ``YYYY-MM``
+    labels) and the per-pool online chip-seconds in each month (``pool name -> array``)."""
+
+    entries: pd.DataFrame
+    month_edges_s: np.ndarray
+    months: list[str]
+    online_chip_s: dict[str, np.ndarray]
+
+    def cost_usd(self, category: str | None = None) -> float:
+        rows = self.entries[self.entries["category"] != "capex"] if category is None else \
+            self.entries[self.entries["category"] == category]
+        return float(rows["usd"].sum())
+
+    def by_month(self) -> pd.DataFrame:
+        """USD per month (rows, in order) and category (columns, every category, zeros included)."""
+        table = self.entries.pivot_table(index="month", columns="category", values="usd", aggfunc="sum",
+                                         fill_value=0.0)
+        return table.reindex(index=self.months, columns=list(CATEGORIES), fill_value=0.0)
+
+
+def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.ndarray,
+                 facility_power_kw: np.ndarray) -> Ledger:
+    """The ledger of a run from plain values: resolved pools (``online_from_s``, ``online_until_s`` when
+    present, ``count``, ``owner``, ``chip_cost_usd_per_hour``), the resolved site (price, carbon,
+    amortization, maintenance), the scenario start date, the horizon [s], and the facility power per
+    time-series bin (bin means [kW] over ``bin_edges_s``)."""
+    edges, months = month_edges(start, horizon_s)
+    rows: list[tuple] = []
+    online_chip_s: dict[str, np.ndarray] = {}
+    for pool in pools:
+        lo, hi = online_window_s(pool, horizon_s)
+        chip_s = pool.count * overlap_s(lo, hi, edges)
+        online_chip_s[pool.name] = chip_s
+        owned = pool.owner == "owned"
+        accel = pool.accelerator.id
+        if owned and pool.count and pool.online_from_s <= horizon_s:
+            price = purchase_usd_per_chip(pool, site.amortization_years)
+            month = months[int(np.searchsorted(edges, lo, side="right") - 1)] if lo < horizon_s else months[-1]
+            rows.append((lo, lo, month, "capex", pool.name, accel, pool.owner, pool.count * price, 0.0, 0.0))
+        per_chip_h = ({"depreciation": pool.chip_cost_usd_per_hour,
+                       "maintenance": purchase_usd_per_chip(pool, site.amortization_years)
+                       * site.maintenance_frac_per_year / HOURS_PER_YEAR}
+                      if owned else {"rental": pool.chip_cost_usd_per_hour})
+        for m, seconds in enumerate(chip_s):
+            if seconds <= 0:
+                continue
+            for category, rate in per_chip_h.items():
+                rows.append((max(edges[m], lo), min(edges[m + 1], hi), months[m], category, pool.name, accel,
+                             pool.owner, seconds / 3600.0 * rate, 0.0, 0.0))
+    rows += _energy_rows(bin_edges_s, facility_power_kw, edges, months, site)
+    entries = pd.DataFrame(rows, columns=COLUMNS)
+    entries = entries.sort_values(["time_s", "category", "pool"], kind="stable", ignore_index=True)
+    return Ledger(entries=entries, month_edges_s=edges, months=months, online_chip_s=online_chip_s)
+
+
+def _energy_rows(bin_edges_s, facility_kw, edges, months, site) -> list[tuple]:
+    """One energy entry per bin (two for a bin cut by a month edge): facility kWh × price, and carbon."""
+    bin_edges_s = np.asarray(bin_edges_s, dtype=np.float64)
+    facility_kw = np.asarray(facility_kw, dtype=np.float64)
+    cuts = np.union1d(bin_edges_s, edges[(edges > bin_edges_s[0]) & (edges < bin_edges_s[-1])])
+    lo, hi = cuts[:-1], cuts[1:]
+    which_bin = np.searchsorted(bin_edges_s, lo, side="right") - 1
+    which_month = np.searchsorted(edges, lo, side="right") - 1
+    kwh = facility_kw[which_bin] * (hi - lo) / 3600.0
+    usd = kwh * site.electricity_usd_per_kwh
+    carbon = kwh * site.carbon_g_per_kwh / 1000.0
+    return [(a, b, months[m], "energy", "", "", "", u, k, c)
+            for a, b, m, u, k, c in zip(lo.tolist(), hi.tolist(), which_month.tolist(), usd.tolist(), kwh.tolist(),
+                                        carbon.tolist())]

@@ -1,0 +1,141 @@
+"""From the ledger to the run's money figures: the ``money`` summary section, the cost of each completed
+training job, and the per-month table (``monthly.csv``).
+
+Cost of a training job (the rule): every run of the job (preempted runs included) costs its busy chip
+equivalents (the gang, or a shared job's fraction of one chip) × the run's hours × (its pool's chip-hour cost
+— amortized price or rental rate — plus, for an owned pool, its maintenance per chip-hour), plus the
+facility energy of those chips at full load (``busy_w_with_server × pue``) at the site's price. Idle chips,
+queueing and the energy of other work are not shared out to jobs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim.money.ledger import COST_CATEGORIES, HOURS_PER_YEAR, Ledger, purchase_usd_per_chip
+from sim.workload.jobs import busy_chip_equivalents
+
+
+def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site) -> tuple[np.ndarray, np.ndarray]:
+    """Per job of ``jobs_out``: (chip cost, energy cost) [USD] of all its runs up to the horizon (see the
+    module's rule); zero for jobs that never ran."""
+    n = len(jobs_out)
+    chip_rate = np.array([p.chip_cost_usd_per_hour + (purchase_usd_per_chip(p, site.amortization_years)
+                                                      * site.maintenance_frac_per_year / HOURS_PER_YEAR
+                                                      if p.owner == "owned" else 0.0) for p in pools] + [0.0])
+    energy_rate = np.array([p.busy_w_with_server * site.pue / 1e3 * site.electricity_usd_per_kwh
+                            for p in pools] + [0.0])  # USD per chip-hour at full load
+    weight = busy_chip_equivalents(jobs_out["chips"].to_numpy(), jobs_out["chip_share"].to_numpy())
+    start, end, pool = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
+    hours = np.where(np.isnan(start) | np.isnan(end), 0.0, (end - start) / 3600.0)
+    chip_h = weight * np.nan_to_num(hours)
+    chip_usd, energy_usd = chip_h * chip_rate[pool], chip_h * energy_rate[pool]
+    seg = outcome["segments"]
+    if len(seg["job"]):
+        seg_chip_h = weight[seg["job"]] * (seg["end_s"] - seg["start_s"]) / 3600.0
+        chip_usd = chip_usd + np.bincount(seg["job"], seg_chip_h * chip_rate[seg["pool"]], minlength=n)
+        energy_usd = energy_usd + np.bincount(seg["job"], seg_chip_h * energy_rate[seg["pool"]], minlength=n)
+    return chip_usd, energy_usd
+
+
+def money_summary(ledger: Ledger, jobs_out: pd.DataFrame, job_chip_usd: np.ndarray,
+                  job_energy_usd: np.ndarray) -> dict:
+    """``summary.json``'s ``money`` section: cost totals by category, ownership and pool (cash capex
+    apart: it is not a cost of the period), and the mean cost of a completed job per accelerator type."""
+    entries = ledger.entries
+    cost = entries[entries["category"] != "capex"]
+    chips = cost[cost["pool"] != ""]
+    done = jobs_out["state"].to_numpy() == "completed"
+    per_job = {}
+    for accel in sorted(set(jobs_out.loc[done, "accelerator"])):
+        rows = done & (jobs_out["accelerator"].to_numpy() == accel)
+        per_job[accel] = {"jobs": int(rows.sum()),
+                          "mean_usd": float((job_chip_usd[rows] + job_energy_usd[rows]).mean()),
+                          "mean_chip_usd": float(job_chip_usd[rows].mean()),
+                          "mean_energy_usd": float(job_energy_usd[rows].mean())}
+    return {
+        "total_cost_usd": float(cost["usd"].sum()),
+        "by_category_usd": {c: ledger.cost_usd(c) for c in COST_CATEGORIES},
+        "by_ownership_usd": {owner: float(chips.loc[chips["ownership"] == owner, "usd"].sum())
+                             for owner in ("owned", "rented")},
+        "by_pool_usd": {name: float(group["usd"].sum()) for name, group in chips.groupby("pool")},
+        "capex_cash_usd": ledger.cost_usd("capex"),
+        "cost_per_completed_job_usd": per_job,
+        "months": len(ledger.months),
+    }
+
+
+def monthly_table(ledger: Ledger, pools, jobs_out: pd.DataFrame, requests: pd.DataFrame | None = None,
+                  services=()) -> pd.DataFrame:
+    """One row per calendar month of the run: its length in days inside the run, online chips by
+    accelerator type and by ownership (chip-month means: online chip-seconds ÷ the month's seconds in the
+    run), cost by category and in all, cash capex, facility energy and carbon, training jobs completed
+    (end in the month) and their mean queue wait (first start − arrival), and per request-level service
+    with an SLO, the SLO attainment and goodput of the requests arriving in the month (as the summary
+    defines them). ``services`` holds ``(name, family, slo)`` of the request-level services; fluid
+    services have no request rows and are left out."""
+    edges, months = ledger.month_edges_s, ledger.months
+    seconds = np.diff(edges)
+    data: dict[str, object] = {"month": months, "days": seconds / 86400.0}
+    by_accel: dict[str, np.ndarray] = {}
+    by_owner: dict[str, np.ndarray] = {}
+    for pool in pools:
+        chip_s = ledger.online_chip_s[pool.name]
+        by_accel[pool.accelerator.id] = by_accel.get(pool.accelerator.id, 0.0) + chip_s
+        by_owner[pool.owner] = by_owner.get(pool.owner, 0.0) + chip_s
+    for key, chip_s in sorted(by_accel.items()):
+        data[f"online_chips.{key}"] = chip_s / seconds
+    for key, chip_s in sorted(by_owner.items()):
+        data[f"online_chips.{key}"] = chip_s / seconds
+    usd = ledger.by_month()
+    for category in COST_CATEGORIES:
+        data[f"{category}_usd"] = usd[category].to_numpy()
+    data["total_cost_usd"] = usd[list(COST_CATEGORIES)].to_numpy().sum(axis=1)
+    data["capex_cash_usd"] = usd["capex"].to_numpy()
+    energy = ledger.entries[ledger.entries["category"] == "energy"].groupby("month")[["kwh", "carbon_kg"]].sum()
+    energy = energy.reindex(months, fill_value=0.0)
+    data["facility_energy_kwh"] = energy["kwh"].to_numpy()
+    data["carbon_kg"] = energy["carbon_kg"].to_numpy()
+    done = jobs_out[jobs_out["state"].to_numpy() == "completed"]
+    month_of = _month_index(done["end_s"].to_numpy(), edges)
+    wait = (done["start_s"] - done["arrival_s"]).to_numpy()
+    count = np.bincount(month_of, minlength=len(months))
+    data["jobs_completed"] = count
+    data["mean_wait_s"] = np.divide(np.bincount(month_of, wait, minlength=len(months)), count,
+                                    out=np.full(len(months), np.nan), where=count > 0)
+    if requests is not None and len(requests):
+        for name, family, slo in services:
+            if slo is None:
+                continue
+            attainment, goodput = _slo_by_month(requests[requests["service"] == name], family, slo, edges)
+            data[f"slo_attainment.{name}"] = attainment
+            data[f"goodput_rps.{name}"] = goodput
+    return pd.DataFrame(data)
+
+
+def _month_index(times_s: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The month each time falls in (the horizon itself in the last month)."""
+    return np.clip(np.searchsorted(edges, times_s, side="right") - 1, 0, len(edges) - 2)
+
+
+def _slo_by_month(rows: pd.DataFrame, family: str, slo, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per month, of the requests arriving in it: met ÷ offered (offered: not ``not-offered``), and met ÷
+    the month's seconds; met = completed within the targets (TTFT and TPOT for LLMs, latency for ranking)."""
+    arrival = rows["arrival_s"].to_numpy(dtype=np.float64)
+    finish = rows["finish_s"].to_numpy(dtype=np.float64)
+    state = rows["state"].to_numpy()
+    met = state == "completed"
+    if family == "ranking":
+        met &= finish - arrival <= slo.latency_p99_ms / 1e3
+    else:
+        first = rows["first_token_s"].to_numpy(dtype=np.float64)
+        outputs = rows["output_tokens"].to_numpy(dtype=np.float64)
+        tpot = np.where(outputs > 1, (finish - first) / np.maximum(outputs - 1, 1), 0.0)
+        met &= (first - arrival <= slo.ttft_p99_ms / 1e3) & (tpot <= slo.tpot_p99_ms / 1e3)
+    month = _month_index(arrival, edges)
+    n = len(edges) - 1
+    offered = np.bincount(month, (state != "not-offered").astype(np.float64), minlength=n)
+    hits = np.bincount(month, met.astype(np.float64), minlength=n)
+    attainment = np.divide(hits, offered, out=np.full(n, np.nan), where=offered > 0)
+    return attainment, hits / np.diff(edges)
