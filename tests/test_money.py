@@ -1,0 +1,199 @@
+"""The money ledger and the results per calendar month: costs add up (months to the total, categories to each
+month), the ledger agrees with ``fleet_cost_usd`` and ``energy_cost_usd``, rental stops when a pool leaves,
+energy is Σ power·dt·price exactly, and months are calendar months (a run may start mid-month)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim
+from sim.catalog import builtin_catalog
+from sim.money import COST_CATEGORIES, build_ledger, job_costs_usd, month_edges, monthly_table
+from sim.money.ledger import HOURS_PER_YEAR
+from tests.conftest import BASE, scenario_from
+from tests.test_inference import SERVICE
+
+DAY = 86400.0
+CATALOG = builtin_catalog()
+SITE = SimpleNamespace(pue=1.25, electricity_usd_per_kwh=0.1, carbon_g_per_kwh=400.0, amortization_years=4.0,
+                       maintenance_frac_per_year=0.05)
+
+
+def _pool(name, owner="owned", count=8, rate=2.0, online_from_s=0.0, **extra):
+    return SimpleNamespace(name=name, owner=owner, count=count, chip_cost_usd_per_hour=rate,
+                           online_from_s=online_from_s, accelerator=SimpleNamespace(id=f"chip-{name}"),
+                           busy_w_with_server=1000.0, shared=False, **extra)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Two days from 31 January (two calendar months, the first of one day), an owned and a rented pool,
+    training jobs and a request-level LLM service with an SLO."""
+    data = copy.deepcopy(BASE)
+    data.update(name="money", start="2026-01-31", duration="2d")
+    data["fleet"][1]["owner"] = "rented"
+    data["workloads"]["inference"] = [{**copy.deepcopy(SERVICE), "traffic": {"generator": {
+        **SERVICE["traffic"]["generator"], "rate_per_s": 0.05}}}]
+    data["outputs"] = {"timeseries_interval": "7h"}  # does not divide a day: a bin straddles 1 February
+    return sim.run(scenario_from(data, tmp_path_factory.mktemp("money")))
+
+
+def test_months_add_up_to_the_totals_and_categories_to_each_month(run):
+    monthly, money = run.monthly, run.summary["money"]
+    assert list(monthly["month"]) == ["2026-01", "2026-02"]
+    assert monthly["days"].tolist() == pytest.approx([1.0, 1.0])
+    categories = monthly[[f"{c}_usd" for c in COST_CATEGORIES]].to_numpy()
+    assert (categories > 0).sum() >= 6  # every category is charged in both months (no maintenance on rented)
+    assert categories.sum(axis=1) == pytest.approx(monthly["total_cost_usd"].to_numpy(), rel=1e-12)
+    assert monthly["total_cost_usd"].sum() == pytest.approx(money["total_cost_usd"], rel=1e-12)
+    for category in COST_CATEGORIES:
+        assert monthly[f"{category}_usd"].sum() == pytest.approx(money["by_category_usd"][category], rel=1e-12)
+    assert sum(money["by_ownership_usd"].values()) + money["by_category_usd"]["energy"] == pytest.approx(
+        money["total_cost_usd"], rel=1e-12)
+    assert monthly["jobs_completed"].sum() == run.summary["jobs"]["completed"]
+    assert monthly["facility_energy_kwh"].sum() == pytest.approx(run.summary["facility_energy_kwh"], rel=1e-12)
+    assert monthly["carbon_kg"].sum() == pytest.approx(run.summary["carbon_kg"], rel=1e-12)
+    assert monthly["online_chips.owned"].tolist() == pytest.approx([16.0, 16.0])
+    assert monthly["online_chips.rented"].tolist() == pytest.approx([16.0, 16.0])
+
+
+def test_ledger_chip_costs_equal_fleet_cost_and_energy_equals_energy_cost(run):
+    by = run.summary["money"]["by_category_usd"]
+    assert by["rental"] > 0 and by["depreciation"] > 0
+    assert by["depreciation"] + by["rental"] == pytest.approx(run.summary["fleet_cost_usd"], rel=1e-12)
+    assert by["energy"] == pytest.approx(run.summary["energy_cost_usd"], rel=1e-12)
+    # the maintenance share of the catalog price: 5 % a year of what depreciation spreads over 4 years
+    rented = run.summary["money"]["by_pool_usd"]["tpu"]
+    assert rented == pytest.approx(by["rental"], rel=1e-12)
+    defaults = CATALOG.site_defaults
+    assert by["maintenance"] == pytest.approx(
+        by["depreciation"] * defaults["maintenance_frac_per_year"] * defaults["amortization_years"], rel=1e-12)
+
+
+def test_slo_and_goodput_per_month_match_the_service_summary(run):
+    chat, monthly = run.summary["inference"]["chat"], run.monthly
+    seconds = monthly["days"].to_numpy() * DAY
+    assert (monthly["goodput_rps.chat"] * seconds).sum() / run.summary["horizon_s"] == pytest.approx(
+        chat["goodput_rps"], rel=1e-12)
+    requests = run.requests[run.requests["arrival_s"] < DAY]
+    offered = (requests["state"] != "not-offered").sum()
+    assert 0 < monthly["slo_attainment.chat"].iloc[0] <= 1
+    assert monthly["slo_attainment.chat"].iloc[0] * offered == pytest.approx(
+        monthly["goodput_rps.chat"].iloc[0] * DAY, rel=1e-12)
+
+
+def test_monthly_csv_and_cost_plot_by_run_length(run, tmp_path):
+    out = run.save(tmp_path / "out", plots=True)
+    written = pd.read_csv(out / "monthly.csv")
+    assert list(written.columns) == list(run.monthly.columns)
+    assert not (out / "cost.png").exists()  # two days: no cost plot
+    assert "money" in run.summary and "money" in (out / "summary.json").read_text()
+
+
+def test_cost_plot_for_a_run_of_months(tmp_path):
+    data = copy.deepcopy(BASE)
+    data.update(name="long", duration="70d")
+    data["workloads"]["training"]["generator"]["jobs"] = 5
+    data["outputs"] = {"timeseries_interval": "1d"}
+    results = sim.run(scenario_from(data, tmp_path))
+    assert len(results.monthly) == 3
+    out = results.save(tmp_path / "out", plots=True)
+    assert (out / "cost.png").stat().st_size > 10_000
+
+
+def test_calendar_months_from_a_mid_month_start():
+    edges, labels = month_edges(dt.date(2026, 1, 15), 50 * DAY)
+    assert labels == ["2026-01", "2026-02", "2026-03"]
+    assert (edges / DAY).tolist() == [0.0, 17.0, 45.0, 50.0]  # 17 days of January, 28 of February
+    edges, labels = month_edges(dt.date(2027, 12, 31), 1.5 * DAY)
+    assert labels == ["2027-12", "2028-01"] and (edges / DAY).tolist() == [0.0, 1.0, 1.5]
+    edges, labels = month_edges(dt.date(2026, 3, 1), 31 * DAY)  # ends exactly at 1 April: one month
+    assert labels == ["2026-03"] and (edges / DAY).tolist() == [0.0, 31.0]
+
+
+def test_energy_is_power_times_time_times_price_exactly_and_split_at_month_edges():
+    rng = np.random.default_rng(3)
+    bins = np.append(np.arange(0.0, 40 * DAY, 5 * 3600.0), 40 * DAY)  # 5 h bins: some straddle midnight
+    kw = rng.uniform(100.0, 900.0, len(bins) - 1)
+    ledger = build_ledger([], SITE, dt.date(2026, 1, 20), 40 * DAY, bins, kw)
+    energy = ledger.entries[ledger.entries["category"] == "energy"]
+    exact_kwh = float((kw * np.diff(bins)).sum() / 3600.0)
+    assert energy["kwh"].sum() == pytest.approx(exact_kwh, rel=1e-13)
+    assert ledger.cost_usd("energy") == pytest.approx(exact_kwh * SITE.electricity_usd_per_kwh, rel=1e-13)
+    assert energy["carbon_kg"].sum() == pytest.approx(exact_kwh * 0.4, rel=1e-13)
+    # 1 February is 12 days in; the bin [10 d + 20 h, 11 d + 1 h) gives 4 of its 5 hours to January
+    straddling = int(np.searchsorted(bins, 12 * DAY, side="right") - 1)
+    january = float((kw[:straddling] * np.diff(bins)[:straddling]).sum() / 3600.0
+                     + kw[straddling] * (12 * DAY - bins[straddling]) / 3600.0)
+    assert 0 < 12 * DAY - bins[straddling] < 5 * 3600.0
+    assert energy.loc[energy["month"] == "2026-01", "kwh"].sum() == pytest.approx(january, rel=1e-13)
+
+
+def test_owned_pool_capex_depreciation_and_maintenance():
+    price = 2.0 * SITE.amortization_years * HOURS_PER_YEAR  # what a chip-hour cost of 2 USD amortizes
+    pool = _pool("own", online_from_s=20 * DAY)
+    ledger = build_ledger([pool], SITE, dt.date(2026, 1, 1), 45 * DAY, np.array([0.0, 45 * DAY]), np.zeros(1))
+    capex = ledger.entries[ledger.entries["category"] == "capex"]
+    assert capex["usd"].tolist() == pytest.approx([8 * price]) and capex["month"].tolist() == ["2026-01"]
+    assert capex["time_s"].tolist() == [20 * DAY]
+    by = ledger.by_month()
+    assert by["depreciation"].tolist() == pytest.approx([8 * 11 * 24 * 2.0, 8 * 14 * 24 * 2.0])
+    assert by["maintenance"].tolist() == pytest.approx(list(by["depreciation"] * 0.05 * 4.0))
+    assert by["rental"].sum() == 0
+
+
+def test_rented_pool_rental_stops_when_it_leaves():
+    leaving = _pool("rent", owner="rented", rate=3.0, online_from_s=5 * DAY, online_until_s=40 * DAY)
+    staying = _pool("stay", owner="rented", rate=3.0)
+    ledger = build_ledger([leaving, staying], SITE, dt.date(2026, 1, 1), 90 * DAY, np.array([0.0, 90 * DAY]),
+                          np.zeros(1))
+    rental = ledger.entries[ledger.entries["category"] == "rental"]
+    mine = rental[rental["pool"] == "rent"]
+    assert mine["usd"].sum() == pytest.approx(8 * 35 * 24 * 3.0)  # 5 to 40 days only
+    assert mine["month"].tolist() == ["2026-01", "2026-02"] and mine["end_s"].max() == 40 * DAY
+    assert rental.loc[rental["pool"] == "stay", "usd"].sum() == pytest.approx(8 * 90 * 24 * 3.0)
+    assert ledger.entries["category"].eq("capex").sum() == 0  # nothing bought
+    assert ledger.online_chip_s["rent"].sum() == 8 * 35 * DAY
+
+
+def test_fleet_cost_honours_a_pool_leaving(run):
+    """``fleet_cost_usd`` and the ledger agree when a pool has ``online_until_s`` (set here on the values)."""
+    from sim.results import compute
+
+    fleet = SimpleNamespace(pools=[_pool("rent", owner="rented", rate=3.0, online_until_s=DAY)],
+                            site=SimpleNamespace(**vars(SITE), power_cap_w=None))
+    series = pd.DataFrame({"time_s": [0.0], "it_power_kw": [0.0], "facility_power_kw": [0.0]})
+    summary = compute.summary(run.jobs.iloc[:0], series, fleet, 2 * DAY, 0.0)
+    ledger = build_ledger(fleet.pools, SITE, dt.date(2026, 1, 1), 2 * DAY, np.array([0.0, 2 * DAY]), np.zeros(1))
+    assert summary["fleet_cost_usd"] == pytest.approx(ledger.cost_usd("rental")) == pytest.approx(8 * 24 * 3.0)
+
+
+def test_job_cost_rule():
+    pools = [_pool("own", rate=2.0), _pool("rent", owner="rented", rate=3.0)]
+    jobs = pd.DataFrame({"chips": [8, 1, 4], "chip_share": [1.0, 0.5, 1.0]})
+    outcome = {"run_start_s": np.array([0.0, 0.0, np.nan]), "end_s": np.array([7200.0, 3600.0, np.nan]),
+               "pool": np.array([0, 1, -1]),
+               "segments": {"job": np.array([0]), "pool": np.array([1]), "start_s": np.array([100.0]),
+                            "end_s": np.array([3700.0])}}
+    chip, energy = job_costs_usd(jobs, outcome, pools, SITE)
+    kwh_price = 1.0 * SITE.pue * SITE.electricity_usd_per_kwh  # 1 kW per chip at full load
+    assert chip.tolist() == pytest.approx([8 * 2 * 2.0 * (1 + 0.05 * 4) + 8 * 1 * 3.0, 0.5 * 3.0, 0.0])
+    assert energy.tolist() == pytest.approx([8 * 3 * kwh_price, 0.5 * kwh_price, 0.0])
+
+
+def test_monthly_table_counts_jobs_by_the_month_they_end():
+    ledger = build_ledger([_pool("own")], SITE, dt.date(2026, 1, 30), 5 * DAY, np.array([0.0, 5 * DAY]),
+                          np.ones(1))
+    jobs = pd.DataFrame({"state": ["completed", "completed", "running"], "arrival_s": [0.0, 0.0, 0.0],
+                         "start_s": [100.0, 3 * DAY, 0.0], "end_s": [DAY, 4 * DAY, np.nan]})
+    table = monthly_table(ledger, [_pool("own")], jobs)
+    assert table["jobs_completed"].tolist() == [1, 1] and table["days"].tolist() == [2.0, 3.0]
+    assert table["mean_wait_s"].tolist() == [100.0, 3 * DAY]
+    table = monthly_table(ledger, [_pool("own")], jobs.iloc[1:])
+    assert table["jobs_completed"].tolist() == [0, 1] and np.isnan(table["mean_wait_s"].iloc[0])
