@@ -80,7 +80,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         edges = np.append(series["time_s"].to_numpy(), horizon)
         ledger = build_ledger(fleet.pools, fleet.site, scenario.start, horizon, edges,
                               series["facility_power_kw"].to_numpy())
-        chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site)
+        chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]
         monthly = monthly_table(ledger, fleet.pools, jobs_out, requests, request_level)

@@ -176,15 +176,17 @@ def test_fleet_cost_honours_a_pool_leaving(run):
 
 def test_job_cost_rule():
     pools = [_pool("own", rate=2.0), _pool("rent", owner="rented", rate=3.0)]
-    jobs = pd.DataFrame({"chips": [8, 1, 4], "chip_share": [1.0, 0.5, 1.0]})
-    outcome = {"run_start_s": np.array([0.0, 0.0, np.nan]), "end_s": np.array([7200.0, 3600.0, np.nan]),
-               "pool": np.array([0, 1, -1]),
+    jobs = pd.DataFrame({"chips": [8, 1, 4, 1], "chip_share": [1.0, 0.5, 1.0, 1.0]})
+    outcome = {"run_start_s": np.array([0.0, 0.0, np.nan, 9000.0]),
+               "end_s": np.array([7200.0, 3600.0, np.nan, 1e9]),  # the last runs past the horizon
+               "pool": np.array([0, 1, -1, 0]),
                "segments": {"job": np.array([0]), "pool": np.array([1]), "start_s": np.array([100.0]),
                             "end_s": np.array([3700.0])}}
-    chip, energy = job_costs_usd(jobs, outcome, pools, SITE)
+    chip, energy = job_costs_usd(jobs, outcome, pools, SITE, horizon_s=9000.0 + 1800.0)
     kwh_price = 1.0 * SITE.pue * SITE.electricity_usd_per_kwh  # 1 kW per chip at full load
-    assert chip.tolist() == pytest.approx([8 * 2 * 2.0 * (1 + 0.05 * 4) + 8 * 1 * 3.0, 0.5 * 3.0, 0.0])
-    assert energy.tolist() == pytest.approx([8 * 3 * kwh_price, 0.5 * kwh_price, 0.0])
+    assert chip.tolist() == pytest.approx([8 * 2 * 2.0 * (1 + 0.05 * 4) + 8 * 1 * 3.0, 0.5 * 3.0, 0.0,
+                                           0.5 * 2.0 * (1 + 0.05 * 4)])
+    assert energy.tolist() == pytest.approx([8 * 3 * kwh_price, 0.5 * kwh_price, 0.0, 0.5 * kwh_price])
 
 
 def test_monthly_table_counts_jobs_by_the_month_they_end():

@@ -17,7 +17,8 @@ from sim.money.ledger import COST_CATEGORIES, HOURS_PER_YEAR, Ledger, purchase_u
 from sim.workload.jobs import busy_chip_equivalents
 
 
-def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site) -> tuple[np.ndarray, np.ndarray]:
+def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site,
+                  horizon_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
     """Per job of ``jobs_out``: (chip cost, energy cost) [USD] of all its runs up to the horizon (see the
     module's rule); zero for jobs that never ran."""
     n = len(jobs_out)
@@ -28,12 +29,13 @@ def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site) -> tuple[n
                             for p in pools] + [0.0])  # USD per chip-hour at full load
     weight = busy_chip_equivalents(jobs_out["chips"].to_numpy(), jobs_out["chip_share"].to_numpy())
     start, end, pool = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
-    hours = np.where(np.isnan(start) | np.isnan(end), 0.0, (end - start) / 3600.0)
-    chip_h = weight * np.nan_to_num(hours)
+    ran = ~(np.isnan(start) | np.isnan(end))
+    hours = np.where(ran, (np.minimum(np.where(ran, end, 0.0), horizon_s) - np.where(ran, start, 0.0)) / 3600.0, 0.0)
+    chip_h = weight * hours
     chip_usd, energy_usd = chip_h * chip_rate[pool], chip_h * energy_rate[pool]
     seg = outcome["segments"]
     if len(seg["job"]):
-        seg_chip_h = weight[seg["job"]] * (seg["end_s"] - seg["start_s"]) / 3600.0
+        seg_chip_h = weight[seg["job"]] * (np.minimum(seg["end_s"], horizon_s) - seg["start_s"]) / 3600.0
         chip_usd = chip_usd + np.bincount(seg["job"], seg_chip_h * chip_rate[seg["pool"]], minlength=n)
         energy_usd = energy_usd + np.bincount(seg["job"], seg_chip_h * energy_rate[seg["pool"]], minlength=n)
     return chip_usd, energy_usd

@@ -44,7 +44,7 @@ class Site(Strict):
                                                description="capex amortization period [years]")
     maintenance_frac_per_year: float | None = bounded(
         None, ge=0, le=1, unit="1/year", why="a year of upkeep costing more than the hardware",
-        description="maintenance of owned chips per year, as a share of their purchase price [-/year]")
+        description="yearly maintenance of owned chips, as a share of their purchase price [1/year]")
 
 
 class Pool(Strict):
