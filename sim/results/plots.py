@@ -295,7 +295,7 @@ def _cost(run: _Run, monthly):
     days = monthly["days"].to_numpy(dtype=np.float64)
     full = [_month_days(m) for m in monthly["month"]]
     labels = [m if abs(d - f) < 1e-9 else f"{m}\n({d:g} d)" for m, d, f in zip(monthly["month"], days, full)]
-    ax.set_xticks(x, labels, rotation=0 if len(x) <= 12 else 90)
+    ax.set_xticks(x, labels, rotation=0 if len(x) <= 6 else 45, ha="center" if len(x) <= 6 else "right")
     ax.grid(axis="x", visible=False)
     return _finish(fig, ax, run, "cost per month by category", [], time_axis=False)
 
