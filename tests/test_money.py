@@ -61,6 +61,12 @@ def test_months_add_up_to_the_totals_and_categories_to_each_month(run):
     assert monthly["carbon_kg"].sum() == pytest.approx(run.summary["carbon_kg"], rel=1e-12)
     assert monthly["online_chips.owned"].tolist() == pytest.approx([16.0, 16.0])
     assert monthly["online_chips.rented"].tolist() == pytest.approx([16.0, 16.0])
+    by_pool, by_owner = run.ledger.by_month("pool"), run.ledger.by_month("ownership")
+    assert list(by_pool.columns) == ["gpu", "tpu"] and list(by_owner.columns) == ["owned", "rented"]
+    assert by_pool.to_numpy().sum(axis=1) + monthly["energy_usd"].to_numpy() == pytest.approx(
+        monthly["total_cost_usd"].to_numpy(), rel=1e-12)
+    assert by_owner["rented"].tolist() == pytest.approx(monthly["rental_usd"].tolist(), rel=1e-12)
+    assert by_pool.sum().to_dict() == pytest.approx(money["by_pool_usd"], rel=1e-12)
 
 
 def test_ledger_chip_costs_equal_fleet_cost_and_energy_equals_energy_cost(run):

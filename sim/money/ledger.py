@@ -63,11 +63,15 @@ class Ledger:
             self.entries[self.entries["category"] == category]
         return float(rows["usd"].sum())
 
-    def by_month(self) -> pd.DataFrame:
-        """USD per month (rows, in order) and category (columns, every category, zeros included)."""
-        table = self.entries.pivot_table(index="month", columns="category", values="usd", aggfunc="sum",
-                                         fill_value=0.0)
-        return table.reindex(index=self.months, columns=list(CATEGORIES), fill_value=0.0)
+    def by_month(self, column: str = "category") -> pd.DataFrame:
+        """USD per month (rows, in order) and value of ``column`` (columns): ``category`` (every category,
+        zeros included, capex as cash), or ``pool`` / ``ownership`` (chip costs only: energy is the site's)."""
+        rows = self.entries if column == "category" else self.entries[self.entries["pool"] != ""]
+        if column != "category":
+            rows = rows[rows["category"] != "capex"]
+        table = rows.pivot_table(index="month", columns=column, values="usd", aggfunc="sum", fill_value=0.0)
+        names = list(CATEGORIES) if column == "category" else sorted(set(rows[column]))
+        return table.reindex(index=self.months, columns=names, fill_value=0.0)
 
 
 def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.ndarray,
@@ -99,13 +103,13 @@ def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.
             for category, rate in per_chip_h.items():
                 rows.append((max(edges[m], lo), min(edges[m + 1], hi), months[m], category, pool.name, accel,
                              pool.owner, seconds / 3600.0 * rate, 0.0, 0.0))
-    rows += _energy_rows(bin_edges_s, facility_power_kw, edges, months, site)
-    entries = pd.DataFrame(rows, columns=COLUMNS)
+    entries = pd.concat([pd.DataFrame(rows, columns=COLUMNS),
+                         _energy_rows(bin_edges_s, facility_power_kw, edges, months, site)], ignore_index=True)
     entries = entries.sort_values(["time_s", "category", "pool"], kind="stable", ignore_index=True)
     return Ledger(entries=entries, month_edges_s=edges, months=months, online_chip_s=online_chip_s)
 
 
-def _energy_rows(bin_edges_s, facility_kw, edges, months, site) -> list[tuple]:
+def _energy_rows(bin_edges_s, facility_kw, edges, months, site) -> pd.DataFrame:
     """One energy entry per bin (two for a bin cut by a month edge): facility kWh × price, and carbon."""
     bin_edges_s = np.asarray(bin_edges_s, dtype=np.float64)
     facility_kw = np.asarray(facility_kw, dtype=np.float64)
@@ -114,8 +118,7 @@ def _energy_rows(bin_edges_s, facility_kw, edges, months, site) -> list[tuple]:
     which_bin = np.searchsorted(bin_edges_s, lo, side="right") - 1
     which_month = np.searchsorted(edges, lo, side="right") - 1
     kwh = facility_kw[which_bin] * (hi - lo) / 3600.0
-    usd = kwh * site.electricity_usd_per_kwh
-    carbon = kwh * site.carbon_g_per_kwh / 1000.0
-    return [(a, b, months[m], "energy", "", "", "", u, k, c)
-            for a, b, m, u, k, c in zip(lo.tolist(), hi.tolist(), which_month.tolist(), usd.tolist(), kwh.tolist(),
-                                        carbon.tolist())]
+    return pd.DataFrame({"time_s": lo, "end_s": hi, "month": np.array(months, dtype=object)[which_month],
+                         "category": "energy", "pool": "", "accelerator": "", "ownership": "",
+                         "usd": kwh * site.electricity_usd_per_kwh, "kwh": kwh,
+                         "carbon_kg": kwh * site.carbon_g_per_kwh / 1000.0}, columns=COLUMNS)
