@@ -19,6 +19,7 @@ What is modelled, per entry (USD; times in seconds since the scenario start):
 
 A pool is online over ``[online_from_s, online_until_s)`` (``online_until_s`` is infinite for pools that
 never leave), cut to the run ``[0, horizon]``. Chip costs are charged for every online chip, busy or idle.
+An owned pool that leaves stops depreciating; its undepreciated remainder is neither written off nor resold.
 """
 
 from __future__ import annotations
