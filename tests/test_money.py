@@ -33,11 +33,11 @@ def _pool(name, owner="owned", count=8, rate=2.0, online_from_s=0.0, **extra):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Two days from 31 January (two calendar months, the first of one day), an owned and a rented pool,
-    training jobs and a request-level LLM service with an SLO."""
+    """Two days from 31 January (two calendar months, the first of one day), an owned pool and a rented one
+    that leaves on 1 February, training jobs and a request-level LLM service with an SLO."""
     data = copy.deepcopy(BASE)
     data.update(name="money", start="2026-01-31", duration="2d")
-    data["fleet"][1]["owner"] = "rented"
+    data["fleet"][1].update(owner="rented", online_until="2026-02-01")  # the rental ends after a day
     data["workloads"]["inference"] = [{**copy.deepcopy(SERVICE), "traffic": {"generator": {
         **SERVICE["traffic"]["generator"], "rate_per_s": 0.05}}}]
     data["outputs"] = {"timeseries_interval": "7h"}  # does not divide a day: a bin straddles 1 February
@@ -49,7 +49,7 @@ def test_months_add_up_to_the_totals_and_categories_to_each_month(run):
     assert list(monthly["month"]) == ["2026-01", "2026-02"]
     assert monthly["days"].tolist() == pytest.approx([1.0, 1.0])
     categories = monthly[[f"{c}_usd" for c in COST_CATEGORIES]].to_numpy()
-    assert (categories > 0).sum() >= 6  # every category is charged in both months (no maintenance on rented)
+    assert (categories > 0).sum() == 7  # every category in both months, but rental only before the pool left
     assert categories.sum(axis=1) == pytest.approx(monthly["total_cost_usd"].to_numpy(), rel=1e-12)
     assert monthly["total_cost_usd"].sum() == pytest.approx(money["total_cost_usd"], rel=1e-12)
     for category in COST_CATEGORIES:
@@ -60,7 +60,8 @@ def test_months_add_up_to_the_totals_and_categories_to_each_month(run):
     assert monthly["facility_energy_kwh"].sum() == pytest.approx(run.summary["facility_energy_kwh"], rel=1e-12)
     assert monthly["carbon_kg"].sum() == pytest.approx(run.summary["carbon_kg"], rel=1e-12)
     assert monthly["online_chips.owned"].tolist() == pytest.approx([16.0, 16.0])
-    assert monthly["online_chips.rented"].tolist() == pytest.approx([16.0, 16.0])
+    assert monthly["online_chips.rented"].tolist() == pytest.approx([16.0, 0.0])
+    assert monthly["rental_usd"].iloc[1] == 0 < monthly["rental_usd"].iloc[0]  # no rent once the pool left
     by_pool, by_owner = run.ledger.by_month("pool"), run.ledger.by_month("ownership")
     assert list(by_pool.columns) == ["gpu", "tpu"] and list(by_owner.columns) == ["owned", "rented"]
     assert by_pool.to_numpy().sum(axis=1) + monthly["energy_usd"].to_numpy() == pytest.approx(
@@ -70,6 +71,7 @@ def test_months_add_up_to_the_totals_and_categories_to_each_month(run):
 
 
 def test_ledger_chip_costs_equal_fleet_cost_and_energy_equals_energy_cost(run):
+    """With a rented pool leaving within the run: the ledger and ``fleet_cost_usd`` count the same window."""
     by = run.summary["money"]["by_category_usd"]
     assert by["rental"] > 0 and by["depreciation"] > 0
     assert by["depreciation"] + by["rental"] == pytest.approx(run.summary["fleet_cost_usd"], rel=1e-12)
@@ -166,18 +168,6 @@ def test_rented_pool_rental_stops_when_it_leaves():
     assert rental.loc[rental["pool"] == "stay", "usd"].sum() == pytest.approx(8 * 90 * 24 * 3.0)
     assert ledger.entries["category"].eq("capex").sum() == 0  # nothing bought
     assert ledger.online_chip_s["rent"].sum() == 8 * 35 * DAY
-
-
-def test_fleet_cost_honours_a_pool_leaving(run):
-    """``fleet_cost_usd`` and the ledger agree when a pool has ``online_until_s`` (set here on the values)."""
-    from sim.results import compute
-
-    fleet = SimpleNamespace(pools=[_pool("rent", owner="rented", rate=3.0, online_until_s=DAY)],
-                            site=SimpleNamespace(**vars(SITE), power_cap_w=None))
-    series = pd.DataFrame({"time_s": [0.0], "it_power_kw": [0.0], "facility_power_kw": [0.0]})
-    summary = compute.summary(run.jobs.iloc[:0], series, fleet, 2 * DAY, 0.0)
-    ledger = build_ledger(fleet.pools, SITE, dt.date(2026, 1, 1), 2 * DAY, np.array([0.0, 2 * DAY]), np.zeros(1))
-    assert summary["fleet_cost_usd"] == pytest.approx(ledger.cost_usd("rental")) == pytest.approx(8 * 24 * 3.0)
 
 
 def test_job_cost_rule():
