@@ -58,6 +58,8 @@ def test_running_jobs_are_preempted_with_checkpoints_and_requeued(base, tmp_path
     assert len(preempted) > 0 and results.summary["training"]["preempted_jobs"] == len(preempted)
     assert (preempted["lost_chip_s"] < 3600 * preempted["chips"] + 1e-6).all()  # at most one checkpoint interval
     # portable jobs preempted on the TPU may run again on the GPU pool; none is lost
+    line = next(x for x in results.table().splitlines() if x.startswith("preempted"))  # no shared pool needed
+    assert f"preemptions {results.summary['training']['preemptions']}" in line and "lent" not in line
     assert set(preempted["state"]) <= {"completed", "running", "queued", "rejected"}
     assert_accounted(results)
 

@@ -78,13 +78,13 @@ class Results:
             f"still wait {j['queued']} jobs queued at the end"
             + (f", waiting since arrival: {_stat_line(s['still_queued_wait_s'])}" if j["queued"] else ""),
         ]
-        if "training" in s:
+        if "training" in s:  # preemptions: by inference on shared pools, or by pools that leave
             t = s["training"]
             lent = ", ".join(f"{name} {pool['chip_hours_lent_to_training']:,.0f}"
-                             for name, pool in s["shared_pools"].items())
-            lines.append(f"sharing    preempted jobs {t['preempted_jobs']}  preemptions {t['preemptions']}  "
-                         f"lost {t['lost_chip_hours']:,.1f} chip-h  deferred jobs {t['deferred_jobs']}  "
-                         f"lent chip-h: {lent}")
+                             for name, pool in s.get("shared_pools", {}).items())
+            lines.append(f"preempted  jobs {t['preempted_jobs']}  preemptions {t['preemptions']}  "
+                         f"lost {t['lost_chip_hours']:,.1f} chip-h  deferred jobs {t['deferred_jobs']}"
+                         + (f"  lent chip-h: {lent}" if lent else ""))
         for accel, util in sorted(s["utilization_by_accelerator"].items()):
             lines.append(f"util       {accel:<14} {util:7.1%}")
         cap = s["power_cap_kw"]
