@@ -19,8 +19,8 @@ What is modelled, per entry (USD; times in seconds since the scenario start):
   between the two months pro rata by time: the total stays exact, the split assumes even power in that bin.
 
 A pool is online over ``[online_from_s, online_until_s)`` (``online_until_s`` is infinite for pools that
-never leave), cut to the run ``[0, horizon]``; its online chips grow at each delivery (``ResolvedPool.chip_steps``). Chip
-costs are charged for every online chip, busy or idle.
+never leave), cut to the run ``[0, horizon]``; its online chips grow at each delivery
+(``ResolvedPool.chip_steps``). Chip costs are charged for every online chip, busy or idle.
 An owned pool that leaves stops depreciating; its undepreciated remainder is neither written off nor resold.
 """
 
