@@ -182,3 +182,29 @@ def test_every_scheduler_waits_for_the_delivery(base, tmp_path, scheduler):
     jobs = sim.run(scenario_from(data, tmp_path)).jobs
     big = jobs[jobs["chips"] == 24]
     assert (big["start_s"].dropna() >= DAY).all() and (big["state"] == "completed").any()
+
+
+def test_a_shared_pool_grows_with_its_deliveries(tmp_path):
+    """Replicas fit in the first chips of a shared pool; training gets the delivered chips, and the shared-pool
+    plot draws the pool size as delivered."""
+    import matplotlib.pyplot as plt
+
+    from sim.results.plots import figures
+    from tests.test_plots import stairs
+    from tests.test_shared_pools import shared_scenario
+
+    data = shared_scenario(gpu_chips=32, jobs=6, chips=16, count=2)
+    data["fleet"][0]["deliveries"] = [{"date": "2026-01-02", "chips": 16}]
+    results = sim.run(scenario_from(data, tmp_path))
+    jobs = results.jobs
+    assert (jobs["start_s"].dropna() >= DAY).all() and (jobs["state"] != "rejected").all()
+    assert (jobs["state"] != "queued").any()
+    ts = results.timeseries
+    held = ts["inference_chips.gpu"] + ts["training_busy_chips.gpu"]
+    assert (held[ts["time_s"] < DAY] <= 16 + 1e-9).all()
+    fig = figures(results)["shared_pool.png"]
+    try:
+        size = stairs(fig.axes[0])[2].get_data().values
+        assert set(size) == {16.0, 32.0} and size[0] == 16.0 and size[-1] == 32.0
+    finally:
+        plt.close("all")
