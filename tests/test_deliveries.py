@@ -208,3 +208,15 @@ def test_a_shared_pool_grows_with_its_deliveries(tmp_path):
         assert set(size) == {16.0, 32.0} and size[0] == 16.0 and size[-1] == 32.0
     finally:
         plt.close("all")
+
+
+def test_peak_power_counts_only_delivered_chips(base, tmp_path):
+    """One 16-chip job on the first 16 chips, ending before the delivery: the peak is those 16 chips busy,
+    with no idle power of the 16 chips still to come."""
+    data = delivered(base, jobs=1, chips={16: 1.0})
+    scenario = scenario_from(data, tmp_path)
+    results = sim.run(scenario)
+    job = results.jobs.iloc[0]
+    assert job["state"] == "completed" and job["end_s"] < DAY
+    pool = build_fleet(scenario, builtin_catalog()).pools[0]
+    assert results.summary["peak_it_power_kw"] == pytest.approx(16 * pool.busy_w_with_server / 1e3, rel=1e-12)
