@@ -157,6 +157,18 @@ def reserve(allocators: list[DomainAllocator], reservations) -> None:
                 raise ValueError(f"pool {pool}: no room for a {chips}-chip replica")
 
 
+def hold_deliveries(allocator: DomainAllocator, deliveries: list[int]) -> list[tuple]:
+    """Take the whole domains of chips delivered later (``deliveries``: chips each, whole domains) out of a
+    fresh allocator; return one placement per delivery, which ``release`` brings online at its date."""
+    held = []
+    for chips in deliveries:
+        parts = allocator.place(chips)
+        if parts is None:
+            raise ValueError(f"no room for a delivery of {chips} chips")
+        held.append(parts)
+    return held
+
+
 def max_gang_chips(allocator: DomainAllocator, multi_domain: bool) -> int:
     """Largest gang the allocator can place in its current state (used after reservations)."""
     if multi_domain and len(allocator.buckets[allocator.domain_chips]) > 1:

@@ -68,6 +68,44 @@ class ResolvedPool:
     shared: bool = False  # inference and training share it: inactive replicas' chips are lent to training
     online_until_s: float = math.inf  # when the pool leaves (retirement, end of a rental contract) [s]
 
+    deliveries: tuple[tuple[float, int], ...] = ()  # (time [s], chips) joining the pool after online_from_s
+
+    @property
+    def initial_chips(self) -> int:
+        """Chips online from ``online_from_s``, before any later delivery."""
+        return self.count - sum(chips for _, chips in self.deliveries)
+
+    def chip_steps(self, horizon_s: float = math.inf) -> tuple[list[float], list[int]]:
+        """The pool's online chips as a step function of time, cut to [0, horizon_s]: ``counts[i]`` chips
+        are online from ``times[i]`` to ``times[i + 1]``; the last count is 0 (the pool left, or the horizon).
+
+        Modelled: the pool's first chips (``initial_chips``) come online whole at ``online_from_s``, each
+        delivery's chips whole at its date, and every chip leaves at ``online_until_s``. Everything that
+        integrates a pool's online chips (utilization denominators, idle power and energy, chip cost, the
+        money ledger) reads this function or ``online_chip_seconds``."""
+        start, end = self.online_window(horizon_s)
+        times, counts = [start], [self.initial_chips]
+        for at, chips in self.deliveries:
+            if start < at < end:
+                times.append(at)
+                counts.append(counts[-1] + chips)
+            elif at <= start:  # not left by validation; kept consistent: the chips are there from the start
+                counts[-1] += chips
+        times.append(end)
+        counts.append(0)
+        return times, counts
+
+    def chip_events(self, horizon_s: float) -> tuple[list[float], list[int]]:
+        """``chip_steps`` as change events (times, ±chips), for ``sim.results.series``."""
+        times, counts = self.chip_steps(horizon_s)
+        return times, [counts[0]] + [b - a for a, b in zip(counts, counts[1:])]
+
+    def online_chip_seconds(self, begin_s: float, end_s: float) -> float:
+        """Chip-seconds the pool is online within [begin_s, end_s) [chip·s] (deliveries included)."""
+        times, counts = self.chip_steps(end_s)
+        return float(sum(n * max(0.0, min(b, end_s) - max(a, begin_s))
+                         for a, b, n in zip(times, times[1:], counts)))
+
     def online_window(self, horizon_s: float) -> tuple[float, float]:
         """The part of the run the pool is online, [start, end) in seconds from the run start, clipped
         to [0, horizon_s]; start == end when it is never online within the run. Everything that counts
@@ -76,7 +114,8 @@ class ResolvedPool:
         return start, max(start, min(self.online_until_s, horizon_s))
 
     def online_seconds(self, horizon_s: float) -> float:
-        """Seconds the pool is online within the run [s] (multiply by ``count`` for chip-seconds)."""
+        """Seconds the pool is online within the run [s] (its chips vary with deliveries: for chip-seconds
+        use ``online_chip_seconds``)."""
         start, end = self.online_window(horizon_s)
         return end - start
 
@@ -158,6 +197,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
                          f"e.g. {pool.count - pool.count % per_server or per_server}")
     online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
     until = float((pool.online_until - scenario.start).days * 86400) if pool.online_until else math.inf
+    deliveries = tuple((float((d.date - scenario.start).days * 86400), d.chips) for d in pool.deliveries)
     return ResolvedPool(
         index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
         servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count) or domain,
@@ -165,7 +205,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
         chip_cost_usd_per_hour=_chip_cost_usd_per_hour(pool, index, accel, site),
-        shared=pool.sharing == "shared", online_until_s=until,
+        shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
     )
 
 
@@ -223,12 +263,19 @@ class Fleet:
         peak = self.reservations if self.peak_reservations is None else self.peak_reservations
         return sum(chips * count for p, chips, count in peak if p == pool)
 
-    def new_allocators(self) -> list:
-        """Per-pool chip bookkeeping with the reservations already placed (what training can use)."""
-        from sim.fleet.allocation import DomainAllocator, reserve
+    def new_allocators(self, held: list | None = None) -> list:
+        """Per-pool chip bookkeeping with the reservations already placed (what training can use).
+
+        Without ``held`` every chip is there (what a pool can ever hold). With a list ``held``, the domains
+        of each pool's later deliveries are taken first, and ``held`` receives, per pool, one placement
+        per delivery (release it at the delivery's date); the reservations then fit in the first chips."""
+        from sim.fleet.allocation import DomainAllocator, hold_deliveries, reserve
 
         sizes = self.domain_sizes()
         allocators = [DomainAllocator(sizes[p.name]) for p in self.pools]
+        if held is not None:
+            held.extend(hold_deliveries(a, [chips for _, chips in p.deliveries])
+                        for a, p in zip(allocators, self.pools))
         reserve(allocators, self.reservations)
         return allocators
 

@@ -2,8 +2,9 @@
 
 What is modelled, per entry (USD; times in seconds since the scenario start):
 
-* ``capex`` (cash, not a cost): an owned pool's purchase, ``count × price per chip``, on its online date
-  (pools coming online after the horizon are not bought within the run). The price is the pool's
+* ``capex`` (cash, not a cost): an owned pool's purchase, ``chips × price per chip``, on its online date for
+  its first chips and on each delivery's date for that delivery's chips (``fleet[].deliveries``; pools and
+  deliveries coming online after the horizon are not bought within the run). The price is the pool's
   ``purchase_usd_per_chip`` or the catalog's ``price_usd``; it is read back from the pool's chip-hour cost,
   ``price / (amortization_years × 8760 h)`` (``sim.fleet.build``), so the two can never disagree.
 * ``depreciation``: straight line over ``site.amortization_years``, no resale value, per online chip-hour
@@ -18,7 +19,8 @@ What is modelled, per entry (USD; times in seconds since the scenario start):
   between the two months pro rata by time: the total stays exact, the split assumes even power in that bin.
 
 A pool is online over ``[online_from_s, online_until_s)`` (``online_until_s`` is infinite for pools that
-never leave), cut to the run ``[0, horizon]``. Chip costs are charged for every online chip, busy or idle.
+never leave), cut to the run ``[0, horizon]``; its online chips grow at each delivery
+(``ResolvedPool.chip_steps``). Chip costs are charged for every online chip, busy or idle.
 An owned pool that leaves stops depreciating; its undepreciated remainder is neither written off nor resold.
 """
 
@@ -42,6 +44,24 @@ def online_window_s(pool, horizon_s: float) -> tuple[float, float]:
     """``[from, until)`` of a pool inside the run [s]; empty (from >= until) when it is never online."""
     until = getattr(pool, "online_until_s", float("inf"))
     return max(0.0, pool.online_from_s), min(float(horizon_s), until)
+
+
+def _deliveries(pool) -> tuple:
+    return tuple(getattr(pool, "deliveries", ()))
+
+
+def _purchases(pool, lo: float) -> list[tuple[float, int]]:
+    """(time [s], chips) of each purchase: the first chips at the pool's online date, each delivery at its own."""
+    later = _deliveries(pool)
+    return [(lo, pool.count - sum(chips for _, chips in later))] + [(float(at), chips) for at, chips in later]
+
+
+def _chip_steps(pool, lo: float, hi: float, horizon_s: float) -> list[tuple[float, int]]:
+    """(time [s], chips online from then), closed by a step of 0 chips: ``ResolvedPool.chip_steps`` (the one
+    step function of a pool's online chips, deliveries included); a plain pool has ``count`` over [lo, hi)."""
+    if hasattr(pool, "chip_steps"):
+        return list(zip(*pool.chip_steps(horizon_s)))
+    return [(lo, pool.count), (max(lo, hi), 0)]
 
 
 def purchase_usd_per_chip(pool, amortization_years: float) -> float:
@@ -86,14 +106,19 @@ def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.
     online_chip_s: dict[str, np.ndarray] = {}
     for pool in pools:
         lo, hi = online_window_s(pool, horizon_s)
-        chip_s = pool.count * overlap_s(lo, hi, edges)
+        steps = _chip_steps(pool, lo, hi, horizon_s)
+        chip_s = sum(chips * overlap_s(a, b, edges) for (a, chips), (b, _) in zip(steps, steps[1:]))
+        chip_s = np.zeros(len(edges) - 1) + chip_s
         online_chip_s[pool.name] = chip_s
         owned = pool.owner == "owned"
         accel = pool.accelerator.id
         if owned and pool.count and pool.online_from_s <= horizon_s:
             price = purchase_usd_per_chip(pool, site.amortization_years)
-            month = months[int(np.searchsorted(edges, lo, side="right") - 1)] if lo < horizon_s else months[-1]
-            rows.append((lo, lo, month, "capex", pool.name, accel, pool.owner, pool.count * price, 0.0, 0.0))
+            for at, chips in _purchases(pool, lo):
+                if at > horizon_s or not chips:
+                    continue  # delivered after the run: not bought within it
+                month = months[int(np.searchsorted(edges, at, side="right") - 1)] if at < horizon_s else months[-1]
+                rows.append((at, at, month, "capex", pool.name, accel, pool.owner, chips * price, 0.0, 0.0))
         per_chip_h = ({"depreciation": pool.chip_cost_usd_per_hour,
                        "maintenance": purchase_usd_per_chip(pool, site.amortization_years)
                        * site.maintenance_frac_per_year / HOURS_PER_YEAR}

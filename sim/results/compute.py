@@ -81,7 +81,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         busy = binned_mean(times, deltas, edges)
         if p.shared:
             training_on_shared[p.name] = busy
-        online = binned_mean(np.array(p.online_window(horizon_s)), np.array([p.count, -p.count], dtype=float), edges)
+        online = binned_mean(*(np.array(v, dtype=float) for v in p.chip_events(horizon_s)), edges)
         serving = (inference_busy_chip_s or {}).get(p.index)
         if serving is not None:
             serving = serving[: len(widths)] / widths
@@ -146,12 +146,15 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
     weight_w = np.concatenate((busy * increment[pool_of], runs["weight"] * increment[runs["pool"]]))
     times, deltas = interval_events(np.concatenate((start, runs["start_s"])), np.concatenate((end, runs["end_s"])),
                                     weight_w, horizon_s)
-    floor_w = np.array([p.count * p.idle_w_with_server
-                        + (0 if p.shared else fleet.peak_reserved_chips(p.index)) * increment[p.index]
+    floor_w = np.array([(0 if p.shared else fleet.peak_reserved_chips(p.index)) * increment[p.index]
                         for p in fleet.pools])
     windows = np.array([p.online_window(horizon_s) for p in fleet.pools]).reshape(-1, 2)
-    online_t = [windows[:, 0], windows[:, 1]]  # a pool's floor counts from online_from to online_until
+    online_t = [windows[:, 0], windows[:, 1]]  # replicas count from online_from to online_until
     online_w = [floor_w, -floor_w]
+    for p in fleet.pools:  # idle chips follow the pool's deliveries
+        chip_t, chip_d = p.chip_events(horizon_s)
+        online_t.append(np.array(chip_t, dtype=float))
+        online_w.append(np.array(chip_d, dtype=float) * p.idle_w_with_server)
     for pool, (chip_t, chip_d) in (inference_chips or {}).items():
         p = fleet.pools[pool]
         if p.shared:
@@ -192,7 +195,7 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
     """The run's headline numbers (see the README's output section for each key); with a shared pool
     or a pool leaving within the run, also ``training`` (preemption and deferral counts); with a shared
     pool, ``shared_pools``. Online chip-time (utilization denominators, ``fleet_cost_usd``) counts each
-    pool over ``ResolvedPool.online_window``.
+    pool's chips over ``ResolvedPool.online_chip_seconds`` (its deliveries included).
 
     JCT and queue-wait statistics count only jobs arriving at or after ``warmup_s`` [s];
     ``jct_s_counts`` says how many submitted jobs they leave out and why."""
@@ -214,9 +217,9 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         if column.startswith("busy_chips."):
             accel = column.split(".", 1)[1]
             busy = float((series[column].to_numpy() * widths).sum())
-            online = sum(p.count * p.online_seconds(horizon_s) for p in fleet.pools if p.accelerator.id == accel)
+            online = sum(p.online_chip_seconds(0.0, horizon_s) for p in fleet.pools if p.accelerator.id == accel)
             util[accel] = busy / online if online else 0.0
-    fleet_cost = sum(p.count * p.online_seconds(horizon_s) / 3600.0 * p.chip_cost_usd_per_hour for p in fleet.pools)
+    fleet_cost = sum(p.online_chip_seconds(0.0, horizon_s) / 3600.0 * p.chip_cost_usd_per_hour for p in fleet.pools)
     for accel, group in done.groupby("accelerator"):
         jct_by_accel[accel] = _stats((group["end_s"] - group["arrival_s"]).to_numpy())
     out = {

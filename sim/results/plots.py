@@ -263,7 +263,10 @@ def _shared_pool(ax, run: _Run, ts, name: str, scenario) -> None:
         online_s = (pool.online_from - scenario.start).days * DAY_S if pool.online_from else 0.0
         until_s = (pool.online_until - scenario.start).days * DAY_S if pool.online_until else np.inf
         bins = inference.edges_s[:-1]
-        size = np.where((bins >= online_s) & (bins < until_s), float(pool.count), 0.0)
+        delivered = sum(d.chips for d in pool.deliveries)  # later deliveries join the pool at their dates
+        size = np.where((bins >= online_s) & (bins < until_s), float(pool.count - delivered), 0.0)
+        for d in pool.deliveries:
+            size += np.where((bins >= (d.date - scenario.start).days * DAY_S) & (bins < until_s), float(d.chips), 0.0)
         ax.stairs(size, x, baseline=None, color=DARK, label=f"pool size\n({pool.count} {accel})")
         replicas = _replica_chips(scenario, name)
         ax.axhline(replicas, color=DARK, linestyle="--", linewidth=1.2, label=f"chips of all\nreplicas ({replicas})")

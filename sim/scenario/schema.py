@@ -47,6 +47,14 @@ class Site(Strict):
         description="yearly maintenance of owned chips, as a share of their purchase price [1/year]")
 
 
+class Delivery(Strict):
+    """Chips that join a pool on a date (``fleet[].deliveries``): the pool grows by whole scale-up domains."""
+
+    date: dt.date = Field(description="date the chips come online (00:00 of that day)")
+    chips: int = bounded(gt=0, le=MAX_CHIPS, unit="chips", why=WHY_CHIPS,
+                         description="chips delivered: whole scale-up domains of the pool")
+
+
 class Pool(Strict):
     """Identical chips of one accelerator type, cooling and owner, grouped into servers and racks."""
 
@@ -64,6 +72,10 @@ class Pool(Strict):
     online_until: dt.date | None = Field(
         None, description="date the pool leaves: retirement of an owned pool, end of a rented pool's contract "
                           "(a rented pool costs nothing outside [online_from, online_until)) [default: never]")
+    deliveries: list[Delivery] = Field(
+        default_factory=list,
+        description="later deliveries joining this pool, in date order; count is the total after all of them, "
+                    "and count minus their chips is online from online_from (the start) [default: none]")
     owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
     purchase_usd_per_chip: float | None = bounded(
         None, ge=0, le=10_000_000, unit="USD", why="far above any accelerator's price",

@@ -17,6 +17,11 @@ chip (online or still to come), the full-load increment of every inference repli
 This is admission control only: running jobs are never throttled or stopped for power. A pool that
 leaves (``online_until``) stops drawing power then: its idle floor is released from the committed power.
 
+Deliveries (``fleet[].deliveries``, ``ResolvedPool.deliveries``): a pool's later chips are held out of
+its allocator from the start (whole domains) and released at their date, so from then on a gang larger
+than a domain takes whole free domains of old and new deliveries alike. Their idle power is committed
+from t=0 like every chip not yet online.
+
 Pools that leave (retirement, end of a rental contract, ``ResolvedPool.online_until_s``): at that
 instant the pool drains at once. Every training job still running there is preempted with the same
 checkpoint semantics as an inference preemption (``sim.training.sharing.preempt``: it keeps its work up
@@ -60,7 +65,11 @@ class Cluster:
         self.fleet = fleet
         self.horizon_s = horizon_s
         self.pools = fleet.pools
-        self.allocators = fleet.new_allocators()  # inference replicas' chips already reserved (min_count if scaled)
+        # inference replicas' chips already reserved (min_count if scaled); chips of later deliveries held
+        # until their date (``held[pool][k]``, released by ``_bring_online``)
+        self.held: list[list[tuple]] = []
+        self.allocators = fleet.new_allocators(self.held)
+        self.pending_deliveries = [[t for t, _ in p.deliveries] for p in self.pools]  # dates still to come [s]
         self.shared = [SharedChips(a) for a in self.allocators]
         self.online = [p.online_from_s <= 0.0 < p.online_until_s for p in self.pools]
         self.arrival = jobs.arrival_s.tolist()
@@ -139,6 +148,9 @@ class Cluster:
         if not self.online[pool]:
             return p.online_from_s if p.online_from_s > self.now else math.inf  # not yet online, or left
         release = ends[0] if ends else math.inf
+        pending = self.pending_deliveries[pool]
+        if pending and pending[0] < release:
+            release = pending[0]  # a delivery frees chips too
         return release if release < p.online_until_s else math.inf  # its jobs then leave with the pool
 
     # -- state changes -----------------------------------------------------------------------------
@@ -193,8 +205,10 @@ class Cluster:
     def _run(self):
         completions, waiting, shape = self.completions, self.waiting, self.shape
         arrival = self.arrival + [math.inf]  # sentinel: no bounds checks in the loop
-        onlines = sorted((p.online_from_s, p.index) for p in self.pools if p.online_from_s > 0)
-        onlines.append((math.inf, -1))
+        # pools coming online (delivery -1) and later deliveries joining a pool (delivery k)
+        onlines = sorted([(p.online_from_s, p.index, -1) for p in self.pools if p.online_from_s > 0]
+                         + [(at, p.index, k) for p in self.pools for k, (at, _) in enumerate(p.deliveries)])
+        onlines.append((math.inf, -1, -1))
         # a pool leaving at the horizon or later stays to the end: its jobs then count as running
         leaves = sorted((p.online_until_s, p.index) for p in self.pools if p.online_until_s < self.horizon_s)
         leaves.append((math.inf, -1))
@@ -229,7 +243,7 @@ class Cluster:
                     freed.add(complete(pop(completions)[1]))
             while onlines[next_online][0] <= t:
                 freed = set(freed)
-                freed.add(self._bring_online(onlines[next_online][1]))
+                freed.add(self._bring_online(*onlines[next_online][1:]))
                 next_online += 1
             requeued = False
             while leaves[next_leave][0] <= t:
@@ -261,8 +275,14 @@ class Cluster:
             yield timeout(horizon - env.now)
         self.now = horizon
 
-    def _bring_online(self, pool_index: int) -> int:
-        self.online[pool_index] = True  # validation keeps online_from before online_until
+    def _bring_online(self, pool_index: int, delivery: int = -1) -> int:
+        """Pool ``pool_index`` comes online (``delivery`` -1), or its delivery ``delivery`` joins it: the
+        delivered domains become free chips of the pool, for gangs of any size, alone or with older domains."""
+        if delivery < 0:
+            self.online[pool_index] = True  # validation keeps online_from before online_until
+        else:  # validation keeps deliveries after online_from and before online_until
+            self.allocators[pool_index].release(self.held[pool_index][delivery])
+            self.pending_deliveries[pool_index].pop(0)
         return pool_index
 
     def _leave(self, pool_index: int, t: float) -> bool:

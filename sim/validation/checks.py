@@ -137,6 +137,7 @@ def _check_fleet(scenario, catalog, add) -> None:
             add(("fleet", index, "online_from"),
                 f"found {pool.online_from}: a pool cannot come online before the scenario start {scenario.start}")
         _check_pool_window(scenario, index, pool, add)
+        _check_delivery_dates(scenario, index, pool, add)
 
 
 def _check_pool_window(scenario, index: int, pool, add) -> None:
@@ -161,6 +162,46 @@ def _check_pool_window(scenario, index: int, pool, add) -> None:
         add(("fleet", index, "online_until"),
             f"found {until}: the pool would leave on or before the scenario start {scenario.start}, so it is "
             "never online; accepted: a date after the start (or remove the pool)")
+
+
+def _check_delivery_dates(scenario, index: int, pool, add) -> None:
+    """Deliveries (``fleet[].deliveries``) come in date order, after the pool comes online, before it leaves and
+    before the end of the run, and add up to at most ``count`` (the rest is online from the start)."""
+    begins = pool.online_from or scenario.start
+    end_date = scenario.start + dt.timedelta(seconds=float(scenario.duration))
+    previous = None
+    for k, delivery in enumerate(pool.deliveries):
+        path, date = ("fleet", index, "deliveries", k, "date"), delivery.date
+        if date <= begins:
+            add(path, f"found {date}: a delivery joins a pool already online; accepted: a date after {begins} "
+                      "(the pool's online_from, else the scenario start; chips there from the start count in count "
+                      "without a delivery)")
+        elif previous is not None and date <= previous:
+            add(path, f"found {date}: deliveries must come in date order, one per date; accepted: a date after "
+                      f"{previous}")
+        elif (date - scenario.start).days * 86400.0 >= float(scenario.duration):
+            add(path, f"found {date}: the chips would arrive at or after the end of the run "
+                      f"({end_date:%Y-%m-%d %H:%M}); accepted: a date before it (or leave them out of count)")
+        elif pool.online_until is not None and date >= pool.online_until:
+            add(path, f"found {date}: the pool leaves on {pool.online_until}; accepted: a date before it")
+        previous = date
+    delivered = sum(d.chips for d in pool.deliveries)
+    if delivered > pool.count:
+        add(("fleet", index, "deliveries"),
+            f"found {delivered} chips delivered in all, above the pool's count {pool.count}; count is the total "
+            f"after every delivery (count - delivered chips are online from the start); accepted: count >= "
+            f"{delivered}, or smaller deliveries")
+
+
+def _check_delivery_sizes(pool, entry, add) -> None:
+    """Each delivery is whole scale-up domains and whole servers (it joins the pool as free domains)."""
+    unit = max(pool.domain_chips, pool.chips_per_server)  # one divides the other (resolve_pool checks it)
+    for k, delivery in enumerate(entry.deliveries):
+        if delivery.chips % unit:
+            add(("fleet", pool.index, "deliveries", k, "chips"),
+                f"found {delivery.chips}: a delivery joins the pool as whole scale-up domains of "
+                f"{pool.domain_chips} chips in servers of {pool.chips_per_server}; accepted: a multiple of {unit}, "
+                f"e.g. {delivery.chips - delivery.chips % unit or unit}")
 
 
 def _check_training(scenario, catalog, add) -> None:
@@ -387,6 +428,7 @@ def _check_feasibility(scenario, catalog, add) -> None:
             add(("fleet", exc.pool_index, exc.field), str(exc))
     for pool in pools:
         index = pool.index
+        _check_delivery_sizes(pool, scenario.fleet[index], add)
         cooling_kw = site.cooling_kw_per_rack[pool.cooling]
         if pool.rack_power_w / 1e3 > cooling_kw:
             per_server_kw = pool.rack_power_w / 1e3 / pool.servers_per_rack
@@ -435,9 +477,14 @@ def _check_replica_power(scenario, pools, site, idle_w: float, add) -> None:
 def _check_reservations(scenario, pools, add) -> None:
     """Every pool can hold the inference replicas placed on it, domain by domain (the same placement the
     engine makes with ``sim.fleet.allocation.reserve``, one group at a time to name the group that fails)."""
-    from sim.fleet.allocation import DomainAllocator, reserve
+    from sim.fleet.allocation import DomainAllocator, hold_deliveries, reserve
 
     allocators = [DomainAllocator(pool.domain_sizes) for pool in pools]
+    for allocator, pool in zip(allocators, pools):  # replicas fit in the chips there from the start
+        try:
+            hold_deliveries(allocator, [chips for _, chips in pool.deliveries])
+        except ValueError:
+            return  # deliveries that are not whole domains or exceed count are reported on their own
     index = {pool.name: pool.index for pool in pools}
     for s, service in enumerate(scenario.workloads.inference):
         for g, group in enumerate(service.replicas):
@@ -447,6 +494,13 @@ def _check_reservations(scenario, pools, add) -> None:
             try:
                 reserve(allocators, [(pool.index, group.chips_per_replica, group.count)])
             except ValueError:
+                if pool.deliveries:
+                    add(("workloads", "inference", s, "replicas", g, "count"),
+                        f"found {group.count}: pool {pool.name!r} has {pool.initial_chips} chips before its "
+                        f"later deliveries, too few for all the replicas placed on it; serving does not follow "
+                        f"capacity yet (replicas need their chips from the start); accepted: fewer replicas, or "
+                        f"fewer chips in fleet[{pool.index}].deliveries")
+                    continue
                 add(("workloads", "inference", s, "replicas", g, "count"),
                     f"found {group.count}: pool {pool.name!r} ({pool.count} chips) cannot hold all the "
                     f"replicas placed on it; accepted: fewer replicas or a larger pool")
