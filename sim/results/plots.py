@@ -301,11 +301,7 @@ def _cost(run: _Run, monthly):
         if values.any():
             ax.bar(x, values, bottom=bottom, color=COST_COLOURS[category], label=category, width=0.8)
             bottom += values
-    days = monthly["days"].to_numpy(dtype=np.float64)
-    full = [_month_days(m) for m in monthly["month"]]
-    labels = [m if abs(d - f) < 1e-9 else f"{m}\n({d:g} d)" for m, d, f in zip(monthly["month"], days, full)]
-    ax.set_xticks(x, labels, rotation=0 if len(x) <= 6 else 45, ha="center" if len(x) <= 6 else "right")
-    ax.grid(axis="x", visible=False)
+    _month_ticks(ax, monthly)
     return _finish(fig, ax, run, "cost per month by category", [], time_axis=False)
 
 
@@ -357,7 +353,8 @@ def _pool_changes(scenario, horizon_s: float) -> list[tuple[float, str]]:
 
 def _slo(run: _Run, monthly):
     """SLO attainment [%] per service and calendar month (``slo_attainment.<service>`` of ``monthly.csv``),
-    one line with markers per service; a month with no offered requests is a gap."""
+    one line with markers per service; a month with no offered requests is a gap. The axis runs from a
+    little below the lowest month to 100 % (not from 0: attainments near 100 % would look alike)."""
     fig, ax = _new("SLO attainment [%]")
     x = np.arange(len(monthly))
     services = sorted(c.split(".", 1)[1] for c in monthly.columns if c.startswith("slo_attainment."))
@@ -365,8 +362,10 @@ def _slo(run: _Run, monthly):
         values = 100.0 * monthly[f"slo_attainment.{name}"].to_numpy(dtype=np.float64)
         ax.plot(x, values, marker="o", linestyle=SERVICE_LINESTYLES[i % len(SERVICE_LINESTYLES)],
                 color=ACCELERATOR_COLOURS[i % len(ACCELERATOR_COLOURS)], label=name)
-    ax.set_ylim(min(0.0, ax.get_ylim()[0]), 102.0)
-    ax.yaxis.set_major_formatter(PercentFormatter(100.0, decimals=0))
+    lowest = 100.0 * float(np.nanmin(monthly[[f"slo_attainment.{s}" for s in services]].to_numpy(dtype=np.float64),
+                                     initial=1.0))
+    ax.set_ylim(max(0.0, 100.0 - 1.25 * (100.0 - lowest) - 0.5), 100.0 + 0.05 * (100.0 - lowest) + 0.1)
+    ax.yaxis.set_major_formatter(PercentFormatter(100.0))
     _month_ticks(ax, monthly)
     return _finish(fig, ax, run, "SLO attainment per month", [], time_axis=False)
 
