@@ -69,14 +69,16 @@ def money_summary(ledger: Ledger, jobs_out: pd.DataFrame, job_chip_usd: np.ndarr
 
 
 def monthly_table(ledger: Ledger, pools, jobs_out: pd.DataFrame, requests: pd.DataFrame | None = None,
-                  services=()) -> pd.DataFrame:
+                  services=(), fluid_slo: dict | None = None) -> pd.DataFrame:
     """One row per calendar month of the run: its length in days inside the run, online chips by
     accelerator type and by ownership (chip-month means: online chip-seconds ÷ the month's seconds in the
     run), cost by category and in all, cash capex, facility energy and carbon, training jobs completed
     (end in the month) and their mean queue wait (first start − arrival), and per request-level service
     with an SLO, the SLO attainment and goodput of the requests arriving in the month (as the summary
-    defines them). ``services`` holds ``(name, family, slo)`` of the request-level services; fluid
-    services have no request rows and are left out."""
+    defines them). ``services`` holds ``(name, family, slo)`` of the request-level services. ``fluid_slo``
+    maps a fluid service with an SLO to (bin edges [s], offered per bin, met per arrival bin): its months
+    take the bins' counts, a bin across a month edge split by time share (counts spread evenly in a bin),
+    so the months' met ÷ offered, weighted by offered, is the summary's attainment."""
     edges, months = ledger.month_edges_s, ledger.months
     seconds = np.diff(edges)
     data: dict[str, object] = {"month": months, "days": seconds / 86400.0}
@@ -113,7 +115,19 @@ def monthly_table(ledger: Ledger, pools, jobs_out: pd.DataFrame, requests: pd.Da
             attainment, goodput = _slo_by_month(requests[requests["service"] == name], family, slo, edges)
             data[f"slo_attainment.{name}"] = attainment
             data[f"goodput_rps.{name}"] = goodput
+    for name, (bin_edges_s, offered, met) in sorted((fluid_slo or {}).items()):
+        offered_m, met_m = (_counts_by_month(bin_edges_s, counts, edges) for counts in (offered, met))
+        data[f"slo_attainment.{name}"] = np.divide(met_m, offered_m, out=np.full(len(months), np.nan),
+                                                   where=offered_m > 0)
+        data[f"goodput_rps.{name}"] = met_m / seconds
     return pd.DataFrame(data)
+
+
+def _counts_by_month(bin_edges_s: np.ndarray, counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Per-bin counts summed per month, a bin across a month edge split by time share (counts spread evenly
+    within a bin); bins beyond the horizon are left out (the fluid bins end at it)."""
+    cumulative = np.concatenate(([0.0], np.cumsum(np.asarray(counts, dtype=np.float64))))
+    return np.diff(np.interp(edges, np.asarray(bin_edges_s, dtype=np.float64), cumulative))
 
 
 def _month_index(times_s: np.ndarray, edges: np.ndarray) -> np.ndarray:

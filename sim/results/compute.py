@@ -57,7 +57,8 @@ def inference_chip_events(fleet: Fleet, plans, switches) -> dict[int, tuple[np.n
 def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float, interval_s: float,
                start_date, inference_busy_chip_s: dict[int, np.ndarray] | None = None,
                inference_chips: dict[int, tuple] | None = None) -> pd.DataFrame:
-    """Per bin: busy chips and utilization per accelerator type, queue length, IT and facility power,
+    """Per bin: busy chips, utilization and online chips per accelerator type (``online_chips.<type>``, and
+    of them rented: ``rented_chips.<type>``, only for types with a rented pool), queue length, IT and facility power,
     the chips held by active inference replicas per pool (``inference_chips.<pool>``) and, on shared pools,
     the chips busy with training jobs (``training_busy_chips.<pool>``, busy chip-equivalents).
 
@@ -72,6 +73,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     data = {"time_s": edges[:-1], "datetime": bin_datetimes(start_date, edges[:-1])}
     it_power = np.zeros(len(edges) - 1)
     by_accel: dict[str, list] = {}
+    rented: dict[str, np.ndarray] = {}
     training_on_shared: dict[str, np.ndarray] = {}
     for p in fleet.pools:
         on, earlier = pool_of == p.index, runs["pool"] == p.index
@@ -94,9 +96,15 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         pair = by_accel.setdefault(p.accelerator.id, [0.0, 0.0])
         pair[0] = pair[0] + busy
         pair[1] = pair[1] + online
+        if p.owner == "rented":
+            rented[p.accelerator.id] = rented.get(p.accelerator.id, 0.0) + online
     for accel, (busy, online) in sorted(by_accel.items()):
         data[f"busy_chips.{accel}"] = busy
         data[f"utilization.{accel}"] = np.divide(busy, online, out=np.zeros_like(busy), where=online > 0)
+    for accel, (_, online) in sorted(by_accel.items()):
+        data[f"online_chips.{accel}"] = online
+    for accel, online in sorted(rented.items()):
+        data[f"rented_chips.{accel}"] = online
     left_queue = _left_queue_s(outcome)
     queued = (outcome["reason"] == "") | np.isfinite(left_queue)  # waited, perhaps until its pools left
     arrival = jobs["arrival_s"].to_numpy()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 COMPLETE_MARKER = "run-complete.json"
 PLOT_FILES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png", "shared_pool.png",
-              "cost.png")
+              "cost.png", "capacity.png", "slo.png")
 DATA_FILES = ("summary.json", "manifest.json", "jobs.csv", "timeseries.csv", "monthly.csv", "requests.csv")
 DCSIM_FILES = DATA_FILES + PLOT_FILES + (COMPLETE_MARKER,)  # the only files dcsim ever deletes
 

@@ -10,6 +10,10 @@
   training, stacked, against the pool size
 * ``cost.png`` — cost per calendar month, stacked by category (depreciation, maintenance, rental, energy);
   only for runs of at least ``COST_PLOT_MIN_S`` (60 days: a shorter run has one or two partial months)
+* ``capacity.png`` — online chips over calendar time, stacked by accelerator type (rented chips hatched), with
+  a dated tick for each pool that comes online or leaves during the run; same length rule as ``cost.png``
+* ``slo.png`` — SLO attainment per service and calendar month (``monthly.csv``); same length rule, and only
+  when a service has monthly SLO figures (request-level services with an SLO)
 
 Slides: 10 × 5.6 in at 150 dpi, 12 pt text, one colour per accelerator type in every plot, legends beside
 the axes. Time axes show calendar dates from the scenario start. How bins are chosen for drawing (daily means
@@ -53,7 +57,7 @@ ACCELERATOR_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#
 RED, DARK, GREY = "#d62728", "#222222", "#8c8c8c"
 SERVICE_LINESTYLES = ("-", "--", ":", "-.")
 PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png",
-              "shared_pool.png", "cost.png")
+              "shared_pool.png", "cost.png", "capacity.png", "slo.png")
 COST_PLOT_MIN_S = 60 * 86400.0
 COST_CATEGORIES = ("depreciation", "maintenance", "rental", "energy")  # the columns <category>_usd of monthly.csv
 COST_COLOURS = {"depreciation": "#1f77b4", "maintenance": "#9467bd", "rental": "#ff7f0e", "energy": "#2ca02c"}
@@ -138,6 +142,11 @@ def _figures(results):
     monthly = getattr(results, "monthly", None)
     if monthly is not None and len(monthly) and run.horizon_s >= COST_PLOT_MIN_S:
         yield "cost.png", _cost(run, monthly)
+    if run.horizon_s >= COST_PLOT_MIN_S and any(c.startswith("online_chips.") for c in ts.columns):
+        yield "capacity.png", _capacity(run, ts, results.scenario)
+    if (monthly is not None and len(monthly) >= 2 and run.horizon_s >= COST_PLOT_MIN_S
+            and any(c.startswith("slo_attainment.") for c in monthly.columns)):
+        yield "slo.png", _slo(run, monthly)
 
 
 def _utilization(run: _Run, ts):
@@ -295,12 +304,83 @@ def _cost(run: _Run, monthly):
         if values.any():
             ax.bar(x, values, bottom=bottom, color=COST_COLOURS[category], label=category, width=0.8)
             bottom += values
+    _month_ticks(ax, monthly)
+    return _finish(fig, ax, run, "cost per month by category", [], time_axis=False)
+
+
+def _capacity(run: _Run, ts, scenario):
+    """Online chips per bin (the time series' ``online_chips.<type>``, drawn as daily means for long runs),
+    stacked by accelerator type in sorted order; each type's rented chips (``rented_chips.<type>``) are the
+    hatched top of its band. A dotted vertical line with the pool's name marks each date a pool comes online
+    (``+``) or leaves (``−``) inside the run (from the scenario's ``online_from`` / ``online_until``)."""
+    fig, ax = _new("online chips")
+    accels = sorted(c.split(".", 1)[1] for c in ts.columns if c.startswith("online_chips."))
+    bottom, drawn = None, []
+    for accel in accels:
+        online = run.series(ts[f"online_chips.{accel}"])
+        rented_col = f"rented_chips.{accel}"
+        rented = run.series(ts[rented_col]).mean if rented_col in ts.columns else np.zeros_like(online.mean)
+        x = run.start + online.edges_s / DAY_S
+        base = np.zeros_like(online.mean) if bottom is None else bottom
+        owned_top = base + online.mean - rented
+        if (online.mean - rented).any():
+            ax.stairs(owned_top, x, baseline=base, fill=True, color=run.colour(accel), alpha=0.75, label=accel)
+        if rented.any():
+            ax.stairs(base + online.mean, x, baseline=owned_top, fill=True, facecolor="white",
+                      edgecolor=run.colour(accel), hatch="//", linewidth=0, label=f"{accel} (rented)")
+        bottom = base + online.mean
+        drawn.append(online)
+    top = float(bottom.max(initial=1.0)) if bottom is not None else 1.0
+    ax.set_ylim(0, top * 1.15)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    for when_s, text in _pool_changes(scenario, run.horizon_s):
+        at = run.start + when_s / DAY_S
+        ax.axvline(at, color=DARK, linestyle=":", linewidth=1.2)
+        ax.text(at, top * 1.13, f" {text}", rotation=90, va="top", ha="right", fontsize=10, color=DARK)
+    # the stacks are exact bin means; no min-max band is drawn (capacity is a step function of dates)
+    return _finish(fig, ax, run, "online chips by accelerator type" + (", daily means" if drawn and drawn[0].merged
+                                                                        else ""), [])
+
+
+def _pool_changes(scenario, horizon_s: float) -> list[tuple[float, str]]:
+    """(time [s], '+pool' or '−pool') of every pool coming online or leaving strictly inside the run."""
+    if scenario is None:
+        return []
+    changes = []
+    for pool in scenario.fleet:
+        for date, sign in ((pool.online_from, "+"), (pool.online_until, "\u2212")):
+            if date is not None and 0.0 < (at := (date - scenario.start).days * DAY_S) < horizon_s:
+                changes.append((at, f"{sign}{pool.name}"))
+    return sorted(changes)
+
+
+def _slo(run: _Run, monthly):
+    """SLO attainment [%] per service and calendar month (``slo_attainment.<service>`` of ``monthly.csv``),
+    one line with markers per service; a month with no offered requests is a gap. The axis runs from a
+    little below the lowest month to 100 % (not from 0: attainments near 100 % would look alike)."""
+    fig, ax = _new("SLO attainment [%]")
+    x = np.arange(len(monthly))
+    services = sorted(c.split(".", 1)[1] for c in monthly.columns if c.startswith("slo_attainment."))
+    for i, name in enumerate(services):
+        values = 100.0 * monthly[f"slo_attainment.{name}"].to_numpy(dtype=np.float64)
+        ax.plot(x, values, marker="o", linestyle=SERVICE_LINESTYLES[i % len(SERVICE_LINESTYLES)],
+                color=ACCELERATOR_COLOURS[i % len(ACCELERATOR_COLOURS)], label=name)
+    lowest = 100.0 * float(np.nanmin(monthly[[f"slo_attainment.{s}" for s in services]].to_numpy(dtype=np.float64),
+                                     initial=1.0))
+    ax.set_ylim(max(0.0, 100.0 - 1.25 * (100.0 - lowest) - 0.5), 100.0 + 0.05 * (100.0 - lowest) + 0.1)
+    ax.yaxis.set_major_formatter(PercentFormatter(100.0))
+    _month_ticks(ax, monthly)
+    return _finish(fig, ax, run, "SLO attainment per month", [], time_axis=False)
+
+
+def _month_ticks(ax, monthly) -> None:
+    """Month labels on a bar/point axis (a partial month says its days in the run)."""
+    x = np.arange(len(monthly))
     days = monthly["days"].to_numpy(dtype=np.float64)
     full = [_month_days(m) for m in monthly["month"]]
     labels = [m if abs(d - f) < 1e-9 else f"{m}\n({d:g} d)" for m, d, f in zip(monthly["month"], days, full)]
     ax.set_xticks(x, labels, rotation=0 if len(x) <= 6 else 45, ha="center" if len(x) <= 6 else "right")
     ax.grid(axis="x", visible=False)
-    return _finish(fig, ax, run, "cost per month by category", [], time_axis=False)
 
 
 def _month_days(label: str) -> float:

@@ -90,3 +90,8 @@ class ServiceRun(ABC):
     def load_per_bin(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Fluid services: (bin edges [s], requests offered per bin, requests served per bin)."""
         return None
+
+    def slo_per_bin(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Fluid services with an SLO: (bin edges [s], requests offered per bin, expected requests within the
+        SLO per arrival bin); the offered sum is the summary's attainment denominator, the met sum its numerator."""
+        return None

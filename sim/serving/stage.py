@@ -64,6 +64,10 @@ class ServingOutcome:
         """Fluid services: name -> (bin edges [s], offered per bin, served per bin)."""
         return {run.name: load for run in self.services if (load := run.load_per_bin()) is not None}
 
+    def slo_per_bin(self) -> dict[str, tuple]:
+        """Fluid services with an SLO: name -> (bin edges [s], offered per bin, met per bin)."""
+        return {run.name: load for run in self.services if (load := run.slo_per_bin()) is not None}
+
     def _llm_first(self) -> list[ServiceRun]:
         return sorted(self.services, key=lambda run: run.service.family == "ranking")
 

@@ -31,3 +31,7 @@ class FluidService(ServiceRun):
     def load_per_bin(self):
         r = self.result
         return r["edges"], r["offered_per_bin"], r["served_per_bin"]
+
+    def slo_per_bin(self):
+        r = self.result
+        return (r["edges"], r["offered_per_bin"], r["met_per_bin"]) if self.service.slo is not None else None

@@ -36,17 +36,18 @@ def iteration_s(k: dict, batch, means: dict):
 
 def components(k, replicas, rows, row, meets, before, backlog, group_rate, finishing, offered, slo) -> dict:
     """TTFT, end-to-end and TPOT components of a group, weighted by the completing requests ``finishing``
-    of each bin; the expected number of them within both SLO targets (``met``); the largest bin-mean KV
-    reservation of a replica (``kv_peak_tokens``)."""
+    of each bin; the expected number of them within both SLO targets (``met``) and the same per arrival bin
+    (``met_per_bin``: each bin's completing requests take the met share of the component they were merged
+    into, so the bins sum to ``met``); the largest bin-mean KV reservation of a replica (``kv_peak_tokens``)."""
     steady = _steady_parts(k, replicas, rows, np.bincount(row, weights=finishing * (1.0 - meets),
                                                           minlength=len(rows["lam"])))
-    queued = _backlog_parts(k, rows, row, meets, before, backlog, group_rate, finishing)
+    queued, queued_of_hit = _backlog_parts(k, rows, row, meets, before, backlog, group_rate, finishing)
     parts = {name: np.concatenate((steady[name], queued[name])) for name in steady}
     keep = parts["weight"] > 0
     parts = {name: values[keep] for name, values in parts.items()}
     peak_batch = float(parts["kv"].max(initial=0.0))
     names = [name for name in parts if name not in ("weight", "kv")]
-    merged, weight, _ = kernel.merge_rows([parts[n] for n in names], [parts[n] for n in names], parts["weight"],
+    merged, weight, merged_of = kernel.merge_rows([parts[n] for n in names], [parts[n] for n in names], parts["weight"],
                                           step=kernel.LATENCY_STEP)
     parts = {"weight": weight, **dict(zip(names, merged))}
     slice_weight, prompt, output = offered.slices()
@@ -61,9 +62,17 @@ def components(k, replicas, rows, row, meets, before, backlog, group_rate, finis
     e2e = _expand(parts["weight"], slice_weight, (parts["residual"] + mean_prefill)[:, None]
                   + (output[None, :, 0] - 1.0) * tpot, (output[None, :, 1] - output[None, :, 0]) * tpot, wait)
     zeros = np.zeros(len(parts["weight"]))
+    tpot_each = np.repeat(parts["tpot"], len(slice_weight))
+    # met share of each merged component, back to the parts it merged, then to the bins they came from
+    met_each = _met_each(ttft, tpot_each, slo).reshape(len(weight), -1).sum(axis=1)
+    share = np.zeros(len(keep))
+    share[keep] = (met_each / np.where(weight > 0, weight, 1.0))[merged_of]
+    rows_n, hit = len(rows["lam"]), np.flatnonzero(meets > 0)
+    met_per_bin = finishing * (1.0 - meets) * share[:rows_n][row]
+    met_per_bin[hit] += finishing[hit] * meets[hit] * share[rows_n:][queued_of_hit]
     return {"ttft": ttft, "e2e": e2e, "tpot": {"weight": parts["weight"], "shift": parts["tpot"], "spread": zeros,
                                                   **{name: zeros for name in WAIT}},
-            "met": _within_slo(ttft, np.repeat(parts["tpot"], len(slice_weight)), slo),
+            "met": _within_slo(ttft, tpot_each, slo), "met_per_bin": met_per_bin,
             "kv_peak_tokens": int(min(peak_batch, k["kv_capacity_tokens"]))}
 
 
@@ -85,21 +94,23 @@ def _steady_parts(k, replicas, rows, weight) -> dict:
             "kv": batch * (rows["prompt"] + rows["output"])}
 
 
-def _backlog_parts(k, rows, row, meets, before, backlog, group_rate, finishing) -> dict:
+def _backlog_parts(k, rows, row, meets, before, backlog, group_rate, finishing) -> tuple[dict, np.ndarray]:
     """Components of the arrivals that meet a backlog: a full batch, and a uniform delay between the
-    backlogs over the bin (or from the one it started with down to 0 when it drains) over capacity."""
+    backlogs over the bin (or from the one it started with down to 0 when it drains) over capacity; and for
+    each bin that meets a backlog, its component."""
     hit = np.flatnonzero(meets > 0)
     low = np.where(backlog[hit] > 0, np.minimum(before[hit], backlog[hit]), 0.0) / group_rate[hit]
     high = np.maximum(before[hit], backlog[hit]) / group_rate[hit]
-    merged, weight, _ = kernel.merge_rows([low, high], [low, high, row[hit].astype(np.float64)],
-                                          finishing[hit] * meets[hit], base=row[hit])
+    merged, weight, component_of = kernel.merge_rows([low, high], [low, high, row[hit].astype(np.float64)],
+                                                     finishing[hit] * meets[hit], base=row[hit])
     low, high, of = merged[0], merged[1], np.round(merged[2]).astype(np.int64)
     full = rows["max_batch"][of].astype(np.float64)
     sub = {name: rows[name][of] for name in ("decode", "context", "iterations")}
     ones, zeros = np.ones(len(of)), np.zeros(len(of))
-    return {"weight": weight, "residual": rows["tau_full"][of] / 2.0, "tpot": rows["tau_full"][of],
-            **_met_batch(k, sub, full), "exp_mass": zeros, "exp_rate": zeros, "uniform_mass": ones,
-            "uniform_low": low, "uniform_high": high, "kv": full * (rows["prompt"][of] + rows["output"][of])}
+    parts = {"weight": weight, "residual": rows["tau_full"][of] / 2.0, "tpot": rows["tau_full"][of],
+             **_met_batch(k, sub, full), "exp_mass": zeros, "exp_rate": zeros, "uniform_mass": ones,
+             "uniform_low": low, "uniform_high": high, "kv": full * (rows["prompt"][of] + rows["output"][of])}
+    return parts, component_of
 
 
 def _met_batch(k, means, seen) -> dict:
@@ -136,6 +147,13 @@ def _within_slo(ttft: dict, tpot: np.ndarray, slo) -> float:
     target: TPOT is a mean per component, not a distribution)."""
     if slo is None:
         return 0.0
+    return float(np.sum(_met_each(ttft, tpot, slo)))
+
+
+def _met_each(ttft: dict, tpot: np.ndarray, slo) -> np.ndarray:
+    """Per (component, length slice): expected completing requests within both targets (zeros without SLO)."""
+    if slo is None:
+        return np.zeros(len(ttft["weight"]))
     args = [ttft[name] for name in ("shift", "spread", *WAIT)]
     fast = kernel.component_cdf(slo.ttft_p99_ms / 1e3, *args)
-    return float(np.sum(ttft["weight"] * fast * (tpot <= slo.tpot_p99_ms / 1e3)))
+    return ttft["weight"] * fast * (tpot <= slo.tpot_p99_ms / 1e3)

@@ -25,7 +25,7 @@ from sim.serving.fluid.split import mix
 from sim.serving.fluid.traffic import Lengths
 
 SCALED = ("offered", "completed", "unfinished", "output_tokens", "busy_chip_s", "served_per_bin",
-          "backlog_per_bin", "met", "saturation_tokens", "batch_fill_s", "kv_token_s")
+          "backlog_per_bin", "met", "met_per_bin", "saturation_tokens", "batch_fill_s", "kv_token_s")
 
 
 def pool(groups: list, lengths: list[Lengths], balanced: bool = True) -> tuple[list, list[Lengths], list[list[int]]]:

@@ -65,6 +65,7 @@ def serve_fluid(service, groups: list, horizon_s: float, bin_width_s: float, bas
     return {"fidelity": "fluid", "not_offered": offered.not_offered, "rejected": rejected, "groups": served,
             "edges": offered.edges,
             "offered_per_bin": offered.arrivals, "served_per_bin": sum(g["served_per_bin"] for g in served),
+            "met_per_bin": sum(g["met_per_bin"] for g in served),
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in served],
             "kv_peak": [g["kv_peak_tokens"] for g in served]}
 

@@ -88,6 +88,7 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
     length = int(np.ceil(horizon_s / bin_width_s)) + 1  # as the request-level kernel's busy array
     return {"fidelity": "fluid", "edges": offered.edges, "offered_per_bin": offered.arrivals,
             "served_per_bin": sum(g["served_per_bin"] for g in groups), "rejected": rejected,
+            "met_per_bin": (sum(g["met_per_bin"] for g in groups) if slo_s is not None else None),
             "mean_items": items.mean, "groups": groups,
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in groups],
             "batches": [g["batches"] for g in groups]}
@@ -202,13 +203,32 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
     finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)
     batch_per_bin = meets * cap + (1.0 - meets) * rows["batch"][row]
     parts = _components(rows, row, meets, before, backlog, group_rate, finishing, items, cost, cap)
-    met = float(np.sum(parts["weight"] * kernel.component_cdf(slo_s, *(parts[n] for n in ARGS[1:])))) \
-        if slo_s is not None else None
+    keep = parts.pop("keep")
+    met, met_per_bin = None, None
+    if slo_s is not None:
+        met_each = parts["weight"] * kernel.component_cdf(slo_s, *(parts[n] for n in ARGS[1:]))
+        met = float(np.sum(met_each))
+        met_per_bin = _met_per_bin(met_each, keep, row, meets, finishing, len(rows["lam"]))
     return {"offered": float(accepted.sum()), "completed": completed, "unfinished": unfinished,
-            "items": completed * m, "met": met, "latency": parts,
+            "items": completed * m, "met": met, "met_per_bin": met_per_bin, "latency": parts,
             "batches": float(np.sum(served / batch_per_bin)),
             "busy_chip_s": busy * widths * replicas * plan.chips_per_replica[g],
             "served_per_bin": served, "backlog_per_bin": backlog}
+
+
+def _met_per_bin(met_each: np.ndarray, keep: np.ndarray, row: np.ndarray, meets: np.ndarray,
+                 finishing: np.ndarray, rows_n: int) -> np.ndarray:
+    """Queries within the SLO per arrival bin: a steady load level's met share (its first-of-batch and
+    follower components together) for the bin's queries that meet no backlog, and the bin's own backlog
+    component for the rest; the bins sum to the group's ``met``."""
+    met = np.zeros(len(keep))
+    met[keep] = met_each.reshape(int(keep.sum()), -1).sum(axis=1)
+    steady_w = np.bincount(row, weights=finishing * (1.0 - meets), minlength=rows_n)
+    steady_share = np.divide(met[:rows_n] + met[rows_n:2 * rows_n], steady_w, out=np.zeros(rows_n),
+                             where=steady_w > 0)
+    per_bin = finishing * (1.0 - meets) * steady_share[row]
+    per_bin[np.flatnonzero(meets > 0)] += met[2 * rows_n:]
+    return per_bin
 
 
 def _follower_rate(router: str, lam, replicas: int, service, batch, delay: float):
@@ -263,7 +283,7 @@ ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "un
 def _components(rows, row, meets, before, backlog, group_rate, finishing, items: Items, cost, cap: int) -> dict:
     """Latency components weighted by the completing queries: one per load level (formation + Erlang C
     wait) and one per bin that meets a backlog (a full batch after a uniform delay), each spread over the
-    slices of the query's own items."""
+    slices of the query's own items; ``keep`` marks the parts with weight (see ``_met_per_bin``)."""
     m = items.mean
     steady_w = np.bincount(row, weights=finishing * (1.0 - meets), minlength=len(rows["lam"]))
     # the batch time less the mean items of one query: the rest comes from the query's own slice
@@ -297,6 +317,7 @@ def _components(rows, row, meets, before, backlog, group_rate, finishing, items:
            "spread": (parts["slope"][:, None] * (high - low)[None, :]).ravel()}
     for name in ARGS[3:]:
         out[name] = np.repeat(parts[name], len(share))
+    out["keep"] = keep  # which of the parts (steady first, steady followers, backlog bins) have weight
     return out
 
 
