@@ -39,8 +39,12 @@ def _online_by_pool_dates(scenario, edges_s: np.ndarray, owner: str | None = Non
             continue
         lo = (pool.online_from - scenario.start).days * DAY if pool.online_from else 0.0
         hi = (pool.online_until - scenario.start).days * DAY if pool.online_until else np.inf
-        inside = np.clip(np.minimum(edges_s[1:], hi) - np.maximum(edges_s[:-1], lo), 0.0, None)
-        out[pool.accelerator_id] = out.get(pool.accelerator_id, 0.0) + pool.count * inside / np.diff(edges_s)
+        deliveries = list(pool.deliveries or ())
+        steps = [(lo, pool.count - sum(d.chips for d in deliveries))]  # the starting chips, then each delivery
+        steps += [((d.date - scenario.start).days * DAY, d.chips) for d in deliveries]
+        for begin, chips in steps:
+            inside = np.clip(np.minimum(edges_s[1:], hi) - np.maximum(edges_s[:-1], begin), 0.0, None)
+            out[pool.accelerator_id] = out.get(pool.accelerator_id, 0.0) + chips * inside / np.diff(edges_s)
     return out
 
 
@@ -73,7 +77,7 @@ def test_capacity_plot_stacks_equal_the_online_chips_with_rented_hatched_and_poo
             assert data.values - data.baseline == pytest.approx(expected[accel], abs=1e-6)
             bottom = data.values
         assert patches["tpu-v6e (rented)"].get_hatch() == "//"
-        assert bottom.max() == 1024 + 768 + 512 + 1024  # March to June 2027: every pool online
+        assert bottom.max() == 1024 + 768 + 512 + 512  # May and June 2027: rented TPUs and two TPU v7 deliveries
         marks = sorted(t.get_text().strip() for t in ax.texts)
         assert marks == ["+tpu-cloud", "+tpu-own", "\u2212tpu-cloud"]  # pools present from the start: no mark
     finally:
