@@ -79,7 +79,8 @@ def test_capacity_plot_stacks_equal_the_online_chips_with_rented_hatched_and_poo
         assert patches["tpu-v6e (rented)"].get_hatch() == "//"
         assert bottom.max() == 1024 + 768 + 512 + 512  # May and June 2027: rented TPUs and two TPU v7 deliveries
         marks = sorted(t.get_text().strip() for t in ax.texts)
-        assert marks == ["+tpu-cloud", "+tpu-own", "\u2212tpu-cloud"]  # pools present from the start: no mark
+        assert marks == ["+256 tpu-own", "+256 tpu-own", "+tpu-cloud", "+tpu-own",
+                         "\u2212tpu-cloud, +256 tpu-own"]  # none for the first pools; one day apart: one line
     finally:
         plt.close("all")
 

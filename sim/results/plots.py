@@ -312,7 +312,8 @@ def _capacity(run: _Run, ts, scenario):
     """Online chips per bin (the time series' ``online_chips.<type>``, drawn as daily means for long runs),
     stacked by accelerator type in sorted order; each type's rented chips (``rented_chips.<type>``) are the
     hatched top of its band. A dotted vertical line with the pool's name marks each date a pool comes online
-    (``+``) or leaves (``−``) inside the run (from the scenario's ``online_from`` / ``online_until``)."""
+    (``+``), takes a delivery (``+chips``) or leaves (``−``) inside the run (from the scenario's
+    ``online_from``, ``deliveries`` and ``online_until``)."""
     fig, ax = _new("online chips")
     accels = sorted(c.split(".", 1)[1] for c in ts.columns if c.startswith("online_chips."))
     bottom, drawn = None, []
@@ -343,15 +344,24 @@ def _capacity(run: _Run, ts, scenario):
 
 
 def _pool_changes(scenario, horizon_s: float) -> list[tuple[float, str]]:
-    """(time [s], '+pool' or '−pool') of every pool coming online or leaving strictly inside the run."""
+    """(time [s], '+pool', '+chips pool' or '−pool') of every pool coming online, taking a delivery or leaving
+    strictly inside the run."""
     if scenario is None:
         return []
     changes = []
     for pool in scenario.fleet:
-        for date, sign in ((pool.online_from, "+"), (pool.online_until, "\u2212")):
+        dated = [(pool.online_from, f"+{pool.name}"), (pool.online_until, f"\u2212{pool.name}")]
+        dated += [(d.date, f"+{d.chips:,} {pool.name}") for d in pool.deliveries or ()]  # deliveries joining it
+        for date, text in dated:
             if date is not None and 0.0 < (at := (date - scenario.start).days * DAY_S) < horizon_s:
-                changes.append((at, f"{sign}{pool.name}"))
-    return sorted(changes)
+                changes.append((at, text))
+    merged: list[tuple[float, str]] = []  # changes within 1 % of the run share one line, or their labels overlap
+    for at, text in sorted(changes):
+        if merged and at - merged[-1][0] <= 0.01 * horizon_s:
+            merged[-1] = (merged[-1][0], f"{merged[-1][1]}, {text}")
+        else:
+            merged.append((at, text))
+    return merged
 
 
 def _slo(run: _Run, monthly):
