@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -333,23 +332,19 @@ def test_recursive_alias_is_refused(tmp_path, snippet):
     assert len(errors) == 1 and ":9: YAML syntax: alias *a refers to a node that contains it" in errors[0]
 
 
-def test_deep_nesting_is_refused_quickly(tmp_path):
-    start = time.perf_counter()
+def test_deep_nesting_is_refused(tmp_path):
     errors = errors_of(tmp_path, GOOD + "description: " + "[" * 10_000 + "]" * 10_000 + "\n")
     assert errors == [f"{tmp_path / 's.yaml'}:9: YAML syntax: nested deeper than 64 levels; accepted: at most 64"]
-    assert time.perf_counter() - start < 5
 
 
-def test_alias_bomb_is_refused_quickly(tmp_path):
+def test_alias_bomb_is_refused_before_expanding(tmp_path):
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
     text = GOOD + "\n".join(lines) + "\n"
     assert len(text) < 1200  # a billion laughs in about 1 KB
-    start = time.perf_counter()
     errors = errors_of(tmp_path, text)
     assert len(errors) == 1 and "YAML syntax: aliases expand this node to 1.11e+05 nodes" in errors[0]
     assert "accepted: aliases adding at most 100,000 nodes" in errors[0]
-    assert time.perf_counter() - start < 5
 
 
 def test_aliases_may_repeat_a_section_and_are_copies(tmp_path):
@@ -369,16 +364,14 @@ workloads:
     assert changed_generator.prompt_tokens.lognormal.median == 800  # the alias was a copy, not the same mapping
 
 
-def test_oversized_file_is_refused_quickly_with_the_limit(tmp_path):
+def test_oversized_file_is_refused_by_its_size_with_the_limit(tmp_path):
     pools = "".join(f"  - {{name: p{i:06d}, accelerator: h100-sxm, count: 8, chips_per_server: 8, servers_per_rack: "
                     f"4, cooling: liquid, owner: owned, sharing: dedicated}}\n" for i in range(60_000))
     content = GOOD.replace("fleet:\n", "fleet:\n" + pools).encode()
     assert len(content) > 6_000_000
-    start = time.perf_counter()
     errors = _errors_of_bytes(tmp_path, content)
     assert errors == [f"{tmp_path / 's.yaml'}: file is larger than 1 MB; accepted: at most 1,000,000 bytes (a "
                       "scenario describes a run; put bulk data such as jobs or requests in a trace file)"]
-    assert time.perf_counter() - start < 2
 
 
 @pytest.mark.parametrize("snippet, expected", [

@@ -95,3 +95,16 @@ class ServiceRun(ABC):
         """Fluid services with an SLO: (bin edges [s], requests offered per bin, expected requests within the
         SLO per arrival bin); the offered sum is the summary's attainment denominator, the met sum its numerator."""
         return None
+
+
+class FluidResults:
+    """Mixed into the fluid families: their result dict carries ``edges``, ``offered_per_bin``,
+    ``served_per_bin`` and ``met_per_bin``, read the same way for LLM and ranking services."""
+
+    def load_per_bin(self):
+        r = self.result
+        return r["edges"], r["offered_per_bin"], r["served_per_bin"]
+
+    def slo_per_bin(self):
+        r = self.result
+        return (r["edges"], r["offered_per_bin"], r["met_per_bin"]) if self.service.slo is not None else None

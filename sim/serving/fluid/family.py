@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sim.serving.family import ServiceRun
+from sim.serving.family import FluidResults, ServiceRun
 from sim.serving.fluid.serve import serve_fluid
 from sim.serving.fluid.summary import fluid_summary
 from sim.serving.llm.plan import plan_groups
 
 
-class FluidService(ServiceRun):
+class FluidService(FluidResults, ServiceRun):
     """An LLM service at ``fidelity: fluid``: its traffic is drawn while serving, never request by request."""
 
     def __init__(self, index, service, context):
@@ -27,11 +27,3 @@ class FluidService(ServiceRun):
     def summary(self) -> dict:
         return fluid_summary(self.service, self.context.fleet, self.scaled_groups, self.result,
                              self.context.horizon_s)
-
-    def load_per_bin(self):
-        r = self.result
-        return r["edges"], r["offered_per_bin"], r["served_per_bin"]
-
-    def slo_per_bin(self):
-        r = self.result
-        return (r["edges"], r["offered_per_bin"], r["met_per_bin"]) if self.service.slo is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sim.serving.family import ServiceRun
+from sim.serving.family import FluidResults, ServiceRun
 from sim.serving.ranking.fluid import ranking_fluid_summary, serve_ranking_fluid
 from sim.serving.ranking.serve import plan_service, serve_service
 from sim.serving.ranking.summary import ranking_requests_table, ranking_summary
@@ -38,22 +38,15 @@ class RankingService(_RankingRun):
         return ranking_requests_table(self.plan, self.service, self.context.fleet, self.result)
 
 
-class RankingFluidService(_RankingRun):
+class RankingFluidService(FluidResults, _RankingRun):
     """A ``family: ranking`` service at ``fidelity: fluid``: its traffic is drawn while serving (from the
     ``inference`` stream, as LLM fluid services), never query by query."""
 
     def serve(self, switches: dict) -> None:
         c = self.context
-        self.result = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir, c.rng)
+        self.result = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir, c.rng,
+                                          c.start)
 
     def summary(self) -> dict:
         return ranking_fluid_summary(self.plan, self.service, self.context.fleet, self.result,
                                      self.context.horizon_s)
-
-    def load_per_bin(self):
-        r = self.result
-        return r["edges"], r["offered_per_bin"], r["served_per_bin"]
-
-    def slo_per_bin(self):
-        r = self.result
-        return (r["edges"], r["offered_per_bin"], r["met_per_bin"]) if self.service.slo is not None else None

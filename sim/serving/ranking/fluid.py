@@ -65,10 +65,11 @@ FIXED_POINT_STEPS = 30  # iterations of the batch-size fixed point (it converges
 
 
 def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, base_dir,
-                        rng: np.random.Generator) -> dict:
+                        rng: np.random.Generator, start=None) -> dict:
     """Serve one ranking service at fluid fidelity (module docstring): per group, counts, items, batches,
-    latency components and busy chip-seconds per time-series bin of ``bin_width_s``."""
-    offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng)
+    latency components and busy chip-seconds per time-series bin of ``bin_width_s``; ``start`` is the
+    scenario's start date (growth points count from it)."""
+    offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng, start)
     widths = np.diff(offered.edges)
     largest = max(c.max_items for c in plan.costs)
     items = Items.of(*_items_pmf(service.traffic.generator.items_per_request, str(base_dir), largest))
