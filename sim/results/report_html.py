@@ -217,8 +217,8 @@ def page(title: str, sections: list[str]) -> str:
     body = "\n".join(sections)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{_e(title)}</h1>\n"
-            f"{body}\n<script>{CHECK_SCRIPT}</script>\n</body>\n</html>\n")
+            f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n<script>{CHECK_SCRIPT}</script>\n</head>\n"
+            f"<body>\n<h1>{_e(title)}</h1>\n{body}\n</body>\n</html>\n")
 
 
 STYLE = """
@@ -235,7 +235,8 @@ figcaption{font-size:.85em;color:#555}
 .plots{display:grid;gap:0 1em;grid-template-columns:repeat(auto-fill,minmax(600px,1fr))}.note{color:#666;font-size:.9em}
 """
 
-# records in <html data-check="..."> whether every image decoded and no script error occurred
+# records in <html data-check="..."> whether every image decoded and no script error occurred (in <head>, so
+# it listens before anything in the body runs)
 CHECK_SCRIPT = """
 (function(){var errors=[];
 window.addEventListener("error",function(e){errors.push(String(e.message||e.type));});
@@ -243,8 +244,9 @@ var logError=console.error;console.error=function(){errors.push(Array.prototype.
 logError.apply(console,arguments);};
 window.addEventListener("load",function(){var images=document.images,broken=[];
 for(var i=0;i<images.length;i++){if(!images[i].complete||images[i].naturalWidth<1){broken.push(images[i].alt);}}
-var check=errors.length?"errors: "+errors.join("; "):broken.length?"broken images: "+broken.join(", "):
-"ok "+images.length;
+var problems=[];if(errors.length){problems.push("errors: "+errors.join("; "));}
+if(broken.length){problems.push("broken images: "+broken.join(", "));}
+var check=problems.length?problems.join("; "):"ok "+images.length;
 document.documentElement.setAttribute("data-check",check);document.title+=check.indexOf("ok")===0?" OK":" FAILED";});
 })();
 """
