@@ -70,10 +70,12 @@ def test_the_same_run_gives_the_same_bytes_and_no_report_skips_it(runs, tmp_path
     assert (again / "report.html").read_bytes() == written
 
 
-def test_a_run_without_plots_says_so(runs, capsys, tmp_path):
+def test_a_run_without_plots_or_scenario_json_says_so(runs, capsys, tmp_path):
     files = [f for f in sorted(p.name for p in runs["base"].iterdir()) if not f.endswith(".png")]
     text = single_run_html(load_folder(runs["base"], files))
     assert "<img" not in text and "This run wrote no plots" in text
+    older = single_run_html(load_folder(runs["base"], [f for f in files if f != "scenario.json"]))
+    assert "<h3>Fleet</h3>" in text and "<h3>Fleet</h3>" not in older and "has no scenario.json" in older
     assert main(["report", str(runs["base"]), "--out", str(tmp_path / "r" / "mine.html")]) == 0
     assert capsys.readouterr().out.strip() == f"report in {tmp_path / 'r' / 'mine.html'}"
     assert (tmp_path / "r" / "mine.html").read_bytes() == (runs["base"] / "report.html").read_bytes()
