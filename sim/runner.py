@@ -79,7 +79,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         requests = serving.requests_table()
         edges = np.append(series["time_s"].to_numpy(), horizon)
         ledger = build_ledger(fleet.pools, fleet.site, scenario.start, horizon, edges,
-                              series["facility_power_kw"].to_numpy())
+                              series["facility_power_kw"].to_numpy(),
+                              {p.name: series[f"it_power_kw.{p.name}"].to_numpy() for p in fleet.pools})
         chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]

@@ -16,6 +16,15 @@ from tests.conftest import load_text, scenario_from
 CATALOG = builtin_catalog()
 AMORTIZATION_H = CATALOG.site_defaults["amortization_years"] * HOURS_PER_YEAR
 
+
+def owned_rate(price: float, chips_per_server: int = 8, servers_per_rack: int = 4) -> float:
+    """An owned chip-hour at the catalog's site defaults: the chip and its share of server, rack, network and
+    installation, amortized, plus maintenance of the chip's price."""
+    d = CATALOG.site_defaults
+    per_rack = chips_per_server * servers_per_rack
+    hardware = price + d["server_usd"] / chips_per_server + (d["rack_usd"] + d["installation_usd_per_rack"]) / per_rack
+    return hardware / AMORTIZATION_H + price * d["maintenance_frac_per_year"] / HOURS_PER_YEAR
+
 CUSTOM = """\
 schema_version: 1
 name: t
@@ -55,11 +64,11 @@ def test_owned_pool_without_a_price_names_the_field_to_set(tmp_path):
 def test_owned_pool_with_a_price_on_the_pool_or_the_chip_loads(tmp_path):
     scenario = load_text(tmp_path, CUSTOM + "    purchase_usd_per_chip: 8760\n")
     pool = build_fleet(scenario, scenario_catalog(scenario)).pools[0]
-    assert pool.chip_cost_usd_per_hour == pytest.approx(8760 / AMORTIZATION_H)
+    assert pool.chip_cost_usd_per_hour == pytest.approx(owned_rate(8760))
     scenario = load_text(tmp_path, CUSTOM.replace("stacks: {portable: 0.3}}", "stacks: {portable: 0.3},\n"
                                                   "     price_usd: 4380}"))
     pool = build_fleet(scenario, scenario_catalog(scenario)).pools[0]
-    assert pool.chip_cost_usd_per_hour == pytest.approx(4380 / AMORTIZATION_H)
+    assert pool.chip_cost_usd_per_hour == pytest.approx(owned_rate(4380))
 
 
 def test_rented_pool_without_a_rate_names_the_field_to_set(tmp_path):
@@ -88,21 +97,24 @@ def test_cli_reports_a_missing_price_with_exit_2_and_no_traceback(tmp_path, caps
 
 
 def test_owning_and_renting_a_tpu_cost_differently(base, tmp_path):
-    """Owned TPUs pay their amortized purchase estimate, rented ones the cloud rate (they read the same before)."""
+    """Owned TPUs pay their amortized purchase estimate with their host share, rented ones the cloud rate
+    (they read the same before)."""
     tpu = CATALOG.accelerators["tpu-v6e"]
     owned = build_fleet(scenario_from(base, tmp_path), CATALOG).pools[1]
     base["fleet"][1]["owner"] = "rented"
     rented = build_fleet(scenario_from(base, tmp_path), CATALOG).pools[1]
-    assert owned.chip_cost_usd_per_hour == pytest.approx(tpu.price_usd / AMORTIZATION_H)
+    assert owned.chip_cost_usd_per_hour == pytest.approx(owned_rate(tpu.price_usd, owned.chips_per_server,
+                                                                    owned.servers_per_rack))
     assert rented.chip_cost_usd_per_hour == pytest.approx(tpu.cloud_usd_per_chip_hour)
-    assert owned.chip_cost_usd_per_hour < rented.chip_cost_usd_per_hour / 5
+    assert owned.chip_cost_usd_per_hour < rented.chip_cost_usd_per_hour / 2
 
 
 def test_pool_overrides_replace_the_catalog_price_and_rate(base, tmp_path):
     base["fleet"][0]["purchase_usd_per_chip"] = 20_000
     base["fleet"][1].update(owner="rented", rental_usd_per_chip_hour=1.22)
     pools = build_fleet(scenario_from(base, tmp_path), CATALOG).pools
-    assert pools[0].chip_cost_usd_per_hour == pytest.approx(20_000 / AMORTIZATION_H)
+    assert pools[0].chip_cost_usd_per_hour == pytest.approx(owned_rate(20_000, pools[0].chips_per_server,
+                                                                       pools[0].servers_per_rack))
     assert pools[1].chip_cost_usd_per_hour == pytest.approx(1.22)
 
 
@@ -113,7 +125,8 @@ def test_fleet_cost_charges_the_overridden_price(base, tmp_path):
     base["fleet"][1]["purchase_usd_per_chip"] = 2 * CATALOG.accelerators["tpu-v6e"].price_usd
     dearer = sim.run(scenario_from(base, tmp_path)).summary["fleet_cost_usd"]
     tpu_chip_hours = 16 * 1.0
-    assert dearer - cost == pytest.approx(tpu_chip_hours * CATALOG.accelerators["tpu-v6e"].price_usd / AMORTIZATION_H)
+    price = CATALOG.accelerators["tpu-v6e"].price_usd
+    assert dearer - cost == pytest.approx(tpu_chip_hours * (owned_rate(2 * price) - owned_rate(price)))
 
 
 def _cheapest_pools(base, tmp_path) -> set[str]:
