@@ -117,6 +117,14 @@ def test_slo_and_goodput_per_month_match_the_service_summary(run):
         monthly["goodput_rps.chat"].iloc[0] * DAY, rel=1e-12)
 
 
+def test_request_level_cost_per_million_tokens_per_month_reproduces_the_summary(run):
+    """Tokens of completed requests in the month of their finish; the months weighted by tokens give the total."""
+    monthly, chat = run.monthly, run.summary["inference"]["chat"]
+    tokens, per_million = monthly["output_tokens.chat"].to_numpy(), monthly["cost_per_1m_tokens_usd.chat"].to_numpy()
+    assert tokens.sum() == chat["output_tokens"] and (tokens > 0).all()
+    assert (per_million * tokens).sum() / tokens.sum() == pytest.approx(chat["cost_per_1m_tokens_usd"], rel=1e-12)
+
+
 def test_monthly_csv_and_cost_plot_by_run_length(run, tmp_path):
     out = run.save(tmp_path / "out", plots=True)
     written = pd.read_csv(out / "monthly.csv")

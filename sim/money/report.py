@@ -71,7 +71,7 @@ def money_summary(ledger: Ledger, jobs_out: pd.DataFrame, job_chip_usd: np.ndarr
 
 
 def monthly_table(ledger: Ledger, pools, jobs_out: pd.DataFrame, requests: pd.DataFrame | None = None,
-                  services=(), fluid_slo: dict | None = None) -> pd.DataFrame:
+                  services=(), fluid_slo: dict | None = None, service_costs: dict | None = None) -> pd.DataFrame:
     """One row per calendar month of the run: its length in days inside the run, online chips by
     accelerator type and by ownership (chip-month means: online chip-seconds ÷ the month's seconds in the
     run), cost by category and in all, cash capex, facility energy and carbon, facility energy by pool
@@ -81,7 +81,12 @@ def monthly_table(ledger: Ledger, pools, jobs_out: pd.DataFrame, requests: pd.Da
     defines them). ``services`` holds ``(name, family, slo)`` of the request-level services. ``fluid_slo``
     maps a fluid service with an SLO to (bin edges [s], offered per bin, met per arrival bin): its months
     take the bins' counts, a bin across a month edge split by time share (counts spread evenly in a bin),
-    so the months' met ÷ offered, weighted by offered, is the summary's attainment."""
+    so the months' met ÷ offered, weighted by offered, is the summary's attainment. ``service_costs`` maps
+    an inference service to (bin edges [s], unit, cost per bin [USD], units per bin) (``ServiceRun.cost_per_bin``):
+    its months get ``output_tokens.<service>`` and ``cost_per_1m_tokens_usd.<service>`` (LLM), or
+    ``completed_requests.<service>`` and ``cost_per_1m_requests_usd.<service>`` (ranking): the month's cost ÷
+    its units × 1e6, a bin across a month edge split by time share, so the months weighted by their units
+    give the summary's ``cost_per_1m_*`` (empty where a month has no units)."""
     edges, months = ledger.month_edges_s, ledger.months
     seconds = np.diff(edges)
     data: dict[str, object] = {"month": months, "days": seconds / 86400.0}
@@ -128,6 +133,11 @@ def monthly_table(ledger: Ledger, pools, jobs_out: pd.DataFrame, requests: pd.Da
         data[f"slo_attainment.{name}"] = np.divide(met_m, offered_m, out=np.full(len(months), np.nan),
                                                    where=offered_m > 0)
         data[f"goodput_rps.{name}"] = met_m / seconds
+    for name, (bin_edges_s, unit, cost, units) in sorted((service_costs or {}).items()):
+        cost_m, units_m = (_counts_by_month(bin_edges_s, values, edges) for values in (cost, units))
+        data[f"{'output_tokens' if unit == 'tokens' else 'completed_requests'}.{name}"] = units_m
+        data[f"cost_per_1m_{unit}_usd.{name}"] = np.divide(cost_m * 1e6, units_m, out=np.full(len(months), np.nan),
+                                                          where=units_m > 0)
     return pd.DataFrame(data)
 
 
