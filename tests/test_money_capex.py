@@ -41,9 +41,11 @@ def test_each_tranche_buys_its_servers_racks_and_installation_pro_rata():
     capex = _rows(ledger, "capex")
     first, second = capex[capex["time_s"] == 0.0], capex[capex["time_s"] == 10 * DAY]
     assert dict(zip(first["item"], first["usd"])) == pytest.approx(
-        {"chips": 48 * price, "servers": 6 * 100_000.0, "racks_network": 1.5 * 150_000.0, "installation": 1.5 * 20_000.0})
+        {"chips": 48 * price, "servers": 6 * 100_000.0, "racks_network": 1.5 * 150_000.0,
+         "installation": 1.5 * 20_000.0})
     assert dict(zip(second["item"], second["usd"])) == pytest.approx(
-        {"chips": 8 * 5000.0, "servers": 100_000.0, "racks_network": 0.25 * 150_000.0, "installation": 0.25 * 20_000.0})
+        {"chips": 8 * 5000.0, "servers": 100_000.0, "racks_network": 0.25 * 150_000.0,
+         "installation": 0.25 * 20_000.0})
     # every item is depreciated with its tranche, at the tranche's hardware value
     hardware = [first["usd"].sum() / 48, second["usd"].sum() / 8]
     depreciation = _rows(ledger, "depreciation")["usd"].sum()
