@@ -88,7 +88,8 @@ def test_utilization_energy_cost_and_ledger_follow_the_deliveries(result):
     assert summary["utilization_by_accelerator"]["h100-sxm"] == pytest.approx(busy_s / chip_s, rel=1e-12)
     it_j = chip_s * pool.idle_w_with_server + busy_s * (pool.busy_w_with_server - pool.idle_w_with_server)
     assert summary["it_energy_kwh"] == pytest.approx(it_j / 3.6e6, rel=1e-9)
-    assert summary["fleet_cost_usd"] == pytest.approx(chip_s / 3600.0 * pool.chip_cost_usd_per_hour, rel=1e-12)
+    assert summary["fleet_cost_usd"] == pytest.approx(
+        chip_s / 3600.0 * (pool.chip_cost_usd_per_hour + pool.hardware_usd_per_chip_hour), rel=1e-12)
     entries = results.ledger.entries
     capex = entries[(entries["category"] == "capex") & (entries["item"] == "chips")]
     price = pool.purchase_usd_per_chip

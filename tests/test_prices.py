@@ -17,13 +17,10 @@ CATALOG = builtin_catalog()
 AMORTIZATION_H = CATALOG.site_defaults["amortization_years"] * HOURS_PER_YEAR
 
 
-def owned_rate(price: float, chips_per_server: int = 8, servers_per_rack: int = 4) -> float:
-    """An owned chip-hour at the catalog's site defaults: the chip and its share of server, rack, network and
-    installation, amortized, plus maintenance of the chip's price."""
-    d = CATALOG.site_defaults
-    per_rack = chips_per_server * servers_per_rack
-    hardware = price + d["server_usd"] / chips_per_server + (d["rack_usd"] + d["installation_usd_per_rack"]) / per_rack
-    return hardware / AMORTIZATION_H + price * d["maintenance_frac_per_year"] / HOURS_PER_YEAR
+def owned_rate(price: float) -> float:
+    """An owned chip-hour at the catalog's site defaults: the chip's price amortized, plus its maintenance
+    (the server, rack and installation share is not in it)."""
+    return price / AMORTIZATION_H + price * CATALOG.site_defaults["maintenance_frac_per_year"] / HOURS_PER_YEAR
 
 CUSTOM = """\
 schema_version: 1
@@ -97,24 +94,22 @@ def test_cli_reports_a_missing_price_with_exit_2_and_no_traceback(tmp_path, caps
 
 
 def test_owning_and_renting_a_tpu_cost_differently(base, tmp_path):
-    """Owned TPUs pay their amortized purchase estimate with their host share, rented ones the cloud rate
-    (they read the same before)."""
+    """Owned TPUs pay their amortized purchase estimate and maintenance, rented ones the cloud rate (they read
+    the same before)."""
     tpu = CATALOG.accelerators["tpu-v6e"]
     owned = build_fleet(scenario_from(base, tmp_path), CATALOG).pools[1]
     base["fleet"][1]["owner"] = "rented"
     rented = build_fleet(scenario_from(base, tmp_path), CATALOG).pools[1]
-    assert owned.chip_cost_usd_per_hour == pytest.approx(owned_rate(tpu.price_usd, owned.chips_per_server,
-                                                                    owned.servers_per_rack))
+    assert owned.chip_cost_usd_per_hour == pytest.approx(owned_rate(tpu.price_usd))
     assert rented.chip_cost_usd_per_hour == pytest.approx(tpu.cloud_usd_per_chip_hour)
-    assert owned.chip_cost_usd_per_hour < rented.chip_cost_usd_per_hour / 2
+    assert owned.chip_cost_usd_per_hour < rented.chip_cost_usd_per_hour / 5
 
 
 def test_pool_overrides_replace_the_catalog_price_and_rate(base, tmp_path):
     base["fleet"][0]["purchase_usd_per_chip"] = 20_000
     base["fleet"][1].update(owner="rented", rental_usd_per_chip_hour=1.22)
     pools = build_fleet(scenario_from(base, tmp_path), CATALOG).pools
-    assert pools[0].chip_cost_usd_per_hour == pytest.approx(owned_rate(20_000, pools[0].chips_per_server,
-                                                                       pools[0].servers_per_rack))
+    assert pools[0].chip_cost_usd_per_hour == pytest.approx(owned_rate(20_000))
     assert pools[1].chip_cost_usd_per_hour == pytest.approx(1.22)
 
 

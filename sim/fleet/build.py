@@ -87,6 +87,9 @@ class ResolvedPool:
     # in ``deliveries`` order (empty: every delivery at ``purchase_usd_per_chip``)
     purchase_usd_per_chip: float | None = None
     delivery_usd_per_chip: tuple[float, ...] = ()
+    # an owned chip's share of its server, rack, network and installation, amortized [USD per chip-hour]:
+    # not in chip_cost_usd_per_hour (chips are compared by that), added in fleet_cost_usd; 0 for a rented pool
+    hardware_usd_per_chip_hour: float = 0.0
 
     def purchases(self) -> list[tuple[float, int, float]]:
         """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
@@ -230,32 +233,33 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
     online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
     until = float((pool.online_until - scenario.start).days * 86400) if pool.online_until else math.inf
     deliveries = tuple((float((d.date - scenario.start).days * 86400), d.chips) for d in pool.deliveries)
-    chip_cost, price = _chip_cost_usd_per_hour(pool, index, accel, site, per_server)
+    chip_cost, price = _chip_cost_usd_per_hour(pool, index, accel, site)
+    hardware = sum(site.hardware_usd_per_chip(per_server, pool.servers_per_rack).values()) \
+        / (site.amortization_years * HOURS_PER_YEAR) if pool.owner == "owned" else 0.0
     return ResolvedPool(
         index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
         servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count) or domain,
         cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
-        chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price,
+        chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
     )
 
 
-def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec, site: ResolvedSite,
-                            chips_per_server: int) -> tuple[float, float | None]:
+def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,
+                            site: ResolvedSite) -> tuple[float, float | None]:
     """Capital or rental cost of one chip-hour, energy excluded [USD/h], and an owned chip's purchase
     price [USD] (None for a rented pool).
 
     Owned chips: the purchase price (the pool's ``purchase_usd_per_chip``, else the catalog's
-    ``price_usd``) plus the chip's share of its server, rack and network, and rack installation
-    (``ResolvedSite.hardware_usd_per_chip``), amortized linearly over ``amortization_years`` with no resale
-    value or financing, plus maintenance (``maintenance_frac_per_year`` of the chip's price per year; the
-    money ledger charges it on the same base). That is what the money ledger's depreciation and maintenance
-    charge per online chip-hour (with ``capex_accounting: depreciation``, while a chip is within its life
-    and its delivery costs the pool's price), so ``fleet_cost_usd`` = depreciation + maintenance + rental;
-    schedulers, routing and serving costs compare it with a rental rate, which covers the host too.
-    Rented chips: the pool's ``rental_usd_per_chip_hour``, else the catalog's on-demand
+    ``price_usd``) amortized linearly over ``amortization_years`` with no resale value or financing, plus
+    maintenance (``maintenance_frac_per_year`` of that price per year, as the money ledger charges it).
+    The chip's share of its server, rack, network and installation is not in it (schedulers, routing and
+    serving costs compare chips by it): ``ResolvedPool.hardware_usd_per_chip_hour`` carries that share,
+    and ``fleet_cost_usd`` adds it, so that it equals the ledger's depreciation + maintenance + rental (with
+    ``capex_accounting: depreciation``, while a chip is within its life and its delivery costs the pool's
+    price). Rented chips: the pool's ``rental_usd_per_chip_hour``, else the catalog's on-demand
     ``cloud_usd_per_chip_hour``. A chip with neither is a ``FleetError`` naming the field to set: no chip
     is silently free.
     """
@@ -270,10 +274,8 @@ def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec, si
                              f"found none: {accel.id} has no purchase price, and an owned pool is charged its "
                              "amortized price; accepted: purchase_usd_per_chip on the pool (USD per chip), "
                              "price_usd on the accelerator, or owner: rented with a rental rate")
-        hardware = price + sum(site.hardware_usd_per_chip(chips_per_server, pool.servers_per_rack).values())
-        hourly = hardware / (site.amortization_years * HOURS_PER_YEAR) \
-            + price * site.maintenance_frac_per_year / HOURS_PER_YEAR
-        return hourly, float(price)
+        return price / (site.amortization_years * HOURS_PER_YEAR) \
+            + price * site.maintenance_frac_per_year / HOURS_PER_YEAR, float(price)
     if pool.purchase_usd_per_chip is not None:
         raise FleetError(index, "purchase_usd_per_chip",
                          f"found {pool.purchase_usd_per_chip:g}: a purchase price applies to an owned pool; "

@@ -3,8 +3,8 @@ training job, and the per-month table (``monthly.csv``).
 
 Cost of a training job (the rule): every run of the job (preempted runs included) costs its busy chip
 equivalents (the gang, or a shared job's fraction of one chip) × the run's hours × its pool's chip-hour cost
-(``ResolvedPool.chip_cost_usd_per_hour``: an owned chip's hardware amortized, with its server and rack share,
-plus maintenance; or the rental rate), plus the facility energy of those chips at full load
+(``ResolvedPool.chip_cost_usd_per_hour``: an owned chip's price amortized plus its maintenance, without its
+server and rack share; or the rental rate), plus the facility energy of those chips at full load
 (``busy_w_with_server × pue``) at the site's price. Idle chips, queueing and the energy of other work are not
 shared out to jobs.
 """

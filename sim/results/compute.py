@@ -234,7 +234,9 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
             busy = float((series[column].to_numpy() * widths).sum())
             online = sum(p.online_chip_seconds(0.0, horizon_s) for p in fleet.pools if p.accelerator.id == accel)
             util[accel] = busy / online if online else 0.0
-    fleet_cost = sum(p.online_chip_seconds(0.0, horizon_s) / 3600.0 * p.chip_cost_usd_per_hour for p in fleet.pools)
+    fleet_cost = sum(p.online_chip_seconds(0.0, horizon_s) / 3600.0 * (p.chip_cost_usd_per_hour
+                                                                       + p.hardware_usd_per_chip_hour)
+                     for p in fleet.pools)
     for accel, group in done.groupby("accelerator"):
         jct_by_accel[accel] = _stats((group["end_s"] - group["arrival_s"]).to_numpy())
     out = {

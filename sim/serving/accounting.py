@@ -3,8 +3,9 @@ headroom.
 
 Energy and cost of a replica group's chips: idle power (with the server share) while a replica is
 active and its pool online, plus the full-load increment while it iterates (busy chip-seconds from
-the kernel). That is IT energy; facility energy is IT energy × PUE. Cost is chip cost (capex or rental)
-for every active online hour plus the facility energy at the site's electricity price. Chips an
+the kernel). That is IT energy; facility energy is IT energy × PUE. Cost is chip cost (the pool's chip-hour
+cost: an owned chip's hardware amortized with maintenance, or the rental rate) for every active online hour
+plus the facility energy at the site's electricity price; ``group_cost_per_bin`` splits it by time bin. Chips an
 autoscaled replica lends to training are charged to no one here.
 
 A service's figures, and those of one accelerator type, come from the same per-group amounts
