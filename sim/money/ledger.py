@@ -150,6 +150,7 @@ def _ownership_rows(pool, lo: float, hi: float, horizon_s: float, site, edges, m
         items = capex_items_usd(pool, site, chips, price)
         value = sum(items.values()) / chips  # the tranche's hardware per chip [USD]
         rows += _purchase_rows(pool, start, month_of(start), items, cash)
+        # cash accounting: an empty depreciation window (the purchase is already a cost)
         windows = {"depreciation": (start, start if cash else min(hi, start + life_s), value / life_s),
                    "maintenance": (start, hi, price * site.maintenance_frac_per_year / YEAR_S)}
         for category, (a, b, usd_per_chip_s) in windows.items():
