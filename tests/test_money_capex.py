@@ -145,3 +145,14 @@ def test_cash_accounting_in_a_run_and_the_money_summary(services_run):
     energy_kwh = sum(services_run.monthly[f"energy_kwh.{p}"].sum() for p in ("gpu", "tpu", "mtia"))
     assert energy_kwh == pytest.approx(summary["facility_energy_kwh"], rel=1e-12)
     assert sum(money["by_pool_usd"].values()) == pytest.approx(money["total_cost_usd"], rel=1e-12)
+
+
+def test_site_hardware_and_accounting_mistakes_are_located(tmp_path):
+    data = copy.deepcopy(BASE)
+    data["site"].update(capex_accounting="accrual", rack_usd=-1)
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(data, tmp_path)
+    problems = sorted(str(p) for p in info.value.problems)
+    assert len(problems) == 2
+    assert "site.capex_accounting: found 'accrual'" in problems[0] and "'depreciation' or 'cash'" in problems[0]
+    assert "site.rack_usd: found -1; accepted: 0 to 100,000,000 USD" in problems[1]
