@@ -79,11 +79,14 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         requests = serving.requests_table()
         edges = np.append(series["time_s"].to_numpy(), horizon)
         ledger = build_ledger(fleet.pools, fleet.site, scenario.start, horizon, edges,
-                              series["facility_power_kw"].to_numpy())
+                              series["facility_power_kw"].to_numpy(),
+                              {p.name: series[f"it_power_kw.{p.name}"].to_numpy() for p in fleet.pools})
         chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]
-        monthly = monthly_table(ledger, fleet.pools, jobs_out, requests, request_level, serving.slo_per_bin())
+        service_costs = {name: (edges, *cost) for name, cost in serving.cost_per_bin(edges).items()}
+        monthly = monthly_table(ledger, fleet.pools, jobs_out, requests, request_level, serving.slo_per_bin(),
+                                service_costs)
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,

@@ -48,6 +48,20 @@ class ResolvedSite:
     server_power_overhead_frac: float
     amortization_years: float
     maintenance_frac_per_year: float = 0.0  # upkeep of owned chips per year, share of purchase price
+    server_usd: float = 0.0  # a server beyond its accelerators [USD]
+    rack_usd: float = 0.0  # a rack beyond its servers: rack, PDUs, ToR and its share of the spine [USD]
+    installation_usd_per_rack: float = 0.0  # one-off installation of a rack [USD]
+    capex_accounting: str = "depreciation"  # or "cash": owned hardware a cost on its purchase date
+
+    def hardware_usd_per_chip(self, chips_per_server: int, servers_per_rack: int) -> dict[str, float]:
+        """What owned hardware costs per accelerator beyond the chip itself [USD], by item: ``servers``
+        (``server_usd / chips_per_server``), ``racks_network`` and ``installation`` (``rack_usd`` and
+        ``installation_usd_per_rack`` / chips per rack). Pro rata: a pool or delivery that fills part of a
+        server or rack buys that fraction of it (fractional servers and racks), so every chip carries the
+        same share."""
+        per_rack = chips_per_server * servers_per_rack
+        return {"servers": self.server_usd / chips_per_server, "racks_network": self.rack_usd / per_rack,
+                "installation": self.installation_usd_per_rack / per_rack}
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,9 @@ class ResolvedPool:
     # in ``deliveries`` order (empty: every delivery at ``purchase_usd_per_chip``)
     purchase_usd_per_chip: float | None = None
     delivery_usd_per_chip: tuple[float, ...] = ()
+    # an owned chip's share of its server, rack, network and installation, amortized [USD per chip-hour]:
+    # not in chip_cost_usd_per_hour (chips are compared by that), added in fleet_cost_usd; 0 for a rented pool
+    hardware_usd_per_chip_hour: float = 0.0
 
     def purchases(self) -> list[tuple[float, int, float]]:
         """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
@@ -185,6 +202,10 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         server_power_overhead_frac=pick(site.server_power_overhead_frac, "server_power_overhead_frac"),
         amortization_years=pick(site.amortization_years, "amortization_years"),
         maintenance_frac_per_year=pick(site.maintenance_frac_per_year, "maintenance_frac_per_year"),
+        server_usd=pick(site.server_usd, "server_usd"),
+        rack_usd=pick(site.rack_usd, "rack_usd"),
+        installation_usd_per_rack=pick(site.installation_usd_per_rack, "installation_usd_per_rack"),
+        capex_accounting=site.capex_accounting,
     )
 
 
@@ -213,13 +234,15 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
     until = float((pool.online_until - scenario.start).days * 86400) if pool.online_until else math.inf
     deliveries = tuple((float((d.date - scenario.start).days * 86400), d.chips) for d in pool.deliveries)
     chip_cost, price = _chip_cost_usd_per_hour(pool, index, accel, site)
+    hardware = sum(site.hardware_usd_per_chip(per_server, pool.servers_per_rack).values()) \
+        / (site.amortization_years * HOURS_PER_YEAR) if pool.owner == "owned" else 0.0
     return ResolvedPool(
         index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
         servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count) or domain,
         cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
-        chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price,
+        chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
     )
 
@@ -229,11 +252,16 @@ def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,
     """Capital or rental cost of one chip-hour, energy excluded [USD/h], and an owned chip's purchase
     price [USD] (None for a rented pool).
 
-    Owned chips: purchase price (the pool's ``purchase_usd_per_chip``, else the catalog's ``price_usd``)
-    amortized linearly over ``amortization_years``, with no resale value, financing or host share
-    beyond what the price itself includes. Rented chips: the pool's ``rental_usd_per_chip_hour``, else
-    the catalog's on-demand ``cloud_usd_per_chip_hour``. A chip with neither is a ``FleetError`` naming
-    the field to set: no chip is silently free.
+    Owned chips: the purchase price (the pool's ``purchase_usd_per_chip``, else the catalog's
+    ``price_usd``) amortized linearly over ``amortization_years`` with no resale value or financing, plus
+    maintenance (``maintenance_frac_per_year`` of that price per year, as the money ledger charges it).
+    The chip's share of its server, rack, network and installation is not in it (schedulers, routing and
+    serving costs compare chips by it): ``ResolvedPool.hardware_usd_per_chip_hour`` carries that share,
+    and ``fleet_cost_usd`` adds it, so that it equals the ledger's depreciation + maintenance + rental (with
+    ``capex_accounting: depreciation``, while a chip is within its life and its delivery costs the pool's
+    price). Rented chips: the pool's ``rental_usd_per_chip_hour``, else the catalog's on-demand
+    ``cloud_usd_per_chip_hour``. A chip with neither is a ``FleetError`` naming the field to set: no chip
+    is silently free.
     """
     if pool.owner == "owned":
         if pool.rental_usd_per_chip_hour is not None:
@@ -246,7 +274,8 @@ def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,
                              f"found none: {accel.id} has no purchase price, and an owned pool is charged its "
                              "amortized price; accepted: purchase_usd_per_chip on the pool (USD per chip), "
                              "price_usd on the accelerator, or owner: rented with a rental rate")
-        return price / (site.amortization_years * HOURS_PER_YEAR), float(price)
+        return price / (site.amortization_years * HOURS_PER_YEAR) \
+            + price * site.maintenance_frac_per_year / HOURS_PER_YEAR, float(price)
     if pool.purchase_usd_per_chip is not None:
         raise FleetError(index, "purchase_usd_per_chip",
                          f"found {pool.purchase_usd_per_chip:g}: a purchase price applies to an owned pool; "

@@ -45,6 +45,19 @@ class Site(Strict):
     maintenance_frac_per_year: float | None = bounded(
         None, ge=0, le=1, unit="1/year", why="a year of upkeep costing more than the hardware",
         description="yearly maintenance of owned chips, as a share of their purchase price [1/year]")
+    server_usd: float | None = bounded(
+        None, ge=0, le=10_000_000, unit="USD", why="far above any server's price",
+        description="purchase price of a server beyond its accelerators (host CPUs, memory, NICs, chassis) [USD]")
+    rack_usd: float | None = bounded(
+        None, ge=0, le=100_000_000, unit="USD", why="far above any rack's price",
+        description="purchase price of a rack beyond its servers (rack, PDUs, top-of-rack switch and its share of "
+                    "the spine network) [USD]")
+    installation_usd_per_rack: float | None = bounded(
+        None, ge=0, le=10_000_000, unit="USD", why="far above any rack's installation",
+        description="one-off installation of a rack (integration, cabling, commissioning) [USD]")
+    capex_accounting: Literal["depreciation", "cash"] = Field(
+        "depreciation", description="owned hardware in the money ledger: depreciation (straight line over "
+                                    "amortization_years) or cash (the whole purchase a cost on its date)")
 
 
 class Delivery(Strict):
