@@ -18,6 +18,7 @@ from sim.scenario.base import MAX_CHIPS, MAX_JOBS, WHY_CHIPS, WHY_JOBS, Duration
 from sim.scenario.distributions import Distribution
 from sim.scenario.growth import Growth
 from sim.scenario.inference_schema import InferenceService
+from sim.scenario.procurement_schema import Procurement, Supply
 
 
 class Site(Strict):
@@ -230,6 +231,8 @@ class Scenario(Strict):
     models: tuple[ModelSpec, ...] = Field((), description="scenario's own models")
     porting: tuple[Port, ...] = Field((), description="granted ports of stacks onto chips")
     workloads: Workloads = Field(Workloads(), description="what runs on the fleet")
+    procurement: Procurement = Field(Procurement(), description="chip orders for owned pools and price schedules")
+    supply: Supply = Field(Supply(), description="supply shocks on orders")
     policy: Policy = Field(Policy(), description="decision policies, each chosen by `kind`")
     outputs: Outputs = Field(Outputs(), description="what a run records")
 
