@@ -80,6 +80,14 @@ def test_results_report_each_order(result, tmp_path):
     assert row["shocks"] == ""
 
 
+def test_capacity_plot_marks_each_orders_first_delivery(result):
+    from sim.results.plots import _pool_changes
+
+    scenario, results = result
+    assert _pool_changes(scenario, 10 * DAY, results.procurement) == [(3 * DAY, "+16 gpu (order)")]
+    assert _pool_changes(scenario, 10 * DAY) == []
+
+
 def test_capex_equals_delivered_chips_times_unit_price(base, tmp_path):
     """Two orders at their own prices (one given, one from the price schedule at its order date); the ledger
     buys each delivered batch at its order's price, and nothing of a batch after the run."""

@@ -62,7 +62,8 @@ class Pool(Strict):
     name: str = Field(description="unique pool name")
     accelerator: str | AcceleratorSpec = Field(description="catalog id, or a custom spec inline")
     count: int = bounded(ge=0, le=MAX_CHIPS, unit="chips", why=WHY_CHIPS,
-                         description="number of chips (0 is allowed: --set fleet.NAME.count=0 runs without the pool)")
+                         description="number of chips, procurement orders not included (they add the chips they "
+                                     "deliver; 0 is allowed: --set fleet.NAME.count=0 runs without the pool)")
     chips_per_server: int | None = bounded(None, gt=0, le=1_024, why="no server holds more",
                                            description="chips per server [default: min(8, domain)]")
     servers_per_rack: int = bounded(4, gt=0, le=1_024, why="no rack holds more", description="servers per rack")
