@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sim import kernels
 from sim.fleet import build_fleet
+from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, money_summary, monthly_table
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
@@ -47,13 +49,13 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     """The stages in order: build, serve (inference has priority), train, then results."""
     wall_start = time.perf_counter()
     catalog = scenario_catalog(scenario)
-    fleet = build_fleet(scenario, catalog)
+    rngs = streams(scenario.seed)
+    fleet = build_fleet(scenario, catalog, rngs["supply"])  # orders draw their lead times from the supply stream
     _, origin = source_of(scenario)
     with progress.phase("reading traces and preparing jobs"):
         jobs = training_jobs(scenario, origin.directory)
         prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
     horizon = float(scenario.duration)
-    rngs = streams(scenario.seed)
     context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting, horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
                              rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start)
@@ -87,10 +89,16 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         service_costs = {name: (edges, *cost) for name, cost in serving.cost_per_bin(edges).items()}
         monthly = monthly_table(ledger, fleet.pools, jobs_out, requests, request_level, serving.slo_per_bin(),
                                 service_costs)
+        procurement = None
+        if scenario.procurement.orders:
+            summary["procurement"] = procurement_summary(fleet.orders)
+            procurement = pd.DataFrame(order_rows(fleet.orders, scenario.procurement.orders, scenario.supply.shocks,
+                                                  scenario.start), columns=ORDER_COLUMNS)
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
-                   fluid_load=serving.load_per_bin(), requests=requests, ledger=ledger, monthly=monthly)
+                   fluid_load=serving.load_per_bin(), requests=requests, ledger=ledger, monthly=monthly,
+                   procurement=procurement)
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import networkx as nx
+import numpy as np
 
 from sim.catalog import AcceleratorSpec, Catalog
+from sim.fleet.procurement import OrderOutcome, PoolLayout, merged_deliveries, price_at, resolve_orders
+from sim.rng import streams
 
 if TYPE_CHECKING:  # the scenario layer validates with this module, so it is not imported at run time
     from sim.scenario.schema import Pool, Scenario, Site
@@ -209,14 +212,60 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
     )
 
 
-def resolve_pools(scenario: "Scenario", catalog: Catalog) -> list[ResolvedPool]:
-    """Pools with every default filled in; raises ``FleetError`` for an inconsistent layout."""
+def resolve_pools(scenario: "Scenario", catalog: Catalog,
+                  supply_rng: np.random.Generator | None = None) -> list[ResolvedPool]:
+    """Pools with every default filled in, orders delivered (``scenario_orders``); raises ``FleetError`` for an
+    inconsistent layout."""
     site = resolve_site(scenario.site, catalog)
-    return [resolve_pool(scenario, index, catalog, site) for index in range(len(scenario.fleet))]
+    orders = scenario_orders(scenario, catalog, supply_rng)
+    return [resolve_pool(scenario, index, catalog, site, orders) for index in range(len(scenario.fleet))]
 
 
-def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: ResolvedSite) -> ResolvedPool:
-    """One pool with every default filled in; raises ``FleetError`` for an inconsistent layout."""
+def pool_layout(scenario: "Scenario", index: int, catalog: Catalog) -> PoolLayout | None:
+    """What an order needs of pool ``index`` (``sim.fleet.procurement``); None when its chip is unknown."""
+    pool = scenario.fleet[index]
+    accel = catalog.accelerators.get(pool.accelerator_id)
+    if accel is None:
+        return None
+    domain = pool.scale_up_domain_chips or accel.scale_up_domain_chips
+    per_server = pool.chips_per_server or min(8, domain)
+    price = accel.price_usd if pool.purchase_usd_per_chip is None else pool.purchase_usd_per_chip
+    return PoolLayout(
+        index=index, name=pool.name, accelerator=accel.id, vendor=accel.vendor, owner=pool.owner,
+        unit_chips=max(domain, per_server), rack_chips=per_server * pool.servers_per_rack,
+        usd_per_chip=None if price is None else float(price),
+        online_from_s=_day_s(scenario, pool.online_from) if pool.online_from else 0.0,
+        online_until_s=_day_s(scenario, pool.online_until) if pool.online_until else math.inf)
+
+
+def scenario_orders(scenario: "Scenario", catalog: Catalog,
+                    supply_rng: np.random.Generator | None = None) -> tuple[OrderOutcome, ...]:
+    """The scenario's procurement orders resolved (``sim.fleet.procurement.resolve_orders``): the one place
+    that draws lead times. ``supply_rng`` is the run's fresh ``supply`` stream; without it a fresh one is made
+    from the scenario's seed, so validation and the run draw the same numbers."""
+    if not scenario.procurement.orders:
+        return ()
+    rng = streams(scenario.seed)["supply"] if supply_rng is None else supply_rng
+    layouts = {}
+    for index, pool in enumerate(scenario.fleet):
+        layout = pool_layout(scenario, index, catalog)
+        if layout is not None:
+            layouts.setdefault(pool.name, layout)
+    return resolve_orders(scenario.procurement.orders, scenario.supply.shocks, scenario.procurement.price_schedule,
+                          scenario.start, float(scenario.duration), layouts, rng)
+
+
+def _day_s(scenario: "Scenario", date) -> float:
+    return float((date - scenario.start).days * 86400)
+
+
+def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: ResolvedSite,
+                 orders: tuple[OrderOutcome, ...] | None = None) -> ResolvedPool:
+    """One pool with every default filled in; raises ``FleetError`` for an inconsistent layout.
+
+    Its deliveries are the fixed ``fleet[].deliveries`` (priced at the price schedule of the chip at their date
+    when one covers it, else at the pool's price) and the batches of its orders delivered within the run
+    (``orders``, default ``scenario_orders``); ``count`` is the pool's own count plus those batches' chips."""
     pool = scenario.fleet[index]
     accel = catalog.accelerators[pool.accelerator_id]
     domain = pool.scale_up_domain_chips or accel.scale_up_domain_chips
@@ -230,19 +279,28 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
                          f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
                          f"accepted: a multiple of {per_server}, "
                          f"e.g. {pool.count - pool.count % per_server or per_server}")
-    online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
-    until = float((pool.online_until - scenario.start).days * 86400) if pool.online_until else math.inf
-    deliveries = tuple((float((d.date - scenario.start).days * 86400), d.chips) for d in pool.deliveries)
+    online = _day_s(scenario, pool.online_from) if pool.online_from else 0.0
+    until = _day_s(scenario, pool.online_until) if pool.online_until else math.inf
+    fixed = tuple((_day_s(scenario, d.date), d.chips) for d in pool.deliveries)
     chip_cost, price = _chip_cost_usd_per_hour(pool, index, accel, site)
     hardware = sum(site.hardware_usd_per_chip(per_server, pool.servers_per_rack).values()) \
         / (site.amortization_years * HOURS_PER_YEAR) if pool.owner == "owned" else 0.0
+    deliveries, delivery_usd = fixed, ()
+    if price is not None:
+        schedule = scenario.procurement.price_schedule
+        fixed_usd = tuple(scheduled if (scheduled := price_at(schedule, accel.id, d.date)) is not None else price
+                          for d in pool.deliveries)
+        outcomes = scenario_orders(scenario, catalog) if orders is None else orders
+        deliveries, delivery_usd = merged_deliveries(fixed, fixed_usd, outcomes, index)
+    count = pool.count + sum(chips for _, chips in deliveries) - sum(chips for _, chips in fixed)
     return ResolvedPool(
-        index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
-        servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count) or domain,
+        index=index, name=pool.name, accelerator=accel, count=count, chips_per_server=per_server,
+        servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, count) or domain,
         cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
         chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
+        delivery_usd_per_chip=delivery_usd,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
     )
 
@@ -303,6 +361,7 @@ class Fleet:
     topology: nx.Graph
     reservations: tuple[tuple[int, int, int], ...] = ()
     peak_reservations: tuple[tuple[int, int, int], ...] | None = None  # None: the same as reservations
+    orders: tuple[OrderOutcome, ...] = ()  # procurement orders resolved: their batches are in the pools' deliveries
 
     def peak_reserved_chips(self, pool: int) -> int:
         """Chips of ``pool`` that inference replicas hold when every replica is active."""
@@ -361,16 +420,18 @@ def idle_facility_w(pools: list[ResolvedPool], pue: float) -> float:
     return sum(p.count * p.idle_w_with_server for p in pools) * pue
 
 
-def build_fleet(scenario: "Scenario", catalog: Catalog) -> Fleet:
+def build_fleet(scenario: "Scenario", catalog: Catalog, supply_rng: np.random.Generator | None = None) -> Fleet:
+    """The run's fleet; ``supply_rng`` is the run's fresh ``supply`` stream (``scenario_orders``)."""
     site = resolve_site(scenario.site, catalog)
-    pools = resolve_pools(scenario, catalog)
+    orders = scenario_orders(scenario, catalog, supply_rng)
+    pools = [resolve_pool(scenario, index, catalog, site, orders) for index in range(len(scenario.fleet))]
     index = {p.name: p.index for p in pools}
     groups = [group for service in scenario.workloads.inference for group in service.replicas]
     peak = tuple((index[group.pool], group.chips_per_replica, group.count) for group in groups)
     held = tuple((index[g.pool], g.chips_per_replica, g.count if g.autoscale is None else g.autoscale.min_count)
                  for g in groups)
     return Fleet(site=site, pools=pools, topology=build_topology(pools), reservations=held,
-                 peak_reservations=peak)
+                 peak_reservations=peak, orders=orders)
 
 
 def build_topology(pools: list[ResolvedPool]) -> nx.Graph:
