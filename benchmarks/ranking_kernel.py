@@ -25,6 +25,7 @@ def parameters(replicas: int) -> dict:
     return dict(slo_s=0.05, overhead_s=full(5e-4), compute_s_per_item=full(7.8e-7 * replicas / 8),
                 weights_s=full(2e-4), embedding_s_per_item=full(2.5e-7), max_batch=full(32, np.int64),
                 max_delay_s=full(0.002), max_items=full(80_000, np.int64), cost_per_s=full(1.0),
+                active_from_s=full(0.0), active_until_s=full(np.inf),
                 horizon_s=1000.0, bin_width_s=60.0)
 
 

@@ -173,7 +173,8 @@ def test_replicas_must_fit_in_the_chips_there_from_the_start(tmp_path):
         scenario_from(data, tmp_path, "r.yaml")
     text = str(info.value)
     assert "r.yaml:" in text and "workloads.inference[0].replicas[0].count" in text
-    assert "serving does not follow capacity yet" in text and "has 8 chips before its later deliveries" in text
+    assert "(8 chips on 2026-01-01, before its later deliveries) cannot hold all the replicas" in text
+    assert "accepted: at most 8 replicas of 1 chips, or active_from on or after a later delivery" in text
 
 
 @pytest.mark.parametrize("scheduler", [{"kind": "fifo"}, {"kind": "fifo-backfill"},

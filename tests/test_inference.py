@@ -163,13 +163,15 @@ def test_only_one_traffic_pattern():
         _generator(diurnal={}, bursty={})
 
 
-def test_replicas_need_their_pool_from_the_start_and_one_size_on_a_shared_pool(tmp_path):
-    late = with_service()
-    late["fleet"][0]["online_from"] = "2026-01-02"
-    with pytest.raises(sim.ScenarioError) as info:
+def test_replicas_on_a_late_pool_are_active_from_its_date_and_one_size_on_a_shared_pool(tmp_path):
+    late = with_service(duration="2d")
+    late["fleet"][0]["online_from"] = "2026-01-02"  # replicas follow their pool (tests/test_serving_capacity.py)
+    assert scenario_from(late, tmp_path, "late.yaml").fleet[0].online_from.isoformat() == "2026-01-02"
+    late["workloads"]["inference"][0]["replicas"][0]["autoscale"] = {"min_count": 1}
+    late["fleet"][0]["sharing"] = "shared"
+    with pytest.raises(sim.ScenarioError) as info:  # but an autoscaled group is active all run
         scenario_from(late, tmp_path, "late.yaml")
-    assert "late.yaml:" in str(info.value) and "workloads.inference[0].replicas[0].pool" in str(info.value)
-    assert "comes online on 2026-01-02" in str(info.value)
+    assert "late.yaml:" in str(info.value) and "workloads.inference[0].replicas[0].autoscale" in str(info.value)
     mixed = with_service({"replicas": [{"pool": "gpu", "count": 2, "chips_per_replica": 1},
                                        {"pool": "gpu", "count": 1, "chips_per_replica": 2}]})
     mixed["fleet"][0]["sharing"] = "shared"

@@ -162,13 +162,13 @@ def test_window_errors_are_reported_together(base, tmp_path):
     assert "fleet[0].online_until" in text and "fleet[1].online_from" in text and "fleet[1].online_until" in text
 
 
-def test_replicas_on_a_pool_that_leaves_within_the_run_are_refused(tmp_path):
-    data = with_service(duration="3d")
-    data["fleet"][0]["online_until"] = "2026-01-02"
-    with pytest.raises(sim.ScenarioError) as info:
-        scenario_from(data, tmp_path, "r.yaml")
-    text = str(info.value)
-    assert "r.yaml:" in text and "workloads.inference[0].replicas[0].pool" in text
-    assert "leaves on 2026-01-02, before the end of the run" in text and "do not follow" in text
-    data["fleet"][0]["online_until"] = "2026-01-04"  # leaves exactly at the end: fine
+def test_replicas_on_a_pool_that_leaves_within_the_run_stop_taking_requests_then(tmp_path):
+    data = with_service(duration="2d")
+    data["workloads"]["inference"][0]["traffic"]["generator"]["rate_per_s"] = 0.02
+    data["fleet"][0]["online_until"] = "2026-01-02"  # the group is active until its pool leaves
+    requests = sim.run(scenario_from(data, tmp_path, "r.yaml")).requests
+    after = requests["arrival_s"] >= 86400.0
+    assert (requests.loc[after, "state"] == "rejected").all() and after.any()  # no replica active then
+    assert (requests.loc[~after, "state"] == "completed").mean() > 0.99
+    data["workloads"]["inference"][0]["replicas"][0]["active_until"] = "2026-01-03"  # beyond the pool: clipped
     scenario_from(data, tmp_path, "fine.yaml")

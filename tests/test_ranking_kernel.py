@@ -32,6 +32,7 @@ def random_inputs(seed: int, n: int = 300, replicas: int = 4):
         weights_s=rng.uniform(0, 0.005, replicas), embedding_s_per_item=rng.uniform(1e-5, 2e-4, replicas),
         max_batch=rng.integers(1, 8, replicas).astype(np.int64), max_delay_s=rng.choice([0.0, 0.005, 0.02], replicas),
         max_items=rng.integers(150, 500, replicas).astype(np.int64), cost_per_s=rng.uniform(0.1, 1, replicas),
+        active_from_s=np.zeros(replicas), active_until_s=np.full(replicas, np.inf),
         horizon_s=10.0, bin_width_s=0.7)
     return arrival, items, params
 
@@ -70,6 +71,7 @@ def single_replica(**overrides):
     params = dict(slo_s=np.inf, overhead_s=np.array([0.004]), compute_s_per_item=np.array([1e-4]),
                   weights_s=np.array([0.0]), embedding_s_per_item=np.array([0.0]), max_batch=np.array([1]),
                   max_delay_s=np.array([0.0]), max_items=np.array([10_000]), cost_per_s=np.array([1.0]),
+                  active_from_s=np.zeros(1), active_until_s=np.full(1, np.inf),
                   horizon_s=1e6, bin_width_s=3600.0)
     params.update({k: np.asarray(v) if isinstance(v, list) else v for k, v in overrides.items()})
     return params
@@ -122,6 +124,7 @@ def two_replicas(slo_s: float):
     return dict(slo_s=slo_s, overhead_s=np.array([0.010, 0.001]), compute_s_per_item=np.zeros(2),
                 weights_s=np.zeros(2), embedding_s_per_item=np.zeros(2), max_batch=np.array([1, 1]),
                 max_delay_s=np.zeros(2), max_items=np.array([100, 100]), cost_per_s=np.array([1.0, 20.0]),
+                active_from_s=np.zeros(2), active_until_s=np.full(2, np.inf),
                 horizon_s=100.0, bin_width_s=10.0)
 
 

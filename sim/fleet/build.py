@@ -13,7 +13,7 @@ is IT power times the pinned PUE. These are simplifications until the facility i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -21,6 +21,7 @@ import numpy as np
 
 from sim.catalog import AcceleratorSpec, Catalog
 from sim.fleet.procurement import OrderOutcome, PoolLayout, merged_deliveries, price_at, resolve_orders
+from sim.fleet.windows import group_window_s, windowed
 from sim.rng import streams
 
 if TYPE_CHECKING:  # the scenario layer validates with this module, so it is not imported at run time
@@ -362,6 +363,9 @@ class Fleet:
     reservations: tuple[tuple[int, int, int], ...] = ()
     peak_reservations: tuple[tuple[int, int, int], ...] | None = None  # None: the same as reservations
     orders: tuple[OrderOutcome, ...] = ()  # procurement orders resolved: their batches are in the pools' deliveries
+    # windowed replica groups (``sim.fleet.windows``): (service, group) -> (from_s, until_s); their chips are not
+    # in ``reservations`` but placed and released by the cluster's schedule (``sim.serving.autoscale``)
+    group_windows: dict = field(default_factory=dict)
 
     def peak_reserved_chips(self, pool: int) -> int:
         """Chips of ``pool`` that inference replicas hold when every replica is active."""
@@ -428,10 +432,18 @@ def build_fleet(scenario: "Scenario", catalog: Catalog, supply_rng: np.random.Ge
     index = {p.name: p.index for p in pools}
     groups = [group for service in scenario.workloads.inference for group in service.replicas]
     peak = tuple((index[group.pool], group.chips_per_replica, group.count) for group in groups)
+    horizon = float(scenario.duration)
+    windows = {}
+    for s, service in enumerate(scenario.workloads.inference):
+        for g, group in enumerate(service.replicas):
+            window = group_window_s(group, pools[index[group.pool]], scenario.start, horizon)
+            if windowed(window, horizon):
+                windows[(s, g)] = window
     held = tuple((index[g.pool], g.chips_per_replica, g.count if g.autoscale is None else g.autoscale.min_count)
-                 for g in groups)
+                 for s, service in enumerate(scenario.workloads.inference) for k, g in enumerate(service.replicas)
+                 if (s, k) not in windows)
     return Fleet(site=site, pools=pools, topology=build_topology(pools), reservations=held,
-                 peak_reservations=peak, orders=orders)
+                 peak_reservations=peak, orders=orders, group_windows=windows)
 
 
 def build_topology(pools: list[ResolvedPool]) -> nx.Graph:

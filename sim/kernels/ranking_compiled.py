@@ -27,7 +27,8 @@ from sim.kernels.serving_reference import (
 
 @njit(cache=True)
 def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_item, weights_s,
-                  embedding_s_per_item, max_batch, max_delay_s, max_items, cost_per_s, horizon_s, bin_width_s):
+                  embedding_s_per_item, max_batch, max_delay_s, max_items, cost_per_s, active_from_s, active_until_s,
+                  horizon_s, bin_width_s):
     n = arrival_s.shape[0]
     n_rep = overhead_s.shape[0]
     busy = np.zeros((n_rep, int(np.ceil(horizon_s / bin_width_s)) + 1))
@@ -102,13 +103,15 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                 if router == ROUTER_ROUND_ROBIN:
                     for j in range(n_rep):
                         m = (next_rr + j) % n_rep
-                        if max_items[m] >= k:
+                        if max_items[m] >= k and active_from_s[m] <= t < active_until_s[m]:
                             r = m
                             break
-                    next_rr = (r + 1) % n_rep
+                    if r >= 0:
+                        next_rr = (r + 1) % n_rep
                 elif router == ROUTER_JSQ:
                     for m in range(n_rep):
-                        if max_items[m] >= k and (r < 0 or in_system[m] < in_system[r]):
+                        if max_items[m] >= k and active_from_s[m] <= t < active_until_s[m] and (
+                                r < 0 or in_system[m] < in_system[r]):
                             r = m
                 else:
                     for m in range(n_rep):
@@ -116,11 +119,16 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                                           weights_s, embedding_s_per_item, max_batch)
                     if router == ROUTER_LEAST_WORK:
                         for m in range(n_rep):
-                            if max_items[m] >= k and (r < 0 or work[m] < work[r]):
+                            if max_items[m] >= k and active_from_s[m] <= t < active_until_s[m] and (
+                                    r < 0 or work[m] < work[r]):
                                 r = m
                     else:
-                        r = _slo_aware(k, work, max_items, overhead_s, compute_s_per_item, weights_s,
-                                       embedding_s_per_item, cost_per_s, slo_s)
+                        r = _slo_aware(k, t, work, max_items, overhead_s, compute_s_per_item, weights_s,
+                                       embedding_s_per_item, cost_per_s, slo_s, active_from_s, active_until_s)
+                if r < 0:  # no replica that can run it is in its window
+                    status[i] = REJECTED
+                    i += 1
+                    continue
                 replica_of[i] = r
                 _push(r, i, k, queue_head, queue_tail, queue_next, queued, queued_items)
                 in_system[r] += 1
@@ -194,15 +202,15 @@ def _work_s(r, t, batch_end, queued, queued_items, overhead_s, compute_s_per_ite
 
 
 @njit(cache=True)
-def _slo_aware(k, work, max_items, overhead_s, compute_s_per_item, weights_s, embedding_s_per_item, cost_per_s,
-               slo_s):
+def _slo_aware(k, t, work, max_items, overhead_s, compute_s_per_item, weights_s, embedding_s_per_item, cost_per_s,
+               slo_s, active_from_s, active_until_s):
     best = -1
     best_cost = np.inf
     best_predicted = np.inf
     fallback = -1
     fallback_predicted = np.inf
     for r in range(work.shape[0]):
-        if max_items[r] < k:
+        if max_items[r] < k or not active_from_s[r] <= t < active_until_s[r]:
             continue
         service = _batch_time(k, overhead_s[r], compute_s_per_item[r], weights_s[r], embedding_s_per_item[r])
         predicted = work[r] + service

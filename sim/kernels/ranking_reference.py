@@ -16,6 +16,10 @@ Model, per replica ``r``:
 * **Eligibility**: a request with more items than ``max_items[r]`` (activation memory) can never run on
   ``r``; routers pick only among replicas that can run it, and a request no replica can run is rejected
   on arrival.
+* **Windows** (``sim.fleet.windows``): replica ``r`` takes new requests only while ``active_from_s[r] <= t <
+  active_until_s[r]``; outside its window it finishes its own queue (drain) but is routed nothing. A request
+  arriving when no replica that can run it is in its window is rejected on arrival. The central queue
+  ignores windows (validation refuses ``central`` with windowed groups).
 * **Routing** on arrival: ``ROUTER_ROUND_ROBIN`` (next eligible replica in turn), ``ROUTER_JSQ`` (fewest
   requests queued or in service), ``ROUTER_LEAST_WORK`` (least outstanding work ``work_s``),
   ``ROUTER_CENTRAL`` (one shared queue; an idle replica applies its own batching rule to it, lowest index
@@ -67,7 +71,8 @@ def batch_time_s(items, overhead_s, compute_s_per_item, weights_s, embedding_s_p
 
 
 def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_item, weights_s,
-                  embedding_s_per_item, max_batch, max_delay_s, max_items, cost_per_s, horizon_s, bin_width_s):
+                  embedding_s_per_item, max_batch, max_delay_s, max_items, cost_per_s, active_from_s, active_until_s,
+                  horizon_s, bin_width_s):
     n, n_rep = len(arrival_s), len(overhead_s)
     p = (overhead_s, compute_s_per_item, weights_s, embedding_s_per_item)
     busy = np.zeros((n_rep, int(math.ceil(horizon_s / bin_width_s)) + 1))
@@ -119,7 +124,11 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                 queued_items[n_rep] += k
                 woken.update(r for r in range(n_rep) if batch_end[r] == math.inf)
             else:
-                eligible = [r for r in range(n_rep) if max_items[r] >= k]
+                eligible = [r for r in range(n_rep) if max_items[r] >= k and active_from_s[r] <= t < active_until_s[r]]
+                if not eligible:  # no replica that can run it is in its window
+                    status[i] = REJECTED
+                    i += 1
+                    continue
                 if router == ROUTER_ROUND_ROBIN:
                     r = min(eligible, key=lambda m: ((m - next_rr) % n_rep, m))
                     next_rr = (r + 1) % n_rep

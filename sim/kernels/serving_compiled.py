@@ -44,6 +44,8 @@ from sim.kernels.serving_reference import (
     ROUTER_LEAST_WORK,
     ROUTER_ROUND_ROBIN,
     ROUTER_SLO_AWARE,
+    SWITCH_GONE,
+    SWITCH_ON,
     UNFINISHED,
 )
 
@@ -101,6 +103,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     iteration_s = np.zeros(n_replicas)  # moving average of iteration lengths (slo-aware's TPOT)
     busy = np.zeros(n_replicas, dtype=np.bool_)
     active = np.ones(n_replicas, dtype=np.bool_)
+    present = np.ones(n_replicas, dtype=np.bool_)  # not gone (outside its group's window)
+    n_gone = 0
     woken = np.zeros(n_replicas, dtype=np.bool_)
     next_rr = 0
     i = 0
@@ -164,8 +168,11 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             continue
         if t_switch <= t_arrival:
             r = switch_replica[k_switch]
-            n_active += int(switch_on[k_switch]) - int(active[r])
-            active[r] = switch_on[k_switch]
+            code = int(switch_on[k_switch])
+            n_active += int(code == SWITCH_ON) - int(active[r])
+            n_gone += int(code == SWITCH_GONE) - int(not present[r])
+            active[r] = code == SWITCH_ON
+            present[r] = code != SWITCH_GONE
             k_switch += 1
             if not busy[r]:
                 _start(r, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
@@ -181,7 +188,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
         any_woken = False
         while i < n and arrival_s[i] == t_arrival:
             need = prompt_tokens[i] + output_tokens[i]
-            if need > max_capacity:
+            if need > max_capacity or (n_gone > 0 and not _any_present(need, present, replica_int)):
                 status[i] = REJECTED
             elif central:
                 if queue_tail[n_replicas] < 0:
@@ -204,9 +211,9 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                             r = m
                             best = key
                 else:
-                    r, next_rr = _route(router, need, prompt_tokens[i], next_rr, active, replica_int, replica_float,
-                                        in_system, work, seconds_per_token, pending_prefill, n_decoding, context,
-                                        busy, iteration_s, slo_ttft_s, slo_tpot_s)
+                    r, next_rr = _route(router, need, prompt_tokens[i], next_rr, active, present, replica_int,
+                                        replica_float, in_system, work, seconds_per_token, pending_prefill,
+                                        n_decoding, context, busy, iteration_s, slo_ttft_s, slo_tpot_s)
                 replica_of[i] = r
                 if queue_tail[r] < 0:
                     queue_head[r] = i
@@ -239,10 +246,20 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
 
 
 @njit(cache=True)
-def _route(router, need, prompt, next_rr, active, replica_int, replica_float, in_system, work, seconds_per_token,
-           pending_prefill, n_decoding, context, busy, iteration_s, slo_ttft_s, slo_tpot_s):
-    """The replica a request goes to, among active replicas that can hold it (any that can, if none is
-    active), and the next round-robin position (as serving_reference's arrival branch)."""
+def _any_present(need, present, replica_int):
+    """Whether a replica that is not gone can hold ``need`` KV tokens (else the request is rejected)."""
+    for m in range(replica_int.shape[0]):
+        if present[m] and need <= replica_int[m, I_KV_CAPACITY]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _route(router, need, prompt, next_rr, active, present, replica_int, replica_float, in_system, work,
+           seconds_per_token, pending_prefill, n_decoding, context, busy, iteration_s, slo_ttft_s, slo_tpot_s):
+    """The replica a request goes to, among active replicas that can hold it (any not gone that can, if none
+    is active), and the next round-robin position (as serving_reference's arrival branch); the caller has
+    checked that some replica not gone can hold it."""
     n_replicas = replica_int.shape[0]
     only_active = False  # whether some active replica can hold the request
     for m in range(n_replicas):
@@ -250,13 +267,13 @@ def _route(router, need, prompt, next_rr, active, replica_int, replica_float, in
             only_active = True
             break
     if router == ROUTER_SLO_AWARE:
-        r = _slo_aware(prompt, need, only_active, active, replica_int, replica_float, pending_prefill, n_decoding,
-                       context, busy, iteration_s, slo_ttft_s, slo_tpot_s)
+        r = _slo_aware(prompt, need, only_active, active, present, replica_int, replica_float, pending_prefill,
+                       n_decoding, context, busy, iteration_s, slo_ttft_s, slo_tpot_s)
         return r, next_rr
     r = -1
     for step in range(n_replicas):
         m = (next_rr + step) % n_replicas if router == ROUTER_ROUND_ROBIN else step
-        if need > replica_int[m, I_KV_CAPACITY] or (only_active and not active[m]):
+        if need > replica_int[m, I_KV_CAPACITY] or (only_active and not active[m]) or not present[m]:
             continue
         if r < 0:
             r = m
@@ -283,8 +300,8 @@ def _iteration_time_s(tokens, decoders, context_tokens, attended_tokens, replica
 
 
 @njit(cache=True)
-def _slo_aware(prompt, need, only_active, active, replica_int, replica_float, pending_prefill, n_decoding, context,
-               busy, iteration_s, slo_ttft_s, slo_tpot_s):
+def _slo_aware(prompt, need, only_active, active, present, replica_int, replica_float, pending_prefill, n_decoding,
+               context, busy, iteration_s, slo_ttft_s, slo_tpot_s):
     """As serving_reference._slo_aware: cheapest replica predicted to meet both SLOs, else the fastest TTFT."""
     best = -1
     best_usd = 0.0
@@ -292,7 +309,7 @@ def _slo_aware(prompt, need, only_active, active, replica_int, replica_float, pe
     fastest = -1
     fastest_ttft = 0.0
     for r in range(replica_int.shape[0]):
-        if need > replica_int[r, I_KV_CAPACITY] or (only_active and not active[r]):
+        if need > replica_int[r, I_KV_CAPACITY] or (only_active and not active[r]) or not present[r]:
             continue
         pending = pending_prefill[r] + prompt
         budget = replica_int[r, I_TOKEN_BUDGET]

@@ -26,10 +26,13 @@ Model, per replica:
   replicas predicted to meet both SLO targets it picks the lowest ``F_USD_PER_TOKEN`` (ties: lower
   predicted TTFT, then lower index); when none is predicted to meet them, the lowest predicted TTFT.
   The prediction ignores waits for KV space and prompts still queued behind a full batch.
-* **Switches** (autoscaling): at ``switch_s[k]`` replica ``switch_replica[k]`` becomes active
-  (``switch_on[k]``) or inactive. All replicas start active. An inactive replica receives no new
-  request (and, with the central queue, pulls none) but finishes what it holds. When no active
-  replica can hold a request, any replica that can is a candidate.
+* **Switches** (autoscaling, replica group windows): at ``switch_s[k]`` replica ``switch_replica[k]``
+  becomes active (``switch_on[k]`` = ``SWITCH_ON``, or ``True``), inactive (``SWITCH_OFF``, ``False``) or
+  gone (``SWITCH_GONE``: outside its group's window, ``sim.fleet.windows``). All replicas start active. An
+  inactive or gone replica receives no new request (and, with the central queue, pulls none) but finishes
+  what it holds (a gone one drains). When no active replica can hold a request, any inactive (not gone)
+  replica that can is a candidate; when none is, the request is rejected on arrival (with the central
+  queue: when no replica that is not gone can hold it).
 * **Admission**, first come first served from the replica's queue, at the start of each iteration,
   while fewer than ``max_seqs`` requests run and the KV cache can hold the request whole: a request
   reserves ``prompt + output`` tokens of KV capacity when admitted and frees them when it finishes (a
@@ -78,6 +81,7 @@ import numpy as np
 
 ROUTER_ROUND_ROBIN, ROUTER_JSQ, ROUTER_LEAST_WORK, ROUTER_CENTRAL, ROUTER_SLO_AWARE = 0, 1, 2, 3, 4
 DONE, UNFINISHED, REJECTED, NOT_OFFERED = 0, 1, 2, 3
+SWITCH_OFF, SWITCH_ON, SWITCH_GONE = 0, 1, 2  # values of switch_on (bool arrays give the first two)
 RECENT_WEIGHT = 1.0 / 16.0  # weight of the newest iteration in the moving average slo-aware reads
 
 # columns of replica_int
@@ -156,6 +160,7 @@ class _State:
         self.recent_s = [0.0] * n_replicas      # moving average of iteration lengths (slo-aware's TPOT)
         self.batch = [None] * n_replicas      # (requests decoding, {request: prefill tokens})
         self.active = [True] * n_replicas
+        self.present = [True] * n_replicas  # not gone: a fallback candidate while inactive
 
 
 def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_float, router, slo_ttft_s, slo_tpot_s,
@@ -197,7 +202,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             continue
         if t_switch <= t_arrival:
             r = int(switch_replica[k])
-            st.active[r] = bool(switch_on[k])
+            st.active[r] = int(switch_on[k]) == SWITCH_ON
+            st.present[r] = int(switch_on[k]) != SWITCH_GONE
             k += 1
             if st.iteration_end[r] == math.inf:
                 start(r, t_switch)
@@ -205,13 +211,13 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
         woken = set()  # idle replicas that got work: they start once every arrival of this instant is in
         while i < n and arrival_s[i] == t_arrival:
             need = int(prompt_tokens[i]) + int(output_tokens[i])
-            if need > max_capacity:
+            candidates = _candidates(st, need) if need <= max_capacity else []
+            if not candidates:
                 status[i] = REJECTED
             elif central:
                 st.queues[n_replicas].append(i)
                 woken.update(r for r in range(n_replicas) if st.iteration_end[r] == math.inf)
             else:
-                candidates = _candidates(st, need)
                 if router == ROUTER_ROUND_ROBIN:
                     r = min(candidates, key=lambda m: ((m - next_rr) % n_replicas, m))
                     next_rr = (r + 1) % n_replicas
@@ -236,8 +242,9 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
 
 
 def _candidates(st, need) -> list[int]:
-    """Active replicas that can ever hold ``need`` KV tokens; failing that, any replica that can."""
-    fits = [r for r in range(len(st.active)) if need <= st.ints[r, I_KV_CAPACITY]]
+    """Active replicas that can ever hold ``need`` KV tokens; failing that, any not gone that can (none:
+    the request is rejected)."""
+    fits = [r for r in range(len(st.active)) if need <= st.ints[r, I_KV_CAPACITY] and st.present[r]]
     active = [r for r in fits if st.active[r]]
     return active or fits
 

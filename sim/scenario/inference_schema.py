@@ -9,6 +9,7 @@ group may autoscale and lend the chips of its inactive replicas to training.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -48,7 +49,9 @@ class Autoscale(Strict):
 
 
 class ReplicaGroup(Strict):
-    """Identical replicas of the service's model on one pool, on chips reserved for them."""
+    """Identical replicas of the service's model on one pool, on chips reserved for them while the group is
+    active: over [max(active_from, the pool's online_from), min(active_until, the pool's online_until)), cut to
+    the run (``sim.serving.windows``)."""
 
     pool: str = Field(description="fleet pool the replicas run on")
     count: int = bounded(gt=0, le=MAX_REPLICAS, why=WHY_REPLICAS,
@@ -67,6 +70,13 @@ class ReplicaGroup(Strict):
         "request waited this long (ranking) [ms]")
     autoscale: Autoscale | None = Field(
         None, description="scale between min_count and count by load (shared pools only); none = count always")
+    active_from: dt.date | None = Field(
+        None, description="date the group starts taking requests (its chips are held from then on) [default: its "
+                          "pool's online_from, else the scenario start]")
+    active_until: dt.date | None = Field(
+        None, description="date the group stops taking requests: it finishes the requests it holds, and its chips "
+                          "go back to training (a service moves between pools with one group's active_until equal "
+                          "to another's active_from) [default: its pool's online_until, else never]")
 
 
 class RequestTrace(Strict):

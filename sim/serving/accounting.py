@@ -55,7 +55,10 @@ def replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
     for g, plan in enumerate(groups):
         online_from, online_until = fleet.pools[plan.pool].online_window(horizon_s)
         switch = switches[g] if switches else None
-        if switch is None:  # every replica, whenever its pool is online
+        window = getattr(plan, "window", None)
+        if switch is None and window is not None:  # every replica while its group is active (sim.fleet.windows)
+            out.append(plan.replicas * max(0.0, min(online_until, window[1]) - max(online_from, window[0])))
+        elif switch is None:  # every replica, whenever its pool is online
             out.append(plan.replicas * (online_until - online_from))
         else:
             out.append(switch.replica_seconds(online_from, online_until))
@@ -160,9 +163,11 @@ def group_cost_per_bin(pool, site, chips_per_replica: int, replica_events, busy_
     return chip_s / 3600.0 * pool.chip_cost_usd_per_hour + joules * site.pue / 3.6e6 * site.electricity_usd_per_kwh
 
 
-def replica_events(replicas: int, switch) -> tuple[np.ndarray, np.ndarray]:
+def replica_events(replicas: int, switch, window: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The active replica count of a group as change events: the autoscaler's ``GroupSwitches``, or (none)
-    every replica from the start."""
+    every replica over the group's ``window`` (``sim.fleet.windows``; none: from the start)."""
+    if switch is None and window is not None:
+        return np.array([window[0], window[1]]), np.array([float(replicas), -float(replicas)])
     if switch is None:
         return np.array([0.0]), np.array([float(replicas)])
     return switch.active_replicas()

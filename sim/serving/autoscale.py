@@ -34,6 +34,11 @@ off the highest active ones; the initial state is a block of "on" events at t = 
 ``autoscale`` gets one block: every replica on at t = 0. For the cluster, per shared pool, a reservation
 schedule of ``(time_s, group, pool, chips_per_replica, ±replicas)`` beyond the ``min_count`` replicas
 that the fleet holds for the whole run (``Fleet.reservations``); dedicated pools have no schedule.
+
+**Windows.** A replica group active only part of the run (``active_from``/``active_until`` or its pool's
+online window, ``sim.fleet.windows``) is not autoscaled (validation): its switches turn every replica on at
+the window's start and off at its end, and on any pool its chips enter the schedule as a scale-up at the
+start and a scale-down at the end (``window_changes``), so training uses them outside the window.
 """
 
 from __future__ import annotations
@@ -141,6 +146,11 @@ def plan_scaling(plans, configs: dict, requests_by_service: dict, fleet, horizon
     shares = capacity_shares(plans)
     for index, plan in enumerate(plans):
         config = configs.get((plan.service, plan.group))
+        if getattr(plan, "window", None) is not None:  # validation refuses autoscale with a window
+            switches[(plan.service, plan.group)] = window_switches(plan.replicas, plan.window, horizon_s)
+            schedule += window_changes(plan.window, horizon_s, index, plan.pool, plan.chips_per_replica,
+                                       plan.replicas)
+            continue
         if config is None:
             switches[(plan.service, plan.group)] = switches_from_counts(np.array([plan.replicas]), horizon_s)
             continue
@@ -169,3 +179,25 @@ def reservation_changes(counts: np.ndarray, interval_s: float, held: int, group:
     changes = np.flatnonzero(np.diff(beyond, prepend=0))
     return [(k * interval_s, group, plan.pool, plan.chips_per_replica, int(delta))
             for k, delta in zip(changes.tolist(), np.diff(beyond, prepend=0)[changes].tolist())]
+
+
+def window_switches(replicas: int, window: tuple[float, float], horizon_s: float) -> GroupSwitches:
+    """A windowed group's replicas (``sim.fleet.windows``): all on at the window's start, all off at its end
+    (when it ends before the horizon)."""
+    begin, end = window
+    times = [begin] * replicas + ([end] * replicas if end < horizon_s else [])
+    on = [True] * replicas + ([False] * replicas if end < horizon_s else [])
+    order = list(range(replicas)) + (list(range(replicas - 1, -1, -1)) if end < horizon_s else [])
+    return GroupSwitches(np.asarray(times, dtype=np.float64), np.asarray(order, dtype=np.int64),
+                         np.asarray(on, dtype=bool))
+
+
+def window_changes(window: tuple[float, float], horizon_s: float, group: int, pool: int, chips: int,
+                   replicas: int) -> list[tuple]:
+    """The cluster's reservation schedule for a windowed group: its replicas placed at the window's start
+    (preempting training if needed, as a scale-up) and released at its end (when before the horizon)."""
+    begin, end = window
+    changes = [(begin, group, pool, chips, replicas)]
+    if end < horizon_s:
+        changes.append((end, group, pool, chips, -replicas))
+    return changes

@@ -67,6 +67,11 @@ class ServiceRun(ABC):
     def draw(self) -> None:
         """Draw the service's requests (request-level families); the default draws nothing."""
 
+    def windowed_groups(self) -> list[tuple]:
+        """``(window, pool, chips per replica, replicas)`` of this service's windowed groups that are not in
+        ``scaled_groups`` (whose windows the autoscaler's plan already carries); default none."""
+        return []
+
     def requests_for_scaling(self) -> pd.DataFrame | None:
         """The request table the autoscaler sizes this service's groups from (``None``: not autoscaled)."""
         return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.serving.autoscale import ScalingPlan, plan_scaling
+from sim.serving.autoscale import ScalingPlan, plan_scaling, window_changes
 from sim.serving.family import ServiceRun, ServingContext, family_key
 from sim.serving.llm.summary import REQUEST_COLUMNS
 
@@ -86,8 +86,15 @@ def serve_all(services, families: dict, context: ServingContext, autoscale_confi
     runs = [families[family_key(service)](index, service, context) for index, service in enumerate(services)]
     for run in runs:
         run.draw()
-    scaling = plan_scaling([plan for run in runs for plan in run.scaled_groups], autoscale_configs,
+    llm_groups = [plan for run in runs for plan in run.scaled_groups]
+    scaling = plan_scaling(llm_groups, autoscale_configs,
                            {run.index: run.requests_for_scaling() for run in runs}, context.fleet, context.horizon_s)
+    extra = [(window, pool, chips, replicas) for run in runs for window, pool, chips, replicas in run.windowed_groups()]
+    if extra:  # windowed groups of other families (ranking): numbered after the LLM groups in the schedule
+        for k, (window, pool, chips, replicas) in enumerate(extra):
+            scaling.schedule.extend(window_changes(window, context.horizon_s, len(llm_groups) + k, pool, chips,
+                                                   replicas))
+        scaling.schedule.sort(key=lambda e: (e[0], e[4] > 0, e[1]))
     for run in runs:
         with phase(run.name):
             run.serve(scaling.switches)

@@ -331,9 +331,13 @@ def _check_inference(scenario, catalog, origin, add) -> None:
     names = set()
     site = resolve_site(scenario.site, catalog)
     sizes_by_pool: dict[str, set[int]] = {}  # replica sizes on each pool, for the shared-pool rule
+    windowed_pools = set()  # pools with a group active only part of the run (own dates, or the pool's window)
+    horizon = float(scenario.duration)
     for service in scenario.workloads.inference:
         for group in service.replicas:
             sizes_by_pool.setdefault(group.pool, set()).add(group.chips_per_replica)
+            if group.pool in pools and _windowed(scenario, scenario.fleet[pools[group.pool]], group, horizon):
+                windowed_pools.add(group.pool)
     for s, service in enumerate(scenario.workloads.inference):
         base = ("workloads", "inference", s)
         if service.name in names:
@@ -366,7 +370,13 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                 add(path + ("pool",), f"unknown pool {group.pool!r}" + suggest(group.pool, pools))
                 continue
             _check_autoscale(scenario, pools[group.pool], group, path, add)
-            _check_replica_pool(scenario, pools[group.pool], sizes_by_pool[group.pool], group, path, add)
+            if ranking and service.router.kind == "central" and _windowed(
+                    scenario, scenario.fleet[pools[group.pool]], group, horizon):
+                add(base + ("router", "kind"), f"found central with replicas[{g}] active only part of the run "
+                                               "(active_from/active_until or its pool's dates): a ranking service's "
+                                               "central queue does not follow windows yet; accepted: another router")
+            _check_replica_pool(scenario, pools[group.pool], sizes_by_pool[group.pool], group, path, add,
+                                windowed_pool=group.pool in windowed_pools)
             if scenario.fleet[pools[group.pool]].accelerator_id not in catalog.accelerators:
                 continue
             try:
@@ -415,25 +425,61 @@ def _check_trace_requests(service, frame, base: tuple, add, start) -> None:
             f"{MAX_REQUESTS // max(rows, 1):,}), or fidelity: fluid")
 
 
-def _check_replica_pool(scenario, pool_index: int, sizes: set[int], group, path: tuple, add) -> None:
-    """Replicas need their pool online from the start to the end (serving does not wait for a pool to
-    arrive, nor give chips back when it leaves), and on a shared pool every replica group has the same size:
-    replicas then fit any domain a replica of another group left, so placing them in whatever order the
-    autoscaler and training produce can never fragment the domains into holes too small for a replica."""
+def _windowed(scenario, pool, group, horizon: float) -> bool:
+    """Whether a replica group is active only part of the run: its own dates, or its pool's (``sim.fleet.windows``;
+    a date at or beyond the horizon cuts nothing)."""
+    def inside(date) -> bool:
+        return date is not None and 0 < (date - scenario.start).days * 86400.0 < horizon
+
+    return any(inside(d) for d in (group.active_from, group.active_until, pool.online_from, pool.online_until)) or (
+        group.active_until is not None and group.active_until <= scenario.start)
+
+
+def _check_replica_pool(scenario, pool_index: int, sizes: set[int], group, path: tuple, add,
+                        windowed_pool: bool = False) -> None:
+    """A group's own dates (``active_from``, ``active_until``) make a non-empty window inside the run and the
+    pool's online window (``sim.fleet.windows``); an autoscaled group is active all run (the autoscaler's
+    reservation schedule has no window); and on a shared pool, or a pool with a windowed group, every replica
+    group has the same size: replicas then fit any domain a replica of another group left, so placing them in
+    whatever order the autoscaler, the windows and training produce can never fragment the domains into holes
+    too small for a replica."""
     pool = scenario.fleet[pool_index]
-    if pool.online_from is not None and pool.online_from > scenario.start:
-        add(path + ("pool",), f"pool {pool.name!r} comes online on {pool.online_from}, after the start "
-                              f"{scenario.start}; inference replicas need their pool from the start; accepted: "
-                              "a pool online at the start")
-    if pool.online_until is not None and (pool.online_until - scenario.start).days * 86400.0 < scenario.duration:
-        add(path + ("pool",), f"pool {pool.name!r} leaves on {pool.online_until}, before the end of the run; "
-                              "inference replicas do not follow a pool's capacity yet (serving would keep the "
-                              "chips after the pool left); accepted: a pool online until the end of the run")
-    if pool.sharing != "shared":
+    start, horizon = scenario.start, float(scenario.duration)
+    end_date = start + dt.timedelta(seconds=horizon)
+    begins, until = group.active_from, group.active_until
+    pool_from = pool.online_from or start
+    if begins is not None and begins < start:
+        add(path + ("active_from",), f"found {begins}: before the scenario start {start}; accepted: a date on or "
+                                     "after it (or leave active_from out: the group is active from the start)")
+    elif begins is not None and (begins - start).days * 86400.0 >= horizon:
+        add(path + ("active_from",), f"found {begins}: at or after the end of the run ({end_date:%Y-%m-%d %H:%M}), "
+                                     "so the group would never serve; accepted: a date before it")
+    elif begins is not None and pool.online_until is not None and begins >= pool.online_until:
+        add(path + ("active_from",), f"found {begins}: pool {pool.name!r} leaves on {pool.online_until}, so the "
+                                     f"group would never serve; accepted: a date before {pool.online_until}")
+    if until is not None and begins is not None and until <= begins:
+        add(path + ("active_until",), f"found {until}: on or before active_from ({begins}), an empty window; "
+                                      "accepted: a date after active_from")
+    elif until is not None and until <= start:
+        add(path + ("active_until",), f"found {until}: on or before the scenario start {start}, so the group "
+                                      "would never serve; accepted: a date after the start")
+    elif until is not None and until <= pool_from:
+        add(path + ("active_until",), f"found {until}: pool {pool.name!r} comes online on {pool_from}, so the "
+                                      f"group would never serve; accepted: a date after {pool_from}")
+    if group.autoscale is not None:
+        leaves = pool.online_until is not None and (pool.online_until - start).days * 86400.0 < horizon
+        if begins is not None or until is not None or pool_from > start or leaves:
+            what = ("active_from/active_until" if begins is not None or until is not None
+                    else f"pool {pool.name!r} online only part of the run")
+            add(path + ("autoscale",), f"found autoscale with {what}: an autoscaled group is active for the "
+                                       "whole run; accepted: drop autoscale, or the window (a pool online from "
+                                       "the start to the end)")
+    if pool.sharing != "shared" and not windowed_pool:
         return
     if len(sizes) > 1:
+        what = "shared pool" if pool.sharing == "shared" else "pool (with a group active only part of the run)"
         add(path + ("chips_per_replica",),
-            f"found {group.chips_per_replica}: replica groups on shared pool {pool.name!r} use sizes "
+            f"found {group.chips_per_replica}: replica groups on {what} {pool.name!r} use sizes "
             f"{sorted(sizes)}; mixed sizes could leave holes no replica fits when they come and go; "
             "accepted: one chips_per_replica for every group on the pool")
 
@@ -522,32 +568,56 @@ def _check_replica_power(scenario, pools, site, idle_w: float, add) -> None:
 
 
 def _check_reservations(scenario, pools, add) -> None:
-    """Every pool can hold the inference replicas placed on it, domain by domain (the same placement the
-    engine makes with ``sim.fleet.allocation.reserve``, one group at a time to name the group that fails)."""
+    """Every pool can hold the inference replicas active on it at every instant, domain by domain, in the
+    chips it has then (later deliveries held until their date): the same placement the engine makes with
+    ``sim.fleet.allocation.reserve`` at t = 0 and the cluster's schedule at each group's ``active_from``
+    (``sim.fleet.windows``). Checked at each instant a group starts, one group at a time to name the group
+    that does not fit."""
     from sim.fleet.allocation import DomainAllocator, hold_deliveries, reserve
+    from sim.fleet.windows import group_window_s
 
-    allocators = [DomainAllocator(pool.domain_sizes) for pool in pools]
-    for allocator, pool in zip(allocators, pools):  # replicas fit in the chips there from the start
-        try:
-            hold_deliveries(allocator, [chips for _, chips in pool.deliveries])
-        except ValueError:
-            return  # deliveries that are not whole domains or exceed count are reported on their own
+    horizon = float(scenario.duration)
     index = {pool.name: pool.index for pool in pools}
+    by_pool: dict[int, list] = {}
     for s, service in enumerate(scenario.workloads.inference):
         for g, group in enumerate(service.replicas):
             pool = pools[index[group.pool]] if group.pool in index else None
             if pool is None or group.chips_per_replica > pool.domain_chips:
                 continue  # reported by _check_inference
+            window = group_window_s(group, pool, scenario.start, horizon)
+            if window[0] < window[1]:
+                by_pool.setdefault(pool.index, []).append(((s, g), group, window))
+    reported = set()
+    for pool_index, groups in by_pool.items():
+        pool = pools[pool_index]
+        for at in sorted({window[0] for _, _, window in groups}):
+            allocator = DomainAllocator(pool.domain_sizes)
             try:
-                reserve(allocators, [(pool.index, group.chips_per_replica, group.count)])
+                hold_deliveries(allocator, [chips for t, chips in pool.deliveries if t > at])
             except ValueError:
-                if pool.deliveries:
-                    add(("workloads", "inference", s, "replicas", g, "count"),
-                        f"found {group.count}: pool {pool.name!r} has {pool.initial_chips} chips before its "
-                        f"later deliveries, too few for all the replicas placed on it; serving does not follow "
-                        f"capacity yet (replicas need their chips from the start); accepted: fewer replicas, or "
-                        f"fewer chips in fleet[{pool.index}].deliveries")
+                return  # deliveries that are not whole domains or exceed count are reported on their own
+            chips_then = pool.count - sum(chips for t, chips in pool.deliveries if t > at)
+            for key, group, window in groups:
+                if not window[0] <= at < window[1]:
                     continue
-                add(("workloads", "inference", s, "replicas", g, "count"),
-                    f"found {group.count}: pool {pool.name!r} ({pool.count} chips) cannot hold all the "
-                    f"replicas placed on it; accepted: fewer replicas or a larger pool")
+                try:
+                    reserve([allocator], [(0, group.chips_per_replica, group.count)])
+                except ValueError:
+                    if key not in reported:
+                        reported.add(key)
+                        _report_no_room(scenario, pool, key, group, at, chips_then, groups, add)
+                    break
+
+
+def _report_no_room(scenario, pool, key, group, at: float, chips_then: int, groups, add) -> None:
+    """The located error of a group whose replicas do not fit in ``pool`` at ``at`` [s], with what would."""
+    path = ("workloads", "inference", key[0], "replicas", key[1], "count")
+    others = sum(g.count * g.chips_per_replica for k, g, w in groups if w[0] <= at < w[1] and k != key)
+    when = scenario.start + dt.timedelta(seconds=at)
+    fits = max(0, (chips_then - others) // group.chips_per_replica)
+    later = [scenario.start + dt.timedelta(seconds=t) for t, _ in pool.deliveries if t > at]
+    hint = (f", or active_from on or after a later delivery ({', '.join(str(d) for d in later)})" if later else "")
+    add(path, f"found {group.count}: pool {pool.name!r} ({chips_then} chips on {when:%Y-%m-%d}"
+              + (", before its later deliveries" if later else "")
+              + f") cannot hold all the replicas active on it then (the other groups hold {others} chips); "
+              f"accepted: at most {fits} replicas of {group.chips_per_replica} chips{hint}, or a larger pool")

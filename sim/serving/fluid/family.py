@@ -32,7 +32,7 @@ class FluidService(FluidResults, ServiceRun):
         spread over the bins by requests served."""
         fleet, r = self.context.fleet, self.result
         cost = sum(group_cost_per_bin(fleet.pools[plan.pool], fleet.site, plan.chips_per_replica,
-                                      replica_events(plan.replicas, None), busy, edges)
+                                      replica_events(plan.replicas, None, plan.window), busy, edges)
                    for plan, busy in zip(self.scaled_groups, r["busy_chip_s"]))
         tokens = round(sum(part["output_tokens"] for part in r["groups"]))
         return "tokens", cost, units_per_bin(edges, per_bin=r["served_per_bin"], total=tokens)

@@ -27,6 +27,11 @@ fluid bin (``fluid_bin``, default 1 min), vectorised over bins — no per-reques
    running iteration + wait + prefill; TPOT from Little's law; end to end = TTFT + (O − 1)·TPOT. SLO
    attainment is the expected share of offered requests with TTFT and TPOT within target.
 
+Windows (``sim.fleet.windows``): a windowed group receives requests only over the active share of each
+bin (``sim.serving.fluid.split``), serves them over that share only (its capacity, busy time and saturation
+count it pro rata), and after its window ends keeps draining the backlog it holds; arrivals that no active
+group could take are rejected (``rejected_inactive``, reason ``no replica active``).
+
 Busy chip-seconds per time-series bin (``outputs.timeseries_interval``) come from the fluid bins (busy
 time spread evenly inside a fluid bin), so power and energy follow load as they do with the
 request-level kernel's busy seconds, and the service's utilization has the same definition.
@@ -38,10 +43,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from sim.fleet.windows import active_fraction
 from sim.kernels import fluid as kernel
 from sim.serving.fluid.latency import components, iteration_s
 from sim.serving.fluid.pool import pool, split
-from sim.serving.fluid.split import capacity_share, group_lengths, rejected_frac
+from sim.serving.fluid.split import capacity_share, covers_of, group_lengths, inactive_frac, rejected_frac
 from sim.serving.fluid.traffic import Lengths, fluid_edges, offered_load
 from sim.serving.headroom import batch_cap, per_request_means
 
@@ -52,8 +58,10 @@ def serve_fluid(service, groups: list, horizon_s: float, bin_width_s: float, bas
     bin of ``bin_width_s`` and latency components (``sim.serving.fluid.summary`` turns them into the
     summary)."""
     offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng, start)
-    lengths = group_lengths(offered, groups, capacity_share(groups))
+    covers = covers_of(groups, offered.edges)
+    lengths = group_lengths(offered, groups, capacity_share(groups), covers)
     rejected = float(np.sum(offered.arrivals * rejected_frac(offered, groups)))
+    inactive = 0.0 if covers is None else float(np.sum(offered.arrivals * inactive_frac(offered, groups)))
     interval = bin_width_s
     series = fluid_edges(horizon_s, interval)  # the time-series bins
     length = int(np.ceil(horizon_s / interval)) + 1  # as the request-level kernel's busy array
@@ -62,7 +70,8 @@ def serve_fluid(service, groups: list, horizon_s: float, bin_width_s: float, bas
     chains, loads, members = pool(groups, lengths, balanced)
     served = split(groups, [serve_group(replace(plan, kernel={**plan.kernel, "balanced": balanced}), offered, taken,
                                         service.slo) for plan, taken in zip(chains, loads)], members)
-    return {"fidelity": "fluid", "not_offered": offered.not_offered, "rejected": rejected, "groups": served,
+    return {"fidelity": "fluid", "not_offered": offered.not_offered, "rejected": rejected + inactive,
+            "rejected_inactive": inactive, "windowed": covers is not None, "groups": served,
             "edges": offered.edges,
             "offered_per_bin": offered.arrivals, "served_per_bin": sum(g["served_per_bin"] for g in served),
             "met_per_bin": sum(g["met_per_bin"] for g in served),
@@ -77,11 +86,16 @@ def serve_group(plan, offered, lengths: Lengths, slo) -> dict:
     k = plan.kernel
     replicas, widths = plan.replicas, np.diff(offered.edges)
     accepted = offered.arrivals * lengths.accepted_frac
-    rows, row = _steady_state(k, replicas, accepted / widths, lengths, len(widths))
+    if getattr(plan, "window", None) is not None:  # a windowed group serves only the active part of a bin
+        widths = widths * serving_cover(plan.window, offered.edges)
+        rate = np.divide(accepted, widths, out=np.zeros(len(widths)), where=widths > 0)
+    else:
+        rate = accepted / widths
+    rows, row = _steady_state(k, replicas, rate, lengths, len(widths))
     group_rate = replicas * rows["full_rate"][row]
     backlog = kernel.fluid_backlog(accepted, group_rate * widths)
     before = np.concatenate(([0.0], backlog[:-1]))
-    meets = _share_meeting_backlog(before, backlog, accepted / widths, group_rate, widths)
+    meets = _share_meeting_backlog(before, backlog, rate, group_rate, widths)
     busy = meets + (1.0 - meets) * rows["busy"][row]
     last = row[-1]  # there is at least one bin: the horizon is positive
     in_batches = replicas * float(rows["running"][last])  # still running at the horizon
@@ -161,7 +175,18 @@ def _share_meeting_backlog(before, after, arrival_per_s, group_rate, widths) -> 
     spare = group_rate - arrival_per_s
     # only a bin with spare capacity can drain; elsewhere the backlog takes the whole bin (no 1/0 overflow)
     drain = np.divide(before, spare, out=np.where(before > 0, widths, 0.0), where=(before > 0) & (spare > 0))
+    if not (widths > 0).all():  # a windowed group's bins outside its window serve nothing
+        return np.where(after > 0, 1.0, np.clip(np.divide(drain, widths, out=np.zeros(len(widths)),
+                                                          where=widths > 0), 0.0, 1.0))
     return np.where(after > 0, 1.0, np.clip(drain / widths, 0.0, 1.0))
+
+
+def serving_cover(window: tuple[float, float], edges: np.ndarray) -> np.ndarray:
+    """Share of each fluid bin a windowed group serves: the share inside its window (pro rata at an edge), and
+    whole bins after the window ends, where it only drains its backlog (it receives no new requests there:
+    ``sim.serving.fluid.split``)."""
+    cover = active_fraction(window, edges)
+    return np.where(edges[:-1] >= window[1], 1.0, cover)
 
 
 def _rebin(per_bin: np.ndarray, edges: np.ndarray, series_edges: np.ndarray, length: int) -> np.ndarray:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.fleet.windows import NO_REPLICA_ACTIVE
 from sim.kernels.fluid import mixture_mean, mixture_quantiles
 from sim.serving.accounting import group_usage, groups_by_accelerator, replica_seconds, serving_figures
+from sim.serving.llm.summary import KV_REASON
 
 PERCENTILES = (0.5, 0.9, 0.99)
 LATENCY_KEYS = ("completed", "ttft_s", "tpot_s", "e2e_s", "slo_attainment", "goodput_rps", "output_tokens",
@@ -37,6 +39,10 @@ def fluid_summary(service, fleet, groups: list, result: dict, horizon_s: float) 
     unfinished = min(round(sum(g["unfinished"] for g in parts)), offered - rejected)
     summary["requests"] = {"offered": offered, "completed": offered - rejected - unfinished, "rejected": rejected,
                            "unfinished": unfinished, "not_offered": int(result["not_offered"])}
+    if result.get("windowed"):  # (kept out of runs without windows: their summary is unchanged)
+        inactive = min(round(result["rejected_inactive"]), rejected)
+        reasons = {KV_REASON: rejected - inactive, NO_REPLICA_ACTIVE: inactive}
+        summary["rejected_reasons"] = {reason: n for reason, n in reasons.items() if n}
     summary["fidelity"] = "fluid"
     by_accel = groups_by_accelerator(groups, fleet)
     summary["by_accelerator"] = {}

@@ -37,6 +37,7 @@ class GroupPlan:
     replicas: int
     chips_per_replica: int
     kernel: dict  # one replica's parameters: serving_reference.INT_KEYS and FLOAT_KEYS
+    window: tuple[float, float] | None = None  # (from_s, until_s) when active only part of the run (sim.fleet.windows)
 
 
 def plan_groups(index: int, service, fleet, catalog, porting=()) -> list[GroupPlan]:
@@ -58,7 +59,8 @@ def plan_groups(index: int, service, fleet, catalog, porting=()) -> list[GroupPl
         site = fleet.site
         params["usd_per_token"] = (pool.full_load_cost_usd_per_s(chips, site.pue, site.electricity_usd_per_kwh)
                                    / params["tokens_per_s"])
-        plans.append(GroupPlan(index, g, pool.index, group.count, chips, params))
+        plans.append(GroupPlan(index, g, pool.index, group.count, chips, params,
+                               getattr(fleet, "group_windows", {}).get((index, g))))
     return plans
 
 

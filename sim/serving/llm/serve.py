@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sim import kernels
-from sim.kernels.serving_reference import replica_tables
+from sim.kernels.serving_reference import SWITCH_GONE, SWITCH_OFF, SWITCH_ON, replica_tables
 from sim.serving.llm.plan import ROUTERS, GroupPlan
 
 
@@ -29,14 +29,22 @@ def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.n
     """The service's switch events over its replicas (groups' replicas numbered in order) for the kernel.
 
     Every replica starts active in the kernel; an autoscaled group's replicas are first switched off at
-    t = 0 and then follow the autoscaler's events (its t = 0 block turns on the initial ones)."""
-    times, replicas, on, offset = [np.zeros(0)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=bool)], 0
+    t = 0 and then follow the autoscaler's events (its t = 0 block turns on the initial ones). A windowed
+    group's replicas (``GroupPlan.window``) are *gone* (``SWITCH_GONE``: not even a fallback for requests
+    the active replicas cannot hold) outside their window: gone at t = 0, on at its start, gone at its end
+    (the autoscaler's events for the group say the same). Without windows the codes are the booleans of
+    before (False, True), so runs without windows are unchanged."""
+    windows = any(plan.window is not None for plan in groups)
+    dtype = np.int8 if windows else bool
+    times, replicas, on, offset = [np.zeros(0)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=dtype)], 0
     for plan in groups:
         events = None if switches is None else switches.get((plan.service, plan.group))
         if events is not None:
+            off = SWITCH_GONE if plan.window is not None else SWITCH_OFF
             times += [np.zeros(plan.replicas), events.switch_s]
             replicas += [offset + np.arange(plan.replicas), offset + events.switch_replica]
-            on += [np.zeros(plan.replicas, dtype=bool), events.switch_on]
+            on += [np.full(plan.replicas, off, dtype=dtype),
+                   np.where(events.switch_on, SWITCH_ON, off).astype(dtype)]
         offset += plan.replicas
     t = np.concatenate(times)
     order = np.argsort(t, kind="stable")  # at one instant: the group order above, offs before ons

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.kernels.serving_reference import DONE, NOT_OFFERED
+from sim.fleet.windows import NO_REPLICA_ACTIVE
+from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED
 from sim.serving.accounting import (
     STATUS_NAMES,
     group_usage,
@@ -18,6 +19,7 @@ from sim.serving.accounting import (
 from sim.serving.headroom import request_means, saturation_tokens_per_s
 from sim.stats import percentile_summary
 
+KV_REASON = "kv-need-exceeds-every-replica"
 REQUEST_COLUMNS = ["service", "accelerator", "arrival_s", "prompt_tokens", "output_tokens", "first_token_s",
                    "finish_s", "state"]
 
@@ -32,6 +34,8 @@ def llm_summary(service, fleet, groups: list, result: dict, horizon_s: float) ->
     if any(fleet.pools[p.pool].shared for p in groups):
         summary["replica_hours"] = sum(replica_s) / 3600.0
     summary["requests"] = request_counts(status)
+    if any(p.window is not None for p in groups):  # (kept out of runs without windows: their summary is unchanged)
+        summary["rejected_reasons"] = rejected_reasons(groups, result)
     summary["fidelity"] = "request"
     summary["by_accelerator"] = {}
     for accel, gs in groups_by_accelerator(groups, fleet).items():
@@ -41,6 +45,17 @@ def llm_summary(service, fleet, groups: list, result: dict, horizon_s: float) ->
         summary["by_accelerator"][accel] = {
             **latency, **serving_figures([usages[g] for g in gs], latency["output_tokens"], horizon_s)}
     return summary
+
+
+def rejected_reasons(groups: list, result: dict) -> dict:
+    """Rejected requests by reason: a KV need (prompt + output) above every replica's KV capacity, or none of
+    the replicas that could hold it active at its arrival (``NO_REPLICA_ACTIVE``, windowed groups)."""
+    requests = result["requests"]
+    rejected = result["status"] == REJECTED
+    need = requests["prompt_tokens"].to_numpy() + requests["output_tokens"].to_numpy()
+    too_large = rejected & (need > max(int(p.kernel["kv_capacity_tokens"]) for p in groups))
+    reasons = {KV_REASON: int(too_large.sum()), NO_REPLICA_ACTIVE: int((rejected & ~too_large).sum())}
+    return {reason: n for reason, n in reasons.items() if n}
 
 
 def _usages(groups: list, result: dict, fleet, replica_s: list[float]) -> list:

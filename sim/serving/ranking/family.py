@@ -26,11 +26,19 @@ class _RankingRun(ServiceRun):
         return list(zip(self.plan.pools, self.result["busy_chip_s"]))
 
     def _cost(self, edges: np.ndarray) -> np.ndarray:
-        """Cost per bin of every group: all its replicas while the pool is online (as the summary counts)."""
+        """Cost per bin of every group: all its replicas while the pool is online and the group active (as the summary
+        counts)."""
         fleet, plan = self.context.fleet, self.plan
-        return sum(group_cost_per_bin(fleet.pools[pool], fleet.site, chips, replica_events(replicas, None), busy, edges)
-                   for pool, replicas, chips, busy in zip(plan.pools, plan.replicas, plan.chips_per_replica,
-                                                          self.result["busy_chip_s"]))
+        windows = plan.windows or (None,) * len(plan.pools)
+        return sum(group_cost_per_bin(fleet.pools[pool], fleet.site, chips, replica_events(replicas, None, window),
+                                      busy, edges)
+                   for pool, replicas, chips, busy, window in zip(plan.pools, plan.replicas, plan.chips_per_replica,
+                                                                  self.result["busy_chip_s"], windows))
+
+    def windowed_groups(self) -> list[tuple]:
+        p = self.plan
+        return [(w, p.pools[g], p.chips_per_replica[g], p.replicas[g]) for g, w in enumerate(p.windows)
+                if w is not None]
 
 
 class RankingService(_RankingRun):

@@ -47,6 +47,11 @@ low-index replicas is taken as a capacity split (mixed MTIA + H100 groups:
 throughput within 0.3 %, mean latency −3 to −9 %), and the all-or-nothing ``max_items`` eligibility
 per group is not split by band (queries a small group cannot run still count in its share).
 ``tests/test_fluid_ranking.py`` measures the gap to the request level.
+
+Windows (``sim.fleet.windows``): a windowed group takes queries only over the active share of each bin, split
+by capacity × that share (under ``slo-aware`` too: the cheapest-first split is not applied with windows),
+serves them over that share and drains its backlog after its window; queries arriving when no group is
+active are rejected (``no replica active``).
 """
 
 from __future__ import annotations
@@ -56,8 +61,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.fleet.windows import NO_REPLICA_ACTIVE, active_fraction
 from sim.kernels import fluid as kernel
-from sim.serving.fluid.serve import _rebin, _share_meeting_backlog
+from sim.serving.fluid.serve import _rebin, _share_meeting_backlog, serving_cover
+from sim.serving.fluid.split import union_cover
 from sim.serving.fluid.traffic import QUANTILE_EDGES, fluid_edges, offered_load
 from sim.workload.distributions import cdf, token_pmf
 
@@ -79,16 +86,28 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
     accepted = offered.arrivals * items.accepted
     rejected = float(offered.arrivals.sum()) * (1.0 - items.accepted)
     slo_s = service.slo.latency_p99_ms / 1e3 if service.slo is not None else None
-    if service.router.kind == "slo-aware" and slo_s is not None and len(plan.pools) > 1:
+    windows = list(plan.windows) if plan.windows else [None] * len(plan.pools)
+    inactive = 0.0
+    if any(w is not None for w in windows):  # windowed groups: each takes queries only while active
+        covers = [np.ones(len(widths)) if w is None else active_fraction(w, offered.edges) for w in windows]
+        union = union_cover(windows, offered.edges)
+        inactive = float(np.sum(accepted * (1.0 - union)))
+        weight = sum(c * cover for c, cover in zip(capacity, covers))
+        routed = [np.divide(accepted * union * c * cover, weight, out=np.zeros(len(widths)), where=weight > 0)
+                  for c, cover in zip(capacity, covers)]
+    elif service.router.kind == "slo-aware" and slo_s is not None and len(plan.pools) > 1:
         routed = _cheapest_first(plan, accepted, widths, items, batch_cap, capacity)
     else:
         routed = [accepted * share for share in capacity / capacity.sum()]
-    groups = [_serve_group(plan, g, routed[g], widths, items, batch_cap[g], service.router.kind, slo_s)
+    groups = [_serve_group(plan, g, routed[g], widths if windows[g] is None
+                           else widths * serving_cover(windows[g], offered.edges), items, batch_cap[g],
+                           service.router.kind, slo_s)
               for g in range(len(plan.pools))]
     series = fluid_edges(horizon_s, bin_width_s)
     length = int(np.ceil(horizon_s / bin_width_s)) + 1  # as the request-level kernel's busy array
     return {"fidelity": "fluid", "edges": offered.edges, "offered_per_bin": offered.arrivals,
-            "served_per_bin": sum(g["served_per_bin"] for g in groups), "rejected": rejected,
+            "served_per_bin": sum(g["served_per_bin"] for g in groups), "rejected": rejected + inactive,
+            "rejected_inactive": inactive,
             "met_per_bin": (sum(g["met_per_bin"] for g in groups) if slo_s is not None else None),
             "mean_items": items.mean, "groups": groups,
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in groups],
@@ -189,13 +208,16 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
     cost, replicas = plan.costs[g], plan.replicas[g]
     delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
     m = items.mean
-    (lam_rows,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
+    # a windowed group's ``widths`` are the served share of each bin (``serving_cover``), some of them 0
+    lam = accepted / widths if (widths > 0).all() else np.divide(accepted, widths, out=np.zeros(len(widths)),
+                                                                 where=widths > 0)
+    (lam_rows,), _, row = kernel.merge_rows([lam], [lam], np.ones(len(widths)))
     rows = _steady(cost, replicas, lam_rows, delay, cap, items, router)
     full_s, _ = _batch_time(cost, cap * m)
     group_rate = replicas * cap / float(full_s)
     backlog = kernel.fluid_backlog(accepted, group_rate * widths)
     before = np.concatenate(([0.0], backlog[:-1]))
-    meets = _share_meeting_backlog(before, backlog, accepted / widths, group_rate, widths)
+    meets = _share_meeting_backlog(before, backlog, lam, group_rate, widths)
     busy = meets + (1.0 - meets) * rows["rho"][row]
     served = before + accepted - backlog
     in_service = replicas * float(rows["rho"][row[-1]] * rows["batch"][row[-1]])
@@ -336,7 +358,9 @@ def ranking_fluid_summary(plan, service, fleet, result: dict, horizon_s: float) 
     summary["completed"] = offered - rejected - unfinished
     summary["requests"] = {"offered": offered, "completed": summary["completed"], "rejected": rejected,
                            "unfinished": unfinished, "not_offered": 0}
-    summary["rejected_reasons"] = {REJECT_REASON: rejected} if rejected else {}
+    inactive = min(round(result.get("rejected_inactive", 0.0)), rejected)
+    reasons = {REJECT_REASON: rejected - inactive, NO_REPLICA_ACTIVE: inactive}
+    summary["rejected_reasons"] = {reason: n for reason, n in reasons.items() if n}
     summary["family"] = "ranking"
     summary["fidelity"] = "fluid"
     by_accel: dict[str, list[int]] = {}

@@ -51,6 +51,7 @@ class RankingPlan:
     costs: tuple[RankingCost, ...]
     group_of_replica: np.ndarray
     kernel: dict  # keyword arguments of serve_ranking except the request arrays and the horizon
+    windows: tuple = ()  # per group: (from_s, until_s) when active only part of the run, else None
 
 
 def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> RankingPlan:
@@ -70,6 +71,7 @@ def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> Rank
     def spread(values, dtype=np.float64):
         return np.asarray(values, dtype=dtype)[per_replica]
 
+    windows = tuple(getattr(fleet, "group_windows", {}).get((index, g)) for g in range(len(groups)))
     slo = service.slo
     slo_s = slo.latency_p99_ms / 1e3 * service.router.slo_headroom_frac if slo is not None else np.inf
     kernel = dict(
@@ -81,9 +83,11 @@ def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> Rank
         max_batch=spread([g.max_batch for g, _ in groups], np.int64),
         max_delay_s=spread([g.max_queue_delay_ms / 1e3 for g, _ in groups]),
         max_items=spread([c.max_items for c in costs], np.int64),
-        cost_per_s=spread(rates))
+        cost_per_s=spread(rates),
+        active_from_s=spread([w[0] if w is not None else 0.0 for w in windows]),
+        active_until_s=spread([w[1] if w is not None else np.inf for w in windows]))
     return RankingPlan(index, tuple(p.index for _, p in groups), tuple(counts),
-                       tuple(g.chips_per_replica for g, _ in groups), tuple(costs), per_replica, kernel)
+                       tuple(g.chips_per_replica for g, _ in groups), tuple(costs), per_replica, kernel, windows)
 
 
 def service_requests(service, horizon_s: float, rng: np.random.Generator, base_dir=None, start=None) -> pd.DataFrame:

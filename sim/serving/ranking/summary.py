@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.kernels.serving_reference import DONE, NOT_OFFERED
+from sim.fleet.windows import NO_REPLICA_ACTIVE
+from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED
 from sim.serving.accounting import STATUS_NAMES, request_counts
 from sim.serving.ranking.serve import REJECT_REASON
 from sim.stats import percentile_summary as _stats
@@ -27,8 +28,7 @@ def ranking_summary(plan, service, fleet, result: dict, horizon_s: float) -> dic
     """``summary["inference"][service]`` of a ranking service (see the README's output section)."""
     summary = _group_summary(plan, result, range(len(plan.pools)), service.slo, fleet, horizon_s)
     summary["requests"] = request_counts(result["status"])
-    summary["rejected_reasons"] = {REJECT_REASON: summary["requests"]["rejected"]} \
-        if summary["requests"]["rejected"] else {}
+    summary["rejected_reasons"] = _rejected_reasons(plan, result)
     summary["family"] = "ranking"
     by_accel: dict[str, list[int]] = {}
     for g, pool in enumerate(plan.pools):
@@ -37,6 +37,15 @@ def ranking_summary(plan, service, fleet, result: dict, horizon_s: float) -> dic
         accel: _group_summary(plan, result, gs, service.slo, fleet, horizon_s)
         for accel, gs in sorted(by_accel.items())}
     return summary
+
+
+def _rejected_reasons(plan, result: dict) -> dict:
+    """Rejected requests by reason: more items than any replica holds, or (windowed groups) none that could
+    run it in its window at its arrival (``NO_REPLICA_ACTIVE``)."""
+    rejected = result["status"] == REJECTED
+    too_large = rejected & (result["requests"]["items"].to_numpy() > plan.kernel["max_items"].max())
+    reasons = {REJECT_REASON: int(too_large.sum()), NO_REPLICA_ACTIVE: int((rejected & ~too_large).sum())}
+    return {reason: n for reason, n in reasons.items() if n}
 
 
 def ranking_requests_table(plan, service, fleet, result: dict) -> pd.DataFrame:
@@ -93,7 +102,8 @@ def _energy_cost(plan, result, groups, fleet, horizon_s: float, items) -> tuple[
     for g in groups:
         pool = fleet.pools[plan.pools[g]]
         chips = plan.replicas[g] * plan.chips_per_replica[g]
-        online_s = pool.online_seconds(horizon_s)
+        window = plan.windows[g] if plan.windows else None  # a windowed group's chips count while it is active
+        online_s = pool.online_seconds(horizon_s) if window is None else window[1] - window[0]
         joules = (chips * online_s * pool.idle_w_with_server
                   + float(result["busy_chip_s"][g].sum()) * (pool.busy_w_with_server - pool.idle_w_with_server))
         it_j += joules
