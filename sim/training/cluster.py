@@ -1,7 +1,8 @@
 """The cluster: one SimPy process that admits, places and completes training jobs.
 
 Events happen only when state changes: a job arrives, a job completes, a pool comes online or leaves, or
-an inference replica group on a shared pool scales (``sim.training.sharing``). At each such instant the
+an inference replica group on a shared pool scales, or a windowed group on any pool starts or ends
+(``sim.training.sharing``). At each such instant the
 process settles completions first (freeing chips), then pools coming online, then pools leaving, then
 inference scale-downs and scale-ups (which may preempt training), then admits arrivals, then asks the
 scheduler policy to start what it can; then it sleeps until the next instant. The cluster is the only
@@ -32,8 +33,8 @@ rest, as run times differ within a shape): a long job started shortly before the
 since its last checkpoint. When every pool a job may use has left, the job is rejected with the reason
 ``every pool it may use has left``: at that instant if it was waiting (its wait counts in the queue
 series up to then: ``left_queue_s`` in the outcome), at its arrival if it arrives later. No job is
-dropped, and none blocks a strict-FIFO queue forever. Inference replicas cannot sit on a pool that leaves within the run
-(validation refuses it: serving does not follow capacity yet).
+dropped, and none blocks a strict-FIFO queue forever. Inference replica groups on a pool that leaves are active
+until it leaves (``sim.fleet.windows``): their chips are released by the reservation schedule at that instant.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Shared pools: inference replicas scale up and down on chips that training uses in between.
 
+The same schedule places and releases the replicas of windowed groups (``active_from`` / ``active_until``,
+``sim.fleet.windows``) on any pool: a scale-up at the window's start, a scale-down at its end.
+
 The cluster applies the reservation schedule of ``sim.serving.autoscale`` as its fourth event source
 (after completions and pools coming online, before arrivals, at one instant):
 
@@ -20,8 +23,8 @@ The cluster applies the reservation schedule of ``sim.serving.autoscale`` as its
   when a scale-up placed a replica there in chips that were free (no preemption was needed): inference
   took capacity that job was waiting for. It is not a claim that the job would have started.
 
-Validation allows one replica size per shared pool (``sim.validation.checks``), so a replica always fits
-where another one left; should a replica still find no room with every training job of the pool
+Validation allows one replica size per shared pool, or pool with a windowed group (``sim.validation.checks``), so a
+replica always fits where another one left; should a replica still find no room with every training job of the pool
 preempted, the run stops with an error naming the time and pool.
 """
 
