@@ -185,6 +185,7 @@ def test_training_uses_a_groups_chips_before_it_starts_and_is_preempted_then(tmp
     on_tpu = jobs["pool"] == "tpu"
     assert (jobs.loc[on_tpu, "start_s"] < DAY).sum() > 10  # training ran on the group's chips before its date
     assert jobs["preemptions"].sum() >= 1  # the group's start took its chips back (checkpoint semantics)
+    assert results.summary["training"]["preemptions"] == jobs["preemptions"].sum()
     running_after = on_tpu & (jobs["end_s"] > DAY) & (jobs["state"] != "queued")
     assert not running_after.any()  # the whole pool serves from the date on
     series = results.timeseries
