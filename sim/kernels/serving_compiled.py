@@ -210,6 +210,16 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                         if key < best:
                             r = m
                             best = key
+                elif router == ROUTER_LEAST_WORK and n_active > 0 and need <= min_capacity:
+                    # some replicas inactive or gone (autoscaling, windows): the same scan over the active ones
+                    r = -1
+                    best = 0.0
+                    for m in range(n_replicas):
+                        if active[m]:
+                            key = work[m] * seconds_per_token[m]
+                            if r < 0 or key < best:
+                                r = m
+                                best = key
                 else:
                     r, next_rr = _route(router, need, prompt_tokens[i], next_rr, active, present, replica_int,
                                         replica_float, in_system, work, seconds_per_token, pending_prefill,
