@@ -284,3 +284,27 @@ def test_ranking_kernel_twins_agree_with_windows(seed, router):
     inactive = ~((params["active_from_s"][None, :] <= arrival[:, None])
                  & (arrival[:, None] < params["active_until_s"][None, :])).any(axis=1)
     assert (status[offered & inactive] == REJECTED).all()
+
+
+@pytest.mark.parametrize("family, fidelity", [("llm", "request"), ("llm", "fluid"), ("ranking", "request"),
+                                              ("ranking", "fluid")])
+def test_monthly_service_cost_counts_each_group_in_its_window(tmp_path, family, fidelity):
+    """A move at 1 February: January's cost is the first group's, February's the second's, and the months
+    reproduce the summary's cost per unit (``ServiceRun.cost_per_bin`` with windows)."""
+    data = llm_move(fidelity, rate=0.02) if family == "llm" else ranking_move(fidelity)
+    data["start"] = "2026-01-31"
+    replicas = data["workloads"]["inference"][0]["replicas"]
+    replicas[0]["active_until"] = replicas[1]["active_from"] = "2026-02-01"
+    results = sim.run(scenario_from(data, tmp_path))
+    name = data["workloads"]["inference"][0]["name"]
+    unit, count = ("tokens", "output_tokens") if family == "llm" else ("requests", "completed_requests")
+    monthly, summary = results.monthly, results.summary["inference"][name]
+    units, per_million = monthly[f"{count}.{name}"].to_numpy(), monthly[f"cost_per_1m_{unit}_usd.{name}"].to_numpy()
+    assert (per_million * units).sum() / units.sum() == pytest.approx(summary[f"cost_per_1m_{unit}_usd"], rel=1e-9)
+    by_accel = summary["by_accelerator"]
+    first, second = ("h100-sxm", "tpu-v6e") if family == "llm" else ("mtia-v2", "h100-sxm")
+    unit_key = "output_tokens" if family == "llm" else "completed"
+    cost = {a: by_accel[a][f"cost_per_1m_{unit}_usd"] * by_accel[a][unit_key] / 1e6 for a in (first, second)}
+    month_cost = per_million * units / 1e6
+    assert month_cost[0] == pytest.approx(cost[first], rel=0.02)  # January: the first group only
+    assert month_cost[1] == pytest.approx(cost[second], rel=0.02)
