@@ -225,7 +225,7 @@ def test_window_mistakes_are_located_and_reported_together(tmp_path):
         scenario_from(ranking, tmp_path, "central.yaml")
 
 
-@pytest.mark.parametrize("seed", range(1, 13))
+@pytest.mark.parametrize("seed", range(1, 10))
 def test_llm_kernel_twins_agree_with_gone_replicas(seed):
     arrival, prompt, output, groups, kwargs = random_case(seed)
     rng = np.random.default_rng(1000 + seed)
