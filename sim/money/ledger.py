@@ -12,7 +12,10 @@ What is modelled, per entry (USD; times in seconds since the scenario start):
   stopped after ``amortization_years`` (runs are far shorter).
 * ``maintenance``: ``site.maintenance_frac_per_year`` of an owned pool's purchase price per year, accrued
   per online chip-hour, per pool and month.
-* ``rental``: a rented pool's rate per online chip-hour, per pool and month.
+* ``rental``: a rented pool's rate per online chip-hour, per pool and month. Under a reserved term
+  (``fleet[].rental_term``) the rate is the committed one and the pool is charged for every hour of its
+  whole terms from ``online_from``, even after ``online_until`` (``ResolvedPool.charged_steps``), up to
+  the horizon. A burst pool (``policy.burst``) is charged for the chips it rented, while online.
 * ``energy``: per time-series bin, facility kWh (the exact bin integral of facility power, as
   ``sim.results.series`` computes it) × the site's electricity price, with its carbon (kWh × gCO2e/kWh).
   A bin straddling a month's first midnight (only when the bin width does not divide a day) is split
@@ -56,12 +59,21 @@ def _purchases(pool, lo: float) -> list[tuple[float, int]]:
     return [(lo, pool.count - sum(chips for _, chips in later))] + [(float(at), chips) for at, chips in later]
 
 
-def _chip_steps(pool, lo: float, hi: float, horizon_s: float) -> list[tuple[float, int]]:
+def _chip_steps(pool, lo: float, hi: float, horizon_s: float, charged: bool = False) -> list[tuple[float, int]]:
     """(time [s], chips online from then), closed by a step of 0 chips: ``ResolvedPool.chip_steps`` (the one
-    step function of a pool's online chips, deliveries included); a plain pool has ``count`` over [lo, hi)."""
+    step function of a pool's online chips, deliveries included), or with ``charged`` the chips its cost is
+    charged for (``ResolvedPool.charged_steps``: a reserved term runs on after the pool leaves); a plain pool
+    has ``count`` over [lo, hi)."""
+    if charged and hasattr(pool, "charged_steps"):
+        return list(zip(*pool.charged_steps(horizon_s)))
     if hasattr(pool, "chip_steps"):
         return list(zip(*pool.chip_steps(horizon_s)))
     return [(lo, pool.count), (max(lo, hi), 0)]
+
+
+def _per_month_chip_s(steps, edges) -> np.ndarray:
+    chip_s = sum(chips * overlap_s(a, b, edges) for (a, chips), (b, _) in zip(steps, steps[1:]))
+    return np.zeros(len(edges) - 1) + chip_s
 
 
 def purchase_usd_per_chip(pool, amortization_years: float) -> float:
@@ -106,11 +118,13 @@ def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.
     online_chip_s: dict[str, np.ndarray] = {}
     for pool in pools:
         lo, hi = online_window_s(pool, horizon_s)
-        steps = _chip_steps(pool, lo, hi, horizon_s)
-        chip_s = sum(chips * overlap_s(a, b, edges) for (a, chips), (b, _) in zip(steps, steps[1:]))
-        chip_s = np.zeros(len(edges) - 1) + chip_s
+        chip_s = _per_month_chip_s(_chip_steps(pool, lo, hi, horizon_s), edges)
         online_chip_s[pool.name] = chip_s
         owned = pool.owner == "owned"
+        if not owned:
+            charged = _chip_steps(pool, lo, hi, horizon_s, charged=True)
+            chip_s = _per_month_chip_s(charged, edges)
+            hi = max(hi, charged[-1][0])
         accel = pool.accelerator.id
         if owned and pool.count and pool.online_from_s <= horizon_s:
             price = purchase_usd_per_chip(pool, site.amortization_years)
