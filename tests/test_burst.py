@@ -252,6 +252,7 @@ fleet:
 policy:
   burst:
     - {pool: cloud, quota_chips: 0, queue_wait_threshold: -1, provisioning_delay: -5, min_rental: -1h}
+    - {pool: clod, quota_chips: 8, queue_wait_threshold: 1h, provisioning_delay: 0, min_rental: 0}
 """
 
 BAD_CHECKS = """\
@@ -285,9 +286,12 @@ def test_bad_burst_numbers_are_located_together(tmp_path):
     where = f"{tmp_path / 's.yaml'}:9 policy.burst[0]"
     assert [e.split(":")[1].split(" ")[1] for e in errors] == [
         "policy.burst[0].quota_chips", "policy.burst[0].queue_wait_threshold",
-        "policy.burst[0].provisioning_delay", "policy.burst[0].min_rental"]
-    assert all(e.startswith(where) for e in errors)
+        "policy.burst[0].provisioning_delay", "policy.burst[0].min_rental", "policy.burst[1].pool"]
+    assert all(e.startswith(where) for e in errors[:4])
     assert "found 0" in errors[0] and "accepted: above 0" in errors[0]
+    # an unknown pool name comes in the same report as the schema's mistakes
+    assert errors[4].startswith(f"{tmp_path / 's.yaml'}:10 policy.burst[1].pool: unknown pool 'clod' (did you mean "
+                                "'cloud'?)")
 
 
 def test_bad_burst_pools_are_located_together(tmp_path):

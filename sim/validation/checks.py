@@ -89,6 +89,15 @@ def check_raw_names(data: dict, origin) -> list[Problem]:
         path = ("policy", "scheduler", "kind")
         problems.append(Problem(origin.locate(path), format_path(path),
                                 f"unknown scheduler {kind!r}" + suggest(kind, registry("scheduler"))))
+    burst = policy.get("burst") if isinstance(policy, dict) else None
+    pools = {p.get("name"): p for p in (fleet if isinstance(fleet, list) else []) if isinstance(p, dict)}
+    for k, entry in enumerate(burst if isinstance(burst, list) else []):
+        name = entry.get("pool") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name not in pools:
+            path = ("policy", "burst", k, "pool")
+            names = [n for n in pools if isinstance(n, str)]
+            problems.append(Problem(origin.locate(path), format_path(path),
+                                    f"unknown pool {name!r}" + suggest(name, names)))
     return problems
 
 
