@@ -57,7 +57,8 @@ class BurstPool:
     rented: dict[int, float] = field(default_factory=dict)  # domain -> online since [s]
     expired: set[int] = field(default_factory=set)  # rented domains past min_rental, still busy
     cursor: int = 0  # jobs before it have crossed, started or may not use the pool
-    crossing_s: float = math.inf
+    crossing_s: float = math.inf  # when the next waiting job crosses the threshold
+    waiting_on: int = -1  # that job (-1: none)
 
     def rentable(self, gang: int) -> bool:
         """Whether a gang of ``gang`` chips fits in the quota (a gang larger than a domain takes whole domains)."""
@@ -79,6 +80,7 @@ class Burst:
         self.timers: list[tuple[float, int, int, int, int]] = []  # (time, sequence, kind, pool, domain)
         self.sequence = 0
         self.events: list[tuple[float, int, str, int, int]] = []
+        self.expiries = False  # a min_rental expired at this instant
         for pool_index, policy in policies:
             p = cluster.pools[pool_index]
             allocator = cluster.allocators[pool_index]
@@ -115,6 +117,7 @@ class Burst:
                 freed.add(pool)
             elif domain in state.rented:
                 state.expired.add(domain)
+                self.expiries = True
         return freed
 
     def next_online_s(self, pool: int) -> float:
@@ -124,21 +127,29 @@ class Burst:
         return min(state.provisioning.values(), default=math.inf) if state is not None else math.inf
 
     # -- decisions at the end of an instant ----------------------------------------------------------
-    def after(self, t: float, arrived: int) -> None:
-        """At the end of instant ``t`` (jobs before index ``arrived`` have arrived): release idle domains past
-        ``min_rental``, request domains when a waiting job's wait crossed the threshold, and set the next
-        crossing timer."""
+    def after(self, t: float, arrived: int, freed) -> None:
+        """At the end of instant ``t`` (jobs before index ``arrived`` have arrived; ``freed``: the pools that
+        gained chips): release idle domains past ``min_rental``, request domains when a waiting job's wait
+        crossed the threshold, and set the next crossing timer."""
         cluster = self.cluster
+        start_s, reason = cluster.start_s, cluster.reject_reason
+        expiries, self.expiries = self.expiries, False
         for state in self.pools:
-            if state.expired:
+            if state.expired and (expiries or state.pool in freed):  # a domain can only have become idle then
                 self._release_idle(state, t)
+            j = state.waiting_on
+            if j >= 0 and t < state.crossing_s and start_s[j] != start_s[j] and not reason[j]:
+                continue  # the oldest job not yet past the threshold still waits: its timer stands
             if not cluster.online[state.pool]:
-                state.crossing_s = math.inf  # not yet within its window, or left: the pool's own events wake it
+                state.crossing_s, state.waiting_on = math.inf, -1  # not yet in its window, or left
                 continue
             if self._scan(state, t, arrived):
                 self._request(state, t)
-        self.next_s = min(self.timers[0][0] if self.timers else math.inf,
-                          min(s.crossing_s for s in self.pools))
+        next_s = self.timers[0][0] if self.timers else math.inf
+        for state in self.pools:
+            if state.crossing_s < next_s:
+                next_s = state.crossing_s
+        self.next_s = next_s
 
     def _release_idle(self, state: BurstPool, t: float) -> None:
         allocator = self.cluster.allocators[state.pool]
@@ -161,12 +172,12 @@ class Burst:
         start_s, reason, shape, arrival, chips = c.start_s, c.reject_reason, c.shape, c.arrival, c.chips
         eligible, pool, threshold, rentable = c.eligible_mask, state.pool, state.threshold_s, state.rentable
         crossed, job = False, state.cursor
-        state.crossing_s = math.inf
+        state.crossing_s, state.waiting_on = math.inf, -1
         while job < arrived:
             waits = start_s[job] != start_s[job] and shape[job] >= 0 and not reason[job]  # NaN: not running
             if waits and eligible[job, pool] and rentable(chips[job]):
                 if arrival[job] + threshold > t:
-                    state.crossing_s = arrival[job] + threshold
+                    state.crossing_s, state.waiting_on = arrival[job] + threshold, job
                     break
                 crossed = True
             job += 1

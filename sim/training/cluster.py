@@ -283,7 +283,7 @@ class Cluster:
                     # preempted job may go to any of its pools
                     scheduler.schedule(None if capped or requeued else freed, new_shapes)
             if burst is not None:
-                burst.after(t, next_job)
+                burst.after(t, next_job, freed)
             if progress is not None and not events & 4095:
                 progress(t)
         self.events = events
