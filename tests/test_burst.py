@@ -317,3 +317,15 @@ def test_cli_refuses_a_bad_burst_with_status_2(tmp_path, capsys):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "policy.burst[2].pool: unknown pool 'clod'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "hetero-aware"])
+def test_burst_works_under_every_scheduler(tmp_path, kind):
+    data = bursting()
+    data["policy"]["scheduler"] = {"kind": kind}
+    results = sim.run(scenario_from(data, tmp_path))
+    events = results.burst
+    assert (events["event"] == "online").any() and events["rented_chips"].max() <= QUOTA
+    assert (results.jobs["pool"] == "cloud").any()
+    assert rental(results, "cloud") == pytest.approx(results.summary["burst"]["cloud"]["rented_chip_hours"] * H100_RATE)
+    assert_accounted(results)
