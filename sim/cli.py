@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
                      "outputs/<scenario name>--<the overrides> with --set]")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("--no-report", action="store_true", help="skip report.html (the run's report in one HTML file)")
     run.set_defaults(handler=_run)
     validate = sub.add_parser("validate", help="check scenarios without simulating")
     validate.add_argument("scenarios", nargs="+")
@@ -115,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--all", dest="show_all", action="store_true",
                          help="also list the metrics that did not change")
     compare.set_defaults(handler=_compare)
+    report = sub.add_parser("report", help="write one self-contained HTML report of a run, or of several runs "
+                            "side by side")
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="output folder of a run (several: compared)")
+    report.add_argument("--out", help="the HTML file to write [default: RUN_DIR/report.html for one run, "
+                        "compare-report.html in the current folder for several]")
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -145,7 +152,7 @@ def _run(args) -> int:
     out = Path(args.out) if args.out is not None else check_writable_folder(
         default_output_dir(scenario, args.overrides), option="output folder")
     results = sim.run(scenario, progress=not args.quiet and sys.stderr.isatty())
-    results.save(out, plots=False if args.no_plots else None)
+    results.save(out, plots=False if args.no_plots else None, report=not args.no_report)
     if not args.quiet:
         print(f"{scenario.name}: simulated {scenario.duration / 86400:g} days in "
               f"{results.manifest['wall_s']:.2f} s (numba {'on' if results.manifest['numba'] else 'off'})")
@@ -208,6 +215,14 @@ def _compare(args) -> int:
     table = compare_text(a, b, only=args.only, show_all=args.show_all)  # a bad --only fails before any output
     print(f"A: {args.a}\nB: {args.b}\n")
     print(table)
+    return 0
+
+
+def _report(args) -> int:
+    from sim.results.report_html import write_report
+
+    path = write_report(args.runs, args.out)
+    print(f"report in {path}")
     return 0
 
 

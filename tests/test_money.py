@@ -14,6 +14,7 @@ import pytest
 
 import sim
 from sim.catalog import builtin_catalog
+from sim.fleet import ResolvedPool
 from sim.money import COST_CATEGORIES, build_ledger, job_costs_usd, month_edges, monthly_table
 from sim.money.ledger import HOURS_PER_YEAR
 from tests.conftest import BASE, scenario_from
@@ -26,9 +27,13 @@ SITE = SimpleNamespace(pue=1.25, electricity_usd_per_kwh=0.1, carbon_g_per_kwh=4
 
 
 def _pool(name, owner="owned", count=8, rate=2.0, online_from_s=0.0, **extra):
-    return SimpleNamespace(name=name, owner=owner, count=count, chip_cost_usd_per_hour=rate,
-                           online_from_s=online_from_s, accelerator=SimpleNamespace(id=f"chip-{name}"),
-                           busy_w_with_server=1000.0, shared=False, **extra)
+    """A resolved pool of ``count`` chips costing ``rate`` USD per chip-hour (amortized price or rental)."""
+    price = rate * SITE.amortization_years * HOURS_PER_YEAR if owner == "owned" else None
+    return ResolvedPool(index=0, name=name, accelerator=SimpleNamespace(id=f"chip-{name}", idle_w=100.0, tdp_w=1000.0),
+                        count=count, chips_per_server=8, servers_per_rack=4, domain_chips=8, cooling="air",
+                        online_from_s=online_from_s, owner=owner, multi_domain_gangs=True,
+                        server_power_overhead_frac=0.0, chip_cost_usd_per_hour=rate, purchase_usd_per_chip=price,
+                        **extra)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +159,45 @@ def test_owned_pool_capex_depreciation_and_maintenance():
     assert by["depreciation"].tolist() == pytest.approx([8 * 11 * 24 * 2.0, 8 * 14 * 24 * 2.0])
     assert by["maintenance"].tolist() == pytest.approx(list(by["depreciation"] * 0.05 * 4.0))
     assert by["rental"].sum() == 0
+
+
+def test_depreciation_stops_at_the_end_of_life_and_maintenance_goes_on():
+    site = SimpleNamespace(**{**vars(SITE), "amortization_years": 30 / 365})  # a 30-day life
+    pool = _pool("own", online_from_s=5 * DAY)
+    price = pool.purchase_usd_per_chip
+    ledger = build_ledger([pool], site, dt.date(2026, 1, 1), 90 * DAY, np.array([0.0, 90 * DAY]), np.zeros(1))
+    rows = ledger.entries
+    depreciation = rows[rows["category"] == "depreciation"]
+    assert depreciation["usd"].sum() == pytest.approx(8 * price)  # the whole price, and no more
+    assert depreciation["end_s"].max() == 35 * DAY
+    maintenance = rows[rows["category"] == "maintenance"]
+    assert maintenance["usd"].sum() == pytest.approx(8 * price * 0.05 * 85 / 365)  # online 85 days
+    assert rows["category"].eq("write_off").sum() == 0  # the pool never leaves
+
+
+def test_owned_pool_that_leaves_writes_off_its_book_value():
+    pool = _pool("own", online_from_s=10 * DAY, online_until_s=40 * DAY)
+    price = pool.purchase_usd_per_chip
+    life_days = SITE.amortization_years * 365
+    ledger = build_ledger([pool], SITE, dt.date(2026, 1, 1), 90 * DAY, np.array([0.0, 90 * DAY]), np.zeros(1))
+    rows = ledger.entries
+    write_off = rows[rows["category"] == "write_off"]
+    assert write_off["usd"].tolist() == pytest.approx([8 * price * (1 - 30 / life_days)])
+    assert write_off["time_s"].tolist() == [40 * DAY] and write_off["month"].tolist() == ["2026-02"]
+    depreciated = rows.loc[rows["category"] == "depreciation", "usd"].sum()
+    assert depreciated + write_off["usd"].sum() == pytest.approx(8 * price)  # the capex, all accounted for
+
+
+def test_each_delivery_is_bought_and_depreciated_at_its_own_price():
+    pool = _pool("own", count=24, deliveries=((10 * DAY, 8), (20 * DAY, 8)), delivery_usd_per_chip=(1000.0, 3000.0))
+    ledger = build_ledger([pool], SITE, dt.date(2026, 1, 1), 30 * DAY, np.array([0.0, 30 * DAY]), np.zeros(1))
+    rows = ledger.entries
+    capex = rows[rows["category"] == "capex"]
+    assert capex["usd"].tolist() == pytest.approx([8 * pool.purchase_usd_per_chip, 8 * 1000.0, 8 * 3000.0])
+    assert capex["time_s"].tolist() == [0.0, 10 * DAY, 20 * DAY]
+    year_s = HOURS_PER_YEAR * 3600.0 * SITE.amortization_years
+    expected = 8 * (pool.purchase_usd_per_chip * 30 + 1000.0 * 20 + 3000.0 * 10) * DAY / year_s
+    assert rows.loc[rows["category"] == "depreciation", "usd"].sum() == pytest.approx(expected)
 
 
 def test_rented_pool_rental_stops_when_it_leaves():

@@ -76,7 +76,8 @@ def test_earlier_runs_files_are_removed_and_the_users_kept(tmp_path):
     assert all((out / n).read_text() == "from before" for n in mine)
     assert is_complete(out)
     listed = json.loads((out / COMPLETE_MARKER).read_text())["files"]
-    assert listed == ["jobs.csv", "manifest.json", "monthly.csv", "summary.json", "timeseries.csv"]
+    assert listed == ["jobs.csv", "manifest.json", "monthly.csv", "report.html", "scenario.json", "summary.json",
+                      "timeseries.csv"]
 
 
 def test_plots_written_are_all_known_to_the_cleaner(tmp_path):

@@ -77,6 +77,20 @@ class ResolvedPool:
     burst: bool = False  # rented by ``policy.burst``: online only while rented (``realised_steps``)
     # the online chips a run realised, as ``chip_steps`` returns them (a burst pool's rentals); None: static
     realised_steps: tuple[tuple[float, ...], tuple[int, ...]] | None = None
+    # an owned pool's purchase price per chip [USD] (None for a rented pool), and the price of each delivery
+    # in ``deliveries`` order (empty: every delivery at ``purchase_usd_per_chip``)
+    purchase_usd_per_chip: float | None = None
+    delivery_usd_per_chip: tuple[float, ...] = ()
+
+    def purchases(self) -> list[tuple[float, int, float]]:
+        """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
+        ``online_from_s`` and each delivery at its date and price; empty for a rented pool. Not cut to the
+        run: the money ledger decides what falls inside it."""
+        if self.purchase_usd_per_chip is None:
+            return []
+        prices = self.delivery_usd_per_chip or (self.purchase_usd_per_chip,) * len(self.deliveries)
+        return [(self.online_from_s, self.initial_chips, self.purchase_usd_per_chip)] + [
+            (at, chips, price) for (at, chips), price in zip(self.deliveries, prices)]
 
     @property
     def initial_chips(self) -> int:
@@ -257,21 +271,24 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
     online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
     until = float((pool.online_until - scenario.start).days * 86400) if pool.online_until else math.inf
     deliveries = tuple((float((d.date - scenario.start).days * 86400), d.chips) for d in pool.deliveries)
+    chip_cost, price = _chip_cost_usd_per_hour(pool, index, accel, site)
     return ResolvedPool(
         index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
         servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count) or domain,
         cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
-        chip_cost_usd_per_hour=_chip_cost_usd_per_hour(pool, index, accel, site),
+        chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
         rental_term=pool.rental_term if pool.owner == "rented" else "on-demand",
         burst=any(b.pool == pool.name for b in scenario.policy.burst),
     )
 
 
-def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec, site: ResolvedSite) -> float:
-    """Capital or rental cost of one chip-hour, energy excluded [USD/h].
+def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,
+                            site: ResolvedSite) -> tuple[float, float | None]:
+    """Capital or rental cost of one chip-hour, energy excluded [USD/h], and an owned chip's purchase
+    price [USD] (None for a rented pool).
 
     Owned chips: purchase price (the pool's ``purchase_usd_per_chip``, else the catalog's ``price_usd``)
     amortized linearly over ``amortization_years``, with no resale value, financing or host share
@@ -295,7 +312,7 @@ def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec, si
                              f"found none: {accel.id} has no purchase price, and an owned pool is charged its "
                              "amortized price; accepted: purchase_usd_per_chip on the pool (USD per chip), "
                              "price_usd on the accelerator, or owner: rented with a rental rate")
-        return price / (site.amortization_years * HOURS_PER_YEAR)
+        return price / (site.amortization_years * HOURS_PER_YEAR), float(price)
     if pool.purchase_usd_per_chip is not None:
         raise FleetError(index, "purchase_usd_per_chip",
                          f"found {pool.purchase_usd_per_chip:g}: a purchase price applies to an owned pool; "
@@ -308,14 +325,14 @@ def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec, si
                              f"found {pool.rental_term}: {accel.id} has no {pool.rental_term} rate in the catalog; "
                              f"accepted: rental_usd_per_chip_hour on the pool (the committed rate, USD per "
                              f"chip-hour), {field} on the accelerator, or rental_term: on-demand")
-        return rate
+        return rate, None
     rate = accel.cloud_usd_per_chip_hour if pool.rental_usd_per_chip_hour is None else pool.rental_usd_per_chip_hour
     if rate is None:
         raise FleetError(index, "rental_usd_per_chip_hour",
                          f"found none: {accel.id} has no cloud rental rate, and a rented pool is charged by the "
                          "chip-hour; accepted: rental_usd_per_chip_hour on the pool (USD per chip-hour), "
                          "cloud_usd_per_chip_hour on the accelerator, or owner: owned with a purchase price")
-    return rate
+    return rate, None
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,17 @@
 
 What is modelled, per entry (USD; times in seconds since the scenario start):
 
-* ``capex`` (cash, not a cost): an owned pool's purchase, ``chips × price per chip``, on its online date for
-  its first chips and on each delivery's date for that delivery's chips (``fleet[].deliveries``; pools and
-  deliveries coming online after the horizon are not bought within the run). The price is the pool's
-  ``purchase_usd_per_chip`` or the catalog's ``price_usd``; it is read back from the pool's chip-hour cost,
-  ``price / (amortization_years × 8760 h)`` (``sim.fleet.build``), so the two can never disagree.
-* ``depreciation``: straight line over ``site.amortization_years``, no resale value, per online chip-hour
-  (the same rate ``fleet_cost_usd`` uses), one entry per pool and calendar month. Depreciation is not
-  stopped after ``amortization_years`` (runs are far shorter).
-* ``maintenance``: ``site.maintenance_frac_per_year`` of an owned pool's purchase price per year, accrued
-  per online chip-hour, per pool and month.
+* ``capex`` (cash, not a cost): an owned pool's purchases, ``chips × price per chip``, one per purchase
+  tranche (``ResolvedPool.purchases``): its first chips on its online date, each delivery on its date at its
+  own price (``fleet[].deliveries``; tranches after the horizon are not bought within the run). The price is
+  the pool's ``purchase_usd_per_chip`` or the catalog's ``price_usd`` unless a delivery carries its own.
+* ``depreciation``: straight line over ``site.amortization_years`` from the day a tranche comes online, no
+  resale value, per online chip-hour at the tranche's own price ÷ life, per pool and calendar month; it stops
+  when the tranche is fully depreciated (its life is over) or the pool leaves.
+* ``write_off``: an owned pool that leaves within the run (``online_until``) writes off the book value its
+  tranches still carry then (price × the share of their life not yet depreciated), on that date; no resale.
+* ``maintenance``: ``site.maintenance_frac_per_year`` of a tranche's purchase price per year, accrued per
+  online chip-hour (for as long as the chips are online, past their depreciation life too), per pool and month.
 * ``rental``: a rented pool's rate per online chip-hour, per pool and month. Under a reserved term
   (``fleet[].rental_term``) the rate is the committed one and the pool is charged for every hour of its
   whole terms from ``online_from``, even after ``online_until`` (``ResolvedPool.charged_steps``), up to
@@ -24,7 +25,7 @@ What is modelled, per entry (USD; times in seconds since the scenario start):
 A pool is online over ``[online_from_s, online_until_s)`` (``online_until_s`` is infinite for pools that
 never leave), cut to the run ``[0, horizon]``; its online chips grow at each delivery
 (``ResolvedPool.chip_steps``). Chip costs are charged for every online chip, busy or idle.
-An owned pool that leaves stops depreciating; its undepreciated remainder is neither written off nor resold.
+An owned pool that leaves stops depreciating and writes off its remaining book value.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import pandas as pd
 from sim.money.calendar import month_edges, overlap_s
 
 HOURS_PER_YEAR = 365 * 24
-COST_CATEGORIES = ("depreciation", "maintenance", "rental", "energy")
+YEAR_S = HOURS_PER_YEAR * 3600.0
+COST_CATEGORIES = ("depreciation", "write_off", "maintenance", "rental", "energy")
 CATEGORIES = ("capex",) + COST_CATEGORIES
 COLUMNS = ["time_s", "end_s", "month", "category", "pool", "accelerator", "ownership", "usd", "kwh", "carbon_kg"]
 
@@ -47,16 +49,6 @@ def online_window_s(pool, horizon_s: float) -> tuple[float, float]:
     """``[from, until)`` of a pool inside the run [s]; empty (from >= until) when it is never online."""
     until = getattr(pool, "online_until_s", float("inf"))
     return max(0.0, pool.online_from_s), min(float(horizon_s), until)
-
-
-def _deliveries(pool) -> tuple:
-    return tuple(getattr(pool, "deliveries", ()))
-
-
-def _purchases(pool, lo: float) -> list[tuple[float, int]]:
-    """(time [s], chips) of each purchase: the first chips at the pool's online date, each delivery at its own."""
-    later = _deliveries(pool)
-    return [(lo, pool.count - sum(chips for _, chips in later))] + [(float(at), chips) for at, chips in later]
 
 
 def _chip_steps(pool, lo: float, hi: float, horizon_s: float, charged: bool = False) -> list[tuple[float, int]]:
@@ -74,11 +66,6 @@ def _chip_steps(pool, lo: float, hi: float, horizon_s: float, charged: bool = Fa
 def _per_month_chip_s(steps, edges) -> np.ndarray:
     chip_s = sum(chips * overlap_s(a, b, edges) for (a, chips), (b, _) in zip(steps, steps[1:]))
     return np.zeros(len(edges) - 1) + chip_s
-
-
-def purchase_usd_per_chip(pool, amortization_years: float) -> float:
-    """An owned pool's purchase price per chip [USD], from its amortized chip-hour cost."""
-    return pool.chip_cost_usd_per_hour * amortization_years * HOURS_PER_YEAR
 
 
 @dataclass(frozen=True)
@@ -120,33 +107,49 @@ def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.
         lo, hi = online_window_s(pool, horizon_s)
         chip_s = _per_month_chip_s(_chip_steps(pool, lo, hi, horizon_s), edges)
         online_chip_s[pool.name] = chip_s
-        owned = pool.owner == "owned"
-        if not owned:
-            charged = _chip_steps(pool, lo, hi, horizon_s, charged=True)
-            chip_s = _per_month_chip_s(charged, edges)
-            hi = max(hi, charged[-1][0])
+        if pool.owner == "owned":
+            rows += _ownership_rows(pool, lo, hi, horizon_s, site, edges, months)
+            continue
+        charged = _chip_steps(pool, lo, hi, horizon_s, charged=True)
+        chip_s = _per_month_chip_s(charged, edges)
+        hi = max(hi, charged[-1][0])
         accel = pool.accelerator.id
-        if owned and pool.count and pool.online_from_s <= horizon_s:
-            price = purchase_usd_per_chip(pool, site.amortization_years)
-            for at, chips in _purchases(pool, lo):
-                if at > horizon_s or not chips:
-                    continue  # delivered after the run: not bought within it
-                month = months[int(np.searchsorted(edges, at, side="right") - 1)] if at < horizon_s else months[-1]
-                rows.append((at, at, month, "capex", pool.name, accel, pool.owner, chips * price, 0.0, 0.0))
-        per_chip_h = ({"depreciation": pool.chip_cost_usd_per_hour,
-                       "maintenance": purchase_usd_per_chip(pool, site.amortization_years)
-                       * site.maintenance_frac_per_year / HOURS_PER_YEAR}
-                      if owned else {"rental": pool.chip_cost_usd_per_hour})
         for m, seconds in enumerate(chip_s):
-            if seconds <= 0:
-                continue
-            for category, rate in per_chip_h.items():
-                rows.append((max(edges[m], lo), min(edges[m + 1], hi), months[m], category, pool.name, accel,
-                             pool.owner, seconds / 3600.0 * rate, 0.0, 0.0))
+            if seconds > 0:
+                rows.append((max(edges[m], lo), min(edges[m + 1], hi), months[m], "rental", pool.name, accel,
+                             pool.owner, seconds / 3600.0 * pool.chip_cost_usd_per_hour, 0.0, 0.0))
     entries = pd.concat([pd.DataFrame(rows, columns=COLUMNS),
                          _energy_rows(bin_edges_s, facility_power_kw, edges, months, site)], ignore_index=True)
     entries = entries.sort_values(["time_s", "category", "pool"], kind="stable", ignore_index=True)
     return Ledger(entries=entries, month_edges_s=edges, months=months, online_chip_s=online_chip_s)
+
+
+def _ownership_rows(pool, lo: float, hi: float, horizon_s: float, site, edges, months) -> list[tuple]:
+    """Capex, depreciation, maintenance and write-off entries of an owned pool, tranche by tranche
+    (``ResolvedPool.purchases``), inside its online window ``[lo, hi)`` of the run."""
+    rows: list[tuple] = []
+    life_s = site.amortization_years * YEAR_S
+    accel, owner = pool.accelerator.id, pool.owner
+
+    def month_of(at: float) -> str:
+        return months[min(int(np.searchsorted(edges, at, side="right") - 1), len(months) - 1)]
+
+    for at, chips, price in pool.purchases():
+        start = max(at, lo)
+        if not chips or start > horizon_s:
+            continue  # bought after the run
+        rows.append((start, start, month_of(start), "capex", pool.name, accel, owner, chips * price, 0.0, 0.0))
+        windows = {"depreciation": (start, min(hi, start + life_s), price / life_s),
+                   "maintenance": (start, hi, price * site.maintenance_frac_per_year / YEAR_S)}
+        for category, (a, b, usd_per_chip_s) in windows.items():
+            seconds = overlap_s(a, b, edges)
+            for m in np.flatnonzero(seconds > 0):
+                rows.append((max(edges[m], a), min(edges[m + 1], b), months[m], category, pool.name, accel, owner,
+                             chips * seconds[m] * usd_per_chip_s, 0.0, 0.0))
+        if start < hi < min(horizon_s, start + life_s):  # the pool leaves within the run, not fully depreciated
+            book = chips * price * (1.0 - (hi - start) / life_s)
+            rows.append((hi, hi, month_of(hi), "write_off", pool.name, accel, owner, book, 0.0, 0.0))
+    return rows
 
 
 def _energy_rows(bin_edges_s, facility_kw, edges, months, site) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.money.ledger import COST_CATEGORIES, HOURS_PER_YEAR, Ledger, purchase_usd_per_chip
+from sim.money.ledger import COST_CATEGORIES, HOURS_PER_YEAR, Ledger
 from sim.workload.jobs import busy_chip_equivalents
 
 
@@ -22,9 +22,9 @@ def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site,
     """Per job of ``jobs_out``: (chip cost, energy cost) [USD] of all its runs up to the horizon (see the
     module's rule); zero for jobs that never ran."""
     n = len(jobs_out)
-    chip_rate = np.array([p.chip_cost_usd_per_hour + (purchase_usd_per_chip(p, site.amortization_years)
-                                                      * site.maintenance_frac_per_year / HOURS_PER_YEAR
-                                                      if p.owner == "owned" else 0.0) for p in pools] + [0.0])
+    chip_rate = np.array([p.chip_cost_usd_per_hour + (p.purchase_usd_per_chip * site.maintenance_frac_per_year
+                                                      / HOURS_PER_YEAR if p.owner == "owned" else 0.0)
+                          for p in pools] + [0.0])
     energy_rate = np.array([p.busy_w_with_server * site.pue / 1e3 * site.electricity_usd_per_kwh
                             for p in pools] + [0.0])  # USD per chip-hour at full load
     weight = busy_chip_equivalents(jobs_out["chips"].to_numpy(), jobs_out["chip_share"].to_numpy())

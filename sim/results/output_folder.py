@@ -22,8 +22,10 @@ from pathlib import Path
 COMPLETE_MARKER = "run-complete.json"
 PLOT_FILES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png", "shared_pool.png",
               "cost.png", "capacity.png", "slo.png")
-DATA_FILES = ("summary.json", "manifest.json", "jobs.csv", "timeseries.csv", "monthly.csv", "requests.csv", "burst.csv")
-DCSIM_FILES = DATA_FILES + PLOT_FILES + (COMPLETE_MARKER,)  # the only files dcsim ever deletes
+DATA_FILES = ("summary.json", "manifest.json", "scenario.json", "jobs.csv", "timeseries.csv", "monthly.csv",
+              "requests.csv", "burst.csv")
+REPORT_FILE = "report.html"
+DCSIM_FILES = DATA_FILES + PLOT_FILES + (REPORT_FILE, COMPLETE_MARKER)  # the only files dcsim ever deletes
 
 MAX_FOLDER_NAME = 100  # characters; far below every file system's 255-byte limit
 _HASH_CHARS = 8

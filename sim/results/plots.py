@@ -59,8 +59,10 @@ SERVICE_LINESTYLES = ("-", "--", ":", "-.")
 PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png",
               "shared_pool.png", "cost.png", "capacity.png", "slo.png")
 COST_PLOT_MIN_S = 60 * 86400.0
-COST_CATEGORIES = ("depreciation", "maintenance", "rental", "energy")  # the columns <category>_usd of monthly.csv
-COST_COLOURS = {"depreciation": "#1f77b4", "maintenance": "#9467bd", "rental": "#ff7f0e", "energy": "#2ca02c"}
+# the columns <category>_usd of monthly.csv
+COST_CATEGORIES = ("depreciation", "write_off", "maintenance", "rental", "energy")
+COST_COLOURS = {"depreciation": "#1f77b4", "write_off": "#8c564b", "maintenance": "#9467bd", "rental": "#ff7f0e",
+                "energy": "#2ca02c"}
 # (step [s], locator) from fine to coarse; the first giving at most MAX_TICKS ticks over the run is used
 MAX_TICKS = 13
 TICK_STEPS = (

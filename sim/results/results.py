@@ -2,9 +2,10 @@
 
 Building a ``Results`` writes nothing; ``save(dir)`` writes ``summary.json``, ``jobs.csv``,
 ``timeseries.csv``, ``monthly.csv`` (when the run made one), ``burst.csv`` (with ``policy.burst``),
-``manifest.json``, ``requests.csv`` when ``outputs.requests_csv`` asks for it, and (unless disabled) the
-PNG plots, through a temporary folder, then marks the folder complete (``sim.results.output_folder``). The
-JSON files hold no ``NaN`` or ``Infinity``: non-finite numbers are written as ``null``.
+``manifest.json``, ``scenario.json`` (the scenario as run), ``requests.csv`` when ``outputs.requests_csv``
+asks for it, (unless disabled) the PNG plots and ``report.html`` (``sim.results.report_html``), through a
+temporary folder, then marks the folder complete (``sim.results.output_folder``). The JSON files hold no
+``NaN`` or ``Infinity``: non-finite numbers are written as ``null``.
 """
 
 from __future__ import annotations
@@ -35,18 +36,29 @@ class Results:
     monthly: pd.DataFrame | None = field(repr=False, default=None)  # one row per calendar month (monthly.csv)
     burst: pd.DataFrame | None = field(repr=False, default=None)  # policy.burst's rental events (burst.csv)
 
-    def save(self, directory: str | Path, plots: bool | None = None) -> Path:
-        """Write every output file into ``directory`` (created if needed) and return it.
+    def save(self, directory: str | Path, plots: bool | None = None, report: bool = True) -> Path:
+        """Write every output file into ``directory`` (created if needed) and return it; ``report=False``
+        leaves out ``report.html``.
 
         The files are written into a temporary sibling folder, then moved in; dcsim's files of an earlier
         run there are deleted (other files are kept) and ``run-complete.json`` is written last. Raises
         ``OutputError`` when the folder cannot be written."""
         want_plots = plots if plots is not None else (self.scenario is None or self.scenario.outputs.plots)
-        return write_run(directory, lambda out: self._write_files(out, want_plots), self.manifest.get("scenario", ""))
+
+        def write(out: Path) -> None:
+            self._write_files(out, want_plots)
+            if report:
+                from sim.results.report_html import write_run_report
+
+                write_run_report(out, sorted(p.name for p in out.iterdir()))
+
+        return write_run(directory, write, self.manifest.get("scenario", ""))
 
     def _write_files(self, out: Path, plots: bool) -> None:
         (out / "summary.json").write_text(json_text(self.summary), encoding="utf-8")
         (out / "manifest.json").write_text(json_text(self.manifest), encoding="utf-8")
+        if self.scenario is not None:  # the scenario as run; its canonical SHA-256 is the manifest's
+            (out / "scenario.json").write_text(json_text(self.scenario.model_dump(mode="json")), encoding="utf-8")
         self.jobs.to_csv(out / "jobs.csv", index=False)
         iso_datetimes(self.timeseries).to_csv(out / "timeseries.csv", index=False)  # datetime as ISO text
         if self.monthly is not None:

@@ -1,0 +1,556 @@
+"""``dcsim report``: one self-contained HTML file for a run folder, or for several runs side by side.
+
+What it holds, for one run (``report.html`` in the run folder; ``dcsim run`` writes it unless ``--no-report``):
+
+* the scenario in brief, from ``scenario.json`` and ``manifest.json``: name, description, start, duration,
+  seed, the scenario's SHA-256, and the fleet as a table (pool, accelerator, chips, owner, online window,
+  deliveries);
+* the key figures: the headline figures of ``dcsim compare`` (``sim.results.compare.headlines``) read from
+  ``summary.json``; for a folder of seed replicas (a ``replicas.json`` whose ``figures`` map a summary key
+  to ``mean``, ``ci95_low``, ``ci95_high``, ``n``) the mean and 95 % interval of each, with the plots and
+  tables of the first replica (``replica-0``);
+* every PNG the run wrote, embedded as a base64 ``data:`` URI;
+* tables: per accelerator type, per pool, per service (and per service and accelerator type), ``monthly.csv``,
+  and every figure of ``summary.json`` under its dotted key (folded).
+
+For several runs (``compare-report.html``): each run's scenario in brief, the headline figures side by side
+(with the change from the first run, as ``dcsim compare`` shows it) and the runs' plots in columns.
+
+The file loads nothing from outside (no CDN, fonts or scripts from elsewhere), so it opens offline and can be
+mailed. The same folder gives the same bytes: nothing time-dependent is written (no date, no wall time), and
+every list is in a fixed order. A small inline script checks, after loading, that every image decoded and no
+script error occurred, and records the outcome in the ``data-check`` attribute of ``<html>`` (``ok <images>``,
+else what failed): the test suite reads it from headless Chromium.
+
+Extension point for sweeps: ``page(title, sections)`` assembles any list of HTML sections, and
+``sweep_section(rows)`` is where a sweep's table (one row per point and replica) becomes a section; its
+format belongs to ``sim.sweep``, so it is not rendered here yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sim.results.compare import SummaryError, _change, flatten, headlines, read_summary
+from sim.results.output_folder import (
+    COMPLETE_MARKER,
+    PLOT_FILES,
+    REPORT_FILE,
+    OutputError,
+    _listed_files,
+    check_writable_folder,
+    is_complete,
+)
+
+COMPARE_FILE = "compare-report.html"
+SCENARIO_FILE = "scenario.json"
+REPLICAS_FILE = "replicas.json"
+FIRST_REPLICA = "replica-0"
+
+
+@dataclass
+class RunFolder:
+    """What a report reads from one run folder."""
+
+    label: str  # how the run is named in a comparison (the path as given)
+    summary: dict
+    manifest: dict = field(default_factory=dict)
+    scenario: dict | None = None  # scenario.json: the scenario as run (overrides applied, defaults filled)
+    monthly: pd.DataFrame | None = None
+    plots: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes, in PLOT_FILES order
+    intervals: dict | None = None  # summary key -> {mean, ci95_low, ci95_high, n} over seed replicas
+    replicas: int | None = None
+
+
+def read_run(path: str | Path) -> RunFolder:
+    """The report's inputs from a complete run folder, or a replicas folder (``replicas.json`` and
+    ``replica-0/``). Raises ``SummaryError`` (one line) when the folder holds no complete run."""
+    folder = Path(path)
+    intervals = replicas = None
+    if folder.is_dir() and (folder / REPLICAS_FILE).is_file() and not is_complete(folder):
+        intervals, replicas = _read_intervals(folder / REPLICAS_FILE)
+        folder = folder / FIRST_REPLICA
+    read_summary(folder)  # the checks and one-line errors of dcsim compare
+    if not folder.is_dir():
+        raise SummaryError(f"{folder}: give a run folder (dcsim run writes one), not a file")
+    run = load_folder(folder, sorted(_listed_files(folder)), label=str(path))
+    run.intervals, run.replicas = intervals, replicas
+    return run
+
+
+def load_folder(folder: Path, files: list[str], label: str = "") -> RunFolder:
+    """Read the report's inputs from ``folder``, whose run files are ``files`` (a complete folder's marker
+    lists them; ``Results.save`` passes the files it has just written)."""
+    summary = _read_json(folder / "summary.json")
+    pngs = [name for name in files if name.endswith(".png")]
+    order = {name: i for i, name in enumerate(PLOT_FILES)}
+    pngs.sort(key=lambda name: (order.get(name, len(order)), name))
+    monthly = None
+    if "monthly.csv" in files:
+        monthly = pd.read_csv(folder / "monthly.csv", dtype={"month": str})
+    return RunFolder(
+        label=label, summary=summary,
+        manifest=_read_json(folder / "manifest.json") if "manifest.json" in files else {},
+        scenario=_read_json(folder / SCENARIO_FILE) if SCENARIO_FILE in files else None,
+        monthly=monthly, plots={name: (folder / name).read_bytes() for name in pngs})
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SummaryError(f"{path}: cannot read it as JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SummaryError(f"{path}: holds a JSON {type(data).__name__}, expected an object")
+    return data
+
+
+def _read_intervals(path: Path) -> tuple[dict, int | None]:
+    """``figures`` of a replicas summary: key -> {mean, ci95_low, ci95_high, n}; entries of another shape
+    are left out (the key figures then show the first replica's value)."""
+    data = _read_json(path)
+    figures = data.get("figures")
+    if not isinstance(figures, dict):
+        raise SummaryError(f"{path}: no 'figures' object; expected the replicas summary dcsim run --replicas "
+                           "writes")
+    kept = {key: row for key, row in figures.items()
+            if isinstance(row, dict) and all(_is_number(row.get(k)) for k in ("mean", "ci95_low", "ci95_high"))}
+    replicas = data.get("replicas")
+    return kept, replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def write_report(runs: list[str | Path], out: str | Path | None = None) -> Path:
+    """Write the report of one run (default ``RUN_DIR/report.html``) or the comparison of several (default
+    ``compare-report.html`` in the current folder); return the file written. Raises ``SummaryError`` for a
+    folder without a complete run and ``OutputError`` for a file that cannot be written."""
+    folders = [read_run(path) for path in runs]
+    if out is None:
+        target = Path(runs[0]) / REPORT_FILE if len(folders) == 1 else Path(COMPARE_FILE)
+    else:
+        target = _check_out(out)
+    text = single_run_html(folders[0]) if len(folders) == 1 else compare_html(folders)
+    write_text_atomic(target, text)
+    return target
+
+
+def write_run_report(folder: Path, files: list[str]) -> None:
+    """Write ``report.html`` into a run folder being saved (``Results.save``), from the files listed."""
+    (folder / REPORT_FILE).write_text(single_run_html(load_folder(folder, files)), encoding="utf-8")
+
+
+def _check_out(out: str | Path) -> Path:
+    if str(out).strip() == "":
+        raise OutputError("--out: empty path; give a file, e.g. --out report.html")
+    target = Path(out)
+    if target.is_dir():
+        raise OutputError(f"--out {target}: is a folder; give the HTML file's name, e.g. {target / REPORT_FILE}")
+    check_writable_folder(target.parent if str(target.parent) else Path("."), option=f"--out {target}: folder")
+    return target
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``target``, then move it over ``target``."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            os.chmod(temp, 0o666 & ~_umask())  # as an ordinary new file (mkstemp makes it private)
+            os.replace(temp, target)
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------- pages
+
+
+def single_run_html(run: RunFolder) -> str:
+    """The report of one run."""
+    name = run.summary.get("scenario", {}).get("name") or run.manifest.get("scenario") or "run"
+    sections = [_scenario_section(run), _key_figures_section(run), _plots_section(run),
+                _accelerator_section(run.summary), _pool_section(run), _service_section(run.summary),
+                _monthly_section(run.monthly), _all_figures_section(run.summary)]
+    return page(f"dcsim report: {name}", [s for s in sections if s])
+
+
+def compare_html(runs: list[RunFolder]) -> str:
+    """The runs side by side: scenarios in brief, headline figures, plots in columns."""
+    labels = [_run_label(i, run) for i, run in enumerate(runs)]
+    briefs = _table(["run", "folder", "scenario", "start", "duration", "seed", "fleet"],
+                    [[label, run.label, *_brief_cells(run)] for label, run in zip(labels, runs)])
+    sections = [f"<h2>Runs</h2>\n{briefs}", _compare_figures_section(runs, labels),
+                _compare_plots_section(runs, labels)]
+    return page("dcsim comparison: " + " vs ".join(_scenario_name(r) for r in runs), sections)
+
+
+def sweep_section(rows: pd.DataFrame) -> str:
+    """Extension point: a sweep's rows (one per point and replica, as ``sim.sweep`` writes them) as a report
+    section: each key figure against the swept parameters, with its band. Its table format is defined by
+    ``sim.sweep``; pass the section this returns to ``page`` with the others."""
+    raise NotImplementedError("sweep reports: render the sim.sweep table here, then page(title, [sections])")
+
+
+def page(title: str, sections: list[str]) -> str:
+    """A whole HTML document: the title, the sections in order, the style and the render check."""
+    body = "\n".join(sections)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n<script>{CHECK_SCRIPT}</script>\n</head>\n"
+            f"<body>\n<h1>{_e(title)}</h1>\n{body}\n</body>\n</html>\n")
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:1.5em auto;
+max-width:1400px;padding:0 1em;color:#222;line-height:1.4}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}th{background:#f3f3f3}
+.desc{font-size:1.05em;color:#444}.scroll{overflow-x:auto}
+figure{margin:.8em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}
+.cols{display:grid;gap:1em}
+.plots{display:grid;gap:0 1em;grid-template-columns:repeat(auto-fill,minmax(600px,1fr))}.note{color:#666;font-size:.9em}
+"""
+
+# records in <html data-check="..."> whether every image decoded and no script error occurred (in <head>, so
+# it listens before anything in the body runs)
+CHECK_SCRIPT = """
+(function(){var errors=[];
+window.addEventListener("error",function(e){errors.push(String(e.message||e.type));});
+var logError=console.error;console.error=function(){errors.push(Array.prototype.join.call(arguments," "));
+logError.apply(console,arguments);};
+window.addEventListener("load",function(){var images=document.images,broken=[];
+for(var i=0;i<images.length;i++){if(!images[i].complete||images[i].naturalWidth<1){broken.push(images[i].alt);}}
+var problems=[];if(errors.length){problems.push("errors: "+errors.join("; "));}
+if(broken.length){problems.push("broken images: "+broken.join(", "));}
+var check=problems.length?problems.join("; "):"ok "+images.length;
+document.documentElement.setAttribute("data-check",check);document.title+=check.indexOf("ok")===0?" OK":" FAILED";});
+})();
+"""
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def _scenario_section(run: RunFolder) -> str:
+    scenario, manifest, summary = run.scenario or {}, run.manifest, run.summary
+    description = summary.get("scenario", {}).get("description") or manifest.get("description") or ""
+    rows = [["name", _scenario_name(run)]]
+    if scenario:
+        rows += [["start", str(scenario.get("start"))], ["duration", _duration(scenario.get("duration"))]]
+    else:
+        rows.append(["duration", _duration(summary.get("horizon_s"))])
+    seed = scenario.get("seed", manifest.get("seed"))
+    if seed is not None:
+        rows.append(["seed", str(seed)])
+    if run.replicas:
+        rows.append(["replicas", f"{run.replicas} seeds spawned from this seed; plots and tables of the first"])
+    if manifest.get("scenario_sha256"):
+        rows.append(["scenario SHA-256", manifest["scenario_sha256"]])
+    version = manifest.get("versions", {}).get("dcsim")
+    if version:
+        rows.append(["dcsim", str(version)])
+    parts = ["<h2>Scenario</h2>"]
+    if description.strip():
+        parts.append(f'<p class="desc">{_e(description.strip())}</p>')
+    parts.append(_table(["", ""], rows, show_header=False))
+    if scenario.get("fleet") is not None:
+        parts.append("<h3>Fleet</h3>\n" + _fleet_table(scenario))
+    else:
+        parts.append(f'<p class="note">This run folder has no {SCENARIO_FILE} (written from this version on), '
+                     "so the fleet is not shown.</p>")
+    return "\n".join(parts)
+
+
+def _fleet_table(scenario: dict) -> str:
+    rows = []
+    for pool in scenario["fleet"]:
+        accel = _accelerator_id(pool)
+        window = f"{pool.get('online_from') or 'start'} – {pool.get('online_until') or 'end of run'}"
+        deliveries = "; ".join(f"{d['date']}: +{d['chips']:,}" for d in pool.get("deliveries") or []) or "–"
+        rows.append([pool.get("name", ""), accel, _n(pool.get("count")), pool.get("owner", "owned"), window,
+                     deliveries, pool.get("sharing", "dedicated")])
+    return _table(["pool", "accelerator", "chips", "owner", "online", "deliveries", "sharing"], rows)
+
+
+def _key_figures_section(run: RunFolder) -> str:
+    flat = flatten(run.summary)
+    rows = []
+    for h in headlines(run.summary, run.summary):
+        if h.key not in flat:
+            continue
+        row = [h.label, h.unit, _Cell(h.show(flat[h.key]))]
+        if run.intervals is not None:
+            stats = run.intervals.get(h.key)
+            row[2] = _Cell(h.show(float(stats["mean"])) if stats else h.show(flat[h.key]))
+            row.append(_Cell(f"{h.show(float(stats['ci95_low']))} – {h.show(float(stats['ci95_high']))}"
+                             if stats else "n/a"))
+        rows.append(row)
+    header = ["figure", "unit", "value"]
+    note = ""
+    if run.intervals is not None:
+        header = ["figure", "unit", "mean", "95 % interval"]
+        note = (f'<p class="note">Mean and 95 % interval over {run.replicas or "the"} seed replicas '
+                f"({REPLICAS_FILE}).</p>\n")
+    return f"<h2>Key figures</h2>\n{note}{_table(header, rows)}"
+
+
+def _plots_section(run: RunFolder) -> str:
+    if not run.plots:
+        return '<h2>Plots</h2>\n<p class="note">This run wrote no plots (--no-plots).</p>'
+    figures = "\n".join(_figure(name, data) for name, data in run.plots.items())
+    return f'<h2>Plots</h2>\n<div class="plots">\n{figures}\n</div>'
+
+
+def _accelerator_section(summary: dict) -> str:
+    util = summary.get("utilization_by_accelerator", {})
+    jct = summary.get("jct_s_by_accelerator", {})
+    cost = summary.get("money", {}).get("cost_per_completed_job_usd", {})
+    accels = sorted(set(util) | set(jct) | set(cost))
+    if not accels:
+        return ""
+    rows = []
+    for a in accels:
+        j, c = jct.get(a, {}) or {}, cost.get(a, {}) or {}
+        rows.append([a, _pct(util.get(a)), _n(c.get("jobs")), _hours(j.get("mean")), _hours(j.get("p50")),
+                     _hours(j.get("p99")), _n(c.get("mean_usd"))])
+    return "<h2>Per accelerator type</h2>\n" + _table(
+        ["accelerator", "utilization %", "jobs completed", "JCT mean h", "JCT p50 h", "JCT p99 h",
+         "cost per job USD"], rows)
+
+
+def _pool_section(run: RunFolder) -> str:
+    money = run.summary.get("money", {}).get("by_pool_usd", {})
+    shared = run.summary.get("shared_pools", {})
+    names = [p["name"] for p in (run.scenario or {}).get("fleet", [])]
+    pools = names + sorted((set(money) | set(shared)) - set(names))
+    if not (money or shared):
+        return ""
+    rows = [[p, _n(money.get(p)), _n(shared.get(p, {}).get("inference_chip_hours")),
+             _n(shared.get(p, {}).get("chip_hours_lent_to_training"))] for p in pools]
+    return "<h2>Per pool</h2>\n" + _table(
+        ["pool", "chip cost USD", "inference chip-hours", "chip-hours lent to training"], rows)
+
+
+SERVICE_COLUMNS = (  # (header, key of an LLM service, key of a ranking service, scale)
+    ("completed", "requests.completed", "requests.completed", None),
+    ("SLO %", "slo_attainment", "slo_attainment", "%"),
+    ("TTFT / latency p50 ms", "ttft_s.p50", "latency_s.p50", "ms"),
+    ("TTFT / latency p99 ms", "ttft_s.p99", "latency_s.p99", "ms"),
+    ("TPOT p99 ms", "tpot_s.p99", None, "ms"),
+    ("tokens/s or items/s", "tokens_per_s", "items_per_s", None),
+    ("cost per 1M tokens / requests USD", "cost_per_1m_tokens_usd", "cost_per_1m_requests_usd", None),
+    ("busy fraction", "utilization", None, None),
+    ("load / saturation %", "load_frac", None, "%"),
+)
+
+
+def _service_section(summary: dict) -> str:
+    services = summary.get("inference", {})
+    if not services:
+        return ""
+    rows = []
+    for name in sorted(services):
+        svc = services[name]
+        ranking = svc.get("family") == "ranking"
+        kind = f"{'ranking' if ranking else 'llm'}, {svc.get('fidelity', 'request')}"
+        rows.append([name, "all", kind, *_service_cells(svc, ranking)])
+        for accel in sorted(svc.get("by_accelerator", {})):
+            rows.append([name, accel, "", *_service_cells(svc["by_accelerator"][accel], ranking)])
+    return "<h2>Per service</h2>\n" + _table(
+        ["service", "accelerator", "kind", *[c[0] for c in SERVICE_COLUMNS]], rows)
+
+
+def _service_cells(data: dict, ranking: bool) -> list:
+    flat = flatten(data)
+    if "completed" in data and "requests.completed" not in flat:
+        flat["requests.completed"] = data["completed"]
+    cells = []
+    for _, llm_key, ranking_key, scale in SERVICE_COLUMNS:
+        key = ranking_key if ranking else llm_key
+        value = flat.get(key) if key else None
+        cells.append(_scaled(value, scale))
+    return cells
+
+
+def _monthly_section(monthly: pd.DataFrame | None) -> str:
+    if monthly is None or monthly.empty:
+        return ""
+    columns = list(monthly.columns)
+    rows = [[_Cell(_plain(v)) if c != "month" else str(v) for c, v in zip(columns, record)]
+            for record in monthly.itertuples(index=False, name=None)]
+    return f'<h2>By month (monthly.csv)</h2>\n<div class="scroll">{_table(columns, rows)}</div>'
+
+
+def _all_figures_section(summary: dict) -> str:
+    flat = flatten({k: v for k, v in summary.items() if k != "scenario"})
+    rows = [[key, _Cell(_plain(flat[key]))] for key in sorted(flat)]
+    return ("<h2>Every figure of summary.json</h2>\n<details><summary>"
+            f"{len(rows)} figures, under their summary.json keys</summary>\n{_table(['key', 'value'], rows)}\n"
+            "</details>")
+
+
+def _compare_figures_section(runs: list[RunFolder], labels: list[str]) -> str:
+    flats = [flatten(r.summary) for r in runs]
+    utilization = {a: 0 for r in runs for a in r.summary.get("utilization_by_accelerator", {})}
+    services = {name: svc for r in runs for name, svc in r.summary.get("inference", {}).items()}
+    union = {"utilization_by_accelerator": utilization, "inference": services}
+    rows = []
+    for h in headlines(union, union):
+        if not any(h.key in f for f in flats):
+            continue
+        first = flats[0].get(h.key)
+        cells = [h.label, h.unit, _Cell(h.show(first) if h.key in flats[0] else "–")]
+        for f in flats[1:]:
+            value = f.get(h.key)
+            change = _change(first, value, h.fraction)
+            shown = h.show(value) if h.key in f else "–"
+            cells.append(_Cell(shown + (f" ({change})" if change and change != "=" else "")))
+        rows.append(cells)
+    return ("<h2>Key figures</h2>\n<p class=\"note\">In brackets: the change from the first run (percentage "
+            "points for shares).</p>\n" + _table(["figure", "unit", *labels], rows))
+
+
+def _compare_plots_section(runs: list[RunFolder], labels: list[str]) -> str:
+    order = {name: i for i, name in enumerate(PLOT_FILES)}
+    names = sorted({n for r in runs for n in r.plots}, key=lambda n: (order.get(n, len(order)), n))
+    if not names:
+        return '<h2>Plots</h2>\n<p class="note">These runs wrote no plots.</p>'
+    grid = f'<div class="cols" style="grid-template-columns:repeat({len(runs)},minmax(0,1fr))">'
+    parts = ["<h2>Plots</h2>", grid + "".join(f"<div><b>{_e(label)}</b></div>" for label in labels) + "</div>"]
+    for name in names:
+        cells = [_figure(name, r.plots[name], f"{label}: {name}") if name in r.plots
+                 else f'<p class="note">{_e(label)}: no {_e(name)}</p>' for label, r in zip(labels, runs)]
+        parts.append(grid + "".join(f"<div>{c}</div>" for c in cells) + "</div>")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+class _Cell(str):
+    """A table cell holding a number (right-aligned)."""
+
+
+def _table(columns: list[str], rows: list[list], show_header: bool = True) -> str:
+    lines = ["<table>"]
+    if show_header:
+        lines.append("<tr>" + "".join(f"<th>{_e(c)}</th>" for c in columns) + "</tr>")
+    for row in rows:
+        lines.append("<tr>" + "".join(f'<td class="n">{_e(c)}</td>' if isinstance(c, _Cell) else f"<td>{_e(c)}</td>"
+                                      for c in row) + "</tr>")
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
+def _figure(name: str, data: bytes, caption: str | None = None) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return (f'<figure><img alt="{_e(name)}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{_e(caption or name)}</figcaption></figure>")
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _plain(value) -> str:
+    """A number as the tables show it: whole numbers with separators, others to 6 significant digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, bool) or not _is_number(value):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.0f}" if abs(value) >= 1e5 else f"{value:.6g}"
+
+
+def _n(value) -> _Cell:
+    if not _is_number(value):
+        return _Cell("–" if value is None else str(value))
+    return _Cell(f"{value:,}" if isinstance(value, int) else f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}")
+
+
+def _scaled(value, scale: str | None) -> _Cell:
+    if not _is_number(value):
+        return _Cell("–")
+    factor = {"%": 100.0, "ms": 1e3}.get(scale or "", 1.0)
+    if scale == "%":
+        return _Cell(f"{value * factor:.2f}")
+    return _n(value * factor if scale else value)
+
+
+def _pct(value) -> _Cell:
+    return _Cell("–" if not _is_number(value) else f"{value * 100:.1f}")
+
+
+def _hours(seconds) -> _Cell:
+    if not _is_number(seconds):
+        return _Cell("–")
+    hours = seconds / 3600
+    return _Cell(f"{hours:,.0f}" if abs(hours) >= 1000 else f"{hours:.3g}")
+
+
+def _duration(seconds) -> str:
+    if not _is_number(seconds):
+        return "?"
+    days, hours = seconds / 86400, seconds / 3600
+    if seconds >= 86400:
+        return f"{days:g} day{'' if days == 1 else 's'}"
+    return f"{hours:g} hour{'' if hours == 1 else 's'}"
+
+
+def _scenario_name(run: RunFolder) -> str:
+    return str(run.summary.get("scenario", {}).get("name") or run.manifest.get("scenario") or run.label)
+
+
+def _accelerator_id(pool: dict) -> str:
+    """A pool's accelerator: its catalog id, or the id of a spec given inline."""
+    accelerator = pool.get("accelerator")
+    return str(accelerator.get("id", "custom")) if isinstance(accelerator, dict) else str(accelerator)
+
+
+def _run_label(index: int, run: RunFolder) -> str:
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return letters[index] if index < len(letters) else f"run {index + 1}"
+
+
+def _brief_cells(run: RunFolder) -> list:
+    scenario = run.scenario or {}
+    fleet = "; ".join(f"{p.get('name')}: {p.get('count', 0):,} × {_accelerator_id(p)} ({p.get('owner', 'owned')})"
+                      for p in scenario.get("fleet", [])) or "–"
+    seed = scenario.get("seed", run.manifest.get("seed"))
+    return [_scenario_name(run), str(scenario.get("start", "–")),
+            _duration(scenario.get("duration", run.summary.get("horizon_s"))), "–" if seed is None else str(seed),
+            fleet]
+
+
+__all__ = ["COMPARE_FILE", "COMPLETE_MARKER", "REPORT_FILE", "SCENARIO_FILE", "RunFolder", "compare_html",
+           "load_folder", "page", "read_run", "single_run_html", "sweep_section", "write_report",
+           "write_run_report"]
