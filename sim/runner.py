@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sim import kernels
 from sim.fleet import build_fleet
+from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, money_summary, monthly_table
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
@@ -48,13 +50,13 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     """The stages in order: build, serve (inference has priority), train, then results."""
     wall_start = time.perf_counter()
     catalog = scenario_catalog(scenario)
-    fleet = build_fleet(scenario, catalog)
+    rngs = streams(scenario.seed)
+    fleet = build_fleet(scenario, catalog, rngs["supply"])  # orders draw their lead times from the supply stream
     _, origin = source_of(scenario)
     with progress.phase("reading traces and preparing jobs"):
         jobs = training_jobs(scenario, origin.directory)
         prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
     horizon = float(scenario.duration)
-    rngs = streams(scenario.seed)
     context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting, horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
                              rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start)
@@ -86,16 +88,24 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         requests = serving.requests_table()
         edges = np.append(series["time_s"].to_numpy(), horizon)
         ledger = build_ledger(fleet.pools, fleet.site, scenario.start, horizon, edges,
-                              series["facility_power_kw"].to_numpy())
+                              series["facility_power_kw"].to_numpy(),
+                              {p.name: series[f"it_power_kw.{p.name}"].to_numpy() for p in fleet.pools})
         chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]
-        monthly = monthly_table(ledger, fleet.pools, jobs_out, requests, request_level, serving.slo_per_bin())
+        service_costs = {name: (edges, *cost) for name, cost in serving.cost_per_bin(edges).items()}
+        monthly = monthly_table(ledger, fleet.pools, jobs_out, requests, request_level, serving.slo_per_bin(),
+                                service_costs)
+        procurement = None
+        if scenario.procurement.orders:
+            summary["procurement"] = procurement_summary(fleet.orders)
+            procurement = pd.DataFrame(order_rows(fleet.orders, scenario.procurement.orders, scenario.supply.shocks,
+                                                  scenario.start), columns=ORDER_COLUMNS)
     manifest = build_manifest(scenario, kernels.NUMBA_ENABLED, time.perf_counter() - wall_start, cluster.events,
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
                    fluid_load=serving.load_per_bin(), requests=requests, ledger=ledger, monthly=monthly,
-                   burst=burst_events)
+                   procurement=procurement, burst=burst_events)
 
 
 def _burst_policies(scenario: Scenario, fleet) -> list:

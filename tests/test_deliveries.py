@@ -88,13 +88,15 @@ def test_utilization_energy_cost_and_ledger_follow_the_deliveries(result):
     assert summary["utilization_by_accelerator"]["h100-sxm"] == pytest.approx(busy_s / chip_s, rel=1e-12)
     it_j = chip_s * pool.idle_w_with_server + busy_s * (pool.busy_w_with_server - pool.idle_w_with_server)
     assert summary["it_energy_kwh"] == pytest.approx(it_j / 3.6e6, rel=1e-9)
-    assert summary["fleet_cost_usd"] == pytest.approx(chip_s / 3600.0 * pool.chip_cost_usd_per_hour, rel=1e-12)
+    assert summary["fleet_cost_usd"] == pytest.approx(
+        chip_s / 3600.0 * (pool.chip_cost_usd_per_hour + pool.hardware_usd_per_chip_hour), rel=1e-12)
     entries = results.ledger.entries
-    capex = entries[entries["category"] == "capex"]
-    price = pool.chip_cost_usd_per_hour * scenario_amortization_h(results)
+    capex = entries[(entries["category"] == "capex") & (entries["item"] == "chips")]
+    price = pool.purchase_usd_per_chip
     assert capex["time_s"].tolist() == [0.0, DAY]  # each delivery bought at its date
     assert capex["usd"].to_numpy() == pytest.approx([16 * price, 16 * price], rel=1e-12)
-    assert results.ledger.cost_usd("depreciation") == pytest.approx(summary["fleet_cost_usd"], rel=1e-12)
+    assert results.ledger.cost_usd("depreciation") + results.ledger.cost_usd("maintenance") == pytest.approx(
+        summary["fleet_cost_usd"], rel=1e-12)
     assert results.ledger.online_chip_s["gpu"].sum() == pytest.approx(chip_s, rel=1e-12)
     assert results.monthly["online_chips.h100-sxm"].iloc[0] == pytest.approx(chip_s / (3 * DAY), rel=1e-12)
 
@@ -107,7 +109,8 @@ def test_each_delivery_is_bought_at_its_date(base, tmp_path):
     data = delivered(base, jobs=10, chips={8: 1.0})
     data["fleet"][0]["deliveries"] = [{"date": "2026-01-02", "chips": 8}, {"date": "2026-01-03", "chips": 8}]
     results = sim.run(scenario_from(data, tmp_path))
-    capex = results.ledger.entries[results.ledger.entries["category"] == "capex"]
+    entries = results.ledger.entries
+    capex = entries[(entries["category"] == "capex") & (entries["item"] == "chips")]
     assert capex["time_s"].tolist() == [0.0, DAY, 2 * DAY]
     usd = capex["usd"].to_numpy()
     assert usd == pytest.approx([2 * usd[1], usd[1], usd[1]], rel=1e-12)  # 16, 8 and 8 chips

@@ -59,8 +59,7 @@ def test_months_add_up_to_the_totals_and_categories_to_each_month(run):
     assert monthly["total_cost_usd"].sum() == pytest.approx(money["total_cost_usd"], rel=1e-12)
     for category in COST_CATEGORIES:
         assert monthly[f"{category}_usd"].sum() == pytest.approx(money["by_category_usd"][category], rel=1e-12)
-    assert sum(money["by_ownership_usd"].values()) + money["by_category_usd"]["energy"] == pytest.approx(
-        money["total_cost_usd"], rel=1e-12)
+    assert sum(money["by_ownership_usd"].values()) == pytest.approx(money["total_cost_usd"], rel=1e-12)  # energy too
     assert monthly["jobs_completed"].sum() == run.summary["jobs"]["completed"]
     assert monthly["facility_energy_kwh"].sum() == pytest.approx(run.summary["facility_energy_kwh"], rel=1e-12)
     assert monthly["carbon_kg"].sum() == pytest.approx(run.summary["carbon_kg"], rel=1e-12)
@@ -69,24 +68,41 @@ def test_months_add_up_to_the_totals_and_categories_to_each_month(run):
     assert monthly["rental_usd"].iloc[1] == 0 < monthly["rental_usd"].iloc[0]  # no rent once the pool left
     by_pool, by_owner = run.ledger.by_month("pool"), run.ledger.by_month("ownership")
     assert list(by_pool.columns) == ["gpu", "tpu"] and list(by_owner.columns) == ["owned", "rented"]
-    assert by_pool.to_numpy().sum(axis=1) + monthly["energy_usd"].to_numpy() == pytest.approx(
-        monthly["total_cost_usd"].to_numpy(), rel=1e-12)
-    assert by_owner["rented"].tolist() == pytest.approx(monthly["rental_usd"].tolist(), rel=1e-12)
+    assert by_pool.to_numpy().sum(axis=1) == pytest.approx(monthly["total_cost_usd"].to_numpy(), rel=1e-12)
+    # the rented pool uses no energy once it left, but for its share of the 7 h bin across 1 February (21:00
+    # to 04:00), which the months split by time
+    series = run.timeseries
+    pue = (series["facility_power_kw"] / series["it_power_kw"]).iloc[0]
+    assert (series.loc[series["time_s"] >= 28 * 3600.0, "it_power_kw.tpu"] == 0).all()
+    straddling_kw = series.loc[series["time_s"] == 21 * 3600.0, "it_power_kw.tpu"].iloc[0] * pue
+    rented_energy_kwh = monthly["energy_kwh.tpu"].to_numpy()
+    assert rented_energy_kwh[1] == pytest.approx(straddling_kw * 4, rel=1e-12)
+    assert rented_energy_kwh[0] > 10 * rented_energy_kwh[1] > 0
+    price = run.summary["energy_cost_usd"] / run.summary["facility_energy_kwh"]
+    assert by_owner["rented"].tolist() == pytest.approx(list(monthly["rental_usd"] + rented_energy_kwh * price),
+                                                        rel=1e-12)
     assert by_pool.sum().to_dict() == pytest.approx(money["by_pool_usd"], rel=1e-12)
 
 
 def test_ledger_chip_costs_equal_fleet_cost_and_energy_equals_energy_cost(run):
-    """With a rented pool leaving within the run: the ledger and ``fleet_cost_usd`` count the same window."""
-    by = run.summary["money"]["by_category_usd"]
-    assert by["rental"] > 0 and by["depreciation"] > 0
-    assert by["depreciation"] + by["rental"] == pytest.approx(run.summary["fleet_cost_usd"], rel=1e-12)
+    """With a rented pool leaving within the run: the ledger and ``fleet_cost_usd`` count the same window, and
+    the owned chip-hour cost is depreciation (chips, servers, racks, installation) + maintenance."""
+    money = run.summary["money"]
+    by = money["by_category_usd"]
+    assert by["rental"] > 0 and by["depreciation"] > 0 and by["maintenance"] > 0
+    assert by["depreciation"] + by["maintenance"] + by["rental"] == pytest.approx(run.summary["fleet_cost_usd"],
+                                                                                 rel=1e-12)
     assert by["energy"] == pytest.approx(run.summary["energy_cost_usd"], rel=1e-12)
-    # the maintenance share of the catalog price: 5 % a year of what depreciation spreads over 4 years
-    rented = run.summary["money"]["by_pool_usd"]["tpu"]
-    assert rented == pytest.approx(by["rental"], rel=1e-12)
+    rented = money["by_pool_usd"]["tpu"]
+    tpu_energy = run.ledger.entries.query("category == 'energy' and pool == 'tpu'")["usd"].sum()
+    assert 0 < tpu_energy < by["energy"] and rented == pytest.approx(by["rental"] + tpu_energy, rel=1e-12)
+    # maintenance: 5 % a year of the chips' price, which depreciation spreads over 4 years with the rest
     defaults = CATALOG.site_defaults
-    assert by["maintenance"] == pytest.approx(
-        by["depreciation"] * defaults["maintenance_frac_per_year"] * defaults["amortization_years"], rel=1e-12)
+    items = money["capex_by_item_usd"]
+    chips_share = items["chips"] / sum(items.values())
+    assert 0 < chips_share < 1
+    assert by["maintenance"] == pytest.approx(by["depreciation"] * chips_share * defaults["maintenance_frac_per_year"]
+                                              * defaults["amortization_years"], rel=1e-12)
 
 
 def test_slo_and_goodput_per_month_match_the_service_summary(run):
@@ -99,6 +115,14 @@ def test_slo_and_goodput_per_month_match_the_service_summary(run):
     assert 0 < monthly["slo_attainment.chat"].iloc[0] <= 1
     assert monthly["slo_attainment.chat"].iloc[0] * offered == pytest.approx(
         monthly["goodput_rps.chat"].iloc[0] * DAY, rel=1e-12)
+
+
+def test_request_level_cost_per_million_tokens_per_month_reproduces_the_summary(run):
+    """Tokens of completed requests in the month of their finish; the months weighted by tokens give the total."""
+    monthly, chat = run.monthly, run.summary["inference"]["chat"]
+    tokens, per_million = monthly["output_tokens.chat"].to_numpy(), monthly["cost_per_1m_tokens_usd.chat"].to_numpy()
+    assert tokens.sum() == chat["output_tokens"] and (tokens > 0).all()
+    assert (per_million * tokens).sum() / tokens.sum() == pytest.approx(chat["cost_per_1m_tokens_usd"], rel=1e-12)
 
 
 def test_monthly_csv_and_cost_plot_by_run_length(run, tmp_path):
@@ -224,8 +248,8 @@ def test_job_cost_rule():
                             "end_s": np.array([3700.0])}}
     chip, energy = job_costs_usd(jobs, outcome, pools, SITE, horizon_s=9000.0 + 1800.0)
     kwh_price = 1.0 * SITE.pue * SITE.electricity_usd_per_kwh  # 1 kW per chip at full load
-    assert chip.tolist() == pytest.approx([8 * 2 * 2.0 * (1 + 0.05 * 4) + 8 * 1 * 3.0, 0.5 * 3.0, 0.0,
-                                           0.5 * 2.0 * (1 + 0.05 * 4)])
+    # the pool's chip-hour cost, maintenance already in it for an owned pool (not added again)
+    assert chip.tolist() == pytest.approx([8 * 2 * 2.0 + 8 * 1 * 3.0, 0.5 * 3.0, 0.0, 0.5 * 2.0])
     assert energy.tolist() == pytest.approx([8 * 3 * kwh_price, 0.5 * kwh_price, 0.0, 0.5 * kwh_price])
 
 

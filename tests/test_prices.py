@@ -16,6 +16,12 @@ from tests.conftest import load_text, scenario_from
 CATALOG = builtin_catalog()
 AMORTIZATION_H = CATALOG.site_defaults["amortization_years"] * HOURS_PER_YEAR
 
+
+def owned_rate(price: float) -> float:
+    """An owned chip-hour at the catalog's site defaults: the chip's price amortized, plus its maintenance
+    (the server, rack and installation share is not in it)."""
+    return price / AMORTIZATION_H + price * CATALOG.site_defaults["maintenance_frac_per_year"] / HOURS_PER_YEAR
+
 CUSTOM = """\
 schema_version: 1
 name: t
@@ -55,11 +61,11 @@ def test_owned_pool_without_a_price_names_the_field_to_set(tmp_path):
 def test_owned_pool_with_a_price_on_the_pool_or_the_chip_loads(tmp_path):
     scenario = load_text(tmp_path, CUSTOM + "    purchase_usd_per_chip: 8760\n")
     pool = build_fleet(scenario, scenario_catalog(scenario)).pools[0]
-    assert pool.chip_cost_usd_per_hour == pytest.approx(8760 / AMORTIZATION_H)
+    assert pool.chip_cost_usd_per_hour == pytest.approx(owned_rate(8760))
     scenario = load_text(tmp_path, CUSTOM.replace("stacks: {portable: 0.3}}", "stacks: {portable: 0.3},\n"
                                                   "     price_usd: 4380}"))
     pool = build_fleet(scenario, scenario_catalog(scenario)).pools[0]
-    assert pool.chip_cost_usd_per_hour == pytest.approx(4380 / AMORTIZATION_H)
+    assert pool.chip_cost_usd_per_hour == pytest.approx(owned_rate(4380))
 
 
 def test_rented_pool_without_a_rate_names_the_field_to_set(tmp_path):
@@ -88,12 +94,13 @@ def test_cli_reports_a_missing_price_with_exit_2_and_no_traceback(tmp_path, caps
 
 
 def test_owning_and_renting_a_tpu_cost_differently(base, tmp_path):
-    """Owned TPUs pay their amortized purchase estimate, rented ones the cloud rate (they read the same before)."""
+    """Owned TPUs pay their amortized purchase estimate and maintenance, rented ones the cloud rate (they read
+    the same before)."""
     tpu = CATALOG.accelerators["tpu-v6e"]
     owned = build_fleet(scenario_from(base, tmp_path), CATALOG).pools[1]
     base["fleet"][1]["owner"] = "rented"
     rented = build_fleet(scenario_from(base, tmp_path), CATALOG).pools[1]
-    assert owned.chip_cost_usd_per_hour == pytest.approx(tpu.price_usd / AMORTIZATION_H)
+    assert owned.chip_cost_usd_per_hour == pytest.approx(owned_rate(tpu.price_usd))
     assert rented.chip_cost_usd_per_hour == pytest.approx(tpu.cloud_usd_per_chip_hour)
     assert owned.chip_cost_usd_per_hour < rented.chip_cost_usd_per_hour / 5
 
@@ -102,7 +109,7 @@ def test_pool_overrides_replace_the_catalog_price_and_rate(base, tmp_path):
     base["fleet"][0]["purchase_usd_per_chip"] = 20_000
     base["fleet"][1].update(owner="rented", rental_usd_per_chip_hour=1.22)
     pools = build_fleet(scenario_from(base, tmp_path), CATALOG).pools
-    assert pools[0].chip_cost_usd_per_hour == pytest.approx(20_000 / AMORTIZATION_H)
+    assert pools[0].chip_cost_usd_per_hour == pytest.approx(owned_rate(20_000))
     assert pools[1].chip_cost_usd_per_hour == pytest.approx(1.22)
 
 
@@ -113,7 +120,8 @@ def test_fleet_cost_charges_the_overridden_price(base, tmp_path):
     base["fleet"][1]["purchase_usd_per_chip"] = 2 * CATALOG.accelerators["tpu-v6e"].price_usd
     dearer = sim.run(scenario_from(base, tmp_path)).summary["fleet_cost_usd"]
     tpu_chip_hours = 16 * 1.0
-    assert dearer - cost == pytest.approx(tpu_chip_hours * CATALOG.accelerators["tpu-v6e"].price_usd / AMORTIZATION_H)
+    price = CATALOG.accelerators["tpu-v6e"].price_usd
+    assert dearer - cost == pytest.approx(tpu_chip_hours * (owned_rate(2 * price) - owned_rate(price)))
 
 
 def _cheapest_pools(base, tmp_path) -> set[str]:

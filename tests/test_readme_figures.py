@@ -31,6 +31,7 @@ VARIANTS = {
     "llm-serving-azure@least-work": {"workloads.inference.0.router.kind": "least-work"},
     "llm-serving-azure@fluid": {"workloads.inference.0.fidelity": "fluid"},
     "recsys-on-asics@max-batch-2": {"workloads.inference.0.replicas.0.max_batch": 2},
+    "gpu-supply-shock@no-shock": {"supply.shocks.0.delivery_factor": 1.0, "supply.shocks.0.extra_delay": 0},
 }
 
 

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import networkx as nx
+import numpy as np
 
 from sim.catalog import AcceleratorSpec, Catalog
+from sim.fleet.procurement import OrderOutcome, PoolLayout, merged_deliveries, price_at, resolve_orders
+from sim.rng import streams
 
 if TYPE_CHECKING:  # the scenario layer validates with this module, so it is not imported at run time
     from sim.scenario.schema import Pool, Scenario, Site
@@ -52,6 +55,20 @@ class ResolvedSite:
     server_power_overhead_frac: float
     amortization_years: float
     maintenance_frac_per_year: float = 0.0  # upkeep of owned chips per year, share of purchase price
+    server_usd: float = 0.0  # a server beyond its accelerators [USD]
+    rack_usd: float = 0.0  # a rack beyond its servers: rack, PDUs, ToR and its share of the spine [USD]
+    installation_usd_per_rack: float = 0.0  # one-off installation of a rack [USD]
+    capex_accounting: str = "depreciation"  # or "cash": owned hardware a cost on its purchase date
+
+    def hardware_usd_per_chip(self, chips_per_server: int, servers_per_rack: int) -> dict[str, float]:
+        """What owned hardware costs per accelerator beyond the chip itself [USD], by item: ``servers``
+        (``server_usd / chips_per_server``), ``racks_network`` and ``installation`` (``rack_usd`` and
+        ``installation_usd_per_rack`` / chips per rack). Pro rata: a pool or delivery that fills part of a
+        server or rack buys that fraction of it (fractional servers and racks), so every chip carries the
+        same share."""
+        per_rack = chips_per_server * servers_per_rack
+        return {"servers": self.server_usd / chips_per_server, "racks_network": self.rack_usd / per_rack,
+                "installation": self.installation_usd_per_rack / per_rack}
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,9 @@ class ResolvedPool:
     # in ``deliveries`` order (empty: every delivery at ``purchase_usd_per_chip``)
     purchase_usd_per_chip: float | None = None
     delivery_usd_per_chip: tuple[float, ...] = ()
+    # an owned chip's share of its server, rack, network and installation, amortized [USD per chip-hour]:
+    # not in chip_cost_usd_per_hour (chips are compared by that), added in fleet_cost_usd; 0 for a rented pool
+    hardware_usd_per_chip_hour: float = 0.0
 
     def purchases(self) -> list[tuple[float, int, float]]:
         """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
@@ -244,17 +264,67 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         server_power_overhead_frac=pick(site.server_power_overhead_frac, "server_power_overhead_frac"),
         amortization_years=pick(site.amortization_years, "amortization_years"),
         maintenance_frac_per_year=pick(site.maintenance_frac_per_year, "maintenance_frac_per_year"),
+        server_usd=pick(site.server_usd, "server_usd"),
+        rack_usd=pick(site.rack_usd, "rack_usd"),
+        installation_usd_per_rack=pick(site.installation_usd_per_rack, "installation_usd_per_rack"),
+        capex_accounting=site.capex_accounting,
     )
 
 
-def resolve_pools(scenario: "Scenario", catalog: Catalog) -> list[ResolvedPool]:
-    """Pools with every default filled in; raises ``FleetError`` for an inconsistent layout."""
+def resolve_pools(scenario: "Scenario", catalog: Catalog,
+                  supply_rng: np.random.Generator | None = None) -> list[ResolvedPool]:
+    """Pools with every default filled in, orders delivered (``scenario_orders``); raises ``FleetError`` for an
+    inconsistent layout."""
     site = resolve_site(scenario.site, catalog)
-    return [resolve_pool(scenario, index, catalog, site) for index in range(len(scenario.fleet))]
+    orders = scenario_orders(scenario, catalog, supply_rng)
+    return [resolve_pool(scenario, index, catalog, site, orders) for index in range(len(scenario.fleet))]
 
 
-def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: ResolvedSite) -> ResolvedPool:
-    """One pool with every default filled in; raises ``FleetError`` for an inconsistent layout."""
+def pool_layout(scenario: "Scenario", index: int, catalog: Catalog) -> PoolLayout | None:
+    """What an order needs of pool ``index`` (``sim.fleet.procurement``); None when its chip is unknown."""
+    pool = scenario.fleet[index]
+    accel = catalog.accelerators.get(pool.accelerator_id)
+    if accel is None:
+        return None
+    domain = pool.scale_up_domain_chips or accel.scale_up_domain_chips
+    per_server = pool.chips_per_server or min(8, domain)
+    price = accel.price_usd if pool.purchase_usd_per_chip is None else pool.purchase_usd_per_chip
+    return PoolLayout(
+        index=index, name=pool.name, accelerator=accel.id, vendor=accel.vendor, owner=pool.owner,
+        unit_chips=max(domain, per_server), rack_chips=per_server * pool.servers_per_rack,
+        usd_per_chip=None if price is None else float(price),
+        online_from_s=_day_s(scenario, pool.online_from) if pool.online_from else 0.0,
+        online_until_s=_day_s(scenario, pool.online_until) if pool.online_until else math.inf)
+
+
+def scenario_orders(scenario: "Scenario", catalog: Catalog,
+                    supply_rng: np.random.Generator | None = None) -> tuple[OrderOutcome, ...]:
+    """The scenario's procurement orders resolved (``sim.fleet.procurement.resolve_orders``): the one place
+    that draws lead times. ``supply_rng`` is the run's fresh ``supply`` stream; without it a fresh one is made
+    from the scenario's seed, so validation and the run draw the same numbers."""
+    if not scenario.procurement.orders:
+        return ()
+    rng = streams(scenario.seed)["supply"] if supply_rng is None else supply_rng
+    layouts = {}
+    for index, pool in enumerate(scenario.fleet):
+        layout = pool_layout(scenario, index, catalog)
+        if layout is not None:
+            layouts.setdefault(pool.name, layout)
+    return resolve_orders(scenario.procurement.orders, scenario.supply.shocks, scenario.procurement.price_schedule,
+                          scenario.start, float(scenario.duration), layouts, rng)
+
+
+def _day_s(scenario: "Scenario", date) -> float:
+    return float((date - scenario.start).days * 86400)
+
+
+def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: ResolvedSite,
+                 orders: tuple[OrderOutcome, ...] | None = None) -> ResolvedPool:
+    """One pool with every default filled in; raises ``FleetError`` for an inconsistent layout.
+
+    Its deliveries are the fixed ``fleet[].deliveries`` (priced at the price schedule of the chip at their date
+    when one covers it, else at the pool's price) and the batches of its orders delivered within the run
+    (``orders``, default ``scenario_orders``); ``count`` is the pool's own count plus those batches' chips."""
     pool = scenario.fleet[index]
     accel = catalog.accelerators[pool.accelerator_id]
     domain = pool.scale_up_domain_chips or accel.scale_up_domain_chips
@@ -268,17 +338,28 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
                          f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
                          f"accepted: a multiple of {per_server}, "
                          f"e.g. {pool.count - pool.count % per_server or per_server}")
-    online = float((pool.online_from - scenario.start).days * 86400) if pool.online_from else 0.0
-    until = float((pool.online_until - scenario.start).days * 86400) if pool.online_until else math.inf
-    deliveries = tuple((float((d.date - scenario.start).days * 86400), d.chips) for d in pool.deliveries)
+    online = _day_s(scenario, pool.online_from) if pool.online_from else 0.0
+    until = _day_s(scenario, pool.online_until) if pool.online_until else math.inf
+    fixed = tuple((_day_s(scenario, d.date), d.chips) for d in pool.deliveries)
     chip_cost, price = _chip_cost_usd_per_hour(pool, index, accel, site)
+    hardware = sum(site.hardware_usd_per_chip(per_server, pool.servers_per_rack).values()) \
+        / (site.amortization_years * HOURS_PER_YEAR) if pool.owner == "owned" else 0.0
+    deliveries, delivery_usd = fixed, ()
+    if price is not None:
+        schedule = scenario.procurement.price_schedule
+        fixed_usd = tuple(scheduled if (scheduled := price_at(schedule, accel.id, d.date)) is not None else price
+                          for d in pool.deliveries)
+        outcomes = scenario_orders(scenario, catalog) if orders is None else orders
+        deliveries, delivery_usd = merged_deliveries(fixed, fixed_usd, outcomes, index)
+    count = pool.count + sum(chips for _, chips in deliveries) - sum(chips for _, chips in fixed)
     return ResolvedPool(
-        index=index, name=pool.name, accelerator=accel, count=pool.count, chips_per_server=per_server,
-        servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, pool.count) or domain,
+        index=index, name=pool.name, accelerator=accel, count=count, chips_per_server=per_server,
+        servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, count) or domain,
         cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
-        chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price,
+        chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
+        delivery_usd_per_chip=delivery_usd,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
         rental_term=pool.rental_term if pool.owner == "rented" else "on-demand",
         burst=any(b.pool == pool.name for b in scenario.policy.burst),
@@ -290,12 +371,17 @@ def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,
     """Capital or rental cost of one chip-hour, energy excluded [USD/h], and an owned chip's purchase
     price [USD] (None for a rented pool).
 
-    Owned chips: purchase price (the pool's ``purchase_usd_per_chip``, else the catalog's ``price_usd``)
-    amortized linearly over ``amortization_years``, with no resale value, financing or host share
-    beyond what the price itself includes. Rented chips: the pool's ``rental_usd_per_chip_hour``, else
-    the catalog's rate for the pool's ``rental_term`` (``cloud_usd_per_chip_hour`` on demand,
-    ``cloud_reserved_1y_usd_per_chip_hour`` or ``cloud_reserved_3y_usd_per_chip_hour`` under a commitment).
-    A chip with neither is a ``FleetError`` naming the field to set: no chip is silently free.
+    Owned chips: the purchase price (the pool's ``purchase_usd_per_chip``, else the catalog's
+    ``price_usd``) amortized linearly over ``amortization_years`` with no resale value or financing, plus
+    maintenance (``maintenance_frac_per_year`` of that price per year, as the money ledger charges it).
+    The chip's share of its server, rack, network and installation is not in it (schedulers, routing and
+    serving costs compare chips by it): ``ResolvedPool.hardware_usd_per_chip_hour`` carries that share,
+    and ``fleet_cost_usd`` adds it, so that it equals the ledger's depreciation + maintenance + rental (with
+    ``capex_accounting: depreciation``, while a chip is within its life and its delivery costs the pool's
+    price). Rented chips: the pool's ``rental_usd_per_chip_hour``, else the catalog's rate for the pool's
+    ``rental_term`` (``cloud_usd_per_chip_hour`` on demand, ``cloud_reserved_1y_usd_per_chip_hour`` or
+    ``cloud_reserved_3y_usd_per_chip_hour`` under a commitment). A chip with neither is a ``FleetError``
+    naming the field to set: no chip is silently free.
     """
     if pool.owner == "owned":
         if pool.rental_term != "on-demand":
@@ -312,7 +398,8 @@ def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,
                              f"found none: {accel.id} has no purchase price, and an owned pool is charged its "
                              "amortized price; accepted: purchase_usd_per_chip on the pool (USD per chip), "
                              "price_usd on the accelerator, or owner: rented with a rental rate")
-        return price / (site.amortization_years * HOURS_PER_YEAR), float(price)
+        return price / (site.amortization_years * HOURS_PER_YEAR) \
+            + price * site.maintenance_frac_per_year / HOURS_PER_YEAR, float(price)
     if pool.purchase_usd_per_chip is not None:
         raise FleetError(index, "purchase_usd_per_chip",
                          f"found {pool.purchase_usd_per_chip:g}: a purchase price applies to an owned pool; "
@@ -349,6 +436,7 @@ class Fleet:
     topology: nx.Graph
     reservations: tuple[tuple[int, int, int], ...] = ()
     peak_reservations: tuple[tuple[int, int, int], ...] | None = None  # None: the same as reservations
+    orders: tuple[OrderOutcome, ...] = ()  # procurement orders resolved: their batches are in the pools' deliveries
 
     def peak_reserved_chips(self, pool: int) -> int:
         """Chips of ``pool`` that inference replicas hold when every replica is active."""
@@ -407,16 +495,18 @@ def idle_facility_w(pools: list[ResolvedPool], pue: float) -> float:
     return sum(p.count * p.idle_w_with_server for p in pools) * pue
 
 
-def build_fleet(scenario: "Scenario", catalog: Catalog) -> Fleet:
+def build_fleet(scenario: "Scenario", catalog: Catalog, supply_rng: np.random.Generator | None = None) -> Fleet:
+    """The run's fleet; ``supply_rng`` is the run's fresh ``supply`` stream (``scenario_orders``)."""
     site = resolve_site(scenario.site, catalog)
-    pools = resolve_pools(scenario, catalog)
+    orders = scenario_orders(scenario, catalog, supply_rng)
+    pools = [resolve_pool(scenario, index, catalog, site, orders) for index in range(len(scenario.fleet))]
     index = {p.name: p.index for p in pools}
     groups = [group for service in scenario.workloads.inference for group in service.replicas]
     peak = tuple((index[group.pool], group.chips_per_replica, group.count) for group in groups)
     held = tuple((index[g.pool], g.chips_per_replica, g.count if g.autoscale is None else g.autoscale.min_count)
                  for g in groups)
     return Fleet(site=site, pools=pools, topology=build_topology(pools), reservations=held,
-                 peak_reservations=peak)
+                 peak_reservations=peak, orders=orders)
 
 
 def build_topology(pools: list[ResolvedPool]) -> nx.Graph:

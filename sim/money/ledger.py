@@ -2,25 +2,40 @@
 
 What is modelled, per entry (USD; times in seconds since the scenario start):
 
-* ``capex`` (cash, not a cost): an owned pool's purchases, ``chips × price per chip``, one per purchase
-  tranche (``ResolvedPool.purchases``): its first chips on its online date, each delivery on its date at its
-  own price (``fleet[].deliveries``; tranches after the horizon are not bought within the run). The price is
-  the pool's ``purchase_usd_per_chip`` or the catalog's ``price_usd`` unless a delivery carries its own.
-* ``depreciation``: straight line over ``site.amortization_years`` from the day a tranche comes online, no
-  resale value, per online chip-hour at the tranche's own price ÷ life, per pool and calendar month; it stops
-  when the tranche is fully depreciated (its life is over) or the pool leaves.
-* ``write_off``: an owned pool that leaves within the run (``online_until``) writes off the book value its
-  tranches still carry then (price × the share of their life not yet depreciated), on that date; no resale.
-* ``maintenance``: ``site.maintenance_frac_per_year`` of a tranche's purchase price per year, accrued per
-  online chip-hour (for as long as the chips are online, past their depreciation life too), per pool and month.
+* ``capex`` (cash, not a cost): an owned pool's purchases, one per purchase tranche
+  (``ResolvedPool.purchases``) and item (column ``item``): ``chips`` (chips × price per chip), ``servers``
+  (chips ÷ ``chips_per_server`` servers × ``site.server_usd``), ``racks_network`` and ``installation``
+  (chips ÷ chips per rack racks × ``site.rack_usd`` and × ``site.installation_usd_per_rack``). Servers and
+  racks are bought pro rata by chips: a tranche filling part of a rack buys that fraction of it (fractional
+  racks, so every chip carries the same share; whole racks would charge the first chips of a part-filled
+  rack for all of it). A tranche is the pool's first chips on its online date or a delivery on its date
+  at its own chip price (``fleet[].deliveries``; tranches after the horizon are not bought within the run).
+  The chip price is the pool's ``purchase_usd_per_chip`` or the catalog's ``price_usd`` unless a delivery
+  carries its own; items with no cost (e.g. ``server_usd: 0``) write no row.
+* ``depreciation`` (``site.capex_accounting: depreciation``, the default): all of a tranche's hardware
+  (every item) straight line over ``site.amortization_years`` from the day it comes online, no resale
+  value, per online chip-hour at the tranche's hardware value per chip ÷ life, per pool and calendar month;
+  it stops when the tranche is fully depreciated (its life is over) or the pool leaves.
+* ``write_off`` (depreciation accounting): an owned pool that leaves within the run (``online_until``)
+  writes off the book value its tranches still carry then (hardware value × the share of their life not
+  yet depreciated), on that date; no resale.
+* ``capex_cash_cost`` (``site.capex_accounting: cash``): the whole purchase is a cost on its date, per item
+  like its ``capex`` rows (which stay: the cash flow); no depreciation and no write-off.
+* ``maintenance``: ``site.maintenance_frac_per_year`` of a tranche's chip price per year (servers, racks and
+  installation carry none: a simplification), accrued per online chip-hour (for as long as the chips are
+  online, past their depreciation life too), per pool and month.
 * ``rental``: a rented pool's rate per online chip-hour, per pool and month. Under a reserved term
   (``fleet[].rental_term``) the rate is the committed one and the pool is charged for every hour of its
   whole terms from ``online_from``, even after ``online_until`` (``ResolvedPool.charged_steps``), up to
   the horizon. A burst pool (``policy.burst``) is charged for the chips it rented, while online.
 * ``energy``: per time-series bin, facility kWh (the exact bin integral of facility power, as
-  ``sim.results.series`` computes it) × the site's electricity price, with its carbon (kWh × gCO2e/kWh).
-  A bin straddling a month's first midnight (only when the bin width does not divide a day) is split
-  between the two months pro rata by time: the total stays exact, the split assumes even power in that bin.
+  ``sim.results.series`` computes it) × the site's electricity price, with its carbon (kWh × gCO2e/kWh),
+  one row per pool: the bin's facility kWh split by the pools' shares of its IT power (each pool's online
+  chips idle plus its busy chips' increment, training and inference alike: ``it_power_kw.<pool>`` of the
+  time series), so every pool carries its own energy and the PUE overhead in proportion. A bin whose IT
+  power no pool explains (none given, or zero) is a site row (no pool). A bin straddling a month's first
+  midnight (only when the bin width does not divide a day) is split between the two months pro rata by
+  time: the total stays exact, the split assumes even power in that bin.
 
 A pool is online over ``[online_from_s, online_until_s)`` (``online_until_s`` is infinite for pools that
 never leave), cut to the run ``[0, horizon]``; its online chips grow at each delivery
@@ -40,9 +55,11 @@ from sim.money.calendar import month_edges, overlap_s
 
 HOURS_PER_YEAR = 365 * 24
 YEAR_S = HOURS_PER_YEAR * 3600.0
-COST_CATEGORIES = ("depreciation", "write_off", "maintenance", "rental", "energy")
+COST_CATEGORIES = ("depreciation", "write_off", "capex_cash_cost", "maintenance", "rental", "energy")
 CATEGORIES = ("capex",) + COST_CATEGORIES
-COLUMNS = ["time_s", "end_s", "month", "category", "pool", "accelerator", "ownership", "usd", "kwh", "carbon_kg"]
+CAPEX_ITEMS = ("chips", "servers", "racks_network", "installation")
+COLUMNS = ["time_s", "end_s", "month", "category", "pool", "accelerator", "ownership", "usd", "kwh", "carbon_kg",
+           "item"]
 
 
 def online_window_s(pool, horizon_s: float) -> tuple[float, float]:
@@ -85,7 +102,8 @@ class Ledger:
 
     def by_month(self, column: str = "category") -> pd.DataFrame:
         """USD per month (rows, in order) and value of ``column`` (columns): ``category`` (every category,
-        zeros included, capex as cash), or ``pool`` / ``ownership`` (chip costs only: energy is the site's)."""
+        zeros included, capex as cash), or ``pool`` / ``ownership`` (costs with a pool: chips and each pool's
+        energy; site energy rows, if any, belong to no pool)."""
         rows = self.entries if column == "category" else self.entries[self.entries["pool"] != ""]
         if column != "category":
             rows = rows[rows["category"] != "capex"]
@@ -95,11 +113,13 @@ class Ledger:
 
 
 def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.ndarray,
-                 facility_power_kw: np.ndarray) -> Ledger:
+                 facility_power_kw: np.ndarray, pool_it_power_kw: dict[str, np.ndarray] | None = None) -> Ledger:
     """The ledger of a run from plain values: resolved pools (``online_from_s``, ``online_until_s`` when
-    present, ``count``, ``owner``, ``chip_cost_usd_per_hour``), the resolved site (price, carbon,
-    amortization, maintenance), the scenario start date, the horizon [s], and the facility power per
-    time-series bin (bin means [kW] over ``bin_edges_s``)."""
+    present, ``count``, ``owner``, ``purchases()`` of owned pools, a rented pool's ``chip_cost_usd_per_hour``),
+    the resolved site (price, carbon, amortization, maintenance, hardware beyond the chips, capex
+    accounting), the scenario start date, the horizon [s], the facility power per time-series bin (bin means
+    [kW] over ``bin_edges_s``) and, to split energy by pool, each pool's IT power per bin [kW] (pool name ->
+    array; without it all energy is the site's)."""
     edges, months = month_edges(start, horizon_s)
     rows: list[tuple] = []
     online_chip_s: dict[str, np.ndarray] = {}
@@ -117,19 +137,21 @@ def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.
         for m, seconds in enumerate(chip_s):
             if seconds > 0:
                 rows.append((max(edges[m], lo), min(edges[m + 1], hi), months[m], "rental", pool.name, accel,
-                             pool.owner, seconds / 3600.0 * pool.chip_cost_usd_per_hour, 0.0, 0.0))
-    entries = pd.concat([pd.DataFrame(rows, columns=COLUMNS),
-                         _energy_rows(bin_edges_s, facility_power_kw, edges, months, site)], ignore_index=True)
+                             pool.owner, seconds / 3600.0 * pool.chip_cost_usd_per_hour, 0.0, 0.0, ""))
+    energy = _energy_rows(bin_edges_s, facility_power_kw, edges, months, site,
+                          _energy_shares(pools, facility_power_kw, pool_it_power_kw))
+    entries = pd.concat([pd.DataFrame(rows, columns=COLUMNS), energy], ignore_index=True)
     entries = entries.sort_values(["time_s", "category", "pool"], kind="stable", ignore_index=True)
     return Ledger(entries=entries, month_edges_s=edges, months=months, online_chip_s=online_chip_s)
 
 
 def _ownership_rows(pool, lo: float, hi: float, horizon_s: float, site, edges, months) -> list[tuple]:
-    """Capex, depreciation, maintenance and write-off entries of an owned pool, tranche by tranche
-    (``ResolvedPool.purchases``), inside its online window ``[lo, hi)`` of the run."""
+    """Capex, depreciation (or cash cost), maintenance and write-off entries of an owned pool, tranche by
+    tranche (``ResolvedPool.purchases``), inside its online window ``[lo, hi)`` of the run."""
     rows: list[tuple] = []
     life_s = site.amortization_years * YEAR_S
     accel, owner = pool.accelerator.id, pool.owner
+    cash = getattr(site, "capex_accounting", "depreciation") == "cash"
 
     def month_of(at: float) -> str:
         return months[min(int(np.searchsorted(edges, at, side="right") - 1), len(months) - 1)]
@@ -138,22 +160,62 @@ def _ownership_rows(pool, lo: float, hi: float, horizon_s: float, site, edges, m
         start = max(at, lo)
         if not chips or start > horizon_s:
             continue  # bought after the run
-        rows.append((start, start, month_of(start), "capex", pool.name, accel, owner, chips * price, 0.0, 0.0))
-        windows = {"depreciation": (start, min(hi, start + life_s), price / life_s),
+        items = capex_items_usd(pool, site, chips, price)
+        value = sum(items.values()) / chips  # the tranche's hardware per chip [USD]
+        rows += _purchase_rows(pool, start, month_of(start), items, cash)
+        # cash accounting: an empty depreciation window (the purchase is already a cost)
+        windows = {"depreciation": (start, start if cash else min(hi, start + life_s), value / life_s),
                    "maintenance": (start, hi, price * site.maintenance_frac_per_year / YEAR_S)}
         for category, (a, b, usd_per_chip_s) in windows.items():
             seconds = overlap_s(a, b, edges)
             for m in np.flatnonzero(seconds > 0):
                 rows.append((max(edges[m], a), min(edges[m + 1], b), months[m], category, pool.name, accel, owner,
-                             chips * seconds[m] * usd_per_chip_s, 0.0, 0.0))
-        if start < hi < min(horizon_s, start + life_s):  # the pool leaves within the run, not fully depreciated
-            book = chips * price * (1.0 - (hi - start) / life_s)
-            rows.append((hi, hi, month_of(hi), "write_off", pool.name, accel, owner, book, 0.0, 0.0))
+                             chips * seconds[m] * usd_per_chip_s, 0.0, 0.0, ""))
+        if not cash and start < hi < min(horizon_s, start + life_s):  # leaves within the run, not fully depreciated
+            book = chips * value * (1.0 - (hi - start) / life_s)
+            rows.append((hi, hi, month_of(hi), "write_off", pool.name, accel, owner, book, 0.0, 0.0, ""))
     return rows
 
 
-def _energy_rows(bin_edges_s, facility_kw, edges, months, site) -> pd.DataFrame:
-    """One energy entry per bin (two for a bin cut by a month edge): facility kWh × price, and carbon."""
+def capex_items_usd(pool, site, chips: float, price: float) -> dict[str, float]:
+    """What a purchase tranche of ``chips`` chips at ``price`` USD each buys, by item (``CAPEX_ITEMS``) [USD]:
+    the chips, and their share of servers, racks with their network, and rack installation
+    (``ResolvedSite.hardware_usd_per_chip``: pro rata, fractional servers and racks). A site without those
+    fields (a plain test double) buys chips only."""
+    items = {"chips": chips * price}
+    if hasattr(site, "hardware_usd_per_chip"):
+        shares = site.hardware_usd_per_chip(pool.chips_per_server, pool.servers_per_rack)
+        items.update({item: chips * usd for item, usd in shares.items()})
+    return items
+
+
+def _purchase_rows(pool, at: float, month: str, items: dict[str, float], cash: bool) -> list[tuple]:
+    """A tranche's ``capex`` rows on its date, one per item with a cost, and with cash accounting the same
+    amounts as ``capex_cash_cost`` (the purchase a cost of its month)."""
+    categories = ("capex", "capex_cash_cost") if cash else ("capex",)
+    return [(at, at, month, category, pool.name, pool.accelerator.id, pool.owner, usd, 0.0, 0.0, item)
+            for category in categories for item, usd in items.items() if usd]
+
+
+def _energy_shares(pools, facility_kw, pool_it_kw) -> list[tuple[tuple[str, str, str], np.ndarray]]:
+    """``((pool, accelerator, ownership), share of each bin's facility energy)`` per pool with IT power, and
+    the site's share (``("", "", "")``: bins whose IT power no pool explains) when there is any."""
+    n = len(facility_kw)
+    named = [(p, np.asarray(pool_it_kw[p.name], dtype=np.float64)) for p in pools if p.name in (pool_it_kw or {})]
+    total = np.zeros(n)
+    for _, kw in named:
+        total = total + kw
+    explained = total > 0
+    shares = [((p.name, p.accelerator.id, p.owner), np.divide(kw, total, out=np.zeros(n), where=explained))
+              for p, kw in named if kw.any()]
+    if not explained.all():
+        shares.append((("", "", ""), (~explained).astype(np.float64)))
+    return shares
+
+
+def _energy_rows(bin_edges_s, facility_kw, edges, months, site, shares) -> pd.DataFrame:
+    """Per bin (two parts for a bin cut by a month edge) and share (``_energy_shares``) with energy in it: the
+    share of facility kWh, × price, and its carbon."""
     bin_edges_s = np.asarray(bin_edges_s, dtype=np.float64)
     facility_kw = np.asarray(facility_kw, dtype=np.float64)
     cuts = np.union1d(bin_edges_s, edges[(edges > bin_edges_s[0]) & (edges < bin_edges_s[-1])])
@@ -161,7 +223,15 @@ def _energy_rows(bin_edges_s, facility_kw, edges, months, site) -> pd.DataFrame:
     which_bin = np.searchsorted(bin_edges_s, lo, side="right") - 1
     which_month = np.searchsorted(edges, lo, side="right") - 1
     kwh = facility_kw[which_bin] * (hi - lo) / 3600.0
-    return pd.DataFrame({"time_s": lo, "end_s": hi, "month": np.array(months, dtype=object)[which_month],
-                         "category": "energy", "pool": "", "accelerator": "", "ownership": "",
-                         "usd": kwh * site.electricity_usd_per_kwh, "kwh": kwh,
-                         "carbon_kg": kwh * site.carbon_g_per_kwh / 1000.0}, columns=COLUMNS)
+    frames = []
+    for (pool, accel, owner), share in shares:
+        part = share[which_bin]
+        keep = part > 0
+        pool_kwh = kwh[keep] * part[keep]
+        frames.append(pd.DataFrame({"time_s": lo[keep], "end_s": hi[keep],
+                                    "month": np.array(months, dtype=object)[which_month[keep]],
+                                    "category": "energy", "pool": pool, "accelerator": accel, "ownership": owner,
+                                    "usd": pool_kwh * site.electricity_usd_per_kwh, "kwh": pool_kwh,
+                                    "carbon_kg": pool_kwh * site.carbon_g_per_kwh / 1000.0, "item": ""},
+                                   columns=COLUMNS))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

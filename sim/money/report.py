@@ -2,10 +2,11 @@
 training job, and the per-month table (``monthly.csv``).
 
 Cost of a training job (the rule): every run of the job (preempted runs included) costs its busy chip
-equivalents (the gang, or a shared job's fraction of one chip) × the run's hours × (its pool's chip-hour cost
-— amortized price or rental rate — plus, for an owned pool, its maintenance per chip-hour), plus the
-facility energy of those chips at full load (``busy_w_with_server × pue``) at the site's price. Idle chips,
-queueing and the energy of other work are not shared out to jobs.
+equivalents (the gang, or a shared job's fraction of one chip) × the run's hours × its pool's chip-hour cost
+(``ResolvedPool.chip_cost_usd_per_hour``: an owned chip's price amortized plus its maintenance, without its
+server and rack share; or the rental rate), plus the facility energy of those chips at full load
+(``busy_w_with_server × pue``) at the site's price. Idle chips, queueing and the energy of other work are not
+shared out to jobs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.money.ledger import COST_CATEGORIES, HOURS_PER_YEAR, Ledger
+from sim.money.ledger import CAPEX_ITEMS, COST_CATEGORIES, Ledger
 from sim.workload.jobs import busy_chip_equivalents
 
 
@@ -22,9 +23,7 @@ def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site,
     """Per job of ``jobs_out``: (chip cost, energy cost) [USD] of all its runs up to the horizon (see the
     module's rule); zero for jobs that never ran."""
     n = len(jobs_out)
-    chip_rate = np.array([p.chip_cost_usd_per_hour + (p.purchase_usd_per_chip * site.maintenance_frac_per_year
-                                                      / HOURS_PER_YEAR if p.owner == "owned" else 0.0)
-                          for p in pools] + [0.0])
+    chip_rate = np.array([p.chip_cost_usd_per_hour for p in pools] + [0.0])
     energy_rate = np.array([p.busy_w_with_server * site.pue / 1e3 * site.electricity_usd_per_kwh
                             for p in pools] + [0.0])  # USD per chip-hour at full load
     weight = busy_chip_equivalents(jobs_out["chips"].to_numpy(), jobs_out["chip_share"].to_numpy())
@@ -43,11 +42,13 @@ def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site,
 
 def money_summary(ledger: Ledger, jobs_out: pd.DataFrame, job_chip_usd: np.ndarray,
                   job_energy_usd: np.ndarray) -> dict:
-    """``summary.json``'s ``money`` section: cost totals by category, ownership and pool (cash capex
-    apart: it is not a cost of the period), and the mean cost of a completed job per accelerator type."""
+    """``summary.json``'s ``money`` section: cost totals by category, ownership and pool (each pool's chip
+    costs and energy), cash capex (not a cost of the period under depreciation accounting) in all and by
+    item, and the mean cost of a completed job per accelerator type."""
     entries = ledger.entries
     cost = entries[entries["category"] != "capex"]
     chips = cost[cost["pool"] != ""]
+    capex = entries[entries["category"] == "capex"]
     done = jobs_out["state"].to_numpy() == "completed"
     per_job = {}
     for accel in sorted(set(jobs_out.loc[done, "accelerator"])):
@@ -63,22 +64,29 @@ def money_summary(ledger: Ledger, jobs_out: pd.DataFrame, job_chip_usd: np.ndarr
                              for owner in ("owned", "rented")},
         "by_pool_usd": {name: float(group["usd"].sum()) for name, group in chips.groupby("pool")},
         "capex_cash_usd": ledger.cost_usd("capex"),
+        "capex_by_item_usd": {item: float(capex.loc[capex["item"] == item, "usd"].sum()) for item in CAPEX_ITEMS},
         "cost_per_completed_job_usd": per_job,
         "months": len(ledger.months),
     }
 
 
 def monthly_table(ledger: Ledger, pools, jobs_out: pd.DataFrame, requests: pd.DataFrame | None = None,
-                  services=(), fluid_slo: dict | None = None) -> pd.DataFrame:
+                  services=(), fluid_slo: dict | None = None, service_costs: dict | None = None) -> pd.DataFrame:
     """One row per calendar month of the run: its length in days inside the run, online chips by
     accelerator type and by ownership (chip-month means: online chip-seconds ÷ the month's seconds in the
-    run), cost by category and in all, cash capex, facility energy and carbon, training jobs completed
+    run), cost by category and in all, cash capex, facility energy and carbon, facility energy by pool
+    (``energy_kwh.<pool>``: the ledger's energy split), training jobs completed
     (end in the month) and their mean queue wait (first start − arrival), and per request-level service
     with an SLO, the SLO attainment and goodput of the requests arriving in the month (as the summary
     defines them). ``services`` holds ``(name, family, slo)`` of the request-level services. ``fluid_slo``
     maps a fluid service with an SLO to (bin edges [s], offered per bin, met per arrival bin): its months
     take the bins' counts, a bin across a month edge split by time share (counts spread evenly in a bin),
-    so the months' met ÷ offered, weighted by offered, is the summary's attainment."""
+    so the months' met ÷ offered, weighted by offered, is the summary's attainment. ``service_costs`` maps
+    an inference service to (bin edges [s], unit, cost per bin [USD], units per bin) (``ServiceRun.cost_per_bin``):
+    its months get ``output_tokens.<service>`` and ``cost_per_1m_tokens_usd.<service>`` (LLM), or
+    ``completed_requests.<service>`` and ``cost_per_1m_requests_usd.<service>`` (ranking): the month's cost ÷
+    its units × 1e6, a bin across a month edge split by time share, so the months weighted by their units
+    give the summary's ``cost_per_1m_*`` (empty where a month has no units)."""
     edges, months = ledger.month_edges_s, ledger.months
     seconds = np.diff(edges)
     data: dict[str, object] = {"month": months, "days": seconds / 86400.0}
@@ -101,6 +109,11 @@ def monthly_table(ledger: Ledger, pools, jobs_out: pd.DataFrame, requests: pd.Da
     energy = energy.reindex(months, fill_value=0.0)
     data["facility_energy_kwh"] = energy["kwh"].to_numpy()
     data["carbon_kg"] = energy["carbon_kg"].to_numpy()
+    rows = ledger.entries[(ledger.entries["category"] == "energy") & (ledger.entries["pool"] != "")]
+    by_pool = rows.pivot_table(index="month", columns="pool", values="kwh", aggfunc="sum", fill_value=0.0)
+    for pool in pools:
+        data[f"energy_kwh.{pool.name}"] = (by_pool[pool.name].reindex(months, fill_value=0.0).to_numpy()
+                                           if pool.name in by_pool else np.zeros(len(months)))
     done = jobs_out[jobs_out["state"].to_numpy() == "completed"]
     month_of = _month_index(done["end_s"].to_numpy(), edges)
     wait = (done["start_s"] - done["arrival_s"]).to_numpy()
@@ -120,6 +133,11 @@ def monthly_table(ledger: Ledger, pools, jobs_out: pd.DataFrame, requests: pd.Da
         data[f"slo_attainment.{name}"] = np.divide(met_m, offered_m, out=np.full(len(months), np.nan),
                                                    where=offered_m > 0)
         data[f"goodput_rps.{name}"] = met_m / seconds
+    for name, (bin_edges_s, unit, cost, units) in sorted((service_costs or {}).items()):
+        cost_m, units_m = (_counts_by_month(bin_edges_s, values, edges) for values in (cost, units))
+        data[f"{'output_tokens' if unit == 'tokens' else 'completed_requests'}.{name}"] = units_m
+        data[f"cost_per_1m_{unit}_usd.{name}"] = np.divide(cost_m * 1e6, units_m, out=np.full(len(months), np.nan),
+                                                          where=units_m > 0)
     return pd.DataFrame(data)
 
 

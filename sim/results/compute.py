@@ -60,7 +60,9 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     """Per bin: busy chips, utilization and online chips per accelerator type (``online_chips.<type>``, and
     of them rented: ``rented_chips.<type>``, only for types with a rented pool), queue length, IT and facility power,
     the chips held by active inference replicas per pool (``inference_chips.<pool>``) and, on shared pools,
-    the chips busy with training jobs (``training_busy_chips.<pool>``, busy chip-equivalents).
+    the chips busy with training jobs (``training_busy_chips.<pool>``, busy chip-equivalents), and each pool's
+    IT power (``it_power_kw.<pool>``: its online chips idle plus the busy ones' increment, training and
+    inference alike; the pools add up to ``it_power_kw``), which the money ledger splits energy by.
 
     ``inference_busy_chip_s`` maps a pool index to the chip-seconds its inference replicas spent
     iterating in each bin (from the serving kernel, same bins); those chips are busy for that share.
@@ -75,6 +77,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     by_accel: dict[str, list] = {}
     rented: dict[str, np.ndarray] = {}
     training_on_shared: dict[str, np.ndarray] = {}
+    pool_it_kw: dict[str, np.ndarray] = {}
     for p in fleet.pools:
         on, earlier = pool_of == p.index, runs["pool"] == p.index
         times, deltas = interval_events(np.concatenate((start[on], runs["start_s"][earlier])),
@@ -92,7 +95,9 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
                 # requests on chips already handed back to training; that overlap is not counted twice
                 serving = np.minimum(serving, binned_mean(*inference_chips[p.index], edges))
             busy = busy + serving
-        it_power += online * p.idle_w_with_server + busy * (p.busy_w_with_server - p.idle_w_with_server)
+        pool_power = online * p.idle_w_with_server + busy * (p.busy_w_with_server - p.idle_w_with_server)
+        it_power += pool_power
+        pool_it_kw[p.name] = pool_power / 1e3
         pair = by_accel.setdefault(p.accelerator.id, [0.0, 0.0])
         pair[0] = pair[0] + busy
         pair[1] = pair[1] + online
@@ -119,6 +124,8 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         data[f"training_busy_chips.{name}"] = busy
     data["it_power_kw"] = it_power / 1e3
     data["facility_power_kw"] = it_power * fleet.site.pue / 1e3
+    for name, kw in pool_it_kw.items():
+        data[f"it_power_kw.{name}"] = kw
     return pd.DataFrame(data)
 
 
@@ -228,7 +235,9 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
             busy = float((series[column].to_numpy() * widths).sum())
             online = sum(p.online_chip_seconds(0.0, horizon_s) for p in fleet.pools if p.accelerator.id == accel)
             util[accel] = busy / online if online else 0.0
-    fleet_cost = sum(p.charged_chip_seconds(0.0, horizon_s) / 3600.0 * p.chip_cost_usd_per_hour for p in fleet.pools)
+    fleet_cost = sum(p.charged_chip_seconds(0.0, horizon_s) / 3600.0 * (p.chip_cost_usd_per_hour
+                                                                         + p.hardware_usd_per_chip_hour)
+                     for p in fleet.pools)
     for accel, group in done.groupby("accelerator"):
         jct_by_accel[accel] = _stats((group["end_s"] - group["arrival_s"]).to_numpy())
     out = {

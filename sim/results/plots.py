@@ -60,9 +60,9 @@ PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.p
               "shared_pool.png", "cost.png", "capacity.png", "slo.png")
 COST_PLOT_MIN_S = 60 * 86400.0
 # the columns <category>_usd of monthly.csv
-COST_CATEGORIES = ("depreciation", "write_off", "maintenance", "rental", "energy")
-COST_COLOURS = {"depreciation": "#1f77b4", "write_off": "#8c564b", "maintenance": "#9467bd", "rental": "#ff7f0e",
-                "energy": "#2ca02c"}
+COST_CATEGORIES = ("depreciation", "write_off", "capex_cash_cost", "maintenance", "rental", "energy")
+COST_COLOURS = {"depreciation": "#1f77b4", "write_off": "#8c564b", "capex_cash_cost": "#17becf",
+                "maintenance": "#9467bd", "rental": "#ff7f0e", "energy": "#2ca02c"}
 # (step [s], locator) from fine to coarse; the first giving at most MAX_TICKS ticks over the run is used
 MAX_TICKS = 13
 TICK_STEPS = (
@@ -145,7 +145,7 @@ def _figures(results):
     if monthly is not None and len(monthly) and run.horizon_s >= COST_PLOT_MIN_S:
         yield "cost.png", _cost(run, monthly)
     if run.horizon_s >= COST_PLOT_MIN_S and any(c.startswith("online_chips.") for c in ts.columns):
-        yield "capacity.png", _capacity(run, ts, results.scenario)
+        yield "capacity.png", _capacity(run, ts, results.scenario, getattr(results, "procurement", None))
     if (monthly is not None and len(monthly) >= 2 and run.horizon_s >= COST_PLOT_MIN_S
             and any(c.startswith("slo_attainment.") for c in monthly.columns)):
         yield "slo.png", _slo(run, monthly)
@@ -310,12 +310,13 @@ def _cost(run: _Run, monthly):
     return _finish(fig, ax, run, "cost per month by category", [], time_axis=False)
 
 
-def _capacity(run: _Run, ts, scenario):
+def _capacity(run: _Run, ts, scenario, procurement=None):
     """Online chips per bin (the time series' ``online_chips.<type>``, drawn as daily means for long runs),
     stacked by accelerator type in sorted order; each type's rented chips (``rented_chips.<type>``) are the
     hatched top of its band. A dotted vertical line with the pool's name marks each date a pool comes online
     (``+``), takes a delivery (``+chips``) or leaves (``−``) inside the run (from the scenario's
-    ``online_from``, ``deliveries`` and ``online_until``)."""
+    ``online_from``, ``deliveries`` and ``online_until``), and the first delivery of each order with the chips
+    it delivered within the run (``procurement.csv``)."""
     fig, ax = _new("online chips")
     accels = sorted(c.split(".", 1)[1] for c in ts.columns if c.startswith("online_chips."))
     bottom, drawn = None, []
@@ -336,7 +337,7 @@ def _capacity(run: _Run, ts, scenario):
     top = float(bottom.max(initial=1.0)) if bottom is not None else 1.0
     ax.set_ylim(0, top * 1.15)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    for when_s, text in _pool_changes(scenario, run.horizon_s):
+    for when_s, text in _pool_changes(scenario, run.horizon_s, procurement):
         at = run.start + when_s / DAY_S
         ax.axvline(at, color=DARK, linestyle=":", linewidth=1.2)
         ax.text(at, top * 1.13, f" {text}", rotation=90, va="top", ha="right", fontsize=10, color=DARK)
@@ -345,12 +346,17 @@ def _capacity(run: _Run, ts, scenario):
                                                                         else ""), [])
 
 
-def _pool_changes(scenario, horizon_s: float) -> list[tuple[float, str]]:
+def _pool_changes(scenario, horizon_s: float, procurement=None) -> list[tuple[float, str]]:
     """(time [s], '+pool', '+chips pool' or '−pool') of every pool coming online, taking a delivery or leaving
-    strictly inside the run."""
+    strictly inside the run; an order's chips delivered in the run at its first delivery (``procurement``, the
+    rows of ``procurement.csv``)."""
     if scenario is None:
         return []
     changes = []
+    for order in (procurement.itertuples() if procurement is not None else ()):
+        if order.chips_delivered:
+            at = (dt.date.fromisoformat(order.first_delivery) - scenario.start).days * DAY_S
+            changes.append((at, f"+{order.chips_delivered:,} {order.pool} (order)"))
     for pool in scenario.fleet:
         dated = [(pool.online_from, f"+{pool.name}"), (pool.online_until, f"\u2212{pool.name}")]
         dated += [(d.date, f"+{d.chips:,} {pool.name}") for d in pool.deliveries or ()]  # deliveries joining it

@@ -1,11 +1,12 @@
 """``Results``: one object holding a run's summary, tables and manifest; renderers read from it.
 
 Building a ``Results`` writes nothing; ``save(dir)`` writes ``summary.json``, ``jobs.csv``,
-``timeseries.csv``, ``monthly.csv`` (when the run made one), ``burst.csv`` (with ``policy.burst``),
-``manifest.json``, ``scenario.json`` (the scenario as run), ``requests.csv`` when ``outputs.requests_csv``
-asks for it, (unless disabled) the PNG plots and ``report.html`` (``sim.results.report_html``), through a
-temporary folder, then marks the folder complete (``sim.results.output_folder``). The JSON files hold no
-``NaN`` or ``Infinity``: non-finite numbers are written as ``null``.
+``timeseries.csv``, ``monthly.csv`` (when the run made one), ``procurement.csv`` (when the scenario orders chips),
+``burst.csv`` (with ``policy.burst``), ``manifest.json``, ``scenario.json`` (the scenario as run),
+``requests.csv`` when ``outputs.requests_csv`` asks for it, (unless disabled) the PNG plots and ``report.html``
+(``sim.results.report_html``), through a temporary folder, then marks the folder complete
+(``sim.results.output_folder``). The JSON files hold no ``NaN`` or ``Infinity``: non-finite numbers are
+written as ``null``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Results:
     fluid_load: dict = field(repr=False, default_factory=dict)
     ledger: object = field(repr=False, default=None)  # sim.money.Ledger: the run's dated cost entries
     monthly: pd.DataFrame | None = field(repr=False, default=None)  # one row per calendar month (monthly.csv)
+    procurement: pd.DataFrame | None = field(repr=False, default=None)  # one row per order (procurement.csv)
     burst: pd.DataFrame | None = field(repr=False, default=None)  # policy.burst's rental events (burst.csv)
 
     def save(self, directory: str | Path, plots: bool | None = None, report: bool = True) -> Path:
@@ -63,6 +65,8 @@ class Results:
         iso_datetimes(self.timeseries).to_csv(out / "timeseries.csv", index=False)  # datetime as ISO text
         if self.monthly is not None:
             self.monthly.to_csv(out / "monthly.csv", index=False)
+        if self.procurement is not None:
+            self.procurement.to_csv(out / "procurement.csv", index=False)
         if self.burst is not None:
             self.burst.to_csv(out / "burst.csv", index=False)
         if self.requests is not None and self.scenario is not None and self.scenario.outputs.requests_csv:

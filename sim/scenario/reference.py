@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 
 from pydantic import BaseModel
@@ -58,6 +59,10 @@ def _type_name(annotation) -> str:
     text = repr(annotation).replace("typing.", "").replace("sim.catalog.specs.", "")
     text = text.replace("sim.scenario.schema.", "").replace("datetime.date", "date")
     text = text.replace("<class '", "").replace("'>", "")
+    # an optional duration or a list of them: the validator's repr (with its address) reads as ``float``
+    text = re.sub(r"Annotated\[float, BeforeValidator\(func=<function parse_duration_s at 0x[0-9a-f]+>, "
+                  r"json_schema_input_type=PydanticUndefined\)\]", "float", text)
+    text = text.replace("Optional[float]", "float | None")
     text = text.replace("Annotated[float, BeforeValidator(func=<function parse_duration_s", "duration")
     if text.startswith("duration"):
         text = "duration (seconds, or '90d', '2y', '12h')"

@@ -18,6 +18,7 @@ from sim.scenario.base import MAX_CHIPS, MAX_JOBS, WHY_CHIPS, WHY_JOBS, Duration
 from sim.scenario.distributions import Distribution
 from sim.scenario.growth import Growth
 from sim.scenario.inference_schema import InferenceService
+from sim.scenario.procurement_schema import Procurement, Supply
 
 
 class Site(Strict):
@@ -45,6 +46,19 @@ class Site(Strict):
     maintenance_frac_per_year: float | None = bounded(
         None, ge=0, le=1, unit="1/year", why="a year of upkeep costing more than the hardware",
         description="yearly maintenance of owned chips, as a share of their purchase price [1/year]")
+    server_usd: float | None = bounded(
+        None, ge=0, le=10_000_000, unit="USD", why="far above any server's price",
+        description="purchase price of a server beyond its accelerators (host CPUs, memory, NICs, chassis) [USD]")
+    rack_usd: float | None = bounded(
+        None, ge=0, le=100_000_000, unit="USD", why="far above any rack's price",
+        description="purchase price of a rack beyond its servers (rack, PDUs, top-of-rack switch and its share of "
+                    "the spine network) [USD]")
+    installation_usd_per_rack: float | None = bounded(
+        None, ge=0, le=10_000_000, unit="USD", why="far above any rack's installation",
+        description="one-off installation of a rack (integration, cabling, commissioning) [USD]")
+    capex_accounting: Literal["depreciation", "cash"] = Field(
+        "depreciation", description="owned hardware in the money ledger: depreciation (straight line over "
+                                    "amortization_years) or cash (the whole purchase a cost on its date)")
 
 
 class Delivery(Strict):
@@ -61,7 +75,8 @@ class Pool(Strict):
     name: str = Field(description="unique pool name")
     accelerator: str | AcceleratorSpec = Field(description="catalog id, or a custom spec inline")
     count: int = bounded(ge=0, le=MAX_CHIPS, unit="chips", why=WHY_CHIPS,
-                         description="number of chips (0 is allowed: --set fleet.NAME.count=0 runs without the pool)")
+                         description="number of chips, procurement orders not included (they add the chips they "
+                                     "deliver; 0 is allowed: --set fleet.NAME.count=0 runs without the pool)")
     chips_per_server: int | None = bounded(None, gt=0, le=1_024, why="no server holds more",
                                            description="chips per server [default: min(8, domain)]")
     servers_per_rack: int = bounded(4, gt=0, le=1_024, why="no rack holds more", description="servers per rack")
@@ -254,6 +269,8 @@ class Scenario(Strict):
     models: tuple[ModelSpec, ...] = Field((), description="scenario's own models")
     porting: tuple[Port, ...] = Field((), description="granted ports of stacks onto chips")
     workloads: Workloads = Field(Workloads(), description="what runs on the fleet")
+    procurement: Procurement = Field(Procurement(), description="chip orders for owned pools and price schedules")
+    supply: Supply = Field(Supply(), description="supply shocks on orders")
     policy: Policy = Field(Policy(), description="decision policies, each chosen by `kind`")
     outputs: Outputs = Field(Outputs(), description="what a run records")
 

@@ -3,8 +3,9 @@ headroom.
 
 Energy and cost of a replica group's chips: idle power (with the server share) while a replica is
 active and its pool online, plus the full-load increment while it iterates (busy chip-seconds from
-the kernel). That is IT energy; facility energy is IT energy × PUE. Cost is chip cost (capex or rental)
-for every active online hour plus the facility energy at the site's electricity price. Chips an
+the kernel). That is IT energy; facility energy is IT energy × PUE. Cost is chip cost (the pool's chip-hour
+cost: an owned chip's hardware amortized with maintenance, or the rental rate) for every active online hour
+plus the facility energy at the site's electricity price; ``group_cost_per_bin`` splits it by time bin. Chips an
 autoscaled replica lends to training are charged to no one here.
 
 A service's figures, and those of one accelerator type, come from the same per-group amounts
@@ -124,3 +125,58 @@ def groups_by_accelerator(groups, fleet) -> dict[str, list[int]]:
     for g, plan in enumerate(groups):
         by_accel.setdefault(fleet.pools[plan.pool].accelerator.id, []).append(g)
     return dict(sorted(by_accel.items()))
+
+
+def step_integral(times: np.ndarray, deltas: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """∫ from 0 to each of ``points`` of the step function that starts at 0 and jumps by ``deltas`` at
+    ``times`` (events at or before 0 count from 0)."""
+    order = np.argsort(times, kind="stable")
+    t, level = np.asarray(times, dtype=np.float64)[order], np.cumsum(np.asarray(deltas, dtype=np.float64)[order])
+    integral = np.concatenate(([0.0], np.cumsum(level[:-1] * np.diff(t))))
+    k = np.searchsorted(t, points, side="right") - 1
+    inside = k >= 0
+    out = np.zeros(len(points))
+    out[inside] = integral[k[inside]] + level[k[inside]] * (points[inside] - t[k[inside]])
+    return out
+
+
+def group_cost_per_bin(pool, site, chips_per_replica: int, replica_events, busy_chip_s: np.ndarray,
+                       edges: np.ndarray) -> np.ndarray:
+    """A replica group's cost in each time-series bin [USD], as ``GroupUsage.cost_usd`` counts it over the
+    run: its active replicas' chips at the pool's chip-hour cost while the pool is online, plus the facility
+    energy of those chips idle and of the busy chip-seconds' full-load increment, at the site's price.
+    ``replica_events`` are the active replica count's change events (times [s], deltas): the autoscaler's
+    switches, or every replica from the start. Kernel bins past the last edge count in the last bin."""
+    lo, hi = pool.online_window(float(edges[-1]))
+    times, deltas = replica_events
+    seconds = np.diff(step_integral(times, deltas, np.clip(edges, lo, hi)))
+    chip_s = seconds * chips_per_replica
+    busy = np.zeros(len(edges) - 1)
+    busy_chip_s = np.asarray(busy_chip_s, dtype=np.float64)
+    n = min(len(busy), len(busy_chip_s))
+    busy[:n] = busy_chip_s[:n]
+    busy[-1] += busy_chip_s[n:].sum()
+    joules = chip_s * pool.idle_w_with_server + busy * (pool.busy_w_with_server - pool.idle_w_with_server)
+    return chip_s / 3600.0 * pool.chip_cost_usd_per_hour + joules * site.pue / 3.6e6 * site.electricity_usd_per_kwh
+
+
+def replica_events(replicas: int, switch) -> tuple[np.ndarray, np.ndarray]:
+    """The active replica count of a group as change events: the autoscaler's ``GroupSwitches``, or (none)
+    every replica from the start."""
+    if switch is None:
+        return np.array([0.0]), np.array([float(replicas)])
+    return switch.active_replicas()
+
+
+def units_per_bin(edges: np.ndarray, times_s: np.ndarray | None = None, weights: np.ndarray | None = None,
+                  per_bin: np.ndarray | None = None, total: float = 0.0) -> np.ndarray:
+    """Output tokens or completed requests per time-series bin: request-level, ``weights`` at ``times_s``
+    (each at its finish; the horizon in the last bin); fluid, ``total`` spread over the bins in proportion to
+    ``per_bin`` (requests served per bin). Either way the bins add up to what the summary divides by."""
+    n = len(edges) - 1
+    if times_s is not None:
+        where = np.clip(np.searchsorted(edges, times_s, side="right") - 1, 0, n - 1)
+        return np.bincount(where, np.asarray(weights, dtype=np.float64), minlength=n)[:n]
+    per_bin = np.asarray(per_bin, dtype=np.float64)[:n]
+    share = per_bin / per_bin.sum() if per_bin.sum() > 0 else np.zeros(n)
+    return np.pad(share, (0, n - len(share))) * total

@@ -87,6 +87,13 @@ class ServiceRun(ABC):
         """Its rows of ``requests.csv`` (``None``: no request is simulated one by one)."""
         return None
 
+    def cost_per_bin(self, edges: np.ndarray) -> tuple[str, np.ndarray, np.ndarray] | None:
+        """The service's cost [USD] and its units per time-series bin (``edges`` [s]): ``("tokens", cost,
+        output tokens)`` for an LLM service, ``("requests", cost, completed requests)`` for a ranking one,
+        as its summary's ``cost_per_1m_*`` counts them over the run (``sim.serving.accounting``), so the bins
+        add up to it; ``None`` when the family does not say."""
+        return None
+
     def load_per_bin(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Fluid services: (bin edges [s], requests offered per bin, requests served per bin)."""
         return None

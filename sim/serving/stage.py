@@ -60,6 +60,11 @@ class ServingOutcome:
             return ranking_rows
         return pd.concat([llm_rows, ranking_rows], ignore_index=True)
 
+    def cost_per_bin(self, edges: np.ndarray) -> dict[str, tuple]:
+        """Services whose family says: name -> (unit, cost per bin [USD], units per bin)
+        (``ServiceRun.cost_per_bin``)."""
+        return {run.name: cost for run in self.services if (cost := run.cost_per_bin(edges)) is not None}
+
     def load_per_bin(self) -> dict[str, tuple]:
         """Fluid services: name -> (bin edges [s], offered per bin, served per bin)."""
         return {run.name: load for run in self.services if (load := run.load_per_bin()) is not None}

@@ -110,6 +110,7 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
 
     _check_own_ids(scenario, add)
     _check_fleet(scenario, catalog, add)
+    _check_procurement(scenario, catalog, add)
     _check_training(scenario, catalog, add)
     _check_policy(scenario, add)
     _check_burst(scenario, catalog, add)
@@ -201,6 +202,52 @@ def _check_delivery_dates(scenario, index: int, pool, add) -> None:
             f"found {delivered} chips delivered in all, above the pool's count {pool.count}; count is the total "
             f"after every delivery (count - delivered chips are online from the start); accepted: count >= "
             f"{delivered}, or smaller deliveries")
+
+
+def _check_procurement(scenario, catalog, add) -> None:
+    """Orders name an owned pool of the fleet, come in whole units of it (scale-up domains and servers) and are
+    placed inside the run; price points name known accelerators in date order; shocks name a known vendor or
+    accelerator. (Lead times, rates, factors and windows are checked by the schema.)"""
+    from sim.fleet.build import pool_layout
+
+    pools = {p.name: i for i, p in enumerate(scenario.fleet)}
+    end_date = scenario.start + dt.timedelta(seconds=float(scenario.duration))
+    for k, order in enumerate(scenario.procurement.orders):
+        path = ("procurement", "orders", k)
+        if order.pool not in pools:
+            add(path + ("pool",), f"unknown pool {order.pool!r}" + suggest(order.pool, pools))
+        else:
+            layout = pool_layout(scenario, pools[order.pool], catalog)
+            if scenario.fleet[pools[order.pool]].owner != "owned":
+                add(path + ("pool",), f"pool {order.pool!r} is rented: orders buy chips for an owned pool; accepted: "
+                                      "an owned pool (owner: owned)")
+            elif layout is not None and order.chips % layout.unit_chips:
+                add(path + ("chips",),
+                    f"found {order.chips}: an order joins pool {order.pool!r} as whole scale-up domains and servers "
+                    f"of {layout.unit_chips} chips; accepted: a multiple of {layout.unit_chips}, e.g. "
+                    f"{order.chips - order.chips % layout.unit_chips or layout.unit_chips}")
+        if not scenario.start <= order.order_date < end_date:
+            add(path + ("order_date",),
+                f"found {order.order_date}: orders are placed inside the run; accepted: a date from {scenario.start} "
+                f"to before {end_date:%Y-%m-%d}")
+    last: dict[str, dt.date] = {}
+    for k, point in enumerate(scenario.procurement.price_schedule):
+        path = ("procurement", "price_schedule", k)
+        if point.accelerator not in catalog.accelerators:
+            add(path + ("accelerator",),
+                f"unknown accelerator {point.accelerator!r}" + suggest(point.accelerator, catalog.accelerators))
+        elif point.accelerator in last and point.date <= last[point.accelerator]:
+            add(path + ("date",), f"found {point.date}: the points of {point.accelerator} must come in date order, "
+                                  f"one per date; accepted: a date after {last[point.accelerator]}")
+        last[point.accelerator] = max(point.date, last.get(point.accelerator, point.date))
+    vendors = sorted({a.vendor for a in catalog.accelerators.values()})
+    for k, shock in enumerate(scenario.supply.shocks):
+        path = ("supply", "shocks", k)
+        if shock.vendor is not None and shock.vendor not in vendors:
+            add(path + ("vendor",), f"unknown vendor {shock.vendor!r}" + suggest(shock.vendor, vendors))
+        if shock.accelerator is not None and shock.accelerator not in catalog.accelerators:
+            add(path + ("accelerator",),
+                f"unknown accelerator {shock.accelerator!r}" + suggest(shock.accelerator, catalog.accelerators))
 
 
 def _check_delivery_sizes(pool, entry, add) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from sim.serving.accounting import group_cost_per_bin, replica_events, units_per_bin
 from sim.serving.family import FluidResults, ServiceRun
 from sim.serving.fluid.serve import serve_fluid
 from sim.serving.fluid.summary import fluid_summary
@@ -23,6 +26,16 @@ class FluidService(FluidResults, ServiceRun):
 
     def busy_chip_seconds(self):
         return [(plan.pool, busy) for plan, busy in zip(self.scaled_groups, self.result["busy_chip_s"])]
+
+    def cost_per_bin(self, edges: np.ndarray):
+        """Cost per bin of every group (all replicas, as the summary counts them); the summary's output tokens
+        spread over the bins by requests served."""
+        fleet, r = self.context.fleet, self.result
+        cost = sum(group_cost_per_bin(fleet.pools[plan.pool], fleet.site, plan.chips_per_replica,
+                                      replica_events(plan.replicas, None), busy, edges)
+                   for plan, busy in zip(self.scaled_groups, r["busy_chip_s"]))
+        tokens = round(sum(part["output_tokens"] for part in r["groups"]))
+        return "tokens", cost, units_per_bin(edges, per_bin=r["served_per_bin"], total=tokens)
 
     def summary(self) -> dict:
         return fluid_summary(self.service, self.context.fleet, self.scaled_groups, self.result,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from sim.kernels.serving_reference import DONE
+from sim.serving.accounting import group_cost_per_bin, replica_events, units_per_bin
 from sim.serving.family import ServiceRun
 from sim.serving.llm.plan import plan_groups
 from sim.serving.llm.requests import service_requests
@@ -34,6 +37,17 @@ class LlmRequestService(ServiceRun):
 
     def busy_chip_seconds(self):
         return [(plan.pool, busy) for plan, busy in zip(self.scaled_groups, self.result["busy_chip_s"])]
+
+    def cost_per_bin(self, edges: np.ndarray):
+        """Cost per bin of every group (its switches' active replicas), tokens of completed requests at
+        their finish."""
+        fleet, r = self.context.fleet, self.result
+        cost = sum(group_cost_per_bin(fleet.pools[plan.pool], fleet.site, plan.chips_per_replica,
+                                      replica_events(plan.replicas, switch), busy, edges)
+                   for plan, switch, busy in zip(self.scaled_groups, r["switches"], r["busy_chip_s"]))
+        done = r["status"] == DONE
+        tokens = units_per_bin(edges, r["finish_s"][done], r["requests"]["output_tokens"].to_numpy()[done])
+        return "tokens", cost, tokens
 
     def summary(self) -> dict:
         return llm_summary(self.service, self.context.fleet, self.scaled_groups, self.result, self.context.horizon_s)

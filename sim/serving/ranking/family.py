@@ -3,8 +3,11 @@ as arrival rates per time bin through batch-service queues (``ranking-fluid``, `
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from sim.kernels.serving_reference import DONE
+from sim.serving.accounting import group_cost_per_bin, replica_events, units_per_bin
 from sim.serving.family import FluidResults, ServiceRun
 from sim.serving.ranking.fluid import ranking_fluid_summary, serve_ranking_fluid
 from sim.serving.ranking.serve import plan_service, serve_service
@@ -22,6 +25,13 @@ class _RankingRun(ServiceRun):
     def busy_chip_seconds(self):
         return list(zip(self.plan.pools, self.result["busy_chip_s"]))
 
+    def _cost(self, edges: np.ndarray) -> np.ndarray:
+        """Cost per bin of every group: all its replicas while the pool is online (as the summary counts)."""
+        fleet, plan = self.context.fleet, self.plan
+        return sum(group_cost_per_bin(fleet.pools[pool], fleet.site, chips, replica_events(replicas, None), busy, edges)
+                   for pool, replicas, chips, busy in zip(plan.pools, plan.replicas, plan.chips_per_replica,
+                                                          self.result["busy_chip_s"]))
+
 
 class RankingService(_RankingRun):
     """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving."""
@@ -30,6 +40,12 @@ class RankingService(_RankingRun):
         c = self.context
         self.result = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, c.ranking_rng,
                                     c.base_dir, c.start)
+
+    def cost_per_bin(self, edges: np.ndarray):
+        """Completed requests at their finish."""
+        done = self.result["status"] == DONE
+        return "requests", self._cost(edges), units_per_bin(edges, self.result["finish_s"][done],
+                                                            np.ones(int(done.sum())))
 
     def summary(self) -> dict:
         return ranking_summary(self.plan, self.service, self.context.fleet, self.result, self.context.horizon_s)
@@ -46,6 +62,12 @@ class RankingFluidService(FluidResults, _RankingRun):
         c = self.context
         self.result = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir, c.rng,
                                           c.start)
+
+    def cost_per_bin(self, edges: np.ndarray):
+        """The summary's completed requests spread over the bins by requests served."""
+        completed = round(sum(part["completed"] for part in self.result["groups"]))
+        return "requests", self._cost(edges), units_per_bin(edges, per_bin=self.result["served_per_bin"],
+                                                            total=completed)
 
     def summary(self) -> dict:
         return ranking_fluid_summary(self.plan, self.service, self.context.fleet, self.result,
