@@ -15,6 +15,7 @@ from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, money_summary, monthly_table
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
+from sim.results.burst import burst_summary, realise_burst
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
 from sim.rng import streams
@@ -66,7 +67,11 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     with progress.simulated_days(horizon) as update:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update,
                                     scaling_schedule=serving.scaling.schedule,
-                                    checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval)
+                                    checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval,
+                                    burst_policies=_burst_policies(scenario, fleet))
+    burst_events = None
+    if cluster.burst is not None:  # the burst pools' realised rentals feed everything that integrates online chips
+        fleet, burst_events = realise_burst(fleet, cluster.burst.events, horizon, scenario.start)
     with progress.phase("computing results"):
         outcome = cluster.outcome()
         jobs_out = compute.jobs_table(jobs, outcome, fleet)
@@ -78,6 +83,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                   warmup_s=scenario.outputs.warmup)
         summary["inference"] = serving.summaries()
         summary["scenario"] = {"name": scenario.name, "description": scenario.description.strip()}
+        if burst_events is not None:
+            summary["burst"] = burst_summary(burst_events, fleet, horizon)
         requests = serving.requests_table()
         edges = np.append(series["time_s"].to_numpy(), horizon)
         ledger = build_ledger(fleet.pools, fleet.site, scenario.start, horizon, edges,
@@ -98,7 +105,13 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
                    fluid_load=serving.load_per_bin(), requests=requests, ledger=ledger, monthly=monthly,
-                   procurement=procurement)
+                   procurement=procurement, burst=burst_events)
+
+
+def _burst_policies(scenario: Scenario, fleet) -> list:
+    """``(pool index, policy.burst entry)`` pairs for the cluster."""
+    index = {p.name: p.index for p in fleet.pools}
+    return [(index[b.pool], b) for b in scenario.policy.burst]
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:

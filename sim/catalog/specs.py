@@ -40,6 +40,11 @@ class AcceleratorSpec(BaseModel):
     cooling: Literal["air", "liquid"] = Field("air", description="cooling as usually shipped")
     price_usd: float | None = Field(None, ge=0, description="purchase price per chip [USD]")
     cloud_usd_per_chip_hour: float | None = Field(None, ge=0, description="on-demand rental [USD/chip-hour]")
+    cloud_reserved_1y_usd_per_chip_hour: float | None = Field(
+        None, ge=0, description="rental under a 1-year commitment (committed-use, reserved or savings-plan rate) "
+                                "[USD/chip-hour]")
+    cloud_reserved_3y_usd_per_chip_hour: float | None = Field(
+        None, ge=0, description="rental under a 3-year commitment [USD/chip-hour]")
     stacks: dict[str, float] = Field(description="software stack -> fraction of dense peak achieved (0..1]")
     serving_layer_overhead_us: float | None = Field(
         None, ge=0, description="fixed cost per transformer layer and serving iteration: kernel launches, "

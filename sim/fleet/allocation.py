@@ -77,6 +77,20 @@ class DomainAllocator:
             self._put(domain, new_level)
             self.free_chips += chips
 
+    def withdraw(self, domain: int) -> tuple:
+        """Take the wholly free ``domain`` out of the pool (an unrented domain of a burst pool); ``release``
+        of the returned placement brings it back."""
+        size = self.size[domain]
+        if self.free[domain] != size:
+            raise RuntimeError(f"domain {domain} has {size - self.free[domain]} chips in use; only a free one leaves")
+        bucket = self.buckets[size]
+        bucket.discard(domain)
+        if not bucket:
+            self.mask &= ~(1 << size)
+        self._put(domain, 0)
+        self.free_chips -= size
+        return ((domain, size),)
+
     def _take(self, level: int) -> int:
         bucket = self.buckets[level]
         domain = bucket.pop()  # sets of ints pop in a deterministic order

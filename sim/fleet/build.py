@@ -12,6 +12,7 @@ is IT power times the pinned PUE. These are simplifications until the facility i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,6 +29,9 @@ if TYPE_CHECKING:  # the scenario layer validates with this module, so it is not
     from sim.scenario.schema import Pool, Scenario, Site
 
 HOURS_PER_YEAR = 365 * 24
+TERM_S = {"reserved-1y": HOURS_PER_YEAR * 3600.0, "reserved-3y": 3 * HOURS_PER_YEAR * 3600.0}  # a year is 365 d
+TERM_RATE_FIELD = {"on-demand": "cloud_usd_per_chip_hour", "reserved-1y": "cloud_reserved_1y_usd_per_chip_hour",
+                   "reserved-3y": "cloud_reserved_3y_usd_per_chip_hour"}
 CAP_TOLERANCE = 1e-9  # relative: sums of watts in different orders differ in the last bits
 
 
@@ -87,6 +91,10 @@ class ResolvedPool:
     online_until_s: float = math.inf  # when the pool leaves (retirement, end of a rental contract) [s]
 
     deliveries: tuple[tuple[float, int], ...] = ()  # (time [s], chips) joining the pool after online_from_s
+    rental_term: str = "on-demand"  # a rented pool's terms: on-demand, reserved-1y, reserved-3y
+    burst: bool = False  # rented by ``policy.burst``: online only while rented (``realised_steps``)
+    # the online chips a run realised, as ``chip_steps`` returns them (a burst pool's rentals); None: static
+    realised_steps: tuple[tuple[float, ...], tuple[int, ...]] | None = None
     # an owned pool's purchase price per chip [USD] (None for a rented pool), and the price of each delivery
     # in ``deliveries`` order (empty: every delivery at ``purchase_usd_per_chip``)
     purchase_usd_per_chip: float | None = None
@@ -115,10 +123,16 @@ class ResolvedPool:
         are online from ``times[i]`` to ``times[i + 1]``; the last count is 0 (the pool left, or the horizon).
 
         Modelled: the pool's first chips (``initial_chips``) come online whole at ``online_from_s``, each
-        delivery's chips whole at its date, and every chip leaves at ``online_until_s``. Everything that
-        integrates a pool's online chips (utilization denominators, idle power and energy, chip cost, the
-        money ledger) reads this function or ``online_chip_seconds``."""
+        delivery's chips whole at its date, and every chip leaves at ``online_until_s``. A burst pool
+        (``burst``) has no chip online until a run rents them: after the run, ``realised_steps`` (set with
+        ``with_realised_steps``) holds the chips it rented over time, and this function returns those.
+        Everything that integrates a pool's online chips (utilization denominators, idle power and energy,
+        chip cost, the money ledger, monthly.csv, capacity.png) reads this function or
+        ``online_chip_seconds``."""
         start, end = self.online_window(horizon_s)
+        if self.realised_steps is not None or self.burst:
+            times, counts = self.realised_steps or ((start, end), (0, 0))
+            return _cut_steps(list(times), list(counts), start, end)
         times, counts = [start], [self.initial_chips]
         for at, chips in self.deliveries:
             if start < at < end:
@@ -135,11 +149,37 @@ class ResolvedPool:
         times, counts = self.chip_steps(horizon_s)
         return times, [counts[0]] + [b - a for a, b in zip(counts, counts[1:])]
 
+    def with_realised_steps(self, times, counts) -> "ResolvedPool":
+        """This pool with the online chips a run realised (``chip_steps`` form: the last count 0)."""
+        return dataclasses.replace(self, realised_steps=(tuple(float(t) for t in times), tuple(int(n) for n in counts)))
+
     def online_chip_seconds(self, begin_s: float, end_s: float) -> float:
         """Chip-seconds the pool is online within [begin_s, end_s) [chip·s] (deliveries included)."""
         times, counts = self.chip_steps(end_s)
-        return float(sum(n * max(0.0, min(b, end_s) - max(a, begin_s))
-                         for a, b, n in zip(times, times[1:], counts)))
+        return _integral(times, counts, begin_s, end_s)
+
+    def charged_steps(self, horizon_s: float = math.inf) -> tuple[list[float], list[int]]:
+        """The chips the pool's chip cost is charged for, as ``chip_steps``, cut to [0, horizon_s].
+
+        Owned and on-demand rented pools: the online chips. A reserved term (``rental_term``) is a
+        commitment: the chips online when the pool leaves stay charged until its last term ends, the
+        window [online_from, online_until) rounded up to whole terms (a pool that never leaves is charged
+        to the horizon; what the commitment costs after the run is not in the run's money). Chips
+        delivered later join the commitment to the same end (co-terminous terms)."""
+        times, counts = self.chip_steps(horizon_s)
+        term = TERM_S.get(self.rental_term) if self.owner == "rented" else None
+        if term is None or not math.isfinite(self.online_until_s):
+            return times, counts
+        window = self.online_until_s - self.online_from_s
+        committed_end = min(self.online_from_s + math.ceil(window / term - 1e-9) * term, horizon_s)
+        if committed_end <= times[-1] or len(counts) < 2:
+            return times, counts
+        return times + [committed_end], counts[:-1] + [counts[-2], 0]
+
+    def charged_chip_seconds(self, begin_s: float, end_s: float) -> float:
+        """Chip-seconds charged within [begin_s, end_s) [chip·s] (``charged_steps``)."""
+        times, counts = self.charged_steps(end_s)
+        return _integral(times, counts, begin_s, end_s)
 
     def online_window(self, horizon_s: float) -> tuple[float, float]:
         """The part of the run the pool is online, [start, end) in seconds from the run start, clipped
@@ -185,6 +225,25 @@ class ResolvedPool:
     @property
     def rack_power_w(self) -> float:
         return self.chips_per_server * self.servers_per_rack * self.busy_w_with_server
+
+
+def _integral(times, counts, begin_s: float, end_s: float) -> float:
+    """Integral of a chip step function over [begin_s, end_s) [chip·s]."""
+    return float(sum(n * max(0.0, min(b, end_s) - max(a, begin_s)) for a, b, n in zip(times, times[1:], counts)))
+
+
+def _cut_steps(times: list, counts: list, start: float, end: float) -> tuple[list[float], list[int]]:
+    """A step function cut to [start, end], closed by a step of 0 chips at ``end``."""
+    out_t, out_n = [start], [0]
+    for at, chips in zip(times, counts):
+        if at <= start:
+            out_n[-1] = chips
+        elif at < end:
+            out_t.append(at)
+            out_n.append(chips)
+    out_t.append(max(end, start))
+    out_n.append(0)
+    return out_t, out_n
 
 
 def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
@@ -303,6 +362,8 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
         delivery_usd_per_chip=delivery_usd,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
+        rental_term=pool.rental_term if pool.owner == "rented" else "on-demand",
+        burst=any(b.pool == pool.name for b in scenario.policy.burst),
     )
 
 
@@ -318,11 +379,16 @@ def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,
     serving costs compare chips by it): ``ResolvedPool.hardware_usd_per_chip_hour`` carries that share,
     and ``fleet_cost_usd`` adds it, so that it equals the ledger's depreciation + maintenance + rental (with
     ``capex_accounting: depreciation``, while a chip is within its life and its delivery costs the pool's
-    price). Rented chips: the pool's ``rental_usd_per_chip_hour``, else the catalog's on-demand
-    ``cloud_usd_per_chip_hour``. A chip with neither is a ``FleetError`` naming the field to set: no chip
-    is silently free.
+    price). Rented chips: the pool's ``rental_usd_per_chip_hour``, else the catalog's rate for the pool's
+    ``rental_term`` (``cloud_usd_per_chip_hour`` on demand, ``cloud_reserved_1y_usd_per_chip_hour`` or
+    ``cloud_reserved_3y_usd_per_chip_hour`` under a commitment). A chip with neither is a ``FleetError``
+    naming the field to set: no chip is silently free.
     """
     if pool.owner == "owned":
+        if pool.rental_term != "on-demand":
+            raise FleetError(index, "rental_term",
+                             f"found {pool.rental_term}: rental terms apply to a rented pool; accepted: owner: "
+                             "rented, or leave rental_term out for an owned pool")
         if pool.rental_usd_per_chip_hour is not None:
             raise FleetError(index, "rental_usd_per_chip_hour",
                              f"found {pool.rental_usd_per_chip_hour:g}: a rental rate applies to a rented pool; "
@@ -339,6 +405,15 @@ def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,
         raise FleetError(index, "purchase_usd_per_chip",
                          f"found {pool.purchase_usd_per_chip:g}: a purchase price applies to an owned pool; "
                          "accepted: owner: owned, or rental_usd_per_chip_hour for a rented pool")
+    if pool.rental_term != "on-demand":
+        field = TERM_RATE_FIELD[pool.rental_term]
+        rate = getattr(accel, field) if pool.rental_usd_per_chip_hour is None else pool.rental_usd_per_chip_hour
+        if rate is None:
+            raise FleetError(index, "rental_term",
+                             f"found {pool.rental_term}: {accel.id} has no {pool.rental_term} rate in the catalog; "
+                             f"accepted: rental_usd_per_chip_hour on the pool (the committed rate, USD per "
+                             f"chip-hour), {field} on the accelerator, or rental_term: on-demand")
+        return rate, None
     rate = accel.cloud_usd_per_chip_hour if pool.rental_usd_per_chip_hour is None else pool.rental_usd_per_chip_hour
     if rate is None:
         raise FleetError(index, "rental_usd_per_chip_hour",

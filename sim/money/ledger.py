@@ -24,7 +24,10 @@ What is modelled, per entry (USD; times in seconds since the scenario start):
 * ``maintenance``: ``site.maintenance_frac_per_year`` of a tranche's chip price per year (servers, racks and
   installation carry none: a simplification), accrued per online chip-hour (for as long as the chips are
   online, past their depreciation life too), per pool and month.
-* ``rental``: a rented pool's rate per online chip-hour, per pool and month.
+* ``rental``: a rented pool's rate per online chip-hour, per pool and month. Under a reserved term
+  (``fleet[].rental_term``) the rate is the committed one and the pool is charged for every hour of its
+  whole terms from ``online_from``, even after ``online_until`` (``ResolvedPool.charged_steps``), up to
+  the horizon. A burst pool (``policy.burst``) is charged for the chips it rented, while online.
 * ``energy``: per time-series bin, facility kWh (the exact bin integral of facility power, as
   ``sim.results.series`` computes it) × the site's electricity price, with its carbon (kWh × gCO2e/kWh),
   one row per pool: the bin's facility kWh split by the pools' shares of its IT power (each pool's online
@@ -65,12 +68,21 @@ def online_window_s(pool, horizon_s: float) -> tuple[float, float]:
     return max(0.0, pool.online_from_s), min(float(horizon_s), until)
 
 
-def _chip_steps(pool, lo: float, hi: float, horizon_s: float) -> list[tuple[float, int]]:
+def _chip_steps(pool, lo: float, hi: float, horizon_s: float, charged: bool = False) -> list[tuple[float, int]]:
     """(time [s], chips online from then), closed by a step of 0 chips: ``ResolvedPool.chip_steps`` (the one
-    step function of a pool's online chips, deliveries included); a plain pool has ``count`` over [lo, hi)."""
+    step function of a pool's online chips, deliveries included), or with ``charged`` the chips its cost is
+    charged for (``ResolvedPool.charged_steps``: a reserved term runs on after the pool leaves); a plain pool
+    has ``count`` over [lo, hi)."""
+    if charged and hasattr(pool, "charged_steps"):
+        return list(zip(*pool.charged_steps(horizon_s)))
     if hasattr(pool, "chip_steps"):
         return list(zip(*pool.chip_steps(horizon_s)))
     return [(lo, pool.count), (max(lo, hi), 0)]
+
+
+def _per_month_chip_s(steps, edges) -> np.ndarray:
+    chip_s = sum(chips * overlap_s(a, b, edges) for (a, chips), (b, _) in zip(steps, steps[1:]))
+    return np.zeros(len(edges) - 1) + chip_s
 
 
 @dataclass(frozen=True)
@@ -113,14 +125,15 @@ def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.
     online_chip_s: dict[str, np.ndarray] = {}
     for pool in pools:
         lo, hi = online_window_s(pool, horizon_s)
-        steps = _chip_steps(pool, lo, hi, horizon_s)
-        chip_s = sum(chips * overlap_s(a, b, edges) for (a, chips), (b, _) in zip(steps, steps[1:]))
-        chip_s = np.zeros(len(edges) - 1) + chip_s
+        chip_s = _per_month_chip_s(_chip_steps(pool, lo, hi, horizon_s), edges)
         online_chip_s[pool.name] = chip_s
-        accel = pool.accelerator.id
         if pool.owner == "owned":
             rows += _ownership_rows(pool, lo, hi, horizon_s, site, edges, months)
             continue
+        charged = _chip_steps(pool, lo, hi, horizon_s, charged=True)
+        chip_s = _per_month_chip_s(charged, edges)
+        hi = max(hi, charged[-1][0])
+        accel = pool.accelerator.id
         for m, seconds in enumerate(chip_s):
             if seconds > 0:
                 rows.append((max(edges[m], lo), min(edges[m + 1], hi), months[m], "rental", pool.name, accel,

@@ -209,8 +209,9 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
             peak_it_w: float, outcome: dict | None = None, warmup_s: float = 0.0) -> dict:
     """The run's headline numbers (see the README's output section for each key); with a shared pool
     or a pool leaving within the run, also ``training`` (preemption and deferral counts); with a shared
-    pool, ``shared_pools``. Online chip-time (utilization denominators, ``fleet_cost_usd``) counts each
-    pool's chips over ``ResolvedPool.online_chip_seconds`` (its deliveries included).
+    pool, ``shared_pools``. Online chip-time (utilization denominators) counts each pool's chips over
+    ``ResolvedPool.online_chip_seconds`` (its deliveries and a burst pool's rentals included);
+    ``fleet_cost_usd`` counts the charged chip-time (``charged_chip_seconds``: a reserved term's whole terms).
 
     JCT and queue-wait statistics count only jobs arriving at or after ``warmup_s`` [s];
     ``jct_s_counts`` says how many submitted jobs they leave out and why."""
@@ -234,8 +235,8 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
             busy = float((series[column].to_numpy() * widths).sum())
             online = sum(p.online_chip_seconds(0.0, horizon_s) for p in fleet.pools if p.accelerator.id == accel)
             util[accel] = busy / online if online else 0.0
-    fleet_cost = sum(p.online_chip_seconds(0.0, horizon_s) / 3600.0 * (p.chip_cost_usd_per_hour
-                                                                       + p.hardware_usd_per_chip_hour)
+    fleet_cost = sum(p.charged_chip_seconds(0.0, horizon_s) / 3600.0 * (p.chip_cost_usd_per_hour
+                                                                         + p.hardware_usd_per_chip_hour)
                      for p in fleet.pools)
     for accel, group in done.groupby("accelerator"):
         jct_by_accel[accel] = _stats((group["end_s"] - group["arrival_s"]).to_numpy())

@@ -23,7 +23,7 @@ COMPLETE_MARKER = "run-complete.json"
 PLOT_FILES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png", "shared_pool.png",
               "cost.png", "capacity.png", "slo.png")
 DATA_FILES = ("summary.json", "manifest.json", "scenario.json", "jobs.csv", "timeseries.csv", "monthly.csv",
-              "requests.csv", "procurement.csv")
+              "requests.csv", "procurement.csv", "burst.csv")
 REPORT_FILE = "report.html"
 DCSIM_FILES = DATA_FILES + PLOT_FILES + (REPORT_FILE, COMPLETE_MARKER)  # the only files dcsim ever deletes
 

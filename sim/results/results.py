@@ -2,10 +2,11 @@
 
 Building a ``Results`` writes nothing; ``save(dir)`` writes ``summary.json``, ``jobs.csv``,
 ``timeseries.csv``, ``monthly.csv`` (when the run made one), ``procurement.csv`` (when the scenario orders chips),
-``manifest.json``, ``scenario.json`` (the scenario as run), ``requests.csv`` when ``outputs.requests_csv`` asks
-for it, (unless disabled) the PNG plots and ``report.html`` (``sim.results.report_html``), through a temporary
-folder, then marks the folder complete (``sim.results.output_folder``). The JSON files hold no ``NaN`` or
-``Infinity``: non-finite numbers are written as ``null``.
+``burst.csv`` (with ``policy.burst``), ``manifest.json``, ``scenario.json`` (the scenario as run),
+``requests.csv`` when ``outputs.requests_csv`` asks for it, (unless disabled) the PNG plots and ``report.html``
+(``sim.results.report_html``), through a temporary folder, then marks the folder complete
+(``sim.results.output_folder``). The JSON files hold no ``NaN`` or ``Infinity``: non-finite numbers are
+written as ``null``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Results:
     ledger: object = field(repr=False, default=None)  # sim.money.Ledger: the run's dated cost entries
     monthly: pd.DataFrame | None = field(repr=False, default=None)  # one row per calendar month (monthly.csv)
     procurement: pd.DataFrame | None = field(repr=False, default=None)  # one row per order (procurement.csv)
+    burst: pd.DataFrame | None = field(repr=False, default=None)  # policy.burst's rental events (burst.csv)
 
     def save(self, directory: str | Path, plots: bool | None = None, report: bool = True) -> Path:
         """Write every output file into ``directory`` (created if needed) and return it; ``report=False``
@@ -65,6 +67,8 @@ class Results:
             self.monthly.to_csv(out / "monthly.csv", index=False)
         if self.procurement is not None:
             self.procurement.to_csv(out / "procurement.csv", index=False)
+        if self.burst is not None:
+            self.burst.to_csv(out / "burst.csv", index=False)
         if self.requests is not None and self.scenario is not None and self.scenario.outputs.requests_csv:
             sampled_rows(self.requests, self.scenario.outputs.requests_csv_fraction).to_csv(
                 out / "requests.csv", index=False)

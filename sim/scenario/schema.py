@@ -98,7 +98,13 @@ class Pool(Strict):
                     "[default: the chip's catalog price_usd]")
     rental_usd_per_chip_hour: float | None = bounded(
         None, ge=0, le=10_000, unit="USD/chip-hour", why="far above any cloud rate",
-        description="rental rate of a rented pool [default: the chip's catalog cloud_usd_per_chip_hour]")
+        description="rental rate of a rented pool [default: the chip's catalog rate for the pool's rental_term: "
+                    "cloud_usd_per_chip_hour, cloud_reserved_1y_usd_per_chip_hour or "
+                    "cloud_reserved_3y_usd_per_chip_hour]")
+    rental_term: Literal["on-demand", "reserved-1y", "reserved-3y"] = Field(
+        "on-demand", description="a rented pool's terms: on-demand is charged per online chip-hour; a reserved term "
+                                 "is a commitment charged for every hour of its whole 1- or 3-year terms from "
+                                 "online_from (the window rounded up to whole terms), even after online_until")
     multi_domain_gangs: bool = Field(
         True, description="a gang larger than a domain may span whole domains (false: one domain, like a k8s pod)"
     )
@@ -213,9 +219,27 @@ class PreemptionPolicy(Strict):
                                   "job restarts from its last checkpoint")
 
 
+class BurstPolicy(Strict):
+    """Rent whole scale-up domains of an on-demand rented pool while training jobs wait (``policy.burst``)."""
+
+    pool: str = Field(description="name of a rented, on-demand pool that is online only while rented")
+    quota_chips: int = bounded(gt=0, le=MAX_CHIPS, unit="chips", why=WHY_CHIPS,
+                               description="most chips rented at once (requested ones included), at most the "
+                                           "pool's count")
+    queue_wait_threshold: DurationS = Field(
+        ge=0, description="rent when the oldest waiting training job that may use the pool has waited this long "
+                          "since its arrival [s or '2h']")
+    provisioning_delay: DurationS = Field(
+        ge=0, description="from a request to the rented chips being online (and charged) [s or '15min']")
+    min_rental: DurationS = Field(
+        ge=0, description="a rented domain is released once it has been online this long and is idle [s or '1h']")
+
+
 class Policy(Strict):
     scheduler: SchedulerPolicy = Field(SchedulerPolicy(), description="training-job scheduler")
     preemption: PreemptionPolicy = Field(PreemptionPolicy(), description="training preemption on shared pools")
+    burst: tuple[BurstPolicy, ...] = Field(
+        (), description="cloud burst for training: one entry per rented pool used for bursting [default: none]")
 
 
 class Outputs(Strict):

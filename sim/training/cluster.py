@@ -1,11 +1,13 @@
 """The cluster: one SimPy process that admits, places and completes training jobs.
 
-Events happen only when state changes: a job arrives, a job completes, a pool comes online or leaves, or
-an inference replica group on a shared pool scales, or a windowed group on any pool starts or ends
-(``sim.training.sharing``). At each such instant the
+Events happen only when state changes: a job arrives, a job completes, a pool comes online or leaves, an
+inference replica group on a shared pool scales or a windowed group on any pool starts or ends
+(``sim.training.sharing``), or a burst timer fires (a waiting job's wait crossing the threshold, rented chips
+coming online, a minimum rental expiring: ``sim.training.burst``). At each such instant the
 process settles completions first (freeing chips), then pools coming online, then pools leaving, then
-inference scale-downs and scale-ups (which may preempt training), then admits arrivals, then asks the
-scheduler policy to start what it can; then it sleeps until the next instant. The cluster is the only
+inference scale-downs and scale-ups (which may preempt training), then rented burst domains coming online,
+then admits arrivals, then asks the scheduler policy to start what it can, then lets the burst policy
+release idle rentals and request new ones; then it sleeps until the next instant. The cluster is the only
 SimPy process of a run (serving is computed before training, ``sim.serving.stage``, and reaches it only
 as the shared pools' reservation schedule), so it normally fast-forwards its own clock instead of a
 SimPy round trip; it yields a timeout only when another process has an event first. There is no fixed
@@ -49,6 +51,7 @@ import simpy
 from sim.fleet import Fleet, idle_facility_w, within_cap
 from sim.fleet.allocation import SharedChips
 from sim.training import sharing
+from sim.training.burst import Burst
 from sim.training.prepare import PreparedJobs, pool_orders
 from sim.training.waiting import WaitQueue
 
@@ -61,7 +64,8 @@ class Cluster:
     """Mutable state of one run: free chips per pool, the queue, running jobs and per-job records."""
 
     def __init__(self, env: simpy.Environment, fleet: Fleet, jobs: PreparedJobs, horizon_s: float,
-                 scheduler_factory, progress=None, scaling_schedule=(), checkpoint_interval_s: float = 3600.0):
+                 scheduler_factory, progress=None, scaling_schedule=(), checkpoint_interval_s: float = 3600.0,
+                 burst_policies=()):
         self.env = env
         self.fleet = fleet
         self.horizon_s = horizon_s
@@ -110,6 +114,8 @@ class Cluster:
         self.segments: list[tuple] = []           # (job, pool, start, preempted at, lost chip-seconds)
         self.deferred: set[int] = set()
         self.left_queue_s: dict[int, float] = {}  # jobs rejected while waiting, when their pools had all left
+        # cloud burst (``sim.training.burst``): (pool index, policy) pairs; None without policy.burst
+        self.burst = Burst(self, burst_policies) if burst_policies else None
         self.process = env.process(self._run())
 
     # -- queries used by scheduler policies -------------------------------------------------------
@@ -152,6 +158,8 @@ class Cluster:
         pending = self.pending_deliveries[pool]
         if pending and pending[0] < release:
             release = pending[0]  # a delivery frees chips too
+        if self.burst is not None:
+            release = min(release, self.burst.next_online_s(pool))  # so do rented domains coming online
         return release if release < p.online_until_s else math.inf  # its jobs then leave with the pool
 
     # -- state changes -----------------------------------------------------------------------------
@@ -214,6 +222,7 @@ class Cluster:
         leaves = sorted((p.online_until_s, p.index) for p in self.pools if p.online_until_s < self.horizon_s)
         leaves.append((math.inf, -1))
         scales = self.scaling_schedule
+        burst = self.burst
         next_job = next_online = next_leave = next_scale = events = 0
         env = self.env
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
@@ -229,6 +238,8 @@ class Cluster:
                 t = leaves[next_leave][0]
             if scales[next_scale][0] < t:
                 t = scales[next_scale][0]
+            if burst is not None and burst.next_s < t:
+                t = burst.next_s
             if t > horizon:
                 break
             # fast-forward: without another process's event before t, nobody can observe the clock,
@@ -252,6 +263,8 @@ class Cluster:
                 next_leave += 1
             if scales[next_scale][0] <= t:
                 freed, requeued, next_scale = sharing.apply_scaling(self, t, next_scale, freed)
+            if burst is not None and burst.next_s <= t:
+                freed = burst.fire(t, freed)
             if not freed and not requeued:
                 # nothing was freed: each arrival is decided on its own, in arrival order
                 while arrival[next_job] <= t:
@@ -269,6 +282,8 @@ class Cluster:
                     # under a power cap a completion frees power for every pool, not only its own; a
                     # preempted job may go to any of its pools
                     scheduler.schedule(None if capped or requeued else freed, new_shapes)
+            if burst is not None:
+                burst.after(t, next_job, freed)
             if progress is not None and not events & 4095:
                 progress(t)
         self.events = events
@@ -294,6 +309,8 @@ class Cluster:
         victims = [job for job, pool in ((j, self.pool_of[j]) for j in self.placement) if pool == pool_index]
         for job in sorted(victims):
             sharing.preempt(self, job, t)
+        if self.burst is not None:
+            self.burst.pool_left(pool_index, t)
         self.committed_w -= idle_facility_w([self.pools[pool_index]], self.fleet.site.pue)
         stranded = self._reject_stranded(t)
         return bool(victims) or stranded or self.power_cap_w is not None

@@ -89,6 +89,15 @@ def check_raw_names(data: dict, origin) -> list[Problem]:
         path = ("policy", "scheduler", "kind")
         problems.append(Problem(origin.locate(path), format_path(path),
                                 f"unknown scheduler {kind!r}" + suggest(kind, registry("scheduler"))))
+    burst = policy.get("burst") if isinstance(policy, dict) else None
+    pools = {p.get("name"): p for p in (fleet if isinstance(fleet, list) else []) if isinstance(p, dict)}
+    for k, entry in enumerate(burst if isinstance(burst, list) else []):
+        name = entry.get("pool") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name not in pools:
+            path = ("policy", "burst", k, "pool")
+            names = [n for n in pools if isinstance(n, str)]
+            problems.append(Problem(origin.locate(path), format_path(path),
+                                    f"unknown pool {name!r}" + suggest(name, names)))
     return problems
 
 
@@ -104,6 +113,7 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
     _check_procurement(scenario, catalog, add)
     _check_training(scenario, catalog, add)
     _check_policy(scenario, add)
+    _check_burst(scenario, catalog, add)
     _check_porting(scenario, catalog, add)
     _check_files(scenario, origin, add)
     _check_inference(scenario, catalog, origin, add)
@@ -303,6 +313,54 @@ def _check_policy(scenario, add) -> None:
     known = registry("scheduler")
     if kind not in known:
         add(("policy", "scheduler", "kind"), f"unknown scheduler {kind!r}" + suggest(kind, known))
+
+
+def _check_burst(scenario, catalog, add) -> None:
+    """``policy.burst``: each entry names a distinct rented, on-demand pool that only training uses, with no
+    deliveries, and a quota of at least one scale-up domain and at most the pool's count."""
+    from sim.fleet.build import FleetError, resolve_pool, resolve_site
+
+    names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
+    replica_pools = {group.pool for service in scenario.workloads.inference for group in service.replicas}
+    seen: set[str] = set()
+    for k, entry in enumerate(scenario.policy.burst):
+        path = ("policy", "burst", k)
+        index = names.get(entry.pool)
+        if index is None:
+            add(path + ("pool",), f"unknown pool {entry.pool!r}" + suggest(entry.pool, names))
+            continue
+        pool = scenario.fleet[index]
+        if entry.pool in seen:
+            add(path + ("pool",), f"found {entry.pool!r} again: one burst entry per pool")
+        seen.add(entry.pool)
+        if pool.owner != "rented":
+            add(path + ("pool",), f"found {entry.pool!r}, an owned pool: only rented chips can be rented on "
+                                  f"demand; accepted: a pool with owner: rented (set fleet[{index}].owner: rented)")
+        elif pool.rental_term != "on-demand":
+            add(path + ("pool",), f"found {entry.pool!r}, rented under {pool.rental_term}: a reserved pool is "
+                                  "charged whether used or not, so bursting onto it saves nothing; accepted: a "
+                                  "pool with rental_term: on-demand")
+        if pool.deliveries:
+            add(path + ("pool",), f"found {entry.pool!r}, which has deliveries: a burst pool's chips come and go "
+                                  "with its rentals; accepted: a pool without deliveries")
+        if entry.pool in replica_pools:
+            add(path + ("pool",), f"found {entry.pool!r}, which holds inference replicas: bursting is for "
+                                  "training only (serving does not follow a pool's capacity); accepted: a pool "
+                                  "no replica group uses")
+        if entry.quota_chips > pool.count:
+            add(path + ("quota_chips",), f"found {entry.quota_chips}: more than the pool's count {pool.count} "
+                                         f"(the most the cloud gives); accepted: 1 to {pool.count}, or a larger count")
+            continue
+        if pool.accelerator_id not in catalog.accelerators:
+            continue
+        try:
+            resolved = resolve_pool(scenario, index, catalog, resolve_site(scenario.site, catalog))
+        except FleetError:
+            continue  # reported by the feasibility check
+        if entry.quota_chips < resolved.domain_sizes[0]:
+            add(path + ("quota_chips",), f"found {entry.quota_chips}: a burst rents whole scale-up domains of "
+                                         f"{resolved.domain_sizes[0]} chips; accepted: {resolved.domain_sizes[0]} "
+                                         f"to {pool.count}")
 
 
 def _check_porting(scenario, catalog, add) -> None:
