@@ -71,19 +71,22 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
     scenario's start date (growth points count from it)."""
     offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng, start)
     widths = np.diff(offered.edges)
-    largest = max(c.max_items for c in plan.costs)
-    items = Items.of(*_items_pmf(service.traffic.generator.items_per_request, str(base_dir), largest))
+    items = _items(plan, service, base_dir)
     batch_cap = [_batch_cap(plan, g, items.mean) for g in range(len(plan.pools))]
-    capacity = np.array([plan.replicas[g] * batch_cap[g] / plan.costs[g].batch_time_s(batch_cap[g] * items.mean)
-                         for g in range(len(plan.pools))])
+    capacity = _capacity(plan, items, batch_cap)
     accepted = offered.arrivals * items.accepted
     rejected = float(offered.arrivals.sum()) * (1.0 - items.accepted)
     slo_s = service.slo.latency_p99_ms / 1e3 if service.slo is not None else None
+    pooled = [None] * len(plan.pools)
     if service.router.kind == "slo-aware" and slo_s is not None and len(plan.pools) > 1:
         routed = _cheapest_first(plan, accepted, widths, items, batch_cap, capacity)
+    elif service.router.kind == "round-robin":
+        routed = [accepted * plan.replicas[g] / sum(plan.replicas) for g in range(len(plan.pools))]
+    elif len(plan.pools) > 1:
+        routed, pooled = _ordered_entry(plan, accepted, widths, items, batch_cap, capacity, service.router.kind)
     else:
-        routed = [accepted * share for share in capacity / capacity.sum()]
-    groups = [_serve_group(plan, g, routed[g], widths, items, batch_cap[g], service.router.kind, slo_s)
+        routed = [accepted]
+    groups = [_serve_group(plan, g, routed[g], widths, items, batch_cap[g], service.router.kind, slo_s, pooled[g])
               for g in range(len(plan.pools))]
     series = fluid_edges(horizon_s, bin_width_s)
     length = int(np.ceil(horizon_s / bin_width_s)) + 1  # as the request-level kernel's busy array
@@ -93,6 +96,79 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
             "mean_items": items.mean, "groups": groups,
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in groups],
             "batches": [g["batches"] for g in groups]}
+
+
+def capacity_per_s(plan, service, base_dir) -> np.ndarray:
+    """Queries/s each replica group serves at full batches of the mean accepted query (replicas × batch cap ÷
+    the batch's time): the fluid model's capacity, which its overload backlog and the load split use."""
+    items = _items(plan, service, base_dir)
+    return _capacity(plan, items, [_batch_cap(plan, g, items.mean) for g in range(len(plan.pools))])
+
+
+def _items(plan, service, base_dir) -> Items:
+    largest = max(c.max_items for c in plan.costs)
+    return Items.of(*_items_pmf(service.traffic.generator.items_per_request, str(base_dir), largest))
+
+
+def _capacity(plan, items, batch_cap: list) -> np.ndarray:
+    return np.array([plan.replicas[g] * batch_cap[g] / plan.costs[g].batch_time_s(batch_cap[g] * items.mean)
+                     for g in range(len(plan.pools))])
+
+
+SPLIT_STEPS = 40  # iterations of the ordered-entry split's fixed point
+
+
+def _erlang_b(servers: int, load: np.ndarray) -> np.ndarray:
+    """Erlang B (the share of arrivals that find all ``servers`` taken) at offered ``load`` [Erlang], vectorised."""
+    blocking = np.ones_like(load)
+    for k in range(1, servers + 1):
+        blocking = load * blocking / (k + load * blocking)
+    return blocking
+
+
+def _ordered_entry(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_cap: list, capacity,
+                   router: str) -> list:
+    """The work- and count-aware routers (``least-work``, ``jsq``, ``central``) as a split over groups: an
+    arrival takes an empty replica (no batch in service, none forming: its work and count are 0) of the
+    lowest index, so the groups are tried in order, each a loss system for the arrivals that reach it
+    (Erlang B at the offered load that carries its mean occupied replicas ``R·u``, ``u`` = busy + timing
+    share of a replica from its batch-service queue); the queries that find every replica occupied join
+    one, and the replica that frees first is the likelier, so they split by capacity. A fixed point over
+    the groups' rates (damped), per load level."""
+    groups = range(len(plan.pools))
+    share = capacity / capacity.sum()
+    (lam,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
+    rates = [lam * share[g] for g in groups]
+    offered = [np.zeros_like(lam) for _ in groups]
+    delays = [float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0]) for g in groups]
+    for _ in range(SPLIT_STEPS):
+        reach, new = lam, []
+        for g in groups:
+            q = _steady(plan.costs[g], plan.replicas[g], rates[g], delays[g], batch_cap[g], items, router)
+            occupied = np.minimum(q["rho"] + q["lam"] / q["batch"] * q["fill"], 1.0 - 1e-9) * plan.replicas[g]
+            blocked = _erlang_b(plan.replicas[g], offered[g])
+            offered[g] = np.minimum(occupied / np.maximum(1.0 - blocked, 1e-9), 1e6)
+            blocked = _erlang_b(plan.replicas[g], offered[g])
+            new.append(reach * (1.0 - blocked))
+            reach = reach * blocked
+        rates = [0.5 * rates[g] + 0.5 * (new[g] + reach * share[g]) for g in groups]
+    # the queries that find every replica occupied wait in what is in effect one queue for all the replicas:
+    # M/G/c over the service's batch slots, conditional wait exponential at (batch capacity − batch rate)/SCV
+    steady = [_steady(plan.costs[g], plan.replicas[g], rates[g], delays[g], batch_cap[g], items, router)
+              for g in groups]
+    slots = sum(plan.replicas[g] / steady[g]["service"] for g in groups)
+    batches = sum(rates[g] / steady[g]["batch"] for g in groups)
+    scv = sum(rates[g] * steady[g]["scv"] for g in groups) / np.maximum(lam, 1e-300)
+    servers = sum(plan.replicas)
+    busy = sum(plan.replicas[g] * steady[g]["rho"] for g in groups)
+    waiting = lam * kernel.erlang_c(servers, busy)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(batches < slots, (slots - batches) / scv, 0.0)
+        waits = [np.clip(np.divide(waiting * share[g], rates[g], out=np.zeros_like(lam), where=rates[g] > 0), 0, 1)
+                 for g in groups]
+    routed = [rates[g][row] * widths for g in groups]
+    pooled = [{"wait_prob": waits[g][row], "rate": rate[row]} for g in groups]
+    return routed, pooled
 
 
 def _cheapest_first(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_cap: list, capacity) -> list:
@@ -184,13 +260,18 @@ def _batch_time(cost, items):
 
 
 def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: Items, cap: int,
-                 router: str, slo_s) -> dict:
+                 router: str, slo_s, pooled: dict | None = None) -> dict:
     """One replica group's share of the queries (``accepted`` per bin) through the batch-service queue."""
     cost, replicas = plan.costs[g], plan.replicas[g]
     delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
     m = items.mean
-    (lam_rows,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
-    rows = _steady(cost, replicas, lam_rows, delay, cap, items, router)
+    if pooled is None:
+        (lam_rows,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
+        rows = _steady(cost, replicas, lam_rows, delay, cap, items, router)
+    else:
+        columns = [accepted / widths, pooled["wait_prob"], pooled["rate"]]
+        (lam_rows, wait_rows, rate_rows), _, row = kernel.merge_rows(columns, columns, np.ones(len(widths)))
+        rows = _steady(cost, replicas, lam_rows, delay, cap, items, router, (wait_rows, rate_rows))
     full_s, _ = _batch_time(cost, cap * m)
     group_rate = replicas * cap / float(full_s)
     backlog = kernel.fluid_backlog(accepted, group_rate * widths)
@@ -246,7 +327,8 @@ def _follower_rate(router: str, lam, replicas: int, service, batch, delay: float
     return lam * occupied ** (replicas - 1)
 
 
-def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items, router: str) -> dict:
+def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items, router: str,
+            pooled=None) -> dict:
     """Per load level: batch size, busy fraction, batch time, formation and queueing waits (docstring)."""
     lam = lam_group / replicas
     m = items.mean
@@ -266,6 +348,10 @@ def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items
     scv = (arrival_scv + batch * items.variance * slope ** 2 / service ** 2) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
         queue = np.where(stable, wait_prob * service / (servers * (1.0 - rho)) * scv, np.inf)
+        if pooled is not None:  # the service-wide queue of the ordered-entry split (``_ordered_entry``)
+            wait_prob = pooled[0]
+            stable = pooled[1] > 0
+            queue = np.where(stable, wait_prob / np.where(stable, pooled[1], 1.0), np.inf)
         fill = np.where(cap > 1, np.where(batch < cap, delay, np.minimum(delay, (cap - 1) / np.maximum(
             _follower_rate(router, lam, replicas, service, batch, delay), 1e-300))), 0.0)
     formation = np.where(cap > 1, fill * (1.0 + (batch - 1.0) / 2.0) / batch, 0.0)
@@ -275,7 +361,7 @@ def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items
         excess = np.where(rate > 0, wait_prob * np.exp(-rate * fill), 0.0)
     return {"lam": lam, "batch": batch, "service": service, "slope": slope, "rho": np.minimum(rho, 1.0),
             "excess_prob": excess, "rate": rate, "wait_prob": wait_prob, "fill": fill, "formation": formation,
-            "stable": stable}
+            "stable": stable, "scv": scv}
 
 
 ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "uniform_low", "uniform_high")
