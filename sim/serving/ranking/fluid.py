@@ -137,6 +137,8 @@ def _ordered_entry(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_
     the groups' rates (damped), per load level."""
     groups = range(len(plan.pools))
     share = capacity / capacity.sum()
+    if router == "jsq":  # counts, not speed: the queries that find all occupied go to replicas alike
+        share = np.asarray(plan.replicas, dtype=np.float64) / sum(plan.replicas)
     (lam,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
     rates = [lam * share[g] for g in groups]
     offered = [np.zeros_like(lam) for _ in groups]
@@ -185,12 +187,15 @@ def _cheapest_first(plan, accepted: np.ndarray, widths: np.ndarray, items, batch
     routed = [np.zeros_like(left) for _ in cost]
     for g in sorted(range(len(cost)), key=lambda g: (cost[g], g)):
         (rate_rows,), _, row = kernel.merge_rows([left], [left], np.ones(len(left)))
-        offered = np.minimum(rate_rows, 0.99 * capacity[g])
         delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
-        q = _steady(plan.costs[g], plan.replicas[g], offered, delay, batch_cap[g], items, "slo-aware")
         room = max(slo_s - plan.costs[g].batch_time_s(items.mean), 0.0)
-        overflow = np.where(q["rate"] > 0, q["wait_prob"] * np.exp(-q["rate"] * room), q["wait_prob"])
-        kept = (offered * (1.0 - overflow))[row]
+        # the rate the group keeps is a fixed point: what it is sent sets its queue, which sets what overflows
+        kept = np.minimum(rate_rows, 0.99 * capacity[g])
+        for _ in range(SPLIT_STEPS):
+            q = _steady(plan.costs[g], plan.replicas[g], kept, delay, batch_cap[g], items, "slo-aware")
+            overflow = np.where(q["rate"] > 0, q["wait_prob"] * np.exp(-q["rate"] * room), q["wait_prob"])
+            kept = 0.5 * kept + 0.5 * np.minimum(rate_rows * (1.0 - overflow), 0.99 * capacity[g])
+        kept = kept[row]
         routed[g] = np.minimum(kept, left)
         left = left - routed[g]
     share = capacity / capacity.sum()
@@ -304,7 +309,8 @@ def _met_per_bin(met_each: np.ndarray, keep: np.ndarray, row: np.ndarray, meets:
     follower components together) for the bin's queries that meet no backlog, and the bin's own backlog
     component for the rest; the bins sum to the group's ``met``."""
     met = np.zeros(len(keep))
-    met[keep] = met_each.reshape(int(keep.sum()), -1).sum(axis=1)
+    if keep.any():  # a group the slo-aware split sends nothing has no component
+        met[keep] = met_each.reshape(int(keep.sum()), -1).sum(axis=1)
     steady_w = np.bincount(row, weights=finishing * (1.0 - meets), minlength=rows_n)
     steady_share = np.divide(met[:rows_n] + met[rows_n:2 * rows_n], steady_w, out=np.zeros(rows_n),
                              where=steady_w > 0)
