@@ -59,12 +59,12 @@ def _run(data: dict) -> tuple[dict, object]:
     import yaml
 
     import sim
-    from sim.validation.checks import scenario_catalog
     from sim.fleet import build_fleet
     from sim.rng import streams
     from sim.serving import FAMILIES
     from sim.serving.family import ServingContext
     from sim.serving.stage import serve_all
+    from sim.validation.checks import scenario_catalog
 
     scenario = sim.load_text(yaml.safe_dump(data, sort_keys=False), "ranking-fluid-fidelity.yaml")
     catalog = scenario_catalog(scenario)
@@ -84,10 +84,10 @@ def capacity(mix: str, router: str, max_batch: int, delay_ms: float) -> float:
     import yaml
 
     import sim
-    from sim.validation.checks import scenario_catalog
     from sim.fleet import build_fleet
     from sim.serving.ranking.fluid import capacity_per_s
     from sim.serving.ranking.serve import plan_service
+    from sim.validation.checks import scenario_catalog
 
     data = scenario_data(mix, router, max_batch, delay_ms, 1.0, 1.0, 1, "fluid")
     scenario = sim.load_text(yaml.safe_dump(data, sort_keys=False), "ranking-fluid-fidelity.yaml")
@@ -125,19 +125,24 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     worst = {"items": 0.0, "mean": 0.0, "p99": 0.0}
-    print(f"{'mix':<14} {'load':>4} {'router':<11} {'B':>3} {'d_ms':>4} {'q/s':>7} {'req_ms':>7} "
-          f"{'items%':>7} {'mean%':>7} {'p99%':>7}")
+    within: dict[str, list[int]] = {}
+    print(f"{'mix':<14} {'load':>4} {'router':<11} {'B':>3} {'d_ms':>4} {'q/s':>7} {'req_ms':>8} "
+          f"{'items%':>7} {'mean%':>8} {'p99%':>8}")
     for mix, load, router, max_batch, delay_ms in grid(args.mix, args.router):
         c = compare(mix, load, router, max_batch, delay_ms, args.duration, args.seed)
         for key in worst:
             worst[key] = max(worst[key], abs(c[key]))
-        flag = " *" if max(abs(c["items"]), abs(c["mean"])) > 0.05 else ""
+        ok = max(abs(c["items"]), abs(c["mean"])) <= 0.05
+        counts = within.setdefault(f"{router} B={max_batch}", [0, 0])
+        counts[0] += ok
+        counts[1] += 1
         print(f"{mix:<14} {load:>4.2f} {router:<11} {max_batch:>3} {delay_ms:>4g} {c['rate']:>7.0f} "
-              f"{c['request']['latency_s']['mean'] * 1e3:>7.2f} {c['items'] * 100:>+7.2f} {c['mean'] * 100:>+7.2f} "
-              f"{c['p99'] * 100:>+7.1f}{flag}", flush=True)
-    print(f"worst |error|: items/s {worst['items'] * 100:.2f} %, mean latency {worst['mean'] * 100:.2f} %, "
-          f"p99 latency {worst['p99'] * 100:.1f} %  (* marks a cell over 5 %; wall {time.perf_counter() - start:.0f} s)")
-
+              f"{c['request']['latency_s']['mean'] * 1e3:>8.2f} {c['items'] * 100:>+7.2f} {c['mean'] * 100:>+8.1f} "
+              f"{c['p99'] * 100:>+8.1f}{'' if ok else ' *'}", flush=True)
+    print("cells within 5 % on items/s and mean latency: "
+          + ", ".join(f"{key} {ok}/{n}" for key, (ok, n) in within.items()))
+    print(f"worst |error|: items/s {worst['items'] * 100:.2f} %, mean latency {worst['mean'] * 100:.0f} %, "
+          f"p99 latency {worst['p99'] * 100:.0f} % (* marks a cell over 5 %; wall {time.perf_counter() - start:.0f} s)")
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,8 @@ distribution says, overload builds a backlog that drains, and the family is chos
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ from sim.serving.family import family_key
 from sim.serving.ranking.family import RankingFluidService, RankingService
 from sim.serving.ranking.model import ranking_cost
 from sim.workload.distributions import cdf
-from tests.conftest import SCENARIOS, scenario_from
+from tests.conftest import REPO, SCENARIOS, scenario_from
 from tests.test_fluid import _served
 from tests.test_ranking import with_ranking
 
@@ -73,12 +75,14 @@ def test_request_level_and_fluid_agree_on_throughput_busy_time_and_mean_latency(
     assert set(fluid["by_accelerator"][accel]) == set(request["by_accelerator"][accel])
 
 
-def test_mixed_chip_groups_agree_on_throughput(tmp_path):
-    # MTIA and H100 groups behind one least-work router: the static capacity split puts more on the H100 than
-    # the router's lowest-index tie-break does, so only throughput is held to 5 % (mean latency measured −9 %)
+def test_mixed_chip_groups_agree_on_throughput_and_mean_latency(tmp_path):
+    # MTIA and H100 groups behind one least-work router, which fills empty replicas lowest index first (the MTIA
+    # ones): the ordered-entry split follows it (measured: mean −0.9 %, p99 +0.8 %); the capacity split it
+    # replaced put more on the H100 (mean latency −9 %)
     service = {**_service(MTIA, 1000.0), "replicas": [{**MTIA, "max_batch": 1}, H100]}
     (request, _), (fluid, _) = _both(tmp_path, service)
     assert fluid["items_per_s"] == pytest.approx(request["items_per_s"], rel=0.05)
+    assert fluid["latency_s"]["mean"] == pytest.approx(request["latency_s"]["mean"], rel=0.05)
     assert fluid["requests"]["completed"] == pytest.approx(request["requests"]["completed"], rel=0.05)
     total = sum(fluid["by_accelerator"][a]["items_per_s"] for a in ("h100-sxm", "mtia-v2"))
     assert total == pytest.approx(fluid["items_per_s"], rel=1e-9)
@@ -172,3 +176,30 @@ def test_fidelity_picks_the_ranking_family(tmp_path):
     assert family_key(scenario.workloads.inference[0]) == "ranking-fluid"
     assert family_key(scenario.with_overrides({"workloads.inference.0.fidelity": "request"})
                       .workloads.inference[0]) == "ranking"
+
+
+def _fidelity_bench():
+    spec = importlib.util.spec_from_file_location("ranking_fluid_fidelity",
+                                                  REPO / "benchmarks" / "ranking_fluid_fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FIDELITY = _fidelity_bench()
+# The part of benchmarks/ranking_fluid_fidelity.py's grid where fluid and request level agree within 5 % on items/s
+# and mean latency (mixed MTIA v2 + H100 [+ TPU v6e] groups behind one router, 10 s per cell, seed 1): one query
+# per batch under least-work and central at every load, jsq and slo-aware at 30 %, least-work batching at 30 %.
+# The rest of the grid does not meet 5 % (docs/inference.md, "Ranking at the fluid fidelity", has the figures).
+AGREEING = ([(mix, load, router, 1, 2.0) for mix in ("mtia+h100", "mtia+h100+tpu") for load in (0.3, 0.6, 0.85)
+             for router in ("least-work", "central")]
+            + [(mix, 0.3, router, 1, 2.0) for mix in ("mtia+h100", "mtia+h100+tpu") for router in ("jsq", "slo-aware")]
+            + [("mtia+h100", 0.3, "least-work", batch, 0.5) for batch in (16, 64)])
+
+
+@pytest.mark.parametrize("mix, load, router, max_batch, delay_ms", AGREEING,
+                         ids=["-".join(map(str, cell)) for cell in AGREEING])
+def test_mixed_chip_services_agree_with_the_request_level_within_5_percent(mix, load, router, max_batch, delay_ms):
+    cell = FIDELITY.compare(mix, load, router, max_batch, delay_ms, duration_s=10.0)
+    assert abs(cell["items"]) <= 0.05, cell["items"]
+    assert abs(cell["mean"]) <= 0.05, cell["mean"]

@@ -116,6 +116,7 @@ def _capacity(plan, items, batch_cap: list) -> np.ndarray:
 
 
 SPLIT_STEPS = 40  # iterations of the ordered-entry split's fixed point
+SPLIT_CEILING = 0.98  # share of its capacity beyond which a group's queue grows without bound
 
 
 def _erlang_b(servers: int, load: np.ndarray) -> np.ndarray:
@@ -153,7 +154,15 @@ def _ordered_entry(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_
             blocked = _erlang_b(plan.replicas[g], offered[g])
             new.append(reach * (1.0 - blocked))
             reach = reach * blocked
-        rates = [0.5 * rates[g] + 0.5 * (new[g] + reach * share[g]) for g in groups]
+        target = [new[g] + reach * share[g] for g in groups]
+        # no group is sent more than it can serve: the router sees its queue grow and sends elsewhere
+        excess = sum(np.maximum(target[g] - SPLIT_CEILING * capacity[g], 0.0) for g in groups)
+        target = [np.minimum(target[g], SPLIT_CEILING * capacity[g]) for g in groups]
+        room = [SPLIT_CEILING * capacity[g] - target[g] for g in groups]
+        total_room = sum(room)
+        target = [target[g] + excess * np.divide(room[g], total_room, out=np.zeros_like(lam), where=total_room > 0)
+                  for g in groups]
+        rates = [0.5 * rates[g] + 0.5 * target[g] for g in groups]
     # the queries that find every replica occupied wait in what is in effect one queue for all the replicas:
     # M/G/c over the service's batch slots, conditional wait exponential at (batch capacity − batch rate)/SCV
     steady = [_steady(plan.costs[g], plan.replicas[g], rates[g], delays[g], batch_cap[g], items, router)
@@ -169,7 +178,14 @@ def _ordered_entry(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_
         waits = [np.clip(np.divide(waiting * share[g], rates[g], out=np.zeros_like(lam), where=rates[g] > 0), 0, 1)
                  for g in groups]
     routed = [rates[g][row] * widths for g in groups]
-    pooled = [{"wait_prob": waits[g][row], "rate": rate[row]} for g in groups]
+    rates_g = [rate for _ in groups]
+    if router == "jsq":
+        # a query waits behind the replica it picked, with about as many queries ahead of it on any replica:
+        # the pooled wait shared out in proportion to the groups' batch times
+        waiting = [waits[g] * rates[g] for g in groups]
+        mean_s = sum(waiting[g] * steady[g]["service"] for g in groups) / np.maximum(sum(waiting), 1e-300)
+        rates_g = [rate * mean_s / steady[g]["service"] for g in groups]
+    pooled = [{"wait_prob": waits[g][row], "rate": rates_g[g][row]} for g in groups]
     return routed, pooled
 
 
@@ -272,7 +288,7 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
     m = items.mean
     if pooled is None:
         (lam_rows,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
-        rows = _steady(cost, replicas, lam_rows, delay, cap, items, router)
+        rows = _steady(cost, replicas, lam_rows, delay, cap, items, router, cycle=sum(plan.replicas))
     else:
         columns = [accepted / widths, pooled["wait_prob"], pooled["rate"]]
         (lam_rows, wait_rows, rate_rows), _, row = kernel.merge_rows(columns, columns, np.ones(len(widths)))
@@ -334,8 +350,10 @@ def _follower_rate(router: str, lam, replicas: int, service, batch, delay: float
 
 
 def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items, router: str,
-            pooled=None) -> dict:
-    """Per load level: batch size, busy fraction, batch time, formation and queueing waits (docstring)."""
+            pooled=None, cycle: int | None = None) -> dict:
+    """Per load level: batch size, busy fraction, batch time, formation and queueing waits (docstring);
+    ``pooled``: the service-wide (wait probability, conditional wait rate) of ``_ordered_entry``; ``cycle``: the
+    replicas round-robin cycles over (default the group's)."""
     lam = lam_group / replicas
     m = items.mean
     batch = np.ones_like(lam)
@@ -350,24 +368,40 @@ def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items
     load = np.where(stable, rho, 0.0) * servers
     wait_prob = np.where(stable, kernel.erlang_c(servers, load), 1.0)
     # batch interarrivals: N query gaps (SCV 1/N); round-robin hands a replica every R-th query (SCV 1/(N·R))
-    arrival_scv = 1.0 / (batch * (replicas if router == "round-robin" else 1))
-    scv = (arrival_scv + batch * items.variance * slope ** 2 / service ** 2) / 2.0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    arrival_scv = 1.0 / (batch * ((cycle or replicas) if router == "round-robin" else 1))
+    service_scv = batch * items.variance * slope ** 2 / service ** 2
+    scv = (arrival_scv + service_scv) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         queue = np.where(stable, wait_prob * service / (servers * (1.0 - rho)) * scv, np.inf)
+        if router == "round-robin":
+            # one replica, arrivals more regular than Poisson: Allen–Cunneen overstates the wait; the
+            # Krämer–Langenbach-Belz factor for GI/G/1 with arrival SCV < 1 corrects it
+            queue = queue * np.exp(-2.0 * (1.0 - rho) * (1.0 - arrival_scv) ** 2
+                                   / (3.0 * rho * (arrival_scv + service_scv)))
         if pooled is not None:  # the service-wide queue of the ordered-entry split (``_ordered_entry``)
             wait_prob = pooled[0]
             stable = pooled[1] > 0
             queue = np.where(stable, wait_prob / np.where(stable, pooled[1], 1.0), np.inf)
+        if router == "jsq":
+            # jsq picks by count, not by the time left: a query that waits sits behind one replica's batch in
+            # service, a mean residual S(1 + SCV_S)/2, where a pooled queue waits for the first of c to end;
+            # as the queues grow they level and the pooled wait takes over, hence the weight 1 − ρ
+            queue = queue + wait_prob * np.clip(1.0 - rho, 0.0, 1.0) * service * (1.0 + service_scv) / 2.0
         fill = np.where(cap > 1, np.where(batch < cap, delay, np.minimum(delay, (cap - 1) / np.maximum(
             _follower_rate(router, lam, replicas, service, batch, delay), 1e-300))), 0.0)
-    formation = np.where(cap > 1, fill * (1.0 + (batch - 1.0) / 2.0) / batch, 0.0)
+    # saturated: the batch is what arrives during the one before (N = λ·S(N·m) < B), so the replica serves back
+    # to back and a query waits for the batch in service to end, uniform over its time, then rides the next one
+    saturated = (lam * service >= batch * (1.0 - 1e-9)) & (batch < cap)
+    fill = np.where(saturated, service, fill)
+    first = np.where(saturated, 0.0, 1.0 / batch)
+    formation = np.where(saturated, service / 2.0, np.where(cap > 1, fill * (1.0 + (batch - 1.0) / 2.0) / batch, 0.0))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rate = np.where(stable & (queue > 0), wait_prob / queue, 0.0)
+        rate = np.where(stable & (queue > 0) & ~saturated, wait_prob / queue, 0.0)
         # the timer runs while the batch queues: only the wait beyond it adds, P(W_q > T + t) = C·e^(−r(T + t))
         excess = np.where(rate > 0, wait_prob * np.exp(-rate * fill), 0.0)
     return {"lam": lam, "batch": batch, "service": service, "slope": slope, "rho": np.minimum(rho, 1.0),
             "excess_prob": excess, "rate": rate, "wait_prob": wait_prob, "fill": fill, "formation": formation,
-            "stable": stable, "scv": scv}
+            "stable": stable, "scv": scv, "first": first}
 
 
 ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "uniform_low", "uniform_high")
@@ -383,7 +417,7 @@ def _components(rows, row, meets, before, backlog, group_rate, finishing, items:
     others, slope = _batch_time(cost, rows["batch"] * m)
     others = others - slope * m
     zeros = np.zeros(len(steady_w))
-    fill, excess, rate, first = rows["fill"], rows["excess_prob"], rows["rate"], 1.0 / rows["batch"]
+    fill, excess, rate, first = rows["fill"], rows["excess_prob"], rows["rate"], rows["first"]
     # the batch's first query waits the whole timer; its followers a uniform share of it, and the queueing
     # excess after a uniform part (its exponential stretched so that the mean stays T/2 + 1/r)
     with np.errstate(divide="ignore"):
