@@ -373,9 +373,10 @@ def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items
     scv = (arrival_scv + service_scv) / 2.0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         queue = np.where(stable, wait_prob * service / (servers * (1.0 - rho)) * scv, np.inf)
-        if router == "round-robin":
-            # one replica, arrivals more regular than Poisson: Allen–Cunneen overstates the wait; the
-            # Krämer–Langenbach-Belz factor for GI/G/1 with arrival SCV < 1 corrects it
+        if router == "round-robin" and cap == 1:
+            # one replica, arrivals more regular than Poisson (every R-th query): Allen–Cunneen overstates the
+            # wait; the Krämer–Langenbach-Belz factor for GI/G/1 with arrival SCV < 1 corrects it (not applied
+            # to batches, whose formation is not a renewal stream of that SCV)
             queue = queue * np.exp(-2.0 * (1.0 - rho) * (1.0 - arrival_scv) ** 2
                                    / (3.0 * rho * (arrival_scv + service_scv)))
         if pooled is not None:  # the service-wide queue of the ordered-entry split (``_ordered_entry``)
