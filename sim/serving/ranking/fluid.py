@@ -210,7 +210,10 @@ def _cheapest_first(plan, accepted: np.ndarray, widths: np.ndarray, items, batch
         for _ in range(SPLIT_STEPS):
             q = _steady(plan.costs[g], plan.replicas[g], kept, delay, batch_cap[g], items, "slo-aware")
             overflow = np.where(q["rate"] > 0, q["wait_prob"] * np.exp(-q["rate"] * room), q["wait_prob"])
-            kept = 0.5 * kept + 0.5 * np.minimum(rate_rows * (1.0 - overflow), 0.99 * capacity[g])
+            step = 0.5 * np.minimum(rate_rows * (1.0 - overflow), 0.99 * capacity[g]) - 0.5 * kept
+            kept = kept + step
+            if np.all(np.abs(step) <= 1e-6 * np.maximum(kept, 1e-9)):
+                break
         kept = kept[row]
         routed[g] = np.minimum(kept, left)
         left = left - routed[g]
