@@ -308,7 +308,7 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
     completed = float(accepted.sum()) - unfinished
     finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)
     batch_per_bin = meets * cap + (1.0 - meets) * rows["batch"][row]
-    parts = _components(rows, row, meets, before, backlog, group_rate, finishing, items, cost, cap)
+    parts = _components(rows, row, meets, before, backlog, group_rate, finishing, accepted, items, cost, cap)
     keep = parts.pop("keep")
     met, met_per_bin = None, None
     if slo_s is not None:
@@ -411,7 +411,8 @@ def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items
 ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "uniform_low", "uniform_high")
 
 
-def _components(rows, row, meets, before, backlog, group_rate, finishing, items: Items, cost, cap: int) -> dict:
+def _components(rows, row, meets, before, backlog, group_rate, finishing, accepted, items: Items, cost,
+                cap: int) -> dict:
     """Latency components weighted by the completing queries: one per load level (formation + Erlang C
     wait) and one per bin that meets a backlog (a full batch after a uniform delay), each spread over the
     slices of the query's own items; ``keep`` marks the parts with weight (see ``_met_per_bin``)."""
@@ -438,6 +439,12 @@ def _components(rows, row, meets, before, backlog, group_rate, finishing, items:
               "slope": ones * float(full_slope), "exp_mass": 0 * ones, "exp_rate": 0 * ones, "uniform_mass": ones,
               "uniform_low": np.where(backlog[hit] > 0, np.minimum(before[hit], backlog[hit]), 0.0) / group_rate,
               "uniform_high": np.maximum(before[hit], backlog[hit]) / group_rate}
+    # while the backlog grows, the bin's queries that complete are its earliest: their waits stop at the share
+    # that completes, not at the bin's end
+    done = np.divide(finishing[hit], accepted[hit], out=np.ones(len(hit)), where=accepted[hit] > 0)
+    rising = backlog[hit] > before[hit]
+    queued["uniform_high"] = np.where(rising, before[hit] + done * (backlog[hit] - before[hit]),
+                                      np.maximum(before[hit], backlog[hit])) / group_rate
     parts = {name: np.concatenate((steady[name], queued[name])) for name in steady}
     keep = parts["weight"] > 0
     parts = {name: values[keep] for name, values in parts.items()}
