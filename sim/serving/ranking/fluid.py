@@ -6,9 +6,21 @@ bin (``fluid_bin``), vectorised over the distinct load levels (``sim.kernels.flu
 1. **Offered load**: expected queries per bin (``sim.serving.fluid.traffic.offered_load``, the LLM fluid
    path: Poisson, diurnal in closed form, bursty along one drawn path). Items per query from the exact pmf
    of the drawn count ``max(1, ceil(X))`` (``_items_pmf``): a query with more items than every group's ``max_items``
-   (activation memory) is rejected; the others split over the groups by capacity share (replicas ×
-   items/s at full batches), as the LLM fluid split does — a static split, not the router's choice —
-   except under ``slo-aware``, which fills the cheapest group first (``_cheapest_first``).
+   (activation memory) is rejected; the others split over the groups as the service's router sends them
+   (a static split per load level, ``_split``):
+
+   * ``round-robin``: every replica the same share, whatever its speed (a group of slow chips can be overloaded
+     while the service has room; its backlog grows as at the request level).
+   * ``least-work``, ``jsq``, ``central`` (``_ordered_entry``): an arrival takes an *empty* replica (no batch
+     in service or forming: work 0, count 0, or the lowest-index idle replica pulling from the central queue),
+     lowest index first, so the groups are tried in order, each a loss system for the arrivals that reach it
+     (Erlang B at the offered load that carries its occupied replicas). The queries that find every replica
+     occupied go where a replica frees first (``least-work``, ``central``: by capacity) or to the replicas
+     alike (``jsq`` counts queries, not work: by replicas), no group beyond 98 % of its capacity. A damped
+     fixed point per load level, since each group's occupancy depends on what it is sent.
+   * ``slo-aware`` (``_cheapest_first``): the cheapest group keeps the queries whose predicted wait fits
+     the router's target, a fixed point of what it keeps; the rest passes on.
+
 2. **Batch-service queue per group** (a mean-value approximation; ``m`` the mean items, ``λ`` a
    replica's query rate — the group's over its replicas, balanced routers leveling them):
 
@@ -23,9 +35,19 @@ bin (``fluid_bin``), vectorised over the distinct load levels (``sim.kernels.flu
    * batches queue for the group's replicas as M/G/c (Erlang C, Allen–Cunneen): ``c`` = replicas for
      balanced routers (one queue in effect), 1 per replica for round-robin; batches arrive at ``λ/N``,
      with interarrival SCV ``1/N`` (formed by counting arrivals; ``1/(N·R)`` under round-robin, which
-     hands a replica every R-th query) and service SCV from the items variance
+     hands a replica every R-th query of the service's R replicas, with the Krämer–Langenbach-Belz factor
+     for that regular stream when ``B = 1``) and service SCV from the items variance
      (``N · Var[K] · slope² / S²``). ``W_q = C · S/(c·(1 − ρ)) · (SCV_A + SCV_S)/2``, exponential
-     (rate ``r = C/W_q``) beyond an atom at 0.
+     (rate ``r = C/W_q``) beyond an atom at 0. ``jsq`` adds ``C·(1 − ρ)·S·(1 + SCV_S)/2``: a query that
+     waits sits behind the batch of the replica it picked, not the first of ``c`` to end.
+   * with several groups under ``least-work``, ``jsq`` or ``central``, the queries that wait are those that
+     found every replica of the service occupied: one queue over all of them, ``P(wait)`` Erlang C over the
+     service's replicas at their busy sum, shared out by the split's overflow shares, the conditional wait
+     exponential at (batch slots/s − batches/s)/SCV; under ``jsq`` shared in proportion to each group's
+     batch time (the queue ahead is about as long on every replica).
+   * saturated batching: when the batch is what arrives during the one before (``N = λ·S(N·m) < B``, so
+     ``ρ = 1``) the replica serves back to back and a query waits for the batch in service to end, uniform
+     over ``S``, then rides the next one (no timer wait, no queueing wait).
    * the formation wait: the batch's first query waits ``T = d`` (or the time to fill ``B``), its
      followers a uniform share of it (mean ``T·(1 + (N − 1)/2)/N``). The timer runs while the batch
      queues, so only the queueing wait beyond ``T`` adds: ``P(W_q > T + t) = C·e^(−r(T + t))``.
@@ -33,20 +55,22 @@ bin (``fluid_bin``), vectorised over the distinct load levels (``sim.kernels.flu
      mean queries beside it (own items in slices of the pmf, each uniform across its slice).
 3. **Backlog** as the LLM fluid fidelity (``sim.serving.fluid.serve``): arrivals above capacity
    (replicas × ``B``/``S(B·m)``) carry over, the share of a bin spent with a backlog is busy throughout,
-   queries that meet one wait a uniform delay between the backlogs over capacity. Backlog and the batches
-   in service at the horizon are unfinished; completed + unfinished + rejected = offered.
+   queries that meet one wait a uniform delay between the backlogs over capacity; in a bin whose backlog grows
+   and outlasts the horizon only the bin's earliest queries complete, and their waits stop at that share.
+   Backlog and the batches in service at the horizon are unfinished; completed + unfinished + rejected =
+   offered.
 
 Percentiles come from the mixture of the components (``sim.kernels.fluid.mixture_quantiles``); SLO
 attainment is the expected share of offered queries within ``latency_p99_ms``. Busy chip-seconds per
 time-series bin feed power as the request-level kernel's busy seconds do.
 
-Where it is poor: the batch size is a mean (not a distribution; batch counts off by up to ~18 % near 65 %
-busy), the formation/queueing overlap and the follower rate are heuristics (``jsq`` and ``central`` with
-small batches on several replicas: mean latency off by ~10 %), least-work's preference for
-low-index replicas is taken as a capacity split (mixed MTIA + H100 groups:
-throughput within 0.3 %, mean latency −3 to −9 %), and the all-or-nothing ``max_items`` eligibility
-per group is not split by band (queries a small group cannot run still count in its share).
-``tests/test_fluid_ranking.py`` measures the gap to the request level.
+Where it is poor (``benchmarks/ranking_fluid_fidelity.py`` prints the grid; docs/inference.md has the
+figures): the batch size is a mean, not a distribution, so batching near saturation with small batches
+(MTIA-class chips, whose per-query cost dwarfs the per-batch one) is off by tens of % either way; ``jsq`` with
+batching and heavy loads on mixed chips, and ``slo-aware`` beyond light loads (its predictions let the cheap
+group's queue grow to the target, a truncated queue this model does not have) are far off; p99 is not held
+to the request level. The all-or-nothing ``max_items`` eligibility per group is not split by band (queries a
+small group cannot run still count in its share). ``tests/test_fluid_ranking.py`` asserts the cells that agree.
 """
 
 from __future__ import annotations
@@ -77,15 +101,7 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
     accepted = offered.arrivals * items.accepted
     rejected = float(offered.arrivals.sum()) * (1.0 - items.accepted)
     slo_s = service.slo.latency_p99_ms / 1e3 if service.slo is not None else None
-    pooled = [None] * len(plan.pools)
-    if service.router.kind == "slo-aware" and slo_s is not None and len(plan.pools) > 1:
-        routed = _cheapest_first(plan, accepted, widths, items, batch_cap, capacity)
-    elif service.router.kind == "round-robin":
-        routed = [accepted * plan.replicas[g] / sum(plan.replicas) for g in range(len(plan.pools))]
-    elif len(plan.pools) > 1:
-        routed, pooled = _ordered_entry(plan, accepted, widths, items, batch_cap, capacity, service.router.kind)
-    else:
-        routed = [accepted]
+    routed, pooled = _split(plan, service.router.kind, slo_s, accepted, widths, items, batch_cap, capacity)
     groups = [_serve_group(plan, g, routed[g], widths, items, batch_cap[g], service.router.kind, slo_s, pooled[g])
               for g in range(len(plan.pools))]
     series = fluid_edges(horizon_s, bin_width_s)
@@ -115,6 +131,22 @@ def _capacity(plan, items, batch_cap: list) -> np.ndarray:
                      for g in range(len(plan.pools))])
 
 
+def _split(plan, router: str, slo_s, accepted: np.ndarray, widths: np.ndarray, items, batch_cap: list,
+           capacity: np.ndarray) -> tuple[list, list]:
+    """Queries per bin routed to each group as ``router`` sends them (module docstring, step 1), and per group
+    the service-wide wait of ``_ordered_entry`` (``None``: the group's own queue)."""
+    pooled = [None] * len(plan.pools)
+    if router == "slo-aware" and slo_s is not None and len(plan.pools) > 1:
+        routed = _cheapest_first(plan, accepted, widths, items, batch_cap, capacity)
+    elif router == "round-robin":
+        routed = [accepted * plan.replicas[g] / sum(plan.replicas) for g in range(len(plan.pools))]
+    elif len(plan.pools) > 1:
+        routed, pooled = _ordered_entry(plan, accepted, widths, items, batch_cap, capacity, router)
+    else:
+        routed = [accepted]
+    return routed, pooled
+
+
 SPLIT_STEPS = 40  # iterations of the ordered-entry split's fixed point
 SPLIT_CEILING = 0.98  # share of its capacity beyond which a group's queue grows without bound
 
@@ -134,8 +166,10 @@ def _ordered_entry(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_
     lowest index, so the groups are tried in order, each a loss system for the arrivals that reach it
     (Erlang B at the offered load that carries its mean occupied replicas ``R·u``, ``u`` = busy + timing
     share of a replica from its batch-service queue); the queries that find every replica occupied join
-    one, and the replica that frees first is the likelier, so they split by capacity. A fixed point over
-    the groups' rates (damped), per load level."""
+    one: the replica that frees first is the likelier (by capacity), or under ``jsq`` any alike (by replicas),
+    none beyond ``SPLIT_CEILING`` of its capacity. A damped fixed point over the groups' rates, per load
+    level. Returns the queries per bin of each group and its share of the service-wide queue (module
+    docstring): ``wait_prob`` (the share of its queries that wait) and ``rate`` (of the exponential wait)."""
     groups = range(len(plan.pools))
     share = capacity / capacity.sum()
     if router == "jsq":  # counts, not speed: the queries that find all occupied go to replicas alike
