@@ -178,10 +178,12 @@ def _ordered_entry(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_
     rates = [lam * share[g] for g in groups]
     offered = [np.zeros_like(lam) for _ in groups]
     delays = [float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0]) for g in groups]
+    follow = [np.zeros_like(lam) for _ in groups]
     for _ in range(SPLIT_STEPS):
         reach, new = lam, []
         for g in groups:
-            q = _steady(plan.costs[g], plan.replicas[g], rates[g], delays[g], batch_cap[g], items, router)
+            q = _steady(plan.costs[g], plan.replicas[g], rates[g], delays[g], batch_cap[g], items, router,
+                        follow=follow[g])
             occupied = np.minimum(q["rho"] + q["lam"] / q["batch"] * q["fill"], 1.0 - 1e-9) * plan.replicas[g]
             blocked = _erlang_b(plan.replicas[g], offered[g])
             offered[g] = np.minimum(occupied / np.maximum(1.0 - blocked, 1e-9), 1e6)
@@ -197,10 +199,13 @@ def _ordered_entry(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_
         target = [target[g] + excess * np.divide(room[g], total_room, out=np.zeros_like(lam), where=total_room > 0)
                   for g in groups]
         rates = [0.5 * rates[g] + 0.5 * target[g] for g in groups]
+        # a timer collects followers only from the queries that find every replica of the service occupied (its
+        # share of them, over its replicas); under central every query joins the one forming batch
+        follow = [lam if router == "central" else reach * share[g] / plan.replicas[g] for g in groups]
     # the queries that find every replica occupied wait in what is in effect one queue for all the replicas:
     # M/G/c over the service's batch slots, conditional wait exponential at (batch capacity − batch rate)/SCV
-    steady = [_steady(plan.costs[g], plan.replicas[g], rates[g], delays[g], batch_cap[g], items, router)
-              for g in groups]
+    steady = [_steady(plan.costs[g], plan.replicas[g], rates[g], delays[g], batch_cap[g], items, router,
+                      follow=follow[g]) for g in groups]
     slots = sum(plan.replicas[g] / steady[g]["service"] for g in groups)
     batches = sum(rates[g] / steady[g]["batch"] for g in groups)
     scv = sum(rates[g] * steady[g]["scv"] for g in groups) / np.maximum(lam, 1e-300)
@@ -219,7 +224,7 @@ def _ordered_entry(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_
         waiting = [waits[g] * rates[g] for g in groups]
         mean_s = sum(waiting[g] * steady[g]["service"] for g in groups) / np.maximum(sum(waiting), 1e-300)
         rates_g = [rate * mean_s / steady[g]["service"] for g in groups]
-    pooled = [{"wait_prob": waits[g][row], "rate": rates_g[g][row]} for g in groups]
+    pooled = [{"wait_prob": waits[g][row], "rate": rates_g[g][row], "follow": follow[g][row]} for g in groups]
     return routed, pooled
 
 
@@ -327,9 +332,11 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
         (lam_rows,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
         rows = _steady(cost, replicas, lam_rows, delay, cap, items, router, cycle=sum(plan.replicas))
     else:
-        columns = [accepted / widths, pooled["wait_prob"], pooled["rate"]]
-        (lam_rows, wait_rows, rate_rows), _, row = kernel.merge_rows(columns, columns, np.ones(len(widths)))
-        rows = _steady(cost, replicas, lam_rows, delay, cap, items, router, (wait_rows, rate_rows))
+        columns = [accepted / widths, pooled["wait_prob"], pooled["rate"], pooled["follow"]]
+        (lam_rows, wait_rows, rate_rows, follow_rows), _, row = kernel.merge_rows(columns, columns,
+                                                                                 np.ones(len(widths)))
+        rows = _steady(cost, replicas, lam_rows, delay, cap, items, router, (wait_rows, rate_rows),
+                       follow=follow_rows)
     full_s, _ = _batch_time(cost, cap * m)
     group_rate = replicas * cap / float(full_s)
     backlog = kernel.fluid_backlog(accepted, group_rate * widths)
@@ -387,16 +394,18 @@ def _follower_rate(router: str, lam, replicas: int, service, batch, delay: float
 
 
 def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items, router: str,
-            pooled=None, cycle: int | None = None) -> dict:
+            pooled=None, cycle: int | None = None, follow=None) -> dict:
     """Per load level: batch size, busy fraction, batch time, formation and queueing waits (docstring);
     ``pooled``: the service-wide (wait probability, conditional wait rate) of ``_ordered_entry``; ``cycle``: the
-    replicas round-robin cycles over (default the group's)."""
+    replicas round-robin cycles over (default the group's); ``follow``: the rate [1/s] at which queries join a
+    replica whose timer runs, when the split knows it (default ``_follower_rate``)."""
     lam = lam_group / replicas
     m = items.mean
     batch = np.ones_like(lam)
     for _ in range(FIXED_POINT_STEPS):
         service, _ = _batch_time(cost, batch * m)
-        followers = _follower_rate(router, lam, replicas, service, batch, delay) * delay
+        rate_in = _follower_rate(router, lam, replicas, service, batch, delay) if follow is None else follow
+        followers = rate_in * delay
         batch = np.clip(np.maximum(1.0 + followers, lam * service), 1.0, cap)
     service, slope = _batch_time(cost, batch * m)
     rho = lam * service / batch
@@ -426,7 +435,8 @@ def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items
             # as the queues grow they level and the pooled wait takes over, hence the weight 1 − ρ
             queue = queue + wait_prob * np.clip(1.0 - rho, 0.0, 1.0) * service * (1.0 + service_scv) / 2.0
         fill = np.where(cap > 1, np.where(batch < cap, delay, np.minimum(delay, (cap - 1) / np.maximum(
-            _follower_rate(router, lam, replicas, service, batch, delay), 1e-300))), 0.0)
+            _follower_rate(router, lam, replicas, service, batch, delay) if follow is None else follow, 1e-300))),
+                        0.0)
     # saturated: the batch is what arrives during the one before (N = λ·S(N·m) < B), so the replica serves back
     # to back and a query waits for the batch in service to end, uniform over its time, then rides the next one
     saturated = (lam * service >= batch * (1.0 - 1e-9)) & (batch < cap)
