@@ -187,14 +187,28 @@ def _fidelity_bench():
 
 
 FIDELITY = _fidelity_bench()
-# The part of benchmarks/ranking_fluid_fidelity.py's grid where fluid and request level agree within 5 % on items/s
-# and mean latency (mixed MTIA v2 + H100 [+ TPU v6e] groups behind one router, 10 s per cell, seed 1): one query
-# per batch under least-work and central at every load, jsq and slo-aware at 30 %, least-work batching at 30 %.
-# The rest of the grid does not meet 5 % (docs/inference.md, "Ranking at the fluid fidelity", has the figures).
-AGREEING = ([(mix, load, router, 1, 2.0) for mix in ("mtia+h100", "mtia+h100+tpu") for load in (0.3, 0.6, 0.85)
-             for router in ("least-work", "central")]
-            + [(mix, 0.3, router, 1, 2.0) for mix in ("mtia+h100", "mtia+h100+tpu") for router in ("jsq", "slo-aware")]
-            + [("mtia+h100", 0.3, "least-work", batch, 0.5) for batch in (16, 64)])
+MIX2, MIX3 = "mtia+h100", "mtia+h100+tpu"
+# Cells of benchmarks/ranking_fluid_fidelity.py's grid (mixed MTIA v2 + H100 [+ TPU v6e] groups behind one router,
+# a constant rate at 30/60/85 % of capacity, every router, max_batch 1/16/64, max_queue_delay_ms 0.5/2/10) where
+# fluid and request level agree within 5 % on items/s and mean latency (measured at 20 s: 131 of the 270 cells,
+# every round-robin, least-work and central cell with one query per batch among them; here 10 s per cell, the
+# cells within 3.5 % at 20 s and whose agreement holds at 10 s and under another seed: round-robin cells where a
+# slow group is overloaded depend on the horizon, slo-aware ones beyond light load on the seed). The rest of the
+# grid does not meet 5 %: docs/inference.md ("Ranking at the fluid fidelity") has the figures.
+AGREEING = [
+    (MIX2, 0.3, "round-robin", 1, 0.5), (MIX3, 0.3, "round-robin", 1, 0.5), (MIX2, 0.6, "round-robin", 1, 0.5),
+    (MIX3, 0.3, "round-robin", 16, 0.5), (MIX2, 0.6, "round-robin", 16, 0.5), (MIX2, 0.85, "round-robin", 16, 2.0),
+    (MIX3, 0.3, "round-robin", 64, 0.5), (MIX2, 0.6, "round-robin", 64, 0.5), (MIX3, 0.85, "round-robin", 64, 10.0),
+    (MIX2, 0.3, "jsq", 1, 0.5), (MIX3, 0.3, "jsq", 1, 0.5), (MIX2, 0.3, "jsq", 16, 0.5), (MIX2, 0.6, "jsq", 16, 10.0),
+    (MIX3, 0.85, "jsq", 16, 10.0), (MIX2, 0.6, "jsq", 64, 0.5),
+    (MIX2, 0.3, "least-work", 1, 0.5), (MIX3, 0.6, "least-work", 1, 0.5), (MIX2, 0.85, "least-work", 1, 0.5),
+    (MIX3, 0.85, "least-work", 1, 2.0), (MIX2, 0.3, "least-work", 16, 2.0), (MIX3, 0.3, "least-work", 16, 0.5),
+    (MIX2, 0.3, "least-work", 64, 2.0), (MIX3, 0.3, "least-work", 64, 0.5), (MIX2, 0.6, "least-work", 64, 2.0),
+    (MIX3, 0.3, "central", 1, 0.5), (MIX2, 0.6, "central", 1, 0.5), (MIX3, 0.85, "central", 1, 10.0),
+    (MIX2, 0.6, "central", 16, 2.0), (MIX3, 0.6, "central", 16, 10.0), (MIX2, 0.85, "central", 16, 2.0),
+    (MIX3, 0.6, "central", 64, 2.0), (MIX2, 0.85, "central", 64, 10.0), (MIX3, 0.85, "central", 64, 2.0),
+    (MIX2, 0.3, "slo-aware", 1, 0.5),
+]
 
 
 @pytest.mark.parametrize("mix, load, router, max_batch, delay_ms", AGREEING,
