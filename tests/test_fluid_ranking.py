@@ -4,6 +4,8 @@ distribution says, overload builds a backlog that drains, and the family is chos
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ from sim.serving.family import family_key
 from sim.serving.ranking.family import RankingFluidService, RankingService
 from sim.serving.ranking.model import ranking_cost
 from sim.workload.distributions import cdf
-from tests.conftest import SCENARIOS, scenario_from
+from tests.conftest import REPO, SCENARIOS, scenario_from
 from tests.test_fluid import _served
 from tests.test_ranking import with_ranking
 
@@ -73,12 +75,14 @@ def test_request_level_and_fluid_agree_on_throughput_busy_time_and_mean_latency(
     assert set(fluid["by_accelerator"][accel]) == set(request["by_accelerator"][accel])
 
 
-def test_mixed_chip_groups_agree_on_throughput(tmp_path):
-    # MTIA and H100 groups behind one least-work router: the static capacity split puts more on the H100 than
-    # the router's lowest-index tie-break does, so only throughput is held to 5 % (mean latency measured −9 %)
+def test_mixed_chip_groups_agree_on_throughput_and_mean_latency(tmp_path):
+    # MTIA and H100 groups behind one least-work router, which fills empty replicas lowest index first (the MTIA
+    # ones): the ordered-entry split follows it (measured: mean −0.9 %, p99 +0.8 %); the capacity split it
+    # replaced put more on the H100 (mean latency −9 %)
     service = {**_service(MTIA, 1000.0), "replicas": [{**MTIA, "max_batch": 1}, H100]}
     (request, _), (fluid, _) = _both(tmp_path, service)
     assert fluid["items_per_s"] == pytest.approx(request["items_per_s"], rel=0.05)
+    assert fluid["latency_s"]["mean"] == pytest.approx(request["latency_s"]["mean"], rel=0.05)
     assert fluid["requests"]["completed"] == pytest.approx(request["requests"]["completed"], rel=0.05)
     total = sum(fluid["by_accelerator"][a]["items_per_s"] for a in ("h100-sxm", "mtia-v2"))
     assert total == pytest.approx(fluid["items_per_s"], rel=1e-9)
@@ -172,3 +176,44 @@ def test_fidelity_picks_the_ranking_family(tmp_path):
     assert family_key(scenario.workloads.inference[0]) == "ranking-fluid"
     assert family_key(scenario.with_overrides({"workloads.inference.0.fidelity": "request"})
                       .workloads.inference[0]) == "ranking"
+
+
+def _fidelity_bench():
+    spec = importlib.util.spec_from_file_location("ranking_fluid_fidelity",
+                                                  REPO / "benchmarks" / "ranking_fluid_fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FIDELITY = _fidelity_bench()
+MIX2, MIX3 = "mtia+h100", "mtia+h100+tpu"
+# Cells of benchmarks/ranking_fluid_fidelity.py's grid (mixed MTIA v2 + H100 [+ TPU v6e] groups behind one router,
+# a constant rate at 30/60/85 % of capacity, every router, max_batch 1/16/64, max_queue_delay_ms 0.5/2/10) where
+# fluid and request level agree within 5 % on items/s and mean latency (measured at 20 s: 131 of the 270 cells,
+# every round-robin, least-work and central cell with one query per batch among them; here 10 s per cell, the
+# cells within 3.5 % at 20 s and whose agreement holds at 10 s and under another seed: round-robin cells where a
+# slow group is overloaded depend on the horizon, slo-aware ones beyond light load on the seed). The rest of the
+# grid does not meet 5 %: docs/inference.md ("Ranking at the fluid fidelity") has the figures.
+AGREEING = [
+    (MIX2, 0.3, "round-robin", 1, 0.5), (MIX3, 0.3, "round-robin", 1, 0.5), (MIX2, 0.6, "round-robin", 1, 0.5),
+    (MIX3, 0.3, "round-robin", 16, 0.5), (MIX2, 0.6, "round-robin", 16, 0.5), (MIX2, 0.85, "round-robin", 16, 2.0),
+    (MIX3, 0.3, "round-robin", 64, 0.5), (MIX2, 0.6, "round-robin", 64, 0.5), (MIX3, 0.85, "round-robin", 64, 10.0),
+    (MIX2, 0.3, "jsq", 1, 0.5), (MIX3, 0.3, "jsq", 1, 0.5), (MIX2, 0.3, "jsq", 16, 0.5), (MIX2, 0.6, "jsq", 16, 10.0),
+    (MIX3, 0.85, "jsq", 16, 10.0), (MIX2, 0.6, "jsq", 64, 0.5),
+    (MIX2, 0.3, "least-work", 1, 0.5), (MIX3, 0.6, "least-work", 1, 0.5), (MIX2, 0.85, "least-work", 1, 0.5),
+    (MIX3, 0.85, "least-work", 1, 2.0), (MIX2, 0.3, "least-work", 16, 2.0), (MIX3, 0.3, "least-work", 16, 0.5),
+    (MIX2, 0.3, "least-work", 64, 2.0), (MIX3, 0.3, "least-work", 64, 0.5), (MIX2, 0.6, "least-work", 64, 2.0),
+    (MIX3, 0.3, "central", 1, 0.5), (MIX2, 0.6, "central", 1, 0.5), (MIX3, 0.85, "central", 1, 10.0),
+    (MIX2, 0.6, "central", 16, 2.0), (MIX3, 0.6, "central", 16, 10.0), (MIX2, 0.85, "central", 16, 2.0),
+    (MIX3, 0.6, "central", 64, 2.0), (MIX2, 0.85, "central", 64, 10.0), (MIX3, 0.85, "central", 64, 2.0),
+    (MIX2, 0.3, "slo-aware", 1, 0.5),
+]
+
+
+@pytest.mark.parametrize("mix, load, router, max_batch, delay_ms", AGREEING,
+                         ids=["-".join(map(str, cell)) for cell in AGREEING])
+def test_mixed_chip_services_agree_with_the_request_level_within_5_percent(mix, load, router, max_batch, delay_ms):
+    cell = FIDELITY.compare(mix, load, router, max_batch, delay_ms, duration_s=10.0)
+    assert abs(cell["items"]) <= 0.05, cell["items"]
+    assert abs(cell["mean"]) <= 0.05, cell["mean"]

@@ -6,9 +6,21 @@ bin (``fluid_bin``), vectorised over the distinct load levels (``sim.kernels.flu
 1. **Offered load**: expected queries per bin (``sim.serving.fluid.traffic.offered_load``, the LLM fluid
    path: Poisson, diurnal in closed form, bursty along one drawn path). Items per query from the exact pmf
    of the drawn count ``max(1, ceil(X))`` (``_items_pmf``): a query with more items than every group's ``max_items``
-   (activation memory) is rejected; the others split over the groups by capacity share (replicas ×
-   items/s at full batches), as the LLM fluid split does — a static split, not the router's choice —
-   except under ``slo-aware``, which fills the cheapest group first (``_cheapest_first``).
+   (activation memory) is rejected; the others split over the groups as the service's router sends them
+   (a static split per load level, ``_split``):
+
+   * ``round-robin``: every replica the same share, whatever its speed (a group of slow chips can be overloaded
+     while the service has room; its backlog grows as at the request level).
+   * ``least-work``, ``jsq``, ``central`` (``_ordered_entry``): an arrival takes an *empty* replica (no batch
+     in service or forming: work 0, count 0, or the lowest-index idle replica pulling from the central queue),
+     lowest index first, so the groups are tried in order, each a loss system for the arrivals that reach it
+     (Erlang B at the offered load that carries its occupied replicas). The queries that find every replica
+     occupied go where a replica frees first (``least-work``, ``central``: by capacity) or to the replicas
+     alike (``jsq`` counts queries, not work: by replicas), no group beyond 98 % of its capacity. A damped
+     fixed point per load level, since each group's occupancy depends on what it is sent.
+   * ``slo-aware`` (``_cheapest_first``): the cheapest group keeps the queries whose predicted wait fits
+     the router's target, a fixed point of what it keeps; the rest passes on.
+
 2. **Batch-service queue per group** (a mean-value approximation; ``m`` the mean items, ``λ`` a
    replica's query rate — the group's over its replicas, balanced routers leveling them):
 
@@ -23,9 +35,19 @@ bin (``fluid_bin``), vectorised over the distinct load levels (``sim.kernels.flu
    * batches queue for the group's replicas as M/G/c (Erlang C, Allen–Cunneen): ``c`` = replicas for
      balanced routers (one queue in effect), 1 per replica for round-robin; batches arrive at ``λ/N``,
      with interarrival SCV ``1/N`` (formed by counting arrivals; ``1/(N·R)`` under round-robin, which
-     hands a replica every R-th query) and service SCV from the items variance
+     hands a replica every R-th query of the service's R replicas, with the Krämer–Langenbach-Belz factor
+     for that regular stream when ``B = 1``) and service SCV from the items variance
      (``N · Var[K] · slope² / S²``). ``W_q = C · S/(c·(1 − ρ)) · (SCV_A + SCV_S)/2``, exponential
-     (rate ``r = C/W_q``) beyond an atom at 0.
+     (rate ``r = C/W_q``) beyond an atom at 0. ``jsq`` adds ``C·(1 − ρ)·S·(1 + SCV_S)/2``: a query that
+     waits sits behind the batch of the replica it picked, not the first of ``c`` to end.
+   * with several groups under ``least-work``, ``jsq`` or ``central``, the queries that wait are those that
+     found every replica of the service occupied: one queue over all of them, ``P(wait)`` Erlang C over the
+     service's replicas at their busy sum, shared out by the split's overflow shares, the conditional wait
+     exponential at (batch slots/s − batches/s)/SCV; under ``jsq`` shared in proportion to each group's
+     batch time (the queue ahead is about as long on every replica).
+   * saturated batching: when the batch is what arrives during the one before (``N = λ·S(N·m) < B``, so
+     ``ρ = 1``) the replica serves back to back and a query waits for the batch in service to end, uniform
+     over ``S``, then rides the next one (no timer wait, no queueing wait).
    * the formation wait: the batch's first query waits ``T = d`` (or the time to fill ``B``), its
      followers a uniform share of it (mean ``T·(1 + (N − 1)/2)/N``). The timer runs while the batch
      queues, so only the queueing wait beyond ``T`` adds: ``P(W_q > T + t) = C·e^(−r(T + t))``.
@@ -33,25 +55,27 @@ bin (``fluid_bin``), vectorised over the distinct load levels (``sim.kernels.flu
      mean queries beside it (own items in slices of the pmf, each uniform across its slice).
 3. **Backlog** as the LLM fluid fidelity (``sim.serving.fluid.serve``): arrivals above capacity
    (replicas × ``B``/``S(B·m)``) carry over, the share of a bin spent with a backlog is busy throughout,
-   queries that meet one wait a uniform delay between the backlogs over capacity. Backlog and the batches
-   in service at the horizon are unfinished; completed + unfinished + rejected = offered.
+   queries that meet one wait a uniform delay between the backlogs over capacity; in a bin whose backlog grows
+   and outlasts the horizon only the bin's earliest queries complete, and their waits stop at that share.
+   Backlog and the batches in service at the horizon are unfinished; completed + unfinished + rejected =
+   offered.
 
 Percentiles come from the mixture of the components (``sim.kernels.fluid.mixture_quantiles``); SLO
 attainment is the expected share of offered queries within ``latency_p99_ms``. Busy chip-seconds per
 time-series bin feed power as the request-level kernel's busy seconds do.
 
-Where it is poor: the batch size is a mean (not a distribution; batch counts off by up to ~18 % near 65 %
-busy), the formation/queueing overlap and the follower rate are heuristics (``jsq`` and ``central`` with
-small batches on several replicas: mean latency off by ~10 %), least-work's preference for
-low-index replicas is taken as a capacity split (mixed MTIA + H100 groups:
-throughput within 0.3 %, mean latency −3 to −9 %), and the all-or-nothing ``max_items`` eligibility
-per group is not split by band (queries a small group cannot run still count in its share).
-``tests/test_fluid_ranking.py`` measures the gap to the request level.
+Where it is poor (``benchmarks/ranking_fluid_fidelity.py`` prints the grid; docs/inference.md has the
+figures): the batch size is a mean, not a distribution, so batching near saturation with small batches
+(MTIA-class chips, whose per-query cost dwarfs the per-batch one) is off by tens of % either way; ``jsq`` with
+batching and heavy loads on mixed chips, and ``slo-aware`` beyond light loads (its predictions let the cheap
+group's queue grow to the target, a truncated queue this model does not have) are far off; p99 is not held
+to the request level. The all-or-nothing ``max_items`` eligibility per group is not split by band (queries a
+small group cannot run still count in its share). ``tests/test_fluid_ranking.py`` asserts the cells that agree.
 
 Windows (``sim.fleet.windows``): a windowed group takes queries only over the active share of each bin, split
-by capacity × that share (under ``slo-aware`` too: the cheapest-first split is not applied with windows),
-serves them over that share and drains its backlog after its window; queries arriving when no group is
-active are rejected (``no replica active``).
+by capacity × that share (the router's split - least-work's index order, jsq's overflow, slo-aware's
+cheapest-first - is not applied with windows), serves them over that share and drains its backlog after its
+window; queries arriving when no group is active are rejected (``no replica active``).
 """
 
 from __future__ import annotations
@@ -78,11 +102,9 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
     scenario's start date (growth points count from it)."""
     offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng, start)
     widths = np.diff(offered.edges)
-    largest = max(c.max_items for c in plan.costs)
-    items = Items.of(*_items_pmf(service.traffic.generator.items_per_request, str(base_dir), largest))
+    items = _items(plan, service, base_dir)
     batch_cap = [_batch_cap(plan, g, items.mean) for g in range(len(plan.pools))]
-    capacity = np.array([plan.replicas[g] * batch_cap[g] / plan.costs[g].batch_time_s(batch_cap[g] * items.mean)
-                         for g in range(len(plan.pools))])
+    capacity = _capacity(plan, items, batch_cap)
     accepted = offered.arrivals * items.accepted
     rejected = float(offered.arrivals.sum()) * (1.0 - items.accepted)
     slo_s = service.slo.latency_p99_ms / 1e3 if service.slo is not None else None
@@ -95,13 +117,12 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
         weight = sum(c * cover for c, cover in zip(capacity, covers))
         routed = [np.divide(accepted * union * c * cover, weight, out=np.zeros(len(widths)), where=weight > 0)
                   for c, cover in zip(capacity, covers)]
-    elif service.router.kind == "slo-aware" and slo_s is not None and len(plan.pools) > 1:
-        routed = _cheapest_first(plan, accepted, widths, items, batch_cap, capacity)
+        pooled = [None] * len(plan.pools)
     else:
-        routed = [accepted * share for share in capacity / capacity.sum()]
+        routed, pooled = _split(plan, service.router.kind, slo_s, accepted, widths, items, batch_cap, capacity)
     groups = [_serve_group(plan, g, routed[g], widths if windows[g] is None
                            else widths * serving_cover(windows[g], offered.edges), items, batch_cap[g],
-                           service.router.kind, slo_s)
+                           service.router.kind, slo_s, pooled[g])
               for g in range(len(plan.pools))]
     series = fluid_edges(horizon_s, bin_width_s)
     length = int(np.ceil(horizon_s / bin_width_s)) + 1  # as the request-level kernel's busy array
@@ -112,6 +133,120 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
             "mean_items": items.mean, "groups": groups,
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in groups],
             "batches": [g["batches"] for g in groups]}
+
+
+def capacity_per_s(plan, service, base_dir) -> np.ndarray:
+    """Queries/s each replica group serves at full batches of the mean accepted query (replicas × batch cap ÷
+    the batch's time): the fluid model's capacity, which its overload backlog and the load split use."""
+    items = _items(plan, service, base_dir)
+    return _capacity(plan, items, [_batch_cap(plan, g, items.mean) for g in range(len(plan.pools))])
+
+
+def _items(plan, service, base_dir) -> Items:
+    largest = max(c.max_items for c in plan.costs)
+    return Items.of(*_items_pmf(service.traffic.generator.items_per_request, str(base_dir), largest))
+
+
+def _capacity(plan, items, batch_cap: list) -> np.ndarray:
+    return np.array([plan.replicas[g] * batch_cap[g] / plan.costs[g].batch_time_s(batch_cap[g] * items.mean)
+                     for g in range(len(plan.pools))])
+
+
+def _split(plan, router: str, slo_s, accepted: np.ndarray, widths: np.ndarray, items, batch_cap: list,
+           capacity: np.ndarray) -> tuple[list, list]:
+    """Queries per bin routed to each group as ``router`` sends them (module docstring, step 1), and per group
+    the service-wide wait of ``_ordered_entry`` (``None``: the group's own queue)."""
+    pooled = [None] * len(plan.pools)
+    if router == "slo-aware" and slo_s is not None and len(plan.pools) > 1:
+        routed = _cheapest_first(plan, accepted, widths, items, batch_cap, capacity)
+    elif router == "round-robin":
+        routed = [accepted * plan.replicas[g] / sum(plan.replicas) for g in range(len(plan.pools))]
+    elif len(plan.pools) > 1:
+        routed, pooled = _ordered_entry(plan, accepted, widths, items, batch_cap, capacity, router)
+    else:
+        routed = [accepted]
+    return routed, pooled
+
+
+SPLIT_STEPS = 40  # iterations of the ordered-entry split's fixed point
+SPLIT_CEILING = 0.98  # share of its capacity beyond which a group's queue grows without bound
+
+
+def _erlang_b(servers: int, load: np.ndarray) -> np.ndarray:
+    """Erlang B (the share of arrivals that find all ``servers`` taken) at offered ``load`` [Erlang], vectorised."""
+    blocking = np.ones_like(load)
+    for k in range(1, servers + 1):
+        blocking = load * blocking / (k + load * blocking)
+    return blocking
+
+
+def _ordered_entry(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_cap: list, capacity,
+                   router: str) -> list:
+    """The work- and count-aware routers (``least-work``, ``jsq``, ``central``) as a split over groups: an
+    arrival takes an empty replica (no batch in service, none forming: its work and count are 0) of the
+    lowest index, so the groups are tried in order, each a loss system for the arrivals that reach it
+    (Erlang B at the offered load that carries its mean occupied replicas ``R·u``, ``u`` = busy + timing
+    share of a replica from its batch-service queue); the queries that find every replica occupied join
+    one: the replica that frees first is the likelier (by capacity), or under ``jsq`` any alike (by replicas),
+    none beyond ``SPLIT_CEILING`` of its capacity. A damped fixed point over the groups' rates, per load
+    level. Returns the queries per bin of each group and its share of the service-wide queue (module
+    docstring): ``wait_prob`` (the share of its queries that wait) and ``rate`` (of the exponential wait)."""
+    groups = range(len(plan.pools))
+    share = capacity / capacity.sum()
+    if router == "jsq":  # counts, not speed: the queries that find all occupied go to replicas alike
+        share = np.asarray(plan.replicas, dtype=np.float64) / sum(plan.replicas)
+    (lam,), _, row = kernel.merge_rows([accepted / widths], [accepted / widths], np.ones(len(widths)))
+    rates = [lam * share[g] for g in groups]
+    offered = [np.zeros_like(lam) for _ in groups]
+    delays = [float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0]) for g in groups]
+    follow = [np.zeros_like(lam) for _ in groups]
+    for _ in range(SPLIT_STEPS):
+        reach, new = lam, []
+        for g in groups:
+            q = _steady(plan.costs[g], plan.replicas[g], rates[g], delays[g], batch_cap[g], items, router,
+                        follow=follow[g])
+            occupied = np.minimum(q["rho"] + q["lam"] / q["batch"] * q["fill"], 1.0 - 1e-9) * plan.replicas[g]
+            blocked = _erlang_b(plan.replicas[g], offered[g])
+            offered[g] = np.minimum(occupied / np.maximum(1.0 - blocked, 1e-9), 1e6)
+            blocked = _erlang_b(plan.replicas[g], offered[g])
+            new.append(reach * (1.0 - blocked))
+            reach = reach * blocked
+        target = [new[g] + reach * share[g] for g in groups]
+        # no group is sent more than it can serve: the router sees its queue grow and sends elsewhere
+        excess = sum(np.maximum(target[g] - SPLIT_CEILING * capacity[g], 0.0) for g in groups)
+        target = [np.minimum(target[g], SPLIT_CEILING * capacity[g]) for g in groups]
+        room = [SPLIT_CEILING * capacity[g] - target[g] for g in groups]
+        total_room = sum(room)
+        target = [target[g] + excess * np.divide(room[g], total_room, out=np.zeros_like(lam), where=total_room > 0)
+                  for g in groups]
+        rates = [0.5 * rates[g] + 0.5 * target[g] for g in groups]
+        # a timer collects followers only from the queries that find every replica of the service occupied (its
+        # share of them, over its replicas); under central every query joins the one forming batch
+        follow = [lam if router == "central" else reach * share[g] / plan.replicas[g] for g in groups]
+    # the queries that find every replica occupied wait in what is in effect one queue for all the replicas:
+    # M/G/c over the service's batch slots, conditional wait exponential at (batch capacity − batch rate)/SCV
+    steady = [_steady(plan.costs[g], plan.replicas[g], rates[g], delays[g], batch_cap[g], items, router,
+                      follow=follow[g]) for g in groups]
+    slots = sum(plan.replicas[g] / steady[g]["service"] for g in groups)
+    batches = sum(rates[g] / steady[g]["batch"] for g in groups)
+    scv = sum(rates[g] * steady[g]["scv"] for g in groups) / np.maximum(lam, 1e-300)
+    servers = sum(plan.replicas)
+    busy = sum(plan.replicas[g] * steady[g]["rho"] for g in groups)
+    waiting = lam * kernel.erlang_c(servers, busy)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(batches < slots, (slots - batches) / scv, 0.0)
+        waits = [np.clip(np.divide(waiting * share[g], rates[g], out=np.zeros_like(lam), where=rates[g] > 0), 0, 1)
+                 for g in groups]
+    routed = [rates[g][row] * widths for g in groups]
+    rates_g = [rate for _ in groups]
+    if router == "jsq":
+        # a query waits behind the replica it picked, with about as many queries ahead of it on any replica:
+        # the pooled wait shared out in proportion to the groups' batch times
+        waiting = [waits[g] * rates[g] for g in groups]
+        mean_s = sum(waiting[g] * steady[g]["service"] for g in groups) / np.maximum(sum(waiting), 1e-300)
+        rates_g = [rate * mean_s / steady[g]["service"] for g in groups]
+    pooled = [{"wait_prob": waits[g][row], "rate": rates_g[g][row], "follow": follow[g][row]} for g in groups]
+    return routed, pooled
 
 
 def _cheapest_first(plan, accepted: np.ndarray, widths: np.ndarray, items, batch_cap: list, capacity) -> list:
@@ -128,12 +263,18 @@ def _cheapest_first(plan, accepted: np.ndarray, widths: np.ndarray, items, batch
     routed = [np.zeros_like(left) for _ in cost]
     for g in sorted(range(len(cost)), key=lambda g: (cost[g], g)):
         (rate_rows,), _, row = kernel.merge_rows([left], [left], np.ones(len(left)))
-        offered = np.minimum(rate_rows, 0.99 * capacity[g])
         delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
-        q = _steady(plan.costs[g], plan.replicas[g], offered, delay, batch_cap[g], items, "slo-aware")
         room = max(slo_s - plan.costs[g].batch_time_s(items.mean), 0.0)
-        overflow = np.where(q["rate"] > 0, q["wait_prob"] * np.exp(-q["rate"] * room), q["wait_prob"])
-        kept = (offered * (1.0 - overflow))[row]
+        # the rate the group keeps is a fixed point: what it is sent sets its queue, which sets what overflows
+        kept = np.minimum(rate_rows, 0.99 * capacity[g])
+        for _ in range(SPLIT_STEPS):
+            q = _steady(plan.costs[g], plan.replicas[g], kept, delay, batch_cap[g], items, "slo-aware")
+            overflow = np.where(q["rate"] > 0, q["wait_prob"] * np.exp(-q["rate"] * room), q["wait_prob"])
+            step = 0.5 * np.minimum(rate_rows * (1.0 - overflow), 0.99 * capacity[g]) - 0.5 * kept
+            kept = kept + step
+            if np.all(np.abs(step) <= 1e-6 * np.maximum(kept, 1e-9)):
+                break
+        kept = kept[row]
         routed[g] = np.minimum(kept, left)
         left = left - routed[g]
     share = capacity / capacity.sum()
@@ -203,7 +344,7 @@ def _batch_time(cost, items):
 
 
 def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: Items, cap: int,
-                 router: str, slo_s) -> dict:
+                 router: str, slo_s, pooled: dict | None = None) -> dict:
     """One replica group's share of the queries (``accepted`` per bin) through the batch-service queue."""
     cost, replicas = plan.costs[g], plan.replicas[g]
     delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
@@ -211,8 +352,15 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
     # a windowed group's ``widths`` are the served share of each bin (``serving_cover``), some of them 0
     lam = accepted / widths if (widths > 0).all() else np.divide(accepted, widths, out=np.zeros(len(widths)),
                                                                  where=widths > 0)
-    (lam_rows,), _, row = kernel.merge_rows([lam], [lam], np.ones(len(widths)))
-    rows = _steady(cost, replicas, lam_rows, delay, cap, items, router)
+    if pooled is None:
+        (lam_rows,), _, row = kernel.merge_rows([lam], [lam], np.ones(len(widths)))
+        rows = _steady(cost, replicas, lam_rows, delay, cap, items, router, cycle=sum(plan.replicas))
+    else:
+        columns = [lam, pooled["wait_prob"], pooled["rate"], pooled["follow"]]
+        (lam_rows, wait_rows, rate_rows, follow_rows), _, row = kernel.merge_rows(columns, columns,
+                                                                                 np.ones(len(widths)))
+        rows = _steady(cost, replicas, lam_rows, delay, cap, items, router, (wait_rows, rate_rows),
+                       follow=follow_rows)
     full_s, _ = _batch_time(cost, cap * m)
     group_rate = replicas * cap / float(full_s)
     backlog = kernel.fluid_backlog(accepted, group_rate * widths)
@@ -225,7 +373,7 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
     completed = float(accepted.sum()) - unfinished
     finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)
     batch_per_bin = meets * cap + (1.0 - meets) * rows["batch"][row]
-    parts = _components(rows, row, meets, before, backlog, group_rate, finishing, items, cost, cap)
+    parts = _components(rows, row, meets, before, backlog, group_rate, finishing, accepted, items, cost, cap)
     keep = parts.pop("keep")
     met, met_per_bin = None, None
     if slo_s is not None:
@@ -245,7 +393,8 @@ def _met_per_bin(met_each: np.ndarray, keep: np.ndarray, row: np.ndarray, meets:
     follower components together) for the bin's queries that meet no backlog, and the bin's own backlog
     component for the rest; the bins sum to the group's ``met``."""
     met = np.zeros(len(keep))
-    met[keep] = met_each.reshape(int(keep.sum()), -1).sum(axis=1)
+    if keep.any():  # a group the slo-aware split sends nothing has no component
+        met[keep] = met_each.reshape(int(keep.sum()), -1).sum(axis=1)
     steady_w = np.bincount(row, weights=finishing * (1.0 - meets), minlength=rows_n)
     steady_share = np.divide(met[:rows_n] + met[rows_n:2 * rows_n], steady_w, out=np.zeros(rows_n),
                              where=steady_w > 0)
@@ -268,14 +417,19 @@ def _follower_rate(router: str, lam, replicas: int, service, batch, delay: float
     return lam * occupied ** (replicas - 1)
 
 
-def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items, router: str) -> dict:
-    """Per load level: batch size, busy fraction, batch time, formation and queueing waits (docstring)."""
+def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items, router: str,
+            pooled=None, cycle: int | None = None, follow=None) -> dict:
+    """Per load level: batch size, busy fraction, batch time, formation and queueing waits (docstring);
+    ``pooled``: the service-wide (wait probability, conditional wait rate) of ``_ordered_entry``; ``cycle``: the
+    replicas round-robin cycles over (default the group's); ``follow``: the rate [1/s] at which queries join a
+    replica whose timer runs, when the split knows it (default ``_follower_rate``)."""
     lam = lam_group / replicas
     m = items.mean
     batch = np.ones_like(lam)
     for _ in range(FIXED_POINT_STEPS):
         service, _ = _batch_time(cost, batch * m)
-        followers = _follower_rate(router, lam, replicas, service, batch, delay) * delay
+        rate_in = _follower_rate(router, lam, replicas, service, batch, delay) if follow is None else follow
+        followers = rate_in * delay
         batch = np.clip(np.maximum(1.0 + followers, lam * service), 1.0, cap)
     service, slope = _batch_time(cost, batch * m)
     rho = lam * service / batch
@@ -284,26 +438,49 @@ def _steady(cost, replicas: int, lam_group, delay: float, cap: int, items: Items
     load = np.where(stable, rho, 0.0) * servers
     wait_prob = np.where(stable, kernel.erlang_c(servers, load), 1.0)
     # batch interarrivals: N query gaps (SCV 1/N); round-robin hands a replica every R-th query (SCV 1/(N·R))
-    arrival_scv = 1.0 / (batch * (replicas if router == "round-robin" else 1))
-    scv = (arrival_scv + batch * items.variance * slope ** 2 / service ** 2) / 2.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        queue = np.where(stable, wait_prob * service / (servers * (1.0 - rho)) * scv, np.inf)
-        fill = np.where(cap > 1, np.where(batch < cap, delay, np.minimum(delay, (cap - 1) / np.maximum(
-            _follower_rate(router, lam, replicas, service, batch, delay), 1e-300))), 0.0)
-    formation = np.where(cap > 1, fill * (1.0 + (batch - 1.0) / 2.0) / batch, 0.0)
+    arrival_scv = 1.0 / (batch * ((cycle or replicas) if router == "round-robin" else 1))
+    service_scv = batch * items.variance * slope ** 2 / service ** 2
+    scv = (arrival_scv + service_scv) / 2.0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rate = np.where(stable & (queue > 0), wait_prob / queue, 0.0)
+        queue = np.where(stable, wait_prob * service / (servers * (1.0 - rho)) * scv, np.inf)
+        if router == "round-robin" and cap == 1:
+            # one replica, arrivals more regular than Poisson (every R-th query): Allen–Cunneen overstates the
+            # wait; the Krämer–Langenbach-Belz factor for GI/G/1 with arrival SCV < 1 corrects it (not applied
+            # to batches, whose formation is not a renewal stream of that SCV)
+            queue = queue * np.exp(-2.0 * (1.0 - rho) * (1.0 - arrival_scv) ** 2
+                                   / (3.0 * rho * (arrival_scv + service_scv)))
+        if pooled is not None:  # the service-wide queue of the ordered-entry split (``_ordered_entry``)
+            wait_prob = pooled[0]
+            stable = pooled[1] > 0
+            queue = np.where(stable, wait_prob / np.where(stable, pooled[1], 1.0), np.inf)
+        if router == "jsq":
+            # jsq picks by count, not by the time left: a query that waits sits behind one replica's batch in
+            # service, a mean residual S(1 + SCV_S)/2, where a pooled queue waits for the first of c to end;
+            # as the queues grow they level and the pooled wait takes over, hence the weight 1 − ρ
+            queue = queue + wait_prob * np.clip(1.0 - rho, 0.0, 1.0) * service * (1.0 + service_scv) / 2.0
+        fill = np.where(cap > 1, np.where(batch < cap, delay, np.minimum(delay, (cap - 1) / np.maximum(
+            _follower_rate(router, lam, replicas, service, batch, delay) if follow is None else follow, 1e-300))),
+                        0.0)
+    # saturated: the batch is what arrives during the one before (N = λ·S(N·m) < B), so the replica serves back
+    # to back and a query waits for the batch in service to end, uniform over its time, then rides the next one
+    saturated = (lam * service >= batch * (1.0 - 1e-9)) & (batch < cap)
+    fill = np.where(saturated, service, fill)
+    first = np.where(saturated, 0.0, 1.0 / batch)
+    formation = np.where(saturated, service / 2.0, np.where(cap > 1, fill * (1.0 + (batch - 1.0) / 2.0) / batch, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rate = np.where(stable & (queue > 0) & ~saturated, wait_prob / queue, 0.0)
         # the timer runs while the batch queues: only the wait beyond it adds, P(W_q > T + t) = C·e^(−r(T + t))
         excess = np.where(rate > 0, wait_prob * np.exp(-rate * fill), 0.0)
     return {"lam": lam, "batch": batch, "service": service, "slope": slope, "rho": np.minimum(rho, 1.0),
             "excess_prob": excess, "rate": rate, "wait_prob": wait_prob, "fill": fill, "formation": formation,
-            "stable": stable}
+            "stable": stable, "scv": scv, "first": first}
 
 
 ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "uniform_low", "uniform_high")
 
 
-def _components(rows, row, meets, before, backlog, group_rate, finishing, items: Items, cost, cap: int) -> dict:
+def _components(rows, row, meets, before, backlog, group_rate, finishing, accepted, items: Items, cost,
+                cap: int) -> dict:
     """Latency components weighted by the completing queries: one per load level (formation + Erlang C
     wait) and one per bin that meets a backlog (a full batch after a uniform delay), each spread over the
     slices of the query's own items; ``keep`` marks the parts with weight (see ``_met_per_bin``)."""
@@ -313,7 +490,7 @@ def _components(rows, row, meets, before, backlog, group_rate, finishing, items:
     others, slope = _batch_time(cost, rows["batch"] * m)
     others = others - slope * m
     zeros = np.zeros(len(steady_w))
-    fill, excess, rate, first = rows["fill"], rows["excess_prob"], rows["rate"], 1.0 / rows["batch"]
+    fill, excess, rate, first = rows["fill"], rows["excess_prob"], rows["rate"], rows["first"]
     # the batch's first query waits the whole timer; its followers a uniform share of it, and the queueing
     # excess after a uniform part (its exponential stretched so that the mean stays T/2 + 1/r)
     with np.errstate(divide="ignore"):
@@ -330,6 +507,12 @@ def _components(rows, row, meets, before, backlog, group_rate, finishing, items:
               "slope": ones * float(full_slope), "exp_mass": 0 * ones, "exp_rate": 0 * ones, "uniform_mass": ones,
               "uniform_low": np.where(backlog[hit] > 0, np.minimum(before[hit], backlog[hit]), 0.0) / group_rate,
               "uniform_high": np.maximum(before[hit], backlog[hit]) / group_rate}
+    # while the backlog grows, the bin's queries that complete are its earliest: their waits stop at the share
+    # that completes, not at the bin's end
+    done = np.divide(finishing[hit], accepted[hit], out=np.ones(len(hit)), where=accepted[hit] > 0)
+    rising = backlog[hit] > before[hit]
+    queued["uniform_high"] = np.where(rising, before[hit] + done * (backlog[hit] - before[hit]),
+                                      np.maximum(before[hit], backlog[hit])) / group_rate
     parts = {name: np.concatenate((steady[name], queued[name])) for name in steady}
     keep = parts["weight"] > 0
     parts = {name: values[keep] for name, values in parts.items()}
