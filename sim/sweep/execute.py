@@ -214,10 +214,10 @@ def _bar(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, unit="run", desc="dcsim: sweep", file=sys.stderr, leave=False)
 
 
-def dask_client(address: str, workers: int | None = None):
+def dask_client(address: str, workers: int | None = None, timeout_s: float = 10.0):
     """A ``dask.distributed.Client``: on a ``LocalCluster`` of ``workers`` processes for ``"local"``, else
-    connected to the scheduler at ``address`` (``tcp://host:8786``). Raises ``SweepError`` when dask is not
-    installed or the scheduler cannot be reached."""
+    connected to the scheduler at ``address`` (``tcp://host:8786``) within ``timeout_s``. Raises
+    ``SweepError`` when dask is not installed or the scheduler cannot be reached."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -227,7 +227,7 @@ def dask_client(address: str, workers: int | None = None):
                                dashboard_address=None)
         return Client(cluster)
     try:
-        return Client(address, timeout="10s")
+        return Client(address, timeout=f"{timeout_s}s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise SweepError(f"--dask {address}: cannot reach a Dask scheduler there ({exc})") from None
 
