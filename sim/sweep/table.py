@@ -1,8 +1,10 @@
 """A sweep's folder: its table (``sweep.parquet``) and its manifest (``sweep.json``).
 
-Each time a (point, replica) row finishes, the whole table is written to a temporary file in the folder
-and moved over ``sweep.parquet`` with ``os.replace``, so the file on disk is always a whole table (of the
-rows finished so far), whenever the sweep is interrupted. The rows are sorted by (point, replica) and built
+As (point, replica) rows finish, the whole table is written to a temporary file in the folder and moved
+over ``sweep.parquet`` with ``os.replace``, so the file on disk is always a whole table (of the rows
+finished so far), whenever the sweep is interrupted. Writes are spaced so they take at most about a tenth of
+the time (``sim.sweep.execute.WRITE_SPACING``); a killed process loses the rows finished since the last
+write, Ctrl-C none. The rows are sorted by (point, replica) and built
 the same way from whatever rows exist, so the table does not depend on the number of workers or the
 order in which rows finished. The manifest records what the sweep is (scenario hash, design, points,
 seeds); ``--resume`` refuses a folder whose manifest differs, saying what differs.
