@@ -15,6 +15,7 @@ between seeds.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import multiprocessing
 import sys
 import threading
@@ -249,7 +250,7 @@ def dask_client(address: str, workers: int | None = None, timeout_s: float = 10.
         # engine it costs more than it tells (a remote cluster keeps its own configuration)
         dask.config.set({"distributed.worker.profile.enabled": False})
         cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=None, silence_logs=logging.ERROR)
         return Client(cluster)
     try:
         return Client(address, timeout=f"{timeout_s}s")

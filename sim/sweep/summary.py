@@ -52,7 +52,7 @@ def sweep_text(table: pd.DataFrame, parameters) -> str:
     header = ["point", *parameters, "runs", *[f"{h.label}" + (f" ({h.unit})" if h.unit else "") for h in heads]]
     lines = []
     for _, row in summary.head(MAX_PRINTED_POINTS).iterrows():
-        cells = [str(row["point"]), *[_param(row[p]) for p in parameters], str(row["runs"])]
+        cells = [str(int(row["point"])), *[_param(row[p]) for p in parameters], str(int(row["runs"]))]
         for h in heads:
             mean, low, high = row[f"{h.key}.mean"], row[f"{h.key}.ci95_low"], row[f"{h.key}.ci95_high"]
             text = _show(h, mean)
@@ -65,7 +65,7 @@ def sweep_text(table: pd.DataFrame, parameters) -> str:
         text += f"\n... {len(summary) - MAX_PRINTED_POINTS} more points in the table"
     failed = table[table[ERROR].notna()]
     for _, row in failed.head(MAX_PRINTED_ERRORS).iterrows():
-        text += f"\nfailed: point {row['point']} replica {row['replica']}: {row[ERROR]}"
+        text += f"\nfailed: point {int(row['point'])} replica {int(row['replica'])}: {row[ERROR]}"
     if len(failed) > MAX_PRINTED_ERRORS:
         text += f"\n... {len(failed) - MAX_PRINTED_ERRORS} more failed rows (column 'error')"
     return text
