@@ -124,17 +124,23 @@ def test_sweep_table_is_tidy_and_sorted(reference):
     assert reference.groupby("point")["jobs.completed"].nunique().max() == 2  # replicas differ
 
 
-def test_one_and_two_workers_give_the_same_table(classroom, reference):
-    pd.testing.assert_frame_equal(sim.sweep(classroom, grid=GRID, replicas=2, workers=2), reference)
+@pytest.fixture(scope="module")
+def pool_table(classroom):
+    """The same sweep on 2 local worker processes."""
+    return sim.sweep(classroom, grid=GRID, replicas=2, workers=2)
 
 
-def test_dask_local_cluster_gives_the_same_table(classroom, reference):
+def test_one_and_two_workers_give_the_same_table(pool_table, reference):
+    pd.testing.assert_frame_equal(pool_table, reference)
+
+
+def test_dask_local_cluster_gives_the_process_pool_table(classroom, pool_table):
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         table = sim.sweep(classroom, grid=GRID, replicas=2, executor=client)
-    pd.testing.assert_frame_equal(table, reference)
+    pd.testing.assert_frame_equal(table, pool_table)
 
 
 def test_unreachable_dask_scheduler_is_a_clear_error():
@@ -305,3 +311,27 @@ def test_sim_sweep_stays_the_function_after_its_modules_are_imported():
     import sim.sweep.table  # noqa: F401
 
     assert callable(sim.sweep) and sim.sweep.__module__ == "sim"
+
+
+def test_progress_bar_counts_the_runs(classroom, capsys):
+    run_sweep(classroom, {"site.power_cap_mw": [0.06, 0.1]}, progress=True)
+    err = capsys.readouterr().err
+    assert "dcsim: sweep" in err and "2/2" in err
+    run_sweep(classroom, {"site.power_cap_mw": [0.06]})
+    assert capsys.readouterr().err == ""  # silent unless asked
+
+
+def test_ctrl_c_flushes_the_rows_a_spaced_write_held_back(classroom, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep_execute, "WRITE_SPACING", 1e9)  # after the first row, no write until the end
+    real_run, calls = sweep_execute.run_task, []
+
+    def interrupt_fourth(scenario):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_run(scenario)
+
+    monkeypatch.setattr(sweep_execute, "run_task", interrupt_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(classroom, GRID, replicas=2, out=tmp_path / "sw")
+    assert len(pd.read_parquet(tmp_path / "sw" / "sweep.parquet")) == 3
