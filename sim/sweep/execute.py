@@ -177,20 +177,27 @@ def _compute(tasks: dict, records: dict, plan: Design, seeds, folder, executor, 
 
 
 def _run_parallel(tasks: dict, record, executor, workers: int) -> list:
+    """Submit every task, record outcomes as they complete; return the (key, exception) of lost tasks."""
     owned = executor is None
-    if owned:
-        pool = cf.ProcessPoolExecutor(workers, mp_context=_process_context(), initializer=init_worker)
-    elif _is_dask_client(executor):
-        pool = executor.get_executor(pure=False)
-    elif isinstance(executor, cf.Executor):
-        pool = executor
+    keys = list(tasks)
+    if _is_dask_client(executor):  # its own batch submission and as_completed: less overhead per task
+        from distributed import as_completed
+
+        futures = dict(zip(executor.map(run_task, [tasks[k] for k in keys], pure=False), keys))
+        completed, cancel = as_completed(futures), lambda: executor.cancel(list(futures))
     else:
-        raise TypeError("executor: give a concurrent.futures.Executor or a dask.distributed.Client, "
-                        f"got {type(executor).__name__}")
-    futures = {pool.submit(run_task, scenario): key for key, scenario in tasks.items()}
+        if owned:
+            pool = cf.ProcessPoolExecutor(workers, mp_context=_process_context(), initializer=init_worker)
+        elif isinstance(executor, cf.Executor):
+            pool = executor
+        else:
+            raise TypeError("executor: give a concurrent.futures.Executor or a dask.distributed.Client, "
+                            f"got {type(executor).__name__}")
+        futures = {pool.submit(run_task, tasks[key]): key for key in keys}
+        completed, cancel = cf.as_completed(futures), lambda: [f.cancel() for f in futures]
     lost = []
     try:
-        for future in cf.as_completed(futures):
+        for future in completed:
             key = futures[future]
             try:
                 outcome = future.result()
@@ -199,8 +206,7 @@ def _run_parallel(tasks: dict, record, executor, workers: int) -> list:
                 continue
             record(key, outcome)
     except BaseException:  # Ctrl-C or a failed table write: stop at once, keep the rows written
-        for future in futures:
-            future.cancel()
+        cancel()
         if owned:
             pool.shutdown(wait=False, cancel_futures=True)
         raise
