@@ -335,3 +335,29 @@ def test_ctrl_c_flushes_the_rows_a_spaced_write_held_back(classroom, tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         run_sweep(classroom, GRID, replicas=2, out=tmp_path / "sw")
     assert len(pd.read_parquet(tmp_path / "sw" / "sweep.parquet")) == 3
+
+
+def test_lhs_and_zip_designs_on_the_command_line(tmp_path, capsys):
+    out = tmp_path / "lhs"
+    assert main(["sweep", str(CLASSROOM), "--lhs", "3", "--grid", "site.power_cap_mw=0.05:0.2", "--out", str(out),
+                 "--quiet"]) == 0
+    table = pd.read_parquet(out / "sweep.parquet")
+    caps = sorted(table["site.power_cap_mw"])
+    assert [int((c - 0.05) / 0.05) for c in caps] == [0, 1, 2]
+    assert json.loads((out / "sweep.json").read_text())["lhs_seed"] == 7  # the scenario's seed
+    assert main(["sweep", str(CLASSROOM), "--zip", "--grid", "site.power_cap_mw=0.06,0.1", "--grid",
+                 "policy.scheduler.kind=fifo,hetero-aware", "--out", str(tmp_path / "zip"), "--quiet"]) == 0
+    table = pd.read_parquet(tmp_path / "zip" / "sweep.parquet")
+    assert list(zip(table["site.power_cap_mw"], table["policy.scheduler.kind"])) == [(0.06, "fifo"),
+                                                                                     (0.1, "hetero-aware")]
+    assert capsys.readouterr().out == ""
+
+
+def test_ctrl_c_on_the_command_line_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupted(scenario):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_execute, "run_task", interrupted)
+    assert main(["sweep", str(CLASSROOM), "--grid", "site.power_cap_mw=0.06,0.1", "--out", str(tmp_path / "s")]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "--resume computes the rest" in err and "Traceback" not in err
