@@ -231,6 +231,8 @@ def _sweep(args) -> int:
         grid[key] = values
     if args.lhs is not None and not grid:
         raise SweepError("--lhs: give the ranges to sample with --grid PATH=LOW:HIGH")
+    if args.lhs_seed is not None and args.lhs is None:
+        raise SweepError("--lhs-seed: only with --lhs N")
     scenario = _load(args.scenario, args.overrides)
     out = Path(args.out) if args.out is not None else Path(f"{default_folder(scenario.name, args.overrides)}-sweep")
     try:
@@ -259,8 +261,9 @@ def _sweep(args) -> int:
         table = done.table
         failed = int(table["error"].notna().sum())
         points = int(table["point"].nunique())
-        print(f"{scenario.name}: {len(table)} runs ({points} points x {args.replicas or 1} "
-              f"replica{'s' if (args.replicas or 1) > 1 else ''}) in {time.perf_counter() - start:.2f} s: "
+        replicas = args.replicas or 1
+        print(f"{scenario.name}: {len(table)} runs ({points} point{'s' if points > 1 else ''} x {replicas} "
+              f"replica{'s' if replicas > 1 else ''}) in {time.perf_counter() - start:.2f} s: "
               f"{done.computed} computed, {done.resumed} from the earlier run, {failed} failed")
         print(sweep_text(table, list(grid)))
         print(f"table in {out}{os.sep}sweep.parquet")

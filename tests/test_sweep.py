@@ -260,6 +260,7 @@ def test_a_grid_value_of_the_wrong_type_fails_before_anything_runs(tmp_path, cap
     (["--grid", "site.pue"], "--grid expects KEY=v1,v2"),
     (["--zip", "--grid", "site.pue=1.1,1.2", "--grid", "seed=1"], "--zip: every --grid needs the same number"),
     (["--lhs", "4"], "--lhs: give the ranges"),
+    (["--lhs-seed", "4", "--grid", "site.pue=1.1"], "--lhs-seed: only with --lhs N"),
     (["--grid", "site.pue=1.1", "--grid", "site.pue=1.2"], "--grid site.pue: given twice"),
 ])
 def test_bad_sweep_options_are_one_line_errors(tmp_path, capsys, args, message):
