@@ -362,3 +362,28 @@ def test_ctrl_c_on_the_command_line_says_how_to_resume(tmp_path, capsys, monkeyp
     assert main(["sweep", str(CLASSROOM), "--grid", "site.power_cap_mw=0.06,0.1", "--out", str(tmp_path / "s")]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "--resume computes the rest" in err and "Traceback" not in err
+
+
+def _die_at_60_kw(scenario, progress=False):
+    if scenario.site.power_cap_mw == 0.06:
+        os._exit(1)  # the worker process dies: not a failure of the point, a loss of the executor
+    return _REAL_RUN(scenario, progress)
+
+
+_REAL_RUN = sweep_tasks.runner.run
+
+
+def test_a_killed_worker_leaves_its_rows_missing_for_resume(classroom, tmp_path, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(sweep_execute, "_process_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(sweep_tasks.runner, "run", _die_at_60_kw)  # the forked workers inherit it
+    grid = {"site.power_cap_mw": [0.1, 0.06]}
+    with pytest.raises(SweepError, match=r"not computed: the executor failed .*run the same sweep again with --resume"):
+        run_sweep(classroom, grid, workers=2, out=tmp_path / "sw")
+    kept = pd.read_parquet(tmp_path / "sw" / "sweep.parquet") if (tmp_path / "sw" / "sweep.parquet").exists() else None
+    assert kept is None or (kept["error"].isna().all() and 0.06 not in set(kept["site.power_cap_mw"]))
+    monkeypatch.setattr(sweep_tasks.runner, "run", _REAL_RUN)
+    done = run_sweep(classroom, grid, workers=2, out=tmp_path / "sw", resume=True)
+    assert done.table["error"].isna().all() and done.computed + done.resumed == 2 and done.computed >= 1
+    pd.testing.assert_frame_equal(done.table, sim.sweep(classroom, grid))
