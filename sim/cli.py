@@ -204,7 +204,7 @@ def _run_replicas(args, scenario, out: Path) -> int:
 
     start = time.perf_counter()
     replicas = sim.run(scenario, replicas=args.replicas, progress=not args.quiet and sys.stderr.isatty())
-    replicas.save(out, plots=False if args.no_plots else None)
+    replicas.save(out, plots=False if args.no_plots else None, report=not args.no_report)
     if not args.quiet:
         print(f"{scenario.name}: {args.replicas} replicas of {scenario.duration / 86400:g} days (seeds spawned "
               f"from {scenario.seed}) in {time.perf_counter() - start:.2f} s")

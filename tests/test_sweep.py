@@ -297,7 +297,10 @@ def test_run_replicas_on_the_command_line(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "3 replicas of 2 days (seeds spawned from 7)" in printed and "95 % interval" in printed
     assert sorted(p.name for p in out.iterdir()) == ["replica-0", "replica-1", "replica-2", "replicas.csv",
-                                                     "replicas.json", "timeseries_band.csv"]
+                                                     "replicas.json", "report.html", "timeseries_band.csv"]
+    report = (out / "report.html").read_text()
+    assert "95 % interval" in report and "over 3 seed replicas" in report
+    assert not (out / "replica-0" / "report.html").exists()
     seeds = [json.loads((out / f"replica-{k}" / "manifest.json").read_text())["seed"] for k in range(3)]
     assert seeds == replica_seeds(7, 3)
     table = pd.read_csv(out / "replicas.csv", index_col="figure")

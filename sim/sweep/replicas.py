@@ -26,7 +26,6 @@ from sim.sweep.seeds import replica_seeds
 from sim.sweep.table import write_atomic
 
 REPLICA_FOLDER = "replica-{k}"
-REPLICA_FILES = ("replicas.json", "replicas.csv", "timeseries_band.csv")
 _REPLICA_RE = re.compile(r"^replica-\d+$")
 BAND = (5, 95)  # percentiles of the time-series band over replicas
 
@@ -87,15 +86,17 @@ class Replicas:
         name = getattr(self.scenario, "name", "?")
         return f"Replicas({name!r}, {len(self.results)} replicas, seeds {self.seeds})"
 
-    def save(self, directory: str | Path, plots: bool | None = None) -> Path:
-        """Write each replica's run into ``directory/replica-<k>/`` (as ``Results.save``) and the summaries
-        beside them: ``replicas.json`` (seeds and every figure's interval), ``replicas.csv`` (the intervals,
-        one row per figure), ``timeseries_band.csv``. dcsim's files of an earlier plain run in ``directory``
-        and replica folders beyond this run's count are removed, so nothing stale is read as this run."""
+    def save(self, directory: str | Path, plots: bool | None = None, report: bool = True) -> Path:
+        """Write each replica's run into ``directory/replica-<k>/`` (as ``Results.save``, without a report of
+        its own) and the summaries beside them: ``replicas.json`` (seeds and every figure's interval),
+        ``replicas.csv`` (the intervals, one row per figure), ``timeseries_band.csv``, and (unless ``report``
+        is false) ``report.html``: the key figures as mean and interval, with the first replica's plots
+        (``sim.results.report_html``). dcsim's files of an earlier plain run in ``directory`` and replica
+        folders beyond this run's count are removed, so nothing stale is read as this run."""
         folder = check_writable_folder(directory, option="output folder")
         folder.mkdir(parents=True, exist_ok=True)
         for k, results in enumerate(self.results):
-            results.save(folder / REPLICA_FOLDER.format(k=k), plots=plots)
+            results.save(folder / REPLICA_FOLDER.format(k=k), plots=plots, report=False)
         for name in DCSIM_FILES:
             (folder / name).unlink(missing_ok=True)
         for stale in folder.iterdir():
@@ -108,6 +109,10 @@ class Replicas:
         write_atomic(folder / "replicas.json", lambda p: p.write_text(json_text(record), encoding="utf-8"))
         write_atomic(folder / "replicas.csv", lambda p: summary.to_csv(p))
         write_atomic(folder / "timeseries_band.csv", lambda p: self.timeseries_band().to_csv(p, index=False))
+        if report:
+            from sim.results.report_html import write_report
+
+            write_report([folder])
         return folder
 
 
