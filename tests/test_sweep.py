@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -191,7 +192,8 @@ def test_resume_after_the_process_is_killed(tmp_path, capsys, reference):
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if table.exists() and len(pd.read_parquet(table)) >= 2:
+            # read the bytes once: the reader may open a path twice, and the sweep replaces the file meanwhile
+            if table.exists() and len(pd.read_parquet(io.BytesIO(table.read_bytes()))) >= 2:
                 break
             time.sleep(0.005)
         assert process.poll() is None, "the sweep ended before it could be killed"

@@ -13,6 +13,7 @@ seeds); ``--resume`` refuses a folder whose manifest differs, saying what differ
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -110,7 +111,7 @@ def read_records(folder: Path, design: Design) -> dict[tuple[int, int], dict]:
     if not path.exists():
         return {}
     try:
-        frame = pd.read_parquet(path, engine="pyarrow")
+        frame = pd.read_parquet(io.BytesIO(path.read_bytes()), engine="pyarrow")  # one read of one version
     except (OSError, ValueError) as exc:
         raise SweepError(f"--resume {folder}: cannot read {TABLE}: {exc}") from None
     fixed = {*KEY_COLUMNS, *design.parameters, ERROR}
