@@ -43,13 +43,14 @@ def _main(argv: list[str] | None) -> int:
     from sim.results.output_folder import OutputError
     from sim.scenario import ScenarioError
     from sim.scenario.overrides import OverrideError
+    from sim.sweep import SweepError
     from sim.workload import TraceError
     from sim.workload.memory import RunTooLargeError
 
     try:
         return args.handler(args)
     except (ScenarioError, TraceError, OverrideError, OutputError, SummaryError, FileNotFoundError,
-            RunTooLargeError) as exc:
+            RunTooLargeError, SweepError) as exc:
         print(f"dcsim: error: {exc}" if not isinstance(exc, ScenarioError) else str(exc), file=sys.stderr)
         return EXIT_USER_ERROR
 
@@ -96,7 +97,38 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     run.add_argument("--no-report", action="store_true", help="skip report.html (the run's report in one HTML file)")
+    run.add_argument("--replicas", type=_positive_int, metavar="N",
+                     help="run N seeds spawned from the scenario's; write replica-<k>/ folders and every "
+                     "figure's mean and 95 %% interval (replicas.csv, replicas.json)")
     run.set_defaults(handler=_run)
+    sweep = sub.add_parser("sweep", help="run a scenario over a grid of overrides (and replicas) into one table")
+    sweep.add_argument("scenario", help="scenario YAML file")
+    sweep.add_argument("--grid", action="append", default=[], metavar="PATH=V1,V2,...",
+                       help="a parameter and its values, e.g. --grid site.power_cap_mw=0.06,0.08,0.1 (repeatable; "
+                       "with --lhs a range PATH=LOW:HIGH)")
+    design = sweep.add_mutually_exclusive_group()
+    design.add_argument("--zip", action="store_true", help="pair the i-th values of every --grid instead of "
+                        "crossing them")
+    design.add_argument("--lhs", type=_positive_int, metavar="N",
+                        help="N points of a Latin hypercube over the --grid ranges")
+    sweep.add_argument("--lhs-seed", type=int, metavar="SEED", help="seed of the Latin hypercube [default: the "
+                       "scenario's seed]")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                       help="override a field at every point (repeatable)")
+    sweep.add_argument("--replicas", type=_positive_int, metavar="N",
+                       help="run every point with N seeds spawned from its seed [default: once, its own seed]")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="local worker processes [default: 1, in this process]")
+    where.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS "
+                       "(tcp://host:8786), or 'local' for a LocalCluster of --dask-workers processes")
+    sweep.add_argument("--dask-workers", type=_positive_int, default=2, metavar="N",
+                       help="worker processes of --dask local [default: 2]")
+    sweep.add_argument("--out", help="sweep folder [default: outputs/<scenario name>-sweep]")
+    sweep.add_argument("--resume", action="store_true",
+                       help="keep the rows already in the folder (same sweep only) and compute the rest")
+    sweep.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    sweep.set_defaults(handler=_sweep)
     validate = sub.add_parser("validate", help="check scenarios without simulating")
     validate.add_argument("scenarios", nargs="+")
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
@@ -151,6 +183,8 @@ def _run(args) -> int:
     scenario = _load(args.scenario, args.overrides)
     out = Path(args.out) if args.out is not None else check_writable_folder(
         default_output_dir(scenario, args.overrides), option="output folder")
+    if args.replicas is not None:
+        return _run_replicas(args, scenario, out)
     results = sim.run(scenario, progress=not args.quiet and sys.stderr.isatty())
     results.save(out, plots=False if args.no_plots else None, report=not args.no_report)
     if not args.quiet:
@@ -161,6 +195,96 @@ def _run(args) -> int:
         print(results.table())
         print(f"results in {out}{os.sep}")
     return 0
+
+
+def _run_replicas(args, scenario, out: Path) -> int:
+    import time
+
+    import sim
+
+    start = time.perf_counter()
+    replicas = sim.run(scenario, replicas=args.replicas, progress=not args.quiet and sys.stderr.isatty())
+    replicas.save(out, plots=False if args.no_plots else None, report=not args.no_report)
+    if not args.quiet:
+        print(f"{scenario.name}: {args.replicas} replicas of {scenario.duration / 86400:g} days (seeds spawned "
+              f"from {scenario.seed}) in {time.perf_counter() - start:.2f} s")
+        print(replicas.table())
+        print(f"results in {out}{os.sep} (replica-0 ... replica-{args.replicas - 1}; every figure's interval in "
+              "replicas.csv)")
+    return 0
+
+
+def _sweep(args) -> int:
+    import time
+
+    from sim.results.output_folder import OutputError, check_writable_folder, default_folder
+    from sim.sweep import SweepError, parse_grid_option, run_sweep
+    from sim.sweep.summary import sweep_text
+
+    if args.out is not None:
+        check_writable_folder(args.out)
+    grid: dict = {}
+    for text in args.grid:
+        key, values = parse_grid_option(text, ranges=args.lhs is not None)
+        if key in grid:
+            raise SweepError(f"--grid {key}: given twice; give all its values in one --grid")
+        grid[key] = values
+    if args.lhs is not None and not grid:
+        raise SweepError("--lhs: give the ranges to sample with --grid PATH=LOW:HIGH")
+    if args.lhs_seed is not None and args.lhs is None:
+        raise SweepError("--lhs-seed: only with --lhs N")
+    scenario = _load(args.scenario, args.overrides)
+    out = Path(args.out) if args.out is not None else Path(f"{default_folder(scenario.name, args.overrides)}-sweep")
+    try:
+        check_writable_folder(out, option="sweep folder")
+    except OutputError as exc:
+        raise SweepError(str(exc)) from None
+    client = None
+    if args.dask is not None:
+        from sim.sweep import dask_client
+
+        client = dask_client(args.dask, args.dask_workers)
+    start = time.perf_counter()
+    try:
+        done = run_sweep(scenario, grid, design="lhs" if args.lhs else "zip" if args.zip else "grid",
+                         samples=args.lhs, lhs_seed=args.lhs_seed, replicas=args.replicas, executor=client,
+                         workers=args.workers, out=out, resume=args.resume,
+                         progress=not args.quiet and sys.stderr.isatty(), via="--grid")
+    except KeyboardInterrupt:
+        print(f"dcsim: interrupted; the rows finished are in {out}{os.sep}sweep.parquet: the same command with "
+              "--resume computes the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if client is not None:
+            _close_dask(client, args.dask)
+    if not args.quiet:
+        table = done.table
+        failed = int(table["error"].notna().sum())
+        points = int(table["point"].nunique())
+        replicas = args.replicas or 1
+        print(f"{scenario.name}: {len(table)} runs ({points} point{'s' if points > 1 else ''} x {replicas} "
+              f"replica{'s' if replicas > 1 else ''}) in {time.perf_counter() - start:.2f} s: "
+              f"{done.computed} computed, {done.resumed} from the earlier run, {failed} failed")
+        print(sweep_text(table, list(grid)))
+        print(f"table in {out}{os.sep}sweep.parquet")
+    return 0
+
+
+def _close_dask(client, address: str) -> None:
+    cluster = client.cluster if address == "local" else None
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, found {value}")
+    return value
 
 
 def _validate(args) -> int:
