@@ -308,3 +308,12 @@ def test_monthly_service_cost_counts_each_group_in_its_window(tmp_path, family, 
     month_cost = per_million * units / 1e6
     assert month_cost[0] == pytest.approx(cost[first], rel=0.02)  # January: the first group only
     assert month_cost[1] == pytest.approx(cost[second], rel=0.02)
+
+
+def test_headroom_counts_a_group_only_while_active(llm_runs):
+    """Saturation throughput (averaged over the run) counts each group for its window only, at both fidelities:
+    a group that ended does not add capacity while it drains (two groups, each active half the run)."""
+    request, fluid = (llm_runs[f].summary["inference"]["chat"] for f in ("request", "fluid"))
+    per_type = [fluid["by_accelerator"][accel]["saturation_tokens_per_s"] for accel in ("h100-sxm", "tpu-v6e")]
+    assert fluid["saturation_tokens_per_s"] == pytest.approx(sum(per_type), rel=1e-9)
+    assert fluid["saturation_tokens_per_s"] == pytest.approx(request["saturation_tokens_per_s"], rel=0.1)

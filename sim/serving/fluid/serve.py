@@ -86,8 +86,10 @@ def serve_group(plan, offered, lengths: Lengths, slo) -> dict:
     k = plan.kernel
     replicas, widths = plan.replicas, np.diff(offered.edges)
     accepted = offered.arrivals * lengths.accepted_frac
+    active_s = widths  # the seconds of each bin the group is active: what its headroom counts
     if getattr(plan, "window", None) is not None:  # a windowed group serves only the active part of a bin
-        widths = widths * serving_cover(plan.window, offered.edges)
+        active_s = widths * active_fraction(plan.window, offered.edges)
+        widths = widths * serving_cover(plan.window, offered.edges)  # and drains its backlog after it
         rate = np.divide(accepted, widths, out=np.zeros(len(widths)), where=widths > 0)
     else:
         rate = accepted / widths
@@ -110,7 +112,7 @@ def serve_group(plan, offered, lengths: Lengths, slo) -> dict:
             "output_tokens": max(tokens, 0.0),
             "busy_chip_s": busy * widths * replicas * plan.chips_per_replica,
             "served_per_bin": served, "backlog_per_bin": backlog,
-            **_headroom(rows, row, meets, widths * replicas), **latency}
+            **_headroom(rows, row, meets, active_s * replicas), **latency}
 
 
 def _steady_state(k: dict, replicas: int, arrival_per_s: np.ndarray, lengths: Lengths, bins: int):
