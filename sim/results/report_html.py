@@ -366,55 +366,84 @@ SWEEP_PLOT_DPI = 100
 MAX_LINES = 8  # more groups than this: the points are drawn against the parameter alone
 
 
-def _sweep_plot(sweep: SweepReport, h: Headline, parameter: str) -> bytes:
-    """PNG: the mean of key figure ``h`` against ``parameter``, with the 95 % interval as a band; one line per
-    value of the other swept parameters (a grid of two or more), else one line (each parameter value once)
-    or points with interval bars (values repeated, e.g. a zip or Latin hypercube over several parameters)."""
-    import matplotlib
+@dataclass
+class SweepLine:
+    """One line of a sweep plot: its label (the other parameters' values; ``None`` for the only line), the x
+    positions (the parameter's values, or positions of text values), and the figure's mean and 95 % bounds
+    in display units, sorted by x."""
 
-    matplotlib.use("Agg")
-    import io
+    label: str | None
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
-    import matplotlib.pyplot as plt
+    @property
+    def joined(self) -> bool:
+        """Drawn as a line with a band when each x occurs once, else as points with interval bars."""
+        return len(np.unique(self.x)) == len(self.x)
 
-    from sim.results.plots import ACCELERATOR_COLOURS, STYLE
 
+def sweep_lines(sweep: SweepReport, h: Headline, parameter: str) -> tuple[list[SweepLine], list | None]:
+    """The lines of the plot of key figure ``h`` against ``parameter``: one per value of the other swept
+    parameters in a grid (at most ``MAX_LINES``), else one. Also the text values in design order (their x are
+    0, 1, ...), or ``None`` for a numeric parameter."""
     points = sweep.points
     others = [p for p in sweep.parameters if p != parameter]
-    numeric = pd.api.types.is_numeric_dtype(points[parameter]) and not pd.api.types.is_bool_dtype(points[parameter])
-    order = list(dict.fromkeys(points[parameter].tolist()))  # design order, for text values
+    column = points[parameter]
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    order = list(dict.fromkeys(column.tolist()))  # design order, for text values
     groups = [((), points)]
     if others and sweep.manifest.get("design") == "grid":
         grouped = [(key if isinstance(key, tuple) else (key,), frame)
                    for key, frame in points.groupby(others, sort=False)]
         if len(grouped) <= MAX_LINES:
             groups = grouped
+    lines = []
+    for key, frame in groups:
+        x = frame[parameter].to_numpy() if numeric else np.array([order.index(v) for v in frame[parameter]])
+        sort = np.argsort(x, kind="stable")
+        mean, low, high = (frame[f"{h.key}.{s}"].to_numpy(dtype=float)[sort] * h.scale
+                           for s in ("mean", "ci95_low", "ci95_high"))
+        label = ", ".join(f"{p}={_param_text(v)}" for p, v in zip(others, key)) if key else None
+        lines.append(SweepLine(label, x[sort].astype(float), mean, low, high))
+    return lines, None if numeric else order
+
+
+def _sweep_plot(sweep: SweepReport, h: Headline, parameter: str) -> bytes:
+    """PNG: the mean of key figure ``h`` against ``parameter``, with the 95 % interval as a band; one line per
+    value of the other swept parameters (a grid of two or more), else one line (each parameter value once)
+    or points with interval bars (values repeated, e.g. a zip or Latin hypercube over several parameters)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sim.results.plots import ACCELERATOR_COLOURS, STYLE
+
+    lines, categories = sweep_lines(sweep, h, parameter)
     with plt.rc_context({**STYLE, "figure.figsize": SWEEP_PLOT_SIZE, "figure.dpi": SWEEP_PLOT_DPI,
                          "savefig.dpi": SWEEP_PLOT_DPI, "font.size": 10, "axes.titlesize": 11,
                          "axes.labelsize": 10, "legend.fontsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9}):
         fig, ax = plt.subplots()
         fig.subplots_adjust(left=0.11, right=0.97, bottom=0.13, top=0.91)
-        for i, (key, frame) in enumerate(groups):
+        for i, line in enumerate(lines):
             colour = ACCELERATOR_COLOURS[i % len(ACCELERATOR_COLOURS)]
-            x = frame[parameter].to_numpy() if numeric else np.array([order.index(v) for v in frame[parameter]])
-            sort = np.argsort(x, kind="stable")
-            x = x[sort].astype(float)
-            mean, low, high = (frame[f"{h.key}.{s}"].to_numpy(dtype=float)[sort] * h.scale
-                               for s in ("mean", "ci95_low", "ci95_high"))
-            label = ", ".join(f"{p}={_param_text(v)}" for p, v in zip(others, key)) if key else None
-            if len(np.unique(x)) == len(x):
-                ax.plot(x, mean, marker="o", color=colour, label=label)
-                ax.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
+            if line.joined:
+                ax.plot(line.x, line.mean, marker="o", color=colour, label=line.label)
+                ax.fill_between(line.x, line.low, line.high, color=colour, alpha=0.2, linewidth=0)
             else:
-                ax.errorbar(x, mean, yerr=np.vstack([mean - low, high - mean]), fmt="o", color=colour,
-                            capsize=3, label=label)
-        if not numeric:
-            ax.set_xticks(range(len(order)), [_param_text(v) for v in order])
-            ax.set_xlim(-0.5, len(order) - 0.5)
+                ax.errorbar(line.x, line.mean, yerr=np.vstack([line.mean - line.low, line.high - line.mean]),
+                            fmt="o", color=colour, capsize=3, label=line.label)
+        if categories is not None:
+            ax.set_xticks(range(len(categories)), [_param_text(v) for v in categories])
+            ax.set_xlim(-0.5, len(categories) - 0.5)
         ax.set_xlabel(parameter)
         ax.set_ylabel(h.label + (f" ({h.unit})" if h.unit else ""))
         ax.set_title(f"{h.label} against {parameter}")
-        if any(key for key, _ in groups):
+        if any(line.label for line in lines):
             ax.legend(loc="best")
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", metadata={"Software": None})
