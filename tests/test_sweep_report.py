@@ -139,11 +139,17 @@ def test_two_parameters_give_one_line_per_value_of_the_other(tmp_path):
     assert text.read_text().count("<img ") == 2  # one key figure against each of the two parameters
 
 
-def test_a_zip_design_over_repeated_values_draws_points_with_bars(tmp_path):
+def test_a_zip_design_over_several_parameters_draws_points_with_bars(tmp_path):
     sweep = synthetic(tmp_path, {"site.power_cap_mw": [0.06, 0.06, 0.1], "policy.scheduler.kind": ["fifo", "sjf",
                                                                                           "fifo"]}, kind="zip")
     [line], _ = sweep_lines(sweep, sweep.headlines[0], "site.power_cap_mw")
     assert line.label is None and not line.joined and list(line.x) == [0.06, 0.06, 0.1]
+    [line], _ = sweep_lines(synthetic(tmp_path, {"site.power_cap_mw": [0.06, 0.08], "policy.scheduler.kind": [
+        "fifo", "sjf"]}, kind="zip"), sweep.headlines[0], "site.power_cap_mw")
+    assert not line.joined and list(line.x) == [0.06, 0.08]  # the scheduler changes too: no line between them
+    [line], _ = sweep_lines(synthetic(tmp_path, {"site.power_cap_mw": [0.06, 0.08]}, kind="zip"),
+                            sweep.headlines[0], "site.power_cap_mw")
+    assert line.joined
 
 
 @pytest.mark.parametrize("case", ["no-table", "not-a-sweep", "with-a-run"])

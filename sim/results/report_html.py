@@ -377,11 +377,13 @@ class SweepLine:
     mean: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    others_fixed: bool = True  # False: the other swept parameters vary along the line (zip, Latin hypercube)
 
     @property
     def joined(self) -> bool:
-        """Drawn as a line with a band when each x occurs once, else as points with interval bars."""
-        return len(np.unique(self.x)) == len(self.x)
+        """Drawn as a line with a band when each x occurs once and nothing else varies along it, else as points
+        with interval bars."""
+        return self.others_fixed and len(np.unique(self.x)) == len(self.x)
 
 
 def sweep_lines(sweep: SweepReport, h: Headline, parameter: str) -> tuple[list[SweepLine], list | None]:
@@ -406,14 +408,14 @@ def sweep_lines(sweep: SweepReport, h: Headline, parameter: str) -> tuple[list[S
         mean, low, high = (frame[f"{h.key}.{s}"].to_numpy(dtype=float)[sort] * h.scale
                            for s in ("mean", "ci95_low", "ci95_high"))
         label = ", ".join(f"{p}={_param_text(v)}" for p, v in zip(others, key)) if key else None
-        lines.append(SweepLine(label, x[sort].astype(float), mean, low, high))
+        lines.append(SweepLine(label, x[sort].astype(float), mean, low, high, others_fixed=bool(key) or not others))
     return lines, None if numeric else order
 
 
 def _sweep_plot(sweep: SweepReport, h: Headline, parameter: str) -> bytes:
     """PNG: the mean of key figure ``h`` against ``parameter``, with the 95 % interval as a band; one line per
-    value of the other swept parameters (a grid of two or more), else one line (each parameter value once)
-    or points with interval bars (values repeated, e.g. a zip or Latin hypercube over several parameters)."""
+    value of the other swept parameters (a grid of two or more), else one line (one parameter, each value once)
+    or points with interval bars (the other parameters vary too: a zip or Latin hypercube over several)."""
     import io
 
     import matplotlib
