@@ -128,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--resume", action="store_true",
                        help="keep the rows already in the folder (same sweep only) and compute the rest")
     sweep.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    sweep.add_argument("--no-report", action="store_true", help="skip sweep-report.html (the sweep's report in "
+                       "one HTML file)")
     sweep.set_defaults(handler=_sweep)
     validate = sub.add_parser("validate", help="check scenarios without simulating")
     validate.add_argument("scenarios", nargs="+")
@@ -148,11 +150,13 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--all", dest="show_all", action="store_true",
                          help="also list the metrics that did not change")
     compare.set_defaults(handler=_compare)
-    report = sub.add_parser("report", help="write one self-contained HTML report of a run, or of several runs "
-                            "side by side")
-    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="output folder of a run (several: compared)")
+    report = sub.add_parser("report", help="write one self-contained HTML report of a run or a sweep, or of "
+                            "several runs side by side")
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="output folder of a run (several: compared), "
+                        "or a sweep folder (dcsim sweep writes one)")
     report.add_argument("--out", help="the HTML file to write [default: RUN_DIR/report.html for one run, "
-                        "compare-report.html in the current folder for several]")
+                        "SWEEP_DIR/sweep-report.html for a sweep, compare-report.html in the current folder for "
+                        "several runs]")
     report.set_defaults(handler=_report)
     return parser
 
@@ -267,6 +271,12 @@ def _sweep(args) -> int:
               f"{done.computed} computed, {done.resumed} from the earlier run, {failed} failed")
         print(sweep_text(table, list(grid)))
         print(f"table in {out}{os.sep}sweep.parquet")
+    if not args.no_report:
+        from sim.sweep.report import write_sweep_report
+
+        report = write_sweep_report(out)
+        if not args.quiet:
+            print(f"report in {report}")
     return 0
 
 
@@ -343,9 +353,15 @@ def _compare(args) -> int:
 
 
 def _report(args) -> int:
+    from sim.results.compare import SummaryError
     from sim.results.report_html import write_report
+    from sim.sweep.report import is_sweep_folder, write_sweep_report
 
-    path = write_report(args.runs, args.out)
+    sweeps = [run for run in args.runs if is_sweep_folder(run)]
+    if sweeps and len(args.runs) > 1:
+        raise SummaryError(f"{sweeps[0]}: a sweep folder is reported alone (dcsim report {sweeps[0]}); "
+                           "several folders are compared only as runs")
+    path = write_sweep_report(sweeps[0], args.out) if sweeps else write_report(args.runs, args.out)
     print(f"report in {path}")
     return 0
 

@@ -22,9 +22,12 @@ every list is in a fixed order. A small inline script checks, after loading, tha
 script error occurred, and records the outcome in the ``data-check`` attribute of ``<html>`` (``ok <images>``,
 else what failed): the test suite reads it from headless Chromium.
 
-Extension point for sweeps: ``page(title, sections)`` assembles any list of HTML sections, and
-``sweep_section(rows)`` is where a sweep's table (one row per point and replica) becomes a section; its
-format belongs to ``sim.sweep``, so it is not rendered here yet.
+For a sweep folder (``sweep-report.html``; ``sim.sweep.report`` reads the folder into a ``SweepReport``):
+the scenario in brief (from the folder's ``scenario.json``), the design (kind, parameters and their values,
+replicas, seeds), the points with each key figure as mean and 95 % interval over the point's replicas, the
+failed runs with their errors, and per key figure one plot against each swept parameter with its 95 % band
+(two parameters: one line per value of the other). The plots are drawn here (matplotlib, PNG without a
+software version, so the same folder gives the same bytes).
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from sim.results.compare import SummaryError, _change, flatten, headlines, read_summary
+from sim.results.compare import Headline, SummaryError, _change, flatten, headlines, read_summary
 from sim.results.output_folder import (
     COMPLETE_MARKER,
     PLOT_FILES,
@@ -128,6 +132,20 @@ def _read_intervals(path: Path) -> tuple[dict, int | None]:
     return kept, replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
 
 
+@dataclass
+class SweepReport:
+    """What the report of a sweep folder shows (``sim.sweep.report.read_sweep`` fills it)."""
+
+    label: str  # the folder as given
+    manifest: dict  # sweep.json: scenario name and hash, design, parameters, points, replicas, seeds
+    scenario: dict | None  # scenario.json: the scenario swept (before the points' overrides)
+    parameters: list[str]
+    headlines: list[Headline]  # the key figures the table has values for
+    points: pd.DataFrame  # per point: point, parameters, runs, <key>.mean / .ci95_low / .ci95_high
+    failed: pd.DataFrame  # the failed rows: point, replica, seed, parameters, error
+    rows: int  # rows in the table
+
+
 # ---------------------------------------------------------------------------------------------- writing
 
 
@@ -139,7 +157,7 @@ def write_report(runs: list[str | Path], out: str | Path | None = None) -> Path:
     if out is None:
         target = Path(runs[0]) / REPORT_FILE if len(folders) == 1 else Path(COMPARE_FILE)
     else:
-        target = _check_out(out)
+        target = check_out(out)
     text = single_run_html(folders[0]) if len(folders) == 1 else compare_html(folders)
     write_text_atomic(target, text)
     return target
@@ -150,7 +168,8 @@ def write_run_report(folder: Path, files: list[str]) -> None:
     (folder / REPORT_FILE).write_text(single_run_html(load_folder(folder, files)), encoding="utf-8")
 
 
-def _check_out(out: str | Path) -> Path:
+def check_out(out: str | Path) -> Path:
+    """``--out FILE`` checked: not empty, not a folder, in a folder that can be written."""
     if str(out).strip() == "":
         raise OutputError("--out: empty path; give a file, e.g. --out report.html")
     target = Path(out)
@@ -205,11 +224,233 @@ def compare_html(runs: list[RunFolder]) -> str:
     return page("dcsim comparison: " + " vs ".join(_scenario_name(r) for r in runs), sections)
 
 
-def sweep_section(rows: pd.DataFrame) -> str:
-    """Extension point: a sweep's rows (one per point and replica, as ``sim.sweep`` writes them) as a report
-    section: each key figure against the swept parameters, with its band. Its table format is defined by
-    ``sim.sweep``; pass the section this returns to ``page`` with the others."""
-    raise NotImplementedError("sweep reports: render the sim.sweep table here, then page(title, [sections])")
+def sweep_html(sweep: SweepReport) -> str:
+    """The report of a sweep folder."""
+    name = sweep.manifest.get("scenario") or (sweep.scenario or {}).get("name") or "sweep"
+    sections = [_sweep_scenario_section(sweep), _design_section(sweep), sweep_section(sweep),
+                _failed_section(sweep)]
+    return page(f"dcsim sweep report: {name}", [s for s in sections if s])
+
+
+def sweep_section(sweep: SweepReport) -> str:
+    """A sweep's points as a report section: per point its parameters, the runs that finished and each key
+    figure as mean [95 % interval] over the point's replicas; then per key figure one plot against each swept
+    parameter with its band."""
+    heads, params = sweep.headlines, sweep.parameters
+    header = ["point", *params, "runs", *[h.label + (f" ({h.unit})" if h.unit else "") for h in heads]]
+    per_point = _per_point_seeds(sweep)
+    if per_point:
+        header.append("seeds")
+    rows = []
+    for record in sweep.points.to_dict("records"):
+        row = [_Cell(str(int(record["point"]))), *[_param_text(record[p]) for p in params],
+               _Cell(str(int(record["runs"])))]
+        for h in heads:
+            row.append(_Cell(_mean_interval(h, record)))
+        if per_point:
+            seeds = sweep.manifest["seeds"][int(record["point"])]
+            row.append(", ".join(str(s) for s in seeds))
+        rows.append(row)
+    note = ('<p class="note">Each key figure (those <code>dcsim compare</code> leads with) as its mean over the '
+            "point's replicas that finished, then its 95 % interval in brackets (Student t; none with one "
+            "run).</p>")
+    parts = ["<h2>Points</h2>", note, f'<div class="scroll">{_table(header, rows)}</div>']
+    if params and heads and len(sweep.points):
+        parts.append("<h2>Key figures against the swept parameters</h2>")
+        parts.append('<p class="note">The mean over each point\'s replicas, with its 95 % interval as a band '
+                     "(or a bar where the points do not form a line).</p>")
+        figures = [_figure(f"{h.key} vs {p}", _sweep_plot(sweep, h, p), f"{h.label} against {p}")
+                   for h in heads for p in params]
+        parts.append('<div class="plots">\n' + "\n".join(figures) + "\n</div>")
+    return "\n".join(parts)
+
+
+def _sweep_scenario_section(sweep: SweepReport) -> str:
+    scenario, manifest = sweep.scenario or {}, sweep.manifest
+    rows = [["name", str(manifest.get("scenario") or scenario.get("name") or "?")], ["folder", sweep.label]]
+    if scenario:
+        rows += [["start", str(scenario.get("start"))], ["duration", _duration(scenario.get("duration"))],
+                 ["seed", str(scenario.get("seed"))]]
+    if manifest.get("scenario_sha256"):
+        rows.append(["scenario SHA-256", str(manifest["scenario_sha256"])])
+    if manifest.get("dcsim"):
+        rows.append(["dcsim", str(manifest["dcsim"])])
+    parts = ["<h2>Scenario</h2>"]
+    description = str(scenario.get("description") or "").strip()
+    if description:
+        parts.append(f'<p class="desc">{_e(description)}</p>')
+    parts.append(_table(["", ""], rows, show_header=False))
+    if scenario.get("fleet") is not None:
+        parts.append("<h3>Fleet (before the swept overrides)</h3>\n" + _fleet_table(scenario))
+    else:
+        parts.append(f'<p class="note">This sweep folder has no {SCENARIO_FILE} (written from this version on), '
+                     "so only the scenario's name is shown.</p>")
+    return "\n".join(parts)
+
+
+DESIGN_TEXT = {"grid": "grid: every combination of the values (the first parameter varying slowest)",
+               "zip": "zip: the i-th values of the parameters together",
+               "lhs": "Latin hypercube: points drawn over the ranges, every stratum used once per parameter"}
+
+
+def _design_section(sweep: SweepReport) -> str:
+    manifest = sweep.manifest
+    kind = str(manifest.get("design", "?"))
+    points = manifest.get("points") or []
+    replicas = manifest.get("replicas")
+    rows = [["design", DESIGN_TEXT.get(kind, kind)]]
+    if kind == "lhs" and manifest.get("lhs_seed") is not None:
+        rows.append(["Latin hypercube seed", str(manifest["lhs_seed"])])
+    rows.append(["points", f"{len(points):,}"])
+    rows.append(["replicas", f"{replicas} per point (seeds spawned from the point's seed)" if replicas
+                 else "1 per point (the point's own seed)"])
+    rows.append(["runs in the table", f"{sweep.rows:,} of {sum(len(s) for s in manifest.get('seeds') or []):,}"
+                 f" ({len(sweep.failed):,} failed)"])
+    seeds = manifest.get("seeds") or []
+    if seeds and not _per_point_seeds(sweep):
+        rows.append(["seeds", ", ".join(str(s) for s in seeds[0]) + " (the same at every point: common random "
+                     "numbers)"])
+    parameter_rows = []
+    for p in sweep.parameters:
+        values = [point.get(p) for point in points if isinstance(point, dict)]
+        distinct = list(dict.fromkeys(_param_text(v) for v in values))
+        if kind == "lhs" and values and all(_is_number(v) for v in values):
+            shown = f"{_param_text(min(values))} – {_param_text(max(values))} ({len(values)} draws)"
+        else:
+            shown = ", ".join(distinct)
+        parameter_rows.append([p, shown])
+    parts = ["<h2>Design</h2>", _table(["", ""], rows, show_header=False)]
+    if parameter_rows:
+        parts.append(_table(["parameter", "values"], parameter_rows))
+    else:
+        parts.append('<p class="note">No swept parameter: replicas of the scenario only.</p>')
+    return "\n".join(parts)
+
+
+def _failed_section(sweep: SweepReport) -> str:
+    if sweep.failed.empty:
+        return ""
+    rows = [[_Cell(str(int(r["point"]))), _Cell(str(int(r["replica"]))), str(int(r["seed"])),
+             *[_param_text(r[p]) for p in sweep.parameters], str(r["error"])]
+            for r in sweep.failed.to_dict("records")]
+    return (f"<h2>Failed runs</h2>\n<p class=\"note\">{len(rows)} run(s) raised an error; their points' figures "
+            "are over the replicas that finished.</p>\n"
+            + _table(["point", "replica", "seed", *sweep.parameters, "error"], rows))
+
+
+def _per_point_seeds(sweep: SweepReport) -> bool:
+    """Whether the points have different seeds (then each point's are listed with it)."""
+    seeds = sweep.manifest.get("seeds") or []
+    return any(s != seeds[0] for s in seeds)
+
+
+def _mean_interval(h: Headline, record: dict) -> str:
+    mean, low, high = (record[f"{h.key}.{s}"] for s in ("mean", "ci95_low", "ci95_high"))
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    text = h.show(float(mean))
+    if not math.isnan(low):
+        text += f" [{h.show(float(low))}, {h.show(float(high))}]"
+    return text
+
+
+def _param_text(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# sweep plots: small (two per row on a wide screen), no software version in the PNG (the same bytes)
+SWEEP_PLOT_SIZE = (7.0, 4.0)
+SWEEP_PLOT_DPI = 100
+MAX_LINES = 8  # more groups than this: the points are drawn against the parameter alone
+
+
+@dataclass
+class SweepLine:
+    """One line of a sweep plot: its label (the other parameters' values; ``None`` for the only line), the x
+    positions (the parameter's values, or positions of text values), and the figure's mean and 95 % bounds
+    in display units, sorted by x."""
+
+    label: str | None
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    others_fixed: bool = True  # False: the other swept parameters vary along the line (zip, Latin hypercube)
+
+    @property
+    def joined(self) -> bool:
+        """Drawn as a line with a band when each x occurs once and nothing else varies along it, else as points
+        with interval bars."""
+        return self.others_fixed and len(np.unique(self.x)) == len(self.x)
+
+
+def sweep_lines(sweep: SweepReport, h: Headline, parameter: str) -> tuple[list[SweepLine], list | None]:
+    """The lines of the plot of key figure ``h`` against ``parameter``: one per value of the other swept
+    parameters in a grid (at most ``MAX_LINES``), else one. Also the text values in design order (their x are
+    0, 1, ...), or ``None`` for a numeric parameter."""
+    points = sweep.points
+    others = [p for p in sweep.parameters if p != parameter]
+    column = points[parameter]
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    order = list(dict.fromkeys(column.tolist()))  # design order, for text values
+    groups = [((), points)]
+    if others and sweep.manifest.get("design") == "grid":
+        grouped = [(key if isinstance(key, tuple) else (key,), frame)
+                   for key, frame in points.groupby(others, sort=False)]
+        if len(grouped) <= MAX_LINES:
+            groups = grouped
+    lines = []
+    for key, frame in groups:
+        x = frame[parameter].to_numpy() if numeric else np.array([order.index(v) for v in frame[parameter]])
+        sort = np.argsort(x, kind="stable")
+        mean, low, high = (frame[f"{h.key}.{s}"].to_numpy(dtype=float)[sort] * h.scale
+                           for s in ("mean", "ci95_low", "ci95_high"))
+        label = ", ".join(f"{p}={_param_text(v)}" for p, v in zip(others, key)) if key else None
+        lines.append(SweepLine(label, x[sort].astype(float), mean, low, high, others_fixed=bool(key) or not others))
+    return lines, None if numeric else order
+
+
+def _sweep_plot(sweep: SweepReport, h: Headline, parameter: str) -> bytes:
+    """PNG: the mean of key figure ``h`` against ``parameter``, with the 95 % interval as a band; one line per
+    value of the other swept parameters (a grid of two or more), else one line (one parameter, each value once)
+    or points with interval bars (the other parameters vary too: a zip or Latin hypercube over several)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sim.results.plots import ACCELERATOR_COLOURS, STYLE
+
+    lines, categories = sweep_lines(sweep, h, parameter)
+    with plt.rc_context({**STYLE, "figure.figsize": SWEEP_PLOT_SIZE, "figure.dpi": SWEEP_PLOT_DPI,
+                         "savefig.dpi": SWEEP_PLOT_DPI, "font.size": 10, "axes.titlesize": 11,
+                         "axes.labelsize": 10, "legend.fontsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9}):
+        fig, ax = plt.subplots()
+        fig.subplots_adjust(left=0.11, right=0.97, bottom=0.13, top=0.91)
+        for i, line in enumerate(lines):
+            colour = ACCELERATOR_COLOURS[i % len(ACCELERATOR_COLOURS)]
+            if line.joined:
+                ax.plot(line.x, line.mean, marker="o", color=colour, label=line.label)
+                ax.fill_between(line.x, line.low, line.high, color=colour, alpha=0.2, linewidth=0)
+            else:
+                ax.errorbar(line.x, line.mean, yerr=np.vstack([line.mean - line.low, line.high - line.mean]),
+                            fmt="o", color=colour, capsize=3, label=line.label)
+        if categories is not None:
+            ax.set_xticks(range(len(categories)), [_param_text(v) for v in categories])
+            ax.set_xlim(-0.5, len(categories) - 0.5)
+        ax.set_xlabel(parameter)
+        ax.set_ylabel(h.label + (f" ({h.unit})" if h.unit else ""))
+        ax.set_title(f"{h.label} against {parameter}")
+        if any(line.label for line in lines):
+            ax.legend(loc="best")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", metadata={"Software": None})
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def page(title: str, sections: list[str]) -> str:
@@ -551,6 +792,6 @@ def _brief_cells(run: RunFolder) -> list:
             fleet]
 
 
-__all__ = ["COMPARE_FILE", "COMPLETE_MARKER", "REPORT_FILE", "SCENARIO_FILE", "RunFolder", "compare_html",
-           "load_folder", "page", "read_run", "single_run_html", "sweep_section", "write_report",
-           "write_run_report"]
+__all__ = ["COMPARE_FILE", "COMPLETE_MARKER", "REPORT_FILE", "SCENARIO_FILE", "RunFolder", "SweepReport",
+           "check_out", "compare_html", "load_folder", "page", "read_run", "single_run_html", "sweep_html",
+           "sweep_section", "write_report", "write_run_report"]

@@ -28,7 +28,15 @@ from sim.results.manifest import scenario_hash
 from sim.scenario import Scenario, ScenarioError
 from sim.sweep.design import Design, SweepError, make_design
 from sim.sweep.seeds import replica_seeds
-from sim.sweep.table import build_frame, check_resumable, read_records, sweep_manifest, write_manifest, write_table
+from sim.sweep.table import (
+    build_frame,
+    check_resumable,
+    read_records,
+    sweep_manifest,
+    write_manifest,
+    write_scenario,
+    write_table,
+)
 from sim.sweep.tasks import init_worker, run_task
 
 # A finished row is written at once unless the last write ended less than WRITE_SPACING times its own
@@ -59,7 +67,8 @@ def run_sweep(scenario: Scenario, grid: dict | None = None, *, design: str = "gr
               lhs_seed: int | None = None, replicas: int | None = None, executor=None, workers: int = 1,
               out: str | Path | None = None, resume: bool = False, progress: bool = False,
               via: str = "override") -> SweepRun:
-    """Run the sweep; write ``out/sweep.parquet`` and ``out/sweep.json`` as rows finish when ``out`` is given.
+    """Run the sweep; write ``out/sweep.parquet`` and ``out/sweep.json`` as rows finish when ``out`` is given
+    (and ``out/scenario.json``, the scenario swept, before any point: the report reads it).
 
     ``grid``: parameter path -> list of values (``design="grid"`` or ``"zip"``), or -> ``(low, high)`` for
     ``design="lhs"`` with ``samples`` points drawn with ``lhs_seed`` (default: the scenario's seed).
@@ -80,6 +89,7 @@ def run_sweep(scenario: Scenario, grid: dict | None = None, *, design: str = "gr
 
         manifest = sweep_manifest(scenario.name, scenario_hash(scenario), plan, replicas, seeds, __version__)
         records = _open_folder(folder, manifest, plan, resume)
+        write_scenario(folder, scenario)
     resumed = len(records)
     todo = [(p, r) for p in range(len(plan.points)) for r in range(len(seeds[p])) if (p, r) not in records]
     tasks = {key: _replica(scenarios[key[0]], seeds[key[0]][key[1]], replicas) for key in todo}

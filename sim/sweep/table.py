@@ -26,6 +26,7 @@ from sim.sweep.design import Design, SweepError
 
 TABLE = "sweep.parquet"
 MANIFEST = "sweep.json"
+SCENARIO = "scenario.json"  # the scenario swept (--set applied, defaults filled; before the points' overrides)
 KEY_COLUMNS = ("point", "replica", "seed")
 ERROR = "error"
 
@@ -86,6 +87,14 @@ def write_table(folder: Path, frame: pd.DataFrame) -> None:
 def write_manifest(folder: Path, manifest: dict) -> None:
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     write_atomic(folder / MANIFEST, lambda path: path.write_text(text, encoding="utf-8"))
+
+
+def write_scenario(folder: Path, scenario) -> None:
+    """Write the scenario swept as ``folder/scenario.json`` (as a run folder's ``scenario.json``)."""
+    from sim.results.results import json_text
+
+    text = json_text(scenario.model_dump(mode="json"))
+    write_atomic(folder / SCENARIO, lambda path: path.write_text(text, encoding="utf-8"))
 
 
 _UMASK = os.umask(0)
