@@ -264,7 +264,9 @@ def test_a_grid_value_of_the_wrong_type_fails_before_anything_runs(tmp_path, cap
 
 @pytest.mark.parametrize("args, message", [
     (["--grid", "site.pue"], "--grid expects KEY=v1,v2"),
-    (["--zip", "--grid", "site.pue=1.1,1.2", "--grid", "seed=1"], "--zip: every --grid needs the same number"),
+    (["--zip", "--grid", "site.pue=1.1,1.2", "--grid", "site.carbon_g_per_kwh=1"],
+     "--zip: every --grid needs the same number"),
+    (["--grid", "seed=1,2"], "grid seed: the table's own column 'seed' cannot be swept; accepted: replicas"),
     (["--lhs", "4"], "--lhs: give the ranges"),
     (["--lhs-seed", "4", "--grid", "site.pue=1.1"], "--lhs-seed: only with --lhs N"),
     (["--grid", "site.pue=1.1", "--grid", "site.pue=1.2"], "--grid site.pue: given twice"),

@@ -21,6 +21,7 @@ import numpy as np
 from sim.scenario.overrides import OverrideError, parse_assignment
 
 DESIGNS = ("grid", "zip", "lhs")
+RESERVED = ("point", "replica", "seed", "error")  # columns of the sweep table (sim.sweep.table)
 
 
 class SweepError(ValueError):
@@ -81,6 +82,9 @@ def make_design(grid: dict[str, list] | None, kind: str = "grid", samples: int |
             raise SweepError(f"grid: a parameter path must be dotted text like 'site.power_cap_mw', got {key!r}")
         if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
             raise SweepError(f"grid {key}: give a non-empty list of values, got {values!r}")
+        if key in RESERVED:
+            raise SweepError(f"grid {key}: the table's own column {key!r} cannot be swept; accepted: replicas "
+                             "(--replicas N) to run each point with several seeds, each recorded in the seed column")
     keys = tuple(grid)
     if kind == "lhs":
         if samples is None or samples < 1:
