@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                     scaling_schedule=serving.scaling.schedule,
                                     checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval,
                                     burst_policies=_burst_policies(scenario, fleet))
+    fleet, serving_burst_pools = _serving_burst(fleet, serving)
     burst_events = None
     if cluster.burst is not None:  # the burst pools' realised rentals feed everything that integrates online chips
         fleet, burst_events = realise_burst(fleet, cluster.burst.events, horizon, scenario.start)
@@ -84,7 +86,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         summary["inference"] = serving.summaries()
         summary["scenario"] = {"name": scenario.name, "description": scenario.description.strip()}
         if burst_events is not None:
-            summary["burst"] = burst_summary(burst_events, fleet, horizon)
+            summary["burst"] = burst_summary(burst_events, fleet, horizon, serving_burst_pools)
         requests = serving.requests_table()
         edges = np.append(series["time_s"].to_numpy(), horizon)
         ledger = build_ledger(fleet.pools, fleet.site, scenario.start, horizon, edges,
@@ -106,6 +108,18 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
                    fluid_load=serving.load_per_bin(), requests=requests, ledger=ledger, monthly=monthly,
                    procurement=procurement, burst=burst_events)
+
+
+def _serving_burst(fleet, serving):
+    """The fleet with each serving-burst pool's online chips (its group's rental windows, ``sim.serving.burst``),
+    and those pools' indices."""
+    rentals = [rental for run in serving.services for rental in run.burst_rentals()]
+    if not rentals:
+        return fleet, frozenset()
+    pools = list(fleet.pools)
+    for pool, steps in rentals:
+        pools[pool] = pools[pool].with_realised_steps(*steps)
+    return dataclasses.replace(fleet, pools=pools), frozenset(pool for pool, _ in rentals)
 
 
 def _burst_policies(scenario: Scenario, fleet) -> list:

@@ -363,7 +363,8 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         delivery_usd_per_chip=delivery_usd,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
         rental_term=pool.rental_term if pool.owner == "rented" else "on-demand",
-        burst=any(b.pool == pool.name for b in scenario.policy.burst),
+        burst=any(b.pool == pool.name for b in scenario.policy.burst) or any(
+            g.burst is not None and g.pool == pool.name for s in scenario.workloads.inference for g in s.replicas),
     )
 
 

@@ -20,10 +20,11 @@ COLUMNS = ["time_s", "datetime", "pool", "event", "chips", "domain", "rented_chi
 
 def realise_burst(fleet, events, horizon_s: float, start_date) -> tuple[object, pd.DataFrame]:
     """The fleet with each burst pool's realised online chips, and the events as a table (one row per
-    request, online and release, in time order; ``rented_chips``: the pool's online rented chips after it)."""
+    request, online and release, in time order; ``rented_chips``: the pool's online rented chips after it).
+    Serving-burst pools (``sim.serving.burst``, their rentals already realised) are left as they are."""
     pools = list(fleet.pools)
     for p in pools:
-        if p.burst:
+        if p.burst and p.realised_steps is None:
             begin, end = p.online_window(horizon_s)
             pools[p.index] = p.with_realised_steps(*realised_steps(events, p.index, begin, end))
     rows, online = [], {p.index: 0 for p in pools}
@@ -38,13 +39,13 @@ def realise_burst(fleet, events, horizon_s: float, start_date) -> tuple[object, 
     return dataclasses.replace(fleet, pools=pools), table
 
 
-def burst_summary(table: pd.DataFrame, fleet, horizon_s: float) -> dict:
+def burst_summary(table: pd.DataFrame, fleet, horizon_s: float, serving_pools=frozenset()) -> dict:
     """Per burst pool: counts of requests, onlines and releases; ``rented_chip_hours`` (chips online while
     rented, within the run), ``peak_rented_chips``, ``rental_usd`` (those chip-hours × the pool's rate: what
     the ledger charges), and ``rented_chips_at_end``."""
     out = {}
     for p in fleet.pools:
-        if not p.burst:
+        if not p.burst or p.index in serving_pools:  # serving burst: in its service's summary
             continue
         rows = table[table["pool"] == p.name]
         kinds = rows["event"].to_numpy()

@@ -48,6 +48,23 @@ class Autoscale(Strict):
         0.7, gt=0, le=1, description="busy share one replica should run at (lower = more headroom) [-]")
 
 
+class ServingBurst(Strict):
+    """Rent a replica group on an on-demand rented pool only while its service misses its SLO
+    (``sim.serving.burst``): a reactive two-pass model. The service is served once without the group; every
+    ``interval`` whose arrivals meet the SLO less often than ``slo_attainment_below`` rents the group from the
+    interval's end + ``provisioning_delay`` for ``min_rental`` (rentals that overlap or touch merge into one
+    window); the service is then served again with the group active in those windows."""
+
+    slo_attainment_below: float = Field(
+        gt=0, le=1, description="rent when an interval's SLO attainment (met / offered arrivals) is below this [-]")
+    provisioning_delay: DurationS = Field(600.0, ge=0, description="from the decision (the interval's end) to the "
+                                                                   "replicas taking requests [s or '10min']")
+    min_rental: DurationS = Field(3600.0, gt=0, description="shortest rental; a later low interval extends it "
+                                                            "[s or '1h']")
+    interval: DurationS = Field(3600.0, gt=0, description="decision interval: attainment is measured per interval "
+                                                          "of arrivals from t = 0 [s or '1h']")
+
+
 class ReplicaGroup(Strict):
     """Identical replicas of the service's model on one pool, on chips reserved for them while the group is
     active: over [max(active_from, the pool's online_from), min(active_until, the pool's online_until)), cut to
@@ -70,6 +87,9 @@ class ReplicaGroup(Strict):
         "request waited this long (ranking) [ms]")
     autoscale: Autoscale | None = Field(
         None, description="scale between min_count and count by load (shared pools only); none = count always")
+    burst: ServingBurst | None = Field(
+        None, description="rent this group's replicas only while the service misses its SLO (a fluid LLM service; "
+                          "the pool: rented, on-demand, holding this group alone); none = always active")
     active_from: dt.date | None = Field(
         None, description="date the group starts taking requests (its chips are held from then on) [default: its "
                           "pool's online_from, else the scenario start]")

@@ -72,6 +72,11 @@ class ServiceRun(ABC):
         ``scaled_groups`` (whose windows the autoscaler's plan already carries); default none."""
         return []
 
+    def burst_rentals(self) -> list[tuple]:
+        """``(pool index, (times, counts))`` of each serving-burst group (``sim.serving.burst``): the chips its
+        rentals hold online, in ``ResolvedPool.chip_steps`` form; default none."""
+        return []
+
     def requests_for_scaling(self) -> pd.DataFrame | None:
         """The request table the autoscaler sizes this service's groups from (``None``: not autoscaled)."""
         return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.serving.autoscale import ScalingPlan, plan_scaling, window_changes
+from sim.serving.autoscale import ScalingPlan, plan_scaling, window_changes, window_switches
 from sim.serving.family import ServiceRun, ServingContext, family_key
 from sim.serving.llm.summary import REQUEST_COLUMNS
 
@@ -98,4 +98,8 @@ def serve_all(services, families: dict, context: ServingContext, autoscale_confi
     for run in runs:
         with phase(run.name):
             run.serve(scaling.switches)
+        for plan in run.scaled_groups:  # a burst group's rental windows are known only once it is served
+            if (plan.service, plan.group) not in scaling.switches:
+                scaling.switches[(plan.service, plan.group)] = window_switches(plan.replicas, plan.window,
+                                                                               context.horizon_s)
     return ServingOutcome(runs, scaling)

@@ -315,6 +315,67 @@ def _check_policy(scenario, add) -> None:
         add(("policy", "scheduler", "kind"), f"unknown scheduler {kind!r}" + suggest(kind, known))
 
 
+def _check_serving_burst(scenario, service, base: tuple, add) -> None:
+    """A replica group with ``burst`` (``sim.serving.burst``): one per service, in a fluid LLM service with an
+    SLO and other groups, without autoscale or dates, alone on a rented on-demand pool without deliveries that
+    ``policy.burst`` does not use and whose count is the group's chips (so training never holds them)."""
+    names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
+    bursting = [g for g, group in enumerate(service.replicas) if group.burst is not None]
+    for n, g in enumerate(bursting):
+        group, path = service.replicas[g], base + ("replicas", g, "burst")
+        if service.family != "llm" or service.fidelity != "fluid":
+            add(path, f"found burst on a {service.family} service at fidelity {service.fidelity}: serving burst is "
+                      "modelled for fluid LLM services only; accepted: family: llm with fidelity: fluid, or no burst")
+            return
+        if service.slo is None:
+            add(path, "found burst without an SLO: rentals follow SLO attainment; accepted: give the service "
+                      "slo: {ttft_p99_ms, tpot_p99_ms}, or no burst")
+        if n > 0:
+            add(path, f"found a second burst group (replicas[{bursting[0]}] has one); accepted: one burst group per "
+                      "service")
+        if len(bursting) == len(service.replicas):
+            add(path, "found burst on every replica group: the service is first served without its burst group; "
+                      "accepted: at least one group without burst")
+        if group.autoscale is not None:
+            add(path, "found burst together with autoscale: a burst group is rented whole while attainment is "
+                      "low; accepted: one of burst and autoscale")
+        for field in ("active_from", "active_until"):
+            if getattr(group, field) is not None:
+                add(path, f"found burst together with {field}: a burst group's windows are its rentals; accepted: "
+                          f"drop {field}")
+        if group.burst.interval < service.fluid_bin:
+            add(path + ("interval",), f"found {group.burst.interval:g} s: shorter than the service's fluid_bin "
+                                      f"({service.fluid_bin:g} s), so some intervals hold no bin; accepted: an "
+                                      f"interval >= {service.fluid_bin:g} s")
+        index = names.get(group.pool)
+        if index is None:
+            continue  # reported with the pool
+        pool = scenario.fleet[index]
+        where = f"pool {group.pool!r}"
+        if pool.owner != "rented":
+            add(path, f"found burst on {where}, an owned pool: only rented chips can be rented on demand; "
+                      f"accepted: a pool with owner: rented and rental_term: on-demand (fleet[{index}])")
+        elif pool.rental_term != "on-demand":
+            add(path, f"found burst on {where}, rented under {pool.rental_term}: a reserved pool is charged whether "
+                      "used or not; accepted: a pool with rental_term: on-demand")
+        if pool.deliveries:
+            add(path, f"found burst on {where}, which has deliveries: its chips come and go with the rentals; "
+                      "accepted: a pool without deliveries")
+        if any(b.pool == group.pool for b in scenario.policy.burst):
+            add(path, f"found burst on {where}, which policy.burst rents for training; accepted: a pool of its own")
+        others = [(s, k) for s, other in enumerate(scenario.workloads.inference) for k, o in enumerate(other.replicas)
+                  if o.pool == group.pool and o is not group]
+        if others:
+            s, k = others[0]
+            add(path, f"found burst on {where}, which also holds workloads.inference[{s}].replicas[{k}]; accepted: "
+                      "a pool that holds the burst group alone")
+        chips = group.count * group.chips_per_replica
+        if pool.count != chips:
+            add(path, f"found burst on {where} of {pool.count} chips: the pool is rented only as the group's "
+                      f"{group.count} × {group.chips_per_replica} chips (training never holds it); accepted: "
+                      f"fleet[{index}].count: {chips}")
+
+
 def _check_burst(scenario, catalog, add) -> None:
     """``policy.burst``: each entry names a distinct rented, on-demand pool that only training uses, with no
     deliveries, and a quota of at least one scale-up domain and at most the pool's count."""
@@ -422,6 +483,7 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                 add(base + ("traffic", "trace", "path"), str(exc))
             else:
                 _check_trace_requests(service, frame, base, add, scenario.start)
+        _check_serving_burst(scenario, service, base, add)
         for g, group in enumerate(service.replicas):
             path = base + ("replicas", g)
             if group.pool not in pools:

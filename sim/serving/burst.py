@@ -1,0 +1,74 @@
+"""Serving burst: rent a replica group on an on-demand rented pool only while its service misses its SLO.
+
+A replica group with ``burst`` (``sim.scenario.inference_schema.ServingBurst``) is modelled reactively, in
+two passes over the same traffic (fluid LLM services only):
+
+1. **Without it.** The service is served by its other groups. Per decision interval ``I`` (from t = 0), the
+   SLO attainment of the requests *arriving* in it is ``met / offered`` (the fluid bins' ``met_per_bin`` and
+   ``offered_per_bin``, a bin counted in the interval that holds its start; an interval with no arrival
+   meets the SLO).
+2. **Rentals.** An interval ``k`` whose attainment is below ``slo_attainment_below`` asks for the group at its
+   end, ``(k + 1)·I``; the replicas take requests ``provisioning_delay`` later, for ``min_rental``:
+   ``[(k + 1)·I + delay, (k + 1)·I + delay + min_rental)``. Rentals that overlap or touch merge into one
+   window (so a run of low intervals extends the rental while attainment stays low), cut to the run and to
+   the pool's online window.
+3. **With it.** The service is served again with the group active in those windows (one windowed group per
+   window, ``sim.fleet.windows``: it takes requests while rented and drains what it holds after).
+
+The decision sees the first pass only, the previous interval's attainment without the burst group: the
+rented replicas do not shorten their own rental (a real controller that watches the improved attainment
+would release sooner and rent again, flapping). Provisioning is free; the pool's online chips are the
+windows × the group's chips (``ResolvedPool.with_realised_steps``), which the ledger charges at the pool's
+on-demand rate. Deterministic: both passes draw the same traffic (the first from a copy of the stream).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def interval_attainment(edges: np.ndarray, offered: np.ndarray, met: np.ndarray, interval_s: float,
+                        horizon_s: float) -> np.ndarray:
+    """SLO attainment [-] of the arrivals in each interval ``[k·I, (k+1)·I)`` that starts before the horizon
+    (a fluid bin counts in the interval holding its start; 1.0 where nothing arrived)."""
+    n = max(1, int(np.ceil(horizon_s / interval_s - 1e-9)))
+    k = np.minimum((np.asarray(edges[:-1], dtype=np.float64) // interval_s).astype(np.int64), n - 1)
+    offered_k = np.bincount(k, weights=offered, minlength=n)[:n]
+    met_k = np.bincount(k, weights=met, minlength=n)[:n]
+    return np.divide(met_k, offered_k, out=np.ones(n), where=offered_k > 0)
+
+
+def rental_windows(attainment: np.ndarray, config, limit: tuple[float, float]) -> list[tuple[float, float]]:
+    """Merged rental windows ``(from_s, until_s)`` of a burst group (module docstring), cut to ``limit``
+    (the run and the pool's online window); empty windows are dropped."""
+    windows: list[list[float]] = []
+    for k in np.flatnonzero(attainment < config.slo_attainment_below).tolist():
+        begin = (k + 1) * config.interval + config.provisioning_delay
+        end = begin + config.min_rental
+        if windows and begin <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], end)
+        else:
+            windows.append([begin, end])
+    cut = [(max(b, limit[0]), min(e, limit[1])) for b, e in windows]
+    return [(b, e) for b, e in cut if b < e]
+
+
+def realised_steps(windows: list[tuple[float, float]], chips: int, limit: tuple[float, float]):
+    """The pool's online chips over its windows, in ``ResolvedPool.chip_steps`` form (last count 0)."""
+    if not windows:
+        return (limit[0], limit[1]), (0, 0)
+    times, counts = [], []
+    for begin, end in windows:
+        times += [begin, end]
+        counts += [chips, 0]
+    return tuple(times), tuple(counts)
+
+
+def burst_summary(windows: list[tuple[float, float]], replicas: int, chips_per_replica: int,
+                  usd_per_chip_hour: float) -> dict:
+    """``summary.inference.<service>.burst``: rentals, rented replica-hours, rental cost (rented chip-hours ×
+    the pool's on-demand rate) and the windows [s from the start]."""
+    hours = sum(e - b for b, e in windows) / 3600.0
+    return {"rentals": len(windows), "rented_replica_hours": hours * replicas,
+            "rental_usd": hours * replicas * chips_per_replica * usd_per_chip_hour,
+            "windows_s": [[float(b), float(e)] for b, e in windows]}
