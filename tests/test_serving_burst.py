@@ -1,0 +1,191 @@
+"""Serving burst (``replicas[].burst``, ``sim.serving.burst``): a fluid LLM service rents a replica group on an
+on-demand pool only after intervals that miss its SLO, the rentals lift attainment, the ledger charges exactly
+the rented chip-hours, nothing is rented when the SLO is met, and bad input is located."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+from sim.catalog import builtin_catalog
+from sim.cli import main
+from sim.fleet import build_fleet
+from sim.rng import streams
+from sim.serving import FAMILIES
+from sim.serving.burst import interval_attainment
+from sim.serving.family import ServingContext
+from sim.serving.stage import serve_all
+from sim.validation.checks import scenario_catalog
+from tests.conftest import load_text
+
+HOUR, DAY = 3600.0, 86400.0
+H100_RATE = builtin_catalog().accelerators["h100-sxm"].cloud_usd_per_chip_hour
+DELAY = 600.0
+
+SCENARIO = """\
+schema_version: 1
+name: slo-burst
+start: 2026-01-01
+duration: 3d
+fleet:
+  - {name: gpu, accelerator: h100-sxm, count: 8}
+  - {name: cloud, accelerator: h100-sxm, count: 8, owner: rented}
+workloads:
+  inference:
+    - name: chat
+      model: llama3-8b
+      fidelity: fluid
+      fluid_bin: 5min
+      slo: {ttft_p99_ms: 2000, tpot_p99_ms: 100}
+      traffic:
+        generator:
+          rate_per_s: RATE
+          prompt_tokens: {lognormal: {median: 800, sigma: 0.8}}
+          output_tokens: {exponential: {mean: 150}}
+          diurnal: {amplitude_frac: 0.8, peak_hour: 14}
+      replicas:
+        - {pool: gpu, count: 1, chips_per_replica: 1}
+"""
+BURST = """\
+        - pool: cloud
+          count: 8
+          chips_per_replica: 1
+          burst: {slo_attainment_below: 0.99, provisioning_delay: 10min, min_rental: 1h, interval: 1h}
+"""
+
+
+def scenario(tmp_path, rate: float = 10.0, burst: bool = True):
+    return load_text(tmp_path, SCENARIO.replace("RATE", str(rate)) + (BURST if burst else ""))
+
+
+def hourly_attainment(scenario, tmp_path) -> np.ndarray:
+    """Hourly SLO attainment of the scenario's service as served (the serving stage alone)."""
+    catalog = scenario_catalog(scenario)
+    rngs = streams(scenario.seed)
+    context = ServingContext(fleet=build_fleet(scenario, catalog), catalog=catalog, porting=scenario.porting,
+                             horizon_s=float(scenario.duration), bin_width_s=3600.0, base_dir=tmp_path,
+                             rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start)
+    run = serve_all(scenario.workloads.inference, FAMILIES, context, {}).services[0]
+    edges, offered, met = run.slo_per_bin()
+    return interval_attainment(edges, offered, met, HOUR, float(scenario.duration))
+
+
+def rental(results, pool: str = "cloud") -> float:
+    entries = results.ledger.entries
+    return float(entries[(entries["pool"] == pool) & (entries["category"] == "rental")]["usd"].sum())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("burst")
+    with_burst = scenario(tmp)
+    without = scenario(tmp_path_factory.mktemp("base"), burst=False)
+    return sim.run(with_burst), sim.run(without), hourly_attainment(without, tmp), hourly_attainment(with_burst, tmp)
+
+
+def test_rentals_follow_the_low_intervals_around_the_daily_peak(runs):
+    results, _, attainment, _ = runs
+    low = np.flatnonzero(attainment < 0.99)
+    assert 0 < len(low) < len(attainment) / 3  # the base group misses the SLO only around the peaks
+    # expected: a window per run of consecutive low hours, from the run's first hour's end + the delay, one
+    # hour (min_rental) past its last hour's end + the delay
+    runs_of_low = np.split(low, np.flatnonzero(np.diff(low) > 1) + 1)
+    expected = [[(r[0] + 1) * HOUR + DELAY, (r[-1] + 2) * HOUR + DELAY] for r in runs_of_low]
+    burst = results.summary["inference"]["chat"]["burst"]
+    assert burst["windows_s"] == expected
+    assert burst["rentals"] == len(expected) == 3  # one per day
+    assert burst["windows_s"][0][0] >= (low[0] + 1) * HOUR + DELAY  # nothing before the first low hour + delay
+    for begin, end in burst["windows_s"]:  # around the 14:00 peak
+        assert 12 * HOUR <= begin % DAY and end % DAY <= 20 * HOUR
+    assert burst["rented_replica_hours"] == pytest.approx(8 * sum(e - b for b, e in expected) / HOUR)
+    # the rented replicas serve only while rented: their chips are held in the windows only
+    series = results.timeseries.set_index("time_s")
+    held = series["inference_chips.cloud"]
+    inside = np.zeros(len(held), dtype=bool)
+    for begin, end in expected:
+        inside |= (held.index >= begin) & (held.index + 3600 <= end)
+    assert (held[inside] == 8).all() and held[~inside].max() < 8
+    assert series["rented_chips.h100-sxm"].max() > 0 and (series["rented_chips.h100-sxm"] <= held + 1e-9).all()
+
+
+def test_rentals_lift_slo_attainment(runs):
+    results, without, base_hourly, burst_hourly = runs
+    burst = results.summary["inference"]["chat"]["slo_attainment"]
+    base = without.summary["inference"]["chat"]["slo_attainment"]
+    assert burst > base + 0.002
+    rented = np.zeros(len(base_hourly), dtype=bool)  # hours with a rental window in them
+    for begin, end in results.summary["inference"]["chat"]["burst"]["windows_s"]:
+        rented[int(begin // HOUR):int(np.ceil(end / HOUR))] = True
+    assert (burst_hourly[rented] > base_hourly[rented] + 1e-4).all()
+    assert np.allclose(burst_hourly[~rented], base_hourly[~rented], atol=1e-3)  # elsewhere as before
+
+
+def test_rental_cost_is_the_rented_chip_hours_at_the_on_demand_rate(runs):
+    results, without = runs[:2]
+    burst = results.summary["inference"]["chat"]["burst"]
+    chip_hours = sum(e - b for b, e in burst["windows_s"]) * 8 / HOUR
+    assert rental(results) == pytest.approx(chip_hours * H100_RATE)
+    assert burst["rental_usd"] == pytest.approx(rental(results))
+    assert results.monthly["rental_usd"].sum() == pytest.approx(rental(results))
+    horizon_h = 3 * 24
+    assert results.monthly["online_chips.rented"].iloc[0] == pytest.approx(chip_hours / horizon_h)
+    assert "burst" not in without.summary["inference"]["chat"] and "burst" not in results.summary
+
+
+def test_no_rental_when_the_slo_is_met(tmp_path):
+    results = sim.run(scenario(tmp_path, rate=2.0))
+    chat = results.summary["inference"]["chat"]
+    assert chat["slo_attainment"] >= 0.99
+    assert chat["burst"] == {"rentals": 0, "rented_replica_hours": 0.0, "rental_usd": 0.0, "windows_s": []}
+    assert rental(results) == 0.0 and "inference_chips.cloud" not in results.timeseries
+    assert results.monthly["online_chips.rented"].sum() == 0
+
+
+def test_serving_burst_is_deterministic(tmp_path, runs):
+    again = sim.run(scenario(tmp_path))
+    assert again.summary["inference"] == runs[0].summary["inference"]
+
+
+BAD = SCENARIO.replace("RATE", "10") .replace(
+    "  - {name: cloud, accelerator: h100-sxm, count: 8, owner: rented}\n",
+    "  - {name: cloud, accelerator: h100-sxm, count: 8, owner: rented}\n"
+    "  - {name: own, accelerator: h100-sxm, count: 8}\n"
+    "  - {name: res, accelerator: h100-sxm, count: 8, owner: rented, rental_term: reserved-1y,"
+    " rental_usd_per_chip_hour: 2.0}\n")
+
+
+def problems(tmp_path, text: str) -> list[str]:
+    with pytest.raises(sim.ScenarioError) as info:
+        load_text(tmp_path, text)
+    return [str(p) for p in info.value.problems]
+
+
+@pytest.mark.parametrize("group, where, expected", [
+    ("{pool: own, count: 8, burst: {slo_attainment_below: 0.9}}", "burst", "found burst on pool 'own', an owned pool"),
+    ("{pool: res, count: 8, burst: {slo_attainment_below: 0.9}}", "burst", "rented under reserved-1y"),
+    ("{pool: cloud, count: 8, burst: {slo_attainment_below: 0}}", "burst.slo_attainment_below", "found 0"),
+    ("{pool: cloud, count: 8, burst: {slo_attainment_below: 1.5}}", "burst.slo_attainment_below", "found 1.5"),
+    ("{pool: cloud, count: 8, burst: {slo_attainment_below: 0.9, provisioning_delay: -1min}}",
+     "burst.provisioning_delay", "-1min"),
+    ("{pool: cloud, count: 8, burst: {slo_attainment_below: 0.9, min_rental: -1h}}", "burst.min_rental", "-1h"),
+    ("{pool: cloud, count: 8, autoscale: {min_count: 1}, burst: {slo_attainment_below: 0.9}}", "burst",
+     "found burst together with autoscale"),
+    ("{pool: cloud, count: 4, burst: {slo_attainment_below: 0.9}}", "burst", "accepted: fleet[1].count: 4"),
+])
+def test_bad_serving_burst_is_located(tmp_path, group, where, expected):
+    errors = problems(tmp_path, BAD + f"        - {group}\n")
+    path = tmp_path / "s.yaml"
+    line = BAD.count("\n") + 1  # the group's line
+    located = [e for e in errors if e.startswith(f"{path}:{line} workloads.inference[0].replicas[1].{where}")]
+    assert located and expected in located[0], errors
+
+
+def test_burst_on_a_request_level_service_is_refused_with_status_2(tmp_path, capsys):
+    text = (BAD.replace("fidelity: fluid", "fidelity: request")
+            + "        - {pool: cloud, count: 8, burst: {slo_attainment_below: 0.9}}\n")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "replicas[1].burst: found burst on a llm service at fidelity request" in err and "Traceback" not in err
