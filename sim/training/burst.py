@@ -23,8 +23,8 @@ What is modelled, per burst pool (a rented, on-demand pool, ``ResolvedPool.burst
 Timers are added only when state changes: a crossing (the next waiting job's arrival + threshold, recomputed
 at each instant from a cursor over jobs in arrival order, so no timer is ever stale), a provisioning finishing,
 a ``min_rental`` expiring. The site's power floor counts every chip of a burst pool idle from t = 0, as it
-does for pools not yet online (admission control stays conservative). Serving does not burst: an inference
-SLO never triggers a rental.
+does for pools not yet online (admission control stays conservative). An inference SLO never triggers a
+rental here: serving bursts through its own replica group (``sim.serving.burst``).
 
 The run's rentals are ``events``: (time [s], pool index, ``request`` | ``online`` | ``release``, chips,
 domain); ``realised_steps`` turns them into the online chips over time that ``ResolvedPool.chip_steps``
