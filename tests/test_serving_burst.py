@@ -13,8 +13,9 @@ from sim.cli import main
 from sim.fleet import build_fleet
 from sim.rng import streams
 from sim.serving import FAMILIES
-from sim.serving.burst import interval_attainment
+from sim.serving.burst import interval_attainment, request_attainment
 from sim.serving.family import ServingContext
+from sim.serving.llm.summary import slo_outcome
 from sim.serving.stage import serve_all
 from sim.validation.checks import scenario_catalog
 from tests.conftest import load_text
@@ -59,16 +60,29 @@ def scenario(tmp_path, rate: float = 10.0, burst: bool = True):
     return load_text(tmp_path, SCENARIO.replace("RATE", str(rate)) + (BURST if burst else ""))
 
 
-def hourly_attainment(scenario, tmp_path) -> np.ndarray:
-    """Hourly SLO attainment of the scenario's service as served (the serving stage alone)."""
+def served(scenario, tmp_path):
+    """The scenario's first service as served (the serving stage alone)."""
     catalog = scenario_catalog(scenario)
     rngs = streams(scenario.seed)
     context = ServingContext(fleet=build_fleet(scenario, catalog), catalog=catalog, porting=scenario.porting,
                              horizon_s=float(scenario.duration), bin_width_s=3600.0, base_dir=tmp_path,
                              rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start)
-    run = serve_all(scenario.workloads.inference, FAMILIES, context, {}).services[0]
+    return serve_all(scenario.workloads.inference, FAMILIES, context, {}).services[0]
+
+
+def hourly_attainment(scenario, tmp_path) -> np.ndarray:
+    """Hourly SLO attainment of the scenario's (fluid) service as served."""
+    run = served(scenario, tmp_path)
     edges, offered, met = run.slo_per_bin()
     return interval_attainment(edges, offered, met, HOUR, float(scenario.duration))
+
+
+def expected_windows(attainment: np.ndarray) -> list[list[float]]:
+    """A window per run of consecutive hours below 0.99, from the run's first hour's end + the delay to one
+    hour (min_rental) past its last hour's end + the delay."""
+    low = np.flatnonzero(attainment < 0.99)
+    runs_of_low = np.split(low, np.flatnonzero(np.diff(low) > 1) + 1) if len(low) else []
+    return [[(r[0] + 1) * HOUR + DELAY, (r[-1] + 2) * HOUR + DELAY] for r in runs_of_low]
 
 
 def rental(results, pool: str = "cloud") -> float:
@@ -88,10 +102,7 @@ def test_rentals_follow_the_low_intervals_around_the_daily_peak(runs):
     results, _, attainment, _ = runs
     low = np.flatnonzero(attainment < 0.99)
     assert 0 < len(low) < len(attainment) / 3  # the base group misses the SLO only around the peaks
-    # expected: a window per run of consecutive low hours, from the run's first hour's end + the delay, one
-    # hour (min_rental) past its last hour's end + the delay
-    runs_of_low = np.split(low, np.flatnonzero(np.diff(low) > 1) + 1)
-    expected = [[(r[0] + 1) * HOUR + DELAY, (r[-1] + 2) * HOUR + DELAY] for r in runs_of_low]
+    expected = expected_windows(attainment)
     burst = results.summary["inference"]["chat"]["burst"]
     assert burst["windows_s"] == expected
     assert burst["rentals"] == len(expected) == 3  # one per day
@@ -181,11 +192,38 @@ def test_bad_serving_burst_is_located(tmp_path, group, where, expected):
     assert located and expected in located[0], errors
 
 
-def test_burst_on_a_request_level_service_is_refused_with_status_2(tmp_path, capsys):
-    text = (BAD.replace("fidelity: fluid", "fidelity: request")
-            + "        - {pool: cloud, count: 8, burst: {slo_attainment_below: 0.9}}\n")
+def test_cli_refuses_a_bad_burst_with_status_2(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
-    path.write_text(text)
+    path.write_text(BAD + "        - {pool: own, count: 8, burst: {slo_attainment_below: 0.9}}\n")
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "replicas[1].burst: found burst on a llm service at fidelity request" in err and "Traceback" not in err
+    assert "replicas[1].burst: found burst on pool 'own', an owned pool" in err and "Traceback" not in err
+
+
+REQUEST = (SCENARIO.replace("RATE", "0.5").replace("fidelity: fluid", "fidelity: request")
+           .replace("duration: 3d", "duration: 1d")
+           .replace("chips_per_replica: 1}", "chips_per_replica: 1, max_seqs: 3}"))
+
+
+def test_request_level_burst_rents_after_low_hours_and_serves_only_in_its_windows(tmp_path):
+    without = served(load_text(tmp_path, REQUEST), tmp_path)
+    offered, met = slo_outcome(without.result, without.service.slo)[:2]
+    attainment = request_attainment(without.requests["arrival_s"].to_numpy(), offered, met, HOUR, DAY)
+    expected = expected_windows(attainment)
+    assert 0 < len(expected) and (attainment < 0.99).sum() < 12  # the base replica misses the SLO near the peak
+    path = tmp_path / "burst.yaml"
+    path.write_text(REQUEST + BURST)
+    run = served(sim.load(path), tmp_path)
+    assert [list(w) for w in run.burst_windows] == expected
+    # requests reach the rented replicas (the copies after the base group) only while they are rented
+    arrival = run.requests["arrival_s"].to_numpy()
+    rented = run.result["group"] >= 1
+    inside = np.zeros(len(arrival), dtype=bool)
+    for begin, end in expected:
+        inside |= (arrival >= begin) & (arrival < end)
+    assert rented.any() and not (rented & ~inside).any()
+    chat = run.summary()
+    assert chat["burst"]["windows_s"] == expected
+    assert chat["slo_attainment"] > without.summary()["slo_attainment"] + 0.005
+    chip_hours = sum(e - b for b, e in expected) * 8 / HOUR
+    assert chat["burst"]["rental_usd"] == pytest.approx(chip_hours * H100_RATE)

@@ -316,16 +316,16 @@ def _check_policy(scenario, add) -> None:
 
 
 def _check_serving_burst(scenario, service, base: tuple, add) -> None:
-    """A replica group with ``burst`` (``sim.serving.burst``): one per service, in a fluid LLM service with an
+    """A replica group with ``burst`` (``sim.serving.burst``): one per service, in an LLM service with an
     SLO and other groups, without autoscale or dates, alone on a rented on-demand pool without deliveries that
     ``policy.burst`` does not use and whose count is the group's chips (so training never holds them)."""
     names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
     bursting = [g for g, group in enumerate(service.replicas) if group.burst is not None]
     for n, g in enumerate(bursting):
         group, path = service.replicas[g], base + ("replicas", g, "burst")
-        if service.family != "llm" or service.fidelity != "fluid":
-            add(path, f"found burst on a {service.family} service at fidelity {service.fidelity}: serving burst is "
-                      "modelled for fluid LLM services only; accepted: family: llm with fidelity: fluid, or no burst")
+        if service.family != "llm":
+            add(path, f"found burst on a {service.family} service: serving burst is modelled for LLM services "
+                      "only; accepted: family: llm, or no burst")
             return
         if service.slo is None:
             add(path, "found burst without an SLO: rentals follow SLO attainment; accepted: give the service "
@@ -343,7 +343,7 @@ def _check_serving_burst(scenario, service, base: tuple, add) -> None:
             if getattr(group, field) is not None:
                 add(path, f"found burst together with {field}: a burst group's windows are its rentals; accepted: "
                           f"drop {field}")
-        if group.burst.interval < service.fluid_bin:
+        if service.fidelity == "fluid" and group.burst.interval < service.fluid_bin:
             add(path + ("interval",), f"found {group.burst.interval:g} s: shorter than the service's fluid_bin "
                                       f"({service.fluid_bin:g} s), so some intervals hold no bin; accepted: an "
                                       f"interval >= {service.fluid_bin:g} s")

@@ -7,19 +7,23 @@ import pandas as pd
 
 from sim.kernels.serving_reference import DONE
 from sim.serving.accounting import group_cost_per_bin, replica_events, units_per_bin
+from sim.serving.autoscale import window_switches
+from sim.serving.burst import BurstGroups, request_attainment
 from sim.serving.family import ServiceRun
 from sim.serving.llm.plan import plan_groups
 from sim.serving.llm.requests import service_requests
 from sim.serving.llm.serve import serve_requests
-from sim.serving.llm.summary import llm_requests_table, llm_summary
+from sim.serving.llm.summary import llm_requests_table, llm_summary, slo_outcome
 
 
-class LlmRequestService(ServiceRun):
-    """An LLM service at ``fidelity: request``."""
+class LlmRequestService(BurstGroups, ServiceRun):
+    """An LLM service at ``fidelity: request``. A burst group (``sim.serving.burst``) is served as at the fluid
+    fidelity: first without it, then with one windowed copy per rental, on the same requests."""
 
     def __init__(self, index, service, context):
         super().__init__(index, service, context)
-        self.scaled_groups = plan_groups(index, service, context.fleet, context.catalog, context.porting)
+        self.scaled_groups = self.hold_out_burst(plan_groups(index, service, context.fleet, context.catalog,
+                                                             context.porting))
         self.requests: pd.DataFrame | None = None
         self.result: dict | None = None
 
@@ -32,6 +36,14 @@ class LlmRequestService(ServiceRun):
 
     def serve(self, switches: dict) -> None:
         c = self.context
+        if self.burst_plan is not None:
+            first = serve_requests(self.service, self.scaled_groups, self.requests, switches, c.horizon_s,
+                                   c.bin_width_s)
+            offered, met = slo_outcome(first, self.service.slo)[:2]
+            arrival = self.requests["arrival_s"].to_numpy()
+            for plan in self.add_windows(request_attainment(arrival, offered, met, self.burst_config.interval,
+                                                            c.horizon_s)):
+                switches[(plan.service, plan.group)] = window_switches(plan.replicas, plan.window, c.horizon_s)
         self.result = serve_requests(self.service, self.scaled_groups, self.requests, switches, c.horizon_s,
                                      c.bin_width_s)
 
@@ -50,7 +62,8 @@ class LlmRequestService(ServiceRun):
         return "tokens", cost, tokens
 
     def summary(self) -> dict:
-        return llm_summary(self.service, self.context.fleet, self.scaled_groups, self.result, self.context.horizon_s)
+        return self.with_burst_summary(llm_summary(self.service, self.context.fleet, self.scaled_groups,
+                                                   self.result, self.context.horizon_s))
 
     def requests_table(self) -> pd.DataFrame:
         return llm_requests_table(self.service, self.context.fleet, self.scaled_groups, self.result)

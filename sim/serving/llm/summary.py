@@ -92,8 +92,11 @@ def llm_requests_table(service, fleet, groups: list, result: dict) -> pd.DataFra
     }, copy=False)
 
 
-def _latency_summary(result, rows, slo, horizon_s: float) -> dict:
+def slo_outcome(result, slo, rows=None) -> tuple:
+    """Per request: (offered, met, done, ttft [s], tpot [s]); met = done within the SLO's TTFT and TPOT (done
+    when there is no SLO). ``rows`` (a mask) restricts the first three."""
     requests, status = result["requests"], result["status"]
+    rows = np.ones(len(status), dtype=bool) if rows is None else rows
     done = rows & (status == DONE)
     arrival = requests["arrival_s"].to_numpy()
     outputs = requests["output_tokens"].to_numpy()
@@ -103,6 +106,13 @@ def _latency_summary(result, rows, slo, horizon_s: float) -> dict:
     met = done.copy()
     if slo is not None:
         met &= (ttft <= slo.ttft_p99_ms / 1e3) & (tpot <= slo.tpot_p99_ms / 1e3)
+    return offered, met, done, ttft, tpot
+
+
+def _latency_summary(result, rows, slo, horizon_s: float) -> dict:
+    offered, met, done, ttft, tpot = slo_outcome(result, slo, rows)
+    arrival = result["requests"]["arrival_s"].to_numpy()
+    outputs = result["requests"]["output_tokens"].to_numpy()
     tokens = int(outputs[done].sum())
     return {
         "completed": int(done.sum()),
