@@ -114,6 +114,10 @@ class Cluster:
         self.segments: list[tuple] = []           # (job, pool, start, preempted at, lost chip-seconds)
         self.deferred: set[int] = set()
         self.left_queue_s: dict[int, float] = {}  # jobs rejected while waiting, when their pools had all left
+        # drains and retirements (``fleet[].retirements``, ``fleet[].drain``): domains closed per (pool, retirement)
+        self.retiring: dict[tuple[int, int], list[int]] = {}
+        self.static_domains = [self._occupied_domains(p) for p in range(len(self.pools))]  # replicas from t = 0
+        self.group_pool = {group: pool for _, group, pool, _, _ in self.scaling_schedule}
         # cloud burst (``sim.training.burst``): (pool index, policy) pairs; None without policy.burst
         self.burst = Burst(self, burst_policies) if burst_policies else None
         self.process = env.process(self._run())
@@ -221,6 +225,15 @@ class Cluster:
         # a pool leaving at the horizon or later stays to the end: its jobs then count as running
         leaves = sorted((p.online_until_s, p.index) for p in self.pools if p.online_until_s < self.horizon_s)
         leaves.append((math.inf, -1))
+        # drains start (retirement k, or -1: the whole pool's online_until) and retirements take their domains
+        drains = sorted([(max(0.0, at - p.drain_s), p.index, k) for p in self.pools
+                         for k, (at, _) in enumerate(p.retirements)]
+                        + [(max(0.0, p.online_until_s - p.drain_s), p.index, -1) for p in self.pools
+                           if p.drain_s > 0 and p.online_until_s < self.horizon_s])
+        drains.append((math.inf, -1, -1))
+        retires = sorted((at, p.index, k) for p in self.pools for k, (at, _) in enumerate(p.retirements))
+        retires.append((math.inf, -1, -1))
+        next_drain = next_retire = 0
         scales = self.scaling_schedule
         burst = self.burst
         next_job = next_online = next_leave = next_scale = events = 0
@@ -236,6 +249,10 @@ class Cluster:
                 t = onlines[next_online][0]
             if leaves[next_leave][0] < t:
                 t = leaves[next_leave][0]
+            if drains[next_drain][0] < t:
+                t = drains[next_drain][0]
+            if retires[next_retire][0] < t:
+                t = retires[next_retire][0]
             if scales[next_scale][0] < t:
                 t = scales[next_scale][0]
             if burst is not None and burst.next_s < t:
@@ -258,6 +275,12 @@ class Cluster:
                 freed.add(self._bring_online(*onlines[next_online][1:]))
                 next_online += 1
             requeued = False
+            while drains[next_drain][0] <= t:
+                self._drain(*drains[next_drain][1:])
+                next_drain += 1
+            while retires[next_retire][0] <= t:
+                requeued |= self._retire(*retires[next_retire][1:])
+                next_retire += 1
             while leaves[next_leave][0] <= t:
                 requeued |= self._leave(leaves[next_leave][1], t)
                 next_leave += 1
@@ -300,6 +323,58 @@ class Cluster:
             self.allocators[pool_index].release(self.held[pool_index][delivery])
             self.pending_deliveries[pool_index].pop(0)
         return pool_index
+
+    def _occupied_domains(self, pool: int) -> set[int]:
+        """Domains of ``pool`` holding chips now that no training job holds (at t = 0: inference reservations
+        and held deliveries)."""
+        allocator = self.allocators[pool]
+        return {d for d, (free, size) in enumerate(zip(allocator.free, allocator.size)) if free < size}
+
+    def _drain(self, pool_index: int, retirement: int) -> None:
+        """The drain before a retirement (``retirement`` k) or before the pool leaves (-1) starts: its domains take
+        no new job from now (for the whole pool: it counts as not online); jobs there run on. A retirement takes
+        the pool's highest-index full-size domains that are online (delivered), hold no inference replica (from
+        t = 0 or placed by the schedule now) and are not already retiring."""
+        if retirement < 0:
+            self.online[pool_index] = False
+            return
+        pool, allocator = self.pools[pool_index], self.allocators[pool_index]
+        undelivered = {d for parts in self.held[pool_index][len(pool.deliveries)
+                                                            - len(self.pending_deliveries[pool_index]):]
+                       for d, _ in parts}
+        replicas = {d for group, placements in self.replica_placements.items()
+                    if self.group_pool.get(group) == pool_index for parts in placements for d, _ in parts}
+        static = self.static_domains[pool_index] - {d for parts in self.held[pool_index] for d, _ in parts}
+        taken = undelivered | replicas | static | allocator.closed
+        need = pool.retirements[retirement][1] // allocator.domain_chips
+        domains = [d for d in range(len(allocator.size) - 1, -1, -1)
+                   if allocator.size[d] == allocator.domain_chips and d not in taken][:need]
+        if len(domains) < need:
+            raise RuntimeError(f"t={self.now:.3f}s: pool {pool.name}: {need} domains to retire, only {len(domains)} "
+                               "free of inference replicas and deliveries")
+        for d in domains:
+            allocator.close(d)
+        self.shared[pool_index].close_domains(set(domains))
+        self.retiring[(pool_index, retirement)] = domains
+
+    def _retire(self, pool_index: int, retirement: int) -> bool:
+        """Retirement ``retirement`` of pool ``pool_index`` takes its drained domains now: jobs still running on
+        any of them are preempted (checkpoint semantics, ``sharing.preempt``) and the domains' idle power floor
+        is released; return whether waiting jobs must be tried again."""
+        domains = set(self.retiring.pop((pool_index, retirement)))
+        shared = self.shared[pool_index]
+        victims = []
+        for job, placement in self.placement.items():
+            if self.pool_of[job] != pool_index:
+                continue
+            parts = shared.domain_of[placement] if self.share_units[job] else placement
+            if any(d in domains for d, _ in parts):
+                victims.append(job)
+        for job in sorted(victims):
+            sharing.preempt(self, job, self.now)
+        pool = self.pools[pool_index]
+        self.committed_w -= pool.retirements[retirement][1] * pool.idle_w_with_server * self.fleet.site.pue
+        return bool(victims) or self.power_cap_w is not None
 
     def _leave(self, pool_index: int, t: float) -> bool:
         """Pool ``pool_index`` leaves at ``t``: preempt its running jobs (checkpoint semantics), release
