@@ -198,7 +198,7 @@ def test_capacity_plot_marks_retirements(traced):
      "found 12: a retirement takes whole scale-up domains of 8 chips in servers of 8 from the pool; accepted: a "
      "multiple of 8, e.g. 8"),
     ([{"date": "2026-01-02", "chips": 24}, {"date": "2026-01-03", "chips": 16}], {},
-     "fleet[0].retirements[1].chips", "found 16: pool 'gpu' has 8 chips online on 2026-01-03; accepted: at most 8"),
+     "fleet[0].retirements[1].chips", "found 16: pool 'gpu' has 8 chips online on 2026-01-02 20:00"),
     ([{"date": "2026-01-02", "chips": 32}], {}, "fleet[0].retirements[0].chips",
      "found 32: pool 'gpu' would keep no chip"),
     ([{"date": "2026-01-02", "chips": 0}], {}, "fleet[0].retirements[0].chips", "found 0"),

@@ -350,8 +350,8 @@ def _capacity(run: _Run, ts, scenario, procurement=None):
 
 def _pool_changes(scenario, horizon_s: float, procurement=None) -> list[tuple[float, str]]:
     """(time [s], '+pool', '+chips pool', '−chips pool' or '−pool') of every pool coming online, taking a delivery,
-    retiring chips or leaving strictly inside the run; an order's chips delivered in the run at its first delivery (``procurement``, the
-    rows of ``procurement.csv``)."""
+    retiring chips or leaving strictly inside the run; an order's chips delivered in the run at its first delivery
+    (``procurement``, the rows of ``procurement.csv``)."""
     if scenario is None:
         return []
     changes = []

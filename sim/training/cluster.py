@@ -4,8 +4,9 @@ Events happen only when state changes: a job arrives, a job completes, a pool co
 inference replica group on a shared pool scales or a windowed group on any pool starts or ends
 (``sim.training.sharing``), or a burst timer fires (a waiting job's wait crossing the threshold, rented chips
 coming online, a minimum rental expiring: ``sim.training.burst``). At each such instant the
-process settles completions first (freeing chips), then pools coming online, then pools leaving, then
-inference scale-downs and scale-ups (which may preempt training), then rented burst domains coming online,
+process settles completions first (freeing chips), then pools coming online, then drains starting and
+retirements, then pools leaving, then inference scale-downs and scale-ups (which may preempt training), then
+rented burst domains coming online,
 then admits arrivals, then asks the scheduler policy to start what it can, then lets the burst policy
 release idle rentals and request new ones; then it sleeps until the next instant. The cluster is the only
 SimPy process of a run (serving is computed before training, ``sim.serving.stage``, and reaches it only
@@ -25,10 +26,16 @@ its allocator from the start (whole domains) and released at their date, so from
 than a domain takes whole free domains of old and new deliveries alike. Their idle power is committed
 from t=0 like every chip not yet online.
 
+Retirements and drain (``fleet[].retirements``, ``fleet[].drain``, docs/fleet.md): from ``date - drain`` a
+retirement's domains — the pool's highest-index full-size domains that are delivered and hold no inference
+replica — are closed (``DomainAllocator.close``): no job is placed there, jobs already there run on. At the date
+every job still running on one of them is preempted as below, and their idle power floor is released. The
+drain before a whole pool leaves (``online_until``) marks the pool not online from ``online_until - drain``.
+
 Pools that leave (retirement, end of a rental contract, ``ResolvedPool.online_until_s``): at that
-instant the pool drains at once. Every training job still running there is preempted with the same
-checkpoint semantics as an inference preemption (``sim.training.sharing.preempt``: it keeps its work up
-to its last checkpoint, loses the rest, and waits again at its arrival position for any pool it may
+instant the pool drains at once (after ``drain``, if any). Every training job still running there is
+preempted with the same checkpoint semantics as an inference preemption (``sim.training.sharing.preempt``:
+it keeps its work up to its last checkpoint, loses the rest, and waits again at its arrival position for any pool it may
 use); no job starts there afterwards. Jobs are not kept from starting when they could not finish
 before the pool leaves (that would break the rule that the oldest waiting job of a shape blocks the
 rest, as run times differ within a shape): a long job started shortly before the end loses the work
@@ -116,6 +123,7 @@ class Cluster:
         self.left_queue_s: dict[int, float] = {}  # jobs rejected while waiting, when their pools had all left
         # drains and retirements (``fleet[].retirements``, ``fleet[].drain``): domains closed per (pool, retirement)
         self.retiring: dict[tuple[int, int], list[int]] = {}
+        self.retired_chips = [0] * len(self.pools)
         self.static_domains = [self._occupied_domains(p) for p in range(len(self.pools))]  # replicas from t = 0
         self.group_pool = {group: pool for _, group, pool, _, _ in self.scaling_schedule}
         # cloud burst (``sim.training.burst``): (pool index, policy) pairs; None without policy.burst
@@ -317,8 +325,9 @@ class Cluster:
     def _bring_online(self, pool_index: int, delivery: int = -1) -> int:
         """Pool ``pool_index`` comes online (``delivery`` -1), or its delivery ``delivery`` joins it: the
         delivered domains become free chips of the pool, for gangs of any size, alone or with older domains."""
-        if delivery < 0:
-            self.online[pool_index] = True  # validation keeps online_from before online_until
+        if delivery < 0:  # validation keeps online_from before online_until; a drain may already have begun
+            pool = self.pools[pool_index]
+            self.online[pool_index] = not pool.drain_s or self.now < pool.online_until_s - pool.drain_s
         else:  # validation keeps deliveries after online_from and before online_until
             self.allocators[pool_index].release(self.held[pool_index][delivery])
             self.pending_deliveries[pool_index].pop(0)
@@ -373,7 +382,9 @@ class Cluster:
         for job in sorted(victims):
             sharing.preempt(self, job, self.now)
         pool = self.pools[pool_index]
-        self.committed_w -= pool.retirements[retirement][1] * pool.idle_w_with_server * self.fleet.site.pue
+        chips = pool.retirements[retirement][1]
+        self.retired_chips[pool_index] += chips
+        self.committed_w -= chips * pool.idle_w_with_server * self.fleet.site.pue
         return bool(victims) or self.power_cap_w is not None
 
     def _leave(self, pool_index: int, t: float) -> bool:
@@ -386,7 +397,9 @@ class Cluster:
             sharing.preempt(self, job, t)
         if self.burst is not None:
             self.burst.pool_left(pool_index, t)
-        self.committed_w -= idle_facility_w([self.pools[pool_index]], self.fleet.site.pue)
+        pool = self.pools[pool_index]
+        self.committed_w -= idle_facility_w([pool], self.fleet.site.pue) \
+            - self.retired_chips[pool_index] * pool.idle_w_with_server * self.fleet.site.pue  # retired: released
         stranded = self._reject_stranded(t)
         return bool(victims) or stranded or self.power_cap_w is not None
 

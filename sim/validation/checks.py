@@ -189,21 +189,21 @@ def _check_retirement_chips(scenario, pool, add) -> None:
     retired = 0
     for k, (at, chips) in enumerate(pool.retirements):
         path = ("fleet", pool.index, "retirements", k, "chips")
-        online = pool.initial_chips + sum(n for t, n in pool.deliveries if t <= at) - retired
+        drain_from = max(0.0, at - pool.drain_s)  # the domains are chosen then: deliveries up to then count
+        online = pool.initial_chips + sum(n for t, n in pool.deliveries if t <= drain_from) - retired
+        when = scenario.start + dt.timedelta(seconds=drain_from)
         if chips % unit:
             add(path, f"found {chips}: a retirement takes whole scale-up domains of {pool.domain_chips} chips in "
                       f"servers of {pool.chips_per_server} from the pool; accepted: a multiple of {unit}, e.g. "
                       f"{chips - chips % unit or unit}")
         elif chips > online:
-            when = scenario.start + dt.timedelta(seconds=at)
-            add(path, f"found {chips}: pool {pool.name!r} has {online} chips online on {when:%Y-%m-%d}; accepted: "
-                      f"at most {online}")
+            add(path, f"found {chips}: pool {pool.name!r} has {online} chips online on {when:%Y-%m-%d %H:%M} (its "
+                      f"retiring domains are chosen then, when the drain begins); accepted: at most {online}")
         elif chips == online:
-            when = scenario.start + dt.timedelta(seconds=at)
-            add(path, f"found {chips}: pool {pool.name!r} would keep no chip on {when:%Y-%m-%d}; accepted: at most "
-                      f"{online - unit}, or online_until (the whole pool leaves)")
+            add(path, f"found {chips}: pool {pool.name!r} would keep no chip on {when:%Y-%m-%d %H:%M}; accepted: "
+                      f"at most {online - unit}, or online_until (the whole pool leaves)")
         else:
-            held, drain_from = 0, max(0.0, at - pool.drain_s)
+            held = 0
             for (s, g), group in groups:
                 window = group_window_s(group, pool, scenario.start, horizon)
                 if window[0] < window[1] and window[1] > drain_from:
