@@ -191,7 +191,7 @@ def _check_retirement_chips(scenario, pool, add) -> None:
         path = ("fleet", pool.index, "retirements", k, "chips")
         drain_from = max(0.0, at - pool.drain_s)  # the domains are chosen then: deliveries up to then count
         online = pool.initial_chips + sum(n for t, n in pool.deliveries if t <= drain_from) - retired
-        when = scenario.start + dt.timedelta(seconds=drain_from)
+        when = dt.datetime.combine(scenario.start, dt.time()) + dt.timedelta(seconds=drain_from)
         if chips % unit:
             add(path, f"found {chips}: a retirement takes whole scale-up domains of {pool.domain_chips} chips in "
                       f"servers of {pool.chips_per_server} from the pool; accepted: a multiple of {unit}, e.g. "
