@@ -225,3 +225,15 @@ def test_a_retirement_may_not_take_chips_of_active_replicas(tmp_path):
     text = str(info.value)
     assert "r.yaml:" in text and "fleet[0].retirements[0].chips" in text
     assert "replica group workloads.inference[0].replicas[0]" in text and "holds 10 chips" in text
+
+
+def test_a_drain_longer_than_the_window_keeps_the_pool_closed(base, tmp_path):
+    """The drain before online_until begins before the pool comes online: it never takes a job."""
+    base["fleet"][1].update(online_from="2026-01-02", online_until="2026-01-03", drain="2d")
+    base["workloads"]["training"]["generator"].update(jobs=100, arrival_rate_per_hour=10)
+    results = sim.run(scenario_from(base, tmp_path))
+    assert (results.jobs["pool"] != "tpu").all()
+    base["fleet"][1]["drain"] = "12h"  # the drain begins while it is online: jobs run there before it
+    jobs = sim.run(scenario_from(base, tmp_path, "half.yaml")).jobs
+    on_tpu = jobs[jobs["pool"] == "tpu"]
+    assert len(on_tpu) and (on_tpu["start_s"].dropna() < 1.5 * DAY).all()
