@@ -149,6 +149,73 @@ def _check_fleet(scenario, catalog, add) -> None:
                 f"found {pool.online_from}: a pool cannot come online before the scenario start {scenario.start}")
         _check_pool_window(scenario, index, pool, add)
         _check_delivery_dates(scenario, index, pool, add)
+        _check_retirement_dates(scenario, index, pool, add)
+
+
+def _check_retirement_dates(scenario, index: int, pool, add) -> None:
+    """Retirements (``fleet[].retirements``) come in date order, one per date, after the pool comes online, before
+    it leaves and before the end of the run (their chips are checked against the pool in
+    ``_check_retirement_chips``)."""
+    begins = pool.online_from or scenario.start
+    end_date = scenario.start + dt.timedelta(seconds=float(scenario.duration))
+    previous = None
+    for k, retirement in enumerate(pool.retirements):
+        path, date = ("fleet", index, "retirements", k, "date"), retirement.date
+        if date <= begins:
+            add(path, f"found {date}: a retirement takes chips from a pool already online; accepted: a date after "
+                      f"{begins} (the pool's online_from, else the scenario start)")
+        elif previous is not None and date <= previous:
+            add(path, f"found {date}: retirements must come in date order, one per date; accepted: a date after "
+                      f"{previous}")
+        elif (date - scenario.start).days * 86400.0 >= float(scenario.duration):
+            add(path, f"found {date}: the chips would leave at or after the end of the run "
+                      f"({end_date:%Y-%m-%d %H:%M}); accepted: a date before it")
+        elif pool.online_until is not None and date >= pool.online_until:
+            add(path, f"found {date}: the whole pool leaves on {pool.online_until}; accepted: a date before it")
+        previous = date
+
+
+def _check_retirement_chips(scenario, pool, add) -> None:
+    """Each retirement takes whole scale-up domains (and servers), at most the chips online on its date
+    (deliveries up to then, earlier retirements taken off), and none of the chips the inference replica groups
+    active from its drain on hold (``sim.fleet.windows``; counted in chips: retiring domains are the highest
+    indices not holding a replica)."""
+    from sim.fleet.windows import group_window_s
+
+    unit = max(pool.domain_chips, pool.chips_per_server)
+    horizon = float(scenario.duration)
+    groups = [((s, g), group) for s, service in enumerate(scenario.workloads.inference)
+              for g, group in enumerate(service.replicas) if group.pool == pool.name]
+    retired = 0
+    for k, (at, chips) in enumerate(pool.retirements):
+        path = ("fleet", pool.index, "retirements", k, "chips")
+        drain_from = max(0.0, at - pool.drain_s)  # the domains are chosen then: deliveries up to then count
+        online = pool.initial_chips + sum(n for t, n in pool.deliveries if t <= drain_from) - retired
+        when = dt.datetime.combine(scenario.start, dt.time()) + dt.timedelta(seconds=drain_from)
+        if chips % unit:
+            add(path, f"found {chips}: a retirement takes whole scale-up domains of {pool.domain_chips} chips in "
+                      f"servers of {pool.chips_per_server} from the pool; accepted: a multiple of {unit}, e.g. "
+                      f"{chips - chips % unit or unit}")
+        elif chips > online:
+            add(path, f"found {chips}: pool {pool.name!r} has {online} chips online on {when:%Y-%m-%d %H:%M} (its "
+                      f"retiring domains are chosen then, when the drain begins); accepted: at most {online}")
+        elif chips == online:
+            add(path, f"found {chips}: pool {pool.name!r} would keep no chip on {when:%Y-%m-%d %H:%M}; accepted: "
+                      f"at most {online - unit}, or online_until (the whole pool leaves)")
+        else:
+            held = 0
+            for (s, g), group in groups:
+                window = group_window_s(group, pool, scenario.start, horizon)
+                if window[0] < window[1] and window[1] > drain_from:
+                    held += group.count * group.chips_per_replica
+                    if held > online - chips:
+                        add(path, f"found {chips}: pool {pool.name!r} keeps {online - chips} chips, but replica "
+                                  f"group workloads.inference[{s}].replicas[{g}] (with the groups before it) holds "
+                                  f"{held} chips there from the retirement's drain on; accepted: at most "
+                                  f"{max(0, online - held + group.count * group.chips_per_replica) // unit * unit} "
+                                  "chips, or the group's active_until before the drain")
+                        break
+        retired += chips
 
 
 def _check_pool_window(scenario, index: int, pool, add) -> None:
@@ -343,6 +410,9 @@ def _check_burst(scenario, catalog, add) -> None:
         if pool.deliveries:
             add(path + ("pool",), f"found {entry.pool!r}, which has deliveries: a burst pool's chips come and go "
                                   "with its rentals; accepted: a pool without deliveries")
+        if pool.retirements or pool.drain:
+            add(path + ("pool",), f"found {entry.pool!r}, which has retirements or a drain: a burst pool's chips "
+                                  "come and go with its rentals; accepted: a pool without retirements and drain")
         if entry.pool in replica_pools:
             add(path + ("pool",), f"found {entry.pool!r}, which holds inference replicas: bursting is for "
                                   "training only (serving does not follow a pool's capacity); accepted: a pool "
@@ -580,6 +650,7 @@ def _check_feasibility(scenario, catalog, add) -> None:
     for pool in pools:
         index = pool.index
         _check_delivery_sizes(pool, scenario.fleet[index], add)
+        _check_retirement_chips(scenario, pool, add)
         cooling_kw = site.cooling_kw_per_rack[pool.cooling]
         if pool.rack_power_w / 1e3 > cooling_kw:
             per_server_kw = pool.rack_power_w / 1e3 / pool.servers_per_rack
