@@ -90,7 +90,8 @@ def check_raw_names(data: dict, origin) -> list[Problem]:
         problems.append(Problem(origin.locate(path), format_path(path),
                                 f"unknown scheduler {kind!r}" + suggest(kind, registry("scheduler"))))
     burst = policy.get("burst") if isinstance(policy, dict) else None
-    pools = {p.get("name"): p for p in (fleet if isinstance(fleet, list) else []) if isinstance(p, dict)}
+    pools = {p["name"]: p for p in (fleet if isinstance(fleet, list) else [])
+             if isinstance(p, dict) and isinstance(p.get("name"), str)}  # other names are the schema's mistakes
     for k, entry in enumerate(burst if isinstance(burst, list) else []):
         name = entry.get("pool") if isinstance(entry, dict) else None
         if isinstance(name, str) and name not in pools:
