@@ -329,3 +329,16 @@ def test_burst_works_under_every_scheduler(tmp_path, kind):
     assert (results.jobs["pool"] == "cloud").any()
     assert rental(results, "cloud") == pytest.approx(results.summary["burst"]["cloud"]["rented_chip_hours"] * H100_RATE)
     assert_accounted(results)
+
+
+def test_a_pool_name_that_is_not_text_beside_a_burst_policy_is_a_located_error(tmp_path, capsys):
+    """Found by fuzzing: a list as a pool's name made the burst pool check crash (unhashable) before the
+    schema's own error was reported."""
+    path = tmp_path / "s.yaml"
+    path.write_text("schema_version: 1\nname: x\nstart: 2026-01-01\nduration: 1d\nfleet:\n"
+                    "  - {name: [1, 2], accelerator: h100-sxm, count: 8}\npolicy:\n"
+                    "  burst: [{pool: nope, quota_chips: 8, queue_wait_threshold: 1h, min_rental: 1h}]\n")
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{path}:6 fleet[0].name: Input should be a valid string" in err
+    assert f"{path}:8 policy.burst[0].pool: unknown pool 'nope'" in err

@@ -31,6 +31,7 @@ class DomainAllocator:
                 self.mask |= 1 << level
         self.free_chips = sum(domain_sizes)
         self.capacity = self.free_chips
+        self.closed: set[int] = set()  # draining or retired domains (``close``): nothing is placed there
 
     def can_place(self, chips: int) -> bool:
         """Whether ``place(chips)`` would succeed now (a few integer operations)."""
@@ -67,6 +68,9 @@ class DomainAllocator:
 
     def release(self, parts: tuple) -> None:
         for domain, chips in parts:
+            if self.closed and domain in self.closed:  # a closed domain's chips stay out of the buckets
+                self.free[domain] += chips
+                continue
             level = self.free[domain]
             self.buckets[level].discard(domain)
             if not self.buckets[level]:
@@ -90,6 +94,19 @@ class DomainAllocator:
         self._put(domain, 0)
         self.free_chips -= size
         return ((domain, size),)
+
+    def close(self, domain: int) -> None:
+        """Take ``domain`` out of placement for good (it drains, then retires: ``fleet[].retirements``): its free
+        chips leave the buckets and ``free_chips``; chips released there later stay out."""
+        if domain in self.closed:
+            return
+        level = self.free[domain]
+        bucket = self.buckets[level]
+        bucket.discard(domain)
+        if not bucket:
+            self.mask &= ~(1 << level)
+        self.free_chips -= level
+        self.closed.add(domain)
 
     def _take(self, level: int) -> int:
         bucket = self.buckets[level]
@@ -117,6 +134,7 @@ class SharedChips:
         self.buckets: list[set[int]] = [set() for _ in range(SHARE_UNITS + 1)]
         self.mask = 0
         self.next_chip = 0
+        self.closed: set[int] = set()  # open chips on closed domains (``close_domains``): no new share there
 
     @property
     def open_chips(self) -> int:
@@ -150,9 +168,23 @@ class SharedChips:
             self.mask &= ~(1 << level)
         if level + units >= SHARE_UNITS:
             del self.free_units[chip]
+            self.closed.discard(chip)
             self.allocator.release(self.domain_of.pop(chip))
+        elif self.closed and chip in self.closed:
+            self.free_units[chip] = level + units  # kept out of the buckets: its domain drains
         else:
             self._set(chip, level + units)
+
+    def close_domains(self, domains: set[int]) -> None:
+        """Stop placing shares on the open chips of ``domains`` (closed in the allocator); they empty as their
+        jobs end."""
+        for chip, parts in self.domain_of.items():
+            if parts[0][0] in domains and chip not in self.closed:
+                level = self.free_units[chip]
+                self.buckets[level].discard(chip)
+                if not self.buckets[level]:
+                    self.mask &= ~(1 << level)
+                self.closed.add(chip)
 
     def _set(self, chip: int, level: int) -> None:
         self.free_units[chip] = level

@@ -91,6 +91,9 @@ class ResolvedPool:
     online_until_s: float = math.inf  # when the pool leaves (retirement, end of a rental contract) [s]
 
     deliveries: tuple[tuple[float, int], ...] = ()  # (time [s], chips) joining the pool after online_from_s
+    # (time [s], chips) leaving the pool before online_until_s (``fleet[].retirements``), in date order
+    retirements: tuple[tuple[float, int], ...] = ()
+    drain_s: float = 0.0  # before each retirement and online_until_s the leaving domains take no new job [s]
     rental_term: str = "on-demand"  # a rented pool's terms: on-demand, reserved-1y, reserved-3y
     burst: bool = False  # rented by ``policy.burst``: online only while rented (``realised_steps``)
     # the online chips a run realised, as ``chip_steps`` returns them (a burst pool's rentals); None: static
@@ -123,7 +126,8 @@ class ResolvedPool:
         are online from ``times[i]`` to ``times[i + 1]``; the last count is 0 (the pool left, or the horizon).
 
         Modelled: the pool's first chips (``initial_chips``) come online whole at ``online_from_s``, each
-        delivery's chips whole at its date, and every chip leaves at ``online_until_s``. A burst pool
+        delivery's chips whole at its date, each retirement's chips leave at its date (``retirements``; a
+        draining domain is online until then), and every chip left leaves at ``online_until_s``. A burst pool
         (``burst``) has no chip online until a run rents them: after the run, ``realised_steps`` (set with
         ``with_realised_steps``) holds the chips it rented over time, and this function returns those.
         Everything that integrates a pool's online chips (utilization denominators, idle power and energy,
@@ -134,7 +138,11 @@ class ResolvedPool:
             times, counts = self.realised_steps or ((start, end), (0, 0))
             return _cut_steps(list(times), list(counts), start, end)
         times, counts = [start], [self.initial_chips]
-        for at, chips in self.deliveries:
+        changes = self.deliveries
+        if self.retirements:  # chips leaving: the same steps, downwards (a delivery first on a shared date)
+            changes = sorted(list(self.deliveries) + [(at, -chips) for at, chips in self.retirements],
+                             key=lambda change: (change[0], change[1] < 0))
+        for at, chips in changes:
             if start < at < end:
                 times.append(at)
                 counts.append(counts[-1] + chips)
@@ -362,6 +370,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
         delivery_usd_per_chip=delivery_usd,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
+        retirements=tuple((_day_s(scenario, r.date), r.chips) for r in pool.retirements), drain_s=float(pool.drain),
         rental_term=pool.rental_term if pool.owner == "rented" else "on-demand",
         burst=any(b.pool == pool.name for b in scenario.policy.burst) or any(
             g.burst is not None and g.pool == pool.name for s in scenario.workloads.inference for g in s.replicas),

@@ -18,7 +18,9 @@ What is modelled, per entry (USD; times in seconds since the scenario start):
   it stops when the tranche is fully depreciated (its life is over) or the pool leaves.
 * ``write_off`` (depreciation accounting): an owned pool that leaves within the run (``online_until``)
   writes off the book value its tranches still carry then (hardware value × the share of their life not
-  yet depreciated), on that date; no resale.
+  yet depreciated), on that date; no resale. A partial retirement (``fleet[].retirements``) takes chips from
+  the oldest tranches first (FIFO, ``retired_by_tranche``) and writes off their book value on its date; their
+  depreciation and maintenance stop then.
 * ``capex_cash_cost`` (``site.capex_accounting: cash``): the whole purchase is a cost on its date, per item
   like its ``capex`` rows (which stay: the cash flow); no depreciation and no write-off.
 * ``maintenance``: ``site.maintenance_frac_per_year`` of a tranche's chip price per year (servers, racks and
@@ -156,7 +158,9 @@ def _ownership_rows(pool, lo: float, hi: float, horizon_s: float, site, edges, m
     def month_of(at: float) -> str:
         return months[min(int(np.searchsorted(edges, at, side="right") - 1), len(months) - 1)]
 
-    for at, chips, price in pool.purchases():
+    tranches = pool.purchases()
+    retired = retired_by_tranche(tranches, getattr(pool, "retirements", ()))
+    for (at, chips, price), leaving in zip(tranches, retired):
         start = max(at, lo)
         if not chips or start > horizon_s:
             continue  # bought after the run
@@ -167,14 +171,48 @@ def _ownership_rows(pool, lo: float, hi: float, horizon_s: float, site, edges, m
         windows = {"depreciation": (start, start if cash else min(hi, start + life_s), value / life_s),
                    "maintenance": (start, hi, price * site.maintenance_frac_per_year / YEAR_S)}
         for category, (a, b, usd_per_chip_s) in windows.items():
+            if leaving:  # retired chips stop at their date: chip-seconds of each part of the tranche
+                parts = [(t, n) for t, n in leaving] + [(b, chips - sum(n for _, n in leaving))]
+                chip_s = sum(n * overlap_s(a, min(b, t), edges) for t, n in parts)
+                b = max((min(b, t) for t, n in parts if n), default=a)
+                for m in np.flatnonzero(chip_s > 0):
+                    rows.append((max(edges[m], a), min(edges[m + 1], b), months[m], category, pool.name, accel,
+                                 owner, chip_s[m] * usd_per_chip_s, 0.0, 0.0, ""))
+                continue
             seconds = overlap_s(a, b, edges)
             for m in np.flatnonzero(seconds > 0):
                 rows.append((max(edges[m], a), min(edges[m + 1], b), months[m], category, pool.name, accel, owner,
                              chips * seconds[m] * usd_per_chip_s, 0.0, 0.0, ""))
-        if not cash and start < hi < min(horizon_s, start + life_s):  # leaves within the run, not fully depreciated
-            book = chips * value * (1.0 - (hi - start) / life_s)
+        remaining = chips
+        for t, n in leaving:  # a retirement writes off the book value its chips still carry
+            remaining -= n
+            if not cash and start < t < min(horizon_s, start + life_s):
+                book = n * value * (1.0 - (t - start) / life_s)
+                rows.append((t, t, month_of(t), "write_off", pool.name, accel, owner, book, 0.0, 0.0, ""))
+        # leaves within the run, not fully depreciated
+        if remaining and not cash and start < hi < min(horizon_s, start + life_s):
+            book = remaining * value * (1.0 - (hi - start) / life_s)
             rows.append((hi, hi, month_of(hi), "write_off", pool.name, accel, owner, book, 0.0, 0.0, ""))
     return rows
+
+
+def retired_by_tranche(tranches, retirements) -> list[list[tuple[float, int]]]:
+    """Per purchase tranche (``ResolvedPool.purchases`` order), the ``(time [s], chips)`` of it that retirements
+    (``ResolvedPool.retirements``) take: oldest tranches first (FIFO), among the tranches bought by then.
+    Chips beyond what the tranches hold (not left by validation) are not charged to any."""
+    left = [chips for _, chips, _ in tranches]
+    order = sorted(range(len(tranches)), key=lambda k: tranches[k][0])
+    out: list[list[tuple[float, int]]] = [[] for _ in tranches]
+    for t, chips in retirements:
+        for k in order:
+            if chips <= 0 or tranches[k][0] > t:
+                break
+            take = min(chips, left[k])
+            if take:
+                out[k].append((t, take))
+                left[k] -= take
+                chips -= take
+    return out
 
 
 def capex_items_usd(pool, site, chips: float, price: float) -> dict[str, float]:

@@ -262,7 +262,8 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         "power_cap_kw": site.power_cap_w / 1e3 if site.power_cap_w is not None else None,
         "pue": site.pue,
     }
-    if any(p.shared or p.online_until_s < horizon_s for p in fleet.pools) or getattr(fleet, "group_windows", None):
+    if any(p.shared or p.online_until_s < horizon_s or p.retirements for p in fleet.pools) \
+            or getattr(fleet, "group_windows", None):
         out["training"] = _preemption_summary(jobs_out, outcome)
     if any(p.shared for p in fleet.pools):
         out["shared_pools"] = _shared_pool_summary(series, fleet, horizon_s, widths)

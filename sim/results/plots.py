@@ -278,6 +278,8 @@ def _shared_pool(ax, run: _Run, ts, name: str, scenario) -> None:
         size = np.where((bins >= online_s) & (bins < until_s), float(pool.count - delivered), 0.0)
         for d in pool.deliveries:
             size += np.where((bins >= (d.date - scenario.start).days * DAY_S) & (bins < until_s), float(d.chips), 0.0)
+        for r in pool.retirements:  # retirements leave it at their dates
+            size -= np.where((bins >= (r.date - scenario.start).days * DAY_S) & (bins < until_s), float(r.chips), 0.0)
         ax.stairs(size, x, baseline=None, color=DARK, label=f"pool size\n({pool.count} {accel})")
         replicas = _replica_chips(scenario, name)
         ax.axhline(replicas, color=DARK, linestyle="--", linewidth=1.2, label=f"chips of all\nreplicas ({replicas})")
@@ -314,9 +316,9 @@ def _capacity(run: _Run, ts, scenario, procurement=None):
     """Online chips per bin (the time series' ``online_chips.<type>``, drawn as daily means for long runs),
     stacked by accelerator type in sorted order; each type's rented chips (``rented_chips.<type>``) are the
     hatched top of its band. A dotted vertical line with the pool's name marks each date a pool comes online
-    (``+``), takes a delivery (``+chips``) or leaves (``−``) inside the run (from the scenario's
-    ``online_from``, ``deliveries`` and ``online_until``), and the first delivery of each order with the chips
-    it delivered within the run (``procurement.csv``)."""
+    (``+``), takes a delivery (``+chips``), retires chips (``−chips``) or leaves (``−``) inside the run (from the
+    scenario's ``online_from``, ``deliveries``, ``retirements`` and ``online_until``), and the first delivery of
+    each order with the chips it delivered within the run (``procurement.csv``)."""
     fig, ax = _new("online chips")
     accels = sorted(c.split(".", 1)[1] for c in ts.columns if c.startswith("online_chips."))
     bottom, drawn = None, []
@@ -347,9 +349,9 @@ def _capacity(run: _Run, ts, scenario, procurement=None):
 
 
 def _pool_changes(scenario, horizon_s: float, procurement=None) -> list[tuple[float, str]]:
-    """(time [s], '+pool', '+chips pool' or '−pool') of every pool coming online, taking a delivery or leaving
-    strictly inside the run; an order's chips delivered in the run at its first delivery (``procurement``, the
-    rows of ``procurement.csv``)."""
+    """(time [s], '+pool', '+chips pool', '−chips pool' or '−pool') of every pool coming online, taking a delivery,
+    retiring chips or leaving strictly inside the run; an order's chips delivered in the run at its first delivery
+    (``procurement``, the rows of ``procurement.csv``)."""
     if scenario is None:
         return []
     changes = []
@@ -360,6 +362,7 @@ def _pool_changes(scenario, horizon_s: float, procurement=None) -> list[tuple[fl
     for pool in scenario.fleet:
         dated = [(pool.online_from, f"+{pool.name}"), (pool.online_until, f"\u2212{pool.name}")]
         dated += [(d.date, f"+{d.chips:,} {pool.name}") for d in pool.deliveries or ()]  # deliveries joining it
+        dated += [(r.date, f"\u2212{r.chips:,} {pool.name}") for r in pool.retirements or ()]  # chips retiring
         for date, text in dated:
             if date is not None and 0.0 < (at := (date - scenario.start).days * DAY_S) < horizon_s:
                 changes.append((at, text))

@@ -69,6 +69,14 @@ class Delivery(Strict):
                          description="chips delivered: whole scale-up domains of the pool")
 
 
+class Retirement(Strict):
+    """Chips that leave a pool on a date (``fleet[].retirements``): the pool shrinks by whole scale-up domains."""
+
+    date: dt.date = Field(description="date the chips leave (00:00 of that day); the pool's drain ends then")
+    chips: int = bounded(gt=0, le=MAX_CHIPS, unit="chips", why=WHY_CHIPS,
+                         description="chips retired: whole scale-up domains of the pool")
+
+
 class Pool(Strict):
     """Identical chips of one accelerator type, cooling and owner, grouped into servers and racks."""
 
@@ -91,6 +99,16 @@ class Pool(Strict):
         default_factory=list,
         description="later deliveries joining this pool, in date order; count is the total after all of them, "
                     "and count minus their chips is online from online_from (the start) [default: none]")
+    retirements: list[Retirement] = Field(
+        default_factory=list,
+        description="chips leaving this pool before online_until, in date order (whole scale-up domains, highest "
+                    "domain index first; owned chips write off their remaining book value, oldest first) "
+                    "[default: none]")
+    drain: DurationS = bounded(
+        0.0, ge=0, le=10 * 365 * 86400.0, unit="s", why="longer than any chip's service life",
+        description="how long before each retirement and online_until the leaving domains take no new training "
+                    "job (jobs already there finish if they can; the rest are preempted at the date) [s or '7d'; "
+                    "default 0: they leave at once]")
     owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
     purchase_usd_per_chip: float | None = bounded(
         None, ge=0, le=10_000_000, unit="USD", why="far above any accelerator's price",

@@ -4,8 +4,9 @@ Events happen only when state changes: a job arrives, a job completes, a pool co
 inference replica group on a shared pool scales or a windowed group on any pool starts or ends
 (``sim.training.sharing``), or a burst timer fires (a waiting job's wait crossing the threshold, rented chips
 coming online, a minimum rental expiring: ``sim.training.burst``). At each such instant the
-process settles completions first (freeing chips), then pools coming online, then pools leaving, then
-inference scale-downs and scale-ups (which may preempt training), then rented burst domains coming online,
+process settles completions first (freeing chips), then pools coming online, then drains starting and
+retirements, then pools leaving, then inference scale-downs and scale-ups (which may preempt training), then
+rented burst domains coming online,
 then admits arrivals, then asks the scheduler policy to start what it can, then lets the burst policy
 release idle rentals and request new ones; then it sleeps until the next instant. The cluster is the only
 SimPy process of a run (serving is computed before training, ``sim.serving.stage``, and reaches it only
@@ -25,10 +26,16 @@ its allocator from the start (whole domains) and released at their date, so from
 than a domain takes whole free domains of old and new deliveries alike. Their idle power is committed
 from t=0 like every chip not yet online.
 
+Retirements and drain (``fleet[].retirements``, ``fleet[].drain``, docs/fleet.md): from ``date - drain`` a
+retirement's domains — the pool's highest-index full-size domains that are delivered and hold no inference
+replica — are closed (``DomainAllocator.close``): no job is placed there, jobs already there run on. At the date
+every job still running on one of them is preempted as below, and their idle power floor is released. The
+drain before a whole pool leaves (``online_until``) marks the pool not online from ``online_until - drain``.
+
 Pools that leave (retirement, end of a rental contract, ``ResolvedPool.online_until_s``): at that
-instant the pool drains at once. Every training job still running there is preempted with the same
-checkpoint semantics as an inference preemption (``sim.training.sharing.preempt``: it keeps its work up
-to its last checkpoint, loses the rest, and waits again at its arrival position for any pool it may
+instant the pool drains at once (after ``drain``, if any). Every training job still running there is
+preempted with the same checkpoint semantics as an inference preemption (``sim.training.sharing.preempt``:
+it keeps its work up to its last checkpoint, loses the rest, and waits again at its arrival position for any pool it may
 use); no job starts there afterwards. Jobs are not kept from starting when they could not finish
 before the pool leaves (that would break the rule that the oldest waiting job of a shape blocks the
 rest, as run times differ within a shape): a long job started shortly before the end loses the work
@@ -114,6 +121,11 @@ class Cluster:
         self.segments: list[tuple] = []           # (job, pool, start, preempted at, lost chip-seconds)
         self.deferred: set[int] = set()
         self.left_queue_s: dict[int, float] = {}  # jobs rejected while waiting, when their pools had all left
+        # drains and retirements (``fleet[].retirements``, ``fleet[].drain``): domains closed per (pool, retirement)
+        self.retiring: dict[tuple[int, int], list[int]] = {}
+        self.retired_chips = [0] * len(self.pools)
+        self.static_domains = [self._occupied_domains(p) for p in range(len(self.pools))]  # replicas from t = 0
+        self.group_pool = {group: pool for _, group, pool, _, _ in self.scaling_schedule}
         # cloud burst (``sim.training.burst``): (pool index, policy) pairs; None without policy.burst
         self.burst = Burst(self, burst_policies) if burst_policies else None
         self.process = env.process(self._run())
@@ -221,6 +233,15 @@ class Cluster:
         # a pool leaving at the horizon or later stays to the end: its jobs then count as running
         leaves = sorted((p.online_until_s, p.index) for p in self.pools if p.online_until_s < self.horizon_s)
         leaves.append((math.inf, -1))
+        # drains start (retirement k, or -1: the whole pool's online_until) and retirements take their domains
+        drains = sorted([(max(0.0, at - p.drain_s), p.index, k) for p in self.pools
+                         for k, (at, _) in enumerate(p.retirements)]
+                        + [(max(0.0, p.online_until_s - p.drain_s), p.index, -1) for p in self.pools
+                           if p.drain_s > 0 and p.online_until_s < self.horizon_s])
+        drains.append((math.inf, -1, -1))
+        retires = sorted((at, p.index, k) for p in self.pools for k, (at, _) in enumerate(p.retirements))
+        retires.append((math.inf, -1, -1))
+        next_drain = next_retire = 0
         scales = self.scaling_schedule
         burst = self.burst
         next_job = next_online = next_leave = next_scale = events = 0
@@ -236,6 +257,10 @@ class Cluster:
                 t = onlines[next_online][0]
             if leaves[next_leave][0] < t:
                 t = leaves[next_leave][0]
+            if drains[next_drain][0] < t:
+                t = drains[next_drain][0]
+            if retires[next_retire][0] < t:
+                t = retires[next_retire][0]
             if scales[next_scale][0] < t:
                 t = scales[next_scale][0]
             if burst is not None and burst.next_s < t:
@@ -258,6 +283,12 @@ class Cluster:
                 freed.add(self._bring_online(*onlines[next_online][1:]))
                 next_online += 1
             requeued = False
+            while drains[next_drain][0] <= t:
+                self._drain(*drains[next_drain][1:])
+                next_drain += 1
+            while retires[next_retire][0] <= t:
+                requeued |= self._retire(*retires[next_retire][1:])
+                next_retire += 1
             while leaves[next_leave][0] <= t:
                 requeued |= self._leave(leaves[next_leave][1], t)
                 next_leave += 1
@@ -294,12 +325,67 @@ class Cluster:
     def _bring_online(self, pool_index: int, delivery: int = -1) -> int:
         """Pool ``pool_index`` comes online (``delivery`` -1), or its delivery ``delivery`` joins it: the
         delivered domains become free chips of the pool, for gangs of any size, alone or with older domains."""
-        if delivery < 0:
-            self.online[pool_index] = True  # validation keeps online_from before online_until
+        if delivery < 0:  # validation keeps online_from before online_until; a drain may already have begun
+            pool = self.pools[pool_index]
+            self.online[pool_index] = not pool.drain_s or self.now < pool.online_until_s - pool.drain_s
         else:  # validation keeps deliveries after online_from and before online_until
             self.allocators[pool_index].release(self.held[pool_index][delivery])
             self.pending_deliveries[pool_index].pop(0)
         return pool_index
+
+    def _occupied_domains(self, pool: int) -> set[int]:
+        """Domains of ``pool`` holding chips now that no training job holds (at t = 0: inference reservations
+        and held deliveries)."""
+        allocator = self.allocators[pool]
+        return {d for d, (free, size) in enumerate(zip(allocator.free, allocator.size)) if free < size}
+
+    def _drain(self, pool_index: int, retirement: int) -> None:
+        """The drain before a retirement (``retirement`` k) or before the pool leaves (-1) starts: its domains take
+        no new job from now (for the whole pool: it counts as not online); jobs there run on. A retirement takes
+        the pool's highest-index full-size domains that are online (delivered), hold no inference replica (from
+        t = 0 or placed by the schedule now) and are not already retiring."""
+        if retirement < 0:
+            self.online[pool_index] = False
+            return
+        pool, allocator = self.pools[pool_index], self.allocators[pool_index]
+        undelivered = {d for parts in self.held[pool_index][len(pool.deliveries)
+                                                            - len(self.pending_deliveries[pool_index]):]
+                       for d, _ in parts}
+        replicas = {d for group, placements in self.replica_placements.items()
+                    if self.group_pool.get(group) == pool_index for parts in placements for d, _ in parts}
+        static = self.static_domains[pool_index] - {d for parts in self.held[pool_index] for d, _ in parts}
+        taken = undelivered | replicas | static | allocator.closed
+        need = pool.retirements[retirement][1] // allocator.domain_chips
+        domains = [d for d in range(len(allocator.size) - 1, -1, -1)
+                   if allocator.size[d] == allocator.domain_chips and d not in taken][:need]
+        if len(domains) < need:
+            raise RuntimeError(f"t={self.now:.3f}s: pool {pool.name}: {need} domains to retire, only {len(domains)} "
+                               "free of inference replicas and deliveries")
+        for d in domains:
+            allocator.close(d)
+        self.shared[pool_index].close_domains(set(domains))
+        self.retiring[(pool_index, retirement)] = domains
+
+    def _retire(self, pool_index: int, retirement: int) -> bool:
+        """Retirement ``retirement`` of pool ``pool_index`` takes its drained domains now: jobs still running on
+        any of them are preempted (checkpoint semantics, ``sharing.preempt``) and the domains' idle power floor
+        is released; return whether waiting jobs must be tried again."""
+        domains = set(self.retiring.pop((pool_index, retirement)))
+        shared = self.shared[pool_index]
+        victims = []
+        for job, placement in self.placement.items():
+            if self.pool_of[job] != pool_index:
+                continue
+            parts = shared.domain_of[placement] if self.share_units[job] else placement
+            if any(d in domains for d, _ in parts):
+                victims.append(job)
+        for job in sorted(victims):
+            sharing.preempt(self, job, self.now)
+        pool = self.pools[pool_index]
+        chips = pool.retirements[retirement][1]
+        self.retired_chips[pool_index] += chips
+        self.committed_w -= chips * pool.idle_w_with_server * self.fleet.site.pue
+        return bool(victims) or self.power_cap_w is not None
 
     def _leave(self, pool_index: int, t: float) -> bool:
         """Pool ``pool_index`` leaves at ``t``: preempt its running jobs (checkpoint semantics), release
@@ -311,7 +397,9 @@ class Cluster:
             sharing.preempt(self, job, t)
         if self.burst is not None:
             self.burst.pool_left(pool_index, t)
-        self.committed_w -= idle_facility_w([self.pools[pool_index]], self.fleet.site.pue)
+        pool = self.pools[pool_index]
+        self.committed_w -= idle_facility_w([pool], self.fleet.site.pue) \
+            - self.retired_chips[pool_index] * pool.idle_w_with_server * self.fleet.site.pue  # retired: released
         stranded = self._reject_stranded(t)
         return bool(victims) or stranded or self.power_cap_w is not None
 

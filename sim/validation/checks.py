@@ -90,8 +90,8 @@ def check_raw_names(data: dict, origin) -> list[Problem]:
         problems.append(Problem(origin.locate(path), format_path(path),
                                 f"unknown scheduler {kind!r}" + suggest(kind, registry("scheduler"))))
     burst = policy.get("burst") if isinstance(policy, dict) else None
-    pools = {p.get("name"): p for p in (fleet if isinstance(fleet, list) else [])
-             if isinstance(p, dict) and isinstance(p.get("name"), str)}
+    pools = {p["name"]: p for p in (fleet if isinstance(fleet, list) else [])
+             if isinstance(p, dict) and isinstance(p.get("name"), str)}  # other names are the schema's mistakes
     for k, entry in enumerate(burst if isinstance(burst, list) else []):
         name = entry.get("pool") if isinstance(entry, dict) else None
         if isinstance(name, str) and name not in pools:
@@ -150,6 +150,73 @@ def _check_fleet(scenario, catalog, add) -> None:
                 f"found {pool.online_from}: a pool cannot come online before the scenario start {scenario.start}")
         _check_pool_window(scenario, index, pool, add)
         _check_delivery_dates(scenario, index, pool, add)
+        _check_retirement_dates(scenario, index, pool, add)
+
+
+def _check_retirement_dates(scenario, index: int, pool, add) -> None:
+    """Retirements (``fleet[].retirements``) come in date order, one per date, after the pool comes online, before
+    it leaves and before the end of the run (their chips are checked against the pool in
+    ``_check_retirement_chips``)."""
+    begins = pool.online_from or scenario.start
+    end_date = scenario.start + dt.timedelta(seconds=float(scenario.duration))
+    previous = None
+    for k, retirement in enumerate(pool.retirements):
+        path, date = ("fleet", index, "retirements", k, "date"), retirement.date
+        if date <= begins:
+            add(path, f"found {date}: a retirement takes chips from a pool already online; accepted: a date after "
+                      f"{begins} (the pool's online_from, else the scenario start)")
+        elif previous is not None and date <= previous:
+            add(path, f"found {date}: retirements must come in date order, one per date; accepted: a date after "
+                      f"{previous}")
+        elif (date - scenario.start).days * 86400.0 >= float(scenario.duration):
+            add(path, f"found {date}: the chips would leave at or after the end of the run "
+                      f"({end_date:%Y-%m-%d %H:%M}); accepted: a date before it")
+        elif pool.online_until is not None and date >= pool.online_until:
+            add(path, f"found {date}: the whole pool leaves on {pool.online_until}; accepted: a date before it")
+        previous = date
+
+
+def _check_retirement_chips(scenario, pool, add) -> None:
+    """Each retirement takes whole scale-up domains (and servers), at most the chips online on its date
+    (deliveries up to then, earlier retirements taken off), and none of the chips the inference replica groups
+    active from its drain on hold (``sim.fleet.windows``; counted in chips: retiring domains are the highest
+    indices not holding a replica)."""
+    from sim.fleet.windows import group_window_s
+
+    unit = max(pool.domain_chips, pool.chips_per_server)
+    horizon = float(scenario.duration)
+    groups = [((s, g), group) for s, service in enumerate(scenario.workloads.inference)
+              for g, group in enumerate(service.replicas) if group.pool == pool.name]
+    retired = 0
+    for k, (at, chips) in enumerate(pool.retirements):
+        path = ("fleet", pool.index, "retirements", k, "chips")
+        drain_from = max(0.0, at - pool.drain_s)  # the domains are chosen then: deliveries up to then count
+        online = pool.initial_chips + sum(n for t, n in pool.deliveries if t <= drain_from) - retired
+        when = dt.datetime.combine(scenario.start, dt.time()) + dt.timedelta(seconds=drain_from)
+        if chips % unit:
+            add(path, f"found {chips}: a retirement takes whole scale-up domains of {pool.domain_chips} chips in "
+                      f"servers of {pool.chips_per_server} from the pool; accepted: a multiple of {unit}, e.g. "
+                      f"{chips - chips % unit or unit}")
+        elif chips > online:
+            add(path, f"found {chips}: pool {pool.name!r} has {online} chips online on {when:%Y-%m-%d %H:%M} (its "
+                      f"retiring domains are chosen then, when the drain begins); accepted: at most {online}")
+        elif chips == online:
+            add(path, f"found {chips}: pool {pool.name!r} would keep no chip on {when:%Y-%m-%d %H:%M}; accepted: "
+                      f"at most {online - unit}, or online_until (the whole pool leaves)")
+        else:
+            held = 0
+            for (s, g), group in groups:
+                window = group_window_s(group, pool, scenario.start, horizon)
+                if window[0] < window[1] and window[1] > drain_from:
+                    held += group.count * group.chips_per_replica
+                    if held > online - chips:
+                        add(path, f"found {chips}: pool {pool.name!r} keeps {online - chips} chips, but replica "
+                                  f"group workloads.inference[{s}].replicas[{g}] (with the groups before it) holds "
+                                  f"{held} chips there from the retirement's drain on; accepted: at most "
+                                  f"{max(0, online - held + group.count * group.chips_per_replica) // unit * unit} "
+                                  "chips, or the group's active_until before the drain")
+                        break
+        retired += chips
 
 
 def _check_pool_window(scenario, index: int, pool, add) -> None:
@@ -318,8 +385,9 @@ def _check_policy(scenario, add) -> None:
 
 def _check_serving_burst(scenario, service, base: tuple, add) -> None:
     """A replica group with ``burst`` (``sim.serving.burst``): one per service, in an LLM service with an
-    SLO and other groups, without autoscale or dates, alone on a rented on-demand pool without deliveries that
-    ``policy.burst`` does not use and whose count is the group's chips (so training never holds them)."""
+    SLO and other groups, without autoscale or dates, alone on a rented on-demand pool without deliveries,
+    retirements or a drain that ``policy.burst`` does not use and whose count is the group's chips (so training
+    never holds them)."""
     names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
     bursting = [g for g, group in enumerate(service.replicas) if group.burst is not None]
     for n, g in enumerate(bursting):
@@ -359,9 +427,9 @@ def _check_serving_burst(scenario, service, base: tuple, add) -> None:
         elif pool.rental_term != "on-demand":
             add(path, f"found burst on {where}, rented under {pool.rental_term}: a reserved pool is charged whether "
                       "used or not; accepted: a pool with rental_term: on-demand")
-        if pool.deliveries:
-            add(path, f"found burst on {where}, which has deliveries: its chips come and go with the rentals; "
-                      "accepted: a pool without deliveries")
+        if pool.deliveries or pool.retirements or pool.drain:
+            add(path, f"found burst on {where}, which has deliveries, retirements or a drain: its chips come and go "
+                      "with the rentals; accepted: a pool without them")
         if any(b.pool == group.pool for b in scenario.policy.burst):
             add(path, f"found burst on {where}, which policy.burst rents for training; accepted: a pool of its own")
         others = [(s, k) for s, other in enumerate(scenario.workloads.inference) for k, o in enumerate(other.replicas)
@@ -405,6 +473,9 @@ def _check_burst(scenario, catalog, add) -> None:
         if pool.deliveries:
             add(path + ("pool",), f"found {entry.pool!r}, which has deliveries: a burst pool's chips come and go "
                                   "with its rentals; accepted: a pool without deliveries")
+        if pool.retirements or pool.drain:
+            add(path + ("pool",), f"found {entry.pool!r}, which has retirements or a drain: a burst pool's chips "
+                                  "come and go with its rentals; accepted: a pool without retirements and drain")
         if entry.pool in replica_pools:
             add(path + ("pool",), f"found {entry.pool!r}, which holds inference replicas: bursting is for "
                                   "training only (serving does not follow a pool's capacity); accepted: a pool "
@@ -643,6 +714,7 @@ def _check_feasibility(scenario, catalog, add) -> None:
     for pool in pools:
         index = pool.index
         _check_delivery_sizes(pool, scenario.fleet[index], add)
+        _check_retirement_chips(scenario, pool, add)
         cooling_kw = site.cooling_kw_per_rack[pool.cooling]
         if pool.rack_power_w / 1e3 > cooling_kw:
             per_server_kw = pool.rack_power_w / 1e3 / pool.servers_per_rack
