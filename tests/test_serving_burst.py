@@ -163,7 +163,8 @@ BAD = SCENARIO.replace("RATE", "10") .replace(
     "  - {name: cloud, accelerator: h100-sxm, count: 8, owner: rented}\n"
     "  - {name: own, accelerator: h100-sxm, count: 8}\n"
     "  - {name: res, accelerator: h100-sxm, count: 8, owner: rented, rental_term: reserved-1y,"
-    " rental_usd_per_chip_hour: 2.0}\n")
+    " rental_usd_per_chip_hour: 2.0}\n"
+    "  - {name: drn, accelerator: h100-sxm, count: 8, owner: rented, online_until: 2026-01-03, drain: 1h}\n")
 
 
 def problems(tmp_path, text: str) -> list[str]:
@@ -183,6 +184,8 @@ def problems(tmp_path, text: str) -> list[str]:
     ("{pool: cloud, count: 8, autoscale: {min_count: 1}, burst: {slo_attainment_below: 0.9}}", "burst",
      "found burst together with autoscale"),
     ("{pool: cloud, count: 4, burst: {slo_attainment_below: 0.9}}", "burst", "accepted: fleet[1].count: 4"),
+    ("{pool: drn, count: 8, burst: {slo_attainment_below: 0.9}}", "burst", "which has deliveries, retirements or a "
+     "drain"),
 ])
 def test_bad_serving_burst_is_located(tmp_path, group, where, expected):
     errors = problems(tmp_path, BAD + f"        - {group}\n")
