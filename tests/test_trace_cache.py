@@ -169,3 +169,15 @@ def test_a_table_handed_out_is_a_dataframe_of_the_readers_columns(tmp_path):
     assert isinstance(table, pd.DataFrame) and list(table.columns) == [
         "arrival_s", "prompt_tokens", "output_tokens", "source_row", "copy"]
     assert np.array_equal(table["source_row"], np.arange(1, 21))
+
+
+def test_a_dask_worker_process_parses_each_trace_once_for_all_its_runs(traced):
+    from distributed import Client, LocalCluster
+
+    scenario = sim.load(traced)
+    seeds = [scenario.with_overrides({"seed": seed}) for seed in (1, 2, 3)]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        counts = [client.submit(_run_and_count, s, pure=False).result() for s in seeds]
+    assert [c["parses"] for c in counts] == [2, 2, 2]  # its own process: parsed in its first run only
+    assert counts[-1]["hits"] >= 4
