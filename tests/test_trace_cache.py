@@ -181,3 +181,34 @@ def test_a_dask_worker_process_parses_each_trace_once_for_all_its_runs(traced):
         counts = [client.submit(_run_and_count, s, pure=False).result() for s in seeds]
     assert [c["parses"] for c in counts] == [2, 2, 2]  # its own process: parsed in its first run only
     assert counts[-1]["hits"] >= 4
+
+
+def _llm(fidelity: str) -> dict:
+    from tests.test_inference import SERVICE, with_service
+
+    generator = {**SERVICE["traffic"]["generator"], "rate_per_s": 0.5, "prompt_tokens": {"empirical": "p.csv"}}
+    return with_service({**SERVICE, "fidelity": fidelity, "traffic": {"generator": generator}}, duration="1h")
+
+
+def _ranking() -> dict:
+    from tests.test_fluid_ranking import MTIA
+    from tests.test_ranking import with_ranking
+
+    return with_ranking({"replicas": [MTIA], "router": {"kind": "least-work"}, "fidelity": "fluid", "traffic": {
+        "generator": {"rate_per_s": 200.0, "items_per_request": {"empirical": "p.csv"}}}}, duration="3min")
+
+
+@pytest.mark.parametrize("kind", ["fluid", "request", "ranking"])
+def test_a_changed_empirical_file_changes_the_next_run_in_the_same_process(tmp_path, kind):
+    """The fluid models' cached pmfs key on the file too: after the file changes, a run equals a run of a
+    folder that never held the old file."""
+    data = _ranking() if kind == "ranking" else _llm(kind)
+    for folder in ("old", "new"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "s.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    (tmp_path / "old" / "p.csv").write_text("tokens\n100\n200\n")
+    before = _summary(tmp_path / "old" / "s.yaml")
+    for folder in ("old", "new"):
+        (tmp_path / folder / "p.csv").write_text("tokens\n4000\n8000\n16000\n")
+    after, fresh = _summary(tmp_path / "old" / "s.yaml"), _summary(tmp_path / "new" / "s.yaml")
+    assert after != before and after == fresh

@@ -202,6 +202,12 @@ def file_sha256(path) -> str:
     return CACHE.sha256(Path(path))
 
 
+def file_identity(path) -> tuple | None:
+    """``(resolved path, device, inode, size, mtime_ns)`` of a regular file (``None`` if there is none): the
+    key the cache uses, for caches of values derived from a file elsewhere."""
+    return _identity(Path(path))
+
+
 def set_max_bytes(limit: int) -> None:
     """Bound the cache at ``limit`` bytes (entries over it are evicted, least recently used first)."""
     with CACHE._lock:

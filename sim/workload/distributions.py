@@ -44,13 +44,7 @@ def empirical_values(name: str, base_dir: str = "") -> np.ndarray:
 
 def _empirical_values(name: str, base_dir: str = "", cached: bool = False) -> np.ndarray:
     """``empirical_values``, from the cache or (``cached=False``) parsed from the file every time."""
-    if name in BUILTIN_EMPIRICAL:
-        folder, file = BUILTIN_EMPIRICAL[name]
-        path = Path(str(resources.files("sim.workload").joinpath("traces", folder, file)))
-        label = f"{folder}/{file}"
-    else:
-        path = Path(base_dir) / name
-        label = display(path)
+    path, label = _empirical_path(name, base_dir)
 
     def parse(handle, _label):
         values = [_empirical_value(line, label, row) for row, line in text_lines(handle, label) if row > 1]
@@ -68,6 +62,23 @@ def _empirical_values(name: str, base_dir: str = "", cached: bool = False) -> np
                               f"{', '.join(BUILTIN_EMPIRICAL)} or the path of a one-column CSV file") from None
     values.setflags(write=False)
     return values
+
+
+def _empirical_path(name: str, base_dir: str) -> tuple[Path, str]:
+    """The file of an empirical distribution and how errors name it."""
+    if name in BUILTIN_EMPIRICAL:
+        folder, file = BUILTIN_EMPIRICAL[name]
+        return Path(str(resources.files("sim.workload").joinpath("traces", folder, file))), f"{folder}/{file}"
+    path = Path(base_dir) / name
+    return path, display(path)
+
+
+def empirical_stamp(dist, base_dir: Path | str | None = None) -> tuple | None:
+    """The identity (path, inode, size, modification time) of a distribution's empirical file, ``None`` for
+    the other forms: a cache of values derived from the file keys on it, so a changed file is read again."""
+    if dist is None or dist.empirical is None:
+        return None
+    return cache.file_identity(_empirical_path(dist.empirical, str(base_dir or ""))[0])
 
 
 empirical_values.__wrapped__ = _empirical_values  # uncached, as tests of the parser call it
