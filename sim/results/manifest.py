@@ -8,6 +8,8 @@ import json
 import platform
 from importlib import metadata
 
+from sim.workload import cache
+
 
 def scenario_hash(scenario) -> str:
     canonical = json.dumps(scenario.model_dump(mode="json"), sort_keys=True)
@@ -15,11 +17,9 @@ def scenario_hash(scenario) -> str:
 
 
 def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """SHA-256 of a data file: the one computed while the run parsed it (``sim.workload.cache``), so the
+    manifest does not read the file again; computed now for a file not parsed in this process."""
+    return cache.file_sha256(path)
 
 
 def build_manifest(scenario, numba_enabled: bool, wall_s: float, events: int, inputs=()) -> dict:

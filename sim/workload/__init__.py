@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.workload.alibaba import read_alibaba_pods
+from sim.workload import cache
+from sim.workload.alibaba import parse_alibaba_pods, read_alibaba_pods
 from sim.workload.errors import TraceError
 from sim.workload.files import display, path_exists, quote
 from sim.workload.generator import generate_jobs
 from sim.workload.jobs import JOB_COLUMNS, make_job_table
-from sim.workload.requests import read_azure_llm, read_mooncake, scale_requests
+from sim.workload.requests import parse_azure_llm, parse_mooncake, read_azure_llm, read_mooncake, scale_requests
 
 PACKAGED_TRACES = resources.files("sim.workload").joinpath("traces")
 
@@ -33,12 +34,18 @@ def resolve_trace_path(path: str, base_dir: Path) -> Path:
 def read_trace(trace, base_dir: Path) -> pd.DataFrame:
     """The table of a scenario's trace: a request table (``azure-llm-2023``, ``mooncake``) or a job table
     (``alibaba-gpu-2023``), read with the scenario's limit (and map and time scale); ``TraceError`` or
-    ``FileNotFoundError`` when it cannot be. Validation calls this, so a bad trace fails before a run."""
+    ``FileNotFoundError`` when it cannot be. Validation calls this, so a bad trace fails before a run.
+
+    The table comes from the process's trace cache (``sim.workload.cache``): a file is parsed once per
+    process for the same parameters while it is unchanged; each call gets a copy of its own."""
     path = resolve_trace_path(trace.path, base_dir)
     if trace.format == "alibaba-gpu-2023":
-        return read_alibaba_pods(path, trace.accelerator_map, trace.limit, trace.time_scale)
-    reader = read_azure_llm if trace.format == "azure-llm-2023" else read_mooncake
-    return reader(path, trace.limit)
+        mapping = trace.accelerator_map
+        params = (trace.format, trace.limit, trace.time_scale, tuple(sorted((mapping or {}).items())))
+        return cache.load(path, params, lambda handle, label: parse_alibaba_pods(handle, label, mapping, trace.limit,
+                                                                                 trace.time_scale))
+    parse = parse_azure_llm if trace.format == "azure-llm-2023" else parse_mooncake
+    return cache.load(path, (trace.format, trace.limit), lambda handle, label: parse(handle, label, trace.limit))
 
 
 def input_files(scenario, base_dir: Path) -> list[Path]:

@@ -23,6 +23,7 @@ replayed — every pod ends up counted somewhere:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -52,19 +53,24 @@ def read_alibaba_pods(path: Path, accelerator_map: dict[str, str] | None = None,
     """Read an ``openb_pod_list_*.csv`` file (its first ``limit`` pods if given) into a job table (see the
     module docstring for the rules). Counts and times are whole numbers within ``BOUNDS``; times, once
     multiplied by ``time_scale``, stay within ``MAX_TRACE_TIME_S``."""
-    label = display(path)
+    with open_data_file(path) as handle:
+        return parse_alibaba_pods(handle, display(path), accelerator_map, limit, time_scale)
+
+
+def parse_alibaba_pods(handle: BinaryIO, label: str, accelerator_map: dict[str, str] | None = None,
+                       limit: int | None = None, time_scale: float = 1.0) -> pd.DataFrame:
+    """``read_alibaba_pods`` of an open file (``label`` names it in errors)."""
     mapping = {**DEFAULT_ACCELERATOR_MAP, **(accelerator_map or {})}
     cols: dict[str, list] = {k: [] for k in ("job_id", "arrival_s", "chips", "chip_share", "duration_s",
                                               "allowed_accelerators", "reject_reason", "note")}
-    with open_data_file(path) as handle:
-        records = csv_records(handle, label)
-        header = csv_header(records, label, COLUMNS)
-        for line, fields in records:
-            if limit is not None and len(cols["job_id"]) >= limit:
-                break
-            header.check_width(line, fields)
-            row = {name: fields[at] for name, at in header.positions.items()}
-            _parse_row(row, f"{label}:{line}", line, mapping, time_scale, cols)
+    records = csv_records(handle, label)
+    header = csv_header(records, label, COLUMNS)
+    for line, fields in records:
+        if limit is not None and len(cols["job_id"]) >= limit:
+            break
+        header.check_width(line, fields)
+        row = {name: fields[at] for name, at in header.positions.items()}
+        _parse_row(row, f"{label}:{line}", line, mapping, time_scale, cols)
     if not cols["job_id"]:
         raise TraceError(f"{label}: no pods (the file has a header and no rows)")
     cols["stack"] = "cuda"

@@ -3,12 +3,12 @@ CDFs and the probabilities of the rounded token counts that the fluid fidelity o
 
 from __future__ import annotations
 
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from sim.workload import cache
 from sim.workload.errors import MissingDataFile, TraceError
 from sim.workload.files import display, open_data_file, quote, text_lines
 
@@ -30,31 +30,58 @@ def sample(dist, size: int, rng: np.random.Generator, base_dir: Path | None = No
     return values[rng.integers(0, len(values), size)]
 
 
-@lru_cache(maxsize=8)
 def empirical_values(name: str, base_dir: str = "") -> np.ndarray:
     """Values of an empirical distribution: a built-in name or a one-column CSV with a header.
 
     ``philly-runtime`` is Microsoft Philly's job runtimes in seconds (83,154 values, CC-BY-4.0; see
     ``sim/workload/traces/philly-runtime/SOURCE.md``). Zero runtimes are kept: they are real jobs that
     ended at once (typically failed launches). A file's values (its first column, after the header
-    line) are numbers from 0 to ``MAX_EMPIRICAL_VALUE``.
+    line) are numbers from 0 to ``MAX_EMPIRICAL_VALUE``. The array is read-only and comes from the
+    process's trace cache (``sim.workload.cache``): parsed once while the file is unchanged.
     """
-    if name in BUILTIN_EMPIRICAL:
-        folder, file = BUILTIN_EMPIRICAL[name]
-        path = Path(str(resources.files("sim.workload").joinpath("traces", folder, file)))
-        label = f"{folder}/{file}"
-    else:
-        path = Path(base_dir) / name
-        label = display(path)
+    return _empirical_values(name, base_dir, cached=True)
+
+
+def _empirical_values(name: str, base_dir: str = "", cached: bool = False) -> np.ndarray:
+    """``empirical_values``, from the cache or (``cached=False``) parsed from the file every time."""
+    path, label = _empirical_path(name, base_dir)
+
+    def parse(handle, _label):
+        values = [_empirical_value(line, label, row) for row, line in text_lines(handle, label) if row > 1]
+        if not values:
+            raise TraceError(f"{label}: no values")
+        return np.asarray(values)
+
     try:
+        if cached:
+            return cache.load(path, ("empirical",), parse)
         with open_data_file(path) as handle:
-            values = [_empirical_value(line, label, row) for row, line in text_lines(handle, label) if row > 1]
+            values = parse(handle, label)
     except MissingDataFile:
         raise MissingDataFile(f"found {quote(name)}: no such file in {display(base_dir or '.')}; accepted: "
                               f"{', '.join(BUILTIN_EMPIRICAL)} or the path of a one-column CSV file") from None
-    if not values:
-        raise TraceError(f"{label}: no values")
-    return np.asarray(values)
+    values.setflags(write=False)
+    return values
+
+
+def _empirical_path(name: str, base_dir: str) -> tuple[Path, str]:
+    """The file of an empirical distribution and how errors name it."""
+    if name in BUILTIN_EMPIRICAL:
+        folder, file = BUILTIN_EMPIRICAL[name]
+        return Path(str(resources.files("sim.workload").joinpath("traces", folder, file))), f"{folder}/{file}"
+    path = Path(base_dir) / name
+    return path, display(path)
+
+
+def empirical_stamp(dist, base_dir: Path | str | None = None) -> tuple | None:
+    """The identity (path, inode, size, modification time) of a distribution's empirical file, ``None`` for
+    the other forms: a cache of values derived from the file keys on it, so a changed file is read again."""
+    if dist is None or dist.empirical is None:
+        return None
+    return cache.file_identity(_empirical_path(dist.empirical, str(base_dir or ""))[0])
+
+
+empirical_values.__wrapped__ = _empirical_values  # uncached, as tests of the parser call it
 
 
 def _empirical_value(line: str, label: str, row: int) -> float:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -46,20 +47,24 @@ def read_azure_llm(path: Path, limit: int | None = None) -> pd.DataFrame:
     must span at most ``MAX_TRACE_TIME_S``. Token counts are whole numbers from 1 to ``MAX_TOKENS``. A
     value that does not parse is reported with its file and row (1-based line, header = line 1).
     """
-    label = display(path)
-    stamps, prompts, outputs, lines = [], [], [], []
     with open_data_file(path) as handle:
-        records = csv_records(handle, label)
-        header = csv_header(records, label, AZURE_COLUMNS)
-        at = [header.positions[c] for c in AZURE_COLUMNS]
-        for line, fields in records:
-            if limit is not None and len(lines) >= limit:
-                break
-            header.check_width(line, fields)
-            stamps.append(fields[at[0]])
-            prompts.append(fields[at[1]])
-            outputs.append(fields[at[2]])
-            lines.append(line)
+        return parse_azure_llm(handle, display(path), limit)
+
+
+def parse_azure_llm(handle: BinaryIO, label: str, limit: int | None = None) -> pd.DataFrame:
+    """``read_azure_llm`` of an open file (``label`` names it in errors)."""
+    stamps, prompts, outputs, lines = [], [], [], []
+    records = csv_records(handle, label)
+    header = csv_header(records, label, AZURE_COLUMNS)
+    at = [header.positions[c] for c in AZURE_COLUMNS]
+    for line, fields in records:
+        if limit is not None and len(lines) >= limit:
+            break
+        header.check_width(line, fields)
+        stamps.append(fields[at[0]])
+        prompts.append(fields[at[1]])
+        outputs.append(fields[at[2]])
+        lines.append(line)
     if not lines:
         raise TraceError(f"{label}: no requests (the file has a header and no rows)")
     lines = np.asarray(lines)
@@ -112,19 +117,23 @@ def read_mooncake(path: Path, limit: int | None = None) -> pd.DataFrame:
     """Read a Mooncake trace (JSON lines with ``timestamp`` [ms], ``input_length``, ``output_length``), its
     first ``limit`` requests if given. Timestamps are from 0 to ``MAX_TIMESTAMP_MS``; lengths are whole
     numbers of tokens from 1 to ``MAX_TOKENS``; blank lines are skipped."""
-    label = display(path)
-    arrivals, prompts, outputs, rows = [], [], [], []
     with open_data_file(path) as handle:
-        for row_number, line in text_lines(handle, label):
-            if limit is not None and len(rows) >= limit:
-                break
-            if not line.strip():
-                continue
-            record = _json_record(line, label, row_number)
-            arrivals.append(_timestamp_s(record["timestamp"], label, row_number))
-            prompts.append(_tokens(record["input_length"], label, row_number, "input_length"))
-            outputs.append(_tokens(record["output_length"], label, row_number, "output_length"))
-            rows.append(row_number)
+        return parse_mooncake(handle, display(path), limit)
+
+
+def parse_mooncake(handle: BinaryIO, label: str, limit: int | None = None) -> pd.DataFrame:
+    """``read_mooncake`` of an open file (``label`` names it in errors)."""
+    arrivals, prompts, outputs, rows = [], [], [], []
+    for row_number, line in text_lines(handle, label):
+        if limit is not None and len(rows) >= limit:
+            break
+        if not line.strip():
+            continue
+        record = _json_record(line, label, row_number)
+        arrivals.append(_timestamp_s(record["timestamp"], label, row_number))
+        prompts.append(_tokens(record["input_length"], label, row_number, "input_length"))
+        outputs.append(_tokens(record["output_length"], label, row_number, "output_length"))
+        rows.append(row_number)
     if not rows:
         raise TraceError(f"{label}: no requests (the file has no JSON lines)")
     return _request_table(arrivals, prompts, outputs, rows, label, rows)

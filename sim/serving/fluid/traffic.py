@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.workload.distributions import token_pmf
+from sim.workload.distributions import empirical_stamp, token_pmf
 from sim.workload.growth import growth_curve
 
 # slices of the length distributions, finer in the tail, that stand for them in latency mixtures (TTFT takes
@@ -103,8 +103,9 @@ def offered_load(service, edges: np.ndarray, base_dir: Path, rng: np.random.Gene
 
 
 @lru_cache(maxsize=64)
-def _pmf(dist, base_dir: str) -> np.ndarray:
-    """``token_pmf``, computed once per distinct distribution (services often share one); read-only."""
+def _pmf(dist, base_dir: str, stamp=None) -> np.ndarray:
+    """``token_pmf``, computed once per distinct distribution (services often share one); read-only.
+    ``stamp``: the identity of an empirical distribution's file (``empirical_stamp``): a changed file is new."""
     pmf = token_pmf(dist, Path(base_dir))
     pmf.flags.writeable = False
     return pmf
@@ -163,7 +164,7 @@ class GeneratorLengths:
     once per distinct distributions and replica limits: fleets often run many alike services)."""
 
     def __init__(self, prompt, output, base_dir: str):
-        self.key = (prompt, output, base_dir)
+        self.key = (prompt, output, base_dir, (empirical_stamp(prompt, base_dir), empirical_stamp(output, base_dir)))
 
     def lengths(self, kv_capacity_tokens: int, token_budget: int, above: int = 0) -> Lengths:
         return _generator_lengths(*self.key, kv_capacity_tokens, token_budget, above)
@@ -173,11 +174,11 @@ class GeneratorLengths:
 
 
 @lru_cache(maxsize=64)
-def _generator_lengths(prompt, output, base_dir: str, kv_capacity_tokens: int, token_budget: int,
+def _generator_lengths(prompt, output, base_dir: str, stamps: tuple, kv_capacity_tokens: int, token_budget: int,
                        above: int = 0) -> Lengths:
     """Share of requests with ``above < P + O <= kv_capacity_tokens`` and their moments (module
     docstring), from the two pmfs."""
-    p_pmf, o_pmf = _pmf(prompt, base_dir), _pmf(output, base_dir)
+    p_pmf, o_pmf = _pmf(prompt, base_dir, stamps[0]), _pmf(output, base_dir, stamps[1])
     k = np.arange(len(p_pmf), dtype=np.float64)
     o = np.arange(len(o_pmf), dtype=np.float64)
     tokens = np.arange(len(p_pmf))
@@ -202,10 +203,10 @@ def _generator_lengths(prompt, output, base_dir: str, kv_capacity_tokens: int, t
 
 
 @lru_cache(maxsize=64)
-def _generator_slices(prompt, output, base_dir: str) -> tuple[np.ndarray, np.ndarray]:
+def _generator_slices(prompt, output, base_dir: str, stamps: tuple) -> tuple[np.ndarray, np.ndarray]:
     """[low, high] tokens of each slice of ``QUANTILE_EDGES`` (the last: its mean), from the pmfs."""
     out = []
-    for pmf in (_pmf(prompt, base_dir), _pmf(output, base_dir)):
+    for pmf in (_pmf(prompt, base_dir, stamps[0]), _pmf(output, base_dir, stamps[1])):
         cumulative = np.cumsum(pmf)
         edges = np.searchsorted(cumulative, np.maximum(QUANTILE_EDGES, 1e-12)).astype(np.float64)
         bounds = np.stack((edges[:-1], edges[1:]), axis=1)

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from sim.serving.traffic import expected_requests, poisson_arrivals
-from sim.workload import resolve_trace_path
+from sim.workload import read_trace
 from sim.workload.distributions import sample
 from sim.workload.growth import growth_curve
 from sim.workload.memory import ensure_requests_fit
-from sim.workload.requests import MAX_TOKENS, read_azure_llm, read_mooncake, scale_requests
+from sim.workload.requests import MAX_TOKENS, scale_requests
 
 
 def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.Generator,
@@ -24,9 +24,7 @@ def service_requests(service, base_dir: Path, horizon_s: float, rng: np.random.G
     traffic = service.traffic
     if traffic.trace is not None:
         trace = traffic.trace
-        path = resolve_trace_path(trace.path, base_dir)
-        reader = read_azure_llm if trace.format == "azure-llm-2023" else read_mooncake
-        rows = reader(path, trace.limit)
+        rows = read_trace(trace, base_dir)  # parsed once per process (the trace cache); this call's own copy
         grown = trace.growth.mean(start, horizon_s) if trace.growth is not None and start is not None else 1.0
         ensure_requests_fit(len(rows) * trace.scale * grown, f"service {service.name!r}")
         requests = scale_requests(rows, trace.scale, rng, growth_curve(trace.growth, start), trace.start_offset)

@@ -90,7 +90,7 @@ from sim.kernels import fluid as kernel
 from sim.serving.fluid.serve import _rebin, _share_meeting_backlog, serving_cover
 from sim.serving.fluid.split import union_cover
 from sim.serving.fluid.traffic import QUANTILE_EDGES, fluid_edges, offered_load
-from sim.workload.distributions import cdf, token_pmf
+from sim.workload.distributions import cdf, empirical_stamp, token_pmf
 
 FIXED_POINT_STEPS = 30  # iterations of the batch-size fixed point (it converges in a few)
 
@@ -144,7 +144,8 @@ def capacity_per_s(plan, service, base_dir) -> np.ndarray:
 
 def _items(plan, service, base_dir) -> Items:
     largest = max(c.max_items for c in plan.costs)
-    return Items.of(*_items_pmf(service.traffic.generator.items_per_request, str(base_dir), largest))
+    dist = service.traffic.generator.items_per_request
+    return Items.of(*_items_pmf(dist, str(base_dir), largest, empirical_stamp(dist, base_dir)))
 
 
 def _capacity(plan, items, batch_cap: list) -> np.ndarray:
@@ -310,10 +311,11 @@ class Items:
 
 
 @lru_cache(maxsize=32)
-def _items_pmf(dist, base_dir: str, largest: int) -> tuple[np.ndarray, float]:
+def _items_pmf(dist, base_dir: str, largest: int, stamp=None) -> tuple[np.ndarray, float]:
     """P(items = k) of the drawn count ``max(1, ceil(X))`` for k up to ``largest`` (what some replica can
     run) and P(items <= largest); above the point where P(X > k) < 1e-9 the pmf of ``token_pmf`` is used
-    (its last sliver of mass on its top count), so a large ``largest`` costs no more than the pmf."""
+    (its last sliver of mass on its top count), so a large ``largest`` costs no more than the pmf. ``stamp``:
+    the identity of an empirical distribution's file (``empirical_stamp``), so a changed file is read again."""
     top = 1
     while cdf(dist, np.array([float(top)]), Path(base_dir))[0] < 1.0 - 1e-9 and top < 1 << 26:
         top *= 2
