@@ -64,8 +64,13 @@ Percentiles come from the mixture of the components (``sim.kernels.fluid.mixture
 attainment is the expected share of offered queries within ``latency_p99_ms``. Busy chip-seconds per
 time-series bin feed power as the request-level kernel's busy seconds do.
 
-Where it is poor (``benchmarks/ranking_fluid_fidelity.py`` prints the grid; docs/inference.md has the
-figures): the batch size is a mean, not a distribution, so batching near saturation with small batches
+Where the analytic waits below are poor - ``least-work``, ``jsq``, ``central`` or ``slo-aware`` over groups of
+different chips, or with batching - and a ``micro_rng`` is given (the families pass the run's ``ranking`` stream),
+the split, busy fraction, mean batch and steady latency come from the micro-simulation metamodel
+(``sim.serving.ranking.micro``: the request-level kernel per load level on a 5 % rate grid, ``_micro_split``);
+the backlog model stays for rows at or above its ceiling. Where the analytic model alone is poor
+(``benchmarks/ranking_fluid_fidelity.py`` prints the grid; docs/inference.md has the figures):
+the batch size is a mean, not a distribution, so batching near saturation with small batches
 (MTIA-class chips, whose per-query cost dwarfs the per-batch one) is off by tens of % either way; ``jsq`` with
 batching and heavy loads on mixed chips, and ``slo-aware`` beyond light loads (its predictions let the cheap
 group's queue grow to the target, a truncated queue this model does not have) are far off; p99 is not held

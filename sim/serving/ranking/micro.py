@@ -26,9 +26,9 @@ from sim import kernels
 from sim.kernels.serving_reference import DONE
 from sim.workload.distributions import sample
 
-MICRO_QUERIES = 10_000  # measured queries per load level
+MICRO_QUERIES = 8_000  # measured queries per load level
 MICRO_WARMUP = 0.2  # share of the stream discarded first (the queues start empty)
-MICRO_STEP = 0.04  # relative grid of the offered rate
+MICRO_STEP = 0.05  # relative grid of the offered rate
 MICRO_CEILING = 0.97  # share of the fluid capacity above which levels are not simulated
 MICRO_EDGES = np.concatenate((np.linspace(0.0, 0.9, 19), [0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0]))
 POOR_ROUTERS = ("least-work", "jsq", "central", "slo-aware")
