@@ -69,7 +69,7 @@ class RankingFluidService(FluidResults, _RankingRun):
     def serve(self, switches: dict) -> None:
         c = self.context
         self.result = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir, c.rng,
-                                          c.start)
+                                          c.start, micro_rng=c.ranking_rng)
 
     def cost_per_bin(self, edges: np.ndarray):
         """The summary's completed requests spread over the bins by requests served."""

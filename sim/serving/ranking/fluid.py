@@ -64,8 +64,13 @@ Percentiles come from the mixture of the components (``sim.kernels.fluid.mixture
 attainment is the expected share of offered queries within ``latency_p99_ms``. Busy chip-seconds per
 time-series bin feed power as the request-level kernel's busy seconds do.
 
-Where it is poor (``benchmarks/ranking_fluid_fidelity.py`` prints the grid; docs/inference.md has the
-figures): the batch size is a mean, not a distribution, so batching near saturation with small batches
+Where the analytic waits below are poor - ``least-work``, ``jsq``, ``central`` or ``slo-aware`` over groups of
+different chips, or with batching - and a ``micro_rng`` is given (the families pass the run's ``ranking`` stream),
+the split, busy fraction, mean batch and steady latency come from the micro-simulation metamodel
+(``sim.serving.ranking.micro``: the request-level kernel per load level on a 5 % rate grid, ``_micro_split``);
+the backlog model stays for rows at or above its ceiling. Where the analytic model alone is poor
+(``benchmarks/ranking_fluid_fidelity.py`` prints the grid; docs/inference.md has the figures):
+the batch size is a mean, not a distribution, so batching near saturation with small batches
 (MTIA-class chips, whose per-query cost dwarfs the per-batch one) is off by tens of % either way; ``jsq`` with
 batching and heavy loads on mixed chips, and ``slo-aware`` beyond light loads (its predictions let the cheap
 group's queue grow to the target, a truncated queue this model does not have) are far off; p99 is not held
@@ -90,16 +95,27 @@ from sim.kernels import fluid as kernel
 from sim.serving.fluid.serve import _rebin, _share_meeting_backlog, serving_cover
 from sim.serving.fluid.split import union_cover
 from sim.serving.fluid.traffic import QUANTILE_EDGES, fluid_edges, offered_load
+from sim.serving.ranking.micro import (
+    MICRO_CEILING,
+    MICRO_EDGES,
+    MICRO_STEP,
+    grid_position,
+    grid_rate,
+    micro_table,
+    poor_cell,
+)
 from sim.workload.distributions import cdf, empirical_stamp, token_pmf
 
 FIXED_POINT_STEPS = 30  # iterations of the batch-size fixed point (it converges in a few)
 
 
 def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, base_dir,
-                        rng: np.random.Generator, start=None) -> dict:
+                        rng: np.random.Generator, start=None, micro_rng: np.random.Generator | None = None) -> dict:
     """Serve one ranking service at fluid fidelity (module docstring): per group, counts, items, batches,
     latency components and busy chip-seconds per time-series bin of ``bin_width_s``; ``start`` is the
-    scenario's start date (growth points count from it)."""
+    scenario's start date (growth points count from it). ``micro_rng`` (the run's ``ranking`` stream) seeds
+    the micro-simulation metamodel (``sim.serving.ranking.micro``) used for the cells where the analytic
+    waits are poor; without it the analytic model serves every cell."""
     offered = offered_load(service, fluid_edges(horizon_s, service.fluid_bin), base_dir, rng, start)
     widths = np.diff(offered.edges)
     items = _items(plan, service, base_dir)
@@ -120,9 +136,14 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
         pooled = [None] * len(plan.pools)
     else:
         routed, pooled = _split(plan, service.router.kind, slo_s, accepted, widths, items, batch_cap, capacity)
+    micro = [None] * len(plan.pools)
+    if (micro_rng is not None and all(w is None for w in windows) and items.accepted > 0
+            and poor_cell(plan, service.router.kind)):
+        routed, micro = _micro_split(plan, service, offered.arrivals / widths, accepted, routed, capacity, items,
+                                     base_dir, micro_rng, slo_s)
     groups = [_serve_group(plan, g, routed[g], widths if windows[g] is None
                            else widths * serving_cover(windows[g], offered.edges), items, batch_cap[g],
-                           service.router.kind, slo_s, pooled[g])
+                           service.router.kind, slo_s, pooled[g], micro[g])
               for g in range(len(plan.pools))]
     series = fluid_edges(horizon_s, bin_width_s)
     length = int(np.ceil(horizon_s / bin_width_s)) + 1  # as the request-level kernel's busy array
@@ -146,6 +167,56 @@ def _items(plan, service, base_dir) -> Items:
     largest = max(c.max_items for c in plan.costs)
     dist = service.traffic.generator.items_per_request
     return Items.of(*_items_pmf(dist, str(base_dir), largest, empirical_stamp(dist, base_dir)))
+
+
+def _micro_split(plan, service, rate: np.ndarray, accepted: np.ndarray, routed: list, capacity: np.ndarray,
+                 items, base_dir, micro_rng, slo_s) -> tuple[list, list]:
+    """The micro-simulation metamodel (``sim.serving.ranking.micro``) per bin: the offered ``rate`` [queries/s]
+    on the 1 % grid, each bin between two simulated levels mixed linearly. Below ``MICRO_CEILING`` of the
+    capacity the measured shares route the queries; above it the analytic ``routed`` stays (the backlog model
+    carries the queue) and the highest simulated level gives the in-service figures. Returns the queries per
+    bin of each group and per group the per-bin figures ``_serve_group`` takes."""
+    ceiling = MICRO_CEILING * float(capacity.sum()) / items.accepted  # in offered queries/s
+    top = int(np.floor(np.log(ceiling) / np.log1p(MICRO_STEP))) if ceiling > 0 else 0
+    low, frac = grid_position(np.where(rate > 0, np.minimum(rate, grid_rate(top)), grid_rate(top)))
+    low = np.minimum(low, top)
+    frac = np.where(low >= top, 0.0, frac)
+    high = np.minimum(low + 1, top)
+    codes, index = np.unique(np.concatenate((low, high)), return_inverse=True)
+    seed = int(micro_rng.integers(1 << 62))
+    table = micro_table(plan, service.traffic.generator.items_per_request, codes, seed, base_dir, slo_s)
+    lo, hi = index[:len(low)], index[len(low):]
+
+    def mix(values):  # per bin, rows of ``values`` (grid points first) mixed by the bin's position
+        return values[lo] * (1.0 - frac[:, None]) + values[hi] * frac[:, None]
+
+    share = mix(table["share"])
+    below = rate < ceiling
+    out_routed = [np.where(below, accepted * share[:, g], routed[g]) for g in range(len(plan.pools))]
+    micro = [{"rho": mix(table["rho"])[:, g], "batch": mix(table["batch"])[:, g], "lo": lo, "hi": hi, "frac": frac,
+              "quantiles": table["quantiles"][:, g], "mean": table["mean"][:, g], "met": table["met"][:, g],
+              "below": below}
+             for g in range(len(plan.pools))]
+    return out_routed, micro
+
+
+def _micro_components(micro: dict, steady_w: np.ndarray) -> dict:
+    """Latency components of the steady (no backlog) queries from the simulated levels: per grid point, one
+    uniform slice between each pair of measured quantiles, weighted by the queries of the bins that mix it,
+    shifted so each point keeps its measured mean."""
+    points = len(micro["mean"])
+    weight = (np.bincount(micro["lo"], weights=steady_w * (1.0 - micro["frac"]), minlength=points)
+              + np.bincount(micro["hi"], weights=steady_w * micro["frac"], minlength=points))
+    q = micro["quantiles"]
+    share = np.diff(MICRO_EDGES)
+    low, spread = q[:, :-1], np.diff(q, axis=1)
+    correction = micro["mean"] - np.sum(share[None, :] * (low + spread / 2.0), axis=1)
+    keep = weight > 0
+    n = int(keep.sum()) * len(share)
+    zeros = np.zeros(n)
+    return {"weight": (weight[keep][:, None] * share[None, :]).ravel(),
+            "shift": (low[keep] + correction[keep][:, None]).ravel(), "spread": spread[keep].ravel(),
+            "exp_mass": zeros, "exp_rate": zeros, "uniform_mass": zeros, "uniform_low": zeros, "uniform_high": zeros}
 
 
 def _capacity(plan, items, batch_cap: list) -> np.ndarray:
@@ -346,8 +417,10 @@ def _batch_time(cost, items):
 
 
 def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: Items, cap: int,
-                 router: str, slo_s, pooled: dict | None = None) -> dict:
-    """One replica group's share of the queries (``accepted`` per bin) through the batch-service queue."""
+                 router: str, slo_s, pooled: dict | None = None, micro: dict | None = None) -> dict:
+    """One replica group's share of the queries (``accepted`` per bin) through the batch-service queue;
+    ``micro``: the per-bin figures of the micro-simulation metamodel (``_micro_split``), which replace the
+    analytic busy fraction, batch size and steady latency."""
     cost, replicas = plan.costs[g], plan.replicas[g]
     delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
     m = items.mean
@@ -365,20 +438,35 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
                        follow=follow_rows)
     full_s, _ = _batch_time(cost, cap * m)
     group_rate = replicas * cap / float(full_s)
-    backlog = kernel.fluid_backlog(accepted, group_rate * widths)
+    room = group_rate * widths
+    if micro is not None:  # below the ceiling the simulated level's queue is in its latency: no fluid backlog
+        room = np.where(micro["below"], np.maximum(room, accepted / MICRO_CEILING), room)
+    backlog = kernel.fluid_backlog(accepted, room)
     before = np.concatenate(([0.0], backlog[:-1]))
     meets = _share_meeting_backlog(before, backlog, lam, group_rate, widths)
-    busy = meets + (1.0 - meets) * rows["rho"][row]
+    busy = meets + (1.0 - meets) * (rows["rho"][row] if micro is None else micro["rho"])
     served = before + accepted - backlog
     in_service = replicas * float(rows["rho"][row[-1]] * rows["batch"][row[-1]])
     unfinished = min(float(backlog[-1]) + in_service, float(accepted.sum()))
     completed = float(accepted.sum()) - unfinished
     finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)
-    batch_per_bin = meets * cap + (1.0 - meets) * rows["batch"][row]
-    parts = _components(rows, row, meets, before, backlog, group_rate, finishing, accepted, items, cost, cap)
+    batch_per_bin = meets * cap + (1.0 - meets) * (rows["batch"][row] if micro is None else micro["batch"])
+    parts = _components(rows, row, meets, before, backlog, group_rate, finishing, accepted, items, cost, cap,
+                        steady=micro is None)
     keep = parts.pop("keep")
     met, met_per_bin = None, None
-    if slo_s is not None:
+    if micro is not None:
+        steady_w = finishing * (1.0 - meets)
+        if slo_s is not None:
+            met_each = parts["weight"] * kernel.component_cdf(slo_s, *(parts[n] for n in ARGS[1:]))
+            met_per_bin = steady_w * (micro["met"][micro["lo"]] * (1.0 - micro["frac"])
+                                      + micro["met"][micro["hi"]] * micro["frac"])
+            hit = np.flatnonzero(meets > 0)[keep[2 * len(rows["lam"]):]]
+            met_per_bin[hit] += met_each.reshape(len(hit), -1).sum(axis=1) if len(hit) else 0.0
+            met = float(met_per_bin.sum())
+        extra = _micro_components(micro, steady_w)
+        parts = {name: np.concatenate((extra[name], parts[name])) for name in ARGS}
+    elif slo_s is not None:
         met_each = parts["weight"] * kernel.component_cdf(slo_s, *(parts[n] for n in ARGS[1:]))
         met = float(np.sum(met_each))
         met_per_bin = _met_per_bin(met_each, keep, row, meets, finishing, len(rows["lam"]))
@@ -482,12 +570,13 @@ ARGS = ("weight", "shift", "spread", "exp_mass", "exp_rate", "uniform_mass", "un
 
 
 def _components(rows, row, meets, before, backlog, group_rate, finishing, accepted, items: Items, cost,
-                cap: int) -> dict:
+                cap: int, steady: bool = True) -> dict:
     """Latency components weighted by the completing queries: one per load level (formation + Erlang C
     wait) and one per bin that meets a backlog (a full batch after a uniform delay), each spread over the
-    slices of the query's own items; ``keep`` marks the parts with weight (see ``_met_per_bin``)."""
+    slices of the query's own items; ``keep`` marks the parts with weight (see ``_met_per_bin``); ``steady``
+    False leaves the load levels out (the micro-simulation metamodel gives them)."""
     m = items.mean
-    steady_w = np.bincount(row, weights=finishing * (1.0 - meets), minlength=len(rows["lam"]))
+    steady_w = np.bincount(row, weights=finishing * (1.0 - meets) * steady, minlength=len(rows["lam"]))
     # the batch time less the mean items of one query: the rest comes from the query's own slice
     others, slope = _batch_time(cost, rows["batch"] * m)
     others = others - slope * m
