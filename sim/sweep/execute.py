@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import math
 import multiprocessing
 import sys
 import threading
@@ -37,12 +38,16 @@ from sim.sweep.table import (
     write_scenario,
     write_table,
 )
-from sim.sweep.tasks import init_worker, run_task
+from sim.sweep.tasks import init_worker, run_task, run_tasks
 
 # A finished row is written at once unless the last write ended less than WRITE_SPACING times its own
 # duration ago: the table is rewritten whole, and on a long sweep this keeps the writing under ~10 % of the
 # parent's time; rows finished meanwhile go out with the next write (and on Ctrl-C, before it stops).
 WRITE_SPACING = 10.0
+# On Dask the points go in about this many batches per worker thread: a task's round trip through the
+# scheduler (~10 ms) would otherwise cost as much as a small scenario's run; a few batches per worker keep
+# the load balanced while points of unequal length finish (rows are recorded as each batch completes).
+DASK_BATCHES_PER_WORKER = 4
 
 
 class SweepRun:
@@ -190,10 +195,14 @@ def _run_parallel(tasks: dict, record, executor, workers: int) -> list:
     """Submit every task, record outcomes as they complete; return the (key, exception) of lost tasks."""
     owned = executor is None
     keys = list(tasks)
-    if _is_dask_client(executor):  # its own batch submission and as_completed: less overhead per task
+    if _is_dask_client(executor):  # batches of points, submitted at once, collected as they complete
         from distributed import as_completed
 
-        futures = dict(zip(executor.map(run_task, [tasks[k] for k in keys], pure=False), keys))
+        workers_n = max(1, len(executor.nthreads()))
+        size = max(1, math.ceil(len(keys) / (DASK_BATCHES_PER_WORKER * workers_n)))
+        batches = [tuple(keys[i:i + size]) for i in range(0, len(keys), size)]
+        futures = dict(zip(executor.map(run_tasks, [[tasks[k] for k in batch] for batch in batches], pure=False),
+                           batches))
         completed, cancel = as_completed(futures), lambda: executor.cancel(list(futures))
     else:
         if owned:
@@ -203,18 +212,19 @@ def _run_parallel(tasks: dict, record, executor, workers: int) -> list:
         else:
             raise TypeError("executor: give a concurrent.futures.Executor or a dask.distributed.Client, "
                             f"got {type(executor).__name__}")
-        futures = {pool.submit(run_task, tasks[key]): key for key in keys}
+        futures = {pool.submit(run_tasks, [tasks[key]]): (key,) for key in keys}
         completed, cancel = cf.as_completed(futures), lambda: [f.cancel() for f in futures]
     lost = []
     try:
         for future in completed:
-            key = futures[future]
+            batch = futures[future]
             try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 - the executor's failure, not the point's: leave the row missing
-                lost.append((key, exc))
+                outcomes = future.result()
+            except Exception as exc:  # noqa: BLE001 - the executor's failure, not the point's: leave the rows missing
+                lost.extend((key, exc) for key in batch)
                 continue
-            record(key, outcome)
+            for key, outcome in zip(batch, outcomes):
+                record(key, outcome)
     except BaseException:  # Ctrl-C or a failed table write: stop at once, keep the rows written
         cancel()
         if owned:

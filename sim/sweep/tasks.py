@@ -23,6 +23,12 @@ def run_task(scenario) -> dict:
     return {"figures": summary_figures(results.summary)}
 
 
+def run_tasks(scenarios) -> list[dict]:
+    """``run_task`` over a batch of (point, replica) scenarios, in order: one executor task for several points,
+    so a scheduler's per-task cost (a Dask task's round trip, the scenario's shipping) is paid once per batch."""
+    return [run_task(scenario) for scenario in scenarios]
+
+
 def init_worker() -> None:
     """Start of a local worker process: Ctrl-C is the parent's to handle (it stops the sweep and keeps the
     table), so workers ignore SIGINT instead of printing tracebacks; the simulator is imported once here."""
