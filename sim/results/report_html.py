@@ -94,7 +94,7 @@ def read_run(path: str | Path) -> RunFolder:
 def load_folder(folder: Path, files: list[str], label: str = "") -> RunFolder:
     """Read the report's inputs from ``folder``, whose run files are ``files`` (a complete folder's marker
     lists them; ``Results.save`` passes the files it has just written)."""
-    summary = _read_json(folder / "summary.json")
+    summary = read_json_object(folder / "summary.json")
     pngs = [name for name in files if name.endswith(".png")]
     order = {name: i for i, name in enumerate(PLOT_FILES)}
     pngs.sort(key=lambda name: (order.get(name, len(order)), name))
@@ -103,12 +103,13 @@ def load_folder(folder: Path, files: list[str], label: str = "") -> RunFolder:
         monthly = pd.read_csv(folder / "monthly.csv", dtype={"month": str})
     return RunFolder(
         label=label, summary=summary,
-        manifest=_read_json(folder / "manifest.json") if "manifest.json" in files else {},
-        scenario=_read_json(folder / SCENARIO_FILE) if SCENARIO_FILE in files else None,
+        manifest=read_json_object(folder / "manifest.json") if "manifest.json" in files else {},
+        scenario=read_json_object(folder / SCENARIO_FILE) if SCENARIO_FILE in files else None,
         monthly=monthly, plots={name: (folder / name).read_bytes() for name in pngs})
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
+    """A JSON object from ``path``; ``SummaryError`` (one line, naming the file) when it cannot be read as one."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -121,7 +122,7 @@ def _read_json(path: Path) -> dict:
 def _read_intervals(path: Path) -> tuple[dict, int | None]:
     """``figures`` of a replicas summary: key -> {mean, ci95_low, ci95_high, n}; entries of another shape
     are left out (the key figures then show the first replica's value)."""
-    data = _read_json(path)
+    data = read_json_object(path)
     figures = data.get("figures")
     if not isinstance(figures, dict):
         raise SummaryError(f"{path}: no 'figures' object; expected the replicas summary dcsim run --replicas "

@@ -9,13 +9,12 @@ compare`` leads with (``sim.results.compare.headlines``), kept when the table ha
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from sim.results.compare import SummaryError, headlines
-from sim.results.report_html import SweepReport, check_out, sweep_html, write_text_atomic
+from sim.results.report_html import SweepReport, check_out, read_json_object, sweep_html, write_text_atomic
 from sim.sweep.summary import point_intervals
 from sim.sweep.table import ERROR, KEY_COLUMNS, MANIFEST, SCENARIO, TABLE
 
@@ -31,7 +30,7 @@ def read_sweep(path: str | Path) -> SweepReport:
     """What the report of the sweep folder ``path`` shows. Raises ``SummaryError`` (one line) when the folder
     holds no readable sweep."""
     folder = Path(path)
-    manifest = _read_json(folder / MANIFEST)
+    manifest = read_json_object(folder / MANIFEST)
     if manifest.get("kind") != "dcsim-sweep" or not isinstance(manifest.get("parameters"), list):
         raise SummaryError(f"{folder / MANIFEST}: not a dcsim sweep manifest (no kind 'dcsim-sweep')")
     if not (folder / TABLE).is_file():
@@ -44,7 +43,7 @@ def read_sweep(path: str | Path) -> SweepReport:
     missing = [c for c in (*KEY_COLUMNS, *parameters, ERROR) if c not in table.columns]
     if missing:
         raise SummaryError(f"{folder / TABLE}: not this sweep's table (missing columns {', '.join(missing)})")
-    scenario = _read_json(folder / SCENARIO) if (folder / SCENARIO).is_file() else None
+    scenario = read_json_object(folder / SCENARIO) if (folder / SCENARIO).is_file() else None
     heads = key_figures(table)
     points = point_intervals(table, parameters, [h.key for h in heads])
     failed = table.loc[table[ERROR].notna(), [*KEY_COLUMNS, *parameters, ERROR]].reset_index(drop=True)
@@ -74,13 +73,3 @@ def write_sweep_report(path: str | Path, out: str | Path | None = None) -> Path:
     target = Path(path) / SWEEP_REPORT_FILE if out is None else check_out(out)
     write_text_atomic(target, sweep_html(report))
     return target
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SummaryError(f"{path}: cannot read it as JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise SummaryError(f"{path}: holds a JSON {type(data).__name__}, expected an object")
-    return data
