@@ -230,6 +230,9 @@ MICRO_AGREEING = [
     (MIX3, 0.3, "central", 64, 0.5), (MIX3, 0.85, "central", 64, 10.0), (MIX3, 0.3, "slo-aware", 16, 0.5),
     (MIX3, 0.85, "slo-aware", 16, 10.0), (MIX3, 0.3, "slo-aware", 64, 0.5), (MIX3, 0.85, "slo-aware", 64, 10.0),
     (MIX3, 0.85, "slo-aware", 1, 0.5),
+    # round-robin with batching on mixed chips (its MTIA group at 92 % of the rate that fills it): -3.3 % at 20 s,
+    # -1.0 % at 10 s under seed 1 (+4.7 % under seed 2)
+    (MIX2, 0.3, "round-robin", 16, 10.0),
 ]
 
 
@@ -264,7 +267,8 @@ def test_the_micro_simulation_serves_only_the_cells_where_the_analytic_model_is_
                                      micro_rng=None if micro_seed is None else np.random.default_rng(micro_seed))
         return [float(np.sum(g["latency"]["weight"] * g["latency"]["shift"])) for g in result["groups"]]
 
-    for mix, router, max_batch, poor in [(MIX2, "round-robin", 16, False), ("mtia", "least-work", 1, False),
+    for mix, router, max_batch, poor in [(MIX2, "round-robin", 1, False), ("mtia", "round-robin", 16, False),
+                                         (MIX2, "round-robin", 16, True), ("mtia", "least-work", 1, False),
                                          (MIX2, "least-work", 1, True), ("mtia", "jsq", 16, True)]:
         plan, service = _plan_and_service(mix, router, max_batch)
         assert poor_cell(plan, router) == poor

@@ -172,11 +172,15 @@ def _items(plan, service, base_dir) -> Items:
 def _micro_split(plan, service, rate: np.ndarray, accepted: np.ndarray, routed: list, capacity: np.ndarray,
                  items, base_dir, micro_rng, slo_s) -> tuple[list, list]:
     """The micro-simulation metamodel (``sim.serving.ranking.micro``) per bin: the offered ``rate`` [queries/s]
-    on the 1 % grid, each bin between two simulated levels mixed linearly. Below ``MICRO_CEILING`` of the
-    capacity the measured shares route the queries; above it the analytic ``routed`` stays (the backlog model
-    carries the queue) and the highest simulated level gives the in-service figures. Returns the queries per
-    bin of each group and per group the per-bin figures ``_serve_group`` takes."""
-    ceiling = MICRO_CEILING * float(capacity.sum()) / items.accepted  # in offered queries/s
+    on the ``MICRO_STEP`` grid, each bin between two simulated levels mixed linearly. Below ``MICRO_CEILING`` of
+    the capacity (round-robin: of the rate that fills its first group) the measured shares route the queries;
+    above it the analytic ``routed`` stays (the backlog model carries the queue) and the highest simulated level
+    gives the in-service figures. Returns the queries per bin of each group and per group the per-bin figures
+    ``_serve_group`` takes."""
+    full = float(capacity.sum())
+    if service.router.kind == "round-robin":  # equal per-replica shares: the first group to fill bounds the rate
+        full = float(np.min(capacity * sum(plan.replicas) / np.asarray(plan.replicas, dtype=np.float64)))
+    ceiling = MICRO_CEILING * full / items.accepted  # in offered queries/s
     top = int(np.floor(np.log(ceiling) / np.log1p(MICRO_STEP))) if ceiling > 0 else 0
     low, frac = grid_position(np.where(rate > 0, np.minimum(rate, grid_rate(top)), grid_rate(top)))
     low = np.minimum(low, top)

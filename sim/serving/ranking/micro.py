@@ -1,18 +1,20 @@
 """Steady-state micro-simulation metamodel of a ranking service, for the fluid fidelity's poor cells.
 
 Where the fluid model's analytic waits are known poor (a work- or count-aware router - ``least-work``, ``jsq``,
-``central``, ``slo-aware`` - over several groups of different chips, or with batching, ``max_batch`` > 1), the
+``central``, ``slo-aware`` - over several groups of different chips, or with batching, ``max_batch`` > 1; or
+``round-robin`` over several groups of different chips with batching), the
 fluid fidelity asks this module for each distinct load level instead: the service's request-level kernel
 (``sim.kernels.serve_ranking``, its own replicas, router and batching) runs on a short synthetic steady
 stream - Poisson arrivals at that rate, items drawn from the service's distribution (``max(1, ceil(X))``),
 ``MICRO_QUERIES`` measured queries after a warm-up share ``MICRO_WARMUP`` - and its measured figures replace
 the analytic ones: each group's share of the queries, busy fraction, mean batch, and latency quantiles
 (``MICRO_EDGES``; the fluid summary's mixture takes each slice uniform between its quantiles, shifted so the
-mixture keeps the measured mean). Load levels sit on a relative grid of ``MICRO_STEP`` (1 %) in the offered
+mixture keeps the measured mean). Load levels sit on a relative grid of ``MICRO_STEP`` (5 %) in the offered
 rate; a bin between two grid points mixes their figures linearly (weights by its position in log rate).
 
 Simplification: the steady state of each level is assumed reached within the bin (no transient between
-levels); levels at or above ``MICRO_CEILING`` of the service's fluid capacity are not simulated - the fluid
+levels); levels at or above ``MICRO_CEILING`` of the service's fluid capacity (under round-robin, of the rate
+that fills its first group to capacity, as each replica takes an equal share) are not simulated - the fluid
 backlog model carries the queue there, and their in-service latency is that of the highest simulated level.
 Each grid point's stream is seeded from one seed drawn from the run's ``ranking`` stream and the point's grid
 code, so a point's figures do not depend on which other points a run needs.
@@ -36,11 +38,15 @@ POOR_ROUTERS = ("least-work", "jsq", "central", "slo-aware")
 
 def poor_cell(plan, router: str) -> bool:
     """Whether the analytic fluid waits are known poor for this service: a work- or count-aware router over
-    several groups of different chips, or with batching (``docs/inference.md``)."""
+    several groups of different chips, or with batching; round-robin over several groups of different chips
+    with batching (``docs/inference.md``)."""
+    mixed = len({c for c in plan.costs}) > 1
+    batching = int(np.max(plan.kernel["max_batch"])) > 1
+    if router == "round-robin":
+        return bool(mixed and batching)
     if router not in POOR_ROUTERS:
         return False
-    mixed = len({c for c in plan.costs}) > 1
-    return bool(mixed or int(np.max(plan.kernel["max_batch"])) > 1)
+    return bool(mixed or batching)
 
 
 def grid_position(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
