@@ -98,7 +98,8 @@ from sim.serving.fluid.traffic import QUANTILE_EDGES, fluid_edges, offered_load
 from sim.serving.ranking.micro import (
     MICRO_CEILING,
     MICRO_EDGES,
-    MICRO_STEP,
+    MICRO_FINE_FROM,
+    grid_code,
     grid_position,
     grid_rate,
     micro_table,
@@ -181,11 +182,9 @@ def _micro_split(plan, service, rate: np.ndarray, accepted: np.ndarray, routed: 
     if service.router.kind == "round-robin":  # equal per-replica shares: the first group to fill bounds the rate
         full = float(np.min(capacity * sum(plan.replicas) / np.asarray(plan.replicas, dtype=np.float64)))
     ceiling = MICRO_CEILING * full / items.accepted  # in offered queries/s
-    top = int(np.floor(np.log(ceiling) / np.log1p(MICRO_STEP))) if ceiling > 0 else 0
-    low, frac = grid_position(np.where(rate > 0, np.minimum(rate, grid_rate(top)), grid_rate(top)))
-    low = np.minimum(low, top)
-    frac = np.where(low >= top, 0.0, frac)
-    high = np.minimum(low + 1, top)
+    top = grid_code(ceiling) if ceiling > 0 else 0
+    low, high, frac = grid_position(np.where(rate > 0, np.minimum(rate, grid_rate(top)), grid_rate(top)),
+                                    MICRO_FINE_FROM * ceiling, top)
     codes, index = np.unique(np.concatenate((low, high)), return_inverse=True)
     seed = int(micro_rng.integers(1 << 62))
     table = micro_table(plan, service.traffic.generator.items_per_request, codes, seed, base_dir, slo_s)

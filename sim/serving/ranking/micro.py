@@ -10,7 +10,8 @@ stream - Poisson arrivals at that rate, items drawn from the service's distribut
 the analytic ones: each group's share of the queries, busy fraction, mean batch, and latency quantiles
 (``MICRO_EDGES``; the fluid summary's mixture takes each slice uniform between its quantiles, shifted so the
 mixture keeps the measured mean). Load levels sit on a relative grid of ``MICRO_STEP`` (5 %) in the offered
-rate; a bin between two grid points mixes their figures linearly (weights by its position in log rate).
+rate, ``MICRO_FINE`` times finer (1 %) from ``MICRO_FINE_FROM`` (80 %) of the ceiling rate on, where the waits
+climb steeply; a bin between two grid points mixes their figures linearly (weights by its position in log rate).
 
 Simplification: the steady state of each level is assumed reached within the bin (no transient between
 levels); levels at or above ``MICRO_CEILING`` of the service's fluid capacity (under round-robin, of the rate
@@ -32,6 +33,8 @@ MICRO_QUERIES = 8_000  # measured queries per load level
 MICRO_WARMUP = 0.2  # share of the stream discarded first (the queues start empty)
 MICRO_STEP = 0.05  # relative grid of the offered rate
 MICRO_CEILING = 0.97  # share of the fluid capacity above which levels are not simulated
+MICRO_FINE = 5  # grid steps per MICRO_STEP near saturation
+MICRO_FINE_FROM = 0.8  # share of the ceiling rate from which every fine grid step is simulated
 MICRO_EDGES = np.concatenate((np.linspace(0.0, 0.9, 19), [0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0]))
 POOR_ROUTERS = ("least-work", "jsq", "central", "slo-aware")
 
@@ -49,15 +52,29 @@ def poor_cell(plan, router: str) -> bool:
     return bool(mixed or batching)
 
 
-def grid_position(rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower grid code and the linear weight of the upper one, per rate (> 0) [queries/s]."""
-    x = np.log(np.maximum(rate, 1e-300)) / np.log1p(MICRO_STEP)
-    low = np.floor(x)
-    return low.astype(np.int64), x - low
+def grid_code(rate: float) -> int:
+    """The highest grid code (in fine steps, ``MICRO_STEP`` / ``MICRO_FINE``) at or below ``rate`` (> 0)."""
+    return int(np.floor(np.log(rate) / (np.log1p(MICRO_STEP) / MICRO_FINE)))
+
+
+def grid_position(rate: np.ndarray, fine_from: float, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower and upper grid codes and the linear weight of the upper one, per rate (> 0) [queries/s]: coarse
+    points (every ``MICRO_FINE``-th code) below ``fine_from`` [queries/s], every code from it on; codes above
+    ``top`` are not used (a rate at or beyond it takes ``top``)."""
+    x = np.log(np.maximum(rate, 1e-300)) / (np.log1p(MICRO_STEP) / MICRO_FINE)
+    fine = rate >= fine_from
+    low = np.where(fine, np.floor(x), np.floor(x / MICRO_FINE) * MICRO_FINE)
+    low = np.minimum(low, top)
+    high = np.minimum(low + np.where(fine, 1, MICRO_FINE), top)
+    frac = np.divide(x - low, high - low, out=np.zeros_like(x), where=high > low)
+    return low.astype(np.int64), high.astype(np.int64), np.clip(frac, 0.0, 1.0)
 
 
 def grid_rate(code: np.ndarray) -> np.ndarray:
-    return np.exp(np.asarray(code, dtype=np.float64) * np.log1p(MICRO_STEP))
+    """Rate [queries/s] of grid ``code`` (coarse points exactly ``(1 + MICRO_STEP)^k``)."""
+    coarse, rest = np.divmod(np.asarray(code, dtype=np.int64), MICRO_FINE)
+    step = np.log1p(MICRO_STEP)
+    return np.exp(coarse * step) * np.where(rest > 0, np.exp(rest * step / MICRO_FINE), 1.0)
 
 
 def simulate_level(plan, dist, rate: float, seed: int, code: int, base_dir, slo_s,
@@ -65,7 +82,9 @@ def simulate_level(plan, dist, rate: float, seed: int, code: int, base_dir, slo_
     """One load level: the request-level kernel on a steady Poisson stream of ``rate`` [queries/s]. Per group:
     ``share`` of the measured completed queries, ``rho`` busy fraction of its replicas, ``batch`` mean queries
     per batch, ``quantiles`` [s] at ``MICRO_EDGES``, ``mean`` [s], ``met`` share within ``slo_s``."""
-    rng = np.random.default_rng([seed, code & ((1 << 62) - 1), int(code < 0)])
+    coarse, rest = divmod(code, MICRO_FINE)
+    key = [coarse & ((1 << 62) - 1), int(coarse < 0)] + ([rest] if rest else [])
+    rng = np.random.default_rng([seed, *key])
     n = int(np.ceil(queries / (1.0 - MICRO_WARMUP)))
     arrival = np.cumsum(rng.exponential(1.0 / rate, n))
     items = np.maximum(1, np.ceil(sample(dist, n, rng, base_dir))).astype(np.int64)
