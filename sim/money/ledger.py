@@ -66,20 +66,15 @@ COLUMNS = ["time_s", "end_s", "month", "category", "pool", "accelerator", "owner
 
 def online_window_s(pool, horizon_s: float) -> tuple[float, float]:
     """``[from, until)`` of a pool inside the run [s]; empty (from >= until) when it is never online."""
-    until = getattr(pool, "online_until_s", float("inf"))
-    return max(0.0, pool.online_from_s), min(float(horizon_s), until)
+    return max(0.0, pool.online_from_s), min(float(horizon_s), pool.online_until_s)
 
 
-def _chip_steps(pool, lo: float, hi: float, horizon_s: float, charged: bool = False) -> list[tuple[float, int]]:
+def _chip_steps(pool, horizon_s: float, charged: bool = False) -> list[tuple[float, int]]:
     """(time [s], chips online from then), closed by a step of 0 chips: ``ResolvedPool.chip_steps`` (the one
-    step function of a pool's online chips, deliveries included), or with ``charged`` the chips its cost is
-    charged for (``ResolvedPool.charged_steps``: a reserved term runs on after the pool leaves); a plain pool
-    has ``count`` over [lo, hi)."""
-    if charged and hasattr(pool, "charged_steps"):
-        return list(zip(*pool.charged_steps(horizon_s)))
-    if hasattr(pool, "chip_steps"):
-        return list(zip(*pool.chip_steps(horizon_s)))
-    return [(lo, pool.count), (max(lo, hi), 0)]
+    step function of a pool's online chips, deliveries and retirements included), or with ``charged`` the chips
+    its cost is charged for (``ResolvedPool.charged_steps``: a reserved term runs on after the pool leaves)."""
+    steps = pool.charged_steps(horizon_s) if charged else pool.chip_steps(horizon_s)
+    return list(zip(*steps))
 
 
 def _per_month_chip_s(steps, edges) -> np.ndarray:
@@ -127,12 +122,12 @@ def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.
     online_chip_s: dict[str, np.ndarray] = {}
     for pool in pools:
         lo, hi = online_window_s(pool, horizon_s)
-        chip_s = _per_month_chip_s(_chip_steps(pool, lo, hi, horizon_s), edges)
+        chip_s = _per_month_chip_s(_chip_steps(pool, horizon_s), edges)
         online_chip_s[pool.name] = chip_s
         if pool.owner == "owned":
             rows += _ownership_rows(pool, lo, hi, horizon_s, site, edges, months)
             continue
-        charged = _chip_steps(pool, lo, hi, horizon_s, charged=True)
+        charged = _chip_steps(pool, horizon_s, charged=True)
         chip_s = _per_month_chip_s(charged, edges)
         hi = max(hi, charged[-1][0])
         accel = pool.accelerator.id
@@ -159,7 +154,7 @@ def _ownership_rows(pool, lo: float, hi: float, horizon_s: float, site, edges, m
         return months[min(int(np.searchsorted(edges, at, side="right") - 1), len(months) - 1)]
 
     tranches = pool.purchases()
-    retired = retired_by_tranche(tranches, getattr(pool, "retirements", ()))
+    retired = retired_by_tranche(tranches, pool.retirements)
     for (at, chips, price), leaving in zip(tranches, retired):
         start = max(at, lo)
         if not chips or start > horizon_s:
