@@ -16,6 +16,7 @@ from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, money_summary, monthly_table
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
+from sim.results import failures as failure_results
 from sim.results.burst import burst_summary, realise_burst
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
@@ -26,6 +27,7 @@ from sim.serving import FAMILIES
 from sim.serving.family import ServingContext
 from sim.serving.stage import serve_all
 from sim.training import prepare_jobs, simulate_training
+from sim.training.failures import resolve_failures
 from sim.validation.checks import scenario_catalog
 from sim.workload import input_files, training_jobs
 
@@ -65,11 +67,13 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                  if kernels_need_compiling([kernels.serve_llm, kernels.serve_ranking]) else "")
     serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario),
                         phase=lambda name: progress.phase(f"serving {name}{compiling}"))
+    failures = resolve_failures(scenario, catalog, fleet, jobs, _without_failures(fleet, serving, scenario))
     with progress.simulated_days(horizon) as update:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update,
                                     scaling_schedule=serving.scaling.schedule,
                                     checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval,
-                                    burst_policies=_burst_policies(scenario, fleet))
+                                    burst_policies=_burst_policies(scenario, fleet), failures=failures,
+                                    failure_rng=rngs["failures"])
     fleet, serving_burst_pools = _serving_burst(fleet, serving)
     burst_events = None
     if cluster.burst is not None:  # the burst pools' realised rentals feed everything that integrates online chips
@@ -77,6 +81,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     with progress.phase("computing results"):
         outcome = cluster.outcome()
         jobs_out = compute.jobs_table(jobs, outcome, fleet)
+        if failures is not None:
+            jobs_out = failure_results.add_job_columns(jobs_out, outcome["failures"])
         inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips)
@@ -84,6 +90,9 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome,
                                   warmup_s=scenario.outputs.warmup)
         summary["inference"] = serving.summaries()
+        if failures is not None:
+            summary["failures"] = failure_results.summary(jobs_out, outcome["failures"], fleet, horizon,
+                                                          scenario.failures.profile)
         summary["scenario"] = {"name": scenario.name, "description": scenario.description.strip()}
         if burst_events is not None:
             summary["burst"] = burst_summary(burst_events, fleet, horizon, serving_burst_pools)
@@ -126,6 +135,14 @@ def _burst_policies(scenario: Scenario, fleet) -> list:
     """``(pool index, policy.burst entry)`` pairs for the cluster."""
     index = {p.name: p.index for p in fleet.pools}
     return [(index[b.pool], b) for b in scenario.policy.burst]
+
+
+def _without_failures(fleet, serving, scenario) -> frozenset[int]:
+    """Pools that get no failures: burst pools (the cloud replaces its own servers) and pools whose inference
+    replicas scale (serving replicas' failures are not modelled yet)."""
+    index = {p.name: p.index for p in fleet.pools}
+    scaling = {pool for _, _, pool, _, _ in serving.scaling.schedule}
+    return frozenset({index[b.pool] for b in scenario.policy.burst} | scaling)
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:

@@ -20,6 +20,7 @@ class Catalog:
     site_defaults: dict[str, float]
     site_sources: dict[str, str]
     sources: dict[str, dict] = field(default_factory=dict)
+    failure_profiles: dict[str, dict] = field(default_factory=dict)  # failures.yaml: profile name -> its data
 
     def with_additions(self, accelerators=(), models=()) -> "Catalog":
         """A new catalog with a scenario's own accelerators and models added (they may shadow built-ins)."""
@@ -29,6 +30,7 @@ class Catalog:
             site_defaults=self.site_defaults,
             site_sources=self.site_sources,
             sources=self.sources,
+            failure_profiles=self.failure_profiles,
         )
 
 
@@ -52,4 +54,5 @@ def builtin_catalog() -> Catalog:
         site_defaults={key: float(item["value"]) for key, item in site.items()},
         site_sources={key: str(item["source"]) for key, item in site.items()},
         sources=_read("sources") or {},
+        failure_profiles=_read("failures") or {},
     )

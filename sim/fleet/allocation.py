@@ -95,6 +95,23 @@ class DomainAllocator:
         self.free_chips -= size
         return ((domain, size),)
 
+    def take(self, domain: int, chips: int) -> tuple:
+        """Take ``chips`` free chips of ``domain`` out of placement (a failed server goes to repair,
+        ``sim.training.failures``); ``release`` of the returned placement brings them back."""
+        level = self.free[domain]
+        if chips > level:
+            raise RuntimeError(f"domain {domain} has {level} free chips; {chips} cannot leave")
+        if domain in self.closed:
+            self.free[domain] = level - chips
+            return ((domain, chips),)
+        bucket = self.buckets[level]
+        bucket.discard(domain)
+        if not bucket:
+            self.mask &= ~(1 << level)
+        self._put(domain, level - chips)
+        self.free_chips -= chips
+        return ((domain, chips),)
+
     def close(self, domain: int) -> None:
         """Take ``domain`` out of placement for good (it drains, then retires: ``fleet[].retirements``): its free
         chips leave the buckets and ``free_chips``; chips released there later stay out."""

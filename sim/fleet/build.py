@@ -60,6 +60,7 @@ class ResolvedSite:
     rack_usd: float = 0.0  # a rack beyond its servers: rack, PDUs, ToR and its share of the spine [USD]
     installation_usd_per_rack: float = 0.0  # one-off installation of a rack [USD]
     capex_accounting: str = "depreciation"  # or "cash": owned hardware a cost on its purchase date
+    checkpoint_storage_gb_per_s: float = 2000.0  # a training job's checkpoint save/restore bandwidth [GB/s]
 
     def hardware_usd_per_chip(self, chips_per_server: int, servers_per_rack: int) -> dict[str, float]:
         """What owned hardware costs per accelerator beyond the chip itself [USD], by item: ``servers``
@@ -277,6 +278,7 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         rack_usd=pick(site.rack_usd, "rack_usd"),
         installation_usd_per_rack=pick(site.installation_usd_per_rack, "installation_usd_per_rack"),
         capex_accounting=site.capex_accounting,
+        checkpoint_storage_gb_per_s=pick(site.checkpoint_storage_gb_per_s, "checkpoint_storage_gb_per_s"),
     )
 
 

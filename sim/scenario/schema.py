@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from sim.catalog.specs import AcceleratorSpec, ModelSpec
 from sim.scenario.base import MAX_CHIPS, MAX_JOBS, WHY_CHIPS, WHY_JOBS, DurationS, Strict, bounded, require_exactly_one
 from sim.scenario.distributions import Distribution
+from sim.scenario.failures_schema import Failures, no_failures
 from sim.scenario.growth import Growth
 from sim.scenario.inference_schema import InferenceService
 from sim.scenario.procurement_schema import Procurement, Supply
@@ -56,6 +57,9 @@ class Site(Strict):
     installation_usd_per_rack: float | None = bounded(
         None, ge=0, le=10_000_000, unit="USD", why="far above any rack's installation",
         description="one-off installation of a rack (integration, cabling, commissioning) [USD]")
+    checkpoint_storage_gb_per_s: float | None = bounded(
+        None, gt=0, le=1_000_000, unit="GB/s", why="beyond any storage system",
+        description="storage bandwidth a training job's checkpoint save or restore gets (with failures) [GB/s]")
     capex_accounting: Literal["depreciation", "cash"] = Field(
         "depreciation", description="owned hardware in the money ledger: depreciation (straight line over "
                                     "amortization_years) or cash (the whole purchase a cost on its date)")
@@ -291,5 +295,12 @@ class Scenario(Strict):
     supply: Supply = Field(Supply(), description="supply shocks on orders")
     policy: Policy = Field(Policy(), description="decision policies, each chosen by `kind`")
     outputs: Outputs = Field(Outputs(), description="what a run records")
+    failures: Failures | None = Field(None, description="failures of training chips, repair, spares and "
+                                                        "checkpoints; none = no failures")
+
+    @field_validator("failures", mode="before")
+    @classmethod
+    def _failures_none(cls, value):
+        return no_failures(value)
 
     # ``with_overrides(overrides)`` is attached by ``sim.scenario`` (it lives in the loader, which imports this)

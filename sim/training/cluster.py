@@ -59,6 +59,7 @@ from sim.fleet import Fleet, idle_facility_w, within_cap
 from sim.fleet.allocation import SharedChips
 from sim.training import sharing
 from sim.training.burst import Burst
+from sim.training.failures import FailureProcess
 from sim.training.prepare import PreparedJobs, pool_orders
 from sim.training.waiting import WaitQueue
 
@@ -72,7 +73,7 @@ class Cluster:
 
     def __init__(self, env: simpy.Environment, fleet: Fleet, jobs: PreparedJobs, horizon_s: float,
                  scheduler_factory, progress=None, scaling_schedule=(), checkpoint_interval_s: float = 3600.0,
-                 burst_policies=()):
+                 burst_policies=(), failures=None, failure_rng=None):
         self.env = env
         self.fleet = fleet
         self.horizon_s = horizon_s
@@ -128,6 +129,8 @@ class Cluster:
         self.group_pool = {group: pool for _, group, pool, _, _ in self.scaling_schedule}
         # cloud burst (``sim.training.burst``): (pool index, policy) pairs; None without policy.burst
         self.burst = Burst(self, burst_policies) if burst_policies else None
+        # failures of training chips (``sim.training.failures``); None without a ``failures`` section
+        self.failures = FailureProcess(self, failures, failure_rng) if failures is not None else None
         self.process = env.process(self._run())
 
     # -- queries used by scheduler policies -------------------------------------------------------
@@ -152,9 +155,12 @@ class Cluster:
     def run_time_s(self, job: int, pool: int) -> float:
         """Run time of ``job`` on ``pool`` [s] (inf when the pool cannot take it); what is left of it for
         a preempted job."""
+        run_s = self.duration.item(job, pool)
         if self.resumed and job in self.resumed:
-            return self.duration.item(job, pool) * self.resumed[job]
-        return self.duration.item(job, pool)
+            run_s *= self.resumed[job]
+        if self.failures is not None:
+            return self.failures.run_time(job, pool, run_s)
+        return run_s
 
     def earliest_release_s(self, pool: int) -> float:
         """Lower bound on when ``pool`` next frees chips: its earliest running completion (inf if none).
@@ -204,6 +210,9 @@ class Cluster:
         run_s = self.duration.item(job, pool)
         if self.resumed and job in self.resumed:
             run_s *= self.resumed[job]
+        if self.failures is not None:
+            self.failures.started(job, pool, placement, run_s)
+            run_s = self.failures.run_time(job, pool, run_s)
         end = self.now + run_s
         self.end_s[job] = end
         if end != math.inf:
@@ -215,6 +224,8 @@ class Cluster:
     def _complete(self, job: int) -> int:
         pool = self.pool_of[job]
         placement = self.placement.pop(job)
+        if self.failures is not None:  # before the release: a shared chip that empties forgets its domain
+            self.failures.ended(job, pool, placement)
         units = self.share_units[job]
         if units:
             self.shared[pool].release(placement, units)
@@ -243,7 +254,7 @@ class Cluster:
         retires.append((math.inf, -1, -1))
         next_drain = next_retire = 0
         scales = self.scaling_schedule
-        burst = self.burst
+        burst, fails = self.burst, self.failures
         next_job = next_online = next_leave = next_scale = events = 0
         env = self.env
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
@@ -265,6 +276,8 @@ class Cluster:
                 t = scales[next_scale][0]
             if burst is not None and burst.next_s < t:
                 t = burst.next_s
+            if fails is not None and fails.next_s < t:
+                t = fails.next_s
             if t > horizon:
                 break
             # fast-forward: without another process's event before t, nobody can observe the clock,
@@ -292,6 +305,9 @@ class Cluster:
             while leaves[next_leave][0] <= t:
                 requeued |= self._leave(leaves[next_leave][1], t)
                 next_leave += 1
+            if fails is not None and fails.next_s <= t:
+                freed, failed = fails.fire(t, freed)
+                requeued |= failed
             if scales[next_scale][0] <= t:
                 freed, requeued, next_scale = sharing.apply_scaling(self, t, next_scale, freed)
             if burst is not None and burst.next_s <= t:
@@ -454,4 +470,5 @@ class Cluster:
                 "pool": np.asarray(self.pool_of, dtype=np.int64), "state": state, "reason": reasons,
                 "segments": {"job": segments[:, 0].astype(np.int64), "pool": segments[:, 1].astype(np.int64),
                              "start_s": segments[:, 2], "end_s": segments[:, 3], "lost_chip_s": segments[:, 4]},
-                "deferred": deferred, "left_queue_s": left_queue}
+                "deferred": deferred, "left_queue_s": left_queue,
+                **({"failures": self.failures.outcome(self.horizon_s)} if self.failures is not None else {})}

@@ -18,7 +18,8 @@ The cluster applies the reservation schedule of ``sim.serving.autoscale`` as its
   ``floor(e / C) · C`` seconds of progress and loses the rest (``lost chip-seconds = (e − saved) × busy
   chips``). It goes back to the wait queue at its arrival position with a remaining fraction of its
   work, so its next run takes ``run time on that pool × remaining fraction``. Restarting costs nothing
-  beyond the lost work; a checkpoint costs no time.
+  beyond the lost work; a checkpoint costs no time. With a ``failures`` section the intervals are per job and
+  saves, restart delay and restore cost time (``sim.training.failures``).
 * **Deferred jobs**: a job is counted deferred when it was waiting, for a pool it may use, at an instant
   when a scale-up placed a replica there in chips that were free (no preemption was needed): inference
   took capacity that job was waiting for. It is not a claim that the job would have started.
@@ -87,11 +88,14 @@ def preempt(cluster, job: int, t: float) -> None:
     pool = cluster._complete(job)
     run_start = cluster.start_s[job]
     elapsed = t - run_start
-    saved = math.floor(elapsed / cluster.checkpoint_s) * cluster.checkpoint_s
+    if cluster.failures is None:
+        saved = progress = math.floor(elapsed / cluster.checkpoint_s) * cluster.checkpoint_s
+    else:  # per-job intervals, save and restart times (``sim.training.failures``)
+        saved, progress = cluster.failures.preempted(job, elapsed)
     full = cluster.duration.item(job, pool)
     remaining = cluster.resumed.get(job, 1.0)
     if math.isfinite(full):
-        remaining -= saved / full
+        remaining -= progress / full
     cluster.resumed[job] = remaining
     cluster.segments.append((job, pool, run_start, t, (elapsed - saved) * cluster.busy_chips[job]))
     cluster.first_start_s.setdefault(job, run_start)

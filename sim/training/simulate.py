@@ -14,17 +14,19 @@ from sim.training.prepare import PreparedJobs
 
 def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, scheduler_config,
                       progress: Callable[[float], None] | None = None, scaling_schedule=(),
-                      checkpoint_interval_s: float = 3600.0, burst_policies=()) -> Cluster:
+                      checkpoint_interval_s: float = 3600.0, burst_policies=(), failures=None,
+                      failure_rng=None) -> Cluster:
     """Simulate training jobs on ``fleet`` over [0, horizon_s]; returns the finished cluster state.
 
     ``scheduler_config`` is the scenario's ``policy.scheduler`` section; its ``kind`` picks the class.
     ``scaling_schedule`` is ``autoscale.ScalingPlan.schedule`` (inference replicas on shared pools);
-    ``burst_policies`` are ``(pool index, policy.burst entry)`` pairs (``sim.training.burst``).
+    ``burst_policies`` are ``(pool index, policy.burst entry)`` pairs (``sim.training.burst``); ``failures`` a
+    ``FailureConfig`` drawing from ``failure_rng`` (``sim.training.failures``; None: no failures).
     """
     env = simpy.Environment()
     scheduler_cls = registry("scheduler")[scheduler_config.kind]
     cluster = Cluster(env, fleet, jobs, horizon_s, lambda c: scheduler_cls(c, scheduler_config), progress=progress,
                       scaling_schedule=scaling_schedule, checkpoint_interval_s=checkpoint_interval_s,
-                      burst_policies=burst_policies)
+                      burst_policies=burst_policies, failures=failures, failure_rng=failure_rng)
     env.run(until=cluster.process)
     return cluster

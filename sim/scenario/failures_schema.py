@@ -1,0 +1,70 @@
+"""Scenario section ``failures``: failures of training capacity, repair, hot spares and checkpoints.
+
+Absent or ``failures: none``: no failures (the engine runs exactly as without this section). Otherwise a named
+profile of the catalog (``sim/catalog/data/failures.yaml``) with overrides; the model is described in
+``sim.training.failures``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field
+
+from sim.scenario.base import MAX_CHIPS, WHY_CHIPS, DurationS, Strict, bounded
+from sim.scenario.units import parse_duration_s
+
+COMPONENT_CLASSES = ("gpu", "memory", "network", "host", "software", "maintenance")
+ComponentClass = Literal["gpu", "memory", "network", "host", "software", "maintenance"]
+MAX_RATE = 1_000.0  # failures per 1,000 chip-days: one a chip-day, far above any fleet
+Rate = Annotated[float, Field(ge=0, le=MAX_RATE)]
+RepairS = Annotated[float, BeforeValidator(parse_duration_s), Field(ge=0, le=365 * 86400.0)]
+
+
+def _interval(value: object) -> float | str:
+    """``optimal`` or a positive duration."""
+    if value == "optimal":
+        return value
+    seconds = parse_duration_s(value)
+    if seconds <= 0:
+        raise ValueError(f"checkpoint interval must be positive, got {value!r}; accepted: 'optimal' or a "
+                         "duration > 0 like '30min'")
+    return seconds
+
+
+class Failures(Strict):
+    """Failures of training chips by component class, their repair, hot spares, and checkpoint/restart of jobs."""
+
+    profile: Literal["llm-cluster-typical"] = Field(
+        "llm-cluster-typical", description="catalog failure profile giving rates, repair times and the restart "
+                                           "delay (llm-cluster-typical: Llama 3 on 16,384 H100)")
+    rates_per_1000_chip_days: dict[ComponentClass, Rate] = Field(
+        {}, description="failures per 1,000 chip-days by component class (gpu, memory, network, host, software, "
+                        "maintenance) for every accelerator, replacing the profile's [default: the profile]")
+    accelerator_rates_per_1000_chip_days: dict[str, dict[ComponentClass, Rate]] = Field(
+        {}, description="accelerator id -> failures per 1,000 chip-days by component class for that chip only "
+                        "[default: the profile]")
+    repair_time: dict[ComponentClass, RepairS] = Field(
+        {}, description="mean time a failed server is away, by component class (exponential draw) [s or '3d'; "
+                        "0: nothing leaves, the job only restarts] [default: the profile]")
+    distribution: Literal["exponential", "weibull"] = Field(
+        "exponential", description="time between a pool's failures: exponential (Poisson process) or weibull "
+                                   "(renewal process of the pool's superposed stream, same mean)")
+    weibull_shape: float = bounded(0.8, gt=0.1, le=10, why="beyond any fitted failure process",
+                                   description="Weibull shape k with distribution: weibull (k < 1: clustered "
+                                               "failures) [-]")
+    restart_delay: DurationS | None = bounded(
+        None, ge=0, le=7 * 86400.0, unit="s", why="a week without restarting is an outage, not a restart",
+        description="from an interruption to the job computing again, before its checkpoint restore [s or "
+                    "'10min'] [default: the profile]")
+    checkpoint_interval: Annotated[float | str, BeforeValidator(_interval)] | None = Field(
+        None, description="run time between checkpoints of a job: a duration, or optimal (Young/Daly: sqrt(2 x "
+                          "save time x MTBF of the job's gang)) [default: policy.preemption.checkpoint_interval]")
+    hot_spares: dict[str, Annotated[int, Field(ge=0, le=MAX_CHIPS)]] = Field(
+        {}, description=f"pool name -> chips held out of placement as hot spares, whole servers; a spare server "
+                        f"replaces a failed one at once ({WHY_CHIPS} above {MAX_CHIPS:,}) [default: none]")
+
+
+def no_failures(value: object) -> object:
+    """``failures: none`` is the same as no section."""
+    return None if value == "none" else value

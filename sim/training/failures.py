@@ -1,0 +1,334 @@
+"""Failures of training capacity (scenario ``failures``): a failure stream per pool, repair, hot spares, and
+checkpoint/restart of the jobs they interrupt.
+
+What is modelled:
+
+* **Rates.** Each chip fails at ``λ_c`` per chip-second for each component class ``c`` (gpu, memory, network,
+  host, software, maintenance: ``sim/catalog/data/failures.yaml``, a profile plus the scenario's overrides, per
+  accelerator type). A pool's failures are one superposed stream at ``Λ = Σ_c λ_c × count`` (every chip the
+  pool will ever hold), drawn from the run's ``failures`` random stream: exponential gaps (a Poisson process),
+  or Weibull gaps of the same mean (a renewal process of the whole pool's stream, not of each unit). A few
+  thousand events per simulated year at 10,000 chips, no per-chip timer. Each event strikes a chip drawn
+  uniformly over the pool's domains; an event is dropped (thinning: the stream then has the rate of the chips
+  actually there) when the pool is not online or the chip's domain is not delivered yet, draining or retired.
+  Its class is drawn with probability ``λ_c / Σ λ``.
+* **What it hits.** Within the domain the allocator counts chips, not their positions: the struck chip
+  is in a training job's gang with probability (its chips in the domain / domain size), free otherwise, or
+  held by something else (an inference replica, a held delivery): such events are counted as ``not_training``
+  and change nothing (serving replicas' failures are not modelled here). A fractional (shared-chip) job counts
+  as one chip of its domain.
+* **Interruption.** A synchronous job whose gang holds the struck chip is interrupted: it is preempted with
+  checkpoint semantics (``sharing.preempt``) and goes back to the wait queue at its arrival position (it is
+  not restarted in place: a FIFO queue starts it first when room frees, on any pool it may use).
+* **Repair.** The failed unit is one server (``chips_per_server`` chips, at most the domain), also in a domain
+  larger than a server (a GB200 NVL72 rack keeps running with one tray out). Its chips leave the allocator
+  (``DomainAllocator.take``) for an exponential time of the class's mean ``repair_time`` and return. Jobs
+  holding the server's other chips are interrupted too: the allocator does not know which chips a job holds,
+  so further jobs of the domain are preempted, most recently started first (they lose least), until the
+  server's chips are free. Software failures (repair time 0) take nothing away. Planned maintenance is a class
+  like the others (its rate from the planned interruptions of Llama 3, its repair time the window).
+* **Hot spares** (``hot_spares``): whole servers held out of placement from the start. A failed server is
+  replaced by a spare at once (its chips stay placeable; the interrupted jobs still restart); the repaired server
+  becomes a spare again. Without a spare left, the failed server leaves the allocator as above.
+* **Checkpoints.** A job on pool ``p`` saves its state every ``C`` seconds of run time; a save takes
+  ``s = params × train_bytes_per_param / checkpoint_storage_gb_per_s`` (the job's model; 0 for jobs without
+  one) and adds to the run time (run time × (1 + s / C)). ``C`` is fixed or ``optimal`` (Young/Daly:
+  ``sqrt(2 s M)`` with ``M = 1 / (Σ_c λ_c × chips)`` the gang's MTBF on that pool); with ``s = 0`` or no failure
+  rate the fixed ``policy.preemption.checkpoint_interval`` is used. After any preemption the next run first
+  spends ``restart_delay + s`` (the restore reads the state back at the same bandwidth) before computing.
+  A run preempted after ``e`` seconds keeps ``k = floor((e − o) / (C + s))`` whole periods (``o``: its restart
+  overhead) and loses the rest: lost time < ``o + C + s``. The last period's save is charged although a
+  finishing job would not need it.
+* **Goodput** of a job = useful chip-time (its work at the pool's speed) / chip-time its gang held.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.scenario.failures_schema import COMPONENT_CLASSES
+
+FAIL, REPAIR = 0, 1
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class FailureConfig:
+    """The resolved failure model of a run (units in the names)."""
+
+    rates_per_chip_s: np.ndarray   # P × C failures per chip-second, by pool and component class
+    repair_s: tuple[float, ...]     # mean repair time per class [s]; 0: nothing leaves
+    weibull_shape: float | None     # None: exponential gaps
+    restart_s: float                # restart delay before the restore [s]
+    save_s: np.ndarray              # per job: checkpoint save (= restore) time [s]
+    interval_s: float | None        # fixed checkpoint interval [s]; None: optimal
+    fallback_interval_s: float      # policy.preemption.checkpoint_interval [s]
+    spare_chips: tuple[int, ...]    # hot spares per pool [chips]
+    excluded: frozenset[int]        # pools without failures (burst pools, pools whose replicas scale)
+
+
+def profile_values(catalog, config) -> tuple[dict, dict, dict, float]:
+    """(class -> rate per 1,000 chip-days, accelerator -> class -> rate, class -> repair [s], restart [s]) of
+    ``config`` (the scenario's ``failures`` section) over its catalog profile."""
+    profile = catalog.failure_profiles[config.profile]
+    rates = {c: float(profile["rates_per_1000_chip_days"][c]["value"]) for c in COMPONENT_CLASSES}
+    rates.update(config.rates_per_1000_chip_days)
+    by_accel = {a: {c: float(v["value"]) for c, v in classes.items()}
+                for a, classes in profile.get("accelerators", {}).items()}
+    if config.rates_per_1000_chip_days:  # a scenario's own rates for every chip replace per-chip profile values
+        by_accel = {a: {c: v for c, v in classes.items() if c not in config.rates_per_1000_chip_days}
+                    for a, classes in by_accel.items()}
+    for accel, classes in config.accelerator_rates_per_1000_chip_days.items():
+        by_accel[accel] = {**by_accel.get(accel, {}), **classes}
+    repair = {c: float(profile["repair_time_h"][c]["value"]) * 3600.0 for c in COMPONENT_CLASSES}
+    repair.update(config.repair_time)
+    restart = config.restart_delay if config.restart_delay is not None else float(profile["restart_delay_s"]["value"])
+    return rates, by_accel, repair, float(restart)
+
+
+def resolve_failures(scenario, catalog, fleet, jobs, excluded=frozenset()) -> FailureConfig | None:
+    """The run's ``FailureConfig`` (None without a ``failures`` section). ``jobs`` is the job table (its
+    ``model`` column gives each job's state size); ``excluded`` pools get no failures."""
+    config = scenario.failures
+    if config is None:
+        return None
+    rates, by_accel, repair, restart = profile_values(catalog, config)
+    per_chip_s = np.array([[by_accel.get(p.accelerator.id, {}).get(c, rates[c]) / 1000.0 / DAY_S
+                            for c in COMPONENT_CLASSES] for p in fleet.pools], dtype=np.float64).reshape(-1, 6)
+    bandwidth = fleet.site.checkpoint_storage_gb_per_s * 1e9
+    state = {m.id: m.params * m.train_bytes_per_param for m in catalog.models.values()}
+    save = np.array([state.get(model, 0.0) / bandwidth for model in jobs["model"].to_numpy()], dtype=np.float64)
+    names = {p.name: p.index for p in fleet.pools}
+    spares = [0] * len(fleet.pools)
+    for name, chips in config.hot_spares.items():
+        spares[names[name]] = chips
+    interval = None if config.checkpoint_interval == "optimal" else config.checkpoint_interval
+    return FailureConfig(
+        rates_per_chip_s=per_chip_s, repair_s=tuple(repair[c] for c in COMPONENT_CLASSES),
+        weibull_shape=config.weibull_shape if config.distribution == "weibull" else None, restart_s=restart,
+        save_s=save, interval_s=(float(interval) if interval is not None
+                                 else None) if config.checkpoint_interval is not None
+        else float(scenario.policy.preemption.checkpoint_interval),
+        fallback_interval_s=float(scenario.policy.preemption.checkpoint_interval),
+        spare_chips=tuple(spares), excluded=frozenset(excluded))
+
+
+class FailureProcess:
+    """The failure and repair timers of one run and the per-job checkpoint bookkeeping (module docstring)."""
+
+    def __init__(self, cluster, config: FailureConfig, rng: np.random.Generator):
+        self.cluster, self.config, self.rng = cluster, config, rng
+        pools = cluster.pools
+        self.rates = config.rates_per_chip_s
+        self.rate_per_chip = self.rates.sum(axis=1)  # per pool [1/s]
+        self.class_cdf = np.cumsum(self.rates, axis=1) / np.where(self.rate_per_chip > 0, self.rate_per_chip,
+                                                                   1.0)[:, None]
+        self.domain_starts = [np.cumsum([0] + a.size) for a in cluster.allocators]
+        self.domain_jobs: list[dict[int, dict[int, int]]] = [{} for _ in pools]
+        self.timers: list[tuple] = []
+        self.sequence = 0
+        n = len(cluster.arrival)
+        self.run_info: dict[int, tuple] = {}     # job -> (pool, overhead o, interval C, save s, base run s)
+        self.overhead_next: dict[int, float] = {}  # job -> restart + restore before its next run [s]
+        self.interruptions = np.zeros(n, dtype=np.int64)
+        self.failure_lost_chip_s = np.zeros(n)
+        self.useful_chip_s = np.zeros(n)
+        self.held_chip_s = np.zeros(n)
+        classes = len(COMPONENT_CLASSES)
+        self.events = np.zeros((len(pools), classes), dtype=np.int64)       # failures striking online chips
+        self.hit_jobs = np.zeros((len(pools), classes), dtype=np.int64)     # ... that interrupted a training job
+        self.not_training = np.zeros(len(pools), dtype=np.int64)
+        self.by_cause = np.zeros((len(pools), classes), dtype=np.int64)     # interruptions (jobs) by cause
+        self.lost_by_cause = np.zeros((len(pools), classes))                # their lost chip-seconds
+        self.down_chip_s = np.zeros(len(pools))
+        self.down_since: dict[int, tuple] = {}   # repair timer sequence -> (pool, start, chips)
+        self.repairs = np.zeros(len(pools), dtype=np.int64)
+        self.spares_free = [0] * len(pools)
+        for p, chips in enumerate(config.spare_chips):
+            server = min(pools[p].chips_per_server, cluster.allocators[p].domain_chips) or 1
+            for _ in range(chips // server):
+                if cluster.allocators[p].place(server) is None:
+                    raise RuntimeError(f"pool {pools[p].name}: no room for {chips} chips of hot spares")
+                self.spares_free[p] += 1
+        self.spare_servers = list(self.spares_free)
+        for p, pool in enumerate(pools):
+            if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
+                self._push(self._gap(p), FAIL, p, None)
+        self.next_s = self.timers[0][0] if self.timers else math.inf
+
+    # -- timers -------------------------------------------------------------------------------------
+    def _gap(self, pool: int) -> float:
+        mean = 1.0 / (self.rate_per_chip[pool] * self.cluster.pools[pool].count)
+        shape = self.config.weibull_shape
+        if shape is None:
+            return float(self.rng.exponential(mean))
+        return float(self.rng.weibull(shape)) * mean / math.gamma(1.0 + 1.0 / shape)
+
+    def _push(self, at: float, kind: int, pool: int, payload) -> None:
+        self.sequence += 1
+        heapq.heappush(self.timers, (at, self.sequence, kind, pool, payload))
+
+    def fire(self, t: float, freed) -> tuple[object, bool]:
+        """Apply the failures and repairs due at ``t``; returns (freed pools, whether jobs were requeued)."""
+        timers, requeued = self.timers, False
+        while timers and timers[0][0] <= t:
+            _, sequence, kind, pool, payload = heapq.heappop(timers)
+            if kind == REPAIR:
+                self.repairs[pool] += 1
+                if payload is None:
+                    self.spares_free[pool] += 1  # a repaired server becomes a spare again
+                else:
+                    _, since, chips = self.down_since.pop(sequence)
+                    self.down_chip_s[pool] += (t - since) * chips
+                    self.cluster.allocators[pool].release(payload)
+                    freed = set(freed)
+                    freed.add(pool)
+            else:
+                requeued |= self._fail(pool, t)
+                self._push(t + self._gap(pool), FAIL, pool, None)
+        self.next_s = timers[0][0] if timers else math.inf
+        return freed, requeued
+
+    def _fail(self, pool: int, t: float) -> bool:
+        """One failure event of ``pool`` at ``t``; returns whether a job was interrupted."""
+        cluster, rng = self.cluster, self.rng
+        if not cluster.online[pool]:
+            return False
+        allocator = cluster.allocators[pool]
+        starts = self.domain_starts[pool]
+        chip = int(rng.integers(starts[-1]))
+        domain = int(np.searchsorted(starts, chip, side="right")) - 1
+        if allocator.closed and domain in allocator.closed or domain in self._undelivered(pool):
+            return False
+        cls = int(np.searchsorted(self.class_cdf[pool], rng.random(), side="right"))
+        cls = min(cls, len(COMPONENT_CLASSES) - 1)
+        self.events[pool, cls] += 1
+        offset = chip - int(starts[domain])
+        here = self.domain_jobs[pool].get(domain, {})
+        victim, used = None, 0
+        for job, chips in here.items():
+            used += chips
+            if offset < used:
+                victim = job
+                break
+        if victim is None and offset >= used + allocator.free[domain]:
+            self.not_training[pool] += 1
+            return False
+        if victim is not None:
+            self.hit_jobs[pool, cls] += 1
+            self._interrupt(victim, pool, cls, t)
+        repair = self.config.repair_s[cls]
+        if repair <= 0:
+            return victim is not None
+        duration = float(rng.exponential(repair))
+        if self.spares_free[pool] > 0:
+            self.spares_free[pool] -= 1
+            self._push(t + duration, REPAIR, pool, None)
+            return victim is not None
+        server = min(cluster.pools[pool].chips_per_server, allocator.size[domain])
+        others = sorted((cluster.start_s[j], j) for j in here)
+        while allocator.free[domain] < server and others:
+            self._interrupt(others.pop()[1], pool, cls, t)
+            victim = victim if victim is not None else -1
+        chips = min(allocator.free[domain], server)
+        if chips:
+            parts = allocator.take(domain, chips)
+            self._push(t + duration, REPAIR, pool, parts)
+            self.down_since[self.sequence] = (pool, t, chips)
+        return victim is not None
+
+    def _interrupt(self, job: int, pool: int, cls: int, t: float) -> None:
+        from sim.training import sharing  # sharing imports nothing from here; the late import keeps it that way
+
+        cluster = self.cluster
+        sharing.preempt(cluster, job, t)
+        lost = cluster.segments[-1][4]
+        self.interruptions[job] += 1
+        self.failure_lost_chip_s[job] += lost
+        self.by_cause[pool, cls] += 1
+        self.lost_by_cause[pool, cls] += lost
+
+    def _undelivered(self, pool: int) -> set[int]:
+        pending = len(self.cluster.pending_deliveries[pool])
+        if not pending:
+            return set()
+        held = self.cluster.held[pool]
+        return {d for parts in held[len(held) - pending:] for d, _ in parts}
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    def interval_s(self, job: int, pool: int) -> float:
+        """Checkpoint interval of ``job`` on ``pool`` [s] (fixed, or Young/Daly)."""
+        config = self.config
+        if config.interval_s is not None:
+            return config.interval_s
+        save, rate = config.save_s[job], self.rate_per_chip[pool] * self.cluster.busy_chips[job]
+        if save <= 0 or rate <= 0:
+            return config.fallback_interval_s
+        return math.sqrt(2.0 * save / rate)
+
+    def run_time(self, job: int, pool: int, base_s: float) -> float:
+        """Run time of what is left of ``job`` on ``pool`` with checkpoint saves and, after a preemption, the
+        restart and restore [s]; ``base_s`` is the run time without them."""
+        save = self.config.save_s[job]
+        return base_s * (1.0 + save / self.interval_s(job, pool)) + self.overhead_next.get(job, 0.0)
+
+    def started(self, job: int, pool: int, placement, base_s: float) -> None:
+        """``job`` started on ``pool`` with ``base_s`` of run time left (without checkpoints)."""
+        self.run_info[job] = (pool, self.overhead_next.get(job, 0.0), self.interval_s(job, pool),
+                              self.config.save_s[job], base_s)
+        cluster = self.cluster
+        if cluster.share_units[job]:
+            parts = cluster.shared[pool].domain_of[placement]
+        else:
+            parts = placement
+        domains = self.domain_jobs[pool]
+        for domain, chips in parts:
+            domains.setdefault(domain, {})[job] = chips
+
+    def ended(self, job: int, pool: int, placement) -> None:
+        """``job`` left its chips (completed or preempted)."""
+        cluster = self.cluster
+        parts = cluster.shared[pool].domain_of[placement] if cluster.share_units[job] else placement
+        domains = self.domain_jobs[pool]
+        for domain, _ in parts:
+            here = domains.get(domain)
+            if here is not None:
+                here.pop(job, None)
+
+    def preempted(self, job: int, elapsed_s: float) -> tuple[float, float]:
+        """``job`` was stopped after ``elapsed_s`` of its run: returns (run seconds kept, base run seconds of
+        progress); the next run starts with the restart delay and the restore."""
+        pool, overhead, interval, save, _ = self.run_info.pop(job)
+        periods = math.floor(max(0.0, elapsed_s - overhead) / (interval + save))
+        kept = periods * (interval + save)  # the restart overhead of this run is lost with the rest
+        busy = self.cluster.busy_chips[job]
+        self.useful_chip_s[job] += periods * interval * busy
+        self.held_chip_s[job] += elapsed_s * busy
+        self.overhead_next[job] = self.config.restart_s + save
+        return min(kept, elapsed_s), periods * interval
+
+    def outcome(self, horizon_s: float) -> dict:
+        """Per-job and per-pool results (``sim.results.failures``)."""
+        cluster = self.cluster
+        useful, held = self.useful_chip_s.copy(), self.held_chip_s.copy()
+        for job, (pool, overhead, interval, save, base) in self.run_info.items():
+            start, end, busy = cluster.start_s[job], cluster.end_s[job], cluster.busy_chips[job]
+            if end <= horizon_s:  # completed
+                useful[job] += base * busy
+                held[job] += (end - start) * busy
+            else:
+                ran = horizon_s - start
+                useful[job] += max(0.0, ran - overhead) * interval / (interval + save) * busy
+                held[job] += ran * busy
+        down = self.down_chip_s.copy()
+        for pool, since, chips in self.down_since.values():
+            down[pool] += (horizon_s - since) * chips
+        return {"interruptions": self.interruptions, "failure_lost_chip_s": self.failure_lost_chip_s,
+                "useful_chip_s": useful, "held_chip_s": held, "events": self.events, "hit_jobs": self.hit_jobs,
+                "not_training": self.not_training, "by_cause": self.by_cause, "lost_by_cause": self.lost_by_cause,
+                "down_chip_s": down, "repairs": self.repairs, "spare_servers": self.spare_servers,
+                "excluded": sorted(self.config.excluded)}
