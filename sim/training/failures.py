@@ -139,7 +139,7 @@ class FailureProcess:
         self.useful_chip_s = np.zeros(n)
         self.held_chip_s = np.zeros(n)
         classes = len(COMPONENT_CLASSES)
-        self.events = np.zeros((len(pools), classes), dtype=np.int64)       # failures striking online chips
+        self.events = np.zeros((len(pools), classes), dtype=np.int64)       # failures of training or free chips
         self.hit_jobs = np.zeros((len(pools), classes), dtype=np.int64)     # ... that interrupted a training job
         self.not_training = np.zeros(len(pools), dtype=np.int64)
         self.by_cause = np.zeros((len(pools), classes), dtype=np.int64)     # interruptions (jobs) by cause
@@ -206,7 +206,6 @@ class FailureProcess:
             return False
         cls = int(np.searchsorted(self.class_cdf[pool], rng.random(), side="right"))
         cls = min(cls, len(COMPONENT_CLASSES) - 1)
-        self.events[pool, cls] += 1
         offset = chip - int(starts[domain])
         here = self.domain_jobs[pool].get(domain, {})
         victim, used = None, 0
@@ -216,8 +215,9 @@ class FailureProcess:
                 victim = job
                 break
         if victim is None and offset >= used + allocator.free[domain]:
-            self.not_training[pool] += 1
+            self.not_training[pool] += 1  # a chip away for repair, or held by inference or a delivery
             return False
+        self.events[pool, cls] += 1
         if victim is not None:
             self.hit_jobs[pool, cls] += 1
             self._interrupt(victim, pool, cls, t)

@@ -115,6 +115,7 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
     _check_training(scenario, catalog, add)
     _check_policy(scenario, add)
     _check_burst(scenario, catalog, add)
+    _check_failures(scenario, catalog, add)
     _check_porting(scenario, catalog, add)
     _check_files(scenario, origin, add)
     _check_inference(scenario, catalog, origin, add)
@@ -381,6 +382,41 @@ def _check_policy(scenario, add) -> None:
     known = registry("scheduler")
     if kind not in known:
         add(("policy", "scheduler", "kind"), f"unknown scheduler {kind!r}" + suggest(kind, known))
+
+
+def _check_failures(scenario, catalog, add) -> None:
+    """``failures``: accelerator ids known; hot spares on a pool of the fleet that gets failures (not a burst
+    pool, not one whose inference replicas hold chips), in whole servers, fewer than the pool's chips."""
+    from sim.fleet.build import FleetError, resolve_pool, resolve_site
+
+    failures = scenario.failures
+    if failures is None:
+        return
+    for accel in failures.accelerator_rates_per_1000_chip_days:
+        if accel not in catalog.accelerators:
+            add(("failures", "accelerator_rates_per_1000_chip_days", accel),
+                f"unknown accelerator {accel!r}" + suggest(accel, catalog.accelerators))
+    names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
+    burst = {entry.pool for entry in scenario.policy.burst}
+    replica_pools = {group.pool for service in scenario.workloads.inference for group in service.replicas}
+    for name, chips in failures.hot_spares.items():
+        path = ("failures", "hot_spares", name)
+        index = names.get(name)
+        if index is None:
+            add(path, f"unknown pool {name!r}" + suggest(name, names))
+            continue
+        if name in burst or name in replica_pools:
+            add(path, f"found {name!r}, a pool {'rented for burst' if name in burst else 'with inference replicas'}"
+                      ": hot spares stand in for training chips only; accepted: a pool only training uses")
+            continue
+        try:
+            pool = resolve_pool(scenario, index, catalog, resolve_site(scenario.site, catalog))
+        except FleetError:
+            continue  # reported by the fleet checks
+        server = min(pool.chips_per_server, pool.domain_chips)
+        if chips % server or chips >= pool.initial_chips:
+            add(path, f"found {chips} chips; accepted: whole servers of {server} chips, fewer than the pool's "
+                      f"{pool.initial_chips} chips online from the start")
 
 
 def _check_serving_burst(scenario, service, base: tuple, add) -> None:

@@ -1,0 +1,208 @@
+"""Failures of training capacity (``failures``, ``sim.training.failures``): the failure stream, repair, hot spares,
+checkpoint/restart of interrupted jobs, their results, and located errors for bad input."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim
+from sim.catalog import builtin_catalog
+from sim.training.cluster import Cluster
+from tests.conftest import BASE, scenario_from
+from tests.test_engine import assert_accounted
+
+DAY = 86400.0
+ZERO = {"gpu": 0, "memory": 0, "network": 0, "host": 0, "software": 0, "maintenance": 0}
+
+
+def one_gang(base: dict, days: int = 30, **failures) -> dict:
+    """One 64-chip H100 pool and one 64-chip llama3-8b job that outlasts the run: every failure strikes it."""
+    base.update(duration=f"{days}d")
+    base["fleet"] = [{"name": "gpu", "accelerator": "h100-sxm", "count": 64, "chips_per_server": 8,
+                      "servers_per_rack": 4}]
+    base["workloads"]["training"]["generator"].update(
+        jobs=1, arrival_rate_per_hour=1, chips={64: 1.0}, models={"llama3-8b": 1.0}, stacks={"cuda": 1.0},
+        duration_s={"fixed": 1000 * DAY})
+    base["failures"] = {"rates_per_1000_chip_days": {**ZERO, "gpu": 100.0}, "repair_time": {"gpu": 0},
+                        **failures}
+    return base
+
+
+def mixed(base: dict, **failures) -> dict:
+    """Two pools (H100 and TPU v6e, 256 chips each) and a stream of gangs of 8 to 128 chips for 20 days, with
+    failure rates 20 times the profile's so that repairs overlap."""
+    base.update(duration="20d")
+    base["fleet"] = [
+        {"name": "gpu", "accelerator": "h100-sxm", "count": 256, "chips_per_server": 8, "servers_per_rack": 4},
+        {"name": "tpu", "accelerator": "tpu-v6e", "count": 256, "chips_per_server": 8, "servers_per_rack": 4}]
+    base["workloads"]["training"]["generator"].update(
+        jobs=400, arrival_rate_per_hour=1, chips={8: 0.5, 32: 0.3, 128: 0.2},
+        models={"llama3-8b": 0.5, "resnet50": 0.5}, stacks={"portable": 1.0},
+        duration_s={"lognormal": {"median": 6 * 3600, "sigma": 1.0}})
+    profile = builtin_catalog().failure_profiles["llm-cluster-typical"]["rates_per_1000_chip_days"]
+    base["failures"] = {"rates_per_1000_chip_days": {c: 20 * v["value"] for c, v in profile.items()},
+                        "checkpoint_interval": "30min", **failures}
+    return base
+
+
+def run(data: dict, tmp_path, name: str = "s.yaml"):
+    return sim.run(scenario_from(data, tmp_path, name))
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The cluster of the next run, kept when its outcome is read."""
+    clusters = []
+    original = Cluster.outcome
+
+    def outcome(self):
+        clusters.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Cluster, "outcome", outcome)
+    return clusters
+
+
+def test_failures_off_equals_no_section(base, tmp_path):
+    """``failures: none`` runs exactly as a scenario without the section: same jobs table and summary, no
+    failure columns."""
+    plain = run(copy.deepcopy(base), tmp_path, "a.yaml")
+    none = run({**copy.deepcopy(base), "failures": "none"}, tmp_path, "b.yaml")
+    pd.testing.assert_frame_equal(plain.jobs, none.jobs)
+    assert plain.summary == none.summary
+    assert "interruptions" not in plain.jobs.columns and "failures" not in plain.summary
+    on = run({**copy.deepcopy(base), "failures": {}}, tmp_path, "c.yaml")
+    assert "goodput_frac" in on.jobs.columns and "failures" in on.summary
+
+
+def test_interruptions_of_a_long_job_follow_the_rate(base, tmp_path):
+    """Every failure of the pool strikes the one gang: its interruptions are Poisson(λ × 64 chips × 30 d)
+    (within four standard deviations), and each one is a failure event."""
+    results = run(one_gang(base), tmp_path)
+    expected = 100.0 / 1000.0 * 64 * 30  # 192
+    job = results.jobs.iloc[0]
+    assert abs(job["interruptions"] - expected) < 4 * math.sqrt(expected)
+    failures = results.summary["failures"]
+    assert failures["interruptions"] == failures["events"] == job["interruptions"]
+    assert failures["interruptions_by_cause"]["gpu"] == job["interruptions"]
+    assert job["state"] == "running" and job["preemptions"] == job["interruptions"]
+
+
+def test_lost_work_at_most_one_interval_plus_restart(base, tmp_path):
+    """Lost time per interruption ≤ checkpoint interval + save + restart delay + restore; the checkpoint
+    overhead and the restarts make goodput < 1."""
+    results = run(one_gang(base, checkpoint_interval="2h", restart_delay="10min"), tmp_path)
+    model = builtin_catalog().models["llama3-8b"]
+    save = model.params * model.train_bytes_per_param / 2000e9
+    job = results.jobs.iloc[0]
+    per_interruption_s = job["failure_lost_chip_s"] / job["interruptions"] / 64
+    assert 0 < per_interruption_s <= 2 * 3600 + save + 600 + save
+    assert per_interruption_s > 600  # the restart delay is lost every time (the run then computes a while)
+    assert 0.5 < job["goodput_frac"] < 1.0
+    summary = results.summary["failures"]
+    assert summary["lost_chip_hours"] == pytest.approx(job["failure_lost_chip_s"] / 3600)
+
+
+def test_optimal_interval_is_young_daly(base, tmp_path, captured):
+    """``optimal``: C = sqrt(2 × save × MTBF of the gang)."""
+    run(one_gang(base, days=2, checkpoint_interval="optimal"), tmp_path)
+    failures = captured[0].failures
+    model = builtin_catalog().models["llama3-8b"]
+    save = model.params * model.train_bytes_per_param / 2000e9
+    mtbf = 1.0 / (100.0 / 1000.0 / DAY * 64)
+    assert failures.interval_s(0, 0) == pytest.approx(math.sqrt(2 * save * mtbf))
+
+
+def test_repaired_chips_return(base, tmp_path, captured):
+    """Failed servers leave the allocator and come back: at the end every chip is free, busy, or in a repair
+    still under way, and repairs happened; availability is below 1."""
+    results = run(mixed(base), tmp_path)
+    cluster = captured[0]
+    failures = cluster.failures
+    assert failures.repairs.sum() > 10
+    for p, allocator in enumerate(cluster.allocators):
+        busy = sum(cluster.chips[j] for j in cluster.placement if cluster.pool_of[j] == p)
+        down = sum(chips for pool, _, chips in failures.down_since.values() if pool == p)
+        assert allocator.free_chips + busy + down == allocator.capacity
+    summary = results.summary["failures"]
+    assert all(0.8 < a < 1.0 for a in summary["availability_by_pool"].values())
+    assert summary["interruptions"] > 0 and summary["lost_chip_hours"] > 0
+    assert 0.5 < summary["goodput_share"] < 1.0
+    assert set(summary["goodput_share_by_accelerator"]) == {"h100-sxm", "tpu-v6e"}
+    assert_accounted(results)
+
+
+def test_hot_spares_keep_chips_available(base, tmp_path):
+    """With spare servers, failed H100 servers are replaced at once: the pool loses no chip-time to repair
+    (while spares last), the TPU pool without spares does."""
+    data = mixed(base, hot_spares={"gpu": 64})
+    results = run(data, tmp_path)
+    summary = results.summary["failures"]
+    assert summary["hot_spare_servers_by_pool"] == {"gpu": 8}
+    assert summary["availability_by_pool"]["gpu"] > summary["availability_by_pool"]["tpu"]
+    assert summary["availability_by_pool"]["gpu"] > 0.995
+
+
+def test_same_seed_same_failures(base, tmp_path):
+    first = run(mixed(copy.deepcopy(base)), tmp_path, "a.yaml")
+    second = run(mixed(copy.deepcopy(base)), tmp_path, "b.yaml")
+    pd.testing.assert_frame_equal(first.jobs, second.jobs)
+    assert first.summary["failures"] == second.summary["failures"]
+    other = mixed(copy.deepcopy(base))
+    other["seed"] = 2
+    assert run(other, tmp_path, "c.yaml").summary["failures"]["events_by_class"] \
+        != first.summary["failures"]["events_by_class"]
+
+
+def test_weibull_keeps_the_mean_rate(base, tmp_path):
+    """Weibull gaps of the same mean: the event count stays near the Poisson mean (looser bounds: k < 1
+    clusters failures)."""
+    results = run(one_gang(base, distribution="weibull", weibull_shape=0.7), tmp_path)
+    assert 192 * 0.6 < results.summary["failures"]["events"] < 192 * 1.4
+
+
+def test_profile_rates_match_llama3():
+    """The profile's rates add up to Llama 3's 419 unplanned and 47 planned interruptions on 16,384 H100 over
+    54 days."""
+    rates = builtin_catalog().failure_profiles["llm-cluster-typical"]["rates_per_1000_chip_days"]
+    gpu_days = 16_384 * 54 / 1000
+    unplanned = sum(v["value"] for c, v in rates.items() if c != "maintenance") * gpu_days
+    assert unplanned == pytest.approx(419, rel=0.002)
+    assert rates["maintenance"]["value"] * gpu_days == pytest.approx(47, rel=0.002)
+
+
+@pytest.mark.parametrize("failures, field, words", [
+    ({"rates_per_1000_chip_days": {"gpu": -1}}, "failures.rates_per_1000_chip_days.gpu", "greater than"),
+    ({"rates_per_1000_chip_days": {"disk": 1}}, "failures.rates_per_1000_chip_days.disk", "'gpu'"),
+    ({"repair_time": {"host": -5}}, "failures.repair_time.host", "not negative"),
+    ({"checkpoint_interval": 0}, "failures.checkpoint_interval", "accepted: 'optimal'"),
+    ({"checkpoint_interval": -60}, "failures.checkpoint_interval", "not negative"),
+    ({"restart_delay": -1}, "failures.restart_delay", "not negative"),
+    ({"hot_spares": {"gpx": 8}}, "failures.hot_spares.gpx", "unknown pool 'gpx'"),
+    ({"hot_spares": {"gpu": 4}}, "failures.hot_spares.gpu", "whole servers of 8"),
+    ({"accelerator_rates_per_1000_chip_days": {"h100": {"gpu": 1}}},
+     "failures.accelerator_rates_per_1000_chip_days.h100", "unknown accelerator"),
+])
+def test_bad_input_is_located(base, tmp_path, failures, field, words):
+    data = copy.deepcopy(base)
+    data["failures"] = failures
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(data, tmp_path)
+    message = str(info.value)
+    assert "s.yaml:" in message and field in message and words in message
+
+
+def test_catalog_failure_numbers_have_sources():
+    catalog = builtin_catalog()
+    profile = catalog.failure_profiles["llm-cluster-typical"]
+    entries = [*profile["rates_per_1000_chip_days"].values(), *profile["repair_time_h"].values(),
+               profile["restart_delay_s"]] + [v for accel in profile["accelerators"].values() for v in accel.values()]
+    for entry in entries:
+        source = entry["source"]
+        assert source.startswith("estimate:") or source.split()[0] in catalog.sources, source
+    assert np.isfinite([e["value"] for e in entries]).all()
