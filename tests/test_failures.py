@@ -13,7 +13,7 @@ import pytest
 import sim
 from sim.catalog import builtin_catalog
 from sim.training.cluster import Cluster
-from tests.conftest import BASE, scenario_from
+from tests.conftest import scenario_from
 from tests.test_engine import assert_accounted
 
 DAY = 86400.0
@@ -177,9 +177,11 @@ def test_profile_rates_match_llama3():
 
 
 @pytest.mark.parametrize("failures, field, words", [
-    ({"rates_per_1000_chip_days": {"gpu": -1}}, "failures.rates_per_1000_chip_days.gpu", "greater than"),
+    ({"rates_per_1000_chip_days": {"gpu": -1}}, "failures.rates_per_1000_chip_days", "found -1 for gpu; accepted"),
     ({"rates_per_1000_chip_days": {"disk": 1}}, "failures.rates_per_1000_chip_days.disk", "'gpu'"),
-    ({"repair_time": {"host": -5}}, "failures.repair_time.host", "not negative"),
+    ({"repair_time": {"host": -5}}, "failures.repair_time", "not negative"),
+    ({"accelerator_rates_per_1000_chip_days": {"h100-sxm": {"gpu": 2000}}},
+     "failures.accelerator_rates_per_1000_chip_days", "found 2000 for h100-sxm.gpu"),
     ({"checkpoint_interval": 0}, "failures.checkpoint_interval", "accepted: 'optimal'"),
     ({"checkpoint_interval": -60}, "failures.checkpoint_interval", "not negative"),
     ({"restart_delay": -1}, "failures.restart_delay", "not negative"),

@@ -25,13 +25,16 @@ def add_job_columns(jobs_out: pd.DataFrame, failures: dict) -> pd.DataFrame:
 
 def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, profile: str) -> dict:
     """Failure events and interruptions by component class, lost chip-hours, goodput share (useful / held
-    chip-time) over all jobs and by accelerator (of the pool each job last ran on), and availability per pool
+    chip-time), interruptions and lost chip-hours over all jobs and by accelerator (of the pool each job last ran
+    on: a job preempted on one pool and finished on another counts on the last), and availability per pool
     (1 − chip-time away for repair, not covered by a hot spare / online chip-time)."""
     by_cause, lost = failures["by_cause"].sum(axis=0), failures["lost_by_cause"].sum(axis=0)
     useful, held = jobs_out["useful_chip_s"].to_numpy(), jobs_out["held_chip_s"].to_numpy()
-    goodput_by_accel = {}
+    goodput_by_accel, interruptions_by_accel, lost_by_accel = {}, {}, {}
     for accel, group in jobs_out[held > 0].groupby("accelerator"):
         goodput_by_accel[str(accel)] = float(group["useful_chip_s"].sum() / group["held_chip_s"].sum())
+        interruptions_by_accel[str(accel)] = int(group["interruptions"].sum())
+        lost_by_accel[str(accel)] = float(group["failure_lost_chip_s"].sum() / 3600.0)
     availability, repairs, spares = {}, {}, {}
     for p in fleet.pools:
         if p.index in failures["excluded"]:
@@ -52,6 +55,8 @@ def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, pro
         "lost_chip_hours_by_cause": {c: float(x / 3600.0) for c, x in zip(COMPONENT_CLASSES, lost)},
         "goodput_share": float(useful.sum() / held.sum()) if held.sum() > 0 else None,
         "goodput_share_by_accelerator": goodput_by_accel,
+        "interruptions_by_accelerator": interruptions_by_accel,
+        "lost_chip_hours_by_accelerator": lost_by_accel,
         "availability_by_pool": availability,
         "repairs_by_pool": repairs,
         "hot_spare_servers_by_pool": spares,

@@ -7,9 +7,9 @@ profile of the catalog (``sim/catalog/data/failures.yaml``) with overrides; the 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field, field_validator
 
 from sim.scenario.base import MAX_CHIPS, WHY_CHIPS, DurationS, Strict, bounded
 from sim.scenario.units import parse_duration_s
@@ -17,13 +17,20 @@ from sim.scenario.units import parse_duration_s
 COMPONENT_CLASSES = ("gpu", "memory", "network", "host", "software", "maintenance")
 ComponentClass = Literal["gpu", "memory", "network", "host", "software", "maintenance"]
 MAX_RATE = 1_000.0  # failures per 1,000 chip-days: one a chip-day, far above any fleet
-Rate = Annotated[float, Field(ge=0, le=MAX_RATE)]
-RepairS = Annotated[float, BeforeValidator(parse_duration_s), Field(ge=0, le=365 * 86400.0)]
+MAX_REPAIR_S = 365 * 86400.0
 
 
-def _interval(value: object) -> float | str:
+def _rates(rates: dict, what: str = "") -> dict:
+    for cls, rate in rates.items():
+        if not 0 <= rate <= MAX_RATE:
+            raise ValueError(f"found {rate:g} for {what}{cls}; accepted: 0 to {MAX_RATE:,.0f} failures per 1,000 "
+                             "chip-days (one a chip-day, far above any fleet)")
+    return rates
+
+
+def _interval(value: object) -> object:
     """``optimal`` or a positive duration."""
-    if value == "optimal":
+    if value is None or value == "optimal":
         return value
     seconds = parse_duration_s(value)
     if seconds <= 0:
@@ -38,13 +45,13 @@ class Failures(Strict):
     profile: Literal["llm-cluster-typical"] = Field(
         "llm-cluster-typical", description="catalog failure profile giving rates, repair times and the restart "
                                            "delay (llm-cluster-typical: Llama 3 on 16,384 H100)")
-    rates_per_1000_chip_days: dict[ComponentClass, Rate] = Field(
+    rates_per_1000_chip_days: dict[ComponentClass, float] = Field(
         {}, description="failures per 1,000 chip-days by component class (gpu, memory, network, host, software, "
                         "maintenance) for every accelerator, replacing the profile's [default: the profile]")
-    accelerator_rates_per_1000_chip_days: dict[str, dict[ComponentClass, Rate]] = Field(
+    accelerator_rates_per_1000_chip_days: dict[str, dict[ComponentClass, float]] = Field(
         {}, description="accelerator id -> failures per 1,000 chip-days by component class for that chip only "
                         "[default: the profile]")
-    repair_time: dict[ComponentClass, RepairS] = Field(
+    repair_time: dict[ComponentClass, float] = Field(
         {}, description="mean time a failed server is away, by component class (exponential draw) [s or '3d'; "
                         "0: nothing leaves, the job only restarts] [default: the profile]")
     distribution: Literal["exponential", "weibull"] = Field(
@@ -57,12 +64,51 @@ class Failures(Strict):
         None, ge=0, le=7 * 86400.0, unit="s", why="a week without restarting is an outage, not a restart",
         description="from an interruption to the job computing again, before its checkpoint restore [s or "
                     "'10min'] [default: the profile]")
-    checkpoint_interval: Annotated[float | str, BeforeValidator(_interval)] | None = Field(
+    checkpoint_interval: float | Literal["optimal"] | None = Field(
         None, description="run time between checkpoints of a job: a duration, or optimal (Young/Daly: sqrt(2 x "
                           "save time x MTBF of the job's gang)) [default: policy.preemption.checkpoint_interval]")
-    hot_spares: dict[str, Annotated[int, Field(ge=0, le=MAX_CHIPS)]] = Field(
-        {}, description=f"pool name -> chips held out of placement as hot spares, whole servers; a spare server "
-                        f"replaces a failed one at once ({WHY_CHIPS} above {MAX_CHIPS:,}) [default: none]")
+    hot_spares: dict[str, int] = Field(
+        {}, description="pool name -> chips held out of placement as hot spares, whole servers; a spare server "
+                        "replaces a failed one at once [default: none]")
+
+    @field_validator("rates_per_1000_chip_days")
+    @classmethod
+    def _fleet_rates(cls, rates: dict) -> dict:
+        return _rates(rates)
+
+    @field_validator("accelerator_rates_per_1000_chip_days")
+    @classmethod
+    def _accelerator_rates(cls, by_accel: dict) -> dict:
+        for accel, rates in by_accel.items():
+            _rates(rates, f"{accel}.")
+        return by_accel
+
+    @field_validator("repair_time", mode="before")
+    @classmethod
+    def _repair_times(cls, times: object) -> object:
+        if not isinstance(times, dict):
+            return times
+        parsed = {}
+        for key, value in times.items():
+            seconds = parse_duration_s(value)
+            if seconds > MAX_REPAIR_S:
+                raise ValueError(f"found {value!r} for {key}; accepted: up to a year (a part away longer is "
+                                 "retired, not repaired)")
+            parsed[key] = seconds
+        return parsed
+
+    @field_validator("checkpoint_interval", mode="before")
+    @classmethod
+    def _checkpoint_interval(cls, value: object) -> object:
+        return _interval(value)
+
+    @field_validator("hot_spares")
+    @classmethod
+    def _spares(cls, spares: dict) -> dict:
+        for name, chips in spares.items():
+            if not 0 <= chips <= MAX_CHIPS:
+                raise ValueError(f"found {chips} chips for {name}; accepted: 0 to {MAX_CHIPS:,} ({WHY_CHIPS})")
+        return spares
 
 
 def no_failures(value: object) -> object:
