@@ -3,12 +3,18 @@
 Usage:  python benchmarks/training_scale.py            # 10k/1k, 100k/10k, 1M/100k (jobs/chips)
         python benchmarks/training_scale.py --grid     # every combination of the three sizes
         python benchmarks/training_scale.py --scheduler hetero-aware
+        python benchmarks/training_scale.py --failures year   # one size: --one 100000 10000 --failures year
 
 Each size runs in a fresh subprocess so that ``peak_rss_mb`` is that run's own peak; within it the
 simulation runs ``--repeat`` times (default 3) and ``wall_s`` is the median (this machine is noisy). The fleet is 40%
 H100, 40% TPU v6e and 20% MTIA v2 chips; jobs arrive as a Poisson stream sized for ~70% offered load,
 with Philly-like gang sizes and lognormal run times (median 1 h on an H100). Numba's compile time is
 measured apart, in a process with an empty cache; the timed runs use a warm cache.
+
+Failures (``sim.training.failures``): after the sizes, the 100k-job / 10k-chip run is repeated with failures at
+the ``llm-cluster-typical`` rates scaled by 365 / horizon days, so that its few days hold a simulated year's
+failure events at 10k chips (~1,900), and repair times by horizon days / 365 (so that the chips away for repair
+are as many as over a year at the profile's rates); its line gives the wall time against the run without failures.
 """
 
 from __future__ import annotations
@@ -28,7 +34,22 @@ GANGS = {1: 0.55, 2: 0.1, 4: 0.1, 8: 0.2, 16: 0.04, 64: 0.01}
 MEDIAN_S, SIGMA = 3600.0, 1.0
 
 
-def scenario_text(jobs: int, chips: int, scheduler: str) -> str:
+def failures_text(mode: str, horizon_days: float) -> str:
+    """The ``failures`` section: none (off), the profile (on), or the profile × 365 / horizon days (year)."""
+    if mode == "off":
+        return ""
+    if mode == "on":
+        return "failures: {}\n"
+    from sim.catalog import builtin_catalog
+
+    rates = builtin_catalog().failure_profiles["llm-cluster-typical"]["rates_per_1000_chip_days"]
+    repairs = builtin_catalog().failure_profiles["llm-cluster-typical"]["repair_time_h"]
+    scaled = {c: round(v["value"] * 365 / horizon_days, 4) for c, v in rates.items()}
+    repair = {c: round(v["value"] * 3600 * horizon_days / 365, 1) for c, v in repairs.items()}
+    return f"failures: {{rates_per_1000_chip_days: {json.dumps(scaled)}, repair_time: {json.dumps(repair)}}}\n"
+
+
+def scenario_text(jobs: int, chips: int, scheduler: str, failures: str = "off") -> str:
     mean_gang = sum(g * p for g, p in GANGS.items())
     mean_duration = MEDIAN_S * 2.718281828 ** (SIGMA ** 2 / 2)
     rate_per_hour = 0.7 * chips / (mean_gang * mean_duration) * 3600
@@ -60,16 +81,16 @@ policy:
 outputs:
   timeseries_interval: 1h
   plots: false
-"""
+""" + failures_text(failures, horizon_days)
 
 
-def one_run(jobs: int, chips: int, scheduler: str, repeat: int) -> None:
+def one_run(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = "off") -> None:
     import statistics
 
     import sim
 
     sim.run(sim.load_text(scenario_text(100, 1000, scheduler), "warm-up"))  # warm Numba and imports
-    scenario = sim.load_text(scenario_text(jobs, chips, scheduler), "bench")
+    scenario = sim.load_text(scenario_text(jobs, chips, scheduler, failures), "bench")
     walls, summary, manifest = [], None, None
     for _ in range(repeat):
         gc.collect()  # the previous run's garbage must not count towards this one's peak memory
@@ -84,7 +105,8 @@ def one_run(jobs: int, chips: int, scheduler: str, repeat: int) -> None:
     print(f"jobs={jobs} chips={chips} wall_s={wall:.2f} jobs_per_s={jobs / wall:,.0f} "
           f"peak_rss_mb={peak_mb:.0f} events={manifest['engine_events']} "
           f"completed={j['completed']} running={j['running']} queued={j['queued']} rejected={j['rejected']} "
-          f"scheduler={scheduler} numba={manifest['numba']} "
+          f"scheduler={scheduler} numba={manifest['numba']} failures={failures} "
+          f"failure_events={summary['failures']['events'] if 'failures' in summary else 0} "
           f"wall_s_runs={','.join(f'{w:.2f}' for w in walls)}", flush=True)
 
 
@@ -105,15 +127,24 @@ def main() -> None:
     parser.add_argument("--scheduler", default="fifo-backfill")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median is reported")
     parser.add_argument("--one", nargs=2, type=int, metavar=("JOBS", "CHIPS"), help=argparse.SUPPRESS)
+    parser.add_argument("--failures", choices=("off", "on", "year"), default=None,
+                        help="only the 100k/10k run, with and without failures of this kind")
     args = parser.parse_args()
     if args.one:
-        one_run(*args.one, args.scheduler, args.repeat)
+        one_run(*args.one, args.scheduler, args.repeat, args.failures or "off")
+        return
+    if args.failures:
+        for mode in ("off", args.failures):
+            subprocess.run([sys.executable, __file__, "--one", "100000", "10000", "--scheduler", args.scheduler,
+                            "--repeat", str(args.repeat), "--failures", mode], check=True)
         return
     compile_time()
     sizes = [(j, c) for j, _ in SIZES for _, c in SIZES] if args.grid else SIZES
     for jobs, chips in sizes:
         subprocess.run([sys.executable, __file__, "--one", str(jobs), str(chips), "--scheduler", args.scheduler,
                         "--repeat", str(args.repeat)], check=True)
+    subprocess.run([sys.executable, __file__, "--one", "100000", "10000", "--scheduler", args.scheduler,
+                    "--repeat", str(args.repeat), "--failures", "year"], check=True)  # against the 100k/10k line
 
 
 if __name__ == "__main__":

@@ -211,8 +211,7 @@ class Cluster:
         if self.resumed and job in self.resumed:
             run_s *= self.resumed[job]
         if self.failures is not None:
-            self.failures.started(job, pool, placement, run_s)
-            run_s = self.failures.run_time(job, pool, run_s)
+            run_s = self.failures.start(job, pool, placement, run_s)
         end = self.now + run_s
         self.end_s[job] = end
         if end != math.inf:
@@ -224,8 +223,6 @@ class Cluster:
     def _complete(self, job: int) -> int:
         pool = self.pool_of[job]
         placement = self.placement.pop(job)
-        if self.failures is not None:  # before the release: a shared chip that empties forgets its domain
-            self.failures.ended(job, pool, placement)
         units = self.share_units[job]
         if units:
             self.shared[pool].release(placement, units)
@@ -233,6 +230,13 @@ class Cluster:
             self.allocators[pool].release(placement)
         self.committed_w -= self.busy_chips[job] * self.dynamic_w[pool]
         return pool
+
+    def _complete_live(self, job: int) -> int:
+        """``_complete`` for a completions heap that keeps the entries of preempted jobs (with failures): a job
+        not running, or running to a later end, is a stale entry: nothing happens (returns -1)."""
+        if job not in self.placement or not self.end_s[job] <= self.now:
+            return -1
+        return self._complete(job)
 
     def _run(self):
         completions, waiting, shape = self.completions, self.waiting, self.shape
@@ -260,6 +264,8 @@ class Cluster:
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
         admit = scheduler.admit
         capped, progress, pop, complete = self.power_cap_w is not None, self.progress, heapq.heappop, self._complete
+        if self.failures is not None:
+            complete = self._complete_live  # the completions heap keeps preempted jobs' entries
         while True:
             t = arrival[next_job]
             if completions and completions[0][0] < t:
@@ -291,6 +297,8 @@ class Cluster:
                 freed = set()
                 while completions and completions[0][0] <= t:
                     freed.add(complete(pop(completions)[1]))
+                if fails is not None:
+                    freed.discard(-1)  # stale entries of preempted jobs
             while onlines[next_online][0] <= t:
                 freed = set(freed)
                 freed.add(self._bring_online(*onlines[next_online][1:]))

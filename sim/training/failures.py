@@ -128,11 +128,14 @@ class FailureProcess:
         self.class_cdf = np.cumsum(self.rates, axis=1) / np.where(self.rate_per_chip > 0, self.rate_per_chip,
                                                                    1.0)[:, None]
         self.domain_starts = [np.cumsum([0] + a.size) for a in cluster.allocators]
-        self.domain_jobs: list[dict[int, dict[int, int]]] = [{} for _ in pools]
+        # per pool, per domain: training jobs placed there -> (chips there, start of that run); entries of jobs
+        # that have left stay until a failure in that domain reads them (no bookkeeping per completion)
+        self.domain_jobs: list[list[dict[int, tuple]]] = [[{} for _ in a.size] for a in cluster.allocators]
         self.timers: list[tuple] = []
         self.sequence = 0
         n = len(cluster.arrival)
-        self.run_info: dict[int, tuple] = {}     # job -> (pool, overhead o, interval C, save s, base run s)
+        self.run_overhead = [0.0] * n  # restart + restore at the start of each job's current (last) run [s]
+        self.run_base = [0.0] * n      # run time of its current (last) run without checkpoints [s]
         self.overhead_next: dict[int, float] = {}  # job -> restart + restore before its next run [s]
         self.interruptions = np.zeros(n, dtype=np.int64)
         self.failure_lost_chip_s = np.zeros(n)
@@ -155,6 +158,8 @@ class FailureProcess:
                     raise RuntimeError(f"pool {pools[p].name}: no room for {chips} chips of hot spares")
                 self.spares_free[p] += 1
         self.spare_servers = list(self.spares_free)
+        self.intervals = self._intervals()  # N × P checkpoint interval [s]
+        self.factor = 1.0 + config.save_s[:, None] / self.intervals  # run time with saves / without
         for p, pool in enumerate(pools):
             if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
@@ -207,7 +212,7 @@ class FailureProcess:
         cls = int(np.searchsorted(self.class_cdf[pool], rng.random(), side="right"))
         cls = min(cls, len(COMPONENT_CLASSES) - 1)
         offset = chip - int(starts[domain])
-        here = self.domain_jobs[pool].get(domain, {})
+        here = self._running_in(pool, domain)
         victim, used = None, 0
         for job, chips in here.items():
             used += chips
@@ -230,7 +235,7 @@ class FailureProcess:
             self._push(t + duration, REPAIR, pool, None)
             return victim is not None
         server = min(cluster.pools[pool].chips_per_server, allocator.size[domain])
-        others = sorted((cluster.start_s[j], j) for j in here)
+        others = sorted((cluster.start_s[j], j) for j in here if j != victim)
         while allocator.free[domain] < server and others:
             self._interrupt(others.pop()[1], pool, cls, t)
             victim = victim if victim is not None else -1
@@ -260,49 +265,58 @@ class FailureProcess:
         return {d for parts in held[len(held) - pending:] for d, _ in parts}
 
     # -- jobs -----------------------------------------------------------------------------------------
-    def interval_s(self, job: int, pool: int) -> float:
-        """Checkpoint interval of ``job`` on ``pool`` [s] (fixed, or Young/Daly)."""
-        config = self.config
+    def _intervals(self) -> np.ndarray:
+        """Checkpoint interval of every job on every pool [s] (fixed, or Young/Daly)."""
+        config, cluster = self.config, self.cluster
+        shape = (len(cluster.arrival), len(cluster.pools))
         if config.interval_s is not None:
-            return config.interval_s
-        save, rate = config.save_s[job], self.rate_per_chip[pool] * self.cluster.busy_chips[job]
-        if save <= 0 or rate <= 0:
-            return config.fallback_interval_s
-        return math.sqrt(2.0 * save / rate)
+            return np.full(shape, config.interval_s)
+        rate = self.rate_per_chip[None, :] * np.asarray(cluster.busy_chips, dtype=np.float64)[:, None]
+        save = np.broadcast_to(config.save_s[:, None], shape)
+        usable = (save > 0) & (rate > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            optimal = np.sqrt(2.0 * save / np.where(usable, rate, 1.0))
+        return np.where(usable, optimal, config.fallback_interval_s)
+
+    def interval_s(self, job: int, pool: int) -> float:
+        """Checkpoint interval of ``job`` on ``pool`` [s]."""
+        return self.intervals.item(job, pool)
 
     def run_time(self, job: int, pool: int, base_s: float) -> float:
         """Run time of what is left of ``job`` on ``pool`` with checkpoint saves and, after a preemption, the
         restart and restore [s]; ``base_s`` is the run time without them."""
-        save = self.config.save_s[job]
-        return base_s * (1.0 + save / self.interval_s(job, pool)) + self.overhead_next.get(job, 0.0)
+        overhead = self.overhead_next
+        return base_s * self.factor.item(job, pool) + (overhead[job] if overhead and job in overhead else 0.0)
 
-    def started(self, job: int, pool: int, placement, base_s: float) -> None:
-        """``job`` started on ``pool`` with ``base_s`` of run time left (without checkpoints)."""
-        self.run_info[job] = (pool, self.overhead_next.get(job, 0.0), self.interval_s(job, pool),
-                              self.config.save_s[job], base_s)
-        cluster = self.cluster
-        if cluster.share_units[job]:
-            parts = cluster.shared[pool].domain_of[placement]
-        else:
-            parts = placement
-        domains = self.domain_jobs[pool]
-        for domain, chips in parts:
-            domains.setdefault(domain, {})[job] = chips
-
-    def ended(self, job: int, pool: int, placement) -> None:
-        """``job`` left its chips (completed or preempted)."""
+    def start(self, job: int, pool: int, placement, base_s: float) -> float:
+        """``job`` starts on ``pool`` with ``base_s`` of run time left (without checkpoints); returns its run time
+        (``run_time``)."""
+        overhead = self.overhead_next.get(job, 0.0) if self.overhead_next else 0.0
+        self.run_overhead[job] = overhead
+        self.run_base[job] = base_s
         cluster = self.cluster
         parts = cluster.shared[pool].domain_of[placement] if cluster.share_units[job] else placement
-        domains = self.domain_jobs[pool]
-        for domain, _ in parts:
-            here = domains.get(domain)
-            if here is not None:
-                here.pop(job, None)
+        domains, now = self.domain_jobs[pool], cluster.now
+        for domain, chips in parts:
+            domains[domain][job] = (chips, now)
+        return base_s * self.factor.item(job, pool) + overhead
+
+    def _running_in(self, pool: int, domain: int) -> dict[int, int]:
+        """Training jobs running in ``domain`` of ``pool`` now -> their chips there; drops the entries of jobs
+        that have left."""
+        cluster = self.cluster
+        entries = self.domain_jobs[pool][domain]
+        placement, start_s, pool_of = cluster.placement, cluster.start_s, cluster.pool_of
+        live = {job: chips for job, (chips, since) in entries.items()
+                if job in placement and pool_of[job] == pool and start_s[job] == since}
+        self.domain_jobs[pool][domain] = {job: entries[job] for job in live}
+        return live
 
     def preempted(self, job: int, elapsed_s: float) -> tuple[float, float]:
         """``job`` was stopped after ``elapsed_s`` of its run: returns (run seconds kept, base run seconds of
         progress); the next run starts with the restart delay and the restore."""
-        pool, overhead, interval, save, _ = self.run_info.pop(job)
+        pool, overhead = self.cluster.pool_of[job], self.run_overhead[job]
+        interval, save = self.intervals.item(job, pool), self.config.save_s.item(job)
         periods = math.floor(max(0.0, elapsed_s - overhead) / (interval + save))
         kept = periods * (interval + save)  # the restart overhead of this run is lost with the rest
         busy = self.cluster.busy_chips[job]
@@ -315,15 +329,18 @@ class FailureProcess:
         """Per-job and per-pool results (``sim.results.failures``)."""
         cluster = self.cluster
         useful, held = self.useful_chip_s.copy(), self.held_chip_s.copy()
-        for job, (pool, overhead, interval, save, base) in self.run_info.items():
-            start, end, busy = cluster.start_s[job], cluster.end_s[job], cluster.busy_chips[job]
-            if end <= horizon_s:  # completed
-                useful[job] += base * busy
-                held[job] += (end - start) * busy
-            else:
-                ran = horizon_s - start
-                useful[job] += max(0.0, ran - overhead) * interval / (interval + save) * busy
-                held[job] += ran * busy
+        start, end = np.asarray(cluster.start_s, dtype=np.float64), np.asarray(cluster.end_s, dtype=np.float64)
+        busy = np.asarray(cluster.busy_chips, dtype=np.float64)
+        pool = np.asarray(cluster.pool_of, dtype=np.int64)
+        jobs = np.flatnonzero(~np.isnan(start))  # the current (last) run of every job that has one
+        pool, start, end, busy = pool[jobs], start[jobs], end[jobs], busy[jobs]
+        overhead = np.asarray(self.run_overhead)[jobs]
+        base = np.asarray(self.run_base)[jobs]
+        interval, save = self.intervals[jobs, pool], self.config.save_s[jobs]
+        done = end <= horizon_s
+        ran = np.where(done, end, horizon_s) - start
+        useful[jobs] += np.where(done, base, np.maximum(0.0, ran - overhead) * interval / (interval + save)) * busy
+        held[jobs] += ran * busy
         down = self.down_chip_s.copy()
         for pool, since, chips in self.down_since.values():
             down[pool] += (horizon_s - since) * chips
