@@ -3,7 +3,8 @@
 Events happen only when state changes: a job arrives, a job completes, a pool comes online or leaves, an
 inference replica group on a shared pool scales or a windowed group on any pool starts or ends
 (``sim.training.sharing``), or a burst timer fires (a waiting job's wait crossing the threshold, rented chips
-coming online, a minimum rental expiring: ``sim.training.burst``). At each such instant the
+coming online, a minimum rental expiring: ``sim.training.burst``), or, with a ``failures`` section, a failure or a
+repair (``sim.training.failures``: applied after pools leave, before inference scaling). At each such instant the
 process settles completions first (freeing chips), then pools coming online, then drains starting and
 retirements, then pools leaving, then inference scale-downs and scale-ups (which may preempt training), then
 rented burst domains coming online,
