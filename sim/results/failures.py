@@ -48,7 +48,7 @@ def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, pro
         "profile": profile,
         "events": int(failures["events"].sum()),
         "events_by_class": {c: int(n) for c, n in zip(COMPONENT_CLASSES, failures["events"].sum(axis=0))},
-        "events_not_on_training_chips": int(failures["not_training"].sum()),
+        "events_on_unavailable_chips": int(failures["unavailable"].sum()),
         "interruptions": int(by_cause.sum()),
         "interruptions_by_cause": {c: int(n) for c, n in zip(COMPONENT_CLASSES, by_cause)},
         "lost_chip_hours": float(lost.sum() / 3600.0),

@@ -14,9 +14,9 @@ What is modelled:
   Its class is drawn with probability ``λ_c / Σ λ``.
 * **What it hits.** Within the domain the allocator counts chips, not their positions: the struck chip
   is in a training job's gang with probability (its chips in the domain / domain size), free otherwise, or
-  held by something else (an inference replica, a held delivery): such events are counted as ``not_training``
-  and change nothing (serving replicas' failures are not modelled here). A fractional (shared-chip) job counts
-  as one chip of its domain.
+  held by something else (an inference replica, a held delivery, a hot spare) or away for repair: such events
+  are counted as ``unavailable`` and change nothing (serving replicas' failures are not modelled here). A
+  fractional (shared-chip) job counts as one chip of its domain.
 * **Interruption.** A synchronous job whose gang holds the struck chip is interrupted: it is preempted with
   checkpoint semantics (``sharing.preempt``) and goes back to the wait queue at its arrival position (it is
   not restarted in place: a FIFO queue starts it first when room frees, on any pool it may use).
@@ -106,13 +106,16 @@ def resolve_failures(scenario, catalog, fleet, jobs, excluded=frozenset()) -> Fa
     spares = [0] * len(fleet.pools)
     for name, chips in config.hot_spares.items():
         spares[names[name]] = chips
-    interval = None if config.checkpoint_interval == "optimal" else config.checkpoint_interval
+    if config.checkpoint_interval == "optimal":
+        interval = None
+    elif config.checkpoint_interval is None:
+        interval = float(scenario.policy.preemption.checkpoint_interval)
+    else:
+        interval = float(config.checkpoint_interval)
     return FailureConfig(
         rates_per_chip_s=per_chip_s, repair_s=tuple(repair[c] for c in COMPONENT_CLASSES),
         weibull_shape=config.weibull_shape if config.distribution == "weibull" else None, restart_s=restart,
-        save_s=save, interval_s=(float(interval) if interval is not None
-                                 else None) if config.checkpoint_interval is not None
-        else float(scenario.policy.preemption.checkpoint_interval),
+        save_s=save, interval_s=interval,
         fallback_interval_s=float(scenario.policy.preemption.checkpoint_interval),
         spare_chips=tuple(spares), excluded=frozenset(excluded))
 
@@ -144,7 +147,7 @@ class FailureProcess:
         classes = len(COMPONENT_CLASSES)
         self.events = np.zeros((len(pools), classes), dtype=np.int64)       # failures of training or free chips
         self.hit_jobs = np.zeros((len(pools), classes), dtype=np.int64)     # ... that interrupted a training job
-        self.not_training = np.zeros(len(pools), dtype=np.int64)
+        self.unavailable = np.zeros(len(pools), dtype=np.int64)
         self.by_cause = np.zeros((len(pools), classes), dtype=np.int64)     # interruptions (jobs) by cause
         self.lost_by_cause = np.zeros((len(pools), classes))                # their lost chip-seconds
         self.down_chip_s = np.zeros(len(pools))
@@ -220,7 +223,7 @@ class FailureProcess:
                 victim = job
                 break
         if victim is None and offset >= used + allocator.free[domain]:
-            self.not_training[pool] += 1  # a chip away for repair, or held by inference or a delivery
+            self.unavailable[pool] += 1  # away for repair, or held by inference, a spare or a delivery
             return False
         self.events[pool, cls] += 1
         if victim is not None:
@@ -346,6 +349,6 @@ class FailureProcess:
             down[pool] += (horizon_s - since) * chips
         return {"interruptions": self.interruptions, "failure_lost_chip_s": self.failure_lost_chip_s,
                 "useful_chip_s": useful, "held_chip_s": held, "events": self.events, "hit_jobs": self.hit_jobs,
-                "not_training": self.not_training, "by_cause": self.by_cause, "lost_by_cause": self.lost_by_cause,
+                "unavailable": self.unavailable, "by_cause": self.by_cause, "lost_by_cause": self.lost_by_cause,
                 "down_chip_s": down, "repairs": self.repairs, "spare_servers": self.spare_servers,
                 "excluded": sorted(self.config.excluded)}
