@@ -208,3 +208,13 @@ def test_catalog_failure_numbers_have_sources():
         source = entry["source"]
         assert source.startswith("estimate:") or source.split()[0] in catalog.sources, source
     assert np.isfinite([e["value"] for e in entries]).all()
+
+
+def test_hot_spares_on_a_pool_with_an_unknown_accelerator_report_only_that(base, tmp_path):
+    """The hot-spare check skips a pool whose accelerator is unknown (reported once, by the fleet check)."""
+    data = copy.deepcopy(base)
+    data["fleet"][0]["accelerator"] = "h100-sx"
+    data["failures"] = {"hot_spares": {"gpu": 8}}
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(data, tmp_path)
+    assert len(info.value.problems) == 1 and "h100-sx" in str(info.value)

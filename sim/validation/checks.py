@@ -409,6 +409,8 @@ def _check_failures(scenario, catalog, add) -> None:
             add(path, f"found {name!r}, a pool {'rented for burst' if name in burst else 'with inference replicas'}"
                       ": hot spares stand in for training chips only; accepted: a pool only training uses")
             continue
+        if scenario.fleet[index].accelerator_id not in catalog.accelerators:
+            continue  # already reported as unknown
         try:
             pool = resolve_pool(scenario, index, catalog, resolve_site(scenario.site, catalog))
         except FleetError:
