@@ -136,3 +136,65 @@ def test_port_or_stay_moves_cuda_jobs_to_the_tpus_after_the_start():
     cuda_on_tpu = jobs[(jobs["software_stack"] == "cuda") & (jobs["accelerator"] == "tpu-v6e")]
     march = (dt.date(2026, 3, 1) - scenario.start).days * DAY
     assert len(cuda_on_tpu) > 100 and (cuda_on_tpu["arrival_s"] >= march).all()
+
+
+def _errors(tmp_path, text: str) -> list[str]:
+    with pytest.raises(sim.ScenarioError) as info:
+        load_text(tmp_path, text)
+    return [str(p) for p in info.value.problems]
+
+
+@pytest.mark.parametrize("old, new, where, says", [
+    ("to_stack: xla", "to_stack: cuda", ":8 porting[0].to_stack",
+     "found 'cuda': tpu-v6e lacks that stack; accepted: xla, portable"),
+    ("to_stack: xla", "to_stack: cudaa", ":8 porting[0].to_stack", "unknown stack 'cudaa'"),
+    ("start: 2026-01-11", "start: 2025-12-01", ":8 porting[0].start",
+     "found 2025-12-01: outside the run; accepted: 2026-01-01 to 2026-04-30"),
+    ("start: 2026-01-11", "start: 2026-05-01", ":8 porting[0].start", "outside the run"),
+    ("initial_frac: 0.4", "initial_frac: 0", ":9 porting[0].ramp.initial_frac", "above 0, up to 1"),
+    ("final_frac: 0.8", "final_frac: 1.5", ":9 porting[0].ramp.final_frac", "found 1.5"),
+    ("cost_usd: 5000", "cost_usd: -5", ":9 porting[0].cost_usd", "found -5"),
+    ("engineer_weeks: 10", "engineer_weeks: -1", ":8 porting[0].engineer_weeks", "found -1"),
+    ("start: 2026-01-11, ", "", ":9 porting[0].ramp", "a ramp needs the port's start date"),
+    (", ramp: {initial_frac: 0.4, final_frac: 0.8, months: 2}}", "}", ":8 porting[0]",
+     "give exactly one of efficiency_frac, ramp"),
+])
+def test_bad_ports_are_located_errors(tmp_path, old, new, where, says):
+    assert old in TPU_ONLY
+    errors = _errors(tmp_path, TPU_ONLY.replace(old, new))
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"{tmp_path / 's.yaml'}{where}") and says in errors[0], errors[0]
+
+
+def test_unknown_framework_lists_the_accepted_names(base, tmp_path):
+    gen = base["workloads"]["training"]["generator"]
+    del gen["stacks"]
+    gen["frameworks"] = {"pytorh": 1.0}
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(base, tmp_path)
+    (error,) = [str(p) for p in info.value.problems]
+    assert "workloads.training.generator.frameworks.pytorh: unknown framework 'pytorh'" in error
+    assert "did you mean 'pytorch'?" in error and "jax, pytorch, tensorflow" in error
+    gen["frameworks"] = {"jax": 1.0}
+    gen["stacks"] = {"cuda": 1.0}
+    with pytest.raises(sim.ScenarioError, match="give stacks or frameworks, not both"):
+        scenario_from(base, tmp_path, "both.yaml")
+
+
+def test_service_on_a_chip_reached_only_by_a_later_port_is_refused(tmp_path):
+    text = TPU_ONLY.replace("count: 8,", "count: 16,") + """\
+workloads:
+  inference:
+    - name: chat
+      model: llama3-8b
+      framework: cudaish
+      replicas: [{pool: tpu, count: 1, chips_per_replica: 8}]
+      traffic: {generator: {rate_per_s: 1, prompt_tokens: {fixed: 100}, output_tokens: {fixed: 10}}}
+"""
+    (error,) = _errors(tmp_path, text)
+    assert "workloads.inference[0].framework: unknown framework 'cudaish'" in error
+    (error,) = _errors(tmp_path, text.replace("framework: cudaish", "stack: cuda"))
+    assert "workloads.inference[0].replicas[0].pool: stack 'cuda' does not run on tpu-v6e" in error
+    assert "the port onto it starts 2026-01-11" in error
+    scenario = load_text(tmp_path, text.replace("framework: cudaish", "framework: pytorch"))
+    assert scenario.workloads.inference[0].software == "pytorch"  # pytorch runs there through PyTorch/XLA
