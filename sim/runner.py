@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sim import kernels
+from sim.catalog.efficiency import port_costs, ports_at
 from sim.fleet import build_fleet
 from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, money_summary, monthly_table
@@ -47,6 +48,12 @@ def run(scenario: Scenario, progress: bool = False) -> Results:
             gc.enable()
 
 
+def _engineer_week_usd(scenario: Scenario, catalog) -> float:
+    """``site.engineer_week_usd``, else the catalog's default (an estimate, sim/catalog/data/site.yaml)."""
+    given = scenario.site.engineer_week_usd
+    return float(given) if given is not None else catalog.site_defaults["engineer_week_usd"]
+
+
 def _run(scenario: Scenario, progress: Progress) -> Results:
     """The stages in order: build, serve (inference has priority), train, then results."""
     wall_start = time.perf_counter()
@@ -56,9 +63,11 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     _, origin = source_of(scenario)
     with progress.phase("reading traces and preparing jobs"):
         jobs = training_jobs(scenario, origin.directory)
-        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
+        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration))
     horizon = float(scenario.duration)
-    context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting, horizon_s=horizon,
+    # serving uses the ports in force at the run's start (a port starting later is refused by validation)
+    context = ServingContext(fleet=fleet, catalog=catalog, porting=ports_at(scenario.porting, 0.0, scenario.start),
+                             horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
                              rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start)
     compiling = (" (first run: compiling the kernels)"
@@ -91,7 +100,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         edges = np.append(series["time_s"].to_numpy(), horizon)
         ledger = build_ledger(fleet.pools, fleet.site, scenario.start, horizon, edges,
                               series["facility_power_kw"].to_numpy(),
-                              {p.name: series[f"it_power_kw.{p.name}"].to_numpy() for p in fleet.pools})
+                              {p.name: series[f"it_power_kw.{p.name}"].to_numpy() for p in fleet.pools},
+                              port_costs(scenario.porting, scenario.start, _engineer_week_usd(scenario, catalog)))
         chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]

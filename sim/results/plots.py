@@ -60,9 +60,9 @@ PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.p
               "shared_pool.png", "cost.png", "capacity.png", "slo.png")
 COST_PLOT_MIN_S = 60 * 86400.0
 # the columns <category>_usd of monthly.csv
-COST_CATEGORIES = ("depreciation", "write_off", "capex_cash_cost", "maintenance", "rental", "energy")
+COST_CATEGORIES = ("depreciation", "write_off", "capex_cash_cost", "maintenance", "rental", "energy", "porting")
 COST_COLOURS = {"depreciation": "#1f77b4", "write_off": "#8c564b", "capex_cash_cost": "#17becf",
-                "maintenance": "#9467bd", "rental": "#ff7f0e", "energy": "#2ca02c"}
+                "maintenance": "#9467bd", "rental": "#ff7f0e", "energy": "#2ca02c", "porting": "#e377c2"}
 # (step [s], locator) from fine to coarse; the first giving at most MAX_TICKS ticks over the run is used
 MAX_TICKS = 13
 TICK_STEPS = (

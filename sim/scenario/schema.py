@@ -56,6 +56,9 @@ class Site(Strict):
     installation_usd_per_rack: float | None = bounded(
         None, ge=0, le=10_000_000, unit="USD", why="far above any rack's installation",
         description="one-off installation of a rack (integration, cabling, commissioning) [USD]")
+    engineer_week_usd: float | None = bounded(
+        None, ge=0, le=1_000_000, unit="USD", why="far above any engineer's fully loaded cost",
+        description="fully loaded cost of one engineer-week, for porting projects' engineer_weeks [USD]")
     capex_accounting: Literal["depreciation", "cash"] = Field(
         "depreciation", description="owned hardware in the money ledger: depreciation (straight line over "
                                     "amortization_years) or cash (the whole purchase a cost on its date)")
@@ -163,6 +166,9 @@ class JobGenerator(Strict):
         {}, description="model id -> its own gang-size mix, replacing `chips` for that model"
     )
     stacks: dict[str, float] = Field({"portable": 1.0}, description="software stack -> probability")
+    frameworks: dict[str, float] | None = Field(
+        None, description="framework (pytorch, jax, tensorflow) -> probability, instead of stacks: a framework job "
+                          "runs on every stack its framework supports (sim/catalog/data/frameworks.yaml)")
     duration_s: Distribution | None = Field(None, description="run time on reference_accelerator [s]")
     reference_accelerator: str | None = Field(
         None, description="where duration_s was measured; other chips scale by throughput ratio"
@@ -187,6 +193,8 @@ class JobGenerator(Strict):
     @model_validator(mode="after")
     def _one_work_form(self):
         require_exactly_one(self, "duration_s", "samples")
+        if self.frameworks is not None and "stacks" in self.model_fields_set:
+            raise ValueError("give stacks or frameworks, not both")
         return self
 
 
@@ -214,12 +222,44 @@ class Workloads(Strict):
     inference: tuple[InferenceService, ...] = Field((), description="inference services (LLM, request level)")
 
 
+class PortRamp(Strict):
+    """How a port's efficiency grows after its start: linear in monthly steps (``sim.catalog.efficiency``)."""
+
+    initial_frac: float = bounded(gt=0, le=1, why="a share of the target stack's efficiency",
+                                  description="efficiency fraction from the port's start [-]")
+    final_frac: float = bounded(gt=0, le=1, why="a share of the target stack's efficiency",
+                                description="efficiency fraction once the ramp is over [-]")
+    months: int = bounded(gt=0, le=240, unit="months", why="longer than any run",
+                          description="months from the start to final_frac; the fraction steps up each month")
+
+
 class Port(Strict):
-    """A granted port: jobs written for ``from_stack`` may run on ``accelerator`` at a penalty."""
+    """A port of a stack onto a chip: jobs written for ``from_stack`` run on ``accelerator`` at a fraction of
+    the chip's best native efficiency (or of ``to_stack``'s there). Without ``start`` it is in place from before
+    the run; with one it is a project: nothing runs through it before ``start``, its one-off cost (``cost_usd``
+    plus ``engineer_weeks`` × ``site.engineer_week_usd``) goes into the money ledger on that date, and its
+    efficiency follows ``ramp`` from then."""
 
     from_stack: str = Field(description="stack the job is written for")
     accelerator: str = Field(description="accelerator id it is ported to, or '*' for every chip")
-    efficiency_frac: float = Field(gt=0, le=1, description="fraction of the chip's best native efficiency")
+    to_stack: str | None = Field(None, description="the chip's stack the code is ported onto (e.g. xla); "
+                                                   "none = the chip's best stack")
+    efficiency_frac: float | None = bounded(None, gt=0, le=1, why="a share of the target stack's efficiency",
+                                            description="fraction of the target stack's efficiency (give it or "
+                                                        "ramp)")
+    ramp: PortRamp | None = Field(None, description="efficiency fraction ramping over months from start "
+                                                    "(instead of efficiency_frac)")
+    start: dt.date | None = Field(None, description="date the port becomes usable (00:00), within the run; none = "
+                                                    "before the run")
+    cost_usd: float = bounded(0.0, ge=0, le=1e12, unit="USD", why="above any porting budget",
+                              description="one-off cost of the port, into the ledger on its start [USD]")
+    engineer_weeks: float = bounded(0.0, ge=0, le=1e6, unit="engineer-weeks", why="above any porting team",
+                                    description="engineering effort of the port, costed at site.engineer_week_usd")
+
+    @model_validator(mode="after")
+    def _one_efficiency(self):
+        require_exactly_one(self, "efficiency_frac", "ramp")
+        return self
 
 
 class SchedulerPolicy(Strict):
