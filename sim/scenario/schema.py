@@ -31,10 +31,12 @@ class Site(Strict):
                                 description="power usage effectiveness, pinned [-]")
     electricity_usd_per_kwh: PriceValue | None = Field(
         None, description="energy price [USD/kWh]: a number (0 to 100), a profile {mean, daily, monthly} or an "
-                          "hourly CSV {csv: path} with columns hour,value")
+                          "hourly CSV {csv: path} with columns hour,value",
+        json_schema_extra={"accepted": "0 to 100 USD/kWh (far above any market price)"})
     carbon_g_per_kwh: CarbonValue | None = Field(
         None, description="grid carbon intensity [gCO2e/kWh]: a number (0 to 2,000), a profile {mean, daily, "
-                          "monthly} or an hourly CSV {csv: path} with columns hour,value")
+                          "monthly} or an hourly CSV {csv: path} with columns hour,value",
+        json_schema_extra={"accepted": "0 to 2,000 gCO2e/kWh (twice a coal plant's)"})
     climate: str | None = Field(
         None, description="built-in typical-year weather of a named location (miami, greensboro, sand-point): "
                           "turns the cooling model on, so PUE follows the weather unless pue is pinned")
