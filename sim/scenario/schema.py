@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from sim.catalog.specs import AcceleratorSpec, ModelSpec
 from sim.scenario.base import MAX_CHIPS, MAX_JOBS, WHY_CHIPS, WHY_JOBS, DurationS, Strict, bounded, require_exactly_one
 from sim.scenario.distributions import Distribution
+from sim.scenario.facility_schema import CarbonValue, DataCsv, PriceValue
 from sim.scenario.growth import Growth
 from sim.scenario.inference_schema import InferenceService
 from sim.scenario.procurement_schema import Procurement, Supply
@@ -28,15 +29,34 @@ class Site(Strict):
                                          description="site power cap, facility side [MW]; none = no cap")
     pue: float | None = bounded(None, ge=1.0, le=5.0, why="beyond any operating facility",
                                 description="power usage effectiveness, pinned [-]")
-    electricity_usd_per_kwh: float | None = bounded(None, ge=0, le=100, unit="USD/kWh", why="far above any market "
-                                                    "price", description="energy price [USD/kWh]")
-    carbon_g_per_kwh: float | None = bounded(None, ge=0, le=2_000, unit="gCO2e/kWh", why="twice a coal plant's",
-                                             description="grid carbon intensity [gCO2e/kWh]")
+    electricity_usd_per_kwh: PriceValue | None = Field(
+        None, description="energy price [USD/kWh]: a number (0 to 100), a profile {mean, daily, monthly} or an "
+                          "hourly CSV {csv: path} with columns hour,value",
+        json_schema_extra={"accepted": "0 to 100 USD/kWh (far above any market price)"})
+    carbon_g_per_kwh: CarbonValue | None = Field(
+        None, description="grid carbon intensity [gCO2e/kWh]: a number (0 to 2,000), a profile {mean, daily, "
+                          "monthly} or an hourly CSV {csv: path} with columns hour,value",
+        json_schema_extra={"accepted": "0 to 2,000 gCO2e/kWh (twice a coal plant's)"})
+    climate: str | None = Field(
+        None, description="built-in typical-year weather of a named location (miami, greensboro, sand-point): "
+                          "turns the cooling model on, so PUE follows the weather unless pue is pinned")
+    weather: DataCsv | None = Field(
+        None, description="the site's own hourly weather, CSV with columns hour,dry_bulb_c,relative_humidity_pct "
+                          "(instead of climate)")
+    embodied_kg_per_accelerator: float | None = bounded(
+        None, ge=0, le=100_000, unit="kgCO2e", why="a hundred tonnes for one chip",
+        description="manufacturing carbon of one accelerator, amortized over amortization_years [kgCO2e]")
+    embodied_kg_per_server: float | None = bounded(
+        None, ge=0, le=1_000_000, unit="kgCO2e", why="a thousand tonnes for one server",
+        description="manufacturing carbon of one server beyond its accelerators [kgCO2e]")
     air_cooling_kw_per_rack: float | None = bounded(None, gt=0, le=2_000, unit="kW", why="beyond any rack cooling",
                                                     description="heat an air-cooled rack removes [kW]")
     liquid_cooling_kw_per_rack: float | None = bounded(
         None, gt=0, le=2_000, unit="kW", why="beyond any rack cooling",
         description="heat a liquid-cooled rack removes [kW]")
+    rear_door_cooling_kw_per_rack: float | None = bounded(
+        None, gt=0, le=2_000, unit="kW", why="beyond any rack cooling",
+        description="heat a rack with a rear-door heat exchanger removes [kW]")
     server_power_overhead_frac: float | None = bounded(
         None, ge=0, le=10, why="the host would draw ten times its accelerators",
         description="non-accelerator server power per unit of accelerator power [-]"
@@ -62,6 +82,12 @@ class Site(Strict):
     capex_accounting: Literal["depreciation", "cash"] = Field(
         "depreciation", description="owned hardware in the money ledger: depreciation (straight line over "
                                     "amortization_years) or cash (the whole purchase a cost on its date)")
+
+    @model_validator(mode="after")
+    def _one_weather(self):
+        if self.climate is not None and self.weather is not None:
+            raise ValueError("give at most one of climate, weather (found both)")
+        return self
 
 
 class Delivery(Strict):
@@ -93,7 +119,9 @@ class Pool(Strict):
     servers_per_rack: int = bounded(4, gt=0, le=1_024, why="no rack holds more", description="servers per rack")
     scale_up_domain_chips: int | None = bounded(None, gt=0, le=100_000, why="larger than any scale-up fabric",
                                                 description="chips per fast-fabric domain [default: catalog]")
-    cooling: Literal["air", "liquid"] | None = Field(None, description="rack cooling [default: as the chip ships]")
+    cooling: Literal["air", "rear-door", "liquid"] | None = Field(
+        None, description="rack cooling: air, rear-door (heat exchanger on the rack's water) or liquid (cold "
+                          "plates) [default: as the chip ships]")
     online_from: dt.date | None = Field(None, description="date the pool comes online [default: scenario start]")
     online_until: dt.date | None = Field(
         None, description="date the pool leaves: retirement of an owned pool, end of a rented pool's contract "

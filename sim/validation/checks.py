@@ -59,6 +59,30 @@ def _check_files(scenario, origin, add) -> None:
             add(path + ("empirical",), str(exc))
 
 
+def _check_facility(scenario, origin, add) -> None:
+    """The site's location is known and its weather, price and carbon files parse, before simulating."""
+    from sim.facility import LOCATIONS, read_weather_csv
+    from sim.facility.tariff import hourly_values
+    from sim.workload.errors import TraceError
+
+    site = scenario.site
+    if site.climate is not None and site.climate not in LOCATIONS:
+        add(("site", "climate"), f"unknown location {site.climate!r}; accepted: {', '.join(sorted(LOCATIONS))} "
+                                 "(or weather: {csv: path} with your own hourly weather)")
+    if site.weather is not None:
+        try:
+            read_weather_csv(site.weather.csv, origin.directory)
+        except (FileNotFoundError, TraceError) as exc:
+            add(("site", "weather", "csv"), str(exc))
+    for field in ("electricity_usd_per_kwh", "carbon_g_per_kwh"):
+        value = getattr(site, field)
+        if hasattr(value, "csv"):
+            try:
+                hourly_values(value, field, origin.directory)
+            except (FileNotFoundError, TraceError) as exc:
+                add(("site", field, "csv"), str(exc))
+
+
 MAX_TIMESERIES_BINS = 1_000_000
 
 
@@ -117,6 +141,7 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
     _check_burst(scenario, catalog, add)
     _check_porting(scenario, catalog, add)
     _check_files(scenario, origin, add)
+    _check_facility(scenario, origin, add)
     _check_inference(scenario, catalog, origin, add)
     bins = scenario.duration / scenario.outputs.timeseries_interval
     if bins > MAX_TIMESERIES_BINS:
