@@ -38,9 +38,11 @@ else:
 
 training_time_s = _compiled.training_time_s if NUMBA_ENABLED else reference.training_time_s
 if NUMBA_ENABLED:
+    from sim.kernels.facility_compiled import cooling_factor, hourly_bin_means
     from sim.kernels.ranking_compiled import serve_ranking
     from sim.kernels.serving_compiled import serve_llm
 else:
+    from sim.kernels.facility_reference import cooling_factor, hourly_bin_means
     from sim.kernels.ranking_reference import serve_ranking
     from sim.kernels.serving_reference import serve_llm
 
@@ -50,4 +52,5 @@ STATUS_REASONS = {
     STATUS_GANG_TOO_LARGE: "gang-larger-than-pool",
 }
 
-__all__ = ["training_time_s", "serve_llm", "serve_ranking", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]
+__all__ = ["training_time_s", "cooling_factor", "hourly_bin_means",
+           "serve_llm", "serve_ranking", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]

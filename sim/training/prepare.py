@@ -26,6 +26,7 @@ from sim.catalog.efficiency import efficiency_matrix
 from sim.fleet import Fleet, allocation
 from sim.fleet.build import CAP_TOLERANCE
 from sim.kernels.reference import STATUS_GANG_TOO_LARGE, STATUS_STACK_UNSUPPORTED
+from sim.training.ramps import PortRamps, run_times_by_epoch
 from sim.workload.jobs import busy_chip_equivalents
 
 STATUS_NOT_ALLOWED = 9
@@ -48,15 +49,26 @@ class PreparedJobs:
     reject_reason: list[str]
     shape: list[int]           # index into shape_pools; -1 for jobs no pool can take
     shape_pools: list[tuple[int, ...]]  # eligible pools of each shape (eligible pools × gang × share)
+    ramps: PortRamps | None = None  # per-epoch run times of pools that dated ports change (sim.training.ramps)
 
 
-def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=()) -> PreparedJobs:
+def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(), start=None,
+                 horizon_s: float = np.inf) -> PreparedJobs:
+    """``porting``: the scenario's ports; ``start`` (the scenario's start date) and ``horizon_s`` place dated
+    ports and their ramps in the run (``sim.training.ramps``)."""
     pools = fleet.pools
     chips = jobs["chips"].to_numpy(np.int64)
     share = jobs["chip_share"].to_numpy(np.float64)
     shared = (chips == 1) & (share < 1.0)
-    efficiency = efficiency_matrix(jobs["stack"].to_numpy(), [p.accelerator for p in pools], porting)
-    duration, status = _run_times(jobs, fleet, catalog, efficiency, porting)
+
+    # -- efficiency input: the ports in force, per porting epoch (one epoch without dated ports) --
+    def run_times(grants):
+        efficiency = efficiency_matrix(jobs["stack"].to_numpy(), [p.accelerator for p in pools], grants)
+        return _run_times(jobs, fleet, catalog, efficiency, grants)
+
+    duration, status, ramps = run_times_by_epoch(run_times, jobs["arrival_s"].to_numpy(np.float64), porting,
+                                                 start, horizon_s, kernels.STATUS_OK)
+    # -- end of the efficiency input --
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
     status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet),
                       STATUS_OVER_POWER_CAP, status)
@@ -77,6 +89,7 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=())
         reject_reason=reasons,
         shape=shape,
         shape_pools=shape_pools,
+        ramps=ramps,
     )
 
 

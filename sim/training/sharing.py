@@ -92,7 +92,7 @@ def preempt(cluster, job: int, t: float) -> None:
         saved = progress = math.floor(elapsed / cluster.checkpoint_s) * cluster.checkpoint_s
     else:  # per-job intervals, save and restart times (``sim.training.failures``)
         saved, progress = cluster.failures.preempted(job, elapsed)
-    full = cluster.duration.item(job, pool)
+    full = cluster.full_run_time_s(job, pool, run_start)
     remaining = cluster.resumed.get(job, 1.0)
     if math.isfinite(full):
         remaining -= progress / full
