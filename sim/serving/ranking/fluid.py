@@ -187,16 +187,20 @@ def _micro_split(plan, service, rate: np.ndarray, accepted: np.ndarray, routed: 
                                     MICRO_FINE_FROM * ceiling, top)
     codes, index = np.unique(np.concatenate((low, high)), return_inverse=True)
     seed = int(micro_rng.integers(1 << 62))
-    table = micro_table(plan, service.traffic.generator.items_per_request, codes, seed, base_dir, slo_s)
+    dist = service.traffic.generator.items_per_request
+    pmf, _ = _items_pmf(dist, str(base_dir), max(c.max_items for c in plan.costs), empirical_stamp(dist, base_dir))
+    table = micro_table(plan, pmf, codes, seed, slo_s)
     lo, hi = index[:len(low)], index[len(low):]
 
-    def mix(values):  # per bin, rows of ``values`` (grid points first) mixed by the bin's position
-        return values[lo] * (1.0 - frac[:, None]) + values[hi] * frac[:, None]
+    rest = 1.0 - frac
 
-    share = mix(table["share"])
+    def mix(values, g):  # per bin, group ``g``'s column of ``values`` (grid points first) mixed by the bin's position
+        column = values[:, g]
+        return column[lo] * rest + column[hi] * frac
+
     below = rate < ceiling
-    out_routed = [np.where(below, accepted * share[:, g], routed[g]) for g in range(len(plan.pools))]
-    micro = [{"rho": mix(table["rho"])[:, g], "batch": mix(table["batch"])[:, g], "lo": lo, "hi": hi, "frac": frac,
+    out_routed = [np.where(below, accepted * mix(table["share"], g), routed[g]) for g in range(len(plan.pools))]
+    micro = [{"rho": mix(table["rho"], g), "batch": mix(table["batch"], g), "lo": lo, "hi": hi, "frac": frac,
               "quantiles": table["quantiles"][:, g], "mean": table["mean"][:, g], "met": table["met"][:, g],
               "below": below}
              for g in range(len(plan.pools))]
