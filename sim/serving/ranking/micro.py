@@ -28,7 +28,7 @@ import numpy as np
 from sim import kernels
 from sim.kernels.serving_reference import DONE
 
-MICRO_QUERIES = 4_000  # measured queries per load level
+MICRO_QUERIES = 8_000  # measured queries per load level
 MICRO_WARMUP = 0.2  # share of the stream discarded first (the queues start empty)
 MICRO_STEP = 0.05  # relative grid of the offered rate
 MICRO_TARGET_SE = 0.02  # relative standard error of a level's mean latency beyond which it is run longer
@@ -90,7 +90,7 @@ def simulate_level(plan, pmf: np.ndarray, rate: float, seed: int, code: int, slo
     stream's load is the level's. Per group: ``share`` of the measured completed queries, ``rho`` busy
     fraction of its replicas, ``batch`` mean queries per batch, ``quantiles`` [s] at ``MICRO_EDGES``,
     ``mean`` [s], ``met`` share within ``slo_s``; and ``rel_se``, the relative standard error of the service's
-    mean latency (batch means over ``SE_BATCHES`` consecutive runs of measured queries)."""
+    mean latency (batch means over ``SE_BATCHES`` consecutive runs of measured queries); ``queries``."""
     coarse, rest = divmod(code, MICRO_FINE)
     key = [coarse & ((1 << 62) - 1), int(coarse < 0)] + ([rest] if rest else [])
     rng = np.random.default_rng([seed, *key])
@@ -131,6 +131,7 @@ def simulate_level(plan, pmf: np.ndarray, rate: float, seed: int, code: int, slo
             out["met"][g] = float(np.mean(lat <= slo_s)) if slo_s is not None else 1.0
     out["rho"] = np.minimum(out["rho"], 1.0)
     out["rel_se"] = _relative_se(latency[measured])
+    out["queries"] = queries
     return out
 
 
@@ -153,7 +154,8 @@ def level(plan, pmf: np.ndarray, rate: float, seed: int, code: int, slo_s) -> di
     queries = MICRO_QUERIES
     out = simulate_level(plan, pmf, rate, seed, code, slo_s, queries)
     while out["rel_se"] > MICRO_TARGET_SE and queries < MICRO_MAX_QUERIES:
-        queries = min(MICRO_MAX_QUERIES, int(np.ceil(MICRO_RERUN * queries * (out["rel_se"] / MICRO_TARGET_SE) ** 2)))
+        wanted = MICRO_RERUN * queries * (out["rel_se"] / MICRO_TARGET_SE) ** 2
+        queries = min(MICRO_MAX_QUERIES, int(np.ceil(wanted)))
         out = simulate_level(plan, pmf, rate, seed, code, slo_s, queries)
     return out
 
@@ -161,4 +163,4 @@ def level(plan, pmf: np.ndarray, rate: float, seed: int, code: int, slo_s) -> di
 def micro_table(plan, pmf: np.ndarray, codes: np.ndarray, seed: int, slo_s) -> dict:
     """``level`` at each grid code (stacked along the first axis)."""
     levels = [level(plan, pmf, float(grid_rate(c)), seed, int(c), slo_s) for c in codes]
-    return {key: np.stack([level[key] for level in levels]) for key in levels[0]}
+    return {key: np.stack([level[key] for level in levels]) for key in levels[0] if key not in ("rel_se", "queries")}
