@@ -5,8 +5,10 @@ Where the fluid model's analytic waits are known poor (a work- or count-aware ro
 ``round-robin`` over several groups of different chips with batching), the
 fluid fidelity asks this module for each distinct load level instead: the service's request-level kernel
 (``sim.kernels.serve_ranking``, its own replicas, router and batching) runs on a short synthetic steady
-stream - Poisson arrivals at that rate, items drawn from the service's distribution (``max(1, ceil(X))``),
-``MICRO_QUERIES`` measured queries after a warm-up share ``MICRO_WARMUP`` - and its measured figures replace
+stream - Poisson arrivals at that rate conditioned on their count, items from the service's distribution
+(``max(1, ceil(X))``) stratified, ``MICRO_QUERIES`` measured queries after a warm-up share ``MICRO_WARMUP``,
+more near saturation until the mean latency's relative standard error (batch means) is ``MICRO_TARGET_SE``,
+at most ``MICRO_MAX_QUERIES`` - and its measured figures replace
 the analytic ones: each group's share of the queries, busy fraction, mean batch, and latency quantiles
 (``MICRO_EDGES``; the fluid summary's mixture takes each slice uniform between its quantiles, shifted so the
 mixture keeps the measured mean). Load levels sit on a relative grid of ``MICRO_STEP`` (5 %) in the offered
