@@ -211,8 +211,8 @@ AGREEING = [
 ]
 # Cells the micro-simulation metamodel (sim.serving.ranking.micro: a work- or count-aware router over mixed chips)
 # brought within 5 % (one or two per mix, router and max_batch), chosen at a 4 % grid and 20,000 queries per level
-# (within 2.5 % at 20 s, within 3 % at 10 s under seeds 1 and 2); at the shipped 5 % grid and 10,000 queries they
-# hold at 10 s, seed 1. The grid has 262 of 270 within 5 % now (docs/inference.md).
+# (within 2.5 % at 20 s, within 3 % at 10 s under seeds 1 and 2); at the shipped 5 % grid and 10,000 queries per
+# level (more near saturation) they hold at 10 s, seed 1. The grid has 267 of 270 within 5 % now (docs/inference.md).
 MICRO_AGREEING = [
     (MIX2, 0.3, "jsq", 16, 2.0), (MIX2, 0.85, "jsq", 16, 10.0), (MIX2, 0.3, "jsq", 64, 0.5),
     (MIX2, 0.85, "jsq", 64, 10.0),
