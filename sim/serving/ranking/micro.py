@@ -165,4 +165,5 @@ def level(plan, pmf: np.ndarray, rate: float, seed: int, code: int, slo_s) -> di
 def micro_table(plan, pmf: np.ndarray, codes: np.ndarray, seed: int, slo_s) -> dict:
     """``level`` at each grid code (stacked along the first axis)."""
     levels = [level(plan, pmf, float(grid_rate(c)), seed, int(c), slo_s) for c in codes]
-    return {key: np.stack([level[key] for level in levels]) for key in levels[0] if key not in ("rel_se", "queries")}
+    keys = [key for key in levels[0] if key not in ("rel_se", "queries")]
+    return {key: np.stack([figures[key] for figures in levels]) for key in keys}
