@@ -1,6 +1,7 @@
 """Serving burst (``replicas[].burst``, ``sim.serving.burst``): a fluid LLM service rents a replica group on an
 on-demand pool only after intervals that miss its SLO, the rentals lift attainment, the ledger charges exactly
-the rented chip-hours, nothing is rented when the SLO is met, and bad input is located."""
+the rented chip-hours, nothing is rented when the SLO is met, and bad input is located; the same for ranking
+services at both fidelities."""
 
 from __future__ import annotations
 
