@@ -1,6 +1,7 @@
 """Serving burst (``replicas[].burst``, ``sim.serving.burst``): a fluid LLM service rents a replica group on an
 on-demand pool only after intervals that miss its SLO, the rentals lift attainment, the ledger charges exactly
-the rented chip-hours, nothing is rented when the SLO is met, and bad input is located."""
+the rented chip-hours, nothing is rented when the SLO is met, and bad input is located; the same for ranking
+services at both fidelities."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sim
 from sim.catalog import builtin_catalog
 from sim.cli import main
 from sim.fleet import build_fleet
+from sim.kernels.serving_reference import DONE, NOT_OFFERED
 from sim.rng import streams
 from sim.serving import FAMILIES
 from sim.serving.burst import interval_attainment, request_attainment
@@ -230,3 +232,111 @@ def test_request_level_burst_rents_after_low_hours_and_serves_only_in_its_window
     assert chat["slo_attainment"] > without.summary()["slo_attainment"] + 0.005
     chip_hours = sum(e - b for b, e in expected) * 8 / HOUR
     assert chat["burst"]["rental_usd"] == pytest.approx(chip_hours * H100_RATE)
+
+
+# --- ranking services -----------------------------------------------------------------------------------------
+RANKING = """\
+schema_version: 1
+name: ranking-burst
+start: 2026-01-01
+duration: DURATION
+fleet:
+  - {name: mtia, accelerator: mtia-v2, count: 24, chips_per_server: 24, servers_per_rack: 1}
+  - {name: cloud, accelerator: h100-sxm, count: 8, owner: rented}
+workloads:
+  inference:
+    - name: feed
+      model: dlrm-dcnv2
+      family: ranking
+      fidelity: FIDELITY
+      fluid_bin: 5min
+      slo: {latency_p99_ms: 25}
+      router: {kind: ROUTER}
+      traffic:
+        generator:
+          rate_per_s: RATE
+          items_per_request: {lognormal: {median: 2000, sigma: 0.5}}
+          diurnal: {amplitude_frac: 0.8, peak_hour: 14}
+      replicas:
+        - {pool: mtia, count: 2, chips_per_replica: 1, max_batch: 1}
+"""
+RANKING_BURST = """\
+        - pool: cloud
+          count: 4
+          chips_per_replica: 2
+          max_batch: 32
+          burst: {slo_attainment_below: 0.99, provisioning_delay: 10min, min_rental: 1h, interval: 1h}
+"""
+
+
+def ranking(tmp_path, fidelity: str = "fluid", rate: float = 560.0, duration: str = "3d", burst: bool = True,
+            router: str = "least-work"):
+    text = (RANKING.replace("FIDELITY", fidelity).replace("RATE", str(rate)).replace("DURATION", duration)
+            .replace("ROUTER", router))
+    return load_text(tmp_path, text + (RANKING_BURST if burst else ""))
+
+
+def test_a_fluid_ranking_service_rents_its_burst_group_after_low_hours(tmp_path):
+    first = served(ranking(tmp_path, burst=False), tmp_path)
+    attainment = interval_attainment(first.result["edges"], first.result["offered_per_bin"],
+                                     first.result["met_per_bin"], HOUR, 3 * DAY)
+    expected = expected_windows(attainment)
+    assert 0 < (attainment < 0.99).sum() < len(attainment) / 3  # two MTIA replicas miss the SLO near the peaks
+    assert len(expected) == 3  # one per day
+    results = sim.run(ranking(tmp_path))
+    feed = results.summary["inference"]["feed"]
+    assert feed["burst"]["windows_s"] == expected
+    assert feed["burst"]["rented_replica_hours"] == pytest.approx(4 * sum(e - b for b, e in expected) / HOUR)
+    chip_hours = sum(e - b for b, e in expected) * 8 / HOUR
+    assert rental(results) == pytest.approx(chip_hours * H100_RATE) == feed["burst"]["rental_usd"]
+    without = sim.run(ranking(tmp_path, burst=False)).summary["inference"]["feed"]
+    assert feed["slo_attainment"] > without["slo_attainment"] + 0.005
+    assert feed["by_accelerator"]["h100-sxm"]["completed"] > 0
+    assert feed["requests"]["offered"] == without["requests"]["offered"]  # the same traffic in both passes
+    assert sim.run(ranking(tmp_path)).summary["inference"]["feed"] == feed  # deterministic
+
+
+def test_a_request_level_ranking_service_serves_its_burst_group_only_in_its_windows(tmp_path):
+    # one MTIA v2 replica on large queries (60,000 items, about 27 queries/s at most) over a 12 h diurnal peak, so
+    # the request level stays small (about 520,000 queries); half-hour intervals, 5 min to provision, 30 min rentals
+    text = (RANKING.replace("FIDELITY", "request").replace("RATE", "8").replace("DURATION", "12h")
+            .replace("ROUTER", "least-work").replace("median: 2000, sigma: 0.5", "median: 60000, sigma: 0.1")
+            .replace("latency_p99_ms: 25", "latency_p99_ms: 150").replace("peak_hour: 14", "peak_hour: 6")
+            .replace("count: 2, chips_per_replica: 1, max_batch: 1", "count: 1, chips_per_replica: 1, max_batch: 1"))
+    burst = RANKING_BURST.replace("provisioning_delay: 10min, min_rental: 1h, interval: 1h",
+                                  "provisioning_delay: 5min, min_rental: 30min, interval: 30min")
+    first = served(load_text(tmp_path, text), tmp_path)
+    r = first.result
+    arrival = r["requests"]["arrival_s"].to_numpy()
+    met = (r["status"] == DONE) & (r["finish_s"] - arrival <= 0.150)
+    attainment = request_attainment(arrival, r["status"] != NOT_OFFERED, met, 1800.0, 12 * HOUR)
+    low = np.flatnonzero(attainment < 0.99)
+    assert 0 < len(low) < len(attainment) and (np.diff(low) == 1).all()  # one run of low intervals, at the peak
+    expected = [[(low[0] + 1) * 1800.0 + 300.0, (low[-1] + 2) * 1800.0 + 300.0]]
+    path = tmp_path / "burst.yaml"
+    path.write_text(text + burst)
+    run = served(sim.load(path), tmp_path)
+    assert [list(w) for w in run.burst_windows] == expected
+    again = run.result["requests"]["arrival_s"].to_numpy()
+    assert np.array_equal(again, arrival)  # the same requests in both passes
+    rented = run.result["group"] >= 1  # the copies come after the base group
+    inside = (again >= expected[0][0]) & (again < expected[0][1])
+    assert rented.any() and not (rented & ~inside).any()
+    feed = run.summary()
+    assert feed["burst"]["windows_s"] == expected
+    assert feed["slo_attainment"] > first.summary()["slo_attainment"] + 0.005
+    chip_hours = (expected[0][1] - expected[0][0]) * 8 / HOUR
+    assert feed["burst"]["rental_usd"] == pytest.approx(chip_hours * H100_RATE)
+
+
+def test_a_ranking_burst_under_the_central_router_is_located(tmp_path):
+    text = (RANKING.replace("FIDELITY", "fluid").replace("RATE", "700").replace("DURATION", "1d")
+            .replace("ROUTER", "central")) + RANKING_BURST
+    errors = problems(tmp_path, text)
+    line = text.index("router:")
+    line = text[:line].count("\n") + 1
+    assert any(e.startswith(f"{tmp_path / 's.yaml'}:{line} workloads.inference[0].router.kind: found central with a "
+                            "burst group (replicas[1])") for e in errors), errors
+    no_slo = problems(tmp_path, text.replace("      slo: {latency_p99_ms: 25}\n", "").replace("central", "jsq"))
+    assert any("replicas[1].burst: found burst without an SLO" in e and "slo: {latency_p99_ms}" in e
+               for e in no_slo), no_slo

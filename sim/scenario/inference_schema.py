@@ -88,8 +88,8 @@ class ReplicaGroup(Strict):
     autoscale: Autoscale | None = Field(
         None, description="scale between min_count and count by load (shared pools only); none = count always")
     burst: ServingBurst | None = Field(
-        None, description="rent this group's replicas only while the service misses its SLO (an LLM service; "
-                          "the pool: rented, on-demand, holding this group alone); none = always active")
+        None, description="rent this group's replicas only while the service misses its SLO (an LLM or ranking "
+                          "service; the pool: rented, on-demand, holding this group alone); none = always active")
     active_from: dt.date | None = Field(
         None, description="date the group starts taking requests (its chips are held from then on) [default: its "
                           "pool's online_from, else the scenario start]")

@@ -1,13 +1,13 @@
 """Serving burst: rent a replica group on an on-demand rented pool only while its service misses its SLO.
 
 A replica group with ``burst`` (``sim.scenario.inference_schema.ServingBurst``) is modelled reactively, in
-two passes over the same traffic (LLM services, both fidelities):
+two passes over the same traffic (LLM and ranking services, both fidelities; ranking: ``ranking/family.py``):
 
 1. **Without it.** The service is served by its other groups. Per decision interval ``I`` (from t = 0), the
    SLO attainment of the requests *arriving* in it is ``met / offered``: at the fluid fidelity from the fluid
    bins' ``met_per_bin`` and ``offered_per_bin`` (a bin counted in the interval that holds its start), at the
-   request level from the served requests (met: done within the TTFT and TPOT targets, as the summary's
-   attainment); an interval with no arrival meets the SLO.
+   request level from the served requests (met: done within the TTFT and TPOT targets, ranking: within
+   ``latency_p99_ms``, as the summary's attainment); an interval with no arrival meets the SLO.
 2. **Rentals.** An interval ``k`` whose attainment is below ``slo_attainment_below`` asks for the group at its
    end, ``(k + 1)·I``; the replicas take requests ``provisioning_delay`` later, for ``min_rental``:
    ``[(k + 1)·I + delay, (k + 1)·I + delay + min_rental)``. Rentals that overlap or touch merge into one

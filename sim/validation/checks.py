@@ -453,21 +453,22 @@ def _check_failures(scenario, catalog, add) -> None:
 
 
 def _check_serving_burst(scenario, service, base: tuple, add) -> None:
-    """A replica group with ``burst`` (``sim.serving.burst``): one per service, in an LLM service with an
-    SLO and other groups, without autoscale or dates, alone on a rented on-demand pool without deliveries,
+    """A replica group with ``burst`` (``sim.serving.burst``): one per service, in an LLM or ranking service
+    with an SLO and other groups (a ranking service not under the ``central`` router, whose queue does not follow
+    windows), without autoscale or dates, alone on a rented on-demand pool without deliveries,
     retirements or a drain that ``policy.burst`` does not use and whose count is the group's chips (so training
     never holds them)."""
     names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
     bursting = [g for g, group in enumerate(service.replicas) if group.burst is not None]
     for n, g in enumerate(bursting):
         group, path = service.replicas[g], base + ("replicas", g, "burst")
-        if service.family != "llm":
-            add(path, f"found burst on a {service.family} service: serving burst is modelled for LLM services "
-                      "only; accepted: family: llm, or no burst")
-            return
         if service.slo is None:
+            targets = "{latency_p99_ms}" if service.family == "ranking" else "{ttft_p99_ms, tpot_p99_ms}"
             add(path, "found burst without an SLO: rentals follow SLO attainment; accepted: give the service "
-                      "slo: {ttft_p99_ms, tpot_p99_ms}, or no burst")
+                      f"slo: {targets}, or no burst")
+        if service.family == "ranking" and service.router.kind == "central":
+            add(base + ("router", "kind"), f"found central with a burst group (replicas[{g}]): a ranking service's "
+                                           "central queue does not follow windows yet; accepted: another router")
         if n > 0:
             add(path, f"found a second burst group (replicas[{bursting[0]}] has one); accepted: one burst group per "
                       "service")

@@ -3,11 +3,20 @@ as arrival rates per time bin through batch-service queues (``ranking-fluid``, `
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 
-from sim.kernels.serving_reference import DONE
+from sim.kernels.serving_reference import DONE, NOT_OFFERED
 from sim.serving.accounting import group_cost_per_bin, replica_events, units_per_bin
+from sim.serving.burst import (
+    burst_summary,
+    interval_attainment,
+    realised_steps,
+    rental_windows,
+    request_attainment,
+)
 from sim.serving.family import FluidResults, ServiceRun
 from sim.serving.ranking.fluid import ranking_fluid_summary, serve_ranking_fluid
 from sim.serving.ranking.serve import plan_service, serve_service
@@ -15,12 +24,56 @@ from sim.serving.ranking.summary import ranking_requests_table, ranking_summary
 
 
 class _RankingRun(ServiceRun):
-    """What both ranking fidelities share: the replicas' plan (batch-time constants per group) and busy time."""
+    """What both ranking fidelities share: the replicas' plan (batch-time constants per group) and busy time.
+    A serving-burst group (``sim.serving.burst``, at most one) is left out of the plan for the first pass; once
+    its rental windows are known the plan takes one windowed copy of it per window, after the other groups."""
 
     def __init__(self, index, service, context):
         super().__init__(index, service, context)
-        self.plan = plan_service(index, service, context.fleet, context.catalog, context.porting)
+        bursting = [g for g, group in enumerate(service.replicas) if group.burst is not None]
+        self.burst_group = bursting[0] if bursting else None
+        self.burst_windows: list = []
+        groups = None
+        if self.burst_group is not None:
+            windows = getattr(context.fleet, "group_windows", {})
+            groups = [(g, windows.get((index, g))) for g in range(len(service.replicas)) if g != self.burst_group]
+        self.plan = plan_service(index, service, context.fleet, context.catalog, context.porting, groups)
         self.result: dict | None = None
+
+    def _with_rentals(self, attainment: np.ndarray) -> None:
+        """Rent from the first pass's per-interval ``attainment`` (``rental_windows``) and plan the copies."""
+        group = self.service.replicas[self.burst_group]
+        self.burst_windows = rental_windows(attainment, group.burst, self._burst_limit())
+        windows = getattr(self.context.fleet, "group_windows", {})
+        groups = [(g, windows.get((self.index, g))) for g in range(len(self.service.replicas))
+                  if g != self.burst_group] + [(self.burst_group, window) for window in self.burst_windows]
+        c = self.context
+        self.plan = plan_service(self.index, self.service, c.fleet, c.catalog, c.porting, groups)
+
+    def _burst_pool(self):
+        return self.context.fleet.pools[self._burst_pool_index()]
+
+    def _burst_pool_index(self) -> int:
+        name = self.service.replicas[self.burst_group].pool
+        return next(p.index for p in self.context.fleet.pools if p.name == name)
+
+    def _burst_limit(self) -> tuple[float, float]:
+        """The part of the run the burst group's pool is online [s]."""
+        return self._burst_pool().online_window(self.context.horizon_s)
+
+    def burst_rentals(self) -> list[tuple]:
+        if self.burst_group is None:
+            return []
+        group = self.service.replicas[self.burst_group]
+        return [(self._burst_pool_index(), realised_steps(self.burst_windows, group.count * group.chips_per_replica,
+                                                          self._burst_limit()))]
+
+    def _with_burst_summary(self, summary: dict) -> dict:
+        if self.burst_group is not None:
+            group = self.service.replicas[self.burst_group]
+            summary["burst"] = burst_summary(self.burst_windows, group.count, group.chips_per_replica,
+                                             self._burst_pool().chip_cost_usd_per_hour)
+        return summary
 
     def busy_chip_seconds(self):
         return list(zip(self.plan.pools, self.result["busy_chip_s"]))
@@ -45,7 +98,17 @@ class RankingService(_RankingRun):
     """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving."""
 
     def serve(self, switches: dict) -> None:
+        """Serve the requests; with a burst group, first without it on a copy of the stream (the same requests),
+        then with its rentals (``sim.serving.burst``)."""
         c = self.context
+        if self.burst_group is not None:
+            first = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, copy.deepcopy(c.ranking_rng),
+                                  c.base_dir, c.start)
+            arrival = first["requests"]["arrival_s"].to_numpy()
+            offered = first["status"] != NOT_OFFERED
+            met = (first["status"] == DONE) & (first["finish_s"] - arrival <= self.service.slo.latency_p99_ms / 1e3)
+            self._with_rentals(request_attainment(arrival, offered, met,
+                                                  self.service.replicas[self.burst_group].burst.interval, c.horizon_s))
         self.result = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, c.ranking_rng,
                                     c.base_dir, c.start)
 
@@ -56,7 +119,8 @@ class RankingService(_RankingRun):
                                                             np.ones(int(done.sum())))
 
     def summary(self) -> dict:
-        return ranking_summary(self.plan, self.service, self.context.fleet, self.result, self.context.horizon_s)
+        return self._with_burst_summary(ranking_summary(self.plan, self.service, self.context.fleet, self.result,
+                                                        self.context.horizon_s))
 
     def requests_table(self) -> pd.DataFrame:
         return ranking_requests_table(self.plan, self.service, self.context.fleet, self.result)
@@ -67,7 +131,15 @@ class RankingFluidService(FluidResults, _RankingRun):
     ``inference`` stream, as LLM fluid services), never query by query."""
 
     def serve(self, switches: dict) -> None:
+        """Serve the rates; with a burst group, first without it on copies of the streams, then with its rentals
+        (``sim.serving.burst``)."""
         c = self.context
+        if self.burst_group is not None:
+            first = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir,
+                                        copy.deepcopy(c.rng), c.start, micro_rng=copy.deepcopy(c.ranking_rng))
+            self._with_rentals(interval_attainment(first["edges"], first["offered_per_bin"], first["met_per_bin"],
+                                                   self.service.replicas[self.burst_group].burst.interval,
+                                                   c.horizon_s))
         self.result = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir, c.rng,
                                           c.start, micro_rng=c.ranking_rng)
 
@@ -78,5 +150,5 @@ class RankingFluidService(FluidResults, _RankingRun):
                                                             total=completed)
 
     def summary(self) -> dict:
-        return ranking_fluid_summary(self.plan, self.service, self.context.fleet, self.result,
-                                     self.context.horizon_s)
+        return self._with_burst_summary(ranking_fluid_summary(self.plan, self.service, self.context.fleet,
+                                                              self.result, self.context.horizon_s))

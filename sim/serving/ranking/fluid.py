@@ -127,7 +127,10 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
     slo_s = service.slo.latency_p99_ms / 1e3 if service.slo is not None else None
     windows = list(plan.windows) if plan.windows else [None] * len(plan.pools)
     inactive = 0.0
-    if any(w is not None for w in windows):  # windowed groups: each takes queries only while active
+    windowed = any(w is not None for w in windows)
+    use_micro = (micro_rng is not None and not windowed and items.accepted > 0
+                 and poor_cell(plan, service.router.kind))
+    if windowed:  # windowed groups: each takes queries only while active
         covers = [np.ones(len(widths)) if w is None else active_fraction(w, offered.edges) for w in windows]
         union = union_cover(windows, offered.edges)
         inactive = float(np.sum(accepted * (1.0 - union)))
@@ -136,10 +139,14 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
                   for c, cover in zip(capacity, covers)]
         pooled = [None] * len(plan.pools)
     else:
-        routed, pooled = _split(plan, service.router.kind, slo_s, accepted, widths, items, batch_cap, capacity)
+        split = accepted
+        if use_micro and service.router.kind == "slo-aware":
+            # the metamodel routes the bins below its ceiling: the analytic split (bin by bin) is needed only above
+            above = offered.arrivals / widths >= _micro_ceiling(plan, service, capacity, items)
+            split = np.where(above, accepted, 0.0)
+        routed, pooled = _split(plan, service.router.kind, slo_s, split, widths, items, batch_cap, capacity)
     micro = [None] * len(plan.pools)
-    if (micro_rng is not None and all(w is None for w in windows) and items.accepted > 0
-            and poor_cell(plan, service.router.kind)):
+    if use_micro:
         routed, micro = _micro_split(plan, service, offered.arrivals / widths, accepted, routed, capacity, items,
                                      base_dir, micro_rng, slo_s)
     groups = [_serve_group(plan, g, routed[g], widths if windows[g] is None
@@ -178,29 +185,39 @@ def _micro_split(plan, service, rate: np.ndarray, accepted: np.ndarray, routed: 
     above it the analytic ``routed`` stays (the backlog model carries the queue) and the highest simulated level
     gives the in-service figures. Returns the queries per bin of each group and per group the per-bin figures
     ``_serve_group`` takes."""
-    full = float(capacity.sum())
-    if service.router.kind == "round-robin":  # equal per-replica shares: the first group to fill bounds the rate
-        full = float(np.min(capacity * sum(plan.replicas) / np.asarray(plan.replicas, dtype=np.float64)))
-    ceiling = MICRO_CEILING * full / items.accepted  # in offered queries/s
+    ceiling = _micro_ceiling(plan, service, capacity, items)
     top = grid_code(ceiling) if ceiling > 0 else 0
     low, high, frac = grid_position(np.where(rate > 0, np.minimum(rate, grid_rate(top)), grid_rate(top)),
                                     MICRO_FINE_FROM * ceiling, top)
     codes, index = np.unique(np.concatenate((low, high)), return_inverse=True)
     seed = int(micro_rng.integers(1 << 62))
-    table = micro_table(plan, service.traffic.generator.items_per_request, codes, seed, base_dir, slo_s)
+    dist = service.traffic.generator.items_per_request
+    pmf, _ = _items_pmf(dist, str(base_dir), max(c.max_items for c in plan.costs), empirical_stamp(dist, base_dir))
+    table = micro_table(plan, pmf, codes, seed, slo_s)
     lo, hi = index[:len(low)], index[len(low):]
 
-    def mix(values):  # per bin, rows of ``values`` (grid points first) mixed by the bin's position
-        return values[lo] * (1.0 - frac[:, None]) + values[hi] * frac[:, None]
+    rest = 1.0 - frac
 
-    share = mix(table["share"])
+    def mix(values, g):  # per bin, group ``g``'s column of ``values`` (grid points first) mixed by the bin's position
+        column = values[:, g]
+        return column[lo] * rest + column[hi] * frac
+
     below = rate < ceiling
-    out_routed = [np.where(below, accepted * share[:, g], routed[g]) for g in range(len(plan.pools))]
-    micro = [{"rho": mix(table["rho"])[:, g], "batch": mix(table["batch"])[:, g], "lo": lo, "hi": hi, "frac": frac,
+    out_routed = [np.where(below, accepted * mix(table["share"], g), routed[g]) for g in range(len(plan.pools))]
+    micro = [{"rho": mix(table["rho"], g), "batch": mix(table["batch"], g), "lo": lo, "hi": hi, "frac": frac,
               "quantiles": table["quantiles"][:, g], "mean": table["mean"][:, g], "met": table["met"][:, g],
               "below": below}
              for g in range(len(plan.pools))]
     return out_routed, micro
+
+
+def _micro_ceiling(plan, service, capacity: np.ndarray, items) -> float:
+    """Offered rate [queries/s] from which the metamodel is not used: ``MICRO_CEILING`` of the capacity
+    (round-robin: of the rate that fills its first group, each replica taking an equal share)."""
+    full = float(capacity.sum())
+    if service.router.kind == "round-robin":
+        full = float(np.min(capacity * sum(plan.replicas) / np.asarray(plan.replicas, dtype=np.float64)))
+    return MICRO_CEILING * full / items.accepted
 
 
 def _micro_components(micro: dict, steady_w: np.ndarray) -> dict:

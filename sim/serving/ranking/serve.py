@@ -54,12 +54,17 @@ class RankingPlan:
     windows: tuple = ()  # per group: (from_s, until_s) when active only part of the run, else None
 
 
-def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> RankingPlan:
-    """Kernel parameters of ranking service number ``index``'s replicas, from the model and each group's chip."""
+def plan_service(index: int, service, fleet: Fleet, catalog, porting=(), groups=None) -> RankingPlan:
+    """Kernel parameters of ranking service number ``index``'s replicas, from the model and each group's chip;
+    ``groups``: ``(replica group index, window)`` pairs to plan instead of every group with its own window (a
+    serving-burst group left out, or planned once per rental window: ``sim.serving.burst``)."""
     pools = {p.name: p for p in fleet.pools}
     site = fleet.site
     model = catalog.models[service.model]
-    groups = [(group, pools[group.pool]) for group in service.replicas]
+    if groups is None:
+        groups = [(g, getattr(fleet, "group_windows", {}).get((index, g))) for g in range(len(service.replicas))]
+    windows = tuple(window for _, window in groups)
+    groups = [(service.replicas[g], pools[service.replicas[g].pool]) for g, _ in groups]
     costs, rates = [], []
     for group, pool in groups:
         efficiency = stack_efficiency(pool.accelerator, service.software, porting)
@@ -71,7 +76,6 @@ def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> Rank
     def spread(values, dtype=np.float64):
         return np.asarray(values, dtype=dtype)[per_replica]
 
-    windows = tuple(getattr(fleet, "group_windows", {}).get((index, g)) for g in range(len(groups)))
     slo = service.slo
     slo_s = slo.latency_p99_ms / 1e3 * service.router.slo_headroom_frac if slo is not None else np.inf
     kernel = dict(
