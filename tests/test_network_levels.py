@@ -139,3 +139,14 @@ def test_every_tpu_has_its_torus_fields_and_no_gpu_has():
     for accel in builtin_catalog().accelerators.values():
         torus = (accel.torus_dimensions, accel.pod_chips, accel.max_slice_chips)
         assert all(v is not None for v in torus) if accel.kind == "tpu" else all(v is None for v in torus)
+
+
+def test_gang_chips_on_rounds_tpu_gangs_to_slices_and_leaves_gpus_alone(tmp_path):
+    from sim.fleet.network import gang_chips_on
+
+    fleet, _ = _networks(tmp_path)
+    gpu, v4, v5p, v6e = fleet.pools
+    assert [gang_chips_on(gpu, n) for n in (1, 3, 100)] == [1, 3, 100]
+    assert [gang_chips_on(v4, n) for n in (1, 5, 100, 4000, 5000)] == [4, 8, 128, 4096, 5120]
+    assert gang_chips_on(v6e, 2) == 4 and gang_chips_on(v6e, 300) == 512
+    assert gang_chips_on(v5p, 8960) == 8960  # two slices of 4,480 would not fit the pool: its own size

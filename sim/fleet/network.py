@@ -29,8 +29,10 @@ slices are modelled as tori (small slices without wraparound links are meshes, s
 Slice rule (``slice_shape``): a TPU gang runs on the most cube-like valid slice that holds it; a gang whose
 size is not a valid slice is *rounded up* to the smallest valid slice (the extra chips of the slice are
 idle), never rejected — the scheduler chooses pools per job, so a size valid on one pool need not be on
-another. Valid slices: 3D generations — 2x2x1, 2x2x2, 2x2x4, 2x4x4 below one cube, then AxBxC with every
-dimension a multiple of 4 (GC-V4, GC-V5P); 2D generations — 1x1, 2x2, 2x4, 4x4, 4x8, 8x8, 8x16, 16x16
+another. The training cluster places ``gang_chips_on`` chips (its power and busy-chip counts stay the
+gang's own); inference replicas are not rounded. Valid slices: 3D generations — 2x2x1, 2x2x2, 2x2x4,
+2x4x4 below one cube, then AxBxC with every dimension a multiple of 4 (GC-V4, GC-V5P; no dimension beyond
+1.5x the cube root of the largest slice); 2D generations — 1x1, 2x2, 2x4, 4x4, 4x8, 8x8, 8x16, 16x16
 (GC-V5E, GC-V6E). A gang larger than ``max_slice_chips`` runs on several equal slices joined over the
 data-center network (``slices_for``; multislice).
 
@@ -173,6 +175,18 @@ def slices_for(accelerator, chips: int) -> tuple[int, tuple[int, ...]]:
     each (one slice when it fits), joined over the data-center network when there are several."""
     count = max(1, math.ceil(chips / accelerator.max_slice_chips))
     return count, slice_shape(accelerator, math.ceil(chips / count))
+
+
+def gang_chips_on(pool, chips: int) -> int:
+    """Chips a training gang of ``chips`` takes on ``pool`` (the slice rule, module docstring): on a TPU
+    pool the valid slice(s) holding it (``slices_for``), elsewhere ``chips``. A gang whose slices would
+    exceed the whole pool keeps its own size (it then runs on whole blocks that are not a valid slice)."""
+    accel = pool.accelerator
+    if accel.torus_dimensions is None or chips <= 0:
+        return chips
+    count, shape = slices_for(accel, chips)
+    taken = count * math.prod(shape)
+    return taken if taken <= pool.count else chips
 
 
 def level_arrays(networks: list[NetworkLevels]) -> dict[str, np.ndarray]:
