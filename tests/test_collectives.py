@@ -81,3 +81,17 @@ def test_trivial_groups_cost_nothing_and_send_recv_is_alpha_beta():
     assert c.allreduce_s(MIB, 1, 1, DGX) == 0.0 == c.all_to_all_s(MIB, 1, 1, DGX)
     assert c.send_recv_s(MIB, 1, DGX) == pytest.approx(c.LAUNCH_S + 1e-6 + MIB / (450e9 * c.SCALE_UP_EFFICIENCY))
     assert math.isclose(c.send_recv_s(MIB, 8, DGX), c.LAUNCH_S + 5e-6 + MIB / (50e9 * c.SCALE_OUT_EFFICIENCY))
+
+
+def test_a_strided_group_on_a_slice_rides_the_dimensions_it_spans():
+    cube = NetworkLevels(chips=(4096, 4096, 8192), bandwidth_bps=(270e9, 6.25e9, 6.25e9),
+                         latency_s=(1e-6, 5e-6, 1e-5), torus_dims=(16, 16, 16))
+    assert c._torus_group(16, cube.torus_dims, 1) == (16, 1, 1)
+    assert c._torus_group(256, cube.torus_dims, 16) == (1, 16, 16)  # data parallel over tensor-parallel rows
+    assert c._torus_group(4096, cube.torus_dims) == (16, 16, 16)
+    v = 256 * MIB  # a 2D group on a 3D slice uses two of its three dimensions' links
+    two_d = c.allreduce_s(v, 256, 16, cube)
+    assert two_d == pytest.approx(c.allreduce_s(v, 256, 1, NetworkLevels(
+        chips=(256, 256, 8192), bandwidth_bps=(270e9, 6.25e9, 6.25e9), latency_s=cube.latency_s,
+        torus_dims=(16, 16, 1))), rel=1e-12)
+    assert two_d > 2 * 255 / 256 * v / (270e9 * c.SCALE_UP_EFFICIENCY)  # below the full injection bandwidth

@@ -68,6 +68,7 @@ def _networks(tmp_path, ratio=1.0):
 def test_bandwidths_come_from_the_graph_edges(tmp_path):
     fleet, nets = _networks(tmp_path)
     gpu, net = fleet.pools[0], nets[0]
+    assert [pool_network(p) for p in fleet.pools] == nets  # without the fleet's graph: one rack's, same figures
     fleet.topology.edges["gpu/domain0", "gpu/server0"]["bandwidth_gbps"] *= 2  # the graph is what is read
     doubled = pool_network(gpu, fleet.topology)
     assert doubled.bandwidth_bps[0] == 2 * net.bandwidth_bps[0] == 900e9

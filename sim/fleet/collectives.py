@@ -60,12 +60,19 @@ def _efficiency(level: int) -> float:
     return SCALE_UP_EFFICIENCY if level == 0 else SCALE_OUT_EFFICIENCY
 
 
-def _torus_group(n: int, torus_dims: tuple[int, ...]) -> tuple[int, ...]:
-    """The sub-box a group of ``n`` adjacent chips fills in a slice of ``torus_dims``: whole first
-    dimensions, then part of the next (a group of the whole slice is the slice)."""
-    shape, left = [], max(1, int(n))
+def _torus_group(n: int, torus_dims: tuple[int, ...], stride: int = 1) -> tuple[int, ...]:
+    """The sub-box a group of ``n`` members ``stride`` chips apart fills in a slice of ``torus_dims``
+    (chips numbered along the first dimension first): the stride steps over whole first dimensions (or
+    spaces the members of one), then the group fills whole dimensions and part of the next (a group of the
+    whole slice is the slice). Members spaced within a dimension are taken to ride its ring at full speed."""
+    shape, left, skip = [], max(1, int(n)), max(1, int(stride))
     for d in torus_dims:
-        take = min(d, left)
+        if skip >= d:  # the stride steps over this whole dimension
+            skip = max(1, skip // d)
+            shape.append(1)
+            continue
+        take = min(max(1, d // skip), left)
+        skip = 1
         shape.append(take)
         left = max(1, math.ceil(left / take))
     return tuple(shape)
@@ -79,7 +86,7 @@ def _members_per_level(levels: NetworkLevels, n: int, stride: int) -> list[float
 
 
 def _uses_torus(levels: NetworkLevels, n: int, stride: int) -> bool:
-    return bool(levels.torus_dims) and stride == 1 and levels_spanned(levels, n, stride) == 0
+    return bool(levels.torus_dims) and levels_spanned(levels, n, stride) == 0
 
 
 def _torus_reduce_scatter_s(nbytes: float, shape: tuple[int, ...], levels: NetworkLevels) -> float:
@@ -107,7 +114,7 @@ def reduce_scatter_s(nbytes: float, n: int, stride: int, levels: NetworkLevels) 
     if n <= 1:
         return 0.0
     if _uses_torus(levels, n, stride):
-        return LAUNCH_S + _torus_reduce_scatter_s(nbytes, _torus_group(n, levels.torus_dims), levels)
+        return LAUNCH_S + _torus_reduce_scatter_s(nbytes, _torus_group(n, levels.torus_dims, stride), levels)
     total, data, inner = LAUNCH_S, float(nbytes), 1.0
     for k, members in enumerate(_members_per_level(levels, n, stride)):
         g = members / inner  # members of the ring at this level (one per level-(k-1) node)
@@ -140,7 +147,7 @@ def all_to_all_s(nbytes: float, n: int, stride: int, levels: NetworkLevels) -> f
     if n <= 1:
         return 0.0
     if _uses_torus(levels, n, stride):
-        shape = _torus_group(n, levels.torus_dims)
+        shape = _torus_group(n, levels.torus_dims, stride)
         bw = levels.bandwidth_bps[0] * SCALE_UP_EFFICIENCY
         injection = (n - 1) / n * nbytes / bw
         bisection = nbytes * max(shape) * len(levels.torus_dims) / (4 * bw)

@@ -89,13 +89,20 @@ def levels_spanned(levels: NetworkLevels, group_chips: int, stride: int = 1) -> 
 def pool_network(pool, topology=None) -> NetworkLevels:
     """The levels of a resolved pool (``sim.fleet.build.ResolvedPool``): domain (or TPU slice), rack, whole pool.
 
-    Bandwidths come from the edges of ``topology`` (the fleet's graph, ``Fleet.topology``; without it a graph
-    of this pool alone is built): per chip, one way, as the module docstring says. A pool of one rack has
-    no spine traffic, but its level 2 still carries the spine edge's figure (no group reaches it)."""
+    Bandwidths come from the edges of ``topology`` (the fleet's graph, ``Fleet.topology``; without it the
+    graph of one rack of this pool is built, whose edges carry the same figures): per chip, one way, as the
+    module docstring says. A pool of one rack has no spine traffic, but its level 2 still carries the spine
+    edge's figure (no group reaches it)."""
+    import dataclasses
+
     from sim.fleet.build import build_topology  # build does not import this module: no cycle
 
     accel = pool.accelerator
-    graph = topology if topology is not None and pool.servers else build_topology([pool])
+    if topology is not None and pool.servers:
+        graph = topology
+    else:
+        rack = max(pool.domain_chips, pool.chips_per_server * pool.servers_per_rack)
+        graph = build_topology([dataclasses.replace(pool, count=rack, deliveries=(), retirements=())])
     per_server, per_rack_servers = pool.chips_per_server, pool.servers_per_rack
     name = pool.name
     if pool.servers:
