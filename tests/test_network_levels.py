@@ -151,3 +151,10 @@ def test_gang_chips_on_rounds_tpu_gangs_to_slices_and_leaves_gpus_alone(tmp_path
     assert [gang_chips_on(v4, n) for n in (1, 5, 100, 4000, 5000)] == [4, 8, 128, 4096, 5120]
     assert gang_chips_on(v6e, 2) == 4 and gang_chips_on(v6e, 300) == 512
     assert gang_chips_on(v5p, 8960) == 8960  # two slices of 4,480 would not fit the pool: its own size
+
+
+def test_a_small_tpu_pool_level0_torus_is_the_largest_slice_it_holds(tmp_path):
+    text = FLEET.format(ratio=1).replace("count: 512, chips_per_server: 8", "count: 24, chips_per_server: 8")
+    fleet = build_fleet(load_text(tmp_path, text), builtin_catalog())
+    net = pool_network(fleet.pools[3])
+    assert net.chips[0] == 24 and net.torus_dims == (4, 4)

@@ -64,6 +64,7 @@ SCALE_UP_LATENCY_S = 1e-6
 RACK_LATENCY_S = 5e-6
 SPINE_LATENCY_S = 10e-6
 
+
 @dataclass(frozen=True)
 class NetworkLevels:
     """One pool's network levels, innermost first (see the module docstring)."""
@@ -115,7 +116,7 @@ def pool_network(pool, topology=None) -> NetworkLevels:
     domain, torus = pool.domain_chips, ()
     if accel.torus_dimensions is not None:
         domain = max(domain, min(accel.max_slice_chips, pool.count))
-        torus = slice_shape(accel, min(domain, accel.max_slice_chips))
+        torus = largest_slice_within(accel, domain)
     per_rack = max(domain, per_server * per_rack_servers)
     whole = max(per_rack, pool.count)
     return NetworkLevels(
@@ -170,6 +171,17 @@ def slice_shape(accelerator, chips: int) -> tuple[int, ...]:
         if math.prod(shape) >= chips:
             return shape
     raise ValueError(f"no valid {accelerator.id} slice holds {chips} chips")
+
+
+def largest_slice_within(accelerator, chips: int) -> tuple[int, ...]:
+    """The shape of the largest valid slice of at most ``chips`` chips (the smallest slice if none fits):
+    the torus of a TPU pool's level 0."""
+    shapes = _valid_slices(accelerator.torus_dimensions, accelerator.max_slice_chips)
+    fitting = [shape for shape in shapes if math.prod(shape) <= chips]
+    if not fitting:
+        return shapes[0]
+    most = max(math.prod(shape) for shape in fitting)
+    return next(shape for shape in fitting if math.prod(shape) == most)  # the most cube-like of that size
 
 
 def slice_chips(accelerator, chips: int) -> int:
