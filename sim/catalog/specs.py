@@ -37,6 +37,12 @@ class AcceleratorSpec(BaseModel):
     scale_up_bandwidth_gbps: float = Field(gt=0, description="fast-fabric bandwidth per chip, bidirectional [GB/s]")
     scale_up_domain_chips: int = Field(gt=0, description="chips joined by the fast fabric in one domain")
     scale_out_bandwidth_gbps: float = Field(gt=0, description="data-center network bandwidth per chip [GB/s]")
+    torus_dimensions: int | None = Field(
+        None, ge=1, le=3, description="dimensions of the inter-chip torus a slice forms (TPU: 2 or 3); none: a "
+                                      "switched scale-up fabric (NVLink, ...)")
+    pod_chips: int | None = Field(None, gt=0, description="chips one inter-chip fabric joins (a TPU pod)")
+    max_slice_chips: int | None = Field(
+        None, gt=0, description="chips of the largest slice one job can get on the torus (the pod, or less)")
     cooling: Literal["air", "liquid"] = Field("air", description="cooling as usually shipped")
     price_usd: float | None = Field(None, ge=0, description="purchase price per chip [USD]")
     cloud_usd_per_chip_hour: float | None = Field(None, ge=0, description="on-demand rental [USD/chip-hour]")
@@ -64,6 +70,11 @@ class AcceleratorSpec(BaseModel):
             raise ValueError(f"stack efficiencies must be in (0, 1]: {', '.join(bad)}")
         if not self.stacks:
             raise ValueError("an accelerator runs at least one stack (e.g. {portable: 0.3})")
+        torus = (self.torus_dimensions, self.pod_chips, self.max_slice_chips)
+        if any(v is not None for v in torus) and any(v is None for v in torus):
+            raise ValueError("a torus fabric needs torus_dimensions, pod_chips and max_slice_chips together")
+        if self.max_slice_chips is not None and self.max_slice_chips > self.pod_chips:
+            raise ValueError(f"max_slice_chips ({self.max_slice_chips}) must not exceed pod_chips ({self.pod_chips})")
         return self
 
     def stack_efficiency(self, stack: str) -> float:

@@ -22,6 +22,15 @@ from sim.scenario.inference_schema import InferenceService
 from sim.scenario.procurement_schema import Procurement, Supply
 
 
+class SiteNetwork(Strict):
+    """The site's data-center network beyond the top-of-rack switches (``sim.fleet.network``)."""
+
+    spine_oversubscription: float = bounded(
+        1.0, ge=1.0, le=100, why="a spine carrying under 1 % of what its racks send",
+        description="ratio of what a rack's servers can send to what its uplinks to the spine carry [-]; "
+                    "1 = non-blocking; traffic between racks gets 1/ratio of the NIC bandwidth")
+
+
 class Site(Strict):
     """The site's power, pinned PUE, energy price and grid carbon. Unset values come from the catalog."""
 
@@ -82,6 +91,8 @@ class Site(Strict):
     capex_accounting: Literal["depreciation", "cash"] = Field(
         "depreciation", description="owned hardware in the money ledger: depreciation (straight line over "
                                     "amortization_years) or cash (the whole purchase a cost on its date)")
+    network: SiteNetwork = Field(default_factory=SiteNetwork, description="the data-center network: spine "
+                                                                            "oversubscription")
 
     @model_validator(mode="after")
     def _one_weather(self):
