@@ -54,4 +54,5 @@ STATUS_REASONS = {
     STATUS_TP_WIDER_THAN_DOMAIN: "tensor-parallel-wider-than-domain",
 }
 
-__all__ = ["training_time_s", "step_time_s", "BOTTLENECKS", "serve_llm", "serve_ranking", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]
+__all__ = ["training_time_s", "step_time_s", "BOTTLENECKS",
+           "serve_llm", "serve_ranking", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]

@@ -26,9 +26,9 @@ pp, dp: tensor ranks are adjacent, pipeline neighbours ``tp·cp`` apart, data-pa
   ``mem = (3·2·P + 2·act·T·L/pp) / hbm_bandwidth``; the micro-batch runs ``w = max(c, mem)``.
 * tensor parallel (inside the scale-up domain): 4 all-reduces per layer (2 forward, 2 backward; 6 with full
   recomputation) of ``T·h·2`` bytes over the tp ranks; ring all-reduce ``2·(n−1)/n·D/bw + 2·(n−1)·latency``.
-* context parallel (ring attention, LIU2023): per layer ``3·(cp−1)`` passes of the K,V chunk ``4·T·h/tp``
-  bytes at the level the ``cp·tp`` chips span (forward K,V; backward K,V and their gradients), hidden behind the attention compute of the layer:
-  only ``max(0, comm − attention compute)`` is exposed.
+* context parallel (ring attention, LIU2023): per layer ``3·(cp−1)`` passes of the K,V chunk ``4·T·h/tp`` bytes
+  (forward K,V; backward K,V and their gradients) at the level the ``cp·tp`` chips span, hidden behind the
+  attention compute of the layer: only ``max(0, comm − attention compute)`` is exposed.
 * expert parallel (MoE): 4 all-to-alls per layer (dispatch and combine, forward and backward) of
   ``T/tp · k · h · 2`` bytes per chip (k = experts per token); a share ``(n_k − n_{k−1})/n`` of the peers is
   reached at level k, so its bytes move at that level's bandwidth.

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sim.fleet import Fleet
+from sim.kernels import BOTTLENECKS
 from sim.results.series import bin_edges, binned_mean, interval_events, step_max
 from sim.stats import percentile_summary as _stats
 from sim.workload.jobs import busy_chip_equivalents
@@ -19,12 +20,14 @@ from sim.workload.jobs import busy_chip_equivalents
 STATES = ("completed", "running", "queued", "rejected")
 
 
-def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet) -> pd.DataFrame:
+def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, steps=None) -> pd.DataFrame:
+    """One row per job. With the step plan of ``sim.training.steps`` (``steps``), transformer jobs also get their
+    ``layout``, ``mfu``, ``bottleneck`` and ``bottleneck_share`` on the pool they ran on (blank elsewhere)."""
     pool_names = np.array([p.name for p in fleet.pools] + [""], dtype=object)
     segments = outcome["segments"]
     accel_names = np.array([p.accelerator.id for p in fleet.pools] + [""], dtype=object)
     pool = outcome["pool"]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "job_id": jobs["job_id"].to_numpy(),
         "arrival_s": jobs["arrival_s"].to_numpy(),
         "start_s": outcome["start_s"],
@@ -41,6 +44,30 @@ def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet) -> pd.DataFrame:
         "lost_chip_s": (np.bincount(segments["job"], weights=segments["lost_chip_s"], minlength=len(jobs))
                         if len(jobs) else np.zeros(0)),
     })
+    return _with_steps(table, pool, steps)
+
+
+def _with_steps(table: pd.DataFrame, pool: np.ndarray, steps) -> pd.DataFrame:
+    """Layout, MFU and bottleneck of each transformer job on the pool it ran on (blank where the roofline
+    applies or the job never started)."""
+    n = len(table)
+    layout = np.full(n, "", dtype=object)
+    mfu = np.full(n, np.nan)
+    neck = np.full(n, "", dtype=object)
+    share = np.full(n, np.nan)
+    if steps is not None and n:
+        width = steps.step_s.shape[1]
+        ran = np.flatnonzero(steps.applies & (pool >= 0) & (pool < width))
+        at = pool[ran]
+        index = steps.layout[ran, at]
+        ok = index >= 0
+        ran, at, index = ran[ok], at[ok], index[ok]
+        labels = np.array(steps.labels + [""], dtype=object)
+        layout[ran] = labels[index]
+        mfu[ran] = steps.mfu[ran, at]
+        neck[ran] = np.array(BOTTLENECKS, dtype=object)[steps.bottleneck[ran, at]]
+        share[ran] = steps.share[ran, at]
+    return table.assign(layout=layout, mfu=mfu, bottleneck=neck, bottleneck_share=share)
 
 
 def inference_chip_events(fleet: Fleet, plans, switches) -> dict[int, tuple[np.ndarray, np.ndarray]]:
