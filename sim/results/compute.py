@@ -289,11 +289,32 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         "power_cap_kw": site.power_cap_w / 1e3 if site.power_cap_w is not None else None,
         "pue": site.pue,
     }
+    mfu = mfu_by_accelerator(jobs_out, horizon_s)
+    if mfu:
+        out["mfu_by_accelerator"] = mfu
     if any(p.shared or p.online_until_s < horizon_s or p.retirements for p in fleet.pools) \
             or getattr(fleet, "group_windows", None):
         out["training"] = _preemption_summary(jobs_out, outcome)
     if any(p.shared for p in fleet.pools):
         out["shared_pools"] = _shared_pool_summary(series, fleet, horizon_s, widths)
+    return out
+
+
+def mfu_by_accelerator(jobs_out: pd.DataFrame, horizon_s: float) -> dict[str, float]:
+    """Chip-hour-weighted MFU of the transformer jobs (step-time model) that ran on each accelerator type:
+    Σ mfu · chips · run time / Σ chips · run time, run time from first start to end (or the horizon)."""
+    if "mfu" not in jobs_out or not len(jobs_out):
+        return {}
+    mfu = jobs_out["mfu"].to_numpy(np.float64)
+    start = jobs_out["start_s"].to_numpy(np.float64)
+    end = np.fmin(np.nan_to_num(jobs_out["end_s"].to_numpy(np.float64), nan=horizon_s), horizon_s)
+    weight = jobs_out["chips"].to_numpy(np.float64) * np.maximum(end - start, 0.0)
+    used = ~np.isnan(mfu) & ~np.isnan(start) & (weight > 0)
+    accel = jobs_out["accelerator"].to_numpy()
+    out = {}
+    for name in sorted(set(accel[used])):
+        on = used & (accel == name)
+        out[str(name)] = float((mfu[on] * weight[on]).sum() / weight[on].sum())
     return out
 
 
