@@ -30,7 +30,7 @@ from sim.fleet import Fleet, allocation
 from sim.fleet.build import CAP_TOLERANCE
 from sim.fleet.network import pool_network
 from sim.kernels.reference import STATUS_GANG_TOO_LARGE, STATUS_STACK_UNSUPPORTED
-from sim.training.steps import NO_LAYOUT_REASON, STATUS_NO_LAYOUT, StepPlan, plan_steps
+from sim.training.steps import NO_LAYOUT_REASON, STATUS_NO_LAYOUT, StepPlan, applies_to, plan_steps
 from sim.workload.jobs import busy_chip_equivalents
 
 STATUS_NOT_ALLOWED = 9
@@ -240,8 +240,7 @@ def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency,
     sub = {k: v[rows] for k, v in m.items()}
     ref_pool = _pool_arrays([accel], [accel.scale_up_domain_chips], [np.inf])
     ref_step, _ = _kernel(sub["microbatch_samples"] * chips[rows], sub, chips[rows], ref_pool, ref_eff)
-    layered = np.array([bool(getattr(catalog.models.get(name), "has_layout", False))
-                        for name in jobs["model"].to_numpy()[rows]], dtype=bool)
+    layered = applies_to(jobs["model"].to_numpy()[rows], catalog)
     if layered.any():  # the same layout model on the reference chip, on a network of one domain per server
         at = rows[layered]
         gang = int(chips[at].max())

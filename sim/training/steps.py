@@ -39,15 +39,27 @@ class StepPlan:
     labels: list[str]
 
 
+def _per_value(column: np.ndarray, of_value) -> np.ndarray:
+    """``of_value`` of each distinct value of ``column``, spread back over the rows (one call per value)."""
+    codes, unique = pd.factorize(column, use_na_sentinel=False)
+    return np.array([of_value(v) for v in unique])[codes] if len(column) else np.zeros(0)
+
+
+def applies_to(models: np.ndarray, catalog) -> np.ndarray:
+    """Per job: its model is a transformer with layers and hidden size (the step-time path applies)."""
+    return _per_value(models, lambda m: bool(getattr(catalog.models.get(m), "has_layout", False))).astype(bool)
+
+
 def job_batch(jobs: pd.DataFrame, catalog) -> tuple[np.ndarray, np.ndarray]:
     """Global batch [sequences] and sequence length [tokens] of each job, defaults filled in: one sequence per
     chip per step (times the given micro-batch, so a given layout divides it), the model's ``microbatch_samples``."""
     chips = np.maximum(jobs["chips"].to_numpy(np.int64), 1)
-    batch = jobs["global_batch"].to_numpy(np.float64).copy()
-    seq = jobs["seq_len"].to_numpy(np.float64).copy()
-    default_seq = np.array([getattr(catalog.models.get(m), "microbatch_samples", 1.0) for m in jobs["model"]])
+    batch = jobs["global_batch"].to_numpy(np.float64)
+    seq = jobs["seq_len"].to_numpy(np.float64)
+    default_seq = _per_value(jobs["model"].to_numpy(), lambda m: float(getattr(catalog.models.get(m),
+                                                                               "microbatch_samples", 1.0)))
+    given_mb = _per_value(jobs["layout"].to_numpy(), lambda text: layouts.decode(text).micro_batch if text else 1)
     seq = np.where(np.isnan(seq), default_seq, seq)
-    given_mb = np.array([layouts.decode(text).micro_batch if text else 1 for text in jobs["layout"]], dtype=float)
     batch = np.where(np.isnan(batch), chips * given_mb, batch)
     return batch, seq
 
@@ -56,8 +68,7 @@ def plan_steps(jobs: pd.DataFrame, catalog, accelerators, networks, max_gang_chi
     """The step plan of ``jobs`` on pools with these accelerators, ``sim.fleet.network.NetworkLevels`` and
     largest gangs; ``efficiency`` is N×P (the stack's fraction of peak, 0 where it does not run)."""
     n, p = len(jobs), len(accelerators)
-    models = jobs["model"].to_numpy()
-    applies = np.array([bool(getattr(catalog.models.get(m), "has_layout", False)) for m in models], dtype=bool)
+    applies = applies_to(jobs["model"].to_numpy(), catalog)
     plan = StepPlan(applies=applies, tokens_per_step=np.zeros(n), step_s=np.full((n, p), np.inf),
                     mfu=np.zeros((n, p)), bottleneck=np.zeros((n, p), np.int8), share=np.zeros((n, p)),
                     status=np.zeros((n, p), np.int8), layout=np.full((n, p), -1, np.int64), labels=[])
@@ -67,7 +78,8 @@ def plan_steps(jobs: pd.DataFrame, catalog, accelerators, networks, max_gang_chi
     sub = jobs.iloc[rows]
     batch, seq = job_batch(sub, catalog)
     plan.tokens_per_step[rows] = batch * seq
-    _, eff_code = np.unique(efficiency[rows], axis=0, return_inverse=True)
+    rounded = np.ascontiguousarray(efficiency[rows])  # jobs with the same stack share a row of efficiencies
+    eff_code = pd.factorize(rounded.view(np.dtype((np.void, rounded.dtype.itemsize * p))).reshape(-1))[0]
     keys = pd.DataFrame({"model": sub["model"].to_numpy(), "chips": sub["chips"].to_numpy(),
                          "layout": sub["layout"].to_numpy(), "batch": batch, "seq": seq,
                          "eff": eff_code.reshape(-1)})
