@@ -45,8 +45,8 @@ def _plan(jobs, nets, accels=None, memory_gb=None):
     return plan_steps(jobs, CATALOG, accels, nets, [np.inf] * len(nets), eff)
 
 
-def _given(tp=1, pp=1, dp=1, cp=1, ep=1, zero=1, mb=1, recompute="selective"):
-    return layouts.Layout(tp, pp, dp, cp, ep, zero, mb, layouts.RECOMPUTE.index(recompute)).encode()
+def _given(tp=1, pp=1, dp=1, cp=1, ep=1, zero=1, mb=1, recompute="selective", vp=1):
+    return layouts.Layout(tp, pp, dp, cp, ep, zero, mb, layouts.RECOMPUTE.index(recompute), vp).encode()
 
 
 def _random_kernel_inputs(rng, n=300, p=4):
@@ -61,7 +61,8 @@ def _random_kernel_inputs(rng, n=300, p=4):
         global_batch=2.0 ** rng.integers(6, 12, n), tp=2 ** rng.integers(0, 4, n), pp=2 ** rng.integers(0, 4, n),
         dp=2 ** rng.integers(0, 8, n), cp=2 ** rng.integers(0, 3, n), ep=np.where(moe, 2 ** rng.integers(0, 3, n), 1),
         zero=rng.integers(0, 4, n), micro_batch=2.0 ** rng.integers(0, 3, n), recompute=rng.integers(0, 3, n),
-        peak_flops=rng.uniform(1e14, 2e15, p), memory_bandwidth_bps=rng.uniform(1e12, 8e12, p),
+        virtual_stages=2 ** rng.integers(0, 3, n), peak_flops=rng.uniform(1e14, 2e15, p),
+        memory_bandwidth_bps=rng.uniform(1e12, 8e12, p),
         memory_bytes=rng.uniform(16e9, 2e11, p),
         level_chips=np.array([[8, 32, 8192], [64, 64, 4096], [4, 16, 100000], [256, 256, 256]], float),
         level_bandwidth_bps=rng.uniform(1e10, 1e12, (p, 3)), level_latency_s=rng.uniform(1e-6, 1e-5, (p, 3)),
@@ -142,16 +143,16 @@ def test_the_search_never_returns_a_layout_that_does_not_fit():
 def _encoded(label: str) -> str:
     """The decode form of a jobs.csv label (tp8-pp4-dp64[-cp2][-ep8]-z1-mb1-sel)."""
     parts = label.split("-")
-    fields = {"cp": "1", "ep": "1"}
+    fields = {"cp": "1", "ep": "1", "vp": "1"}
     for part in parts[:-1]:
-        for key in ("tp", "pp", "dp", "cp", "ep", "mb"):
+        for key in ("tp", "pp", "dp", "cp", "ep", "mb", "vp"):
             if part.startswith(key):
                 fields[key] = part[len(key):]
         if part.startswith("z"):
             fields["zero"] = part[1:]
     recompute = {"non": "none", "sel": "selective", "ful": "full"}[parts[-1]]
     return (f"tp={fields['tp']},pp={fields['pp']},dp={fields['dp']},cp={fields['cp']},ep={fields['ep']},"
-            f"zero={fields['zero']},mb={fields['mb']},recompute={recompute}")
+            f"zero={fields['zero']},mb={fields['mb']},recompute={recompute},vp={fields['vp']}")
 
 
 def test_single_domain_fsdp_keeps_todays_step_time():

@@ -15,7 +15,13 @@ from sim.kernels.reference import (
     STATUS_OUT_OF_MEMORY,
     STATUS_STACK_UNSUPPORTED,
 )
-from sim.kernels.step_reference import DP_OVERLAP, SHAPE_TOKENS, SHAPE_WIDTH, STATUS_TP_WIDER_THAN_DOMAIN
+from sim.kernels.step_reference import (
+    DP_OVERLAP,
+    EFFICIENCY_PLATEAU,
+    SHAPE_TOKENS,
+    SHAPE_WIDTH,
+    STATUS_TP_WIDER_THAN_DOMAIN,
+)
 
 
 @njit(cache=True)
@@ -77,7 +83,7 @@ def _level_of(span, chips, p):
 
 @njit(cache=True)
 def step_time_s(params, active_params, expert_params, layers, hidden, heads, experts_per_token, bytes_per_param,
-                seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute,
+                seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute, virtual_stages,
                 peak_flops, memory_bandwidth_bps, memory_bytes, level_chips, level_bandwidth_bps, level_latency_s,
                 torus_dims, max_gang_chips, efficiency):
     n_c = params.shape[0]
@@ -95,7 +101,6 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
         Ne = expert_params[c_i]
         L = layers[c_i]
         h = hidden[c_i]
-        a = heads[c_i]
         k_e = experts_per_token[c_i]
         bpp = bytes_per_param[c_i]
         s = seq_len[c_i]
@@ -108,6 +113,7 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
         z = zero[c_i]
         mb = micro_batch[c_i]
         r = recompute[c_i]
+        v = float(virtual_stages[c_i])
         g = t_p * p_p * d_p * c_p
         m = B / (d_p * mb)
         T = mb * s / c_p
@@ -121,10 +127,8 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
         P = (N - Ne) / (t_p * p_p) + Ne / (t_p * p_p * e_p)
         if r == 2:
             act = 2.0 * h / t_p
-        elif r == 1:
-            act = 34.0 * h / t_p
         else:
-            act = (34.0 * h + 5.0 * a * s) / t_p
+            act = 34.0 * h / t_p
         n_ar = (6.0 if r == 2 else 4.0) * L / p_p
         dense_local = (N - Ne) / (t_p * p_p)
         expert_local = Ne / (t_p * p_p * e_p)
@@ -158,7 +162,7 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
             if torus_dims[p, 0] > 0:
                 for d in range(torus_dims.shape[1]):
                     torus_steps += max(torus_dims[p, d] - 1.0, 0.0)
-            rate = peak_flops[p] * eff * shape
+            rate = peak_flops[p] * min(eff * EFFICIENCY_PLATEAU, 1.0) * shape
             c = T * f_hw / (t_p * p_p) / rate
             attention = T * 12.0 * L * h * s / (t_p * p_p) / rate
             mem = (3.0 * BF16_BYTES * P + 2.0 * act * T * L / p_p) / memory_bandwidth_bps[p]
@@ -185,8 +189,8 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
             q = 0.0
             if p_p > 1:
                 q = 2.0 * (T * h * BF16_BYTES / t_p / bw[p, q_level] + lat[p, q_level])
-            pipeline = (m + p_p - 1.0) * (t + q)
-            bubble = (p_p - 1.0) * (t + q)
+            pipeline = m * (t + v * q) + (p_p - 1.0) * (t / v + q)
+            bubble = (p_p - 1.0) * (t / v + q)
             dp_up = 0.0
             dp_out = 0.0
             if d_p > 1:
@@ -202,11 +206,11 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
             mfu_out[c_i, p] = B * s * f_model / (g * peak_flops[p] * step)
             scale = exposed / dp_comm if dp_comm > 0 else 0.0
             cp_up = cp_exposed if cp_level == 0 else 0.0
-            q_up = q if q_level == 0 else 0.0
+            q_up = v * q if q_level == 0 else 0.0
             terms[0] = m * w if c >= mem else 0.0
             terms[1] = 0.0 if c >= mem else m * w
             terms[2] = m * (tp_up + ep_up + cp_up + q_up) + scale * dp_up
-            terms[3] = m * (tp_out + ep_out + (cp_exposed - cp_up) + (q - q_up)) + scale * dp_out
+            terms[3] = m * (tp_out + ep_out + (cp_exposed - cp_up) + (v * q - q_up)) + scale * dp_out
             terms[4] = bubble
             best = 0
             for i in range(1, 5):

@@ -6,10 +6,10 @@ never per job. Units: seconds, bytes, FLOP.
 
 Notation (per candidate): ``N`` total and ``Na`` activated parameters, ``Ne`` expert parameters (0 for a
 dense model), ``L`` layers, ``h`` hidden size, ``a`` attention heads, ``s`` sequence length [tokens], ``B``
-global batch [sequences], layout ``tp, pp, dp, cp, ep``, ZeRO stage ``z`` (FSDP = 3), micro-batch ``mb``
-[sequences], recomputation ``r`` (0 none, 1 selective, 2 full). Ranks are ordered tp (innermost), cp,
-pp, dp: tensor ranks are adjacent, pipeline neighbours ``tp·cp`` apart, data-parallel (and expert) ranks
-``tp·cp·pp`` apart.
+global batch [sequences], layout ``tp, pp, dp, cp, ep`` and ``v`` virtual pipeline stages per device, ZeRO
+stage ``z`` (FSDP = 3), micro-batch ``mb`` [sequences], recomputation ``r`` (0 none, 1 selective, 2 full).
+Ranks are ordered tp (innermost), cp, pp, dp: tensor ranks are adjacent, pipeline neighbours ``tp·cp`` apart,
+data-parallel (and expert) ranks ``tp·cp·pp`` apart.
 
 * micro-batches per step ``m = B / (dp·mb)``; tokens per micro-batch per tensor group ``T = mb·s/cp``.
 * FLOP per token (NARAYANAN2021 eq. 3 without the logit term, which ``6·Na`` already counts; KORTHIKANTI2022):
@@ -19,8 +19,9 @@ pp, dp: tensor ranks are adjacent, pipeline neighbours ``tp·cp`` apart, data-pa
 * shape efficiency (GEMMs on few tokens or on narrow tensor-parallel shards run below peak; a saturating
   curve, ``SHAPE_TOKENS`` and ``SHAPE_WIDTH`` are estimates calibrated on benchmarks/training_fidelity.py):
   ``e_shape = (1 − exp(−T/SHAPE_TOKENS)) · (1 − exp(−(h/tp)/SHAPE_WIDTH))``; the chip then runs at
-  ``peak · eff_stack · e_shape`` — the stack's catalog efficiency is the cap.
-* compute per micro-batch and stage: ``c = T·f_hw / (tp·pp) / (peak·eff_stack·e_shape)``.
+  ``peak · min(1, eff_stack · EFFICIENCY_PLATEAU) · e_shape`` — the stack's catalog efficiency (an end-to-end,
+  MFU-like fraction) scaled to the GEMMs alone is the cap.
+* compute per micro-batch and stage: ``c = T·f_hw / (tp·pp) / (peak·min(1, eff_stack·EFFICIENCY_PLATEAU)·e_shape)``.
 * memory traffic per micro-batch and stage (roofline): local parameters ``P = (N−Ne)/(tp·pp) + Ne/(tp·pp·ep)``;
   bf16 weights read forward and backward and gradients written, activations written and read:
   ``mem = (3·2·P + 2·act·T·L/pp) / hbm_bandwidth``; the micro-batch runs ``w = max(c, mem)``.
@@ -35,8 +36,9 @@ pp, dp: tensor ranks are adjacent, pipeline neighbours ``tp·cp`` apart, data-pa
 * a micro-batch on one stage: ``t = w + tp_comm + ep_comm + exposed cp_comm``; pipeline point-to-point:
   ``q = 2·(T·h·2/tp / bw + latency)`` (activation forward, gradient backward) between stages ``tp·cp`` apart, at
   the level the ``pp·cp·tp`` chips span (the slowest stage boundary).
-* pipeline (1F1B, NARAYANAN2021): ``(m + pp − 1)·(t + q)``; the bubble ``(pp − 1)·(t + q)`` is its
-  ``(pp−1)/(m+pp−1)`` share.
+* pipeline (1F1B, NARAYANAN2021; interleaved with ``v`` virtual stages per device, §2.2.2):
+  ``m·(t + v·q) + (pp − 1)·(t/v + q)``; the bubble ``(pp − 1)·(t/v + q)`` is its ``(pp−1)/(v·m+pp−1)`` share
+  (``(pp−1)/(m+pp−1)`` without interleaving), while every micro-batch crosses ``v`` times more stage boundaries.
 * data parallel over the levels the dp group spans (hierarchical: reduce-scatter inside the inner level,
   then across the next on ``1/inner`` of the data, ...; all-gather the reverse), on ``G = 2·P`` bytes:
   ZeRO 0–2: one reduce-scatter + one all-gather per step (= an all-reduce), overlapped with the last
@@ -51,9 +53,10 @@ pp, dp: tensor ranks are adjacent, pipeline neighbours ``tp·cp`` apart, data-pa
 
 Memory per chip (must fit ``memory_bytes``; ZERO2020, KORTHIKANTI2022): training state ``bpp`` bytes per local
 parameter split as 2 B weights (sharded over dp at ZeRO 3), 2 B gradients (at ZeRO ≥ 2) and ``bpp − 4`` B
-optimizer (at ZeRO ≥ 1); expert parameters shard over ``dp/ep``. Activations per token and layer:
-``(34·h + 5·a·s)/tp`` without recomputation, ``34·h/tp`` selective, ``2·h/tp`` full (plus one layer's
-``34·h/tp·T`` working set); the first stage holds ``min(m, pp)`` micro-batches of ``L/pp`` layers.
+optimizer (at ZeRO ≥ 1); expert parameters shard over ``dp/ep``. Activations per token and layer: ``34·h/tp``
+without or with selective recomputation (attention is a fused kernel, DAO2022, so KORTHIKANTI2022's ``5·a·s``
+score term is never stored), ``2·h/tp`` with full recomputation (plus one layer's ``34·h/tp·T`` working set);
+the first stage holds ``min(m, pp)`` micro-batches of ``L/pp`` layers.
 
 Simplifications: the MoE expert GEMMs are taken at the dense shape efficiency; no interleaved schedule,
 optimizer step or embedding/logit imbalance between stages; all-to-alls and tensor all-reduces are not
@@ -80,6 +83,10 @@ BOTTLENECKS = ("compute", "memory", "scale-up-network", "scale-out-network", "pi
 # 1 − e^(−(h/tp)/SHAPE_WIDTH): both near 1 for the thousands of tokens and widths ≥ 1k of large runs
 SHAPE_TOKENS = 512.0
 SHAPE_WIDTH = 256.0
+# estimate: calibrated on benchmarks/training_fidelity.py; the catalog's stack efficiencies are end-to-end MFU-like
+# fractions of well-tuned jobs, which already carry their communication and pipeline losses; the GEMMs alone run
+# faster, so the compute term runs at stack efficiency × EFFICIENCY_PLATEAU (at most peak)
+EFFICIENCY_PLATEAU = 1.2
 # estimate: share of the overlap window in which data-parallel collectives actually run hidden (bucketed
 # gradient reduce-scatter and parameter prefetch lose some of it to stream contention and the first/last bucket)
 DP_OVERLAP = 0.8
@@ -144,7 +151,7 @@ def _all_to_all(n, stride, data, chips, bw, lat):
 
 
 def step_time_s(params, active_params, expert_params, layers, hidden, heads, experts_per_token, bytes_per_param,
-                seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute,
+                seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute, virtual_stages,
                 peak_flops, memory_bandwidth_bps, memory_bytes, level_chips, level_bandwidth_bps, level_latency_s,
                 torus_dims, max_gang_chips, efficiency):
     """Step time of each candidate (length C) on each pool (length P); see the module docstring.
@@ -156,8 +163,8 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
     col = lambda x: np.asarray(x, dtype=np.float64)[:, None]  # noqa: E731
     N, Na, Ne, L, h, a, k_e, bpp = map(col, (params, active_params, expert_params, layers, hidden, heads,
                                              experts_per_token, bytes_per_param))
-    s, B, tp, pp, dp, cp, ep, z, mb, r = map(col, (seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch,
-                                                   recompute))
+    s, B, tp, pp, dp, cp, ep, z, mb, r, v = map(col, (seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch,
+                                                      recompute, virtual_stages))
     chips, bw, lat = level_chips, level_bandwidth_bps, level_latency_s
     torus_steps = np.where(torus_dims[:, 0] > 0, np.maximum(torus_dims - 1.0, 0.0).sum(axis=1), 0.0)
     peak = peak_flops[None, :]
@@ -169,11 +176,11 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
     f_hw = f_model + np.where(r == 2, 2.0 * Na + 4.0 * L * h * s, np.where(r == 1, 4.0 * L * h * s, 0.0))
     shape = (1.0 - np.exp(-T / SHAPE_TOKENS)) * (1.0 - np.exp(-(h / tp) / SHAPE_WIDTH))
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = peak * eff * shape
+        rate = peak * np.minimum(eff * EFFICIENCY_PLATEAU, 1.0) * shape
         c = T * f_hw / (tp * pp) / rate
         attention = T * 12.0 * L * h * s / (tp * pp) / rate
         P = (N - Ne) / (tp * pp) + Ne / (tp * pp * ep)
-        act = np.where(r == 2, 2.0 * h / tp, np.where(r == 1, 34.0 * h / tp, (34.0 * h + 5.0 * a * s) / tp))
+        act = np.where(r == 2, 2.0 * h / tp, 34.0 * h / tp)
         mem = (3.0 * BF16_BYTES * P + 2.0 * act * T * L / pp) / memory_bandwidth_bps[None, :]
         w = np.maximum(c, mem)
         compute_bound = c >= mem
@@ -195,8 +202,8 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
         q_level = _level_of(pp * tp * cp, chips)
         q_bw, q_lat = _at_level(bw, q_level), _at_level(lat, q_level)
         q = np.where(pp > 1, 2.0 * (T * h * BF16_BYTES / tp / q_bw + q_lat), 0.0)
-        pipeline = (m + pp - 1.0) * (t + q)
-        bubble = (pp - 1.0) * (t + q)
+        pipeline = m * (t + v * q) + (pp - 1.0) * (t / v + q)
+        bubble = (pp - 1.0) * (t / v + q)
         # data parallel, hierarchical over the levels the group spans
         rs_up, rs_out = _hier_rs(dp, tp * cp * pp, BF16_BYTES * P, chips, bw, lat, torus_steps)
         times = np.where(z >= 3, 2.0 * m + 1.0, 2.0)
@@ -210,13 +217,13 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
         scale = np.where(dp_comm > 0, exposed / dp_comm, 0.0)
         cp_up = np.where(cp_is_up, cp_exposed, 0.0)
         cp_out = np.where(cp_is_up, 0.0, cp_exposed)
-        q_up = np.where(q_level == 0, q, 0.0)
+        q_up = np.where(q_level == 0, v * q, 0.0)
         run = m + np.zeros_like(bubble)
         terms = np.stack([
             np.where(compute_bound, run * w, 0.0),
             np.where(compute_bound, 0.0, run * w),
             run * (tp_up + ep_up + cp_up + q_up) + scale * dp_up,
-            run * (tp_out + ep_out + cp_out + (q - q_up)) + scale * dp_out,
+            run * (tp_out + ep_out + cp_out + (v * q - q_up)) + scale * dp_out,
             bubble,
         ], axis=-1)
         bottleneck = np.argmax(terms, axis=-1).astype(np.int8)

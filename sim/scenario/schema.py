@@ -165,6 +165,8 @@ class LayoutSpec(Strict):
     micro_batch: int = bounded(1, gt=0, le=65_536, unit="sequences", why="no chip holds more",
                                description="sequences per micro-batch")
     recompute: Literal["none", "selective", "full"] = Field("selective", description="activation recomputation")
+    vp: int = bounded(1, gt=0, le=128, why="no schedule interleaves more",
+                      description="virtual pipeline stages per device (interleaved 1F1B schedule; 1 = plain 1F1B)")
 
 
 class JobGenerator(Strict):

@@ -11,14 +11,15 @@ one that fits memory on that pool (the step-time kernel, ``sim.kernels.step_time
 * pp: divisors of the layer count; dp = chips / (tp·pp·cp) must be whole;
 * ep (mixture of experts): powers of 2 dividing both the expert count and dp;
 * ZeRO 1 (distributed optimizer) or 3 (FSDP); micro-batch 1, 2, 4 or 8 sequences dividing the global
-  batch per data-parallel rank; selective or full recomputation.
+  batch per data-parallel rank; selective or full recomputation; with pp > 1, 1, 2 or 4 virtual stages per
+  device (interleaved schedule) dividing the layers of a stage.
 
 Ties keep the earlier candidate (smaller tp, pp, cp, ep; ZeRO 1; micro-batch 1; selective), so the search is
 deterministic. The kernel marks layouts that do not fit (memory, tp wider than the pool's domain, gang
 larger than the pool) and the search never returns one of those.
 
-Job-table encoding: column ``layout`` is '' (auto) or ``tp=8,pp=4,dp=64,cp=1,ep=1,zero=1,mb=1,recompute=selective``;
-``global_batch`` [sequences] and ``seq_len`` [tokens] are NaN for the defaults (one sequence per chip per
+Job-table encoding: column ``layout`` is '' (auto) or
+``tp=8,pp=4,dp=64,cp=1,ep=1,zero=1,mb=1,recompute=selective,vp=1``; ``global_batch`` [sequences] and ``seq_len`` [tokens] are NaN for the defaults (one sequence per chip per
 step; the model's ``microbatch_samples`` tokens per sequence).
 """
 
@@ -31,6 +32,7 @@ from sim.workload.jobs import layout_text
 RECOMPUTE = ("none", "selective", "full")
 ZERO_STAGES = (1, 3)
 MICRO_BATCHES = (1, 2, 4, 8)
+VIRTUAL_STAGES = (1, 2, 4)
 MIN_CP_TOKENS = 4096
 MAX_CP = 16
 
@@ -45,6 +47,7 @@ class Layout:
     zero: int = 1
     micro_batch: int = 1
     recompute: int = 1  # index into RECOMPUTE
+    vp: int = 1  # virtual pipeline stages per device (interleaved schedule)
 
     @property
     def chips(self) -> int:
@@ -52,11 +55,12 @@ class Layout:
 
     def encode(self) -> str:
         return layout_text(self.tp, self.pp, self.dp, self.cp, self.ep, self.zero, self.micro_batch,
-                           RECOMPUTE[self.recompute])
+                           RECOMPUTE[self.recompute], self.vp)
 
     def label(self) -> str:
-        """Short form for jobs.csv, e.g. ``tp8-pp4-dp64-z1-mb1-sel`` (cp, ep shown when above 1)."""
+        """Short form for jobs.csv, e.g. ``tp8-pp4-dp64-z1-mb1-sel`` (vp, cp, ep shown when above 1)."""
         parts = [f"tp{self.tp}", f"pp{self.pp}", f"dp{self.dp}"]
+        parts += [f"vp{self.vp}"] if self.vp > 1 else []
         parts += [f"cp{self.cp}"] if self.cp > 1 else []
         parts += [f"ep{self.ep}"] if self.ep > 1 else []
         parts += [f"z{self.zero}", f"mb{self.micro_batch}", RECOMPUTE[self.recompute][:3]]
@@ -68,7 +72,7 @@ def decode(text: str) -> Layout:
     fields = dict(item.split("=", 1) for item in text.split(","))
     return Layout(tp=int(fields["tp"]), pp=int(fields["pp"]), dp=int(fields["dp"]), cp=int(fields["cp"]),
                   ep=int(fields["ep"]), zero=int(fields["zero"]), micro_batch=int(fields["mb"]),
-                  recompute=RECOMPUTE.index(fields["recompute"]))
+                  recompute=RECOMPUTE.index(fields["recompute"]), vp=int(fields.get("vp", 1)))
 
 
 def _powers_of_two(limit: int) -> list[int]:
@@ -104,5 +108,8 @@ def candidates(model, chips: int, global_batch: int, seq_len: int, max_domain: i
                             if global_batch % (dp * mb):
                                 continue
                             for recompute in (1, 2):
-                                out.append(Layout(tp, pp, dp, cp, ep, zero, mb, recompute))
+                                for vp in VIRTUAL_STAGES:
+                                    if vp > 1 and (pp == 1 or (model.layers // pp) % vp):
+                                        continue
+                                    out.append(Layout(tp, pp, dp, cp, ep, zero, mb, recompute, vp))
     return out

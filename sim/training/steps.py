@@ -151,7 +151,7 @@ def _evaluate(cands, accelerators, networks, max_gang_chips, efficiency):
         col(lambda m, c, b, s: s), col(lambda m, c, b, s: b),
         icol(lambda c: c.tp), icol(lambda c: c.pp), icol(lambda c: c.dp), icol(lambda c: c.cp),
         icol(lambda c: c.ep), icol(lambda c: c.zero), col(lambda m, c, b, s: c.micro_batch),
-        icol(lambda c: c.recompute),
+        icol(lambda c: c.recompute), icol(lambda c: c.vp),
         np.array([a.peak_flops for a in accelerators], dtype=np.float64),
         np.array([a.memory_bandwidth_tbps * 1e12 for a in accelerators], dtype=np.float64),
         np.array([a.memory_gb * 1e9 for a in accelerators], dtype=np.float64),

@@ -66,7 +66,8 @@ def _layout_texts(spec, chips: np.ndarray) -> np.ndarray:
     texts = {}
     for c in np.unique(chips).tolist():
         dp = spec.dp if spec.dp is not None else c // (spec.tp * spec.pp * spec.cp)
-        texts[c] = layout_text(spec.tp, spec.pp, dp, spec.cp, spec.ep, spec.zero, spec.micro_batch, spec.recompute)
+        texts[c] = layout_text(spec.tp, spec.pp, dp, spec.cp, spec.ep, spec.zero, spec.micro_batch, spec.recompute,
+                               spec.vp)
     return np.array([texts[int(c)] for c in chips], dtype=object)
 
 

@@ -49,9 +49,10 @@ JOB_COLUMNS = {
 }
 
 
-def layout_text(tp: int, pp: int, dp: int, cp: int, ep: int, zero: int, micro_batch: int, recompute: str) -> str:
+def layout_text(tp: int, pp: int, dp: int, cp: int, ep: int, zero: int, micro_batch: int, recompute: str,
+                vp: int = 1) -> str:
     """The ``layout`` column's encoding of a given parallel layout (``sim.training.layout`` decodes it)."""
-    return f"tp={tp},pp={pp},dp={dp},cp={cp},ep={ep},zero={zero},mb={micro_batch},recompute={recompute}"
+    return f"tp={tp},pp={pp},dp={dp},cp={cp},ep={ep},zero={zero},mb={micro_batch},recompute={recompute},vp={vp}"
 
 
 def busy_chip_equivalents(chips: np.ndarray, chip_share: np.ndarray) -> np.ndarray:
