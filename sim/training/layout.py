@@ -19,8 +19,9 @@ deterministic. The kernel marks layouts that do not fit (memory, tp wider than t
 larger than the pool) and the search never returns one of those.
 
 Job-table encoding: column ``layout`` is '' (auto) or
-``tp=8,pp=4,dp=64,cp=1,ep=1,zero=1,mb=1,recompute=selective,vp=1``; ``global_batch`` [sequences] and ``seq_len`` [tokens] are NaN for the defaults (one sequence per chip per
-step; the model's ``microbatch_samples`` tokens per sequence).
+``tp=8,pp=4,dp=64,cp=1,ep=1,zero=1,mb=1,recompute=selective,vp=1``; ``global_batch`` [sequences] and
+``seq_len`` [tokens] are NaN for the defaults (one sequence per chip per step; the model's
+``microbatch_samples`` tokens per sequence).
 """
 
 from __future__ import annotations
