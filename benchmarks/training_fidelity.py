@@ -12,9 +12,9 @@ row's own model shape and layout on the catalog chip, at the chip's best stack e
 levels of a pool of the row's size (``sim.fleet.network.pool_network``: the catalog domain, 8-chip servers, 4
 servers a rack). Blank cells take the model's defaults: micro-batch 1, ZeRO 1, selective recomputation; the
 interleaved schedule's virtual stages per device come from the row's note (2 where it says only "interleaved").
-Precision: the MLPerf runs use FP8 (GPUs) or int8 (TPUs, AQT) matmuls, so those rows run at the chip's
-quantized peak: the catalog's ``fp8_tflops`` on GPUs, twice the bf16 peak on TPUs (the catalog has no int8
-peak; Google's Cloud TPU pages give int8 = 2 × bf16: v5e 394/197, v5p 918/459, Trillium 1,836/918 TOPS).
+Precision: the MLPerf runs use FP8 (GPUs) or int8 (TPUs, AQT) matmuls, so those rows run at the catalog's
+``fp8_tflops`` where it lists one (H100, B200; Trillium's equals its bf16 peak), else at the bf16 peak (TPU
+v5e, v5p: the catalog has no 8-bit peak for them, so their int8 speed-up is not modelled).
 Memory: the layouts ran, so each row is timed even where the model's coarse memory accounting says it would
 not fit (the row's last column then says ``over memory``); the count is printed. The simulated metric is:
 
@@ -111,9 +111,8 @@ def _model(row: dict) -> ModelSpec:
 def simulate(row: dict, catalog) -> tuple[float, float, str]:
     """(simulated metric, simulated step [s], bottleneck) of one row."""
     accel = catalog.accelerators[row["accelerator"]]
-    if row["source"].startswith(QUANTIZED_SOURCES):
-        quantized = accel.fp8_tflops if accel.vendor != "google" and accel.fp8_tflops else 2 * accel.bf16_tflops
-        accel = accel.model_copy(update={"bf16_tflops": quantized})
+    if row["source"].startswith(QUANTIZED_SOURCES) and accel.fp8_tflops:
+        accel = accel.model_copy(update={"bf16_tflops": accel.fp8_tflops})
     model = _model(row)
     cat = catalog.with_additions(models=(model,))
     chips = int(row["chips"])

@@ -157,25 +157,29 @@ def _encoded(label: str) -> str:
 
 def test_single_domain_fsdp_keeps_todays_step_time():
     """Llama 3 8B, FSDP over one 8-chip H100 domain, one 2,048-token sequence per chip: the roofline's
-    micro-step and the layout model's step agree within 12 % — the gap is the attention FLOPs (12·L·h·s per
-    token) and the selective recomputation (4·L·h·s) the roofline leaves out, 8.9 % here, and the shape
-    efficiency of 2,048-token GEMMs (1 − e^(−2048/SHAPE_TOKENS)); with both taken out they agree within 1 %."""
+    micro-step and the layout model's step agree within 15 %. The step model differs from the roofline in three
+    documented factors, which the second check takes out (then they agree within 1 %): the attention FLOPs
+    (12·L·h·s per token) and selective recomputation (4·L·h·s) the roofline leaves out, +8.9 % here; the shape
+    efficiency of 2,048-token GEMMs; and the efficiency plateau (the catalog's end-to-end stack efficiency
+    scaled to the GEMMs alone, since the step model charges communication and bubbles itself)."""
     spec = CATALOG.models["llama3-8b"]
     seq, gang = 2048, 8
     plan = _plan(_jobs("llama3-8b", gang, _given(dp=gang, zero=3), batch=gang, seq=seq), [_net(8)])
     a = lambda x: np.array([x], dtype=float)  # noqa: E731
+    eff = H100.stacks["cuda"]
     today, status = kernels.training_time_s(
         a(seq * gang), a(spec.train_flop_per_sample), a(spec.params), a(spec.train_bytes_per_param),
         a(spec.activation_bytes_per_sample), a(seq), a(0.0), a(gang), a(H100.peak_flops),
         a(H100.memory_bandwidth_tbps * 1e12), a(H100.memory_gb * 1e9), a(H100.scale_up_bandwidth_gbps * 1e9),
-        a(H100.scale_out_bandwidth_gbps * 1e9), a(8), a(8), np.array([[H100.stacks["cuda"]]]))
+        a(H100.scale_out_bandwidth_gbps * 1e9), a(8), a(8), np.array([[eff]]))
     assert status[0, 0] == STATUS_OK
     new = plan.step_s[0, 0]
-    assert new == pytest.approx(today[0, 0], rel=0.12)
+    assert new == pytest.approx(today[0, 0], rel=0.15)
     extra = 16.0 * spec.layers * spec.hidden_size * seq / (6.0 * spec.params)
     shape = ((1 - np.exp(-seq / step_reference.SHAPE_TOKENS))
              * (1 - np.exp(-spec.hidden_size / step_reference.SHAPE_WIDTH)))
-    assert new == pytest.approx(today[0, 0] * (1 + extra) / shape, rel=0.01)
+    plateau = min(1.0, eff * step_reference.EFFICIENCY_PLATEAU) / eff
+    assert new == pytest.approx(today[0, 0] * (1 + extra) / (shape * plateau), rel=0.01)
 
 
 def test_moe_flops_from_active_and_memory_from_all_parameters():
