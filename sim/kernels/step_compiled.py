@@ -8,6 +8,7 @@ import math
 import numpy as np
 from numba import njit
 
+from sim.kernels import step_reference
 from sim.kernels.reference import (
     BF16_BYTES,
     STATUS_GANG_TOO_LARGE,
@@ -15,13 +16,7 @@ from sim.kernels.reference import (
     STATUS_OUT_OF_MEMORY,
     STATUS_STACK_UNSUPPORTED,
 )
-from sim.kernels.step_reference import (
-    DP_OVERLAP,
-    EFFICIENCY_PLATEAU,
-    SHAPE_TOKENS,
-    SHAPE_WIDTH,
-    STATUS_TP_WIDER_THAN_DOMAIN,
-)
+from sim.kernels.step_reference import STATUS_TP_WIDER_THAN_DOMAIN
 
 
 @njit(cache=True)
@@ -81,11 +76,25 @@ def _level_of(span, chips, p):
     return 2
 
 
-@njit(cache=True)
 def step_time_s(params, active_params, expert_params, layers, hidden, heads, experts_per_token, bytes_per_param,
                 seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute, virtual_stages,
                 peak_flops, memory_bandwidth_bps, memory_bytes, level_chips, level_bandwidth_bps, level_latency_s,
                 torus_dims, max_gang_chips, efficiency):
+    """The compiled kernel with the calibrated constants of ``step_reference`` passed in at call time (Numba's
+    cache would otherwise keep the values of the compile, since it only watches this file)."""
+    return _step_time_s(params, active_params, expert_params, layers, hidden, heads, experts_per_token,
+                        bytes_per_param, seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute,
+                        virtual_stages, peak_flops, memory_bandwidth_bps, memory_bytes, level_chips,
+                        level_bandwidth_bps, level_latency_s, torus_dims, max_gang_chips, efficiency,
+                        step_reference.SHAPE_TOKENS, step_reference.SHAPE_WIDTH, step_reference.EFFICIENCY_PLATEAU,
+                        step_reference.DP_OVERLAP)
+
+
+@njit(cache=True)
+def _step_time_s(params, active_params, expert_params, layers, hidden, heads, experts_per_token, bytes_per_param,
+                 seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute, virtual_stages,
+                 peak_flops, memory_bandwidth_bps, memory_bytes, level_chips, level_bandwidth_bps, level_latency_s,
+                 torus_dims, max_gang_chips, efficiency, shape_tokens, shape_width, plateau, dp_overlap):
     n_c = params.shape[0]
     n_p = peak_flops.shape[0]
     step_out = np.empty((n_c, n_p), dtype=np.float64)
@@ -123,7 +132,7 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
             f_hw += 2.0 * Na + 4.0 * L * h * s
         elif r == 1:
             f_hw += 4.0 * L * h * s
-        shape = (1.0 - math.exp(-T / SHAPE_TOKENS)) * (1.0 - math.exp(-(h / t_p) / SHAPE_WIDTH))
+        shape = (1.0 - math.exp(-T / shape_tokens)) * (1.0 - math.exp(-(h / t_p) / shape_width))
         P = (N - Ne) / (t_p * p_p) + Ne / (t_p * p_p * e_p)
         if r == 2:
             act = 2.0 * h / t_p
@@ -162,7 +171,7 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
             if torus_dims[p, 0] > 0:
                 for d in range(torus_dims.shape[1]):
                     torus_steps += max(torus_dims[p, d] - 1.0, 0.0)
-            rate = peak_flops[p] * min(eff * EFFICIENCY_PLATEAU, 1.0) * shape
+            rate = peak_flops[p] * min(eff * plateau, 1.0) * shape
             c = T * f_hw / (t_p * p_p) / rate
             attention = T * 12.0 * L * h * s / (t_p * p_p) / rate
             mem = (3.0 * BF16_BYTES * P + 2.0 * act * T * L / p_p) / memory_bandwidth_bps[p]
@@ -198,7 +207,7 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
                 times = 2.0 * m + 1.0 if z >= 3 else 2.0
                 dp_up = times * u
                 dp_out = times * o
-            window = DP_OVERLAP * (m * w if z >= 3 else w)
+            window = dp_overlap * (m * w if z >= 3 else w)
             dp_comm = dp_up + dp_out
             exposed = max(dp_comm - window, 0.0)
             step = pipeline + exposed

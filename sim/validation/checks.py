@@ -396,8 +396,10 @@ def _check_layout(scenario, catalog, gen, g: tuple, add) -> None:
             add(at + ("pp",), f"found {layout.pp} pipeline stages for model {name!r}; accepted: at most its "
                               f"{spec.layers} layers")
         elif spec.layers % (layout.pp * layout.vp):
-            add(at + ("vp",), f"found pp·vp = {layout.pp}·{layout.vp} for model {name!r}; accepted: a divisor of its "
-                              f"{spec.layers} layers (each device holds vp chunks of whole layers)")
+            field, found = ("vp", f"pp·vp = {layout.pp}·{layout.vp}") if layout.vp > 1 else \
+                ("pp", f"{layout.pp} pipeline stages")
+            add(at + (field,), f"found {found} for model {name!r}; accepted: a divisor of its {spec.layers} layers "
+                               "(each stage holds whole layers)")
         if layout.ep > 1 and (not spec.experts or spec.experts % layout.ep):
             add(at + ("ep",), f"found ep {layout.ep} for model {name!r} with {spec.experts} experts; accepted: a "
                               "divisor of the expert count (1 for a dense model)")
