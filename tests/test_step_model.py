@@ -245,3 +245,17 @@ def test_bad_layouts_are_located_errors(tmp_path, gen, field, words):
     assert len(errors) == 1, errors
     assert f"workloads.training.generator.{field}:" in errors[0] and words in errors[0], errors[0]
     assert "s.yaml:" in errors[0]
+
+
+def test_fidelity_benchmark_stays_calibrated():
+    """The calibrated constants keep the published-runs benchmark at its reported figures (README)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = subprocess.run([sys.executable, "benchmarks/training_fidelity.py", "--quiet"], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout.strip().splitlines()
+    median = float(out[-1].split("median_abs_err=")[1].split("%")[0])
+    right, total = map(int, out[-2].split("orderings_right=")[1].split()[0].split("/"))
+    assert median <= 10.0 and right >= 12 and total == 13, out[-2:]
