@@ -136,22 +136,16 @@ def plan_steps(jobs: pd.DataFrame, catalog, accelerators, networks, max_gang_chi
 
 def _evaluate(cands, accelerators, networks, max_gang_chips, efficiency):
     """One kernel call over every candidate (rows) and pool (columns)."""
-    def col(f):
-        return np.array([f(m, c, b, s) for m, c, b, s in cands], dtype=np.float64)
-
-    def icol(f):
-        return np.array([f(c) for _, c, _, _ in cands], dtype=np.int64)
-
+    table = np.array([(m.params, m.activated_params, m.expert_params, m.layers, m.hidden_size, m.heads,
+                       m.experts_per_token, m.train_bytes_per_param, s, b, c.micro_batch,
+                       c.tp, c.pp, c.dp, c.cp, c.ep, c.zero, c.recompute, c.vp)
+                      for m, c, b, s in cands], dtype=np.float64).reshape(-1, 19)
+    real = [np.ascontiguousarray(table[:, k]) for k in range(11)]
+    whole = [np.ascontiguousarray(table[:, k]).astype(np.int64) for k in range(11, 19)]
+    tp, pp, dp, cp, ep, zero, recompute, vp = whole
     levels = level_arrays(list(networks))
     return kernels.step_time_s(
-        col(lambda m, c, b, s: m.params), col(lambda m, c, b, s: m.activated_params),
-        col(lambda m, c, b, s: m.expert_params), col(lambda m, c, b, s: m.layers),
-        col(lambda m, c, b, s: m.hidden_size), col(lambda m, c, b, s: m.heads),
-        col(lambda m, c, b, s: m.experts_per_token), col(lambda m, c, b, s: m.train_bytes_per_param),
-        col(lambda m, c, b, s: s), col(lambda m, c, b, s: b),
-        icol(lambda c: c.tp), icol(lambda c: c.pp), icol(lambda c: c.dp), icol(lambda c: c.cp),
-        icol(lambda c: c.ep), icol(lambda c: c.zero), col(lambda m, c, b, s: c.micro_batch),
-        icol(lambda c: c.recompute), icol(lambda c: c.vp),
+        *real[:10], tp, pp, dp, cp, ep, zero, real[10], recompute, vp,
         np.array([a.peak_flops for a in accelerators], dtype=np.float64),
         np.array([a.memory_bandwidth_tbps * 1e12 for a in accelerators], dtype=np.float64),
         np.array([a.memory_gb * 1e9 for a in accelerators], dtype=np.float64),
