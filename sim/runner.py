@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim import kernels
+from sim import facility, kernels
+from sim.catalog.efficiency import port_costs, ports_at
 from sim.fleet import build_fleet
 from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, money_summary, monthly_table
@@ -47,6 +48,12 @@ def run(scenario: Scenario, progress: bool = False) -> Results:
             gc.enable()
 
 
+def _engineer_week_usd(scenario: Scenario, catalog) -> float:
+    """``site.engineer_week_usd``, else the catalog's default (an estimate, sim/catalog/data/site.yaml)."""
+    given = scenario.site.engineer_week_usd
+    return float(given) if given is not None else catalog.site_defaults["engineer_week_usd"]
+
+
 def _run(scenario: Scenario, progress: Progress) -> Results:
     """The stages in order: build, serve (inference has priority), train, then results."""
     wall_start = time.perf_counter()
@@ -54,11 +61,17 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     rngs = streams(scenario.seed)
     fleet = build_fleet(scenario, catalog, rngs["supply"])  # orders draw their lead times from the supply stream
     _, origin = source_of(scenario)
+    plant = None
+    if facility.active(scenario.site):  # weather-driven PUE, time-varying price or carbon
+        plant = facility.facility_model(scenario.site, fleet.site, origin.directory)
+        fleet = facility.planning_site(plant, fleet)
     with progress.phase("reading traces and preparing jobs"):
         jobs = training_jobs(scenario, origin.directory)
-        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting)
+        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration))
     horizon = float(scenario.duration)
-    context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting, horizon_s=horizon,
+    # serving uses the ports in force at the run's start (a port starting later is refused by validation)
+    context = ServingContext(fleet=fleet, catalog=catalog, porting=ports_at(scenario.porting, 0.0, scenario.start),
+                             horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
                              rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start)
     compiling = (" (first run: compiling the kernels)"
@@ -81,6 +94,13 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips)
         peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips)
+        edges = np.append(series["time_s"].to_numpy(), horizon)
+        plant_run = None
+        if plant is not None:
+            plant_run = facility.evaluate(plant, fleet, edges,
+                                          {p.name: series[f"it_power_kw.{p.name}"].to_numpy() for p in fleet.pools},
+                                          scenario.start, horizon)
+            series = series.assign(**facility.series_columns(plant_run))
         summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome,
                                   warmup_s=scenario.outputs.warmup)
         summary["inference"] = serving.summaries()
@@ -88,16 +108,23 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         if burst_events is not None:
             summary["burst"] = burst_summary(burst_events, fleet, horizon, serving_burst_pools)
         requests = serving.requests_table()
-        edges = np.append(series["time_s"].to_numpy(), horizon)
         ledger = build_ledger(fleet.pools, fleet.site, scenario.start, horizon, edges,
                               series["facility_power_kw"].to_numpy(),
-                              {p.name: series[f"it_power_kw.{p.name}"].to_numpy() for p in fleet.pools})
+                              {p.name: series[f"it_power_kw.{p.name}"].to_numpy() for p in fleet.pools},
+                              port_costs(scenario.porting, scenario.start, _engineer_week_usd(scenario, catalog)),
+                              *((plant_run.price_usd_per_kwh, plant_run.carbon_g_per_kwh) if plant_run else ()))
+        if plant_run is not None:
+            summary.update(facility.summary_fields(plant, plant_run, series["it_power_kw"].to_numpy(), edges,
+                                                   ledger.month_edges_s, ledger.months, peak_w))
         chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]
         service_costs = {name: (edges, *cost) for name, cost in serving.cost_per_bin(edges).items()}
         monthly = monthly_table(ledger, fleet.pools, jobs_out, requests, request_level, serving.slo_per_bin(),
                                 service_costs)
+        if plant_run is not None:
+            extra = facility.monthly_columns(plant_run, series["it_power_kw"].to_numpy(), edges, ledger.month_edges_s)
+            monthly = pd.concat([monthly, extra.set_index(monthly.index)], axis=1)
         procurement = None
         if scenario.procurement.orders:
             summary["procurement"] = procurement_summary(fleet.orders)

@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import REPO
 
 APACHE_2_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"  # apache.org LICENSE-2.0.txt
-DATA_SOURCES = sorted([*REPO.glob("sim/workload/traces/*/SOURCE.md"), *REPO.glob("benchmarks/data/*/SOURCE.md")])
+DATA_SOURCES = sorted([*REPO.glob("sim/workload/traces/*/SOURCE.md"), *REPO.glob("sim/facility/data/*/SOURCE.md"),
+                       *REPO.glob("benchmarks/data/*/SOURCE.md")])
 
 
 def _setup_cfg() -> configparser.ConfigParser:

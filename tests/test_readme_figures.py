@@ -32,6 +32,10 @@ VARIANTS = {
     "llm-serving-azure@fluid": {"workloads.inference.0.fidelity": "fluid"},
     "recsys-on-asics@max-batch-2": {"workloads.inference.0.replicas.0.max_batch": 2},
     "gpu-supply-shock@no-shock": {"supply.shocks.0.delivery_factor": 1.0, "supply.shocks.0.extra_delay": 0},
+    "port-or-stay@stay": {"porting": [{"from_stack": "xla", "accelerator": "h100-sxm", "efficiency_frac": 0.6}]},
+    "air-vs-liquid@liquid": {"fleet.h100.cooling": "liquid"},
+    "air-vs-liquid@hot": {"site.climate": "miami"},
+    "air-vs-liquid@hot-liquid": {"site.climate": "miami", "fleet.h100.cooling": "liquid"},
 }
 
 

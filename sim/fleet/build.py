@@ -60,6 +60,8 @@ class ResolvedSite:
     rack_usd: float = 0.0  # a rack beyond its servers: rack, PDUs, ToR and its share of the spine [USD]
     installation_usd_per_rack: float = 0.0  # one-off installation of a rack [USD]
     capex_accounting: str = "depreciation"  # or "cash": owned hardware a cost on its purchase date
+    embodied_kg_per_accelerator: float = 0.0  # manufacturing carbon of one accelerator [kgCO2e]
+    embodied_kg_per_server: float = 0.0  # ... of one server beyond its accelerators [kgCO2e]
 
     def hardware_usd_per_chip(self, chips_per_server: int, servers_per_rack: int) -> dict[str, float]:
         """What owned hardware costs per accelerator beyond the chip itself [USD], by item: ``servers``
@@ -259,7 +261,13 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
     d = catalog.site_defaults
 
     def pick(value, key):
-        return float(value) if value is not None else d[key]
+        if value is None:
+            return d[key]
+        if hasattr(value, "mean"):  # a profile: its yearly mean (sim.facility gives the hourly values)
+            return float(value.mean)
+        if hasattr(value, "csv"):  # an hourly file: the catalog's figure until sim.facility reads the file
+            return d[key]
+        return float(value)
 
     return ResolvedSite(
         power_cap_w=site.power_cap_mw * 1e6 if site.power_cap_mw is not None else None,
@@ -268,6 +276,7 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         carbon_g_per_kwh=pick(site.carbon_g_per_kwh, "carbon_g_per_kwh"),
         cooling_kw_per_rack={
             "air": pick(site.air_cooling_kw_per_rack, "air_cooling_kw_per_rack"),
+            "rear-door": pick(site.rear_door_cooling_kw_per_rack, "rear_door_cooling_kw_per_rack"),
             "liquid": pick(site.liquid_cooling_kw_per_rack, "liquid_cooling_kw_per_rack"),
         },
         server_power_overhead_frac=pick(site.server_power_overhead_frac, "server_power_overhead_frac"),
@@ -277,6 +286,8 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         rack_usd=pick(site.rack_usd, "rack_usd"),
         installation_usd_per_rack=pick(site.installation_usd_per_rack, "installation_usd_per_rack"),
         capex_accounting=site.capex_accounting,
+        embodied_kg_per_accelerator=pick(site.embodied_kg_per_accelerator, "embodied_kg_per_accelerator"),
+        embodied_kg_per_server=pick(site.embodied_kg_per_server, "embodied_kg_per_server"),
     )
 
 

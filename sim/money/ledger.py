@@ -39,6 +39,10 @@ What is modelled, per entry (USD; times in seconds since the scenario start):
   midnight (only when the bin width does not divide a day) is split between the two months pro rata by
   time: the total stays exact, the split assumes even power in that bin.
 
+* ``porting``: a porting project's one-off cost (``porting[].cost_usd`` + ``engineer_weeks`` ×
+  ``site.engineer_week_usd``) on the port's start date (time 0 for a port without one), once; it belongs to no
+  pool (column ``pool`` empty, ``accelerator`` the port's target, ``item`` ``<from_stack>-><accelerator>``).
+
 A pool is online over ``[online_from_s, online_until_s)`` (``online_until_s`` is infinite for pools that
 never leave), cut to the run ``[0, horizon]``; its online chips grow at each delivery
 (``ResolvedPool.chip_steps``). Chip costs are charged for every online chip, busy or idle.
@@ -57,7 +61,7 @@ from sim.money.calendar import month_edges, overlap_s
 
 HOURS_PER_YEAR = 365 * 24
 YEAR_S = HOURS_PER_YEAR * 3600.0
-COST_CATEGORIES = ("depreciation", "write_off", "capex_cash_cost", "maintenance", "rental", "energy")
+COST_CATEGORIES = ("depreciation", "write_off", "capex_cash_cost", "maintenance", "rental", "energy", "porting")
 CATEGORIES = ("capex",) + COST_CATEGORIES
 CAPEX_ITEMS = ("chips", "servers", "racks_network", "installation")
 COLUMNS = ["time_s", "end_s", "month", "category", "pool", "accelerator", "ownership", "usd", "kwh", "carbon_kg",
@@ -110,13 +114,17 @@ class Ledger:
 
 
 def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.ndarray,
-                 facility_power_kw: np.ndarray, pool_it_power_kw: dict[str, np.ndarray] | None = None) -> Ledger:
+                 facility_power_kw: np.ndarray, pool_it_power_kw: dict[str, np.ndarray] | None = None,
+                 porting_costs=(), price_usd_per_kwh: np.ndarray | None = None,
+                 carbon_g_per_kwh: np.ndarray | None = None) -> Ledger:
     """The ledger of a run from plain values: resolved pools (``online_from_s``, ``online_until_s`` when
     present, ``count``, ``owner``, ``purchases()`` of owned pools, a rented pool's ``chip_cost_usd_per_hour``),
     the resolved site (price, carbon, amortization, maintenance, hardware beyond the chips, capex
     accounting), the scenario start date, the horizon [s], the facility power per time-series bin (bin means
     [kW] over ``bin_edges_s``) and, to split energy by pool, each pool's IT power per bin [kW] (pool name ->
-    array; without it all energy is the site's)."""
+    array; without it all energy is the site's), the porting projects' costs (``(time [s], USD, port)``,
+    ``sim.catalog.efficiency.port_costs``), and ``price_usd_per_kwh`` and ``carbon_g_per_kwh``, the energy
+    price and grid carbon per bin (``sim.facility``: time-varying); without them the site's constants."""
     edges, months = month_edges(start, horizon_s)
     rows: list[tuple] = []
     online_chip_s: dict[str, np.ndarray] = {}
@@ -135,7 +143,14 @@ def build_ledger(pools, site, start: dt.date, horizon_s: float, bin_edges_s: np.
             if seconds > 0:
                 rows.append((max(edges[m], lo), min(edges[m + 1], hi), months[m], "rental", pool.name, accel,
                              pool.owner, seconds / 3600.0 * pool.chip_cost_usd_per_hour, 0.0, 0.0, ""))
-    energy = _energy_rows(bin_edges_s, facility_power_kw, edges, months, site,
+    for at, usd, port in porting_costs:
+        month = months[min(int(np.searchsorted(edges, at, side="right")) - 1, len(months) - 1)]
+        rows.append((at, at, month, "porting", "", port.accelerator, "", usd, 0.0, 0.0,
+                     f"{port.from_stack}->{port.accelerator}"))
+    n_bins = len(bin_edges_s) - 1
+    price = np.full(n_bins, site.electricity_usd_per_kwh) if price_usd_per_kwh is None else price_usd_per_kwh
+    carbon = np.full(n_bins, site.carbon_g_per_kwh) if carbon_g_per_kwh is None else carbon_g_per_kwh
+    energy = _energy_rows(bin_edges_s, facility_power_kw, edges, months, (price, carbon),
                           _energy_shares(pools, facility_power_kw, pool_it_power_kw))
     entries = pd.concat([pd.DataFrame(rows, columns=COLUMNS), energy], ignore_index=True)
     entries = entries.sort_values(["time_s", "category", "pool"], kind="stable", ignore_index=True)
@@ -246,9 +261,9 @@ def _energy_shares(pools, facility_kw, pool_it_kw) -> list[tuple[tuple[str, str,
     return shares
 
 
-def _energy_rows(bin_edges_s, facility_kw, edges, months, site, shares) -> pd.DataFrame:
+def _energy_rows(bin_edges_s, facility_kw, edges, months, tariff, shares) -> pd.DataFrame:
     """Per bin (two parts for a bin cut by a month edge) and share (``_energy_shares``) with energy in it: the
-    share of facility kWh, × price, and its carbon."""
+    share of facility kWh, × the bin's price, and its carbon (``tariff``: price and carbon per bin)."""
     bin_edges_s = np.asarray(bin_edges_s, dtype=np.float64)
     facility_kw = np.asarray(facility_kw, dtype=np.float64)
     cuts = np.union1d(bin_edges_s, edges[(edges > bin_edges_s[0]) & (edges < bin_edges_s[-1])])
@@ -256,6 +271,7 @@ def _energy_rows(bin_edges_s, facility_kw, edges, months, site, shares) -> pd.Da
     which_bin = np.searchsorted(bin_edges_s, lo, side="right") - 1
     which_month = np.searchsorted(edges, lo, side="right") - 1
     kwh = facility_kw[which_bin] * (hi - lo) / 3600.0
+    price, carbon = (np.asarray(values, dtype=np.float64)[which_bin] for values in tariff)
     frames = []
     for (pool, accel, owner), share in shares:
         part = share[which_bin]
@@ -264,7 +280,7 @@ def _energy_rows(bin_edges_s, facility_kw, edges, months, site, shares) -> pd.Da
         frames.append(pd.DataFrame({"time_s": lo[keep], "end_s": hi[keep],
                                     "month": np.array(months, dtype=object)[which_month[keep]],
                                     "category": "energy", "pool": pool, "accelerator": accel, "ownership": owner,
-                                    "usd": pool_kwh * site.electricity_usd_per_kwh, "kwh": pool_kwh,
-                                    "carbon_kg": pool_kwh * site.carbon_g_per_kwh / 1000.0, "item": ""},
+                                    "usd": pool_kwh * price[keep], "kwh": pool_kwh,
+                                    "carbon_kg": pool_kwh * carbon[keep] / 1000.0, "item": ""},
                                    columns=COLUMNS))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)

@@ -57,12 +57,12 @@ ACCELERATOR_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#
 RED, DARK, GREY = "#d62728", "#222222", "#8c8c8c"
 SERVICE_LINESTYLES = ("-", "--", ":", "-.")
 PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png",
-              "shared_pool.png", "cost.png", "capacity.png", "slo.png")
+              "shared_pool.png", "cost.png", "capacity.png", "slo.png", "pue.png")
 COST_PLOT_MIN_S = 60 * 86400.0
 # the columns <category>_usd of monthly.csv
-COST_CATEGORIES = ("depreciation", "write_off", "capex_cash_cost", "maintenance", "rental", "energy")
+COST_CATEGORIES = ("depreciation", "write_off", "capex_cash_cost", "maintenance", "rental", "energy", "porting")
 COST_COLOURS = {"depreciation": "#1f77b4", "write_off": "#8c564b", "capex_cash_cost": "#17becf",
-                "maintenance": "#9467bd", "rental": "#ff7f0e", "energy": "#2ca02c"}
+                "maintenance": "#9467bd", "rental": "#ff7f0e", "energy": "#2ca02c", "porting": "#e377c2"}
 # (step [s], locator) from fine to coarse; the first giving at most MAX_TICKS ticks over the run is used
 MAX_TICKS = 13
 TICK_STEPS = (
@@ -149,6 +149,8 @@ def _figures(results):
     if (monthly is not None and len(monthly) >= 2 and run.horizon_s >= COST_PLOT_MIN_S
             and any(c.startswith("slo_attainment.") for c in monthly.columns)):
         yield "slo.png", _slo(run, monthly)
+    if "pue" in ts.columns:
+        yield "pue.png", _pue(run, ts, summary)
 
 
 def _utilization(run: _Run, ts):
@@ -178,7 +180,7 @@ def _power(run: _Run, ts, summary: dict):
     it = run.series(ts["it_power_kw"].to_numpy() * factor)
     facility = run.series(ts["facility_power_kw"].to_numpy() * factor)
     bands = [_draw(ax, run, it, GREY, "IT"),
-             _draw(ax, run, facility, DARK, f"facility (IT × PUE {summary['pue']:g})\n"
+             _draw(ax, run, facility, DARK, f"facility (IT × PUE {_pue_text(summary)})\n"
                                              f"exact peak {_power_text(peak_kw * factor, unit)}")]
     top = facility.top()
     if cap_kw:
@@ -187,6 +189,29 @@ def _power(run: _Run, ts, summary: dict):
     ax.set_ylim(0, top * 1.08 or 1.0)
     ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     return _finish(fig, ax, run, what, bands)
+
+
+def _pue(run: _Run, ts, summary: dict):
+    """PUE (left axis) and outside dry-bulb temperature (right axis) over the run (``sim.facility``)."""
+    fig, ax = _new("PUE (facility ÷ IT power)")
+    facility = summary.get("facility", {})
+    label = f"PUE, run mean {summary['pue']:.3f}" + (" (pinned)" if facility.get("pue_pinned") else "")
+    bands = [_draw(ax, run, run.series(ts["pue"]), DARK, label)]
+    if "outside_dry_bulb_c" in ts.columns:
+        right = ax.twinx()
+        right.set_ylabel("outside dry-bulb [°C]")
+        right.grid(False)
+        _draw(right, run, run.series(ts["outside_dry_bulb_c"]), RED, None, linewidth=0.8)
+        ax.plot([], [], color=RED, label=f"outside dry-bulb ({facility.get('climate') or 'site weather'})")
+    return _finish(fig, ax, run, "PUE and outside temperature", bands)
+
+
+def _pue_text(summary: dict) -> str:
+    """``1.2`` (pinned), or ``per hour, mean 1.172`` when the cooling model sets it."""
+    facility = summary.get("facility")
+    if facility is None or facility.get("pue_pinned") or facility.get("climate") is None:
+        return f"{summary['pue']:g}"
+    return f"per hour, mean {summary['pue']:.3f}"
 
 
 def _log_axis(ax) -> None:

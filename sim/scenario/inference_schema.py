@@ -210,6 +210,9 @@ class InferenceService(Strict):
     stack: str = Field("native", description="software stack the service runs on: native = each replica group on "
                        "its chip's best listed stack (the vendor runtime); portable or a named stack (cuda, xla, ...): "
                        "that stack on every chip, ports included")
+    framework: str | None = Field(None, description="framework the service is written in (pytorch, jax, "
+                                  "tensorflow), instead of stack: each chip runs it on the best stack the "
+                                  "framework supports there")
     replicas: tuple[ReplicaGroup, ...] = Field(min_length=1, description="replica groups, one per pool")
     traffic: Traffic = Field(description="the requests")
     slo: LlmSlo | RankingSlo | None = Field(
@@ -220,3 +223,14 @@ class InferenceService(Strict):
                                "fluid: arrival rates per time bin served by replica capacity, latency from queueing "
                                "formulas (long runs)")
     fluid_bin: DurationS = Field(60.0, gt=0, description="time bin of the fluid fidelity [s or '1min']")
+
+    @model_validator(mode="after")
+    def _stack_or_framework(self):
+        if self.framework is not None and "stack" in self.model_fields_set:
+            raise ValueError("give stack or framework, not both")
+        return self
+
+    @property
+    def software(self) -> str:
+        """What the efficiency table is looked up by: the framework when one is named, else the stack."""
+        return self.framework if self.framework is not None else self.stack

@@ -202,9 +202,13 @@ def _pydantic_problems(exc: ValidationError, data: dict, origin: Origin) -> list
     errors = [(_clean_loc(err["loc"], err["type"], data), err) for err in exc.errors()]
     paths = [path for path, _ in errors]
     messages: dict[tuple, list[str]] = {}
+    out_of_range = {path for path, err in errors if err["type"] in _BOUND_ERRORS}
     for path, err in errors:
         # a union member's "not a string" is noise when the mapping form has its own, deeper errors
         if any(other[: len(path)] == path and len(other) > len(path) for other in paths):
+            continue
+        # and its "not a mapping" is noise when a number was given and the number form finds it out of range
+        if err["type"] in _MAPPING_ERRORS and path in out_of_range and _is_number(err.get("input")):
             continue
         text = _message(path, err)
         if text not in messages.setdefault(path, []):
@@ -212,6 +216,13 @@ def _pydantic_problems(exc: ValidationError, data: dict, origin: Origin) -> list
     # several messages at one path come from the alternatives of a union: any one of them would do
     return [(path, Problem(origin.locate(path), format_path(path), " — or — ".join(texts)))
             for path, texts in messages.items()]
+
+
+_MAPPING_ERRORS = ("model_type", "dict_type", "model_attributes_type")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _clean_loc(loc: tuple, kind: str, data: object) -> tuple:

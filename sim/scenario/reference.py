@@ -58,6 +58,8 @@ def _nested(annotation) -> tuple[type[BaseModel] | None, str]:
 def _type_name(annotation) -> str:
     text = repr(annotation).replace("typing.", "").replace("sim.catalog.specs.", "")
     text = text.replace("sim.scenario.schema.", "").replace("datetime.date", "date")
+    text = text.replace("sim.scenario.facility_schema.", "")
+    text = re.sub(r"Annotated\[float, FieldInfo\(.*?\]\)\]", "float", text)  # a bounded number in a union
     text = text.replace("<class '", "").replace("'>", "")
     # an optional duration or a list of them: the validator's repr (with its address) reads as ``float``
     text = re.sub(r"Annotated\[float, BeforeValidator\(func=<function parse_duration_s at 0x[0-9a-f]+>, "

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from sim.catalog.specs import AcceleratorSpec, ModelSpec
 from sim.scenario.base import MAX_CHIPS, MAX_JOBS, WHY_CHIPS, WHY_JOBS, DurationS, Strict, bounded, require_exactly_one
 from sim.scenario.distributions import Distribution
+from sim.scenario.facility_schema import CarbonValue, DataCsv, PriceValue
 from sim.scenario.growth import Growth
 from sim.scenario.inference_schema import InferenceService
 from sim.scenario.procurement_schema import Procurement, Supply
@@ -28,15 +29,34 @@ class Site(Strict):
                                          description="site power cap, facility side [MW]; none = no cap")
     pue: float | None = bounded(None, ge=1.0, le=5.0, why="beyond any operating facility",
                                 description="power usage effectiveness, pinned [-]")
-    electricity_usd_per_kwh: float | None = bounded(None, ge=0, le=100, unit="USD/kWh", why="far above any market "
-                                                    "price", description="energy price [USD/kWh]")
-    carbon_g_per_kwh: float | None = bounded(None, ge=0, le=2_000, unit="gCO2e/kWh", why="twice a coal plant's",
-                                             description="grid carbon intensity [gCO2e/kWh]")
+    electricity_usd_per_kwh: PriceValue | None = Field(
+        None, description="energy price [USD/kWh]: a number (0 to 100), a profile {mean, daily, monthly} or an "
+                          "hourly CSV {csv: path} with columns hour,value",
+        json_schema_extra={"accepted": "0 to 100 USD/kWh (far above any market price)"})
+    carbon_g_per_kwh: CarbonValue | None = Field(
+        None, description="grid carbon intensity [gCO2e/kWh]: a number (0 to 2,000), a profile {mean, daily, "
+                          "monthly} or an hourly CSV {csv: path} with columns hour,value",
+        json_schema_extra={"accepted": "0 to 2,000 gCO2e/kWh (twice a coal plant's)"})
+    climate: str | None = Field(
+        None, description="built-in typical-year weather of a named location (miami, greensboro, sand-point): "
+                          "turns the cooling model on, so PUE follows the weather unless pue is pinned")
+    weather: DataCsv | None = Field(
+        None, description="the site's own hourly weather, CSV with columns hour,dry_bulb_c,relative_humidity_pct "
+                          "(instead of climate)")
+    embodied_kg_per_accelerator: float | None = bounded(
+        None, ge=0, le=100_000, unit="kgCO2e", why="a hundred tonnes for one chip",
+        description="manufacturing carbon of one accelerator, amortized over amortization_years [kgCO2e]")
+    embodied_kg_per_server: float | None = bounded(
+        None, ge=0, le=1_000_000, unit="kgCO2e", why="a thousand tonnes for one server",
+        description="manufacturing carbon of one server beyond its accelerators [kgCO2e]")
     air_cooling_kw_per_rack: float | None = bounded(None, gt=0, le=2_000, unit="kW", why="beyond any rack cooling",
                                                     description="heat an air-cooled rack removes [kW]")
     liquid_cooling_kw_per_rack: float | None = bounded(
         None, gt=0, le=2_000, unit="kW", why="beyond any rack cooling",
         description="heat a liquid-cooled rack removes [kW]")
+    rear_door_cooling_kw_per_rack: float | None = bounded(
+        None, gt=0, le=2_000, unit="kW", why="beyond any rack cooling",
+        description="heat a rack with a rear-door heat exchanger removes [kW]")
     server_power_overhead_frac: float | None = bounded(
         None, ge=0, le=10, why="the host would draw ten times its accelerators",
         description="non-accelerator server power per unit of accelerator power [-]"
@@ -56,9 +76,18 @@ class Site(Strict):
     installation_usd_per_rack: float | None = bounded(
         None, ge=0, le=10_000_000, unit="USD", why="far above any rack's installation",
         description="one-off installation of a rack (integration, cabling, commissioning) [USD]")
+    engineer_week_usd: float | None = bounded(
+        None, ge=0, le=1_000_000, unit="USD", why="far above any engineer's fully loaded cost",
+        description="fully loaded cost of one engineer-week, for porting projects' engineer_weeks [USD]")
     capex_accounting: Literal["depreciation", "cash"] = Field(
         "depreciation", description="owned hardware in the money ledger: depreciation (straight line over "
                                     "amortization_years) or cash (the whole purchase a cost on its date)")
+
+    @model_validator(mode="after")
+    def _one_weather(self):
+        if self.climate is not None and self.weather is not None:
+            raise ValueError("give at most one of climate, weather (found both)")
+        return self
 
 
 class Delivery(Strict):
@@ -90,7 +119,9 @@ class Pool(Strict):
     servers_per_rack: int = bounded(4, gt=0, le=1_024, why="no rack holds more", description="servers per rack")
     scale_up_domain_chips: int | None = bounded(None, gt=0, le=100_000, why="larger than any scale-up fabric",
                                                 description="chips per fast-fabric domain [default: catalog]")
-    cooling: Literal["air", "liquid"] | None = Field(None, description="rack cooling [default: as the chip ships]")
+    cooling: Literal["air", "rear-door", "liquid"] | None = Field(
+        None, description="rack cooling: air, rear-door (heat exchanger on the rack's water) or liquid (cold "
+                          "plates) [default: as the chip ships]")
     online_from: dt.date | None = Field(None, description="date the pool comes online [default: scenario start]")
     online_until: dt.date | None = Field(
         None, description="date the pool leaves: retirement of an owned pool, end of a rented pool's contract "
@@ -182,6 +213,9 @@ class JobGenerator(Strict):
         {}, description="model id -> its own gang-size mix, replacing `chips` for that model"
     )
     stacks: dict[str, float] = Field({"portable": 1.0}, description="software stack -> probability")
+    frameworks: dict[str, float] | None = Field(
+        None, description="framework (pytorch, jax, tensorflow) -> probability, instead of stacks: a framework job "
+                          "runs on every stack its framework supports (sim/catalog/data/frameworks.yaml)")
     duration_s: Distribution | None = Field(None, description="run time on reference_accelerator [s]")
     reference_accelerator: str | None = Field(
         None, description="where duration_s was measured; other chips scale by throughput ratio"
@@ -213,6 +247,8 @@ class JobGenerator(Strict):
     @model_validator(mode="after")
     def _one_work_form(self):
         require_exactly_one(self, "duration_s", "samples")
+        if self.frameworks is not None and "stacks" in self.model_fields_set:
+            raise ValueError("give stacks or frameworks, not both")
         return self
 
 
@@ -240,12 +276,44 @@ class Workloads(Strict):
     inference: tuple[InferenceService, ...] = Field((), description="inference services (LLM, request level)")
 
 
+class PortRamp(Strict):
+    """How a port's efficiency grows after its start: linear in monthly steps (``sim.catalog.efficiency``)."""
+
+    initial_frac: float = bounded(gt=0, le=1, why="a share of the target stack's efficiency",
+                                  description="efficiency fraction from the port's start [-]")
+    final_frac: float = bounded(gt=0, le=1, why="a share of the target stack's efficiency",
+                                description="efficiency fraction once the ramp is over [-]")
+    months: int = bounded(gt=0, le=240, unit="months", why="longer than any run",
+                          description="months from the start to final_frac; the fraction steps up each month")
+
+
 class Port(Strict):
-    """A granted port: jobs written for ``from_stack`` may run on ``accelerator`` at a penalty."""
+    """A port of a stack onto a chip: jobs written for ``from_stack`` run on ``accelerator`` at a fraction of
+    the chip's best native efficiency (or of ``to_stack``'s there). Without ``start`` it is in place from before
+    the run; with one it is a project: nothing runs through it before ``start``, its one-off cost (``cost_usd``
+    plus ``engineer_weeks`` × ``site.engineer_week_usd``) goes into the money ledger on that date, and its
+    efficiency follows ``ramp`` from then."""
 
     from_stack: str = Field(description="stack the job is written for")
     accelerator: str = Field(description="accelerator id it is ported to, or '*' for every chip")
-    efficiency_frac: float = Field(gt=0, le=1, description="fraction of the chip's best native efficiency")
+    to_stack: str | None = Field(None, description="the chip's stack the code is ported onto (e.g. xla); "
+                                                   "none = the chip's best stack")
+    efficiency_frac: float | None = bounded(None, gt=0, le=1, why="a share of the target stack's efficiency",
+                                            description="fraction of the target stack's efficiency (give it or "
+                                                        "ramp)")
+    ramp: PortRamp | None = Field(None, description="efficiency fraction ramping over months from start "
+                                                    "(instead of efficiency_frac)")
+    start: dt.date | None = Field(None, description="date the port becomes usable (00:00), within the run; none = "
+                                                    "before the run")
+    cost_usd: float = bounded(0.0, ge=0, le=1e12, unit="USD", why="above any porting budget",
+                              description="one-off cost of the port, into the ledger on its start [USD]")
+    engineer_weeks: float = bounded(0.0, ge=0, le=1e6, unit="engineer-weeks", why="above any porting team",
+                                    description="engineering effort of the port, costed at site.engineer_week_usd")
+
+    @model_validator(mode="after")
+    def _one_efficiency(self):
+        require_exactly_one(self, "efficiency_frac", "ramp")
+        return self
 
 
 class SchedulerPolicy(Strict):

@@ -89,6 +89,7 @@ class Cluster:
         self.share_units = jobs.share_units.tolist()
         self.busy_chips = jobs.busy_chips.tolist()
         self.duration = jobs.duration_s  # N×P array; read with run_time_s (item() gives a Python float)
+        self.ramps = jobs.ramps  # per-epoch run times of pools that dated ports change; None without them
         self.eligible = jobs.eligible
         self.eligible_mask = jobs.eligible_mask
         self.reject_reason = list(jobs.reject_reason)
@@ -150,11 +151,18 @@ class Cluster:
         return pool_orders(self.duration, self.eligible_mask, usd_per_chip_second)
 
     def run_time_s(self, job: int, pool: int) -> float:
-        """Run time of ``job`` on ``pool`` [s] (inf when the pool cannot take it); what is left of it for
-        a preempted job."""
+        """Run time of ``job`` on ``pool`` [s] if it starts now (inf when the pool cannot take it); what is
+        left of it for a preempted job."""
+        full = self.duration.item(job, pool) if self.ramps is None else self.full_run_time_s(job, pool, self.now)
         if self.resumed and job in self.resumed:
-            return self.duration.item(job, pool) * self.resumed[job]
-        return self.duration.item(job, pool)
+            return full * self.resumed[job]
+        return full
+
+    def full_run_time_s(self, job: int, pool: int, t: float) -> float:
+        """Whole run time [s] of ``job`` on ``pool`` for a start at ``t`` (ports ramping: ``sim.training.ramps``)."""
+        if self.ramps is None:
+            return self.duration.item(job, pool)
+        return self.ramps.full_time_s(job, pool, t, self.duration)
 
     def earliest_release_s(self, pool: int) -> float:
         """Lower bound on when ``pool`` next frees chips: its earliest running completion (inf if none).
@@ -201,10 +209,7 @@ class Cluster:
         self.pool_of[job] = pool
         self.start_s[job] = self.now
         self.committed_w += busy_w
-        run_s = self.duration.item(job, pool)
-        if self.resumed and job in self.resumed:
-            run_s *= self.resumed[job]
-        end = self.now + run_s
+        end = self.now + self.run_time_s(job, pool)
         self.end_s[job] = end
         if end != math.inf:
             heapq.heappush(self.completions, (end, job))

@@ -30,7 +30,8 @@ from sim.fleet import Fleet, allocation
 from sim.fleet.build import CAP_TOLERANCE
 from sim.fleet.network import pool_network
 from sim.kernels.reference import STATUS_GANG_TOO_LARGE, STATUS_STACK_UNSUPPORTED
-from sim.training.steps import NO_LAYOUT_REASON, STATUS_NO_LAYOUT, StepPlan, applies_to, plan_steps
+from sim.training.ramps import PortRamps, port_epochs, run_times_by_epoch
+from sim.training.steps import NO_LAYOUT_REASON, STATUS_NO_LAYOUT, StepPlan, applies_to, merge_plans, plan_steps
 from sim.workload.jobs import busy_chip_equivalents
 
 STATUS_NOT_ALLOWED = 9
@@ -53,16 +54,33 @@ class PreparedJobs:
     reject_reason: list[str]
     shape: list[int]           # index into shape_pools; -1 for jobs no pool can take
     shape_pools: list[tuple[int, ...]]  # eligible pools of each shape (eligible pools × gang × share)
+    ramps: PortRamps | None = None  # per-epoch run times of pools that dated ports change (sim.training.ramps)
     steps: StepPlan | None = None  # layout, MFU and bottleneck of transformer jobs on each pool
 
 
-def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=()) -> PreparedJobs:
+def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(), start=None,
+                 horizon_s: float = np.inf) -> PreparedJobs:
+    """``porting``: the scenario's ports; ``start`` (the scenario's start date) and ``horizon_s`` place dated
+    ports and their ramps in the run (``sim.training.ramps``)."""
     pools = fleet.pools
     chips = jobs["chips"].to_numpy(np.int64)
     share = jobs["chip_share"].to_numpy(np.float64)
     shared = (chips == 1) & (share < 1.0)
-    efficiency = efficiency_matrix(jobs["stack"].to_numpy(), [p.accelerator for p in pools], porting)
-    duration, status, steps = _run_times(jobs, fleet, catalog, efficiency, porting)
+
+    # -- efficiency input: the ports in force, per porting epoch (one epoch without dated ports) --
+    plans = []  # the step plan of each epoch, in epoch order
+
+    def run_times(grants):
+        efficiency = efficiency_matrix(jobs["stack"].to_numpy(), [p.accelerator for p in pools], grants)
+        duration, status, plan = _run_times(jobs, fleet, catalog, efficiency, grants)
+        plans.append(plan)
+        return duration, status
+
+    arrival = jobs["arrival_s"].to_numpy(np.float64)
+    duration, status, ramps = run_times_by_epoch(run_times, arrival, porting, start, horizon_s, kernels.STATUS_OK)
+    epochs = port_epochs(porting, start, horizon_s) if len(plans) > 1 else []
+    steps = merge_plans(plans, np.searchsorted(np.asarray(epochs), arrival, side="right"))
+    # -- end of the efficiency input --
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
     status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet),
                       STATUS_OVER_POWER_CAP, status)
@@ -83,6 +101,7 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=())
         reject_reason=reasons,
         shape=shape,
         shape_pools=shape_pools,
+        ramps=ramps,
         steps=steps,
     )
 

@@ -88,7 +88,7 @@ def preempt(cluster, job: int, t: float) -> None:
     run_start = cluster.start_s[job]
     elapsed = t - run_start
     saved = math.floor(elapsed / cluster.checkpoint_s) * cluster.checkpoint_s
-    full = cluster.duration.item(job, pool)
+    full = cluster.full_run_time_s(job, pool, run_start)
     remaining = cluster.resumed.get(job, 1.0)
     if math.isfinite(full):
         remaining -= saved / full

@@ -134,6 +134,22 @@ def plan_steps(jobs: pd.DataFrame, catalog, accelerators, networks, max_gang_chi
     return plan
 
 
+def merge_plans(plans: list[StepPlan], epoch_of_job: np.ndarray) -> StepPlan:
+    """One plan from per-porting-epoch plans (``sim.training.ramps``): each job's rows from its arrival epoch."""
+    if len(plans) == 1:
+        return plans[0]
+    rows = np.arange(len(epoch_of_job))
+    labels: dict[str, int] = {}
+    layouts_ = []
+    for plan in plans:  # layout indices into one label list
+        remap = np.array([labels.setdefault(text, len(labels)) for text in plan.labels] + [-1], dtype=np.int64)
+        layouts_.append(remap[plan.layout])
+    pick = lambda name: np.stack([getattr(plan, name) for plan in plans])[epoch_of_job, rows]  # noqa: E731
+    return StepPlan(applies=plans[0].applies, tokens_per_step=plans[0].tokens_per_step, step_s=pick("step_s"),
+                    mfu=pick("mfu"), bottleneck=pick("bottleneck"), share=pick("share"), status=pick("status"),
+                    layout=np.stack(layouts_)[epoch_of_job, rows], labels=list(labels))
+
+
 def _evaluate(cands, accelerators, networks, max_gang_chips, efficiency):
     """One kernel call over every candidate (rows) and pool (columns)."""
     table = np.array([(m.params, m.activated_params, m.expert_params, m.layers, m.hidden_size, m.heads,

@@ -11,7 +11,7 @@ import datetime as dt
 import math
 
 from sim.catalog import STACKS, AcceleratorSpec, builtin_catalog
-from sim.catalog.efficiency import SERVING_STACKS, stack_efficiency
+from sim.catalog.efficiency import SERVING_STACKS, framework_table, ports_at, stack_efficiency
 from sim.scenario.errors import Problem, format_path, suggest
 from sim.scenario.schema import Scenario
 
@@ -57,6 +57,30 @@ def _check_files(scenario, origin, add) -> None:
             empirical_values(dist.empirical, str(origin.directory))
         except TraceError as exc:
             add(path + ("empirical",), str(exc))
+
+
+def _check_facility(scenario, origin, add) -> None:
+    """The site's location is known and its weather, price and carbon files parse, before simulating."""
+    from sim.facility import LOCATIONS, read_weather_csv
+    from sim.facility.tariff import hourly_values
+    from sim.workload.errors import TraceError
+
+    site = scenario.site
+    if site.climate is not None and site.climate not in LOCATIONS:
+        add(("site", "climate"), f"unknown location {site.climate!r}; accepted: {', '.join(sorted(LOCATIONS))} "
+                                 "(or weather: {csv: path} with your own hourly weather)")
+    if site.weather is not None:
+        try:
+            read_weather_csv(site.weather.csv, origin.directory)
+        except (FileNotFoundError, TraceError) as exc:
+            add(("site", "weather", "csv"), str(exc))
+    for field in ("electricity_usd_per_kwh", "carbon_g_per_kwh"):
+        value = getattr(site, field)
+        if hasattr(value, "csv"):
+            try:
+                hourly_values(value, field, origin.directory)
+            except (FileNotFoundError, TraceError) as exc:
+                add(("site", field, "csv"), str(exc))
 
 
 MAX_TIMESERIES_BINS = 1_000_000
@@ -117,6 +141,7 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
     _check_burst(scenario, catalog, add)
     _check_porting(scenario, catalog, add)
     _check_files(scenario, origin, add)
+    _check_facility(scenario, origin, add)
     _check_inference(scenario, catalog, origin, add)
     bins = scenario.duration / scenario.outputs.timeseries_interval
     if bins > MAX_TIMESERIES_BINS:
@@ -340,6 +365,12 @@ def _check_training(scenario, catalog, add) -> None:
         _check_mix(g + ("chips",), gen.chips, add)
         _check_mix(g + ("models",), gen.models, add)
         _check_mix(g + ("stacks",), gen.stacks, add)
+        for framework in gen.frameworks or {}:
+            if framework not in framework_table():
+                add(g + ("frameworks", framework), f"unknown framework {framework!r}"
+                    + suggest(framework, framework_table()))
+        if gen.frameworks is not None:
+            _check_mix(g + ("frameworks",), gen.frameworks, add)
         for model, mix in gen.chips_by_model.items():
             _check_mix(g + ("chips_by_model", model), mix, add)
             if model not in gen.models:
@@ -557,13 +588,26 @@ def _check_burst(scenario, catalog, add) -> None:
 
 
 def _check_porting(scenario, catalog, add) -> None:
+    end = scenario.start + dt.timedelta(seconds=float(scenario.duration))
     for index, port in enumerate(scenario.porting):
+        path = ("porting", index)
         if port.from_stack not in STACKS:
-            add(("porting", index, "from_stack"),
-                f"unknown stack {port.from_stack!r}" + suggest(port.from_stack, STACKS))
+            add(path + ("from_stack",), f"unknown stack {port.from_stack!r}" + suggest(port.from_stack, STACKS))
+        if port.to_stack is not None and port.to_stack not in STACKS:
+            add(path + ("to_stack",), f"unknown stack {port.to_stack!r}" + suggest(port.to_stack, STACKS))
         if port.accelerator != "*" and port.accelerator not in catalog.accelerators:
-            add(("porting", index, "accelerator"),
+            add(path + ("accelerator",),
                 f"unknown accelerator {port.accelerator!r}" + suggest(port.accelerator, catalog.accelerators))
+        elif port.to_stack in STACKS and port.accelerator != "*":
+            chip = catalog.accelerators[port.accelerator]
+            if chip.stack_efficiency(port.to_stack) <= 0:
+                add(path + ("to_stack",), f"found {port.to_stack!r}: {chip.id} lacks that stack; accepted: "
+                                          f"{', '.join(chip.stacks)}")
+        if port.start is not None and not scenario.start <= port.start < end:
+            add(path + ("start",), f"found {port.start}: outside the run; accepted: {scenario.start} to "
+                                   f"{end - dt.timedelta(days=1)}")
+        if port.ramp is not None and port.start is None:
+            add(path + ("ramp",), "a ramp needs the port's start date (porting[].start)")
 
 
 MAX_FLUID_BINS = 20_000_000  # a fluid service holds a few float arrays per bin
@@ -604,6 +648,9 @@ def _check_inference(scenario, catalog, origin, add) -> None:
             add(base + ("model",), f"{what} {service.model!r}" + suggest(service.model, llms))
         if service.stack not in SERVING_STACKS:
             add(base + ("stack",), f"unknown stack {service.stack!r}" + suggest(service.stack, SERVING_STACKS))
+        if service.framework is not None and service.framework not in framework_table():
+            add(base + ("framework",), f"unknown framework {service.framework!r}"
+                + suggest(service.framework, framework_table()))
         bins = float(scenario.duration) / service.fluid_bin
         if service.fidelity == "fluid" and bins > MAX_FLUID_BINS:
             add(base + ("fluid_bin",), f"found {service.fluid_bin:g} s: {bins:,.0f} bins over the horizon; "
@@ -640,9 +687,14 @@ def _check_inference(scenario, catalog, origin, add) -> None:
                 add(path + ("chips_per_replica",),
                     f"found {group.chips_per_replica}: a replica stays inside one scale-up domain of pool "
                     f"{pool.name!r}; accepted: at most {pool.domain_chips}")
-            if stack_efficiency(chip, service.stack, scenario.porting) <= 0:
-                add(path + ("pool",), f"stack {service.stack!r} does not run on {chip.id} "
-                                      f"(it runs {', '.join(chip.stacks)}); grant a port under porting:")
+            if (service.framework is None or service.framework in framework_table()) and stack_efficiency(
+                    chip, service.software, ports_at(scenario.porting, 0.0, scenario.start)) <= 0:
+                later = [p.start for p in scenario.porting if p.start is not None and p.start > scenario.start
+                         and p.accelerator in ("*", chip.id)]
+                why = (f"; serving uses the ports in force at the run's start, and the port onto it starts {later[0]}"
+                       if later else "; grant a port under porting:")
+                add(path + ("pool",), f"{'framework' if service.framework else 'stack'} {service.software!r} does "
+                                      f"not run on {chip.id} (it runs {', '.join(chip.stacks)}){why}")
             if ranking:
                 check_ranking_fit(service, model, chip, group, path, add)
             elif model is not None and model.kv_bytes_per_token > 0 and kv_capacity_tokens(

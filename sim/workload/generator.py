@@ -44,7 +44,7 @@ def generate_jobs(spec: "JobGenerator", seed: int, base_dir: Path | None = None,
         "arrival_s": _grown(np.cumsum(gaps) - gaps[0], spec, start),
         "chips": chips,
         "model": models,
-        "stack": _choose(spec.stacks, n, rng["stacks"]),
+        "stack": _choose(spec.frameworks or spec.stacks, n, rng["stacks"]),  # a framework job: its framework
         "note": "generated",
     }
     layout = getattr(spec, "layout", "auto")

@@ -48,7 +48,7 @@ def plan_groups(index: int, service, fleet, catalog, porting=()) -> list[GroupPl
     for g, group in enumerate(service.replicas):
         pool = pools[group.pool]
         chip = pool.accelerator
-        efficiency = stack_efficiency(chip, service.stack, porting)  # native: the chip's best stack
+        efficiency = stack_efficiency(chip, service.software, porting)  # native: the chip's best stack
         chips = group.chips_per_replica
         params = dict(
             token_budget=group.token_budget, max_seqs=group.max_seqs, chunked_prefill=group.chunked_prefill,

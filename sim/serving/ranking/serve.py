@@ -62,7 +62,7 @@ def plan_service(index: int, service, fleet: Fleet, catalog, porting=()) -> Rank
     groups = [(group, pools[group.pool]) for group in service.replicas]
     costs, rates = [], []
     for group, pool in groups:
-        efficiency = stack_efficiency(pool.accelerator, service.stack, porting)
+        efficiency = stack_efficiency(pool.accelerator, service.software, porting)
         costs.append(ranking_cost(model, pool.accelerator, group.chips_per_replica, efficiency))
         rates.append(cost_per_s(pool, group.chips_per_replica, site.pue, site.electricity_usd_per_kwh))
     counts = [group.count for group, _ in groups]

@@ -1,0 +1,82 @@
+"""Numba versions of ``sim.kernels.facility_reference`` (same signatures, same results to rounding)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from sim.kernels.facility_reference import (
+    C_FAN,
+    C_LIQUID,
+    C_RISE,
+    C_SUPPLY,
+    KELVIN,
+    P_AIR_RISE,
+    P_AIR_SUPPLY,
+    P_CARNOT,
+    P_COND,
+    P_EVAP,
+    P_HX,
+    P_MAX_COP,
+    P_PUMP,
+    P_RANGE,
+    P_TOWER,
+)
+
+
+@njit(cache=True)
+def _chiller_share(wb, supply_c, rise_k, plant):
+    tower_c = wb + plant[P_TOWER] + plant[P_HX]
+    mechanical = min(max((tower_c - supply_c) / rise_k, 0.0), 1.0)
+    evap_k = supply_c - plant[P_EVAP] + KELVIN
+    lift = wb + plant[P_TOWER] + plant[P_RANGE] + plant[P_COND] + KELVIN - evap_k
+    cop = plant[P_CARNOT] * evap_k / max(lift, 1e-9) if lift > 0.0 else plant[P_MAX_COP]
+    return mechanical / min(cop, plant[P_MAX_COP])
+
+
+@njit(cache=True)
+def cooling_factor(wet_bulb_c, classes, plant):
+    n_classes, hours = classes.shape[0], wet_bulb_c.shape[0]
+    out = np.empty((n_classes, hours))
+    for c in range(n_classes):
+        liquid = classes[c, C_LIQUID]
+        for h in range(hours):
+            wb = wet_bulb_c[h]
+            out[c, h] = (classes[c, C_FAN] + plant[P_PUMP]
+                         + liquid * _chiller_share(wb, classes[c, C_SUPPLY], classes[c, C_RISE], plant)
+                         + (1.0 - liquid) * _chiller_share(wb, plant[P_AIR_SUPPLY], plant[P_AIR_RISE], plant))
+    return out
+
+
+@njit(cache=True)
+def hourly_bin_means(values, offset_s, edges_s):
+    rows, hours = values.shape[0], values.shape[1]
+    n = edges_s.shape[0] - 1
+    out = np.zeros((rows, n))
+    total = np.zeros(rows)
+    for r in range(rows):
+        for h in range(hours):
+            total[r] += values[r, h]
+    integral = np.empty((rows, n + 1))
+    # integral from 0 to each edge [value-hours], walking the hours once
+    h_prev = 0
+    acc = np.zeros(rows)
+    for i in range(n + 1):
+        t = (edges_s[i] + offset_s) / 3600.0
+        whole = np.floor(t)
+        cycles = np.floor(whole / hours)
+        index = int(whole - cycles * hours)
+        if i == 0 or index < h_prev:
+            h_prev = 0
+            acc[:] = 0.0
+        while h_prev < index:
+            for r in range(rows):
+                acc[r] += values[r, h_prev]
+            h_prev += 1
+        for r in range(rows):
+            integral[r, i] = cycles * total[r] + acc[r] + (t - whole) * values[r, index]
+    for i in range(n):
+        width = (edges_s[i + 1] - edges_s[i]) / 3600.0
+        for r in range(rows):
+            out[r, i] = (integral[r, i + 1] - integral[r, i]) / (width if width > 0 else 1.0)
+    return out
