@@ -259,3 +259,15 @@ def test_fidelity_benchmark_stays_calibrated():
     median = float(out[-1].split("median_abs_err=")[1].split("%")[0])
     right, total = map(int, out[-2].split("orderings_right=")[1].split()[0].split("/"))
     assert median <= 10.0 and right >= 12 and total == 13, out[-2:]
+
+
+def test_plans_of_porting_epochs_merge_by_arrival_epoch():
+    from sim.training.steps import merge_plans
+
+    jobs = pd.concat([_jobs("llama3-8b", 8, seq=2048), _jobs("llama3-8b", 64, seq=2048)], ignore_index=True)
+    first, second = _plan(jobs, [_net(8)]), _plan(jobs, [_net(64)])
+    merged = merge_plans([first, second], np.array([0, 1]))
+    assert merged.step_s[0, 0] == first.step_s[0, 0] and merged.step_s[1, 0] == second.step_s[1, 0]
+    assert merged.labels[merged.layout[0, 0]] == first.labels[first.layout[0, 0]]
+    assert merged.labels[merged.layout[1, 0]] == second.labels[second.layout[1, 0]]
+    assert merge_plans([first], np.array([0, 0])) is first
