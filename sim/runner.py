@@ -89,7 +89,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         fleet, burst_events = realise_burst(fleet, cluster.burst.events, horizon, scenario.start)
     with progress.phase("computing results"):
         outcome = cluster.outcome()
-        jobs_out = compute.jobs_table(jobs, outcome, fleet)
+        jobs_out = compute.jobs_table(jobs, outcome, fleet, prepared.steps)
         inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips)

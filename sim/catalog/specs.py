@@ -107,8 +107,48 @@ class ModelSpec(BaseModel):
     embedding_bytes: float = Field(0.0, ge=0, description="embedding-table bytes as stored (recommendation models)")
     layers: int | None = Field(None, gt=0, description="transformer layers (LLMs; for per-layer serving costs)")
     hidden_size: int | None = Field(None, gt=0, description="model width d_model (LLMs; for tensor-parallel traffic)")
+    attention_heads: int | None = Field(None, gt=0, description="attention heads (LLMs; bounds tensor parallelism)")
+    active_params: float | None = Field(None, gt=0, description="parameters used per token (mixture-of-experts; "
+                                                                 "training FLOPs come from these) [default: params]")
+    experts: int = Field(0, ge=0, description="routed experts per MoE layer (0 = dense)")
+    experts_per_token: int = Field(0, ge=0, description="routed experts each token uses (MoE)")
     embedding_dim: int = Field(0, ge=0, description="values per embedding row (ranking models)")
     lookups_per_item: float = Field(0.0, ge=0, description="embedding rows read per scored item (ranking models)")
     embedding_zipf_alpha: float = Field(0.0, ge=0, description="power-law exponent of embedding-row popularity [-]")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> source key or 'estimate: ...'")
     notes: str = Field("", description="what is estimated or uncertain")
+
+    @model_validator(mode="after")
+    def _experts_consistent(self):
+        if self.active_params is not None and self.active_params > self.params:
+            raise ValueError(f"active_params {self.active_params:.3g} exceeds params {self.params:.3g}")
+        if self.experts_per_token > self.experts:
+            raise ValueError(f"experts_per_token {self.experts_per_token} exceeds experts {self.experts}")
+        if self.experts and not (self.experts_per_token and self.active_params is not None):
+            raise ValueError("a mixture-of-experts model (experts > 0) needs experts_per_token and active_params")
+        return self
+
+    @property
+    def activated_params(self) -> float:
+        """Parameters each token uses: ``active_params`` for a mixture of experts, else ``params``."""
+        return self.params if self.active_params is None else self.active_params
+
+    @property
+    def expert_params(self) -> float:
+        """Parameters in routed experts (0 for a dense model), from total N, active Na, E experts, k per token:
+        one expert's parameters are (N − Na)/(E − k), so the experts hold E·(N − Na)/(E − k)."""
+        if not self.experts or self.experts == self.experts_per_token:
+            return 0.0
+        return self.experts * (self.params - self.activated_params) / (self.experts - self.experts_per_token)
+
+    @property
+    def heads(self) -> int:
+        """Attention heads: ``attention_heads``, else hidden/128 (the common head dimension)."""
+        if self.attention_heads is not None:
+            return self.attention_heads
+        return max(1, (self.hidden_size or 128) // 128)
+
+    @property
+    def has_layout(self) -> bool:
+        """A transformer with layers and hidden size: the step-time model (parallel layouts) applies."""
+        return self.layers is not None and self.hidden_size is not None

@@ -127,6 +127,26 @@ def pool_network(pool, topology=None) -> NetworkLevels:
     )
 
 
+def accelerator_network(accel, chips: int, rack_chips: int = 0) -> NetworkLevels:
+    """The levels of a stand-alone pool of ``chips`` of ``accel`` with racks of ``rack_chips`` (default: one
+    scale-up domain per rack) and no spine oversubscription — the network of a reference chip that a
+    time-based job was measured on, or of a published run: the catalog's bandwidths, without a fleet graph;
+    a TPU's level 0 is its largest valid slice within ``chips``."""
+    domain, torus = accel.scale_up_domain_chips, ()
+    if accel.torus_dimensions is not None:
+        domain = max(domain, min(accel.max_slice_chips, chips))
+        torus = largest_slice_within(accel, domain)
+    rack = max(domain, rack_chips)
+    whole = max(rack, chips)
+    out_bps = accel.scale_out_bandwidth_gbps * 1e9
+    return NetworkLevels(
+        chips=(domain, rack, whole),
+        bandwidth_bps=(0.5 * accel.scale_up_bandwidth_gbps * 1e9, out_bps, out_bps),
+        latency_s=(SCALE_UP_LATENCY_S, RACK_LATENCY_S, SPINE_LATENCY_S),
+        torus_dims=torus,
+    )
+
+
 def fleet_networks(fleet) -> list[NetworkLevels]:
     """``pool_network`` of every pool of a ``sim.fleet.build.Fleet``, read from its topology graph."""
     return [pool_network(pool, fleet.topology) for pool in fleet.pools]
