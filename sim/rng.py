@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("arrivals", "service", "failures", "supply", "policy", "sizes", "models", "stacks", "inference", "ranking")
+STREAMS = ("arrivals", "service", "failures", "supply", "policy", "sizes", "models", "stacks", "inference", "ranking",
+           "batches")
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:

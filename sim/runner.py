@@ -93,7 +93,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         fleet, burst_events = realise_burst(fleet, cluster.burst.events, horizon, scenario.start)
     with progress.phase("computing results"):
         outcome = cluster.outcome()
-        jobs_out = compute.jobs_table(jobs, outcome, fleet)
+        jobs_out = compute.jobs_table(jobs, outcome, fleet, prepared.steps)
         if failures is not None:
             jobs_out = failure_results.add_job_columns(jobs_out, outcome["failures"])
         inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)

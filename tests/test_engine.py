@@ -445,3 +445,22 @@ def test_hetero_aware_cheapest_picks_the_lowest_cost_pool(base, tmp_path):
     assert (jobs["state"] == "completed").all()
     assert (jobs["pool"].to_numpy() == expected).all()
     assert "tpu" in set(expected)  # not the fleet-order first pool, so first fit would fail this test
+
+
+def test_a_tpu_gang_takes_whole_valid_slices(base, tmp_path):
+    """TPU v6e has no 1x2 slice: 2-chip gangs take 2x2 slices, so a 16-chip pool runs 4 of them at once (8
+    without the slice rule); a 5-chip gang takes a 2x4 slice. GPU pools place the gang's own chips."""
+    from sim.workload import make_job_table
+
+    base["fleet"] = [{"name": "tpu", "accelerator": "tpu-v6e", "count": 16, "chips_per_server": 8,
+                      "servers_per_rack": 2}]
+    scenario = scenario_from(base, tmp_path)
+    jobs = make_job_table({"job_id": [f"j{k}" for k in range(9)], "arrival_s": [0] * 8 + [1],
+                           "chips": [2] * 8 + [5], "duration_s": [10_000] * 9, "stack": ["xla"] * 9})
+    cluster = _run_table(scenario, jobs, "fifo-backfill", 5_000.0)
+    running = [j for j in range(9) if cluster.start_s[j] == cluster.start_s[j]]
+    assert len(running) == 4 and all(sum(n for _, n in cluster.placement[j]) == 4 for j in running)
+    assert cluster.busy_chips[0] == 2  # the slice's extra chips idle
+    base["fleet"][0]["accelerator"] = "h100-sxm"
+    gpu = _run_table(scenario_from(base, tmp_path, "g.yaml"), jobs.assign(stack="cuda"), "fifo-backfill", 5_000.0)
+    assert sum(gpu.start_s[j] == gpu.start_s[j] for j in range(9)) == 8

@@ -63,6 +63,7 @@ class ResolvedSite:
     checkpoint_storage_gb_per_s: float = 2000.0  # a training job's checkpoint save/restore bandwidth [GB/s]
     embodied_kg_per_accelerator: float = 0.0  # manufacturing carbon of one accelerator [kgCO2e]
     embodied_kg_per_server: float = 0.0  # ... of one server beyond its accelerators [kgCO2e]
+    spine_oversubscription: float = 1.0  # what a rack's servers send / what its spine uplinks carry [-]
 
     def hardware_usd_per_chip(self, chips_per_server: int, servers_per_rack: int) -> dict[str, float]:
         """What owned hardware costs per accelerator beyond the chip itself [USD], by item: ``servers``
@@ -108,6 +109,7 @@ class ResolvedPool:
     # an owned chip's share of its server, rack, network and installation, amortized [USD per chip-hour]:
     # not in chip_cost_usd_per_hour (chips are compared by that), added in fleet_cost_usd; 0 for a rented pool
     hardware_usd_per_chip_hour: float = 0.0
+    spine_oversubscription: float = 1.0  # the site's (``ResolvedSite``): the rack->spine edges carry 1/ratio
 
     def purchases(self) -> list[tuple[float, int, float]]:
         """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
@@ -290,6 +292,7 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         checkpoint_storage_gb_per_s=pick(site.checkpoint_storage_gb_per_s, "checkpoint_storage_gb_per_s"),
         embodied_kg_per_accelerator=pick(site.embodied_kg_per_accelerator, "embodied_kg_per_accelerator"),
         embodied_kg_per_server=pick(site.embodied_kg_per_server, "embodied_kg_per_server"),
+        spine_oversubscription=float(site.network.spine_oversubscription),
     )
 
 
@@ -380,6 +383,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
+        spine_oversubscription=site.spine_oversubscription,
         chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
         delivery_usd_per_chip=delivery_usd,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
@@ -549,9 +553,11 @@ def build_topology(pools: list[ResolvedPool]) -> nx.Graph:
 
     Node attributes: ``kind`` (site, rack, server, domain), ``pool``, ``chips`` (servers and domains).
     Edge attribute ``bandwidth_gbps`` is the aggregate bandwidth of the link in GB/s: a server's link
-    to its domain's fabric carries ``chips × scale_up_bandwidth``; its link to the rack switch carries
-    ``chips × scale_out_bandwidth``. Racks join the site spine; the spine is not oversubscribed here.
-    The engine reads the domains' chip counts from this graph for placement.
+    to its domain's fabric carries ``chips × scale_up_bandwidth`` (bidirectional, as the catalog gives it);
+    its link to the rack switch carries ``chips × scale_out_bandwidth``; a rack's link to the site spine
+    carries the sum of its servers' links divided by the pool's ``spine_oversubscription`` (the site's
+    ``network.spine_oversubscription``). The engine reads the domains' chip counts from this graph for
+    placement, and ``sim.fleet.network.pool_network`` reads the per-level bandwidths from its edges.
     """
     graph = nx.Graph()
     graph.add_node("site", kind="site")
@@ -563,7 +569,8 @@ def build_topology(pools: list[ResolvedPool]) -> nx.Graph:
         for rack in range(pool.racks):
             rack_id = f"{pool.name}/rack{rack}"
             graph.add_node(rack_id, kind="rack", pool=pool.name)
-            graph.add_edge("site", rack_id, bandwidth_gbps=server_out * pool.servers_per_rack)
+            graph.add_edge("site", rack_id,
+                           bandwidth_gbps=server_out * pool.servers_per_rack / pool.spine_oversubscription)
         for server in range(pool.servers):
             server_id = f"{pool.name}/server{server}"
             graph.add_node(server_id, kind="server", pool=pool.name, chips=per_server)

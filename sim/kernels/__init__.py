@@ -16,6 +16,7 @@ from sim.kernels.reference import (
     STATUS_OUT_OF_MEMORY,
     STATUS_STACK_UNSUPPORTED,
 )
+from sim.kernels.step_reference import BOTTLENECKS, STATUS_TP_WIDER_THAN_DOMAIN
 
 NUMBA_ENABLED = False
 if os.environ.get("SIM_DISABLE_NUMBA", "") in ("1", "true", "yes"):
@@ -41,16 +42,19 @@ if NUMBA_ENABLED:
     from sim.kernels.facility_compiled import cooling_factor, hourly_bin_means
     from sim.kernels.ranking_compiled import serve_ranking
     from sim.kernels.serving_compiled import serve_llm
+    from sim.kernels.step_compiled import step_time_s
 else:
     from sim.kernels.facility_reference import cooling_factor, hourly_bin_means
     from sim.kernels.ranking_reference import serve_ranking
     from sim.kernels.serving_reference import serve_llm
+    from sim.kernels.step_reference import step_time_s
 
 STATUS_REASONS = {
     STATUS_STACK_UNSUPPORTED: "stack-unsupported",
     STATUS_OUT_OF_MEMORY: "out-of-memory",
     STATUS_GANG_TOO_LARGE: "gang-larger-than-pool",
+    STATUS_TP_WIDER_THAN_DOMAIN: "tensor-parallel-wider-than-domain",
 }
 
-__all__ = ["training_time_s", "cooling_factor", "hourly_bin_means",
+__all__ = ["training_time_s", "step_time_s", "BOTTLENECKS", "cooling_factor", "hourly_bin_means",
            "serve_llm", "serve_ranking", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sim.fleet import Fleet
+from sim.kernels import BOTTLENECKS
 from sim.results.series import bin_edges, binned_mean, interval_events, step_max
 from sim.stats import percentile_summary as _stats
 from sim.workload.jobs import busy_chip_equivalents
@@ -19,12 +20,14 @@ from sim.workload.jobs import busy_chip_equivalents
 STATES = ("completed", "running", "queued", "rejected")
 
 
-def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet) -> pd.DataFrame:
+def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, steps=None) -> pd.DataFrame:
+    """One row per job. With the step plan of ``sim.training.steps`` (``steps``), transformer jobs also get their
+    ``layout``, ``mfu``, ``bottleneck`` and ``bottleneck_share`` on the pool they ran on (blank elsewhere)."""
     pool_names = np.array([p.name for p in fleet.pools] + [""], dtype=object)
     segments = outcome["segments"]
     accel_names = np.array([p.accelerator.id for p in fleet.pools] + [""], dtype=object)
     pool = outcome["pool"]
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "job_id": jobs["job_id"].to_numpy(),
         "arrival_s": jobs["arrival_s"].to_numpy(),
         "start_s": outcome["start_s"],
@@ -41,6 +44,30 @@ def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet) -> pd.DataFrame:
         "lost_chip_s": (np.bincount(segments["job"], weights=segments["lost_chip_s"], minlength=len(jobs))
                         if len(jobs) else np.zeros(0)),
     })
+    return _with_steps(table, pool, steps)
+
+
+def _with_steps(table: pd.DataFrame, pool: np.ndarray, steps) -> pd.DataFrame:
+    """Layout, MFU and bottleneck of each transformer job on the pool it ran on (blank where the roofline
+    applies or the job never started)."""
+    n = len(table)
+    layout = np.full(n, "", dtype=object)
+    mfu = np.full(n, np.nan)
+    neck = np.full(n, "", dtype=object)
+    share = np.full(n, np.nan)
+    if steps is not None and n:
+        width = steps.step_s.shape[1]
+        ran = np.flatnonzero(steps.applies & (pool >= 0) & (pool < width))
+        at = pool[ran]
+        index = steps.layout[ran, at]
+        ok = index >= 0
+        ran, at, index = ran[ok], at[ok], index[ok]
+        labels = np.array(steps.labels + [""], dtype=object)
+        layout[ran] = labels[index]
+        mfu[ran] = steps.mfu[ran, at]
+        neck[ran] = np.array(BOTTLENECKS, dtype=object)[steps.bottleneck[ran, at]]
+        share[ran] = steps.share[ran, at]
+    return table.assign(layout=layout, mfu=mfu, bottleneck=neck, bottleneck_share=share)
 
 
 def inference_chip_events(fleet: Fleet, plans, switches) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -262,11 +289,32 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         "power_cap_kw": site.power_cap_w / 1e3 if site.power_cap_w is not None else None,
         "pue": site.pue,
     }
+    mfu = mfu_by_accelerator(jobs_out, horizon_s)
+    if mfu:
+        out["mfu_by_accelerator"] = mfu
     if any(p.shared or p.online_until_s < horizon_s or p.retirements for p in fleet.pools) \
             or getattr(fleet, "group_windows", None):
         out["training"] = _preemption_summary(jobs_out, outcome)
     if any(p.shared for p in fleet.pools):
         out["shared_pools"] = _shared_pool_summary(series, fleet, horizon_s, widths)
+    return out
+
+
+def mfu_by_accelerator(jobs_out: pd.DataFrame, horizon_s: float) -> dict[str, float]:
+    """Chip-hour-weighted MFU of the transformer jobs (step-time model) that ran on each accelerator type:
+    Σ mfu · chips · run time / Σ chips · run time, run time from first start to end (or the horizon)."""
+    if "mfu" not in jobs_out or not len(jobs_out):
+        return {}
+    mfu = jobs_out["mfu"].to_numpy(np.float64)
+    start = jobs_out["start_s"].to_numpy(np.float64)
+    end = np.fmin(np.nan_to_num(jobs_out["end_s"].to_numpy(np.float64), nan=horizon_s), horizon_s)
+    weight = jobs_out["chips"].to_numpy(np.float64) * np.maximum(end - start, 0.0)
+    used = ~np.isnan(mfu) & ~np.isnan(start) & (weight > 0)
+    accel = jobs_out["accelerator"].to_numpy()
+    out = {}
+    for name in sorted(set(accel[used])):
+        on = used & (accel == name)
+        out[str(name)] = float((mfu[on] * weight[on]).sum() / weight[on].sum())
     return out
 
 

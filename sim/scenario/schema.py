@@ -23,6 +23,15 @@ from sim.scenario.inference_schema import InferenceService
 from sim.scenario.procurement_schema import Procurement, Supply
 
 
+class SiteNetwork(Strict):
+    """The site's data-center network beyond the top-of-rack switches (``sim.fleet.network``)."""
+
+    spine_oversubscription: float = bounded(
+        1.0, ge=1.0, le=100, why="a spine carrying under 1 % of what its racks send",
+        description="ratio of what a rack's servers can send to what its uplinks to the spine carry [-]; "
+                    "1 = non-blocking; traffic between racks gets 1/ratio of the NIC bandwidth")
+
+
 class Site(Strict):
     """The site's power, pinned PUE, energy price and grid carbon. Unset values come from the catalog."""
 
@@ -86,6 +95,8 @@ class Site(Strict):
     capex_accounting: Literal["depreciation", "cash"] = Field(
         "depreciation", description="owned hardware in the money ledger: depreciation (straight line over "
                                     "amortization_years) or cash (the whole purchase a cost on its date)")
+    network: SiteNetwork = Field(default_factory=SiteNetwork, description="the data-center network: spine "
+                                                                            "oversubscription")
 
     @model_validator(mode="after")
     def _one_weather(self):
@@ -185,6 +196,25 @@ class TraceSource(Strict):
                                 description="multiply trace times by this factor")
 
 
+class LayoutSpec(Strict):
+    """A given parallel layout of a transformer training job (``sim.training.layout``)."""
+
+    tp: int = bounded(1, gt=0, le=1_024, why="no scale-up domain is wider", description="tensor-parallel ranks")
+    pp: int = bounded(1, gt=0, le=1_024, why="deeper than any model's layers", description="pipeline stages")
+    dp: int | None = bounded(None, gt=0, le=MAX_CHIPS, unit="ranks", why=WHY_CHIPS,
+                             description="data-parallel ranks [default: gang / (tp·pp·cp)]")
+    cp: int = bounded(1, gt=0, le=1_024, why="longer than any context split", description="context-parallel ranks")
+    ep: int = bounded(1, gt=0, le=4_096, why="more than any model's experts",
+                      description="expert-parallel ranks (mixture of experts; a divisor of dp)")
+    zero: int = bounded(1, ge=0, le=3, why="ZeRO has stages 0 to 3",
+                        description="ZeRO stage: 0 replicated, 1 optimizer, 2 + gradients, 3 + weights sharded (FSDP)")
+    micro_batch: int = bounded(1, gt=0, le=65_536, unit="sequences", why="no chip holds more",
+                               description="sequences per micro-batch")
+    recompute: Literal["none", "selective", "full"] = Field("selective", description="activation recomputation")
+    vp: int = bounded(1, gt=0, le=128, why="no schedule interleaves more",
+                      description="virtual pipeline stages per device (interleaved 1F1B schedule; 1 = plain 1F1B)")
+
+
 class JobGenerator(Strict):
     """Synthetic training jobs: Poisson arrivals, and mixes of gang size, model and software stack."""
 
@@ -208,6 +238,13 @@ class JobGenerator(Strict):
     samples: Distribution | None = Field(None, description="work per job [samples, e.g. tokens]")
     growth: Growth | None = Field(None, description="arrival-rate growth over the run (a non-homogeneous Poisson "
                                                     "process); none = a steady rate")
+    layout: Literal["auto"] | LayoutSpec = Field(
+        "auto", description="parallel layout of transformer jobs: given, or auto (the fastest that fits memory on "
+                            "each pool)")
+    global_batch: dict[int, float] | None = Field(
+        None, description="global batch [sequences per step] -> probability [default: one sequence per chip]")
+    seq_len: dict[int, float] | None = Field(
+        None, description="sequence length [tokens] -> probability [default: the model's microbatch_samples]")
 
     @field_validator("chips")
     @classmethod

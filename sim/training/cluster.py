@@ -27,6 +27,10 @@ its allocator from the start (whole domains) and released at their date, so from
 than a domain takes whole free domains of old and new deliveries alike. Their idle power is committed
 from t=0 like every chip not yet online.
 
+TPU pools (``torus_dimensions`` in the catalog): a gang takes the whole valid slice(s) that hold it
+(``sim.fleet.network.gang_chips_on``: e.g. 2 chips take a 2x2 slice of a v6e, 100 chips a 4x4x8 slice of a
+v4); the slice's extra chips are placed with the gang and idle (not busy: no busy power, not in busy chips).
+
 Retirements and drain (``fleet[].retirements``, ``fleet[].drain``, docs/fleet.md): from ``date - drain`` a
 retirement's domains — the pool's highest-index full-size domains that are delivered and hold no inference
 replica — are closed (``DomainAllocator.close``): no job is placed there, jobs already there run on. At the date
@@ -50,6 +54,7 @@ until it leaves (``sim.fleet.windows``): their chips are released by the reserva
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import math
 
@@ -58,6 +63,7 @@ import simpy
 
 from sim.fleet import Fleet, idle_facility_w, within_cap
 from sim.fleet.allocation import SharedChips
+from sim.fleet.network import gang_chips_on
 from sim.training import sharing
 from sim.training.burst import Burst
 from sim.training.failures import FailureProcess
@@ -88,6 +94,9 @@ class Cluster:
         self.online = [p.online_from_s <= 0.0 < p.online_until_s for p in self.pools]
         self.arrival = jobs.arrival_s.tolist()
         self.chips = jobs.chips.tolist()
+        # TPU pools: a gang takes whole valid slices (``sim.fleet.network.gang_chips_on``); None elsewhere
+        self.slice_chips = [functools.lru_cache(maxsize=None)(functools.partial(gang_chips_on, p))
+                            if p.accelerator.torus_dimensions is not None else None for p in self.pools]
         self.share_units = jobs.share_units.tolist()
         self.busy_chips = jobs.busy_chips.tolist()
         self.duration = jobs.duration_s  # N×P array; read with run_time_s (item() gives a Python float)
@@ -146,6 +155,8 @@ class Cluster:
         if units:
             return self.shared[pool].can_place(units)
         allocator, chips = self.allocators[pool], self.chips[job]
+        if self.slice_chips[pool] is not None:
+            chips = self.slice_chips[pool](chips)
         if chips <= allocator.domain_chips:  # DomainAllocator.can_place inlined: hetero-aware asks this per
             return (allocator.mask >> chips) != 0  # pool per decision, and the call costs ~10 % of its run time
         return allocator.can_place(chips)
@@ -210,6 +221,8 @@ class Cluster:
             placement = self.shared[pool].place(units)
         else:
             allocator, chips = self.allocators[pool], self.chips[job]
+            if self.slice_chips[pool] is not None:
+                chips = self.slice_chips[pool](chips)
             if not allocator.can_place(chips):
                 return False
             placement = allocator.place(chips)

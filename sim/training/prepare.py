@@ -5,8 +5,10 @@ may take it (stack, porting, memory, gang size, allowed accelerator types, and t
 job that alone, on an otherwise idle site, would exceed it), the job's *shape* for the wait queue, and a
 reason for every job that no pool can take. The cluster then only looks numbers up.
 
-Run time of a job on pool p [s] (infinite where p cannot take the job):
-* work-based (``samples``): the kernel's roofline time on p;
+Run time of a job on pool p [s] (infinite where p cannot take the job), from its step time on p: the
+step-time model of its parallel layout (``sim.training.steps``) for transformer models with layers and a
+hidden size, else the roofline kernel's micro-step:
+* work-based (``samples``): samples ÷ samples per step × the step time on p;
 * time-based with a ``reference_accelerator`` r: ``duration_s · step_p / step_r``, the throughput ratio
   of the job's model between the two chips (from peak FLOP/s × efficiency when the model is unknown or
   does not fit on r); a zero-length job takes 0 s wherever its stack runs;
@@ -25,14 +27,16 @@ from sim.catalog import Catalog
 from sim.catalog.efficiency import efficiency_matrix
 from sim.fleet import Fleet, allocation
 from sim.fleet.build import CAP_TOLERANCE
+from sim.fleet.network import accelerator_network, fleet_networks
 from sim.kernels.reference import STATUS_GANG_TOO_LARGE, STATUS_STACK_UNSUPPORTED
-from sim.training.ramps import PortRamps, run_times_by_epoch
+from sim.training.ramps import PortRamps, port_epochs, run_times_by_epoch
+from sim.training.steps import NO_LAYOUT_REASON, STATUS_NO_LAYOUT, StepPlan, applies_to, merge_plans, plan_steps
 from sim.workload.jobs import busy_chip_equivalents
 
 STATUS_NOT_ALLOWED = 9
 STATUS_OVER_POWER_CAP = 10
 REASONS = {**kernels.STATUS_REASONS, STATUS_NOT_ALLOWED: "accelerator-not-allowed",
-           STATUS_OVER_POWER_CAP: "over-site-power-cap"}
+           STATUS_OVER_POWER_CAP: "over-site-power-cap", STATUS_NO_LAYOUT: NO_LAYOUT_REASON}
 
 
 @dataclass
@@ -50,6 +54,7 @@ class PreparedJobs:
     shape: list[int]           # index into shape_pools; -1 for jobs no pool can take
     shape_pools: list[tuple[int, ...]]  # eligible pools of each shape (eligible pools × gang × share)
     ramps: PortRamps | None = None  # per-epoch run times of pools that dated ports change (sim.training.ramps)
+    steps: StepPlan | None = None  # layout, MFU and bottleneck of transformer jobs on each pool
 
 
 def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(), start=None,
@@ -62,12 +67,18 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(),
     shared = (chips == 1) & (share < 1.0)
 
     # -- efficiency input: the ports in force, per porting epoch (one epoch without dated ports) --
+    plans = []  # the step plan of each epoch, in epoch order
+
     def run_times(grants):
         efficiency = efficiency_matrix(jobs["stack"].to_numpy(), [p.accelerator for p in pools], grants)
-        return _run_times(jobs, fleet, catalog, efficiency, grants)
+        duration, status, plan = _run_times(jobs, fleet, catalog, efficiency, grants)
+        plans.append(plan)
+        return duration, status
 
-    duration, status, ramps = run_times_by_epoch(run_times, jobs["arrival_s"].to_numpy(np.float64), porting,
-                                                 start, horizon_s, kernels.STATUS_OK)
+    arrival = jobs["arrival_s"].to_numpy(np.float64)
+    duration, status, ramps = run_times_by_epoch(run_times, arrival, porting, start, horizon_s, kernels.STATUS_OK)
+    epochs = port_epochs(porting, start, horizon_s) if len(plans) > 1 else []
+    steps = merge_plans(plans, np.searchsorted(np.asarray(epochs), arrival, side="right"))
     # -- end of the efficiency input --
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
     status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet),
@@ -90,6 +101,7 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(),
         shape=shape,
         shape_pools=shape_pools,
         ramps=ramps,
+        steps=steps,
     )
 
 
@@ -199,14 +211,23 @@ def _run_times(jobs, fleet, catalog, efficiency, porting):
     m = _model_arrays(jobs, catalog)
     chips = np.maximum(jobs["chips"].to_numpy(np.int64), 1)
     allocators = fleet.new_allocators()
-    pool = _pool_arrays([p.accelerator for p in pools], [p.domain_chips for p in pools],
-                        [allocation.max_gang_chips(allocators[p.index], p.multi_domain_gangs) for p in pools])
+    max_gang = [allocation.max_gang_chips(allocators[p.index], p.multi_domain_gangs) for p in pools]
+    pool = _pool_arrays([p.accelerator for p in pools], [p.domain_chips for p in pools], max_gang)
     samples = jobs["samples"].to_numpy(np.float64)
     measured = jobs["duration_s"].to_numpy(np.float64)
     time_based = ~np.isnan(measured)
     one_step = chips * m["microbatch_samples"]
     step_samples = np.where(time_based, one_step, samples)
     step_time, status = _kernel(step_samples, m, chips, pool, efficiency)
+    plan = plan_steps(jobs, catalog, [p.accelerator for p in pools], fleet_networks(fleet), max_gang,
+                      efficiency)
+    layered = plan.applies
+    if layered.any():  # transformer jobs: the step-time model of their layout replaces the roofline
+        with np.errstate(divide="ignore", invalid="ignore"):
+            steps_needed = np.where(time_based, 1.0, samples / plan.tokens_per_step)[layered]
+            step_time[layered] = np.where(plan.status[layered] == kernels.STATUS_OK,
+                                          steps_needed[:, None] * plan.step_s[layered], np.inf)
+        status[layered] = plan.status[layered]
     # unknown model: only the stack and the gang size decide where it runs; no memory check
     no_model = ~m["has_model"]
     status[no_model] = np.where(
@@ -224,7 +245,7 @@ def _run_times(jobs, fleet, catalog, efficiency, porting):
         # job never runs on it, even a zero-length one (Philly has some), so 0 × inf must not make a NaN
         duration[rows] = np.multiply(measured[rows, None], ratio, out=np.full(ratio.shape, np.inf),
                                      where=np.isfinite(ratio))
-    return duration, status
+    return duration, status, plan
 
 
 def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency, pools, porting):
@@ -237,6 +258,13 @@ def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency,
     sub = {k: v[rows] for k, v in m.items()}
     ref_pool = _pool_arrays([accel], [accel.scale_up_domain_chips], [np.inf])
     ref_step, _ = _kernel(sub["microbatch_samples"] * chips[rows], sub, chips[rows], ref_pool, ref_eff)
+    layered = applies_to(jobs["model"].to_numpy()[rows], catalog)
+    if layered.any():  # the same layout model on the reference chip, on a network of one domain per server
+        at = rows[layered]
+        gang = int(chips[at].max())
+        plan = plan_steps(jobs.iloc[at], catalog, [accel], [accelerator_network(accel, gang)], [np.inf],
+                          ref_eff[layered])
+        ref_step[layered] = plan.step_s
     ref_rate = accel.peak_flops * ref_eff[:, 0]
     pool_rate = np.array([p.accelerator.peak_flops for p in pools])[None, :] * efficiency[rows]
     with np.errstate(divide="ignore", invalid="ignore"):

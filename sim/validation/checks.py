@@ -388,6 +388,7 @@ def _check_training(scenario, catalog, add) -> None:
         for stack in gen.stacks:
             if stack not in STACKS:
                 add(g + ("stacks", stack), f"unknown stack {stack!r}" + suggest(stack, STACKS))
+        _check_layout(scenario, catalog, gen, g, add)
         ref = gen.reference_accelerator
         if ref is not None and ref not in catalog.accelerators:
             add(g + ("reference_accelerator",), f"unknown accelerator {ref!r}" + suggest(ref, catalog.accelerators))
@@ -396,6 +397,65 @@ def _check_training(scenario, catalog, add) -> None:
             if accel not in catalog.accelerators:
                 add(base + ("trace", "accelerator_map", trace_name),
                     f"unknown accelerator {accel!r}" + suggest(accel, catalog.accelerators))
+
+
+def _largest_domain(scenario, catalog) -> int | None:
+    domains = []
+    for pool in scenario.fleet:
+        accel = pool.accelerator if isinstance(pool.accelerator, AcceleratorSpec) \
+            else catalog.accelerators.get(pool.accelerator)
+        if accel is not None:
+            domains.append(pool.scale_up_domain_chips or accel.scale_up_domain_chips)
+    return max(domains) if domains else None
+
+
+def _check_layout(scenario, catalog, gen, g: tuple, add) -> None:
+    """A given parallel layout fits every model and gang size of the generator; global batches divide."""
+    layout = gen.layout
+    gangs = {size for mix in [gen.chips, *gen.chips_by_model.values()] for size in mix if size > 0}
+    if layout == "auto":
+        return
+    at = g + ("layout",)
+    for name in gen.models:
+        spec = catalog.models.get(name)
+        if spec is None:
+            continue
+        if not spec.has_layout:
+            add(at, f"found a layout for model {name!r}, which has no layers and hidden_size; accepted: "
+                    "transformer models with both (or layout: auto)")
+            continue
+        if layout.pp > spec.layers:
+            add(at + ("pp",), f"found {layout.pp} pipeline stages for model {name!r}; accepted: at most its "
+                              f"{spec.layers} layers")
+        elif spec.layers % (layout.pp * layout.vp):
+            field, found = ("vp", f"pp·vp = {layout.pp}·{layout.vp}") if layout.vp > 1 else \
+                ("pp", f"{layout.pp} pipeline stages")
+            add(at + (field,), f"found {found} for model {name!r}; accepted: a divisor of its {spec.layers} layers "
+                               "(each stage holds whole layers)")
+        if layout.ep > 1 and (not spec.experts or spec.experts % layout.ep):
+            add(at + ("ep",), f"found ep {layout.ep} for model {name!r} with {spec.experts} experts; accepted: a "
+                              "divisor of the expert count (1 for a dense model)")
+    domain = _largest_domain(scenario, catalog)
+    if domain is not None and layout.tp > domain:
+        add(at + ("tp",), f"found {layout.tp}; accepted: at most {domain} chips, the widest scale-up domain of the "
+                          "fleet (tensor parallelism stays inside one domain)")
+    split = layout.tp * layout.pp * layout.cp
+    for gang in sorted(gangs):
+        if layout.dp is not None and split * layout.dp != gang:
+            add(at + ("dp",), f"found tp·pp·cp·dp = {layout.tp}·{layout.pp}·{layout.cp}·{layout.dp} = "
+                              f"{split * layout.dp}; accepted: the gang size {gang} of the chips mix")
+            continue
+        if layout.dp is None and gang % split:
+            add(at, f"found tp·pp·cp = {split}, which does not divide the gang size {gang}; accepted: a divisor")
+            continue
+        dp = layout.dp or gang // split
+        if dp % layout.ep:
+            add(at + ("ep",), f"found ep {layout.ep} with dp {dp} (gang {gang}); accepted: a divisor of dp")
+        for batch in gen.global_batch or {}:
+            if batch % (dp * layout.micro_batch):
+                add(g + ("global_batch", str(batch)),
+                    f"found {batch} sequences for gang {gang}: not a whole number of micro-batches of "
+                    f"dp·micro_batch = {dp}·{layout.micro_batch}; accepted: a multiple of {dp * layout.micro_batch}")
 
 
 def _check_mix(path: tuple, mix: dict, add) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 from sim.rng import streams
 from sim.workload.distributions import sample
 from sim.workload.growth import growth_curve
-from sim.workload.jobs import make_job_table
+from sim.workload.jobs import layout_text, make_job_table
 
 if TYPE_CHECKING:  # the scenario layer validates with this package, so it is not imported at run time
     from sim.scenario.schema import JobGenerator
@@ -47,12 +47,28 @@ def generate_jobs(spec: "JobGenerator", seed: int, base_dir: Path | None = None,
         "stack": _choose(spec.frameworks or spec.stacks, n, rng["stacks"]),  # a framework job: its framework
         "note": "generated",
     }
+    layout = getattr(spec, "layout", "auto")
+    columns["layout"] = "" if layout == "auto" else _layout_texts(layout, chips)
+    if getattr(spec, "global_batch", None):
+        columns["global_batch"] = _choose(spec.global_batch, n, rng["batches"]).astype(np.float64)
+    if getattr(spec, "seq_len", None):
+        columns["seq_len"] = _choose(spec.seq_len, n, rng["batches"]).astype(np.float64)
     if spec.duration_s is not None:
         columns["duration_s"] = sample(spec.duration_s, n, rng["service"], base_dir)
         columns["reference_accelerator"] = spec.reference_accelerator or ""
     else:
         columns["samples"] = sample(spec.samples, n, rng["service"], base_dir)
     return make_job_table(columns)
+
+
+def _layout_texts(spec, chips: np.ndarray) -> np.ndarray:
+    """The job-table ``layout`` string of a given layout, per gang size (dp from the gang when not given)."""
+    texts = {}
+    for c in np.unique(chips).tolist():
+        dp = spec.dp if spec.dp is not None else c // (spec.tp * spec.pp * spec.cp)
+        texts[c] = layout_text(spec.tp, spec.pp, dp, spec.cp, spec.ep, spec.zero, spec.micro_batch, spec.recompute,
+                               spec.vp)
+    return np.array([texts[int(c)] for c in chips], dtype=object)
 
 
 def _choose(mix: dict, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -17,6 +17,9 @@ reference_accelerator       str      where duration_s was measured ('' = same on
 allowed_accelerators        str      '|'-separated accelerator ids the job may use ('' = any)
 reject_reason               str      set by a reader for rows that cannot be simulated ('' = none)
 note                        str      provenance (e.g. the pod's phase in the trace)
+layout                      str      parallel layout ('' = searched; ``sim.training.layout`` encoding)
+global_batch                float    sequences per step (NaN = one per chip; transformer models)
+seq_len                     float    tokens per sequence (NaN = the model's ``microbatch_samples``)
 ==========================  =======  ==========================================================
 
 Rows are sorted by (arrival_s, input order); the engine relies on it. Nothing here knows the engine.
@@ -40,7 +43,16 @@ JOB_COLUMNS = {
     "allowed_accelerators": object,
     "reject_reason": object,
     "note": object,
+    "layout": object,
+    "global_batch": np.float64,
+    "seq_len": np.float64,
 }
+
+
+def layout_text(tp: int, pp: int, dp: int, cp: int, ep: int, zero: int, micro_batch: int, recompute: str,
+                vp: int = 1) -> str:
+    """The ``layout`` column's encoding of a given parallel layout (``sim.training.layout`` decodes it)."""
+    return f"tp={tp},pp={pp},dp={dp},cp={cp},ep={ep},zero={zero},mb={micro_batch},recompute={recompute},vp={vp}"
 
 
 def busy_chip_equivalents(chips: np.ndarray, chip_share: np.ndarray) -> np.ndarray:
@@ -54,6 +66,7 @@ def make_job_table(columns: dict[str, object]) -> pd.DataFrame:
     defaults = {
         "chip_share": 1.0, "model": "", "stack": "portable", "samples": np.nan, "duration_s": np.nan,
         "reference_accelerator": "", "allowed_accelerators": "", "reject_reason": "", "note": "",
+        "layout": "", "global_batch": np.nan, "seq_len": np.nan,
     }
     data = {}
     for name, dtype in JOB_COLUMNS.items():
