@@ -17,9 +17,10 @@ of items/s, mean latency and p99 latency, in % (``*``: over 5 % on items/s or me
 adds its largest group load, the seeds' standard deviation and standard error of the mean latency, and the
 ``--seed`` run's mean latency and error), then how many cells were overloaded, per router and ``max_batch`` the
 cells within 5 %, and the worst of each column.
-The grid is the two mixed services (``mtia+h100``, ``mtia+h100+tpu``: 270 cells, about MINUTES minutes);
-``--mix mtia h100`` runs single-chip services for reference. ``tests/test_fluid_ranking.py`` runs the agreeing
-cells and asserts the 5 % bound; docs/inference.md quotes the grid.
+The grid is the two mixed services (``mtia+h100``, ``mtia+h100+tpu``: 270 cells, about 2.5 minutes under load,
+1.3 before the overloaded cells had 8 seeds); ``--mix mtia h100`` runs single-chip services for reference.
+``tests/test_fluid_ranking.py`` runs the agreeing cells and asserts the 5 % bound; docs/inference.md quotes the
+grid.
 """
 
 from __future__ import annotations
