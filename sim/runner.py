@@ -14,7 +14,7 @@ from sim import facility, kernels
 from sim.catalog.efficiency import port_costs, ports_at
 from sim.fleet import build_fleet
 from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
-from sim.money import build_ledger, job_costs_usd, money_summary, monthly_table
+from sim.money import build_ledger, job_costs_usd, job_energy_kwh, money_summary, monthly_table
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
 from sim.results import failures as failure_results
@@ -127,6 +127,10 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                                    ledger.month_edges_s, ledger.months, peak_w))
         chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
+        by_chip = compute.training_by_accelerator(jobs_out, job_energy_kwh(jobs_out, outcome, fleet.pools, fleet.site,
+                                                                           horizon))
+        if by_chip:
+            summary["training_by_accelerator"] = by_chip
         request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]
         service_costs = {name: (edges, *cost) for name, cost in serving.cost_per_bin(edges).items()}
         monthly = monthly_table(ledger, fleet.pools, jobs_out, requests, request_level, serving.slo_per_bin(),

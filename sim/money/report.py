@@ -22,22 +22,33 @@ def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site,
                   horizon_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
     """Per job of ``jobs_out``: (chip cost, energy cost) [USD] of all its runs up to the horizon (see the
     module's rule); zero for jobs that never ran."""
-    n = len(jobs_out)
     chip_rate = np.array([p.chip_cost_usd_per_hour for p in pools] + [0.0])
-    energy_rate = np.array([p.busy_w_with_server * site.pue / 1e3 * site.electricity_usd_per_kwh
-                            for p in pools] + [0.0])  # USD per chip-hour at full load
+    energy_usd = job_energy_kwh(jobs_out, outcome, pools, site, horizon_s) * site.electricity_usd_per_kwh
+    return _job_chip_hours_times(chip_rate, jobs_out, outcome, horizon_s), energy_usd
+
+
+def job_energy_kwh(jobs_out: pd.DataFrame, outcome: dict, pools, site, horizon_s: float = np.inf) -> np.ndarray:
+    """Per job of ``jobs_out``: facility energy [kWh] of all its runs up to the horizon — its busy chips at full
+    load with their server share (``busy_w_with_server``) × PUE × hours (the module's rule); zero for jobs that
+    never ran."""
+    kw = np.array([p.busy_w_with_server * site.pue / 1e3 for p in pools] + [0.0])  # kW per busy chip
+    return _job_chip_hours_times(kw, jobs_out, outcome, horizon_s)
+
+
+def _job_chip_hours_times(rate: np.ndarray, jobs_out: pd.DataFrame, outcome: dict, horizon_s: float) -> np.ndarray:
+    """Per job: Σ over its runs (preempted runs included) of busy chip equivalents × hours × ``rate`` of the
+    run's pool (``rate`` indexed by pool, with a last entry for "no pool")."""
+    n = len(jobs_out)
     weight = busy_chip_equivalents(jobs_out["chips"].to_numpy(), jobs_out["chip_share"].to_numpy())
     start, end, pool = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
     ran = ~(np.isnan(start) | np.isnan(end))
     hours = np.where(ran, (np.minimum(np.where(ran, end, 0.0), horizon_s) - np.where(ran, start, 0.0)) / 3600.0, 0.0)
-    chip_h = weight * hours
-    chip_usd, energy_usd = chip_h * chip_rate[pool], chip_h * energy_rate[pool]
+    total = weight * hours * rate[pool]
     seg = outcome["segments"]
     if len(seg["job"]):
         seg_chip_h = weight[seg["job"]] * (np.minimum(seg["end_s"], horizon_s) - seg["start_s"]) / 3600.0
-        chip_usd = chip_usd + np.bincount(seg["job"], seg_chip_h * chip_rate[seg["pool"]], minlength=n)
-        energy_usd = energy_usd + np.bincount(seg["job"], seg_chip_h * energy_rate[seg["pool"]], minlength=n)
-    return chip_usd, energy_usd
+        total = total + np.bincount(seg["job"], seg_chip_h * rate[seg["pool"]], minlength=n)
+    return total
 
 
 def money_summary(ledger: Ledger, jobs_out: pd.DataFrame, job_chip_usd: np.ndarray,

@@ -318,6 +318,42 @@ def mfu_by_accelerator(jobs_out: pd.DataFrame, horizon_s: float) -> dict[str, fl
     return out
 
 
+def training_by_accelerator(jobs_out: pd.DataFrame, job_energy_kwh: np.ndarray) -> dict[str, dict]:
+    """Per accelerator type, the completed transformer training jobs (those with a step-time-model MFU): how
+    many, their mean gang [chips], mean run time [days] from first start to end (preemptions and restarts
+    included), chip-hour-weighted MFU, the bottleneck term that bounds the most of their chip-hours with its
+    chip-hour-weighted mean share of the step among the jobs it bounds, and mean facility energy per job [MWh]
+    (``job_energy_kwh``: busy chips at full load × PUE, the money report's rule). With one such job per
+    accelerator, these are that job's figures. Empty when no such job completed."""
+    if "mfu" not in jobs_out or not len(jobs_out):
+        return {}
+    mfu = jobs_out["mfu"].to_numpy(np.float64)
+    done = (jobs_out["state"].to_numpy() == "completed") & ~np.isnan(mfu)
+    run_s = jobs_out["end_s"].to_numpy(np.float64) - jobs_out["start_s"].to_numpy(np.float64)
+    chips = jobs_out["chips"].to_numpy(np.float64)
+    weight = chips * run_s
+    accel = jobs_out["accelerator"].to_numpy()
+    term = jobs_out["bottleneck"].to_numpy()
+    share = jobs_out["bottleneck_share"].to_numpy(np.float64)
+    out = {}
+    for name in sorted(set(accel[done])):
+        on = done & (accel == name)
+        terms = sorted(set(term[on]))
+        hours = [weight[on & (term == t)].sum() for t in terms]
+        top = terms[int(np.argmax(hours))]
+        bound = on & (term == top)
+        out[str(name)] = {
+            "jobs": int(on.sum()),
+            "chips": float(chips[on].mean()),
+            "run_days": float(run_s[on].mean() / 86400.0),
+            "mfu": float((mfu[on] * weight[on]).sum() / weight[on].sum()),
+            "bottleneck": str(top),
+            "bottleneck_share": float((share[bound] * weight[bound]).sum() / weight[bound].sum()),
+            "energy_mwh": float(job_energy_kwh[on].mean() / 1e3),
+        }
+    return out
+
+
 def jct_counts(state: np.ndarray, arrival_s: np.ndarray, warmup_s: float) -> dict[str, int]:
     """Every submitted job once: ``included`` in the JCT statistics (completed, arrived at or after the
     warm-up), or why not — arrived during the warm-up, or (arrived after it) still running, still queued

@@ -440,7 +440,10 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
                  router: str, slo_s, pooled: dict | None = None, micro: dict | None = None) -> dict:
     """One replica group's share of the queries (``accepted`` per bin) through the batch-service queue;
     ``micro``: the per-bin figures of the micro-simulation metamodel (``_micro_split``), which replace the
-    analytic busy fraction, batch size and steady latency."""
+    analytic busy fraction, batch size and steady latency. ``load`` in the result: the group's queries in its
+    busiest bin ÷ what its backlog drains there (its capacity, full batches of the mean query; where the metamodel
+    serves a level, at least the level's rate ÷ ``MICRO_CEILING``, its queue being in the simulated latency);
+    above 1 the backlog grows for as long as that rate lasts (an overloaded group)."""
     cost, replicas = plan.costs[g], plan.replicas[g]
     delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
     m = items.mean
@@ -494,7 +497,8 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
             "items": completed * m, "met": met, "met_per_bin": met_per_bin, "latency": parts,
             "batches": float(np.sum(served / batch_per_bin)),
             "busy_chip_s": busy * widths * replicas * plan.chips_per_replica[g],
-            "served_per_bin": served, "backlog_per_bin": backlog}
+            "served_per_bin": served, "backlog_per_bin": backlog,
+            "load": float(np.max(np.divide(accepted, room, out=np.zeros(len(room)), where=room > 0), initial=0.0))}
 
 
 def _met_per_bin(met_each: np.ndarray, keep: np.ndarray, row: np.ndarray, meets: np.ndarray,
