@@ -37,12 +37,12 @@ def _jobs(model, chips, layout="", batch=np.nan, seq=np.nan, n=1):
                            "global_batch": batch, "seq_len": seq})
 
 
-def _plan(jobs, nets, accels=None, memory_gb=None):
+def _plan(jobs, nets, accels=None, memory_gb=None, materialized=False):
     accels = accels or [H100] * len(nets)
     if memory_gb is not None:
         accels = [a.model_copy(update={"memory_gb": memory_gb}) for a in accels]
     eff = np.full((len(jobs), len(nets)), H100.stacks["cuda"])
-    return plan_steps(jobs, CATALOG, accels, nets, [np.inf] * len(nets), eff)
+    return plan_steps(jobs, CATALOG, accels, nets, [np.inf] * len(nets), eff, materialized)
 
 
 def _given(tp=1, pp=1, dp=1, cp=1, ep=1, zero=1, mb=1, recompute="selective", vp=1):
@@ -61,7 +61,8 @@ def _random_kernel_inputs(rng, n=300, p=4):
         global_batch=2.0 ** rng.integers(6, 12, n), tp=2 ** rng.integers(0, 4, n), pp=2 ** rng.integers(0, 4, n),
         dp=2 ** rng.integers(0, 8, n), cp=2 ** rng.integers(0, 3, n), ep=np.where(moe, 2 ** rng.integers(0, 3, n), 1),
         zero=rng.integers(0, 4, n), micro_batch=2.0 ** rng.integers(0, 3, n), recompute=rng.integers(0, 3, n),
-        virtual_stages=2 ** rng.integers(0, 3, n), peak_flops=rng.uniform(1e14, 2e15, p),
+        virtual_stages=2 ** rng.integers(0, 3, n), materialized_attention=rng.integers(0, 2, n),
+        peak_flops=rng.uniform(1e14, 2e15, p),
         memory_bandwidth_bps=rng.uniform(1e12, 8e12, p),
         memory_bytes=rng.uniform(16e9, 2e11, p),
         level_chips=np.array([[8, 32, 8192], [64, 64, 4096], [4, 16, 100000], [256, 256, 256]], float),
@@ -157,11 +158,12 @@ def _encoded(label: str) -> str:
 
 def test_single_domain_fsdp_keeps_todays_step_time():
     """Llama 3 8B, FSDP over one 8-chip H100 domain, one 2,048-token sequence per chip: the roofline's
-    micro-step and the layout model's step agree within 15 %. The step model differs from the roofline in three
+    micro-step and the layout model's step agree within 15 %. The step model differs from the roofline in four
     documented factors, which the second check takes out (then they agree within 1 %): the attention FLOPs
     (12·L·h·s per token) and selective recomputation (4·L·h·s) the roofline leaves out, +8.9 % here; the shape
-    efficiency of 2,048-token GEMMs; and the efficiency plateau (the catalog's end-to-end stack efficiency
-    scaled to the GEMMs alone, since the step model charges communication and bubbles itself)."""
+    efficiency of 2,048-token GEMMs; the efficiency plateau (the catalog's end-to-end stack efficiency
+    scaled to the GEMMs alone, since the step model charges communication and bubbles itself); and the
+    memory-bound kernels between the GEMMs (ELEMENTWISE_BYTES per token, layer and unit of h, three passes)."""
     spec = CATALOG.models["llama3-8b"]
     seq, gang = 2048, 8
     plan = _plan(_jobs("llama3-8b", gang, _given(dp=gang, zero=3), batch=gang, seq=seq), [_net(8)])
@@ -179,7 +181,36 @@ def test_single_domain_fsdp_keeps_todays_step_time():
     shape = ((1 - np.exp(-seq / step_reference.SHAPE_TOKENS))
              * (1 - np.exp(-spec.hidden_size / step_reference.SHAPE_WIDTH)))
     plateau = min(1.0, eff * step_reference.EFFICIENCY_PLATEAU) / eff
-    assert new == pytest.approx(today[0, 0] * (1 + extra) / (shape * plateau), rel=0.01)
+    elementwise = (seq * spec.layers * step_reference.ELEMENTWISE_BYTES * 3 * spec.hidden_size
+                   / (H100.memory_bandwidth_tbps * 1e12))
+    assert new == pytest.approx(today[0, 0] * (1 + extra) / (shape * plateau) + elementwise, rel=0.01)
+
+
+def test_memory_bound_kernels_between_the_gemms_weigh_on_narrow_models():
+    """The elementwise kernels and (without flash attention) the attention scores run on the HBM bandwidth in
+    series with the GEMMs: a compute-bound step shortens by exactly the time a faster HBM saves on them; the
+    scores cost m·T·L·SCORE_BYTES·4·a·s/tp bytes (selective recomputation repeats their forward) and a larger
+    share of a narrow model's step than of a wide one's (Narayanan's weak scaling: 1.7B runs below 1T)."""
+    bw = H100.memory_bandwidth_tbps * 1e12
+    fast = H100.model_copy(update={"memory_bandwidth_tbps": 2 * H100.memory_bandwidth_tbps})
+    seq, m, share = 2048, 8, {}
+    for name in ("llama3-8b", "llama3-405b"):
+        spec = CATALOG.models[name]
+        jobs = _jobs(name, 8, _given(tp=8), batch=m, seq=seq)
+        fused, scores = (_plan(jobs, [_net(8)] * 2, [H100, fast], memory_gb=1e4, materialized=mat)
+                         for mat in (False, True))
+        assert (fused.status == STATUS_OK).all() and (fused.bottleneck == 0).all()
+        tokens_layers = m * seq * spec.layers
+        elementwise = tokens_layers * step_reference.ELEMENTWISE_BYTES * 3 * spec.hidden_size / 8 / bw
+        assert fused.step_s[0, 0] - fused.step_s[0, 1] == pytest.approx(elementwise / 2, rel=1e-6)
+        extra = tokens_layers * step_reference.SCORE_BYTES * 4 * spec.attention_heads * seq / 8 / bw
+        assert scores.step_s[0, 0] - fused.step_s[0, 0] == pytest.approx(extra, rel=1e-6)
+        share[name] = extra / scores.step_s[0, 0]
+    assert share["llama3-8b"] > 1.5 * share["llama3-405b"] > 0.01, share
+    # without recomputation the materialized scores are also stored: 5·a·s bytes per token and layer
+    jobs = _jobs("llama3-8b", 8, _given(dp=8, zero=3, recompute="none"), batch=8, seq=8192)
+    assert _plan(jobs, [_net(8)]).status[0, 0] == STATUS_OK
+    assert _plan(jobs, [_net(8)], materialized=True).status[0, 0] == step_reference.STATUS_OUT_OF_MEMORY
 
 
 def test_moe_flops_from_active_and_memory_from_all_parameters():
@@ -258,7 +289,7 @@ def test_fidelity_benchmark_stays_calibrated():
                          capture_output=True, text=True).stdout.strip().splitlines()
     median = float(out[-1].split("median_abs_err=")[1].split("%")[0])
     right, total = map(int, out[-2].split("orderings_right=")[1].split()[0].split("/"))
-    assert median <= 10.0 and right >= 12 and total == 13, out[-2:]
+    assert median <= 6.0 and right == total == 13, out[-2:]
 
 
 def test_plans_of_porting_epochs_merge_by_arrival_epoch():

@@ -78,23 +78,24 @@ def _level_of(span, chips, p):
 
 def step_time_s(params, active_params, expert_params, layers, hidden, heads, experts_per_token, bytes_per_param,
                 seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute, virtual_stages,
-                peak_flops, memory_bandwidth_bps, memory_bytes, level_chips, level_bandwidth_bps, level_latency_s,
-                torus_dims, max_gang_chips, efficiency):
+                materialized_attention, peak_flops, memory_bandwidth_bps, memory_bytes, level_chips,
+                level_bandwidth_bps, level_latency_s, torus_dims, max_gang_chips, efficiency):
     """The compiled kernel with the calibrated constants of ``step_reference`` passed in at call time (Numba's
     cache would otherwise keep the values of the compile, since it only watches this file)."""
     return _step_time_s(params, active_params, expert_params, layers, hidden, heads, experts_per_token,
                         bytes_per_param, seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute,
-                        virtual_stages, peak_flops, memory_bandwidth_bps, memory_bytes, level_chips,
-                        level_bandwidth_bps, level_latency_s, torus_dims, max_gang_chips, efficiency,
+                        virtual_stages, materialized_attention, peak_flops, memory_bandwidth_bps, memory_bytes,
+                        level_chips, level_bandwidth_bps, level_latency_s, torus_dims, max_gang_chips, efficiency,
                         step_reference.SHAPE_TOKENS, step_reference.SHAPE_WIDTH, step_reference.EFFICIENCY_PLATEAU,
-                        step_reference.DP_OVERLAP)
+                        step_reference.DP_OVERLAP, step_reference.ELEMENTWISE_BYTES, step_reference.SCORE_BYTES)
 
 
 @njit(cache=True)
 def _step_time_s(params, active_params, expert_params, layers, hidden, heads, experts_per_token, bytes_per_param,
                  seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute, virtual_stages,
-                 peak_flops, memory_bandwidth_bps, memory_bytes, level_chips, level_bandwidth_bps, level_latency_s,
-                 torus_dims, max_gang_chips, efficiency, shape_tokens, shape_width, plateau, dp_overlap):
+                 materialized_attention, peak_flops, memory_bandwidth_bps, memory_bytes, level_chips,
+                 level_bandwidth_bps, level_latency_s, torus_dims, max_gang_chips, efficiency, shape_tokens,
+                 shape_width, plateau, dp_overlap, elementwise_bytes, score_bytes):
     n_c = params.shape[0]
     n_p = peak_flops.shape[0]
     step_out = np.empty((n_c, n_p), dtype=np.float64)
@@ -110,6 +111,7 @@ def _step_time_s(params, active_params, expert_params, layers, hidden, heads, ex
         Ne = expert_params[c_i]
         L = layers[c_i]
         h = hidden[c_i]
+        a = heads[c_i]
         k_e = experts_per_token[c_i]
         bpp = bytes_per_param[c_i]
         s = seq_len[c_i]
@@ -134,10 +136,18 @@ def _step_time_s(params, active_params, expert_params, layers, hidden, heads, ex
             f_hw += 4.0 * L * h * s
         shape = (1.0 - math.exp(-T / shape_tokens)) * (1.0 - math.exp(-(h / t_p) / shape_width))
         P = (N - Ne) / (t_p * p_p) + Ne / (t_p * p_p * e_p)
+        mat = materialized_attention[c_i] > 0
         if r == 2:
             act = 2.0 * h / t_p
         else:
             act = 34.0 * h / t_p
+            if mat and r == 0:
+                act += 5.0 * a * s / t_p
+        # memory-bound kernels between the GEMMs (elementwise; attention scores where materialized) [bytes]
+        other = elementwise_bytes * (4.0 if r == 2 else 3.0) * h / t_p
+        if mat:
+            other += score_bytes * (4.0 if r >= 1 else 3.0) * a * s / t_p
+        other *= T * L / p_p
         n_ar = (6.0 if r == 2 else 4.0) * L / p_p
         dense_local = (N - Ne) / (t_p * p_p)
         expert_local = Ne / (t_p * p_p * e_p)
@@ -175,7 +185,8 @@ def _step_time_s(params, active_params, expert_params, layers, hidden, heads, ex
             c = T * f_hw / (t_p * p_p) / rate
             attention = T * 12.0 * L * h * s / (t_p * p_p) / rate
             mem = (3.0 * BF16_BYTES * P + 2.0 * act * T * L / p_p) / memory_bandwidth_bps[p]
-            w = max(c, mem)
+            x = other / memory_bandwidth_bps[p]
+            w = max(c, mem) + x
             tp_up = 0.0
             tp_out = 0.0
             if t_p > 1:
@@ -216,8 +227,8 @@ def _step_time_s(params, active_params, expert_params, layers, hidden, heads, ex
             scale = exposed / dp_comm if dp_comm > 0 else 0.0
             cp_up = cp_exposed if cp_level == 0 else 0.0
             q_up = v * q if q_level == 0 else 0.0
-            terms[0] = m * w if c >= mem else 0.0
-            terms[1] = 0.0 if c >= mem else m * w
+            terms[0] = m * (w - x) if c >= mem else 0.0
+            terms[1] = m * x + (0.0 if c >= mem else m * (w - x))
             terms[2] = m * (tp_up + ep_up + cp_up + q_up) + scale * dp_up
             terms[3] = m * (tp_out + ep_out + (cp_exposed - cp_up) + (v * q - q_up)) + scale * dp_out
             terms[4] = bubble

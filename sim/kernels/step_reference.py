@@ -24,7 +24,16 @@ data-parallel (and expert) ranks ``tp·cp·pp`` apart.
 * compute per micro-batch and stage: ``c = T·f_hw / (tp·pp) / (peak·min(1, eff_stack·EFFICIENCY_PLATEAU)·e_shape)``.
 * memory traffic per micro-batch and stage (roofline): local parameters ``P = (N−Ne)/(tp·pp) + Ne/(tp·pp·ep)``;
   bf16 weights read forward and backward and gradients written, activations written and read:
-  ``mem = (3·2·P + 2·act·T·L/pp) / hbm_bandwidth``; the micro-batch runs ``w = max(c, mem)``.
+  ``mem = (3·2·P + 2·act·T·L/pp) / hbm_bandwidth``.
+* memory-bound kernels between the GEMMs (layer norms, bias-GeLU, bias-dropout-residual; and, where the attention
+  scores are materialized — ``materialized_attention``, no flash attention — the scale-mask-softmax and dropout on
+  the ``a·s`` scores of each token), run in series with the GEMMs at the HBM bandwidth:
+  ``x = T·L/pp · (ELEMENTWISE_BYTES·n_e·h/tp + [materialized] SCORE_BYTES·n_s·a·s/tp) / hbm_bandwidth`` with
+  ``n_e = 3`` passes' worth (forward once, backward about twice the forward's bytes; 4 with full recomputation)
+  and ``n_s = 3`` (4 with selective or full recomputation, which repeat the attention core). Per token and layer
+  this is ∝ h (scores: ∝ a·s) against the GEMMs' ∝ h², so it weighs on narrow models: with materialized scores
+  a 1.7B model (h = 2,304, 24 heads, s = 2,048) on an A100 spends ~30 % of its micro-batch in it, a 1T model
+  (h = 25,600, tp = 8) ~3 %. The micro-batch runs ``w = max(c, mem) + x``.
 * tensor parallel (inside the scale-up domain): 4 all-reduces per layer (2 forward, 2 backward; 6 with full
   recomputation) of ``T·h·2`` bytes over the tp ranks; ring all-reduce ``2·(n−1)/n·D/bw + 2·(n−1)·latency``.
 * context parallel (ring attention, LIU2023): per layer ``3·(cp−1)`` passes of the K,V chunk ``4·T·h/tp`` bytes
@@ -47,7 +56,7 @@ data-parallel (and expert) ranks ``tp·cp·pp`` apart.
   A level whose ``torus_dims`` are set (TPU slice) runs a multi-dimensional ring: the same bytes at the
   level's (total, one-way) bandwidth, ``Σ(dᵢ − 1)`` latency steps instead of ``n − 1``.
 * step ``= pipeline + exposed dp``; ``MFU = B·s·f / (chips · peak · step)``.
-* bottleneck: the largest of compute (``m·c`` where compute-bound), memory (``m·mem`` where memory-bound),
+* bottleneck: the largest of compute (``m·c`` where compute-bound), memory (``m·mem`` where memory-bound, + ``m·x``),
   scale-up network (level-0 parts of every exchange), scale-out network (levels ≥ 1), pipeline bubble;
   returned as a code (``BOTTLENECKS``) and its share of the step.
 
@@ -55,12 +64,15 @@ Memory per chip (must fit ``memory_bytes``; ZERO2020, KORTHIKANTI2022): training
 parameter split as 2 B weights (sharded over dp at ZeRO 3), 2 B gradients (at ZeRO ≥ 2) and ``bpp − 4`` B
 optimizer (at ZeRO ≥ 1); expert parameters shard over ``dp/ep``. Activations per token and layer: ``34·h/tp``
 without or with selective recomputation (attention is a fused kernel, DAO2022, so KORTHIKANTI2022's ``5·a·s``
-score term is never stored), ``2·h/tp`` with full recomputation (plus one layer's ``34·h/tp·T`` working set);
+score term is not stored; it is, ``5·a·s/tp``, where the scores are materialized and nothing is recomputed),
+``2·h/tp`` with full recomputation (plus one layer's ``34·h/tp·T`` working set);
 the first stage holds ``min(m, pp)`` micro-batches of ``L/pp`` layers.
 
 Simplifications: the MoE expert GEMMs are taken at the dense shape efficiency; no interleaved schedule,
 optimizer step or embedding/logit imbalance between stages; all-to-alls and tensor all-reduces are not
-overlapped; every chip of a domain drives its own NIC at the outer levels.
+overlapped; every chip of a domain drives its own NIC at the outer levels; the memory-bound kernels between the
+GEMMs split over tp (sequence parallelism, KORTHIKANTI2022) even where a run replicated them, and never overlap
+the GEMMs.
 """
 
 from __future__ import annotations
@@ -78,17 +90,27 @@ from sim.kernels.reference import (
 STATUS_TP_WIDER_THAN_DOMAIN = 4
 BOTTLENECKS = ("compute", "memory", "scale-up-network", "scale-out-network", "pipeline-bubble")
 
-# estimate: calibrated on benchmarks/training_fidelity.py (109 public MFU/step-time rows; a grid over these four
-# constants, SHAPE_TOKENS 256–2048, SHAPE_WIDTH 64–512, EFFICIENCY_PLATEAU 1.15–1.55, DP_OVERLAP 0.6–0.95, picked the
-# lowest median error, 8.2 %, keeping the plateau at the lower of two near-equal optima); a GEMM of T tokens
+# estimate: calibrated on benchmarks/training_fidelity.py (109 public MFU/step-time rows; `--fit` grids these four
+# constants, SHAPE_TOKENS 256–2048, SHAPE_WIDTH 64–512, EFFICIENCY_PLATEAU 1.15–1.60, DP_OVERLAP 0.6–0.95, and keeps
+# the lowest median error among those with every ordering right: 5.8 %, 13/13; ELEMENTWISE_BYTES and SCORE_BYTES
+# stay at their counted values, which a wider grid moves by < 0.3 points of median); a GEMM of T tokens
 # reaches 1 − e^(−T/SHAPE_TOKENS) of its large-shape rate, and a tensor-parallel shard of width h/tp
 # 1 − e^(−(h/tp)/SHAPE_WIDTH): both near 1 for the thousands of tokens and widths ≥ 1k of large runs
 SHAPE_TOKENS = 1024.0
-SHAPE_WIDTH = 128.0
+SHAPE_WIDTH = 256.0
 # estimate: calibrated on benchmarks/training_fidelity.py; the catalog's stack efficiencies are end-to-end MFU-like
 # fractions of well-tuned jobs, which already carry their communication and pipeline losses; the GEMMs alone run
 # faster, so the compute term runs at stack efficiency × EFFICIENCY_PLATEAU (at most peak)
-EFFICIENCY_PLATEAU = 1.35
+EFFICIENCY_PLATEAU = 1.425
+# estimate: bytes moved through HBM per token, layer and unit of h/tp by the memory-bound kernels between the GEMMs
+# in one forward pass (Megatron-LM's fused kernels, NARAYANAN2021): layer norms 2 × (2h read + 2h written),
+# bias-dropout-residual 2 × (4h read + 2h written + h mask), bias-GeLU 8h read + 8h written on the 4h-wide MLP
+# = 38 (KORTHIKANTI2022 §4.1 lists these activations); the backward pass moves about twice the forward's bytes
+ELEMENTWISE_BYTES = 38.0
+# estimate: bytes per attention-score element (a·s per token) in one forward pass where the scores are materialized
+# (no fused flash attention, DAO2022; Megatron-LM 2021–22): the batched QKᵀ writes 2, scale-mask-softmax reads 2 and
+# writes 2, dropout reads 2, writes 2 and a 1-byte mask, the score-value product reads 2 = 13
+SCORE_BYTES = 13.0
 # estimate: share of the overlap window in which data-parallel collectives actually run hidden (bucketed
 # gradient reduce-scatter and parameter prefetch lose some of it to stream contention and the first/last bucket)
 DP_OVERLAP = 0.95
@@ -154,19 +176,21 @@ def _all_to_all(n, stride, data, chips, bw, lat):
 
 def step_time_s(params, active_params, expert_params, layers, hidden, heads, experts_per_token, bytes_per_param,
                 seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch, recompute, virtual_stages,
-                peak_flops, memory_bandwidth_bps, memory_bytes, level_chips, level_bandwidth_bps, level_latency_s,
-                torus_dims, max_gang_chips, efficiency):
+                materialized_attention, peak_flops, memory_bandwidth_bps, memory_bytes, level_chips,
+                level_bandwidth_bps, level_latency_s, torus_dims, max_gang_chips, efficiency):
     """Step time of each candidate (length C) on each pool (length P); see the module docstring.
 
-    ``level_*`` and ``torus_dims`` are P×3 (``sim.fleet.network.level_arrays``); ``efficiency`` is C×P.
+    ``level_*`` and ``torus_dims`` are P×3 (``sim.fleet.network.level_arrays``); ``efficiency`` is C×P;
+    ``materialized_attention`` (length C) is 1 where the attention scores go through HBM, else 0.
     Returns ``(step_s, mfu, bottleneck, share, status)``, each C×P: step time [s] (inf where the candidate
     cannot run), MFU [-], the bottleneck's code in ``BOTTLENECKS`` and its share of the step, and a status
     (``STATUS_OK`` or why not: stack, out of memory, gang too large, tp wider than the domain)."""
     col = lambda x: np.asarray(x, dtype=np.float64)[:, None]  # noqa: E731
     N, Na, Ne, L, h, a, k_e, bpp = map(col, (params, active_params, expert_params, layers, hidden, heads,
                                              experts_per_token, bytes_per_param))
-    s, B, tp, pp, dp, cp, ep, z, mb, r, v = map(col, (seq_len, global_batch, tp, pp, dp, cp, ep, zero, micro_batch,
-                                                      recompute, virtual_stages))
+    s, B, tp, pp, dp, cp, ep, z, mb, r, v, mat = map(col, (seq_len, global_batch, tp, pp, dp, cp, ep, zero,
+                                                           micro_batch, recompute, virtual_stages,
+                                                           materialized_attention))
     chips, bw, lat = level_chips, level_bandwidth_bps, level_latency_s
     torus_steps = np.where(torus_dims[:, 0] > 0, np.maximum(torus_dims - 1.0, 0.0).sum(axis=1), 0.0)
     peak = peak_flops[None, :]
@@ -182,9 +206,15 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
         c = T * f_hw / (tp * pp) / rate
         attention = T * 12.0 * L * h * s / (tp * pp) / rate
         P = (N - Ne) / (tp * pp) + Ne / (tp * pp * ep)
-        act = np.where(r == 2, 2.0 * h / tp, 34.0 * h / tp)
+        act = np.where(r == 2, 2.0 * h / tp, 34.0 * h / tp + np.where((mat > 0) & (r == 0), 5.0 * a * s / tp, 0.0))
         mem = (3.0 * BF16_BYTES * P + 2.0 * act * T * L / pp) / memory_bandwidth_bps[None, :]
-        w = np.maximum(c, mem)
+        # memory-bound kernels between the GEMMs (elementwise; attention scores where materialized), in series
+        passes_e = np.where(r == 2, 4.0, 3.0)
+        passes_s = np.where(r >= 1, 4.0, 3.0)
+        other = T * L / pp * (ELEMENTWISE_BYTES * passes_e * h / tp
+                              + np.where(mat > 0, SCORE_BYTES * passes_s * a * s / tp, 0.0))
+        x = other / memory_bandwidth_bps[None, :]
+        w = np.maximum(c, mem) + x
         compute_bound = c >= mem
         # tensor parallel: ring all-reduce = reduce-scatter + all-gather of T·h·2 bytes, inside the domain
         n_ar = np.where(r == 2, 6.0, 4.0) * L / pp
@@ -222,8 +252,8 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
         q_up = np.where(q_level == 0, v * q, 0.0)
         run = m + np.zeros_like(bubble)
         terms = np.stack([
-            np.where(compute_bound, run * w, 0.0),
-            np.where(compute_bound, 0.0, run * w),
+            np.where(compute_bound, run * (w - x), 0.0),
+            np.where(compute_bound, 0.0, run * (w - x)) + run * x,
             run * (tp_up + ep_up + cp_up + q_up) + scale * dp_up,
             run * (tp_out + ep_out + cp_out + (v * q - q_up)) + scale * dp_out,
             bubble,

@@ -64,9 +64,12 @@ def job_batch(jobs: pd.DataFrame, catalog) -> tuple[np.ndarray, np.ndarray]:
     return batch, seq
 
 
-def plan_steps(jobs: pd.DataFrame, catalog, accelerators, networks, max_gang_chips, efficiency: np.ndarray) -> StepPlan:
+def plan_steps(jobs: pd.DataFrame, catalog, accelerators, networks, max_gang_chips, efficiency: np.ndarray,
+               materialized_attention: bool = False) -> StepPlan:
     """The step plan of ``jobs`` on pools with these accelerators, ``sim.fleet.network.NetworkLevels`` and
-    largest gangs; ``efficiency`` is N×P (the stack's fraction of peak, 0 where it does not run)."""
+    largest gangs; ``efficiency`` is N×P (the stack's fraction of peak, 0 where it does not run).
+    ``materialized_attention``: the attention scores go through HBM (no fused flash attention; the fidelity
+    benchmark's 2021–22 Megatron-LM rows); simulated jobs run today's stacks, which fuse attention."""
     n, p = len(jobs), len(accelerators)
     applies = applies_to(jobs["model"].to_numpy(), catalog)
     plan = StepPlan(applies=applies, tokens_per_step=np.zeros(n), step_s=np.full((n, p), np.inf),
@@ -100,7 +103,8 @@ def plan_steps(jobs: pd.DataFrame, catalog, accelerators, networks, max_gang_chi
         cands += [(model, c, batch[j], seq[j]) for c in found]
         eff_rows += [rows[j]] * len(found)
     owner = np.asarray(owner, dtype=np.int64)
-    result = _evaluate(cands, accelerators, networks, max_gang_chips, efficiency[np.asarray(eff_rows, np.int64)])
+    result = _evaluate(cands, accelerators, networks, max_gang_chips, efficiency[np.asarray(eff_rows, np.int64)],
+                       materialized_attention)
     step, status = result[0], result[4]
     n_shapes = len(first)
     best_row = np.full((n_shapes, p), -1, np.int64)
@@ -150,7 +154,7 @@ def merge_plans(plans: list[StepPlan], epoch_of_job: np.ndarray) -> StepPlan:
                     layout=np.stack(layouts_)[epoch_of_job, rows], labels=list(labels))
 
 
-def _evaluate(cands, accelerators, networks, max_gang_chips, efficiency):
+def _evaluate(cands, accelerators, networks, max_gang_chips, efficiency, materialized_attention=False):
     """One kernel call over every candidate (rows) and pool (columns)."""
     table = np.array([(m.params, m.activated_params, m.expert_params, m.layers, m.hidden_size, m.heads,
                        m.experts_per_token, m.train_bytes_per_param, s, b, c.micro_batch,
@@ -162,6 +166,7 @@ def _evaluate(cands, accelerators, networks, max_gang_chips, efficiency):
     levels = level_arrays(list(networks))
     return kernels.step_time_s(
         *real[:10], tp, pp, dp, cp, ep, zero, real[10], recompute, vp,
+        np.full(len(table), int(materialized_attention), dtype=np.int64),
         np.array([a.peak_flops for a in accelerators], dtype=np.float64),
         np.array([a.memory_bandwidth_tbps * 1e12 for a in accelerators], dtype=np.float64),
         np.array([a.memory_gb * 1e9 for a in accelerators], dtype=np.float64),
