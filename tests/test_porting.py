@@ -14,7 +14,7 @@ from sim.catalog.efficiency import add_months, port_epochs, ports_at, stack_effi
 from sim.fleet import build_fleet
 from sim.training.prepare import prepare_jobs
 from sim.training.simulate import simulate_training
-from sim.workload import make_job_table
+from sim.workload import make_job_table, training_jobs
 from tests.conftest import SCENARIOS, load_text, scenario_from
 
 DAY = 86400.0
@@ -198,3 +198,53 @@ workloads:
     assert "the port onto it starts 2026-01-11" in error
     scenario = load_text(tmp_path, text.replace("framework: cudaish", "framework: pytorch"))
     assert scenario.workloads.inference[0].software == "pytorch"  # pytorch runs there through PyTorch/XLA
+
+
+def _reliability(variant: str, **more):
+    from tests.test_readme_figures import VARIANTS
+    return sim.load(SCENARIOS / "reliability-at-scale.yaml").with_overrides({**VARIANTS[variant], **more})
+
+
+def test_reliability_port_books_its_cost_once_and_stay_none():
+    """The porting variant of reliability-at-scale (a 35-day run keeps it fast): one ledger row on 1 January
+    of 52 engineer-weeks plus USD 100,000; staying books nothing."""
+    ported = sim.run(_reliability("reliability-at-scale@port", duration="35d"))
+    rows = ported.ledger.entries[ported.ledger.entries["category"] == "porting"]
+    week = builtin_catalog().site_defaults["engineer_week_usd"]
+    assert len(rows) == 1 and rows.iloc[0]["time_s"] == 0.0
+    assert rows.iloc[0]["usd"] == pytest.approx(100000 + 52 * week)
+    assert ported.summary["money"]["by_category_usd"]["porting"] == pytest.approx(100000 + 52 * week)
+    stayed = sim.run(_reliability("reliability-at-scale@stay", duration="35d"))
+    assert (stayed.ledger.entries["category"] == "porting").sum() == 0
+    # staying, the second CUDA run waits for the H100s; ported, it runs on the MI300X from the start
+    assert stayed.jobs["accelerator"].tolist()[0] == "h100-sxm" and np.isnan(stayed.jobs["start_s"].iloc[1])
+    assert (ported.jobs["start_s"] < 60).all() and ported.jobs["accelerator"].tolist() == ["h100-sxm", "mi300x"]
+
+
+def test_reliability_port_efficiency_follows_the_ramp(tmp_path):
+    """The ported CUDA run's MI300X run time falls month by month with the ramp (0.6, 0.73, 0.87 of native ROCm
+    efficiency, 1.0 from 1 April) to the native ROCm run's time (the base scenario's ROCm job: same model, chips
+    and tokens)."""
+    catalog = builtin_catalog()
+    native = sim.load(SCENARIOS / "reliability-at-scale.yaml")
+    ported = _reliability("reliability-at-scale@port")
+    runs = {}
+    for name, scenario in (("native", native), ("ported", ported)):
+        fleet = build_fleet(scenario, catalog)
+        jobs = training_jobs(scenario, tmp_path)
+        runs[name] = (jobs, prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start,
+                                         float(scenario.duration)))
+    mi300x = [p.name for p in build_fleet(ported, catalog).pools].index("mi300x")
+    jobs, native_prepared = runs["native"]
+    assert native_prepared.ramps is None and list(jobs["stack"]) == ["cuda", "rocm"]
+    rocm_s = native_prepared.duration_s[1, mi300x]
+    jobs, prepared = runs["ported"]
+    assert list(jobs["stack"]) == ["cuda", "cuda"]
+    months = [0.0, *prepared.ramps.epochs_s]
+    assert [t / DAY for t in months] == [0, 31, 59, 90]  # 1 January, February, March, April
+    for job in (0, 1):
+        times = [prepared.ramps.full_time_s(job, mi300x, t, prepared.duration_s) for t in months]
+        assert times[-1] == pytest.approx(rocm_s, rel=1e-12) and times == sorted(times, reverse=True)
+        # the port's fraction scales the step's compute, not its communication: slower by a little less than 1/f
+        for run_s, frac in zip(times[:-1], (0.6, 0.6 + 0.4 / 3, 1 - 0.4 / 3)):
+            assert 0.95 * rocm_s / frac < run_s < rocm_s / frac

@@ -33,6 +33,10 @@ VARIANTS = {
     "recsys-on-asics@max-batch-2": {"workloads.inference.0.replicas.0.max_batch": 2},
     "gpu-supply-shock@no-shock": {"supply.shocks.0.delivery_factor": 1.0, "supply.shocks.0.extra_delay": 0},
     "port-or-stay@stay": {"porting": [{"from_stack": "xla", "accelerator": "h100-sxm", "efficiency_frac": 0.6}]},
+    "reliability-at-scale@port": {"workloads.training.generator.stacks": {"cuda": 1.0}, "porting": [
+        {"from_stack": "cuda", "accelerator": "mi300x", "to_stack": "rocm", "start": "2026-01-01", "engineer_weeks": 52,
+         "cost_usd": 100000, "ramp": {"initial_frac": 0.6, "final_frac": 1.0, "months": 3}}]},
+    "reliability-at-scale@stay": {"workloads.training.generator.stacks": {"cuda": 1.0}},
     "air-vs-liquid@liquid": {"fleet.h100.cooling": "liquid"},
     "air-vs-liquid@hot": {"site.climate": "miami"},
     "air-vs-liquid@hot-liquid": {"site.climate": "miami", "fleet.h100.cooling": "liquid"},
