@@ -164,3 +164,16 @@ def test_fluid_capacity_falls_with_availability(tmp_path):
     z = zero.summary["inference"]["chat"]
     assert z.pop("replica_availability") == 1.0 and z == a
 
+
+
+@pytest.mark.parametrize("group, spares, words", [
+    ({"active_until": "2026-01-02"}, 16, "with autoscaled, windowed or burst inference replicas"),
+    ({}, 32, "less the 64 its inference replicas hold"),
+])
+def test_hot_spares_on_a_replica_pool_are_checked(tmp_path, group, spares, words):
+    data = service_run(ALL, {"gpu": spares})
+    data["workloads"]["inference"][0]["replicas"][0].update(group)
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(data, tmp_path)
+    message = str(info.value)
+    assert "s.yaml:" in message and "failures.hot_spares.gpu" in message and words in message
