@@ -180,8 +180,9 @@ def _serving_failures(scenario: Scenario, catalog, fleet, jobs) -> ServingFailur
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:
-    """Pools that get no failures: burst pools (the cloud replaces its own servers) and pools whose inference
-    replicas scale (serving replicas' failures are not modelled yet)."""
+    """Pools that get no training failures: burst pools (the cloud replaces its own servers) and pools whose
+    inference replicas scale (their replicas' failures are not modelled yet; fixed groups' are,
+    ``sim.serving.failures``)."""
     index = {p.name: p.index for p in fleet.pools}
     scaling = {pool for _, _, pool, _, _ in serving.scaling.schedule}
     return frozenset({index[b.pool] for b in scenario.policy.burst} | scaling)
