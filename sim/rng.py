@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 STREAMS = ("arrivals", "service", "failures", "supply", "policy", "sizes", "models", "stacks", "inference", "ranking",
-           "batches")
+           "batches", "serving_failures")
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:

@@ -25,6 +25,7 @@ from sim.rng import streams
 from sim.scenario.loader import source_of
 from sim.scenario.schema import Scenario
 from sim.serving import FAMILIES
+from sim.serving.failures import ServingFailures
 from sim.serving.family import ServingContext
 from sim.serving.stage import serve_all
 from sim.training import prepare_jobs, simulate_training
@@ -75,7 +76,9 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     context = ServingContext(fleet=fleet, catalog=catalog, porting=ports_at(scenario.porting, 0.0, scenario.start),
                              horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
-                             rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start)
+                             rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start,
+                             failures=_serving_failures(scenario, catalog, fleet, jobs),
+                             failure_rng=rngs["serving_failures"])
     compiling = (" (first run: compiling the kernels)"
                  if kernels_need_compiling([kernels.serve_llm, kernels.serve_ranking]) else "")
     serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario),
@@ -168,9 +171,18 @@ def _burst_policies(scenario: Scenario, fleet) -> list:
     return [(index[b.pool], b) for b in scenario.policy.burst]
 
 
+def _serving_failures(scenario: Scenario, catalog, fleet, jobs) -> ServingFailures | None:
+    """The failure model of inference replicas (``sim.serving.failures``): training's rates, repairs, spares."""
+    config = resolve_failures(scenario, catalog, fleet, jobs)
+    if config is None:
+        return None
+    return ServingFailures(config.rates_per_chip_s, config.repair_s, config.weibull_shape, config.spare_chips)
+
+
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:
-    """Pools that get no failures: burst pools (the cloud replaces its own servers) and pools whose inference
-    replicas scale (serving replicas' failures are not modelled yet)."""
+    """Pools that get no training failures: burst pools (the cloud replaces its own servers) and pools whose
+    inference replicas scale (their replicas' failures are not modelled yet; fixed groups' are,
+    ``sim.serving.failures``)."""
     index = {p.name: p.index for p in fleet.pools}
     scaling = {pool for _, _, pool, _, _ in serving.scaling.schedule}
     return frozenset({index[b.pool] for b in scenario.policy.burst} | scaling)

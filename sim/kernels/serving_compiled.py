@@ -44,6 +44,7 @@ from sim.kernels.serving_reference import (
     ROUTER_LEAST_WORK,
     ROUTER_ROUND_ROBIN,
     ROUTER_SLO_AWARE,
+    SWITCH_FAIL,
     SWITCH_GONE,
     SWITCH_ON,
     UNFINISHED,
@@ -106,6 +107,8 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     present = np.ones(n_replicas, dtype=np.bool_)  # not gone (outside its group's window)
     n_gone = 0
     woken = np.zeros(n_replicas, dtype=np.bool_)
+    hit = np.zeros(n, dtype=np.int64)  # replica failures that struck each request
+    victims = np.zeros(n, dtype=np.int64)
     next_rr = 0
     i = 0
     k_switch = 0
@@ -169,11 +172,75 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
         if t_switch <= t_arrival:
             r = switch_replica[k_switch]
             code = int(switch_on[k_switch])
+            gone = code == SWITCH_GONE or code == SWITCH_FAIL
             n_active += int(code == SWITCH_ON) - int(active[r])
-            n_gone += int(code == SWITCH_GONE) - int(not present[r])
+            n_gone += int(gone) - int(not present[r])
             active[r] = code == SWITCH_ON
-            present[r] = code != SWITCH_GONE
+            present[r] = not gone
             k_switch += 1
+            if code == SWITCH_FAIL:  # empty the replica; its requests are routed again (serving_reference)
+                count = 0
+                for j in range(n_prefilling[r]):
+                    victims[count] = prefilling[r, j]
+                    count += 1
+                for j in range(n_decoding[r]):
+                    victims[count] = heap_req[r, j]
+                    count += 1
+                q = queue_head[r] if not central else -1
+                while q >= 0:
+                    victims[count] = q
+                    count += 1
+                    q = -1 if q == queue_tail[r] else queue_next[q]
+                queue_head[r] = -1
+                queue_tail[r] = -1
+                n_prefilling[r] = 0
+                n_decoding[r] = 0
+                context[r] = 0
+                kv_used[r] = 0
+                in_system[r] = 0
+                work[r] = 0
+                pending_prefill[r] = 0
+                iteration_end[r] = np.inf
+                busy[r] = False
+                _tree_update(tree, leaves, iteration_end, r)
+                lost = np.sort(victims[:count])
+                for j in range(count):
+                    q = lost[j]
+                    hit[q] += 1
+                    prefilled[q] = 0
+                    chunk[q] = 0
+                    first_token[q] = np.nan
+                    replica_of[q] = -1
+                    need = prompt_tokens[q] + output_tokens[q]
+                    if need > max_capacity or (n_gone > 0 and not _any_present(need, present, replica_int)):
+                        status[q] = REJECTED
+                        continue
+                    target = n_replicas
+                    if not central:
+                        target, next_rr = _route(router, need, prompt_tokens[q], next_rr, active, present,
+                                                 replica_int, replica_float, in_system, work, seconds_per_token,
+                                                 pending_prefill, n_decoding, context, busy, iteration_s, slo_ttft_s,
+                                                 slo_tpot_s)
+                        replica_of[q] = target
+                        in_system[target] += 1
+                        work[target] += need
+                        pending_prefill[target] += prompt_tokens[q]
+                    _insert_sorted(queue_head, queue_tail, queue_next, target, q)
+                    for m in range(n_replicas):
+                        if not busy[m] and (central or m == target):
+                            woken[m] = True
+                for m in range(n_replicas):
+                    if woken[m]:
+                        woken[m] = False
+                        _start(m, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
+                               context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
+                               iteration_end, busy, replica_int, replica_float, central, active, replica_of,
+                               in_system, work, pending_prefill, iteration_s)
+                        if busy[m]:
+                            _add_busy(busy_s, m, t_switch, iteration_end[m], horizon_s, bin_width_s)
+                            _add_occupancy(batch_seq_s, kv_token_s, m, t_switch, iteration_end[m], horizon_s,
+                                           n_prefilling[m] + n_decoding[m], kv_used[m])
+                            _tree_update(tree, leaves, iteration_end, m)
             if not busy[r]:
                 _start(r, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
                        context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
@@ -252,7 +319,33 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                         _tree_update(tree, leaves, iteration_end, r)
     for j in range(i, n):
         status[j] = NOT_OFFERED
-    return status, replica_of, first_token, finish, kv_peak, busy_s, batch_seq_s, kv_token_s
+    return status, replica_of, first_token, finish, kv_peak, busy_s, batch_seq_s, kv_token_s, hit
+
+
+@njit(cache=True)
+def _insert_sorted(queue_head, queue_tail, queue_next, queue, q):
+    """Put request ``q`` into linked-list ``queue`` in index (arrival) order (serving_reference._enqueue)."""
+    tail = queue_tail[queue]
+    if tail < 0:
+        queue_head[queue] = q
+        queue_tail[queue] = q
+        queue_next[q] = -1
+        return
+    if tail < q:
+        queue_next[tail] = q
+        queue_tail[queue] = q
+        queue_next[q] = -1
+        return
+    head = queue_head[queue]
+    if q < head:
+        queue_next[q] = head
+        queue_head[queue] = q
+        return
+    before = head
+    while queue_next[before] >= 0 and queue_next[before] < q:
+        before = queue_next[before]
+    queue_next[q] = queue_next[before]
+    queue_next[before] = q
 
 
 @njit(cache=True)

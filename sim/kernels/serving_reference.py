@@ -33,6 +33,12 @@ Model, per replica:
   what it holds (a gone one drains). When no active replica can hold a request, any inactive (not gone)
   replica that can is a candidate; when none is, the request is rejected on arrival (with the central
   queue: when no replica that is not gone can hold it).
+* **Failures** (``SWITCH_FAIL``, ``sim.serving.failures``): the replica fails at once. The iteration in flight
+  is lost (its busy time stays counted) and every request it holds, queued or running, loses its progress and
+  is routed again at that instant as if it arrived then (among the candidates above; it keeps its arrival
+  time and, in a queue, its place in arrival order); when no replica can take it, it is rejected (the
+  ``hit`` output tells it from one rejected on arrival). A failed replica is neither active nor a fallback
+  until a ``SWITCH_ON`` (its repair) brings it back.
 * **Admission**, first come first served from the replica's queue, at the start of each iteration,
   while fewer than ``max_seqs`` requests run and the KV cache can hold the request whole: a request
   reserves ``prompt + output`` tokens of KV capacity when admitted and frees them when it finishes (a
@@ -69,11 +75,13 @@ Outputs, in order (length N unless noted): ``status`` (``DONE``, ``UNFINISHED``,
 follows load), ``batch_seq_s`` and ``kv_token_s`` (length R: the running requests and the KV tokens
 reserved, each times the length of the iteration they ran in, summed over the replica's iterations up to
 the horizon — divided by its busy seconds, its time-weighted mean batch; divided by its active seconds,
-its mean KV reservation, as a replica holds no KV while idle).
+its mean KV reservation, as a replica holds no KV while idle), ``hit`` (length N: how many replica failures
+struck the request; a rejected request with ``hit > 0`` was lost to a failure, a served one was rerouted).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 
@@ -81,7 +89,7 @@ import numpy as np
 
 ROUTER_ROUND_ROBIN, ROUTER_JSQ, ROUTER_LEAST_WORK, ROUTER_CENTRAL, ROUTER_SLO_AWARE = 0, 1, 2, 3, 4
 DONE, UNFINISHED, REJECTED, NOT_OFFERED = 0, 1, 2, 3
-SWITCH_OFF, SWITCH_ON, SWITCH_GONE = 0, 1, 2  # values of switch_on (bool arrays give the first two)
+SWITCH_OFF, SWITCH_ON, SWITCH_GONE, SWITCH_FAIL = 0, 1, 2, 3  # values of switch_on (bool arrays: the first two)
 RECENT_WEIGHT = 1.0 / 16.0  # weight of the newest iteration in the moving average slo-aware reads
 
 # columns of replica_int
@@ -188,6 +196,36 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             add_occupancy(batch_seq_s, kv_token_s, r, t, st.iteration_end[r], horizon_s, len(st.running[r]),
                           st.kv_used[r])
 
+    hit = np.zeros(n, dtype=np.int64)
+
+    def route(q, woken) -> None:
+        """Send request ``q`` to a replica's queue (or the central one), or reject it."""
+        nonlocal next_rr
+        need = int(prompt_tokens[q]) + int(output_tokens[q])
+        candidates = _candidates(st, need) if need <= max_capacity else []
+        if not candidates:
+            status[q] = REJECTED
+        elif central:
+            _enqueue(st.queues[n_replicas], q)
+            woken.update(r for r in range(n_replicas) if st.iteration_end[r] == math.inf)
+        else:
+            if router == ROUTER_ROUND_ROBIN:
+                r = min(candidates, key=lambda m: ((m - next_rr) % n_replicas, m))
+                next_rr = (r + 1) % n_replicas
+            elif router == ROUTER_JSQ:
+                r = min(candidates, key=lambda m: (st.in_system[m], m))
+            elif router == ROUTER_LEAST_WORK:
+                r = min(candidates, key=lambda m: (st.work[m] * seconds_per_token[m], m))
+            else:
+                r = _slo_aware(candidates, int(prompt_tokens[q]), st, replica_float, slo_ttft_s, slo_tpot_s)
+            replica_of[q] = r
+            _enqueue(st.queues[r], q)
+            st.in_system[r] += 1
+            st.work[r] += need
+            st.pending_prefill[r] += int(prompt_tokens[q])
+            if st.iteration_end[r] == math.inf:
+                woken.add(r)
+
     while True:
         t_arrival = arrival_s[i] if i < n else math.inf
         t_switch = switch_s[k] if k < len(switch_s) else math.inf
@@ -202,43 +240,51 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             continue
         if t_switch <= t_arrival:
             r = int(switch_replica[k])
-            st.active[r] = int(switch_on[k]) == SWITCH_ON
-            st.present[r] = int(switch_on[k]) != SWITCH_GONE
+            code = int(switch_on[k])
+            st.active[r] = code == SWITCH_ON
+            st.present[r] = code != SWITCH_GONE and code != SWITCH_FAIL
             k += 1
+            if code == SWITCH_FAIL:
+                woken = set()
+                for q in _fail(r, st, first_token, replica_of):
+                    hit[q] += 1
+                    route(q, woken)
+                for m in sorted(woken):
+                    start(m, t_switch)
             if st.iteration_end[r] == math.inf:
                 start(r, t_switch)
             continue
         woken = set()  # idle replicas that got work: they start once every arrival of this instant is in
         while i < n and arrival_s[i] == t_arrival:
-            need = int(prompt_tokens[i]) + int(output_tokens[i])
-            candidates = _candidates(st, need) if need <= max_capacity else []
-            if not candidates:
-                status[i] = REJECTED
-            elif central:
-                st.queues[n_replicas].append(i)
-                woken.update(r for r in range(n_replicas) if st.iteration_end[r] == math.inf)
-            else:
-                if router == ROUTER_ROUND_ROBIN:
-                    r = min(candidates, key=lambda m: ((m - next_rr) % n_replicas, m))
-                    next_rr = (r + 1) % n_replicas
-                elif router == ROUTER_JSQ:
-                    r = min(candidates, key=lambda m: (st.in_system[m], m))
-                elif router == ROUTER_LEAST_WORK:
-                    r = min(candidates, key=lambda m: (st.work[m] * seconds_per_token[m], m))
-                else:
-                    r = _slo_aware(candidates, int(prompt_tokens[i]), st, replica_float, slo_ttft_s, slo_tpot_s)
-                replica_of[i] = r
-                st.queues[r].append(i)
-                st.in_system[r] += 1
-                st.work[r] += need
-                st.pending_prefill[r] += int(prompt_tokens[i])
-                if st.iteration_end[r] == math.inf:
-                    woken.add(r)
+            route(i, woken)
             i += 1
         for r in sorted(woken):
             start(r, t_arrival)
     status[i:] = NOT_OFFERED
-    return status, replica_of, first_token, finish, kv_peak, busy, batch_seq_s, kv_token_s
+    return status, replica_of, first_token, finish, kv_peak, busy, batch_seq_s, kv_token_s, hit
+
+
+def _enqueue(queue, q) -> None:
+    """Append ``q`` to a queue kept in arrival (index) order: a rerouted request goes before later arrivals."""
+    if queue and queue[-1] > q:
+        bisect.insort(queue, q)
+    else:
+        queue.append(q)
+
+
+def _fail(r, st, first_token, replica_of) -> list[int]:
+    """Empty failed replica ``r``: its requests (queued or running, in arrival order) lose their progress."""
+    victims = sorted(list(st.queues[r]) + st.running[r])
+    st.queues[r].clear()
+    st.running[r] = []
+    st.kv_used[r] = st.in_system[r] = st.work[r] = st.pending_prefill[r] = 0
+    st.iteration_end[r] = math.inf
+    st.batch[r] = None
+    for q in victims:
+        st.prefilled[q] = st.generated[q] = 0
+        first_token[q] = np.nan
+        replica_of[q] = -1
+    return victims
 
 
 def _candidates(st, need) -> list[int]:

@@ -42,6 +42,8 @@ class ServingContext:
     rng: np.random.Generator  # "inference" stream: LLM requests, then fluid traffic, in service order
     ranking_rng: np.random.Generator  # "ranking" stream: ranking requests in service order
     start: dt.date | None = None  # the scenario's start date (growth points are calendar dates)
+    failures: object = None  # sim.serving.failures.ServingFailures; None: replicas never fail
+    failure_rng: np.random.Generator | None = None  # "serving_failures" stream: replica outages
 
 
 def family_key(service) -> str:
@@ -56,6 +58,8 @@ class ServiceRun(ABC):
 
     #: replica groups that the autoscaler switches and whose chips count as held by inference
     scaled_groups: list = []
+    #: drawn replica outages, ``(service, group)`` -> rows ``(fail_s, back_s, replica)`` (``sim.serving.failures``)
+    outages: dict | None = None  # None: the run has no failures section
 
     def __init__(self, index: int, service, context: ServingContext):
         self.index, self.service, self.context = index, service, context
@@ -66,6 +70,11 @@ class ServiceRun(ABC):
 
     def draw(self) -> None:
         """Draw the service's requests (request-level families); the default draws nothing."""
+
+    def failing_groups(self, autoscaled) -> list:
+        """Plans of the groups whose replicas fail one by one (request level: on all run, not in ``autoscaled``,
+        the ``(service, group)`` keys of autoscaled groups; ``sim.serving.failures``); default none."""
+        return []
 
     def windowed_groups(self) -> list[tuple]:
         """``(window, pool, chips per replica, replicas)`` of this service's windowed groups that are not in

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sim.serving.autoscale import ScalingPlan, plan_scaling, window_changes, window_switches
+from sim.serving.failures import draw_outages
 from sim.serving.family import ServiceRun, ServingContext, family_key
 from sim.serving.llm.summary import REQUEST_COLUMNS
 
@@ -95,6 +96,11 @@ def serve_all(services, families: dict, context: ServingContext, autoscale_confi
             scaling.schedule.extend(window_changes(window, context.horizon_s, len(llm_groups) + k, pool, chips,
                                                    replicas))
         scaling.schedule.sort(key=lambda e: (e[0], e[4] > 0, e[1]))
+    if context.failures is not None:  # replica outages, every failing group in service order
+        outages = draw_outages([plan for run in runs for plan in run.failing_groups(set(autoscale_configs))],
+                               context.failures, context.fleet, context.horizon_s, context.failure_rng)
+        for run in runs:
+            run.outages = {key: rows for key, rows in outages.items() if key[0] == run.index}
     for run in runs:
         with phase(run.name):
             run.serve(scaling.switches)

@@ -489,7 +489,13 @@ def _check_failures(scenario, catalog, add) -> None:
                 f"unknown accelerator {accel!r}" + suggest(accel, catalog.accelerators))
     names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
     burst = {entry.pool for entry in scenario.policy.burst}
-    replica_pools = {group.pool for service in scenario.workloads.inference for group in service.replicas}
+    groups = [group for service in scenario.workloads.inference for group in service.replicas]
+    replica_chips = {}  # chips held all run by replica groups that fail one by one (sim.serving.failures)
+    for group in groups:
+        replica_chips[group.pool] = replica_chips.get(group.pool, 0) + group.count * group.chips_per_replica
+    replica_pools = {group.pool for group in groups
+                     if any(getattr(group, key, None) is not None
+                            for key in ("autoscale", "burst", "active_from", "active_until"))}
     for name, chips in failures.hot_spares.items():
         path = ("failures", "hot_spares", name)
         index = names.get(name)
@@ -497,8 +503,9 @@ def _check_failures(scenario, catalog, add) -> None:
             add(path, f"unknown pool {name!r}" + suggest(name, names))
             continue
         if name in burst or name in replica_pools:
-            add(path, f"found {name!r}, a pool {'rented for burst' if name in burst else 'with inference replicas'}"
-                      ": hot spares stand in for training chips only; accepted: a pool only training uses")
+            what = 'rented for burst' if name in burst else 'with autoscaled, windowed or burst inference replicas'
+            add(path, f"found {name!r}, a pool {what}: hot spares stand in for chips held all run only; accepted: "
+                      "a pool of training and fixed replica groups")
             continue
         if scenario.fleet[index].accelerator_id not in catalog.accelerators:
             continue  # already reported as unknown
@@ -507,9 +514,11 @@ def _check_failures(scenario, catalog, add) -> None:
         except FleetError:
             continue  # reported by the fleet checks
         server = min(pool.chips_per_server, pool.domain_chips)
-        if chips % server or chips >= pool.initial_chips:
+        held = replica_chips.get(name, 0)
+        if chips % server or chips + held >= pool.initial_chips:
             add(path, f"found {chips} chips; accepted: whole servers of {server} chips, fewer than the pool's "
-                      f"{pool.initial_chips} chips online from the start")
+                      f"{pool.initial_chips} chips online from the start"
+                      + (f" less the {held} its inference replicas hold" if held else ""))
 
 
 def _check_serving_burst(scenario, service, base: tuple, add) -> None:
@@ -581,7 +590,13 @@ def _check_burst(scenario, catalog, add) -> None:
     from sim.fleet.build import FleetError, resolve_pool, resolve_site
 
     names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
-    replica_pools = {group.pool for service in scenario.workloads.inference for group in service.replicas}
+    groups = [group for service in scenario.workloads.inference for group in service.replicas]
+    replica_chips = {}  # chips held all run by replica groups that fail one by one (sim.serving.failures)
+    for group in groups:
+        replica_chips[group.pool] = replica_chips.get(group.pool, 0) + group.count * group.chips_per_replica
+    replica_pools = {group.pool for group in groups
+                     if any(getattr(group, key, None) is not None
+                            for key in ("autoscale", "burst", "active_from", "active_until"))}
     seen: set[str] = set()
     for k, entry in enumerate(scenario.policy.burst):
         path = ("policy", "burst", k)

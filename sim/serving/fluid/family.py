@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 
 from sim.serving.accounting import group_cost_per_bin, replica_events, units_per_bin
 from sim.serving.burst import BurstGroups, interval_attainment
+from sim.serving.failures import availability
 from sim.serving.family import FluidResults, ServiceRun
 from sim.serving.fluid.serve import serve_fluid
 from sim.serving.fluid.summary import fluid_summary
@@ -23,8 +25,12 @@ class FluidService(BurstGroups, FluidResults, ServiceRun):
 
     def __init__(self, index, service, context):
         super().__init__(index, service, context)
-        self.scaled_groups = self.hold_out_burst(plan_groups(index, service, context.fleet, context.catalog,
-                                                             context.porting))
+        plans = plan_groups(index, service, context.fleet, context.catalog, context.porting)
+        if context.failures is not None:  # replicas on all run are up a share of the time (sim.serving.failures)
+            plans = [plan if plan.window is not None else
+                     replace(plan, availability=availability(context.failures, plan.pool, plan.chips_per_replica))
+                     for plan in plans]
+        self.scaled_groups = self.hold_out_burst(plans)
         self.result: dict | None = None
 
     def serve(self, switches: dict) -> None:
@@ -51,5 +57,10 @@ class FluidService(BurstGroups, FluidResults, ServiceRun):
         return "tokens", cost, units_per_bin(edges, per_bin=r["served_per_bin"], total=tokens)
 
     def summary(self) -> dict:
-        return self.with_burst_summary(fluid_summary(self.service, self.context.fleet, self.scaled_groups,
-                                                     self.result, self.context.horizon_s))
+        summary = fluid_summary(self.service, self.context.fleet, self.scaled_groups, self.result,
+                                self.context.horizon_s)
+        if self.context.failures is not None:  # the expected share of replica-time up (sim.serving.failures)
+            replicas = sum(plan.replicas for plan in self.scaled_groups)
+            up = sum(plan.replicas * plan.availability for plan in self.scaled_groups)
+            summary["replica_availability"] = float(up / replicas) if replicas else 1.0
+        return self.with_burst_summary(summary)

@@ -62,7 +62,8 @@ def _scaled(result: dict, share: float) -> dict:
 def _alike(plan) -> tuple:
     """What makes two groups' replicas interchangeable for the chain: kernel parameters, chips per replica."""
     return (plan.chips_per_replica, tuple(sorted((k, _frozen(v)) for k, v in plan.kernel.items())),
-            getattr(plan, "window", None))  # groups active over different windows keep a chain each
+            getattr(plan, "window", None),  # groups active over different windows keep a chain each
+            getattr(plan, "availability", 1.0))  # and so do groups up different shares of the time (failures)
 
 
 def _frozen(value):

@@ -32,6 +32,12 @@ bin (``sim.serving.fluid.split``), serves them over that share only (its capacit
 count it pro rata), and after its window ends keeps draining the backlog it holds; arrivals that no active
 group could take are rejected (``rejected_inactive``, reason ``no replica active``).
 
+Failures (``sim.serving.failures``): a group whose replicas are up a share ``A`` of the time (``availability``)
+serves every bin with ``A × replicas`` replicas: the chain and Erlang C see each up replica's share of the
+load, the capacity is ``A`` times the group's, busy time and headroom count only the replicas up (the
+expected share: no outage is drawn, so a bin never loses a whole replica; the Erlang C slot count stays the
+group's).
+
 Busy chip-seconds per time-series bin (``outputs.timeseries_interval``) come from the fluid bins (busy
 time spread evenly inside a fluid bin), so power and energy follow load as they do with the
 request-level kernel's busy seconds, and the service's utilization has the same definition.
@@ -85,6 +91,7 @@ def serve_group(plan, offered, lengths: Lengths, slo) -> dict:
     cache. ``offered`` counts these requests; the service's rejections are kept apart."""
     k = plan.kernel
     replicas, widths = plan.replicas, np.diff(offered.edges)
+    up = getattr(plan, "availability", 1.0)  # share of replicas up (failures): the others serve nothing
     accepted = offered.arrivals * lengths.accepted_frac
     active_s = widths  # the seconds of each bin the group is active: what its headroom counts
     if getattr(plan, "window", None) is not None:  # a windowed group serves only the active part of a bin
@@ -93,12 +100,12 @@ def serve_group(plan, offered, lengths: Lengths, slo) -> dict:
         rate = np.divide(accepted, widths, out=np.zeros(len(widths)), where=widths > 0)
     else:
         rate = accepted / widths
-    rows, row = _steady_state(k, replicas, rate, lengths, len(widths))
-    group_rate = replicas * rows["full_rate"][row]
+    rows, row = _steady_state(k, replicas, rate / up, lengths, len(widths))
+    group_rate = replicas * up * rows["full_rate"][row]
     backlog = kernel.fluid_backlog(accepted, group_rate * widths)
     before = np.concatenate(([0.0], backlog[:-1]))
     meets = _share_meeting_backlog(before, backlog, rate, group_rate, widths)
-    busy = meets + (1.0 - meets) * rows["busy"][row]
+    busy = (meets + (1.0 - meets) * rows["busy"][row]) * up
     last = row[-1]  # there is at least one bin: the horizon is positive
     in_batches = replicas * float(rows["running"][last])  # still running at the horizon
     unfinished = min(float(backlog[-1]) + in_batches, float(accepted.sum()))
@@ -112,7 +119,7 @@ def serve_group(plan, offered, lengths: Lengths, slo) -> dict:
             "output_tokens": max(tokens, 0.0),
             "busy_chip_s": busy * widths * replicas * plan.chips_per_replica,
             "served_per_bin": served, "backlog_per_bin": backlog,
-            **_headroom(rows, row, meets, active_s * replicas), **latency}
+            **_headroom(rows, row, meets, active_s * replicas * up), **latency}
 
 
 def _steady_state(k: dict, replicas: int, arrival_per_s: np.ndarray, lengths: Lengths, bins: int):

@@ -31,6 +31,10 @@ class LlmRequestService(BurstGroups, ServiceRun):
         c = self.context
         self.requests = service_requests(self.service, c.base_dir, c.horizon_s, c.rng, c.start)
 
+    def failing_groups(self, autoscaled) -> list:
+        return [plan for plan in self.scaled_groups
+                if plan.window is None and (plan.service, plan.group) not in autoscaled]
+
     def requests_for_scaling(self) -> pd.DataFrame | None:
         return self.requests
 
@@ -38,14 +42,14 @@ class LlmRequestService(BurstGroups, ServiceRun):
         c = self.context
         if self.burst_plan is not None:
             first = serve_requests(self.service, self.scaled_groups, self.requests, switches, c.horizon_s,
-                                   c.bin_width_s)
+                                   c.bin_width_s, self.outages)
             offered, met = slo_outcome(first, self.service.slo)[:2]
             arrival = self.requests["arrival_s"].to_numpy()
             for plan in self.add_windows(request_attainment(arrival, offered, met, self.burst_config.interval,
                                                             c.horizon_s)):
                 switches[(plan.service, plan.group)] = window_switches(plan.replicas, plan.window, c.horizon_s)
         self.result = serve_requests(self.service, self.scaled_groups, self.requests, switches, c.horizon_s,
-                                     c.bin_width_s)
+                                     c.bin_width_s, self.outages)
 
     def busy_chip_seconds(self):
         return [(plan.pool, busy) for plan, busy in zip(self.scaled_groups, self.result["busy_chip_s"])]

@@ -38,6 +38,7 @@ class GroupPlan:
     chips_per_replica: int
     kernel: dict  # one replica's parameters: serving_reference.INT_KEYS and FLOAT_KEYS
     window: tuple[float, float] | None = None  # (from_s, until_s) when active only part of the run (sim.fleet.windows)
+    availability: float = 1.0  # fluid fidelity: share of time a replica is up (sim.serving.failures.availability)
 
 
 def plan_groups(index: int, service, fleet, catalog, porting=()) -> list[GroupPlan]:

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from sim import kernels
-from sim.kernels.serving_reference import SWITCH_GONE, SWITCH_OFF, SWITCH_ON, replica_tables
+from sim.kernels.serving_reference import SWITCH_FAIL, SWITCH_GONE, SWITCH_OFF, SWITCH_ON, replica_tables
 from sim.serving.llm.plan import ROUTERS, GroupPlan
 
 
-def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def kernel_switches(groups: list[GroupPlan], switches, outages=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The service's switch events over its replicas (groups' replicas numbered in order) for the kernel.
 
     Every replica starts active in the kernel; an autoscaled group's replicas are first switched off at
@@ -33,8 +33,11 @@ def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.n
     group's replicas (``GroupPlan.window``) are *gone* (``SWITCH_GONE``: not even a fallback for requests
     the active replicas cannot hold) outside their window: gone at t = 0, on at its start, gone at its end
     (the autoscaler's events for the group say the same). Without windows the codes are the booleans of
-    before (False, True), so runs without windows are unchanged."""
-    windows = any(plan.window is not None for plan in groups)
+    before (False, True), so runs without windows are unchanged. ``outages`` maps ``(service, group)`` to its
+    replicas' drawn outages (``sim.serving.failures.draw_outages``): ``SWITCH_FAIL`` at each failure,
+    ``SWITCH_ON`` at its return (at one instant, the failure first)."""
+    outages = outages or {}
+    windows = any(plan.window is not None for plan in groups) or bool(outages)
     dtype = np.int8 if windows else bool
     times, replicas, on, offset = [np.zeros(0)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=dtype)], 0
     for plan in groups:
@@ -45,6 +48,11 @@ def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.n
             replicas += [offset + np.arange(plan.replicas), offset + events.switch_replica]
             on += [np.full(plan.replicas, off, dtype=dtype),
                    np.where(events.switch_on, SWITCH_ON, off).astype(dtype)]
+        rows = outages.get((plan.service, plan.group))
+        if rows is not None and len(rows):
+            times.append(rows[:, :2].reshape(-1))
+            replicas.append(offset + np.repeat(rows[:, 2].astype(np.int64), 2))
+            on.append(np.tile(np.array([SWITCH_FAIL, SWITCH_ON], dtype=dtype), len(rows)))
         offset += plan.replicas
     t = np.concatenate(times)
     order = np.argsort(t, kind="stable")  # at one instant: the group order above, offs before ons
@@ -52,21 +60,22 @@ def kernel_switches(groups: list[GroupPlan], switches) -> tuple[np.ndarray, np.n
 
 
 def serve_requests(service, groups: list[GroupPlan], requests: pd.DataFrame, switches, horizon_s: float,
-                   bin_width_s: float) -> dict:
+                   bin_width_s: float, outages=None) -> dict:
     """Serve one service's requests over its replicas (the router picks among them; only active replicas
     take new requests): per-request arrays, the group each request went to (-1: never placed), and per
     group the KV peak of its fullest replica [tokens], busy chip-seconds per time bin, request-seconds in
     batches and KV token-seconds (the kernel's ``batch_seq_s`` and ``kv_token_s`` summed over its
-    replicas). ``switches`` maps ``(service, group)`` to the autoscaler's ``GroupSwitches``."""
+    replicas). ``switches`` maps ``(service, group)`` to the autoscaler's ``GroupSwitches``; ``outages`` to a
+    group's replica outages (``kernel_switches``); ``hit`` counts the failures that struck each request."""
     replica_int, replica_float = replica_tables([(p.replicas, p.kernel) for p in groups])
     group_of_replica = np.repeat(np.arange(len(groups)), [p.replicas for p in groups])
     slo, headroom = service.slo, service.router.slo_headroom_frac
-    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s = kernels.serve_llm(
+    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s, hit = kernels.serve_llm(
         requests["arrival_s"].to_numpy(), requests["prompt_tokens"].to_numpy(),
         requests["output_tokens"].to_numpy(), replica_int, replica_float, ROUTERS[service.router.kind],
         slo.ttft_p99_ms / 1e3 * headroom if slo is not None else np.inf,
         slo.tpot_p99_ms / 1e3 * headroom if slo is not None else np.inf,
-        *kernel_switches(groups, switches), horizon_s=horizon_s, bin_width_s=bin_width_s)
+        *kernel_switches(groups, switches, outages), horizon_s=horizon_s, bin_width_s=bin_width_s)
     group_of = np.where(replica >= 0, group_of_replica[np.maximum(replica, 0)], -1)
     per_group = [group_of_replica == g for g in range(len(groups))]
     return {
@@ -75,4 +84,6 @@ def serve_requests(service, groups: list[GroupPlan], requests: pd.DataFrame, swi
         "busy_chip_s": [busy[rows].sum(axis=0) * p.chips_per_replica for rows, p in zip(per_group, groups)],
         "batch_seq_s": [float(batch_seq_s[rows].sum()) for rows in per_group],
         "kv_token_s": [float(kv_token_s[rows].sum()) for rows in per_group],
-        "switches": [None if switches is None else switches.get((p.service, p.group)) for p in groups]}
+        "switches": [None if switches is None else switches.get((p.service, p.group)) for p in groups],
+        "hit": hit, "failures_on": outages is not None,
+        "outages": [None if outages is None else outages.get((p.service, p.group)) for p in groups]}

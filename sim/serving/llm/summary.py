@@ -16,10 +16,12 @@ from sim.serving.accounting import (
     request_counts,
     serving_figures,
 )
+from sim.serving.failures import replica_availability
 from sim.serving.headroom import request_means, saturation_tokens_per_s
 from sim.stats import percentile_summary
 
 KV_REASON = "kv-need-exceeds-every-replica"
+REPLICA_FAILED = "replica failed"  # lost: its replica failed and no other replica could take it
 REQUEST_COLUMNS = ["service", "accelerator", "arrival_s", "prompt_tokens", "output_tokens", "first_token_s",
                    "finish_s", "state"]
 
@@ -34,8 +36,10 @@ def llm_summary(service, fleet, groups: list, result: dict, horizon_s: float) ->
     if any(fleet.pools[p.pool].shared for p in groups):
         summary["replica_hours"] = sum(replica_s) / 3600.0
     summary["requests"] = request_counts(status)
-    if any(p.window is not None for p in groups):  # (kept out of runs without windows: their summary is unchanged)
+    if result.get("failures_on") or any(p.window is not None for p in groups):  # (not in runs without either)
         summary["rejected_reasons"] = rejected_reasons(groups, result)
+    if result.get("failures_on"):  # (kept out of runs without a failures section)
+        summary.update(failure_figures(groups, result, horizon_s))
     summary["fidelity"] = "request"
     summary["by_accelerator"] = {}
     for accel, gs in groups_by_accelerator(groups, fleet).items():
@@ -48,14 +52,31 @@ def llm_summary(service, fleet, groups: list, result: dict, horizon_s: float) ->
 
 
 def rejected_reasons(groups: list, result: dict) -> dict:
-    """Rejected requests by reason: a KV need (prompt + output) above every replica's KV capacity, or none of
-    the replicas that could hold it active at its arrival (``NO_REPLICA_ACTIVE``, windowed groups)."""
+    """Rejected requests by reason: a KV need (prompt + output) above every replica's KV capacity, none of
+    the replicas that could hold it active at its arrival (``NO_REPLICA_ACTIVE``, windowed groups), or lost
+    when the replica holding it failed and no other could take it (``REPLICA_FAILED``)."""
     requests = result["requests"]
     rejected = result["status"] == REJECTED
+    lost = rejected & (result["hit"] > 0) if "hit" in result else np.zeros(len(rejected), dtype=bool)
     need = requests["prompt_tokens"].to_numpy() + requests["output_tokens"].to_numpy()
     too_large = rejected & (need > max(int(p.kernel["kv_capacity_tokens"]) for p in groups))
-    reasons = {KV_REASON: int(too_large.sum()), NO_REPLICA_ACTIVE: int((rejected & ~too_large).sum())}
+    reasons = {KV_REASON: int(too_large.sum()), NO_REPLICA_ACTIVE: int((rejected & ~too_large & ~lost).sum()),
+               REPLICA_FAILED: int(lost.sum())}
     return {reason: n for reason, n in reasons.items() if n}
+
+
+def failure_figures(groups: list, result: dict, horizon_s: float) -> dict:
+    """Replica failures of a service (``sim.serving.failures``): requests lost (rejected, ``REPLICA_FAILED``)
+    and rerouted (struck at least once and then placed again), replica outages, and the share of its failing
+    groups' replica-seconds up (``replica_availability``, 1.0 without failing groups)."""
+    hit = result["hit"] > 0
+    lost = hit & (result["status"] == REJECTED)
+    rows = [(plan.replicas, outages) for plan, outages in zip(groups, result["outages"])]
+    replicas = sum(n for n, _ in rows)
+    up = sum(n * replica_availability(o, n, horizon_s) for n, o in rows)
+    return {"lost_requests": int(lost.sum()), "rerouted_requests": int((hit & ~lost).sum()),
+            "replica_outages": int(sum(0 if o is None else len(o) for _, o in rows)),
+            "replica_availability": float(up / replicas) if replicas else 1.0}
 
 
 def _usages(groups: list, result: dict, fleet, replica_s: list[float]) -> list:

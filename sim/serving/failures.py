@@ -1,0 +1,114 @@
+"""Failures of inference replicas (scenario ``failures``): when each replica is out, and what share of the time.
+
+What is modelled:
+
+* **Rates.** A replica's chips fail at the same per-chip rates as training's (``sim.training.failures``: per
+  component class and accelerator type, a profile plus the scenario's overrides). A replica group's failures
+  are one superposed stream at ``Λ = Σ_c λ_c × replicas × chips_per_replica`` (exponential gaps, or Weibull
+  gaps of the same mean as training's), drawn from the run's own ``serving_failures`` random stream, so
+  training's failure draws do not change. Each event strikes a replica drawn uniformly; its class is drawn
+  with probability ``λ_c / Σ λ``. An event that strikes a replica already out is dropped (thinning: the
+  stream then has the rate of the replicas actually up).
+* **Outage.** A struck replica fails at once: the request-level kernels reroute the requests it holds or, if
+  no replica can take them, lose them (``SWITCH_FAIL``). It is out for an exponential time of the class's
+  mean ``repair_time`` (software failures, repair time 0: it restarts at once, its requests are still
+  rerouted) and then returns. With ``hot_spares`` on its pool (whole servers, ``chips_per_server`` chips each)
+  a free spare replaces the failed server at once: the replica is back at the same instant (its requests are
+  still rerouted) and the spare is busy until the repair ends. Simplification: serving counts its spares
+  apart from training's (each sees the pool's whole ``hot_spares``), a replica's repair takes its server's
+  chips out of nothing else, and the replica's chips stay reserved while it is out.
+* **Which groups.** Replica groups whose replicas are on for the whole run (no autoscaler, no window, no
+  burst rental): a failure there is a replica that goes inactive for its repair time. Autoscaled, windowed
+  and burst groups do not fail (their pools get no training failures either).
+* **Fluid fidelity.** No outage is drawn: each replica is up a share ``A = MTBF / (MTBF + MTTR)`` of the time,
+  ``MTBF = 1 / (Σ_c λ_c × chips_per_replica)``, ``MTTR = Σ_c λ_c R_c / Σ_c λ_c`` (``R_c`` the class's repair
+  time; 0 on a pool with hot spares), and a group's capacity in every bin is that of ``A × replicas`` replicas
+  (the expected share; the drawn outages of one run scatter around it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ServingFailures:
+    """The failure model serving reads (``sim.training.failures.FailureConfig``'s rates, repairs and spares)."""
+
+    rates_per_chip_s: np.ndarray   # P × C failures per chip-second, by pool and component class
+    repair_s: tuple[float, ...]     # mean repair time per class [s]
+    weibull_shape: float | None     # None: exponential gaps
+    spare_chips: tuple[int, ...]    # hot spares per pool [chips]
+
+
+def availability(failures: ServingFailures | None, pool: int, chips_per_replica: int) -> float:
+    """Long-run share of time a replica of ``chips_per_replica`` chips on ``pool`` is up (module docstring)."""
+    if failures is None:
+        return 1.0
+    rates = failures.rates_per_chip_s[pool]
+    total = float(rates.sum())
+    if total <= 0 or chips_per_replica <= 0:
+        return 1.0
+    mttr = 0.0 if failures.spare_chips[pool] > 0 else float(np.dot(rates, failures.repair_s)) / total
+    return 1.0 / (1.0 + total * chips_per_replica * mttr)
+
+
+def draw_outages(groups: list, failures: ServingFailures, fleet, horizon_s: float,
+                 rng: np.random.Generator) -> dict[tuple[int, int], np.ndarray]:
+    """Outages of ``groups`` (``GroupPlan``-like: service, group, pool, replicas, chips_per_replica), drawn in
+    the order given: ``(service, group)`` -> array of rows ``(fail_s, back_s, replica)`` in time order, the
+    replica numbered within its group; groups without an event are left out."""
+    drawn = []  # per group: event times, struck replicas, repair durations
+    for plan in groups:
+        rates = failures.rates_per_chip_s[plan.pool]
+        total = float(rates.sum()) * plan.replicas * plan.chips_per_replica
+        times: list[float] = []
+        if total > 0:
+            t = _gap(total, failures.weibull_shape, rng)
+            while t < horizon_s:
+                times.append(t)
+                t += _gap(total, failures.weibull_shape, rng)
+        count = len(times)
+        replica = rng.integers(plan.replicas, size=count)
+        cdf = np.cumsum(rates) / rates.sum() if total > 0 else np.ones(len(rates))
+        cls = np.minimum(np.searchsorted(cdf, rng.random(count), side="right"), len(rates) - 1)
+        means = np.asarray(failures.repair_s, dtype=np.float64)[cls]
+        duration = rng.exponential(1.0, size=count) * means
+        drawn.append((np.asarray(times, dtype=np.float64), replica, duration))
+    outages: dict[tuple[int, int], list] = {}
+    for pool in sorted({plan.pool for plan in groups}):  # spares are shared by a pool's groups
+        members = [g for g, plan in enumerate(groups) if plan.pool == pool]
+        server = max(1, fleet.pools[pool].chips_per_server)
+        spares = failures.spare_chips[pool] // server
+        spare_back: list[float] = []
+        events = sorted((float(t), g, int(r), float(d)) for g in members
+                        for t, r, d in zip(*drawn[g]))
+        down_until = {g: np.zeros(groups[g].replicas) for g in members}
+        for t, g, r, d in events:
+            if down_until[g][r] > t:
+                continue  # already out: thinning
+            spare_back = [b for b in spare_back if b > t]
+            if d > 0 and len(spare_back) < spares:
+                spare_back.append(t + d)
+                d = 0.0
+            down_until[g][r] = t + d
+            key = (groups[g].service, groups[g].group)
+            outages.setdefault(key, []).append((t, t + d, r))
+    return {key: np.array(rows, dtype=np.float64).reshape(-1, 3) for key, rows in outages.items()}
+
+
+def replica_availability(outages: np.ndarray | None, replicas: int, horizon_s: float) -> float:
+    """Share of the group's replica-seconds up over ``[0, horizon_s]`` given its drawn outages."""
+    if outages is None or len(outages) == 0 or replicas <= 0 or horizon_s <= 0:
+        return 1.0
+    down = np.minimum(outages[:, 1], horizon_s) - outages[:, 0]
+    return float(1.0 - down.clip(0.0).sum() / (replicas * horizon_s))
+
+
+def _gap(rate: float, shape: float | None, rng: np.random.Generator) -> float:
+    if shape is None:
+        return float(rng.exponential(1.0 / rate))
+    return float(rng.weibull(shape)) / rate / math.gamma(1.0 + 1.0 / shape)
