@@ -218,3 +218,44 @@ def test_hot_spares_on_a_pool_with_an_unknown_accelerator_report_only_that(base,
     with pytest.raises(sim.ScenarioError) as info:
         scenario_from(data, tmp_path)
     assert len(info.value.problems) == 1 and "h100-sx" in str(info.value)
+
+
+def test_rescheduling_after_a_failure_is_narrow_and_changes_nothing(base, tmp_path, monkeypatch):
+    """After an interruption the scheduler is asked about the failed pool (and the requeued jobs' shapes on all
+    their pools), not about every waiting shape on every pool; the outcome equals that of rescheduling everything
+    at every instant, and the completions heap's stale entries (preempted jobs) are all still in it."""
+    from sim.policies.schedulers import FifoBackfill
+    from sim.training.failures import FailureProcess
+
+    data = mixed(base)
+    calls, fired = [], []
+    original_schedule, original_fire = FifoBackfill.schedule, FailureProcess.fire
+
+    def fire(self, t, freed):
+        freed, requeued = original_fire(self, t, freed)
+        if requeued:
+            fired.append((t, self.cluster.pool_of, set(freed), list(requeued)))
+        return freed, requeued
+
+    def schedule(self, freed, new_shapes):
+        calls.append((self.cluster.now, None if freed is None else set(freed), list(new_shapes)))
+        return original_schedule(self, freed, new_shapes)
+
+    monkeypatch.setattr(FailureProcess, "fire", fire)
+    monkeypatch.setattr(FifoBackfill, "schedule", schedule)
+    clusters = []
+    original_outcome = Cluster.outcome
+    monkeypatch.setattr(Cluster, "outcome", lambda self: clusters.append(self) or original_outcome(self))
+    narrow = run(data, tmp_path)
+    assert len(fired) > 20
+    by_time = {t: (freed, new) for t, freed, new in calls}
+    for t, _, freed, requeued in fired:
+        assert by_time[t][0] is not None and freed <= by_time[t][0] <= {0, 1}
+        assert set(requeued) <= set(by_time[t][1])
+    cluster = clusters[0]
+    assert cluster.stale_completions <= set(cluster.completions)
+
+    monkeypatch.setattr(FifoBackfill, "schedule", lambda self, freed, new: original_schedule(self, None, new))
+    wide = run(data, tmp_path, "wide.yaml")
+    pd.testing.assert_frame_equal(narrow.jobs, wide.jobs)
+    assert narrow.summary["failures"] == wide.summary["failures"]

@@ -31,7 +31,8 @@ def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, pro
     by_cause, lost = failures["by_cause"].sum(axis=0), failures["lost_by_cause"].sum(axis=0)
     useful, held = jobs_out["useful_chip_s"].to_numpy(), jobs_out["held_chip_s"].to_numpy()
     goodput_by_accel, interruptions_by_accel, lost_by_accel = {}, {}, {}
-    for accel, group in jobs_out[held > 0].groupby("accelerator"):
+    columns = ["accelerator", "useful_chip_s", "held_chip_s", "interruptions", "failure_lost_chip_s"]
+    for accel, group in jobs_out.loc[held > 0, columns].groupby("accelerator"):  # not a copy of every column
         goodput_by_accel[str(accel)] = float(group["useful_chip_s"].sum() / group["held_chip_s"].sum())
         interruptions_by_accel[str(accel)] = int(group["interruptions"].sum())
         lost_by_accel[str(accel)] = float(group["failure_lost_chip_s"].sum() / 3600.0)

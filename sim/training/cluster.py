@@ -131,6 +131,7 @@ class Cluster:
         self.resumed: dict[int, float] = {}       # remaining work fraction of jobs preempted at least once
         self.first_start_s: dict[int, float] = {}  # their first start
         self.segments: list[tuple] = []           # (job, pool, start, preempted at, lost chip-seconds)
+        self.stale_completions: set[tuple] = set()  # (end, job) heap entries of preempted jobs (with failures)
         self.deferred: set[int] = set()
         self.left_queue_s: dict[int, float] = {}  # jobs rejected while waiting, when their pools had all left
         # drains and retirements (``fleet[].retirements``, ``fleet[].drain``): domains closed per (pool, retirement)
@@ -254,13 +255,6 @@ class Cluster:
         self.committed_w -= self.busy_chips[job] * self.dynamic_w[pool]
         return pool
 
-    def _complete_live(self, job: int) -> int:
-        """``_complete`` for a completions heap that keeps the entries of preempted jobs (with failures): a job
-        not running, or running to a later end, is a stale entry: nothing happens (returns -1)."""
-        if job not in self.placement or not self.end_s[job] <= self.now:
-            return -1
-        return self._complete(job)
-
     def _run(self):
         completions, waiting, shape = self.completions, self.waiting, self.shape
         arrival = self.arrival + [math.inf]  # sentinel: no bounds checks in the loop
@@ -287,8 +281,7 @@ class Cluster:
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
         admit = scheduler.admit
         capped, progress, pop, complete = self.power_cap_w is not None, self.progress, heapq.heappop, self._complete
-        if self.failures is not None:
-            complete = self._complete_live  # the completions heap keeps preempted jobs' entries
+        stale = self.stale_completions  # entries of preempted jobs left in the heap (with failures)
         while True:
             t = arrival[next_job]
             if completions and completions[0][0] < t:
@@ -319,9 +312,11 @@ class Cluster:
             if completions and completions[0][0] <= t:
                 freed = set()
                 while completions and completions[0][0] <= t:
-                    freed.add(complete(pop(completions)[1]))
-                if fails is not None:
-                    freed.discard(-1)  # stale entries of preempted jobs
+                    entry = pop(completions)
+                    if stale and entry in stale:
+                        stale.remove(entry)
+                        continue
+                    freed.add(complete(entry[1]))
             while onlines[next_online][0] <= t:
                 freed = set(freed)
                 freed.add(self._bring_online(*onlines[next_online][1:]))
@@ -336,9 +331,9 @@ class Cluster:
             while leaves[next_leave][0] <= t:
                 requeued |= self._leave(leaves[next_leave][1], t)
                 next_leave += 1
+            retry = ()  # shapes of jobs that failures requeued: tried on every pool they may use
             if fails is not None and fails.next_s <= t:
-                freed, failed = fails.fire(t, freed)
-                requeued |= failed
+                freed, retry = fails.fire(t, freed)
             if scales[next_scale][0] <= t:
                 freed, requeued, next_scale = sharing.apply_scaling(self, t, next_scale, freed)
             if burst is not None and burst.next_s <= t:
@@ -350,7 +345,7 @@ class Cluster:
                         admit(next_job, shape[next_job])
                     next_job += 1
             else:
-                new_shapes = []
+                new_shapes = list(retry)
                 while arrival[next_job] <= t:
                     job_shape = shape[next_job]
                     if job_shape >= 0 and waiting.push(next_job, job_shape):

@@ -49,6 +49,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from sim.scenario.failures_schema import COMPONENT_CLASSES
 
@@ -101,7 +102,9 @@ def resolve_failures(scenario, catalog, fleet, jobs, excluded=frozenset()) -> Fa
                             for c in COMPONENT_CLASSES] for p in fleet.pools], dtype=np.float64).reshape(-1, 6)
     bandwidth = fleet.site.checkpoint_storage_gb_per_s * 1e9
     state = {m.id: m.params * m.train_bytes_per_param for m in catalog.models.values()}
-    save = np.array([state.get(model, 0.0) / bandwidth for model in jobs["model"].to_numpy()], dtype=np.float64)
+    codes, models = pd.factorize(jobs["model"])  # a few models: one look-up each, not one per job
+    per_model = np.array([state.get(model, 0.0) / bandwidth for model in models] + [0.0], dtype=np.float64)
+    save = per_model[codes]  # code -1 (no model) reads the trailing 0
     names = {p.name: p.index for p in fleet.pools}
     spares = [0] * len(fleet.pools)
     for name, chips in config.hot_spares.items():
@@ -132,8 +135,10 @@ class FailureProcess:
                                                                    1.0)[:, None]
         self.domain_starts = [np.cumsum([0] + a.size) for a in cluster.allocators]
         # per pool, per domain: training jobs placed there -> (chips there, start of that run); entries of jobs
-        # that have left stay until a failure in that domain reads them (no bookkeeping per completion)
+        # that have left stay until a failure in that domain reads them (no bookkeeping per completion). Starts
+        # are only logged (job, pool, placement parts, time) and filed here, in order, when a failure reads them
         self.domain_jobs: list[list[dict[int, tuple]]] = [[{} for _ in a.size] for a in cluster.allocators]
+        self.started: list[tuple] = []
         self.timers: list[tuple] = []
         self.sequence = 0
         n = len(cluster.arrival)
@@ -180,9 +185,13 @@ class FailureProcess:
         self.sequence += 1
         heapq.heappush(self.timers, (at, self.sequence, kind, pool, payload))
 
-    def fire(self, t: float, freed) -> tuple[object, bool]:
-        """Apply the failures and repairs due at ``t``; returns (freed pools, whether jobs were requeued)."""
-        timers, requeued = self.timers, False
+    def fire(self, t: float, freed) -> tuple[object, list[int]]:
+        """Apply the failures and repairs due at ``t``; returns (freed pools, shapes of the jobs requeued).
+
+        A pool where a job was interrupted counts as freed; the requeued jobs' shapes are to be tried on every
+        pool they may use (as new arrivals are): no other pool gained chips, so other waiting shapes need not be
+        tried there again."""
+        timers, requeued = self.timers, []
         while timers and timers[0][0] <= t:
             _, sequence, kind, pool, payload = heapq.heappop(timers)
             if kind == REPAIR:
@@ -196,13 +205,16 @@ class FailureProcess:
                     freed = set(freed)
                     freed.add(pool)
             else:
-                requeued |= self._fail(pool, t)
+                if self._fail(pool, t, requeued):
+                    freed = set(freed)
+                    freed.add(pool)
                 self._push(t + self._gap(pool), FAIL, pool, None)
         self.next_s = timers[0][0] if timers else math.inf
         return freed, requeued
 
-    def _fail(self, pool: int, t: float) -> bool:
-        """One failure event of ``pool`` at ``t``; returns whether a job was interrupted."""
+    def _fail(self, pool: int, t: float, requeued: list[int]) -> bool:
+        """One failure event of ``pool`` at ``t``; returns whether a job was interrupted (their shapes are
+        appended to ``requeued``)."""
         cluster, rng = self.cluster, self.rng
         if not cluster.online[pool]:
             return False
@@ -228,7 +240,7 @@ class FailureProcess:
         self.events[pool, cls] += 1
         if victim is not None:
             self.hit_jobs[pool, cls] += 1
-            self._interrupt(victim, pool, cls, t)
+            self._interrupt(victim, pool, cls, t, requeued)
         repair = self.config.repair_s[cls]
         if repair <= 0:
             return victim is not None
@@ -240,7 +252,7 @@ class FailureProcess:
         server = min(cluster.pools[pool].chips_per_server, allocator.size[domain])
         others = sorted((cluster.start_s[j], j) for j in here if j != victim)
         while allocator.free[domain] < server and others:
-            self._interrupt(others.pop()[1], pool, cls, t)
+            self._interrupt(others.pop()[1], pool, cls, t, requeued)
             victim = victim if victim is not None else -1
         chips = min(allocator.free[domain], server)
         if chips:
@@ -249,11 +261,12 @@ class FailureProcess:
             self.down_since[self.sequence] = (pool, t, chips)
         return victim is not None
 
-    def _interrupt(self, job: int, pool: int, cls: int, t: float) -> None:
+    def _interrupt(self, job: int, pool: int, cls: int, t: float, requeued: list[int]) -> None:
         from sim.training import sharing  # sharing imports nothing from here; the late import keeps it that way
 
         cluster = self.cluster
         sharing.preempt(cluster, job, t)
+        requeued.append(cluster.shape[job])
         lost = cluster.segments[-1][4]
         self.interruptions[job] += 1
         self.failure_lost_chip_s[job] += lost
@@ -298,16 +311,26 @@ class FailureProcess:
         self.run_overhead[job] = overhead
         self.run_base[job] = base_s
         cluster = self.cluster
-        parts = cluster.shared[pool].domain_of[placement] if cluster.share_units[job] else placement
-        domains, now = self.domain_jobs[pool], cluster.now
-        for domain, chips in parts:
-            domains[domain][job] = (chips, now)
+        if cluster.share_units[job]:  # a shared unit's domain is read now: the unit may move once released
+            placement = cluster.shared[pool].domain_of[placement]
+        self.started.append((job, pool, placement, cluster.now))
         return base_s * self.factor.item(job, pool) + overhead
+
+    def _file_starts(self) -> None:
+        """File the logged starts into ``domain_jobs`` in start order (what filing each at its start would give)."""
+        domain_jobs = self.domain_jobs
+        for job, pool, parts, now in self.started:
+            domains = domain_jobs[pool]
+            for domain, chips in parts:
+                domains[domain][job] = (chips, now)
+        self.started.clear()
 
     def _running_in(self, pool: int, domain: int) -> dict[int, int]:
         """Training jobs running in ``domain`` of ``pool`` now -> their chips there; drops the entries of jobs
         that have left."""
         cluster = self.cluster
+        if self.started:
+            self._file_starts()
         entries = self.domain_jobs[pool][domain]
         placement, start_s, pool_of = cluster.placement, cluster.start_s, cluster.pool_of
         live = {job: chips for job, (chips, since) in entries.items()

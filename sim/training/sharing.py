@@ -103,8 +103,8 @@ def preempt(cluster, job: int, t: float) -> None:
     if math.isfinite(end):
         if cluster.failures is None:
             _remove_from_heap(cluster.completions, (end, job))
-        # with failures (thousands of preemptions a year) the entry stays: the cluster skips it when it comes due
-        # (``Cluster._complete_live``), which saves the O(n) search of a large heap per preemption
+        else:  # with failures (thousands of preemptions a year) the entry stays, marked stale: the cluster skips
+            cluster.stale_completions.add((end, job))  # it when it comes due (no O(n) search of a large heap)
         if cluster.track_release_times:
             _remove_from_heap(cluster.pool_ends[pool], end)
     cluster.end_s[job] = NOT_RUNNING
