@@ -15,10 +15,12 @@ from sim.catalog.efficiency import port_costs, ports_at
 from sim.fleet import build_fleet
 from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, job_energy_kwh, money_summary, monthly_table
+from sim.policies.capping import lowest_busy_power_frac
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
 from sim.results import failures as failure_results
 from sim.results.burst import burst_summary, realise_burst
+from sim.results.capping import capping_rows, capping_summary
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
 from sim.rng import streams
@@ -69,7 +71,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         fleet = facility.planning_site(plant, fleet)
     with progress.phase("reading traces and preparing jobs"):
         jobs = training_jobs(scenario, origin.directory)
-        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration))
+        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration),
+                                busy_power_frac=lowest_busy_power_frac(scenario.policy.power_cap))
     horizon = float(scenario.duration)
     # serving uses the ports in force at the run's start (a port starting later is refused by validation)
     context = ServingContext(fleet=fleet, catalog=catalog, porting=ports_at(scenario.porting, 0.0, scenario.start),
@@ -86,11 +89,13 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                     scaling_schedule=serving.scaling.schedule,
                                     checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval,
                                     burst_policies=_burst_policies(scenario, fleet), failures=failures,
-                                    failure_rng=rngs["failures"])
+                                    failure_rng=rngs["failures"], power_cap_config=scenario.policy.power_cap,
+                                    cap_schedule=_cap_schedule(fleet, scenario.start))
     fleet, serving_burst_pools = _serving_burst(fleet, serving)
     burst_events = None
     if cluster.burst is not None:  # the burst pools' realised rentals feed everything that integrates online chips
         fleet, burst_events = realise_burst(fleet, cluster.burst.events, horizon, scenario.start)
+    capping_table = None
     with progress.phase("computing results"):
         outcome = cluster.outcome()
         jobs_out = compute.jobs_table(jobs, outcome, fleet, prepared.steps)
@@ -114,6 +119,10 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
             summary["failures"] = failure_results.summary(jobs_out, outcome["failures"], fleet, horizon,
                                                           scenario.failures.profile)
         summary["scenario"] = {"name": scenario.name, "description": scenario.description.strip()}
+        if cluster.capping is not None:
+            capping_out = cluster.capping.outcome(horizon)
+            summary["power_capping"] = capping_summary(capping_out, scenario.policy.power_cap.kind)
+            capping_table = capping_rows(capping_out["rows"])
         if burst_events is not None:
             summary["burst"] = burst_summary(burst_events, fleet, horizon, serving_burst_pools)
         requests = serving.requests_table()
@@ -147,7 +156,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
                    fluid_load=serving.load_per_bin(), requests=requests, ledger=ledger, monthly=monthly,
-                   procurement=procurement, burst=burst_events)
+                   procurement=procurement, burst=burst_events, capping=capping_table)
 
 
 def _serving_burst(fleet, serving):
@@ -166,6 +175,11 @@ def _burst_policies(scenario: Scenario, fleet) -> list:
     """``(pool index, policy.burst entry)`` pairs for the cluster."""
     index = {p.name: p.index for p in fleet.pools}
     return [(index[b.pool], b) for b in scenario.policy.burst]
+
+
+def _cap_schedule(fleet, start) -> tuple:
+    """The site cap's dated values as ``((t [s], cap [W]), ...)`` from the scenario's start (``site.power_cap_mw``)."""
+    return tuple(((d - start).days * 86400.0, w) for d, w in fleet.site.power_cap_dates)
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:

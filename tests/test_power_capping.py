@@ -1,0 +1,177 @@
+"""Site power-cap policies (``sim.policies.capping``, ``sim.training.capping``): admission, throttle, shed, and a
+dated cap schedule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import sim
+from sim.catalog import builtin_catalog
+from sim.fleet import build_fleet
+from sim.policies.capping import clock_for_power, clocks_within, power_frac, speed_frac
+from tests.conftest import scenario_from
+from tests.test_engine import assert_accounted
+
+TOLERANCE = 1e-9  # relative, as sim.fleet.build.CAP_TOLERANCE
+
+
+def busy(base, jobs=200, rate=30):
+    base["workloads"]["training"]["generator"].update(jobs=jobs, arrival_rate_per_hour=rate)
+    return base
+
+
+def uncapped_peak_mw(base, tmp_path) -> float:
+    return sim.run(scenario_from(base, tmp_path, "u.yaml")).summary["peak_facility_power_kw"] / 1e3
+
+
+def run(base, tmp_path, cap, kind, name="s.yaml", **policy):
+    base = {**base, "site": {**base["site"], "power_cap_mw": cap},
+            "policy": {**base["policy"], "power_cap": {"kind": kind, **policy}}}
+    return sim.run(scenario_from(base, tmp_path, name))
+
+
+def assert_within_cap(results):
+    """The cluster's committed power after every event (inference replicas at full load included) stays within the
+    cap then."""
+    over = results.summary["power_capping"]["max_committed_over_cap_w"]
+    cap_w = results.capping["cap_w"].max() if len(results.capping) else results.summary["power_cap_kw"] * 1e3
+    assert over is not None and over <= cap_w * TOLERANCE
+
+
+def test_curves_are_monotone_and_inverse():
+    fs = [0.3, 0.5, 0.69, 0.7, 0.71, 0.9, 1.0]
+    ps = [power_frac(f) for f in fs]
+    assert ps == sorted(ps) and ps[-1] == 1.0
+    for f in fs:
+        assert clock_for_power(power_frac(f)) == pytest.approx(f)
+    assert power_frac(0.5) == pytest.approx(0.5 * 0.49)  # the voltage floor holds below 0.7
+    # memory-bound work loses less speed than compute-bound work at the same clock
+    assert speed_frac(0.6, 1.0) == pytest.approx(0.6)
+    assert 0.6 < speed_frac(0.6, 0.3) < 1.0
+
+
+def test_clocks_keep_the_first_jobs_at_full_clock():
+    clocks = clocks_within(100.0 + 3 * 50 * power_frac(0.5), [100.0, 50.0, 50.0, 50.0], 0.5)
+    assert clocks == [1.0, 0.5, 0.5, 0.5]
+    assert clocks_within(10.0, [100.0], 0.5) is None
+    mid = clocks_within(60.0, [100.0], 0.5)[0]
+    assert 100.0 * power_frac(mid) == pytest.approx(60.0)
+
+
+def test_admission_is_the_default_and_unchanged(base, tmp_path):
+    busy(base)
+    cap = 0.6 * uncapped_peak_mw(base, tmp_path)
+    default = sim.run(scenario_from({**base, "site": {**base["site"], "power_cap_mw": cap}}, tmp_path, "d.yaml"))
+    explicit = run(base, tmp_path, cap, "admission")
+    a = default.save(tmp_path / "a", plots=False, report=False)
+    b = explicit.save(tmp_path / "b", plots=False, report=False)
+    for name in ("summary.json", "jobs.csv", "timeseries.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert not (a / "capping.csv").exists() and "power_capping" not in default.summary
+
+
+def test_throttle_stays_within_the_cap_and_runs_more_than_admission(base, tmp_path):
+    busy(base)
+    cap = 0.6 * uncapped_peak_mw(base, tmp_path)
+    admission = run(base, tmp_path, cap, "admission", "a.yaml")
+    throttle = run(base, tmp_path, cap, "throttle", "t.yaml")
+    assert_within_cap(throttle)
+    capping = throttle.summary["power_capping"]
+    assert capping["throttle_events"] > 0 and capping["restore_events"] > 0
+    assert 0 < capping["lost_chip_hours"] < capping["throttled_chip_hours"]
+    assert throttle.summary["jobs"]["completed"] > admission.summary["jobs"]["completed"]
+    assert set(throttle.capping["action"]) == {"throttle", "restore"}
+    assert (throttle.capping["clock_frac"].between(0.5, 1.0)).all()
+    out = throttle.save(tmp_path / "out", plots=False, report=False)
+    assert (out / "capping.csv").read_text().startswith("time_s,policy,action,job,pool,clock_frac")
+    assert_accounted(throttle)
+
+
+def test_a_throttled_job_ends_when_its_slower_clock_says(base, tmp_path):
+    """One compute-bound job alone (roofline path: clock share 1) under a cap that leaves it part of its busy power:
+    it runs at the clock whose power fits, and takes its full-speed time / that clock."""
+    base["fleet"] = base["fleet"][:1]
+    base["workloads"]["training"]["generator"].update(jobs=1, chips={8: 1.0}, stacks={"cuda": 1.0},
+                                                      models={"resnet50": 1.0})
+    free = sim.run(scenario_from(base, tmp_path, "f.yaml")).jobs.iloc[0]
+    fleet = build_fleet(scenario_from(base, tmp_path, "f.yaml"), builtin_catalog())
+    cap_w = fleet.committed_floor_w + 0.6 * 8 * fleet.busy_increment_facility_w(0)
+    results = run(base, tmp_path, cap_w / 1e6, "throttle", "t.yaml")
+    job = results.jobs.iloc[0]
+    f = clock_for_power(0.6)
+    assert job["start_s"] == free["start_s"]
+    assert job["end_s"] - job["start_s"] == pytest.approx((free["end_s"] - free["start_s"]) / f, rel=1e-6)
+    assert results.summary["power_capping"]["throttled_chip_hours"] == pytest.approx(
+        8 * (job["end_s"] - job["start_s"]) / 3600, rel=1e-6)
+
+
+def test_a_lower_cap_never_finishes_the_workload_earlier(base, tmp_path):
+    busy(base, jobs=80, rate=20)
+    base["duration"] = "10d"
+    peak = uncapped_peak_mw(base, tmp_path)
+    makespans = []
+    for k, frac in enumerate((0.9, 0.7, 0.5)):
+        results = run(base, tmp_path, frac * peak, "throttle", f"c{k}.yaml")
+        assert results.summary["jobs"]["completed"] == 80
+        assert_within_cap(results)
+        makespans.append(results.jobs["end_s"].max())
+    assert makespans == sorted(makespans)
+    assert makespans[-1] > makespans[0]
+
+
+@pytest.mark.parametrize("kind", ["throttle", "shed"])
+def test_a_cap_drop_throttles_or_sheds_within_the_new_cap(base, tmp_path, kind):
+    busy(base)
+    peak = uncapped_peak_mw(base, tmp_path)
+    cap = {"2026-01-01": peak * 2, "2026-01-02": 0.5 * peak}
+    results = run(base, tmp_path, cap, kind, f"{kind}.yaml")
+    assert_within_cap(results)
+    rows = results.capping
+    drop = rows[rows["action"] == "cap"]
+    assert list(drop["time_s"]) == [86400.0] and drop["cap_w"].iloc[0] == pytest.approx(0.5 * peak * 1e6)
+    after = rows[rows["time_s"] == 86400.0]
+    assert (after["action"] == kind).any()  # the policy acted at the drop itself
+    assert (after["site_committed_w"].iloc[-1] <= 0.5 * peak * 1e6 * (1 + TOLERANCE))
+    if kind == "shed":
+        capping = results.summary["power_capping"]
+        assert capping["shed_jobs"] > 0
+        assert results.jobs["lost_chip_hours"].sum() > 0 if "lost_chip_hours" in results.jobs else True
+    assert_accounted(results)
+
+
+def test_admission_under_a_cap_drop_lets_running_jobs_run_on(base, tmp_path):
+    busy(base)
+    peak = uncapped_peak_mw(base, tmp_path)
+    results = run(base, tmp_path, {"2026-01-01": peak * 2, "2026-01-02": 0.5 * peak}, "admission")
+    assert set(results.capping["action"]) == {"cap"}
+    trace_over = results.summary["power_capping"]["max_committed_over_cap_w"]
+    assert trace_over > 0  # admission control never stops a running job: the site is over the new cap a while
+
+
+def errors_of(tmp_path, base) -> list[str]:
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(base, tmp_path, "bad.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_bad_power_cap_input_is_located(base, tmp_path):
+    base["site"]["power_cap_mw"] = {"2026-03-01": 1.0, "2026-02-01": 0.5}
+    (error,) = errors_of(tmp_path, base)
+    assert "bad.yaml:" in error and "site.power_cap_mw" in error and "2026-02-01 after 2026-03-01" in error
+    base["site"]["power_cap_mw"] = 1.0
+    base["policy"]["power_cap"] = {"kind": "throtle"}
+    (error,) = errors_of(tmp_path, base)
+    assert "policy.power_cap.kind" in error and "throttle" in error
+    base["policy"]["power_cap"] = {"kind": "throttle", "min_clock_frac": 0.01}
+    (error,) = errors_of(tmp_path, base)
+    assert "policy.power_cap.min_clock_frac" in error and "found 0.01" in error
+    base["policy"]["power_cap"] = {"kind": "throttle"}
+    base["site"]["power_cap_mw"] = {"2026-03-01": -1.0}
+    (error,) = errors_of(tmp_path, base)
+    assert "site.power_cap_mw" in error and "bad.yaml:" in error
+
+
+def test_power_frac_of_min_clock_is_positive():
+    assert math.isfinite(power_frac(0.5)) and power_frac(0.5) > 0
