@@ -21,6 +21,7 @@ import networkx as nx
 import numpy as np
 
 from sim.catalog import AcceleratorSpec, Catalog
+from sim.fleet.power_limit import power_limited
 from sim.fleet.procurement import OrderOutcome, PoolLayout, merged_deliveries, price_at, resolve_orders
 from sim.fleet.windows import group_window_s, windowed
 from sim.rng import streams
@@ -376,6 +377,11 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
                          f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
                          f"accepted: a multiple of {per_server}, "
                          f"e.g. {pool.count - pool.count % per_server or per_server}")
+    if pool.power_limit_w is not None:
+        try:
+            accel = power_limited(accel, pool.power_limit_w)
+        except ValueError as exc:
+            raise FleetError(index, "power_limit_w", str(exc)) from None
     online = _day_s(scenario, pool.online_from) if pool.online_from else 0.0
     until = _day_s(scenario, pool.online_until) if pool.online_until else math.inf
     fixed = tuple((_day_s(scenario, d.date), d.chips) for d in pool.deliveries)

@@ -172,6 +172,11 @@ class Pool(Strict):
         description="how long before each retirement and online_until the leaving domains take no new training "
                     "job (jobs already there finish if they can; the rest are preempted at the date) [s or '7d'; "
                     "default 0: they leave at once]")
+    power_limit_w: float | None = bounded(
+        None, gt=0, le=100_000, unit="W", why="above any chip's power",
+        description="board power limit per chip, as nvidia-smi -pl sets it, between the chip's idle and TDP [W]: "
+                    "its busy power, and a clock whose dynamic power fits it slows compute (sim.fleet.power_limit) "
+                    "[default: TDP]")
     owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
     purchase_usd_per_chip: float | None = bounded(
         None, ge=0, le=10_000_000, unit="USD", why="far above any accelerator's price",
