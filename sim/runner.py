@@ -98,13 +98,17 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     capping_table = None
     with progress.phase("computing results"):
         outcome = cluster.outcome()
+        capping_out = cluster.capping.outcome(horizon) if cluster.capping is not None else None
+        power_events = capping_out["power_events"] if capping_out is not None else None
+        cap_events = _cap_events(fleet, scenario.start) if capping_out is not None and fleet.site.power_cap_w else None
         jobs_out = compute.jobs_table(jobs, outcome, fleet, prepared.steps)
         if failures is not None:
             jobs_out = failure_results.add_job_columns(jobs_out, outcome["failures"])
         inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
-                                    scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips)
-        peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips)
+                                    scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips,
+                                    power_events, cap_events)
+        peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips, power_events)
         edges = np.append(series["time_s"].to_numpy(), horizon)
         plant_run = None
         if plant is not None:
@@ -119,8 +123,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
             summary["failures"] = failure_results.summary(jobs_out, outcome["failures"], fleet, horizon,
                                                           scenario.failures.profile)
         summary["scenario"] = {"name": scenario.name, "description": scenario.description.strip()}
-        if cluster.capping is not None:
-            capping_out = cluster.capping.outcome(horizon)
+        if capping_out is not None:
             summary["power_capping"] = capping_summary(capping_out, scenario.policy.power_cap.kind)
             capping_table = capping_rows(capping_out["rows"])
         if burst_events is not None:
@@ -180,6 +183,16 @@ def _burst_policies(scenario: Scenario, fleet) -> list:
 def _cap_schedule(fleet, start) -> tuple:
     """The site cap's dated values as ``((t [s], cap [W]), ...)`` from the scenario's start (``site.power_cap_mw``)."""
     return tuple(((d - start).days * 86400.0, w) for d, w in fleet.site.power_cap_dates)
+
+
+def _cap_events(fleet, start) -> tuple[np.ndarray, np.ndarray]:
+    """The facility cap as step-change events ``(times [s], changes [W])`` from t = 0 (``site.power_cap_mw``)."""
+    values = [fleet.site.power_cap_w] + [w for t, w in _cap_schedule(fleet, start) if t > 0]
+    times = [0.0] + [t for t, _ in _cap_schedule(fleet, start) if t > 0]
+    for t, w in _cap_schedule(fleet, start):  # dates up to the start: the latest one holds from t = 0
+        if t <= 0:
+            values[0] = w
+    return np.array(times), np.diff(np.array([0.0] + values))
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:

@@ -84,6 +84,16 @@ def test_throttle_stays_within_the_cap_and_runs_more_than_admission(base, tmp_pa
     assert throttle.summary["jobs"]["completed"] > admission.summary["jobs"]["completed"]
     assert set(throttle.capping["action"]) == {"throttle", "restore"}
     assert (throttle.capping["clock_frac"].between(0.5, 1.0)).all()
+    # the results see the slower clocks too: facility power, exact peak and per-bin columns stay within the cap
+    assert throttle.summary["peak_facility_power_kw"] <= cap * 1e3 * (1 + TOLERANCE)
+    series = throttle.timeseries
+    assert (series["facility_power_kw"] <= series["power_cap_kw"] * (1 + TOLERANCE)).all()
+    assert series["power_cap_kw"].to_numpy() == pytest.approx(cap * 1e3, rel=1e-12)
+    drawn = series["busy_power_frac.h100-sxm"]
+    assert drawn.between(power_frac(0.5), 1.0).all() and drawn.min() < 1.0
+    assert (series["throttled_chips.h100-sxm"] <= series["busy_chips.h100-sxm"] + 1e-9).all()
+    assert throttle.summary["it_energy_kwh"] < sim.run(scenario_from(
+        {**base, "site": {**base["site"], "power_cap_mw": None}}, tmp_path, "n.yaml")).summary["it_energy_kwh"] * 1.5
     out = throttle.save(tmp_path / "out", plots=False, report=False)
     assert (out / "capping.csv").read_text().startswith("time_s,policy,action,job,pool,clock_frac")
     assert_accounted(throttle)

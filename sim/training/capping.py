@@ -41,7 +41,10 @@ class PowerCap:
         self.changes = [(t, w) for t, w in schedule if t > 0.0]
         self.next_s = self.changes[0][0] if self.changes else math.inf
         self.compute_share = compute_share  # N×P clock-sensitive share of each job's step (policy docstring)
-        self.state: dict[int, list] = {}  # job -> [run start, work, done, at, speed, clock, history]
+        self.state: dict[int, list] = {}  # job -> [run start, work, done, at, speed, clock, history, pool]
+        # (t, pool, IT power change [W], chips below full clock change) at each clock change and at the end of a
+        # throttled run: the results add them to the full-load power of running jobs (``power_events``)
+        self.corrections: list[tuple[float, int, float, float]] = []
         self.rows: list[tuple] = []
         self.trace: list[tuple[float, float, float]] = []  # (t, committed facility power [W], cap [W])
         self.throttled_chip_s = 0.0
@@ -113,6 +116,9 @@ class PowerCap:
         w = self._job_w(job) * power_frac(self._clock(job))
         pool = c.pool_of[job]
         self._settle(job, t)
+        st = self.state.get(job)
+        if st is not None and st[0] == c.start_s[job]:
+            self._correct(t, job, st[7], st[5], 1.0)
         sharing.preempt(c, job, t)
         self.state.pop(job, None)
         self.shed_jobs += 1
@@ -141,7 +147,7 @@ class PowerCap:
         st = self.state.get(job)
         if st is None or st[0] != c.start_s[job]:
             start = c.start_s[job]
-            st = [start, c.end_s[job] - start, 0.0, start, 1.0, 1.0, [(start, 0.0, 1.0)]]
+            st = [start, c.end_s[job] - start, 0.0, start, 1.0, 1.0, [(start, 0.0, 1.0)], c.pool_of[job]]
             self.state[job] = st
         return st
 
@@ -165,6 +171,7 @@ class PowerCap:
         pool = c.pool_of[job]
         st[4] = speed_frac(f, float(self.compute_share[job, pool]))
         action = "throttle" if f < st[5] else "restore"
+        self._correct(t, job, pool, st[5], f)
         st[5] = f
         st[6].append((t, st[2], st[4]))
         old_end = c.end_s[job]
@@ -190,6 +197,27 @@ class PowerCap:
                 chips = c.busy_chips[job]
                 self.throttled_chip_s += (end - st[3]) * chips
                 self.lost_chip_s += (end - st[3]) * chips * (1.0 - st[4])
+            self._correct(end, job, st[7], st[5], 1.0)
+
+    def _correct(self, t: float, job: int, pool: int, old: float, new: float) -> None:
+        """Record the IT power and throttled-chip change of ``job`` going from clock ``old`` to ``new`` at ``t``."""
+        if old == new:
+            return
+        p = self.cluster.pools[pool]
+        chips = self.cluster.busy_chips[job]
+        it_w = chips * (p.busy_w_with_server - p.idle_w_with_server) * (power_frac(new) - power_frac(old))
+        throttled = chips * ((new < 1.0) - (old < 1.0))
+        self.corrections.append((t, pool, it_w, throttled))
+
+    def power_events(self) -> dict[int, tuple]:
+        """Per pool: ``(times, IT power changes [W], throttled chip changes)`` arrays (``corrections``)."""
+        import numpy as np
+
+        out = {}
+        for pool in sorted({row[1] for row in self.corrections}):
+            rows = np.array([(t, w, n) for t, p, w, n in self.corrections if p == pool], dtype=np.float64)
+            out[pool] = (rows[:, 0], rows[:, 1], rows[:, 2])
+        return out
 
     def work_done_s(self, job: int, t: float) -> float:
         """Full-speed seconds of work the current run of ``job`` had done by ``t`` (wall time since its start when
@@ -214,7 +242,8 @@ class PowerCap:
                 self.throttled_chip_s += (horizon_s - st[3]) * chips
                 self.lost_chip_s += (horizon_s - st[3]) * chips * (1.0 - st[4])
         self.state.clear()
-        return {"rows": self.rows, "trace": self.trace, "throttled_chip_hours": self.throttled_chip_s / 3600.0,
+        return {"rows": self.rows, "trace": self.trace, "power_events": self.power_events(),
+                "throttled_chip_hours": self.throttled_chip_s / 3600.0,
                 "lost_chip_hours": self.lost_chip_s / 3600.0, "shed_jobs": self.shed_jobs}
 
 
