@@ -13,7 +13,8 @@ CAPPING_COLUMNS = ["time_s", "policy", "action", "job", "pool", "clock_frac", "j
 def capping_rows(rows: list[tuple]) -> pd.DataFrame:
     """One row per action: a cap change (``cap``), a clock lowered (``throttle``) or raised (``restore``), a job
     paused (``shed``); ``job_power_w`` is the job's facility power after the action (0 when shed) and
-    ``site_committed_w`` the site's committed facility power after it [W]."""
+    ``site_committed_w`` the site's committed facility power right after it [W] (within one event, a job that just
+    started counts at full clock until its own row: the site is within the cap after the event's last row)."""
     return pd.DataFrame(rows, columns=CAPPING_COLUMNS)
 
 

@@ -136,9 +136,10 @@ class PowerCap:
                 break
             self._shed(order[-1], t)  # even the minimum clock is over the cap (a cap drop): shed the last started
             shed = True
-        for job, f in zip(order, clocks or ()):
-            if abs(f - self._clock(job)) > 1e-12:
-                self._set_clock(job, f, t)
+        changes = [(f > self._clock(job), job, f) for job, f in zip(order, clocks or ())
+                   if abs(f - self._clock(job)) > 1e-12]
+        for _, job, f in sorted(changes, key=lambda c: c[0]):  # lower clocks first: within the cap after each row
+            self._set_clock(job, f, t)
         return shed
 
     # -- per-job work ---------------------------------------------------------------------------------
