@@ -7,11 +7,13 @@
   the full clock, the ones started last are slowed first (all training has the same priority; inference replicas
   have the highest and are never slowed: their chips stay reserved at full load, ``Fleet.committed_floor_w``).
   When a job ends, the freed power raises the slowed jobs' clocks again, oldest first. A clock change settles the
-  job's remaining work and moves its completion; there is no fixed time step.
-* ``shed``: admission control as ``admission``; when the committed power exceeds the cap anyway (today only when
-  inference scales into a shared pool, whose replicas are reserved at full load), the most recently started
-  training jobs are paused with checkpoint semantics (``sim.training.sharing.preempt``: work since the last
-  checkpoint is lost and counted) and wait again; they resume when admission lets them.
+  job's remaining work and moves its completion; there is no fixed time step. When even the minimum clock does
+  not fit (a cap drop), the last-started jobs are shed as below until it does.
+* ``shed``: admission control as ``admission``; when the committed power exceeds the cap (a drop of a dated cap,
+  ``site.power_cap_mw``), the most recently started training jobs are paused with checkpoint semantics
+  (``sim.training.sharing.preempt``: work since the last checkpoint is lost and counted) and wait again; they
+  resume when admission lets them.
+Under ``admission`` a cap drop only stops new starts: running jobs run on above the new cap until they end.
 
 Clock and power (``power_frac``): the dynamic (busy − idle) power of a chip at clock fraction ``f`` is
 ``f · V(f)²`` of its full-load value, with the voltage tracking the clock above a floor, ``V(f) = max(f, 0.7)``

@@ -46,7 +46,7 @@ class PowerCap:
         # throttled run: the results add them to the full-load power of running jobs (``power_events``)
         self.corrections: list[tuple[float, int, float, float]] = []
         self.rows: list[tuple] = []
-        self.trace: list[tuple[float, float, float]] = []  # (t, committed facility power [W], cap [W])
+        self.trace: list[tuple[float, float, float]] = []  # (t, committed facility power [W], cap [W]) under a cap
         self.throttled_chip_s = 0.0
         self.lost_chip_s = 0.0  # chip-seconds of full-speed work not done because of slower clocks
         self.shed_jobs = 0
@@ -93,7 +93,8 @@ class PowerCap:
             shed = self._throttle(t)
         elif self.kind == "shed" and c.power_cap_w is not None:
             shed = self._shed_until_within(t)
-        self.trace.append((t, self.committed_w(), c.power_cap_w if c.power_cap_w is not None else math.inf))
+        if c.power_cap_w is not None:
+            self.trace.append((t, self.committed_w(), c.power_cap_w))
         return shed
 
     def _order(self) -> list[int]:

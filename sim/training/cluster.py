@@ -19,8 +19,12 @@ time step and no process per job or per device: pools are counted per scale-up d
 Site power: with a cap, a job starts only if the site's committed facility power — idle power of every
 chip (online or still to come), the full-load increment of every inference replica's chips
 (``Fleet.committed_floor_w``) and of every chip busy with training, times PUE — stays within the cap.
-This is admission control only: running jobs are never throttled or stopped for power. A pool that
-leaves (``online_until``) stops drawing power then: its idle floor is released from the committed power.
+Under the default ``policy.power_cap.kind: admission`` this is admission control only: running jobs are never
+throttled or stopped for power. ``throttle`` and ``shed`` (and a dated cap, ``site.power_cap_mw``) act through
+``sim.training.capping``: ``_power_fits`` asks it before a start, a cap change is an event, and after every event
+it slows (or speeds up again) the last-started jobs' clocks, moving their completions, or pauses them with the
+preemption path. A pool that leaves (``online_until``) stops drawing power then: its idle floor is released from
+the committed power.
 
 Deliveries (``fleet[].deliveries``, ``ResolvedPool.deliveries``): a pool's later chips are held out of
 its allocator from the start (whole domains) and released at their date, so from then on a gang larger
