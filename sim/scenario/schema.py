@@ -109,6 +109,17 @@ class Site(Strict):
             raise ValueError("give at most one of climate, weather (found both)")
         return self
 
+    @field_validator("power_cap_mw", mode="before")
+    @classmethod
+    def _cap_number_or_schedule(cls, value):
+        """Text that is not a number gets the number's message, not one per member of the union."""
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError("Input should be a valid number, unable to parse string as a number") from None
+        return value
+
     @field_validator("power_cap_mw")
     @classmethod
     def _cap_dates_in_order(cls, value):
