@@ -15,10 +15,12 @@ from sim.catalog.efficiency import port_costs, ports_at
 from sim.fleet import build_fleet
 from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, job_energy_kwh, money_summary, monthly_table
+from sim.policies.capping import lowest_busy_power_frac
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
 from sim.results import failures as failure_results
 from sim.results.burst import burst_summary, realise_burst
+from sim.results.capping import capping_rows, capping_summary
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
 from sim.rng import streams
@@ -70,7 +72,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         fleet = facility.planning_site(plant, fleet)
     with progress.phase("reading traces and preparing jobs"):
         jobs = training_jobs(scenario, origin.directory)
-        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration))
+        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration),
+                                busy_power_frac=lowest_busy_power_frac(scenario.policy.power_cap))
     horizon = float(scenario.duration)
     # serving uses the ports in force at the run's start (a port starting later is refused by validation)
     context = ServingContext(fleet=fleet, catalog=catalog, porting=ports_at(scenario.porting, 0.0, scenario.start),
@@ -89,20 +92,26 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                     scaling_schedule=serving.scaling.schedule,
                                     checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval,
                                     burst_policies=_burst_policies(scenario, fleet), failures=failures,
-                                    failure_rng=rngs["failures"])
+                                    failure_rng=rngs["failures"], power_cap_config=scenario.policy.power_cap,
+                                    cap_schedule=_cap_schedule(fleet, scenario.start))
     fleet, serving_burst_pools = _serving_burst(fleet, serving)
     burst_events = None
     if cluster.burst is not None:  # the burst pools' realised rentals feed everything that integrates online chips
         fleet, burst_events = realise_burst(fleet, cluster.burst.events, horizon, scenario.start)
+    capping_table = None
     with progress.phase("computing results"):
         outcome = cluster.outcome()
+        capping_out = cluster.capping.outcome(horizon) if cluster.capping is not None else None
+        power_events = capping_out["power_events"] if capping_out is not None else None
+        cap_events = _cap_events(fleet, scenario.start) if capping_out is not None and fleet.site.power_cap_w else None
         jobs_out = compute.jobs_table(jobs, outcome, fleet, prepared.steps)
         if failures is not None:
             jobs_out = failure_results.add_job_columns(jobs_out, outcome["failures"])
         inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
-                                    scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips)
-        peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips)
+                                    scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips,
+                                    power_events, cap_events)
+        peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips, power_events)
         edges = np.append(series["time_s"].to_numpy(), horizon)
         plant_run = None
         if plant is not None:
@@ -117,6 +126,9 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
             summary["failures"] = failure_results.summary(jobs_out, outcome["failures"], fleet, horizon,
                                                           scenario.failures.profile)
         summary["scenario"] = {"name": scenario.name, "description": scenario.description.strip()}
+        if capping_out is not None:
+            summary["power_capping"] = capping_summary(capping_out, scenario.policy.power_cap.kind)
+            capping_table = capping_rows(capping_out["rows"])
         if burst_events is not None:
             summary["burst"] = burst_summary(burst_events, fleet, horizon, serving_burst_pools)
         requests = serving.requests_table()
@@ -150,7 +162,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                               input_files(scenario, origin.directory))
     return Results(summary=summary, jobs=jobs_out, timeseries=series, manifest=manifest, scenario=scenario,
                    fluid_load=serving.load_per_bin(), requests=requests, ledger=ledger, monthly=monthly,
-                   procurement=procurement, burst=burst_events)
+                   procurement=procurement, burst=burst_events, capping=capping_table)
 
 
 def _serving_burst(fleet, serving):
@@ -177,6 +189,21 @@ def _serving_failures(scenario: Scenario, catalog, fleet, jobs) -> ServingFailur
     if config is None:
         return None
     return ServingFailures(config.rates_per_chip_s, config.repair_s, config.weibull_shape, config.spare_chips)
+
+
+def _cap_schedule(fleet, start) -> tuple:
+    """The site cap's dated values as ``((t [s], cap [W]), ...)`` from the scenario's start (``site.power_cap_mw``)."""
+    return tuple(((d - start).days * 86400.0, w) for d, w in fleet.site.power_cap_dates)
+
+
+def _cap_events(fleet, start) -> tuple[np.ndarray, np.ndarray]:
+    """The facility cap as step-change events ``(times [s], changes [W])`` from t = 0 (``site.power_cap_mw``)."""
+    values = [fleet.site.power_cap_w] + [w for t, w in _cap_schedule(fleet, start) if t > 0]
+    times = [0.0] + [t for t, _ in _cap_schedule(fleet, start) if t > 0]
+    for t, w in _cap_schedule(fleet, start):  # dates up to the start: the latest one holds from t = 0
+        if t <= 0:
+            values[0] = w
+    return np.array(times), np.diff(np.array([0.0] + values))
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:

@@ -40,6 +40,11 @@ VARIANTS = {
     "air-vs-liquid@liquid": {"fleet.h100.cooling": "liquid"},
     "air-vs-liquid@hot": {"site.climate": "miami"},
     "air-vs-liquid@hot-liquid": {"site.climate": "miami", "fleet.h100.cooling": "liquid"},
+    "power-capped-site@admission": {"policy.power_cap.kind": "admission"},
+    "power-capped-site@0.18MW": {"site.power_cap_mw": 0.18},
+    "power-capped-site@0.18MW-admission": {"site.power_cap_mw": 0.18, "policy.power_cap.kind": "admission"},
+    "power-capped-site@0.14MW": {"site.power_cap_mw": 0.14},
+    "power-capped-site@0.14MW-admission": {"site.power_cap_mw": 0.14, "policy.power_cap.kind": "admission"},
 }
 
 

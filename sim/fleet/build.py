@@ -21,6 +21,7 @@ import networkx as nx
 import numpy as np
 
 from sim.catalog import AcceleratorSpec, Catalog
+from sim.fleet.power_limit import power_limited
 from sim.fleet.procurement import OrderOutcome, PoolLayout, merged_deliveries, price_at, resolve_orders
 from sim.fleet.windows import group_window_s, windowed
 from sim.rng import streams
@@ -58,6 +59,8 @@ class ResolvedSite:
     maintenance_frac_per_year: float = 0.0  # upkeep of owned chips per year, share of purchase price
     server_usd: float = 0.0  # a server beyond its accelerators [USD]
     rack_usd: float = 0.0  # a rack beyond its servers: rack, PDUs, ToR and its share of the spine [USD]
+    # a dated cap schedule ((date, W), ...) in date order; () for a fixed cap (``site.power_cap_mw``)
+    power_cap_dates: tuple = ()
     installation_usd_per_rack: float = 0.0  # one-off installation of a rack [USD]
     capex_accounting: str = "depreciation"  # or "cash": owned hardware a cost on its purchase date
     checkpoint_storage_gb_per_s: float = 2000.0  # a training job's checkpoint save/restore bandwidth [GB/s]
@@ -259,6 +262,15 @@ def _cut_steps(times: list, counts: list, start: float, end: float) -> tuple[lis
     return out_t, out_n
 
 
+def _first_cap_w(cap_mw) -> float | None:
+    """The site cap before any date of a schedule (its first value), or the fixed cap [W]; None: no cap."""
+    if cap_mw is None:
+        return None
+    if isinstance(cap_mw, dict):
+        return next(iter(cap_mw.values())) * 1e6
+    return cap_mw * 1e6
+
+
 def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
     """Fill unset site fields from the catalog's facility defaults (each with its source)."""
     d = catalog.site_defaults
@@ -273,7 +285,9 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         return float(value)
 
     return ResolvedSite(
-        power_cap_w=site.power_cap_mw * 1e6 if site.power_cap_mw is not None else None,
+        power_cap_w=_first_cap_w(site.power_cap_mw),
+        power_cap_dates=tuple((d, mw * 1e6) for d, mw in site.power_cap_mw.items())
+        if isinstance(site.power_cap_mw, dict) else (),
         pue=pick(site.pue, "pue"),
         electricity_usd_per_kwh=pick(site.electricity_usd_per_kwh, "electricity_usd_per_kwh"),
         carbon_g_per_kwh=pick(site.carbon_g_per_kwh, "carbon_g_per_kwh"),
@@ -363,6 +377,11 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
                          f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
                          f"accepted: a multiple of {per_server}, "
                          f"e.g. {pool.count - pool.count % per_server or per_server}")
+    if pool.power_limit_w is not None:
+        try:
+            accel = power_limited(accel, pool.power_limit_w)
+        except ValueError as exc:
+            raise FleetError(index, "power_limit_w", str(exc)) from None
     online = _day_s(scenario, pool.online_from) if pool.online_from else 0.0
     until = _day_s(scenario, pool.online_until) if pool.online_until else math.inf
     fixed = tuple((_day_s(scenario, d.date), d.chips) for d in pool.deliveries)

@@ -83,7 +83,8 @@ def inference_chip_events(fleet: Fleet, plans, switches) -> dict[int, tuple[np.n
 
 def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float, interval_s: float,
                start_date, inference_busy_chip_s: dict[int, np.ndarray] | None = None,
-               inference_chips: dict[int, tuple] | None = None) -> pd.DataFrame:
+               inference_chips: dict[int, tuple] | None = None, power_events: dict[int, tuple] | None = None,
+               cap_events: tuple | None = None) -> pd.DataFrame:
     """Per bin: busy chips, utilization and online chips per accelerator type (``online_chips.<type>``, and
     of them rented: ``rented_chips.<type>``, only for types with a rented pool), queue length, IT and facility power,
     the chips held by active inference replicas per pool (``inference_chips.<pool>``) and, on shared pools,
@@ -93,7 +94,12 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
 
     ``inference_busy_chip_s`` maps a pool index to the chip-seconds its inference replicas spent
     iterating in each bin (from the serving kernel, same bins); those chips are busy for that share.
-    ``inference_chips`` maps a pool index to the change events of its replicas' chips."""
+    ``inference_chips`` maps a pool index to the change events of its replicas' chips.
+    ``power_events`` (a power-cap policy that throttles, ``sim.training.capping``) maps a pool index to
+    ``(times, IT power changes [W], throttled chip changes)``: added to the full-load power of its running jobs,
+    and giving ``throttled_chips.<type>`` (bin mean of chips running below full clock) and
+    ``busy_power_frac.<type>`` (the share of their full-load increment the busy chips draw: 1 = unthrottled);
+    ``cap_events`` ``(times, cap changes [W])`` give ``power_cap_kw`` (bin mean of the facility cap)."""
     edges = bin_edges(horizon_s, interval_s)
     widths = np.diff(edges)
     start, end, pool_of = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
@@ -105,6 +111,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     rented: dict[str, np.ndarray] = {}
     training_on_shared: dict[str, np.ndarray] = {}
     pool_it_kw: dict[str, np.ndarray] = {}
+    throttled: dict[str, list] = {}
     for p in fleet.pools:
         on, earlier = pool_of == p.index, runs["pool"] == p.index
         times, deltas = interval_events(np.concatenate((start[on], runs["start_s"][earlier])),
@@ -123,6 +130,14 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
                 serving = np.minimum(serving, binned_mean(*inference_chips[p.index], edges))
             busy = busy + serving
         pool_power = online * p.idle_w_with_server + busy * (p.busy_w_with_server - p.idle_w_with_server)
+        if power_events is not None:
+            times, watts, chips = power_events.get(p.index, (np.zeros(0),) * 3)
+            saved = binned_mean(times, watts, edges)
+            pool_power = pool_power + saved
+            throttle = throttled.setdefault(p.accelerator.id, [0.0, 0.0, 0.0])
+            throttle[0] = throttle[0] + binned_mean(times, chips, edges)
+            throttle[1] = throttle[1] - saved
+            throttle[2] = throttle[2] + busy * (p.busy_w_with_server - p.idle_w_with_server)
         it_power += pool_power
         pool_it_kw[p.name] = pool_power / 1e3
         pair = by_accel.setdefault(p.accelerator.id, [0.0, 0.0])
@@ -149,8 +164,14 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         data[f"inference_chips.{fleet.pools[pool].name}"] = binned_mean(times, deltas, edges)
     for name, busy in training_on_shared.items():
         data[f"training_busy_chips.{name}"] = busy
+    for accel, (chips, saved_w, busy_w) in sorted(throttled.items()):
+        data[f"throttled_chips.{accel}"] = chips
+        data[f"busy_power_frac.{accel}"] = 1.0 - np.divide(saved_w, busy_w, out=np.zeros_like(busy_w),
+                                                            where=busy_w > 0)
     data["it_power_kw"] = it_power / 1e3
     data["facility_power_kw"] = it_power * fleet.site.pue / 1e3
+    if cap_events is not None:
+        data["power_cap_kw"] = binned_mean(*cap_events, edges) / 1e3
     for name, kw in pool_it_kw.items():
         data[f"it_power_kw.{name}"] = kw
     return pd.DataFrame(data)
@@ -176,8 +197,10 @@ def iso_datetimes(series: pd.DataFrame) -> pd.DataFrame:
 
 
 def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float,
-                    inference_chips: dict[int, tuple] | None = None) -> float:
-    """Exact peak of IT power over the run (not a bin mean): idle of online chips + busy increments.
+                    inference_chips: dict[int, tuple] | None = None, power_events: dict[int, tuple] | None = None
+                    ) -> float:
+    """Exact peak of IT power over the run (not a bin mean): idle of online chips + busy increments (less what
+    throttled clocks save: ``power_events`` as ``timeseries``).
 
     Replica chips count at full load: all of them on dedicated pools, the active ones on shared pools
     (from ``inference_chips``, counted from the pool's online date)."""
@@ -202,6 +225,9 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
         if p.shared:
             online_t.append(np.maximum(chip_t, p.online_from_s))
             online_w.append(chip_d * increment[pool])
+    for event_t, event_w, _ in (power_events or {}).values():
+        online_t.append(event_t)
+        online_w.append(event_w)
     return step_max(np.concatenate([times] + online_t), np.concatenate([deltas] + online_w), horizon_s)
 
 

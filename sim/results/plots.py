@@ -183,7 +183,12 @@ def _power(run: _Run, ts, summary: dict):
              _draw(ax, run, facility, DARK, f"facility (IT × PUE {_pue_text(summary)})\n"
                                              f"exact peak {_power_text(peak_kw * factor, unit)}")]
     top = facility.top()
-    if cap_kw:
+    if "power_cap_kw" in ts.columns:  # a dated cap (or a capping policy): the cap bin by bin
+        cap = run.series(ts["power_cap_kw"].to_numpy() * factor)
+        ax.stairs(cap.mean, run.start + cap.edges_s / 86400.0, baseline=None,
+                  color=RED, linestyle="--", label="site cap")
+        top = max(top, float(cap.top()))
+    elif cap_kw:
         ax.axhline(cap_kw * factor, color=RED, linestyle="--", label="site cap")
         top = max(top, cap_kw * factor)
     ax.set_ylim(0, top * 1.08 or 1.0)

@@ -2,7 +2,8 @@
 
 Building a ``Results`` writes nothing; ``save(dir)`` writes ``summary.json``, ``jobs.csv``,
 ``timeseries.csv``, ``monthly.csv`` (when the run made one), ``procurement.csv`` (when the scenario orders chips),
-``burst.csv`` (with ``policy.burst``), ``manifest.json``, ``scenario.json`` (the scenario as run),
+``burst.csv`` (with ``policy.burst``), ``capping.csv`` (with ``policy.power_cap`` throttle/shed or a cap
+schedule), ``manifest.json``, ``scenario.json`` (the scenario as run),
 ``requests.csv`` when ``outputs.requests_csv`` asks for it, (unless disabled) the PNG plots and ``report.html``
 (``sim.results.report_html``), through a temporary folder, then marks the folder complete
 (``sim.results.output_folder``). The JSON files hold no ``NaN`` or ``Infinity``: non-finite numbers are
@@ -37,6 +38,7 @@ class Results:
     monthly: pd.DataFrame | None = field(repr=False, default=None)  # one row per calendar month (monthly.csv)
     procurement: pd.DataFrame | None = field(repr=False, default=None)  # one row per order (procurement.csv)
     burst: pd.DataFrame | None = field(repr=False, default=None)  # policy.burst's rental events (burst.csv)
+    capping: pd.DataFrame | None = field(repr=False, default=None)  # power-cap actions (capping.csv)
 
     def save(self, directory: str | Path, plots: bool | None = None, report: bool = True) -> Path:
         """Write every output file into ``directory`` (created if needed) and return it; ``report=False``
@@ -69,6 +71,8 @@ class Results:
             self.procurement.to_csv(out / "procurement.csv", index=False)
         if self.burst is not None:
             self.burst.to_csv(out / "burst.csv", index=False)
+        if self.capping is not None:
+            self.capping.to_csv(out / "capping.csv", index=False)
         if self.requests is not None and self.scenario is not None and self.scenario.outputs.requests_csv:
             sampled_rows(self.requests, self.scenario.outputs.requests_csv_fraction).to_csv(
                 out / "requests.csv", index=False)

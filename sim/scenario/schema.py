@@ -9,7 +9,7 @@ reference (``dcsim schema``) is generated from these definitions. Cross-referenc
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,6 +21,8 @@ from sim.scenario.failures_schema import Failures, no_failures
 from sim.scenario.growth import Growth
 from sim.scenario.inference_schema import InferenceService
 from sim.scenario.procurement_schema import Procurement, Supply
+
+CapMw = Annotated[float, Field(gt=0, le=100_000)]
 
 
 class SiteNetwork(Strict):
@@ -35,8 +37,11 @@ class SiteNetwork(Strict):
 class Site(Strict):
     """The site's power, pinned PUE, energy price and grid carbon. Unset values come from the catalog."""
 
-    power_cap_mw: float | None = bounded(None, gt=0, le=100_000, unit="MW", why="larger than any grid connection",
-                                         description="site power cap, facility side [MW]; none = no cap")
+    power_cap_mw: CapMw | dict[dt.date, CapMw] | None = Field(
+        None, json_schema_extra={"accepted": "above 0, up to 100,000 MW (larger than any grid connection)"},
+        description="site power cap, facility side [MW]: a number, or a dated schedule {2026-01-01: 120, "
+                    "2026-07-01: 100} in date order (the first value holds before its date); none = no cap; each above "
+                    "0, up to 100,000 MW (larger than any grid connection)")
     pue: float | None = bounded(None, ge=1.0, le=5.0, why="beyond any operating facility",
                                 description="power usage effectiveness, pinned [-]")
     electricity_usd_per_kwh: PriceValue | None = Field(
@@ -104,6 +109,29 @@ class Site(Strict):
             raise ValueError("give at most one of climate, weather (found both)")
         return self
 
+    @field_validator("power_cap_mw", mode="before")
+    @classmethod
+    def _cap_number_or_schedule(cls, value):
+        """Text that is not a number gets the number's message, not one per member of the union."""
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError("Input should be a valid number, unable to parse string as a number") from None
+        return value
+
+    @field_validator("power_cap_mw")
+    @classmethod
+    def _cap_dates_in_order(cls, value):
+        if isinstance(value, dict):
+            dates = list(value)
+            if not dates:
+                raise ValueError("found an empty schedule; accepted: a number or {date: MW, ...}")
+            for before, after in zip(dates, dates[1:]):
+                if after <= before:
+                    raise ValueError(f"found {after} after {before}: schedule dates must increase")
+        return value
+
 
 class Delivery(Strict):
     """Chips that join a pool on a date (``fleet[].deliveries``): the pool grows by whole scale-up domains."""
@@ -155,6 +183,11 @@ class Pool(Strict):
         description="how long before each retirement and online_until the leaving domains take no new training "
                     "job (jobs already there finish if they can; the rest are preempted at the date) [s or '7d'; "
                     "default 0: they leave at once]")
+    power_limit_w: float | None = bounded(
+        None, gt=0, le=100_000, unit="W", why="above any chip's power",
+        description="board power limit per chip, as nvidia-smi -pl sets it, between the chip's idle and TDP [W]: "
+                    "its busy power, and a clock whose dynamic power fits it slows compute (sim.fleet.power_limit) "
+                    "[default: TDP]")
     owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
     purchase_usd_per_chip: float | None = bounded(
         None, ge=0, le=10_000_000, unit="USD", why="far above any accelerator's price",
@@ -362,8 +395,18 @@ class BurstPolicy(Strict):
         ge=0, description="a rented domain is released once it has been online this long and is idle [s or '1h']")
 
 
+class PowerCapPolicy(Strict):
+    """What training does at the site power cap (``sim.policies.capping``)."""
+
+    kind: str = Field("admission", description="capping registry key: admission (jobs start only within the cap), "
+                                               "throttle (slow the last-started jobs' clocks), shed (pause them)")
+    min_clock_frac: float = bounded(0.5, gt=0.1, le=1.0, why="no GPU power limit goes that low",
+                                    description="lowest clock fraction throttle sets [-]")
+
+
 class Policy(Strict):
     scheduler: SchedulerPolicy = Field(SchedulerPolicy(), description="training-job scheduler")
+    power_cap: PowerCapPolicy = Field(PowerCapPolicy(), description="what training does at the site power cap")
     preemption: PreemptionPolicy = Field(PreemptionPolicy(), description="training preemption on shared pools")
     burst: tuple[BurstPolicy, ...] = Field(
         (), description="cloud burst for training: one entry per rented pool used for bursting [default: none]")

@@ -19,8 +19,12 @@ time step and no process per job or per device: pools are counted per scale-up d
 Site power: with a cap, a job starts only if the site's committed facility power — idle power of every
 chip (online or still to come), the full-load increment of every inference replica's chips
 (``Fleet.committed_floor_w``) and of every chip busy with training, times PUE — stays within the cap.
-This is admission control only: running jobs are never throttled or stopped for power. A pool that
-leaves (``online_until``) stops drawing power then: its idle floor is released from the committed power.
+Under the default ``policy.power_cap.kind: admission`` this is admission control only: running jobs are never
+throttled or stopped for power. ``throttle`` and ``shed`` (and a dated cap, ``site.power_cap_mw``) act through
+``sim.training.capping``: ``_power_fits`` asks it before a start, a cap change is an event, and after every event
+it slows (or speeds up again) the last-started jobs' clocks, moving their completions, or pauses them with the
+preemption path. A pool that leaves (``online_until``) stops drawing power then: its idle floor is released from
+the committed power.
 
 Deliveries (``fleet[].deliveries``, ``ResolvedPool.deliveries``): a pool's later chips are held out of
 its allocator from the start (whole domains) and released at their date, so from then on a gang larger
@@ -80,7 +84,7 @@ class Cluster:
 
     def __init__(self, env: simpy.Environment, fleet: Fleet, jobs: PreparedJobs, horizon_s: float,
                  scheduler_factory, progress=None, scaling_schedule=(), checkpoint_interval_s: float = 3600.0,
-                 burst_policies=(), failures=None, failure_rng=None):
+                 burst_policies=(), failures=None, failure_rng=None, power_cap=None):
         self.env = env
         self.fleet = fleet
         self.horizon_s = horizon_s
@@ -143,6 +147,8 @@ class Cluster:
         self.burst = Burst(self, burst_policies) if burst_policies else None
         # failures of training chips (``sim.training.failures``); None without a ``failures`` section
         self.failures = FailureProcess(self, failures, failure_rng) if failures is not None else None
+        # power-cap schedule and throttle/shed (``sim.training.capping``); None for plain admission control
+        self.capping = power_cap(self) if power_cap is not None else None
         self.process = env.process(self._run())
 
     # -- queries used by scheduler policies -------------------------------------------------------
@@ -150,7 +156,7 @@ class Cluster:
         """Whether ``job`` can start on ``pool`` now (online, room in a domain, within the power cap)."""
         if not self.online[pool]:
             return False
-        if not within_cap(self.committed_w + self.busy_chips[job] * self.dynamic_w[pool], self.power_cap_w):
+        if not self._power_fits(self.busy_chips[job] * self.dynamic_w[pool]):
             return False
         units = self.share_units[job]
         if units:
@@ -161,6 +167,13 @@ class Cluster:
         if chips <= allocator.domain_chips:  # DomainAllocator.can_place inlined: hetero-aware asks this per
             return (allocator.mask >> chips) != 0  # pool per decision, and the call costs ~10 % of its run time
         return allocator.can_place(chips)
+
+    def _power_fits(self, busy_w: float) -> bool:
+        """Whether a start adding ``busy_w`` of facility power at full load respects the site cap (admission
+        control; ``throttle`` counts running jobs at their minimum clock: ``sim.training.capping``)."""
+        if self.capping is not None:
+            return self.capping.fits(busy_w)
+        return within_cap(self.committed_w + busy_w, self.power_cap_w)
 
     def pool_orders(self, usd_per_chip_second: np.ndarray | None = None) -> list[tuple[int, ...]]:
         """Per job, eligible pools fastest first (cheapest first when prices per pool are given)."""
@@ -215,7 +228,7 @@ class Cluster:
         if not self.online[pool]:
             return False
         busy_w = self.busy_chips[job] * self.dynamic_w[pool]
-        if self.power_cap_w is not None and not within_cap(self.committed_w + busy_w, self.power_cap_w):
+        if self.power_cap_w is not None and not self._power_fits(busy_w):
             return False
         units = self.share_units[job]
         if units:
@@ -275,7 +288,7 @@ class Cluster:
         retires.append((math.inf, -1, -1))
         next_drain = next_retire = 0
         scales = self.scaling_schedule
-        burst, fails = self.burst, self.failures
+        burst, fails, capping = self.burst, self.failures, self.capping
         next_job = next_online = next_leave = next_scale = events = 0
         env = self.env
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
@@ -300,6 +313,8 @@ class Cluster:
                 t = burst.next_s
             if fails is not None and fails.next_s < t:
                 t = fails.next_s
+            if capping is not None and capping.next_s < t:
+                t = capping.next_s
             if t > horizon:
                 break
             # fast-forward: without another process's event before t, nobody can observe the clock,
@@ -338,6 +353,9 @@ class Cluster:
                 freed, requeued, next_scale = sharing.apply_scaling(self, t, next_scale, freed)
             if burst is not None and burst.next_s <= t:
                 freed = burst.fire(t, freed)
+            if capping is not None and capping.next_s <= t:
+                requeued |= capping.fire(t)
+                capping.after(t)  # a cap drop throttles or sheds before anything starts
             if not freed and not requeued:
                 # nothing was freed: each arrival is decided on its own, in arrival order
                 while arrival[next_job] <= t:
@@ -355,6 +373,9 @@ class Cluster:
                     # under a power cap a completion frees power for every pool, not only its own; a
                     # preempted job may go to any of its pools
                     scheduler.schedule(None if capped or requeued else freed, new_shapes)
+            if capping is not None and capping.after(t) and waiting.count:
+                scheduler.schedule(None, [])  # shed jobs wait again: a smaller one may still fit
+                capping.after(t)
             if burst is not None:
                 burst.after(t, next_job, freed)
             if progress is not None and not events & 4095:

@@ -58,8 +58,10 @@ class PreparedJobs:
 
 
 def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(), start=None,
-                 horizon_s: float = np.inf) -> PreparedJobs:
-    """``porting``: the scenario's ports; ``start`` (the scenario's start date) and ``horizon_s`` place dated
+                 horizon_s: float = np.inf, busy_power_frac: float = 1.0) -> PreparedJobs:
+    """``busy_power_frac``: the share of its full-load power increment a job draws at the lowest clock the power-cap
+    policy may set (``throttle``; 1 otherwise), for rejecting jobs that exceed the cap even alone.
+    ``porting``: the scenario's ports; ``start`` (the scenario's start date) and ``horizon_s`` place dated
     ports and their ramps in the run (``sim.training.ramps``)."""
     pools = fleet.pools
     chips = jobs["chips"].to_numpy(np.int64)
@@ -81,7 +83,7 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(),
     steps = merge_plans(plans, np.searchsorted(np.asarray(epochs), arrival, side="right"))
     # -- end of the efficiency input --
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
-    status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet),
+    status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet, busy_power_frac),
                       STATUS_OVER_POWER_CAP, status)
     duration = np.where(status == kernels.STATUS_OK, duration, np.inf)
     given = jobs["reject_reason"].to_numpy()
@@ -274,13 +276,15 @@ def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency,
     return np.where(usable, by_roofline, by_peak)
 
 
-def _over_power_cap(chips, share, fleet: Fleet) -> np.ndarray:
-    """N×P: the job alone, on a site whose every chip idles, would exceed the site power cap."""
-    cap_w = fleet.site.power_cap_w
+def _over_power_cap(chips, share, fleet: Fleet, busy_power_frac: float = 1.0) -> np.ndarray:
+    """N×P: the job alone (at ``busy_power_frac`` of its full-load increment), on a site whose every chip idles,
+    would exceed the site power cap (the highest value of a dated cap schedule: the job may wait for it)."""
+    cap_w = max([w for _, w in fleet.site.power_cap_dates], default=fleet.site.power_cap_w)
     if cap_w is None:
         return np.zeros((len(chips), len(fleet.pools)), dtype=bool)
     increment_w = np.array([fleet.busy_increment_facility_w(p.index) for p in fleet.pools])
-    alone_w = fleet.committed_floor_w + busy_chip_equivalents(chips, share)[:, None] * increment_w[None, :]
+    alone_w = fleet.committed_floor_w + busy_chip_equivalents(chips, share)[:, None] * (increment_w * busy_power_frac)[
+        None, :]
     return alone_w > cap_w * (1.0 + CAP_TOLERANCE)  # the same test as the cluster's within_cap
 
 

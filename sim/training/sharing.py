@@ -92,6 +92,8 @@ def preempt(cluster, job: int, t: float) -> None:
         saved = progress = math.floor(elapsed / cluster.checkpoint_s) * cluster.checkpoint_s
     else:  # per-job intervals, save and restart times (``sim.training.failures``)
         saved, progress = cluster.failures.preempted(job, elapsed)
+    if cluster.capping is not None:  # a throttled run does less work than its wall time (sim.training.capping)
+        progress = cluster.capping.work_done_s(job, run_start + progress) if progress > 0 else 0.0
     full = cluster.full_run_time_s(job, pool, run_start)
     remaining = cluster.resumed.get(job, 1.0)
     if math.isfinite(full):

@@ -8,6 +8,7 @@ import simpy
 
 from sim.fleet import Fleet
 from sim.policies.registry import registry
+from sim.training.capping import PowerCap, compute_shares
 from sim.training.cluster import Cluster
 from sim.training.prepare import PreparedJobs
 
@@ -15,18 +16,27 @@ from sim.training.prepare import PreparedJobs
 def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, scheduler_config,
                       progress: Callable[[float], None] | None = None, scaling_schedule=(),
                       checkpoint_interval_s: float = 3600.0, burst_policies=(), failures=None,
-                      failure_rng=None) -> Cluster:
+                      failure_rng=None, power_cap_config=None, cap_schedule=()) -> Cluster:
     """Simulate training jobs on ``fleet`` over [0, horizon_s]; returns the finished cluster state.
 
     ``scheduler_config`` is the scenario's ``policy.scheduler`` section; its ``kind`` picks the class.
     ``scaling_schedule`` is ``autoscale.ScalingPlan.schedule`` (inference replicas on shared pools);
     ``burst_policies`` are ``(pool index, policy.burst entry)`` pairs (``sim.training.burst``); ``failures`` a
     ``FailureConfig`` drawing from ``failure_rng`` (``sim.training.failures``; None: no failures).
+    ``power_cap_config`` is ``policy.power_cap`` (None: admission); ``cap_schedule`` ``((t [s], cap [W]), ...)``
+    the cap's later values (``sim.training.capping``).
     """
     env = simpy.Environment()
     scheduler_cls = registry("scheduler")[scheduler_config.kind]
+    power_cap = None
+    if power_cap_config is not None:
+        policy = registry("capping")[power_cap_config.kind](power_cap_config)
+        if policy.acts or cap_schedule:
+            shares = compute_shares(jobs)
+            power_cap = lambda c: PowerCap(c, policy, cap_schedule, shares)  # noqa: E731
     cluster = Cluster(env, fleet, jobs, horizon_s, lambda c: scheduler_cls(c, scheduler_config), progress=progress,
                       scaling_schedule=scaling_schedule, checkpoint_interval_s=checkpoint_interval_s,
-                      burst_policies=burst_policies, failures=failures, failure_rng=failure_rng)
+                      burst_policies=burst_policies, failures=failures, failure_rng=failure_rng,
+                      power_cap=power_cap)
     env.run(until=cluster.process)
     return cluster

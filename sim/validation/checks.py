@@ -7,6 +7,7 @@ same resolved fleet the engine will use, so they cannot disagree with the simula
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -113,6 +114,12 @@ def check_raw_names(data: dict, origin) -> list[Problem]:
         path = ("policy", "scheduler", "kind")
         problems.append(Problem(origin.locate(path), format_path(path),
                                 f"unknown scheduler {kind!r}" + suggest(kind, registry("scheduler"))))
+    capping = policy.get("power_cap") if isinstance(policy, dict) else None
+    kind = capping.get("kind") if isinstance(capping, dict) else None
+    if isinstance(kind, str) and kind not in registry("capping"):
+        path = ("policy", "power_cap", "kind")
+        problems.append(Problem(origin.locate(path), format_path(path),
+                                f"unknown power-cap policy {kind!r}" + suggest(kind, registry("capping"))))
     burst = policy.get("burst") if isinstance(policy, dict) else None
     pools = {p["name"]: p for p in (fleet if isinstance(fleet, list) else [])
              if isinstance(p, dict) and isinstance(p.get("name"), str)}  # other names are the schema's mistakes
@@ -473,6 +480,9 @@ def _check_policy(scenario, add) -> None:
     known = registry("scheduler")
     if kind not in known:
         add(("policy", "scheduler", "kind"), f"unknown scheduler {kind!r}" + suggest(kind, known))
+    kind, known = scenario.policy.power_cap.kind, registry("capping")
+    if kind not in known:
+        add(("policy", "power_cap", "kind"), f"unknown power-cap policy {kind!r}" + suggest(kind, known))
 
 
 def _check_failures(scenario, catalog, add) -> None:
@@ -891,6 +901,8 @@ def _check_feasibility(scenario, catalog, add) -> None:
                 f"{fitting}, or cooling: liquid, or a lower-power chip")
     if len(pools) == len(scenario.fleet):
         _check_reservations(scenario, pools, add)
+    if site.power_cap_dates:  # a dated cap schedule: its lowest value must hold the idle fleet and the replicas
+        site = dataclasses.replace(site, power_cap_w=min(w for _, w in site.power_cap_dates))
     if site.power_cap_w is not None and len(pools) == len(scenario.fleet):
         idle_w = idle_facility_w(pools, site.pue)
         if not within_cap(idle_w, site.power_cap_w):

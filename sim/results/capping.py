@@ -1,0 +1,30 @@
+"""Results of a run with a power-cap policy that acts (``throttle``, ``shed``) or a cap schedule
+(``sim.training.capping``): ``capping.csv`` and the summary's ``power_capping``. Runs under plain admission
+control with a fixed cap write neither, so they write exactly what they wrote before."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+CAPPING_COLUMNS = ["time_s", "policy", "action", "job", "pool", "clock_frac", "job_power_w", "site_committed_w",
+                   "cap_w"]
+
+
+def capping_rows(rows: list[tuple]) -> pd.DataFrame:
+    """One row per action: a cap change (``cap``), a clock lowered (``throttle``) or raised (``restore``), a job
+    paused (``shed``); ``job_power_w`` is the job's facility power after the action (0 when shed) and
+    ``site_committed_w`` the site's committed facility power right after it [W] (within one event, a job that just
+    started counts at full clock until its own row: the site is within the cap after the event's last row)."""
+    return pd.DataFrame(rows, columns=CAPPING_COLUMNS)
+
+
+def capping_summary(outcome: dict, kind: str) -> dict:
+    """Policy, number of actions by kind, throttled chip-hours (chips running below full clock × hours), lost
+    chip-hours (full-speed work not done because of slower clocks), jobs shed, and the highest committed power
+    after any event against the cap then [W]."""
+    rows = outcome["rows"]
+    actions = {a: sum(1 for r in rows if r[2] == a) for a in ("cap", "throttle", "restore", "shed")}
+    over = max((p - cap for _, p, cap in outcome["trace"]), default=float("-inf"))
+    return {"policy": kind, "events": len(rows), **{f"{a}_events": n for a, n in actions.items()},
+            "throttled_chip_hours": outcome["throttled_chip_hours"], "lost_chip_hours": outcome["lost_chip_hours"],
+            "shed_jobs": outcome["shed_jobs"], "max_committed_over_cap_w": over if over > float("-inf") else None}

@@ -1,0 +1,261 @@
+"""The site power cap while training runs: the cap schedule and the ``throttle`` / ``shed`` policies
+(``sim.policies.capping`` defines them and the clock/power/speed curves).
+
+The cluster (``sim.training.cluster``) asks ``fits(busy_w)`` before a start, calls ``fire(t)`` at a cap change
+(``site.power_cap_mw`` as a dated schedule) and ``after(t)`` at the end of every event. Power here is the
+cluster's committed facility power (idle floor of every chip, inference replicas at full load, training jobs at
+their clock): inference is counted against the cap through its reservation at full load, as admission control
+always did. Every action is recorded (``rows``: ``capping.csv``), and so is the committed power after each event
+(``trace``), which the tests hold to the cap.
+
+A clock change settles the job's work: ``done`` full-speed seconds at ``at``, then ``speed`` full-speed seconds per
+second; the completion moves to ``at + (work − done) / speed``. A job preempted while throttled (by inference, a
+leaving pool, a failure or ``shed``) keeps the work done up to its last checkpoint (``work_done_s``).
+Simplifications: with ``failures``, failure draws stay at their wall-clock times; the energy and power series of the
+results count running training at full load (the cluster's own trace has the throttled power).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+from sim.fleet import within_cap
+from sim.policies.capping import clocks_within, power_frac, speed_frac
+from sim.training import sharing
+
+COMPUTE = 0  # code of "compute" in sim.kernels.BOTTLENECKS
+
+
+class PowerCap:
+    """Cap schedule and capping policy of one run; ``schedule`` is ``((t [s], cap [W]), ...)`` in time order."""
+
+    def __init__(self, cluster, policy, schedule, compute_share):
+        self.cluster = cluster
+        self.policy = policy
+        self.kind = policy.kind
+        self.min_clock = policy.min_clock
+        for t, w in schedule:  # dates up to the start: the latest one's cap holds from t = 0
+            if t <= 0.0:
+                cluster.power_cap_w = w
+        self.changes = [(t, w) for t, w in schedule if t > 0.0]
+        self.next_s = self.changes[0][0] if self.changes else math.inf
+        self.compute_share = compute_share  # N×P clock-sensitive share of each job's step (policy docstring)
+        self.state: dict[int, list] = {}  # job -> [run start, work, done, at, speed, clock, history, pool]
+        # (t, pool, IT power change [W], chips below full clock change) at each clock change and at the end of a
+        # throttled run: the results add them to the full-load power of running jobs (``power_events``)
+        self.corrections: list[tuple[float, int, float, float]] = []
+        self.rows: list[tuple] = []
+        self.trace: list[tuple[float, float, float]] = []  # (t, committed facility power [W], cap [W]) under a cap
+        self.throttled_chip_s = 0.0
+        self.lost_chip_s = 0.0  # chip-seconds of full-speed work not done because of slower clocks
+        self.shed_jobs = 0
+
+    # -- power --------------------------------------------------------------------------------------
+    def _job_w(self, job: int) -> float:
+        c = self.cluster
+        return c.busy_chips[job] * c.dynamic_w[c.pool_of[job]]
+
+    def _clock(self, job: int) -> float:
+        st = self.state.get(job)
+        return st[5] if st is not None and st[0] == self.cluster.start_s[job] else 1.0
+
+    def committed_w(self) -> float:
+        """Committed facility power now, training jobs at their clocks [W]."""
+        c = self.cluster
+        return c.committed_w - math.fsum(self._job_w(j) * (1.0 - power_frac(self._clock(j))) for j in c.placement)
+
+    def fits(self, busy_w: float) -> bool:
+        """Whether a job adding ``busy_w`` at full load may start (``throttle``: every job at the minimum clock)."""
+        c = self.cluster
+        if self.kind != "throttle" or c.power_cap_w is None:
+            return within_cap(c.committed_w + busy_w, c.power_cap_w)
+        floor = c.committed_w - math.fsum(self._job_w(j) for j in c.placement)
+        low = power_frac(self.min_clock)
+        return within_cap(floor + low * (math.fsum(self._job_w(j) for j in c.placement) + busy_w), c.power_cap_w)
+
+    # -- events -------------------------------------------------------------------------------------
+    def fire(self, t: float) -> bool:
+        """The cap changes at ``t``; return True (waiting jobs are tried again)."""
+        while self.changes and self.changes[0][0] <= t:
+            _, cap = self.changes.pop(0)
+            self.rows.append((t, self.kind, "cap", -1, "", math.nan, 0.0, self.committed_w(), cap))
+            self.cluster.power_cap_w = cap
+        self.next_s = self.changes[0][0] if self.changes else math.inf
+        return True
+
+    def after(self, t: float) -> bool:
+        """Act at the end of the event at ``t``; return whether jobs were shed (requeued)."""
+        self._forget_ended(t)
+        c = self.cluster
+        shed = False
+        if self.kind == "throttle" and c.power_cap_w is not None:
+            shed = self._throttle(t)
+        elif self.kind == "shed" and c.power_cap_w is not None:
+            shed = self._shed_until_within(t)
+        if c.power_cap_w is not None:
+            self.trace.append((t, self.committed_w(), c.power_cap_w))
+        return shed
+
+    def _order(self) -> list[int]:
+        """Running jobs, kept first: earliest current start first (ties: lower index)."""
+        c = self.cluster
+        return sorted(c.placement, key=lambda j: (c.start_s[j], j))
+
+    def _shed_until_within(self, t: float) -> bool:
+        c = self.cluster
+        order = self._order()
+        shed = False
+        while order and not within_cap(self.committed_w(), c.power_cap_w):
+            job = order.pop()
+            self._shed(job, t)
+            shed = True
+        return shed
+
+    def _shed(self, job: int, t: float) -> None:
+        c = self.cluster
+        w = self._job_w(job) * power_frac(self._clock(job))
+        pool = c.pool_of[job]
+        self._settle(job, t)
+        st = self.state.get(job)
+        if st is not None and st[0] == c.start_s[job]:
+            self._correct(t, job, st[7], st[5], 1.0)
+        sharing.preempt(c, job, t)
+        self.state.pop(job, None)
+        self.shed_jobs += 1
+        self.rows.append((t, self.kind, "shed", job, c.pools[pool].name, 0.0, w, self.committed_w(), c.power_cap_w))
+
+    def _throttle(self, t: float) -> bool:
+        c = self.cluster
+        shed = False
+        while True:
+            order = self._order()
+            floor = c.committed_w - math.fsum(self._job_w(j) for j in order)
+            clocks = clocks_within(c.power_cap_w * (1.0 + 1e-12) - floor, [self._job_w(j) for j in order],
+                                   self.min_clock)
+            if clocks is not None or not order:
+                break
+            self._shed(order[-1], t)  # even the minimum clock is over the cap (a cap drop): shed the last started
+            shed = True
+        changes = [(f > self._clock(job), job, f) for job, f in zip(order, clocks or ())
+                   if abs(f - self._clock(job)) > 1e-12]
+        for _, job, f in sorted(changes, key=lambda c: c[0]):  # lower clocks first: within the cap after each row
+            self._set_clock(job, f, t)
+        return shed
+
+    # -- per-job work ---------------------------------------------------------------------------------
+    def _track(self, job: int) -> list:
+        c = self.cluster
+        st = self.state.get(job)
+        if st is None or st[0] != c.start_s[job]:
+            start = c.start_s[job]
+            st = [start, c.end_s[job] - start, 0.0, start, 1.0, 1.0, [(start, 0.0, 1.0)], c.pool_of[job]]
+            self.state[job] = st
+        return st
+
+    def _settle(self, job: int, t: float) -> None:
+        """Bring the job's work done up to ``t`` and count throttled chip-time since the last change."""
+        st = self.state.get(job)
+        if st is None or st[0] != self.cluster.start_s[job]:
+            return
+        dt = t - st[3]
+        if st[5] < 1.0 and dt > 0:
+            chips = self.cluster.busy_chips[job]
+            self.throttled_chip_s += dt * chips
+            self.lost_chip_s += dt * chips * (1.0 - st[4])
+        st[2] += dt * st[4]
+        st[3] = t
+
+    def _set_clock(self, job: int, f: float, t: float) -> None:
+        c = self.cluster
+        st = self._track(job)
+        self._settle(job, t)
+        pool = c.pool_of[job]
+        st[4] = speed_frac(f, float(self.compute_share[job, pool]))
+        action = "throttle" if f < st[5] else "restore"
+        self._correct(t, job, pool, st[5], f)
+        st[5] = f
+        st[6].append((t, st[2], st[4]))
+        old_end = c.end_s[job]
+        new_end = t + max(st[1] - st[2], 0.0) / st[4]
+        c.end_s[job] = new_end
+        if math.isfinite(old_end):
+            if c.failures is None:
+                sharing._remove_from_heap(c.completions, (old_end, job))
+            heapq.heappush(c.completions, (new_end, job))
+            if c.track_release_times:
+                sharing._remove_from_heap(c.pool_ends[pool], old_end)
+                heapq.heappush(c.pool_ends[pool], new_end)
+        self.rows.append((t, self.kind, action, job, c.pools[pool].name, f, self._job_w(job) * power_frac(f),
+                          self.committed_w(), c.power_cap_w))
+
+    def _forget_ended(self, t: float) -> None:
+        """Close the throttled time of runs that ended (completed or preempted) since the last event."""
+        c = self.cluster
+        for job in [j for j, st in self.state.items() if j not in c.placement or st[0] != c.start_s[j]]:
+            st = self.state.pop(job)
+            end = min(t, st[3] + max(st[1] - st[2], 0.0) / st[4])
+            if st[5] < 1.0 and end > st[3]:
+                chips = c.busy_chips[job]
+                self.throttled_chip_s += (end - st[3]) * chips
+                self.lost_chip_s += (end - st[3]) * chips * (1.0 - st[4])
+            self._correct(end, job, st[7], st[5], 1.0)
+
+    def _correct(self, t: float, job: int, pool: int, old: float, new: float) -> None:
+        """Record the IT power and throttled-chip change of ``job`` going from clock ``old`` to ``new`` at ``t``."""
+        if old == new:
+            return
+        p = self.cluster.pools[pool]
+        chips = self.cluster.busy_chips[job]
+        it_w = chips * (p.busy_w_with_server - p.idle_w_with_server) * (power_frac(new) - power_frac(old))
+        throttled = chips * ((new < 1.0) - (old < 1.0))
+        self.corrections.append((t, pool, it_w, throttled))
+
+    def power_events(self) -> dict[int, tuple]:
+        """Per pool: ``(times, IT power changes [W], throttled chip changes)`` arrays (``corrections``)."""
+        import numpy as np
+
+        out = {}
+        for pool in sorted({row[1] for row in self.corrections}):
+            rows = np.array([(t, w, n) for t, p, w, n in self.corrections if p == pool], dtype=np.float64)
+            out[pool] = (rows[:, 0], rows[:, 1], rows[:, 2])
+        return out
+
+    def work_done_s(self, job: int, t: float) -> float:
+        """Full-speed seconds of work the current run of ``job`` had done by ``t`` (wall time since its start when
+        its clock never changed)."""
+        st = self.state.get(job)
+        start = self.cluster.start_s[job]
+        if st is None or st[0] != start:
+            return t - start
+        at, done, speed = st[6][0]
+        for entry in st[6]:
+            if entry[0] > t:
+                break
+            at, done, speed = entry
+        return done + (t - at) * speed
+
+    def outcome(self, horizon_s: float) -> dict:
+        """``rows`` (capping.csv), the power ``trace``, throttled and lost chip-hours, jobs shed."""
+        c = self.cluster
+        for job, st in self.state.items():  # runs still going at the horizon
+            if st[5] < 1.0 and horizon_s > st[3]:
+                chips = c.busy_chips[job]
+                self.throttled_chip_s += (horizon_s - st[3]) * chips
+                self.lost_chip_s += (horizon_s - st[3]) * chips * (1.0 - st[4])
+        self.state.clear()
+        return {"rows": self.rows, "trace": self.trace, "power_events": self.power_events(),
+                "throttled_chip_hours": self.throttled_chip_s / 3600.0,
+                "lost_chip_hours": self.lost_chip_s / 3600.0, "shed_jobs": self.shed_jobs}
+
+
+def compute_shares(jobs) -> "object":
+    """N×P clock-sensitive share of each job's step on each pool (``sim.policies.capping`` docstring)."""
+    import numpy as np
+
+    shape = jobs.duration_s.shape
+    steps = jobs.steps
+    if steps is None:
+        return np.ones(shape)
+    share = np.where(steps.bottleneck == COMPUTE, steps.share, 1.0 - steps.share)
+    return np.where(steps.applies[:, None] & (steps.step_s > 0) & np.isfinite(steps.step_s), share, 1.0)
