@@ -26,6 +26,7 @@ def parameters(replicas: int) -> dict:
                 weights_s=full(2e-4), embedding_s_per_item=full(2.5e-7), max_batch=full(32, np.int64),
                 max_delay_s=full(0.002), max_items=full(80_000, np.int64), cost_per_s=full(1.0),
                 active_from_s=full(0.0), active_until_s=full(np.inf),
+                fail_s=np.zeros(0), back_s=np.zeros(0), fail_replica=np.zeros(0, dtype=np.int64),
                 horizon_s=1000.0, bin_width_s=60.0)
 
 

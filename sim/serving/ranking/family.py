@@ -19,7 +19,7 @@ from sim.serving.burst import (
 )
 from sim.serving.family import FluidResults, ServiceRun
 from sim.serving.ranking.fluid import ranking_fluid_summary, serve_ranking_fluid
-from sim.serving.ranking.serve import plan_service, serve_service
+from sim.serving.ranking.serve import failing_groups, plan_service, serve_service
 from sim.serving.ranking.summary import ranking_requests_table, ranking_summary
 
 
@@ -95,7 +95,12 @@ class _RankingRun(ServiceRun):
 
 
 class RankingService(_RankingRun):
-    """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving."""
+    """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving. With a
+    ``failures`` section its groups on for the whole run (not a serving-burst group) lose replicas to drawn
+    outages (``sim.serving.failures``; the kernel reroutes or loses their queries)."""
+
+    def failing_groups(self, autoscaled) -> list:
+        return [g for g in failing_groups(self.plan) if (g.service, g.group) not in autoscaled]
 
     def serve(self, switches: dict) -> None:
         """Serve the requests; with a burst group, first without it on a copy of the stream (the same requests),
@@ -103,14 +108,14 @@ class RankingService(_RankingRun):
         c = self.context
         if self.burst_group is not None:
             first = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, copy.deepcopy(c.ranking_rng),
-                                  c.base_dir, c.start)
+                                  c.base_dir, c.start, self.outages)
             arrival = first["requests"]["arrival_s"].to_numpy()
             offered = first["status"] != NOT_OFFERED
             met = (first["status"] == DONE) & (first["finish_s"] - arrival <= self.service.slo.latency_p99_ms / 1e3)
             self._with_rentals(request_attainment(arrival, offered, met,
                                                   self.service.replicas[self.burst_group].burst.interval, c.horizon_s))
         self.result = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, c.ranking_rng,
-                                    c.base_dir, c.start)
+                                    c.base_dir, c.start, self.outages)
 
     def cost_per_bin(self, edges: np.ndarray):
         """Completed requests at their finish."""
