@@ -52,6 +52,11 @@ class RankingPlan:
     group_of_replica: np.ndarray
     kernel: dict  # keyword arguments of serve_ranking except the request arrays and the horizon
     windows: tuple = ()  # per group: (from_s, until_s) when active only part of the run, else None
+    availability: tuple = ()  # per group: share of time a replica is up (fluid, failures); (): always up
+
+    def up(self, g: int) -> float:
+        """Share of time group ``g``'s replicas are up (``sim.serving.failures.availability``; 1.0 without)."""
+        return self.availability[g] if self.availability else 1.0
 
 
 def plan_service(index: int, service, fleet: Fleet, catalog, porting=(), groups=None) -> RankingPlan:
