@@ -36,7 +36,7 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
     up = np.ones(n_rep, dtype=np.bool_)
     back_at = np.full(n_rep, np.inf)
     hit = np.zeros(n, dtype=np.int64)
-    displaced = np.zeros(n, dtype=np.int64)
+    displaced = np.zeros(n if n_fail > 0 else 0, dtype=np.int64)
     busy = np.zeros((n_rep, int(np.ceil(horizon_s / bin_width_s)) + 1))
     batches = np.zeros(n_rep, dtype=np.int64)
     status = np.full(n, UNFINISHED, dtype=np.int8)
@@ -56,7 +56,8 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
     work = np.zeros(n_rep)
     deadline = np.full(n_rep, np.inf)
     largest = max_items.max()
-    rr = np.zeros(1, dtype=np.int64)  # next replica in turn (round-robin)
+    next_rr = 0
+    rr = np.zeros(1, dtype=np.int64)  # next_rr for _route
     i = 0
     while True:
         t_arrival = arrival_s[i] if i < n else np.inf
@@ -143,9 +144,11 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                         status[q] = REJECTED
                         lost_any = True
                     continue
+                rr[0] = next_rr
                 m = _route(q, t, router, n_rep, rr, items, max_items, active_from_s, active_until_s, up, in_system,
                            work, batch_end, queued, queued_items, overhead_s, compute_s_per_item, weights_s,
                            embedding_s_per_item, max_batch, cost_per_s, slo_s)
+                next_rr = rr[0]
                 if m < 0:
                     status[q] = REJECTED
                     continue
@@ -196,10 +199,33 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                         woken[m] = True
                         any_woken = True
             else:
-                r = _route(i, t, router, n_rep, rr, items, max_items, active_from_s, active_until_s, up, in_system,
-                           work, batch_end, queued, queued_items, overhead_s, compute_s_per_item, weights_s,
-                           embedding_s_per_item, max_batch, cost_per_s, slo_s)
-                if r < 0:  # no replica that can run it is in its window
+                r = -1  # (the routing of _route, inline: this is the hot loop)
+                if router == ROUTER_ROUND_ROBIN:
+                    for j in range(n_rep):
+                        m = (next_rr + j) % n_rep
+                        if max_items[m] >= k and active_from_s[m] <= t < active_until_s[m] and up[m]:
+                            r = m
+                            break
+                    if r >= 0:
+                        next_rr = (r + 1) % n_rep
+                elif router == ROUTER_JSQ:
+                    for m in range(n_rep):
+                        if max_items[m] >= k and active_from_s[m] <= t < active_until_s[m] and up[m] and (
+                                r < 0 or in_system[m] < in_system[r]):
+                            r = m
+                else:
+                    for m in range(n_rep):
+                        work[m] = _work_s(m, t, batch_end, queued, queued_items, overhead_s, compute_s_per_item,
+                                          weights_s, embedding_s_per_item, max_batch)
+                    if router == ROUTER_LEAST_WORK:
+                        for m in range(n_rep):
+                            if max_items[m] >= k and active_from_s[m] <= t < active_until_s[m] and up[m] and (
+                                    r < 0 or work[m] < work[r]):
+                                r = m
+                    else:
+                        r = _slo_aware(k, t, work, max_items, overhead_s, compute_s_per_item, weights_s,
+                                       embedding_s_per_item, cost_per_s, slo_s, active_from_s, active_until_s, up)
+                if r < 0:  # no replica that can run it is up and in its window
                     status[i] = REJECTED
                     i += 1
                     continue
