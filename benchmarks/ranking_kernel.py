@@ -26,6 +26,7 @@ def parameters(replicas: int) -> dict:
                 weights_s=full(2e-4), embedding_s_per_item=full(2.5e-7), max_batch=full(32, np.int64),
                 max_delay_s=full(0.002), max_items=full(80_000, np.int64), cost_per_s=full(1.0),
                 active_from_s=full(0.0), active_until_s=full(np.inf),
+                fail_s=np.zeros(0), back_s=np.zeros(0), fail_replica=np.zeros(0, dtype=np.int64),
                 horizon_s=1000.0, bin_width_s=60.0)
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     print(f"compile_or_load_s={time.perf_counter() - start:.2f}")
     for replicas in (1, 8, 32):
         start = time.perf_counter()
-        *_, batches = serve_ranking(arrival, items, ROUTER_ROUND_ROBIN, **parameters(replicas))
+        *_, batches, _ = serve_ranking(arrival, items, ROUTER_ROUND_ROBIN, **parameters(replicas))
         wall = time.perf_counter() - start
         print(f"replicas={replicas} requests={n} wall_s={wall:.2f} requests_per_s={n / wall:,.0f} "
               f"batches={int(batches.sum())}")

@@ -19,6 +19,7 @@ from sim.kernels.ranking_reference import (
     UNFINISHED,
 )
 
+NO_FAILURES = dict(fail_s=np.zeros(0), back_s=np.zeros(0), fail_replica=np.zeros(0, dtype=np.int64))
 ROUTERS = [ROUTER_ROUND_ROBIN, ROUTER_JSQ, ROUTER_LEAST_WORK, ROUTER_CENTRAL, ROUTER_SLO_AWARE]
 
 
@@ -32,7 +33,7 @@ def random_inputs(seed: int, n: int = 300, replicas: int = 4):
         weights_s=rng.uniform(0, 0.005, replicas), embedding_s_per_item=rng.uniform(1e-5, 2e-4, replicas),
         max_batch=rng.integers(1, 8, replicas).astype(np.int64), max_delay_s=rng.choice([0.0, 0.005, 0.02], replicas),
         max_items=rng.integers(150, 500, replicas).astype(np.int64), cost_per_s=rng.uniform(0.1, 1, replicas),
-        active_from_s=np.zeros(replicas), active_until_s=np.full(replicas, np.inf),
+        active_from_s=np.zeros(replicas), active_until_s=np.full(replicas, np.inf), **NO_FAILURES,
         horizon_s=10.0, bin_width_s=0.7)
     return arrival, items, params
 
@@ -55,7 +56,7 @@ def test_compiled_matches_reference(seed, router):
 @pytest.mark.parametrize("seed", range(4))
 def test_every_request_accounted_and_busy_time_bounded(seed, router):
     arrival, items, params = random_inputs(seed)
-    status, replica, finish, busy, batches = serve(ranking_compiled, arrival, items, router, **params)
+    status, replica, finish, busy, batches, _ = serve(ranking_compiled, arrival, items, router, **params)
     assert set(np.unique(status)) <= {DONE, UNFINISHED, REJECTED, NOT_OFFERED}
     assert (status == NOT_OFFERED).sum() == (arrival > params["horizon_s"]).sum()
     assert (status == REJECTED).sum() == (items > params["max_items"].max()).sum()
@@ -71,7 +72,7 @@ def single_replica(**overrides):
     params = dict(slo_s=np.inf, overhead_s=np.array([0.004]), compute_s_per_item=np.array([1e-4]),
                   weights_s=np.array([0.0]), embedding_s_per_item=np.array([0.0]), max_batch=np.array([1]),
                   max_delay_s=np.array([0.0]), max_items=np.array([10_000]), cost_per_s=np.array([1.0]),
-                  active_from_s=np.zeros(1), active_until_s=np.full(1, np.inf),
+                  active_from_s=np.zeros(1), active_until_s=np.full(1, np.inf), **NO_FAILURES,
                   horizon_s=1e6, bin_width_s=3600.0)
     params.update({k: np.asarray(v) if isinstance(v, list) else v for k, v in overrides.items()})
     return params
@@ -84,7 +85,7 @@ def test_no_delay_batch_of_one_is_a_fifo_single_server(kernel):
     rng = np.random.default_rng(3)
     arrival = np.cumsum(rng.exponential(0.02, 2000))
     items = rng.integers(1, 200, 2000)
-    status, _, finish, _, batches = serve(kernel, arrival, items, ROUTER_ROUND_ROBIN, **single_replica())
+    status, _, finish, _, batches, _ = serve(kernel, arrival, items, ROUTER_ROUND_ROBIN, **single_replica())
     expected = np.empty(len(arrival))
     previous = 0.0
     for k, (a, n) in enumerate(zip(arrival, items)):
@@ -101,7 +102,7 @@ def test_batches_close_when_full_or_when_the_oldest_request_has_waited(kernel):
     * 100, 101 ms: the deadline of the first closes the batch at 110 ms -> 110 -> 116 ms."""
     arrival = np.array([0.0, 0.001, 0.002, 0.003, 0.100, 0.101])
     params = single_replica(max_batch=[3], max_delay_s=[0.010])
-    status, _, finish, _, batches = serve(kernel, arrival, np.full(6, 10), ROUTER_ROUND_ROBIN, **params)
+    status, _, finish, _, batches, _ = serve(kernel, arrival, np.full(6, 10), ROUTER_ROUND_ROBIN, **params)
     assert (status == DONE).all() and batches[0] == 3
     assert finish == pytest.approx([0.009, 0.009, 0.009, 0.018, 0.116, 0.116], abs=1e-12)
 
@@ -113,7 +114,7 @@ def test_item_capacity_closes_a_batch_and_rejects_what_never_fits(kernel):
     arrival = np.array([0.0, 0.001, 0.002, 0.003])
     items = np.array([10, 10, 10, 30])
     params = single_replica(max_batch=[10], max_delay_s=[1.0], max_items=[25])
-    status, replica, finish, _, batches = serve(kernel, arrival, items, ROUTER_JSQ, **params)
+    status, replica, finish, _, batches, _ = serve(kernel, arrival, items, ROUTER_JSQ, **params)
     assert list(status) == [DONE, DONE, DONE, REJECTED] and replica[3] == -1
     assert finish[:3] == pytest.approx([0.002 + 0.006, 0.008, 1.002 + 0.005], abs=1e-12)
     assert batches[0] == 2
@@ -124,7 +125,7 @@ def two_replicas(slo_s: float):
     return dict(slo_s=slo_s, overhead_s=np.array([0.010, 0.001]), compute_s_per_item=np.zeros(2),
                 weights_s=np.zeros(2), embedding_s_per_item=np.zeros(2), max_batch=np.array([1, 1]),
                 max_delay_s=np.zeros(2), max_items=np.array([100, 100]), cost_per_s=np.array([1.0, 20.0]),
-                active_from_s=np.zeros(2), active_until_s=np.full(2, np.inf),
+                active_from_s=np.zeros(2), active_until_s=np.full(2, np.inf), **NO_FAILURES,
                 horizon_s=100.0, bin_width_s=10.0)
 
 

@@ -20,6 +20,14 @@ Model, per replica ``r``:
   active_until_s[r]``; outside its window it finishes its own queue (drain) but is routed nothing. A request
   arriving when no replica that can run it is in its window is rejected on arrival. The central queue
   ignores windows (validation refuses ``central`` with windowed groups).
+* **Failures** (``sim.serving.failures``): replica ``fail_replica[f]`` fails at ``fail_s[f]`` (in time order) and
+  is back at ``back_s[f]``. At its failure its batch is abandoned (its busy time after the failure is taken
+  back) and every request in that batch or in its queue, batch first then queue order, is routed again at once
+  as if it arrived then (keeping its arrival time, so its latency counts the lost time and it is at once due
+  for a batch); ``hit`` counts the failures that struck each request. A request no replica that is up, in its
+  window and large enough can take is rejected (lost). With the central queue the batch goes back to the
+  head of the shared queue (lost only if no replica up could run it). A failed replica takes nothing and
+  starts nothing until it is back. Events at one instant: batch end, failure, return, deadline, arrival.
 * **Routing** on arrival: ``ROUTER_ROUND_ROBIN`` (next eligible replica in turn), ``ROUTER_JSQ`` (fewest
   requests queued or in service), ``ROUTER_LEAST_WORK`` (least outstanding work ``work_s``),
   ``ROUTER_CENTRAL`` (one shared queue; an idle replica applies its own batching rule to it, lowest index
@@ -38,7 +46,7 @@ Model, per replica ``r``:
 Outputs: ``status`` (``DONE``, ``UNFINISHED``, ``REJECTED``, ``NOT_OFFERED`` — the constants of
 ``serving_reference``), ``replica`` (-1 when never placed), ``finish_s`` (NaN unless done), ``busy_s``
 (R × bins of ``bin_width_s``: seconds each replica spent serving batches in each bin, up to the
-horizon) and ``batches`` (R: batches started).
+horizon) and ``batches`` (R: batches started), ``hit`` (failures that struck each request).
 """
 
 from __future__ import annotations
@@ -72,8 +80,12 @@ def batch_time_s(items, overhead_s, compute_s_per_item, weights_s, embedding_s_p
 
 def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_item, weights_s,
                   embedding_s_per_item, max_batch, max_delay_s, max_items, cost_per_s, active_from_s, active_until_s,
-                  horizon_s, bin_width_s):
+                  fail_s, back_s, fail_replica, horizon_s, bin_width_s):
     n, n_rep = len(arrival_s), len(overhead_s)
+    up = [True] * n_rep
+    back_at = [math.inf] * n_rep
+    hit = np.zeros(n, dtype=np.int64)
+    n_fail, f = len(fail_s), 0
     p = (overhead_s, compute_s_per_item, weights_s, embedding_s_per_item)
     busy = np.zeros((n_rep, int(math.ceil(horizon_s / bin_width_s)) + 1))
     batches = np.zeros(n_rep, dtype=np.int64)
@@ -87,15 +99,38 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
     batch_end = [math.inf] * n_rep
     running = [[] for _ in range(n_rep)]
     largest = max(max_items) if n_rep else 0
-    next_rr = 0
+    rr = [0]  # next replica in turn (round-robin)
     i = 0
+
+    def route(q, t):
+        """Replica the router sends request ``q`` to at ``t`` (-1: none that is up, active and large enough)."""
+        k = int(items[q])
+        eligible = [r for r in range(n_rep)
+                    if max_items[r] >= k and active_from_s[r] <= t < active_until_s[r] and up[r]]
+        if not eligible:
+            return -1
+        if router == ROUTER_ROUND_ROBIN:
+            r = min(eligible, key=lambda m: ((m - rr[0]) % n_rep, m))
+            rr[0] = (r + 1) % n_rep
+        elif router == ROUTER_JSQ:
+            r = min(eligible, key=lambda m: (in_system[m], m))
+        else:
+            work = [_work_s(m, t, batch_end, queues, queued_items, p, max_batch) for m in range(n_rep)]
+            if router == ROUTER_LEAST_WORK:
+                r = min(eligible, key=lambda m: (work[m], m))
+            else:
+                r = _slo_aware(eligible, k, work, p, cost_per_s, slo_s)
+        return r
+
     while True:
         t_arrival = arrival_s[i] if i < n else math.inf
         r_end = min(range(n_rep), key=lambda r: (batch_end[r], r))
         deadlines = [_deadline(r, queues, arrival_s, items, max_delay_s, max_items, batch_end, central)
-                     for r in range(n_rep)]
+                     if up[r] else math.inf for r in range(n_rep)]
         r_due = min(range(n_rep), key=lambda r: (deadlines[r], r))
-        t = min(t_arrival, batch_end[r_end], deadlines[r_due])
+        r_back = min(range(n_rep), key=lambda r: (back_at[r], r))
+        t_fail = fail_s[f] if f < n_fail else math.inf
+        t = min(t_arrival, batch_end[r_end], deadlines[r_due], t_fail, back_at[r_back])
         if t > horizon_s:
             break
         if batch_end[r_end] == t:
@@ -108,6 +143,55 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             _try_start(r_end, t, queues, queued_items, running, batch_end, batches, busy, replica_of,
                        in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
                        bin_width_s)
+            continue
+        if t_fail == t:
+            r = int(fail_replica[f])
+            up[r], back_at[r] = False, back_s[f]
+            f += 1
+            displaced = running[r]
+            if batch_end[r] != math.inf:
+                _take_busy(busy, r, t, batch_end[r], horizon_s, bin_width_s)
+            running[r], batch_end[r] = [], math.inf
+            in_system[r] -= len(displaced)
+            if central:
+                for q in reversed(displaced):
+                    queues[n_rep].appendleft(q)
+                    queued_items[n_rep] += int(items[q])
+            else:
+                displaced = displaced + list(queues[r])
+                in_system[r] -= len(queues[r])
+                queues[r].clear()
+                queued_items[r] = 0
+            woken = set()
+            for q in displaced:
+                hit[q] += 1
+                replica_of[q] = -1
+                if central:
+                    if not any(up[m] and max_items[m] >= items[q] for m in range(n_rep)):
+                        queues[n_rep].remove(q)
+                        queued_items[n_rep] -= int(items[q])
+                        status[q] = REJECTED
+                    continue
+                m = route(q, t)
+                if m < 0:
+                    status[q] = REJECTED
+                    continue
+                replica_of[q] = m
+                queues[m].append(q)
+                queued_items[m] += int(items[q])
+                in_system[m] += 1
+                if batch_end[m] == math.inf:
+                    woken.add(m)
+            if central:
+                woken = {m for m in range(n_rep) if up[m] and batch_end[m] == math.inf}
+            for m in sorted(woken):
+                _try_start(m, t, queues, queued_items, running, batch_end, batches, busy, replica_of, in_system,
+                           arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s)
+            continue
+        if back_at[r_back] == t:
+            up[r_back], back_at[r_back] = True, math.inf
+            _try_start(r_back, t, queues, queued_items, running, batch_end, batches, busy, replica_of, in_system,
+                       arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s)
             continue
         if deadlines[r_due] == t:
             _try_start(r_due, t, queues, queued_items, running, batch_end, batches, busy, replica_of,
@@ -122,24 +206,13 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             elif central:
                 queues[n_rep].append(i)
                 queued_items[n_rep] += k
-                woken.update(r for r in range(n_rep) if batch_end[r] == math.inf)
+                woken.update(r for r in range(n_rep) if batch_end[r] == math.inf and up[r])
             else:
-                eligible = [r for r in range(n_rep) if max_items[r] >= k and active_from_s[r] <= t < active_until_s[r]]
-                if not eligible:  # no replica that can run it is in its window
+                r = route(i, t)
+                if r < 0:  # no replica that can run it is up and in its window
                     status[i] = REJECTED
                     i += 1
                     continue
-                if router == ROUTER_ROUND_ROBIN:
-                    r = min(eligible, key=lambda m: ((m - next_rr) % n_rep, m))
-                    next_rr = (r + 1) % n_rep
-                elif router == ROUTER_JSQ:
-                    r = min(eligible, key=lambda m: (in_system[m], m))
-                else:
-                    work = [_work_s(m, t, batch_end, queues, queued_items, p, max_batch) for m in range(n_rep)]
-                    if router == ROUTER_LEAST_WORK:
-                        r = min(eligible, key=lambda m: (work[m], m))
-                    else:
-                        r = _slo_aware(eligible, k, work, p, cost_per_s, slo_s)
                 replica_of[i] = r
                 queues[r].append(i)
                 queued_items[r] += k
@@ -151,7 +224,19 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             _try_start(r, t, queues, queued_items, running, batch_end, batches, busy, replica_of, in_system,
                        arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s)
     status[i:] = NOT_OFFERED
-    return status, replica_of, finish, busy, batches
+    return status, replica_of, finish, busy, batches, hit
+
+
+def _take_busy(busy, r, start_s, end_s, horizon_s, bin_width_s):
+    """Take replica ``r``'s abandoned busy interval [start, end), clipped at the horizon, out of its bins [s]."""
+    a, b = start_s, min(end_s, horizon_s)
+    k = int(a // bin_width_s)
+    while a < b:
+        edge = min((k + 1) * bin_width_s, b)
+        if edge > a:
+            busy[r, k] -= edge - a
+            a = edge
+        k += 1
 
 
 def _deadline(r, queues, arrival_s, items, max_delay_s, max_items, batch_end, central):

@@ -4,6 +4,7 @@ as arrival rates per time bin through batch-service queues (``ranking-fluid``, `
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,9 +18,10 @@ from sim.serving.burst import (
     rental_windows,
     request_attainment,
 )
+from sim.serving.failures import availability
 from sim.serving.family import FluidResults, ServiceRun
 from sim.serving.ranking.fluid import ranking_fluid_summary, serve_ranking_fluid
-from sim.serving.ranking.serve import plan_service, serve_service
+from sim.serving.ranking.serve import failing_groups, plan_service, serve_service
 from sim.serving.ranking.summary import ranking_requests_table, ranking_summary
 
 
@@ -95,7 +97,12 @@ class _RankingRun(ServiceRun):
 
 
 class RankingService(_RankingRun):
-    """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving."""
+    """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving. With a
+    ``failures`` section its groups on for the whole run (not a serving-burst group) lose replicas to drawn
+    outages (``sim.serving.failures``; the kernel reroutes or loses their queries)."""
+
+    def failing_groups(self, autoscaled) -> list:
+        return [g for g in failing_groups(self.plan) if (g.service, g.group) not in autoscaled]
 
     def serve(self, switches: dict) -> None:
         """Serve the requests; with a burst group, first without it on a copy of the stream (the same requests),
@@ -103,14 +110,14 @@ class RankingService(_RankingRun):
         c = self.context
         if self.burst_group is not None:
             first = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, copy.deepcopy(c.ranking_rng),
-                                  c.base_dir, c.start)
+                                  c.base_dir, c.start, self.outages)
             arrival = first["requests"]["arrival_s"].to_numpy()
             offered = first["status"] != NOT_OFFERED
             met = (first["status"] == DONE) & (first["finish_s"] - arrival <= self.service.slo.latency_p99_ms / 1e3)
             self._with_rentals(request_attainment(arrival, offered, met,
                                                   self.service.replicas[self.burst_group].burst.interval, c.horizon_s))
         self.result = serve_service(self.plan, self.service, c.horizon_s, c.bin_width_s, c.ranking_rng,
-                                    c.base_dir, c.start)
+                                    c.base_dir, c.start, self.outages)
 
     def cost_per_bin(self, edges: np.ndarray):
         """Completed requests at their finish."""
@@ -128,18 +135,32 @@ class RankingService(_RankingRun):
 
 class RankingFluidService(FluidResults, _RankingRun):
     """A ``family: ranking`` service at ``fidelity: fluid``: its traffic is drawn while serving (from the
-    ``inference`` stream, as LLM fluid services), never query by query."""
+    ``inference`` stream, as LLM fluid services), never query by query. With a ``failures`` section its groups on
+    for the whole run serve by availability (``sim.serving.ranking.fluid``: ``A × replicas`` replicas)."""
+
+    def _available(self) -> None:
+        """Give the plan's groups without a window their replicas' availability (failures only)."""
+        failures = self.context.failures
+        if failures is None:
+            return
+        p = self.plan
+        windows = p.windows or (None,) * len(p.pools)
+        self.plan = replace(p, availability=tuple(
+            availability(failures, pool, chips) if window is None else 1.0
+            for pool, chips, window in zip(p.pools, p.chips_per_replica, windows)))
 
     def serve(self, switches: dict) -> None:
         """Serve the rates; with a burst group, first without it on copies of the streams, then with its rentals
         (``sim.serving.burst``)."""
         c = self.context
+        self._available()
         if self.burst_group is not None:
             first = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir,
                                         copy.deepcopy(c.rng), c.start, micro_rng=copy.deepcopy(c.ranking_rng))
             self._with_rentals(interval_attainment(first["edges"], first["offered_per_bin"], first["met_per_bin"],
                                                    self.service.replicas[self.burst_group].burst.interval,
                                                    c.horizon_s))
+            self._available()
         self.result = serve_ranking_fluid(self.plan, self.service, c.horizon_s, c.bin_width_s, c.base_dir, c.rng,
                                           c.start, micro_rng=c.ranking_rng)
 
@@ -150,5 +171,12 @@ class RankingFluidService(FluidResults, _RankingRun):
                                                             total=completed)
 
     def summary(self) -> dict:
-        return self._with_burst_summary(ranking_fluid_summary(self.plan, self.service, self.context.fleet,
-                                                              self.result, self.context.horizon_s))
+        summary = ranking_fluid_summary(self.plan, self.service, self.context.fleet, self.result,
+                                        self.context.horizon_s)
+        if self.context.failures is not None:  # the expected share of replica-time up (sim.serving.failures)
+            p = self.plan
+            windows = p.windows or (None,) * len(p.pools)
+            rows = [(n, p.up(g)) for g, (n, w) in enumerate(zip(p.replicas, windows)) if w is None]
+            replicas = sum(n for n, _ in rows)
+            summary["replica_availability"] = float(sum(n * a for n, a in rows) / replicas) if replicas else 1.0
+        return self._with_burst_summary(summary)

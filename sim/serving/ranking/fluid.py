@@ -81,6 +81,17 @@ Windows (``sim.fleet.windows``): a windowed group takes queries only over the ac
 by capacity × that share (the router's split - least-work's index order, jsq's overflow, slo-aware's
 cheapest-first - is not applied with windows), serves them over that share and drains its backlog after its
 window; queries arriving when no group is active are rejected (``no replica active``).
+
+Failures (``sim.serving.failures``): no outage is drawn; a group on for the whole run whose replicas are up a
+share ``A`` of the time (``RankingPlan.availability``) serves with ``A × replicas`` replicas in every bin. Its
+capacity is ``A`` times the group's, and that capacity is all the **analytic split** sees: the overflow shares by
+capacity (``least-work``, ``central``), slo-aware's cheapest-first limits and the metamodel's ceiling; the
+ordered entry's Erlang B stages still count every replica. The group's **batch-service queue** takes the
+group's rate over the replicas up (``λ/A`` per replica), its busy time counts only those (``× A``) and its
+backlog drains at the reduced capacity. The **metamodel path** (``sim.serving.ranking.micro``) simulates its
+levels with every replica up: below its ceiling (lowered by ``A``) latency, batch and busy fraction are those
+of a fleet without failures; above it the backlog model at the reduced capacity serves. The expected share: a
+bin never loses a whole replica, so the spikes of a drawn outage are not there.
 """
 
 from __future__ import annotations
@@ -240,7 +251,8 @@ def _micro_components(micro: dict, steady_w: np.ndarray) -> dict:
 
 
 def _capacity(plan, items, batch_cap: list) -> np.ndarray:
-    return np.array([plan.replicas[g] * batch_cap[g] / plan.costs[g].batch_time_s(batch_cap[g] * items.mean)
+    return np.array([plan.up(g) * plan.replicas[g] * batch_cap[g]
+                     / plan.costs[g].batch_time_s(batch_cap[g] * items.mean)
                      for g in range(len(plan.pools))])
 
 
@@ -444,32 +456,33 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
     busiest bin ÷ what its backlog drains there (its capacity, full batches of the mean query; where the metamodel
     serves a level, at least the level's rate ÷ ``MICRO_CEILING``, its queue being in the simulated latency);
     above 1 the backlog grows for as long as that rate lasts (an overloaded group)."""
-    cost, replicas = plan.costs[g], plan.replicas[g]
+    cost, replicas, up = plan.costs[g], plan.replicas[g], plan.up(g)
     delay = float(plan.kernel["max_delay_s"][plan.group_of_replica == g][0])
     m = items.mean
     # a windowed group's ``widths`` are the served share of each bin (``serving_cover``), some of them 0
     lam = accepted / widths if (widths > 0).all() else np.divide(accepted, widths, out=np.zeros(len(widths)),
                                                                  where=widths > 0)
+    per_up = lam / up if up < 1.0 else lam  # failures: the replicas up take the group's queries
     if pooled is None:
-        (lam_rows,), _, row = kernel.merge_rows([lam], [lam], np.ones(len(widths)))
+        (lam_rows,), _, row = kernel.merge_rows([per_up], [per_up], np.ones(len(widths)))
         rows = _steady(cost, replicas, lam_rows, delay, cap, items, router, cycle=sum(plan.replicas))
     else:
-        columns = [lam, pooled["wait_prob"], pooled["rate"], pooled["follow"]]
+        columns = [per_up, pooled["wait_prob"], pooled["rate"], pooled["follow"]]
         (lam_rows, wait_rows, rate_rows, follow_rows), _, row = kernel.merge_rows(columns, columns,
                                                                                  np.ones(len(widths)))
         rows = _steady(cost, replicas, lam_rows, delay, cap, items, router, (wait_rows, rate_rows),
                        follow=follow_rows)
     full_s, _ = _batch_time(cost, cap * m)
-    group_rate = replicas * cap / float(full_s)
+    group_rate = up * replicas * cap / float(full_s)
     room = group_rate * widths
     if micro is not None:  # below the ceiling the simulated level's queue is in its latency: no fluid backlog
         room = np.where(micro["below"], np.maximum(room, accepted / MICRO_CEILING), room)
     backlog = kernel.fluid_backlog(accepted, room)
     before = np.concatenate(([0.0], backlog[:-1]))
     meets = _share_meeting_backlog(before, backlog, lam, group_rate, widths)
-    busy = meets + (1.0 - meets) * (rows["rho"][row] if micro is None else micro["rho"])
+    busy = meets * up + (1.0 - meets) * (rows["rho"][row] * up if micro is None else micro["rho"])
     served = before + accepted - backlog
-    in_service = replicas * float(rows["rho"][row[-1]] * rows["batch"][row[-1]])
+    in_service = up * replicas * float(rows["rho"][row[-1]] * rows["batch"][row[-1]])
     unfinished = min(float(backlog[-1]) + in_service, float(accepted.sum()))
     completed = float(accepted.sum()) - unfinished
     finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)

@@ -52,6 +52,11 @@ class RankingPlan:
     group_of_replica: np.ndarray
     kernel: dict  # keyword arguments of serve_ranking except the request arrays and the horizon
     windows: tuple = ()  # per group: (from_s, until_s) when active only part of the run, else None
+    availability: tuple = ()  # per group: share of time a replica is up (fluid, failures); (): always up
+
+    def up(self, g: int) -> float:
+        """Share of time group ``g``'s replicas are up (``sim.serving.failures.availability``; 1.0 without)."""
+        return self.availability[g] if self.availability else 1.0
 
 
 def plan_service(index: int, service, fleet: Fleet, catalog, porting=(), groups=None) -> RankingPlan:
@@ -89,7 +94,8 @@ def plan_service(index: int, service, fleet: Fleet, catalog, porting=(), groups=
         max_items=spread([c.max_items for c in costs], np.int64),
         cost_per_s=spread(rates),
         active_from_s=spread([w[0] if w is not None else 0.0 for w in windows]),
-        active_until_s=spread([w[1] if w is not None else np.inf for w in windows]))
+        active_until_s=spread([w[1] if w is not None else np.inf for w in windows]),
+        fail_s=np.zeros(0), back_s=np.zeros(0), fail_replica=np.zeros(0, dtype=np.int64))
     return RankingPlan(index, tuple(p.index for _, p in groups), tuple(counts),
                        tuple(g.chips_per_replica for g, _ in groups), tuple(costs), per_replica, kernel, windows)
 
@@ -107,17 +113,59 @@ def service_requests(service, horizon_s: float, rng: np.random.Generator, base_d
         "source_row": np.arange(1, n + 1), "copy": np.zeros(n, dtype=np.int64)})
 
 
+def failing_groups(plan: RankingPlan) -> list["FailingGroup"]:
+    """The plan's groups whose replicas fail one by one (``sim.serving.failures``): those on for the whole run
+    (no window; a serving-burst group's copies are windowed)."""
+    return [FailingGroup(plan.service, g, pool, replicas, chips)
+            for g, (pool, replicas, chips) in enumerate(zip(plan.pools, plan.replicas, plan.chips_per_replica))
+            if not plan.windows or plan.windows[g] is None]
+
+
+@dataclass(frozen=True)
+class FailingGroup:
+    """A ranking replica group as ``sim.serving.failures.draw_outages`` reads it (``group``: index in the plan)."""
+
+    service: int
+    group: int
+    pool: int
+    replicas: int
+    chips_per_replica: int
+
+
+def kernel_outages(plan: RankingPlan, outages: dict | None) -> dict:
+    """The kernel's failure arguments from ``(service, group)`` -> rows ``(fail_s, back_s, replica)``: every
+    group's outages with replicas numbered over the service, in time order (at one instant, group order)."""
+    rows = [np.zeros((0, 3))]
+    offset = 0
+    for g, replicas in enumerate(plan.replicas):
+        drawn = (outages or {}).get((plan.service, g))
+        if drawn is not None and len(drawn):
+            rows.append(drawn + np.array([0.0, 0.0, offset]))
+        offset += replicas
+    table = np.concatenate(rows)
+    table = table[np.argsort(table[:, 0], kind="stable")]
+    return dict(fail_s=np.ascontiguousarray(table[:, 0]), back_s=np.ascontiguousarray(table[:, 1]),
+                fail_replica=table[:, 2].astype(np.int64))
+
+
 def serve_service(plan: RankingPlan, service, horizon_s: float, bin_width_s: float,
-                  rng: np.random.Generator, base_dir=None, start=None) -> dict:
+                  rng: np.random.Generator, base_dir=None, start=None, outages: dict | None = None) -> dict:
     """Serve one ranking service (one kernel call): per-request arrays, the group each request ran on
-    (-1 if none), busy chip-seconds per group and time bin, and batches per group."""
+    (-1 if none), busy chip-seconds per group and time bin, and batches per group. ``outages``: the service's
+    drawn replica outages (``kernel_outages``; None: the run has no failures section); ``hit`` counts the
+    failures that struck each request."""
     requests = service_requests(service, horizon_s, rng, base_dir, start)
-    status, replica, finish, busy, batches = kernels.serve_ranking(
+    kernel = dict(plan.kernel)
+    if outages:
+        kernel.update(kernel_outages(plan, outages))
+    status, replica, finish, busy, batches, hit = kernels.serve_ranking(
         requests["arrival_s"].to_numpy(), requests["items"].to_numpy(), horizon_s=horizon_s,
-        bin_width_s=bin_width_s, **plan.kernel)
+        bin_width_s=bin_width_s, **kernel)
     group = np.where(replica >= 0, plan.group_of_replica[np.maximum(replica, 0)], -1)
     in_group = [plan.group_of_replica == g for g in range(len(plan.pools))]
     return {
         "requests": requests, "status": status, "replica": replica, "group": group, "finish_s": finish,
         "busy_chip_s": [busy[rows].sum(axis=0) * chips for rows, chips in zip(in_group, plan.chips_per_replica)],
-        "batches": [int(batches[rows].sum()) for rows in in_group]}
+        "batches": [int(batches[rows].sum()) for rows in in_group],
+        "hit": hit, "failures_on": outages is not None,
+        "outages": [None if outages is None else outages.get((plan.service, g)) for g in range(len(plan.pools))]}

@@ -18,9 +18,11 @@ import pandas as pd
 from sim.fleet.windows import NO_REPLICA_ACTIVE
 from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED
 from sim.serving.accounting import STATUS_NAMES, request_counts
+from sim.serving.failures import replica_availability
 from sim.serving.ranking.serve import REJECT_REASON
 from sim.stats import percentile_summary as _stats
 
+REPLICA_FAILED = "replica failed"  # lost: its replica failed and no other replica could take it
 STATE_BY_STATUS = np.array([STATUS_NAMES[k] for k in sorted(STATUS_NAMES)], dtype=object)
 
 
@@ -29,6 +31,8 @@ def ranking_summary(plan, service, fleet, result: dict, horizon_s: float) -> dic
     summary = _group_summary(plan, result, range(len(plan.pools)), service.slo, fleet, horizon_s)
     summary["requests"] = request_counts(result["status"])
     summary["rejected_reasons"] = _rejected_reasons(plan, result)
+    if result.get("failures_on"):  # (kept out of runs without a failures section)
+        summary.update(failure_figures(plan, result, horizon_s))
     summary["family"] = "ranking"
     by_accel: dict[str, list[int]] = {}
     for g, pool in enumerate(plan.pools):
@@ -40,12 +44,30 @@ def ranking_summary(plan, service, fleet, result: dict, horizon_s: float) -> dic
 
 
 def _rejected_reasons(plan, result: dict) -> dict:
-    """Rejected requests by reason: more items than any replica holds, or (windowed groups) none that could
-    run it in its window at its arrival (``NO_REPLICA_ACTIVE``)."""
+    """Rejected requests by reason: more items than any replica holds, (windowed groups, failed replicas) none
+    that could run it up and in its window at its arrival (``NO_REPLICA_ACTIVE``), or lost when the replica
+    holding it failed and no other could take it (``REPLICA_FAILED``)."""
     rejected = result["status"] == REJECTED
+    lost = rejected & (result["hit"] > 0) if "hit" in result else np.zeros(len(rejected), dtype=bool)
     too_large = rejected & (result["requests"]["items"].to_numpy() > plan.kernel["max_items"].max())
-    reasons = {REJECT_REASON: int(too_large.sum()), NO_REPLICA_ACTIVE: int((rejected & ~too_large).sum())}
+    reasons = {REJECT_REASON: int(too_large.sum()), NO_REPLICA_ACTIVE: int((rejected & ~too_large & ~lost).sum()),
+               REPLICA_FAILED: int(lost.sum())}
     return {reason: n for reason, n in reasons.items() if n}
+
+
+def failure_figures(plan, result: dict, horizon_s: float) -> dict:
+    """Replica failures of a ranking service (``sim.serving.failures``): queries lost (rejected,
+    ``REPLICA_FAILED``) and rerouted (struck at least once and then placed again), replica outages, and the
+    share of its failing groups' replica-seconds up (1.0 without failing groups)."""
+    hit = result["hit"] > 0
+    lost = hit & (result["status"] == REJECTED)
+    rows = [(n, o) for n, o, w in zip(plan.replicas, result["outages"], plan.windows or (None,) * len(plan.replicas))
+            if w is None]
+    replicas = sum(n for n, _ in rows)
+    up = sum(n * replica_availability(o, n, horizon_s) for n, o in rows)
+    return {"lost_requests": int(lost.sum()), "rerouted_requests": int((hit & ~lost).sum()),
+            "replica_outages": int(sum(0 if o is None else len(o) for _, o in rows)),
+            "replica_availability": float(up / replicas) if replicas else 1.0}
 
 
 def ranking_requests_table(plan, service, fleet, result: dict) -> pd.DataFrame:
