@@ -9,11 +9,11 @@ local time: the scenario's clock."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
+from sim.facility.weather import number_cell
 from sim.workload.errors import TraceError
 from sim.workload.files import csv_header, csv_records, display, open_data_file, quote
 
@@ -53,7 +53,7 @@ def read_hourly_csv(path: str, field: str, base_dir: Path | str | None = None) -
         header = csv_header(records, label, ("hour", "value"))
         for line, fields in records:
             header.check_width(line, fields)
-            hour, value = (_number(fields[header.positions[c]], label, line, c) for c in ("hour", "value"))
+            hour, value = (number_cell(fields[header.positions[c]], label, line, c) for c in ("hour", "value"))
             if hour != len(values):
                 raise TraceError(f"{label}:{line}: hour {quote(fields[header.positions['hour']])}; expected "
                                  f"{len(values)} (hours consecutive from 0, no gaps)")
@@ -65,13 +65,3 @@ def read_hourly_csv(path: str, field: str, base_dir: Path | str | None = None) -
     if len(values) < 24:
         raise TraceError(f"{label}: {len(values)} hourly rows; accepted: 24 to {HOURS_PER_YEAR + 24}")
     return np.array(values)
-
-
-def _number(text: str, label: str, line: int, column: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise TraceError(f"{label}:{line}: {column} {quote(text)}: not a number")
-    return value

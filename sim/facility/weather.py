@@ -92,12 +92,12 @@ def _parse(handle, label: str, name: str) -> Weather:
     dry, rh = [], []
     for line, fields in records:
         header.check_width(line, fields)
-        hour = _number(fields[header.positions["hour"]], label, line, "hour")
+        hour = number_cell(fields[header.positions["hour"]], label, line, "hour")
         if hour != len(dry):
             raise TraceError(f"{label}:{line}: hour {quote(fields[header.positions['hour']])}; expected "
                              f"{len(dry)} (hours consecutive from 0, no gaps)")
-        t = _number(fields[header.positions["dry_bulb_c"]], label, line, "dry_bulb_c")
-        h = _number(fields[header.positions["relative_humidity_pct"]], label, line, "relative_humidity_pct")
+        t = number_cell(fields[header.positions["dry_bulb_c"]], label, line, "dry_bulb_c")
+        h = number_cell(fields[header.positions["relative_humidity_pct"]], label, line, "relative_humidity_pct")
         if not -90.0 <= t <= 60.0:
             raise TraceError(f"{label}:{line}: dry_bulb_c {t:g}; accepted: -90 to 60 (°C, outside air on Earth)")
         if not 0.0 <= h <= 100.0:
@@ -112,7 +112,8 @@ def _parse(handle, label: str, name: str) -> Weather:
     return Weather(name, np.array(dry), np.array(rh))
 
 
-def _number(text: str, label: str, line: int, column: str) -> float:
+def number_cell(text: str, label: str, line: int, column: str) -> float:
+    """A finite number from one CSV cell, or a ``TraceError`` naming the file, row and column."""
     try:
         value = float(text)
     except ValueError:
