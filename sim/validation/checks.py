@@ -186,27 +186,37 @@ def _check_fleet(scenario, catalog, add) -> None:
         _check_retirement_dates(scenario, index, pool, add)
 
 
+def _check_dated_events(scenario, pool, paths, dates, add, words: dict[str, str]) -> None:
+    """Dated pool events (deliveries, retirements) come in date order, one per date, after the pool comes online,
+    before it leaves and before the end of the run; ``words`` give each message its wording."""
+    begins = pool.online_from or scenario.start
+    end_date = scenario.start + dt.timedelta(seconds=float(scenario.duration))
+    previous = None
+    for path, date in zip(paths, dates):
+        if date <= begins:
+            add(path, f"found {date}: {words['early']}")
+        elif previous is not None and date <= previous:
+            add(path, f"found {date}: {words['order']}; accepted: a date after {previous}")
+        elif (date - scenario.start).days * 86400.0 >= float(scenario.duration):
+            add(path, f"found {date}: {words['late']} ({end_date:%Y-%m-%d %H:%M}); accepted: a date before it"
+                      f"{words['late_tail']}")
+        elif pool.online_until is not None and date >= pool.online_until:
+            add(path, f"found {date}: {words['leaves']} {pool.online_until}; accepted: a date before it")
+        previous = date
+
+
 def _check_retirement_dates(scenario, index: int, pool, add) -> None:
     """Retirements (``fleet[].retirements``) come in date order, one per date, after the pool comes online, before
     it leaves and before the end of the run (their chips are checked against the pool in
     ``_check_retirement_chips``)."""
     begins = pool.online_from or scenario.start
-    end_date = scenario.start + dt.timedelta(seconds=float(scenario.duration))
-    previous = None
-    for k, retirement in enumerate(pool.retirements):
-        path, date = ("fleet", index, "retirements", k, "date"), retirement.date
-        if date <= begins:
-            add(path, f"found {date}: a retirement takes chips from a pool already online; accepted: a date after "
-                      f"{begins} (the pool's online_from, else the scenario start)")
-        elif previous is not None and date <= previous:
-            add(path, f"found {date}: retirements must come in date order, one per date; accepted: a date after "
-                      f"{previous}")
-        elif (date - scenario.start).days * 86400.0 >= float(scenario.duration):
-            add(path, f"found {date}: the chips would leave at or after the end of the run "
-                      f"({end_date:%Y-%m-%d %H:%M}); accepted: a date before it")
-        elif pool.online_until is not None and date >= pool.online_until:
-            add(path, f"found {date}: the whole pool leaves on {pool.online_until}; accepted: a date before it")
-        previous = date
+    paths = [("fleet", index, "retirements", k, "date") for k in range(len(pool.retirements))]
+    _check_dated_events(scenario, pool, paths, [r.date for r in pool.retirements], add, {
+                            "early": f"a retirement takes chips from a pool already online; accepted: a date after "
+                                     f"{begins} (the pool's online_from, else the scenario start)",
+                            "order": "retirements must come in date order, one per date",
+                            "late": "the chips would leave at or after the end of the run", "late_tail": "",
+                            "leaves": "the whole pool leaves on"})
 
 
 def _check_retirement_chips(scenario, pool, add) -> None:
@@ -280,23 +290,14 @@ def _check_delivery_dates(scenario, index: int, pool, add) -> None:
     """Deliveries (``fleet[].deliveries``) come in date order, after the pool comes online, before it leaves and
     before the end of the run, and add up to at most ``count`` (the rest is online from the start)."""
     begins = pool.online_from or scenario.start
-    end_date = scenario.start + dt.timedelta(seconds=float(scenario.duration))
-    previous = None
-    for k, delivery in enumerate(pool.deliveries):
-        path, date = ("fleet", index, "deliveries", k, "date"), delivery.date
-        if date <= begins:
-            add(path, f"found {date}: a delivery joins a pool already online; accepted: a date after {begins} "
-                      "(the pool's online_from, else the scenario start; chips there from the start count in count "
-                      "without a delivery)")
-        elif previous is not None and date <= previous:
-            add(path, f"found {date}: deliveries must come in date order, one per date; accepted: a date after "
-                      f"{previous}")
-        elif (date - scenario.start).days * 86400.0 >= float(scenario.duration):
-            add(path, f"found {date}: the chips would arrive at or after the end of the run "
-                      f"({end_date:%Y-%m-%d %H:%M}); accepted: a date before it (or leave them out of count)")
-        elif pool.online_until is not None and date >= pool.online_until:
-            add(path, f"found {date}: the pool leaves on {pool.online_until}; accepted: a date before it")
-        previous = date
+    paths = [("fleet", index, "deliveries", k, "date") for k in range(len(pool.deliveries))]
+    _check_dated_events(scenario, pool, paths, [d.date for d in pool.deliveries], add, {
+                            "early": f"a delivery joins a pool already online; accepted: a date after {begins} (the "
+                                     "pool's online_from, else the scenario start; chips there from the start count "
+                                     "in count without a delivery)",
+                            "order": "deliveries must come in date order, one per date",
+                            "late": "the chips would arrive at or after the end of the run",
+                            "late_tail": " (or leave them out of count)", "leaves": "the pool leaves on"})
     delivered = sum(d.chips for d in pool.deliveries)
     if delivered > pool.count:
         add(("fleet", index, "deliveries"),
