@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 STREAMS = ("arrivals", "service", "failures", "supply", "policy", "sizes", "models", "stacks", "inference", "ranking",
-           "batches", "serving_failures")
+           "batches", "serving_failures", "priorities")
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:

@@ -15,7 +15,7 @@ from sim.catalog.efficiency import port_costs, ports_at
 from sim.fleet import build_fleet
 from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, job_energy_kwh, money_summary, monthly_table
-from sim.policies.capping import lowest_busy_power_frac
+from sim.policies.capping import COUNTED_AS_DRAWN, lowest_busy_power_frac
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
 from sim.results import failures as failure_results
@@ -23,6 +23,7 @@ from sim.results.burst import burst_summary, realise_burst
 from sim.results.capping import capping_rows, capping_summary
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
+from sim.results.series import bin_edges
 from sim.rng import streams
 from sim.scenario.loader import source_of
 from sim.scenario.schema import Scenario
@@ -30,10 +31,11 @@ from sim.serving import FAMILIES
 from sim.serving.failures import ServingFailures
 from sim.serving.family import ServingContext
 from sim.serving.stage import serve_all
+from sim.serving.throttle import replica_clocks as replica_clocks_for
 from sim.training import prepare_jobs, simulate_training
 from sim.training.failures import resolve_failures
 from sim.validation.checks import scenario_catalog
-from sim.workload import input_files, training_jobs
+from sim.workload import input_files, job_priorities, training_jobs
 
 
 def run(scenario: Scenario, progress: bool = False) -> Results:
@@ -75,13 +77,22 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration),
                                 busy_power_frac=lowest_busy_power_frac(scenario.policy.power_cap))
     horizon = float(scenario.duration)
+    cap_config = scenario.policy.power_cap
+    counted = cap_config.kind in COUNTED_AS_DRAWN and fleet.site.power_cap_w is not None
+    priorities = job_priorities(scenario, len(jobs), rngs["priorities"])
+    replica_clocks = None
+    if counted:  # slowed inference replicas under the cap (sim.serving.throttle)
+        replica_clocks = replica_clocks_for(scenario.workloads.inference, fleet, _cap_windows(fleet, scenario.start,
+                                                                                                horizon),
+                                            int(priorities.max()) if len(priorities) else None,
+                                            cap_config.min_clock_frac)
     # serving uses the ports in force at the run's start (a port starting later is refused by validation)
     context = ServingContext(fleet=fleet, catalog=catalog, porting=ports_at(scenario.porting, 0.0, scenario.start),
                              horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
                              rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start,
                              failures=_serving_failures(scenario, catalog, fleet, jobs),
-                             failure_rng=rngs["serving_failures"])
+                             failure_rng=rngs["serving_failures"], replica_clocks=replica_clocks)
     compiling = (" (first run: compiling the kernels)"
                  if kernels_need_compiling([kernels.serve_llm, kernels.serve_ranking]) else "")
     serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario),
@@ -93,7 +104,11 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                     checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval,
                                     burst_policies=_burst_policies(scenario, fleet), failures=failures,
                                     failure_rng=rngs["failures"], power_cap_config=scenario.policy.power_cap,
-                                    cap_schedule=_cap_schedule(fleet, scenario.start))
+                                    cap_schedule=_cap_schedule(fleet, scenario.start),
+                                    priorities=priorities.tolist() if priorities.any() else None,
+                                    inference_power=_inference_power(serving, fleet, horizon,
+                                                                     scenario.outputs.timeseries_interval)
+                                    if counted else None)
     fleet, serving_burst_pools = _serving_burst(fleet, serving)
     burst_events = None
     if cluster.burst is not None:  # the burst pools' realised rentals feed everything that integrates online chips
@@ -103,6 +118,9 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         outcome = cluster.outcome()
         capping_out = cluster.capping.outcome(horizon) if cluster.capping is not None else None
         power_events = capping_out["power_events"] if capping_out is not None else None
+        if replica_clocks:  # what slowed replicas save, with what slowed training saves
+            edges = bin_edges(horizon, scenario.outputs.timeseries_interval)
+            power_events = _merge_events(power_events, serving.throttled_power(fleet, edges))
         cap_events = _cap_events(fleet, scenario.start) if capping_out is not None and fleet.site.power_cap_w else None
         jobs_out = compute.jobs_table(jobs, outcome, fleet, prepared.steps)
         if failures is not None:
@@ -111,7 +129,9 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips,
                                     power_events, cap_events)
-        peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips, power_events)
+        peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips, power_events,
+                                         (bin_edges(horizon, scenario.outputs.timeseries_interval),
+                                          serving.busy_chip_seconds_by_pool()) if counted else None)
         edges = np.append(series["time_s"].to_numpy(), horizon)
         plant_run = None
         if plant is not None:
@@ -127,7 +147,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                                           scenario.failures.profile)
         summary["scenario"] = {"name": scenario.name, "description": scenario.description.strip()}
         if capping_out is not None:
-            summary["power_capping"] = capping_summary(capping_out, scenario.policy.power_cap.kind)
+            summary["power_capping"] = capping_summary(capping_out, scenario.policy.power_cap.kind,
+                                                       serving.throttled_chip_hours() if counted else None)
             capping_table = capping_rows(capping_out["rows"])
         if burst_events is not None:
             summary["burst"] = burst_summary(burst_events, fleet, horizon, serving_burst_pools)
@@ -194,6 +215,36 @@ def _serving_failures(scenario: Scenario, catalog, fleet, jobs) -> ServingFailur
 def _cap_schedule(fleet, start) -> tuple:
     """The site cap's dated values as ``((t [s], cap [W]), ...)`` from the scenario's start (``site.power_cap_mw``)."""
     return tuple(((d - start).days * 86400.0, w) for d, w in fleet.site.power_cap_dates)
+
+
+def _cap_windows(fleet, start, horizon_s: float) -> list[tuple[float, float, float | None]]:
+    """``(from_s, until_s, cap_w)`` of constant site cap over the run (``site.power_cap_mw``)."""
+    times, changes = _cap_events(fleet, start)
+    caps = np.cumsum(changes)
+    ends = list(times[1:]) + [horizon_s]
+    return [(float(a), float(min(b, horizon_s)), float(w)) for a, b, w in zip(times, ends, caps) if a < horizon_s]
+
+
+def _inference_power(serving, fleet, horizon_s: float, interval_s: float) -> tuple:
+    """``(bin starts [s], inference facility power per bin [W], its full-load reservation [W])`` for the cluster
+    (``sim.training.capping``): each pool's busy chip-seconds per bin (slowed replicas at their clock's share,
+    ``ServingOutcome.drawn_chip_seconds_by_pool``) / bin width × its chips' busy increment × PUE."""
+    edges = bin_edges(horizon_s, interval_s)
+    widths = np.diff(edges)
+    watts = np.zeros(len(widths))
+    for pool, busy in serving.drawn_chip_seconds_by_pool().items():
+        watts = watts + np.asarray(busy, dtype=np.float64)[: len(widths)] / widths * fleet.busy_increment_facility_w(
+            pool)
+    reserved = fleet.committed_floor_w - fleet.idle_facility_w
+    return edges[:-1], watts, reserved
+
+
+def _merge_events(events: dict | None, more: dict) -> dict:
+    """Per pool ``(times, IT power changes, throttled chip changes)`` of both, concatenated."""
+    out = dict(events or {})
+    for pool, parts in more.items():
+        out[pool] = tuple(np.concatenate((a, b)) for a, b in zip(out[pool], parts)) if pool in out else parts
+    return out
 
 
 def _cap_events(fleet, start) -> tuple[np.ndarray, np.ndarray]:

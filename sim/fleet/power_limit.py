@@ -32,7 +32,15 @@ def power_limited(spec: AcceleratorSpec, limit_w: float) -> AcceleratorSpec:
     f = limit_clock_frac(spec, limit_w)
     if f >= 1.0:
         return spec
-    scaled = {"tdp_w": limit_w, "bf16_tflops": spec.bf16_tflops * f}
+    return clocked(spec, f, tdp_w=limit_w)
+
+
+def clocked(spec: AcceleratorSpec, f: float, tdp_w: float | None = None) -> AcceleratorSpec:
+    """``spec`` at clock fraction ``f``: peak compute rates (BF16, FP8, INT8) and SRAM bandwidth × ``f``, HBM and
+    fabrics unchanged (module docstring); ``tdp_w`` replaces the TDP when given."""
+    scaled = {"bf16_tflops": spec.bf16_tflops * f}
+    if tdp_w is not None:
+        scaled["tdp_w"] = tdp_w
     for name in ("fp8_tflops", "int8_tops", "sram_bandwidth_tbps"):
         value = getattr(spec, name)
         if value is not None:

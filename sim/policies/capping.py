@@ -35,6 +35,7 @@ import math
 
 from sim.policies.registry import register
 
+COUNTED_AS_DRAWN = ("throttle", "shed")  # policies under which inference counts at its per-bin power, not reserved
 VOLTAGE_FLOOR = 0.7  # estimate: minimum operating voltage / maximum voltage of a GPU DVFS table (module docstring)
 
 

@@ -7,24 +7,28 @@ from __future__ import annotations
 import pandas as pd
 
 CAPPING_COLUMNS = ["time_s", "policy", "action", "job", "pool", "clock_frac", "job_power_w", "site_committed_w",
-                   "cap_w"]
+                   "cap_w", "priority"]
 
 
 def capping_rows(rows: list[tuple]) -> pd.DataFrame:
     """One row per action: a cap change (``cap``), a clock lowered (``throttle``) or raised (``restore``), a job
     paused (``shed``); ``job_power_w`` is the job's facility power after the action (0 when shed) and
     ``site_committed_w`` the site's committed facility power right after it [W] (within one event, a job that just
-    started counts at full clock until its own row: the site is within the cap after the event's last row)."""
-    return pd.DataFrame(rows, columns=CAPPING_COLUMNS)
+    started counts at full clock until its own row: the site is within the cap after the event's last row);
+    ``priority`` is the job's power-cap priority (empty on ``cap`` rows)."""
+    table = pd.DataFrame(rows, columns=CAPPING_COLUMNS)
+    return table.astype({"priority": "Int64"})
 
 
-def capping_summary(outcome: dict, kind: str) -> dict:
-    """Policy, number of actions by kind, throttled chip-hours (chips running below full clock × hours), lost
-    chip-hours (full-speed work not done because of slower clocks), jobs shed, and the highest committed power
-    after any event against the cap then [W]."""
+def capping_summary(outcome: dict, kind: str, replica_chip_hours: float | None = None) -> dict:
+    """Policy, number of actions by kind, throttled chip-hours (training chips running below full clock × hours),
+    lost chip-hours (full-speed work not done because of slower clocks), jobs shed, and the highest committed power
+    after any event against the cap then [W]; under ``throttle`` and ``shed``, ``throttled_replica_chip_hours``
+    (inference replica chips held below full clock × hours, ``sim.serving.throttle``)."""
     rows = outcome["rows"]
     actions = {a: sum(1 for r in rows if r[2] == a) for a in ("cap", "throttle", "restore", "shed")}
     over = max((p - cap for _, p, cap in outcome["trace"]), default=float("-inf"))
     return {"policy": kind, "events": len(rows), **{f"{a}_events": n for a, n in actions.items()},
             "throttled_chip_hours": outcome["throttled_chip_hours"], "lost_chip_hours": outcome["lost_chip_hours"],
-            "shed_jobs": outcome["shed_jobs"], "max_committed_over_cap_w": over if over > float("-inf") else None}
+            "shed_jobs": outcome["shed_jobs"], "max_committed_over_cap_w": over if over > float("-inf") else None,
+            **({} if replica_chip_hours is None else {"throttled_replica_chip_hours": replica_chip_hours})}

@@ -197,13 +197,15 @@ def iso_datetimes(series: pd.DataFrame) -> pd.DataFrame:
 
 
 def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float,
-                    inference_chips: dict[int, tuple] | None = None, power_events: dict[int, tuple] | None = None
-                    ) -> float:
+                    inference_chips: dict[int, tuple] | None = None, power_events: dict[int, tuple] | None = None,
+                    inference_busy: tuple | None = None) -> float:
     """Exact peak of IT power over the run (not a bin mean): idle of online chips + busy increments (less what
     throttled clocks save: ``power_events`` as ``timeseries``).
 
     Replica chips count at full load: all of them on dedicated pools, the active ones on shared pools
-    (from ``inference_chips``, counted from the pool's online date)."""
+    (from ``inference_chips``, counted from the pool's online date). With ``inference_busy`` ``(edges,
+    {pool: busy chip-seconds per bin})`` (a cap policy that counts inference as it draws, ``sim.training.capping``)
+    they count at each bin's mean busy power instead, as the cluster counted them."""
     start, end, pool_of = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
     busy = _busy_weight(jobs)
     increment = np.array([p.busy_w_with_server - p.idle_w_with_server for p in fleet.pools] + [0.0])
@@ -211,8 +213,8 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
     weight_w = np.concatenate((busy * increment[pool_of], runs["weight"] * increment[runs["pool"]]))
     times, deltas = interval_events(np.concatenate((start, runs["start_s"])), np.concatenate((end, runs["end_s"])),
                                     weight_w, horizon_s)
-    floor_w = np.array([(0 if p.shared else fleet.peak_reserved_chips(p.index)) * increment[p.index]
-                        for p in fleet.pools])
+    floor_w = np.array([(0 if p.shared or inference_busy is not None else fleet.peak_reserved_chips(p.index))
+                        * increment[p.index] for p in fleet.pools])
     windows = np.array([p.online_window(horizon_s) for p in fleet.pools]).reshape(-1, 2)
     online_t = [windows[:, 0], windows[:, 1]]  # replicas count from online_from to online_until
     online_w = [floor_w, -floor_w]
@@ -220,7 +222,14 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
         chip_t, chip_d = p.chip_events(horizon_s)
         online_t.append(np.array(chip_t, dtype=float))
         online_w.append(np.array(chip_d, dtype=float) * p.idle_w_with_server)
-    for pool, (chip_t, chip_d) in (inference_chips or {}).items():
+    if inference_busy is not None:
+        edges, busy_by_pool = inference_busy
+        widths = np.diff(edges)
+        for pool, busy in busy_by_pool.items():
+            watts = np.asarray(busy, dtype=np.float64)[: len(widths)] / widths * increment[pool]
+            online_t.append(edges)
+            online_w.append(np.diff(np.concatenate(([0.0], watts, [0.0]))))
+    for pool, (chip_t, chip_d) in (inference_chips or {}).items() if inference_busy is None else ():
         p = fleet.pools[pool]
         if p.shared:
             online_t.append(np.maximum(chip_t, p.online_from_s))

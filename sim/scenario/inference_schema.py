@@ -201,6 +201,11 @@ class Router(Strict):
         "this fraction of the targets (the targets are p99s; the prediction is of one request) [-]")
 
 
+PRIORITY_RANGE = 1_000_000  # power-cap priorities: integers, higher = more important (sim.policies.capping)
+WHY_PRIORITY = "an ordering, not a quantity"
+DEFAULT_INFERENCE_PRIORITY = 100  # above training's default 0: inference is slowed last, as before priorities
+
+
 class InferenceService(Strict):
     """One deployed model: its replicas, the traffic it receives, its SLO."""
 
@@ -223,6 +228,10 @@ class InferenceService(Strict):
                                "fluid: arrival rates per time bin served by replica capacity, latency from queueing "
                                "formulas (long runs)")
     fluid_bin: DurationS = Field(60.0, gt=0, description="time bin of the fluid fidelity [s or '1min']")
+    priority: int = bounded(DEFAULT_INFERENCE_PRIORITY, ge=-PRIORITY_RANGE, le=PRIORITY_RANGE, why=WHY_PRIORITY,
+                            description="power-cap priority (higher: slowed last; training jobs default to 0): under "
+                                        "throttle or shed, a service below the training jobs' priority has its "
+                                        "LLM replicas slowed while a cap is in force (sim.serving.throttle)")
 
     @model_validator(mode="after")
     def _stack_or_framework(self):

@@ -19,7 +19,7 @@ from sim.scenario.distributions import Distribution
 from sim.scenario.facility_schema import CarbonValue, DataCsv, PriceValue
 from sim.scenario.failures_schema import Failures, no_failures
 from sim.scenario.growth import Growth
-from sim.scenario.inference_schema import InferenceService
+from sim.scenario.inference_schema import PRIORITY_RANGE, WHY_PRIORITY, InferenceService
 from sim.scenario.procurement_schema import Procurement, Supply
 
 CapMw = Annotated[float, Field(gt=0, le=100_000)]
@@ -227,6 +227,9 @@ class TraceSource(Strict):
     )
     time_scale: float = bounded(1.0, ge=1e-6, le=1e6, why="times would collapse to 0 or pass any horizon",
                                 description="multiply trace times by this factor")
+    priority: int = bounded(0, ge=-PRIORITY_RANGE, le=PRIORITY_RANGE, why=WHY_PRIORITY,
+                            description="power-cap priority of every job of the trace (higher: slowed or paused "
+                                        "last, sim.policies.capping)")
 
 
 class LayoutSpec(Strict):
@@ -278,12 +281,24 @@ class JobGenerator(Strict):
         None, description="global batch [sequences per step] -> probability [default: one sequence per chip]")
     seq_len: dict[int, float] | None = Field(
         None, description="sequence length [tokens] -> probability [default: the model's microbatch_samples]")
+    priority: int | dict[int, float] = Field(
+        0, description="power-cap priority of the jobs (higher: slowed or paused last, sim.policies.capping): one "
+                       "integer, or priority -> probability (drawn from its own random stream)")
 
     @field_validator("chips")
     @classmethod
     def _gang_sizes(cls, mix: dict[int, float]) -> dict[int, float]:
         _check_gang_sizes(mix)
         return mix
+
+    @field_validator("priority")
+    @classmethod
+    def _priorities(cls, value: int | dict[int, float]) -> int | dict[int, float]:
+        for p in value if isinstance(value, dict) else (value,):
+            if abs(p) > PRIORITY_RANGE:
+                raise ValueError(f"found priority {p}; accepted: -{PRIORITY_RANGE} to {PRIORITY_RANGE} "
+                                 f"({WHY_PRIORITY})")
+        return value
 
     @field_validator("chips_by_model")
     @classmethod

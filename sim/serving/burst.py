@@ -116,7 +116,7 @@ class BurstGroups:
         """Rent from the first pass's per-interval ``attainment``: sets ``burst_windows``, appends the copies to
         ``scaled_groups`` and returns them."""
         self.burst_windows = rental_windows(attainment, self.burst_config, self.burst_limit())
-        n = len(self.service.replicas)
+        n = max([len(self.service.replicas)] + [plan.group + 1 for plan in self.scaled_groups])  # after any copy
         copies = [replace(self.burst_plan, group=n + k, window=window) for k, window in enumerate(self.burst_windows)]
         self.scaled_groups = self.scaled_groups + copies
         return copies

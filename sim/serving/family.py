@@ -44,6 +44,7 @@ class ServingContext:
     start: dt.date | None = None  # the scenario's start date (growth points are calendar dates)
     failures: object = None  # sim.serving.failures.ServingFailures; None: replicas never fail
     failure_rng: np.random.Generator | None = None  # "serving_failures" stream: replica outages
+    replica_clocks: dict | None = None  # (service, group) -> ((from_s, until_s, clock), ...) (sim.serving.throttle)
 
 
 def family_key(service) -> str:

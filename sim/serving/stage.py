@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sim.policies.capping import power_frac
 from sim.serving.autoscale import ScalingPlan, plan_scaling, window_changes, window_switches
 from sim.serving.failures import draw_outages
 from sim.serving.family import ServiceRun, ServingContext, family_key
 from sim.serving.llm.summary import REQUEST_COLUMNS
+from sim.serving.throttle import throttled_chip_hours, throttled_power
 
 
 @dataclass
@@ -40,6 +42,31 @@ class ServingOutcome:
             for pool, busy in run.busy_chip_seconds():
                 by_pool[pool] = by_pool.get(pool, 0) + busy
         return by_pool
+
+    def drawn_chip_seconds_by_pool(self) -> dict[int, np.ndarray]:
+        """``busy_chip_seconds_by_pool`` with each slowed replica copy's chip-seconds × ``power_frac`` of its clock
+        (``sim.serving.throttle``): per bin, the busy increment inference draws in units of full-load chip-seconds."""
+        by_pool: dict[int, np.ndarray] = {}
+        for run in self._llm_first():
+            plans = run.scaled_groups if run.service.family == "llm" else None
+            for k, (pool, busy) in enumerate(run.busy_chip_seconds()):
+                f = plans[k].clock if plans is not None else 1.0
+                by_pool[pool] = by_pool.get(pool, 0) + (busy if f >= 1.0 else busy * power_frac(f))
+        return by_pool
+
+    def throttled_power(self, fleet, edges: np.ndarray) -> dict[int, tuple]:
+        """What slowed replicas save per pool, as step events (``sim.serving.throttle.throttled_power``)."""
+        plans, busy = [], []
+        for run in self.services:
+            if run.service.family == "llm":
+                plans += run.scaled_groups
+                busy += [b for _, b in run.busy_chip_seconds()]
+        return throttled_power(plans, busy, fleet, edges)
+
+    def throttled_chip_hours(self) -> float:
+        """Replica chips held below full clock × hours."""
+        return throttled_chip_hours([plan for run in self.services if run.service.family == "llm"
+                                     for plan in run.scaled_groups])
 
     def summaries(self) -> dict:
         """``summary["inference"]``: one entry per service."""

@@ -2,11 +2,21 @@
 (``sim.policies.capping`` defines them and the clock/power/speed curves).
 
 The cluster (``sim.training.cluster``) asks ``fits(busy_w)`` before a start, calls ``fire(t)`` at a cap change
-(``site.power_cap_mw`` as a dated schedule) and ``after(t)`` at the end of every event. Power here is the
-cluster's committed facility power (idle floor of every chip, inference replicas at full load, training jobs at
-their clock): inference is counted against the cap through its reservation at full load, as admission control
-always did. Every action is recorded (``rows``: ``capping.csv``), and so is the committed power after each event
-(``trace``), which the tests hold to the cap.
+(``site.power_cap_mw`` as a dated schedule) or an inference power change, and ``after(t)`` at the end of every
+event. Power here is the cluster's committed facility power (idle floor of every chip, inference, training jobs at
+their clock). Under ``admission`` inference is counted through its reservation at full load
+(``Fleet.committed_floor_w``), as admission control always did. Under ``throttle`` and ``shed`` it is counted as
+it draws: serving runs before training, so its facility power per time bin is known (``inference``: the bin's
+busy chip-seconds / bin width × each chip's busy increment, at the replicas' clocks); the reservation is replaced
+by the first bin's value and each later bin whose value differs is an event, like a cap change. Simplification:
+inference is flat within a bin (its mean), so peaks within a bin are not seen; the bin means of site power stay
+within the cap. Every action is recorded (``rows``: ``capping.csv``, with the job's ``priority``), and so is the
+committed power after each event (``trace``), which the tests hold to the cap.
+
+Priorities (``workloads.training.generator.priority`` / ``trace.priority``, default 0): the jobs kept first are the
+highest priority, then the earliest started (``_order``): ``throttle`` slows the lowest-priority jobs first,
+``shed`` pauses them first, last started first within a priority. Admission ignores priority (a high-priority job
+waits for power like any other).
 
 A clock change settles the job's work: ``done`` full-speed seconds at ``at``, then ``speed`` full-speed seconds per
 second; the completion moves to ``at + (work − done) / speed``. A job preempted while throttled (by inference, a
@@ -30,7 +40,7 @@ COMPUTE = 0  # code of "compute" in sim.kernels.BOTTLENECKS
 class PowerCap:
     """Cap schedule and capping policy of one run; ``schedule`` is ``((t [s], cap [W]), ...)`` in time order."""
 
-    def __init__(self, cluster, policy, schedule, compute_share):
+    def __init__(self, cluster, policy, schedule, compute_share, priorities=None, inference=None):
         self.cluster = cluster
         self.policy = policy
         self.kind = policy.kind
@@ -39,7 +49,21 @@ class PowerCap:
             if t <= 0.0:
                 cluster.power_cap_w = w
         self.changes = [(t, w) for t, w in schedule if t > 0.0]
-        self.next_s = self.changes[0][0] if self.changes else math.inf
+        self.priority = priorities  # per job (None: all 0)
+        # inference counted as it draws (throttle, shed): ``(bin starts [s], facility power [W], reserved [W])``
+        self.inference_w = 0.0
+        self.inference_changes: list[tuple[float, float]] = []  # (t [s], facility power from then [W])
+        self.next_inference = 0
+        if inference is not None and self.kind in ("throttle", "shed"):
+            starts, watts, reserved = inference
+            self.inference_w = float(watts[0]) if len(watts) else 0.0
+            cluster.committed_w += self.inference_w - reserved
+            last = self.inference_w
+            for t, w in zip(starts[1:].tolist(), watts[1:].tolist()):
+                if w != last:
+                    self.inference_changes.append((t, w))
+                    last = w
+        self._next()
         self.compute_share = compute_share  # N×P clock-sensitive share of each job's step (policy docstring)
         self.state: dict[int, list] = {}  # job -> [run start, work, done, at, speed, clock, history, pool]
         # (t, pool, IT power change [W], chips below full clock change) at each clock change and at the end of a
@@ -76,13 +100,24 @@ class PowerCap:
 
     # -- events -------------------------------------------------------------------------------------
     def fire(self, t: float) -> bool:
-        """The cap changes at ``t``; return True (waiting jobs are tried again)."""
+        """The cap or inference's power changes at ``t``; return True (waiting jobs are tried again)."""
         while self.changes and self.changes[0][0] <= t:
             _, cap = self.changes.pop(0)
-            self.rows.append((t, self.kind, "cap", -1, "", math.nan, 0.0, self.committed_w(), cap))
+            self.rows.append((t, self.kind, "cap", -1, "", math.nan, 0.0, self.committed_w(), cap, None))
             self.cluster.power_cap_w = cap
-        self.next_s = self.changes[0][0] if self.changes else math.inf
+        changes = self.inference_changes
+        while self.next_inference < len(changes) and changes[self.next_inference][0] <= t:
+            w = changes[self.next_inference][1]
+            self.cluster.committed_w += w - self.inference_w
+            self.inference_w = w
+            self.next_inference += 1
+        self._next()
         return True
+
+    def _next(self) -> None:
+        cap_s = self.changes[0][0] if self.changes else math.inf
+        changes = self.inference_changes
+        self.next_s = min(cap_s, changes[self.next_inference][0] if self.next_inference < len(changes) else math.inf)
 
     def after(self, t: float) -> bool:
         """Act at the end of the event at ``t``; return whether jobs were shed (requeued)."""
@@ -98,9 +133,15 @@ class PowerCap:
         return shed
 
     def _order(self) -> list[int]:
-        """Running jobs, kept first: earliest current start first (ties: lower index)."""
+        """Running jobs, kept first: highest priority first, then earliest current start (ties: lower index)."""
         c = self.cluster
-        return sorted(c.placement, key=lambda j: (c.start_s[j], j))
+        if self.priority is None:
+            return sorted(c.placement, key=lambda j: (c.start_s[j], j))
+        priority = self.priority
+        return sorted(c.placement, key=lambda j: (-priority[j], c.start_s[j], j))
+
+    def _priority(self, job: int) -> int:
+        return 0 if self.priority is None else int(self.priority[job])
 
     def _shed_until_within(self, t: float) -> bool:
         c = self.cluster
@@ -123,7 +164,8 @@ class PowerCap:
         sharing.preempt(c, job, t)
         self.state.pop(job, None)
         self.shed_jobs += 1
-        self.rows.append((t, self.kind, "shed", job, c.pools[pool].name, 0.0, w, self.committed_w(), c.power_cap_w))
+        self.rows.append((t, self.kind, "shed", job, c.pools[pool].name, 0.0, w, self.committed_w(), c.power_cap_w,
+                          self._priority(job)))
 
     def _throttle(self, t: float) -> bool:
         c = self.cluster
@@ -187,7 +229,7 @@ class PowerCap:
                 sharing._remove_from_heap(c.pool_ends[pool], old_end)
                 heapq.heappush(c.pool_ends[pool], new_end)
         self.rows.append((t, self.kind, action, job, c.pools[pool].name, f, self._job_w(job) * power_frac(f),
-                          self.committed_w(), c.power_cap_w))
+                          self.committed_w(), c.power_cap_w, self._priority(job)))
 
     def _forget_ended(self, t: float) -> None:
         """Close the throttled time of runs that ended (completed or preempted) since the last event."""

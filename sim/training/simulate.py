@@ -16,7 +16,8 @@ from sim.training.prepare import PreparedJobs
 def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, scheduler_config,
                       progress: Callable[[float], None] | None = None, scaling_schedule=(),
                       checkpoint_interval_s: float = 3600.0, burst_policies=(), failures=None,
-                      failure_rng=None, power_cap_config=None, cap_schedule=()) -> Cluster:
+                      failure_rng=None, power_cap_config=None, cap_schedule=(), priorities=None,
+                      inference_power=None) -> Cluster:
     """Simulate training jobs on ``fleet`` over [0, horizon_s]; returns the finished cluster state.
 
     ``scheduler_config`` is the scenario's ``policy.scheduler`` section; its ``kind`` picks the class.
@@ -24,7 +25,9 @@ def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, schedu
     ``burst_policies`` are ``(pool index, policy.burst entry)`` pairs (``sim.training.burst``); ``failures`` a
     ``FailureConfig`` drawing from ``failure_rng`` (``sim.training.failures``; None: no failures).
     ``power_cap_config`` is ``policy.power_cap`` (None: admission); ``cap_schedule`` ``((t [s], cap [W]), ...)``
-    the cap's later values (``sim.training.capping``).
+    the cap's later values (``sim.training.capping``); ``priorities`` each job's power-cap priority (None: all 0);
+    ``inference_power`` ``(bin starts [s], inference facility power per bin [W], its full-load reservation [W])``,
+    counted as it draws under ``throttle`` and ``shed``.
     """
     env = simpy.Environment()
     scheduler_cls = registry("scheduler")[scheduler_config.kind]
@@ -33,7 +36,7 @@ def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, schedu
         policy = registry("capping")[power_cap_config.kind](power_cap_config)
         if policy.acts or cap_schedule:
             shares = compute_shares(jobs)
-            power_cap = lambda c: PowerCap(c, policy, cap_schedule, shares)  # noqa: E731
+            power_cap = lambda c: PowerCap(c, policy, cap_schedule, shares, priorities, inference_power)  # noqa: E731
     cluster = Cluster(env, fleet, jobs, horizon_s, lambda c: scheduler_cls(c, scheduler_config), progress=progress,
                       scaling_schedule=scaling_schedule, checkpoint_interval_s=checkpoint_interval_s,
                       burst_policies=burst_policies, failures=failures, failure_rng=failure_rng,

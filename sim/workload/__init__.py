@@ -85,5 +85,22 @@ def training_jobs(scenario, base_dir: Path) -> pd.DataFrame:
     return read_trace(training.trace, base_dir)
 
 
-__all__ = ["JOB_COLUMNS", "TraceError", "generate_jobs", "input_files", "make_job_table", "read_alibaba_pods",
-           "read_azure_llm", "read_mooncake", "read_trace", "resolve_trace_path", "scale_requests", "training_jobs"]
+def job_priorities(scenario, n: int, rng):
+    """Power-cap priority of each of the ``n`` training jobs (``sim.policies.capping``): the generator's or trace's
+    ``priority``, or drawn from the generator's priority mix with ``rng`` (the run's ``priorities`` stream, used
+    only by a mix, so runs without one draw nothing more)."""
+    import numpy as np
+
+    training = scenario.workloads.training
+    source = None if training is None else (training.generator or training.trace)
+    value = 0 if source is None else source.priority
+    if not isinstance(value, dict):
+        return np.full(n, value, dtype=np.int64)
+    keys = np.asarray(list(value), dtype=np.int64)
+    weights = np.asarray(list(value.values()), dtype=np.float64)
+    return keys[rng.choice(len(keys), size=n, p=weights / weights.sum())]
+
+
+__all__ = ["JOB_COLUMNS", "TraceError", "generate_jobs", "input_files", "job_priorities", "make_job_table",
+           "read_alibaba_pods", "read_azure_llm", "read_mooncake", "read_trace", "resolve_trace_path", "scale_requests",
+           "training_jobs"]

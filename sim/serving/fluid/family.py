@@ -14,6 +14,7 @@ from sim.serving.family import FluidResults, ServiceRun
 from sim.serving.fluid.serve import serve_fluid
 from sim.serving.fluid.summary import fluid_summary
 from sim.serving.llm.plan import plan_groups
+from sim.serving.throttle import apply_clocks
 
 
 class FluidService(BurstGroups, FluidResults, ServiceRun):
@@ -35,6 +36,7 @@ class FluidService(BurstGroups, FluidResults, ServiceRun):
 
     def serve(self, switches: dict) -> None:
         c = self.context
+        apply_clocks(self)
         if self.burst_plan is not None:
             first = serve_fluid(self.service, self.scaled_groups, c.horizon_s, c.bin_width_s, c.base_dir,
                                 copy.deepcopy(c.rng), c.start)

@@ -14,6 +14,7 @@ from sim.serving.llm.plan import plan_groups
 from sim.serving.llm.requests import service_requests
 from sim.serving.llm.serve import serve_requests
 from sim.serving.llm.summary import llm_requests_table, llm_summary, slo_outcome
+from sim.serving.throttle import apply_clocks
 
 
 class LlmRequestService(BurstGroups, ServiceRun):
@@ -40,6 +41,7 @@ class LlmRequestService(BurstGroups, ServiceRun):
 
     def serve(self, switches: dict) -> None:
         c = self.context
+        apply_clocks(self, switches)
         if self.burst_plan is not None:
             first = serve_requests(self.service, self.scaled_groups, self.requests, switches, c.horizon_s,
                                    c.bin_width_s, self.outages)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.catalog.efficiency import stack_efficiency
+from sim.fleet.power_limit import clocked
 from sim.kernels.serving_reference import (
     FLOAT_KEYS,
     ROUTER_CENTRAL,
@@ -39,16 +40,21 @@ class GroupPlan:
     kernel: dict  # one replica's parameters: serving_reference.INT_KEYS and FLOAT_KEYS
     window: tuple[float, float] | None = None  # (from_s, until_s) when active only part of the run (sim.fleet.windows)
     availability: float = 1.0  # fluid fidelity: share of time a replica is up (sim.serving.failures.availability)
+    clock: float = 1.0  # clock fraction of its chips (a throttled copy under a site cap, sim.serving.throttle)
 
 
-def plan_groups(index: int, service, fleet, catalog, porting=()) -> list[GroupPlan]:
-    """Kernel parameters of every replica group of LLM service number ``index`` (roofline per chip)."""
+def plan_groups(index: int, service, fleet, catalog, porting=(), clock: float = 1.0,
+                only: int | None = None) -> list[GroupPlan]:
+    """Kernel parameters of every replica group of LLM service number ``index`` (roofline per chip); with ``clock``
+    < 1 the chips' compute rates are × ``clock`` (``sim.fleet.power_limit.clocked``), with ``only`` just that group."""
     pools = {p.name: p for p in fleet.pools}
     model = catalog.models[service.model]
     plans = []
     for g, group in enumerate(service.replicas):
+        if only is not None and g != only:
+            continue
         pool = pools[group.pool]
-        chip = pool.accelerator
+        chip = pool.accelerator if clock >= 1.0 else clocked(pool.accelerator, clock)
         efficiency = stack_efficiency(chip, service.software, porting)  # native: the chip's best stack
         chips = group.chips_per_replica
         params = dict(
@@ -61,7 +67,7 @@ def plan_groups(index: int, service, fleet, catalog, porting=()) -> list[GroupPl
         params["usd_per_token"] = (pool.full_load_cost_usd_per_s(chips, site.pue, site.electricity_usd_per_kwh)
                                    / params["tokens_per_s"])
         plans.append(GroupPlan(index, g, pool.index, group.count, chips, params,
-                               getattr(fleet, "group_windows", {}).get((index, g))))
+                               getattr(fleet, "group_windows", {}).get((index, g)), clock=clock))
     return plans
 
 
