@@ -72,18 +72,19 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     if facility.active(scenario.site):  # weather-driven PUE, time-varying price or carbon
         plant = facility.facility_model(scenario.site, fleet.site, origin.directory)
         fleet = facility.planning_site(plant, fleet)
+    cap_config = scenario.policy.power_cap
+    counted = cap_config.kind in COUNTED_AS_DRAWN and fleet.site.power_cap_w is not None  # inference as it draws
     with progress.phase("reading traces and preparing jobs"):
         jobs = training_jobs(scenario, origin.directory)
         prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration),
-                                busy_power_frac=lowest_busy_power_frac(scenario.policy.power_cap))
+                                busy_power_frac=lowest_busy_power_frac(scenario.policy.power_cap),
+                                floor_w=fleet.idle_facility_w if counted else None)
     horizon = float(scenario.duration)
-    cap_config = scenario.policy.power_cap
-    counted = cap_config.kind in COUNTED_AS_DRAWN and fleet.site.power_cap_w is not None
     priorities = job_priorities(scenario, len(jobs), rngs["priorities"])
     replica_clocks = None
     if counted:  # slowed inference replicas under the cap (sim.serving.throttle)
-        replica_clocks = replica_clocks_for(scenario.workloads.inference, fleet, _cap_windows(fleet, scenario.start,
-                                                                                                horizon),
+        windows = _cap_windows(fleet, scenario.start, horizon)
+        replica_clocks = replica_clocks_for(scenario.workloads.inference, fleet, windows,
                                             int(priorities.max()) if len(priorities) else None,
                                             cap_config.min_clock_frac)
     # serving uses the ports in force at the run's start (a port starting later is refused by validation)
@@ -123,6 +124,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
             power_events = _merge_events(power_events, serving.throttled_power(fleet, edges))
         cap_events = _cap_events(fleet, scenario.start) if capping_out is not None and fleet.site.power_cap_w else None
         jobs_out = compute.jobs_table(jobs, outcome, fleet, prepared.steps)
+        if priorities.any():  # jobs.csv names each job's power-cap priority when any is not the default 0
+            jobs_out = jobs_out.assign(priority=priorities)
         if failures is not None:
             jobs_out = failure_results.add_job_columns(jobs_out, outcome["failures"])
         inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)

@@ -58,9 +58,12 @@ class PreparedJobs:
 
 
 def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(), start=None,
-                 horizon_s: float = np.inf, busy_power_frac: float = 1.0) -> PreparedJobs:
+                 horizon_s: float = np.inf, busy_power_frac: float = 1.0, floor_w: float | None = None
+                 ) -> PreparedJobs:
     """``busy_power_frac``: the share of its full-load power increment a job draws at the lowest clock the power-cap
-    policy may set (``throttle``; 1 otherwise), for rejecting jobs that exceed the cap even alone.
+    policy may set (``throttle``; 1 otherwise), for rejecting jobs that exceed the cap even alone; ``floor_w`` the
+    site power under it [W] (default ``Fleet.committed_floor_w``: inference reserved at full load; ``throttle`` and
+    ``shed`` count inference as it draws, so only the idle floor then).
     ``porting``: the scenario's ports; ``start`` (the scenario's start date) and ``horizon_s`` place dated
     ports and their ramps in the run (``sim.training.ramps``)."""
     pools = fleet.pools
@@ -83,7 +86,7 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(),
     steps = merge_plans(plans, np.searchsorted(np.asarray(epochs), arrival, side="right"))
     # -- end of the efficiency input --
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
-    status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet, busy_power_frac),
+    status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet, busy_power_frac, floor_w),
                       STATUS_OVER_POWER_CAP, status)
     duration = np.where(status == kernels.STATUS_OK, duration, np.inf)
     given = jobs["reject_reason"].to_numpy()
@@ -276,15 +279,17 @@ def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency,
     return np.where(usable, by_roofline, by_peak)
 
 
-def _over_power_cap(chips, share, fleet: Fleet, busy_power_frac: float = 1.0) -> np.ndarray:
-    """N×P: the job alone (at ``busy_power_frac`` of its full-load increment), on a site whose every chip idles,
-    would exceed the site power cap (the highest value of a dated cap schedule: the job may wait for it)."""
+def _over_power_cap(chips, share, fleet: Fleet, busy_power_frac: float = 1.0, floor_w: float | None = None
+                    ) -> np.ndarray:
+    """N×P: the job alone (at ``busy_power_frac`` of its full-load increment), over ``floor_w`` (default: every chip
+    idle and inference replicas at full load), would exceed the site power cap (the highest value of a dated cap
+    schedule: the job may wait for it)."""
     cap_w = max([w for _, w in fleet.site.power_cap_dates], default=fleet.site.power_cap_w)
     if cap_w is None:
         return np.zeros((len(chips), len(fleet.pools)), dtype=bool)
     increment_w = np.array([fleet.busy_increment_facility_w(p.index) for p in fleet.pools])
-    alone_w = fleet.committed_floor_w + busy_chip_equivalents(chips, share)[:, None] * (increment_w * busy_power_frac)[
-        None, :]
+    floor_w = fleet.committed_floor_w if floor_w is None else floor_w
+    alone_w = floor_w + busy_chip_equivalents(chips, share)[:, None] * (increment_w * busy_power_frac)[None, :]
     return alone_w > cap_w * (1.0 + CAP_TOLERANCE)  # the same test as the cluster's within_cap
 
 

@@ -916,12 +916,18 @@ def _check_feasibility(scenario, catalog, add) -> None:
 
 def _check_replica_power(scenario, pools, site, idle_w: float, add) -> None:
     """Inference replicas at full load, with every other chip idle, stay within the site cap: the same
-    floor that training admission reserves (``Fleet.committed_floor_w``). Nothing caps serving's power
-    while the run goes on, so a fleet above it would draw more than the cap. Reported at the service
-    whose replicas (counted in file order) first take the site over the cap."""
+    floor that training admission reserves (``Fleet.committed_floor_w``). Under ``admission`` nothing caps serving's
+    power while the run goes on, so a fleet above it would draw more than the cap; under ``throttle`` and ``shed``
+    LLM replicas on all run may be slowed (``sim.serving.throttle``), so they count at the minimum clock's power.
+    Reported at the service whose replicas (counted in file order) first take the site over the cap."""
     from sim.fleet.build import within_cap
+    from sim.fleet.windows import group_window_s, windowed
+    from sim.policies.capping import COUNTED_AS_DRAWN, power_frac
 
     index = {pool.name: pool for pool in pools}
+    cap = scenario.policy.power_cap
+    slowed = power_frac(cap.min_clock_frac) if cap.kind in COUNTED_AS_DRAWN else 1.0  # sim.serving.throttle
+    horizon = float(scenario.duration)
     draw_w, over = idle_w, None
     for s, service in enumerate(scenario.workloads.inference):
         for group in service.replicas:
@@ -929,14 +935,19 @@ def _check_replica_power(scenario, pools, site, idle_w: float, add) -> None:
             if pool is None:
                 return  # an unknown pool is reported by _check_inference
             increment_w = (pool.busy_w_with_server - pool.idle_w_with_server) * site.pue  # idle to full load
+            if (service.family == "llm" and group.autoscale is None and group.burst is None
+                    and not windowed(group_window_s(group, pool, scenario.start, horizon), horizon)):
+                increment_w *= slowed  # throttle, shed: these replicas may be slowed to the minimum clock
             draw_w += group.count * group.chips_per_replica * increment_w
         if over is None and not within_cap(draw_w, site.power_cap_w):
             over = s
     if over is not None:
         add(("workloads", "inference", over, "replicas"),
             f"the inference replicas draw {draw_w / 1e6:.4g} MW at full load with the fleet's idle power "
-            f"(PUE {site.pue:g}), above the site cap of {site.power_cap_w / 1e6:g} MW (serving is not capped "
-            f"while it runs); accepted: fewer replicas, or power_cap_mw >= {math.ceil(draw_w / 100) / 1e4:g}")
+            f"(PUE {site.pue:g}), above the site cap of {site.power_cap_w / 1e6:g} MW ("
+            + ("serving is not capped while it runs" if slowed == 1.0 else
+               f"LLM replicas on all run counted at min_clock_frac {cap.min_clock_frac:g}")
+            + f"); accepted: fewer replicas, or power_cap_mw >= {math.ceil(draw_w / 100) / 1e4:g}")
 
 
 def _check_reservations(scenario, pools, add) -> None:
