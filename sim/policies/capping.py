@@ -3,17 +3,21 @@
 * ``admission`` (default, today's behaviour): a job starts only if the site's committed facility power stays within
   the cap with it at full load; running jobs are never slowed or stopped (``sim.training.cluster``).
 * ``throttle``: a job starts if the cap holds with every running training job at the minimum clock
-  (``min_clock_frac``); then the clocks are set so that committed power meets the cap: the jobs started first keep
-  the full clock, the ones started last are slowed first (all training has the same priority; inference replicas
-  have the highest and are never slowed: their chips stay reserved at full load, ``Fleet.committed_floor_w``).
-  When a job ends, the freed power raises the slowed jobs' clocks again, oldest first. A clock change settles the
+  (``min_clock_frac``); then the clocks are set so that committed power meets the cap: the jobs of the highest
+  priority (``priority``, default 0) started first keep the full clock, the lowest-priority ones started last are
+  slowed first. Inference counts against the cap at its power per time bin (``sim.training.capping``); its LLM
+  replicas are slowed only as ``sim.serving.throttle`` decides before training (a service below the training jobs'
+  priority, or a cap that cannot hold inference at full load). When a job ends, the freed power raises the slowed
+  jobs' clocks again, highest priority and oldest first. A clock change settles the
   job's remaining work and moves its completion; there is no fixed time step. When even the minimum clock does
   not fit (a cap drop), the last-started jobs are shed as below until it does.
 * ``shed``: admission control as ``admission``; when the committed power exceeds the cap (a drop of a dated cap,
-  ``site.power_cap_mw``), the most recently started training jobs are paused with checkpoint semantics
+  ``site.power_cap_mw``, or inference drawing more), the lowest-priority, most recently started training jobs are
+  paused with checkpoint semantics
   (``sim.training.sharing.preempt``: work since the last checkpoint is lost and counted) and wait again; they
   resume when admission lets them.
-Under ``admission`` a cap drop only stops new starts: running jobs run on above the new cap until they end.
+Under ``admission`` a cap drop only stops new starts: running jobs run on above the new cap until they end, and
+inference stays reserved at full load (``Fleet.committed_floor_w``).
 
 Clock and power (``power_frac``): the dynamic (busy − idle) power of a chip at clock fraction ``f`` is
 ``f · V(f)²`` of its full-load value, with the voltage tracking the clock above a floor, ``V(f) = max(f, 0.7)``
@@ -85,14 +89,16 @@ class Admission(CappingPolicy):
 
 @register("capping", "throttle")
 class Throttle(CappingPolicy):
-    """Slow the most recently started training jobs down to ``min_clock_frac`` to keep within the cap."""
+    """Slow the lowest-priority, most recently started training jobs down to ``min_clock_frac`` to keep within the
+    cap."""
 
     acts = True
 
 
 @register("capping", "shed")
 class Shed(CappingPolicy):
-    """Pause the most recently started training jobs (checkpoint semantics) while the cap is exceeded."""
+    """Pause the lowest-priority, most recently started training jobs (checkpoint semantics) while the cap is
+    exceeded."""
 
     acts = True
 

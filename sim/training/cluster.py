@@ -22,8 +22,9 @@ chip (online or still to come), the full-load increment of every inference repli
 Under the default ``policy.power_cap.kind: admission`` this is admission control only: running jobs are never
 throttled or stopped for power. ``throttle`` and ``shed`` (and a dated cap, ``site.power_cap_mw``) act through
 ``sim.training.capping``: ``_power_fits`` asks it before a start, a cap change is an event, and after every event
-it slows (or speeds up again) the last-started jobs' clocks, moving their completions, or pauses them with the
-preemption path. A pool that leaves (``online_until``) stops drawing power then: its idle floor is released from
+it slows (or speeds up again) the lowest-priority, last-started jobs' clocks, moving their completions, or pauses
+them with the preemption path; there inference counts at its power per time bin instead of its reservation (each
+change an event). A pool that leaves (``online_until``) stops drawing power then: its idle floor is released from
 the committed power.
 
 Deliveries (``fleet[].deliveries``, ``ResolvedPool.deliveries``): a pool's later chips are held out of

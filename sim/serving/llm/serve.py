@@ -10,8 +10,9 @@ The autoscaler decides from the requests alone, so serving needs no SimPy proces
 pools.
 
 Simplifications (stated in the README): a replica chip draws full power while its replica iterates
-and idle power otherwise (busy time per time bin comes from the kernel); the site-cap reservation and
-the reported peak count replica chips at full load; iteration times come from the calibrated model of
+and idle power otherwise (busy time per time bin comes from the kernel); under ``admission`` the site-cap
+reservation and the reported peak count replica chips at full load (``throttle``, ``shed``: at each bin's busy
+power, ``sim.training.capping``); iteration times come from the calibrated model of
 ``sim.serving.iteration_model`` (its docstring states its fidelity and limits).
 """
 
