@@ -184,3 +184,38 @@ def test_bad_priority_is_located(base, tmp_path):
         scenario_from(base, tmp_path, "bad.yaml")
     (error,) = [str(p) for p in info.value.problems]
     assert "bad.yaml:" in error and "priority" in error and "found priority 5000000" in error
+
+
+def test_default_priorities_given_explicitly_change_nothing(tmp_path):
+    """``priority: 0`` on the generator and ``priority: 100`` on a service are the defaults: the same bytes."""
+    data = serving_site()
+    data["site"]["power_cap_mw"] = sum(floor_mw(data, tmp_path)) * 1.2
+    data["policy"]["power_cap"] = {"kind": "throttle"}
+    plain = sim.run(scenario_from(data, tmp_path, "plain.yaml"))
+    data["workloads"]["training"]["generator"]["priority"] = 0
+    data["workloads"]["inference"][0]["priority"] = 100
+    explicit = sim.run(scenario_from(data, tmp_path, "explicit.yaml"))
+    a = plain.save(tmp_path / "a", plots=False, report=False)
+    b = explicit.save(tmp_path / "b", plots=False, report=False)
+    for name in ("summary.json", "jobs.csv", "timeseries.csv", "capping.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_in_flight_requests_finish_across_a_clock_change(tmp_path):
+    """Request level, a cap drop one hour before the end: the copy at full clock drains what it holds while the
+    slowed copy takes the new requests; no request is lost or rejected at the change, and latency rises after it."""
+    data = serving_site("request")
+    data["workloads"]["inference"][0]["traffic"]["generator"]["rate_per_s"] = 0.3
+    data["workloads"]["inference"][0]["traffic"]["generator"].pop("diurnal")
+    data["duration"] = "25h"
+    data["workloads"]["training"] = None
+    idle, reserved = floor_mw(data, tmp_path)
+    results = capped(data, tmp_path, {"2026-01-01": idle + 2 * reserved, "2026-01-02": idle + 0.5 * reserved})
+    chat = results.summary["inference"]["chat"]
+    r = chat["requests"]
+    assert r["offered"] == r["completed"] + r["rejected"] + r["unfinished"] and r["rejected"] == 0
+    assert results.summary["power_capping"]["throttled_replica_chip_hours"] == pytest.approx(8 * 1)
+    requests = results.requests
+    after = requests["arrival_s"] >= 86400
+    ttft = requests["first_token_s"] - requests["arrival_s"]
+    assert ttft[after].mean() > ttft[~after & (requests["arrival_s"] >= 82800)].mean()
