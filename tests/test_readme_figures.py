@@ -45,6 +45,7 @@ VARIANTS = {
     "power-capped-site@0.18MW-admission": {"site.power_cap_mw": 0.18, "policy.power_cap.kind": "admission"},
     "power-capped-site@0.14MW": {"site.power_cap_mw": 0.14},
     "power-capped-site@0.14MW-admission": {"site.power_cap_mw": 0.14, "policy.power_cap.kind": "admission"},
+    "power-capped-site@low-priority-chat": {"workloads.inference.0.priority": -1},
 }
 
 
