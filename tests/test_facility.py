@@ -136,7 +136,8 @@ def test_hourly_csvs_for_weather_price_and_carbon(tmp_path):
                  carbon_g_per_kwh={"csv": "c.csv"})
     ts = sim.run(scenario_from(data, tmp_path)).timeseries
     day = ts.iloc[:24]
-    assert (day["pue"].iloc[:12] > day["pue"].iloc[12:].max()).all()  # hot mornings need the chillers
+    # hot mornings need the chillers (PUE also moves with the IT load: part load, fixed overheads)
+    assert day["pue"].iloc[:12].mean() > day["pue"].iloc[12:].mean() + 0.05
     assert day["electricity_usd_per_kwh"].to_numpy() == pytest.approx(0.05 + 0.01 * hours)
     assert day["carbon_g_per_kwh"].to_numpy() == pytest.approx(100.0 * (hours % 2))
     assert ts["outside_dry_bulb_c"].iloc[24] == 35  # the file's day repeats

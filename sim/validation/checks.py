@@ -899,7 +899,7 @@ def _check_feasibility(scenario, catalog, add) -> None:
             add(("fleet", index, "servers_per_rack"),
                 f"a rack of {pool.servers_per_rack} servers draws {pool.rack_power_w / 1e3:.1f} kW but "
                 f"{pool.cooling} cooling removes {cooling_kw:g} kW per rack; accepted: servers_per_rack <= "
-                f"{fitting}, or cooling: liquid, or a lower-power chip")
+                f"{fitting}, or cooling: liquid, or a lower-power chip, or site.cooling_over_capacity: throttle")
     if len(pools) == len(scenario.fleet):
         _check_reservations(scenario, pools, add)
     if site.power_cap_dates:  # a dated cap schedule: its lowest value must hold the idle fleet and the replicas
