@@ -216,7 +216,7 @@ def test_bad_price_and_carbon_inputs(tmp_path):
 
 # -- heat beyond a rack's cooling, the plant's capacity, part load (issue 11 item 4) -----------------------------
 
-def _one_gpu_pool(data: dict, **site) -> dict:
+def _one_gpu_pool(**site) -> dict:
     data = _site(BASE, **site)
     data["fleet"] = data["fleet"][:1]  # 16 H100 in racks of 2 servers: 14.56 kW at TDP with the server share
     data["workloads"]["training"]["generator"].update(jobs=120, arrival_rate_per_hour=20, stacks={"cuda": 1.0})
@@ -224,8 +224,8 @@ def _one_gpu_pool(data: dict, **site) -> dict:
 
 
 def test_a_rack_over_its_cooling_throttles_under_the_opt_in_and_is_refused_without(tmp_path):
-    cool = sim.run(scenario_from(_one_gpu_pool(BASE, pue=1.2), tmp_path, "cool.yaml"))
-    data = _one_gpu_pool(BASE, pue=1.2, air_cooling_kw_per_rack=10, cooling_over_capacity="throttle")
+    cool = sim.run(scenario_from(_one_gpu_pool(pue=1.2), tmp_path, "cool.yaml"))
+    data = _one_gpu_pool(pue=1.2, air_cooling_kw_per_rack=10, cooling_over_capacity="throttle")
     hot = sim.run(scenario_from(data, tmp_path, "hot.yaml"))
     pool = hot.summary["heat_throttled_pools"]["gpu"]
     assert 0.5 < pool["clock_frac"] < 1.0 and pool["rack_kw"] == pytest.approx(10.0, rel=1e-9)
@@ -240,15 +240,15 @@ def test_a_rack_over_its_cooling_throttles_under_the_opt_in_and_is_refused_witho
     assert hot.summary["peak_it_power_kw"] < cool.summary["peak_it_power_kw"]
     with pytest.raises(sim.ScenarioError, match=r"servers_per_rack: .*air cooling removes 10 kW per rack.*"
                                                 r"cooling_over_capacity: throttle"):
-        scenario_from(_one_gpu_pool(BASE, pue=1.2, air_cooling_kw_per_rack=10), tmp_path, "refused.yaml")
+        scenario_from(_one_gpu_pool(pue=1.2, air_cooling_kw_per_rack=10), tmp_path, "refused.yaml")
     with pytest.raises(sim.ScenarioError, match=r"servers_per_rack: .*no clock fits"):
-        scenario_from(_one_gpu_pool(BASE, pue=1.2, air_cooling_kw_per_rack=1, cooling_over_capacity="throttle"),
+        scenario_from(_one_gpu_pool(pue=1.2, air_cooling_kw_per_rack=1, cooling_over_capacity="throttle"),
                       tmp_path, "idle.yaml")
 
 
 def _hot_plant(plant_frac: float, **site) -> dict:
     """Miami in July, the plant rated at ``plant_frac`` of the fleet's full-load IT power (14.56 kW)."""
-    data = _one_gpu_pool(BASE, climate="miami", cooling_plant_mw=plant_frac * 16 * 700 * 1.3 / 1e6, **site)
+    data = _one_gpu_pool(climate="miami", cooling_plant_mw=plant_frac * 16 * 700 * 1.3 / 1e6, **site)
     data["start"] = "2026-07-01"
     data["duration"] = "3d"
     return data
@@ -293,7 +293,7 @@ def test_under_throttle_it_power_never_exceeds_what_the_plant_cools(tmp_path):
     assert (ts["it_power_kw"] <= ts["plant_it_capacity_kw"] * (1 + 1e-9)).all()
     assert (ts["power_cap_kw"] / 1.0).max() > ts["power_cap_kw"].min()  # a time-varying cap in the series
     # without the plant, the same workload draws more than the plant could cool in the hot hours
-    free = _one_gpu_pool(BASE, climate="miami")
+    free = _one_gpu_pool(climate="miami")
     free.update(start="2026-07-01", duration="3d")
     uncapped = sim.run(scenario_from(free, tmp_path, "free.yaml")).timeseries
     assert (uncapped["it_power_kw"] > ts["plant_it_capacity_kw"] * 1.01).any()
