@@ -346,3 +346,10 @@ def test_part_load_and_plant_kernels_equal_their_twins():
 def test_bad_plant_and_opt_in_values_are_located(tmp_path, site, found):
     with pytest.raises(sim.ScenarioError, match=r"s\.yaml:\d+ " + found):
         scenario_from(_site(BASE, **site), tmp_path)
+
+
+def test_a_plant_too_small_for_the_idle_fleet_and_its_replicas_is_located(tmp_path):
+    data = _hot_plant(0.05)  # 0.73 kW of IT: below 16 idle H100 with their servers (1.46 kW)
+    with pytest.raises(sim.ScenarioError, match=r"s\.yaml:\d+ site\.cooling_plant_mw: found 0\.000728 MW: in the "
+                                                r"hottest hour of the run .* below the fleet's idle power"):
+        scenario_from(data, tmp_path)
