@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import time
 from pathlib import Path
 
@@ -99,13 +100,14 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
     serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario),
                         phase=lambda name: progress.phase(f"serving {name}{compiling}"))
     failures = resolve_failures(scenario, catalog, fleet, jobs, _without_failures(fleet, serving, scenario))
+    plant_schedule = facility.plant_cap_schedule(plant, fleet, scenario.start, horizon) if plant is not None else ()
     with progress.simulated_days(horizon) as update:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update,
                                     scaling_schedule=serving.scaling.schedule,
                                     checkpoint_interval_s=scenario.policy.preemption.checkpoint_interval,
                                     burst_policies=_burst_policies(scenario, fleet), failures=failures,
                                     failure_rng=rngs["failures"], power_cap_config=scenario.policy.power_cap,
-                                    cap_schedule=_cap_schedule(fleet, scenario.start),
+                                    cap_schedule=_cap_schedule(fleet, scenario.start, plant_schedule),
                                     priorities=priorities.tolist() if priorities.any() else None,
                                     inference_power=_inference_power(serving, fleet, horizon,
                                                                      scenario.outputs.timeseries_interval)
@@ -122,7 +124,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         if replica_clocks:  # what slowed replicas save, with what slowed training saves
             edges = bin_edges(horizon, scenario.outputs.timeseries_interval)
             power_events = _merge_events(power_events, serving.throttled_power(fleet, edges))
-        cap_events = _cap_events(fleet, scenario.start) if capping_out is not None and fleet.site.power_cap_w else None
+        cap_events = (_cap_events(fleet, scenario.start, plant_schedule)
+                      if capping_out is not None and (fleet.site.power_cap_w or plant_schedule) else None)
         jobs_out = compute.jobs_table(jobs, outcome, fleet, prepared.steps)
         if priorities.any():  # jobs.csv names each job's power-cap priority when any is not the default 0
             jobs_out = jobs_out.assign(priority=priorities)
@@ -164,6 +167,13 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         if plant_run is not None:
             summary.update(facility.summary_fields(plant, plant_run, series["it_power_kw"].to_numpy(), edges,
                                                    ledger.month_edges_s, ledger.months, peak_w))
+            if plant.plant_w is not None:
+                summary["facility"]["plant"] = facility.plant_fields(
+                    plant, fleet, scenario.start, horizon, power_events,
+                    _cap_schedule(fleet, scenario.start), plant_schedule)
+        heat = facility.heat_throttled_pools(fleet)
+        if heat:
+            summary["heat_throttled_pools"] = heat
         chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         by_chip = compute.training_by_accelerator(jobs_out, job_energy_kwh(jobs_out, outcome, fleet.pools, fleet.site,
@@ -215,9 +225,25 @@ def _serving_failures(scenario: Scenario, catalog, fleet, jobs) -> ServingFailur
     return ServingFailures(config.rates_per_chip_s, config.repair_s, config.weibull_shape, config.spare_chips)
 
 
-def _cap_schedule(fleet, start) -> tuple:
-    """The site cap's dated values as ``((t [s], cap [W]), ...)`` from the scenario's start (``site.power_cap_mw``)."""
-    return tuple(((d - start).days * 86400.0, w) for d, w in fleet.site.power_cap_dates)
+def _cap_schedule(fleet, start, plant: tuple = ()) -> tuple:
+    """The site cap's dated values as ``((t [s], cap [W]), ...)`` from the scenario's start (``site.power_cap_mw``);
+    with the cooling plant's limit (``plant``: ``sim.facility.plant_cap_schedule``, facility terms) the lower of
+    the two at every change of either, from t = 0."""
+    site = tuple(((d - start).days * 86400.0, w) for d, w in fleet.site.power_cap_dates)
+    if not plant:
+        return site
+    site_t = np.array([0.0] + [t for t, _ in site if t > 0])
+    site_w = [math.inf if fleet.site.power_cap_w is None else fleet.site.power_cap_w] + [w for t, w in site if t > 0]
+    for t, w in site:  # dates up to the start: the latest one holds from t = 0
+        if t <= 0:
+            site_w[0] = w
+    plant_t = np.array([t for t, _ in plant])
+    times = np.union1d(site_t, plant_t)
+    site_at = np.array(site_w)[np.searchsorted(site_t, times, side="right") - 1]
+    plant_at = np.array([w for _, w in plant])[np.searchsorted(plant_t, times, side="right") - 1]
+    merged = np.minimum(site_at, plant_at)
+    keep = np.concatenate(([True], np.diff(merged) != 0))
+    return tuple((float(t), float(w)) for t, w in zip(times[keep], merged[keep]))
 
 
 def _cap_windows(fleet, start, horizon_s: float) -> list[tuple[float, float, float | None]]:
@@ -250,11 +276,13 @@ def _merge_events(events: dict | None, more: dict) -> dict:
     return out
 
 
-def _cap_events(fleet, start) -> tuple[np.ndarray, np.ndarray]:
-    """The facility cap as step-change events ``(times [s], changes [W])`` from t = 0 (``site.power_cap_mw``)."""
-    values = [fleet.site.power_cap_w] + [w for t, w in _cap_schedule(fleet, start) if t > 0]
-    times = [0.0] + [t for t, _ in _cap_schedule(fleet, start) if t > 0]
-    for t, w in _cap_schedule(fleet, start):  # dates up to the start: the latest one holds from t = 0
+def _cap_events(fleet, start, plant: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    """The facility cap as step-change events ``(times [s], changes [W])`` from t = 0 (``site.power_cap_mw``, with
+    the cooling plant's limit: ``_cap_schedule``)."""
+    schedule = _cap_schedule(fleet, start, plant)
+    values = [fleet.site.power_cap_w] + [w for t, w in schedule if t > 0]
+    times = [0.0] + [t for t, _ in schedule if t > 0]
+    for t, w in schedule:  # dates up to the start: the latest one holds from t = 0
         if t <= 0:
             values[0] = w
     return np.array(times), np.diff(np.array([0.0] + values))

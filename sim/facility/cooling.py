@@ -26,7 +26,8 @@ from sim import kernels
 
 CLASSES = ("air", "rear-door", "liquid")
 PLANT_KEYS = ("chiller_carnot_fraction", "max_cop", "tower_approach_k", "condenser_range_k",
-              "economizer_hx_approach_k", "evaporator_approach_k", "condenser_approach_k", "pump_and_tower_frac")
+              "economizer_hx_approach_k", "evaporator_approach_k", "condenser_approach_k", "pump_and_tower_frac",
+              "part_load_a", "part_load_b", "part_load_c", "min_unloading_ratio", "power_distribution_loss_frac")
 CLASS_KEYS = ("supply_c", "loop_rise_k", "fan_frac", "liquid_heat_frac")
 
 
@@ -51,14 +52,36 @@ def class_array(classes=CLASSES) -> np.ndarray:
     return np.array([[float(data[c][k]["value"]) for k in CLASS_KEYS] for c in classes])
 
 
-def overhead_frac() -> float:
-    """Power distribution losses and lighting per unit of IT power [-]."""
-    plant = constants()["plant"]
-    return float(plant["power_distribution_loss_frac"]["value"]) + float(plant["lighting_and_other_frac"]["value"])
+def plant_value(key: str) -> float:
+    """One plant constant of ``cooling.yaml``."""
+    return float(constants()["plant"][key]["value"])
 
 
-def hourly_pue(wet_bulb_c: np.ndarray, classes=CLASSES) -> np.ndarray:
-    """PUE of a hall of each class at each hour: ``1 + overhead + cooling per unit of heat``."""
-    factor = kernels.cooling_factor(np.ascontiguousarray(wet_bulb_c, dtype=np.float64), class_array(classes),
-                                    plant_array())
-    return 1.0 + overhead_frac() + factor
+def fixed_frac() -> float:
+    """Overheads drawn at any load, per unit of the hall's design IT power [-]: the no-load power
+    distribution losses and lighting."""
+    return plant_value("power_distribution_fixed_frac") + plant_value("lighting_and_other_frac")
+
+
+def plant_capacity_frac(dry_bulb_c: np.ndarray, design_c: float | None = None) -> np.ndarray:
+    """The plant's heat-rejection capacity as a share of its rating [-]: 1 up to the design dry-bulb
+    (``design_c``, default ``plant_design_dry_bulb_c``), then less by ``plant_derate_per_k`` per K, not below 0."""
+    design = plant_value("plant_design_dry_bulb_c") if design_c is None else float(design_c)
+    excess = np.maximum(np.asarray(dry_bulb_c, dtype=np.float64) - design, 0.0)
+    return np.maximum(1.0 - plant_value("plant_derate_per_k") * excess, 0.0)
+
+
+def hourly_pue(wet_bulb_c: np.ndarray, classes=CLASSES, load_frac: float = 1.0) -> np.ndarray:
+    """PUE of a hall of each class alone at each hour, its IT at ``load_frac`` of its design power and its
+    plant sized to that design power: ``facility power ÷ IT power`` (``sim.kernels.facility_power``)."""
+    wet = np.ascontiguousarray(wet_bulb_c, dtype=np.float64)
+    table, plant = class_array(classes), plant_array()
+    terms = kernels.chiller_terms(wet, table, plant)
+    n, hours = len(classes), len(wet)
+    out = np.empty((n, hours))
+    capacity = np.ones(hours)
+    for c in range(n):
+        it = np.zeros((n, hours))
+        it[c] = load_frac
+        out[c] = kernels.facility_power(it, terms[:n], terms[n:], capacity, fixed_frac(), table, plant) / load_frac
+    return out

@@ -21,7 +21,7 @@ import networkx as nx
 import numpy as np
 
 from sim.catalog import AcceleratorSpec, Catalog
-from sim.fleet.power_limit import power_limited
+from sim.fleet.power_limit import limit_clock_frac, power_limited
 from sim.fleet.procurement import OrderOutcome, PoolLayout, merged_deliveries, price_at, resolve_orders
 from sim.fleet.windows import group_window_s, windowed
 from sim.rng import streams
@@ -67,6 +67,7 @@ class ResolvedSite:
     embodied_kg_per_accelerator: float = 0.0  # manufacturing carbon of one accelerator [kgCO2e]
     embodied_kg_per_server: float = 0.0  # ... of one server beyond its accelerators [kgCO2e]
     spine_oversubscription: float = 1.0  # what a rack's servers send / what its spine uplinks carry [-]
+    cooling_over_capacity: str = "error"  # a rack over its cooling: "error", or "throttle" its chips' power
 
     def hardware_usd_per_chip(self, chips_per_server: int, servers_per_rack: int) -> dict[str, float]:
         """What owned hardware costs per accelerator beyond the chip itself [USD], by item: ``servers``
@@ -113,6 +114,10 @@ class ResolvedPool:
     # not in chip_cost_usd_per_hour (chips are compared by that), added in fleet_cost_usd; 0 for a rented pool
     hardware_usd_per_chip_hour: float = 0.0
     spine_oversubscription: float = 1.0  # the site's (``ResolvedSite``): the rack->spine edges carry 1/ratio
+    # site.cooling_over_capacity: throttle, and a rack at TDP over its cooling: the chips' clock fraction and the
+    # power limit per chip [W] that fits the rack's power to its cooling (1.0 and None otherwise)
+    heat_clock_frac: float = 1.0
+    heat_power_limit_w: float | None = None
 
     def purchases(self) -> list[tuple[float, int, float]]:
         """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
@@ -307,6 +312,7 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         embodied_kg_per_accelerator=pick(site.embodied_kg_per_accelerator, "embodied_kg_per_accelerator"),
         embodied_kg_per_server=pick(site.embodied_kg_per_server, "embodied_kg_per_server"),
         spine_oversubscription=float(site.network.spine_oversubscription),
+        cooling_over_capacity=site.cooling_over_capacity,
     )
 
 
@@ -377,11 +383,21 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
                          f"found {pool.count}: the pool must be whole servers of {per_server} chips; "
                          f"accepted: a multiple of {per_server}, "
                          f"e.g. {pool.count - pool.count % per_server or per_server}")
-    if pool.power_limit_w is not None:
+    limit_w = pool.power_limit_w
+    if limit_w is not None:
         try:
-            accel = power_limited(accel, pool.power_limit_w)
+            power_limited(accel, limit_w)
         except ValueError as exc:
             raise FleetError(index, "power_limit_w", str(exc)) from None
+    cooling = pool.cooling or accel.cooling
+    heat_limit_w = _heat_limit_w(index, accel, cooling, per_server * pool.servers_per_rack, site)
+    if heat_limit_w is not None and (limit_w is None or heat_limit_w < limit_w):
+        limit_w = heat_limit_w
+    else:
+        heat_limit_w = None
+    heat_clock = limit_clock_frac(accel, heat_limit_w) if heat_limit_w is not None else 1.0
+    if limit_w is not None:
+        accel = power_limited(accel, limit_w)
     online = _day_s(scenario, pool.online_from) if pool.online_from else 0.0
     until = _day_s(scenario, pool.online_until) if pool.online_until else math.inf
     fixed = tuple((_day_s(scenario, d.date), d.chips) for d in pool.deliveries)
@@ -399,7 +415,8 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
     return ResolvedPool(
         index=index, name=pool.name, accelerator=accel, count=count, chips_per_server=per_server,
         servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, count) or domain,
-        cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
+        cooling=cooling, online_from_s=online, owner=pool.owner,
+        heat_clock_frac=heat_clock, heat_power_limit_w=heat_limit_w,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
         spine_oversubscription=site.spine_oversubscription,
@@ -411,6 +428,27 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         burst=any(b.pool == pool.name for b in scenario.policy.burst) or any(
             g.burst is not None and g.pool == pool.name for s in scenario.workloads.inference for g in s.replicas),
     )
+
+
+def _heat_limit_w(index: int, accel: AcceleratorSpec, cooling: str, rack_chips: int,
+                  site: ResolvedSite) -> float | None:
+    """Under ``site.cooling_over_capacity: throttle``, the power limit per chip [W] at which a full rack of
+    ``rack_chips`` draws what its cooling removes: ``cooling per rack ÷ chips per rack ÷ (1 + server overhead)``
+    (the server's share scales with the chips' power); None when the rack fits at TDP or the opt-in is off.
+    A rack whose chips would have to run at or below idle is a ``FleetError``."""
+    if site.cooling_over_capacity != "throttle":
+        return None
+    cooling_w = site.cooling_kw_per_rack[cooling] * 1e3
+    per_chip_w = cooling_w / (rack_chips * (1.0 + site.server_power_overhead_frac)) * (1.0 - 1e-12)
+    if per_chip_w >= accel.tdp_w:
+        return None
+    if per_chip_w <= accel.idle_w:
+        idle_kw = rack_chips * accel.idle_w * (1.0 + site.server_power_overhead_frac) / 1e3
+        raise FleetError(index, "servers_per_rack",
+                         f"a rack of {rack_chips} chips idles at {idle_kw:.1f} kW but {cooling} cooling removes "
+                         f"{cooling_w / 1e3:g} kW per rack, so no clock fits even "
+                         f"with cooling_over_capacity: throttle; accepted: fewer servers_per_rack, or cooling: liquid")
+    return per_chip_w
 
 
 def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,

@@ -39,12 +39,12 @@ else:
 
 training_time_s = _compiled.training_time_s if NUMBA_ENABLED else reference.training_time_s
 if NUMBA_ENABLED:
-    from sim.kernels.facility_compiled import cooling_factor, hourly_bin_means
+    from sim.kernels.facility_compiled import chiller_terms, cooling_factor, facility_power, hourly_bin_means
     from sim.kernels.ranking_compiled import serve_ranking
     from sim.kernels.serving_compiled import serve_llm
     from sim.kernels.step_compiled import step_time_s
 else:
-    from sim.kernels.facility_reference import cooling_factor, hourly_bin_means
+    from sim.kernels.facility_reference import chiller_terms, cooling_factor, facility_power, hourly_bin_means
     from sim.kernels.ranking_reference import serve_ranking
     from sim.kernels.serving_reference import serve_llm
     from sim.kernels.step_reference import step_time_s
@@ -56,5 +56,5 @@ STATUS_REASONS = {
     STATUS_TP_WIDER_THAN_DOMAIN: "tensor-parallel-wider-than-domain",
 }
 
-__all__ = ["training_time_s", "step_time_s", "BOTTLENECKS", "cooling_factor", "hourly_bin_means",
-           "serve_llm", "serve_ranking", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]
+__all__ = ["training_time_s", "step_time_s", "BOTTLENECKS", "cooling_factor", "chiller_terms", "facility_power",
+           "hourly_bin_means", "serve_llm", "serve_ranking", "NUMBA_ENABLED", "STATUS_OK", "STATUS_REASONS"]

@@ -72,6 +72,18 @@ class Site(Strict):
     rear_door_cooling_kw_per_rack: float | None = bounded(
         None, gt=0, le=2_000, unit="kW", why="beyond any rack cooling",
         description="heat a rack with a rear-door heat exchanger removes [kW]")
+    cooling_over_capacity: Literal["error", "throttle"] = Field(
+        "error", description="a rack drawing more than its cooling removes: error (refused before the run), or "
+                             "throttle (its chips run under the power limit whose rack power fits the cooling, "
+                             "at the slower clock that gives: sim.fleet.power_limit; summary.heat_throttled_pools)")
+    cooling_plant_mw: float | None = bounded(
+        None, gt=0, le=100_000, unit="MW", why="larger than any grid connection",
+        description="heat the cooling plant rejects at its design dry-bulb [MW]; above it the capacity falls "
+                    "(sim.facility.cooling), and the IT power it can cool each hour is a cap on training (with "
+                    "policy.power_cap) [default: sized to the fleet, no limit; needs climate or weather]")
+    cooling_plant_design_c: float | None = bounded(
+        None, ge=-20, le=60, unit="C", why="outside any plant's rating",
+        description="outside dry-bulb at which cooling_plant_mw is rated [C] [default: 35, AHRI 550/590]")
     server_power_overhead_frac: float | None = bounded(
         None, ge=0, le=10, why="the host would draw ten times its accelerators",
         description="non-accelerator server power per unit of accelerator power [-]"
@@ -107,6 +119,9 @@ class Site(Strict):
     def _one_weather(self):
         if self.climate is not None and self.weather is not None:
             raise ValueError("give at most one of climate, weather (found both)")
+        if self.cooling_plant_mw is not None and self.climate is None and self.weather is None:
+            raise ValueError(f"cooling_plant_mw {self.cooling_plant_mw:g} needs the outside temperature; accepted: "
+                             "with climate or weather, or no cooling_plant_mw")
         return self
 
     @field_validator("power_cap_mw", mode="before")

@@ -157,7 +157,7 @@ def check_scenario(scenario: Scenario, origin) -> list[Problem]:
             f"found {scenario.outputs.timeseries_interval:g} s: that is {bins:.3g} bins over the horizon; "
             f"accepted: at least {scenario.duration / MAX_TIMESERIES_BINS:.3g} s")
     _check_warmup(scenario, add)
-    _check_feasibility(scenario, catalog, add)
+    _check_feasibility(scenario, catalog, add, origin)
     return problems
 
 
@@ -874,7 +874,7 @@ def _check_autoscale(scenario, pool_index: int, group, path: tuple, add) -> None
             f"accepted: 1 to {group.count}")
 
 
-def _check_feasibility(scenario, catalog, add) -> None:
+def _check_feasibility(scenario, catalog, add, origin=None) -> None:
     """Layout, rack cooling and idle power against the cap — for every pool whose chip is known, even
     when other parts of the scenario have problems, so one run reports them all."""
     from sim.fleet.build import FleetError, idle_facility_w, resolve_pool, resolve_site, within_cap
@@ -899,9 +899,11 @@ def _check_feasibility(scenario, catalog, add) -> None:
             add(("fleet", index, "servers_per_rack"),
                 f"a rack of {pool.servers_per_rack} servers draws {pool.rack_power_w / 1e3:.1f} kW but "
                 f"{pool.cooling} cooling removes {cooling_kw:g} kW per rack; accepted: servers_per_rack <= "
-                f"{fitting}, or cooling: liquid, or a lower-power chip")
+                f"{fitting}, or cooling: liquid, or a lower-power chip, or site.cooling_over_capacity: throttle")
     if len(pools) == len(scenario.fleet):
         _check_reservations(scenario, pools, add)
+        if origin is not None:
+            _check_plant(scenario, origin, pools, add)
     if site.power_cap_dates:  # a dated cap schedule: its lowest value must hold the idle fleet and the replicas
         site = dataclasses.replace(site, power_cap_w=min(w for _, w in site.power_cap_dates))
     if site.power_cap_w is not None and len(pools) == len(scenario.fleet):
@@ -912,6 +914,49 @@ def _check_feasibility(scenario, catalog, add) -> None:
                 f"{idle_w / 1e6:.3g} MW at PUE {site.pue:g}; accepted: a cap above that, or a smaller fleet")
         else:
             _check_replica_power(scenario, pools, site, idle_w, add)
+
+
+def _check_plant(scenario, origin, pools, add) -> None:
+    """The cooling plant (``site.cooling_plant_mw``) cools, in the hottest hour of the run, the fleet's idle IT
+    power with every inference replica at full load: the floor its cap on IT power leaves to training (nothing
+    caps serving while the run goes on). Its IT capacity per hour is rounded down as the runner's cap schedule
+    does (``sim.facility.plant_cap_schedule``)."""
+    import numpy as np
+
+    from sim.facility import LOCATIONS, builtin_weather, read_weather_csv
+    from sim.facility.model import FacilityModel, plant_it_cap_hours
+    from sim.workload.errors import TraceError
+
+    site = scenario.site
+    if site.cooling_plant_mw is None:
+        return
+    if site.climate is not None and site.climate not in LOCATIONS:
+        return  # reported by _check_facility, as a weather file that does not parse
+    try:
+        weather = (builtin_weather(site.climate) if site.climate is not None
+                   else read_weather_csv(site.weather.csv, origin.directory))
+    except (FileNotFoundError, TraceError):
+        return
+    plant_w = float(site.cooling_plant_mw) * 1e6
+    model = FacilityModel(weather, np.zeros(1), np.zeros(1), None, "", plant_w, site.cooling_plant_design_c)
+    hours = plant_it_cap_hours(model, scenario.start, float(scenario.duration))
+    hottest = int(np.argmin(hours))
+    cap_w = np.floor(hours[hottest] / (0.01 * plant_w) + 1e-9) * 0.01 * plant_w
+    index = {pool.name: pool for pool in pools}
+    floor_w = sum(pool.count * pool.idle_w_with_server for pool in pools)
+    for service in scenario.workloads.inference:
+        for group in service.replicas:
+            pool = index.get(group.pool)
+            if pool is not None:
+                floor_w += group.count * group.chips_per_replica * (pool.busy_w_with_server - pool.idle_w_with_server)
+    if floor_w > cap_w * (1.0 + 1e-9):
+        need = (f"cooling_plant_mw >= {math.ceil(floor_w / cap_w * plant_w / 1e3) / 1e3:g}, or "
+                if cap_w > 0 else "")
+        add(("site", "cooling_plant_mw"),
+            f"found {site.cooling_plant_mw:g} MW: in the hottest hour of the run (day {hottest // 24 + 1}) the plant "
+            f"cools {cap_w / 1e3:.4g} kW of IT, below the fleet's idle power with the inference replicas at full "
+            f"load ({floor_w / 1e3:.4g} kW; serving is not capped while it runs); accepted: {need}a higher "
+            "cooling_plant_design_c, or fewer replicas")
 
 
 def _check_replica_power(scenario, pools, site, idle_w: float, add) -> None:
