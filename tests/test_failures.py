@@ -259,3 +259,152 @@ def test_rescheduling_after_a_failure_is_narrow_and_changes_nothing(base, tmp_pa
     wide = run(data, tmp_path, "wide.yaml")
     pd.testing.assert_frame_equal(narrow.jobs, wide.jobs)
     assert narrow.summary["failures"] == wide.summary["failures"]
+
+
+# -- maintenance windows, rack-level failures, the failures plot ----------------------------------------------
+def eight_jobs(base: dict, days: int = 10, **failures) -> dict:
+    """One 64-chip H100 pool (8-chip servers, 4 servers a rack: two racks of 32 chips) full with eight 8-chip
+    jobs that outlast the run, without failures unless ``failures`` gives rates."""
+    data = one_gang(base, days=days, **failures)
+    data["workloads"]["training"]["generator"].update(jobs=8, arrival_rate_per_hour=1000, chips={8: 1.0})
+    data["failures"]["rates_per_1000_chip_days"] = {**ZERO, **failures.get("rates_per_1000_chip_days", {})}
+    return data
+
+
+def test_maintenance_window_takes_chips_and_returns_them_on_time(base, tmp_path, captured):
+    """A window of half the pool at 2026-01-03 06:00 for 6 h: the four highest-index domains' jobs are
+    interrupted then (cause maintenance-window), those 32 chips are away exactly for the window (time series and
+    summary), and the jobs restart when it closes."""
+    data = eight_jobs(base, days=5, maintenance=[{"pool": "gpu", "start": "2026-01-03T06:00", "hours": 6,
+                                                   "fraction": 0.5}])
+    data["outputs"] = {"timeseries_interval": "1h"}
+    results = run(data, tmp_path)
+    failures = results.summary["failures"]
+    assert failures["interruptions_by_cause"]["maintenance-window"] == 4 == failures["interruptions"]
+    assert failures["maintenance_windows_by_pool"] == {"gpu": 1}
+    assert failures["maintenance_chip_hours_by_pool"]["gpu"] == pytest.approx(32 * 6)
+    assert failures["availability_by_pool"]["gpu"] == 1.0  # planned windows are counted apart from repairs
+    opened = 2 * DAY + 6 * 3600
+    away = results.timeseries.set_index("time_s")["repair_chips.gpu"]
+    assert (away.loc[opened:opened + 5 * 3600] == 32).all()
+    assert away.drop(away.loc[opened:opened + 5 * 3600].index).eq(0).all()
+    assert results.timeseries["interruptions.maintenance-window"].sum() == 4
+    cluster = captured[0]
+    segments = [s for s in cluster.segments if s[3] == opened]
+    assert len(segments) == 4 and {s[1] for s in segments} == {0}
+    restarted = sorted(job for job in range(8) if cluster.start_s[job] == opened + 6 * 3600)
+    assert restarted == sorted(s[0] for s in segments)
+    assert all(cluster.start_s[job] == cluster.arrival[job] for job in set(range(8)) - set(restarted))
+
+
+def test_repeated_windows_take_the_next_domains_in_turn(base, tmp_path, captured):
+    """every_days: a quarter of the pool every day for 2 h, four windows in 4 days, each taking the next two
+    domains (all eight once), each interrupting the two jobs there."""
+    data = eight_jobs(base, days=4, maintenance=[{"pool": "gpu", "start": "2026-01-01T12:00", "hours": 2,
+                                                   "fraction": 0.25, "every_days": 1}])
+    taken = []
+    original = Cluster.outcome  # noqa: F841 (captured patches it; the windows' domains are read from the log)
+    from sim.training import failures as process
+
+    keep = process.FailureProcess._window
+
+    def window(self, kind, pool, key, t, requeued):
+        hit = keep(self, kind, pool, key, t, requeued)
+        if kind == process.WINDOW_START and key in self.windows:
+            taken.append(tuple(self.windows[key][1]))
+        return hit
+
+    pytest.MonkeyPatch.setattr(pytest.MonkeyPatch(), process.FailureProcess, "_window", window)
+    try:
+        results = run(data, tmp_path)
+    finally:
+        process.FailureProcess._window = keep
+    failures = results.summary["failures"]
+    assert failures["maintenance_windows_by_pool"] == {"gpu": 4}
+    assert failures["interruptions_by_cause"]["maintenance-window"] == 8
+    assert taken == [(7, 6), (5, 4), (3, 2), (1, 0)]
+
+
+def test_rack_failure_interrupts_every_job_on_the_rack_at_once(base, tmp_path, captured):
+    """rack_share 1: every network failure takes a 32-chip rack (4 servers of 8) for repair; the four jobs on it
+    are interrupted at the same instant, and no job of the other rack."""
+    data = eight_jobs(base, days=20, rates_per_1000_chip_days={"network": 5.0}, rack_share=1.0,
+                      repair_time={"network": "2h"})
+    results = run(data, tmp_path)
+    failures = results.summary["failures"]
+    rack_events = failures["events_by_class"]["network-rack"]
+    assert rack_events >= 2 and failures["events_by_class"]["network"] == 0
+    process = captured[0].failures
+    by_time: dict[float, list[int]] = {}
+    for t, pool, cause in process.interrupt_log:
+        assert cause == len(process.events[0]) - 2  # network-rack
+        by_time.setdefault(t, []).append(pool)
+    jobs_at = {t: [s[0] for s in captured[0].segments if s[3] == t] for t in by_time}
+    for t, jobs in jobs_at.items():
+        assert len(jobs) == 4
+    assert failures["interruptions_by_cause"]["network-rack"] == 4 * len(by_time) == failures["interruptions"]
+    assert {chips for _, _, _, chips in process.down_log} == {32}
+
+
+def test_rack_share_profile_reads_the_catalog(base, tmp_path, captured):
+    run(eight_jobs(base, days=1, rack_share="profile"), tmp_path)
+    profile = builtin_catalog().failure_profiles["llm-cluster-typical"]
+    assert captured[0].failures.config.rack_share == profile["network_rack_share"]["value"]
+    assert profile["network_rack_share"]["source"].startswith("estimate:")
+
+
+def test_results_without_the_new_fields_have_no_new_keys(base, tmp_path):
+    """Without rack_share or windows the summary keeps its keys (goldens stay byte-identical)."""
+    failures = run(one_gang(base, days=2), tmp_path).summary["failures"]
+    assert set(failures["interruptions_by_cause"]) == {"gpu", "memory", "network", "host", "software", "maintenance"}
+    assert "maintenance_windows_by_pool" not in failures and "network-rack" not in failures["events_by_class"]
+
+
+def test_failures_plot_only_with_failures(base, tmp_path):
+    """failures.png (chips away by pool, interruptions by cause) is drawn with failures on, not without."""
+    import matplotlib.pyplot as plt
+
+    from sim.results.plots import figures
+
+    on = run(eight_jobs(copy.deepcopy(base), days=3, rates_per_1000_chip_days={"gpu": 20.0}, repair_time={"gpu": "6h"},
+                        maintenance=[{"pool": "gpu", "start": "2026-01-02", "hours": 3}]), tmp_path, "a.yaml")
+    off = run(copy.deepcopy(base), tmp_path, "b.yaml")
+    drawn_on, drawn_off = figures(on), figures(off)
+    try:
+        assert "failures.png" in drawn_on and "failures.png" not in drawn_off
+        top, bottom = drawn_on["failures.png"].axes
+        assert [p.get_label() for p in top.patches] == ["gpu"]  # chips away, one line per pool
+        causes = {c.get_label() for c in bottom.containers}
+        assert "maintenance-window" in causes and causes <= {"gpu", "maintenance-window"}
+    finally:
+        for fig in [*drawn_on.values(), *drawn_off.values()]:
+            plt.close(fig)
+    on.save(tmp_path / "out")
+    assert (tmp_path / "out" / "failures.png").exists()
+    assert "failures.png" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("failures, field, words", [
+    ({"maintenance": [{"pool": "gpx", "start": "2026-01-01", "hours": 2}]}, "failures.maintenance[0].pool",
+     "unknown pool 'gpx'"),
+    ({"maintenance": [{"pool": "gpu", "start": "2026-01-01", "hours": 0}]}, "failures.maintenance[0].hours",
+     "above 0"),
+    ({"maintenance": [{"pool": "gpu", "start": "2026-01-01", "hours": 2, "fraction": 0}]},
+     "failures.maintenance[0].fraction", "above 0, up to 1"),
+    ({"maintenance": [{"pool": "gpu", "start": "2026-01-01", "hours": 2, "fraction": 1.5}]},
+     "failures.maintenance[0].fraction", "above 0, up to 1"),
+    ({"maintenance": [{"pool": "gpu", "start": "2026-01-05", "hours": 2}]}, "failures.maintenance[0].start",
+     "outside the run"),
+    ({"maintenance": [{"pool": "gpu", "start": "2025-12-31T23:00", "hours": 2}]},
+     "failures.maintenance[0].start", "outside the run"),
+    ({"maintenance": [{"pool": "gpu", "start": "2026-01-01", "hours": 30, "every_days": 1}]},
+     "failures.maintenance[0]", "outlast its repeat"),
+    ({"rack_share": 1.5}, "failures.rack_share", "accepted: 0 to 1"),
+])
+def test_bad_new_input_is_located(base, tmp_path, failures, field, words):
+    data = copy.deepcopy(base)
+    data["failures"] = failures
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(data, tmp_path)
+    message = str(info.value)
+    assert "s.yaml:" in message and field in message and words in message, message

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.scenario.failures_schema import COMPONENT_CLASSES
+from sim.scenario.failures_schema import COMPONENT_CLASSES, EXTRA_CAUSES
 
 
 def add_job_columns(jobs_out: pd.DataFrame, failures: dict) -> pd.DataFrame:
@@ -29,6 +29,7 @@ def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, pro
     on: a job preempted on one pool and finished on another counts on the last), and availability per pool
     (1 − chip-time away for repair, not covered by a hot spare / online chip-time)."""
     by_cause, lost = failures["by_cause"].sum(axis=0), failures["lost_by_cause"].sum(axis=0)
+    causes = causes_of(failures)
     useful, held = jobs_out["useful_chip_s"].to_numpy(), jobs_out["held_chip_s"].to_numpy()
     goodput_by_accel, interruptions_by_accel, lost_by_accel = {}, {}, {}
     columns = ["accelerator", "useful_chip_s", "held_chip_s", "interruptions", "failure_lost_chip_s"]
@@ -48,12 +49,12 @@ def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, pro
     return {
         "profile": profile,
         "events": int(failures["events"].sum()),
-        "events_by_class": {c: int(n) for c, n in zip(COMPONENT_CLASSES, failures["events"].sum(axis=0))},
+        "events_by_class": {c: int(failures["events"][:, i].sum()) for i, c in causes if c != "maintenance-window"},
         "events_on_unavailable_chips": int(failures["unavailable"].sum()),
         "interruptions": int(by_cause.sum()),
-        "interruptions_by_cause": {c: int(n) for c, n in zip(COMPONENT_CLASSES, by_cause)},
+        "interruptions_by_cause": {c: int(by_cause[i]) for i, c in causes},
         "lost_chip_hours": float(lost.sum() / 3600.0),
-        "lost_chip_hours_by_cause": {c: float(x / 3600.0) for c, x in zip(COMPONENT_CLASSES, lost)},
+        "lost_chip_hours_by_cause": {c: float(lost[i] / 3600.0) for i, c in causes},
         "goodput_share": float(useful.sum() / held.sum()) if held.sum() > 0 else None,
         "goodput_share_by_accelerator": goodput_by_accel,
         "interruptions_by_accelerator": interruptions_by_accel,
@@ -62,4 +63,55 @@ def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, pro
         "repairs_by_pool": repairs,
         "hot_spare_servers_by_pool": spares,
         "pools_without_failures": [fleet.pools[p].name for p in failures["excluded"]],
+        **(_window_summary(failures, fleet) if failures["windows"] else {}),
     }
+
+
+def causes_of(failures: dict) -> list[tuple[int, str]]:
+    """(column, cause) of the causes a run counts: the component classes, then ``network-rack`` (with
+    ``rack_share``) and ``maintenance-window`` (with ``maintenance``) only when the run has them (so runs
+    without them write what they wrote before)."""
+    on = {"network-rack": failures["rack_events"], "maintenance-window": failures["windows"]}
+    return [(i, c) for i, c in enumerate(COMPONENT_CLASSES + EXTRA_CAUSES) if on.get(c, True)]
+
+
+def _window_summary(failures: dict, fleet) -> dict:
+    """Maintenance windows opened and the chip-hours they held away, per pool (not in availability)."""
+    pools = [p for p in fleet.pools if p.index not in failures["excluded"]]
+    return {"maintenance_windows_by_pool": {p.name: int(failures["windows_opened"][p.index]) for p in pools},
+            "maintenance_chip_hours_by_pool": {p.name: float(failures["window_chip_s"][p.index] / 3600.0)
+                                               for p in pools}}
+
+
+def series_columns(failures: dict, fleet, edges_s: np.ndarray) -> dict[str, np.ndarray]:
+    """Time-series columns of a run with failures, per bin (``edges_s``): ``repair_chips.<pool>`` — chips away
+    for repair or in a maintenance window (bin mean; pools that get failures) — and ``interruptions.<cause>`` —
+    training jobs interrupted in the bin by each cause the run counts (``causes_of``)."""
+    log = np.array(failures["down_log"], dtype=np.float64).reshape(-1, 4)  # pool, start, end, chips
+    columns = {}
+    widths = np.diff(edges_s)
+    for p in fleet.pools:
+        if p.index in failures["excluded"]:
+            continue
+        rows = log[log[:, 0] == p.index]
+        columns[f"repair_chips.{p.name}"] = np.diff(_area_upto(rows[:, 1], rows[:, 2], rows[:, 3], edges_s)) / widths
+    times = np.array([t for t, _, _ in failures["interrupt_log"]], dtype=np.float64)
+    causes = np.array([c for _, _, c in failures["interrupt_log"]], dtype=np.int64)
+    for i, cause in causes_of(failures):
+        counts, _ = np.histogram(times[causes == i], bins=edges_s)
+        columns[f"interruptions.{cause}"] = counts.astype(np.int64)
+    return columns
+
+
+def _area_upto(start: np.ndarray, end: np.ndarray, chips: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Chip-seconds away from 0 to each time of ``at``, for intervals [start, end) of ``chips`` (the step
+    function of chips away, integrated; O((intervals + times) log))."""
+    if not len(start):
+        return np.zeros(len(at))
+    times = np.concatenate([start, end])
+    order = np.argsort(times, kind="stable")
+    times, level = times[order], np.cumsum(np.concatenate([chips, -chips])[order])
+    area = np.concatenate(([0.0], np.cumsum(level[:-1] * np.diff(times))))
+    i = np.searchsorted(times, at, side="right") - 1
+    j = np.maximum(i, 0)
+    return np.where(i >= 0, area[j] + level[j] * (at - times[j]), 0.0)

@@ -12,6 +12,9 @@
   only for runs of at least ``COST_PLOT_MIN_S`` (60 days: a shorter run has one or two partial months)
 * ``capacity.png`` — online chips over calendar time, stacked by accelerator type (rented chips hatched), with
   a dated tick for each pool that comes online or leaves during the run; same length rule as ``cost.png``
+* ``failures.png`` — with a ``failures`` section: chips away for repair or in maintenance windows per pool
+  (bin mean, ``repair_chips.<pool>``), and training jobs interrupted by cause, stacked bars
+  (``interruptions.<cause>`` summed into at most ``FAILURE_BARS`` bins that divide a day)
 * ``slo.png`` — SLO attainment per service and calendar month (``monthly.csv``); same length rule, and only
   when a service has monthly SLO figures (request-level services with an SLO)
 
@@ -41,6 +44,7 @@ from sim.results.plot_data import (  # noqa: E402
     Series,
     duration_label,
     for_drawing,
+    plot_bin_s,
     power_unit,
     request_rates,
 )
@@ -55,10 +59,15 @@ STYLE = {
 # accelerator types take these in sorted order; red, greys and black are kept for other series
 ACCELERATOR_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 RED, DARK, GREY = "#d62728", "#222222", "#8c8c8c"
+# interruption causes (``sim.results.failures``): component classes, rack-level network failures, windows
+CAUSE_COLOURS = {"gpu": "#1f77b4", "memory": "#9467bd", "network": "#2ca02c", "host": "#8c564b",
+                 "software": "#ff7f0e", "maintenance": "#8c8c8c", "network-rack": "#17becf",
+                 "maintenance-window": "#222222"}
 SERVICE_LINESTYLES = ("-", "--", ":", "-.")
 PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png",
-              "shared_pool.png", "cost.png", "capacity.png", "slo.png", "pue.png")
+              "shared_pool.png", "cost.png", "capacity.png", "slo.png", "pue.png", "failures.png")
 COST_PLOT_MIN_S = 60 * 86400.0
+FAILURE_BARS = 200  # at most this many bars of interruptions in failures.png
 # the columns <category>_usd of monthly.csv
 COST_CATEGORIES = ("depreciation", "write_off", "capex_cash_cost", "maintenance", "rental", "energy", "porting")
 COST_COLOURS = {"depreciation": "#1f77b4", "write_off": "#8c564b", "capex_cash_cost": "#17becf",
@@ -151,6 +160,48 @@ def _figures(results):
         yield "slo.png", _slo(run, monthly)
     if "pue" in ts.columns:
         yield "pue.png", _pue(run, ts, summary)
+    if "failures" in summary:
+        yield "failures.png", _failures(run, ts, results.scenario)
+
+
+def _failures(run: _Run, ts, scenario):
+    """Chips away for repair or maintenance per pool (upper axes; the pool's accelerator colour, a line style per
+    pool of the same type) and interruptions per bin by cause, stacked bars (lower axes)."""
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, layout="constrained", height_ratios=(3, 2))
+    top.set_ylabel("chips away (bin mean)")
+    accelerator = {pool.name: pool.accelerator_id for pool in scenario.fleet} if scenario is not None else {}
+    bands, seen = [], {}
+    for column in (c for c in ts.columns if c.startswith("repair_chips.")):
+        pool = column.split(".", 1)[1]
+        accel = accelerator.get(pool, "")
+        bands.append(_draw(top, run, run.series(ts[column]), run.colour(accel), pool))
+        top.patches[-1].set_linestyle(SERVICE_LINESTYLES[seen.get(accel, 0) % len(SERVICE_LINESTYLES)])
+        seen[accel] = seen.get(accel, 0) + 1
+    top.set_ylim(0, max([1.0] + [band.top() * 1.08 for band in bands]))
+    top.yaxis.set_major_locator(MaxNLocator(integer=True))
+    edges = run.edges_s  # bars at most FAILURE_BARS over the run, in bins that divide a day
+    width = plot_bin_s(float(edges[-1] - edges[0]), float(edges[1] - edges[0]), FAILURE_BARS) if len(edges) > 1 else 0
+    drawn = edges if width <= edges[1] - edges[0] else np.append(np.arange(edges[0], edges[-1], width), edges[-1])
+    label = duration_label(float(drawn[1] - drawn[0])) if len(drawn) > 1 else "bin"
+    bottom.set_ylabel(f"interruptions per {label}")
+    stacked = np.zeros(len(drawn) - 1)
+    for column in (c for c in ts.columns if c.startswith("interruptions.")):
+        cumulative = np.concatenate(([0.0], np.cumsum(ts[column].to_numpy(dtype=np.float64))))
+        counts = np.diff(np.interp(drawn, edges, cumulative))
+        if not counts.any():
+            continue
+        cause = column.split(".", 1)[1]
+        bottom.bar(run.start + drawn[:-1] / DAY_S, counts, width=np.diff(drawn) / DAY_S, bottom=stacked,
+                   align="edge", color=CAUSE_COLOURS.get(cause, GREY), label=cause, linewidth=0)
+        stacked += counts
+    bottom.set_ylim(0, max(1.0, float(stacked.max(initial=0.0)) * 1.08))
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if not stacked.any():
+        bottom.text(0.5, 0.5, "no training job interrupted", transform=bottom.transAxes, ha="center", color=GREY)
+    _time_axis(bottom, run)
+    if bottom.get_legend_handles_labels()[0]:
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="cause")
+    return _finish(fig, top, run, "chips away for repair and maintenance, interruptions", bands)
 
 
 def _utilization(run: _Run, ts):

@@ -7,14 +7,18 @@ profile of the catalog (``sim/catalog/data/failures.yaml``) with overrides; the 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sim.scenario.base import MAX_CHIPS, WHY_CHIPS, DurationS, Strict, bounded
 from sim.scenario.units import parse_duration_s
 
 COMPONENT_CLASSES = ("gpu", "memory", "network", "host", "software", "maintenance")
+# causes counted beside the component classes: a network failure taking a whole rack (``rack_share``), a dated
+# maintenance window (``maintenance``)
+EXTRA_CAUSES = ("network-rack", "maintenance-window")
 ComponentClass = Literal["gpu", "memory", "network", "host", "software", "maintenance"]
 MAX_RATE = 1_000.0  # failures per 1,000 chip-days: one a chip-day, far above any fleet
 MAX_REPAIR_S = 365 * 86400.0
@@ -26,6 +30,31 @@ def _rates(rates: dict, what: str = "") -> dict:
             raise ValueError(f"found {rate:g} for {what}{cls}; accepted: 0 to {MAX_RATE:,.0f} failures per 1,000 "
                              "chip-days (one a chip-day, far above any fleet)")
     return rates
+
+
+class MaintenanceWindow(Strict):
+    """A dated maintenance window of one pool (``sim.training.failures``): whole scale-up domains leave placement
+    for ``hours``, their training jobs are interrupted (cause ``maintenance-window``), and they return."""
+
+    pool: str = Field(description="pool name")
+    start: dt.datetime | dt.date = Field(description="when the window opens: a date (00:00) or a date and time, "
+                                                     "inside the run")
+    hours: float = bounded(gt=0, le=MAX_REPAIR_S / 3600.0, unit="h", why="a part away longer is retired",
+                           description="length of the window [h]")
+    fraction: float = bounded(1.0, gt=0, le=1, why="a share of the pool's servers",
+                              description="share of the pool's scale-up domains taken (rounded up to whole "
+                                          "domains; 1: the whole pool) [-]")
+    every_days: float | None = bounded(None, gt=0, le=3650.0, unit="days", why="a repeat beyond ten years is "
+                                       "not a schedule", description="repeat the window every so many days until "
+                                                                     "the run ends; each repeat takes the next "
+                                                                     "domains in turn [default: once]")
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> MaintenanceWindow:
+        if self.every_days is not None and self.hours >= self.every_days * 24.0:
+            raise ValueError(f"found hours {self.hours:g} with every_days {self.every_days:g}: a window would "
+                             "outlast its repeat; accepted: hours < every_days x 24")
+        return self
 
 
 def _interval(value: object) -> object:
@@ -70,6 +99,23 @@ class Failures(Strict):
     hot_spares: dict[str, int] = Field(
         {}, description="pool name -> chips held out of placement as hot spares, whole servers; a spare server "
                         "replaces a failed one at once [default: none]")
+
+    rack_share: float | Literal["profile"] = Field(
+        0.0, description="share of network failures that take a whole rack down at once (its top-of-rack switch: "
+                         "servers_per_rack servers, or the scale-up domain if larger; every job there is "
+                         "interrupted, cause network-rack); a number 0 to 1, or profile for the catalog's "
+                         "estimate [default: 0, every network failure takes one server]")
+    maintenance: list[MaintenanceWindow] = Field(
+        [], description="dated maintenance windows: {pool, start, hours, fraction, every_days} [default: none]")
+
+    @field_validator("rack_share", mode="before")
+    @classmethod
+    def _rack_share(cls, value: object) -> object:
+        if value == "profile":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError("not a share; accepted: 0 to 1 (a share of network failures), or profile")
+        return float(value)
 
     @field_validator("rates_per_1000_chip_days")
     @classmethod

@@ -44,6 +44,7 @@ What is modelled:
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import math
 from dataclasses import dataclass
@@ -51,10 +52,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.scenario.failures_schema import COMPONENT_CLASSES
+from sim.scenario.failures_schema import COMPONENT_CLASSES, EXTRA_CAUSES
 
 FAIL, REPAIR = 0, 1
+WINDOW_START, WINDOW_END = 2, 3  # maintenance windows (``maintenance``)
 DAY_S = 86400.0
+# causes counted after the component classes (``EXTRA_CAUSES``) in ``events``, ``by_cause``, ...
+RACK, WINDOW = len(COMPONENT_CLASSES), len(COMPONENT_CLASSES) + 1
+NETWORK = COMPONENT_CLASSES.index("network")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,10 @@ class FailureConfig:
     fallback_interval_s: float      # policy.preemption.checkpoint_interval [s]
     spare_chips: tuple[int, ...]    # hot spares per pool [chips]
     excluded: frozenset[int]        # pools without failures (burst pools, pools whose replicas scale)
+    rack_share: float = 0.0         # share of network failures that take a whole rack
+    rack_chips: tuple[int, ...] = ()  # chips of one rack per pool (servers_per_rack × chips_per_server)
+    # maintenance windows: (pool, start [s], length [s], share of the pool's domains, repeat [s] or None)
+    maintenance: tuple[tuple[int, float, float, float, float | None], ...] = ()
 
 
 def profile_values(catalog, config) -> tuple[dict, dict, dict, float]:
@@ -115,12 +124,27 @@ def resolve_failures(scenario, catalog, fleet, jobs, excluded=frozenset()) -> Fa
         interval = float(scenario.policy.preemption.checkpoint_interval)
     else:
         interval = float(config.checkpoint_interval)
+    rack_share = config.rack_share
+    if rack_share == "profile":
+        rack_share = float(catalog.failure_profiles[config.profile]["network_rack_share"]["value"])
+    origin = dt.datetime.combine(scenario.start, dt.time())
+    windows = tuple((names[w.pool], window_start_s(w.start, origin), w.hours * 3600.0, w.fraction,
+                     w.every_days * DAY_S if w.every_days is not None else None) for w in config.maintenance)
     return FailureConfig(
         rates_per_chip_s=per_chip_s, repair_s=tuple(repair[c] for c in COMPONENT_CLASSES),
         weibull_shape=config.weibull_shape if config.distribution == "weibull" else None, restart_s=restart,
         save_s=save, interval_s=interval,
         fallback_interval_s=float(scenario.policy.preemption.checkpoint_interval),
-        spare_chips=tuple(spares), excluded=frozenset(excluded))
+        spare_chips=tuple(spares), excluded=frozenset(excluded), rack_share=float(rack_share),
+        rack_chips=tuple(p.chips_per_server * p.servers_per_rack for p in fleet.pools),
+        maintenance=windows)
+
+
+def window_start_s(start: dt.date, origin: dt.datetime) -> float:
+    """Seconds from the run's start (``origin``) to a window's ``start`` (a date: its 00:00)."""
+    if not isinstance(start, dt.datetime):
+        start = dt.datetime.combine(start, dt.time())
+    return (start - origin).total_seconds()
 
 
 class FailureProcess:
@@ -149,7 +173,7 @@ class FailureProcess:
         self.failure_lost_chip_s = np.zeros(n)
         self.useful_chip_s = np.zeros(n)
         self.held_chip_s = np.zeros(n)
-        classes = len(COMPONENT_CLASSES)
+        classes = len(COMPONENT_CLASSES) + len(EXTRA_CAUSES)
         self.events = np.zeros((len(pools), classes), dtype=np.int64)       # failures of training or free chips
         self.hit_jobs = np.zeros((len(pools), classes), dtype=np.int64)     # ... that interrupted a training job
         self.unavailable = np.zeros(len(pools), dtype=np.int64)
@@ -159,18 +183,32 @@ class FailureProcess:
         self.down_since: dict[int, tuple] = {}   # repair timer sequence -> (pool, start, chips)
         self.repairs = np.zeros(len(pools), dtype=np.int64)
         self.spares_free = [0] * len(pools)
+        self.spare_domains: list[set[int]] = [set() for _ in pools]  # domains holding hot spares
         for p, chips in enumerate(config.spare_chips):
             server = min(pools[p].chips_per_server, cluster.allocators[p].domain_chips) or 1
             for _ in range(chips // server):
-                if cluster.allocators[p].place(server) is None:
+                parts = cluster.allocators[p].place(server)
+                if parts is None:
                     raise RuntimeError(f"pool {pools[p].name}: no room for {chips} chips of hot spares")
+                self.spare_domains[p].update(d for d, _ in parts)
                 self.spares_free[p] += 1
         self.spare_servers = list(self.spares_free)
+        # logs for the time series: (pool, start, end, chips) of chips away (repair and windows), and (time, pool,
+        # cause) of every interruption
+        self.down_log: list[tuple] = []
+        self.interrupt_log: list[tuple] = []
+        # maintenance windows: (window, repeat) -> (pool, domains, [(parts, since), ...]); domain -> that key
+        self.windows: dict[tuple, tuple] = {}
+        self.in_window: list[dict[int, tuple]] = [{} for _ in pools]
+        self.window_chip_s = np.zeros(len(pools))
+        self.windows_opened = np.zeros(len(pools), dtype=np.int64)
         self.intervals = self._intervals()  # N × P checkpoint interval [s]
         self.factor = 1.0 + config.save_s[:, None] / self.intervals  # run time with saves / without
         for p, pool in enumerate(pools):
             if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
+        for w, (p, start, _, _, _) in enumerate(config.maintenance):
+            self._push(start, WINDOW_START, p, (w, 0))
         self.next_s = self.timers[0][0] if self.timers else math.inf
 
     # -- timers -------------------------------------------------------------------------------------
@@ -194,6 +232,11 @@ class FailureProcess:
         timers, requeued = self.timers, []
         while timers and timers[0][0] <= t:
             _, sequence, kind, pool, payload = heapq.heappop(timers)
+            if kind >= WINDOW_START:
+                if self._window(kind, pool, payload, t, requeued):
+                    freed = set(freed)
+                    freed.add(pool)
+                continue
             if kind == REPAIR:
                 self.repairs[pool] += 1
                 if payload is None:
@@ -201,7 +244,10 @@ class FailureProcess:
                 else:
                     _, since, chips = self.down_since.pop(sequence)
                     self.down_chip_s[pool] += (t - since) * chips
+                    self.down_log.append((pool, since, t, chips))
                     self.cluster.allocators[pool].release(payload)
+                    if self.in_window[pool]:
+                        self._keep_in_window(pool, payload, t)
                     freed = set(freed)
                     freed.add(pool)
             else:
@@ -237,6 +283,8 @@ class FailureProcess:
         if victim is None and offset >= used + allocator.free[domain]:
             self.unavailable[pool] += 1  # away for repair, or held by inference, a spare or a delivery
             return False
+        if cls == NETWORK and self.config.rack_share > 0 and rng.random() < self.config.rack_share:
+            return self._fail_rack(pool, chip, t, requeued)
         self.events[pool, cls] += 1
         if victim is not None:
             self.hit_jobs[pool, cls] += 1
@@ -272,6 +320,113 @@ class FailureProcess:
         self.failure_lost_chip_s[job] += lost
         self.by_cause[pool, cls] += 1
         self.lost_by_cause[pool, cls] += lost
+        self.interrupt_log.append((t, pool, cls))
+
+    # -- rack failures and maintenance windows ------------------------------------------------------
+    def _fail_rack(self, pool: int, chip: int, t: float, requeued: list[int]) -> bool:
+        """A network failure of the rack holding ``chip`` (its top-of-rack switch): the rack is the pool's chips
+        ``[r × R, (r + 1) × R)`` in domain order (``R = servers_per_rack × chips_per_server``: several domains,
+        or part of one larger domain such as a TPU pod). Every training job holding chips of that range (by the
+        allocator's chip counting: the jobs of a domain first, then its free chips) is interrupted at once,
+        cause ``network-rack``, and the rack's free chips leave for one repair of the network class (hot spares
+        are not used: they are servers, not racks). Undelivered, draining or retired domains of the rack are
+        left alone. Returns whether a job was interrupted."""
+        cluster, allocator = self.cluster, self.cluster.allocators[pool]
+        starts, size = self.domain_starts[pool], self.config.rack_chips[pool]
+        low = chip // size * size
+        high = min(low + size, int(starts[-1]))
+        first = int(np.searchsorted(starts, low, side="right")) - 1
+        undelivered = self._undelivered(pool)
+        self.events[pool, RACK] += 1
+        hit, taken = False, []
+        for domain in range(first, len(starts) - 1):
+            begin = int(starts[domain])
+            if begin >= high:
+                break
+            if domain in allocator.closed or domain in undelivered:
+                continue
+            lo, hi = max(low, begin) - begin, min(high, int(starts[domain + 1])) - begin
+            used = 0
+            for job, chips in self._running_in(pool, domain).items():
+                if used < hi and used + chips > lo and job in cluster.placement:
+                    self._interrupt(job, pool, RACK, t, requeued)
+                    hit = True
+                used += chips
+            chips = min(allocator.free[domain], hi - lo)
+            if chips:
+                taken.append((domain, chips))
+        if hit:
+            self.hit_jobs[pool, RACK] += 1
+        repair = self.config.repair_s[NETWORK]
+        if repair > 0 and taken:
+            parts = tuple(part for domain, chips in taken for part in allocator.take(domain, chips))
+            self._push(t + float(self.rng.exponential(repair)), REPAIR, pool, parts)
+            self.down_since[self.sequence] = (pool, t, sum(chips for _, chips in taken))
+        return hit
+
+    def _window(self, kind: int, pool: int, key: tuple, t: float, requeued: list[int]) -> bool:
+        """A maintenance window opens (``WINDOW_START``) or closes. Opening: the pool's eligible domains (full
+        size, delivered, not draining or retired, holding no inference replica, hot spare or other window:
+        ``_maintainable``), highest index first, ``ceil(fraction × their number)`` of them, the k-th repeat
+        taking the next ones in turn (wrapping round); every training job there is interrupted (cause
+        ``maintenance-window``), and the domains' free chips leave placement; chips back from repair during
+        the window stay out with them. The next repeat is scheduled (within the run). A pool not online then
+        skips the window. Closing: the chips return. Returns whether a job was interrupted or chips returned."""
+        cluster, allocator = self.cluster, self.cluster.allocators[pool]
+        if kind == WINDOW_END:
+            _, domains, held = self.windows.pop(key)
+            for domain in domains:
+                del self.in_window[pool][domain]
+            for parts, since in held:
+                chips = sum(n for _, n in parts)
+                self.window_chip_s[pool] += (t - since) * chips
+                self.down_log.append((pool, since, t, chips))
+                allocator.release(parts)
+            return bool(held)
+        w, repeat = key
+        _, start, length, fraction, every = self.config.maintenance[w]
+        if every is not None and start + (repeat + 1) * every < cluster.horizon_s:
+            self._push(start + (repeat + 1) * every, WINDOW_START, pool, (w, repeat + 1))
+        eligible = self._maintainable(pool) if cluster.online[pool] else []
+        if not eligible:
+            return False
+        n = min(len(eligible), math.ceil(fraction * len(eligible) - 1e-9))
+        domains = [eligible[(repeat * n + i) % len(eligible)] for i in range(n)]
+        hit, held = False, []
+        for domain in domains:
+            for job in self._running_in(pool, domain):
+                if job in cluster.placement:  # a gang over several of these domains is interrupted once
+                    self._interrupt(job, pool, WINDOW, t, requeued)
+                    hit = True
+            if allocator.free[domain]:
+                held.append((allocator.take(domain, allocator.free[domain]), t))
+            self.in_window[pool][domain] = key
+        self.windows_opened[pool] += 1
+        self.windows[key] = (pool, domains, held)
+        self._push(t + length, WINDOW_END, pool, key)
+        return hit
+
+    def _maintainable(self, pool: int) -> list[int]:
+        """Domains of ``pool`` a window may take now, highest index first: full size, delivered, not closed
+        (draining or retired), not holding inference replicas (from t = 0 or placed by the scaling schedule) or
+        hot spares, not in another window."""
+        cluster, allocator = self.cluster, self.cluster.allocators[pool]
+        held = {d for parts in cluster.held[pool] for d, _ in parts}
+        replicas = {d for group, placements in cluster.replica_placements.items()
+                    if cluster.group_pool.get(group) == pool for parts in placements for d, _ in parts}
+        taken = (self._undelivered(pool) | replicas | (cluster.static_domains[pool] - held) | allocator.closed
+                 | self.spare_domains[pool] | set(self.in_window[pool]))
+        return [d for d in range(len(allocator.size) - 1, -1, -1)
+                if allocator.size[d] == allocator.domain_chips and d not in taken]
+
+    def _keep_in_window(self, pool: int, parts, t: float) -> None:
+        """Chips back from repair (``parts``, just released) into a domain under maintenance leave again until
+        the window closes."""
+        allocator = self.cluster.allocators[pool]
+        for domain, chips in parts:
+            key = self.in_window[pool].get(domain)
+            if key is not None:
+                self.windows[key][2].append((allocator.take(domain, chips), t))
 
     def _undelivered(self, pool: int) -> set[int]:
         pending = len(self.cluster.pending_deliveries[pool])
@@ -368,10 +523,21 @@ class FailureProcess:
         useful[jobs] += np.where(done, base, np.maximum(0.0, ran - overhead) * interval / (interval + save)) * busy
         held[jobs] += ran * busy
         down = self.down_chip_s.copy()
+        down_log = list(self.down_log)
         for pool, since, chips in self.down_since.values():
             down[pool] += (horizon_s - since) * chips
+            down_log.append((pool, since, horizon_s, chips))
+        windows = self.window_chip_s.copy()
+        for pool, _, held in self.windows.values():  # windows open at the horizon
+            for parts, since in held:
+                chips = sum(n for _, n in parts)
+                windows[pool] += (horizon_s - since) * chips
+                down_log.append((pool, since, horizon_s, chips))
         return {"interruptions": self.interruptions, "failure_lost_chip_s": self.failure_lost_chip_s,
                 "useful_chip_s": useful, "held_chip_s": held, "events": self.events, "hit_jobs": self.hit_jobs,
                 "unavailable": self.unavailable, "by_cause": self.by_cause, "lost_by_cause": self.lost_by_cause,
                 "down_chip_s": down, "repairs": self.repairs, "spare_servers": self.spare_servers,
-                "excluded": sorted(self.config.excluded)}
+                "excluded": sorted(self.config.excluded), "window_chip_s": windows,
+                "windows_opened": self.windows_opened,
+                "rack_events": self.config.rack_share > 0, "windows": bool(self.config.maintenance),
+                "down_log": down_log, "interrupt_log": self.interrupt_log}

@@ -530,6 +530,36 @@ def _check_failures(scenario, catalog, add) -> None:
             add(path, f"found {chips} chips; accepted: whole servers of {server} chips, fewer than the pool's "
                       f"{pool.initial_chips} chips online from the start"
                       + (f" less the {held} its inference replicas hold" if held else ""))
+    _check_maintenance(scenario, failures, names, burst | replica_pools, add)
+
+
+def _check_maintenance(scenario, failures, names: dict, excluded: set, add) -> None:
+    """``failures.maintenance``: each window on a pool of the fleet that gets failures, opening inside the run
+    and while its pool is online."""
+    run_start = dt.datetime.combine(scenario.start, dt.time())
+    run_end = run_start + dt.timedelta(seconds=float(scenario.duration))
+    for k, window in enumerate(failures.maintenance):
+        path = ("failures", "maintenance", k)
+        if window.pool not in names:
+            add(path + ("pool",), f"unknown pool {window.pool!r}" + suggest(window.pool, names))
+            continue
+        if window.pool in excluded:
+            add(path + ("pool",), f"found {window.pool!r}, a pool rented for burst or with autoscaled, windowed or "
+                                  "burst inference replicas: it gets no failures; accepted: a pool of training and "
+                                  "fixed replica groups")
+            continue
+        start = window.start if isinstance(window.start, dt.datetime) else dt.datetime.combine(window.start,
+                                                                                               dt.time())
+        entry = scenario.fleet[names[window.pool]]
+        online_from = dt.datetime.combine(entry.online_from or scenario.start, dt.time())
+        online_until = dt.datetime.combine(entry.online_until, dt.time()) if entry.online_until else run_end
+        if not run_start <= start < run_end:
+            add(path + ("start",), f"found {start:%Y-%m-%d %H:%M}: outside the run; accepted: from "
+                                   f"{run_start:%Y-%m-%d %H:%M} to before {run_end:%Y-%m-%d %H:%M}")
+        elif not online_from <= start < min(online_until, run_end):
+            add(path + ("start",), f"found {start:%Y-%m-%d %H:%M}: pool {window.pool!r} is not online then; "
+                                   f"accepted: from {online_from:%Y-%m-%d %H:%M} to before "
+                                   f"{min(online_until, run_end):%Y-%m-%d %H:%M}")
 
 
 def _check_serving_burst(scenario, service, base: tuple, add) -> None:
