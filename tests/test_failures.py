@@ -325,6 +325,26 @@ def test_repeated_windows_take_the_next_domains_in_turn(base, tmp_path, captured
     assert taken == [(7, 6), (5, 4), (3, 2), (1, 0)]
 
 
+@pytest.mark.parametrize("drain", [0, 24])
+def test_a_drain_keeps_new_jobs_off_the_window(base, tmp_path, captured, drain):
+    """16 one-day 8-chip jobs on 8 domains, a window of half the pool at day 1.5 for 6 h. With a 24 h drain the
+    four drained domains take no job of the second wave, nobody is interrupted, and four jobs wait for the window
+    to end; without a drain the second wave fills every domain and four of its jobs are interrupted."""
+    window = {"pool": "gpu", "start": "2026-01-02T12:00", "hours": 6, "fraction": 0.5}
+    data = eight_jobs(base, days=4, maintenance=[{**window, "drain_hours": drain} if drain else window])
+    data["workloads"]["training"]["generator"].update(jobs=16, duration_s={"fixed": DAY})
+    results = run(data, tmp_path)
+    interrupted = results.summary["failures"]["interruptions_by_cause"]["maintenance-window"]
+    cluster = captured[0]
+    second = sorted(cluster.first_start_s.get(job, cluster.start_s[job]) for job in range(8, 16))
+    if drain:
+        assert interrupted == 0
+        assert all(DAY <= t < 1.5 * DAY for t in second[:4]) and second[4:] == [1.75 * DAY] * 4
+    else:
+        assert interrupted == 4
+        assert all(DAY <= t < 1.5 * DAY for t in second)
+
+
 def test_rack_failure_interrupts_every_job_on_the_rack_at_once(base, tmp_path, captured):
     """rack_share 1: every network failure takes a 32-chip rack (4 servers of 8) for repair; the four jobs on it
     are interrupted at the same instant, and no job of the other rack."""
@@ -399,6 +419,10 @@ def test_failures_plot_only_with_failures(base, tmp_path):
      "failures.maintenance[0].start", "outside the run"),
     ({"maintenance": [{"pool": "gpu", "start": "2026-01-01", "hours": 30, "every_days": 1}]},
      "failures.maintenance[0]", "outlast its repeat"),
+    ({"maintenance": [{"pool": "gpu", "start": "2026-01-01", "hours": 2, "every_days": 1, "drain_hours": 22}]},
+     "failures.maintenance[0]", "outlast its repeat"),
+    ({"maintenance": [{"pool": "gpu", "start": "2026-01-01", "hours": 2, "drain_hours": -1}]},
+     "failures.maintenance[0].drain_hours", "0 to"),
     ({"rack_share": 1.5}, "failures.rack_share", "accepted: 0 to 1"),
 ])
 def test_bad_new_input_is_located(base, tmp_path, failures, field, words):

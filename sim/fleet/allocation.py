@@ -125,6 +125,15 @@ class DomainAllocator:
         self.free_chips -= level
         self.closed.add(domain)
 
+    def reopen(self, domain: int) -> None:
+        """Put a ``close``d domain back into placement with the chips free there (the end of a maintenance
+        window with a drain, ``sim.training.failures``)."""
+        if domain not in self.closed:
+            return
+        self.closed.discard(domain)
+        self._put(domain, self.free[domain])
+        self.free_chips += self.free[domain]
+
     def _take(self, level: int) -> int:
         bucket = self.buckets[level]
         domain = bucket.pop()  # sets of ints pop in a deterministic order

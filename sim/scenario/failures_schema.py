@@ -39,7 +39,7 @@ class MaintenanceWindow(Strict):
     pool: str = Field(description="pool name")
     start: dt.datetime | dt.date = Field(description="when the window opens: a date (00:00) or a date and time, "
                                                      "inside the run")
-    hours: float = bounded(gt=0, le=MAX_REPAIR_S / 3600.0, unit="h", why="a part away longer is retired",
+    hours: float = bounded(gt=0, le=MAX_REPAIR_S / 3600.0, unit="h", why="a window longer than a year is a retirement",
                            description="length of the window [h]")
     fraction: float = bounded(1.0, gt=0, le=1, why="a share of the pool's servers",
                               description="share of the pool's scale-up domains taken (rounded up to whole "
@@ -49,11 +49,16 @@ class MaintenanceWindow(Strict):
                                                                      "the run ends; each repeat takes the next "
                                                                      "domains in turn [default: once]")
 
+    drain_hours: float = bounded(0.0, ge=0, le=MAX_REPAIR_S / 3600.0, unit="h", why="a drain longer than a year "
+                                 "is a retirement", description="before start, the window's domains take no new "
+                                                                "training job (jobs there run on) [h] [default: 0]")
+
     @model_validator(mode="after")
     def _no_overlap(self) -> MaintenanceWindow:
-        if self.every_days is not None and self.hours >= self.every_days * 24.0:
-            raise ValueError(f"found hours {self.hours:g} with every_days {self.every_days:g}: a window would "
-                             "outlast its repeat; accepted: hours < every_days x 24")
+        if self.every_days is not None and self.hours + self.drain_hours >= self.every_days * 24.0:
+            raise ValueError(f"found hours {self.hours:g} + drain_hours {self.drain_hours:g} with every_days "
+                             f"{self.every_days:g}: a window would outlast its repeat; accepted: hours + "
+                             "drain_hours < every_days x 24")
         return self
 
 
@@ -101,12 +106,13 @@ class Failures(Strict):
                         "replaces a failed one at once [default: none]")
 
     rack_share: float | Literal["profile"] = Field(
-        0.0, description="share of network failures that take a whole rack down at once (its top-of-rack switch: "
-                         "servers_per_rack servers, or the scale-up domain if larger; every job there is "
-                         "interrupted, cause network-rack); a number 0 to 1, or profile for the catalog's "
-                         "estimate [default: 0, every network failure takes one server]")
+        0.0, description="share of network failures that take a whole rack down at once (its top-of-rack switch: the "
+                         "pool's servers_per_rack x chips_per_server chips; every job there is interrupted, cause "
+                         "network-rack); a number 0 to 1, or profile for the catalog's estimate (0.42) [default: 0, "
+                         "every network failure takes one server]")
     maintenance: list[MaintenanceWindow] = Field(
-        [], description="dated maintenance windows: {pool, start, hours, fraction, every_days} [default: none]")
+        [], description="dated maintenance windows: {pool, start, hours, fraction, every_days, drain_hours} "
+                        "[default: none]")
 
     @field_validator("rack_share", mode="before")
     @classmethod

@@ -55,7 +55,7 @@ import pandas as pd
 from sim.scenario.failures_schema import COMPONENT_CLASSES, EXTRA_CAUSES
 
 FAIL, REPAIR = 0, 1
-WINDOW_START, WINDOW_END = 2, 3  # maintenance windows (``maintenance``)
+WINDOW_DRAIN, WINDOW_START, WINDOW_END = 2, 3, 4  # maintenance windows (``maintenance``)
 DAY_S = 86400.0
 # causes counted after the component classes (``EXTRA_CAUSES``) in ``events``, ``by_cause``, ...
 RACK, WINDOW = len(COMPONENT_CLASSES), len(COMPONENT_CLASSES) + 1
@@ -77,8 +77,8 @@ class FailureConfig:
     excluded: frozenset[int]        # pools without failures (burst pools, pools whose replicas scale)
     rack_share: float = 0.0         # share of network failures that take a whole rack
     rack_chips: tuple[int, ...] = ()  # chips of one rack per pool (servers_per_rack × chips_per_server)
-    # maintenance windows: (pool, start [s], length [s], share of the pool's domains, repeat [s] or None)
-    maintenance: tuple[tuple[int, float, float, float, float | None], ...] = ()
+    # maintenance windows: (pool, start [s], length [s], share of the pool's domains, repeat [s] or None, drain [s])
+    maintenance: tuple[tuple[int, float, float, float, float | None, float], ...] = ()
 
 
 def profile_values(catalog, config) -> tuple[dict, dict, dict, float]:
@@ -129,7 +129,8 @@ def resolve_failures(scenario, catalog, fleet, jobs, excluded=frozenset()) -> Fa
         rack_share = float(catalog.failure_profiles[config.profile]["network_rack_share"]["value"])
     origin = dt.datetime.combine(scenario.start, dt.time())
     windows = tuple((names[w.pool], window_start_s(w.start, origin), w.hours * 3600.0, w.fraction,
-                     w.every_days * DAY_S if w.every_days is not None else None) for w in config.maintenance)
+                     w.every_days * DAY_S if w.every_days is not None else None, w.drain_hours * 3600.0)
+                    for w in config.maintenance)
     return FailureConfig(
         rates_per_chip_s=per_chip_s, repair_s=tuple(repair[c] for c in COMPONENT_CLASSES),
         weibull_shape=config.weibull_shape if config.distribution == "weibull" else None, restart_s=restart,
@@ -197,8 +198,9 @@ class FailureProcess:
         # cause) of every interruption
         self.down_log: list[tuple] = []
         self.interrupt_log: list[tuple] = []
-        # maintenance windows: (window, repeat) -> (pool, domains, [(parts, since), ...]); domain -> that key
-        self.windows: dict[tuple, tuple] = {}
+        # maintenance windows: (window, repeat) -> [pool, domains, [(parts, since), ...] held away, whether it has
+        # started, domains it closed for its drain]; per pool, domain -> that key
+        self.windows: dict[tuple, list] = {}
         self.in_window: list[dict[int, tuple]] = [{} for _ in pools]
         self.window_chip_s = np.zeros(len(pools))
         self.windows_opened = np.zeros(len(pools), dtype=np.int64)
@@ -207,8 +209,8 @@ class FailureProcess:
         for p, pool in enumerate(pools):
             if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
-        for w, (p, start, _, _, _) in enumerate(config.maintenance):
-            self._push(start, WINDOW_START, p, (w, 0))
+        for w, (p, start, _, _, _, drain) in enumerate(config.maintenance):
+            self._push(max(0.0, start - drain), WINDOW_DRAIN if drain > 0 else WINDOW_START, p, (w, 0))
         self.next_s = self.timers[0][0] if self.timers else math.inf
 
     # -- timers -------------------------------------------------------------------------------------
@@ -232,7 +234,7 @@ class FailureProcess:
         timers, requeued = self.timers, []
         while timers and timers[0][0] <= t:
             _, sequence, kind, pool, payload = heapq.heappop(timers)
-            if kind >= WINDOW_START:
+            if kind >= WINDOW_DRAIN:
                 if self._window(kind, pool, payload, t, requeued):
                     freed = set(freed)
                     freed.add(pool)
@@ -365,16 +367,20 @@ class FailureProcess:
         return hit
 
     def _window(self, kind: int, pool: int, key: tuple, t: float, requeued: list[int]) -> bool:
-        """A maintenance window opens (``WINDOW_START``) or closes. Opening: the pool's eligible domains (full
-        size, delivered, not draining or retired, holding no inference replica, hot spare or other window:
-        ``_maintainable``), highest index first, ``ceil(fraction × their number)`` of them, the k-th repeat
-        taking the next ones in turn (wrapping round); every training job there is interrupted (cause
-        ``maintenance-window``), and the domains' free chips leave placement; chips back from repair during
-        the window stay out with them. The next repeat is scheduled (within the run). A pool not online then
-        skips the window. Closing: the chips return. Returns whether a job was interrupted or chips returned."""
+        """A maintenance window's drain begins (``WINDOW_DRAIN``), the window opens (``WINDOW_START``) or closes.
+
+        Its first event chooses the domains: the pool's eligible ones (full size, delivered, not draining or
+        retired, holding no inference replica, hot spare or other window: ``_maintainable``), highest index
+        first, ``ceil(fraction × their number)`` of them, the k-th repeat taking the next ones in turn (wrapping
+        round), and schedules the next repeat (within the run). A pool not online then, or without an eligible
+        domain, skips this repeat. A drain (``drain_hours``) closes the domains (``DomainAllocator.close``): no
+        job starts there, jobs there run on. Opening: every training job still there is interrupted (cause
+        ``maintenance-window``) and the domains' free chips leave placement; chips back from repair during the
+        window stay out with them. Closing: the chips return and drained domains reopen. Returns whether a job
+        was interrupted or chips returned (waiting jobs are then tried again)."""
         cluster, allocator = self.cluster, self.cluster.allocators[pool]
         if kind == WINDOW_END:
-            _, domains, held = self.windows.pop(key)
+            _, domains, held, _, drained = self.windows.pop(key)
             for domain in domains:
                 del self.in_window[pool][domain]
             for parts, since in held:
@@ -382,27 +388,41 @@ class FailureProcess:
                 self.window_chip_s[pool] += (t - since) * chips
                 self.down_log.append((pool, since, t, chips))
                 allocator.release(parts)
-            return bool(held)
+            for domain in drained:
+                allocator.reopen(domain)
+            return bool(held) or bool(drained)
         w, repeat = key
-        _, start, length, fraction, every = self.config.maintenance[w]
-        if every is not None and start + (repeat + 1) * every < cluster.horizon_s:
-            self._push(start + (repeat + 1) * every, WINDOW_START, pool, (w, repeat + 1))
-        eligible = self._maintainable(pool) if cluster.online[pool] else []
-        if not eligible:
-            return False
-        n = min(len(eligible), math.ceil(fraction * len(eligible) - 1e-9))
-        domains = [eligible[(repeat * n + i) % len(eligible)] for i in range(n)]
-        hit, held = False, []
-        for domain in domains:
+        _, start, length, fraction, every, drain = self.config.maintenance[w]
+        state = self.windows.get(key)
+        if state is None:  # the first event of this repeat: choose its domains, schedule the next repeat
+            following = start + (repeat + 1) * every if every is not None else math.inf
+            if following < cluster.horizon_s:
+                self._push(max(0.0, following - drain), WINDOW_DRAIN if drain > 0 else WINDOW_START, pool,
+                           (w, repeat + 1))
+            eligible = self._maintainable(pool) if cluster.online[pool] else []
+            if not eligible:
+                return False
+            n = min(len(eligible), math.ceil(fraction * len(eligible) - 1e-9))
+            domains = [eligible[(repeat * n + i) % len(eligible)] for i in range(n)]
+            state = self.windows[key] = [pool, domains, [], False, []]
+            for domain in domains:
+                self.in_window[pool][domain] = key
+            if kind == WINDOW_DRAIN:
+                for domain in domains:
+                    allocator.close(domain)
+                state[4] = domains
+                self._push(start + repeat * (every or 0.0), WINDOW_START, pool, key)
+                return False
+        hit, held = False, state[2]
+        for domain in state[1]:
             for job in self._running_in(pool, domain):
                 if job in cluster.placement:  # a gang over several of these domains is interrupted once
                     self._interrupt(job, pool, WINDOW, t, requeued)
                     hit = True
             if allocator.free[domain]:
                 held.append((allocator.take(domain, allocator.free[domain]), t))
-            self.in_window[pool][domain] = key
+        state[3] = True
         self.windows_opened[pool] += 1
-        self.windows[key] = (pool, domains, held)
         self._push(t + length, WINDOW_END, pool, key)
         return hit
 
@@ -425,7 +445,7 @@ class FailureProcess:
         allocator = self.cluster.allocators[pool]
         for domain, chips in parts:
             key = self.in_window[pool].get(domain)
-            if key is not None:
+            if key is not None and self.windows[key][3]:  # during a drain they stay in the closed domain
                 self.windows[key][2].append((allocator.take(domain, chips), t))
 
     def _undelivered(self, pool: int) -> set[int]:
@@ -528,7 +548,7 @@ class FailureProcess:
             down[pool] += (horizon_s - since) * chips
             down_log.append((pool, since, horizon_s, chips))
         windows = self.window_chip_s.copy()
-        for pool, _, held in self.windows.values():  # windows open at the horizon
+        for pool, _, held, _, _ in self.windows.values():  # windows open at the horizon
             for parts, since in held:
                 chips = sum(n for _, n in parts)
                 windows[pool] += (horizon_s - since) * chips
