@@ -203,7 +203,8 @@ def test_catalog_failure_numbers_have_sources():
     catalog = builtin_catalog()
     profile = catalog.failure_profiles["llm-cluster-typical"]
     entries = [*profile["rates_per_1000_chip_days"].values(), *profile["repair_time_h"].values(),
-               profile["restart_delay_s"]] + [v for accel in profile["accelerators"].values() for v in accel.values()]
+               profile["restart_delay_s"], profile["network_rack_share"]]
+    entries += [v for accel in profile["accelerators"].values() for v in accel.values()]
     for entry in entries:
         source = entry["source"]
         assert source.startswith("estimate:") or source.split()[0] in catalog.sources, source
@@ -297,29 +298,23 @@ def test_maintenance_window_takes_chips_and_returns_them_on_time(base, tmp_path,
     assert all(cluster.start_s[job] == cluster.arrival[job] for job in set(range(8)) - set(restarted))
 
 
-def test_repeated_windows_take_the_next_domains_in_turn(base, tmp_path, captured):
+def test_repeated_windows_take_the_next_domains_in_turn(base, tmp_path, monkeypatch):
     """every_days: a quarter of the pool every day for 2 h, four windows in 4 days, each taking the next two
     domains (all eight once), each interrupting the two jobs there."""
-    data = eight_jobs(base, days=4, maintenance=[{"pool": "gpu", "start": "2026-01-01T12:00", "hours": 2,
-                                                   "fraction": 0.25, "every_days": 1}])
-    taken = []
-    original = Cluster.outcome  # noqa: F841 (captured patches it; the windows' domains are read from the log)
     from sim.training import failures as process
 
-    keep = process.FailureProcess._window
+    data = eight_jobs(base, days=4, maintenance=[{"pool": "gpu", "start": "2026-01-01T12:00", "hours": 2,
+                                                   "fraction": 0.25, "every_days": 1}])
+    taken, keep = [], process.FailureProcess._window
 
     def window(self, kind, pool, key, t, requeued):
         hit = keep(self, kind, pool, key, t, requeued)
-        if kind == process.WINDOW_START and key in self.windows:
+        if kind == process.WINDOW_START:
             taken.append(tuple(self.windows[key][1]))
         return hit
 
-    pytest.MonkeyPatch.setattr(pytest.MonkeyPatch(), process.FailureProcess, "_window", window)
-    try:
-        results = run(data, tmp_path)
-    finally:
-        process.FailureProcess._window = keep
-    failures = results.summary["failures"]
+    monkeypatch.setattr(process.FailureProcess, "_window", window)
+    failures = run(data, tmp_path).summary["failures"]
     assert failures["maintenance_windows_by_pool"] == {"gpu": 4}
     assert failures["interruptions_by_cause"]["maintenance-window"] == 8
     assert taken == [(7, 6), (5, 4), (3, 2), (1, 0)]

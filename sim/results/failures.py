@@ -1,4 +1,5 @@
-"""Results of a run with failures (``sim.training.failures``): jobs.csv columns and the summary's ``failures``.
+"""Results of a run with failures (``sim.training.failures``): jobs.csv columns, the summary's ``failures`` and the
+time-series columns ``repair_chips.<pool>`` and ``interruptions.<cause>``.
 
 Only a run with a ``failures`` section has them, so runs without it write exactly what they wrote before.
 """

@@ -30,6 +30,15 @@ What is modelled:
 * **Hot spares** (``hot_spares``): whole servers held out of placement from the start. A failed server is
   replaced by a spare at once (its chips stay placeable; the interrupted jobs still restart); the repaired server
   becomes a spare again. Without a spare left, the failed server leaves the allocator as above.
+* **Rack failures** (``rack_share``, default 0): that share of the network class's events takes the struck
+  chip's whole rack (``servers_per_rack × chips_per_server`` chips, counted in domain order: the servers under
+  one top-of-rack switch) for one network repair, interrupting every job holding chips there at one instant
+  (cause ``network-rack``, counted after the component classes, ``EXTRA_CAUSES``). The event rate stays the
+  network class's (Llama 3 counts interruptions, one per switch failure), so per-chip counts are unchanged.
+  The extra draw is made only when ``rack_share > 0``: runs without it draw exactly what they drew before.
+* **Maintenance windows** (``maintenance``): dated, optionally repeating; each takes whole domains out of
+  placement for its length (``_window``), interrupting the jobs there (cause ``maintenance-window``), with an
+  optional drain before it (the domains closed: no new job). Their chip-time is counted apart from repairs.
 * **Checkpoints.** A job on pool ``p`` saves its state every ``C`` seconds of run time; a save takes
   ``s = params × train_bytes_per_param / checkpoint_storage_gb_per_s`` (the job's model; 0 for jobs without
   one) and adds to the run time (run time × (1 + s / C)). ``C`` is fixed or ``optimal`` (Young/Daly:
