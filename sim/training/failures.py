@@ -219,6 +219,8 @@ class FailureProcess:
             if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
         for w, (p, start, _, _, _, drain) in enumerate(config.maintenance):
+            if p in config.excluded:  # validation refuses windows there; a pool found excluded at run time skips
+                continue
             self._push(max(0.0, start - drain), WINDOW_DRAIN if drain > 0 else WINDOW_START, p, (w, 0))
         self.next_s = self.timers[0][0] if self.timers else math.inf
 
