@@ -340,11 +340,15 @@ def test_a_drain_keeps_new_jobs_off_the_window(base, tmp_path, captured, drain):
         assert all(DAY <= t < 1.5 * DAY for t in second)
 
 
-def test_rack_failure_interrupts_every_job_on_the_rack_at_once(base, tmp_path, captured):
-    """rack_share 1: every network failure takes a 32-chip rack (4 servers of 8) for repair; the four jobs on it
-    are interrupted at the same instant, and no job of the other rack."""
+@pytest.mark.parametrize("accelerator", ["h100-sxm", "tpu-v6e"])
+def test_rack_failure_interrupts_every_job_on_the_rack_at_once(base, tmp_path, captured, accelerator):
+    """rack_share 1: every network failure takes a 32-chip rack (4 servers of 8) for repair — four 8-chip domains
+    of H100, or half of the one 64-chip TPU domain; the four jobs on it are interrupted at the same instant, and
+    no job of the other rack."""
     data = eight_jobs(base, days=20, rates_per_1000_chip_days={"network": 5.0}, rack_share=1.0,
                       repair_time={"network": "2h"})
+    data["fleet"][0]["accelerator"] = accelerator
+    data["workloads"]["training"]["generator"]["stacks"] = {"portable": 1.0}
     results = run(data, tmp_path)
     failures = results.summary["failures"]
     rack_events = failures["events_by_class"]["network-rack"]
@@ -397,6 +401,16 @@ def test_failures_plot_only_with_failures(base, tmp_path):
     on.save(tmp_path / "out")
     assert (tmp_path / "out" / "failures.png").exists()
     assert "failures.png" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_window_while_its_pool_is_offline_is_located(base, tmp_path):
+    data = copy.deepcopy(base)
+    data["fleet"][1]["online_from"] = "2026-01-02"
+    data["failures"] = {"maintenance": [{"pool": "tpu", "start": "2026-01-01T06:00", "hours": 2}]}
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(data, tmp_path)
+    assert "s.yaml:" in str(info.value) and "failures.maintenance[0].start" in str(info.value)
+    assert "pool 'tpu' is not online then; accepted: from 2026-01-02 00:00" in str(info.value)
 
 
 @pytest.mark.parametrize("failures, field, words", [
