@@ -75,7 +75,7 @@ def test_compiled_matches_reference(seed):
 @pytest.mark.parametrize("seed", range(12))
 def test_every_request_accounted_and_kv_within_capacity(seed):
     arrival, prompt, output, groups, kwargs = random_case(seed)
-    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s, _ = serve(
+    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s, *_ = serve(
         serving_compiled.serve_llm, arrival, prompt, output, groups, **kwargs)
     horizon_s, bin_width_s = kwargs["horizon_s"], kwargs["bin_width_s"]
     replica_int, _ = replica_tables(groups)
@@ -110,7 +110,7 @@ def test_lone_request_takes_the_roofline_time():
     status, _, first, finish, _, busy, *_ = serve(serving_reference.serve_llm, arrival, prompt, output, groups,
                                                   horizon_s=100.0, bin_width_s=0.01)
     assert busy.sum() == pytest.approx(finish[0] - arrival[0], rel=1e-12)  # busy exactly while serving it
-    _, _, _, _, _, _, batch_seq_s, kv_token_s, _ = serve(serving_reference.serve_llm, arrival, prompt, output, groups,
+    _, _, _, _, _, _, batch_seq_s, kv_token_s, *_ = serve(serving_reference.serve_llm, arrival, prompt, output, groups,
                                                       horizon_s=100.0, bin_width_s=0.01)
     assert batch_seq_s[0] == pytest.approx(busy.sum(), rel=1e-12)  # a batch of one, all the time it is busy
     assert kv_token_s[0] == pytest.approx(2005 * busy.sum(), rel=1e-12)  # reserving prompt + output throughout

@@ -41,6 +41,15 @@ class ServingOutcome:
                 by_pool[pool] = by_pool.get(pool, 0) + busy
         return by_pool
 
+    def energy_chip_seconds_by_pool(self) -> dict[int, np.ndarray]:
+        """Energy-weighted busy chip-seconds of inference work per time bin (``sim.serving.activity``), summed
+        over the replica groups of each pool."""
+        by_pool: dict[int, np.ndarray] = {}
+        for run in self._llm_first():
+            for pool, energy in run.energy_chip_seconds():
+                by_pool[pool] = by_pool.get(pool, 0) + energy
+        return by_pool
+
     def summaries(self) -> dict:
         """``summary["inference"]``: one entry per service."""
         return {run.name: run.summary() for run in self.services}
