@@ -16,7 +16,7 @@ from tests.test_ranking import with_ranking
 from tests.test_ranking_kernel import ROUTERS, random_inputs, serve, single_replica
 
 ALL = {c: 1000.0 for c in ("gpu", "memory", "network", "host", "software", "maintenance")}
-NAMES = ["status", "replica", "finish_s", "busy_s", "batches", "hit"]
+NAMES = ["status", "replica", "finish_s", "busy_s", "batches", "hit", "compute_s"]
 
 
 def failing_inputs(seed: int):

@@ -48,7 +48,7 @@ def test_compiled_matches_reference(seed, router):
     arrival, items, params = random_inputs(seed)
     expected = serve(ranking_reference, arrival, items, router, **params)
     actual = serve(ranking_compiled, arrival, items, router, **params)
-    for name, a, b in zip(["status", "replica", "finish_s", "busy_s", "batches"], expected, actual):
+    for name, a, b in zip(["status", "replica", "finish_s", "busy_s", "batches", "hit", "compute_s"], expected, actual):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
