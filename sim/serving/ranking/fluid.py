@@ -708,8 +708,8 @@ def _group_figures(plan, result, groups, slo, fleet, horizon_s: float, offered: 
     met = sum(p["met"] for p in parts) if slo is not None else None
     offered = sum(p["offered"] for p in parts) if offered is None else offered
     items = sum(p["items"] for p in parts)
-    busy = {"energy_chip_s": [result["energy_chip_s"][g] if g in groups else None for g in range(len(plan.pools))]}
-    it_j, cost_usd, peak = _energy_cost(plan, busy, groups, fleet, horizon_s, np.array([result["mean_items"]]))
+    energy = {"energy_chip_s": [result["energy_chip_s"][g] if g in groups else None for g in range(len(plan.pools))]}
+    it_j, cost_usd, peak = _energy_cost(plan, energy, groups, fleet, horizon_s, np.array([result["mean_items"]]))
     return {
         "completed": completed,
         "latency_s": stats,
