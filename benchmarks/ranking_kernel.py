@@ -40,7 +40,7 @@ def main() -> None:
     print(f"compile_or_load_s={time.perf_counter() - start:.2f}")
     for replicas in (1, 8, 32):
         start = time.perf_counter()
-        *_, batches, _ = serve_ranking(arrival, items, ROUTER_ROUND_ROBIN, **parameters(replicas))
+        *_, batches, _, _ = serve_ranking(arrival, items, ROUTER_ROUND_ROBIN, **parameters(replicas))
         wall = time.perf_counter() - start
         print(f"replicas={replicas} requests={n} wall_s={wall:.2f} requests_per_s={n / wall:,.0f} "
               f"batches={int(batches.sum())}")

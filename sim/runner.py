@@ -134,13 +134,13 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips,
-                                    power_events, cap_events)
+                                    power_events, cap_events, serving.energy_chip_seconds_by_pool())
         if failures is not None:
             series = series.assign(**failure_results.series_columns(
                 outcome["failures"], fleet, np.append(series["time_s"].to_numpy(), horizon)))
         peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips, power_events,
                                          (bin_edges(horizon, scenario.outputs.timeseries_interval),
-                                          serving.busy_chip_seconds_by_pool()) if counted else None)
+                                          serving.energy_chip_seconds_by_pool()) if counted else None)
         edges = np.append(series["time_s"].to_numpy(), horizon)
         plant_run = None
         if plant is not None:

@@ -10,6 +10,7 @@ import pytest
 
 import sim
 from sim.catalog import builtin_catalog
+from sim.serving.activity import MEMORY_BOUND_ACTIVITY
 from sim.serving.ranking.model import _harmonic, free_bytes, hit_rate, ranking_cost, row_bytes, zipf_hit_rate
 from tests.conftest import BASE, scenario_from
 
@@ -185,8 +186,13 @@ def test_peak_perf_per_watt_follows_the_batch_time_model(feed):
     for g, accel in enumerate(["mtia-v2", "h100-sxm"]):
         pool = fleet.pools[plan.pools[g]]
         batch = int(SERVICE["replicas"][g]["max_batch"] * mean_items)
-        items_per_s = batch / plan.costs[g].batch_time_s(batch)
-        watts = plan.chips_per_replica[g] * pool.busy_w_with_server
+        batch_s = plan.costs[g].batch_time_s(batch)
+        items_per_s = batch / batch_s
+        # a full batch draws idle + its activity (compute share at full draw, the rest memory-bound) × the increment
+        share = min(1.0, plan.costs[g].compute_s_per_item * batch / batch_s)
+        full = share + (1.0 - share) * MEMORY_BOUND_ACTIVITY
+        watts = plan.chips_per_replica[g] * (pool.idle_w_with_server
+                                             + full * (pool.busy_w_with_server - pool.idle_w_with_server))
         assert by[accel]["peak_items_per_s_per_kw"] == pytest.approx(items_per_s / watts * 1e3)
 
 

@@ -16,7 +16,7 @@ from tests.test_ranking import with_ranking
 from tests.test_ranking_kernel import ROUTERS, random_inputs, serve, single_replica
 
 ALL = {c: 1000.0 for c in ("gpu", "memory", "network", "host", "software", "maintenance")}
-NAMES = ["status", "replica", "finish_s", "busy_s", "batches", "hit"]
+NAMES = ["status", "replica", "finish_s", "busy_s", "batches", "hit", "compute_s"]
 
 
 def failing_inputs(seed: int):
@@ -40,7 +40,7 @@ def test_failing_twins_agree_and_counts_add_up(seed, router):
     actual = serve(ranking_compiled, arrival, items, router, **params)
     for name, a, b in zip(NAMES, expected, actual):
         np.testing.assert_array_equal(a, b, err_msg=name)
-    status, replica, finish, busy, batches, hit = actual
+    status, replica, finish, busy, batches, hit, _ = actual
     offered = status != NOT_OFFERED
     assert np.isin(status[offered], [DONE, UNFINISHED, REJECTED]).all()
     assert (replica[status == DONE] >= 0).all()
@@ -60,7 +60,7 @@ def test_failure_reroutes_the_batch_and_queue_to_the_other_replica():
     plain = serve(ranking_compiled, arrival, items, ROUTER_JSQ, **params)
     params.update(fail_s=np.array([0.05]), back_s=np.array([0.2]), fail_replica=np.array([0], dtype=np.int64))
     for kernel in (ranking_reference, ranking_compiled):
-        status, replica, finish, busy, _, hit = serve(kernel, arrival, items, ROUTER_JSQ, **params)
+        status, replica, finish, busy, _, hit, _ = serve(kernel, arrival, items, ROUTER_JSQ, **params)
         moved = hit > 0
         assert moved.sum() >= 2 and (status[moved] == DONE).all() and (replica[moved] == 1).all()
         assert (plain[1][moved] == 0).all()
@@ -76,7 +76,7 @@ def test_failure_of_the_only_replica_loses_its_queries_until_it_returns():
     params = single_replica(max_batch=[2], max_delay_s=[0.0])
     params.update(fail_s=np.array([0.002]), back_s=np.array([10.0]), fail_replica=np.array([0], dtype=np.int64))
     for kernel in (ranking_reference, ranking_compiled):
-        status, replica, finish, _, _, hit = serve(kernel, arrival, items, 0, **params)
+        status, replica, finish, _, _, hit, _ = serve(kernel, arrival, items, 0, **params)
         lost = hit > 0
         assert lost.sum() >= 2 and (status[lost] == REJECTED).all() and (replica[lost] == -1).all()
         assert (status[(arrival > 0.002) & (arrival < 10)] == REJECTED).all()  # arrivals while it is out

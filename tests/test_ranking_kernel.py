@@ -48,7 +48,7 @@ def test_compiled_matches_reference(seed, router):
     arrival, items, params = random_inputs(seed)
     expected = serve(ranking_reference, arrival, items, router, **params)
     actual = serve(ranking_compiled, arrival, items, router, **params)
-    for name, a, b in zip(["status", "replica", "finish_s", "busy_s", "batches"], expected, actual):
+    for name, a, b in zip(["status", "replica", "finish_s", "busy_s", "batches", "hit", "compute_s"], expected, actual):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
@@ -56,7 +56,7 @@ def test_compiled_matches_reference(seed, router):
 @pytest.mark.parametrize("seed", range(4))
 def test_every_request_accounted_and_busy_time_bounded(seed, router):
     arrival, items, params = random_inputs(seed)
-    status, replica, finish, busy, batches, _ = serve(ranking_compiled, arrival, items, router, **params)
+    status, replica, finish, busy, batches, _, _ = serve(ranking_compiled, arrival, items, router, **params)
     assert set(np.unique(status)) <= {DONE, UNFINISHED, REJECTED, NOT_OFFERED}
     assert (status == NOT_OFFERED).sum() == (arrival > params["horizon_s"]).sum()
     assert (status == REJECTED).sum() == (items > params["max_items"].max()).sum()
@@ -85,7 +85,7 @@ def test_no_delay_batch_of_one_is_a_fifo_single_server(kernel):
     rng = np.random.default_rng(3)
     arrival = np.cumsum(rng.exponential(0.02, 2000))
     items = rng.integers(1, 200, 2000)
-    status, _, finish, _, batches, _ = serve(kernel, arrival, items, ROUTER_ROUND_ROBIN, **single_replica())
+    status, _, finish, _, batches, *_ = serve(kernel, arrival, items, ROUTER_ROUND_ROBIN, **single_replica())
     expected = np.empty(len(arrival))
     previous = 0.0
     for k, (a, n) in enumerate(zip(arrival, items)):
@@ -102,7 +102,7 @@ def test_batches_close_when_full_or_when_the_oldest_request_has_waited(kernel):
     * 100, 101 ms: the deadline of the first closes the batch at 110 ms -> 110 -> 116 ms."""
     arrival = np.array([0.0, 0.001, 0.002, 0.003, 0.100, 0.101])
     params = single_replica(max_batch=[3], max_delay_s=[0.010])
-    status, _, finish, _, batches, _ = serve(kernel, arrival, np.full(6, 10), ROUTER_ROUND_ROBIN, **params)
+    status, _, finish, _, batches, *_ = serve(kernel, arrival, np.full(6, 10), ROUTER_ROUND_ROBIN, **params)
     assert (status == DONE).all() and batches[0] == 3
     assert finish == pytest.approx([0.009, 0.009, 0.009, 0.018, 0.116, 0.116], abs=1e-12)
 
@@ -114,7 +114,7 @@ def test_item_capacity_closes_a_batch_and_rejects_what_never_fits(kernel):
     arrival = np.array([0.0, 0.001, 0.002, 0.003])
     items = np.array([10, 10, 10, 30])
     params = single_replica(max_batch=[10], max_delay_s=[1.0], max_items=[25])
-    status, replica, finish, _, batches, _ = serve(kernel, arrival, items, ROUTER_JSQ, **params)
+    status, replica, finish, _, batches, *_ = serve(kernel, arrival, items, ROUTER_JSQ, **params)
     assert list(status) == [DONE, DONE, DONE, REJECTED] and replica[3] == -1
     assert finish[:3] == pytest.approx([0.002 + 0.006, 0.008, 1.002 + 0.005], abs=1e-12)
     assert batches[0] == 2

@@ -75,7 +75,7 @@ def test_compiled_matches_reference(seed):
 @pytest.mark.parametrize("seed", range(12))
 def test_every_request_accounted_and_kv_within_capacity(seed):
     arrival, prompt, output, groups, kwargs = random_case(seed)
-    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s, _ = serve(
+    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s, *_ = serve(
         serving_compiled.serve_llm, arrival, prompt, output, groups, **kwargs)
     horizon_s, bin_width_s = kwargs["horizon_s"], kwargs["bin_width_s"]
     replica_int, _ = replica_tables(groups)
@@ -110,7 +110,7 @@ def test_lone_request_takes_the_roofline_time():
     status, _, first, finish, _, busy, *_ = serve(serving_reference.serve_llm, arrival, prompt, output, groups,
                                                   horizon_s=100.0, bin_width_s=0.01)
     assert busy.sum() == pytest.approx(finish[0] - arrival[0], rel=1e-12)  # busy exactly while serving it
-    _, _, _, _, _, _, batch_seq_s, kv_token_s, _ = serve(serving_reference.serve_llm, arrival, prompt, output, groups,
+    _, _, _, _, _, _, batch_seq_s, kv_token_s, *_ = serve(serving_reference.serve_llm, arrival, prompt, output, groups,
                                                       horizon_s=100.0, bin_width_s=0.01)
     assert batch_seq_s[0] == pytest.approx(busy.sum(), rel=1e-12)  # a batch of one, all the time it is busy
     assert kv_token_s[0] == pytest.approx(2005 * busy.sum(), rel=1e-12)  # reserving prompt + output throughout
@@ -223,3 +223,41 @@ def test_switched_off_replica_takes_no_new_request_but_finishes_its_own():
         assert (replica[arrival >= off_at] == 0).all()
         assert (replica[arrival < off_at] == 1).any()
         assert finish[replica == 1].max() > off_at  # it drained what it held
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_energy_weighted_busy_seconds_agree_and_lie_between_memory_bound_and_full_draw(seed):
+    # the tenth output, busy seconds × each iteration's activity (sim.serving.activity), with a memory-bound
+    # share per group: the twins agree bin by bin, and every bin lies between m × busy and busy
+    arrival, prompt, output, groups, kwargs = random_case(seed)
+    groups = [(n, {**p, "memory_activity": 0.3 + 0.2 * g}) for g, (n, p) in enumerate(groups)]
+    ref = serve(serving_reference.serve_llm, arrival, prompt, output, groups, **kwargs)
+    nb = serve(serving_compiled.serve_llm, arrival, prompt, output, groups, **kwargs)
+    for a, b in zip(ref, nb):
+        np.testing.assert_array_equal(a, b)
+    busy, energy = nb[5], nb[9]
+    m = np.repeat([p["memory_activity"] for _, p in groups], [n for n, _ in groups])[:, None]
+    assert (energy <= busy * (1 + 1e-12)).all() and (energy >= m * busy * (1 - 1e-12)).all()
+    if busy.sum() > 0:
+        assert energy.sum() < busy.sum()  # some iteration is memory-bound
+
+
+def test_prefill_draws_more_than_decode_per_busy_second():
+    # long prompts with one output token are compute-bound iterations; short prompts with long outputs decode
+    m = 0.54
+    group = one_group(1, token_budget=8192, max_seqs=8, kv_capacity_tokens=10**6, chunked_prefill=True,
+                      memory_activity=m)
+    arrival = np.arange(20) * 2.0
+    share = {}
+    for name, prompt, output in (("prefill", 6000, 1), ("decode", 50, 400)):
+        *_, busy, _, _, _, energy = serve(serving_compiled.serve_llm, arrival, np.full(20, prompt),
+                                          np.full(20, output), group)
+        share[name] = energy.sum() / busy.sum()
+    assert share["prefill"] > 0.95 and m < share["decode"] < 0.6
+
+
+def test_full_draw_by_default():
+    # replica tables without memory_activity draw the full increment: energy-weighted = busy, as before
+    arrival, prompt, output, groups, kwargs = random_case(7)
+    out = serve(serving_compiled.serve_llm, arrival, prompt, output, groups, **kwargs)
+    np.testing.assert_array_equal(out[9], out[5])

@@ -38,6 +38,8 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
     hit = np.zeros(n, dtype=np.int64)
     displaced = np.zeros(n if n_fail > 0 else 0, dtype=np.int64)
     busy = np.zeros((n_rep, int(np.ceil(horizon_s / bin_width_s)) + 1))
+    compute = np.zeros(busy.shape)  # busy seconds × the batch's compute share (ranking_reference)
+    share = np.ones(n_rep)  # compute share of the batch in flight
     batches = np.zeros(n_rep, dtype=np.int64)
     status = np.full(n, UNFINISHED, dtype=np.int8)
     replica_of = np.full(n, -1, dtype=np.int64)
@@ -90,7 +92,7 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             n_running[r] = 0
             batch_end[r] = np.inf
             _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                       batch_end, batches, busy, replica_of, in_system, arrival_s, items, overhead_s,
+                       batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items, overhead_s,
                        compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items,
                        central, horizon_s, bin_width_s)
             _refresh(r, deadline, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central, up)
@@ -105,7 +107,7 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                 displaced[n_displaced] = running[r, j]
                 n_displaced += 1
             if batch_end[r] != np.inf:
-                _take_busy(busy, r, t, batch_end[r], horizon_s, bin_width_s)
+                _take_busy(busy, compute, share[r], r, t, batch_end[r], horizon_s, bin_width_s)
             in_system[r] -= n_running[r]
             n_running[r] = 0
             batch_end[r] = np.inf
@@ -163,8 +165,8 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                 if (central and up[m] and batch_end[m] == np.inf) or woken[m]:
                     woken[m] = False
                     _try_start(m, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                               batch_end, batches, busy, replica_of, in_system, arrival_s, items, overhead_s,
-                               compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s,
+                               batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items,
+                               overhead_s, compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s,
                                max_items, central, horizon_s, bin_width_s)
             for m in range(n_rep):
                 deadline[m] = _deadline(m, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central) \
@@ -175,14 +177,14 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             up[r] = True
             back_at[r] = np.inf
             _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                       batch_end, batches, busy, replica_of, in_system, arrival_s, items, overhead_s,
+                       batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items, overhead_s,
                        compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items,
                        central, horizon_s, bin_width_s)
             _refresh(r, deadline, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central, up)
             continue
         if due == t:
             _try_start(r_due, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                       batch_end, batches, busy, replica_of, in_system, arrival_s, items, overhead_s,
+                       batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items, overhead_s,
                        compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items,
                        central, horizon_s, bin_width_s)
             _refresh(r_due, deadline, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central, up)
@@ -241,8 +243,8 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                 if woken[r]:
                     woken[r] = False
                     _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                               batch_end, batches, busy, replica_of, in_system, arrival_s, items, overhead_s,
-                               compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s,
+                               batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items,
+                               overhead_s, compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s,
                                max_items, central, horizon_s, bin_width_s)
                     if not central:
                         deadline[r] = _deadline(r, queue_head, arrival_s, items, max_delay_s, max_items, batch_end,
@@ -253,7 +255,7 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                                             central) if up[r] else np.inf
     for j in range(i, n):
         status[j] = NOT_OFFERED
-    return status, replica_of, finish, busy, batches, hit
+    return status, replica_of, finish, busy, batches, hit, compute
 
 
 @njit(cache=True)
@@ -313,13 +315,14 @@ def _drop_rejected(source, status, items, queue_head, queue_tail, queue_next, qu
 
 
 @njit(cache=True)
-def _take_busy(busy, r, start_s, end_s, horizon_s, bin_width_s):
+def _take_busy(busy, compute, share, r, start_s, end_s, horizon_s, bin_width_s):
     a, b = start_s, min(end_s, horizon_s)
     k = int(a // bin_width_s)
     while a < b:
         edge = min((k + 1) * bin_width_s, b)
         if edge > a:
             busy[r, k] -= edge - a
+            compute[r, k] -= (edge - a) * share
             a = edge
         k += 1
 
@@ -394,8 +397,8 @@ def _slo_aware(k, t, work, max_items, overhead_s, compute_s_per_item, weights_s,
 
 @njit(cache=True)
 def _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running, batch_end,
-               batches, busy, replica_of, in_system, arrival_s, items, overhead_s, compute_s_per_item, weights_s,
-               embedding_s_per_item, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s):
+               batches, busy, compute, share, replica_of, in_system, arrival_s, items, overhead_s, compute_s_per_item,
+               weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s):
     source = queue_head.shape[0] - 1 if central else r
     head = queue_head[source]
     if head < 0:
@@ -420,7 +423,8 @@ def _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, r
             in_system[r] += 1
     if n_running[r] == 0:
         return
-    batch_end[r] = t + _batch_time(total, overhead_s[r], compute_s_per_item[r], weights_s[r],
-                                   embedding_s_per_item[r])
+    length = _batch_time(total, overhead_s[r], compute_s_per_item[r], weights_s[r], embedding_s_per_item[r])
+    batch_end[r] = t + length
+    share[r] = min(1.0, compute_s_per_item[r] * total / length) if length > 0 else 1.0
     batches[r] += 1
-    _add_busy(busy, r, t, batch_end[r], horizon_s, bin_width_s)
+    _add_busy(busy, compute, share[r], r, t, batch_end[r], horizon_s, bin_width_s)

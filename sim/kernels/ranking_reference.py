@@ -46,7 +46,10 @@ Model, per replica ``r``:
 Outputs: ``status`` (``DONE``, ``UNFINISHED``, ``REJECTED``, ``NOT_OFFERED`` — the constants of
 ``serving_reference``), ``replica`` (-1 when never placed), ``finish_s`` (NaN unless done), ``busy_s``
 (R × bins of ``bin_width_s``: seconds each replica spent serving batches in each bin, up to the
-horizon) and ``batches`` (R: batches started), ``hit`` (failures that struck each request).
+horizon) and ``batches`` (R: batches started), ``hit`` (failures that struck each request), ``compute_s`` (R ×
+bins, as ``busy_s``: each busy second × its batch's compute share ``min(1, compute_s_per_item·S ÷ batch time)``,
+so ``m · busy_s + (1 − m) · compute_s`` are the energy-weighted busy seconds of ``sim.serving.activity``; an
+abandoned batch's share after a failure is taken back with its busy time).
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
     n_fail, f = len(fail_s), 0
     p = (overhead_s, compute_s_per_item, weights_s, embedding_s_per_item)
     busy = np.zeros((n_rep, int(math.ceil(horizon_s / bin_width_s)) + 1))
+    compute = np.zeros(busy.shape)  # busy seconds × the batch's compute share
+    share = [1.0] * n_rep  # compute share of the batch in flight
     batches = np.zeros(n_rep, dtype=np.int64)
     status = np.full(n, UNFINISHED, dtype=np.int8)
     replica_of = np.full(n, -1, dtype=np.int64)
@@ -140,7 +145,7 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             in_system[r_end] -= len(running[r_end])
             running[r_end] = []
             batch_end[r_end] = math.inf
-            _try_start(r_end, t, queues, queued_items, running, batch_end, batches, busy, replica_of,
+            _try_start(r_end, t, queues, queued_items, running, batch_end, batches, busy, compute, share, replica_of,
                        in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
                        bin_width_s)
             continue
@@ -150,7 +155,7 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             f += 1
             displaced = running[r]
             if batch_end[r] != math.inf:
-                _take_busy(busy, r, t, batch_end[r], horizon_s, bin_width_s)
+                _take_busy(busy, r, t, batch_end[r], horizon_s, bin_width_s, compute, share[r])
             running[r], batch_end[r] = [], math.inf
             in_system[r] -= len(displaced)
             if central:
@@ -185,16 +190,18 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             if central:
                 woken = {m for m in range(n_rep) if up[m] and batch_end[m] == math.inf}
             for m in sorted(woken):
-                _try_start(m, t, queues, queued_items, running, batch_end, batches, busy, replica_of, in_system,
-                           arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s)
+                _try_start(m, t, queues, queued_items, running, batch_end, batches, busy, compute, share, replica_of,
+                           in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
+                           bin_width_s)
             continue
         if back_at[r_back] == t:
             up[r_back], back_at[r_back] = True, math.inf
-            _try_start(r_back, t, queues, queued_items, running, batch_end, batches, busy, replica_of, in_system,
-                       arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s)
+            _try_start(r_back, t, queues, queued_items, running, batch_end, batches, busy, compute, share, replica_of,
+                       in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
+                       bin_width_s)
             continue
         if deadlines[r_due] == t:
-            _try_start(r_due, t, queues, queued_items, running, batch_end, batches, busy, replica_of,
+            _try_start(r_due, t, queues, queued_items, running, batch_end, batches, busy, compute, share, replica_of,
                        in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
                        bin_width_s)
             continue
@@ -221,20 +228,23 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                     woken.add(r)
             i += 1
         for r in sorted(woken):
-            _try_start(r, t, queues, queued_items, running, batch_end, batches, busy, replica_of, in_system,
-                       arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s)
+            _try_start(r, t, queues, queued_items, running, batch_end, batches, busy, compute, share, replica_of,
+                       in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
+                       bin_width_s)
     status[i:] = NOT_OFFERED
-    return status, replica_of, finish, busy, batches, hit
+    return status, replica_of, finish, busy, batches, hit, compute
 
 
-def _take_busy(busy, r, start_s, end_s, horizon_s, bin_width_s):
-    """Take replica ``r``'s abandoned busy interval [start, end), clipped at the horizon, out of its bins [s]."""
+def _take_busy(busy, r, start_s, end_s, horizon_s, bin_width_s, compute, share):
+    """Take replica ``r``'s abandoned busy interval [start, end), clipped at the horizon, out of its bins [s] (and
+    its seconds × the batch's compute ``share`` out of ``compute``)."""
     a, b = start_s, min(end_s, horizon_s)
     k = int(a // bin_width_s)
     while a < b:
         edge = min((k + 1) * bin_width_s, b)
         if edge > a:
             busy[r, k] -= edge - a
+            compute[r, k] -= (edge - a) * share
             a = edge
         k += 1
 
@@ -273,8 +283,8 @@ def _slo_aware(eligible, k, work, p, cost_per_s, slo_s):
     return best if best >= 0 else fallback
 
 
-def _try_start(r, t, queues, queued_items, running, batch_end, batches, busy, replica_of, in_system, arrival_s,
-               items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s):
+def _try_start(r, t, queues, queued_items, running, batch_end, batches, busy, compute, share, replica_of, in_system,
+               arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s):
     """Start a batch on idle replica ``r`` at ``t`` if its batching rule says so."""
     source = len(queues) - 1 if central else r
     queue = queues[source]
@@ -294,6 +304,8 @@ def _try_start(r, t, queues, queued_items, running, batch_end, batches, busy, re
             in_system[r] += 1
     if not running[r]:
         return  # central queue: the head needs a replica with more memory
-    batch_end[r] = t + batch_time_s(total, p[0][r], p[1][r], p[2][r], p[3][r])
+    length = batch_time_s(total, p[0][r], p[1][r], p[2][r], p[3][r])
+    batch_end[r] = t + length
+    share[r] = min(1.0, p[1][r] * total / length) if length > 0 else 1.0
     batches[r] += 1
-    add_busy(busy, r, t, batch_end[r], horizon_s, bin_width_s)
+    add_busy(busy, r, t, batch_end[r], horizon_s, bin_width_s, compute, share[r])

@@ -26,6 +26,7 @@ from sim.kernels.serving_reference import (
     F_FLOP_PER_TOKEN,
     F_FLOPS_PER_S,
     F_KV_BYTES_PER_TOKEN,
+    F_MEMORY_ACTIVITY,
     F_OVERHEAD_S,
     F_PER_SEQ_S,
     F_PER_TOKEN_S,
@@ -58,6 +59,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     n_replicas = replica_int.shape[0]
     n_switches = switch_s.shape[0]
     busy_s = np.zeros((n_replicas, int(np.ceil(horizon_s / bin_width_s)) + 1))
+    energy_s = np.zeros(busy_s.shape)
     status = np.full(n, UNFINISHED, dtype=np.int8)
     replica_of = np.full(n, -1, dtype=np.int64)
     first_token = np.full(n, np.nan)
@@ -102,6 +104,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     for node in range(leaves - 1, 0, -1):
         tree[node] = tree[2 * node]
     iteration_s = np.zeros(n_replicas)  # moving average of iteration lengths (slo-aware's TPOT)
+    activity = np.ones(n_replicas)  # power activity of the iteration in flight (serving_reference.iteration_activity)
     busy = np.zeros(n_replicas, dtype=np.bool_)
     active = np.ones(n_replicas, dtype=np.bool_)
     present = np.ones(n_replicas, dtype=np.bool_)  # not gone (outside its group's window)
@@ -162,9 +165,10 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             _start(r, t_end, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context,
                    iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy,
                    replica_int, replica_float, central, active, replica_of, in_system, work, pending_prefill,
-                   iteration_s)
+                   iteration_s, activity)
             if busy[r]:
-                _add_busy(busy_s, r, t_end, iteration_end[r], horizon_s, bin_width_s)
+                _add_busy(busy_s, energy_s, activity[r], r, t_end, iteration_end[r], horizon_s,
+                          bin_width_s)
                 _add_occupancy(batch_seq_s, kv_token_s, r, t_end, iteration_end[r], horizon_s,
                                n_prefilling[r] + n_decoding[r], kv_used[r])
             _tree_update(tree, leaves, iteration_end, r)
@@ -235,9 +239,10 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                         _start(m, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
                                context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
                                iteration_end, busy, replica_int, replica_float, central, active, replica_of,
-                               in_system, work, pending_prefill, iteration_s)
+                               in_system, work, pending_prefill, iteration_s, activity)
                         if busy[m]:
-                            _add_busy(busy_s, m, t_switch, iteration_end[m], horizon_s, bin_width_s)
+                            _add_busy(busy_s, energy_s, activity[m], m, t_switch, iteration_end[m], horizon_s,
+                                      bin_width_s)
                             _add_occupancy(batch_seq_s, kv_token_s, m, t_switch, iteration_end[m], horizon_s,
                                            n_prefilling[m] + n_decoding[m], kv_used[m])
                             _tree_update(tree, leaves, iteration_end, m)
@@ -245,9 +250,10 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                 _start(r, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
                        context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
                        iteration_end, busy, replica_int, replica_float, central, active, replica_of, in_system,
-                       work, pending_prefill, iteration_s)
+                       work, pending_prefill, iteration_s, activity)
                 if busy[r]:
-                    _add_busy(busy_s, r, t_switch, iteration_end[r], horizon_s, bin_width_s)
+                    _add_busy(busy_s, energy_s, activity[r], r, t_switch, iteration_end[r], horizon_s,
+                              bin_width_s)
                     _add_occupancy(batch_seq_s, kv_token_s, r, t_switch, iteration_end[r], horizon_s,
                                    n_prefilling[r] + n_decoding[r], kv_used[r])
                     _tree_update(tree, leaves, iteration_end, r)
@@ -311,15 +317,16 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                     _start(r, t_arrival, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
                            context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
                            iteration_end, busy, replica_int, replica_float, central, active, replica_of, in_system,
-                           work, pending_prefill, iteration_s)
+                           work, pending_prefill, iteration_s, activity)
                     if busy[r]:
-                        _add_busy(busy_s, r, t_arrival, iteration_end[r], horizon_s, bin_width_s)
+                        _add_busy(busy_s, energy_s, activity[r], r, t_arrival, iteration_end[r], horizon_s,
+                                  bin_width_s)
                         _add_occupancy(batch_seq_s, kv_token_s, r, t_arrival, iteration_end[r], horizon_s,
                                        n_prefilling[r] + n_decoding[r], kv_used[r])
                         _tree_update(tree, leaves, iteration_end, r)
     for j in range(i, n):
         status[j] = NOT_OFFERED
-    return status, replica_of, first_token, finish, kv_peak, busy_s, batch_seq_s, kv_token_s, hit
+    return status, replica_of, first_token, finish, kv_peak, busy_s, batch_seq_s, kv_token_s, hit, energy_s
 
 
 @njit(cache=True)
@@ -439,7 +446,7 @@ def _slo_aware(prompt, need, only_active, active, present, replica_int, replica_
 @njit(cache=True)
 def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context, iteration,
            prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy, replica_int,
-           replica_float, central, active, replica_of, in_system, work, pending_prefill, iteration_s):
+           replica_float, central, active, replica_of, in_system, work, pending_prefill, iteration_s, activity):
     token_budget = replica_int[r, I_TOKEN_BUDGET]
     max_seqs = replica_int[r, I_MAX_SEQS]
     kv_capacity_tokens = replica_int[r, I_KV_CAPACITY]
@@ -488,6 +495,10 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
     if decoders == 0 and n_chunks == 0:
         return
     length = _iteration_time_s(decoders + prefill_tokens, decoders, context[r], attended, replica_float, r)
+    compute_s = (replica_float[r, F_FLOP_PER_TOKEN] * (decoders + prefill_tokens)
+                 + replica_float[r, F_ATTN_FLOP_PER_TOKEN_CTX] * attended) / replica_float[r, F_FLOPS_PER_S]
+    share = min(1.0, compute_s / length) if length > 0 else 1.0
+    activity[r] = share + (1.0 - share) * replica_float[r, F_MEMORY_ACTIVITY]
     if iteration_s[r] == 0.0:
         iteration_s[r] = length
     else:
@@ -545,7 +556,7 @@ def _heap_pop(key, req, size, r):
 
 
 @njit(cache=True)
-def _add_busy(busy_s, r, start_s, end_s, horizon_s, bin_width_s):
+def _add_busy(busy_s, energy_s, activity, r, start_s, end_s, horizon_s, bin_width_s):
     a = start_s
     b = min(end_s, horizon_s)
     k = int(a // bin_width_s)
@@ -553,6 +564,7 @@ def _add_busy(busy_s, r, start_s, end_s, horizon_s, bin_width_s):
         edge = min((k + 1) * bin_width_s, b)
         if edge > a:
             busy_s[r, k] += edge - a
+            energy_s[r, k] += (edge - a) * activity
             a = edge
         k += 1
 

@@ -62,7 +62,11 @@ Model, per replica:
   replica starts, so they can share its first iteration. Nothing starts after ``horizon_s``;
   requests not finished by then are unfinished.
 
-Inputs: per-request arrays; ``replica_int`` (R × 4, columns ``I_*``) and ``replica_float`` (R × 9,
+* **Power activity** (``sim.serving.activity``): an iteration draws idle + ``activity`` × the full-load increment,
+  ``activity = c + (1 − c) · memory_activity`` with ``c`` = its compute term ÷ its length (at most 1)
+  (``iteration_activity``; ``F_MEMORY_ACTIVITY`` = 1 draws the full increment whatever the work).
+
+Inputs: per-request arrays; ``replica_int`` (R × 4, columns ``I_*``) and ``replica_float`` (R × 12,
 columns ``F_*``) hold each replica's parameters (``replica_tables`` builds them); ``router`` and the
 SLO targets ``slo_ttft_s`` / ``slo_tpot_s`` [s] (used by ``ROUTER_SLO_AWARE`` only); the switch
 arrays (may be empty); ``horizon_s`` and ``bin_width_s`` [s].
@@ -76,7 +80,9 @@ follows load), ``batch_seq_s`` and ``kv_token_s`` (length R: the running request
 reserved, each times the length of the iteration they ran in, summed over the replica's iterations up to
 the horizon — divided by its busy seconds, its time-weighted mean batch; divided by its active seconds,
 its mean KV reservation, as a replica holds no KV while idle), ``hit`` (length N: how many replica failures
-struck the request; a rejected request with ``hit > 0`` was lost to a failure, a served one was rerouted).
+struck the request; a rejected request with ``hit > 0`` was lost to a failure, a served one was rerouted),
+``energy_s`` (R × bins, as ``busy_s``: each busy second × its iteration's activity, the energy-weighted busy
+seconds that power and energy integrate).
 """
 
 from __future__ import annotations
@@ -96,22 +102,24 @@ RECENT_WEIGHT = 1.0 / 16.0  # weight of the newest iteration in the moving avera
 I_TOKEN_BUDGET, I_MAX_SEQS, I_KV_CAPACITY, I_CHUNKED = 0, 1, 2, 3
 # columns of replica_float
 (F_FLOP_PER_TOKEN, F_FLOPS_PER_S, F_WEIGHT_BYTES, F_KV_BYTES_PER_TOKEN, F_BYTES_PER_S, F_OVERHEAD_S,
- F_PER_TOKEN_S, F_PER_SEQ_S, F_ATTN_FLOP_PER_TOKEN_CTX, F_TOKENS_PER_S, F_USD_PER_TOKEN) = range(11)
-N_FLOAT = 11
+ F_PER_TOKEN_S, F_PER_SEQ_S, F_ATTN_FLOP_PER_TOKEN_CTX, F_TOKENS_PER_S, F_USD_PER_TOKEN, F_MEMORY_ACTIVITY) = range(12)
+N_FLOAT = 12
 INT_KEYS = ("token_budget", "max_seqs", "kv_capacity_tokens", "chunked_prefill")
 FLOAT_KEYS = ("flop_per_token", "flops_per_s", "weight_bytes", "kv_bytes_per_token", "bytes_per_s", "overhead_s",
-              "per_token_s", "per_seq_s", "attn_flop_per_token_ctx", "tokens_per_s", "usd_per_token")
+              "per_token_s", "per_seq_s", "attn_flop_per_token_ctx", "tokens_per_s", "usd_per_token", "memory_activity")
 OPTIONAL_FLOATS = ("per_token_s", "per_seq_s", "attn_flop_per_token_ctx", "usd_per_token")  # default 0
 
 
 def replica_tables(groups) -> tuple[np.ndarray, np.ndarray]:
     """``(replica_int, replica_float)`` for groups given as ``(replicas, parameters)``: one row per replica,
     the groups' replicas in order; ``parameters`` maps the names in ``INT_KEYS`` and ``FLOAT_KEYS`` to
-    values (those in ``OPTIONAL_FLOATS`` default to 0, ``tokens_per_s`` to the compute rate)."""
+    values (those in ``OPTIONAL_FLOATS`` default to 0, ``tokens_per_s`` to the compute rate, ``memory_activity``
+    to 1: every iteration draws the full increment)."""
     ints, floats = [], []
     for replicas, p in groups:
         p = {**dict.fromkeys(OPTIONAL_FLOATS, 0.0), **p}
         p.setdefault("tokens_per_s", p["flops_per_s"] / p["flop_per_token"])
+        p.setdefault("memory_activity", 1.0)
         ints += [[int(p[k]) for k in INT_KEYS]] * replicas
         floats += [[float(p[k]) for k in FLOAT_KEYS]] * replicas
     return np.array(ints, dtype=np.int64).reshape(-1, 4), np.array(floats, dtype=np.float64).reshape(-1, N_FLOAT)
@@ -131,6 +139,15 @@ def iteration_time_s(tokens, decoders, context_tokens, attended_tokens, row) -> 
     compute_s = (row[F_FLOP_PER_TOKEN] * tokens + row[F_ATTN_FLOP_PER_TOKEN_CTX] * attended_tokens) / row[F_FLOPS_PER_S]
     memory_s = (row[F_WEIGHT_BYTES] + row[F_KV_BYTES_PER_TOKEN] * context_tokens) / row[F_BYTES_PER_S]
     return row[F_OVERHEAD_S] + row[F_PER_TOKEN_S] * tokens + row[F_PER_SEQ_S] * decoders + max(compute_s, memory_s)
+
+
+def iteration_activity(tokens, attended_tokens, length_s, row) -> float:
+    """Share of the chips' full-load power increment an iteration of ``length_s`` [s] draws
+    (``sim.serving.activity``): its compute term's share ``c`` of the length (at most 1) at full draw, the rest
+    at ``F_MEMORY_ACTIVITY``."""
+    compute_s = (row[F_FLOP_PER_TOKEN] * tokens + row[F_ATTN_FLOP_PER_TOKEN_CTX] * attended_tokens) / row[F_FLOPS_PER_S]
+    share = min(1.0, compute_s / length_s) if length_s > 0 else 1.0
+    return share + (1.0 - share) * row[F_MEMORY_ACTIVITY]
 
 
 def prefill_attended(chunk, prefilled):
@@ -166,6 +183,7 @@ class _State:
         self.pending_prefill = [0] * n_replicas  # prompt tokens routed here and not yet prefilled
         self.iteration_end = [math.inf] * n_replicas
         self.recent_s = [0.0] * n_replicas      # moving average of iteration lengths (slo-aware's TPOT)
+        self.activity = [1.0] * n_replicas      # power activity of the iteration in flight (iteration_activity)
         self.batch = [None] * n_replicas      # (requests decoding, {request: prefill tokens})
         self.active = [True] * n_replicas
         self.present = [True] * n_replicas  # not gone: a fallback candidate while inactive
@@ -175,6 +193,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
               switch_s, switch_replica, switch_on, horizon_s, bin_width_s):
     n, n_replicas = len(arrival_s), len(replica_int)
     busy = np.zeros((n_replicas, int(math.ceil(horizon_s / bin_width_s)) + 1))
+    energy = np.zeros(busy.shape)
     status = np.full(n, UNFINISHED, dtype=np.int8)
     replica_of = np.full(n, -1, dtype=np.int64)
     first_token = np.full(n, np.nan)
@@ -192,7 +211,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     def start(r, t):
         _start_iteration(r, t, st, requests, replica_float[r], kv_peak, central)
         if st.iteration_end[r] != math.inf:
-            add_busy(busy, r, t, st.iteration_end[r], horizon_s, bin_width_s)
+            add_busy(busy, r, t, st.iteration_end[r], horizon_s, bin_width_s, energy, st.activity[r])
             add_occupancy(batch_seq_s, kv_token_s, r, t, st.iteration_end[r], horizon_s, len(st.running[r]),
                           st.kv_used[r])
 
@@ -261,7 +280,7 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
         for r in sorted(woken):
             start(r, t_arrival)
     status[i:] = NOT_OFFERED
-    return status, replica_of, first_token, finish, kv_peak, busy, batch_seq_s, kv_token_s, hit
+    return status, replica_of, first_token, finish, kv_peak, busy, batch_seq_s, kv_token_s, hit, energy
 
 
 def _enqueue(queue, q) -> None:
@@ -362,6 +381,7 @@ def _start_iteration(r, t, st, requests, row, kv_peak, central):
     context = _context(st, r, decoding)
     attended = context + sum(prefill_attended(c, st.prefilled[q]) for q, c in chunks.items())
     length = iteration_time_s(tokens, len(decoding), context, attended, row)
+    st.activity[r] = iteration_activity(tokens, attended, length, row)
     st.recent_s[r] = length if st.recent_s[r] == 0.0 else st.recent_s[r] + RECENT_WEIGHT * (length - st.recent_s[r])
     st.iteration_end[r] = t + length
     st.batch[r] = (decoding, chunks)
@@ -395,14 +415,17 @@ def _finish_iteration(r, t, st, requests):
     st.batch[r] = None
 
 
-def add_busy(busy, r, start_s, end_s, horizon_s, bin_width_s):
-    """Add replica ``r``'s busy interval [start, end), clipped at the horizon, to its time bins [s]."""
+def add_busy(busy, r, start_s, end_s, horizon_s, bin_width_s, energy=None, activity=1.0):
+    """Add replica ``r``'s busy interval [start, end), clipped at the horizon, to its time bins [s]; with
+    ``energy``, the same seconds × ``activity`` to it (energy-weighted busy seconds)."""
     a, b = start_s, min(end_s, horizon_s)
     k = int(a // bin_width_s)
     while a < b:  # k advances every pass, so rounding at bin edges cannot stall the loop
         edge = min((k + 1) * bin_width_s, b)
         if edge > a:
             busy[r, k] += edge - a
+            if energy is not None:
+                energy[r, k] += (edge - a) * activity
             a = edge
         k += 1
 

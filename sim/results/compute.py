@@ -84,7 +84,8 @@ def inference_chip_events(fleet: Fleet, plans, switches) -> dict[int, tuple[np.n
 def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float, interval_s: float,
                start_date, inference_busy_chip_s: dict[int, np.ndarray] | None = None,
                inference_chips: dict[int, tuple] | None = None, power_events: dict[int, tuple] | None = None,
-               cap_events: tuple | None = None) -> pd.DataFrame:
+               cap_events: tuple | None = None, inference_energy_chip_s: dict[int, np.ndarray] | None = None
+               ) -> pd.DataFrame:
     """Per bin: busy chips, utilization and online chips per accelerator type (``online_chips.<type>``, and
     of them rented: ``rented_chips.<type>``, only for types with a rented pool), queue length, IT and facility power,
     the chips held by active inference replicas per pool (``inference_chips.<pool>``) and, on shared pools,
@@ -94,6 +95,8 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
 
     ``inference_busy_chip_s`` maps a pool index to the chip-seconds its inference replicas spent
     iterating in each bin (from the serving kernel, same bins); those chips are busy for that share.
+    ``inference_energy_chip_s`` (same keys and bins) are those busy chip-seconds × the work's activity
+    (``sim.serving.activity``): what the pool's power counts of the full-load increment (absent: all of it).
     ``inference_chips`` maps a pool index to the change events of its replicas' chips.
     ``power_events`` (a power-cap policy that throttles, ``sim.training.capping``) maps a pool index to
     ``(times, IT power changes [W], throttled chip changes)``: added to the full-load power of its running jobs,
@@ -122,14 +125,20 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
             training_on_shared[p.name] = busy
         online = binned_mean(*(np.array(v, dtype=float) for v in p.chip_events(horizon_s)), edges)
         serving = (inference_busy_chip_s or {}).get(p.index)
+        drawing = busy  # busy chip-equivalents at full draw
         if serving is not None:
             serving = serving[: len(widths)] / widths
+            energy = (inference_energy_chip_s or {}).get(p.index)
+            energy = serving if energy is None else energy[: len(widths)] / widths
             if p.shared and p.index in (inference_chips or {}):
                 # no busier than the active replicas' chips: a replica switched off drains its last
                 # requests on chips already handed back to training; that overlap is not counted twice
-                serving = np.minimum(serving, binned_mean(*inference_chips[p.index], edges))
+                clipped = np.minimum(serving, binned_mean(*inference_chips[p.index], edges))
+                energy = energy * np.divide(clipped, serving, out=np.ones_like(serving), where=serving > 0)
+                serving = clipped
             busy = busy + serving
-        pool_power = online * p.idle_w_with_server + busy * (p.busy_w_with_server - p.idle_w_with_server)
+            drawing = drawing + energy
+        pool_power = online * p.idle_w_with_server + drawing * (p.busy_w_with_server - p.idle_w_with_server)
         if power_events is not None:
             times, watts, chips = power_events.get(p.index, (np.zeros(0),) * 3)
             saved = binned_mean(times, watts, edges)
@@ -137,7 +146,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
             throttle = throttled.setdefault(p.accelerator.id, [0.0, 0.0, 0.0])
             throttle[0] = throttle[0] + binned_mean(times, chips, edges)
             throttle[1] = throttle[1] - saved
-            throttle[2] = throttle[2] + busy * (p.busy_w_with_server - p.idle_w_with_server)
+            throttle[2] = throttle[2] + drawing * (p.busy_w_with_server - p.idle_w_with_server)
         it_power += pool_power
         pool_it_kw[p.name] = pool_power / 1e3
         pair = by_accel.setdefault(p.accelerator.id, [0.0, 0.0])
@@ -204,7 +213,7 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
 
     Replica chips count at full load: all of them on dedicated pools, the active ones on shared pools
     (from ``inference_chips``, counted from the pool's online date). With ``inference_busy`` ``(edges,
-    {pool: busy chip-seconds per bin})`` (a cap policy that counts inference as it draws, ``sim.training.capping``)
+    {pool: energy-weighted busy chip-seconds per bin})`` (a cap policy that counts inference as it draws, ``sim.training.capping``)
     they count at each bin's mean busy power instead, as the cluster counted them."""
     start, end, pool_of = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
     busy = _busy_weight(jobs)

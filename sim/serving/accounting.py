@@ -2,11 +2,13 @@
 headroom.
 
 Energy and cost of a replica group's chips: idle power (with the server share) while a replica is
-active and its pool online, plus the full-load increment while it iterates (busy chip-seconds from
-the kernel). That is IT energy; facility energy is IT energy × PUE. Cost is chip cost (the pool's chip-hour
-cost: an owned chip's hardware amortized with maintenance, or the rental rate) for every active online hour
-plus the facility energy at the site's electricity price; ``group_cost_per_bin`` splits it by time bin. Chips an
-autoscaled replica lends to training are charged to no one here.
+active and its pool online, plus the full-load increment times the work's activity while it iterates
+(energy-weighted busy chip-seconds from the kernel or the fluid model, ``sim.serving.activity``: a prefill
+draws near the full increment, a decode iteration or a small ranking batch about half). That is IT energy;
+facility energy is IT energy × PUE. Cost is chip cost (the pool's chip-hour cost: an owned chip's hardware
+amortized with maintenance, or the rental rate) for every active online hour plus the facility energy at the
+site's electricity price; ``group_cost_per_bin`` splits it by time bin. Chips an autoscaled replica lends to
+training are charged to no one here.
 
 A service's figures, and those of one accelerator type, come from the same per-group amounts
 (``GroupUsage``) summed over the groups in question (``serving_figures``), so the per-type costs per
@@ -30,6 +32,7 @@ class GroupUsage:
 
     chip_s: float             # chip-seconds of active replicas while the pool is online
     busy_chip_s: float        # chip-seconds iterating
+    energy_chip_s: float      # chip-seconds iterating × the iterations' activity (sim.serving.activity)
     busy_replica_s: float     # replica-seconds iterating
     it_kwh: float             # IT energy of the group's chips [kWh]
     cost_usd: float           # chip cost of active online hours + facility energy at the site's price [USD]
@@ -66,17 +69,21 @@ def replica_seconds(groups, switches, fleet, horizon_s: float) -> list[float]:
 
 
 def group_usage(plan, fleet, busy_chip_s: np.ndarray, replica_s: float, saturation_tokens: float,
-                batch_fill_s: float, kv_token_s: float, kv_peak_tokens: int) -> GroupUsage:
-    """A group's ``GroupUsage`` from its plan, busy chip-seconds per bin, active replica-seconds and
-    headroom amounts (energy and cost as in the module docstring)."""
+                batch_fill_s: float, kv_token_s: float, kv_peak_tokens: int,
+                energy_chip_s: np.ndarray | None = None) -> GroupUsage:
+    """A group's ``GroupUsage`` from its plan, busy and energy-weighted busy chip-seconds per bin (the latter
+    absent: every busy second at full load), active replica-seconds and headroom amounts (energy and cost as in
+    the module docstring)."""
     pool, site = fleet.pools[plan.pool], fleet.site
     chip_s = replica_s * plan.chips_per_replica
     busy = float(busy_chip_s.sum())
-    joules = chip_s * pool.idle_w_with_server + busy * (pool.busy_w_with_server - pool.idle_w_with_server)
+    energy = busy if energy_chip_s is None else float(np.sum(energy_chip_s))
+    joules = chip_s * pool.idle_w_with_server + energy * (pool.busy_w_with_server - pool.idle_w_with_server)
     facility_kwh = joules * site.pue / 3.6e6
     capacity = int(plan.kernel["kv_capacity_tokens"])
     return GroupUsage(
-        chip_s=chip_s, busy_chip_s=busy, busy_replica_s=busy / plan.chips_per_replica, it_kwh=joules / 3.6e6,
+        chip_s=chip_s, busy_chip_s=busy, energy_chip_s=energy, busy_replica_s=busy / plan.chips_per_replica,
+        it_kwh=joules / 3.6e6,
         cost_usd=chip_s / 3600.0 * pool.chip_cost_usd_per_hour + facility_kwh * site.electricity_usd_per_kwh,
         saturation_tokens=saturation_tokens, batch_fill_s=batch_fill_s, kv_token_s=kv_token_s,
         kv_capacity_token_s=capacity * replica_s, kv_peak_tokens=int(kv_peak_tokens), kv_capacity_tokens=capacity)
@@ -143,11 +150,12 @@ def step_integral(times: np.ndarray, deltas: np.ndarray, points: np.ndarray) -> 
     return out
 
 
-def group_cost_per_bin(pool, site, chips_per_replica: int, replica_events, busy_chip_s: np.ndarray,
+def group_cost_per_bin(pool, site, chips_per_replica: int, replica_events, energy_chip_s: np.ndarray,
                        edges: np.ndarray) -> np.ndarray:
     """A replica group's cost in each time-series bin [USD], as ``GroupUsage.cost_usd`` counts it over the
     run: its active replicas' chips at the pool's chip-hour cost while the pool is online, plus the facility
-    energy of those chips idle and of the busy chip-seconds' full-load increment, at the site's price.
+    energy of those chips idle and of the full-load increment over the energy-weighted busy chip-seconds
+    ``energy_chip_s`` (per kernel bin), at the site's price.
     ``replica_events`` are the active replica count's change events (times [s], deltas): the autoscaler's
     switches, or every replica from the start. Kernel bins past the last edge count in the last bin."""
     lo, hi = pool.online_window(float(edges[-1]))
@@ -155,10 +163,10 @@ def group_cost_per_bin(pool, site, chips_per_replica: int, replica_events, busy_
     seconds = np.diff(step_integral(times, deltas, np.clip(edges, lo, hi)))
     chip_s = seconds * chips_per_replica
     busy = np.zeros(len(edges) - 1)
-    busy_chip_s = np.asarray(busy_chip_s, dtype=np.float64)
-    n = min(len(busy), len(busy_chip_s))
-    busy[:n] = busy_chip_s[:n]
-    busy[-1] += busy_chip_s[n:].sum()
+    energy_chip_s = np.asarray(energy_chip_s, dtype=np.float64)
+    n = min(len(busy), len(energy_chip_s))
+    busy[:n] = energy_chip_s[:n]
+    busy[-1] += energy_chip_s[n:].sum()
     joules = chip_s * pool.idle_w_with_server + busy * (pool.busy_w_with_server - pool.idle_w_with_server)
     return chip_s / 3600.0 * pool.chip_cost_usd_per_hour + joules * site.pue / 3.6e6 * site.electricity_usd_per_kwh
 

@@ -10,7 +10,8 @@ the steps of every service in this order, each step for all services before the 
 3. **serve**: one kernel call over all of the service's replicas, whatever their chip types, with the
    autoscaler's switch events; a fluid service draws its traffic here (after every request-level
    draw, so adding a fluid service never changes a request-level one's requests).
-4. **report**: busy chip-seconds per pool and time bin (for power and utilization), the service's
+4. **report**: busy chip-seconds per pool and time bin (for utilization) and energy-weighted ones (for power),
+   the service's
    ``summary["inference"][name]`` entry, its rows of ``requests.csv`` and, for fluid services, the
    offered and served requests per bin.
 
@@ -98,6 +99,12 @@ class ServiceRun(ABC):
     @abstractmethod
     def busy_chip_seconds(self) -> list[tuple[int, np.ndarray]]:
         """``(pool index, busy chip-seconds per time-series bin)`` of every replica group."""
+
+    def energy_chip_seconds(self) -> list[tuple[int, np.ndarray]]:
+        """``(pool index, energy-weighted busy chip-seconds per time-series bin)`` of every replica group: busy
+        chip-seconds × the work's activity (``sim.serving.activity``), what power and energy integrate; the
+        default counts every busy second at full load."""
+        return self.busy_chip_seconds()
 
     @abstractmethod
     def summary(self) -> dict:

@@ -43,13 +43,23 @@ class ServingOutcome:
                 by_pool[pool] = by_pool.get(pool, 0) + busy
         return by_pool
 
+    def energy_chip_seconds_by_pool(self) -> dict[int, np.ndarray]:
+        """Energy-weighted busy chip-seconds of inference work per time bin (``sim.serving.activity``), summed
+        over the replica groups of each pool."""
+        by_pool: dict[int, np.ndarray] = {}
+        for run in self._llm_first():
+            for pool, energy in run.energy_chip_seconds():
+                by_pool[pool] = by_pool.get(pool, 0) + energy
+        return by_pool
+
     def drawn_chip_seconds_by_pool(self) -> dict[int, np.ndarray]:
-        """``busy_chip_seconds_by_pool`` with each slowed replica copy's chip-seconds × ``power_frac`` of its clock
-        (``sim.serving.throttle``): per bin, the busy increment inference draws in units of full-load chip-seconds."""
+        """``energy_chip_seconds_by_pool`` with each slowed replica copy's chip-seconds × ``power_frac`` of its clock
+        (``sim.serving.throttle``): per bin, the busy increment inference draws in units of full-load chip-seconds
+        (the work's activity, ``sim.serving.activity``, times the clock's power share)."""
         by_pool: dict[int, np.ndarray] = {}
         for run in self._llm_first():
             plans = run.scaled_groups if run.service.family == "llm" else None
-            for k, (pool, busy) in enumerate(run.busy_chip_seconds()):
+            for k, (pool, busy) in enumerate(run.energy_chip_seconds()):
                 f = plans[k].clock if plans is not None else 1.0
                 by_pool[pool] = by_pool.get(pool, 0) + (busy if f >= 1.0 else busy * power_frac(f))
         return by_pool
@@ -60,7 +70,7 @@ class ServingOutcome:
         for run in self.services:
             if run.service.family == "llm":
                 plans += run.scaled_groups
-                busy += [b for _, b in run.busy_chip_seconds()]
+                busy += [b for _, b in run.energy_chip_seconds()]
         return throttled_power(plans, busy, fleet, edges)
 
     def throttled_chip_hours(self) -> float:

@@ -48,13 +48,16 @@ class FluidService(BurstGroups, FluidResults, ServiceRun):
     def busy_chip_seconds(self):
         return [(plan.pool, busy) for plan, busy in zip(self.scaled_groups, self.result["busy_chip_s"])]
 
+    def energy_chip_seconds(self):
+        return [(plan.pool, energy) for plan, energy in zip(self.scaled_groups, self.result["energy_chip_s"])]
+
     def cost_per_bin(self, edges: np.ndarray):
         """Cost per bin of every group (all replicas, as the summary counts them); the summary's output tokens
         spread over the bins by requests served."""
         fleet, r = self.context.fleet, self.result
         cost = sum(group_cost_per_bin(fleet.pools[plan.pool], fleet.site, plan.chips_per_replica,
-                                      replica_events(plan.replicas, None, plan.window), busy, edges)
-                   for plan, busy in zip(self.scaled_groups, r["busy_chip_s"]))
+                                      replica_events(plan.replicas, None, plan.window), energy, edges)
+                   for plan, energy in zip(self.scaled_groups, r["energy_chip_s"]))
         tokens = round(sum(part["output_tokens"] for part in r["groups"]))
         return "tokens", cost, units_per_bin(edges, per_bin=r["served_per_bin"], total=tokens)
 

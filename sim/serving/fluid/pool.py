@@ -24,7 +24,7 @@ import numpy as np
 from sim.serving.fluid.split import mix
 from sim.serving.fluid.traffic import Lengths
 
-SCALED = ("offered", "completed", "unfinished", "output_tokens", "busy_chip_s", "served_per_bin",
+SCALED = ("offered", "completed", "unfinished", "output_tokens", "busy_chip_s", "energy_chip_s", "served_per_bin",
           "backlog_per_bin", "met", "met_per_bin", "saturation_tokens", "batch_fill_s", "kv_token_s")
 
 

@@ -40,7 +40,11 @@ group's).
 
 Busy chip-seconds per time-series bin (``outputs.timeseries_interval``) come from the fluid bins (busy
 time spread evenly inside a fluid bin), so power and energy follow load as they do with the
-request-level kernel's busy seconds, and the service's utilization has the same definition.
+request-level kernel's busy seconds, and the service's utilization has the same definition. Energy-weighted
+busy chip-seconds (``sim.serving.activity``): per fluid bin ``m · busy + (1 − m) · min(busy, compute)``, with
+compute = the requests entering service in the bin × one request's compute seconds (prefill and decode tokens and
+the context they attend, at the mean lengths), the request level's sum over iterations in aggregate (the work is
+counted in the bin it enters service).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import numpy as np
 
 from sim.fleet.windows import active_fraction
 from sim.kernels import fluid as kernel
+from sim.serving.activity import energy_weighted_s
 from sim.serving.fluid.latency import components, iteration_s
 from sim.serving.fluid.pool import pool, split
 from sim.serving.fluid.split import capacity_share, covers_of, group_lengths, inactive_frac, rejected_frac
@@ -82,6 +87,7 @@ def serve_fluid(service, groups: list, horizon_s: float, bin_width_s: float, bas
             "offered_per_bin": offered.arrivals, "served_per_bin": sum(g["served_per_bin"] for g in served),
             "met_per_bin": sum(g["met_per_bin"] for g in served),
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in served],
+            "energy_chip_s": [_rebin(g["energy_chip_s"], offered.edges, series, length) for g in served],
             "kv_peak": [g["kv_peak_tokens"] for g in served]}
 
 
@@ -115,11 +121,24 @@ def serve_group(plan, offered, lengths: Lengths, slo) -> dict:
     # first come, first served: the requests that complete are the earliest arrivals
     finishing = np.clip(completed - (np.cumsum(accepted) - accepted), 0.0, accepted)
     latency = components(k, replicas, rows, row, meets, before, backlog, group_rate, finishing, offered, slo)
+    busy_replica_s = busy * widths * replicas
     return {"offered": float(accepted.sum()), "completed": completed, "unfinished": unfinished,
             "output_tokens": max(tokens, 0.0),
-            "busy_chip_s": busy * widths * replicas * plan.chips_per_replica,
+            "busy_chip_s": busy_replica_s * plan.chips_per_replica,
+            "energy_chip_s": energy_weighted_s(busy_replica_s, served * _compute_s(k, rows, row),
+                                               k.get("memory_activity", 1.0)) * plan.chips_per_replica,
             "served_per_bin": served, "backlog_per_bin": backlog,
             **_headroom(rows, row, meets, active_s * replicas * up), **latency}
+
+
+def _compute_s(k: dict, rows: dict, row: np.ndarray) -> np.ndarray:
+    """Compute seconds of one request's work on a replica per bin (the roofline's compute term,
+    ``serving_reference.iteration_time_s``, over its mean prompt and decode tokens and the context they attend:
+    ``P(P + 1)/2`` for its prompt, taken at the mean prompt as ``iteration_s`` does)."""
+    prompt, decode, context = rows["prompt"][row], rows["decode"][row], rows["context"][row]
+    flop = k["flop_per_token"] * (prompt + decode) + k.get("attn_flop_per_token_ctx", 0.0) * (
+        prompt * (prompt + 1.0) / 2.0 + context)
+    return flop / k["flops_per_s"]
 
 
 def _steady_state(k: dict, replicas: int, arrival_per_s: np.ndarray, lengths: Lengths, bins: int):

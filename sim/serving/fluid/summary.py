@@ -31,8 +31,9 @@ def fluid_summary(service, fleet, groups: list, result: dict, horizon_s: float) 
     replica_s = replica_seconds(groups, None, fleet, horizon_s)
     usages = [group_usage(plan, fleet, busy, seconds, saturation_tokens=part["saturation_tokens"],
                           batch_fill_s=part["batch_fill_s"], kv_token_s=part["kv_token_s"],
-                          kv_peak_tokens=part["kv_peak_tokens"])
-              for plan, part, busy, seconds in zip(groups, parts, result["busy_chip_s"], replica_s)]
+                          kv_peak_tokens=part["kv_peak_tokens"], energy_chip_s=energy)
+              for plan, part, busy, energy, seconds in zip(groups, parts, result["busy_chip_s"],
+                                                           result["energy_chip_s"], replica_s)]
     summary.update(serving_figures(usages, summary["output_tokens"], horizon_s))
     rejected = round(result["rejected"])
     offered = round(float(np.sum(result["offered_per_bin"])))

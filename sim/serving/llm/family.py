@@ -56,13 +56,16 @@ class LlmRequestService(BurstGroups, ServiceRun):
     def busy_chip_seconds(self):
         return [(plan.pool, busy) for plan, busy in zip(self.scaled_groups, self.result["busy_chip_s"])]
 
+    def energy_chip_seconds(self):
+        return [(plan.pool, energy) for plan, energy in zip(self.scaled_groups, self.result["energy_chip_s"])]
+
     def cost_per_bin(self, edges: np.ndarray):
         """Cost per bin of every group (its switches' active replicas), tokens of completed requests at
         their finish."""
         fleet, r = self.context.fleet, self.result
         cost = sum(group_cost_per_bin(fleet.pools[plan.pool], fleet.site, plan.chips_per_replica,
-                                      replica_events(plan.replicas, switch), busy, edges)
-                   for plan, switch, busy in zip(self.scaled_groups, r["switches"], r["busy_chip_s"]))
+                                      replica_events(plan.replicas, switch), energy, edges)
+                   for plan, switch, energy in zip(self.scaled_groups, r["switches"], r["energy_chip_s"]))
         done = r["status"] == DONE
         tokens = units_per_bin(edges, r["finish_s"][done], r["requests"]["output_tokens"].to_numpy()[done])
         return "tokens", cost, tokens

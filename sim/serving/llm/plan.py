@@ -23,6 +23,7 @@ from sim.kernels.serving_reference import (
     iteration_time_s,
     kv_capacity_tokens,
 )
+from sim.serving.activity import MEMORY_BOUND_ACTIVITY
 from sim.serving.iteration_model import replica_iteration
 
 REFERENCE_CONTEXT = 1024  # tokens of context per request for the nominal decode rate (routing only)
@@ -61,7 +62,7 @@ def plan_groups(index: int, service, fleet, catalog, porting=(), clock: float = 
             token_budget=group.token_budget, max_seqs=group.max_seqs, chunked_prefill=group.chunked_prefill,
             kv_capacity_tokens=kv_capacity_tokens(chips, chip.memory_gb * 1e9, 2.0 * model.params,
                                                   model.kv_bytes_per_token),
-            **replica_iteration(model, chip, chips, float(efficiency)))
+            memory_activity=MEMORY_BOUND_ACTIVITY, **replica_iteration(model, chip, chips, float(efficiency)))
         params["tokens_per_s"] = nominal_tokens_per_s(params)
         site = fleet.site
         params["usd_per_token"] = (pool.full_load_cost_usd_per_s(chips, site.pue, site.electricity_usd_per_kwh)

@@ -9,10 +9,12 @@ router chooses among accelerator types request by request, among the replicas ac
 The autoscaler decides from the requests alone, so serving needs no SimPy process even on shared
 pools.
 
-Simplifications (stated in the README): a replica chip draws full power while its replica iterates
-and idle power otherwise (busy time per time bin comes from the kernel); under ``admission`` the site-cap
-reservation and the reported peak count replica chips at full load (``throttle``, ``shed``: at each bin's busy
-power, ``sim.training.capping``); iteration times come from the calibrated model of
+Simplifications (stated in the README): a replica chip draws idle power plus the iteration's activity
+(``sim.serving.activity``: its compute-bound share at full draw, the rest at the memory-bound share) times
+the full-load increment while its replica iterates, and idle power otherwise (busy and energy-weighted busy
+time per time bin come from the kernel); under ``admission`` the site-cap reservation and the reported peak
+count replica chips at full load (``throttle``, ``shed``: at each bin's drawn power, ``sim.training.capping``);
+iteration times come from the calibrated model of
 ``sim.serving.iteration_model`` (its docstring states its fidelity and limits).
 """
 
@@ -64,14 +66,15 @@ def serve_requests(service, groups: list[GroupPlan], requests: pd.DataFrame, swi
                    bin_width_s: float, outages=None) -> dict:
     """Serve one service's requests over its replicas (the router picks among them; only active replicas
     take new requests): per-request arrays, the group each request went to (-1: never placed), and per
-    group the KV peak of its fullest replica [tokens], busy chip-seconds per time bin, request-seconds in
+    group the KV peak of its fullest replica [tokens], busy chip-seconds and energy-weighted busy chip-seconds
+    (``sim.serving.activity``) per time bin, request-seconds in
     batches and KV token-seconds (the kernel's ``batch_seq_s`` and ``kv_token_s`` summed over its
     replicas). ``switches`` maps ``(service, group)`` to the autoscaler's ``GroupSwitches``; ``outages`` to a
     group's replica outages (``kernel_switches``); ``hit`` counts the failures that struck each request."""
     replica_int, replica_float = replica_tables([(p.replicas, p.kernel) for p in groups])
     group_of_replica = np.repeat(np.arange(len(groups)), [p.replicas for p in groups])
     slo, headroom = service.slo, service.router.slo_headroom_frac
-    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s, hit = kernels.serve_llm(
+    status, replica, first, finish, kv_peak, busy, batch_seq_s, kv_token_s, hit, energy = kernels.serve_llm(
         requests["arrival_s"].to_numpy(), requests["prompt_tokens"].to_numpy(),
         requests["output_tokens"].to_numpy(), replica_int, replica_float, ROUTERS[service.router.kind],
         slo.ttft_p99_ms / 1e3 * headroom if slo is not None else np.inf,
@@ -83,6 +86,7 @@ def serve_requests(service, groups: list[GroupPlan], requests: pd.DataFrame, swi
         "requests": requests, "group": group_of, "status": status, "first_token_s": first, "finish_s": finish,
         "kv_peak": [int(kv_peak[rows].max()) for rows in per_group],
         "busy_chip_s": [busy[rows].sum(axis=0) * p.chips_per_replica for rows, p in zip(per_group, groups)],
+        "energy_chip_s": [energy[rows].sum(axis=0) * p.chips_per_replica for rows, p in zip(per_group, groups)],
         "batch_seq_s": [float(batch_seq_s[rows].sum()) for rows in per_group],
         "kv_token_s": [float(kv_token_s[rows].sum()) for rows in per_group],
         "switches": [None if switches is None else switches.get((p.service, p.group)) for p in groups],

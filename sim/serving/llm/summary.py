@@ -92,7 +92,7 @@ def _usages(groups: list, result: dict, fleet, replica_s: list[float]) -> list:
         usages.append(group_usage(
             plan, fleet, result["busy_chip_s"][g], replica_s[g], saturation_tokens=rate * replica_s[g],
             batch_fill_s=result["batch_seq_s"][g] / cap, kv_token_s=result["kv_token_s"][g],
-            kv_peak_tokens=result["kv_peak"][g]))
+            kv_peak_tokens=result["kv_peak"][g], energy_chip_s=result["energy_chip_s"][g]))
     return usages
 
 

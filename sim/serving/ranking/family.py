@@ -80,15 +80,18 @@ class _RankingRun(ServiceRun):
     def busy_chip_seconds(self):
         return list(zip(self.plan.pools, self.result["busy_chip_s"]))
 
+    def energy_chip_seconds(self):
+        return list(zip(self.plan.pools, self.result["energy_chip_s"]))
+
     def _cost(self, edges: np.ndarray) -> np.ndarray:
         """Cost per bin of every group: all its replicas while the pool is online and the group active (as the summary
         counts)."""
         fleet, plan = self.context.fleet, self.plan
         windows = plan.windows or (None,) * len(plan.pools)
         return sum(group_cost_per_bin(fleet.pools[pool], fleet.site, chips, replica_events(replicas, None, window),
-                                      busy, edges)
-                   for pool, replicas, chips, busy, window in zip(plan.pools, plan.replicas, plan.chips_per_replica,
-                                                                  self.result["busy_chip_s"], windows))
+                                      energy, edges)
+                   for pool, replicas, chips, energy, window in zip(plan.pools, plan.replicas, plan.chips_per_replica,
+                                                                    self.result["energy_chip_s"], windows))
 
     def windowed_groups(self) -> list[tuple]:
         p = self.plan

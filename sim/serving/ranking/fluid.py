@@ -62,7 +62,10 @@ bin (``fluid_bin``), vectorised over the distinct load levels (``sim.kernels.flu
 
 Percentiles come from the mixture of the components (``sim.kernels.fluid.mixture_quantiles``); SLO
 attainment is the expected share of offered queries within ``latency_p99_ms``. Busy chip-seconds per
-time-series bin feed power as the request-level kernel's busy seconds do.
+time-series bin give utilization as the request-level kernel's busy seconds do; power and energy take the
+energy-weighted ones (``sim.serving.activity``): per fluid bin ``m · busy + (1 − m) · min(busy, compute)``, compute
+= the queries entering service × the mean items × the compute seconds per item (the request level's sum over
+batches of ``min(1, compute ÷ batch time)`` × batch time, in aggregate).
 
 Where the analytic waits below are poor - ``least-work``, ``jsq``, ``central`` or ``slo-aware`` over groups of
 different chips, or with batching - and a ``micro_rng`` is given (the families pass the run's ``ranking`` stream),
@@ -103,6 +106,7 @@ import numpy as np
 
 from sim.fleet.windows import NO_REPLICA_ACTIVE, active_fraction
 from sim.kernels import fluid as kernel
+from sim.serving.activity import energy_weighted_s
 from sim.serving.fluid.serve import _rebin, _share_meeting_backlog, serving_cover
 from sim.serving.fluid.split import union_cover
 from sim.serving.fluid.traffic import QUANTILE_EDGES, fluid_edges, offered_load
@@ -172,6 +176,7 @@ def serve_ranking_fluid(plan, service, horizon_s: float, bin_width_s: float, bas
             "met_per_bin": (sum(g["met_per_bin"] for g in groups) if slo_s is not None else None),
             "mean_items": items.mean, "groups": groups,
             "busy_chip_s": [_rebin(g["busy_chip_s"], offered.edges, series, length) for g in groups],
+            "energy_chip_s": [_rebin(g["energy_chip_s"], offered.edges, series, length) for g in groups],
             "batches": [g["batches"] for g in groups]}
 
 
@@ -510,6 +515,9 @@ def _serve_group(plan, g: int, accepted: np.ndarray, widths: np.ndarray, items: 
             "items": completed * m, "met": met, "met_per_bin": met_per_bin, "latency": parts,
             "batches": float(np.sum(served / batch_per_bin)),
             "busy_chip_s": busy * widths * replicas * plan.chips_per_replica[g],
+            # the compute seconds of the queries entering service in the bin (sim.serving.activity)
+            "energy_chip_s": energy_weighted_s(busy * widths * replicas, served * m * cost.compute_s_per_item)
+            * plan.chips_per_replica[g],
             "served_per_bin": served, "backlog_per_bin": backlog,
             "load": float(np.max(np.divide(accepted, room, out=np.zeros(len(room)), where=room > 0), initial=0.0))}
 
@@ -700,8 +708,8 @@ def _group_figures(plan, result, groups, slo, fleet, horizon_s: float, offered: 
     met = sum(p["met"] for p in parts) if slo is not None else None
     offered = sum(p["offered"] for p in parts) if offered is None else offered
     items = sum(p["items"] for p in parts)
-    busy = {"busy_chip_s": [result["busy_chip_s"][g] if g in groups else None for g in range(len(plan.pools))]}
-    it_j, cost_usd, peak = _energy_cost(plan, busy, groups, fleet, horizon_s, np.array([result["mean_items"]]))
+    energy = {"energy_chip_s": [result["energy_chip_s"][g] if g in groups else None for g in range(len(plan.pools))]}
+    it_j, cost_usd, peak = _energy_cost(plan, energy, groups, fleet, horizon_s, np.array([result["mean_items"]]))
     return {
         "completed": completed,
         "latency_s": stats,

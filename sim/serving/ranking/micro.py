@@ -107,7 +107,7 @@ def simulate_level(plan, pmf: np.ndarray, rate: float, seed: int, code: int, slo
     kernel_args = dict(plan.kernel)
     kernel_args["active_from_s"] = np.zeros_like(kernel_args["active_from_s"])
     kernel_args["active_until_s"] = np.full_like(kernel_args["active_until_s"], np.inf)
-    status, replica, finish, busy, batches, _ = kernels.serve_ranking(
+    status, replica, finish, busy, batches, _, _ = kernels.serve_ranking(
         arrival, items, horizon_s=2.0 * last, bin_width_s=width, **kernel_args)
     warm = int(n * MICRO_WARMUP)
     done = status == DONE

@@ -29,6 +29,7 @@ from sim.kernels.ranking_reference import (
     ROUTER_ROUND_ROBIN,
     ROUTER_SLO_AWARE,
 )
+from sim.serving.activity import energy_weighted_s
 from sim.serving.ranking.model import RankingCost, cost_per_s, ranking_cost
 from sim.serving.traffic import expected_requests, poisson_arrivals
 from sim.workload.distributions import sample
@@ -151,14 +152,15 @@ def kernel_outages(plan: RankingPlan, outages: dict | None) -> dict:
 def serve_service(plan: RankingPlan, service, horizon_s: float, bin_width_s: float,
                   rng: np.random.Generator, base_dir=None, start=None, outages: dict | None = None) -> dict:
     """Serve one ranking service (one kernel call): per-request arrays, the group each request ran on
-    (-1 if none), busy chip-seconds per group and time bin, and batches per group. ``outages``: the service's
+    (-1 if none), busy and energy-weighted busy chip-seconds (``sim.serving.activity``: from the kernel's busy
+    and compute seconds) per group and time bin, and batches per group. ``outages``: the service's
     drawn replica outages (``kernel_outages``; None: the run has no failures section); ``hit`` counts the
     failures that struck each request."""
     requests = service_requests(service, horizon_s, rng, base_dir, start)
     kernel = dict(plan.kernel)
     if outages:
         kernel.update(kernel_outages(plan, outages))
-    status, replica, finish, busy, batches, hit = kernels.serve_ranking(
+    status, replica, finish, busy, batches, hit, compute = kernels.serve_ranking(
         requests["arrival_s"].to_numpy(), requests["items"].to_numpy(), horizon_s=horizon_s,
         bin_width_s=bin_width_s, **kernel)
     group = np.where(replica >= 0, plan.group_of_replica[np.maximum(replica, 0)], -1)
@@ -166,6 +168,8 @@ def serve_service(plan: RankingPlan, service, horizon_s: float, bin_width_s: flo
     return {
         "requests": requests, "status": status, "replica": replica, "group": group, "finish_s": finish,
         "busy_chip_s": [busy[rows].sum(axis=0) * chips for rows, chips in zip(in_group, plan.chips_per_replica)],
+        "energy_chip_s": [energy_weighted_s(busy[rows].sum(axis=0), compute[rows].sum(axis=0)) * chips
+                          for rows, chips in zip(in_group, plan.chips_per_replica)],
         "batches": [int(batches[rows].sum()) for rows in in_group],
         "hit": hit, "failures_on": outages is not None,
         "outages": [None if outages is None else outages.get((plan.service, g)) for g in range(len(plan.pools))]}

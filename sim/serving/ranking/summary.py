@@ -2,12 +2,13 @@
 performance per watt — for the service and per accelerator type.
 
 Energy of a group's chips: idle power (with the server share) for every online second, plus the
-full-load increment while a replica serves a batch (busy seconds from the kernel). Every energy figure of
+full-load increment times the batch's activity while a replica serves it (energy-weighted busy seconds,
+``sim.serving.activity``: a batch of few items, memory-bound, draws about half of it). Every energy figure of
 a ranking service is IT energy (facility energy is IT energy × the site's PUE, which only the cost
 counts): ``it_energy_per_1k_requests_kwh``; ``items_per_it_joule`` divides completed items by the
 groups' IT energy (the measured perf/W at this load, idle time included); ``peak_items_per_s_per_kw`` is
 what the hardware gives at full batches: items/s of a replica at ``max_batch`` requests of the mean
-size, over its chips' busy IT power.
+size, over its chips' IT power at that batch's activity.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 from sim.fleet.windows import NO_REPLICA_ACTIVE
 from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED
 from sim.serving.accounting import STATUS_NAMES, request_counts
+from sim.serving.activity import activity
 from sim.serving.failures import replica_availability
 from sim.serving.ranking.serve import REJECT_REASON
 from sim.stats import percentile_summary as _stats
@@ -115,8 +117,9 @@ def _group_summary(plan, result, groups, slo, fleet, horizon_s: float) -> dict:
 
 
 def _energy_cost(plan, result, groups, fleet, horizon_s: float, items) -> tuple[float, float, float]:
-    """IT energy [J], chip + facility energy cost [USD] of the groups' replicas, and their best perf/W at
-    full batches [items/s per kW of busy IT power]."""
+    """IT energy [J], chip + facility energy cost [USD] of the groups' replicas (idle, plus the full-load increment
+    over their energy-weighted busy chip-seconds, ``sim.serving.activity``), and their best perf/W at full batches
+    [items/s per kW of IT power while serving them: idle + the increment × a full batch's activity]."""
     site = fleet.site
     mean_items = float(items.mean()) if len(items) else 1.0
     it_j = cost_usd = 0.0
@@ -127,12 +130,14 @@ def _energy_cost(plan, result, groups, fleet, horizon_s: float, items) -> tuple[
         window = plan.windows[g] if plan.windows else None  # a windowed group's chips count while it is active
         online_s = pool.online_seconds(horizon_s) if window is None else window[1] - window[0]
         joules = (chips * online_s * pool.idle_w_with_server
-                  + float(result["busy_chip_s"][g].sum()) * (pool.busy_w_with_server - pool.idle_w_with_server))
+                  + float(result["energy_chip_s"][g].sum()) * (pool.busy_w_with_server - pool.idle_w_with_server))
         it_j += joules
         cost_usd += chips * online_s / 3600.0 * pool.chip_cost_usd_per_hour \
             + joules * site.pue / 3.6e6 * site.electricity_usd_per_kwh
         batch_items = int(plan.kernel["max_batch"][plan.group_of_replica == g][0] * mean_items)
         batch_items = max(1, min(batch_items, plan.costs[g].max_items))
-        peak_items_per_s += plan.replicas[g] * batch_items / plan.costs[g].batch_time_s(batch_items)
-        peak_w += chips * pool.busy_w_with_server
+        batch_s = plan.costs[g].batch_time_s(batch_items)
+        peak_items_per_s += plan.replicas[g] * batch_items / batch_s
+        full = float(activity(plan.costs[g].compute_s_per_item * batch_items, batch_s))
+        peak_w += chips * (pool.idle_w_with_server + full * (pool.busy_w_with_server - pool.idle_w_with_server))
     return it_j, cost_usd, peak_items_per_s / (peak_w / 1e3)
