@@ -21,6 +21,7 @@ from sim.results import compute
 from sim.results import failures as failure_results
 from sim.results.burst import burst_summary, realise_burst
 from sim.results.capping import capping_rows, capping_summary
+from sim.results.checkpoints import checkpoint_dips
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
 from sim.rng import streams
@@ -32,6 +33,7 @@ from sim.serving.family import ServingContext
 from sim.serving.stage import serve_all
 from sim.training import prepare_jobs, simulate_training
 from sim.training.failures import resolve_failures
+from sim.training.power import job_activity, phase_activities
 from sim.validation.checks import scenario_catalog
 from sim.workload import input_files, training_jobs
 
@@ -108,10 +110,21 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         if failures is not None:
             jobs_out = failure_results.add_job_columns(jobs_out, outcome["failures"])
         inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
+        activity = job_activity(prepared)
+        dips = None
+        job_it_j = np.zeros(len(jobs))  # IT energy throttled clocks and checkpoint dips took off each job [J]
+        if capping_out is not None:
+            job_it_j = job_it_j + capping_out["job_it_correction_j"]
+        if failures is not None:
+            dips = checkpoint_dips(outcome, outcome["failures"], prepared.busy_chips, activity, fleet.pools,
+                                   phase_activities(catalog)[2], horizon, float(scenario.outputs.timeseries_interval))
+            job_it_j = job_it_j + dips["job_it_j"]
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips,
-                                    power_events, cap_events)
-        peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips, power_events)
+                                    power_events, cap_events, activity,
+                                    [dips["resolved"], dips["averaged"]] if dips else None)
+        peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips, power_events, activity,
+                                         [dips["resolved"]] if dips else None)
         edges = np.append(series["time_s"].to_numpy(), horizon)
         plant_run = None
         if plant is not None:
@@ -140,10 +153,10 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         if plant_run is not None:
             summary.update(facility.summary_fields(plant, plant_run, series["it_power_kw"].to_numpy(), edges,
                                                    ledger.month_edges_s, ledger.months, peak_w))
-        chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
+        chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon, activity, job_it_j)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         by_chip = compute.training_by_accelerator(jobs_out, job_energy_kwh(jobs_out, outcome, fleet.pools, fleet.site,
-                                                                           horizon))
+                                                                           horizon, activity, job_it_j))
         if by_chip:
             summary["training_by_accelerator"] = by_chip
         request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]

@@ -374,4 +374,6 @@ class FailureProcess:
                 "useful_chip_s": useful, "held_chip_s": held, "events": self.events, "hit_jobs": self.hit_jobs,
                 "unavailable": self.unavailable, "by_cause": self.by_cause, "lost_by_cause": self.lost_by_cause,
                 "down_chip_s": down, "repairs": self.repairs, "spare_servers": self.spare_servers,
-                "excluded": sorted(self.config.excluded)}
+                "excluded": sorted(self.config.excluded),
+                # checkpoint timing, for the power dips of saves and restarts (``sim.results.checkpoints``)
+                "save_s": self.config.save_s, "interval_s": self.intervals, "restart_s": self.config.restart_s}
