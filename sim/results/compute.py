@@ -22,7 +22,8 @@ STATES = ("completed", "running", "queued", "rejected")
 
 def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, steps=None) -> pd.DataFrame:
     """One row per job. With the step plan of ``sim.training.steps`` (``steps``), transformer jobs also get their
-    ``layout``, ``mfu``, ``bottleneck`` and ``bottleneck_share`` on the pool they ran on (blank elsewhere)."""
+    ``layout``, ``mfu``, ``bottleneck``, ``bottleneck_share`` and power ``activity`` (the share of its chips' dynamic
+    power the job draws, ``sim.training.power``) on the pool they ran on (blank elsewhere)."""
     pool_names = np.array([p.name for p in fleet.pools] + [""], dtype=object)
     segments = outcome["segments"]
     accel_names = np.array([p.accelerator.id for p in fleet.pools] + [""], dtype=object)
@@ -55,6 +56,7 @@ def _with_steps(table: pd.DataFrame, pool: np.ndarray, steps) -> pd.DataFrame:
     mfu = np.full(n, np.nan)
     neck = np.full(n, "", dtype=object)
     share = np.full(n, np.nan)
+    activity = np.full(n, np.nan)
     if steps is not None and n:
         width = steps.step_s.shape[1]
         ran = np.flatnonzero(steps.applies & (pool >= 0) & (pool < width))
@@ -67,7 +69,9 @@ def _with_steps(table: pd.DataFrame, pool: np.ndarray, steps) -> pd.DataFrame:
         mfu[ran] = steps.mfu[ran, at]
         neck[ran] = np.array(BOTTLENECKS, dtype=object)[steps.bottleneck[ran, at]]
         share[ran] = steps.share[ran, at]
-    return table.assign(layout=layout, mfu=mfu, bottleneck=neck, bottleneck_share=share)
+        if steps.activity is not None:
+            activity[ran] = steps.activity[ran, at]
+    return table.assign(layout=layout, mfu=mfu, bottleneck=neck, bottleneck_share=share, activity=activity)
 
 
 def inference_chip_events(fleet: Fleet, plans, switches) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -135,6 +139,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         for dips in dip_events or ():
             if p.index in dips:
                 training_w = training_w + binned_mean(*dips[p.index], edges)
+        training_w = np.where(busy > 0, training_w, 0.0)  # no rounding residue where no job ran
         if p.shared:
             training_on_shared[p.name] = busy
         online = binned_mean(*(np.array(v, dtype=float) for v in p.chip_events(horizon_s)), edges)
