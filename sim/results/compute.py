@@ -400,7 +400,8 @@ def training_by_accelerator(jobs_out: pd.DataFrame, job_energy_kwh: np.ndarray) 
     many, their mean gang [chips], mean run time [days] from first start to end (preemptions and restarts
     included), chip-hour-weighted MFU, the bottleneck term that bounds the most of their chip-hours with its
     chip-hour-weighted mean share of the step among the jobs it bounds, and mean facility energy per job [MWh]
-    (``job_energy_kwh``: busy chips at full load × PUE, the money report's rule). With one such job per
+    (``job_energy_kwh``: busy chips at idle plus the increment × the job's activity factor, less throttling and
+    checkpoint dips, × PUE: the money report's rule). With one such job per
     accelerator, these are that job's figures. Empty when no such job completed."""
     if "mfu" not in jobs_out or not len(jobs_out):
         return {}
