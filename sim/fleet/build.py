@@ -7,7 +7,8 @@ per domain; individual chips never appear in the hot path.
 
 Power model (per chip, at the wall of the IT equipment): idle ``idle_w`` and full load ``tdp_w``, both
 multiplied by ``1 + server_power_overhead_frac`` for host CPUs, NICs, fans and PSU losses, plus the chip's share of
-the scale-out switches (``network_w_per_chip``, the same idle or busy). Facility power
+the scale-out switches (``network_w_per_chip``: ``network_w_per_400gbps`` per 400 Gb/s of the chip's scale-out
+bandwidth, the same idle or busy). Facility power
 is IT power times the pinned PUE. These are simplifications until the facility issue lands.
 """
 
@@ -68,7 +69,7 @@ class ResolvedSite:
     embodied_kg_per_accelerator: float = 0.0  # manufacturing carbon of one accelerator [kgCO2e]
     embodied_kg_per_server: float = 0.0  # ... of one server beyond its accelerators [kgCO2e]
     spine_oversubscription: float = 1.0  # what a rack's servers send / what its spine uplinks carry [-]
-    network_w_per_chip: float = 0.0  # scale-out switch power per online chip [W] (site.yaml: an estimate)
+    network_w_per_400gbps: float = 0.0  # scale-out switch power per 400 Gb/s of a chip's bandwidth [W] (site.yaml)
 
     def hardware_usd_per_chip(self, chips_per_server: int, servers_per_rack: int) -> dict[str, float]:
         """What owned hardware costs per accelerator beyond the chip itself [USD], by item: ``servers``
@@ -115,7 +116,8 @@ class ResolvedPool:
     # not in chip_cost_usd_per_hour (chips are compared by that), added in fleet_cost_usd; 0 for a rented pool
     hardware_usd_per_chip_hour: float = 0.0
     spine_oversubscription: float = 1.0  # the site's (``ResolvedSite``): the rack->spine edges carry 1/ratio
-    network_w_per_chip: float = 0.0  # the site's: switch power per online chip [W], idle or busy
+    # the chip's share of the scale-out switches [W], idle or busy: the site's W per 400 Gb/s × its scale-out bandwidth
+    network_w_per_chip: float = 0.0
 
     def purchases(self) -> list[tuple[float, int, float]]:
         """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
@@ -315,7 +317,7 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         embodied_kg_per_accelerator=pick(site.embodied_kg_per_accelerator, "embodied_kg_per_accelerator"),
         embodied_kg_per_server=pick(site.embodied_kg_per_server, "embodied_kg_per_server"),
         spine_oversubscription=float(site.network.spine_oversubscription),
-        network_w_per_chip=float(d.get("network_w_per_chip", 0.0)),
+        network_w_per_400gbps=float(d.get("network_w_per_400gbps", 0.0)),
     )
 
 
@@ -411,7 +413,8 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         cooling=pool.cooling or accel.cooling, online_from_s=online, owner=pool.owner,
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
-        spine_oversubscription=site.spine_oversubscription, network_w_per_chip=site.network_w_per_chip,
+        spine_oversubscription=site.spine_oversubscription,
+        network_w_per_chip=site.network_w_per_400gbps * accel.scale_out_bandwidth_gbps * 8.0 / 400.0,
         chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
         delivery_usd_per_chip=delivery_usd,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
