@@ -101,7 +101,7 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     iterating in each bin (from the serving kernel, same bins); those chips are busy for that share.
     ``inference_chips`` maps a pool index to the change events of its replicas' chips.
     ``power_events`` (a power-cap policy that throttles, ``sim.training.capping``) maps a pool index to
-    ``(times, IT power changes [W], throttled chip changes)``: added to the full-load power of its running jobs,
+    ``(times, IT power changes [W], throttled chip changes)``: added to the power of its running jobs,
     and giving ``throttled_chips.<type>`` (bin mean of chips running below full clock) and
     ``busy_power_frac.<type>`` (the share of their unthrottled power increment the busy chips draw: 1 = unthrottled);
     ``cap_events`` ``(times, cap changes [W])`` give ``power_cap_kw`` (bin mean of the facility cap).

@@ -45,7 +45,7 @@ class PowerCap:
         self.compute_share = compute_share  # N×P clock-sensitive share of each job's step (policy docstring)
         self.state: dict[int, list] = {}  # job -> [run start, work, done, at, speed, clock, history, pool]
         # (t, pool, IT power change [W], chips below full clock change) at each clock change and at the end of a
-        # throttled run: the results add them to the full-load power of running jobs (``power_events``)
+        # throttled run: the results add them to the power of running jobs at their activity (``power_events``)
         self.corrections: list[tuple[float, int, float, float]] = []
         self.correction_jobs: list[int] = []  # the job of each entry of ``corrections``
         self.activity = activity  # N×P share of dynamic power a running job draws (None: 1)
