@@ -185,3 +185,23 @@ def test_energy_adds_up_devices_servers_and_network(base, tmp_path):
     assert summary["facility_energy_kwh"] == pytest.approx(
         (series["it_power_kw"] * summary["pue"] * widths).sum() / 3600, rel=1e-12)
     assert series["network_power_kw"].to_numpy() == pytest.approx(16 * pool.network_w_per_chip / 1e3, rel=1e-12)
+
+
+def test_saves_a_bin_cannot_resolve_are_spread_over_the_run_at_the_same_energy(base, tmp_path):
+    """With hourly bins a 20-minute save period is not resolved: the dips become one constant dip per run (no event
+    per save), and the run's IT energy and the job's own energy equal the 1-minute run's."""
+    data = _llm(base, samples=4e9)
+    data["site"]["checkpoint_storage_gb_per_s"] = 1.0
+    data["failures"] = {"rates_per_1000_chip_days": {"gpu": 0.0}, "checkpoint_interval": "20min"}
+    fine = sim.run(scenario_from(data, tmp_path, "fine.yaml"))
+    data["outputs"]["timeseries_interval"] = 3600
+    coarse = sim.run(scenario_from(data, tmp_path, "coarse.yaml"))
+    for key in ("it_energy_kwh", "facility_energy_kwh"):
+        assert coarse.summary[key] == pytest.approx(fine.summary[key], rel=1e-9)
+    energy = [r.summary["training_by_accelerator"]["h100-sxm"]["energy_mwh"] for r in (fine, coarse)]
+    assert energy[0] == energy[1]
+    job = coarse.jobs.iloc[0]
+    series = coarse.timeseries
+    inside = (series["time_s"] >= job["start_s"] + 3600) & (series["time_s"] + 3600 <= job["end_s"])
+    assert inside.sum() >= 2 and np.ptp(series.loc[inside, "it_power_kw"].to_numpy()) < 1e-9  # one level
+    assert coarse.summary["peak_it_power_kw"] > series["it_power_kw"].max()  # the peak between saves
