@@ -22,6 +22,7 @@ from sim.results import compute
 from sim.results import failures as failure_results
 from sim.results.burst import burst_summary, realise_burst
 from sim.results.capping import capping_rows, capping_summary
+from sim.results.checkpoints import checkpoint_dips
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
 from sim.results.series import bin_edges
@@ -35,6 +36,7 @@ from sim.serving.stage import serve_all
 from sim.serving.throttle import replica_clocks as replica_clocks_for
 from sim.training import prepare_jobs, simulate_training
 from sim.training.failures import resolve_failures
+from sim.training.power import job_activity, phase_activities
 from sim.validation.checks import scenario_catalog
 from sim.workload import input_files, job_priorities, training_jobs
 
@@ -132,15 +134,27 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         if failures is not None:
             jobs_out = failure_results.add_job_columns(jobs_out, outcome["failures"])
         inference_chips = compute.inference_chip_events(fleet, serving.scaled_groups, serving.scaling.switches)
+        activity = job_activity(prepared)
+        dips = None
+        job_it_j = np.zeros(len(jobs))  # IT energy throttled clocks and checkpoint dips took off each job [J]
+        if capping_out is not None:
+            job_it_j = job_it_j + capping_out["job_it_correction_j"]
+        if failures is not None:
+            dips = checkpoint_dips(outcome, outcome["failures"], prepared.busy_chips, activity, fleet.pools,
+                                   phase_activities(catalog)[2], horizon, float(scenario.outputs.timeseries_interval))
+            job_it_j = job_it_j + dips["job_it_j"]
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips,
-                                    power_events, cap_events, serving.energy_chip_seconds_by_pool())
+                                    power_events, cap_events,
+                                    inference_energy_chip_s=serving.energy_chip_seconds_by_pool(), activity=activity,
+                                    dip_events=[dips["resolved"], dips["averaged"]] if dips else None)
         if failures is not None:
             series = series.assign(**failure_results.series_columns(
                 outcome["failures"], fleet, np.append(series["time_s"].to_numpy(), horizon)))
         peak_w = compute.peak_it_power_w(jobs, outcome, fleet, horizon, inference_chips, power_events,
                                          (bin_edges(horizon, scenario.outputs.timeseries_interval),
-                                          serving.energy_chip_seconds_by_pool()) if counted else None)
+                                          serving.energy_chip_seconds_by_pool()) if counted else None,
+                                         activity=activity, dip_events=[dips["resolved"]] if dips else None)
         edges = np.append(series["time_s"].to_numpy(), horizon)
         plant_run = None
         if plant is not None:
@@ -177,10 +191,10 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         heat = facility.heat_throttled_pools(fleet)
         if heat:
             summary["heat_throttled_pools"] = heat
-        chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon)
+        chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon, activity, job_it_j)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         by_chip = compute.training_by_accelerator(jobs_out, job_energy_kwh(jobs_out, outcome, fleet.pools, fleet.site,
-                                                                           horizon))
+                                                                           horizon, activity, job_it_j))
         if by_chip:
             summary["training_by_accelerator"] = by_chip
         request_level = [(s.name, s.family, s.slo) for s in scenario.workloads.inference if s.fidelity == "request"]

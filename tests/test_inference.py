@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import sim
+from sim.catalog import builtin_catalog
 from tests.conftest import BASE, scenario_from
 
 SERVICE = {
@@ -74,8 +75,10 @@ def test_replica_chips_are_reserved_from_training_and_draw_power_while_serving(t
     assert results.summary["peak_it_power_kw"] >= 16 * 700 * 1.3 / 1e3
     # energy follows load: between all-idle and all-busy for the 16 GPU chips, plus the idle TPUs
     hours = results.summary["horizon_s"] / 3600
-    idle_kwh = (16 * 70 + 16 * 59) * 1.3 * hours / 1e3
-    busy_kwh = (16 * 700 + 16 * 59) * 1.3 * hours / 1e3
+    per_400g = builtin_catalog().site_defaults["network_w_per_400gbps"]  # switches, idle or busy: H100 400 Gb/s,
+    switches_kwh = 16 * per_400g * (1 + 25 / 400) * hours / 1e3  # a TPU v6e 25 Gb/s of scale-out bandwidth
+    idle_kwh = (16 * 70 + 16 * 59) * 1.3 * hours / 1e3 + switches_kwh
+    busy_kwh = (16 * 700 + 16 * 59) * 1.3 * hours / 1e3 + switches_kwh
     assert idle_kwh < results.summary["it_energy_kwh"] < busy_kwh
 
 

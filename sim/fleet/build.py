@@ -6,7 +6,9 @@ A *pool* is identical chips (one accelerator type, cooling and owner). Chips sit
 per domain; individual chips never appear in the hot path.
 
 Power model (per chip, at the wall of the IT equipment): idle ``idle_w`` and full load ``tdp_w``, both
-multiplied by ``1 + server_power_overhead_frac`` for host CPUs, NICs, fans and PSU losses. Facility power
+multiplied by ``1 + server_power_overhead_frac`` for host CPUs, NICs, fans and PSU losses, plus the chip's share of
+the scale-out switches (``network_w_per_chip``: ``network_w_per_400gbps`` per 400 Gb/s of the chip's scale-out
+bandwidth, the same idle or busy). Facility power
 is IT power times the pinned PUE. These are simplifications until the facility issue lands.
 """
 
@@ -68,6 +70,7 @@ class ResolvedSite:
     embodied_kg_per_server: float = 0.0  # ... of one server beyond its accelerators [kgCO2e]
     spine_oversubscription: float = 1.0  # what a rack's servers send / what its spine uplinks carry [-]
     cooling_over_capacity: str = "error"  # a rack over its cooling: "error", or "throttle" its chips' power
+    network_w_per_400gbps: float = 0.0  # scale-out switch power per 400 Gb/s of a chip's bandwidth [W] (site.yaml)
 
     def hardware_usd_per_chip(self, chips_per_server: int, servers_per_rack: int) -> dict[str, float]:
         """What owned hardware costs per accelerator beyond the chip itself [USD], by item: ``servers``
@@ -118,6 +121,8 @@ class ResolvedPool:
     # power limit per chip [W] that fits the rack's power to its cooling (1.0 and None otherwise)
     heat_clock_frac: float = 1.0
     heat_power_limit_w: float | None = None
+    # the chip's share of the scale-out switches [W], idle or busy: the site's W per 400 Gb/s × its scale-out bandwidth
+    network_w_per_chip: float = 0.0
 
     def purchases(self) -> list[tuple[float, int, float]]:
         """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
@@ -237,15 +242,20 @@ class ResolvedPool:
 
     @property
     def idle_w_with_server(self) -> float:
-        return self.accelerator.idle_w * (1 + self.server_power_overhead_frac)
+        """IT power of one online idle chip [W]: the chip's idle power with its server share, plus its share of the
+        scale-out switches (``network_w_per_chip``, constant)."""
+        return self.accelerator.idle_w * (1 + self.server_power_overhead_frac) + self.network_w_per_chip
 
     @property
     def busy_w_with_server(self) -> float:
-        return self.accelerator.tdp_w * (1 + self.server_power_overhead_frac)
+        """IT power of one chip at full load (TDP) [W], server and switch shares included."""
+        return self.accelerator.tdp_w * (1 + self.server_power_overhead_frac) + self.network_w_per_chip
 
     @property
     def rack_power_w(self) -> float:
-        return self.chips_per_server * self.servers_per_rack * self.busy_w_with_server
+        """A full rack's chips at TDP with their servers [W] (the switches sit in network racks: not counted)."""
+        return self.chips_per_server * self.servers_per_rack * self.accelerator.tdp_w * (
+            1 + self.server_power_overhead_frac)
 
 
 def _integral(times, counts, begin_s: float, end_s: float) -> float:
@@ -313,6 +323,7 @@ def resolve_site(site: "Site", catalog: Catalog) -> ResolvedSite:
         embodied_kg_per_server=pick(site.embodied_kg_per_server, "embodied_kg_per_server"),
         spine_oversubscription=float(site.network.spine_oversubscription),
         cooling_over_capacity=site.cooling_over_capacity,
+        network_w_per_400gbps=float(d.get("network_w_per_400gbps", 0.0)),
     )
 
 
@@ -420,6 +431,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
         spine_oversubscription=site.spine_oversubscription,
+        network_w_per_chip=site.network_w_per_400gbps * accel.scale_out_bandwidth_gbps * 8.0 / 400.0,
         chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
         delivery_usd_per_chip=delivery_usd,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,

@@ -102,6 +102,8 @@ def _step_time_s(params, active_params, expert_params, layers, hidden, heads, ex
     mfu_out = np.zeros((n_c, n_p), dtype=np.float64)
     neck_out = np.zeros((n_c, n_p), dtype=np.int8)
     share_out = np.zeros((n_c, n_p), dtype=np.float64)
+    compute_out = np.zeros((n_c, n_p), dtype=np.float64)
+    memory_out = np.zeros((n_c, n_p), dtype=np.float64)
     status = np.zeros((n_c, n_p), dtype=np.int8)
     chips, bw, lat = level_chips, level_bandwidth_bps, level_latency_s
     terms = np.zeros(5)
@@ -238,4 +240,6 @@ def _step_time_s(params, active_params, expert_params, layers, hidden, heads, ex
                     best = i
             neck_out[c_i, p] = best
             share_out[c_i, p] = terms[best] / step
-    return step_out, mfu_out, neck_out, share_out, status
+            compute_out[c_i, p] = terms[0] / step
+            memory_out[c_i, p] = terms[1] / step
+    return step_out, mfu_out, neck_out, share_out, status, compute_out, memory_out

@@ -58,7 +58,9 @@ data-parallel (and expert) ranks ``tp·cp·pp`` apart.
 * step ``= pipeline + exposed dp``; ``MFU = B·s·f / (chips · peak · step)``.
 * bottleneck: the largest of compute (``m·c`` where compute-bound), memory (``m·mem`` where memory-bound, + ``m·x``),
   scale-up network (level-0 parts of every exchange), scale-out network (levels ≥ 1), pipeline bubble;
-  returned as a code (``BOTTLENECKS``) and its share of the step.
+  returned as a code (``BOTTLENECKS``) and its share of the step. The five terms add up to the step; the compute
+  and memory terms' shares are returned too (the rest is communication and bubble waits), for the power a step
+  draws (``sim.training.power``).
 
 Memory per chip (must fit ``memory_bytes``; ZERO2020, KORTHIKANTI2022): training state ``bpp`` bytes per local
 parameter split as 2 B weights (sharded over dp at ZeRO 3), 2 B gradients (at ZeRO ≥ 2) and ``bpp − 4`` B
@@ -182,9 +184,10 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
 
     ``level_*`` and ``torus_dims`` are P×3 (``sim.fleet.network.level_arrays``); ``efficiency`` is C×P;
     ``materialized_attention`` (length C) is 1 where the attention scores go through HBM, else 0.
-    Returns ``(step_s, mfu, bottleneck, share, status)``, each C×P: step time [s] (inf where the candidate
-    cannot run), MFU [-], the bottleneck's code in ``BOTTLENECKS`` and its share of the step, and a status
-    (``STATUS_OK`` or why not: stack, out of memory, gang too large, tp wider than the domain)."""
+    Returns ``(step_s, mfu, bottleneck, share, status, compute_share, memory_share)``, each C×P: step time [s]
+    (inf where the candidate cannot run), MFU [-], the bottleneck's code in ``BOTTLENECKS`` and its share of the
+    step, a status (``STATUS_OK`` or why not: stack, out of memory, gang too large, tp wider than the domain), and
+    the shares of the step in the compute term and in the memory term (0 where it cannot run)."""
     col = lambda x: np.asarray(x, dtype=np.float64)[:, None]  # noqa: E731
     N, Na, Ne, L, h, a, k_e, bpp = map(col, (params, active_params, expert_params, layers, hidden, heads,
                                              experts_per_token, bytes_per_param))
@@ -260,6 +263,7 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
         ], axis=-1)
         bottleneck = np.argmax(terms, axis=-1).astype(np.int8)
         share = np.max(terms, axis=-1) / step
+        compute_share, memory_share = terms[..., 0] / step, terms[..., 1] / step
         # memory per chip
         dense_local = (N - Ne) / (tp * pp)
         expert_local = Ne / (tp * pp * ep)
@@ -276,4 +280,5 @@ def step_time_s(params, active_params, expert_params, layers, hidden, heads, exp
     status[eff <= 0.0] = STATUS_STACK_UNSUPPORTED
     ok = status == STATUS_OK
     step = np.where(ok, step, np.inf)
-    return step, np.where(ok, mfu, 0.0), np.where(ok, bottleneck, 0).astype(np.int8), np.where(ok, share, 0.0), status
+    return (step, np.where(ok, mfu, 0.0), np.where(ok, bottleneck, 0).astype(np.int8), np.where(ok, share, 0.0),
+            status, np.where(ok, compute_share, 0.0), np.where(ok, memory_share, 0.0))

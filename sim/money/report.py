@@ -4,9 +4,10 @@ training job, and the per-month table (``monthly.csv``).
 Cost of a training job (the rule): every run of the job (preempted runs included) costs its busy chip
 equivalents (the gang, or a shared job's fraction of one chip) × the run's hours × its pool's chip-hour cost
 (``ResolvedPool.chip_cost_usd_per_hour``: an owned chip's price amortized plus its maintenance, without its
-server and rack share; or the rental rate), plus the facility energy of those chips at full load
-(``busy_w_with_server × pue``) at the site's price. Idle chips, queueing and the energy of other work are not
-shared out to jobs.
+server and rack share; or the rental rate), plus the facility energy of those chips at the site's price: idle
+power plus the full-load increment × the job's activity factor on the pool (``sim.training.power``; 1 without one),
+with server and switch shares, × pue, less what throttled clocks and checkpoint dips saved (``extra_it_j``). Idle
+chips, queueing and the energy of other work are not shared out to jobs.
 """
 
 from __future__ import annotations
@@ -18,36 +19,51 @@ from sim.money.ledger import CAPEX_ITEMS, COST_CATEGORIES, Ledger
 from sim.workload.jobs import busy_chip_equivalents
 
 
-def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site,
-                  horizon_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+def job_costs_usd(jobs_out: pd.DataFrame, outcome: dict, pools, site, horizon_s: float = np.inf,
+                  activity: np.ndarray | None = None, extra_it_j: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per job of ``jobs_out``: (chip cost, energy cost) [USD] of all its runs up to the horizon (see the
-    module's rule); zero for jobs that never ran."""
+    module's rule; ``activity`` and ``extra_it_j`` as ``job_energy_kwh``); zero for jobs that never ran."""
     chip_rate = np.array([p.chip_cost_usd_per_hour for p in pools] + [0.0])
-    energy_usd = job_energy_kwh(jobs_out, outcome, pools, site, horizon_s) * site.electricity_usd_per_kwh
+    energy_usd = (job_energy_kwh(jobs_out, outcome, pools, site, horizon_s, activity, extra_it_j)
+                  * site.electricity_usd_per_kwh)
     return _job_chip_hours_times(chip_rate, jobs_out, outcome, horizon_s), energy_usd
 
 
-def job_energy_kwh(jobs_out: pd.DataFrame, outcome: dict, pools, site, horizon_s: float = np.inf) -> np.ndarray:
-    """Per job of ``jobs_out``: facility energy [kWh] of all its runs up to the horizon — its busy chips at full
-    load with their server share (``busy_w_with_server``) × PUE × hours (the module's rule); zero for jobs that
-    never ran."""
-    kw = np.array([p.busy_w_with_server * site.pue / 1e3 for p in pools] + [0.0])  # kW per busy chip
-    return _job_chip_hours_times(kw, jobs_out, outcome, horizon_s)
+def job_energy_kwh(jobs_out: pd.DataFrame, outcome: dict, pools, site, horizon_s: float = np.inf,
+                   activity: np.ndarray | None = None, extra_it_j: np.ndarray | None = None) -> np.ndarray:
+    """Per job of ``jobs_out``: facility energy [kWh] of all its runs up to the horizon — its busy chips at idle
+    power plus the full-load increment × the job's activity factor on the run's pool (``activity``, N×P; None: 1),
+    with their server and switch shares, × PUE × hours, plus ``extra_it_j`` (per job IT energy [J] that throttled
+    clocks and checkpoint dips took off, ≤ 0) × PUE (the module's rule); zero for jobs that never ran."""
+    idle = np.array([p.idle_w_with_server for p in pools] + [0.0])
+    increment = np.array([p.busy_w_with_server - p.idle_w_with_server for p in pools] + [0.0])
+    n = len(jobs_out)
+    if activity is None:
+        activity = np.ones((n, len(pools)))
+    padded = np.concatenate((np.asarray(activity, dtype=np.float64).reshape(n, len(pools)), np.ones((n, 1))), axis=1)
+    kw = (idle[None, :] + increment[None, :] * padded) * site.pue / 1e3  # kW per busy chip of each job on each pool
+    total = _job_chip_hours_times(kw, jobs_out, outcome, horizon_s)
+    if extra_it_j is not None:
+        total = total + np.asarray(extra_it_j, dtype=np.float64) * site.pue / 3.6e6
+    return total
 
 
 def _job_chip_hours_times(rate: np.ndarray, jobs_out: pd.DataFrame, outcome: dict, horizon_s: float) -> np.ndarray:
     """Per job: Σ over its runs (preempted runs included) of busy chip equivalents × hours × ``rate`` of the
-    run's pool (``rate`` indexed by pool, with a last entry for "no pool")."""
+    run's pool (``rate`` indexed by pool, with a last entry for "no pool"; or N × (P + 1), by job and pool)."""
     n = len(jobs_out)
     weight = busy_chip_equivalents(jobs_out["chips"].to_numpy(), jobs_out["chip_share"].to_numpy())
     start, end, pool = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
     ran = ~(np.isnan(start) | np.isnan(end))
     hours = np.where(ran, (np.minimum(np.where(ran, end, 0.0), horizon_s) - np.where(ran, start, 0.0)) / 3600.0, 0.0)
-    total = weight * hours * rate[pool]
+    by_job = rate.ndim == 2
+    total = weight * hours * (rate[np.arange(n), pool] if by_job else rate[pool])
     seg = outcome["segments"]
     if len(seg["job"]):
         seg_chip_h = weight[seg["job"]] * (np.minimum(seg["end_s"], horizon_s) - seg["start_s"]) / 3600.0
-        total = total + np.bincount(seg["job"], seg_chip_h * rate[seg["pool"]], minlength=n)
+        seg_rate = rate[seg["job"], seg["pool"]] if by_job else rate[seg["pool"]]
+        total = total + np.bincount(seg["job"], seg_chip_h * seg_rate, minlength=n)
     return total
 
 

@@ -22,7 +22,8 @@ STATES = ("completed", "running", "queued", "rejected")
 
 def jobs_table(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, steps=None) -> pd.DataFrame:
     """One row per job. With the step plan of ``sim.training.steps`` (``steps``), transformer jobs also get their
-    ``layout``, ``mfu``, ``bottleneck`` and ``bottleneck_share`` on the pool they ran on (blank elsewhere)."""
+    ``layout``, ``mfu``, ``bottleneck``, ``bottleneck_share`` and power ``activity`` (the share of its chips' dynamic
+    power the job draws, ``sim.training.power``) on the pool they ran on (blank elsewhere)."""
     pool_names = np.array([p.name for p in fleet.pools] + [""], dtype=object)
     segments = outcome["segments"]
     accel_names = np.array([p.accelerator.id for p in fleet.pools] + [""], dtype=object)
@@ -55,6 +56,7 @@ def _with_steps(table: pd.DataFrame, pool: np.ndarray, steps) -> pd.DataFrame:
     mfu = np.full(n, np.nan)
     neck = np.full(n, "", dtype=object)
     share = np.full(n, np.nan)
+    activity = np.full(n, np.nan)
     if steps is not None and n:
         width = steps.step_s.shape[1]
         ran = np.flatnonzero(steps.applies & (pool >= 0) & (pool < width))
@@ -67,7 +69,9 @@ def _with_steps(table: pd.DataFrame, pool: np.ndarray, steps) -> pd.DataFrame:
         mfu[ran] = steps.mfu[ran, at]
         neck[ran] = np.array(BOTTLENECKS, dtype=object)[steps.bottleneck[ran, at]]
         share[ran] = steps.share[ran, at]
-    return table.assign(layout=layout, mfu=mfu, bottleneck=neck, bottleneck_share=share)
+        if steps.activity is not None:
+            activity[ran] = steps.activity[ran, at]
+    return table.assign(layout=layout, mfu=mfu, bottleneck=neck, bottleneck_share=share, activity=activity)
 
 
 def inference_chip_events(fleet: Fleet, plans, switches) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -84,8 +88,8 @@ def inference_chip_events(fleet: Fleet, plans, switches) -> dict[int, tuple[np.n
 def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float, interval_s: float,
                start_date, inference_busy_chip_s: dict[int, np.ndarray] | None = None,
                inference_chips: dict[int, tuple] | None = None, power_events: dict[int, tuple] | None = None,
-               cap_events: tuple | None = None, inference_energy_chip_s: dict[int, np.ndarray] | None = None
-               ) -> pd.DataFrame:
+               cap_events: tuple | None = None, inference_energy_chip_s: dict[int, np.ndarray] | None = None,
+               activity: np.ndarray | None = None, dip_events: list[dict] | None = None) -> pd.DataFrame:
     """Per bin: busy chips, utilization and online chips per accelerator type (``online_chips.<type>``, and
     of them rented: ``rented_chips.<type>``, only for types with a rented pool), queue length, IT and facility power,
     the chips held by active inference replicas per pool (``inference_chips.<pool>``) and, on shared pools,
@@ -99,17 +103,27 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     (``sim.serving.activity``): what the pool's power counts of the full-load increment (absent: all of it).
     ``inference_chips`` maps a pool index to the change events of its replicas' chips.
     ``power_events`` (a power-cap policy that throttles, ``sim.training.capping``) maps a pool index to
-    ``(times, IT power changes [W], throttled chip changes)``: added to the full-load power of its running jobs,
+    ``(times, IT power changes [W], throttled chip changes)``: added to the power of its running jobs,
     and giving ``throttled_chips.<type>`` (bin mean of chips running below full clock) and
-    ``busy_power_frac.<type>`` (the share of their full-load increment the busy chips draw: 1 = unthrottled);
-    ``cap_events`` ``(times, cap changes [W])`` give ``power_cap_kw`` (bin mean of the facility cap)."""
+    ``busy_power_frac.<type>`` (the share of their unthrottled power increment the busy chips draw: 1 = unthrottled);
+    ``cap_events`` ``(times, cap changes [W])`` give ``power_cap_kw`` (bin mean of the facility cap).
+
+    A running training job's busy chips draw their increment × its activity factor on the pool (``activity``, N×P,
+    ``sim.training.power``; None: 1); ``dip_events`` (dicts pool index -> ``(times, IT power changes [W])``: the
+    checkpoint and restart dips of ``sim.results.checkpoints``) are added to the pools' power. Of the IT power,
+    ``network_power_kw`` is the switches' share of the online chips (``network_w_per_chip``) and
+    ``server_power_kw`` the servers' overhead (``server_power_overhead_frac`` of the chips' own power); the rest
+    is the accelerators' own."""
     edges = bin_edges(horizon_s, interval_s)
     widths = np.diff(edges)
     start, end, pool_of = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
     busy_weight = _busy_weight(jobs)
     runs = _runs(outcome, busy_weight)
+    act = _activity_weight(outcome, runs, activity)
     data = {"time_s": edges[:-1], "datetime": bin_datetimes(start_date, edges[:-1])}
     it_power = np.zeros(len(edges) - 1)
+    network_w = np.zeros(len(edges) - 1)
+    server_w = np.zeros(len(edges) - 1)
     by_accel: dict[str, list] = {}
     rented: dict[str, np.ndarray] = {}
     training_on_shared: dict[str, np.ndarray] = {}
@@ -117,15 +131,22 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     throttled: dict[str, list] = {}
     for p in fleet.pools:
         on, earlier = pool_of == p.index, runs["pool"] == p.index
-        times, deltas = interval_events(np.concatenate((start[on], runs["start_s"][earlier])),
-                                        np.concatenate((end[on], runs["end_s"][earlier])),
-                                        np.concatenate((busy_weight[on], runs["weight"][earlier])), horizon_s)
-        busy = binned_mean(times, deltas, edges)
+        run_start = np.concatenate((start[on], runs["start_s"][earlier]))
+        run_end = np.concatenate((end[on], runs["end_s"][earlier]))
+        weight = np.concatenate((busy_weight[on], runs["weight"][earlier]))
+        busy = binned_mean(*interval_events(run_start, run_end, weight, horizon_s), edges)
+        increment = p.busy_w_with_server - p.idle_w_with_server
+        training_w = binned_mean(*interval_events(run_start, run_end, weight * increment * np.concatenate(
+            (act[0][on], act[1][earlier])), horizon_s), edges)
+        for dips in dip_events or ():
+            if p.index in dips:
+                training_w = training_w + binned_mean(*dips[p.index], edges)
+        training_w = np.where(busy > 0, training_w, 0.0)  # no rounding residue where no job ran
         if p.shared:
             training_on_shared[p.name] = busy
         online = binned_mean(*(np.array(v, dtype=float) for v in p.chip_events(horizon_s)), edges)
         serving = (inference_busy_chip_s or {}).get(p.index)
-        drawing = busy  # busy chip-equivalents at full draw
+        serving_w = 0.0
         if serving is not None:
             serving = serving[: len(widths)] / widths
             energy = (inference_energy_chip_s or {}).get(p.index)
@@ -137,8 +158,9 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
                 energy = energy * np.divide(clipped, serving, out=np.ones_like(serving), where=serving > 0)
                 serving = clipped
             busy = busy + serving
-            drawing = drawing + energy
-        pool_power = online * p.idle_w_with_server + drawing * (p.busy_w_with_server - p.idle_w_with_server)
+            serving_w = energy * increment
+        busy_w = serving_w + training_w
+        pool_power = online * p.idle_w_with_server + busy_w
         if power_events is not None:
             times, watts, chips = power_events.get(p.index, (np.zeros(0),) * 3)
             saved = binned_mean(times, watts, edges)
@@ -146,8 +168,11 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
             throttle = throttled.setdefault(p.accelerator.id, [0.0, 0.0, 0.0])
             throttle[0] = throttle[0] + binned_mean(times, chips, edges)
             throttle[1] = throttle[1] - saved
-            throttle[2] = throttle[2] + drawing * (p.busy_w_with_server - p.idle_w_with_server)
+            throttle[2] = throttle[2] + busy_w
         it_power += pool_power
+        network_w += online * p.network_w_per_chip
+        server_w += (pool_power - online * p.network_w_per_chip) * (
+            p.server_power_overhead_frac / (1.0 + p.server_power_overhead_frac))
         pool_it_kw[p.name] = pool_power / 1e3
         pair = by_accel.setdefault(p.accelerator.id, [0.0, 0.0])
         pair[0] = pair[0] + busy
@@ -178,6 +203,8 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         data[f"busy_power_frac.{accel}"] = 1.0 - np.divide(saved_w, busy_w, out=np.zeros_like(busy_w),
                                                             where=busy_w > 0)
     data["it_power_kw"] = it_power / 1e3
+    data["network_power_kw"] = network_w / 1e3
+    data["server_power_kw"] = server_w / 1e3
     data["facility_power_kw"] = it_power * fleet.site.pue / 1e3
     if cap_events is not None:
         data["power_cap_kw"] = binned_mean(*cap_events, edges) / 1e3
@@ -207,9 +234,11 @@ def iso_datetimes(series: pd.DataFrame) -> pd.DataFrame:
 
 def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float,
                     inference_chips: dict[int, tuple] | None = None, power_events: dict[int, tuple] | None = None,
-                    inference_busy: tuple | None = None) -> float:
-    """Exact peak of IT power over the run (not a bin mean): idle of online chips + busy increments (less what
-    throttled clocks save: ``power_events`` as ``timeseries``).
+                    inference_busy: tuple | None = None, activity: np.ndarray | None = None,
+                    dip_events: list[dict] | None = None) -> float:
+    """Exact peak of IT power over the run (not a bin mean): idle of online chips + busy increments (training jobs'
+    at their activity factor, less what throttled clocks save: ``power_events``, and the checkpoint dips
+    ``dip_events``, as ``timeseries``; pass only dips that are exact in time, ``sim.results.checkpoints``).
 
     Replica chips count at full load: all of them on dedicated pools, the active ones on shared pools
     (from ``inference_chips``, counted from the pool's online date). With ``inference_busy`` ``(edges,
@@ -219,7 +248,8 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
     busy = _busy_weight(jobs)
     increment = np.array([p.busy_w_with_server - p.idle_w_with_server for p in fleet.pools] + [0.0])
     runs = _runs(outcome, busy)
-    weight_w = np.concatenate((busy * increment[pool_of], runs["weight"] * increment[runs["pool"]]))
+    act = _activity_weight(outcome, runs, activity)
+    weight_w = np.concatenate((busy * increment[pool_of] * act[0], runs["weight"] * increment[runs["pool"]] * act[1]))
     times, deltas = interval_events(np.concatenate((start, runs["start_s"])), np.concatenate((end, runs["end_s"])),
                                     weight_w, horizon_s)
     floor_w = np.array([(0 if p.shared or inference_busy is not None else fleet.peak_reserved_chips(p.index))
@@ -243,7 +273,7 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
         if p.shared:
             online_t.append(np.maximum(chip_t, p.online_from_s))
             online_w.append(chip_d * increment[pool])
-    for event_t, event_w, _ in (power_events or {}).values():
+    for event_t, event_w, *_ in [*(power_events or {}).values(), *(v for d in dip_events or () for v in d.values())]:
         online_t.append(event_t)
         online_w.append(event_w)
     return step_max(np.concatenate([times] + online_t), np.concatenate([deltas] + online_w), horizon_s)
@@ -264,6 +294,15 @@ def _runs(outcome: dict, busy_weight: np.ndarray) -> dict[str, np.ndarray]:
     restart = np.where(same_job_next, next_start, np.where(np.isnan(current), _left_queue_s(outcome)[job], current))
     return {"job": job, "pool": seg["pool"][order], "start_s": seg["start_s"][order], "end_s": seg["end_s"][order],
             "weight": busy_weight[job], "restart_s": restart}
+
+
+def _activity_weight(outcome: dict, runs: dict, activity: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Activity factor of each job's current run (on its pool; 1 where it never ran) and of each preempted run."""
+    pool = np.asarray(outcome["pool"], dtype=np.int64)
+    if activity is None or activity.size == 0:
+        return np.ones(len(pool)), np.ones(len(runs["pool"]))
+    padded = np.concatenate((activity, np.ones((activity.shape[0], 1))), axis=1)  # pool -1: no pool
+    return padded[np.arange(len(pool)), pool], padded[runs["job"], runs["pool"]]
 
 
 def _left_queue_s(outcome: dict) -> np.ndarray:
@@ -324,6 +363,7 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
         "still_queued_wait_s": _stats((horizon_s - still_waiting["arrival_s"]).to_numpy()),
         "utilization_by_accelerator": util,
         "it_energy_kwh": it_kwh,
+        "it_energy_by_part_kwh": _energy_by_part(series, widths, it_kwh),
         "facility_energy_kwh": facility_kwh,
         "energy_cost_usd": facility_kwh * site.electricity_usd_per_kwh,
         "carbon_kg": facility_kwh * site.carbon_g_per_kwh / 1000.0,
@@ -342,6 +382,15 @@ def summary(jobs_out: pd.DataFrame, series: pd.DataFrame, fleet: Fleet, horizon_
     if any(p.shared for p in fleet.pools):
         out["shared_pools"] = _shared_pool_summary(series, fleet, horizon_s, widths)
     return out
+
+
+def _energy_by_part(series: pd.DataFrame, widths: np.ndarray, it_kwh: float) -> dict[str, float]:
+    """IT energy [kWh] split into the accelerators' own, their servers' overhead and the network switches' (the
+    ``server_power_kw`` and ``network_power_kw`` columns; the accelerators' is the rest)."""
+    parts = {name: float((series[f"{name}_power_kw"].to_numpy() * widths).sum() / 3600.0)
+             if f"{name}_power_kw" in series else 0.0 for name in ("server", "network")}
+    return {"accelerators": it_kwh - parts["server"] - parts["network"], "servers": parts["server"],
+            "network": parts["network"]}
 
 
 def mfu_by_accelerator(jobs_out: pd.DataFrame, horizon_s: float) -> dict[str, float]:
@@ -367,7 +416,8 @@ def training_by_accelerator(jobs_out: pd.DataFrame, job_energy_kwh: np.ndarray) 
     many, their mean gang [chips], mean run time [days] from first start to end (preemptions and restarts
     included), chip-hour-weighted MFU, the bottleneck term that bounds the most of their chip-hours with its
     chip-hour-weighted mean share of the step among the jobs it bounds, and mean facility energy per job [MWh]
-    (``job_energy_kwh``: busy chips at full load × PUE, the money report's rule). With one such job per
+    (``job_energy_kwh``: busy chips at idle plus the increment × the job's activity factor, less throttling and
+    checkpoint dips, × PUE: the money report's rule). With one such job per
     accelerator, these are that job's figures. Empty when no such job completed."""
     if "mfu" not in jobs_out or not len(jobs_out):
         return {}

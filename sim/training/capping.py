@@ -21,8 +21,10 @@ waits for power like any other).
 A clock change settles the job's work: ``done`` full-speed seconds at ``at``, then ``speed`` full-speed seconds per
 second; the completion moves to ``at + (work − done) / speed``. A job preempted while throttled (by inference, a
 leaving pool, a failure or ``shed``) keeps the work done up to its last checkpoint (``work_done_s``).
-Simplifications: with ``failures``, failure draws stay at their wall-clock times; the energy and power series of the
-results count running training at full load (the cluster's own trace has the throttled power).
+Simplifications: with ``failures``, failure draws stay at their wall-clock times. The cluster's committed power (the
+cap check and ``trace``) counts training at full load times its clock; the results' power and energy count each job
+at its activity factor (``sim.training.power``) times its clock, so the corrections (``power_events``) are scaled by
+that factor and also kept per job (``outcome``'s ``job_it_correction_j``, for the jobs' own energy).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ COMPUTE = 0  # code of "compute" in sim.kernels.BOTTLENECKS
 class PowerCap:
     """Cap schedule and capping policy of one run; ``schedule`` is ``((t [s], cap [W]), ...)`` in time order."""
 
-    def __init__(self, cluster, policy, schedule, compute_share, priorities=None, inference=None):
+    def __init__(self, cluster, policy, schedule, compute_share, priorities=None, inference=None, activity=None):
         self.cluster = cluster
         self.policy = policy
         self.kind = policy.kind
@@ -67,8 +69,10 @@ class PowerCap:
         self.compute_share = compute_share  # N×P clock-sensitive share of each job's step (policy docstring)
         self.state: dict[int, list] = {}  # job -> [run start, work, done, at, speed, clock, history, pool]
         # (t, pool, IT power change [W], chips below full clock change) at each clock change and at the end of a
-        # throttled run: the results add them to the full-load power of running jobs (``power_events``)
+        # throttled run: the results add them to the power of running jobs at their activity (``power_events``)
         self.corrections: list[tuple[float, int, float, float]] = []
+        self.correction_jobs: list[int] = []  # the job of each entry of ``corrections``
+        self.activity = activity  # N×P share of dynamic power a running job draws (None: 1)
         self.rows: list[tuple] = []
         self.trace: list[tuple[float, float, float]] = []  # (t, committed facility power [W], cap [W]) under a cap
         self.throttled_chip_s = 0.0
@@ -250,8 +254,11 @@ class PowerCap:
         p = self.cluster.pools[pool]
         chips = self.cluster.busy_chips[job]
         it_w = chips * (p.busy_w_with_server - p.idle_w_with_server) * (power_frac(new) - power_frac(old))
+        if self.activity is not None:
+            it_w *= float(self.activity[job, pool])
         throttled = chips * ((new < 1.0) - (old < 1.0))
         self.corrections.append((t, pool, it_w, throttled))
+        self.correction_jobs.append(job)
 
     def power_events(self) -> dict[int, tuple]:
         """Per pool: ``(times, IT power changes [W], throttled chip changes)`` arrays (``corrections``)."""
@@ -261,6 +268,18 @@ class PowerCap:
         for pool in sorted({row[1] for row in self.corrections}):
             rows = np.array([(t, w, n) for t, p, w, n in self.corrections if p == pool], dtype=np.float64)
             out[pool] = (rows[:, 0], rows[:, 1], rows[:, 2])
+        return out
+
+    def job_corrections_j(self, horizon_s: float) -> "object":
+        """Per job: IT energy its clock changes saved up to ``horizon_s`` [J] (≤ 0): each correction holds from its
+        time until a later one of the same job undoes it (the run's end restores the full clock)."""
+        import numpy as np
+
+        out = np.zeros(len(self.cluster.arrival))
+        if self.corrections:
+            t = np.array([row[0] for row in self.corrections])
+            w = np.array([row[2] for row in self.corrections])
+            np.add.at(out, np.asarray(self.correction_jobs, dtype=np.int64), w * np.maximum(horizon_s - t, 0.0))
         return out
 
     def work_done_s(self, job: int, t: float) -> float:
@@ -287,6 +306,7 @@ class PowerCap:
                 self.lost_chip_s += (horizon_s - st[3]) * chips * (1.0 - st[4])
         self.state.clear()
         return {"rows": self.rows, "trace": self.trace, "power_events": self.power_events(),
+                "job_it_correction_j": self.job_corrections_j(horizon_s),
                 "throttled_chip_hours": self.throttled_chip_s / 3600.0,
                 "lost_chip_hours": self.lost_chip_s / 3600.0, "shed_jobs": self.shed_jobs}
 

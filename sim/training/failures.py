@@ -571,4 +571,6 @@ class FailureProcess:
                 "excluded": sorted(self.config.excluded), "window_chip_s": windows,
                 "windows_opened": self.windows_opened,
                 "rack_events": self.config.rack_share > 0, "windows": bool(self.config.maintenance),
-                "down_log": down_log, "interrupt_log": self.interrupt_log}
+                "down_log": down_log, "interrupt_log": self.interrupt_log,
+                # checkpoint timing, for the power dips of saves and restarts (``sim.results.checkpoints``)
+                "save_s": self.config.save_s, "interval_s": self.intervals, "restart_s": self.config.restart_s}

@@ -10,6 +10,7 @@ from sim.fleet import Fleet
 from sim.policies.registry import registry
 from sim.training.capping import PowerCap, compute_shares
 from sim.training.cluster import Cluster
+from sim.training.power import job_activity
 from sim.training.prepare import PreparedJobs
 
 
@@ -36,7 +37,9 @@ def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, schedu
         policy = registry("capping")[power_cap_config.kind](power_cap_config)
         if policy.acts or cap_schedule:
             shares = compute_shares(jobs)
-            power_cap = lambda c: PowerCap(c, policy, cap_schedule, shares, priorities, inference_power)  # noqa: E731
+            activity = job_activity(jobs)
+            power_cap = lambda c: PowerCap(c, policy, cap_schedule, shares, priorities,  # noqa: E731
+                                           inference_power, activity)
     cluster = Cluster(env, fleet, jobs, horizon_s, lambda c: scheduler_cls(c, scheduler_config), progress=progress,
                       scaling_schedule=scaling_schedule, checkpoint_interval_s=checkpoint_interval_s,
                       burst_policies=burst_policies, failures=failures, failure_rng=failure_rng,

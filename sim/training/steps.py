@@ -18,6 +18,7 @@ from sim import kernels
 from sim.fleet.network import level_arrays
 from sim.kernels.reference import STATUS_OK
 from sim.training import layout as layouts
+from sim.training.power import activity_factor, phase_activities
 
 STATUS_NO_LAYOUT = 5
 NO_LAYOUT_REASON = "no-layout-for-the-gang"
@@ -26,7 +27,9 @@ NO_LAYOUT_REASON = "no-layout-for-the-gang"
 @dataclass
 class StepPlan:
     """Per job (N) and pool (P). ``applies``: the job takes the step-time path; ``tokens_per_step``: global batch ×
-    sequence length; ``layout`` indexes ``labels`` (-1 where nothing runs); others as ``kernels.step_time_s``."""
+    sequence length; ``layout`` indexes ``labels`` (-1 where nothing runs); ``activity``: the share of its dynamic
+    power a running job draws (``sim.training.power``; 1 off the step-time path); others as
+    ``kernels.step_time_s``."""
 
     applies: np.ndarray
     tokens_per_step: np.ndarray
@@ -37,6 +40,9 @@ class StepPlan:
     status: np.ndarray
     layout: np.ndarray
     labels: list[str]
+    compute_share: np.ndarray | None = None
+    memory_share: np.ndarray | None = None
+    activity: np.ndarray | None = None
 
 
 def _per_value(column: np.ndarray, of_value) -> np.ndarray:
@@ -74,7 +80,8 @@ def plan_steps(jobs: pd.DataFrame, catalog, accelerators, networks, max_gang_chi
     applies = applies_to(jobs["model"].to_numpy(), catalog)
     plan = StepPlan(applies=applies, tokens_per_step=np.zeros(n), step_s=np.full((n, p), np.inf),
                     mfu=np.zeros((n, p)), bottleneck=np.zeros((n, p), np.int8), share=np.zeros((n, p)),
-                    status=np.zeros((n, p), np.int8), layout=np.full((n, p), -1, np.int64), labels=[])
+                    status=np.zeros((n, p), np.int8), layout=np.full((n, p), -1, np.int64), labels=[],
+                    compute_share=np.zeros((n, p)), memory_share=np.zeros((n, p)), activity=np.ones((n, p)))
     rows = np.flatnonzero(applies)
     if len(rows) == 0 or p == 0:
         return plan
@@ -135,6 +142,10 @@ def plan_steps(jobs: pd.DataFrame, catalog, accelerators, networks, max_gang_chi
     plan.status[rows] = shape_status[shape_of]
     plan.layout[rows] = shape_label[shape_of]
     plan.labels = list(labels)
+    plan.compute_share[rows] = pick(result[5], 0.0)[shape_of]
+    plan.memory_share[rows] = pick(result[6], 0.0)[shape_of]
+    memory_activity, communication_activity, _ = phase_activities(catalog)
+    plan.activity = activity_factor(plan.compute_share, plan.memory_share, memory_activity, communication_activity)
     return plan
 
 
@@ -151,7 +162,9 @@ def merge_plans(plans: list[StepPlan], epoch_of_job: np.ndarray) -> StepPlan:
     pick = lambda name: np.stack([getattr(plan, name) for plan in plans])[epoch_of_job, rows]  # noqa: E731
     return StepPlan(applies=plans[0].applies, tokens_per_step=plans[0].tokens_per_step, step_s=pick("step_s"),
                     mfu=pick("mfu"), bottleneck=pick("bottleneck"), share=pick("share"), status=pick("status"),
-                    layout=np.stack(layouts_)[epoch_of_job, rows], labels=list(labels))
+                    layout=np.stack(layouts_)[epoch_of_job, rows], labels=list(labels),
+                    compute_share=pick("compute_share"), memory_share=pick("memory_share"),
+                    activity=pick("activity"))
 
 
 def _evaluate(cands, accelerators, networks, max_gang_chips, efficiency, materialized_attention=False):
