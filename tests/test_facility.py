@@ -246,9 +246,14 @@ def test_a_rack_over_its_cooling_throttles_under_the_opt_in_and_is_refused_witho
                       tmp_path, "idle.yaml")
 
 
+# full-load IT power of the 16-H100 test pool [W]: TDP × (1 + server overhead) + the chip's switch share
+# (80 W per 400 Gb/s of scale-out bandwidth, sim/catalog/data/site.yaml)
+FULL_LOAD_W = 16 * (700 * 1.3 + 80.0)
+
+
 def _hot_plant(plant_frac: float, **site) -> dict:
-    """Miami in July, the plant rated at ``plant_frac`` of the fleet's full-load IT power (14.56 kW)."""
-    data = _one_gpu_pool(climate="miami", cooling_plant_mw=plant_frac * 16 * 700 * 1.3 / 1e6, **site)
+    """Miami in July, the plant rated at ``plant_frac`` of the fleet's full-load IT power (``FULL_LOAD_W``)."""
+    data = _one_gpu_pool(climate="miami", cooling_plant_mw=plant_frac * FULL_LOAD_W / 1e6, **site)
     data["start"] = "2026-07-01"
     data["duration"] = "3d"
     return data
@@ -262,12 +267,12 @@ def test_the_plant_limits_it_only_above_its_design_temperature(tmp_path):
     weather = builtin_weather("miami")
     hours = np.arange(181 * 24, 184 * 24)
     capacity = facility_model_of(results).plant_it_cap_w()[hours]
-    limited = capacity < 16 * 700 * 1.3
+    limited = capacity < FULL_LOAD_W
     assert limited.sum() == plant["limited_hours"]
     assert (weather.dry_bulb_c[hours][limited] > design_c).all()  # only above the design point
     assert (weather.dry_bulb_c[hours][~limited] <= design_c + 0.1 + 1e-9).all()  # 0.1 %: the rating's margin
     ts = results.timeseries
-    assert ts["plant_it_capacity_kw"].min() < 16 * 0.7 * 1.3 <= ts["plant_it_capacity_kw"].max()
+    assert ts["plant_it_capacity_kw"].min() < FULL_LOAD_W / 1e3 <= ts["plant_it_capacity_kw"].max()
 
 
 def facility_model_of(results):
@@ -349,7 +354,7 @@ def test_bad_plant_and_opt_in_values_are_located(tmp_path, site, found):
 
 
 def test_a_plant_too_small_for_the_idle_fleet_and_its_replicas_is_located(tmp_path):
-    data = _hot_plant(0.05)  # 0.73 kW of IT: below 16 idle H100 with their servers (1.46 kW)
-    with pytest.raises(sim.ScenarioError, match=r"s\.yaml:\d+ site\.cooling_plant_mw: found 0\.000728 MW: in the "
+    data = _hot_plant(0.05)  # 0.79 kW of IT: below 16 idle H100 with their servers and switches
+    with pytest.raises(sim.ScenarioError, match=r"s\.yaml:\d+ site\.cooling_plant_mw: found 0\.000792 MW: in the "
                                                 r"hottest hour of the run .* below the fleet's idle power"):
         scenario_from(data, tmp_path)

@@ -242,8 +242,8 @@ def peak_it_power_w(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: 
 
     Replica chips count at full load: all of them on dedicated pools, the active ones on shared pools
     (from ``inference_chips``, counted from the pool's online date). With ``inference_busy`` ``(edges,
-    {pool: energy-weighted busy chip-seconds per bin})`` (a cap policy that counts inference as it draws, ``sim.training.capping``)
-    they count at each bin's mean busy power instead, as the cluster counted them."""
+    {pool: energy-weighted busy chip-seconds per bin})`` (a cap policy that counts inference as it draws,
+    ``sim.training.capping``) they count at each bin's mean busy power instead, as the cluster counted them."""
     start, end, pool_of = outcome["run_start_s"], outcome["end_s"], outcome["pool"]
     busy = _busy_weight(jobs)
     increment = np.array([p.busy_w_with_server - p.idle_w_with_server for p in fleet.pools] + [0.0])

@@ -103,7 +103,8 @@ def split_groups(plans: list, clocks: dict, first_group: int, plan_at) -> list:
 def throttled_power(plans, busy_chip_s: list, fleet, edges: np.ndarray) -> dict[int, tuple]:
     """Per pool with slowed copies: ``(times, IT power changes [W], throttled chip changes)`` step events (as
     ``sim.training.capping.PowerCap.power_events``): each bin's energy-weighted busy chip-seconds
-    (``sim.serving.activity``) of a copy at clock ``f`` draw ``1 − power_frac(f)`` less of their busy increment, and its chips count as throttled over its window."""
+    (``sim.serving.activity``) of a copy at clock ``f`` draw ``1 − power_frac(f)`` less of their busy increment,
+    and its chips count as throttled over its window."""
     out: dict[int, list] = {}
     widths = np.diff(edges)
     for plan, busy in zip(plans, busy_chip_s):
