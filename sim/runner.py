@@ -20,6 +20,7 @@ from sim.policies.capping import COUNTED_AS_DRAWN, lowest_busy_power_frac
 from sim.progress import Progress, kernels_need_compiling
 from sim.results import compute
 from sim.results import failures as failure_results
+from sim.results import shifting as shifting_results
 from sim.results.burst import burst_summary, realise_burst
 from sim.results.capping import capping_rows, capping_summary
 from sim.results.checkpoints import checkpoint_dips
@@ -37,6 +38,7 @@ from sim.serving.throttle import replica_clocks as replica_clocks_for
 from sim.training import prepare_jobs, simulate_training
 from sim.training.failures import resolve_failures
 from sim.training.power import job_activity, phase_activities
+from sim.training.shifting import Shifting, threshold_value
 from sim.validation.checks import scenario_catalog
 from sim.workload import input_files, job_priorities, training_jobs
 
@@ -103,6 +105,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                         phase=lambda name: progress.phase(f"serving {name}{compiling}"))
     failures = resolve_failures(scenario, catalog, fleet, jobs, _without_failures(fleet, serving, scenario))
     plant_schedule = facility.plant_cap_schedule(plant, fleet, scenario.start, horizon) if plant is not None else ()
+    shift = _shifting(scenario, fleet, plant, origin.directory)
     with progress.simulated_days(horizon) as update:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update,
                                     scaling_schedule=serving.scaling.schedule,
@@ -113,7 +116,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                     priorities=priorities.tolist() if priorities.any() else None,
                                     inference_power=_inference_power(serving, fleet, horizon,
                                                                      scenario.outputs.timeseries_interval)
-                                    if counted else None)
+                                    if counted else None,
+                                    shifting=shift[0] if shift is not None else None)
     fleet, serving_burst_pools = _serving_burst(fleet, serving)
     burst_events = None
     if cluster.burst is not None:  # the burst pools' realised rentals feed everything that integrates online chips
@@ -173,6 +177,10 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
             summary["power_capping"] = capping_summary(capping_out, scenario.policy.power_cap.kind,
                                                        serving.throttled_chip_hours() if counted else None)
             capping_table = capping_rows(capping_out["rows"])
+        if shift is not None:
+            summary["shifting"] = shifting_results.summary(
+                scenario.policy.shifting, shift[0].threshold, shift[0].outcome(), jobs_out, outcome, fleet.pools,
+                fleet.site, *shift[1:], facility.model.year_offset_s(scenario.start), horizon)
         if burst_events is not None:
             summary["burst"] = burst_summary(burst_events, fleet, horizon, serving_burst_pools)
         requests = serving.requests_table()
@@ -240,6 +248,21 @@ def _serving_failures(scenario: Scenario, catalog, fleet, jobs) -> ServingFailur
     if config is None:
         return None
     return ServingFailures(config.rates_per_chip_s, config.repair_s, config.weibull_shape, config.spare_chips)
+
+
+def _shifting(scenario: Scenario, fleet, plant, base_dir) -> tuple | None:
+    """``(Shifting, hourly price, hourly carbon)`` when the training jobs are deferrable (``policy.shifting``), else
+    None: the signal is the site's hourly price or carbon (``sim.facility.tariff``), its threshold a value or a
+    quantile of the year's hourly values."""
+    config, training = scenario.policy.shifting, scenario.workloads.training
+    if config is None or training is None or not training.deferrable:
+        return None
+    model = plant if plant is not None else facility.facility_model(scenario.site, fleet.site, base_dir)
+    price, carbon = model.price_usd_per_kwh, model.carbon_g_per_kwh
+    signal = price if config.signal == "price" else carbon
+    threshold = threshold_value(signal, config.threshold)
+    held = Shifting(signal, facility.model.year_offset_s(scenario.start), threshold, config.max_delay_h * 3600.0)
+    return held, price, carbon
 
 
 def _cap_schedule(fleet, start, plant: tuple = ()) -> tuple:

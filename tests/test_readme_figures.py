@@ -46,6 +46,7 @@ VARIANTS = {
     "power-capped-site@0.14MW": {"site.power_cap_mw": 0.14},
     "power-capped-site@0.14MW-admission": {"site.power_cap_mw": 0.14, "policy.power_cap.kind": "admission"},
     "power-capped-site@low-priority-chat": {"workloads.inference.0.priority": -1},
+    "carbon-shifting@no-shift": {"workloads.training.deferrable": False},
 }
 
 

@@ -342,6 +342,8 @@ class TrainingWorkload(Strict):
 
     trace: TraceSource | None = Field(None, description="replay a real job trace")
     generator: JobGenerator | None = Field(None, description="synthetic jobs")
+    deferrable: bool = Field(False, description="the jobs may wait for cheap or clean hours (policy.shifting; "
+                                                "needs that section)")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -434,12 +436,40 @@ class PowerCapPolicy(Strict):
                                     description="lowest clock fraction throttle sets [-]")
 
 
+class ShiftingPolicy(Strict):
+    """Deferrable training waits for cheap or clean hours (``sim.training.shifting``): a deferrable job arriving while
+    the hourly signal is above the threshold waits until it is at or below it, or until it has waited max_delay_h."""
+
+    signal: Literal["price", "carbon"] = Field(description="hourly signal: site.electricity_usd_per_kwh (price) or "
+                                                           "site.carbon_g_per_kwh (carbon)")
+    threshold: float | str = Field(description="start at or below this value (USD/kWh or gCO2e/kWh), or a quantile "
+                                               "of the year's hourly values: p0 to p100 (e.g. p30)")
+    max_delay_h: float = bounded(gt=0, le=8_760, unit="h", why="a year of hours",
+                                 description="a deferred job starts anyway once it has waited this long [h]")
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"found {value!r}; accepted: a number >= 0 or a quantile p0 to p100")
+        if isinstance(value, str):
+            text = value.strip()
+            if not (text[:1] == "p" and text[1:].isdigit() and 0 <= int(text[1:]) <= 100):
+                raise ValueError(f"found {value!r}; accepted: a number >= 0 or a quantile p0 to p100 (e.g. p30)")
+            return text
+        if not 0 <= value <= 1e6:
+            raise ValueError(f"found {value:g}; accepted: a number >= 0 or a quantile p0 to p100")
+        return float(value)
+
+
 class Policy(Strict):
     scheduler: SchedulerPolicy = Field(SchedulerPolicy(), description="training-job scheduler")
     power_cap: PowerCapPolicy = Field(PowerCapPolicy(), description="what training does at the site power cap")
     preemption: PreemptionPolicy = Field(PreemptionPolicy(), description="training preemption on shared pools")
     burst: tuple[BurstPolicy, ...] = Field(
         (), description="cloud burst for training: one entry per rented pool used for bursting [default: none]")
+    shifting: ShiftingPolicy | None = Field(
+        None, description="deferrable training waits for cheap or clean hours [default: none]")
 
 
 class Outputs(Strict):

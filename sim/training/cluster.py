@@ -85,7 +85,7 @@ class Cluster:
 
     def __init__(self, env: simpy.Environment, fleet: Fleet, jobs: PreparedJobs, horizon_s: float,
                  scheduler_factory, progress=None, scaling_schedule=(), checkpoint_interval_s: float = 3600.0,
-                 burst_policies=(), failures=None, failure_rng=None, power_cap=None):
+                 burst_policies=(), failures=None, failure_rng=None, power_cap=None, shifting=None):
         self.env = env
         self.fleet = fleet
         self.horizon_s = horizon_s
@@ -150,6 +150,8 @@ class Cluster:
         self.failures = FailureProcess(self, failures, failure_rng) if failures is not None else None
         # power-cap schedule and throttle/shed (``sim.training.capping``); None for plain admission control
         self.capping = power_cap(self) if power_cap is not None else None
+        # deferrable jobs held for cheap or clean hours (``sim.training.shifting``); None without policy.shifting
+        self.shifting = shifting
         self.process = env.process(self._run())
 
     # -- queries used by scheduler policies -------------------------------------------------------
@@ -289,7 +291,8 @@ class Cluster:
         retires.append((math.inf, -1, -1))
         next_drain = next_retire = 0
         scales = self.scaling_schedule
-        burst, fails, capping = self.burst, self.failures, self.capping
+        burst, fails, capping, shifting = self.burst, self.failures, self.capping, self.shifting
+        hold = shifting.hold if shifting is not None else None
         next_job = next_online = next_leave = next_scale = events = 0
         env = self.env
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
@@ -316,6 +319,8 @@ class Cluster:
                 t = fails.next_s
             if capping is not None and capping.next_s < t:
                 t = capping.next_s
+            if shifting is not None and shifting.next_s < t:
+                t = shifting.next_s
             if t > horizon:
                 break
             # fast-forward: without another process's event before t, nobody can observe the clock,
@@ -357,17 +362,21 @@ class Cluster:
             if capping is not None and capping.next_s <= t:
                 requeued |= capping.fire(t)
                 capping.after(t)  # a cap drop throttles or sheds before anything starts
+            if shifting is not None and shifting.next_s <= t:
+                retry = list(retry) + self._release_held(shifting.fire(t), t)
+                requeued = True
             if not freed and not requeued:
                 # nothing was freed: each arrival is decided on its own, in arrival order
                 while arrival[next_job] <= t:
-                    if shape[next_job] >= 0:
+                    if shape[next_job] >= 0 and (hold is None or not hold(next_job, t)):
                         admit(next_job, shape[next_job])
                     next_job += 1
             else:
                 new_shapes = list(retry)
                 while arrival[next_job] <= t:
                     job_shape = shape[next_job]
-                    if job_shape >= 0 and waiting.push(next_job, job_shape):
+                    if job_shape >= 0 and (hold is None or not hold(next_job, t)) \
+                            and waiting.push(next_job, job_shape):
                         new_shapes.append(job_shape)
                     next_job += 1
                 if waiting.count:
@@ -385,6 +394,21 @@ class Cluster:
         if horizon > env.now:
             yield timeout(horizon - env.now)
         self.now = horizon
+
+    def _release_held(self, jobs: list[int], t: float) -> list[int]:
+        """Held deferrable jobs join the wait queue at their arrival positions (``sim.training.shifting``); a job
+        whose pools have all left meanwhile is rejected. Return their shapes (tried on every pool they may use)."""
+        shapes = []
+        for job in jobs:
+            s = self.shape[job]
+            if s < 0 or all(self.pools[p].online_until_s <= t for p in self.waiting.pool_sets[s]):
+                self.shape[job] = -1
+                self.reject_reason[job] = STRANDED
+                self.left_queue_s[job] = t
+                continue
+            self.waiting.requeue(job, s)
+            shapes.append(s)
+        return shapes
 
     def _bring_online(self, pool_index: int, delivery: int = -1) -> int:
         """Pool ``pool_index`` comes online (``delivery`` -1), or its delivery ``delivery`` joins it: the

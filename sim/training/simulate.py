@@ -18,7 +18,7 @@ def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, schedu
                       progress: Callable[[float], None] | None = None, scaling_schedule=(),
                       checkpoint_interval_s: float = 3600.0, burst_policies=(), failures=None,
                       failure_rng=None, power_cap_config=None, cap_schedule=(), priorities=None,
-                      inference_power=None) -> Cluster:
+                      inference_power=None, shifting=None) -> Cluster:
     """Simulate training jobs on ``fleet`` over [0, horizon_s]; returns the finished cluster state.
 
     ``scheduler_config`` is the scenario's ``policy.scheduler`` section; its ``kind`` picks the class.
@@ -28,7 +28,8 @@ def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, schedu
     ``power_cap_config`` is ``policy.power_cap`` (None: admission); ``cap_schedule`` ``((t [s], cap [W]), ...)``
     the cap's later values (``sim.training.capping``); ``priorities`` each job's power-cap priority (None: all 0);
     ``inference_power`` ``(bin starts [s], inference facility power per bin [W], its full-load reservation [W])``,
-    counted as it draws under ``throttle`` and ``shed``.
+    counted as it draws under ``throttle`` and ``shed``; ``shifting`` a ``sim.training.shifting.Shifting`` when the
+    training jobs are deferrable (None: none is held).
     """
     env = simpy.Environment()
     scheduler_cls = registry("scheduler")[scheduler_config.kind]
@@ -43,6 +44,6 @@ def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, schedu
     cluster = Cluster(env, fleet, jobs, horizon_s, lambda c: scheduler_cls(c, scheduler_config), progress=progress,
                       scaling_schedule=scaling_schedule, checkpoint_interval_s=checkpoint_interval_s,
                       burst_policies=burst_policies, failures=failures, failure_rng=failure_rng,
-                      power_cap=power_cap)
+                      power_cap=power_cap, shifting=shifting)
     env.run(until=cluster.process)
     return cluster

@@ -484,6 +484,10 @@ def _check_policy(scenario, add) -> None:
     kind, known = scenario.policy.power_cap.kind, registry("capping")
     if kind not in known:
         add(("policy", "power_cap", "kind"), f"unknown power-cap policy {kind!r}" + suggest(kind, known))
+    training = scenario.workloads.training
+    if training is not None and training.deferrable and scenario.policy.shifting is None:
+        add(("workloads", "training", "deferrable"), "found true without policy.shifting; accepted: give "
+            "policy.shifting {signal, threshold, max_delay_h}, or deferrable: false")
 
 
 def _check_failures(scenario, catalog, add) -> None:
