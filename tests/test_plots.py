@@ -12,7 +12,16 @@ import pandas as pd
 import pytest
 
 import sim
-from sim.results.plot_data import DAY_S, drawn_bin_s, merge, plot_bin_s, power_unit, request_rates
+from sim.results.plot_data import (
+    DAY_S,
+    drawn_bin_s,
+    merge,
+    plot_bin_s,
+    power_by_type,
+    power_unit,
+    request_rates,
+    stacked,
+)
 from sim.results.plots import figures, write_plots
 from sim.results.results import Results
 from tests.conftest import SCENARIOS, scenario_from
@@ -67,7 +76,7 @@ def test_inference_only_run_has_no_jct_or_queue_plot_and_old_ones_are_removed(in
     (out / "jct.png").write_bytes(b"left by an earlier run")
     inference_only.save(out)
     written = sorted(p.name for p in out.glob("*.png"))
-    assert written == ["latency.png", "power.png", "served.png", "utilization.png"]
+    assert written == ["latency.png", "power.png", "power_by_type.png", "served.png", "utilization.png"]  # H100 and v6e
 
 
 def test_same_run_gives_the_same_png_bytes_with_no_version_inside(inference_only, tmp_path):
@@ -232,3 +241,114 @@ def test_shared_pool_plot_stacks_inference_and_training_under_the_pool_size(tmp_
 def test_runs_without_a_shared_pool_have_no_shared_pool_plot(inference_only):
     assert "shared_pool.png" not in figures(inference_only)
     plt.close("all")
+
+
+def with_pools(results: Results, throttled: bool = False) -> Results:
+    """``synthetic`` with two pools of two types (IT power split 3:1) and, if asked, throttled chips under a cap."""
+    ts = results.timeseries.copy()
+    ts["it_power_kw.gpu"] = 0.75 * ts["it_power_kw"]
+    ts["it_power_kw.tpu"] = ts["it_power_kw"] - ts["it_power_kw.gpu"]
+    summary = dict(results.summary)
+    if throttled:
+        ts["power_cap_kw"] = 90.0
+        ts["throttled_chips.h100-sxm"] = np.where(ts["it_power_kw"] > 60, 4.0, 0.0)
+        ts["throttled_chips.tpu-v6e"] = 0.0
+        summary["power_capping"] = {"throttled_chip_hours": 12.0}
+    return Results(summary=summary, jobs=results.jobs, timeseries=ts, manifest=results.manifest)
+
+
+def test_power_by_type_sums_pools_of_a_type_and_adds_up_to_it_power():
+    ts = with_pools(synthetic(days=2)).timeseries
+    one = power_by_type(ts, {"gpu": "h100-sxm", "tpu": "h100-sxm"})
+    assert list(one) == ["h100-sxm"] and one["h100-sxm"] == pytest.approx(ts["it_power_kw"].to_numpy())
+    two = power_by_type(ts, {"gpu": "h100-sxm"})  # a pool without a type counts under its own name
+    assert list(two) == ["h100-sxm", "tpu"]
+    layers = stacked(two)
+    assert layers["tpu"][1] == pytest.approx(ts["it_power_kw"].to_numpy())
+    assert layers["tpu"][0] == pytest.approx(two["h100-sxm"])
+
+
+def test_power_by_type_plot_stacks_types_and_overhead_against_the_cap():
+    results = with_pools(synthetic(days=2, cap_kw=100.0))
+    figs = figures(results)
+    try:
+        assert "power_by_type.png" in figs and "throttling.png" not in figs
+        ax = figs["power_by_type.png"].axes[0]
+        layers = [p.get_data() for p in stairs(ax) if p.get_fill()]
+        assert len(layers) == 3  # two pools (no scenario: named by pool), then the facility overhead
+        ts = results.timeseries
+        assert layers[1].values == pytest.approx(ts["it_power_kw"].to_numpy())  # the IT layers add up to it_power_kw
+        assert layers[2].values == pytest.approx(ts["facility_power_kw"].to_numpy())
+        assert layers[1].baseline == pytest.approx(layers[0].values)
+        assert "site cap" in texts(figs["power_by_type.png"]) and "100 kW site cap" in ax.get_title("left")
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+
+
+def test_power_by_type_long_run_draws_daily_means_that_still_add_up():
+    results = with_pools(synthetic(days=40))
+    figs = figures(results)
+    try:
+        ax = figs["power_by_type.png"].axes[0]
+        layers = [p.get_data() for p in stairs(ax) if p.get_fill()]
+        assert len(layers[1].values) == 40 and "daily means" in ax.get_title("left")
+        daily = results.timeseries["it_power_kw"].to_numpy().reshape(40, 24).mean(axis=1)
+        assert layers[1].values == pytest.approx(daily)
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+
+
+def test_throttling_plot_only_when_chips_were_throttled(tmp_path):
+    throttled = with_pools(synthetic(days=2, cap_kw=90.0), throttled=True)
+    figs = figures(throttled)
+    try:
+        ax = figs["throttling.png"].axes[0]
+        layers = [p.get_data() for p in stairs(ax) if p.get_fill()]
+        assert layers[-1].values == pytest.approx(throttled.timeseries["throttled_chips.h100-sxm"].to_numpy())
+        assert "12 chip-hours" in ax.get_title("left") and "site cap (right)" in texts(figs["throttling.png"])
+        right = figs["throttling.png"].axes[1]
+        assert right.get_ylabel() == "power [kW]"
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+    calm = with_pools(synthetic(days=2, cap_kw=90.0), throttled=True)
+    calm.timeseries["throttled_chips.h100-sxm"] = 0.0
+    names = [p.name for p in write_plots(calm, _dir(tmp_path / "calm"))]
+    assert "throttling.png" not in names and "power_by_type.png" in names
+    names = [p.name for p in write_plots(synthetic(days=2), _dir(tmp_path / "one"))]  # no pool columns
+    assert "power_by_type.png" not in names and "throttling.png" not in names
+
+
+def test_pue_plot_has_outside_temperature_on_a_second_axis_only_with_weather():
+    results = synthetic(days=3)
+    hour = results.timeseries["time_s"].to_numpy() / 3600.0
+    results.timeseries["pue"] = 1.15 + 0.05 * np.sin(2 * np.pi * hour / 24)
+    results.summary["facility"] = {"climate": "greensboro", "pue_pinned": False}
+    results.timeseries["outside_dry_bulb_c"] = 20 + 8 * np.sin(2 * np.pi * hour / 24)
+    figs = figures(results)
+    try:
+        fig = figs["pue.png"]
+        assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "outside dry-bulb [°C]"
+        assert "outside dry-bulb (greensboro)" in texts(fig)
+    finally:
+        for f in figs.values():
+            plt.close(f)
+    figs = figures(Results(summary=results.summary, jobs=results.jobs, manifest=results.manifest,
+                           timeseries=results.timeseries.drop(columns="outside_dry_bulb_c")))
+    try:
+        assert len(figs["pue.png"].axes) == 1
+    finally:
+        for f in figs.values():
+            plt.close(f)
+
+
+def test_report_embeds_every_plot_written(tmp_path):
+    results = with_pools(synthetic(days=2, cap_kw=90.0), throttled=True)
+    out = results.save(tmp_path / "run")
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert {"power_by_type.png", "throttling.png"} <= set(pngs)
+    html = (out / "report.html").read_text()
+    for name in pngs:
+        assert f'alt="{name}"' in html, name

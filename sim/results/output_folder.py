@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 COMPLETE_MARKER = "run-complete.json"
-PLOT_FILES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png", "shared_pool.png",
-              "cost.png", "capacity.png", "slo.png", "failures.png")
+PLOT_FILES = ("utilization.png", "queue.png", "jct.png", "power.png", "power_by_type.png", "throttling.png",
+              "latency.png", "served.png", "shared_pool.png", "cost.png", "capacity.png", "slo.png", "pue.png",
+              "failures.png")
 DATA_FILES = ("summary.json", "manifest.json", "scenario.json", "jobs.csv", "timeseries.csv", "monthly.csv",
               "requests.csv", "procurement.csv", "burst.csv")
 REPORT_FILE = "report.html"

@@ -128,3 +128,28 @@ def duration_label(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g} {unit}" + ("s" if unit == "day" and seconds != size else "")
     return f"{seconds:g} s"
+
+
+def power_by_type(timeseries, pool_types: dict[str, str]) -> dict[str, np.ndarray]:
+    """IT power per bin [kW] by accelerator type: the ``it_power_kw.<pool>`` columns summed by each pool's type
+    (``pool_types``: pool name -> accelerator id; a pool not in it counts under its own name), types sorted.
+    Together they add up to ``it_power_kw``."""
+    out: dict[str, np.ndarray] = {}
+    for column in timeseries.columns:
+        if column.startswith("it_power_kw."):
+            pool = column.split(".", 1)[1]
+            kind = pool_types.get(pool, pool)
+            values = timeseries[column].to_numpy(dtype=np.float64)
+            out[kind] = out[kind] + values if kind in out else values.copy()
+    return dict(sorted(out.items()))
+
+
+def stacked(layers: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per layer, in order, its (bottom, top) when stacked from 0."""
+    out, base = {}, None
+    for name, values in layers.items():
+        values = np.asarray(values, dtype=np.float64)
+        bottom = np.zeros(len(values)) if base is None else base
+        out[name] = (bottom, bottom + values)
+        base = bottom + values
+    return out

@@ -4,6 +4,11 @@
 * ``queue.png`` — training jobs waiting to start (bin mean); only when the run has training jobs
 * ``jct.png`` — CDF of job completion time per accelerator type (log time axis); only with completed jobs
 * ``power.png`` — IT and facility power, against the site cap when there is one; in kW or MW by the peak
+* ``power_by_type.png`` — IT power stacked by accelerator type, with the facility overhead (facility − IT) on top,
+  against the site cap (bin by bin with a dated cap); only when the fleet has more than one accelerator type
+  (with one, ``power.png`` says the same)
+* ``throttling.png`` — chips below full clock stacked by accelerator type, with facility power and the cap on a
+  second axis; only when a capping policy throttled chips (``throttled_chips.<type>`` columns not all zero)
 * ``latency.png`` — latency CDF per service and accelerator type (request-level services)
 * ``served.png`` — offered and served requests per second over time (every LLM and ranking service)
 * ``shared_pool.png`` — per ``sharing: shared`` pool: chips held by inference replicas and chips busy with
@@ -45,8 +50,10 @@ from sim.results.plot_data import (  # noqa: E402
     duration_label,
     for_drawing,
     plot_bin_s,
+    power_by_type,
     power_unit,
     request_rates,
+    stacked,
 )
 
 STYLE = {
@@ -64,8 +71,9 @@ CAUSE_COLOURS = {"gpu": "#1f77b4", "memory": "#9467bd", "network": "#2ca02c", "h
                  "software": "#ff7f0e", "maintenance": "#8c8c8c", "network-rack": "#17becf",
                  "maintenance-window": "#222222"}
 SERVICE_LINESTYLES = ("-", "--", ":", "-.")
-PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "latency.png", "served.png",
-              "shared_pool.png", "cost.png", "capacity.png", "slo.png", "pue.png", "failures.png")
+PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "power_by_type.png", "throttling.png",
+              "latency.png", "served.png", "shared_pool.png", "cost.png", "capacity.png", "slo.png", "pue.png",
+              "failures.png")
 COST_PLOT_MIN_S = 60 * 86400.0
 FAILURE_BARS = 200  # at most this many bars of interruptions in failures.png
 # the columns <category>_usd of monthly.csv
@@ -142,6 +150,13 @@ def _figures(results):
     if summary["jobs"]["completed"] > 0:
         yield "jct.png", _jct(run, results.jobs)
     yield "power.png", _power(run, ts, summary)
+    by_type = power_by_type(ts, _pool_types(results.scenario))
+    if len(by_type) > 1:
+        yield "power_by_type.png", _power_by_type(run, ts, summary, by_type)
+    throttled = {c.split(".", 1)[1]: ts[c].to_numpy(dtype=np.float64) for c in ts.columns
+                 if c.startswith("throttled_chips.")}
+    if any(values.any() for values in throttled.values()):
+        yield "throttling.png", _throttling(run, ts, summary, dict(sorted(throttled.items())))
     requests = results.requests
     has_requests = requests is not None and len(requests) > 0
     if has_requests:
@@ -245,6 +260,73 @@ def _power(run: _Run, ts, summary: dict):
     ax.set_ylim(0, top * 1.08 or 1.0)
     ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     return _finish(fig, ax, run, what, bands)
+
+
+def _pool_types(scenario) -> dict[str, str]:
+    """Pool name -> accelerator id from the scenario (empty without one)."""
+    return {p.name: p.accelerator_id for p in scenario.fleet} if scenario is not None else {}
+
+
+def _cap_line(ax, run: _Run, ts, summary: dict, factor: float) -> float:
+    """The site cap as a dashed red line (bin by bin with a dated cap); return its highest value drawn (0: none)."""
+    if "power_cap_kw" in ts.columns:
+        cap = run.series(ts["power_cap_kw"].to_numpy() * factor)
+        ax.stairs(cap.mean, run.start + cap.edges_s / DAY_S, baseline=None, color=RED, linestyle="--",
+                  label="site cap")
+        return float(cap.top())
+    if summary.get("power_cap_kw"):
+        ax.axhline(summary["power_cap_kw"] * factor, color=RED, linestyle="--", label="site cap")
+        return summary["power_cap_kw"] * factor
+    return 0.0
+
+
+def _power_by_type(run: _Run, ts, summary: dict, by_type: dict[str, np.ndarray]):
+    """IT power stacked by accelerator type (``plot_data.power_by_type``), the facility overhead on top, the
+    facility power as a line (with its band on long runs) and the site cap."""
+    cap_kw = summary.get("power_cap_kw")
+    unit, factor = power_unit(max(summary["peak_facility_power_kw"], cap_kw or 0.0))
+    fig, ax = _new(f"power [{unit}]")
+    facility_kw = ts["facility_power_kw"].to_numpy(dtype=np.float64)
+    layers = {accel: values * factor for accel, values in by_type.items()}
+    overhead = facility_kw - ts["it_power_kw"].to_numpy(dtype=np.float64)
+    layers["facility overhead\n(cooling, losses)"] = overhead * factor
+    for name, (bottom, top) in stacked(layers).items():
+        low, high = run.series(bottom), run.series(top)
+        colour = run.colour(name) if name in by_type else GREY
+        ax.stairs(high.mean, run.start + high.edges_s / DAY_S, baseline=low.mean, fill=True, color=colour,
+                  alpha=0.6 if name in by_type else 0.3, label=f"IT: {name}" if name in by_type else name, linewidth=0)
+    facility = _draw(ax, run, run.series(facility_kw * factor), DARK, "facility power", linewidth=1.0)
+    top = max(facility.top(), _cap_line(ax, run, ts, summary, factor))
+    ax.set_ylim(0, top * 1.08 or 1.0)
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    what = "IT power by accelerator type" + (f" against the {_power_text(cap_kw * factor, unit)} site cap"
+                                             if cap_kw else "")
+    return _finish(fig, ax, run, what, [facility])
+
+
+def _throttling(run: _Run, ts, summary: dict, throttled: dict[str, np.ndarray]):
+    """Chips below full clock stacked by accelerator type; facility power and the cap on the right axis."""
+    fig, ax = _new("chips below full clock (bin mean)")
+    drawn = []
+    for accel, (bottom, top) in stacked(throttled).items():
+        low, high = run.series(bottom), run.series(top)
+        drawn.append(high)
+        ax.stairs(high.mean, run.start + high.edges_s / DAY_S, baseline=low.mean, fill=True, color=run.colour(accel),
+                  alpha=0.6, label=f"throttled {accel}", linewidth=0)
+    ax.set_ylim(0, max(1.0, max(s.mean.max(initial=0.0) for s in drawn) * 1.08))
+    cap_kw = summary.get("power_cap_kw")
+    unit, factor = power_unit(max(summary["peak_facility_power_kw"], cap_kw or 0.0))
+    right = ax.twinx()
+    right.set_ylabel(f"power [{unit}]")
+    right.grid(False)
+    facility = _draw(right, run, run.series(ts["facility_power_kw"].to_numpy() * factor), DARK, None, linewidth=1.0)
+    top = max(facility.top(), _cap_line(right, run, ts, summary, factor))
+    right.set_ylim(0, top * 1.08 or 1.0)
+    ax.plot([], [], color=DARK, linewidth=1.0, label="facility power (right)")
+    ax.plot([], [], color=RED, linestyle="--", label="site cap (right)")
+    hours = (summary.get("power_capping") or {}).get("throttled_chip_hours")
+    what = "throttled chips" + (f", {hours:,.0f} chip-hours below full clock" if hours is not None else "")
+    return _finish(fig, ax, run, what, [facility])
 
 
 def _pue(run: _Run, ts, summary: dict):
