@@ -18,7 +18,7 @@ from sim.fleet.procurement import ORDER_COLUMNS, order_rows, procurement_summary
 from sim.money import build_ledger, job_costs_usd, job_energy_kwh, money_summary, monthly_table
 from sim.policies.capping import COUNTED_AS_DRAWN, lowest_busy_power_frac
 from sim.progress import Progress, kernels_need_compiling
-from sim.results import compute
+from sim.results import compute, perf_per_watt
 from sim.results import failures as failure_results
 from sim.results import shifting as shifting_results
 from sim.results.burst import burst_summary, realise_burst
@@ -169,6 +169,9 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         summary = compute.summary(jobs_out, series, fleet, horizon, peak_w, outcome,
                                   warmup_s=scenario.outputs.warmup)
         summary["inference"] = serving.summaries()
+        per_watt = perf_per_watt.summary(jobs_out, outcome, series, fleet.pools, summary["inference"], horizon)
+        if per_watt:
+            summary["perf_per_watt"] = per_watt
         if failures is not None:
             summary["failures"] = failure_results.summary(jobs_out, outcome["failures"], fleet, horizon,
                                                           scenario.failures.profile)
