@@ -4,8 +4,9 @@ Events happen only when state changes: a job arrives, a job completes, a pool co
 inference replica group on a shared pool scales or a windowed group on any pool starts or ends
 (``sim.training.sharing``), or a burst timer fires (a waiting job's wait crossing the threshold, rented chips
 coming online, a minimum rental expiring: ``sim.training.burst``), or, with a ``failures`` section, a failure or a
-repair (``sim.training.failures``: applied after pools leave, before inference scaling). At each such instant the
-process settles completions first (freeing chips), then pools coming online, then drains starting and
+repair (``sim.training.failures``: applied after pools leave, before inference scaling), or, with deferrable jobs,
+held jobs are released into the queue (``sim.training.shifting``: after cap changes, before arrivals). At each such
+instant the process settles completions first (freeing chips), then pools coming online, then drains starting and
 retirements, then pools leaving, then inference scale-downs and scale-ups (which may preempt training), then
 rented burst domains coming online,
 then admits arrivals, then asks the scheduler policy to start what it can, then lets the burst policy
@@ -406,7 +407,11 @@ class Cluster:
                 self.reject_reason[job] = STRANDED
                 self.left_queue_s[job] = t
                 continue
-            self.waiting.requeue(job, s)
+            fifo = self.waiting.fifos[s]
+            if fifo and fifo[-1] > job:
+                self.waiting.requeue(job, s)  # older than a job already waiting: its arrival position
+            else:
+                self.waiting.push(job, s)
             shapes.append(s)
         return shapes
 
