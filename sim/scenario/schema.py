@@ -450,15 +450,16 @@ class ShiftingPolicy(Strict):
     @field_validator("threshold", mode="before")
     @classmethod
     def _threshold(cls, value):
+        accepted = "accepted: a number from 0 to 1e6 (USD/kWh or gCO2e/kWh) or a quantile p0 to p100 (e.g. p30)"
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError(f"found {value!r}; accepted: a number >= 0 or a quantile p0 to p100")
+            raise ValueError(f"neither a number nor a quantile; {accepted}")
         if isinstance(value, str):
             text = value.strip()
             if not (text[:1] == "p" and text[1:].isdigit() and 0 <= int(text[1:]) <= 100):
-                raise ValueError(f"found {value!r}; accepted: a number >= 0 or a quantile p0 to p100 (e.g. p30)")
+                raise ValueError(f"not a quantile; {accepted}")
             return text
         if not 0 <= value <= 1e6:
-            raise ValueError(f"found {value:g}; accepted: a number >= 0 or a quantile p0 to p100")
+            raise ValueError(f"out of range; {accepted}")
         return float(value)
 
 
