@@ -8,7 +8,8 @@ Per accelerator type (every figure over the whole run, IT power: chips with thei
   MFU × the chip's dense BF16 peak × gang chips × (its run seconds on its last pool up to the horizon − the
   chip-seconds preemptions threw away ÷ gang). MFU is model FLOPs per step ÷ (gang × peak × step time)
   (``sim.kernels.step_reference``), so this is the model's FLOPs actually kept. Roofline jobs (no model FLOPs)
-  count nothing; runs on another pool than the job's last one are left out; a throttled run counts at full speed.
+  count nothing; runs on another pool than the job's last one are left out; a throttled run's seconds count as
+  full-speed ones (overstating its work by the clock's slowdown: ``power_capping.lost_chip_hours`` says how much).
 * ``training_flops_per_j``: ``training_pflop`` ÷ ``it_energy_kwh`` in FLOP/J (= FLOP/s per W): what the type
   delivered per joule at the load that ran (idle time and inference on the same pools count against it).
 * ``training_busy_flops_per_j``: the same work ÷ the IT energy of those runs' busy chips at full load
