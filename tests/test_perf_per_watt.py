@@ -34,14 +34,18 @@ def test_training_flops_per_joule_by_hand(tmp_path):
     job = results.jobs.iloc[0]
     assert job["state"] == "completed" and 0.2 < job["mfu"] < 0.8
     run_s = job["end_s"] - job["start_s"]
-    # H100 SXM: idle 70 W, TDP 700 W, 989 TFLOP/s dense BF16 (catalog); server overhead 25 %
-    idle_w, busy_w, peak = 70 * 1.25, 700 * 1.25, 989e12
-    it_j = 16 * idle_w * 2 * 86400 + 8 * (busy_w - idle_w) * run_s  # every chip idle, the gang busy
+    activity = job["activity"]  # the share of the dynamic power its step phases draw (sim.training.power)
+    assert 0.3 < activity <= 1
+    # H100 SXM: idle 70 W, TDP 700 W, 989 TFLOP/s dense BF16 (catalog); server overhead 25 %; its share of the
+    # scale-out switches 80 W, idle or busy (site.yaml)
+    idle_w, dynamic_w, switch_w, peak = 70 * 1.25, (700 - 70) * 1.25, 80.0, 989e12
+    it_j = 16 * (idle_w + switch_w) * 2 * 86400 + 8 * dynamic_w * activity * run_s  # every chip idle, the gang busy
     flop = job["mfu"] * peak * 8 * run_s
     got = results.summary["perf_per_watt"]["h100-sxm"]
     assert got["it_energy_kwh"] == pytest.approx(it_j / 3.6e6, rel=1e-9)
     assert got["training_pflop"] == pytest.approx(flop / 1e15, rel=1e-9)
     assert got["training_flops_per_j"] == pytest.approx(flop / it_j, rel=1e-9)
+    busy_w = idle_w + switch_w + dynamic_w * activity
     assert got["training_busy_flops_per_j"] == pytest.approx(job["mfu"] * peak / busy_w, rel=1e-9)
     assert "llm_tokens_per_j" not in got and "ranking_requests_per_j" not in got
 

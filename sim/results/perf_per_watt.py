@@ -12,8 +12,9 @@ Per accelerator type (every figure over the whole run, IT power: chips with thei
   full-speed ones (overstating its work by the clock's slowdown: ``power_capping.lost_chip_hours`` says how much).
 * ``training_flops_per_j``: ``training_pflop`` ÷ ``it_energy_kwh`` in FLOP/J (= FLOP/s per W): what the type
   delivered per joule at the load that ran (idle time and inference on the same pools count against it).
-* ``training_busy_flops_per_j``: the same work ÷ the IT energy of those runs' busy chips at full load
-  (``busy_w_with_server`` × chip-seconds): the chips' perf/W while training, MFU included.
+* ``training_busy_flops_per_j``: the same work ÷ the IT energy of those runs' busy chips: chip-seconds × (idle power
+  + the job's ``activity`` × the dynamic part), server and switch shares included (the money report's rule,
+  ``sim.money.report``): the chips' perf/W while training, MFU included.
 * ``llm_tokens_per_j``: output tokens of the LLM services' replicas on the type ÷ those replicas' IT energy
   (idle while active plus busy increments, ``sim.serving.accounting``; ``inference.<service>.by_accelerator``).
 * ``ranking_requests_per_j``: completed ranking requests (queries) on the type ÷ their replicas' IT energy.
@@ -60,7 +61,10 @@ def _training(out: dict, jobs_out: pd.DataFrame, outcome: dict, pools, horizon_s
                               minlength=len(jobs_out))
     useful_s = np.maximum(run_s - jobs_out["lost_chip_s"].to_numpy(np.float64) / np.maximum(chips, 1.0), 0.0)
     peak = np.array([p.accelerator.peak_flops for p in pools] + [0.0])[last_pool]
-    busy_w = np.array([p.busy_w_with_server for p in pools] + [0.0])[last_pool]
+    idle_w = np.array([p.idle_w_with_server for p in pools] + [0.0])[last_pool]
+    increment_w = np.array([p.busy_w_with_server - p.idle_w_with_server for p in pools] + [0.0])[last_pool]
+    activity = (jobs_out["activity"].to_numpy(np.float64) if "activity" in jobs_out else np.ones(len(jobs_out)))
+    busy_w = idle_w + increment_w * np.where(np.isnan(activity), 1.0, activity)
     flop = np.where(np.isnan(mfu), 0.0, mfu) * peak * chips * useful_s
     accel = np.array([p.accelerator.id for p in pools] + [""], dtype=object)[last_pool]
     ran = np.flatnonzero(run_s > 0)

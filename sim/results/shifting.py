@@ -2,11 +2,13 @@
 (``sim.training.shifting``).
 
 Energy of the deferrable jobs follows the money report's rule (``sim.money.report``): every run of a job (preempted
-runs included, up to the horizon) draws its busy chip equivalents × ``busy_w_with_server`` × the site's PUE (the
-yearly planning PUE when PUE follows the weather). Its cost and operational carbon integrate that power against the
-hourly price and carbon intensity at the hours it ran (``sim.facility.tariff``, the year mapped cyclically). The
-``*_at_arrival`` figures move every run of a held job earlier by its hold, as if it had not been held (queueing
-aside: an estimate of the same work without shifting; the ``@no-shift`` variant of a scenario gives the real one).
+runs included, up to the horizon) draws its busy chip equivalents × (idle power + the job's ``activity`` × the
+dynamic part, server and switch shares included; throttled clocks and checkpoint dips not taken off) × the site's
+PUE (the yearly planning PUE when PUE follows the weather). Its cost and operational carbon integrate that power
+against the hourly price and carbon intensity at the hours it ran (``sim.facility.tariff``, the year mapped
+cyclically). The ``*_at_arrival`` figures move every run of a held job earlier by its hold, as if it had not been
+held (queueing aside: an estimate of the same work without shifting; the ``@no-shift`` variant of a scenario gives
+the real one).
 """
 
 from __future__ import annotations
@@ -56,7 +58,11 @@ def summary(config, threshold: float, held: dict, jobs_out: pd.DataFrame, outcom
     hold_s = np.zeros(len(jobs_out))
     hold_s[held["job"]] = release - held["arrival_s"]
     runs = job_runs(jobs_out, outcome, horizon_s)
-    kw = np.array([p.busy_w_with_server * site.pue / 1e3 for p in pools])[runs["pool"]] * runs["weight"]
+    idle = np.array([p.idle_w_with_server for p in pools])[runs["pool"]]
+    increment = np.array([p.busy_w_with_server - p.idle_w_with_server for p in pools])[runs["pool"]]
+    activity = jobs_out["activity"].to_numpy(np.float64) if "activity" in jobs_out else np.ones(len(jobs_out))
+    activity = np.where(np.isnan(activity), 1.0, activity)[runs["job"]]
+    kw = (idle + increment * activity) * site.pue / 1e3 * runs["weight"]
     shifted = {}
     for name, moved in (("", 0.0), ("_at_arrival", hold_s[runs["job"]])):
         a, b = runs["start_s"] - moved, runs["end_s"] - moved
