@@ -67,7 +67,8 @@ def test_folder_names_are_safe_short_and_distinct(a, b):
 def test_earlier_runs_files_are_removed_and_the_users_kept(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    stale = ["requests.csv", "latency.png", "served.png", "power.png"]
+    stale = ["requests.csv", "latency.png", "served.png", "power.png", "capping.csv", "burst.csv", "failures.png",
+             "throttling.png"]
     mine = ["notes.txt", "my-plot.png", "summary.json.bak"]
     for name in stale + mine:
         (out / name).write_text("from before")

@@ -24,7 +24,7 @@ PLOT_FILES = ("utilization.png", "queue.png", "jct.png", "power.png", "power_by_
               "latency.png", "served.png", "shared_pool.png", "cost.png", "capacity.png", "slo.png", "pue.png",
               "failures.png")
 DATA_FILES = ("summary.json", "manifest.json", "scenario.json", "jobs.csv", "timeseries.csv", "monthly.csv",
-              "requests.csv", "procurement.csv", "burst.csv")
+              "requests.csv", "procurement.csv", "burst.csv", "capping.csv")
 REPORT_FILE = "report.html"
 DCSIM_FILES = DATA_FILES + PLOT_FILES + (REPORT_FILE, COMPLETE_MARKER)  # the only files dcsim ever deletes
 
