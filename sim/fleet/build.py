@@ -113,6 +113,10 @@ class ResolvedPool:
     # not in chip_cost_usd_per_hour (chips are compared by that), added in fleet_cost_usd; 0 for a rented pool
     hardware_usd_per_chip_hour: float = 0.0
     spine_oversubscription: float = 1.0  # the site's (``ResolvedSite``): the rack->spine edges carry 1/ratio
+    # IT power budgets of each rack and each row of ``racks_per_row`` racks [W] (``sim.fleet.budgets``); None: none
+    rack_budget_w: float | None = None
+    racks_per_row: int = 0
+    row_budget_w: float | None = None
 
     def purchases(self) -> list[tuple[float, int, float]]:
         """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
@@ -382,6 +386,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
             accel = power_limited(accel, pool.power_limit_w)
         except ValueError as exc:
             raise FleetError(index, "power_limit_w", str(exc)) from None
+    _check_budgets(pool, index, accel, per_server, site.server_power_overhead_frac)
     online = _day_s(scenario, pool.online_from) if pool.online_from else 0.0
     until = _day_s(scenario, pool.online_until) if pool.online_until else math.inf
     fixed = tuple((_day_s(scenario, d.date), d.chips) for d in pool.deliveries)
@@ -410,7 +415,33 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         rental_term=pool.rental_term if pool.owner == "rented" else "on-demand",
         burst=any(b.pool == pool.name for b in scenario.policy.burst) or any(
             g.burst is not None and g.pool == pool.name for s in scenario.workloads.inference for g in s.replicas),
+        rack_budget_w=None if pool.rack_budget_kw is None else pool.rack_budget_kw * 1e3,
+        racks_per_row=pool.racks_per_row or 0,
+        row_budget_w=None if pool.row_budget_kw is None else pool.row_budget_kw * 1e3,
     )
+
+
+def _check_budgets(pool: "Pool", index: int, accel: AcceleratorSpec, per_server: int, overhead: float) -> None:
+    """A rack or row budget must hold its chips idling (an impossible rack otherwise), and a row budget needs
+    ``racks_per_row`` (and the other way round); ``FleetError`` naming the field."""
+    rack_chips = per_server * pool.servers_per_rack
+    idle_kw = rack_chips * accel.idle_w * (1 + overhead) / 1e3
+    if pool.rack_budget_kw is not None and pool.rack_budget_kw < idle_kw:
+        raise FleetError(index, "rack_budget_kw",
+                         f"found {pool.rack_budget_kw:g} kW: a rack of {rack_chips} {accel.id} chips draws "
+                         f"{idle_kw:.4g} kW idle (server share included), so nothing could run in it; accepted: "
+                         f"at least {math.ceil(idle_kw * 10) / 10:g} kW, or fewer servers_per_rack")
+    if (pool.row_budget_kw is None) != (pool.racks_per_row is None):
+        missing = "racks_per_row" if pool.racks_per_row is None else "row_budget_kw"
+        given = "row_budget_kw" if pool.racks_per_row is None else "racks_per_row"
+        raise FleetError(index, missing, f"found none: {given} is set, and a row budget needs both; accepted: "
+                                         f"both racks_per_row and row_budget_kw, or neither")
+    if pool.row_budget_kw is not None and pool.row_budget_kw < idle_kw * pool.racks_per_row:
+        row_kw = idle_kw * pool.racks_per_row
+        raise FleetError(index, "row_budget_kw",
+                         f"found {pool.row_budget_kw:g} kW: a row of {pool.racks_per_row} racks draws {row_kw:.4g} kW "
+                         f"idle, so nothing could run in it; accepted: at least {math.ceil(row_kw * 10) / 10:g} kW, "
+                         "or fewer racks_per_row")
 
 
 def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,

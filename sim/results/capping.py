@@ -7,14 +7,16 @@ from __future__ import annotations
 import pandas as pd
 
 CAPPING_COLUMNS = ["time_s", "policy", "action", "job", "pool", "clock_frac", "job_power_w", "site_committed_w",
-                   "cap_w"]
+                   "cap_w", "budget"]
 
 
 def capping_rows(rows: list[tuple]) -> pd.DataFrame:
     """One row per action: a cap change (``cap``), a clock lowered (``throttle``) or raised (``restore``), a job
     paused (``shed``); ``job_power_w`` is the job's facility power after the action (0 when shed) and
     ``site_committed_w`` the site's committed facility power right after it [W] (within one event, a job that just
-    started counts at full clock until its own row: the site is within the cap after the event's last row)."""
+    started counts at full clock until its own row: the site is within the cap after the event's last row); ``budget``
+    the budget that acted: ``site``, ``rack:POOL:k`` or ``row:POOL:k`` (``sim.fleet.budgets``; a restore names the
+    budget that had set the lower clock)."""
     return pd.DataFrame(rows, columns=CAPPING_COLUMNS)
 
 
@@ -27,4 +29,21 @@ def capping_summary(outcome: dict, kind: str) -> dict:
     over = max((p - cap for _, p, cap in outcome["trace"]), default=float("-inf"))
     return {"policy": kind, "events": len(rows), **{f"{a}_events": n for a, n in actions.items()},
             "throttled_chip_hours": outcome["throttled_chip_hours"], "lost_chip_hours": outcome["lost_chip_hours"],
-            "shed_jobs": outcome["shed_jobs"], "max_committed_over_cap_w": over if over > float("-inf") else None}
+            "shed_jobs": outcome["shed_jobs"], "max_committed_over_cap_w": over if over > float("-inf") else None,
+            **({"budgets": budget_summary(outcome, rows)} if "budgets" in outcome else {})}
+
+
+def budget_summary(outcome: dict, rows: list[tuple]) -> dict:
+    """With rack or row budgets: per level (``site``, ``rack``, ``row``) the actions it took (``throttle``,
+    ``restore``, ``shed`` rows naming a budget of that level), and for racks and rows the number of budgets, the
+    oversubscription (largest full-load IT power of a budget's chips / its budget: Σ rack peaks / row budget) and
+    the peak utilisation (largest committed IT power / budget after any event); for the site the peak committed
+    facility power / cap (None without a cap)."""
+    out = {}
+    for level in ("site", "rack", "row"):
+        counts = {f"{a}_events": sum(1 for r in rows if r[2] == a and r[9].split(":")[0] == level)
+                  for a in ("throttle", "restore", "shed")}
+        out[level] = {**counts, **outcome["budgets"].get(level, {})}
+    trace = outcome["trace"]
+    out["site"]["peak_utilisation"] = max((p / cap for _, p, cap in trace), default=None)
+    return {level: data for level, data in out.items() if level == "site" or "budgets" in data}

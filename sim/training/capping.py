@@ -32,6 +32,7 @@ class PowerCap:
 
     def __init__(self, cluster, policy, schedule, compute_share):
         self.cluster = cluster
+        self.budgets = cluster.budgets  # rack and row budgets (``sim.training.budgets``); None without
         self.policy = policy
         self.kind = policy.kind
         self.min_clock = policy.min_clock
@@ -50,6 +51,7 @@ class PowerCap:
         self.throttled_chip_s = 0.0
         self.lost_chip_s = 0.0  # chip-seconds of full-speed work not done because of slower clocks
         self.shed_jobs = 0
+        self._binding: dict[int, str] = {}  # job -> the budget that set its clock below full, while it is below
 
     # -- power --------------------------------------------------------------------------------------
     def _job_w(self, job: int) -> float:
@@ -79,7 +81,7 @@ class PowerCap:
         """The cap changes at ``t``; return True (waiting jobs are tried again)."""
         while self.changes and self.changes[0][0] <= t:
             _, cap = self.changes.pop(0)
-            self.rows.append((t, self.kind, "cap", -1, "", math.nan, 0.0, self.committed_w(), cap))
+            self.rows.append((t, self.kind, "cap", -1, "", math.nan, 0.0, self.committed_w(), cap, "site"))
             self.cluster.power_cap_w = cap
         self.next_s = self.changes[0][0] if self.changes else math.inf
         return True
@@ -89,12 +91,15 @@ class PowerCap:
         self._forget_ended(t)
         c = self.cluster
         shed = False
-        if self.kind == "throttle" and c.power_cap_w is not None:
+        capped = c.power_cap_w is not None or self.budgets is not None
+        if self.kind == "throttle" and capped:
             shed = self._throttle(t)
-        elif self.kind == "shed" and c.power_cap_w is not None:
+        elif self.kind == "shed" and capped:
             shed = self._shed_until_within(t)
         if c.power_cap_w is not None:
             self.trace.append((t, self.committed_w(), c.power_cap_w))
+        if self.budgets is not None:
+            self.budgets.observe()
         return shed
 
     def _order(self) -> list[int]:
@@ -103,6 +108,7 @@ class PowerCap:
         return sorted(c.placement, key=lambda j: (c.start_s[j], j))
 
     def _shed_until_within(self, t: float) -> bool:
+        """Shed the last jobs in keep order while the site, or a rack or row with training in it, is over."""
         c = self.cluster
         order = self._order()
         shed = False
@@ -110,9 +116,13 @@ class PowerCap:
             job = order.pop()
             self._shed(job, t)
             shed = True
+        while self.budgets is not None and (victim := self.budgets.over(order)) is not None:
+            order.remove(victim[0])
+            self._shed(victim[0], t, victim[1])
+            shed = True
         return shed
 
-    def _shed(self, job: int, t: float) -> None:
+    def _shed(self, job: int, t: float, budget: str = "site") -> None:
         c = self.cluster
         w = self._job_w(job) * power_frac(self._clock(job))
         pool = c.pool_of[job]
@@ -123,24 +133,41 @@ class PowerCap:
         sharing.preempt(c, job, t)
         self.state.pop(job, None)
         self.shed_jobs += 1
-        self.rows.append((t, self.kind, "shed", job, c.pools[pool].name, 0.0, w, self.committed_w(), c.power_cap_w))
+        self.rows.append((t, self.kind, "shed", job, c.pools[pool].name, 0.0, w, self.committed_w(), c.power_cap_w,
+                          budget))
 
     def _throttle(self, t: float) -> bool:
+        """Clocks for the running jobs: each budget (the site cap, each rack and row) computes its members' clocks
+        in keep order (``clocks_within``), and a job runs at the lowest of the clocks of the budgets it is in.
+        Lowering a clock only lowers power, so every budget then holds: each one holds with its own clocks, and
+        the others' can only be lower. A budget that even the minimum clock does not hold sheds its last job."""
         c = self.cluster
         shed = False
         while True:
             order = self._order()
-            floor = c.committed_w - math.fsum(self._job_w(j) for j in order)
-            clocks = clocks_within(c.power_cap_w * (1.0 + 1e-12) - floor, [self._job_w(j) for j in order],
-                                   self.min_clock)
-            if clocks is not None or not order:
-                break
-            self._shed(order[-1], t)  # even the minimum clock is over the cap (a cap drop): shed the last started
-            shed = True
-        changes = [(f > self._clock(job), job, f) for job, f in zip(order, clocks or ())
-                   if abs(f - self._clock(job)) > 1e-12]
+            clocks, binding = {job: 1.0 for job in order}, {}
+            if c.power_cap_w is not None:
+                floor = c.committed_w - math.fsum(self._job_w(j) for j in order)
+                site = clocks_within(c.power_cap_w * (1.0 + 1e-12) - floor, [self._job_w(j) for j in order],
+                                     self.min_clock)
+                if site is None and order:
+                    self._shed(order[-1], t)  # even the minimum clock is over the cap (a cap drop): shed the last
+                    shed = True
+                    continue
+                clocks.update(zip(order, site or ()))
+            if self.budgets is not None and order:
+                victim = self.budgets.clocks(order, clocks, binding, self.min_clock)
+                if victim is not None:
+                    self._shed(victim[0], t, victim[1])
+                    shed = True
+                    continue
+            break
+        changes = [(f > self._clock(job), job, f) for job, f in clocks.items() if abs(f - self._clock(job)) > 1e-12]
         for _, job, f in sorted(changes, key=lambda c: c[0]):  # lower clocks first: within the cap after each row
-            self._set_clock(job, f, t)
+            budget = binding.get(job, "site") if f < 1.0 else self._binding.pop(job, "site")
+            if f < 1.0:
+                self._binding[job] = budget
+            self._set_clock(job, f, t, budget)
         return shed
 
     # -- per-job work ---------------------------------------------------------------------------------
@@ -166,7 +193,7 @@ class PowerCap:
         st[2] += dt * st[4]
         st[3] = t
 
-    def _set_clock(self, job: int, f: float, t: float) -> None:
+    def _set_clock(self, job: int, f: float, t: float, budget: str = "site") -> None:
         c = self.cluster
         st = self._track(job)
         self._settle(job, t)
@@ -174,6 +201,8 @@ class PowerCap:
         st[4] = speed_frac(f, float(self.compute_share[job, pool]))
         action = "throttle" if f < st[5] else "restore"
         self._correct(t, job, pool, st[5], f)
+        if self.budgets is not None:
+            self.budgets.set_clock(job, f)
         st[5] = f
         st[6].append((t, st[2], st[4]))
         old_end = c.end_s[job]
@@ -187,7 +216,7 @@ class PowerCap:
                 sharing._remove_from_heap(c.pool_ends[pool], old_end)
                 heapq.heappush(c.pool_ends[pool], new_end)
         self.rows.append((t, self.kind, action, job, c.pools[pool].name, f, self._job_w(job) * power_frac(f),
-                          self.committed_w(), c.power_cap_w))
+                          self.committed_w(), c.power_cap_w, budget))
 
     def _forget_ended(self, t: float) -> None:
         """Close the throttled time of runs that ended (completed or preempted) since the last event."""
@@ -245,6 +274,7 @@ class PowerCap:
                 self.lost_chip_s += (horizon_s - st[3]) * chips * (1.0 - st[4])
         self.state.clear()
         return {"rows": self.rows, "trace": self.trace, "power_events": self.power_events(),
+                **({"budgets": self.budgets.outcome()} if self.budgets is not None else {}),
                 "throttled_chip_hours": self.throttled_chip_s / 3600.0,
                 "lost_chip_hours": self.lost_chip_s / 3600.0, "shed_jobs": self.shed_jobs}
 

@@ -48,7 +48,10 @@ def apply_scaling(cluster, t: float, index: int, freed) -> tuple[set, bool, int]
         placements = cluster.replica_placements.setdefault(group, [])
         if delta < 0:
             for _ in range(-delta):
-                cluster.allocators[pool].release(placements.pop())
+                parts = placements.pop()
+                if cluster.budgets is not None:  # its rack and row budgets count it no more (sim.training.budgets)
+                    cluster.budgets.replica(pool, parts, -1)
+                cluster.allocators[pool].release(parts)
             freed.add(pool)
         else:
             for _ in range(delta):
@@ -62,6 +65,8 @@ def place_replica(cluster, t: float, pool: int, chips: int, placements: list) ->
     if allocator.can_place(chips):
         note_deferred(cluster, pool)
         placements.append(allocator.place(chips))
+        if cluster.budgets is not None:  # its rack and row budgets count it at full load (sim.training.budgets)
+            cluster.budgets.replica(pool, placements[-1], +1)
         return False
     pool_of, start_s = cluster.pool_of, cluster.start_s
     victims = sorted((start_s[job], job) for job in cluster.placement if pool_of[job] == pool)
@@ -71,6 +76,8 @@ def place_replica(cluster, t: float, pool: int, chips: int, placements: list) ->
                                "even with every training job preempted (replica sizes fragment the domains)")
         preempt(cluster, victims.pop()[1], t)
     placements.append(allocator.place(chips))
+    if cluster.budgets is not None:
+        cluster.budgets.replica(pool, placements[-1], +1)
     return True
 
 

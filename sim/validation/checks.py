@@ -902,6 +902,8 @@ def _check_feasibility(scenario, catalog, add) -> None:
                 f"{fitting}, or cooling: liquid, or a lower-power chip")
     if len(pools) == len(scenario.fleet):
         _check_reservations(scenario, pools, add)
+        if any(p.rack_budget_w is not None or p.row_budget_w is not None for p in pools):
+            _check_budget_replicas(scenario, catalog, add)
     if site.power_cap_dates:  # a dated cap schedule: its lowest value must hold the idle fleet and the replicas
         site = dataclasses.replace(site, power_cap_w=min(w for _, w in site.power_cap_dates))
     if site.power_cap_w is not None and len(pools) == len(scenario.fleet):
@@ -912,6 +914,34 @@ def _check_feasibility(scenario, catalog, add) -> None:
                 f"{idle_w / 1e6:.3g} MW at PUE {site.pue:g}; accepted: a cap above that, or a smaller fleet")
         else:
             _check_replica_power(scenario, pools, site, idle_w, add)
+
+
+def _check_budget_replicas(scenario, catalog, add) -> None:
+    """The inference replicas placed at t = 0 (as the engine places them: ``Fleet.new_allocators``), at full load
+    with their rack's or row's idle chips, stay within its budget: nothing slows serving, so a rack they take over
+    its budget would stay over (``sim.training.budgets``). Reported at the pool's budget field."""
+    from sim.fleet.budgets import budget_layout, reserved_w, within
+    from sim.fleet.build import build_fleet
+
+    try:
+        fleet = build_fleet(scenario, catalog)
+        held: list = []
+        allocators = fleet.new_allocators(held)
+    except ValueError:
+        return  # replicas or deliveries that do not fit: reported by _check_reservations
+    layout = budget_layout(fleet.pools)
+    names = {p.name: p.index for p in fleet.pools}
+    reported = set()
+    for b, inference_w in enumerate(reserved_w(layout, allocators, held)):
+        drawn = layout.idle_w[b] + inference_w
+        kind, pool_name, k = layout.names[b].split(":")
+        if within(drawn, layout.limit_w[b]) or (pool_name, kind) in reported:
+            continue
+        reported.add((pool_name, kind))
+        add(("fleet", names[pool_name], f"{kind}_budget_kw"),
+            f"found {layout.limit_w[b] / 1e3:g} kW: the inference replicas placed in {kind} {k} at the start draw "
+            f"{drawn / 1e3:.4g} kW at full load with its idle chips (serving is never slowed); accepted: at least "
+            f"{math.ceil(drawn / 100) / 10:g} kW, or fewer replicas on the pool")
 
 
 def _check_replica_power(scenario, pools, site, idle_w: float, add) -> None:
