@@ -119,6 +119,25 @@ class BudgetLoads:
             self.dirty.add(b)
         entry[1] = new
 
+    def place_replica(self, pool: int, chips: int):
+        """Place an inference replica of ``chips`` on ``pool`` (the reservation schedule), budget-aware: where its
+        budgets hold it with the training there as it runs now, else where they hold it once the training there is
+        slowed or shed, else where the allocator puts it (over its budget until it leaves); the placement."""
+        allocator = self.cluster.allocators[pool]
+        per_chip = self.layout.busy_increment_w[pool]
+        shares = self.layout.shares[pool]
+        plan = (find_placement(allocator, shares, chips, per_chip, self._room_now)
+                or find_placement(allocator, shares, chips, per_chip, self._room_without_training))
+        parts = tuple(p for d, n in plan for p in allocator.take(d, n)) if plan else allocator.place(chips)
+        self.replica(pool, parts, +1)
+        return parts
+
+    def _room_now(self, budget: int) -> float:
+        return self.limit[budget] * (1.0 + TOLERANCE) - self.drawn[budget]
+
+    def _room_without_training(self, budget: int) -> float:
+        return self.limit[budget] * (1.0 + TOLERANCE) - self.floor[budget]
+
     def replica(self, pool: int, parts, sign: int) -> None:
         """An inference replica holding ``parts`` of ``pool`` is placed (+1) or released (−1)."""
         if not self.layout.has(pool):
