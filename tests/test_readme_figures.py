@@ -45,6 +45,9 @@ VARIANTS = {
     "power-capped-site@0.18MW-admission": {"site.power_cap_mw": 0.18, "policy.power_cap.kind": "admission"},
     "power-capped-site@0.14MW": {"site.power_cap_mw": 0.14},
     "power-capped-site@0.14MW-admission": {"site.power_cap_mw": 0.14, "policy.power_cap.kind": "admission"},
+    "power-capped-site@rows-1.3x": {"fleet.h100.racks_per_row": 4, "fleet.h100.row_budget_kw": 89.6},
+    "power-capped-site@rows-1.3x-admission": {"fleet.h100.racks_per_row": 4, "fleet.h100.row_budget_kw": 89.6,
+                                              "policy.power_cap.kind": "admission"},
 }
 
 
