@@ -36,6 +36,13 @@ class BudgetLayout:
     peak_w: list[float]  # its chips at full load [W]
     shares: list[list[tuple]]  # per pool, per domain: ((budget, fraction of the domain's chips), ...); [] no budget
     busy_increment_w: list[float]  # per pool: one chip from idle to full load [W, IT]
+    # per pool, when every domain is whole in one rack and one row: (budget -> index of its kind, budgets per
+    # kind), so a search can stop once every rack (or every row) has refused; None otherwise
+    groups: list = None
+
+    def __post_init__(self):
+        if self.groups is None:
+            self.groups = []
 
     def has(self, pool: int) -> bool:
         return bool(self.shares[pool])
@@ -96,6 +103,12 @@ def budget_layout(pools) -> BudgetLayout | None:
             pool_shares.append(tuple(entries))
             first += size
         layout.shares.append(pool_shares)
+    for pool, pool_shares in enumerate(layout.shares):
+        whole = bool(pool_shares) and all(f == 1.0 for entries in pool_shares for _, f in entries)
+        budgets = sorted({b for entries in pool_shares for b, _ in entries})
+        kinds = sorted({layout.kinds[b] for b in budgets})
+        layout.groups.append(({b: kinds.index(layout.kinds[b]) for b in budgets},
+                              [sum(layout.kinds[b] == k for b in budgets) for k in kinds]) if whole else None)
     return layout
 
 
@@ -127,18 +140,38 @@ def reserved_w(layout: BudgetLayout, allocators, held=None) -> list[float]:
     return out
 
 
-def find_placement(allocator, shares, chips: int, per_chip_w: float, headroom) -> tuple | None:
+def find_placement(allocator, shares, chips: int, per_chip_w: float, headroom, groups=None) -> tuple | None:
     """Where ``chips`` may go now so that every budget they touch keeps ``per_chip_w`` per placed chip within
     ``headroom(budget)`` [W]; None when nowhere. As ``DomainAllocator.place``: a gang of at most a domain in one
     domain, best fit first (the fewest free chips that hold it), among the domains whose budgets take it; a
     larger gang on wholly free domains, each taken when its budgets still take it with the domains already
-    chosen (greedy). Reads the allocator only: ``take`` the parts to place them."""
+    chosen (greedy). Reads the allocator only: ``take`` the parts to place them. ``groups`` (``BudgetLayout``)
+    lets the search stop as soon as every budget of one kind has refused."""
+    room: dict[int, float] = {}  # headroom of the budgets asked so far (it does not change during a search)
     if chips <= allocator.domain_chips:
+        need = chips * per_chip_w
+        refused: dict[int, float] = {}  # budget -> the smallest power it refused
+        dead = [0] * len(groups[1]) if groups is not None else None
         mask, level = allocator.mask >> chips, chips
         while mask:
             if mask & 1:
                 for domain in allocator.buckets[level]:
-                    if all(chips * f * per_chip_w <= headroom(b) for b, f in shares[domain]):
+                    for b, f in shares[domain]:
+                        w = need * f
+                        if b in refused and w >= refused[b]:
+                            break
+                        h = room.get(b)
+                        if h is None:
+                            h = room[b] = headroom(b)
+                        if w > h:
+                            if dead is not None and b not in refused:
+                                kind = groups[0][b]
+                                dead[kind] += 1
+                                if dead[kind] == groups[1][kind]:
+                                    return None  # every rack (or every row) of the pool refused
+                            refused[b] = w
+                            break
+                    else:
                         return ((domain, chips),)
             mask >>= 1
             level += 1
@@ -150,7 +183,10 @@ def find_placement(allocator, shares, chips: int, per_chip_w: float, headroom) -
     for domain in allocator.buckets[full]:
         n = min(full, left)
         adds = [(b, n * f * per_chip_w) for b, f in shares[domain]]
-        if all(added.get(b, 0.0) + w <= headroom(b) for b, w in adds):
+        for b, _ in adds:
+            if b not in room:
+                room[b] = headroom(b)
+        if all(added.get(b, 0.0) + w <= room[b] for b, w in adds):
             for b, w in adds:
                 added[b] = added.get(b, 0.0) + w
             parts.append((domain, n))

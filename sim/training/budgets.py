@@ -59,7 +59,8 @@ class BudgetLoads:
             c.shared[pool].release(placement, c.share_units[job])
             return True
         return find_placement(c.allocators[pool], self.layout.shares[pool], chips,
-                              self.low * self._per_chip_w(job, pool, chips), self._headroom) is not None
+                              self.low * self._per_chip_w(job, pool, chips), self._headroom,
+                              self.layout.groups[pool]) is not None
 
     def place(self, job: int, pool: int, chips: int):
         """Place ``job`` on ``pool`` within its budgets and count its power; the placement, or None."""
@@ -77,7 +78,7 @@ class BudgetLoads:
             return chip
         allocator = c.allocators[pool]
         plan = find_placement(allocator, self.layout.shares[pool], chips,
-                              self.low * self._per_chip_w(job, pool, chips), self._headroom)
+                              self.low * self._per_chip_w(job, pool, chips), self._headroom, self.layout.groups[pool])
         if plan is None:
             return None
         placement = tuple(part for domain, n in plan for part in allocator.take(domain, n))
@@ -126,8 +127,9 @@ class BudgetLoads:
         allocator = self.cluster.allocators[pool]
         per_chip = self.layout.busy_increment_w[pool]
         shares = self.layout.shares[pool]
-        plan = (find_placement(allocator, shares, chips, per_chip, self._room_now)
-                or find_placement(allocator, shares, chips, per_chip, self._room_without_training))
+        groups = self.layout.groups[pool]
+        plan = (find_placement(allocator, shares, chips, per_chip, self._room_now, groups)
+                or find_placement(allocator, shares, chips, per_chip, self._room_without_training, groups))
         parts = tuple(p for d, n in plan for p in allocator.take(d, n)) if plan else allocator.place(chips)
         self.replica(pool, parts, +1)
         return parts

@@ -11,6 +11,9 @@ always did. Every action is recorded (``rows``: ``capping.csv``), and so is the 
 A clock change settles the job's work: ``done`` full-speed seconds at ``at``, then ``speed`` full-speed seconds per
 second; the completion moves to ``at + (work − done) / speed``. A job preempted while throttled (by inference, a
 leaving pool, a failure or ``shed``) keeps the work done up to its last checkpoint (``work_done_s``).
+Rack and row budgets (``sim.training.budgets``) act through the same policy: a job's clock is the lowest that the
+site cap and the racks and rows it is in allow (``_throttle``), and ``shed`` sheds until every budget holds; each
+row of ``rows`` names the budget that acted.
 Simplifications: with ``failures``, failure draws stay at their wall-clock times; the energy and power series of the
 results count running training at full load (the cluster's own trace has the throttled power).
 """

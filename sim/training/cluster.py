@@ -24,7 +24,9 @@ throttled or stopped for power. ``throttle`` and ``shed`` (and a dated cap, ``si
 ``sim.training.capping``: ``_power_fits`` asks it before a start, a cap change is an event, and after every event
 it slows (or speeds up again) the last-started jobs' clocks, moving their completions, or pauses them with the
 preemption path. A pool that leaves (``online_until``) stops drawing power then: its idle floor is released from
-the committed power.
+the committed power. Rack and row budgets (``fleet[].rack_budget_kw``, ``row_budget_kw``) are kept by
+``sim.training.budgets``: on a pool with any, ``fits`` and ``try_start`` place the job where its racks and rows have
+room, and ``_complete`` takes its power out of them.
 
 Deliveries (``fleet[].deliveries``, ``ResolvedPool.deliveries``): a pool's later chips are held out of
 its allocator from the start (whole domains) and released at their date, so from then on a gang larger

@@ -318,8 +318,8 @@ def _over_budgets(chips, share, fleet: Fleet, busy_power_frac: float = 1.0) -> n
         for k, (gang, busy_chips, one_share) in enumerate(kinds.tolist()):
             placed = 1 if one_share else gang_chips_on(pool, int(gang))
             per_chip_w = busy_chips / placed * layout.busy_increment_w[pool.index] * busy_power_frac
-            if find_placement(allocators[pool.index], layout.shares[pool.index], placed, per_chip_w,
-                              headroom) is None:
+            if find_placement(allocators[pool.index], layout.shares[pool.index], placed, per_chip_w, headroom,
+                              layout.groups[pool.index]) is None:
                 out[inverse.ravel() == k, pool.index] = True
     return out
 
