@@ -191,6 +191,8 @@ def test_budgets_follow_racks_and_split_domains_that_span_them(tmp_path):
     assert dict(layout.shares[0][3]) == {1: 1.0, 4: 1.0}
     # tpu: each 16-chip domain spans two 8-chip racks, half in each
     assert dict(layout.shares[1][1]) == {8: 0.5, 9: 0.5}
+    # a search on the h100 may stop once its 4 racks (or 2 rows) refused; not on the tpu, whose domains span racks
+    assert layout.groups[0][1] == [4, 2] and layout.groups[1] is None
     assert layout.idle_w[6] == pytest.approx(8 * fleet.pools[1].idle_w_with_server)
     # the chat replicas (4 chips, one domain) count in rack 0 at full load
     held: list = []
