@@ -927,8 +927,8 @@ def _check_budget_replicas(scenario, catalog, add) -> None:
         fleet = build_fleet(scenario, catalog)
         held: list = []
         allocators = fleet.new_allocators(held)
-    except ValueError:
-        return  # replicas or deliveries that do not fit: reported by _check_reservations
+    except (ValueError, KeyError):
+        return  # replicas or deliveries that do not fit, an unknown pool: reported by the other checks
     layout = budget_layout(fleet.pools)
     names = {p.name: p.index for p in fleet.pools}
     reported = set()
