@@ -37,9 +37,13 @@ class BudgetLoads:
         self.full = [0.0] * len(self.limit)
         self.drawn = list(self.floor)
         self.members: list[dict[int, float]] = [{} for _ in self.limit]  # budget -> {job: full-load power [W]}
-        self.jobs: dict[int, list] = {}  # job -> [((budget, full-load power [W]), ...), power fraction now]
+        self.jobs: dict[int, list] = {}  # job -> [((budget, full-load power [W]), ...), power fraction now, pool]
         self.dirty: set[int] = set(range(len(self.limit)))
         self.peak = [0.0] * len(self.limit)  # highest drawn / limit after any event
+        # searches that found no place: (pool, chips, W per chip) -> the pool's state then (``_stamp``); the same
+        # search in the same state is not made again (shapes of one gang size, events on other pools)
+        self.version = [0] * len(layout.shares)  # per pool: bumped at every power change in its budgets
+        self.refused: dict[tuple, tuple] = {}
 
     # -- admission and placement ---------------------------------------------------------------------------
     def _headroom(self, budget: int) -> float:
@@ -58,9 +62,20 @@ class BudgetLoads:
             self._remove(job)
             c.shared[pool].release(placement, c.share_units[job])
             return True
-        return find_placement(c.allocators[pool], self.layout.shares[pool], chips,
-                              self.low * self._per_chip_w(job, pool, chips), self._headroom,
-                              self.layout.groups[pool]) is not None
+        return self._search(pool, chips, self.low * self._per_chip_w(job, pool, chips)) is not None
+
+    def _search(self, pool: int, chips: int, per_chip_w: float):
+        """``find_placement`` on ``pool``, unless the same search found nothing in the same state."""
+        allocator = self.cluster.allocators[pool]
+        key = (pool, chips, per_chip_w)
+        stamp = (self.version[pool], allocator.free_chips, allocator.mask, len(allocator.closed))
+        if self.refused.get(key) == stamp:
+            return None
+        plan = find_placement(allocator, self.layout.shares[pool], chips, per_chip_w, self._headroom,
+                              self.layout.groups[pool])
+        if plan is None:
+            self.refused[key] = stamp
+        return plan
 
     def place(self, job: int, pool: int, chips: int):
         """Place ``job`` on ``pool`` within its budgets and count its power; the placement, or None."""
@@ -74,31 +89,32 @@ class BudgetLoads:
             if not all(self.low * w <= self._headroom(b) for b, w in shares.items()):
                 c.shared[pool].release(chip, units)
                 return None
-            self._add(job, shares)
+            self._add(job, pool, shares)
             return chip
         allocator = c.allocators[pool]
-        plan = find_placement(allocator, self.layout.shares[pool], chips,
-                              self.low * self._per_chip_w(job, pool, chips), self._headroom, self.layout.groups[pool])
+        plan = self._search(pool, chips, self.low * self._per_chip_w(job, pool, chips))
         if plan is None:
             return None
         placement = tuple(part for domain, n in plan for part in allocator.take(domain, n))
-        self._add(job, self.layout.job_shares(pool, placement, self._per_chip_w(job, pool, chips)))
+        self._add(job, pool, self.layout.job_shares(pool, placement, self._per_chip_w(job, pool, chips)))
         return placement
 
     # -- power changes -------------------------------------------------------------------------------------
-    def _add(self, job: int, shares: dict[int, float]) -> None:
+    def _add(self, job: int, pool: int, shares: dict[int, float]) -> None:
         for b, w in shares.items():
             self.full[b] += w
             self.drawn[b] += w
             self.members[b][job] = w
         self.dirty.update(shares)
-        self.jobs[job] = [tuple(shares.items()), 1.0]
+        self.jobs[job] = [tuple(shares.items()), 1.0, pool]
+        self.version[pool] += 1
 
     def _remove(self, job: int) -> None:
         entry = self.jobs.pop(job, None)
         if entry is None:
             return
-        shares, frac = entry
+        shares, frac, pool = entry
+        self.version[pool] += 1
         for b, w in shares:
             self.full[b] -= w
             self.drawn[b] -= w * frac
@@ -115,6 +131,7 @@ class BudgetLoads:
         if entry is None:
             return
         new = power_frac(f)
+        self.version[entry[2]] += 1
         for b, w in entry[0]:
             self.drawn[b] += w * (new - entry[1])
             self.dirty.add(b)
@@ -144,6 +161,7 @@ class BudgetLoads:
         """An inference replica holding ``parts`` of ``pool`` is placed (+1) or released (−1)."""
         if not self.layout.has(pool):
             return
+        self.version[pool] += 1
         for b, w in self.layout.job_shares(pool, parts, self.layout.busy_increment_w[pool]).items():
             self.floor[b] += sign * w
             self.drawn[b] += sign * w
@@ -178,6 +196,10 @@ class BudgetLoads:
             if members and not within(self.drawn[b], self.limit[b]):
                 return max(members, key=rank.__getitem__), self.layout.names[b]
         return None
+
+    def any_over(self) -> bool:
+        """Whether a budget with training in it is over its limit."""
+        return any(members and not within(self.drawn[b], self.limit[b]) for b, members in enumerate(self.members))
 
     def observe(self) -> None:
         """After an event: the peak utilisation of the budgets that changed."""

@@ -113,6 +113,8 @@ class PowerCap:
     def _shed_until_within(self, t: float) -> bool:
         """Shed the last jobs in keep order while the site, or a rack or row with training in it, is over."""
         c = self.cluster
+        if c.power_cap_w is None and not self.budgets.any_over():  # budgets only, and they hold: nothing to do
+            return False
         order = self._order()
         shed = False
         while order and not within_cap(self.committed_w(), c.power_cap_w):
