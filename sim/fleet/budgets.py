@@ -180,13 +180,32 @@ def find_placement(allocator, shares, chips: int, per_chip_w: float, headroom, g
     if full == 0 or len(allocator.buckets[full]) * full < chips:
         return None
     parts, left, added = [], chips, {}
-    for domain in allocator.buckets[full]:
+    free = allocator.buckets[full]
+    needed, seen = math.ceil(chips / full), 0
+    refused: set[int] = set()  # budgets that refused a whole domain (what they hold only grows: they refuse again)
+    dead = [0] * len(groups[1]) if groups is not None else None
+    for domain in free:
+        if len(parts) + len(free) - seen < needed:
+            return None  # too few free domains left to try
+        seen += 1
         n = min(full, left)
-        adds = [(b, n * f * per_chip_w) for b, f in shares[domain]]
-        for b, _ in adds:
-            if b not in room:
-                room[b] = headroom(b)
-        if all(added.get(b, 0.0) + w <= room[b] for b, w in adds):
+        entries = shares[domain]
+        if n == full and refused and any(b in refused for b, _ in entries):
+            continue
+        adds = [(b, n * f * per_chip_w) for b, f in entries]
+        ok = True
+        for b, w in adds:
+            h = room.get(b)
+            if h is None:
+                h = room[b] = headroom(b)
+            if added.get(b, 0.0) + w > h:
+                ok = False
+                if n == full and groups is not None and b not in refused:
+                    refused.add(b)
+                    dead[groups[0][b]] += 1
+                    if dead[groups[0][b]] == groups[1][groups[0][b]]:
+                        return None  # every rack (or every row) of the pool refused a whole domain
+        if ok:
             for b, w in adds:
                 added[b] = added.get(b, 0.0) + w
             parts.append((domain, n))
