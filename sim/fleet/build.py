@@ -123,6 +123,10 @@ class ResolvedPool:
     heat_power_limit_w: float | None = None
     # the chip's share of the scale-out switches [W], idle or busy: the site's W per 400 Gb/s × its scale-out bandwidth
     network_w_per_chip: float = 0.0
+    # IT power budgets of each rack and each row of ``racks_per_row`` racks [W] (``sim.fleet.budgets``); None: none
+    rack_budget_w: float | None = None
+    racks_per_row: int = 0
+    row_budget_w: float | None = None
 
     def purchases(self) -> list[tuple[float, int, float]]:
         """An owned pool's purchase tranches, ``(time [s], chips, USD per chip)``: its first chips at
@@ -409,6 +413,8 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
     heat_clock = limit_clock_frac(accel, heat_limit_w) if heat_limit_w is not None else 1.0
     if limit_w is not None:
         accel = power_limited(accel, limit_w)
+    network_w = site.network_w_per_400gbps * accel.scale_out_bandwidth_gbps * 8.0 / 400.0  # switch share per chip
+    _check_budgets(pool, index, accel, per_server, site.server_power_overhead_frac, network_w)
     online = _day_s(scenario, pool.online_from) if pool.online_from else 0.0
     until = _day_s(scenario, pool.online_until) if pool.online_until else math.inf
     fixed = tuple((_day_s(scenario, d.date), d.chips) for d in pool.deliveries)
@@ -431,7 +437,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         multi_domain_gangs=pool.multi_domain_gangs,
         server_power_overhead_frac=site.server_power_overhead_frac,
         spine_oversubscription=site.spine_oversubscription,
-        network_w_per_chip=site.network_w_per_400gbps * accel.scale_out_bandwidth_gbps * 8.0 / 400.0,
+        network_w_per_chip=network_w,
         chip_cost_usd_per_hour=chip_cost, purchase_usd_per_chip=price, hardware_usd_per_chip_hour=hardware,
         delivery_usd_per_chip=delivery_usd,
         shared=pool.sharing == "shared", online_until_s=until, deliveries=deliveries,
@@ -439,6 +445,9 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         rental_term=pool.rental_term if pool.owner == "rented" else "on-demand",
         burst=any(b.pool == pool.name for b in scenario.policy.burst) or any(
             g.burst is not None and g.pool == pool.name for s in scenario.workloads.inference for g in s.replicas),
+        rack_budget_w=None if pool.rack_budget_kw is None else pool.rack_budget_kw * 1e3,
+        racks_per_row=pool.racks_per_row or 0,
+        row_budget_w=None if pool.row_budget_kw is None else pool.row_budget_kw * 1e3,
     )
 
 
@@ -461,6 +470,30 @@ def _heat_limit_w(index: int, accel: AcceleratorSpec, cooling: str, rack_chips: 
                          f"{cooling_w / 1e3:g} kW per rack, so no clock fits even "
                          f"with cooling_over_capacity: throttle; accepted: fewer servers_per_rack, or cooling: liquid")
     return per_chip_w
+
+
+def _check_budgets(pool: "Pool", index: int, accel: AcceleratorSpec, per_server: int, overhead: float,
+                   network_w: float) -> None:
+    """A rack or row budget must hold its chips idling (an impossible rack otherwise), and a row budget needs
+    ``racks_per_row`` (and the other way round); ``FleetError`` naming the field."""
+    rack_chips = per_server * pool.servers_per_rack
+    idle_kw = rack_chips * (accel.idle_w * (1 + overhead) + network_w) / 1e3
+    if pool.rack_budget_kw is not None and pool.rack_budget_kw < idle_kw:
+        raise FleetError(index, "rack_budget_kw",
+                         f"found {pool.rack_budget_kw:g} kW: a rack of {rack_chips} {accel.id} chips draws "
+                         f"{idle_kw:.4g} kW idle (server and switch shares included), so nothing could run in it; "
+                         f"accepted: at least {math.ceil(idle_kw * 10) / 10:g} kW, or fewer servers_per_rack")
+    if (pool.row_budget_kw is None) != (pool.racks_per_row is None):
+        missing = "racks_per_row" if pool.racks_per_row is None else "row_budget_kw"
+        given = "row_budget_kw" if pool.racks_per_row is None else "racks_per_row"
+        raise FleetError(index, missing, f"found none: {given} is set, and a row budget needs both; accepted: "
+                                         f"both racks_per_row and row_budget_kw, or neither")
+    if pool.row_budget_kw is not None and pool.row_budget_kw < idle_kw * pool.racks_per_row:
+        row_kw = idle_kw * pool.racks_per_row
+        raise FleetError(index, "row_budget_kw",
+                         f"found {pool.row_budget_kw:g} kW: a row of {pool.racks_per_row} racks draws {row_kw:.4g} kW "
+                         f"idle, so nothing could run in it; accepted: at least {math.ceil(row_kw * 10) / 10:g} kW, "
+                         "or fewer racks_per_row")
 
 
 def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 CAPPING_COLUMNS = ["time_s", "policy", "action", "job", "pool", "clock_frac", "job_power_w", "site_committed_w",
-                   "cap_w", "priority"]
+                   "cap_w", "priority", "budget"]
 
 
 def capping_rows(rows: list[tuple]) -> pd.DataFrame:
@@ -31,4 +31,21 @@ def capping_summary(outcome: dict, kind: str, replica_chip_hours: float | None =
     return {"policy": kind, "events": len(rows), **{f"{a}_events": n for a, n in actions.items()},
             "throttled_chip_hours": outcome["throttled_chip_hours"], "lost_chip_hours": outcome["lost_chip_hours"],
             "shed_jobs": outcome["shed_jobs"], "max_committed_over_cap_w": over if over > float("-inf") else None,
-            **({} if replica_chip_hours is None else {"throttled_replica_chip_hours": replica_chip_hours})}
+            **({} if replica_chip_hours is None else {"throttled_replica_chip_hours": replica_chip_hours}),
+            **({"budgets": budget_summary(outcome, rows)} if "budgets" in outcome else {})}
+
+
+def budget_summary(outcome: dict, rows: list[tuple]) -> dict:
+    """With rack or row budgets: per level (``site``, ``rack``, ``row``) the actions it took (``throttle``,
+    ``restore``, ``shed`` rows naming a budget of that level), and for racks and rows the number of budgets, the
+    oversubscription (largest full-load IT power of a budget's chips / its budget: Σ rack peaks / row budget) and
+    the peak utilisation (largest committed IT power / budget after any event); for the site the peak committed
+    facility power / cap (None without a cap)."""
+    out = {}
+    for level in ("site", "rack", "row"):
+        counts = {f"{a}_events": sum(1 for r in rows if r[2] == a and r[10].split(":")[0] == level)
+                  for a in ("throttle", "restore", "shed")}
+        out[level] = {**counts, **outcome["budgets"].get(level, {})}
+    trace = outcome["trace"]
+    out["site"]["peak_utilisation"] = max((p / cap for _, p, cap in trace), default=None)
+    return {level: data for level, data in out.items() if level == "site" or "budgets" in data}

@@ -203,6 +203,19 @@ class Pool(Strict):
         description="board power limit per chip, as nvidia-smi -pl sets it, between the chip's idle and TDP [W]: "
                     "its busy power, and a clock whose dynamic power fits it slows compute (sim.fleet.power_limit) "
                     "[default: TDP]")
+    rack_budget_kw: float | None = bounded(
+        None, gt=0, le=10_000, unit="kW", why="above any rack's power feed",
+        description="IT power budget of each rack of the pool (its chips with their server share, at the rack's "
+                    "PDU): training is admitted, throttled or shed per rack as policy.power_cap says; below the "
+                    "rack's full load is oversubscription (docs/fleet.md) [default: none]")
+    racks_per_row: int | None = bounded(
+        None, ge=1, le=100_000, unit="racks", why="more than any hall holds",
+        description="racks per row (one row PDU or busway): the pool's racks in index order, row k holding racks "
+                    "k·racks_per_row onward; needs row_budget_kw [default: none]")
+    row_budget_kw: float | None = bounded(
+        None, gt=0, le=1_000_000, unit="kW", why="above any row's power feed",
+        description="IT power budget of each row of racks_per_row racks; Σ rack peaks / budget > 1 is "
+                    "oversubscription, reported in summary power_capping.budgets (docs/fleet.md) [default: none]")
     owner: Literal["owned", "rented"] = Field("owned", description="owned chips cost capex; rented cost per hour")
     purchase_usd_per_chip: float | None = bounded(
         None, ge=0, le=10_000_000, unit="USD", why="far above any accelerator's price",

@@ -25,6 +25,9 @@ Simplifications: with ``failures``, failure draws stay at their wall-clock times
 cap check and ``trace``) counts training at full load times its clock; the results' power and energy count each job
 at its activity factor (``sim.training.power``) times its clock, so the corrections (``power_events``) are scaled by
 that factor and also kept per job (``outcome``'s ``job_it_correction_j``, for the jobs' own energy).
+Rack and row budgets (``sim.training.budgets``) act through the same policy: a job's clock is the lowest that the
+site cap and the racks and rows it is in allow (``_throttle``), and ``shed`` sheds until every budget holds; each
+row of ``rows`` names the budget that acted.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class PowerCap:
 
     def __init__(self, cluster, policy, schedule, compute_share, priorities=None, inference=None, activity=None):
         self.cluster = cluster
+        self.budgets = cluster.budgets  # rack and row budgets (``sim.training.budgets``); None without
         self.policy = policy
         self.kind = policy.kind
         self.min_clock = policy.min_clock
@@ -78,6 +82,7 @@ class PowerCap:
         self.throttled_chip_s = 0.0
         self.lost_chip_s = 0.0  # chip-seconds of full-speed work not done because of slower clocks
         self.shed_jobs = 0
+        self._binding: dict[int, str] = {}  # job -> the budget that set its clock below full, while it is below
 
     # -- power --------------------------------------------------------------------------------------
     def _job_w(self, job: int) -> float:
@@ -107,7 +112,7 @@ class PowerCap:
         """The cap or inference's power changes at ``t``; return True (waiting jobs are tried again)."""
         while self.changes and self.changes[0][0] <= t:
             _, cap = self.changes.pop(0)
-            self.rows.append((t, self.kind, "cap", -1, "", math.nan, 0.0, self.committed_w(), cap, None))
+            self.rows.append((t, self.kind, "cap", -1, "", math.nan, 0.0, self.committed_w(), cap, None, "site"))
             self.cluster.power_cap_w = cap
         changes = self.inference_changes
         while self.next_inference < len(changes) and changes[self.next_inference][0] <= t:
@@ -128,12 +133,15 @@ class PowerCap:
         self._forget_ended(t)
         c = self.cluster
         shed = False
-        if self.kind == "throttle" and c.power_cap_w is not None:
+        capped = c.power_cap_w is not None or self.budgets is not None
+        if self.kind == "throttle" and capped:
             shed = self._throttle(t)
-        elif self.kind == "shed" and c.power_cap_w is not None:
+        elif self.kind == "shed" and capped:
             shed = self._shed_until_within(t)
         if c.power_cap_w is not None:
             self.trace.append((t, self.committed_w(), c.power_cap_w))
+        if self.budgets is not None:
+            self.budgets.observe()
         return shed
 
     def _order(self) -> list[int]:
@@ -148,16 +156,23 @@ class PowerCap:
         return 0 if self.priority is None else int(self.priority[job])
 
     def _shed_until_within(self, t: float) -> bool:
+        """Shed the last jobs in keep order while the site, or a rack or row with training in it, is over."""
         c = self.cluster
+        if c.power_cap_w is None and not self.budgets.any_over():  # budgets only, and they hold: nothing to do
+            return False
         order = self._order()
         shed = False
         while order and not within_cap(self.committed_w(), c.power_cap_w):
             job = order.pop()
             self._shed(job, t)
             shed = True
+        while self.budgets is not None and (victim := self.budgets.over(order)) is not None:
+            order.remove(victim[0])
+            self._shed(victim[0], t, victim[1])
+            shed = True
         return shed
 
-    def _shed(self, job: int, t: float) -> None:
+    def _shed(self, job: int, t: float, budget: str = "site") -> None:
         c = self.cluster
         w = self._job_w(job) * power_frac(self._clock(job))
         pool = c.pool_of[job]
@@ -169,24 +184,41 @@ class PowerCap:
         self.state.pop(job, None)
         self.shed_jobs += 1
         self.rows.append((t, self.kind, "shed", job, c.pools[pool].name, 0.0, w, self.committed_w(), c.power_cap_w,
-                          self._priority(job)))
+                          self._priority(job),
+                          budget))
 
     def _throttle(self, t: float) -> bool:
+        """Clocks for the running jobs: each budget (the site cap, each rack and row) computes its members' clocks
+        in keep order (``clocks_within``), and a job runs at the lowest of the clocks of the budgets it is in.
+        Lowering a clock only lowers power, so every budget then holds: each one holds with its own clocks, and
+        the others' can only be lower. A budget that even the minimum clock does not hold sheds its last job."""
         c = self.cluster
         shed = False
         while True:
             order = self._order()
-            floor = c.committed_w - math.fsum(self._job_w(j) for j in order)
-            clocks = clocks_within(c.power_cap_w * (1.0 + 1e-12) - floor, [self._job_w(j) for j in order],
-                                   self.min_clock)
-            if clocks is not None or not order:
-                break
-            self._shed(order[-1], t)  # even the minimum clock is over the cap (a cap drop): shed the last started
-            shed = True
-        changes = [(f > self._clock(job), job, f) for job, f in zip(order, clocks or ())
-                   if abs(f - self._clock(job)) > 1e-12]
+            clocks, binding = {job: 1.0 for job in order}, {}
+            if c.power_cap_w is not None:
+                floor = c.committed_w - math.fsum(self._job_w(j) for j in order)
+                site = clocks_within(c.power_cap_w * (1.0 + 1e-12) - floor, [self._job_w(j) for j in order],
+                                     self.min_clock)
+                if site is None and order:
+                    self._shed(order[-1], t)  # even the minimum clock is over the cap (a cap drop): shed the last
+                    shed = True
+                    continue
+                clocks.update(zip(order, site or ()))
+            if self.budgets is not None and order:
+                victim = self.budgets.clocks(order, clocks, binding, self.min_clock)
+                if victim is not None:
+                    self._shed(victim[0], t, victim[1])
+                    shed = True
+                    continue
+            break
+        changes = [(f > self._clock(job), job, f) for job, f in clocks.items() if abs(f - self._clock(job)) > 1e-12]
         for _, job, f in sorted(changes, key=lambda c: c[0]):  # lower clocks first: within the cap after each row
-            self._set_clock(job, f, t)
+            budget = binding.get(job, "site") if f < 1.0 else self._binding.pop(job, "site")
+            if f < 1.0:
+                self._binding[job] = budget
+            self._set_clock(job, f, t, budget)
         return shed
 
     # -- per-job work ---------------------------------------------------------------------------------
@@ -212,7 +244,7 @@ class PowerCap:
         st[2] += dt * st[4]
         st[3] = t
 
-    def _set_clock(self, job: int, f: float, t: float) -> None:
+    def _set_clock(self, job: int, f: float, t: float, budget: str = "site") -> None:
         c = self.cluster
         st = self._track(job)
         self._settle(job, t)
@@ -220,6 +252,8 @@ class PowerCap:
         st[4] = speed_frac(f, float(self.compute_share[job, pool]))
         action = "throttle" if f < st[5] else "restore"
         self._correct(t, job, pool, st[5], f)
+        if self.budgets is not None:
+            self.budgets.set_clock(job, f)
         st[5] = f
         st[6].append((t, st[2], st[4]))
         old_end = c.end_s[job]
@@ -233,7 +267,7 @@ class PowerCap:
                 sharing._remove_from_heap(c.pool_ends[pool], old_end)
                 heapq.heappush(c.pool_ends[pool], new_end)
         self.rows.append((t, self.kind, action, job, c.pools[pool].name, f, self._job_w(job) * power_frac(f),
-                          self.committed_w(), c.power_cap_w, self._priority(job)))
+                          self.committed_w(), c.power_cap_w, self._priority(job), budget))
 
     def _forget_ended(self, t: float) -> None:
         """Close the throttled time of runs that ended (completed or preempted) since the last event."""
@@ -307,6 +341,7 @@ class PowerCap:
         self.state.clear()
         return {"rows": self.rows, "trace": self.trace, "power_events": self.power_events(),
                 "job_it_correction_j": self.job_corrections_j(horizon_s),
+                **({"budgets": self.budgets.outcome()} if self.budgets is not None else {}),
                 "throttled_chip_hours": self.throttled_chip_s / 3600.0,
                 "lost_chip_hours": self.lost_chip_s / 3600.0, "shed_jobs": self.shed_jobs}
 

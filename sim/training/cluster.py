@@ -26,7 +26,9 @@ throttled or stopped for power. ``throttle`` and ``shed`` (and a dated cap, ``si
 it slows (or speeds up again) the lowest-priority, last-started jobs' clocks, moving their completions, or pauses
 them with the preemption path; there inference counts at its power per time bin instead of its reservation (each
 change an event). A pool that leaves (``online_until``) stops drawing power then: its idle floor is released from
-the committed power.
+the committed power. Rack and row budgets (``fleet[].rack_budget_kw``, ``row_budget_kw``) are kept by
+``sim.training.budgets``: on a pool with any, ``fits`` and ``try_start`` place the job where its racks and rows have
+room, and ``_complete`` takes its power out of them.
 
 Deliveries (``fleet[].deliveries``, ``ResolvedPool.deliveries``): a pool's later chips are held out of
 its allocator from the start (whole domains) and released at their date, so from then on a gang larger
@@ -86,7 +88,8 @@ class Cluster:
 
     def __init__(self, env: simpy.Environment, fleet: Fleet, jobs: PreparedJobs, horizon_s: float,
                  scheduler_factory, progress=None, scaling_schedule=(), checkpoint_interval_s: float = 3600.0,
-                 burst_policies=(), failures=None, failure_rng=None, power_cap=None, shifting=None):
+                 burst_policies=(), failures=None, failure_rng=None, power_cap=None, shifting=None,
+                 budgets=None):
         self.env = env
         self.fleet = fleet
         self.horizon_s = horizon_s
@@ -149,6 +152,8 @@ class Cluster:
         self.burst = Burst(self, burst_policies) if burst_policies else None
         # failures of training chips (``sim.training.failures``); None without a ``failures`` section
         self.failures = FailureProcess(self, failures, failure_rng) if failures is not None else None
+        # rack and row power budgets (``sim.training.budgets``); None without any
+        self.budgets = budgets(self) if budgets is not None else None
         # power-cap schedule and throttle/shed (``sim.training.capping``); None for plain admission control
         self.capping = power_cap(self) if power_cap is not None else None
         # deferrable jobs held for cheap or clean hours (``sim.training.shifting``); None without policy.shifting
@@ -164,10 +169,14 @@ class Cluster:
             return False
         units = self.share_units[job]
         if units:
+            if self.budgets is not None and self.budgets.layout.has(pool):
+                return self.shared[pool].can_place(units) and self.budgets.can_start(job, pool, 1)
             return self.shared[pool].can_place(units)
         allocator, chips = self.allocators[pool], self.chips[job]
         if self.slice_chips[pool] is not None:
             chips = self.slice_chips[pool](chips)
+        if self.budgets is not None and self.budgets.layout.has(pool):
+            return allocator.can_place(chips) and self.budgets.can_start(job, pool, chips)
         if chips <= allocator.domain_chips:  # DomainAllocator.can_place inlined: hetero-aware asks this per
             return (allocator.mask >> chips) != 0  # pool per decision, and the call costs ~10 % of its run time
         return allocator.can_place(chips)
@@ -235,7 +244,14 @@ class Cluster:
         if self.power_cap_w is not None and not self._power_fits(busy_w):
             return False
         units = self.share_units[job]
-        if units:
+        if self.budgets is not None and self.budgets.layout.has(pool):  # a placement within its racks and rows
+            chips = 1 if units else self.chips[job]
+            if not units and self.slice_chips[pool] is not None:
+                chips = self.slice_chips[pool](chips)
+            if not units and not self.allocators[pool].can_place(chips):
+                return False
+            placement = self.budgets.place(job, pool, chips)
+        elif units:
             placement = self.shared[pool].place(units)
         else:
             allocator, chips = self.allocators[pool], self.chips[job]
@@ -270,6 +286,8 @@ class Cluster:
         else:
             self.allocators[pool].release(placement)
         self.committed_w -= self.busy_chips[job] * self.dynamic_w[pool]
+        if self.budgets is not None:
+            self.budgets.ended(job)
         return pool
 
     def _run(self):

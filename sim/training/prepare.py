@@ -35,8 +35,10 @@ from sim.workload.jobs import busy_chip_equivalents
 
 STATUS_NOT_ALLOWED = 9
 STATUS_OVER_POWER_CAP = 10
+STATUS_OVER_BUDGET = 11
 REASONS = {**kernels.STATUS_REASONS, STATUS_NOT_ALLOWED: "accelerator-not-allowed",
-           STATUS_OVER_POWER_CAP: "over-site-power-cap", STATUS_NO_LAYOUT: NO_LAYOUT_REASON}
+           STATUS_OVER_POWER_CAP: "over-site-power-cap", STATUS_NO_LAYOUT: NO_LAYOUT_REASON,
+           STATUS_OVER_BUDGET: "over-rack-or-row-budget"}
 
 
 @dataclass
@@ -88,6 +90,8 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(),
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
     status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet, busy_power_frac, floor_w),
                       STATUS_OVER_POWER_CAP, status)
+    status = np.where((status == kernels.STATUS_OK) & _over_budgets(chips, share, fleet, busy_power_frac),
+                      STATUS_OVER_BUDGET, status)
     duration = np.where(status == kernels.STATUS_OK, duration, np.inf)
     given = jobs["reject_reason"].to_numpy()
     ok = (status == kernels.STATUS_OK) & (given == "")[:, None]
@@ -291,6 +295,38 @@ def _over_power_cap(chips, share, fleet: Fleet, busy_power_frac: float = 1.0, fl
     floor_w = fleet.committed_floor_w if floor_w is None else floor_w
     alone_w = floor_w + busy_chip_equivalents(chips, share)[:, None] * (increment_w * busy_power_frac)[None, :]
     return alone_w > cap_w * (1.0 + CAP_TOLERANCE)  # the same test as the cluster's within_cap
+
+
+def _over_budgets(chips, share, fleet: Fleet, busy_power_frac: float = 1.0) -> np.ndarray:
+    """N×P: no placement of the job alone (at ``busy_power_frac`` of its full-load increment) on the pool, every
+    chip delivered and idle but the inference replicas held from the start, keeps its racks and rows within their
+    budgets (``sim.fleet.budgets``: the same search the cluster makes); such a job would wait for ever."""
+    from sim.fleet.budgets import budget_layout, find_placement, reserved_w
+    from sim.fleet.network import gang_chips_on
+
+    out = np.zeros((len(chips), len(fleet.pools)), dtype=bool)
+    layout = budget_layout(fleet.pools)
+    if layout is None:
+        return out
+    allocators = fleet.new_allocators()
+    floor = [idle + held for idle, held in zip(layout.idle_w, reserved_w(layout, allocators))]
+
+    def headroom(b: int) -> float:
+        return layout.limit_w[b] * (1.0 + CAP_TOLERANCE) - floor[b]
+
+    busy = busy_chip_equivalents(chips, share)
+    shared = (chips == 1) & (share < 1.0)
+    kinds, inverse = np.unique(np.stack([chips, busy, shared]).T, axis=0, return_inverse=True)
+    for pool in fleet.pools:
+        if not layout.has(pool.index):
+            continue
+        for k, (gang, busy_chips, one_share) in enumerate(kinds.tolist()):
+            placed = 1 if one_share else gang_chips_on(pool, int(gang))
+            per_chip_w = busy_chips / placed * layout.busy_increment_w[pool.index] * busy_power_frac
+            if find_placement(allocators[pool.index], layout.shares[pool.index], placed, per_chip_w, headroom,
+                              layout.groups[pool.index]) is None:
+                out[inverse.ravel() == k, pool.index] = True
+    return out
 
 
 def _allowed_mask(jobs: pd.DataFrame, fleet: Fleet) -> np.ndarray:

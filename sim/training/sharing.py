@@ -48,7 +48,10 @@ def apply_scaling(cluster, t: float, index: int, freed) -> tuple[set, bool, int]
         placements = cluster.replica_placements.setdefault(group, [])
         if delta < 0:
             for _ in range(-delta):
-                cluster.allocators[pool].release(placements.pop())
+                parts = placements.pop()
+                if cluster.budgets is not None:  # its racks and rows count it no more (sim.training.budgets)
+                    cluster.budgets.replica(pool, parts, -1)
+                cluster.allocators[pool].release(parts)
             freed.add(pool)
         else:
             for _ in range(delta):
@@ -61,7 +64,7 @@ def place_replica(cluster, t: float, pool: int, chips: int, placements: list) ->
     allocator = cluster.allocators[pool]
     if allocator.can_place(chips):
         note_deferred(cluster, pool)
-        placements.append(allocator.place(chips))
+        placements.append(_place(cluster, pool, chips))
         return False
     pool_of, start_s = cluster.pool_of, cluster.start_s
     victims = sorted((start_s[job], job) for job in cluster.placement if pool_of[job] == pool)
@@ -70,8 +73,16 @@ def place_replica(cluster, t: float, pool: int, chips: int, placements: list) ->
             raise RuntimeError(f"t={t:.3f}s: pool {cluster.pools[pool].name}: no room for a {chips}-chip replica "
                                "even with every training job preempted (replica sizes fragment the domains)")
         preempt(cluster, victims.pop()[1], t)
-    placements.append(allocator.place(chips))
+    placements.append(_place(cluster, pool, chips))
     return True
+
+
+def _place(cluster, pool: int, chips: int) -> tuple:
+    """One replica's chips; with rack or row budgets on the pool, placed and counted by them
+    (``sim.training.budgets``: where its racks and rows have room)."""
+    if cluster.budgets is not None and cluster.budgets.layout.has(pool):
+        return cluster.budgets.place_replica(pool, chips)
+    return cluster.allocators[pool].place(chips)
 
 
 def note_deferred(cluster, pool: int) -> None:

@@ -7,7 +7,10 @@ from typing import Callable
 import simpy
 
 from sim.fleet import Fleet
+from sim.fleet.budgets import budget_layout
+from sim.policies.capping import lowest_busy_power_frac
 from sim.policies.registry import registry
+from sim.training.budgets import BudgetLoads
 from sim.training.capping import PowerCap, compute_shares
 from sim.training.cluster import Cluster
 from sim.training.power import job_activity
@@ -29,14 +32,19 @@ def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, schedu
     the cap's later values (``sim.training.capping``); ``priorities`` each job's power-cap priority (None: all 0);
     ``inference_power`` ``(bin starts [s], inference facility power per bin [W], its full-load reservation [W])``,
     counted as it draws under ``throttle`` and ``shed``; ``shifting`` a ``sim.training.shifting.Shifting`` when the
-    training jobs are deferrable (None: none is held).
+    training jobs are deferrable (None: none is held). Rack and row budgets on the fleet's
+    pools (``sim.training.budgets``) bring the capping policy in too, ``admission`` included.
     """
     env = simpy.Environment()
     scheduler_cls = registry("scheduler")[scheduler_config.kind]
-    power_cap = None
+    power_cap = budgets = None
+    layout = budget_layout(fleet.pools)
+    if layout is not None:
+        low = lowest_busy_power_frac(power_cap_config) if power_cap_config is not None else 1.0
+        budgets = lambda c: BudgetLoads(c, layout, low)  # noqa: E731
     if power_cap_config is not None:
         policy = registry("capping")[power_cap_config.kind](power_cap_config)
-        if policy.acts or cap_schedule:
+        if policy.acts or cap_schedule or layout is not None:
             shares = compute_shares(jobs)
             activity = job_activity(jobs)
             power_cap = lambda c: PowerCap(c, policy, cap_schedule, shares, priorities,  # noqa: E731
@@ -44,6 +52,6 @@ def simulate_training(fleet: Fleet, jobs: PreparedJobs, horizon_s: float, schedu
     cluster = Cluster(env, fleet, jobs, horizon_s, lambda c: scheduler_cls(c, scheduler_config), progress=progress,
                       scaling_schedule=scaling_schedule, checkpoint_interval_s=checkpoint_interval_s,
                       burst_policies=burst_policies, failures=failures, failure_rng=failure_rng,
-                      power_cap=power_cap, shifting=shifting)
+                      power_cap=power_cap, shifting=shifting, budgets=budgets)
     env.run(until=cluster.process)
     return cluster

@@ -938,6 +938,8 @@ def _check_feasibility(scenario, catalog, add, origin=None) -> None:
         _check_reservations(scenario, pools, add)
         if origin is not None:
             _check_plant(scenario, origin, pools, add)
+        if any(p.rack_budget_w is not None or p.row_budget_w is not None for p in pools):
+            _check_budget_replicas(scenario, catalog, add)
     if site.power_cap_dates:  # a dated cap schedule: its lowest value must hold the idle fleet and the replicas
         site = dataclasses.replace(site, power_cap_w=min(w for _, w in site.power_cap_dates))
     if site.power_cap_w is not None and len(pools) == len(scenario.fleet):
@@ -991,6 +993,34 @@ def _check_plant(scenario, origin, pools, add) -> None:
             f"cools {cap_w / 1e3:.4g} kW of IT, below the fleet's idle power with the inference replicas at full "
             f"load ({floor_w / 1e3:.4g} kW; serving is not capped while it runs); accepted: {need}a higher "
             "cooling_plant_design_c, or fewer replicas")
+
+
+def _check_budget_replicas(scenario, catalog, add) -> None:
+    """The inference replicas placed at t = 0 (as the engine places them: ``Fleet.new_allocators``), at full load
+    with their rack's or row's idle chips, stay within its budget: nothing slows serving, so a rack they take over
+    its budget would stay over (``sim.training.budgets``). Reported at the pool's budget field."""
+    from sim.fleet.budgets import budget_layout, reserved_w, within
+    from sim.fleet.build import build_fleet
+
+    try:
+        fleet = build_fleet(scenario, catalog)
+        held: list = []
+        allocators = fleet.new_allocators(held)
+    except (ValueError, KeyError):
+        return  # replicas or deliveries that do not fit, an unknown pool: reported by the other checks
+    layout = budget_layout(fleet.pools)
+    names = {p.name: p.index for p in fleet.pools}
+    reported = set()
+    for b, inference_w in enumerate(reserved_w(layout, allocators, held)):
+        drawn = layout.idle_w[b] + inference_w
+        kind, pool_name, k = layout.names[b].split(":")
+        if within(drawn, layout.limit_w[b]) or (pool_name, kind) in reported:
+            continue
+        reported.add((pool_name, kind))
+        add(("fleet", names[pool_name], f"{kind}_budget_kw"),
+            f"found {layout.limit_w[b] / 1e3:g} kW: the inference replicas placed in {kind} {k} at the start draw "
+            f"{drawn / 1e3:.4g} kW at full load with its idle chips (serving is never slowed); accepted: at least "
+            f"{math.ceil(drawn / 100) / 10:g} kW, or fewer replicas on the pool")
 
 
 def _check_replica_power(scenario, pools, site, idle_w: float, add) -> None:

@@ -1,0 +1,223 @@
+"""Committed IT power of every rack and row budget while training runs (``sim.fleet.budgets`` has the layout).
+
+Kept incrementally, one change per event that moves power: a job starting (its share of each budget it touches
+at full clock), ending or preempted (its share at its clock leaves), a clock change (``set_clock``), an inference
+replica placed or released by the reservation schedule (``replica``, at full load, as the site cap counts it).
+``floor`` is a budget's idle chips and the inference replicas in it at full load; ``full`` its training jobs at
+full load; ``drawn`` the committed power now (floor + training at the clocks the capping policy set).
+
+A start is admitted when every budget its placement touches holds the job with the running jobs there at the
+lowest clock the policy may set (``low``: the minimum clock's power under ``throttle``, full load otherwise), as
+the site cap admits (``sim.training.capping``); the placement is budget-aware (``find_placement``): a domain whose
+rack or row has no room is passed over for one that has. Fractional jobs (GPU sharing) take the chip the shared
+allocator gives them, and do not start when its rack or row has no room.
+
+Simplification: inference replicas placed later (autoscaling on a shared pool, windowed groups) land where the
+allocator puts them: a replica that takes a rack over its budget with no training job there to slow or shed
+leaves it over until it scales down (``peak_utilisation`` shows it); those placed at t = 0 are checked by
+validation. Retired domains and pools that leave keep their idle power in their racks (conservative).
+"""
+
+from __future__ import annotations
+
+from sim.fleet.budgets import find_placement, reserved_w, within
+from sim.policies.capping import power_frac
+
+TOLERANCE = 1e-9  # relative, as ``sim.fleet.build.CAP_TOLERANCE``
+
+
+class BudgetLoads:
+    def __init__(self, cluster, layout, low: float = 1.0):
+        self.cluster = cluster
+        self.layout = layout
+        self.low = low
+        self.limit = layout.limit_w
+        self.floor = [idle + inference for idle, inference
+                      in zip(layout.idle_w, reserved_w(layout, cluster.allocators, cluster.held))]
+        self.full = [0.0] * len(self.limit)
+        self.drawn = list(self.floor)
+        self.members: list[dict[int, float]] = [{} for _ in self.limit]  # budget -> {job: full-load power [W]}
+        self.jobs: dict[int, list] = {}  # job -> [((budget, full-load power [W]), ...), power fraction now, pool]
+        self.dirty: set[int] = set(range(len(self.limit)))
+        self.peak = [0.0] * len(self.limit)  # highest drawn / limit after any event
+        # searches that found no place: (pool, chips, W per chip) -> the pool's state then (``_stamp``); the same
+        # search in the same state is not made again (shapes of one gang size, events on other pools)
+        self.version = [0] * len(layout.shares)  # per pool: bumped at every power change in its budgets
+        self.refused: dict[tuple, tuple] = {}
+
+    # -- admission and placement ---------------------------------------------------------------------------
+    def _headroom(self, budget: int) -> float:
+        return self.limit[budget] * (1.0 + TOLERANCE) - self.floor[budget] - self.low * self.full[budget]
+
+    def _per_chip_w(self, job: int, pool: int, placed: int) -> float:
+        return self.cluster.busy_chips[job] / placed * self.layout.busy_increment_w[pool]
+
+    def can_start(self, job: int, pool: int, chips: int) -> bool:
+        """Whether ``job`` (``chips`` placed) has a placement on ``pool`` whose budgets take it now."""
+        c = self.cluster
+        if c.share_units[job]:
+            placement = self.place(job, pool, chips)
+            if placement is None:
+                return False
+            self._remove(job)
+            c.shared[pool].release(placement, c.share_units[job])
+            return True
+        return self._search(pool, chips, self.low * self._per_chip_w(job, pool, chips)) is not None
+
+    def _search(self, pool: int, chips: int, per_chip_w: float):
+        """``find_placement`` on ``pool``, unless the same search found nothing in the same state."""
+        allocator = self.cluster.allocators[pool]
+        key = (pool, chips, per_chip_w)
+        stamp = (self.version[pool], allocator.free_chips, allocator.mask, len(allocator.closed))
+        if self.refused.get(key) == stamp:
+            return None
+        plan = find_placement(allocator, self.layout.shares[pool], chips, per_chip_w, self._headroom,
+                              self.layout.groups[pool])
+        if plan is None:
+            self.refused[key] = stamp
+        return plan
+
+    def place(self, job: int, pool: int, chips: int):
+        """Place ``job`` on ``pool`` within its budgets and count its power; the placement, or None."""
+        c = self.cluster
+        units = c.share_units[job]
+        if units:
+            chip = c.shared[pool].place(units)
+            if chip is None:
+                return None
+            shares = self.layout.job_shares(pool, c.shared[pool].domain_of[chip], self._per_chip_w(job, pool, 1))
+            if not all(self.low * w <= self._headroom(b) for b, w in shares.items()):
+                c.shared[pool].release(chip, units)
+                return None
+            self._add(job, pool, shares)
+            return chip
+        allocator = c.allocators[pool]
+        plan = self._search(pool, chips, self.low * self._per_chip_w(job, pool, chips))
+        if plan is None:
+            return None
+        placement = tuple(part for domain, n in plan for part in allocator.take(domain, n))
+        self._add(job, pool, self.layout.job_shares(pool, placement, self._per_chip_w(job, pool, chips)))
+        return placement
+
+    # -- power changes -------------------------------------------------------------------------------------
+    def _add(self, job: int, pool: int, shares: dict[int, float]) -> None:
+        for b, w in shares.items():
+            self.full[b] += w
+            self.drawn[b] += w
+            self.members[b][job] = w
+        self.dirty.update(shares)
+        self.jobs[job] = [tuple(shares.items()), 1.0, pool]
+        self.version[pool] += 1
+
+    def _remove(self, job: int) -> None:
+        entry = self.jobs.pop(job, None)
+        if entry is None:
+            return
+        shares, frac, pool = entry
+        self.version[pool] += 1
+        for b, w in shares:
+            self.full[b] -= w
+            self.drawn[b] -= w * frac
+            del self.members[b][job]
+            self.dirty.add(b)
+
+    def ended(self, job: int) -> None:
+        """``job`` completed or was preempted: its power leaves its budgets."""
+        self._remove(job)
+
+    def set_clock(self, job: int, f: float) -> None:
+        """``job`` runs at clock fraction ``f`` from now."""
+        entry = self.jobs.get(job)
+        if entry is None:
+            return
+        new = power_frac(f)
+        self.version[entry[2]] += 1
+        for b, w in entry[0]:
+            self.drawn[b] += w * (new - entry[1])
+            self.dirty.add(b)
+        entry[1] = new
+
+    def place_replica(self, pool: int, chips: int):
+        """Place an inference replica of ``chips`` on ``pool`` (the reservation schedule), budget-aware: where its
+        budgets hold it with the training there as it runs now, else where they hold it once the training there is
+        slowed or shed, else where the allocator puts it (over its budget until it leaves); the placement."""
+        allocator = self.cluster.allocators[pool]
+        per_chip = self.layout.busy_increment_w[pool]
+        shares = self.layout.shares[pool]
+        groups = self.layout.groups[pool]
+        plan = (find_placement(allocator, shares, chips, per_chip, self._room_now, groups)
+                or find_placement(allocator, shares, chips, per_chip, self._room_without_training, groups))
+        parts = tuple(p for d, n in plan for p in allocator.take(d, n)) if plan else allocator.place(chips)
+        self.replica(pool, parts, +1)
+        return parts
+
+    def _room_now(self, budget: int) -> float:
+        return self.limit[budget] * (1.0 + TOLERANCE) - self.drawn[budget]
+
+    def _room_without_training(self, budget: int) -> float:
+        return self.limit[budget] * (1.0 + TOLERANCE) - self.floor[budget]
+
+    def replica(self, pool: int, parts, sign: int) -> None:
+        """An inference replica holding ``parts`` of ``pool`` is placed (+1) or released (−1)."""
+        if not self.layout.has(pool):
+            return
+        self.version[pool] += 1
+        for b, w in self.layout.job_shares(pool, parts, self.layout.busy_increment_w[pool]).items():
+            self.floor[b] += sign * w
+            self.drawn[b] += sign * w
+            self.dirty.add(b)
+
+    # -- the policies' view ----------------------------------------------------------------------------------
+    def clocks(self, order: list[int], clocks: dict, binding: dict, min_clock: float) -> tuple[int, str] | None:
+        """Lower ``clocks`` (job -> clock) to what every budget allows its members (``clocks_within`` in ``order``,
+        kept first) and name the budget in ``binding``; return a job to shed (the last in ``order`` of a budget that
+        even the minimum clock does not hold) and that budget's name, or None."""
+        from sim.policies.capping import clocks_within
+
+        rank = {job: i for i, job in enumerate(order)}
+        for b, members in enumerate(self.members):
+            if not members or within(self.floor[b] + self.full[b], self.limit[b]):
+                continue  # nothing to slow, or every member fits at full clock
+            jobs = sorted(members, key=rank.__getitem__)
+            fs = clocks_within(self.limit[b] * (1.0 + 1e-12) - self.floor[b], [members[j] for j in jobs], min_clock)
+            if fs is None:
+                return jobs[-1], self.layout.names[b]
+            for job, f in zip(jobs, fs):
+                if f < clocks[job]:
+                    clocks[job] = f
+                    binding[job] = self.layout.names[b]
+        return None
+
+    def over(self, order: list[int]) -> tuple[int, str] | None:
+        """A job to shed and the budget it is shed for: the last in ``order`` of a budget over its limit (one with
+        training in it); None when every budget holds."""
+        rank = {job: i for i, job in enumerate(order)}
+        for b, members in enumerate(self.members):
+            if members and not within(self.drawn[b], self.limit[b]):
+                return max(members, key=rank.__getitem__), self.layout.names[b]
+        return None
+
+    def any_over(self) -> bool:
+        """Whether a budget with training in it is over its limit."""
+        return any(members and not within(self.drawn[b], self.limit[b]) for b, members in enumerate(self.members))
+
+    def observe(self) -> None:
+        """After an event: the peak utilisation of the budgets that changed."""
+        for b in self.dirty:
+            u = self.drawn[b] / self.limit[b]
+            if u > self.peak[b]:
+                self.peak[b] = u
+        self.dirty.clear()
+
+    def outcome(self) -> dict:
+        """Per kind (rack, row): budgets, oversubscription (largest full-load / budget) and peak utilisation
+        (largest committed / budget after any event)."""
+        layout = self.layout
+        over = layout.oversubscription()
+        out = {}
+        for kind in ("rack", "row"):
+            idx = [b for b, k in enumerate(layout.kinds) if k == kind]
+            if idx:
+                out[kind] = {"budgets": len(idx), "oversubscription": over[kind],
+                             "peak_utilisation": max(self.peak[b] for b in idx)}
+        return out

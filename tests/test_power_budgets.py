@@ -1,0 +1,249 @@
+"""Rack and row power budgets (``fleet[].rack_budget_kw``, ``racks_per_row``, ``row_budget_kw``): the layout
+(``sim.fleet.budgets``), the committed power per budget (``sim.training.budgets``) and the capping policies acting
+per budget (``sim.training.capping``)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+import sim
+import sim.training.capping as capping_module
+from sim.catalog import builtin_catalog
+from sim.fleet import build_fleet
+from sim.fleet.allocation import DomainAllocator
+from sim.fleet.budgets import budget_layout, find_placement, reserved_w
+from sim.policies.capping import power_frac
+from tests.conftest import scenario_from
+from tests.test_engine import assert_accounted
+
+TOLERANCE = 1e-9  # relative, as sim.fleet.build.CAP_TOLERANCE
+
+# 64 H100 in 4 racks of 16 chips (2 rows of 2 racks) and 32 TPU v6e in 4 racks of 8 chips, whose 16-chip scale-up
+# domains span 2 racks each; a chat service holds 4 H100 at full load from the start.
+SITE = {
+    "schema_version": 1, "name": "budgets", "seed": 3, "start": "2026-01-01", "duration": "2d",
+    "site": {"pue": 1.25, "power_cap_mw": 0.08},
+    "fleet": [
+        {"name": "h100", "accelerator": "h100-sxm", "count": 64, "chips_per_server": 8, "servers_per_rack": 2,
+         "rack_budget_kw": 12.0, "racks_per_row": 2, "row_budget_kw": 22.0},
+        {"name": "tpu", "accelerator": "tpu-v6e", "count": 32, "chips_per_server": 4, "servers_per_rack": 2,
+         "scale_up_domain_chips": 16, "rack_budget_kw": 3.2},
+    ],
+    "workloads": {
+        "training": {"generator": {
+            "jobs": 150, "arrival_rate_per_hour": 5, "chips": {1: 0.4, 4: 0.3, 8: 0.2, 16: 0.1},
+            "models": {"resnet50": 0.6, "bert-large": 0.4}, "stacks": {"portable": 0.7, "xla": 0.3},
+            "duration_s": {"lognormal": {"median": 7200, "sigma": 1.0}}, "reference_accelerator": "h100-sxm"}},
+        "inference": [{
+            "name": "chat", "model": "llama3-8b", "stack": "portable", "fidelity": "fluid",
+            "replicas": [{"pool": "h100", "count": 4, "chips_per_replica": 1}],
+            "traffic": {"generator": {"rate_per_s": 2, "prompt_tokens": {"lognormal": {"median": 500, "sigma": 0.5}},
+                                      "output_tokens": {"exponential": {"mean": 100}}}}}],
+    },
+    "policy": {"scheduler": {"kind": "fifo-backfill"}, "power_cap": {"kind": "throttle"}},
+}
+
+
+def site(**changes) -> dict:
+    data = copy.deepcopy(SITE)
+    for path, value in changes.items():
+        *keys, last = path.split("__")
+        node = data
+        for key in keys:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return data
+
+
+def recomputed_w(cluster) -> list[float]:
+    """Each budget's committed IT power from the cluster's state alone: idle chips, the replicas the engine placed at
+    the start (at full load), every running job's chips split over its domains' racks at its clock."""
+    layout = budget_layout(cluster.pools)
+    fleet = cluster.fleet
+    held: list = []
+    drawn = [idle + inference for idle, inference in zip(layout.idle_w, reserved_w(layout, fleet.new_allocators(held),
+                                                                                   held))]
+    for job, placement in cluster.placement.items():
+        pool = cluster.pool_of[job]
+        if not layout.has(pool):
+            continue
+        parts = cluster.shared[pool].domain_of[placement] if cluster.share_units[job] else placement
+        placed = sum(n for _, n in parts)
+        clock = cluster.capping._clock(job)
+        per_chip = cluster.busy_chips[job] / placed * layout.busy_increment_w[pool] * power_frac(clock)
+        for b, w in layout.job_shares(pool, parts, per_chip).items():
+            drawn[b] += w
+    for group, placements in cluster.replica_placements.items():  # replicas the schedule placed (windows)
+        pool = cluster.group_pool[group]
+        for parts in placements:
+            for b, w in layout.job_shares(pool, parts, layout.busy_increment_w[pool]).items():
+                drawn[b] += w
+    return drawn
+
+
+@pytest.fixture
+def every_event(monkeypatch):
+    """After every event of a run: each budget's power recomputed from scratch, against its limit and against
+    the cluster's incremental count. Yields the list of (largest committed / limit) per event."""
+    seen = []
+    original = capping_module.PowerCap.after
+
+    def after(self, t):
+        shed = original(self, t)
+        layout, loads = self.budgets.layout, self.budgets
+        drawn = recomputed_w(self.cluster)
+        assert drawn == pytest.approx(loads.drawn, rel=1e-9, abs=1e-6)
+        seen.append(max(w / limit for w, limit in zip(drawn, layout.limit_w)))
+        return shed
+
+    monkeypatch.setattr(capping_module.PowerCap, "after", after)
+    return seen
+
+
+WINDOWED = {"pool": "h100", "count": 24, "chips_per_replica": 1}
+
+
+@pytest.mark.parametrize("kind", ["throttle", "shed", "admission"])
+def test_every_rack_and_row_budget_holds_after_every_event(tmp_path, every_event, kind):
+    """Inference included: 4 replicas from the start and, under throttle and shed, 24 more from day 1 that the
+    schedule places among the running training (where their racks and rows hold them once the training there is
+    slowed or shed; admission control never stops a running job, so it would let them take a rack over)."""
+    data = site(policy__power_cap__kind=kind)
+    if kind != "admission":
+        data["workloads"]["inference"][0]["replicas"].append(dict(WINDOWED, active_from="2026-01-02"))
+    results = sim.run(scenario_from(data, tmp_path))
+    assert len(every_event) > 100
+    assert max(every_event) <= 1.0 + TOLERANCE
+    budgets = results.summary["power_capping"]["budgets"]
+    assert {"site", "rack", "row"} <= set(budgets)
+    assert budgets["rack"]["peak_utilisation"] <= 1.0 + TOLERANCE
+    assert budgets["row"]["peak_utilisation"] <= 1.0 + TOLERANCE
+    assert max(every_event) == pytest.approx(max(budgets["rack"]["peak_utilisation"],
+                                                 budgets["row"]["peak_utilisation"]), rel=1e-9)
+    assert budgets["rack"]["budgets"] == 8 and budgets["row"]["budgets"] == 2
+    assert budgets["row"]["peak_utilisation"] > 0.9  # the budgets bind: the test could fail
+    assert_accounted(results)
+    if kind == "shed":  # the replicas arriving on day 1 take power that training in their racks or rows held
+        assert budgets["rack"]["shed_events"] + budgets["row"]["shed_events"] > 0
+    if kind == "throttle":
+        rows = results.capping
+        acted = set(rows.loc[rows["action"] == "throttle", "budget"].str.split(":").str[0])
+        assert acted == {"site", "rack", "row"}  # every level slows jobs in this run
+        assert budgets["rack"]["throttle_events"] + budgets["row"]["throttle_events"] + \
+            budgets["site"]["throttle_events"] == results.summary["power_capping"]["throttle_events"]
+        assert set(rows["budget"]) >= {"rack:tpu:0", "row:h100:0"}
+
+
+def test_a_job_runs_at_the_lowest_clock_of_its_budgets(tmp_path):
+    """Throttled by a row alone (no site cap, no rack budget): every throttle row names a row, and the site's
+    committed power is not what slowed them; a clock at the minimum of site and row keeps both within."""
+    data = site(site__power_cap_mw=None, fleet__0__rack_budget_kw=None, fleet__1__rack_budget_kw=None)
+    results = sim.run(scenario_from(data, tmp_path))
+    rows = results.capping
+    throttled = rows[rows["action"] == "throttle"]
+    assert len(throttled) > 0 and throttled["budget"].str.startswith("row:h100:").all()
+    assert results.summary["power_capping"]["budgets"]["row"]["peak_utilisation"] <= 1.0 + TOLERANCE
+    # with a site cap too, a job slowed by both runs at the lower clock: both levels act, both hold
+    data["site"]["power_cap_mw"] = 0.07
+    both = sim.run(scenario_from(data, tmp_path, "both.yaml"))
+    capping = both.summary["power_capping"]
+    assert capping["budgets"]["site"]["throttle_events"] > 0 and capping["budgets"]["row"]["throttle_events"] > 0
+    assert capping["max_committed_over_cap_w"] <= 0.07e6 * TOLERANCE
+    assert capping["budgets"]["row"]["peak_utilisation"] <= 1.0 + TOLERANCE
+
+
+@pytest.mark.parametrize("kind", ["throttle", "admission"])
+def test_a_tighter_row_budget_never_finishes_the_workload_earlier(tmp_path, kind):
+    makespans, completed = [], []
+    for k, row_kw in enumerate((29.2, 24.0, 20.0, 16.0)):  # 29.2 kW: above the row's 29.12 kW peak
+        data = site(site__power_cap_mw=None, fleet__0__rack_budget_kw=None, fleet__0__row_budget_kw=row_kw,
+                    duration="6d", policy__power_cap__kind=kind)
+        data["fleet"] = data["fleet"][:1]  # one pool: the makespan is the row's
+        data["workloads"]["training"]["generator"]["stacks"] = {"portable": 1.0}
+        results = sim.run(scenario_from(data, tmp_path, f"r{k}.yaml"))
+        completed.append(results.summary["jobs"]["completed"])
+        makespans.append(results.jobs["end_s"].max())
+        assert results.summary["power_capping"]["budgets"]["row"]["peak_utilisation"] <= 1.0 + TOLERANCE
+    assert completed == [150] * 4
+    assert makespans == sorted(makespans) and makespans[-1] > makespans[0]
+
+
+def test_oversubscription_is_reported(tmp_path):
+    results = sim.run(scenario_from(site(policy__power_cap__kind="admission"), tmp_path))
+    budgets = results.summary["power_capping"]["budgets"]
+    # row: 2 racks of 16 H100 at 910 W each (700 W TDP + 30 % server share) over 22 kW; rack: 8 TPU at 507 W
+    assert budgets["row"]["oversubscription"] == pytest.approx(2 * 16 * 910 / 22e3)
+    assert budgets["rack"]["oversubscription"] == pytest.approx(max(16 * 910 / 12e3, 8 * 507 / 3.2e3))
+    out = results.save(tmp_path / "out", plots=False, report=False)
+    assert (out / "capping.csv").read_text().splitlines()[0].endswith(",cap_w,budget")
+
+
+def test_budgets_follow_racks_and_split_domains_that_span_them(tmp_path):
+    fleet = build_fleet(scenario_from(site(), tmp_path), builtin_catalog())
+    layout = budget_layout(fleet.pools)
+    assert layout.names[:6] == [f"rack:h100:{k}" for k in range(4)] + ["row:h100:0", "row:h100:1"]
+    # h100: 8-chip domains, 16-chip racks: domain 3 is all in rack 1, row 0
+    assert dict(layout.shares[0][3]) == {1: 1.0, 4: 1.0}
+    # tpu: each 16-chip domain spans two 8-chip racks, half in each
+    assert dict(layout.shares[1][1]) == {8: 0.5, 9: 0.5}
+    # a search on the h100 may stop once its 4 racks (or 2 rows) refused; not on the tpu, whose domains span racks
+    assert layout.groups[0][1] == [4, 2] and layout.groups[1] is None
+    assert layout.idle_w[6] == pytest.approx(8 * fleet.pools[1].idle_w_with_server)
+    # the chat replicas (4 chips, one domain) count in rack 0 at full load
+    held: list = []
+    inference = reserved_w(layout, fleet.new_allocators(held), held)
+    assert sum(inference[:4]) == pytest.approx(4 * layout.busy_increment_w[0]) and sum(inference[6:]) == 0
+
+
+def test_placement_passes_over_a_domain_whose_rack_has_no_room():
+    allocator = DomainAllocator([8, 8, 8, 8])
+    shares = [((0, 1.0),), ((0, 1.0),), ((1, 1.0),), ((1, 1.0),)]
+    room = {0: 100.0, 1: 700.0}  # [W]; 8 chips at 50 W take 400 W
+    assert find_placement(allocator, shares, 8, 50.0, room.__getitem__)[0][0] in (2, 3)
+    assert find_placement(allocator, shares, 16, 50.0, room.__getitem__) is None  # 800 W: no rack takes both
+    room[1] = 800.0
+    parts = find_placement(allocator, shares, 16, 50.0, room.__getitem__)
+    assert sorted(d for d, _ in parts) == [2, 3]
+
+
+def test_a_job_no_rack_could_hold_is_rejected(tmp_path):
+    data = site(policy__power_cap__kind="admission")
+    data["workloads"]["training"]["generator"]["stacks"] = {"xla": 1.0}  # TPU only: 16 chips span 2 racks
+    results = sim.run(scenario_from(data, tmp_path))
+    jobs = results.jobs
+    big = jobs[jobs["chips"] == 16]
+    assert len(big) > 0 and (big["state"] == "rejected").all()
+    assert big["reason"].str.contains("over-rack-or-row-budget").all()
+    assert (jobs.loc[jobs["chips"] < 16, "state"] != "rejected").all()
+
+
+def test_without_budgets_nothing_changes(tmp_path):
+    plain = sim.run(scenario_from(site(fleet__0__rack_budget_kw=None, fleet__0__racks_per_row=None,
+                                       fleet__0__row_budget_kw=None, fleet__1__rack_budget_kw=None), tmp_path))
+    assert "budgets" not in plain.summary["power_capping"]
+    assert (plain.capping["budget"] == "site").all()
+
+
+def errors_of(tmp_path, data) -> list[str]:
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(data, tmp_path, "bad.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"fleet__0__rack_budget_kw": 0}, "fleet[0].rack_budget_kw", "found 0"),
+    ({"fleet__0__row_budget_kw": -5}, "fleet[0].row_budget_kw", "found -5"),
+    ({"fleet__0__racks_per_row": 0}, "fleet[0].racks_per_row", "found 0"),
+    ({"fleet__0__rack_budget_kw": 1.2}, "fleet[0].rack_budget_kw", "1.456 kW idle"),
+    ({"fleet__0__row_budget_kw": 2.5}, "fleet[0].row_budget_kw", "2.912 kW idle"),
+    ({"fleet__0__racks_per_row": None}, "fleet[0].racks_per_row", "row_budget_kw is set"),
+    ({"fleet__0__rack_budget_kw": 4.5}, "fleet[0].rack_budget_kw", "inference replicas placed in rack 0"),
+])
+def test_bad_budgets_are_located(tmp_path, changes, field, words):
+    (error,) = errors_of(tmp_path, site(**changes))
+    assert "bad.yaml:" in error and field in error and words in error
