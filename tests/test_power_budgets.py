@@ -160,7 +160,7 @@ def test_a_job_runs_at_the_lowest_clock_of_its_budgets(tmp_path):
 @pytest.mark.parametrize("kind", ["throttle", "admission"])
 def test_a_tighter_row_budget_never_finishes_the_workload_earlier(tmp_path, kind):
     makespans, completed = [], []
-    for k, row_kw in enumerate((29.2, 24.0, 20.0, 16.0)):  # 29.2 kW: above the row's 29.12 kW peak
+    for k, row_kw in enumerate((31.7, 24.0, 20.0, 16.0)):  # 31.7 kW: above the row's 31.68 kW peak
         data = site(site__power_cap_mw=None, fleet__0__rack_budget_kw=None, fleet__0__row_budget_kw=row_kw,
                     duration="6d", policy__power_cap__kind=kind)
         data["fleet"] = data["fleet"][:1]  # one pool: the makespan is the row's
@@ -176,11 +176,12 @@ def test_a_tighter_row_budget_never_finishes_the_workload_earlier(tmp_path, kind
 def test_oversubscription_is_reported(tmp_path):
     results = sim.run(scenario_from(site(policy__power_cap__kind="admission"), tmp_path))
     budgets = results.summary["power_capping"]["budgets"]
-    # row: 2 racks of 16 H100 at 910 W each (700 W TDP + 30 % server share) over 22 kW; rack: 8 TPU at 507 W
-    assert budgets["row"]["oversubscription"] == pytest.approx(2 * 16 * 910 / 22e3)
-    assert budgets["rack"]["oversubscription"] == pytest.approx(max(16 * 910 / 12e3, 8 * 507 / 3.2e3))
+    # row: 2 racks of 16 H100 at 990 W each (700 W TDP + 30 % server share + 80 W switch share) over 22 kW;
+    # rack: 8 TPU v6e at 512 W (+ 5 W switch share)
+    assert budgets["row"]["oversubscription"] == pytest.approx(2 * 16 * 990 / 22e3)
+    assert budgets["rack"]["oversubscription"] == pytest.approx(max(16 * 990 / 12e3, 8 * 512 / 3.2e3))
     out = results.save(tmp_path / "out", plots=False, report=False)
-    assert (out / "capping.csv").read_text().splitlines()[0].endswith(",cap_w,budget")
+    assert (out / "capping.csv").read_text().splitlines()[0].endswith(",cap_w,priority,budget")
 
 
 def test_budgets_follow_racks_and_split_domains_that_span_them(tmp_path):
@@ -239,8 +240,8 @@ def errors_of(tmp_path, data) -> list[str]:
     ({"fleet__0__rack_budget_kw": 0}, "fleet[0].rack_budget_kw", "found 0"),
     ({"fleet__0__row_budget_kw": -5}, "fleet[0].row_budget_kw", "found -5"),
     ({"fleet__0__racks_per_row": 0}, "fleet[0].racks_per_row", "found 0"),
-    ({"fleet__0__rack_budget_kw": 1.2}, "fleet[0].rack_budget_kw", "1.456 kW idle"),
-    ({"fleet__0__row_budget_kw": 2.5}, "fleet[0].row_budget_kw", "2.912 kW idle"),
+    ({"fleet__0__rack_budget_kw": 1.2}, "fleet[0].rack_budget_kw", "2.736 kW idle"),
+    ({"fleet__0__row_budget_kw": 2.5}, "fleet[0].row_budget_kw", "5.472 kW idle"),
     ({"fleet__0__racks_per_row": None}, "fleet[0].racks_per_row", "row_budget_kw is set"),
     ({"fleet__0__rack_budget_kw": 4.5}, "fleet[0].rack_budget_kw", "inference replicas placed in rack 0"),
 ])
