@@ -129,9 +129,11 @@ class Fifo(Scheduler):
 
 @register("scheduler", "fifo-backfill")
 class FifoBackfill(FirstFit):
+    drains_freed_only = True  # ``_drain`` tries only the freed pools: shapes they have no room for are skipped
+
     def schedule(self, freed, new_shapes) -> None:
         waiting = self.cluster.waiting
-        shapes = waiting.shapes_by_age(freed)
+        shapes = waiting.shapes_by_age(freed, self.cluster.room(freed) if self.drains_freed_only else None)
         if new_shapes:  # arrivals of this instant, whatever pools they may use
             shapes = sorted(set(shapes) | set(new_shapes), key=lambda s: waiting.fifos[s][0])
         for shape in shapes:
@@ -141,6 +143,7 @@ class FifoBackfill(FirstFit):
 @register("scheduler", "hetero-aware")
 class HeteroAware(FifoBackfill):
     _drain = Scheduler._drain  # choose by objective, not first fit
+    drains_freed_only = False  # it weighs every eligible pool
     admit = Scheduler.admit
 
     def __init__(self, cluster, config):
