@@ -169,6 +169,8 @@ class FailureProcess:
         self.spare_servers = list(self.spares_free)
         self.intervals = self._intervals()  # N × P checkpoint interval [s]
         self.factor = 1.0 + config.save_s[:, None] / self.intervals  # run time with saves / without
+        # a fixed interval gives one factor per job, whatever the pool: read from a list (no call per start)
+        self.job_factor = self.factor[:, 0].tolist() if config.interval_s is not None and self.factor.size else None
         for p, pool in enumerate(pools):
             if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
@@ -251,7 +253,7 @@ class FailureProcess:
             self._push(t + duration, REPAIR, pool, None)
             return victim is not None
         server = min(cluster.pools[pool].chips_per_server, allocator.size[domain])
-        others = sorted((cluster.start_s[j], j) for j in here if j != victim)
+        others = sorted((cluster.start_s[j], j) for j in here if j != victim) if allocator.free[domain] < server else ()
         while allocator.free[domain] < server and others:
             self._interrupt(others.pop()[1], pool, cls, t, requeued)
             victim = victim if victim is not None else -1
@@ -312,7 +314,8 @@ class FailureProcess:
         overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
         self.run_overhead[job] = overhead
         self.run_base[job] = base_s
-        return base_s * self.factor.item(job, pool) + overhead
+        factor = self.job_factor[job] if self.job_factor is not None else self.factor.item(job, pool)
+        return base_s * factor + overhead
 
     def _file_starts(self) -> None:
         """File the runs started since the last filing into ``domain_jobs``, in start order (what filing each at
