@@ -13,7 +13,8 @@ no job of that shape can, so policies work shape by shape.
   if it cannot start, nothing behind it starts (head-of-line blocking).
 * ``fifo-backfill`` — when the oldest job is blocked, younger jobs of other shapes that fit now start,
   oldest shape first (aggressive backfilling: no reservation protects a blocked large gang, so it can
-  wait long). Every waiting shape that may use a freed pool is tried; there are few shapes.
+  wait long). Every waiting shape that may use a freed pool is tried (there are few shapes), except those whose gang
+  no freed pool has room for now (``DomainAllocator.largest_gang``): they could not start.
 * ``hetero-aware`` — backfills like ``fifo-backfill`` and sends each job to the eligible pool that
   minimises the ``objective``: ``earliest-finish`` (start + run time on that chip) or ``cheapest``
   (chip-seconds × (capex or rental rate + full-load energy), among pools with room now). For a busy
