@@ -15,8 +15,9 @@ measured apart, in a process with an empty cache; the timed runs use a warm cach
 Failures (``sim.training.failures``): after the sizes, the 100k-job / 10k-chip run is repeated with failures at
 the ``llm-cluster-typical`` rates scaled by 365 / horizon days, so that its few days hold a simulated year's
 failure events at 10k chips (~1,900), and repair times by horizon days / 365 (so that the chips away for repair
-are as many as over a year at the profile's rates); ``failures_overhead`` then gives its wall and processor time
-against the run without failures (issue 10's target: at most +20 %).
+are as many as over a year at the profile's rates). ``failures_overhead`` then gives its wall and processor time
+against the run without failures (issue 10's target: at most +20 %), medians of ``--repeat`` runs of each that
+alternate in one process, so that a change in the machine's load hits both alike.
 """
 
 from __future__ import annotations
@@ -125,20 +126,40 @@ def compile_time() -> None:
         subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True)
 
 
-def run_one(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = "off") -> dict[str, str]:
-    """One size in a fresh subprocess (``one_run``): prints its line and returns its ``key=value`` fields."""
-    out = subprocess.run([sys.executable, __file__, "--one", str(jobs), str(chips), "--scheduler", scheduler,
-                          "--repeat", str(repeat), "--failures", failures], check=True, capture_output=True, text=True)
-    print(out.stdout, end="", flush=True)
-    return dict(field.split("=", 1) for field in out.stdout.split() if "=" in field)
+def run_one(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = "off") -> None:
+    """One size in a fresh subprocess (``one_run``), which prints its line."""
+    subprocess.run([sys.executable, __file__, "--one", str(jobs), str(chips), "--scheduler", scheduler,
+                    "--repeat", str(repeat), "--failures", failures], check=True)
 
 
-def print_overhead(without: dict[str, str], with_failures: dict[str, str]) -> None:
-    """``failures_overhead``: wall and processor time with failures against without (medians)."""
-    wall = float(with_failures["wall_s"]) / float(without["wall_s"]) - 1.0
-    cpu = float(with_failures["cpu_s"]) / float(without["cpu_s"]) - 1.0
-    print(f"failures_overhead wall={wall:+.1%} cpu={cpu:+.1%} (failures={with_failures['failures']}, "
-          f"{with_failures['failure_events']} failure events)", flush=True)
+def overhead_run(jobs: int, chips: int, scheduler: str, repeat: int, failures: str) -> None:
+    """``failures_overhead``: wall and processor time with ``failures`` against without, medians of ``repeat``
+    runs of each, alternating (off, on, on, off, ...) in this one process."""
+    import statistics
+
+    import sim
+
+    sim.run(sim.load_text(scenario_text(100, 1000, scheduler), "warm-up"))
+    scenarios = {mode: sim.load_text(scenario_text(jobs, chips, scheduler, mode), "bench")
+                 for mode in ("off", failures)}
+    walls, cpus = {mode: [] for mode in scenarios}, {mode: [] for mode in scenarios}
+    for k in range(repeat):
+        for mode in ("off", failures) if k % 2 == 0 else (failures, "off"):
+            gc.collect()
+            start, cpu = time.perf_counter(), time.process_time()
+            results = sim.run(scenarios[mode])
+            walls[mode].append(time.perf_counter() - start)
+            cpus[mode].append(time.process_time() - cpu)
+            del results
+    wall, cpu = ({mode: statistics.median(values[mode]) for mode in scenarios} for values in (walls, cpus))
+    print(f"failures_overhead wall={wall[failures] / wall['off'] - 1:+.1%} cpu={cpu[failures] / cpu['off'] - 1:+.1%} "
+          f"(failures={failures} against off, {repeat} alternating runs each: wall_s={wall[failures]:.2f} "
+          f"against {wall['off']:.2f}, cpu_s={cpu[failures]:.2f} against {cpu['off']:.2f})", flush=True)
+
+
+def print_overhead(scheduler: str, repeat: int, failures: str) -> None:
+    subprocess.run([sys.executable, __file__, "--overhead", failures, "--scheduler", scheduler,
+                    "--repeat", str(repeat)], check=True)
 
 
 def main() -> None:
@@ -147,21 +168,28 @@ def main() -> None:
     parser.add_argument("--scheduler", default="fifo-backfill")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median is reported")
     parser.add_argument("--one", nargs=2, type=int, metavar=("JOBS", "CHIPS"), help=argparse.SUPPRESS)
+    parser.add_argument("--overhead", choices=("on", "year"), help=argparse.SUPPRESS)
     parser.add_argument("--failures", choices=("off", "on", "year"), default=None,
                         help="only the 100k/10k run, with and without failures of this kind")
     args = parser.parse_args()
     if args.one:
         one_run(*args.one, args.scheduler, args.repeat, args.failures or "off")
         return
+    if args.overhead:
+        overhead_run(100_000, 10_000, args.scheduler, args.repeat, args.overhead)
+        return
     if args.failures:
-        without = run_one(100_000, 10_000, args.scheduler, args.repeat)
-        print_overhead(without, run_one(100_000, 10_000, args.scheduler, args.repeat, args.failures))
+        for mode in ("off", args.failures):
+            run_one(100_000, 10_000, args.scheduler, args.repeat, mode)
+        if args.failures != "off":
+            print_overhead(args.scheduler, args.repeat, args.failures)
         return
     compile_time()
     sizes = [(j, c) for j, _ in SIZES for _, c in SIZES] if args.grid else SIZES
-    lines = {(jobs, chips): run_one(jobs, chips, args.scheduler, args.repeat) for jobs, chips in sizes}
-    if (100_000, 10_000) in lines:  # against the 100k/10k line
-        print_overhead(lines[(100_000, 10_000)], run_one(100_000, 10_000, args.scheduler, args.repeat, "year"))
+    for jobs, chips in sizes:
+        run_one(jobs, chips, args.scheduler, args.repeat)
+    run_one(100_000, 10_000, args.scheduler, args.repeat, "year")  # against the 100k/10k line
+    print_overhead(args.scheduler, args.repeat, "year")
 
 
 if __name__ == "__main__":
