@@ -3,7 +3,7 @@
 Usage:  python benchmarks/training_scale.py            # 10k/1k, 100k/10k, 1M/100k (jobs/chips)
         python benchmarks/training_scale.py --grid     # every combination of the three sizes
         python benchmarks/training_scale.py --scheduler hetero-aware
-        python benchmarks/training_scale.py --failures year   # one size: --one 100000 10000 --failures year
+        python benchmarks/training_scale.py --failures year   # 100k/10k without and with failures, and the overhead
 
 Each size runs in a fresh subprocess so that ``peak_rss_mb`` is that run's own peak; within it the
 simulation runs ``--repeat`` times (default 3) and ``wall_s`` is the median (this machine is noisy), ``cpu_s`` the
