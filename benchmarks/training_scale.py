@@ -3,10 +3,11 @@
 Usage:  python benchmarks/training_scale.py            # 10k/1k, 100k/10k, 1M/100k (jobs/chips)
         python benchmarks/training_scale.py --grid     # every combination of the three sizes
         python benchmarks/training_scale.py --scheduler hetero-aware
-        python benchmarks/training_scale.py --failures year   # one size: --one 100000 10000 --failures year
+        python benchmarks/training_scale.py --failures year   # 100k/10k without and with failures, and the overhead
 
 Each size runs in a fresh subprocess so that ``peak_rss_mb`` is that run's own peak; within it the
-simulation runs ``--repeat`` times (default 3) and ``wall_s`` is the median (this machine is noisy). The fleet is 40%
+simulation runs ``--repeat`` times (default 3) and ``wall_s`` is the median (this machine is noisy), ``cpu_s`` the
+median processor time of the same runs (less sensitive to other processes on a shared machine). The fleet is 40%
 H100, 40% TPU v6e and 20% MTIA v2 chips; jobs arrive as a Poisson stream sized for ~70% offered load,
 with Philly-like gang sizes and lognormal run times (median 1 h on an H100). Numba's compile time is
 measured apart, in a process with an empty cache; the timed runs use a warm cache.
@@ -14,7 +15,9 @@ measured apart, in a process with an empty cache; the timed runs use a warm cach
 Failures (``sim.training.failures``): after the sizes, the 100k-job / 10k-chip run is repeated with failures at
 the ``llm-cluster-typical`` rates scaled by 365 / horizon days, so that its few days hold a simulated year's
 failure events at 10k chips (~1,900), and repair times by horizon days / 365 (so that the chips away for repair
-are as many as over a year at the profile's rates); its line gives the wall time against the run without failures.
+are as many as over a year at the profile's rates). ``failures_overhead`` then gives its wall and processor time
+against the run without failures (issue 10's target: at most +20 %), medians of ``--repeat`` runs of each that
+alternate in one process, so that a change in the machine's load hits both alike.
 """
 
 from __future__ import annotations
@@ -91,18 +94,20 @@ def one_run(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = 
 
     sim.run(sim.load_text(scenario_text(100, 1000, scheduler), "warm-up"))  # warm Numba and imports
     scenario = sim.load_text(scenario_text(jobs, chips, scheduler, failures), "bench")
-    walls, summary, manifest = [], None, None
+    walls, cpus, summary, manifest = [], [], None, None
     for _ in range(repeat):
         gc.collect()  # the previous run's garbage must not count towards this one's peak memory
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         results = sim.run(scenario)
         walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
         summary, manifest = results.summary, results.manifest
         del results
     wall = statistics.median(walls)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     j = summary["jobs"]
-    print(f"jobs={jobs} chips={chips} wall_s={wall:.2f} jobs_per_s={jobs / wall:,.0f} "
+    print(f"jobs={jobs} chips={chips} wall_s={wall:.2f} cpu_s={statistics.median(cpus):.2f} "
+          f"jobs_per_s={jobs / wall:,.0f} "
           f"peak_rss_mb={peak_mb:.0f} events={manifest['engine_events']} "
           f"completed={j['completed']} running={j['running']} queued={j['queued']} rejected={j['rejected']} "
           f"scheduler={scheduler} numba={manifest['numba']} failures={failures} "
@@ -121,30 +126,70 @@ def compile_time() -> None:
         subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True)
 
 
+def run_one(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = "off") -> None:
+    """One size in a fresh subprocess (``one_run``), which prints its line."""
+    subprocess.run([sys.executable, __file__, "--one", str(jobs), str(chips), "--scheduler", scheduler,
+                    "--repeat", str(repeat), "--failures", failures], check=True)
+
+
+def overhead_run(jobs: int, chips: int, scheduler: str, repeat: int, failures: str) -> None:
+    """``failures_overhead``: wall and processor time with ``failures`` against without, medians of ``repeat``
+    runs of each, alternating (off, on, on, off, ...) in this one process."""
+    import statistics
+
+    import sim
+
+    sim.run(sim.load_text(scenario_text(100, 1000, scheduler), "warm-up"))
+    scenarios = {mode: sim.load_text(scenario_text(jobs, chips, scheduler, mode), "bench")
+                 for mode in ("off", failures)}
+    walls, cpus = {mode: [] for mode in scenarios}, {mode: [] for mode in scenarios}
+    for k in range(repeat):
+        for mode in ("off", failures) if k % 2 == 0 else (failures, "off"):
+            gc.collect()
+            start, cpu = time.perf_counter(), time.process_time()
+            results = sim.run(scenarios[mode])
+            walls[mode].append(time.perf_counter() - start)
+            cpus[mode].append(time.process_time() - cpu)
+            del results
+    wall, cpu = ({mode: statistics.median(values[mode]) for mode in scenarios} for values in (walls, cpus))
+    print(f"failures_overhead wall={wall[failures] / wall['off'] - 1:+.1%} cpu={cpu[failures] / cpu['off'] - 1:+.1%} "
+          f"(failures={failures} against off, {repeat} alternating runs each: wall_s={wall[failures]:.2f} "
+          f"against {wall['off']:.2f}, cpu_s={cpu[failures]:.2f} against {cpu['off']:.2f})", flush=True)
+
+
+def print_overhead(scheduler: str, repeat: int, failures: str) -> None:
+    subprocess.run([sys.executable, __file__, "--overhead", failures, "--scheduler", scheduler,
+                    "--repeat", str(repeat)], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", action="store_true", help="every (jobs, chips) combination")
     parser.add_argument("--scheduler", default="fifo-backfill")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median is reported")
     parser.add_argument("--one", nargs=2, type=int, metavar=("JOBS", "CHIPS"), help=argparse.SUPPRESS)
+    parser.add_argument("--overhead", choices=("on", "year"), help=argparse.SUPPRESS)
     parser.add_argument("--failures", choices=("off", "on", "year"), default=None,
                         help="only the 100k/10k run, with and without failures of this kind")
     args = parser.parse_args()
     if args.one:
         one_run(*args.one, args.scheduler, args.repeat, args.failures or "off")
         return
+    if args.overhead:
+        overhead_run(100_000, 10_000, args.scheduler, args.repeat, args.overhead)
+        return
     if args.failures:
         for mode in ("off", args.failures):
-            subprocess.run([sys.executable, __file__, "--one", "100000", "10000", "--scheduler", args.scheduler,
-                            "--repeat", str(args.repeat), "--failures", mode], check=True)
+            run_one(100_000, 10_000, args.scheduler, args.repeat, mode)
+        if args.failures != "off":
+            print_overhead(args.scheduler, args.repeat, args.failures)
         return
     compile_time()
     sizes = [(j, c) for j, _ in SIZES for _, c in SIZES] if args.grid else SIZES
     for jobs, chips in sizes:
-        subprocess.run([sys.executable, __file__, "--one", str(jobs), str(chips), "--scheduler", args.scheduler,
-                        "--repeat", str(args.repeat)], check=True)
-    subprocess.run([sys.executable, __file__, "--one", "100000", "10000", "--scheduler", args.scheduler,
-                    "--repeat", str(args.repeat), "--failures", "year"], check=True)  # against the 100k/10k line
+        run_one(jobs, chips, args.scheduler, args.repeat)
+    run_one(100_000, 10_000, args.scheduler, args.repeat, "year")  # against the 100k/10k line
+    print_overhead(args.scheduler, args.repeat, "year")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def test_domain_allocator_never_overcommits(sizes, ops):
             probe = copy.deepcopy(alloc)
             parts = probe.place(gang)
             assert alloc.can_place(gang) == (parts is not None), gang
+            assert alloc.can_place(gang) == (gang <= alloc.largest_gang()), gang  # the scheduler's room test
             if parts is not None and gang <= alloc.domain_chips:
                 (domain, _), = parts
                 assert alloc.free[domain] == min(f for f in alloc.free if f >= gang)

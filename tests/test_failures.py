@@ -441,3 +441,68 @@ def test_bad_new_input_is_located(base, tmp_path, failures, field, words):
         scenario_from(data, tmp_path)
     message = str(info.value)
     assert "s.yaml:" in message and field in message and words in message, message
+
+
+def test_skipping_shapes_without_room_changes_nothing(base, tmp_path, monkeypatch):
+    """fifo-backfill leaves out waiting shapes whose gang none of the freed pools can hold now (``Cluster.room``):
+    the same jobs start at the same times as when every such shape is tried, with fewer placement attempts."""
+    from sim.policies.schedulers import FifoBackfill
+
+    attempts = []
+    original = Cluster.try_start
+    monkeypatch.setattr(Cluster, "try_start", lambda self, job, pool: attempts.append(job) or original(self, job, pool))
+    data = mixed(base)
+    skipping = run(data, tmp_path)
+    tried_skipping = len(attempts)
+    attempts.clear()
+    monkeypatch.setattr(FifoBackfill, "drains_freed_only", False)  # no room test: every shape is drained
+    trying = run(data, tmp_path, "all.yaml")
+    pd.testing.assert_frame_equal(skipping.jobs, trying.jobs)
+    assert skipping.summary["failures"] == trying.summary["failures"]
+    assert skipping.summary["failures"]["interruptions"] > 20
+    assert tried_skipping < 0.8 * len(attempts)
+
+
+def test_domain_index_equals_filing_every_start_with_sheds(base, tmp_path, monkeypatch):
+    """The per-domain index of running jobs (filed from the running jobs' tail when a failure reads it or a job
+    is preempted) gives, at every failure, the jobs and order that filing each start at once gives, also when a
+    power cap sheds jobs (preempted and restarted, maybe in the same domain, between two failures)."""
+    from sim.training.failures import FailureProcess
+
+    data = mixed(base)  # one TPU domain of 256 chips, where small gangs share a domain
+    data.update(duration="8d", fleet=data["fleet"][1:])
+    data["workloads"]["training"]["generator"].update(jobs=600, arrival_rate_per_hour=4,
+                                                      chips={1: 0.5, 4: 0.3, 16: 0.2})
+    data["failures"]["rates_per_1000_chip_days"]["software"] *= 3
+    peak = sim.run(scenario_from(data, tmp_path, "u.yaml")).summary["peak_facility_power_kw"] / 1e3
+    data["site"] = {**data["site"], "power_cap_mw": {f"2026-01-{day:02d}": peak * frac for day, frac in
+                                                      enumerate((2, 0.6, 0.9, 0.5, 0.8, 0.4, 0.9), start=1)}}
+    data["policy"] = {**data["policy"], "power_cap": {"kind": "shed"}}
+    log, shadow, reads = [], {}, []
+    original_start, original_running_in = FailureProcess.start, FailureProcess._running_in
+
+    def start(self, job, pool, placement, base_s):
+        cluster = self.cluster
+        parts = cluster.shared[pool].domain_of[placement] if cluster.share_units[job] else placement
+        log.append((job, pool, parts, cluster.now))
+        return original_start(self, job, pool, placement, base_s)
+
+    def running_in(self, pool, domain):  # the filing of every start, then the same live filter
+        got = original_running_in(self, pool, domain)
+        for job, p, parts, now in log:
+            for d, chips in parts:
+                shadow.setdefault((p, d), {})[job] = (chips, now)
+        log.clear()
+        c, entries = self.cluster, shadow.get((pool, domain), {})
+        live = {job: chips for job, (chips, since) in entries.items()
+                if job in c.placement and c.pool_of[job] == pool and c.start_s[job] == since}
+        shadow[(pool, domain)] = {job: entries[job] for job in live}
+        assert list(got.items()) == list(live.items())
+        reads.append(len(live))
+        return got
+
+    monkeypatch.setattr(FailureProcess, "start", start)
+    monkeypatch.setattr(FailureProcess, "_running_in", running_in)
+    results = run(data, tmp_path)
+    assert results.summary["power_capping"]["shed_jobs"] > 0
+    assert len(reads) > 20 and sum(reads) > 0

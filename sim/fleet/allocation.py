@@ -39,6 +39,14 @@ class DomainAllocator:
             return (self.mask >> chips) != 0
         return len(self.buckets[self.domain_chips]) * self.domain_chips >= chips
 
+    def largest_gang(self) -> int:
+        """The largest gang ``place`` takes now (``can_place(g)`` is ``g <= largest_gang()`` for ``g >= 1``): every
+        wholly free full-size domain together, else the most free chips of one domain (0 or -1: nothing)."""
+        full = len(self.buckets[self.domain_chips])
+        if full and self.domain_chips:
+            return full * self.domain_chips
+        return self.mask.bit_length() - 1
+
     def place(self, chips: int) -> tuple | None:
         """Allocate ``chips``; return ((domain, n), ...) or None when it does not fit now."""
         if chips <= self.domain_chips:

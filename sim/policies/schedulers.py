@@ -13,7 +13,8 @@ no job of that shape can, so policies work shape by shape.
   if it cannot start, nothing behind it starts (head-of-line blocking).
 * ``fifo-backfill`` — when the oldest job is blocked, younger jobs of other shapes that fit now start,
   oldest shape first (aggressive backfilling: no reservation protects a blocked large gang, so it can
-  wait long). Every waiting shape that may use a freed pool is tried; there are few shapes.
+  wait long). Every waiting shape that may use a freed pool is tried (there are few shapes), except those whose gang
+  no freed pool has room for now (``DomainAllocator.largest_gang``): they could not start.
 * ``hetero-aware`` — backfills like ``fifo-backfill`` and sends each job to the eligible pool that
   minimises the ``objective``: ``earliest-finish`` (start + run time on that chip) or ``cheapest``
   (chip-seconds × (capex or rental rate + full-load energy), among pools with room now). For a busy
@@ -129,9 +130,11 @@ class Fifo(Scheduler):
 
 @register("scheduler", "fifo-backfill")
 class FifoBackfill(FirstFit):
+    drains_freed_only = True  # ``_drain`` tries only the freed pools: shapes they have no room for are skipped
+
     def schedule(self, freed, new_shapes) -> None:
         waiting = self.cluster.waiting
-        shapes = waiting.shapes_by_age(freed)
+        shapes = waiting.shapes_by_age(freed, self.cluster.room(freed) if self.drains_freed_only else None)
         if new_shapes:  # arrivals of this instant, whatever pools they may use
             shapes = sorted(set(shapes) | set(new_shapes), key=lambda s: waiting.fifos[s][0])
         for shape in shapes:
@@ -141,6 +144,7 @@ class FifoBackfill(FirstFit):
 @register("scheduler", "hetero-aware")
 class HeteroAware(FifoBackfill):
     _drain = Scheduler._drain  # choose by objective, not first fit
+    drains_freed_only = False  # it weighs every eligible pool
     admit = Scheduler.admit
 
     def __init__(self, cluster, config):

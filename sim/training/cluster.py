@@ -119,7 +119,7 @@ class Cluster:
         self.pool_of = [-1] * n
         self.placement: dict[int, object] = {}
         self.shape = list(jobs.shape)  # a copy: jobs stranded by a leaving pool get -1 (``_reject_stranded``)
-        self.waiting = WaitQueue(jobs.shape_pools)
+        self.waiting = WaitQueue(jobs.shape_pools, self._gang_of)
         self.completions: list[tuple[float, int]] = []
         self.pool_ends: list[list[float]] = [[] for _ in self.pools]
         self.now = 0.0
@@ -180,6 +180,26 @@ class Cluster:
         if chips <= allocator.domain_chips:  # DomainAllocator.can_place inlined: hetero-aware asks this per
             return (allocator.mask >> chips) != 0  # pool per decision, and the call costs ~10 % of its run time
         return allocator.can_place(chips)
+
+    def room(self, pools: set[int] | None) -> list[int]:
+        """Per pool, the largest gang it can place now (``DomainAllocator.largest_gang``) for ``pools`` (all when
+        None), -2 for the others: a necessary test of ``try_start`` (``WaitQueue.shapes_by_age``)."""
+        allocators = self.allocators
+        if pools is None:
+            return [a.largest_gang() for a in allocators]
+        room = [-2] * len(allocators)
+        for pool in pools:
+            room[pool] = allocators[pool].largest_gang()
+        return room
+
+    def _gang_of(self, job: int, shape: int) -> tuple[tuple[int, int], ...]:
+        """((pool, chips the gang of ``job`` takes there), ...) over the pools of its ``shape``; -1 for a chip
+        share (its room is not tested)."""
+        if self.share_units[job]:
+            return tuple((pool, -1) for pool in self.waiting.shape_pools[shape])
+        chips, slices = self.chips[job], self.slice_chips
+        return tuple((pool, chips if slices[pool] is None else slices[pool](chips))
+                     for pool in self.waiting.shape_pools[shape])
 
     def _power_fits(self, busy_w: float) -> bool:
         """Whether a start adding ``busy_w`` of facility power at full load respects the site cap (admission

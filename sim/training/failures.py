@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -169,10 +170,10 @@ class FailureProcess:
                                                                    1.0)[:, None]
         self.domain_starts = [np.cumsum([0] + a.size) for a in cluster.allocators]
         # per pool, per domain: training jobs placed there -> (chips there, start of that run); entries of jobs
-        # that have left stay until a failure in that domain reads them (no bookkeeping per completion). Starts
-        # are only logged (job, pool, placement parts, time) and filed here, in order, when a failure reads them
+        # that have left stay until a failure in that domain reads them (no bookkeeping per completion). Runs are
+        # filed here, in start order, only when a failure reads them or a run is preempted (``_file_starts``)
         self.domain_jobs: list[list[dict[int, tuple]]] = [[{} for _ in a.size] for a in cluster.allocators]
-        self.started: list[tuple] = []
+        self.filed_s = -math.inf  # runs started at or after this time are not filed yet
         self.timers: list[tuple] = []
         self.sequence = 0
         n = len(cluster.arrival)
@@ -215,6 +216,8 @@ class FailureProcess:
         self.windows_opened = np.zeros(len(pools), dtype=np.int64)
         self.intervals = self._intervals()  # N × P checkpoint interval [s]
         self.factor = 1.0 + config.save_s[:, None] / self.intervals  # run time with saves / without
+        # a fixed interval gives one factor per job, whatever the pool: read from a list (no call per start)
+        self.job_factor = self.factor[:, 0].tolist() if config.interval_s is not None and self.factor.size else None
         for p, pool in enumerate(pools):
             if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
@@ -311,7 +314,7 @@ class FailureProcess:
             self._push(t + duration, REPAIR, pool, None)
             return victim is not None
         server = min(cluster.pools[pool].chips_per_server, allocator.size[domain])
-        others = sorted((cluster.start_s[j], j) for j in here if j != victim)
+        others = sorted((cluster.start_s[j], j) for j in here if j != victim) if allocator.free[domain] < server else ()
         while allocator.free[domain] < server and others:
             self._interrupt(others.pop()[1], pool, cls, t, requeued)
             victim = victim if victim is not None else -1
@@ -493,30 +496,44 @@ class FailureProcess:
     def start(self, job: int, pool: int, placement, base_s: float) -> float:
         """``job`` starts on ``pool`` with ``base_s`` of run time left (without checkpoints); returns its run time
         (``run_time``)."""
-        overhead = self.overhead_next.get(job, 0.0) if self.overhead_next else 0.0
+        overhead_next = self.overhead_next
+        overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
         self.run_overhead[job] = overhead
         self.run_base[job] = base_s
-        cluster = self.cluster
-        if cluster.share_units[job]:  # a shared unit's domain is read now: the unit may move once released
-            placement = cluster.shared[pool].domain_of[placement]
-        self.started.append((job, pool, placement, cluster.now))
-        return base_s * self.factor.item(job, pool) + overhead
+        factor = self.job_factor[job] if self.job_factor is not None else self.factor.item(job, pool)
+        return base_s * factor + overhead
 
     def _file_starts(self) -> None:
-        """File the logged starts into ``domain_jobs`` in start order (what filing each at its start would give)."""
-        domain_jobs = self.domain_jobs
-        for job, pool, parts, now in self.started:
+        """File the runs started since the last filing into ``domain_jobs``, in start order (what filing each at
+        its start would give). ``Cluster.placement`` holds the running jobs in start order (a start inserts, a
+        completion or preemption removes), so those not filed yet are its tail from the last filing's instant (a
+        run started before that instant was running then; one started at it may be filed again: same entry, same
+        place). A run that ended before any filing is never filed: ``sharing.preempt`` files before it removes a
+        job, so such a run completed and its job never runs again (its entry would only be dropped)."""
+        cluster = self.cluster
+        start_s, placement, since = cluster.start_s, cluster.placement, self.filed_s
+        count = 0
+        for job in reversed(placement):
+            if start_s[job] < since:
+                break
+            count += 1
+        self.filed_s = cluster.now
+        if not count:
+            return
+        domain_jobs, pool_of, share_units = self.domain_jobs, cluster.pool_of, cluster.share_units
+        for job in reversed(list(itertools.islice(reversed(placement), count))):
+            pool, parts, now = pool_of[job], placement[job], start_s[job]
+            if share_units[job]:  # a shared unit's domain: the unit stays open while the job runs
+                parts = cluster.shared[pool].domain_of[parts]
             domains = domain_jobs[pool]
             for domain, chips in parts:
                 domains[domain][job] = (chips, now)
-        self.started.clear()
 
     def _running_in(self, pool: int, domain: int) -> dict[int, int]:
         """Training jobs running in ``domain`` of ``pool`` now -> their chips there; drops the entries of jobs
         that have left."""
         cluster = self.cluster
-        if self.started:
-            self._file_starts()
+        self._file_starts()
         entries = self.domain_jobs[pool][domain]
         placement, start_s, pool_of = cluster.placement, cluster.start_s, cluster.pool_of
         live = {job: chips for job, (chips, since) in entries.items()

@@ -18,12 +18,16 @@ from collections import deque
 
 
 class WaitQueue:
-    def __init__(self, shape_pools: list[tuple[int, ...]]):
+    def __init__(self, shape_pools: list[tuple[int, ...]], gang_of=None):
         self.shape_pools = shape_pools
         self.fifos: list[deque[int]] = [deque() for _ in shape_pools]
         self.pool_sets = [frozenset(pools) for pools in shape_pools]
         self.waiting_shapes: set[int] = set()
         self.count = 0
+        # per shape, ((pool, chips its gang takes there), ...) (-1: a chip share), from ``gang_of(job, shape)`` for
+        # its first waiting job; read by ``shapes_by_age`` with ``room``
+        self.gang_of = gang_of
+        self.gangs: list[tuple | None] = [None] * len(shape_pools)
 
     def push(self, job: int, shape: int) -> bool:
         """Append a job; True when its shape had no waiting job (so it is worth trying at once)."""
@@ -32,6 +36,8 @@ class WaitQueue:
         self.count += 1
         if len(fifo) == 1:
             self.waiting_shapes.add(shape)
+            if self.gangs[shape] is None and self.gang_of is not None:
+                self.gangs[shape] = self.gang_of(job, shape)
             return True
         return False
 
@@ -43,6 +49,8 @@ class WaitQueue:
         fifo.insert(position, job)
         self.count += 1
         self.waiting_shapes.add(shape)
+        if self.gangs[shape] is None and self.gang_of is not None:
+            self.gangs[shape] = self.gang_of(job, shape)
 
     def pop(self, shape: int) -> int:
         """Remove and return the oldest job of ``shape``."""
@@ -61,9 +69,18 @@ class WaitQueue:
         shape = min(self.waiting_shapes, key=lambda s: fifos[s][0])
         return fifos[shape][0], shape
 
-    def shapes_by_age(self, pools: set[int] | None) -> list[int]:
-        """Shapes with waiting jobs that may use any of ``pools`` (all when None), oldest head first."""
-        if pools is None:
+    def shapes_by_age(self, pools: set[int] | None, room: list[int] | None = None) -> list[int]:
+        """Shapes with waiting jobs that may use any of ``pools`` (all when None), oldest head first. With ``room``
+        (per pool, the largest gang it can place now, ``DomainAllocator.largest_gang``; below -1 for pools not to
+        try), only shapes whose gang fits in the room of one of their pools: the others cannot start now."""
+        if room is not None and self.gang_of is not None:
+            gangs, candidates = self.gangs, []
+            for s in self.waiting_shapes:
+                for pool, chips in gangs[s]:
+                    if chips <= room[pool]:
+                        candidates.append(s)
+                        break
+        elif pools is None:
             candidates = list(self.waiting_shapes)
         else:
             pool_sets = self.pool_sets  # few shapes wait at once, so filtering them is cheap
