@@ -47,8 +47,8 @@ VARIANTS = {
     "power-capped-site@0.14MW-admission": {"site.power_cap_mw": 0.14, "policy.power_cap.kind": "admission"},
     "power-capped-site@low-priority-chat": {"workloads.inference.0.priority": -1},
     "carbon-shifting@no-shift": {"workloads.training.deferrable": False},
-    "power-capped-site@rows-1.3x": {"fleet.h100.racks_per_row": 4, "fleet.h100.row_budget_kw": 89.6},
-    "power-capped-site@rows-1.3x-admission": {"fleet.h100.racks_per_row": 4, "fleet.h100.row_budget_kw": 89.6,
+    "power-capped-site@rows-1.3x": {"fleet.h100.racks_per_row": 4, "fleet.h100.row_budget_kw": 97.5},
+    "power-capped-site@rows-1.3x-admission": {"fleet.h100.racks_per_row": 4, "fleet.h100.row_budget_kw": 97.5,
                                               "policy.power_cap.kind": "admission"},
 }
 
