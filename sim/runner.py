@@ -22,7 +22,7 @@ from sim.results import compute, perf_per_watt
 from sim.results import failures as failure_results
 from sim.results import shifting as shifting_results
 from sim.results.burst import burst_summary, realise_burst
-from sim.results.capping import capping_rows, capping_summary
+from sim.results.capping import budget_series, capping_rows, capping_summary
 from sim.results.checkpoints import checkpoint_dips
 from sim.results.manifest import build_manifest
 from sim.results.results import Results
@@ -160,6 +160,11 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                           serving.energy_chip_seconds_by_pool()) if counted else None,
                                          activity=activity, dip_events=[dips["resolved"]] if dips else None)
         edges = np.append(series["time_s"].to_numpy(), horizon)
+        if cluster.budgets is not None:  # the busiest rack and row of each pool with budgets, per bin
+            loads = cluster.budgets
+            series = series.assign(**budget_series(
+                loads.layout.names, loads.layout.kinds, loads.layout.limit_w, loads.trace_s, loads.trace_budget,
+                loads.trace_util, edges))
         plant_run = None
         if plant is not None:
             plant_run = facility.evaluate(plant, fleet, edges,

@@ -4,6 +4,7 @@ control with a fixed cap write neither, so they write exactly what they wrote be
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 CAPPING_COLUMNS = ["time_s", "policy", "action", "job", "pool", "clock_frac", "job_power_w", "site_committed_w",
@@ -49,3 +50,43 @@ def budget_summary(outcome: dict, rows: list[tuple]) -> dict:
     trace = outcome["trace"]
     out["site"]["peak_utilisation"] = max((p / cap for _, p, cap in trace), default=None)
     return {level: data for level, data in out.items() if level == "site" or "budgets" in data}
+
+
+def budget_series(names: list[str], kinds: list[str], limits_w: list[float], times_s, budgets, utils,
+                  edges: np.ndarray) -> dict[str, np.ndarray]:
+    """Time-series columns of the rack and row budgets (``sim.fleet.budgets`` layout: ``names`` ``KIND:POOL:k``,
+    ``kinds``, ``limits_w`` [W]) from the trace ``sim.training.budgets.BudgetLoads.record`` keeps (``times_s``,
+    ``budgets``, ``utils``: each budget's committed IT power / budget from each time on, its first entry at 0).
+    Per pool with that kind of budget: ``rack_budget_util_max.<pool>`` and ``row_budget_util_max.<pool>``, the
+    highest utilisation of any of its racks (rows) during the bin: the exact maximum over the committed state after
+    every event in the bin and the state carried into it (a state within one event, before the policy acted, is
+    not seen, as the summary's ``peak_utilisation``); ``row_budget_kw.<pool>``, Σ of its row budgets [kW]."""
+    starts, n = edges[:-1], len(edges) - 1
+    times_s, budgets, utils = (np.asarray(times_s, dtype=np.float64), np.asarray(budgets, dtype=np.int64),
+                               np.asarray(utils, dtype=np.float64))
+    order = np.argsort(budgets, kind="stable")  # by budget, each in time order
+    times_s, budgets, utils = times_s[order], budgets[order], utils[order]
+    bounds = np.searchsorted(budgets, np.arange(len(names) + 1))
+    bins = np.searchsorted(edges, times_s, side="right") - 1
+    groups: dict[tuple[str, str], list[int]] = {}
+    for b, (name, kind) in enumerate(zip(names, kinds)):
+        groups.setdefault((kind, name[len(kind) + 1:name.rindex(":")]), []).append(b)
+    out: dict[str, np.ndarray] = {}
+    for kind in ("rack", "row"):
+        for (k, pool), members in groups.items():
+            if k != kind:
+                continue
+            peak = np.zeros(n)
+            for b in members:
+                lo, hi = bounds[b], bounds[b + 1]
+                if lo == hi:
+                    continue
+                held = np.searchsorted(times_s[lo:hi], starts, side="right") - 1  # the entry in force at a bin start
+                np.maximum(peak, np.where(held >= 0, utils[lo:hi][np.maximum(held, 0)], 0.0), out=peak)
+                inside = (bins[lo:hi] >= 0) & (bins[lo:hi] < n)
+                np.maximum.at(peak, bins[lo:hi][inside], utils[lo:hi][inside])
+            out[f"{kind}_budget_util_max.{pool}"] = peak
+    for (kind, pool), members in groups.items():
+        if kind == "row":
+            out[f"row_budget_kw.{pool}"] = np.full(n, sum(limits_w[b] for b in members) / 1e3)
+    return out

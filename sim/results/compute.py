@@ -95,7 +95,8 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
     the chips held by active inference replicas per pool (``inference_chips.<pool>``) and, on shared pools,
     the chips busy with training jobs (``training_busy_chips.<pool>``, busy chip-equivalents), and each pool's
     IT power (``it_power_kw.<pool>``: its online chips idle plus the busy ones' increment, training and
-    inference alike; the pools add up to ``it_power_kw``), which the money ledger splits energy by.
+    inference alike; the pools add up to ``it_power_kw``), which the money ledger splits energy by, and the same
+    summed per accelerator type (``it_power_kw.by_type.<type>``).
 
     ``inference_busy_chip_s`` maps a pool index to the chip-seconds its inference replicas spent
     iterating in each bin (from the serving kernel, same bins); those chips are busy for that share.
@@ -210,6 +211,11 @@ def timeseries(jobs: pd.DataFrame, outcome: dict, fleet: Fleet, horizon_s: float
         data["power_cap_kw"] = binned_mean(*cap_events, edges) / 1e3
     for name, kw in pool_it_kw.items():
         data[f"it_power_kw.{name}"] = kw
+    by_type: dict[str, np.ndarray] = {}
+    for p in fleet.pools:
+        by_type[p.accelerator.id] = by_type.get(p.accelerator.id, 0.0) + pool_it_kw[p.name]
+    for accel, kw in sorted(by_type.items()):
+        data[f"it_power_kw.by_type.{accel}"] = kw
     return pd.DataFrame(data)
 
 

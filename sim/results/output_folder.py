@@ -22,7 +22,7 @@ from pathlib import Path
 COMPLETE_MARKER = "run-complete.json"
 PLOT_FILES = ("utilization.png", "queue.png", "jct.png", "power.png", "power_by_type.png", "throttling.png",
               "latency.png", "served.png", "shared_pool.png", "cost.png", "capacity.png", "slo.png", "pue.png",
-              "failures.png")
+              "failures.png", "budgets.png")
 DATA_FILES = ("summary.json", "manifest.json", "scenario.json", "jobs.csv", "timeseries.csv", "monthly.csv",
               "requests.csv", "procurement.csv", "burst.csv", "capping.csv")
 REPORT_FILE = "report.html"

@@ -132,11 +132,12 @@ def duration_label(seconds: float) -> str:
 
 def power_by_type(timeseries, pool_types: dict[str, str]) -> dict[str, np.ndarray]:
     """IT power per bin [kW] by accelerator type: the ``it_power_kw.<pool>`` columns summed by each pool's type
-    (``pool_types``: pool name -> accelerator id; a pool not in it counts under its own name), types sorted.
+    (``pool_types``: pool name -> accelerator id; a pool not in it counts under its own name; the
+    ``it_power_kw.by_type.<type>`` columns are those sums already and are not counted again), types sorted.
     Together they add up to ``it_power_kw``."""
     out: dict[str, np.ndarray] = {}
     for column in timeseries.columns:
-        if column.startswith("it_power_kw."):
+        if column.startswith("it_power_kw.") and not column.startswith("it_power_kw.by_type."):
             pool = column.split(".", 1)[1]
             kind = pool_types.get(pool, pool)
             values = timeseries[column].to_numpy(dtype=np.float64)

@@ -17,6 +17,9 @@
   only for runs of at least ``COST_PLOT_MIN_S`` (60 days: a shorter run has one or two partial months)
 * ``capacity.png`` — online chips over calendar time, stacked by accelerator type (rented chips hatched), with
   a dated tick for each pool that comes online or leaves during the run; same length rule as ``cost.png``
+* ``budgets.png`` — with rack or row budgets (``fleet[].rack_budget_kw``, ``row_budget_kw``): per pool the busiest
+  rack's and row's committed IT power ÷ budget over time against 1 (the budget), and the capping actions (throttle,
+  shed) that named a rack or row budget per bin as bars
 * ``failures.png`` — with a ``failures`` section: chips away for repair or in maintenance windows per pool
   (bin mean, ``repair_chips.<pool>``), and training jobs interrupted by cause, stacked bars
   (``interruptions.<cause>`` summed into at most ``FAILURE_BARS`` bins that divide a day)
@@ -73,7 +76,7 @@ CAUSE_COLOURS = {"gpu": "#1f77b4", "memory": "#9467bd", "network": "#2ca02c", "h
 SERVICE_LINESTYLES = ("-", "--", ":", "-.")
 PLOT_NAMES = ("utilization.png", "queue.png", "jct.png", "power.png", "power_by_type.png", "throttling.png",
               "latency.png", "served.png", "shared_pool.png", "cost.png", "capacity.png", "slo.png", "pue.png",
-              "failures.png")
+              "failures.png", "budgets.png")
 COST_PLOT_MIN_S = 60 * 86400.0
 FAILURE_BARS = 200  # at most this many bars of interruptions in failures.png
 # the columns <category>_usd of monthly.csv
@@ -177,6 +180,52 @@ def _figures(results):
         yield "pue.png", _pue(run, ts, summary)
     if "failures" in summary:
         yield "failures.png", _failures(run, ts, results.scenario)
+    if any(c.startswith(("rack_budget_util_max.", "row_budget_util_max.")) for c in ts.columns):
+        yield "budgets.png", _budgets(run, ts, results.scenario, getattr(results, "capping", None))
+
+
+def _budgets(run: _Run, ts, scenario, capping):
+    """Per pool with budgets, the busiest rack's (solid) and row's (dashed) committed IT power ÷ budget, the bin's
+    maximum (``rack_budget_util_max.<pool>``, ``row_budget_util_max.<pool>``), in the pool's accelerator colour
+    against 1 (upper axes); the ``throttle`` and ``shed`` rows of ``capping.csv`` that named a rack or row budget,
+    per bin, stacked bars (lower axes; at most ``FAILURE_BARS`` bars over the run)."""
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, layout="constrained", height_ratios=(3, 2))
+    top.set_ylabel("committed ÷ budget\n(busiest, bin max)")
+    accelerator = _pool_types(scenario)
+    lines = []
+    for kind, style in (("rack", "-"), ("row", "--")):
+        for column in (c for c in ts.columns if c.startswith(f"{kind}_budget_util_max.")):
+            pool = column.split(".", 1)[1]
+            lines.append(_draw(top, run, run.series(ts[column]), run.colour(accelerator.get(pool, "")),
+                               f"busiest {kind}: {pool}"))
+            top.patches[-1].set_linestyle(style)
+    top.axhline(1.0, color=RED, linestyle=":", label="budget")
+    top.set_ylim(0, max([1.1] + [line.top() * 1.05 for line in lines]))
+    edges = run.edges_s
+    width = plot_bin_s(float(edges[-1] - edges[0]), float(edges[1] - edges[0]), FAILURE_BARS) if len(edges) > 1 else 0
+    drawn = edges if width <= edges[1] - edges[0] else np.append(np.arange(edges[0], edges[-1], width), edges[-1])
+    label = duration_label(float(drawn[1] - drawn[0])) if len(drawn) > 1 else "bin"
+    bottom.set_ylabel(f"actions per {label}")
+    stacked = np.zeros(len(drawn) - 1)
+    if capping is not None and len(capping):
+        level = capping["budget"].astype(str).str.split(":").str[0]
+        for action, colour in (("throttle", "#ff7f0e"), ("shed", RED)):
+            times = capping.loc[(capping["action"] == action) & level.isin(("rack", "row")), "time_s"]
+            counts = np.histogram(times.to_numpy(dtype=np.float64), drawn)[0].astype(np.float64)
+            if not counts.any():
+                continue
+            bottom.bar(run.start + drawn[:-1] / DAY_S, counts, width=np.diff(drawn) / DAY_S, bottom=stacked,
+                       align="edge", color=colour, label=action, linewidth=0)
+            stacked += counts
+    bottom.set_ylim(0, max(1.0, float(stacked.max(initial=0.0)) * 1.08))
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if not stacked.any():
+        bottom.text(0.5, 0.5, "no rack or row budget throttled or shed", transform=bottom.transAxes, ha="center",
+                    color=GREY)
+    _time_axis(bottom, run)
+    if bottom.get_legend_handles_labels()[0]:
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="for a rack or row")
+    return _finish(fig, top, run, "busiest rack and row against their budgets", lines)
 
 
 def _failures(run: _Run, ts, scenario):

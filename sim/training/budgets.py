@@ -20,6 +20,8 @@ validation. Retired domains and pools that leave keep their idle power in their 
 
 from __future__ import annotations
 
+from array import array
+
 from sim.fleet.budgets import find_placement, reserved_w, within
 from sim.policies.capping import power_frac
 
@@ -44,6 +46,10 @@ class BudgetLoads:
         # search in the same state is not made again (shapes of one gang size, events on other pools)
         self.version = [0] * len(layout.shares)  # per pool: bumped at every power change in its budgets
         self.refused: dict[tuple, tuple] = {}
+        # utilisation trace for the time series (``record``): (time [s], budget, drawn / limit) per change
+        self.trace_s, self.trace_budget, self.trace_util = array("d"), array("l"), array("d")
+        self.last_util = [float("nan")] * len(self.limit)
+        self.record(0.0)
 
     # -- admission and placement ---------------------------------------------------------------------------
     def _headroom(self, budget: int) -> float:
@@ -200,6 +206,20 @@ class BudgetLoads:
     def any_over(self) -> bool:
         """Whether a budget with training in it is over its limit."""
         return any(members and not within(self.drawn[b], self.limit[b]) for b, members in enumerate(self.members))
+
+    def record(self, t: float) -> None:
+        """At the end of the event at ``t`` (before ``observe``): append (t, budget, drawn / limit) for each budget
+        whose utilisation changed since its last entry. The trace grows by one entry (20 bytes, compact arrays) per
+        budget per event that moves it, nothing for events elsewhere; ``sim.results.capping.budget_series`` takes the
+        exact per-bin maximum from it."""
+        last = self.last_util
+        for b in self.dirty:
+            u = self.drawn[b] / self.limit[b]
+            if u != last[b]:
+                last[b] = u
+                self.trace_s.append(t)
+                self.trace_budget.append(b)
+                self.trace_util.append(u)
 
     def observe(self) -> None:
         """After an event: the peak utilisation of the budgets that changed."""

@@ -141,6 +141,7 @@ class PowerCap:
         if c.power_cap_w is not None:
             self.trace.append((t, self.committed_w(), c.power_cap_w))
         if self.budgets is not None:
+            self.budgets.record(t)
             self.budgets.observe()
         return shed
 
