@@ -248,6 +248,8 @@ def with_pools(results: Results, throttled: bool = False) -> Results:
     ts = results.timeseries.copy()
     ts["it_power_kw.gpu"] = 0.75 * ts["it_power_kw"]
     ts["it_power_kw.tpu"] = ts["it_power_kw"] - ts["it_power_kw.gpu"]
+    ts["it_power_kw.by_type.h100-sxm"] = ts["it_power_kw.gpu"]  # as runs write them: not counted again
+    ts["it_power_kw.by_type.tpu-v6e"] = ts["it_power_kw.tpu"]
     summary = dict(results.summary)
     if throttled:
         ts["power_cap_kw"] = 90.0
@@ -352,3 +354,32 @@ def test_report_embeds_every_plot_written(tmp_path):
     html = (out / "report.html").read_text()
     for name in pngs:
         assert f'alt="{name}"' in html, name
+
+
+def test_budgets_plot_only_with_budget_columns_against_one_with_the_actions_as_bars():
+    plain = with_pools(synthetic(days=2))
+    ts = plain.timeseries.copy()
+    ts["rack_budget_util_max.gpu"] = np.where(ts["it_power_kw"] > 60, 1.0, 0.8)
+    ts["row_budget_util_max.gpu"] = 0.9
+    ts["row_budget_kw.gpu"] = 100.0
+    capping = pd.DataFrame({"time_s": [3600.0, 3700.0, 7300.0, 7400.0],
+                            "action": ["throttle", "throttle", "shed", "cap"],
+                            "budget": ["rack:gpu:0", "site", "row:gpu:1", ""]})
+    with_budgets = Results(summary=plain.summary, jobs=plain.jobs, timeseries=ts, manifest=plain.manifest,
+                           capping=capping)
+    figs = figures(plain)
+    assert "budgets.png" not in figs
+    for fig in figs.values():
+        plt.close(fig)
+    figs = figures(with_budgets)
+    try:
+        fig = figs["budgets.png"]
+        top, bottom = fig.axes[:2]
+        lines = [p.get_data().values for p in stairs(top)]
+        assert len(lines) == 2 and lines[0].max() == 1.0 and lines[1] == pytest.approx([0.9] * len(ts))
+        assert "busiest rack: gpu" in texts(fig) and "busiest row: gpu" in texts(fig) and "budget" in texts(fig)
+        heights = [bar.get_height() for bar in bottom.patches if bar.get_height() > 0]
+        assert heights == [1.0, 1.0]  # the rack's throttle in hour 1, the row's shed in hour 2; site and cap rows not
+    finally:
+        for fig in figs.values():
+            plt.close(fig)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 
 import sim
@@ -15,6 +16,7 @@ from sim.fleet import build_fleet
 from sim.fleet.allocation import DomainAllocator
 from sim.fleet.budgets import budget_layout, find_placement, reserved_w
 from sim.policies.capping import power_frac
+from sim.results.capping import budget_series
 from tests.conftest import scenario_from
 from tests.test_engine import assert_accounted
 
@@ -108,8 +110,78 @@ def every_event(monkeypatch):
 WINDOWED = {"pool": "h100", "count": 24, "chips_per_replica": 1}
 
 
+@pytest.fixture
+def budget_states(monkeypatch):
+    """After every event of a run: (time [s], {budget name: committed power recomputed from scratch / limit})."""
+    states = []
+    original = capping_module.PowerCap.after
+
+    def after(self, t):
+        shed = original(self, t)
+        names, limits = self.budgets.layout.names, self.budgets.layout.limit_w
+        states.append((t, {n: w / limit for n, w, limit in zip(names, recomputed_w(self.cluster), limits)}))
+        return shed
+
+    monkeypatch.setattr(capping_module.PowerCap, "after", after)
+    return states
+
+
+def expected_bin_max(states, edges, kind: str, pool: str) -> np.ndarray:
+    """Per bin from the first event's bin on (NaN before): the highest utilisation of any ``kind`` budget of
+    ``pool`` after any event in the bin or carried into it from the last event before it (the states after
+    events at the bin's start count as the bin's; those just before it do not)."""
+    prefix = f"{kind}:{pool}:"
+    times = np.array([t for t, _ in states])
+    peaks = np.array([max(u for n, u in state.items() if n.startswith(prefix)) for _, state in states])
+    out = np.full(len(edges) - 1, np.nan)
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        before = np.flatnonzero(times <= lo)  # the last is the state holding at the bin's start
+        if not len(before):
+            continue
+        inside = peaks[(times >= lo) & (times < hi)]
+        out[i] = max(peaks[before[-1]], inside.max(initial=0.0))
+    return out
+
+
+def assert_budget_series(results, states) -> None:
+    """The time series' budget columns: the exact bin maxima of the recomputed utilisations, within 1 every bin."""
+    ts = results.timeseries
+    columns = sorted(c for c in ts.columns if "budget" in c)
+    assert columns == ["rack_budget_util_max.h100", "rack_budget_util_max.tpu", "row_budget_kw.h100",
+                       "row_budget_util_max.h100"]
+    assert (ts["row_budget_kw.h100"] == 2 * 22.0).all()
+    edges = np.append(ts["time_s"].to_numpy(), results.summary["horizon_s"])
+    budgets = results.summary["power_capping"]["budgets"]
+    for kind, pool in (("rack", "h100"), ("rack", "tpu"), ("row", "h100")):
+        column = ts[f"{kind}_budget_util_max.{pool}"].to_numpy()
+        expected = expected_bin_max(states, edges, kind, pool)
+        known = ~np.isnan(expected)
+        assert known.sum() >= len(edges) - 2
+        assert column[known] == pytest.approx(expected[known], rel=1e-9)
+        assert (column <= 1.0 + TOLERANCE).all() and (column > 0).all()
+    assert max(ts["rack_budget_util_max.h100"].max(), ts["rack_budget_util_max.tpu"].max()) == pytest.approx(
+        budgets["rack"]["peak_utilisation"], rel=1e-12)
+    assert ts["row_budget_util_max.h100"].max() == pytest.approx(budgets["row"]["peak_utilisation"], rel=1e-12)
+    assert ts["row_budget_util_max.h100"].max() > 0.9  # the budgets bind: the test could fail
+
+
+def test_budget_series_takes_the_exact_bin_maximum_of_the_trace():
+    """A spike inside a bin is that bin's maximum though its mean is lower; a state carried over whole bins fills
+    them; a change at a bin's start belongs to that bin; racks and rows of a pool are kept apart."""
+    names, kinds = ["rack:a:0", "rack:a:1", "row:a:0"], ["rack", "rack", "row"]
+    trace = [(0.0, 0, 0.2), (0.0, 1, 0.1), (0.0, 2, 0.3), (10.0, 0, 0.9), (11.0, 0, 0.4), (20.0, 1, 0.7),
+             (35.0, 2, 0.5), (40.0, 0, 0.6)]
+    times, budgets, utils = zip(*trace)
+    out = budget_series(names, kinds, [1e3, 1e3, 1.5e3], times, budgets, utils, np.array([0.0, 10.0, 20.0, 30.0,
+                                                                                          40.0, 45.0]))
+    assert list(out) == ["rack_budget_util_max.a", "row_budget_util_max.a", "row_budget_kw.a"]
+    assert out["rack_budget_util_max.a"] == pytest.approx([0.2, 0.9, 0.7, 0.7, 0.7])
+    assert out["row_budget_util_max.a"] == pytest.approx([0.3, 0.3, 0.3, 0.5, 0.5])
+    assert out["row_budget_kw.a"] == pytest.approx([1.5] * 5)
+
+
 @pytest.mark.parametrize("kind", ["throttle", "shed", "admission"])
-def test_every_rack_and_row_budget_holds_after_every_event(tmp_path, every_event, kind):
+def test_every_rack_and_row_budget_holds_after_every_event(tmp_path, every_event, budget_states, kind):
     """Inference included: 4 replicas from the start and, under throttle and shed, 24 more from day 1 that the
     schedule places among the running training (where their racks and rows hold them once the training there is
     slowed or shed; admission control never stops a running job, so it would let them take a rack over)."""
@@ -128,6 +200,7 @@ def test_every_rack_and_row_budget_holds_after_every_event(tmp_path, every_event
     assert budgets["rack"]["budgets"] == 8 and budgets["row"]["budgets"] == 2
     assert budgets["row"]["peak_utilisation"] > 0.9  # the budgets bind: the test could fail
     assert_accounted(results)
+    assert_budget_series(results, budget_states)
     if kind == "shed":  # the replicas arriving on day 1 take power that training in their racks or rows held
         assert budgets["rack"]["shed_events"] + budgets["row"]["shed_events"] > 0
     if kind == "throttle":
@@ -228,6 +301,12 @@ def test_without_budgets_nothing_changes(tmp_path):
                                        fleet__0__row_budget_kw=None, fleet__1__rack_budget_kw=None), tmp_path))
     assert "budgets" not in plain.summary["power_capping"]
     assert (plain.capping["budget"] == "site").all()
+    ts = plain.timeseries
+    assert not [c for c in ts.columns if "budget" in c]
+    by_type = sorted(c for c in ts.columns if c.startswith("it_power_kw.by_type."))
+    assert by_type == ["it_power_kw.by_type.h100-sxm", "it_power_kw.by_type.tpu-v6e"]  # every run has these
+    assert ts["it_power_kw.by_type.h100-sxm"].to_numpy() == pytest.approx(ts["it_power_kw.h100"].to_numpy())
+    assert ts[by_type].sum(axis=1).to_numpy() == pytest.approx(ts["it_power_kw"].to_numpy())
 
 
 def errors_of(tmp_path, data) -> list[str]:
