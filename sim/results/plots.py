@@ -199,7 +199,7 @@ def _budgets(run: _Run, ts, scenario, capping):
             lines.append(_draw(top, run, run.series(ts[column]), run.colour(accelerator.get(pool, "")),
                                f"busiest {kind}: {pool}"))
             top.patches[-1].set_linestyle(style)
-    top.axhline(1.0, color=RED, linestyle=":", label="budget")
+    top.axhline(1.0, color=RED, linestyle=":", label="budget", zorder=0.5)  # under a pool held at its budget
     top.set_ylim(0, max([1.1] + [line.top() * 1.05 for line in lines]))
     edges = run.edges_s
     width = plot_bin_s(float(edges[-1] - edges[0]), float(edges[1] - edges[0]), FAILURE_BARS) if len(edges) > 1 else 0
