@@ -186,6 +186,18 @@ def test_bad_priority_is_located(base, tmp_path):
     assert "bad.yaml:" in error and "priority" in error and "found priority 5000000" in error
 
 
+@pytest.mark.parametrize("mix, words", [({0: -1.0, 5: 2.0}, "sum to 1"), ({}, "at least one entry"),
+                                         ({0: 0.5, 5: 0.6}, "they sum to 1.1")])
+def test_a_bad_priority_mix_is_located(base, tmp_path, mix, words):
+    """A priority mix is checked as the other mixes are (negative weights and an empty mix raised from numpy's
+    choice, weights summing to 1.1 ran)."""
+    base["workloads"]["training"]["generator"]["priority"] = mix
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(base, tmp_path, "bad.yaml")
+    (error,) = [str(p) for p in info.value.problems]
+    assert "bad.yaml:" in error and "generator.priority" in error and words in error
+
+
 def test_default_priorities_given_explicitly_change_nothing(tmp_path):
     """``priority: 0`` on the generator and ``priority: 100`` on a service are the defaults: the same bytes."""
     data = serving_site()
