@@ -245,3 +245,24 @@ def test_a_power_limit_outside_idle_and_tdp_is_located(base, tmp_path, limit, wo
     (error,) = errors_of(tmp_path, base)
     assert "bad.yaml:" in error and "fleet[0].power_limit_w" in error
     assert f"found {limit} W" in error and words in error
+
+
+def test_a_throttled_job_with_failures_ends_once_at_its_slower_clock(base, tmp_path):
+    """With a failures section, a clock change leaves the run's old completion in the heap marked stale (as a
+    preemption does): the job ends once, at its slower clock's end (it ended at its full-clock end, then raised a
+    KeyError at the new one)."""
+    base["fleet"] = base["fleet"][:1]
+    base["workloads"]["training"]["generator"].update(jobs=1, chips={8: 1.0}, stacks={"cuda": 1.0},
+                                                      models={"resnet50": 1.0})
+    fleet = build_fleet(scenario_from(base, tmp_path, "f.yaml"), builtin_catalog())
+    cap_mw = (fleet.committed_floor_w + 0.6 * 8 * fleet.busy_increment_facility_w(0)) / 1e6
+    plain = run(base, tmp_path, cap_mw, "throttle", "t.yaml").jobs.iloc[0]
+    base["failures"] = {"rates_per_1000_chip_days": {c: 0.0 for c in
+                                                     ("gpu", "memory", "network", "host", "software", "maintenance")}}
+    results = run(base, tmp_path, cap_mw, "throttle", "tf.yaml")
+    job = results.jobs.iloc[0]
+    assert len(results.jobs) == 1 and job["interruptions"] == 0
+    # the checkpoint saves only add time to the throttled run
+    assert job["end_s"] - job["start_s"] >= plain["end_s"] - plain["start_s"]
+    assert results.summary["power_capping"]["throttled_chip_hours"] == pytest.approx(
+        8 * (job["end_s"] - job["start_s"]) / 3600, rel=1e-6)

@@ -186,6 +186,18 @@ def test_bad_priority_is_located(base, tmp_path):
     assert "bad.yaml:" in error and "priority" in error and "found priority 5000000" in error
 
 
+@pytest.mark.parametrize("mix, words", [({0: -1.0, 5: 2.0}, "sum to 1"), ({}, "at least one entry"),
+                                         ({0: 0.5, 5: 0.6}, "they sum to 1.1")])
+def test_a_bad_priority_mix_is_located(base, tmp_path, mix, words):
+    """A priority mix is checked as the other mixes are (negative weights and an empty mix raised from numpy's
+    choice, weights summing to 1.1 ran)."""
+    base["workloads"]["training"]["generator"]["priority"] = mix
+    with pytest.raises(sim.ScenarioError) as info:
+        scenario_from(base, tmp_path, "bad.yaml")
+    (error,) = [str(p) for p in info.value.problems]
+    assert "bad.yaml:" in error and "generator.priority" in error and words in error
+
+
 def test_default_priorities_given_explicitly_change_nothing(tmp_path):
     """``priority: 0`` on the generator and ``priority: 100`` on a service are the defaults: the same bytes."""
     data = serving_site()
@@ -219,3 +231,24 @@ def test_in_flight_requests_finish_across_a_clock_change(tmp_path):
     after = requests["arrival_s"] >= 86400
     ttft = requests["first_token_s"] - requests["arrival_s"]
     assert ttft[after].mean() > ttft[~after & (requests["arrival_s"] >= 82800)].mean()
+
+
+@pytest.mark.parametrize("fidelity", ["fluid", "request"])
+def test_a_slowed_service_counts_its_energy_at_the_clocks_power(tmp_path, fidelity):
+    """A service slowed to min_clock_frac for the whole run draws power_frac(f) of its busy increment, in its own
+    energy per token and cost as in the site's power (it counted the full increment: more energy per token than
+    unslowed). Its IT energy is then at most its chips idle plus power_frac(f) of the increment, all run."""
+    data, slowed = serving_site(fidelity), serving_site(fidelity, priority=-1)
+    data["duration"] = slowed["duration"] = "2h"
+    idle, reserved = floor_mw(data, tmp_path)
+    cap = idle + 1.5 * reserved  # inference at full load fits: only its priority slows it
+    low = capped(slowed, tmp_path, cap, name="low.yaml")
+    chat = low.summary["inference"]["chat"]
+    assert low.summary["power_capping"]["throttled_replica_chip_hours"] == pytest.approx(8 * 2)
+    pool = build_fleet(scenario_from(data, tmp_path, "f.yaml"), builtin_catalog()).pools[0]
+    ceiling_kwh = 8 * 2 * (pool.idle_w_with_server
+                          + power_frac(0.5) * (pool.busy_w_with_server - pool.idle_w_with_server)) / 1e3
+    it_kwh = chat["it_energy_per_1k_tokens_kwh"] * chat["output_tokens"] / 1e3
+    assert it_kwh <= ceiling_kwh * (1 + 1e-9)
+    high = capped(data, tmp_path, cap, name="high.yaml").summary["inference"]["chat"]
+    assert chat["it_energy_per_1k_tokens_kwh"] < high["it_energy_per_1k_tokens_kwh"]

@@ -4,7 +4,8 @@ headroom.
 Energy and cost of a replica group's chips: idle power (with the server share) while a replica is
 active and its pool online, plus the full-load increment times the work's activity while it iterates
 (energy-weighted busy chip-seconds from the kernel or the fluid model, ``sim.serving.activity``: a prefill
-draws near the full increment, a decode iteration or a small ranking batch about half). That is IT energy;
+draws near the full increment, a decode iteration or a small ranking batch about half; a copy slowed under a
+site cap, ``sim.serving.throttle``, draws ``power_frac`` of its clock of that). That is IT energy;
 facility energy is IT energy × PUE. Cost is chip cost (the pool's chip-hour cost: an owned chip's hardware
 amortized with maintenance, or the rental rate) for every active online hour plus the facility energy at the
 site's electricity price; ``group_cost_per_bin`` splits it by time bin. Chips an autoscaled replica lends to
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED, UNFINISHED
+from sim.policies.capping import power_frac
 
 STATUS_NAMES = {DONE: "completed", UNFINISHED: "unfinished", REJECTED: "rejected", NOT_OFFERED: "not-offered"}
 
@@ -78,6 +80,9 @@ def group_usage(plan, fleet, busy_chip_s: np.ndarray, replica_s: float, saturati
     chip_s = replica_s * plan.chips_per_replica
     busy = float(busy_chip_s.sum())
     energy = busy if energy_chip_s is None else float(np.sum(energy_chip_s))
+    clock = getattr(plan, "clock", 1.0)
+    if clock < 1.0:  # a slowed copy (sim.serving.throttle) draws power_frac of its busy increment, as the site counts
+        energy *= power_frac(clock)
     joules = chip_s * pool.idle_w_with_server + energy * (pool.busy_w_with_server - pool.idle_w_with_server)
     facility_kwh = joules * site.pue / 3.6e6
     capacity = int(plan.kernel["kv_capacity_tokens"])
@@ -151,11 +156,12 @@ def step_integral(times: np.ndarray, deltas: np.ndarray, points: np.ndarray) -> 
 
 
 def group_cost_per_bin(pool, site, chips_per_replica: int, replica_events, energy_chip_s: np.ndarray,
-                       edges: np.ndarray) -> np.ndarray:
+                       edges: np.ndarray, clock: float = 1.0) -> np.ndarray:
     """A replica group's cost in each time-series bin [USD], as ``GroupUsage.cost_usd`` counts it over the
     run: its active replicas' chips at the pool's chip-hour cost while the pool is online, plus the facility
     energy of those chips idle and of the full-load increment over the energy-weighted busy chip-seconds
-    ``energy_chip_s`` (per kernel bin), at the site's price.
+    ``energy_chip_s`` (per kernel bin; × ``power_frac(clock)`` for a copy slowed to ``clock``, sim.serving.throttle),
+    at the site's price.
     ``replica_events`` are the active replica count's change events (times [s], deltas): the autoscaler's
     switches, or every replica from the start. Kernel bins past the last edge count in the last bin."""
     lo, hi = pool.online_window(float(edges[-1]))
@@ -167,6 +173,8 @@ def group_cost_per_bin(pool, site, chips_per_replica: int, replica_events, energ
     n = min(len(busy), len(energy_chip_s))
     busy[:n] = energy_chip_s[:n]
     busy[-1] += energy_chip_s[n:].sum()
+    if clock < 1.0:
+        busy *= power_frac(clock)
     joules = chip_s * pool.idle_w_with_server + busy * (pool.busy_w_with_server - pool.idle_w_with_server)
     return chip_s / 3600.0 * pool.chip_cost_usd_per_hour + joules * site.pue / 3.6e6 * site.electricity_usd_per_kwh
 

@@ -263,6 +263,8 @@ class PowerCap:
         if math.isfinite(old_end):
             if c.failures is None:
                 sharing._remove_from_heap(c.completions, (old_end, job))
+            else:  # as sharing.preempt: the old entry stays in the heap, skipped when it comes due
+                c.stale_completions.add((old_end, job))
             heapq.heappush(c.completions, (new_end, job))
             if c.track_release_times:
                 sharing._remove_from_heap(c.pool_ends[pool], old_end)

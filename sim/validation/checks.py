@@ -380,6 +380,8 @@ def _check_training(scenario, catalog, add) -> None:
                     + suggest(framework, framework_table()))
         if gen.frameworks is not None:
             _check_mix(g + ("frameworks",), gen.frameworks, add)
+        if isinstance(gen.priority, dict):
+            _check_mix(g + ("priority",), gen.priority, add)
         for model, mix in gen.chips_by_model.items():
             _check_mix(g + ("chips_by_model", model), mix, add)
             if model not in gen.models:

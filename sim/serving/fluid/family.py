@@ -56,7 +56,8 @@ class FluidService(BurstGroups, FluidResults, ServiceRun):
         spread over the bins by requests served."""
         fleet, r = self.context.fleet, self.result
         cost = sum(group_cost_per_bin(fleet.pools[plan.pool], fleet.site, plan.chips_per_replica,
-                                      replica_events(plan.replicas, None, plan.window), energy, edges)
+                                      replica_events(plan.replicas, None, plan.window), energy, edges,
+                                      plan.clock)
                    for plan, energy in zip(self.scaled_groups, r["energy_chip_s"]))
         tokens = round(sum(part["output_tokens"] for part in r["groups"]))
         return "tokens", cost, units_per_bin(edges, per_bin=r["served_per_bin"], total=tokens)

@@ -64,7 +64,7 @@ class LlmRequestService(BurstGroups, ServiceRun):
         their finish."""
         fleet, r = self.context.fleet, self.result
         cost = sum(group_cost_per_bin(fleet.pools[plan.pool], fleet.site, plan.chips_per_replica,
-                                      replica_events(plan.replicas, switch), energy, edges)
+                                      replica_events(plan.replicas, switch), energy, edges, plan.clock)
                    for plan, switch, energy in zip(self.scaled_groups, r["switches"], r["energy_chip_s"]))
         done = r["status"] == DONE
         tokens = units_per_bin(edges, r["finish_s"][done], r["requests"]["output_tokens"].to_numpy()[done])
