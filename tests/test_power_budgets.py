@@ -327,3 +327,14 @@ def errors_of(tmp_path, data) -> list[str]:
 def test_bad_budgets_are_located(tmp_path, changes, field, words):
     (error,) = errors_of(tmp_path, site(**changes))
     assert "bad.yaml:" in error and field in error and words in error
+
+
+def test_a_row_longer_than_the_pool_is_checked_against_the_racks_it_holds(tmp_path):
+    # 64 H100 (4 racks of 16) in rows of up to 100 racks: the one row holds 4 racks (10.94 kW idle), so a 22 kW
+    # row budget is feasible (the check used to demand 100 racks' idle power, 273.6 kW)
+    results = sim.run(scenario_from(site(fleet__0__racks_per_row=100), tmp_path))
+    row = results.summary["power_capping"]["budgets"]["row"]
+    assert row["budgets"] == 1
+    assert row["oversubscription"] == pytest.approx(4 * 16 * 990 / 22e3)
+    (error,) = errors_of(tmp_path, site(fleet__0__racks_per_row=100, fleet__0__row_budget_kw=5.0))
+    assert "fleet[0].row_budget_kw" in error and "64 chips in 100 racks or fewer" in error and "10.94 kW idle" in error

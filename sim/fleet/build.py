@@ -414,7 +414,6 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
     if limit_w is not None:
         accel = power_limited(accel, limit_w)
     network_w = site.network_w_per_400gbps * accel.scale_out_bandwidth_gbps * 8.0 / 400.0  # switch share per chip
-    _check_budgets(pool, index, accel, per_server, site.server_power_overhead_frac, network_w)
     online = _day_s(scenario, pool.online_from) if pool.online_from else 0.0
     until = _day_s(scenario, pool.online_until) if pool.online_until else math.inf
     fixed = tuple((_day_s(scenario, d.date), d.chips) for d in pool.deliveries)
@@ -429,6 +428,7 @@ def resolve_pool(scenario: "Scenario", index: int, catalog: Catalog, site: Resol
         outcomes = scenario_orders(scenario, catalog) if orders is None else orders
         deliveries, delivery_usd = merged_deliveries(fixed, fixed_usd, outcomes, index)
     count = pool.count + sum(chips for _, chips in deliveries) - sum(chips for _, chips in fixed)
+    _check_budgets(pool, index, accel, per_server, site.server_power_overhead_frac, network_w, count)
     return ResolvedPool(
         index=index, name=pool.name, accelerator=accel, count=count, chips_per_server=per_server,
         servers_per_rack=pool.servers_per_rack, domain_chips=min(domain, count) or domain,
@@ -473,11 +473,12 @@ def _heat_limit_w(index: int, accel: AcceleratorSpec, cooling: str, rack_chips: 
 
 
 def _check_budgets(pool: "Pool", index: int, accel: AcceleratorSpec, per_server: int, overhead: float,
-                   network_w: float) -> None:
+                   network_w: float, count: int) -> None:
     """A rack or row budget must hold its chips idling (an impossible rack otherwise), and a row budget needs
     ``racks_per_row`` (and the other way round); ``FleetError`` naming the field."""
-    rack_chips = per_server * pool.servers_per_rack
-    idle_kw = rack_chips * (accel.idle_w * (1 + overhead) + network_w) / 1e3
+    rack_chips = min(per_server * pool.servers_per_rack, count)  # the fullest rack of the pool's ``count`` chips
+    chip_idle_kw = (accel.idle_w * (1 + overhead) + network_w) / 1e3
+    idle_kw = rack_chips * chip_idle_kw
     if pool.rack_budget_kw is not None and pool.rack_budget_kw < idle_kw:
         raise FleetError(index, "rack_budget_kw",
                          f"found {pool.rack_budget_kw:g} kW: a rack of {rack_chips} {accel.id} chips draws "
@@ -488,12 +489,13 @@ def _check_budgets(pool: "Pool", index: int, accel: AcceleratorSpec, per_server:
         given = "row_budget_kw" if pool.racks_per_row is None else "racks_per_row"
         raise FleetError(index, missing, f"found none: {given} is set, and a row budget needs both; accepted: "
                                          f"both racks_per_row and row_budget_kw, or neither")
-    if pool.row_budget_kw is not None and pool.row_budget_kw < idle_kw * pool.racks_per_row:
-        row_kw = idle_kw * pool.racks_per_row
+    row_chips = min(per_server * pool.servers_per_rack * (pool.racks_per_row or 0), count)  # the fullest row
+    row_kw = row_chips * chip_idle_kw
+    if pool.row_budget_kw is not None and pool.row_budget_kw < row_kw:
         raise FleetError(index, "row_budget_kw",
-                         f"found {pool.row_budget_kw:g} kW: a row of {pool.racks_per_row} racks draws {row_kw:.4g} kW "
-                         f"idle, so nothing could run in it; accepted: at least {math.ceil(row_kw * 10) / 10:g} kW, "
-                         "or fewer racks_per_row")
+                         f"found {pool.row_budget_kw:g} kW: its fullest row ({row_chips} chips in {pool.racks_per_row} "
+                         f"racks or fewer) draws {row_kw:.4g} kW idle, so nothing could run in it; accepted: at least "
+                         f"{math.ceil(row_kw * 10) / 10:g} kW, or fewer racks_per_row")
 
 
 def _chip_cost_usd_per_hour(pool: "Pool", index: int, accel: AcceleratorSpec,

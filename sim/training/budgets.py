@@ -2,7 +2,8 @@
 
 Kept incrementally, one change per event that moves power: a job starting (its share of each budget it touches
 at full clock), ending or preempted (its share at its clock leaves), a clock change (``set_clock``), an inference
-replica placed or released by the reservation schedule (``replica``, at full load, as the site cap counts it).
+replica placed or released by the reservation schedule (``replica``, at full load: budgets always count replicas
+at full load, while under ``throttle``/``shed`` the site cap counts inference at the power it draws per bin).
 ``floor`` is a budget's idle chips and the inference replicas in it at full load; ``full`` its training jobs at
 full load; ``drawn`` the committed power now (floor + training at the clocks the capping policy set).
 
