@@ -1021,8 +1021,8 @@ def _check_budget_replicas(scenario, catalog, add) -> None:
         reported.add((pool_name, kind))
         add(("fleet", names[pool_name], f"{kind}_budget_kw"),
             f"found {layout.limit_w[b] / 1e3:g} kW: the inference replicas placed in {kind} {k} at the start draw "
-            f"{drawn / 1e3:.4g} kW at full load with its idle chips (rack and row budgets never slow serving); accepted: at least "
-            f"{math.ceil(drawn / 100) / 10:g} kW, or fewer replicas on the pool")
+            f"{drawn / 1e3:.4g} kW at full load with its idle chips (rack and row budgets never slow serving); "
+            f"accepted: at least {math.ceil(drawn / 100) / 10:g} kW, or fewer replicas on the pool")
 
 
 def _check_replica_power(scenario, pools, site, idle_w: float, add) -> None:
