@@ -506,3 +506,15 @@ def test_domain_index_equals_filing_every_start_with_sheds(base, tmp_path, monke
     results = run(data, tmp_path)
     assert results.summary["power_capping"]["shed_jobs"] > 0
     assert len(reads) > 20 and sum(reads) > 0
+
+
+def test_gang_larger_than_pool_without_spares_is_rejected(base, tmp_path):
+    """A 64-chip gang on a 64-chip pool with one spare server would wait for ever: it is refused before the run,
+    with its reason counted; without the spare it runs."""
+    results = run(one_gang(base, days=2, hot_spares={"gpu": 8}), tmp_path)
+    job = results.jobs.iloc[0]
+    assert job["state"] == "rejected"
+    reason = "no-eligible-pool (gpu: larger-than-pool-without-spares)"
+    assert job["reason"] == reason
+    assert results.summary["jobs"]["rejected_by_reason"] == {"no-eligible-pool": 1}
+    assert run(one_gang(base, days=2), tmp_path, "b.yaml").jobs.iloc[0]["state"] == "running"
