@@ -518,3 +518,38 @@ def test_gang_larger_than_pool_without_spares_is_rejected(base, tmp_path):
     assert job["reason"] == reason
     assert results.summary["jobs"]["rejected_by_reason"] == {"no-eligible-pool": 1}
     assert run(one_gang(base, days=2), tmp_path, "b.yaml").jobs.iloc[0]["state"] == "running"
+
+
+def test_checkpoint_storage_is_shared_by_concurrent_savers(base, tmp_path, captured):
+    """Two identical jobs on one site: the first starts alone and saves at the whole bandwidth; the second starts
+    while the first saves a share s / (C + s) of its time, so it gets 1 / (1 + that share) of the bandwidth: its
+    saves take longer, its run is longer and its goodput lower. With ``optimal`` the interval is Young/Daly's
+    with the longer save."""
+    data = one_gang(base, days=2, checkpoint_interval="30min")
+    data["fleet"][0]["count"] = 128
+    data["site"]["checkpoint_storage_gb_per_s"] = 1.0  # a slow store: saves of minutes
+    data["workloads"]["training"]["generator"].update(jobs=2, duration_s={"fixed": DAY / 2})
+    data["failures"]["rates_per_1000_chip_days"] = ZERO
+    results = run(data, tmp_path)
+    failures = captured[0].failures
+    model = builtin_catalog().models["llama3-8b"]
+    alone = model.params * model.train_bytes_per_param / 1e9
+    assert failures.config.save_s[0] == failures.config.save_s[1] == pytest.approx(alone)
+    first, second = sorted(range(2), key=lambda j: results.jobs.iloc[j]["start_s"])
+    assert first not in failures.run_save  # alone on the site: unchanged
+    share = alone / (1800 + alone)
+    assert failures.run_save[second] == pytest.approx(alone * (1 + share))
+    runs = results.jobs["end_s"] - results.jobs["start_s"]
+    assert runs.iloc[first] == pytest.approx(DAY / 2 * (1 + alone / 1800))
+    assert runs.iloc[second] == pytest.approx(DAY / 2 * (1 + alone * (1 + share) / 1800))
+    assert results.jobs.iloc[second]["goodput_frac"] < results.jobs.iloc[first]["goodput_frac"]
+    # Young/Daly with the shared save: C = sqrt(2 × n s × MTBF)
+    captured.clear()
+    data["failures"].update(checkpoint_interval="optimal", rates_per_1000_chip_days={**ZERO, "gpu": 1.0})
+    run(data, tmp_path, "b.yaml")
+    failures = captured[0].failures
+    (job, save), = failures.run_save.items()
+    mtbf = 1.0 / (1.0 / 1000.0 / DAY * 64)
+    assert save > alone
+    assert failures.run_interval[job] == pytest.approx(math.sqrt(2 * save * mtbf))
+    assert failures.run_interval[job] > failures.interval_s(job, 0)  # the interval alone
