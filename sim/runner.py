@@ -349,12 +349,10 @@ def _cap_events(fleet, start, plant: tuple = ()) -> tuple[np.ndarray, np.ndarray
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:
-    """Pools that get no training failures: burst pools (the cloud replaces its own servers) and pools whose
-    inference replicas scale (their replicas' failures are not modelled yet; fixed groups' are,
-    ``sim.serving.failures``)."""
-    index = {p.name: p.index for p in fleet.pools}
-    scaling = {pool for _, _, pool, _, _ in serving.scaling.schedule}
-    return frozenset({index[b.pool] for b in scenario.policy.burst} | scaling)
+    """Pools that get no training failures: pools whose inference replicas scale (their replicas' failures are
+    not modelled yet; fixed groups' are, ``sim.serving.failures``). Burst pools fail while rented
+    (``sim.training.failures``)."""
+    return frozenset(pool for _, _, pool, _, _ in serving.scaling.schedule)
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:

@@ -27,6 +27,11 @@ What is modelled:
   so further jobs of the domain are preempted, most recently started first (they lose least), until the
   server's chips are free. Software failures (repair time 0) take nothing away. Planned maintenance is a class
   like the others (its rate from the planned interruptions of Llama 3, its repair time the window).
+* **Burst pools** (``policy.burst``): a rented domain's servers fail like owned ones (events on domains not
+  rented, or still being provisioned, are dropped: thinning). The cloud replaces the failed server after the
+  class's repair time, as for an owned one; meanwhile its chips are out of placement and the domain stays rented
+  (charged) until they are back and it is idle past ``min_rental``. When the pool leaves, servers still in repair
+  come back at once (their rental ends). Hot spares and maintenance windows are not allowed there.
 * **Hot spares** (``hot_spares``): whole servers held out of placement from the start. A failed server is
   replaced by a spare at once (its chips stay placeable; the interrupted jobs still restart); the repaired server
   becomes a spare again. Without a spare left, the failed server leaves the allocator as above.
@@ -89,7 +94,7 @@ class FailureConfig:
     interval_s: float | None        # fixed checkpoint interval [s]; None: optimal
     fallback_interval_s: float      # policy.preemption.checkpoint_interval [s]
     spare_chips: tuple[int, ...]    # hot spares per pool [chips]
-    excluded: frozenset[int]        # pools without failures (burst pools, pools whose replicas scale)
+    excluded: frozenset[int]        # pools without failures (pools whose replicas scale)
     rack_share: float = 0.0         # share of network failures that take a whole rack
     rack_chips: tuple[int, ...] = ()  # chips of one rack per pool (servers_per_rack × chips_per_server)
     # maintenance windows: (pool, start [s], length [s], share of the pool's domains, repeat [s] or None, drain [s])
@@ -267,6 +272,8 @@ class FailureProcess:
                     freed.add(pool)
                 continue
             if kind == REPAIR:
+                if payload is not None and sequence not in self.down_since:
+                    continue  # returned early: its burst pool left (``pool_left``)
                 self.repairs[pool] += 1
                 if payload is None:
                     self.spares_free[pool] += 1  # a repaired server becomes a spare again
@@ -476,11 +483,25 @@ class FailureProcess:
                 self.windows[key][2].append((allocator.take(domain, chips), t))
 
     def _undelivered(self, pool: int) -> set[int]:
+        """Domains of ``pool`` not there now: deliveries still to come and, on a burst pool, domains not rented."""
+        burst = self.cluster.burst
+        state = burst.by_pool.get(pool) if burst is not None else None
+        absent = set() if state is None else set(range(len(state.sizes))) - set(state.rented)
         pending = len(self.cluster.pending_deliveries[pool])
         if not pending:
-            return set()
+            return absent
         held = self.cluster.held[pool]
-        return {d for parts in held[len(held) - pending:] for d, _ in parts}
+        return absent | {d for parts in held[len(held) - pending:] for d, _ in parts}
+
+    def pool_left(self, pool: int, t: float) -> None:
+        """A burst pool leaves at ``t``: its servers still in repair come back now (the cloud's, not ours: the
+        rental ends with them), so that its domains can be given back; their late repair timers are ignored."""
+        for at, sequence, kind, p, parts in self.timers:
+            if kind == REPAIR and p == pool and parts is not None and sequence in self.down_since:
+                _, since, chips = self.down_since.pop(sequence)
+                self.down_chip_s[pool] += (t - since) * chips
+                self.down_log.append((pool, since, t, chips))
+                self.cluster.allocators[pool].release(parts)
 
     # -- jobs -----------------------------------------------------------------------------------------
     def _intervals(self) -> np.ndarray:
