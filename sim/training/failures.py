@@ -588,6 +588,8 @@ class FailureProcess:
                 self.run_interval.pop(job, None)
             self.run_overhead[job] = overhead
             run = base_s * (1.0 + save / interval) + overhead
+            if job in self.saver_share:  # a run that ended without a preemption's bookkeeping: counted once
+                self._forget_saver(job)
             self.saver_share[job] = (self.cluster.now, save / (interval + save))
             self.saving += save / (interval + save)
             end = self.cluster.now + run
