@@ -217,3 +217,18 @@ def test_windowed_group_fails_only_while_active_and_holds_chips_in_repair(tmp_pa
     assert len(late) and serving_failures.hold_in_repair(schedule, 0, (0.0, day), 8, 8, rows, 2 * day)
     assert sum(-e[4] for e in schedule) == 8 - sum(1 for b in latest.values() if b >= 2 * day)
     assert sorted(e[0] for e in schedule if e[0] > day) == sorted(b for b in latest.values() if b < 2 * day)
+
+
+def test_fluid_windowed_group_serves_its_available_share(tmp_path):
+    """At the fluid fidelity a windowed group is up its availability share while active, as a fixed one."""
+    heavy = {"traffic": {"generator": {"rate_per_s": 400.0, "prompt_tokens": {"fixed": 800},
+                                       "output_tokens": {"fixed": 150}}}}
+    out = {}
+    for name, rates in (("plain", None), ("failing", ALL)):
+        data = service_run(rates, fidelity="fluid", **heavy)
+        data["duration"] = "2d"
+        data["workloads"]["inference"][0]["replicas"][0]["active_until"] = "2026-01-02"
+        out[name] = sim.run(scenario_from(data, tmp_path, f"{name}.yaml")).summary["inference"]["chat"]
+    a, b = out["plain"], out["failing"]
+    assert 0 < b["replica_availability"] < 1
+    assert b["requests"]["completed"] < a["requests"]["completed"] or b["ttft_s"]["p99"] > a["ttft_s"]["p99"]

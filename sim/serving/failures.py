@@ -27,7 +27,8 @@ What is modelled:
 * **Fluid fidelity.** No outage is drawn: each replica is up a share ``A = MTBF / (MTBF + MTTR)`` of the time,
   ``MTBF = 1 / (Σ_c λ_c × chips_per_replica)``, ``MTTR = Σ_c λ_c R_c / Σ_c λ_c`` (``R_c`` the class's repair
   time; 0 on a pool with hot spares), and a group's capacity in every bin is that of ``A × replicas`` replicas
-  (the expected share; the drawn outages of one run scatter around it).
+  (the expected share; the drawn outages of one run scatter around it). A windowed group has that share of its
+  replicas in the bins it is active.
 """
 
 from __future__ import annotations
