@@ -83,7 +83,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         jobs = training_jobs(scenario, origin.directory)
         prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration),
                                 busy_power_frac=lowest_busy_power_frac(scenario.policy.power_cap),
-                                floor_w=fleet.idle_facility_w if counted else None)
+                                floor_w=fleet.idle_facility_w if counted else None,
+                                spare_chips=_spare_chips(scenario, fleet))
     horizon = float(scenario.duration)
     priorities = job_priorities(scenario, len(jobs), rngs["priorities"])
     replica_clocks = None
@@ -258,6 +259,17 @@ def _serving_failures(scenario: Scenario, catalog, fleet, jobs) -> ServingFailur
     return ServingFailures(config.rates_per_chip_s, config.repair_s, config.weibull_shape, config.spare_chips)
 
 
+def _spare_chips(scenario: Scenario, fleet) -> tuple[int, ...] | None:
+    """Hot spares per pool [chips] (``failures.hot_spares``), or None without any."""
+    if scenario.failures is None or not scenario.failures.hot_spares:
+        return None
+    index = {p.name: p.index for p in fleet.pools}
+    spares = [0] * len(fleet.pools)
+    for name, chips in scenario.failures.hot_spares.items():
+        spares[index[name]] = chips
+    return tuple(spares)
+
+
 def _shifting(scenario: Scenario, fleet, plant, base_dir) -> tuple | None:
     """``(Shifting, hourly price, hourly carbon)`` when the training jobs are deferrable (``policy.shifting``), else
     None: the signal is the site's hourly price or carbon (``sim.facility.tariff``), its threshold a value or a
@@ -337,12 +349,10 @@ def _cap_events(fleet, start, plant: tuple = ()) -> tuple[np.ndarray, np.ndarray
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:
-    """Pools that get no training failures: burst pools (the cloud replaces its own servers) and pools whose
-    inference replicas scale (their replicas' failures are not modelled yet; fixed groups' are,
-    ``sim.serving.failures``)."""
-    index = {p.name: p.index for p in fleet.pools}
-    scaling = {pool for _, _, pool, _, _ in serving.scaling.schedule}
-    return frozenset({index[b.pool] for b in scenario.policy.burst} | scaling)
+    """Pools that get no training failures: pools whose inference replicas scale (their replicas' failures are
+    not modelled yet; fixed groups' are, ``sim.serving.failures``). Burst pools fail while rented
+    (``sim.training.failures``)."""
+    return frozenset(pool for _, _, pool, _, _ in serving.scaling.schedule)
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:

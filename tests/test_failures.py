@@ -506,3 +506,101 @@ def test_domain_index_equals_filing_every_start_with_sheds(base, tmp_path, monke
     results = run(data, tmp_path)
     assert results.summary["power_capping"]["shed_jobs"] > 0
     assert len(reads) > 20 and sum(reads) > 0
+
+
+def test_gang_larger_than_pool_without_spares_is_rejected(base, tmp_path):
+    """A 64-chip gang on a 64-chip pool with one spare server would wait for ever: it is refused before the run,
+    with its reason counted; without the spare it runs."""
+    results = run(one_gang(base, days=2, hot_spares={"gpu": 8}), tmp_path)
+    job = results.jobs.iloc[0]
+    assert job["state"] == "rejected"
+    reason = "no-eligible-pool (gpu: larger-than-pool-without-spares)"
+    assert job["reason"] == reason
+    assert results.summary["jobs"]["rejected_by_reason"] == {"no-eligible-pool": 1}
+    assert run(one_gang(base, days=2), tmp_path, "b.yaml").jobs.iloc[0]["state"] == "running"
+
+
+def test_checkpoint_storage_is_shared_by_concurrent_savers(base, tmp_path, captured):
+    """Two identical jobs on one site: the first starts alone and saves at the whole bandwidth; the second starts
+    while the first saves a share s / (C + s) of its time, so it gets 1 / (1 + that share) of the bandwidth: its
+    saves take longer, its run is longer and its goodput lower. With ``optimal`` the interval is Young/Daly's
+    with the longer save."""
+    data = one_gang(base, days=2, checkpoint_interval="30min")
+    data["fleet"][0]["count"] = 128
+    data["site"]["checkpoint_storage_gb_per_s"] = 1.0  # a slow store: saves of minutes
+    data["workloads"]["training"]["generator"].update(jobs=2, duration_s={"fixed": DAY / 2})
+    data["failures"]["rates_per_1000_chip_days"] = ZERO
+    results = run(data, tmp_path)
+    failures = captured[0].failures
+    model = builtin_catalog().models["llama3-8b"]
+    alone = model.params * model.train_bytes_per_param / 1e9
+    assert failures.config.save_s[0] == failures.config.save_s[1] == pytest.approx(alone)
+    first, second = sorted(range(2), key=lambda j: results.jobs.iloc[j]["start_s"])
+    assert first not in failures.run_save  # alone on the site: unchanged
+    share = alone / (1800 + alone)
+    assert failures.run_save[second] == pytest.approx(alone * (1 + share))
+    runs = results.jobs["end_s"] - results.jobs["start_s"]
+    assert runs.iloc[first] == pytest.approx(DAY / 2 * (1 + alone / 1800))
+    assert runs.iloc[second] == pytest.approx(DAY / 2 * (1 + alone * (1 + share) / 1800))
+    assert results.jobs.iloc[second]["goodput_frac"] < results.jobs.iloc[first]["goodput_frac"]
+    # Young/Daly with the shared save: C = sqrt(2 × n s × MTBF)
+    captured.clear()
+    data["failures"].update(checkpoint_interval="optimal", rates_per_1000_chip_days={**ZERO, "gpu": 1.0})
+    run(data, tmp_path, "b.yaml")
+    failures = captured[0].failures
+    (job, save), = failures.run_save.items()
+    mtbf = 1.0 / (1.0 / 1000.0 / DAY * 64)
+    assert save > alone
+    assert failures.run_interval[job] == pytest.approx(math.sqrt(2 * save * mtbf))
+    assert failures.run_interval[job] > failures.interval_s(job, 0)  # the interval alone
+
+
+def test_rented_burst_domains_fail_and_their_jobs_restart(base, tmp_path, captured):
+    """A burst pool gets failures (it is not in ``pools_without_failures``) but only on rented domains: no
+    interruption on it before its first domain comes online; its jobs restart from their checkpoints; servers in
+    repair keep their domain rented and return (every chip of a rented domain is free, busy or in repair)."""
+    from tests.test_burst import bursting
+
+    data = bursting(jobs=120)
+    data["duration"] = "10d"
+    data["failures"] = {"rates_per_1000_chip_days": {**ZERO, "gpu": 300.0}, "repair_time": {"gpu": 6 * 3600},
+                        "checkpoint_interval": "30min"}
+    results = run(data, tmp_path)
+    summary = results.summary["failures"]
+    assert summary["pools_without_failures"] == []
+    cluster = captured[0]
+    failures, cloud = cluster.failures, 1
+    events = results.burst
+    first_online = events.loc[events["event"] == "online", "time_s"].min()
+    on_cloud = [t for t, pool, _ in failures.interrupt_log if pool == cloud]
+    assert on_cloud and min(on_cloud) >= first_online
+    assert failures.repairs[cloud] > 0 and summary["interruptions_by_cause"]["gpu"] > 0
+    jobs = results.jobs
+    hit = jobs[jobs["interruptions"] > 0]
+    assert (hit["preemptions"] >= hit["interruptions"]).all()
+    assert (jobs.loc[jobs["state"] == "completed", "goodput_frac"] <= 1.0 + 1e-12).all()
+    state = cluster.burst.by_pool[cloud]
+    allocator = cluster.allocators[cloud]
+    busy = sum(cluster.chips[j] for j in cluster.placement if cluster.pool_of[j] == cloud)
+    down = sum(chips for pool, _, chips in failures.down_since.values() if pool == cloud)
+    assert allocator.free_chips + busy + down == sum(state.sizes[d] for d in state.rented)
+    assert_accounted(results)
+
+
+def test_a_burst_pool_leaving_with_servers_in_repair_gives_them_back(base, tmp_path, captured):
+    """Repairs far longer than the pool's window: when it leaves, its servers in repair come back at once so its
+    domains can be given back (nothing is left rented, away or failing after it left)."""
+    from tests.test_burst import bursting
+
+    data = bursting(jobs=120)
+    data["duration"] = "6d"
+    data["fleet"][1]["online_until"] = "2026-01-04"
+    data["failures"] = {"rates_per_1000_chip_days": {**ZERO, "gpu": 300.0}, "repair_time": {"gpu": 30 * DAY}}
+    results = run(data, tmp_path)
+    failures, cluster = captured[0].failures, captured[0]
+    left = 3 * DAY
+    assert any(end == left for pool, _, end, _ in failures.down_log if pool == 1)  # a repair cut short
+    assert not [v for v in failures.down_since.values() if v[0] == 1]
+    assert all(t < left for t, pool, _ in failures.interrupt_log if pool == 1)
+    assert not cluster.burst.by_pool[1].rented and cluster.allocators[1].free_chips == 0
+    assert results.summary["failures"]["repairs_by_pool"]["cloud"] == failures.repairs[1]

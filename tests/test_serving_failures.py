@@ -177,3 +177,58 @@ def test_hot_spares_on_a_replica_pool_are_checked(tmp_path, group, spares, words
         scenario_from(data, tmp_path)
     message = str(info.value)
     assert "s.yaml:" in message and "failures.hot_spares.gpu" in message and words in message
+
+
+def test_windowed_group_fails_only_while_active_and_holds_chips_in_repair(tmp_path, monkeypatch):
+    """A group active on the first day of two fails at the per-chip rates then only: every outage starts inside
+    its window, availability is over the window, and the chips of replicas still in repair at its end go back to
+    training when their repair ends (the reservation schedule), not at the window's end."""
+    from sim.serving import failures as serving_failures
+
+    data = service_run(ALL, traffic={"generator": {"rate_per_s": 0.2, "prompt_tokens": {"fixed": 200},
+                                                   "output_tokens": {"fixed": 20}}})
+    data["duration"] = "2d"
+    data["workloads"]["inference"][0]["replicas"][0]["active_until"] = "2026-01-02"
+    drawn = {}
+    original = stage.draw_outages
+
+    def keep(*args):
+        drawn.update(original(*args))
+        return drawn
+
+    monkeypatch.setattr(stage, "draw_outages", keep)
+    results = sim.run(scenario_from(data, tmp_path))
+    chat = results.summary["inference"]["chat"]
+    rows = drawn[(0, 0)]
+    day = 86400.0
+    assert len(rows) == chat["replica_outages"] > 10  # ~64 chips x 1 failure per chip-day
+    assert (rows[:, 0] < day).all()
+    down = (np.minimum(rows[:, 1], day) - rows[:, 0]).sum()
+    assert chat["replica_availability"] == pytest.approx(1 - down / (8 * day))
+    table = results.requests  # a replica back from repair after the window's end takes nothing
+    assert not ((table["arrival_s"] >= day) & (table["state"] == "completed")).any()
+    # the schedule: released at the window's end but for those in repair then, each at its repair's end
+    schedule = [(day, 0, 0, 8, -8)]
+    late = rows[(rows[:, 0] < day) & (rows[:, 1] > day)]
+    latest = {}
+    for fail, back, replica in rows:
+        if fail < day < back:
+            latest[int(replica)] = back
+    assert len(late) and serving_failures.hold_in_repair(schedule, 0, (0.0, day), 8, 8, rows, 2 * day)
+    assert sum(-e[4] for e in schedule) == 8 - sum(1 for b in latest.values() if b >= 2 * day)
+    assert sorted(e[0] for e in schedule if e[0] > day) == sorted(b for b in latest.values() if b < 2 * day)
+
+
+def test_fluid_windowed_group_serves_its_available_share(tmp_path):
+    """At the fluid fidelity a windowed group is up its availability share while active, as a fixed one."""
+    heavy = {"traffic": {"generator": {"rate_per_s": 400.0, "prompt_tokens": {"fixed": 800},
+                                       "output_tokens": {"fixed": 150}}}}
+    out = {}
+    for name, rates in (("plain", None), ("failing", ALL)):
+        data = service_run(rates, fidelity="fluid", **heavy)
+        data["duration"] = "2d"
+        data["workloads"]["inference"][0]["replicas"][0]["active_until"] = "2026-01-02"
+        out[name] = sim.run(scenario_from(data, tmp_path, f"{name}.yaml")).summary["inference"]["chat"]
+    a, b = out["plain"], out["failing"]
+    assert 0 < b["replica_availability"] < 1
+    assert b["requests"]["completed"] < a["requests"]["completed"] or b["ttft_s"]["p99"] > a["ttft_s"]["p99"]

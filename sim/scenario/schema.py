@@ -105,7 +105,8 @@ class Site(Strict):
         description="one-off installation of a rack (integration, cabling, commissioning) [USD]")
     checkpoint_storage_gb_per_s: float | None = bounded(
         None, gt=0, le=1_000_000, unit="GB/s", why="beyond any storage system",
-        description="storage bandwidth a training job's checkpoint save or restore gets (with failures) [GB/s]")
+        description="the site's checkpoint storage bandwidth, shared by the jobs saving or restoring at once (with "
+                    "failures) [GB/s]")
     engineer_week_usd: float | None = bounded(
         None, ge=0, le=1_000_000, unit="USD", why="far above any engineer's fully loaded cost",
         description="fully loaded cost of one engineer-week, for porting projects' engineer_weeks [USD]")

@@ -18,12 +18,17 @@ What is modelled:
   apart from training's (each sees the pool's whole ``hot_spares``), a replica's repair takes its server's
   chips out of nothing else, and the replica's chips stay reserved while it is out.
 * **Which groups.** Replica groups whose replicas are on for the whole run (no autoscaler, no window, no
-  burst rental): a failure there is a replica that goes inactive for its repair time. Autoscaled, windowed
-  and burst groups do not fail (their pools get no training failures either).
+  burst rental): a failure there is a replica that goes inactive for its repair time. LLM groups with a window
+  (``active_from`` / ``active_until``) fail alike while active: their stream runs over the window only, and a
+  replica still in repair at the window's end does not come back (its chips go back to training when the
+  repair ends, not at the window's end: ``hold_in_repair``). Autoscaled, burst and windowed ranking groups do
+  not fail, and pools with any scheduled replicas (windowed included) get no training failures (the cluster
+  places those replicas by schedule, which does not know chips away for repair).
 * **Fluid fidelity.** No outage is drawn: each replica is up a share ``A = MTBF / (MTBF + MTTR)`` of the time,
   ``MTBF = 1 / (Σ_c λ_c × chips_per_replica)``, ``MTTR = Σ_c λ_c R_c / Σ_c λ_c`` (``R_c`` the class's repair
   time; 0 on a pool with hot spares), and a group's capacity in every bin is that of ``A × replicas`` replicas
-  (the expected share; the drawn outages of one run scatter around it).
+  (the expected share; the drawn outages of one run scatter around it). A windowed group has that share of its
+  replicas in the bins it is active.
 """
 
 from __future__ import annotations
@@ -66,9 +71,10 @@ def draw_outages(groups: list, failures: ServingFailures, fleet, horizon_s: floa
         rates = failures.rates_per_chip_s[plan.pool]
         total = float(rates.sum()) * plan.replicas * plan.chips_per_replica
         times: list[float] = []
+        begin, end = getattr(plan, "window", None) or (0.0, horizon_s)  # a windowed group fails while active
         if total > 0:
-            t = _gap(total, failures.weibull_shape, rng)
-            while t < horizon_s:
+            t = begin + _gap(total, failures.weibull_shape, rng)
+            while t < end:
                 times.append(t)
                 t += _gap(total, failures.weibull_shape, rng)
         count = len(times)
@@ -100,12 +106,38 @@ def draw_outages(groups: list, failures: ServingFailures, fleet, horizon_s: floa
     return {key: np.array(rows, dtype=np.float64).reshape(-1, 3) for key, rows in outages.items()}
 
 
-def replica_availability(outages: np.ndarray | None, replicas: int, horizon_s: float) -> float:
-    """Share of the group's replica-seconds up over ``[0, horizon_s]`` given its drawn outages."""
-    if outages is None or len(outages) == 0 or replicas <= 0 or horizon_s <= 0:
+def replica_availability(outages: np.ndarray | None, replicas: int, horizon_s: float,
+                         window: tuple[float, float] | None = None) -> float:
+    """Share of the group's replica-seconds up over ``[0, horizon_s]`` (a windowed group: over its ``window``)
+    given its drawn outages."""
+    begin, end = window or (0.0, horizon_s)
+    if outages is None or len(outages) == 0 or replicas <= 0 or end <= begin:
         return 1.0
-    down = np.minimum(outages[:, 1], horizon_s) - outages[:, 0]
-    return float(1.0 - down.clip(0.0).sum() / (replicas * horizon_s))
+    down = np.minimum(outages[:, 1], end) - outages[:, 0]
+    return float(1.0 - down.clip(0.0).sum() / (replicas * (end - begin)))
+
+
+def hold_in_repair(schedule: list, group: int, window: tuple[float, float], chips: int, replicas: int,
+                   outages: np.ndarray | None, horizon_s: float) -> bool:
+    """Move a windowed group's release at its window's end (``window_changes``: ``(end, group, pool, chips,
+    -replicas)`` in ``schedule``) later for replicas still in repair then: each is released when its repair
+    ends (or never, after the horizon). Edits ``schedule`` in place; returns whether it changed."""
+    end = window[1]
+    if outages is None or not len(outages) or end >= horizon_s:
+        return False
+    back: dict[int, float] = {}
+    for fail, until, replica in outages:
+        if fail < end < until:
+            back[int(replica)] = until
+    if not back:
+        return False
+    for k, entry in enumerate(schedule):
+        if entry[0] == end and entry[1] == group and entry[4] == -replicas:
+            pool = entry[2]
+            schedule[k] = (end, group, pool, chips, -(replicas - len(back)))
+            schedule.extend((until, group, pool, chips, -1) for until in back.values() if until < horizon_s)
+            return True
+    return False
 
 
 def _gap(rate: float, shape: float | None, rng: np.random.Generator) -> float:

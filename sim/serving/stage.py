@@ -17,7 +17,7 @@ import pandas as pd
 
 from sim.policies.capping import power_frac
 from sim.serving.autoscale import ScalingPlan, plan_scaling, window_changes, window_switches
-from sim.serving.failures import draw_outages
+from sim.serving.failures import draw_outages, hold_in_repair
 from sim.serving.family import ServiceRun, ServingContext, family_key
 from sim.serving.llm.summary import REQUEST_COLUMNS
 from sim.serving.throttle import throttled_chip_hours, throttled_power
@@ -138,6 +138,12 @@ def serve_all(services, families: dict, context: ServingContext, autoscale_confi
                                context.failures, context.fleet, context.horizon_s, context.failure_rng)
         for run in runs:
             run.outages = {key: rows for key, rows in outages.items() if key[0] == run.index}
+        held = [hold_in_repair(scaling.schedule, k, plan.window, plan.chips_per_replica, plan.replicas,
+                               outages[(plan.service, plan.group)], context.horizon_s)
+                for k, plan in enumerate(llm_groups)  # windowed groups' chips in repair at the window's end
+                if plan.window is not None and (plan.service, plan.group) in outages]
+        if any(held):
+            scaling.schedule.sort(key=lambda e: (e[0], e[4] > 0, e[1]))
     for run in runs:
         with phase(run.name):
             run.serve(scaling.switches)

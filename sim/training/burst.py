@@ -234,6 +234,8 @@ class Burst:
         state = self.by_pool.get(pool)
         if state is None:
             return
+        if self.cluster.failures is not None:  # servers in repair come back first: only a free domain leaves
+            self.cluster.failures.pool_left(pool, t)
         allocator = self.cluster.allocators[pool]
         for domain in sorted(state.rented):
             allocator.withdraw(domain)

@@ -27,6 +27,11 @@ What is modelled:
   so further jobs of the domain are preempted, most recently started first (they lose least), until the
   server's chips are free. Software failures (repair time 0) take nothing away. Planned maintenance is a class
   like the others (its rate from the planned interruptions of Llama 3, its repair time the window).
+* **Burst pools** (``policy.burst``): a rented domain's servers fail like owned ones (events on domains not
+  rented, or still being provisioned, are dropped: thinning). The cloud replaces the failed server after the
+  class's repair time, as for an owned one; meanwhile its chips are out of placement and the domain stays rented
+  (charged) until they are back and it is idle past ``min_rental``. When the pool leaves, servers still in repair
+  come back at once (their rental ends). Hot spares and maintenance windows are not allowed there.
 * **Hot spares** (``hot_spares``): whole servers held out of placement from the start. A failed server is
   replaced by a spare at once (its chips stay placeable; the interrupted jobs still restart); the repaired server
   becomes a spare again. Without a spare left, the failed server leaves the allocator as above.
@@ -45,6 +50,11 @@ What is modelled:
   ``sqrt(2 s M)`` with ``M = 1 / (Σ_c λ_c × chips)`` the gang's MTBF on that pool); with ``s = 0`` or no failure
   rate the fixed ``policy.preemption.checkpoint_interval`` is used. After any preemption the next run first
   spends ``restart_delay + s`` (the restore reads the state back at the same bandwidth) before computing.
+  **Shared storage bandwidth**: ``checkpoint_storage_gb_per_s`` is the site's total. A job starting while other
+  checkpointing jobs run gets ``1 / n`` of it, ``n = 1 + Σ_j s_j / (C_j + s_j)`` over those jobs (the expected
+  number of saves overlapping its own: each is saving that share of its time): its save and restore take
+  ``n × s`` and ``C`` (when optimal) is Young/Daly's with that save time (``_shared_save``). The share is fixed at
+  each (re)start: jobs that start or end later do not change it; a job alone on the site is unchanged.
   A run preempted after ``e`` seconds keeps ``k = floor((e − o) / (C + s))`` whole periods (``o``: its restart
   overhead) and loses the rest: lost time < ``o + C + s``. The last period's save is charged although a
   finishing job would not need it.
@@ -84,7 +94,7 @@ class FailureConfig:
     interval_s: float | None        # fixed checkpoint interval [s]; None: optimal
     fallback_interval_s: float      # policy.preemption.checkpoint_interval [s]
     spare_chips: tuple[int, ...]    # hot spares per pool [chips]
-    excluded: frozenset[int]        # pools without failures (burst pools, pools whose replicas scale)
+    excluded: frozenset[int]        # pools without failures (pools whose replicas scale)
     rack_share: float = 0.0         # share of network failures that take a whole rack
     rack_chips: tuple[int, ...] = ()  # chips of one rack per pool (servers_per_rack × chips_per_server)
     # maintenance windows: (pool, start [s], length [s], share of the pool's domains, repeat [s] or None, drain [s])
@@ -218,6 +228,14 @@ class FailureProcess:
         self.factor = 1.0 + config.save_s[:, None] / self.intervals  # run time with saves / without
         # a fixed interval gives one factor per job, whatever the pool: read from a list (no call per start)
         self.job_factor = self.factor[:, 0].tolist() if config.interval_s is not None and self.factor.size else None
+        # shared checkpoint bandwidth (``_shared_save``): running savers' share of time spent saving, their sum,
+        # and per job the save time and interval of its current (last) run where sharing changed them
+        self.saver_share: dict[int, tuple[float, float]] = {}  # job -> (start of its run [s], share)
+        self.saver_ends: list[tuple[float, int, float]] = []    # heap of (end [s], job, start [s])
+        self.saving = 0.0
+        self.site_shared = bool(len(config.save_s)) and bool((config.save_s > 0).any())
+        self.run_save: dict[int, float] = {}
+        self.run_interval: dict[int, float] = {}
         for p, pool in enumerate(pools):
             if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
@@ -254,6 +272,8 @@ class FailureProcess:
                     freed.add(pool)
                 continue
             if kind == REPAIR:
+                if payload is not None and sequence not in self.down_since:
+                    continue  # returned early: its burst pool left (``pool_left``)
                 self.repairs[pool] += 1
                 if payload is None:
                     self.spares_free[pool] += 1  # a repaired server becomes a spare again
@@ -463,11 +483,25 @@ class FailureProcess:
                 self.windows[key][2].append((allocator.take(domain, chips), t))
 
     def _undelivered(self, pool: int) -> set[int]:
+        """Domains of ``pool`` not there now: deliveries still to come and, on a burst pool, domains not rented."""
+        burst = self.cluster.burst
+        state = burst.by_pool.get(pool) if burst is not None else None
+        absent = set() if state is None else set(range(len(state.sizes))) - set(state.rented)
         pending = len(self.cluster.pending_deliveries[pool])
         if not pending:
-            return set()
+            return absent
         held = self.cluster.held[pool]
-        return {d for parts in held[len(held) - pending:] for d, _ in parts}
+        return absent | {d for parts in held[len(held) - pending:] for d, _ in parts}
+
+    def pool_left(self, pool: int, t: float) -> None:
+        """A burst pool leaves at ``t``: its servers still in repair come back now (the cloud's, not ours: the
+        rental ends with them), so that its domains can be given back; their late repair timers are ignored."""
+        for at, sequence, kind, p, parts in self.timers:
+            if kind == REPAIR and p == pool and parts is not None and sequence in self.down_since:
+                _, since, chips = self.down_since.pop(sequence)
+                self.down_chip_s[pool] += (t - since) * chips
+                self.down_log.append((pool, since, t, chips))
+                self.cluster.allocators[pool].release(parts)
 
     # -- jobs -----------------------------------------------------------------------------------------
     def _intervals(self) -> np.ndarray:
@@ -491,15 +525,78 @@ class FailureProcess:
         """Run time of what is left of ``job`` on ``pool`` with checkpoint saves and, after a preemption, the
         restart and restore [s]; ``base_s`` is the run time without them."""
         overhead = self.overhead_next
+        if self.saver_share and self.config.save_s.item(job) > 0:
+            save, interval = self._shared_save(job, pool)
+            restore = save - self.config.save_s.item(job)  # the restore reads at the same share
+            return (base_s * (1.0 + save / interval)
+                    + (overhead[job] + restore if overhead and job in overhead else 0.0))
         return base_s * self.factor.item(job, pool) + (overhead[job] if overhead and job in overhead else 0.0)
+
+    def _shared_save(self, job: int, pool: int) -> tuple[float, float]:
+        """(save time [s], checkpoint interval [s]) of ``job`` starting on ``pool`` now, the site's checkpoint
+        storage bandwidth shared with the jobs saving at the same time.
+
+        Model: a running job that saves ``s_j`` every ``C_j`` is saving a share ``s_j / (C_j + s_j)`` of the
+        time; the expected number of jobs whose saves overlap ours is ``n = 1 + Σ_j s_j / (C_j + s_j)`` over the
+        other running jobs that checkpoint (their values fixed at their own start), and each gets ``1 / n`` of
+        ``checkpoint_storage_gb_per_s``: the save (and the restore after a preemption) takes ``n × s``. The
+        optimal interval is Young/Daly's with that save time. Fixed for the run: jobs starting or ending later do
+        not change it (a job alone on the site is unchanged)."""
+        self._drop_ended_savers()
+        alone = self.config.save_s.item(job)
+        mine = self.saver_share.get(job)
+        others = self.saving - (mine[1] if mine is not None and mine[0] == self.cluster.start_s[job] else 0.0)
+        if alone <= 0 or others <= 0:
+            return alone, self.intervals.item(job, pool)
+        save = alone * (1.0 + others)
+        if self.config.interval_s is not None:
+            return save, self.config.interval_s
+        rate = self.rate_per_chip[pool] * self.cluster.busy_chips[job]
+        return save, (math.sqrt(2.0 * save / rate) if rate > 0 else self.config.fallback_interval_s)
+
+    def _drop_ended_savers(self) -> None:
+        """Forget the savers whose run has ended by now (a run whose end moved later is filed again)."""
+        ends, cluster, now = self.saver_ends, self.cluster, self.cluster.now
+        while ends and ends[0][0] <= now:
+            _, job, since = heapq.heappop(ends)
+            entry = self.saver_share.get(job)
+            if entry is None or entry[0] != since:
+                continue
+            if job in cluster.placement and cluster.start_s[job] == since and cluster.end_s[job] > now:
+                heapq.heappush(ends, (cluster.end_s[job], job, since))
+                continue
+            self._forget_saver(job)
+
+    def _forget_saver(self, job: int) -> None:
+        _, share = self.saver_share.pop(job)
+        self.saving = self.saving - share if self.saver_share else 0.0
 
     def start(self, job: int, pool: int, placement, base_s: float) -> float:
         """``job`` starts on ``pool`` with ``base_s`` of run time left (without checkpoints); returns its run time
         (``run_time``)."""
         overhead_next = self.overhead_next
         overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
-        self.run_overhead[job] = overhead
         self.run_base[job] = base_s
+        alone = self.config.save_s.item(job)
+        if alone > 0 and self.site_shared:
+            save, interval = self._shared_save(job, pool)
+            if save != alone:
+                overhead += save - alone if overhead else 0.0  # the restore reads at the same share
+                self.run_save[job], self.run_interval[job] = save, interval
+            else:
+                self.run_save.pop(job, None)
+                self.run_interval.pop(job, None)
+            self.run_overhead[job] = overhead
+            run = base_s * (1.0 + save / interval) + overhead
+            if job in self.saver_share:  # a run that ended without a preemption's bookkeeping: counted once
+                self._forget_saver(job)
+            self.saver_share[job] = (self.cluster.now, save / (interval + save))
+            self.saving += save / (interval + save)
+            end = self.cluster.now + run
+            if end != math.inf:
+                heapq.heappush(self.saver_ends, (end, job, self.cluster.now))
+            return run
+        self.run_overhead[job] = overhead
         factor = self.job_factor[job] if self.job_factor is not None else self.factor.item(job, pool)
         return base_s * factor + overhead
 
@@ -546,12 +643,16 @@ class FailureProcess:
         progress); the next run starts with the restart delay and the restore."""
         pool, overhead = self.cluster.pool_of[job], self.run_overhead[job]
         interval, save = self.intervals.item(job, pool), self.config.save_s.item(job)
+        if job in self.saver_share:
+            self._forget_saver(job)
+        if job in self.run_save:
+            interval, save = self.run_interval[job], self.run_save[job]
         periods = math.floor(max(0.0, elapsed_s - overhead) / (interval + save))
         kept = periods * (interval + save)  # the restart overhead of this run is lost with the rest
         busy = self.cluster.busy_chips[job]
         self.useful_chip_s[job] += periods * interval * busy
         self.held_chip_s[job] += elapsed_s * busy
-        self.overhead_next[job] = self.config.restart_s + save
+        self.overhead_next[job] = self.config.restart_s + self.config.save_s.item(job)  # restore: at the next start
         return min(kept, elapsed_s), periods * interval
 
     def outcome(self, horizon_s: float) -> dict:
@@ -565,7 +666,13 @@ class FailureProcess:
         pool, start, end, busy = pool[jobs], start[jobs], end[jobs], busy[jobs]
         overhead = np.asarray(self.run_overhead)[jobs]
         base = np.asarray(self.run_base)[jobs]
-        interval, save = self.intervals[jobs, pool], self.config.save_s[jobs]
+        intervals, saves = self.intervals, self.config.save_s
+        if self.run_save:  # the save time and interval of runs that shared the checkpoint bandwidth
+            intervals, saves = intervals.copy(), saves.copy()
+            for job, value in self.run_save.items():
+                saves[job] = value
+                intervals[job, cluster.pool_of[job]] = self.run_interval[job]
+        interval, save = intervals[jobs, pool], saves[jobs]
         done = end <= horizon_s
         ran = np.where(done, end, horizon_s) - start
         useful[jobs] += np.where(done, base, np.maximum(0.0, ran - overhead) * interval / (interval + save)) * busy
@@ -590,4 +697,4 @@ class FailureProcess:
                 "rack_events": self.config.rack_share > 0, "windows": bool(self.config.maintenance),
                 "down_log": down_log, "interrupt_log": self.interrupt_log,
                 # checkpoint timing, for the power dips of saves and restarts (``sim.results.checkpoints``)
-                "save_s": self.config.save_s, "interval_s": self.intervals, "restart_s": self.config.restart_s}
+                "save_s": saves, "interval_s": intervals, "restart_s": self.config.restart_s}

@@ -36,9 +36,10 @@ from sim.workload.jobs import busy_chip_equivalents
 STATUS_NOT_ALLOWED = 9
 STATUS_OVER_POWER_CAP = 10
 STATUS_OVER_BUDGET = 11
+STATUS_OVER_SPARES = 12
 REASONS = {**kernels.STATUS_REASONS, STATUS_NOT_ALLOWED: "accelerator-not-allowed",
            STATUS_OVER_POWER_CAP: "over-site-power-cap", STATUS_NO_LAYOUT: NO_LAYOUT_REASON,
-           STATUS_OVER_BUDGET: "over-rack-or-row-budget"}
+           STATUS_OVER_BUDGET: "over-rack-or-row-budget", STATUS_OVER_SPARES: "larger-than-pool-without-spares"}
 
 
 @dataclass
@@ -60,14 +61,16 @@ class PreparedJobs:
 
 
 def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(), start=None,
-                 horizon_s: float = np.inf, busy_power_frac: float = 1.0, floor_w: float | None = None
-                 ) -> PreparedJobs:
+                 horizon_s: float = np.inf, busy_power_frac: float = 1.0, floor_w: float | None = None,
+                 spare_chips: tuple[int, ...] | None = None) -> PreparedJobs:
     """``busy_power_frac``: the share of its full-load power increment a job draws at the lowest clock the power-cap
     policy may set (``throttle``; 1 otherwise), for rejecting jobs that exceed the cap even alone; ``floor_w`` the
     site power under it [W] (default ``Fleet.committed_floor_w``: inference reserved at full load; ``throttle`` and
     ``shed`` count inference as it draws, so only the idle floor then).
     ``porting``: the scenario's ports; ``start`` (the scenario's start date) and ``horizon_s`` place dated
-    ports and their ramps in the run (``sim.training.ramps``)."""
+    ports and their ramps in the run (``sim.training.ramps``). ``spare_chips``: hot spares per pool (``failures``),
+    held out of placement for the whole run: a job whose gang fits the pool but not what the spares leave would
+    wait for ever, so it is refused (``larger-than-pool-without-spares``)."""
     pools = fleet.pools
     chips = jobs["chips"].to_numpy(np.int64)
     share = jobs["chip_share"].to_numpy(np.float64)
@@ -92,6 +95,9 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(),
                       STATUS_OVER_POWER_CAP, status)
     status = np.where((status == kernels.STATUS_OK) & _over_budgets(chips, share, fleet, busy_power_frac),
                       STATUS_OVER_BUDGET, status)
+    if spare_chips is not None and any(spare_chips):
+        status = np.where((status == kernels.STATUS_OK) & (chips[:, None] > _gang_without_spares(fleet, spare_chips)),
+                          STATUS_OVER_SPARES, status)
     duration = np.where(status == kernels.STATUS_OK, duration, np.inf)
     given = jobs["reject_reason"].to_numpy()
     ok = (status == kernels.STATUS_OK) & (given == "")[:, None]
@@ -112,6 +118,22 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(),
         ramps=ramps,
         steps=steps,
     )
+
+
+def _gang_without_spares(fleet: Fleet, spare_chips: tuple[int, ...]) -> np.ndarray:
+    """Per pool, the largest gang that still fits once the hot spares are placed: whole servers
+    (``min(chips_per_server, domain size)`` chips each) taken at the start, as ``sim.training.failures`` places them
+    (after the reservations, with every delivery there: what the pool can ever give training)."""
+    allocators = fleet.new_allocators()
+    out = []
+    for p in fleet.pools:
+        allocator = allocators[p.index]
+        server = min(p.chips_per_server, allocator.domain_chips) or 1
+        for _ in range(spare_chips[p.index] // server):
+            if allocator.place(server) is None:
+                break
+        out.append(allocation.max_gang_chips(allocator, p.multi_domain_gangs))
+    return np.asarray(out, dtype=np.int64)[None, :]
 
 
 def _eligibility(ok: np.ndarray, chips: np.ndarray, share_units: np.ndarray):

@@ -551,8 +551,8 @@ def _check_maintenance(scenario, failures, names: dict, excluded: set, add) -> N
             continue
         if window.pool in excluded:
             add(path + ("pool",), f"found {window.pool!r}, a pool rented for burst or with autoscaled, windowed or "
-                                  "burst inference replicas: it gets no failures; accepted: a pool of training and "
-                                  "fixed replica groups")
+                                  "burst inference replicas: windows take domains held all run only; accepted: a "
+                                  "pool of training and fixed replica groups")
             continue
         start = window.start if isinstance(window.start, dt.datetime) else dt.datetime.combine(window.start,
                                                                                                dt.time())

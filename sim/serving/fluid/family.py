@@ -27,9 +27,8 @@ class FluidService(BurstGroups, FluidResults, ServiceRun):
     def __init__(self, index, service, context):
         super().__init__(index, service, context)
         plans = plan_groups(index, service, context.fleet, context.catalog, context.porting)
-        if context.failures is not None:  # replicas on all run are up a share of the time (sim.serving.failures)
-            plans = [plan if plan.window is not None else
-                     replace(plan, availability=availability(context.failures, plan.pool, plan.chips_per_replica))
+        if context.failures is not None:  # replicas are up a share of the time they are active (sim.serving.failures)
+            plans = [replace(plan, availability=availability(context.failures, plan.pool, plan.chips_per_replica))
                      for plan in plans]
         self.scaled_groups = self.hold_out_burst(plans)
         self.result: dict | None = None

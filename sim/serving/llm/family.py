@@ -34,7 +34,7 @@ class LlmRequestService(BurstGroups, ServiceRun):
 
     def failing_groups(self, autoscaled) -> list:
         return [plan for plan in self.scaled_groups
-                if plan.window is None and (plan.service, plan.group) not in autoscaled]
+                if (plan.service, plan.group) not in autoscaled]
 
     def requests_for_scaling(self) -> pd.DataFrame | None:
         return self.requests

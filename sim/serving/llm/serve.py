@@ -52,7 +52,15 @@ def kernel_switches(groups: list[GroupPlan], switches, outages=None) -> tuple[np
             on += [np.full(plan.replicas, off, dtype=dtype),
                    np.where(events.switch_on, SWITCH_ON, off).astype(dtype)]
         rows = outages.get((plan.service, plan.group))
-        if rows is not None and len(rows):
+        if rows is not None and len(rows) and plan.window is not None:  # no return after the window's end
+            times.append(rows[:, 0])
+            replicas.append(offset + rows[:, 2].astype(np.int64))
+            on.append(np.full(len(rows), SWITCH_FAIL, dtype=dtype))
+            rows = rows[rows[:, 1] < plan.window[1]]
+            times.append(rows[:, 1])
+            replicas.append(offset + rows[:, 2].astype(np.int64))
+            on.append(np.full(len(rows), SWITCH_ON, dtype=dtype))
+        elif rows is not None and len(rows):
             times.append(rows[:, :2].reshape(-1))
             replicas.append(offset + np.repeat(rows[:, 2].astype(np.int64), 2))
             on.append(np.tile(np.array([SWITCH_FAIL, SWITCH_ON], dtype=dtype), len(rows)))

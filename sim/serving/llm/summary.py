@@ -71,11 +71,11 @@ def failure_figures(groups: list, result: dict, horizon_s: float) -> dict:
     groups' replica-seconds up (``replica_availability``, 1.0 without failing groups)."""
     hit = result["hit"] > 0
     lost = hit & (result["status"] == REJECTED)
-    rows = [(plan.replicas, outages) for plan, outages in zip(groups, result["outages"])]
-    replicas = sum(n for n, _ in rows)
-    up = sum(n * replica_availability(o, n, horizon_s) for n, o in rows)
+    rows = [(plan.replicas, outages, plan.window) for plan, outages in zip(groups, result["outages"])]
+    replicas = sum(n for n, _, _ in rows)
+    up = sum(n * replica_availability(o, n, horizon_s, w) for n, o, w in rows)
     return {"lost_requests": int(lost.sum()), "rerouted_requests": int((hit & ~lost).sum()),
-            "replica_outages": int(sum(0 if o is None else len(o) for _, o in rows)),
+            "replica_outages": int(sum(0 if o is None else len(o) for _, o, _ in rows)),
             "replica_availability": float(up / replicas) if replicas else 1.0}
 
 
