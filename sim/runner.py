@@ -208,6 +208,9 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         heat = facility.heat_throttled_pools(fleet)
         if heat:
             summary["heat_throttled_pools"] = heat
+        # mean power over the run [kW]: energy ÷ horizon (with a facility model, its energies)
+        summary["mean_it_power_kw"] = summary["it_energy_kwh"] / (horizon / 3600.0)
+        summary["mean_facility_power_kw"] = summary["facility_energy_kwh"] / (horizon / 3600.0)
         chip_usd, energy_usd = job_costs_usd(jobs_out, outcome, fleet.pools, fleet.site, horizon, activity, job_it_j)
         summary["money"] = money_summary(ledger, jobs_out, chip_usd, energy_usd)
         by_chip = compute.training_by_accelerator(jobs_out, job_energy_kwh(jobs_out, outcome, fleet.pools, fleet.site,

@@ -56,6 +56,9 @@ def test_facility_energy_is_the_integral_of_it_power_times_pue(temperate_run):
     assert summary["facility_energy_kwh"] == pytest.approx((it * pue * hours).sum(), rel=1e-12)
     assert summary["facility"]["it_energy_kwh"] == pytest.approx(summary["it_energy_kwh"], rel=1e-12)
     assert summary["pue"] == pytest.approx(summary["facility_energy_kwh"] / summary["it_energy_kwh"])
+    assert summary["mean_it_power_kw"] == pytest.approx((it * hours).sum() / hours.sum(), rel=1e-12)
+    assert summary["mean_facility_power_kw"] == pytest.approx((it * pue * hours).sum() / hours.sum(), rel=1e-12)
+    assert summary["mean_it_power_kw"] < summary["peak_it_power_kw"]
     # energy money in the ledger: each bin's facility kWh at that bin's price
     price = ts["electricity_usd_per_kwh"].to_numpy()
     assert price.max() == pytest.approx(2 * price.min())  # the daily profile: twice the price in the afternoon
