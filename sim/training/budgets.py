@@ -168,33 +168,31 @@ class BudgetLoads:
             self.dirty.add(b)
 
     # -- the policies' view ----------------------------------------------------------------------------------
-    def clocks(self, order: list[int], clocks: dict, binding: dict, min_clock: float) -> tuple[int, str] | None:
-        """Lower ``clocks`` (job -> clock) to what every budget allows its members (``clocks_within`` in ``order``,
-        kept first) and name the budget in ``binding``; return a job to shed (the last in ``order`` of a budget that
-        even the minimum clock does not hold) and that budget's name, or None."""
+    def clocks(self, key, clocks: dict, binding: dict, min_clock: float) -> tuple[int, str] | None:
+        """Lower ``clocks`` (job -> clock, 1 when absent) to what every budget allows its members (``clocks_within``
+        in the order of ``key``, kept first) and name the budget in ``binding``; return a job to shed (the last of a
+        budget that even the minimum clock does not hold) and that budget's name, or None."""
         from sim.policies.capping import clocks_within
 
-        rank = {job: i for i, job in enumerate(order)}
         for b, members in enumerate(self.members):
             if not members or within(self.floor[b] + self.full[b], self.limit[b]):
                 continue  # nothing to slow, or every member fits at full clock
-            jobs = sorted(members, key=rank.__getitem__)
+            jobs = sorted(members, key=key)
             fs = clocks_within(self.limit[b] * (1.0 + 1e-12) - self.floor[b], [members[j] for j in jobs], min_clock)
             if fs is None:
                 return jobs[-1], self.layout.names[b]
             for job, f in zip(jobs, fs):
-                if f < clocks[job]:
+                if f < clocks.get(job, 1.0):
                     clocks[job] = f
                     binding[job] = self.layout.names[b]
         return None
 
-    def over(self, order: list[int]) -> tuple[int, str] | None:
-        """A job to shed and the budget it is shed for: the last in ``order`` of a budget over its limit (one with
-        training in it); None when every budget holds."""
-        rank = {job: i for i, job in enumerate(order)}
+    def over(self, key) -> tuple[int, str] | None:
+        """A job to shed and the budget it is shed for: the last in the order of ``key`` (kept first) of a budget
+        over its limit (one with training in it); None when every budget holds."""
         for b, members in enumerate(self.members):
             if members and not within(self.drawn[b], self.limit[b]):
-                return max(members, key=rank.__getitem__), self.layout.names[b]
+                return max(members, key=key), self.layout.names[b]
         return None
 
     def any_over(self) -> bool:
