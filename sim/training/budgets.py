@@ -44,6 +44,11 @@ class BudgetLoads:
         # search in the same state is not made again (shapes of one gang size, events on other pools)
         self.version = [0] * len(layout.shares)  # per pool: bumped at every power change in its budgets
         self.refused: dict[tuple, tuple] = {}
+        # what ``clocks`` reads of a budget (its floor, members and their full-load power) changes: per budget and
+        # in all, bumped at each start, end and replica; ``clocks`` keeps each budget's answer until its count moves
+        self.changed = [0] * len(self.limit)
+        self.generation = 0
+        self._clocks: dict[int, tuple] = {}  # budget -> (its count then, its members in order, their clocks or None)
 
     # -- admission and placement ---------------------------------------------------------------------------
     def _headroom(self, budget: int) -> float:
@@ -105,6 +110,8 @@ class BudgetLoads:
             self.full[b] += w
             self.drawn[b] += w
             self.members[b][job] = w
+            self.changed[b] += 1
+        self.generation += 1
         self.dirty.update(shares)
         self.jobs[job] = [tuple(shares.items()), 1.0, pool]
         self.version[pool] += 1
@@ -119,7 +126,9 @@ class BudgetLoads:
             self.full[b] -= w
             self.drawn[b] -= w * frac
             del self.members[b][job]
+            self.changed[b] += 1
             self.dirty.add(b)
+        self.generation += 1
 
     def ended(self, job: int) -> None:
         """``job`` completed or was preempted: its power leaves its budgets."""
@@ -165,7 +174,9 @@ class BudgetLoads:
         for b, w in self.layout.job_shares(pool, parts, self.layout.busy_increment_w[pool]).items():
             self.floor[b] += sign * w
             self.drawn[b] += sign * w
+            self.changed[b] += 1
             self.dirty.add(b)
+        self.generation += 1
 
     # -- the policies' view ----------------------------------------------------------------------------------
     def clocks(self, key, clocks: dict, binding: dict, min_clock: float) -> tuple[int, str] | None:
@@ -177,8 +188,14 @@ class BudgetLoads:
         for b, members in enumerate(self.members):
             if not members or within(self.floor[b] + self.full[b], self.limit[b]):
                 continue  # nothing to slow, or every member fits at full clock
-            jobs = sorted(members, key=key)
-            fs = clocks_within(self.limit[b] * (1.0 + 1e-12) - self.floor[b], [members[j] for j in jobs], min_clock)
+            cached = self._clocks.get(b)
+            if cached is not None and cached[0] == self.changed[b] and cached[3] == min_clock:
+                _, jobs, fs, _ = cached
+            else:
+                jobs = sorted(members, key=key)
+                fs = clocks_within(self.limit[b] * (1.0 + 1e-12) - self.floor[b], [members[j] for j in jobs],
+                                   min_clock)
+                self._clocks[b] = (self.changed[b], jobs, fs, min_clock)
             if fs is None:
                 return jobs[-1], self.layout.names[b]
             for job, f in zip(jobs, fs):

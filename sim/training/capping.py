@@ -98,6 +98,7 @@ class PowerCap:
         self._ended: list[int] = []  # jobs that ended (``ended``) since the last ``_forget_ended``
         self._seq: dict[int, int] = {}  # job -> when it entered ``state`` (the order ``_forget_ended`` closes them)
         self._next_seq = 0
+        self._throttled = None  # ``budgets.generation`` when ``_throttle`` last set the clocks
 
     # -- power --------------------------------------------------------------------------------------
     def _job_w(self, job: int) -> float:
@@ -233,6 +234,8 @@ class PowerCap:
         Lowering a clock only lowers power, so every budget then holds: each one holds with its own clocks, and
         the others' can only be lower. A budget that even the minimum clock does not hold sheds its last job."""
         c = self.cluster
+        if c.power_cap_w is None and self._throttled == self.budgets.generation:
+            return False  # budgets only, and no budget changed since the clocks were last set: they stand
         shed = False
         key = self._key()
         while True:
@@ -267,6 +270,7 @@ class PowerCap:
             if f < 1.0:
                 self._binding[job] = budget
             self._set_clock(job, f, t, budget)
+        self._throttled = self.budgets.generation if self.budgets is not None and c.power_cap_w is None else None
         return shed
 
     # -- per-job work ---------------------------------------------------------------------------------
