@@ -44,6 +44,7 @@ class BudgetLoads:
         # search in the same state is not made again (shapes of one gang size, events on other pools)
         self.version = [0] * len(layout.shares)  # per pool: bumped at every power change in its budgets
         self.refused: dict[tuple, tuple] = {}
+        self.failed: dict[int, tuple] = {}  # pool -> (its state, [(chips, W per chip) of searches that failed in it])
         # what ``clocks`` reads of a budget (its floor, members and their full-load power) changes: per budget and
         # in all, bumped at each start, end and replica; ``clocks`` keeps each budget's answer until its count moves
         self.changed = [0] * len(self.limit)
@@ -76,10 +77,23 @@ class BudgetLoads:
         stamp = (self.version[pool], allocator.free_chips, allocator.mask, len(allocator.closed))
         if self.refused.get(key) == stamp:
             return None
+        # a search that found nothing also rules out every larger one in the same state (more chips, more W per
+        # chip): one domain: fewer domains hold it, and each budget must hold more; whole domains on a layout whose
+        # domains are whole in their racks and rows: fewer of them fit (``_whole_rank``)
+        monotone = chips <= allocator.domain_chips or (
+            self.layout.groups[pool] is not None and chips % allocator.domain_chips == 0)
+        failed = self.failed.get(pool)
+        if monotone and failed is not None and failed[0] == stamp and \
+                any(c <= chips and w <= per_chip_w for c, w in failed[1]):
+            return None
         plan = find_placement(allocator, self.layout.shares[pool], chips, per_chip_w, self._headroom,
                               self.layout.groups[pool])
         if plan is None:
             self.refused[key] = stamp
+            if monotone:
+                if failed is None or failed[0] != stamp:
+                    failed = self.failed[pool] = (stamp, [])
+                failed[1].append((chips, per_chip_w))
         return plan
 
     def place(self, job: int, pool: int, chips: int):
