@@ -250,7 +250,7 @@ def _whole_rank(shares, free, w: float, headroom, room: dict, groups, needed: in
             outer[rows[0]] = outer.get(rows[0], 0) + min(cap(inner[0]), n)
         else:
             outer[inner[0]] = outer.get(inner[0], 0) + n
-    return sum(min(cap(b), n) for b, n in outer.items())
+    return min(needed, sum(min(cap(b), n) for b, n in outer.items()))
 
 
 def within(power_w: float, limit_w: float) -> bool:
