@@ -234,6 +234,9 @@ def _whole_rank(shares, free, w: float, headroom, room: dict, groups, needed: in
             h = room.get(b)
             if h is None:
                 h = room[b] = headroom(b)
+            if w > h:  # a full budget (the common case): no loop
+                caps[b] = 0
+                return 0
             m, added = 0, 0.0
             while m < needed and added + w <= h:
                 added += w
