@@ -4,6 +4,7 @@ Usage:  python benchmarks/training_scale.py            # 10k/1k, 100k/10k, 1M/10
         python benchmarks/training_scale.py --grid     # every combination of the three sizes
         python benchmarks/training_scale.py --scheduler hetero-aware
         python benchmarks/training_scale.py --failures year   # 100k/10k without and with failures, and the overhead
+        python benchmarks/training_scale.py --budgets throttle  # 100k/10k without and with rack/row budgets
 
 Each size runs in a fresh subprocess so that ``peak_rss_mb`` is that run's own peak; within it the
 simulation runs ``--repeat`` times (default 3) and ``wall_s`` is the median (this machine is noisy), ``cpu_s`` the
@@ -18,6 +19,12 @@ failure events at 10k chips (~1,900), and repair times by horizon days / 365 (so
 are as many as over a year at the profile's rates). ``failures_overhead`` then gives its wall and processor time
 against the run without failures (issue 10's target: at most +20 %), medians of ``--repeat`` runs of each that
 alternate in one process, so that a change in the machine's load hits both alike.
+
+Budgets (``--budgets KIND``, KIND the ``policy.power_cap.kind``: admission, throttle or shed): the 100k-job /
+10k-chip run with that capping policy, without and then with rack and row budgets on the H100 pool
+(``BUDGETS``: 24 kW per rack of 32 chips, 150 kW per row of 8 racks, no site cap; both below full load, ~1.3x
+and ~1.7x oversubscribed, so the budgets bind). Issue 11's target: with budgets at most 2x the time without for
+admission and shed, 3x for throttle.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import time
 SIZES = [(10_000, 1_000), (100_000, 10_000), (1_000_000, 100_000)]
 GANGS = {1: 0.55, 2: 0.1, 4: 0.1, 8: 0.2, 16: 0.04, 64: 0.01}
 MEDIAN_S, SIGMA = 3600.0, 1.0
+BUDGETS = ", rack_budget_kw: 24, racks_per_row: 8, row_budget_kw: 150"  # on the H100 pool (``--budgets``)
 
 
 def failures_text(mode: str, horizon_days: float) -> str:
@@ -52,13 +60,15 @@ def failures_text(mode: str, horizon_days: float) -> str:
     return f"failures: {{rates_per_1000_chip_days: {json.dumps(scaled)}, repair_time: {json.dumps(repair)}}}\n"
 
 
-def scenario_text(jobs: int, chips: int, scheduler: str, failures: str = "off") -> str:
+def scenario_text(jobs: int, chips: int, scheduler: str, failures: str = "off", budgets: str = "off") -> str:
+    """The benchmark scenario; ``budgets`` "off" or a ``policy.power_cap.kind`` (then with ``BUDGETS``)."""
     mean_gang = sum(g * p for g, p in GANGS.items())
     mean_duration = MEDIAN_S * 2.718281828 ** (SIGMA ** 2 / 2)
     rate_per_hour = 0.7 * chips / (mean_gang * mean_duration) * 3600
     horizon_days = jobs / rate_per_hour / 24 * 1.1
     h100, tpu = int(chips * 0.4) // 8 * 8, int(chips * 0.4) // 8 * 8
     mtia = (chips - h100 - tpu) // 24 * 24
+    extra = BUDGETS if budgets != "off" else ""
     return f"""
 schema_version: 1
 name: bench-{jobs}-{chips}
@@ -66,7 +76,7 @@ seed: 1
 start: 2026-01-01
 duration: {horizon_days:.3f}d
 fleet:
-  - {{name: h100, accelerator: h100-sxm, count: {h100}, chips_per_server: 8, servers_per_rack: 4}}
+  - {{name: h100, accelerator: h100-sxm, count: {h100}, chips_per_server: 8, servers_per_rack: 4{extra}}}
   - {{name: tpu, accelerator: tpu-v6e, count: {tpu}, chips_per_server: 8, servers_per_rack: 4, cooling: liquid}}
   - {{name: mtia, accelerator: mtia-v2, count: {mtia}, chips_per_server: 24, servers_per_rack: 3}}
 workloads:
@@ -81,19 +91,24 @@ workloads:
       reference_accelerator: h100-sxm
 policy:
   scheduler: {{kind: {scheduler}}}
-outputs:
+{f"  power_cap: {{kind: {budgets}}}" + chr(10) if budgets != "off" else ""}outputs:
   timeseries_interval: 1h
   plots: false
 """ + failures_text(failures, horizon_days)
 
 
-def one_run(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = "off") -> None:
+def one_run(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = "off", budgets: str = "off",
+            power_cap: str | None = None) -> None:
+    """``budgets``: a capping kind with ``BUDGETS``; ``power_cap``: that kind without them (the baseline)."""
     import statistics
 
     import sim
 
     sim.run(sim.load_text(scenario_text(100, 1000, scheduler), "warm-up"))  # warm Numba and imports
-    scenario = sim.load_text(scenario_text(jobs, chips, scheduler, failures), "bench")
+    text = scenario_text(jobs, chips, scheduler, failures, budgets)
+    if power_cap is not None:
+        text = text.replace("outputs:", f"  power_cap: {{kind: {power_cap}}}\noutputs:")
+    scenario = sim.load_text(text, "bench")
     walls, cpus, summary, manifest = [], [], None, None
     for _ in range(repeat):
         gc.collect()  # the previous run's garbage must not count towards this one's peak memory
@@ -112,6 +127,7 @@ def one_run(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = 
           f"completed={j['completed']} running={j['running']} queued={j['queued']} rejected={j['rejected']} "
           f"scheduler={scheduler} numba={manifest['numba']} failures={failures} "
           f"failure_events={summary['failures']['events'] if 'failures' in summary else 0} "
+          f"budgets={budgets} power_cap={budgets if power_cap is None else power_cap} "
           f"wall_s_runs={','.join(f'{w:.2f}' for w in walls)}", flush=True)
 
 
@@ -126,10 +142,12 @@ def compile_time() -> None:
         subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True)
 
 
-def run_one(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = "off") -> None:
+def run_one(jobs: int, chips: int, scheduler: str, repeat: int, failures: str = "off", budgets: str = "off",
+            power_cap: str | None = None) -> None:
     """One size in a fresh subprocess (``one_run``), which prints its line."""
     subprocess.run([sys.executable, __file__, "--one", str(jobs), str(chips), "--scheduler", scheduler,
-                    "--repeat", str(repeat), "--failures", failures], check=True)
+                    "--repeat", str(repeat), "--failures", failures, "--budgets", budgets]
+                   + (["--power-cap", power_cap] if power_cap else []), check=True)
 
 
 def overhead_run(jobs: int, chips: int, scheduler: str, repeat: int, failures: str) -> None:
@@ -171,9 +189,18 @@ def main() -> None:
     parser.add_argument("--overhead", choices=("on", "year"), help=argparse.SUPPRESS)
     parser.add_argument("--failures", choices=("off", "on", "year"), default=None,
                         help="only the 100k/10k run, with and without failures of this kind")
+    parser.add_argument("--budgets", choices=("off", "admission", "throttle", "shed"), default=None,
+                        help="only the 100k/10k run with this capping policy, without and with rack/row budgets")
+    parser.add_argument("--power-cap", choices=("admission", "throttle", "shed"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        one_run(*args.one, args.scheduler, args.repeat, args.failures or "off")
+        one_run(*args.one, args.scheduler, args.repeat, args.failures or "off", args.budgets or "off",
+                args.power_cap)
+        return
+    if args.budgets:
+        if args.budgets != "off":
+            run_one(100_000, 10_000, args.scheduler, args.repeat, power_cap=args.budgets)
+        run_one(100_000, 10_000, args.scheduler, args.repeat, budgets=args.budgets)
         return
     if args.overhead:
         overhead_run(100_000, 10_000, args.scheduler, args.repeat, args.overhead)

@@ -5,6 +5,7 @@ per budget (``sim.training.capping``)."""
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import sim.training.capping as capping_module
 from sim.catalog import builtin_catalog
 from sim.fleet import build_fleet
 from sim.fleet.allocation import DomainAllocator
-from sim.fleet.budgets import budget_layout, find_placement, reserved_w
+from sim.fleet.budgets import _whole_rank, budget_layout, find_placement, reserved_w
 from sim.policies.capping import power_frac
 from sim.results.capping import budget_series
 from tests.conftest import scenario_from
@@ -100,6 +101,9 @@ def every_event(monkeypatch):
         layout, loads = self.budgets.layout, self.budgets
         drawn = recomputed_w(self.cluster)
         assert drawn == pytest.approx(loads.drawn, rel=1e-9, abs=1e-6)
+        c = self.cluster  # the site's committed power, kept incrementally, is the recount to the last bit
+        recount = c.committed_w - math.fsum(self._job_w(j) * (1.0 - power_frac(self._clock(j))) for j in c.placement)
+        assert self.committed_w() == recount
         seen.append(max(w / limit for w, limit in zip(drawn, layout.limit_w)))
         return shed
 
@@ -283,6 +287,30 @@ def test_placement_passes_over_a_domain_whose_rack_has_no_room():
     room[1] = 800.0
     parts = find_placement(allocator, shares, 16, 50.0, room.__getitem__)
     assert sorted(d for d, _ in parts) == [2, 3]
+
+
+def test_whole_domain_count_matches_the_greedy_search_in_any_order():
+    """``_whole_rank`` (what ``find_placement`` uses to give up early) counts the whole domains the greedy search
+    takes: racks of 2 domains in rows of 2 racks, random headrooms, every gang size, domains tried in 3 orders."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    shares = [((d // 2, 1.0), (8 + d // 4, 1.0)) for d in range(16)]  # racks 0-7, rows 8-11
+    groups = ({b: int(b >= 8) for b in range(12)}, [8, 4])
+    for _ in range(40):
+        room = dict(enumerate(rng.uniform(0.0, 2000.0, 12).tolist()))
+        free = {int(d) for d in np.flatnonzero(rng.random(16) < 0.7)}
+        for needed in range(1, len(free) + 1):
+            counts = set()
+            for order in (sorted(free), sorted(free, reverse=True), rng.permutation(sorted(free)).tolist()):
+                added, taken = {}, 0
+                for d in order:
+                    if taken < needed and all(added.get(b, 0.0) + 400.0 <= room[b] for b, _ in shares[d]):
+                        for b, _ in shares[d]:
+                            added[b] = added.get(b, 0.0) + 400.0
+                        taken += 1
+                counts.add(taken)
+            assert counts == {_whole_rank(shares, free, 400.0, room.__getitem__, {}, groups, needed)}
 
 
 def test_a_job_no_rack_could_hold_is_rejected(tmp_path):

@@ -182,6 +182,9 @@ def find_placement(allocator, shares, chips: int, per_chip_w: float, headroom, g
     parts, left, added = [], chips, {}
     free = allocator.buckets[full]
     needed, seen = math.ceil(chips / full), 0
+    if groups is not None and chips % full == 0 and \
+            _whole_rank(shares, free, full * per_chip_w, headroom, room, groups, needed) < needed:
+        return None  # the greedy below could not find enough domains, whatever order it tries them in
     refused: set[int] = set()  # budgets that refused a whole domain (what they hold only grows: they refuse again)
     dead = [0] * len(groups[1]) if groups is not None else None
     for domain in free:
@@ -213,6 +216,44 @@ def find_placement(allocator, shares, chips: int, per_chip_w: float, headroom, g
             if not left:
                 return tuple(parts)
     return None
+
+
+def _whole_rank(shares, free, w: float, headroom, room: dict, groups, needed: int) -> int:
+    """How many of the wholly free domains ``free`` the greedy search of ``find_placement`` takes (at most
+    ``needed``), each whole domain adding ``w`` to its rack and row, when every domain is whole in one rack and one
+    row (``groups``). Budget ``b`` takes whole domains while the sum of ``w`` it holds plus ``w`` is within its
+    headroom: its first ``k_b`` ones. Racks nested in rows with such limits make a laminar matroid, so the greedy
+    takes the same number of domains in any order: Σ over rows of min(k_row, Σ over its racks of min(k_rack, free
+    domains there)). Counts the free domains per rack and row once (no budget checks per domain)."""
+    from collections import Counter
+
+    caps: dict[int, int] = {}
+
+    def cap(b: int) -> int:
+        if b not in caps:
+            h = room.get(b)
+            if h is None:
+                h = room[b] = headroom(b)
+            if w > h:  # a full budget (the common case): no loop
+                caps[b] = 0
+                return 0
+            m, added = 0, 0.0
+            while m < needed and added + w <= h:
+                added += w
+                m += 1
+            caps[b] = m
+        return caps[b]
+
+    kind = groups[0]
+    outer: dict = {}  # row (or the single kind's budget) -> whole domains its racks take
+    for entries, n in Counter(map(shares.__getitem__, free)).items():
+        inner = [b for b, _ in entries if kind[b] == 0]
+        rows = [b for b, _ in entries if kind[b] == 1]
+        if rows:
+            outer[rows[0]] = outer.get(rows[0], 0) + min(cap(inner[0]), n)
+        else:
+            outer[inner[0]] = outer.get(inner[0], 0) + n
+    return min(needed, sum(min(cap(b), n) for b, n in outer.items()))
 
 
 def within(power_w: float, limit_w: float) -> bool:

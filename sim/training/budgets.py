@@ -47,6 +47,12 @@ class BudgetLoads:
         # search in the same state is not made again (shapes of one gang size, events on other pools)
         self.version = [0] * len(layout.shares)  # per pool: bumped at every power change in its budgets
         self.refused: dict[tuple, tuple] = {}
+        self.failed: dict[int, tuple] = {}  # pool -> (its state, [(chips, W per chip) of searches that failed in it])
+        # what ``clocks`` reads of a budget (its floor, members and their full-load power) changes: per budget and
+        # in all, bumped at each start, end and replica; ``clocks`` keeps each budget's answer until its count moves
+        self.changed = [0] * len(self.limit)
+        self.generation = 0
+        self._clocks: dict[int, tuple] = {}  # budget -> (its count then, its members in order, their clocks or None)
         # utilisation trace for the time series (``record``): (time [s], budget, drawn / limit) per change
         self.trace_s, self.trace_budget, self.trace_util = array("d"), array("l"), array("d")
         self.last_util = [float("nan")] * len(self.limit)
@@ -78,10 +84,23 @@ class BudgetLoads:
         stamp = (self.version[pool], allocator.free_chips, allocator.mask, len(allocator.closed))
         if self.refused.get(key) == stamp:
             return None
+        # a search that found nothing also rules out every larger one in the same state (more chips, more W per
+        # chip): one domain: fewer domains hold it, and each budget must hold more; whole domains on a layout whose
+        # domains are whole in their racks and rows: fewer of them fit (``_whole_rank``)
+        monotone = chips <= allocator.domain_chips or (
+            self.layout.groups[pool] is not None and chips % allocator.domain_chips == 0)
+        failed = self.failed.get(pool)
+        if monotone and failed is not None and failed[0] == stamp and \
+                any(c <= chips and w <= per_chip_w for c, w in failed[1]):
+            return None
         plan = find_placement(allocator, self.layout.shares[pool], chips, per_chip_w, self._headroom,
                               self.layout.groups[pool])
         if plan is None:
             self.refused[key] = stamp
+            if monotone:
+                if failed is None or failed[0] != stamp:
+                    failed = self.failed[pool] = (stamp, [])
+                failed[1].append((chips, per_chip_w))
         return plan
 
     def place(self, job: int, pool: int, chips: int):
@@ -112,6 +131,8 @@ class BudgetLoads:
             self.full[b] += w
             self.drawn[b] += w
             self.members[b][job] = w
+            self.changed[b] += 1
+        self.generation += 1
         self.dirty.update(shares)
         self.jobs[job] = [tuple(shares.items()), 1.0, pool]
         self.version[pool] += 1
@@ -126,7 +147,9 @@ class BudgetLoads:
             self.full[b] -= w
             self.drawn[b] -= w * frac
             del self.members[b][job]
+            self.changed[b] += 1
             self.dirty.add(b)
+        self.generation += 1
 
     def ended(self, job: int) -> None:
         """``job`` completed or was preempted: its power leaves its budgets."""
@@ -172,36 +195,42 @@ class BudgetLoads:
         for b, w in self.layout.job_shares(pool, parts, self.layout.busy_increment_w[pool]).items():
             self.floor[b] += sign * w
             self.drawn[b] += sign * w
+            self.changed[b] += 1
             self.dirty.add(b)
+        self.generation += 1
 
     # -- the policies' view ----------------------------------------------------------------------------------
-    def clocks(self, order: list[int], clocks: dict, binding: dict, min_clock: float) -> tuple[int, str] | None:
-        """Lower ``clocks`` (job -> clock) to what every budget allows its members (``clocks_within`` in ``order``,
-        kept first) and name the budget in ``binding``; return a job to shed (the last in ``order`` of a budget that
-        even the minimum clock does not hold) and that budget's name, or None."""
+    def clocks(self, key, clocks: dict, binding: dict, min_clock: float) -> tuple[int, str] | None:
+        """Lower ``clocks`` (job -> clock, 1 when absent) to what every budget allows its members (``clocks_within``
+        in the order of ``key``, kept first) and name the budget in ``binding``; return a job to shed (the last of a
+        budget that even the minimum clock does not hold) and that budget's name, or None."""
         from sim.policies.capping import clocks_within
 
-        rank = {job: i for i, job in enumerate(order)}
         for b, members in enumerate(self.members):
             if not members or within(self.floor[b] + self.full[b], self.limit[b]):
                 continue  # nothing to slow, or every member fits at full clock
-            jobs = sorted(members, key=rank.__getitem__)
-            fs = clocks_within(self.limit[b] * (1.0 + 1e-12) - self.floor[b], [members[j] for j in jobs], min_clock)
+            cached = self._clocks.get(b)
+            if cached is not None and cached[0] == self.changed[b] and cached[3] == min_clock:
+                _, jobs, fs, _ = cached
+            else:
+                jobs = sorted(members, key=key)
+                fs = clocks_within(self.limit[b] * (1.0 + 1e-12) - self.floor[b], [members[j] for j in jobs],
+                                   min_clock)
+                self._clocks[b] = (self.changed[b], jobs, fs, min_clock)
             if fs is None:
                 return jobs[-1], self.layout.names[b]
             for job, f in zip(jobs, fs):
-                if f < clocks[job]:
+                if f < clocks.get(job, 1.0):
                     clocks[job] = f
                     binding[job] = self.layout.names[b]
         return None
 
-    def over(self, order: list[int]) -> tuple[int, str] | None:
-        """A job to shed and the budget it is shed for: the last in ``order`` of a budget over its limit (one with
-        training in it); None when every budget holds."""
-        rank = {job: i for i, job in enumerate(order)}
+    def over(self, key) -> tuple[int, str] | None:
+        """A job to shed and the budget it is shed for: the last in the order of ``key`` (kept first) of a budget
+        over its limit (one with training in it); None when every budget holds."""
         for b, members in enumerate(self.members):
             if members and not within(self.drawn[b], self.limit[b]):
-                return max(members, key=rank.__getitem__), self.layout.names[b]
+                return max(members, key=key), self.layout.names[b]
         return None
 
     def any_over(self) -> bool:

@@ -40,6 +40,13 @@ from sim.policies.capping import clocks_within, power_frac, speed_frac
 from sim.training import sharing
 
 COMPUTE = 0  # code of "compute" in sim.kernels.BOTTLENECKS
+_EXACT = 1 << 1074  # every finite float is an integer number of 2^-1074
+
+
+def _exact(x: float) -> int:
+    """``x`` as an exact integer number of 2^-1074."""
+    n, d = x.as_integer_ratio()
+    return n * (_EXACT // d)
 
 
 class PowerCap:
@@ -83,6 +90,15 @@ class PowerCap:
         self.lost_chip_s = 0.0  # chip-seconds of full-speed work not done because of slower clocks
         self.shed_jobs = 0
         self._binding: dict[int, str] = {}  # job -> the budget that set its clock below full, while it is below
+        # committed power kept incrementally: per running job below full clock, the power its clock saves
+        # (``_job_w × (1 − power_frac(clock))``) as an exact integer in units of 2^-1074 W, and their exact sum, so
+        # that ``committed_w`` rounds once, as a ``math.fsum`` over the running jobs would
+        self._saved: dict[int, int] = {}
+        self._saved_total = 0
+        self._ended: list[int] = []  # jobs that ended (``ended``) since the last ``_forget_ended``
+        self._seq: dict[int, int] = {}  # job -> when it entered ``state`` (the order ``_forget_ended`` closes them)
+        self._next_seq = 0
+        self._throttled = None  # ``budgets.generation`` when ``_throttle`` last set the clocks
 
     # -- power --------------------------------------------------------------------------------------
     def _job_w(self, job: int) -> float:
@@ -94,9 +110,25 @@ class PowerCap:
         return st[5] if st is not None and st[0] == self.cluster.start_s[job] else 1.0
 
     def committed_w(self) -> float:
-        """Committed facility power now, training jobs at their clocks [W]."""
-        c = self.cluster
-        return c.committed_w - math.fsum(self._job_w(j) * (1.0 - power_frac(self._clock(j))) for j in c.placement)
+        """Committed facility power now, training jobs at their clocks [W]: the cluster's count at full clock less
+        the power the slower clocks save, kept exactly at each clock change and job end (``_saved``), rounded once
+        (equal to ``math.fsum`` of the savings of the running jobs)."""
+        return self.cluster.committed_w - self._saved_total / _EXACT
+
+    def _save(self, job: int, f: float) -> None:
+        """``job`` runs at clock ``f`` from now: its saving in ``_saved``."""
+        old = self._saved.pop(job, 0)
+        new = _exact(self._job_w(job) * (1.0 - power_frac(f))) if f != 1.0 else 0
+        if f != 1.0:
+            self._saved[job] = new
+        self._saved_total += new - old
+
+    def ended(self, job: int) -> None:
+        """``job`` completed or was preempted (the cluster's ``_complete``): its saving leaves the committed power,
+        and its throttled time is closed at the end of the event (``_forget_ended``)."""
+        self._saved_total -= self._saved.pop(job, 0)
+        if job in self.state:
+            self._ended.append(job)
 
     def fits(self, busy_w: float) -> bool:
         """Whether a job adding ``busy_w`` at full load may start (``throttle``: every job at the minimum clock)."""
@@ -153,6 +185,14 @@ class PowerCap:
         priority = self.priority
         return sorted(c.placement, key=lambda j: (-priority[j], c.start_s[j], j))
 
+    def _key(self):
+        """The sort key of ``_order`` (kept first), for a few jobs without sorting them all."""
+        c = self.cluster
+        if self.priority is None:
+            return lambda j: (c.start_s[j], j)
+        priority = self.priority
+        return lambda j: (-priority[j], c.start_s[j], j)
+
     def _priority(self, job: int) -> int:
         return 0 if self.priority is None else int(self.priority[job])
 
@@ -161,14 +201,14 @@ class PowerCap:
         c = self.cluster
         if c.power_cap_w is None and not self.budgets.any_over():  # budgets only, and they hold: nothing to do
             return False
-        order = self._order()
         shed = False
-        while order and not within_cap(self.committed_w(), c.power_cap_w):
-            job = order.pop()
-            self._shed(job, t)
-            shed = True
-        while self.budgets is not None and (victim := self.budgets.over(order)) is not None:
-            order.remove(victim[0])
+        if c.power_cap_w is not None:
+            order = self._order()
+            while order and not within_cap(self.committed_w(), c.power_cap_w):
+                job = order.pop()
+                self._shed(job, t)
+                shed = True
+        while self.budgets is not None and (victim := self.budgets.over(self._key())) is not None:
             self._shed(victim[0], t, victim[1])
             shed = True
         return shed
@@ -183,6 +223,7 @@ class PowerCap:
             self._correct(t, job, st[7], st[5], 1.0)
         sharing.preempt(c, job, t)
         self.state.pop(job, None)
+        self._seq.pop(job, None)
         self.shed_jobs += 1
         self.rows.append((t, self.kind, "shed", job, c.pools[pool].name, 0.0, w, self.committed_w(), c.power_cap_w,
                           self._priority(job),
@@ -194,10 +235,18 @@ class PowerCap:
         Lowering a clock only lowers power, so every budget then holds: each one holds with its own clocks, and
         the others' can only be lower. A budget that even the minimum clock does not hold sheds its last job."""
         c = self.cluster
+        if c.power_cap_w is None and self._throttled == self.budgets.generation:
+            return False  # budgets only, and no budget changed since the clocks were last set: they stand
         shed = False
+        key = self._key()
         while True:
-            order = self._order()
-            clocks, binding = {job: 1.0 for job in order}, {}
+            if c.power_cap_w is not None:
+                order = self._order()
+                clocks = {job: 1.0 for job in order}
+            else:  # budgets only: a job in no budget over at full clock runs at full clock (or is restored to it)
+                order = None
+                clocks = {job: 1.0 for job in self._saved}
+            binding = {}
             if c.power_cap_w is not None:
                 floor = c.committed_w - math.fsum(self._job_w(j) for j in order)
                 site = clocks_within(c.power_cap_w * (1.0 + 1e-12) - floor, [self._job_w(j) for j in order],
@@ -207,19 +256,22 @@ class PowerCap:
                     shed = True
                     continue
                 clocks.update(zip(order, site or ()))
-            if self.budgets is not None and order:
-                victim = self.budgets.clocks(order, clocks, binding, self.min_clock)
+            if self.budgets is not None and (order or order is None and c.placement):
+                victim = self.budgets.clocks(key, clocks, binding, self.min_clock)
                 if victim is not None:
                     self._shed(victim[0], t, victim[1])
                     shed = True
                     continue
             break
         changes = [(f > self._clock(job), job, f) for job, f in clocks.items() if abs(f - self._clock(job)) > 1e-12]
+        if order is None:
+            changes.sort(key=lambda change: key(change[1]))  # as ``_order`` lists them
         for _, job, f in sorted(changes, key=lambda c: c[0]):  # lower clocks first: within the cap after each row
             budget = binding.get(job, "site") if f < 1.0 else self._binding.pop(job, "site")
             if f < 1.0:
                 self._binding[job] = budget
             self._set_clock(job, f, t, budget)
+        self._throttled = self.budgets.generation if self.budgets is not None and c.power_cap_w is None else None
         return shed
 
     # -- per-job work ---------------------------------------------------------------------------------
@@ -229,6 +281,9 @@ class PowerCap:
         if st is None or st[0] != c.start_s[job]:
             start = c.start_s[job]
             st = [start, c.end_s[job] - start, 0.0, start, 1.0, 1.0, [(start, 0.0, 1.0)], c.pool_of[job]]
+            if job not in self.state:
+                self._seq[job] = self._next_seq
+                self._next_seq += 1
             self.state[job] = st
         return st
 
@@ -256,6 +311,7 @@ class PowerCap:
         if self.budgets is not None:
             self.budgets.set_clock(job, f)
         st[5] = f
+        self._save(job, f)
         st[6].append((t, st[2], st[4]))
         old_end = c.end_s[job]
         new_end = t + max(st[1] - st[2], 0.0) / st[4]
@@ -275,8 +331,12 @@ class PowerCap:
     def _forget_ended(self, t: float) -> None:
         """Close the throttled time of runs that ended (completed or preempted) since the last event."""
         c = self.cluster
-        for job in [j for j, st in self.state.items() if j not in c.placement or st[0] != c.start_s[j]]:
+        state = self.state
+        ended = {j for j in self._ended if j in state and (j not in c.placement or state[j][0] != c.start_s[j])}
+        self._ended.clear()
+        for job in sorted(ended, key=self._seq.__getitem__):  # in the order they entered ``state``
             st = self.state.pop(job)
+            del self._seq[job]
             end = min(t, st[3] + max(st[1] - st[2], 0.0) / st[4])
             if st[5] < 1.0 and end > st[3]:
                 chips = c.busy_chips[job]
@@ -342,6 +402,7 @@ class PowerCap:
                 self.throttled_chip_s += (horizon_s - st[3]) * chips
                 self.lost_chip_s += (horizon_s - st[3]) * chips * (1.0 - st[4])
         self.state.clear()
+        self._seq.clear()
         return {"rows": self.rows, "trace": self.trace, "power_events": self.power_events(),
                 "job_it_correction_j": self.job_corrections_j(horizon_s),
                 **({"budgets": self.budgets.outcome()} if self.budgets is not None else {}),

@@ -308,6 +308,8 @@ class Cluster:
         self.committed_w -= self.busy_chips[job] * self.dynamic_w[pool]
         if self.budgets is not None:
             self.budgets.ended(job)
+        if self.capping is not None:
+            self.capping.ended(job)
         return pool
 
     def _run(self):
