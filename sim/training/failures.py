@@ -501,7 +501,7 @@ class FailureProcess:
 
     def start(self, job: int, pool: int, placement, base_s: float) -> float:
         """``job`` starts on ``pool`` with ``base_s`` of run time left (without checkpoints); returns its run time
-        (``run_time``)."""
+        (``run_time``). ``Cluster.try_start`` inlines this (keep the two alike)."""
         overhead_next = self.overhead_next
         overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
         self.run_overhead[job] = overhead
