@@ -163,7 +163,10 @@ class FailureProcess:
     """The failure and repair timers of one run and the per-job checkpoint bookkeeping (module docstring)."""
 
     def __init__(self, cluster, config: FailureConfig, rng: np.random.Generator):
+        from sim.training import sharing  # sharing imports nothing from here; the late import keeps it that way
+
         self.cluster, self.config, self.rng = cluster, config, rng
+        self.preempt = sharing.preempt  # read once: an import statement per interruption costs a Python call
         pools = cluster.pools
         self.rates = config.rates_per_chip_s
         self.rate_per_chip = self.rates.sum(axis=1)  # per pool [1/s]
@@ -332,10 +335,8 @@ class FailureProcess:
         return victim is not None
 
     def _interrupt(self, job: int, pool: int, cls: int, t: float, requeued: list[int]) -> None:
-        from sim.training import sharing  # sharing imports nothing from here; the late import keeps it that way
-
         cluster = self.cluster
-        sharing.preempt(cluster, job, t)
+        self.preempt(cluster, job, t)
         requeued.append(cluster.shape[job])
         lost = cluster.segments[-1][4]
         self.interruptions[job] += 1
