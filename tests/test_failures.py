@@ -467,6 +467,7 @@ def test_domain_index_equals_filing_every_start_with_sheds(base, tmp_path, monke
     """The per-domain index of running jobs (filed from the running jobs' tail when a failure reads it or a job
     is preempted) gives, at every failure, the jobs and order that filing each start at once gives, also when a
     power cap sheds jobs (preempted and restarted, maybe in the same domain, between two failures)."""
+    from sim.training.cluster import Cluster
     from sim.training.failures import FailureProcess
 
     data = mixed(base)  # one TPU domain of 256 chips, where small gangs share a domain
@@ -479,13 +480,15 @@ def test_domain_index_equals_filing_every_start_with_sheds(base, tmp_path, monke
                                                       enumerate((2, 0.6, 0.9, 0.5, 0.8, 0.4, 0.9), start=1)}}
     data["policy"] = {**data["policy"], "power_cap": {"kind": "shed"}}
     log, shadow, reads = [], {}, []
-    original_start, original_running_in = FailureProcess.start, FailureProcess._running_in
+    original_try_start, original_running_in = Cluster.try_start, FailureProcess._running_in
 
-    def start(self, job, pool, placement, base_s):
-        cluster = self.cluster
-        parts = cluster.shared[pool].domain_of[placement] if cluster.share_units[job] else placement
-        log.append((job, pool, parts, cluster.now))
-        return original_start(self, job, pool, placement, base_s)
+    def try_start(cluster, job, pool):  # every start, as it happens
+        started = original_try_start(cluster, job, pool)
+        if started:
+            placement = cluster.placement[job]
+            parts = cluster.shared[pool].domain_of[placement] if cluster.share_units[job] else placement
+            log.append((job, pool, parts, cluster.now))
+        return started
 
     def running_in(self, pool, domain):  # the filing of every start, then the same live filter
         got = original_running_in(self, pool, domain)
@@ -501,7 +504,7 @@ def test_domain_index_equals_filing_every_start_with_sheds(base, tmp_path, monke
         reads.append(len(live))
         return got
 
-    monkeypatch.setattr(FailureProcess, "start", start)
+    monkeypatch.setattr(Cluster, "try_start", try_start)
     monkeypatch.setattr(FailureProcess, "_running_in", running_in)
     results = run(data, tmp_path)
     assert results.summary["power_capping"]["shed_jobs"] > 0

@@ -108,6 +108,7 @@ class Cluster:
                             if p.accelerator.torus_dimensions is not None else None for p in self.pools]
         self.share_units = jobs.share_units.tolist()
         self.busy_chips = jobs.busy_chips.tolist()
+        self.busy_chips_array = np.asarray(jobs.busy_chips, dtype=np.float64)  # the same, for array arithmetic
         self.duration = jobs.duration_s  # N×P array; read with run_time_s (item() gives a Python float)
         self.ramps = jobs.ramps  # per-epoch run times of pools that dated ports change; None without them
         self.eligible = jobs.eligible
@@ -286,10 +287,19 @@ class Cluster:
         self.pool_of[job] = pool
         self.start_s[job] = self.now
         self.committed_w += busy_w
-        if self.failures is None:
+        fails = self.failures
+        if fails is None:
             end = self.now + self.base_run_time_s(job, pool)
-        else:
-            end = self.now + self.failures.start(job, pool, placement, self.base_run_time_s(job, pool))
+        elif fails.site_shared:  # checkpoint saves share the site's storage (``FailureProcess.start``)
+            end = self.now + fails.start(job, pool, placement, self.base_run_time_s(job, pool))
+        else:  # ``FailureProcess.start`` inlined (a call per start was a sixth of the Python calls failures add)
+            base = self.base_run_time_s(job, pool)
+            overhead_next = fails.overhead_next
+            overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
+            fails.run_overhead[job] = overhead
+            fails.run_base[job] = base
+            factor = fails.job_factor[job] if fails.job_factor is not None else fails.factor.item(job, pool)
+            end = self.now + (base * factor + overhead)
         self.end_s[job] = end
         if end != math.inf:
             heapq.heappush(self.completions, (end, job))
@@ -569,6 +579,7 @@ class Cluster:
         for job, first in self.first_start_s.items():
             start[job] = first
         end = np.asarray(self.end_s, dtype=np.float64)
+        pool = np.asarray(self.pool_of, dtype=np.int64)
         arrival = np.asarray(self.arrival, dtype=np.float64)
         state = np.full(len(arrival), "queued", dtype=object)
         reasons = np.asarray(self.reject_reason, dtype=object)
@@ -584,8 +595,9 @@ class Cluster:
         for job, t in self.left_queue_s.items():
             left_queue[job] = t
         return {"start_s": start, "run_start_s": run_start, "end_s": end,
-                "pool": np.asarray(self.pool_of, dtype=np.int64), "state": state, "reason": reasons,
+                "pool": pool, "state": state, "reason": reasons,
                 "segments": {"job": segments[:, 0].astype(np.int64), "pool": segments[:, 1].astype(np.int64),
                              "start_s": segments[:, 2], "end_s": segments[:, 3], "lost_chip_s": segments[:, 4]},
                 "deferred": deferred, "left_queue_s": left_queue,
-                **({"failures": self.failures.outcome(self.horizon_s)} if self.failures is not None else {})}
+                **({"failures": self.failures.outcome(self.horizon_s, run_start, end, pool)}
+                   if self.failures is not None else {})}

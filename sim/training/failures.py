@@ -63,6 +63,7 @@ What is modelled:
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import heapq
 import itertools
@@ -172,13 +173,22 @@ class FailureProcess:
     """The failure and repair timers of one run and the per-job checkpoint bookkeeping (module docstring)."""
 
     def __init__(self, cluster, config: FailureConfig, rng: np.random.Generator):
+        from sim.training import sharing  # sharing imports nothing from here; the late import keeps it that way
+
         self.cluster, self.config, self.rng = cluster, config, rng
+        self.preempt = sharing.preempt  # read once: an import statement per interruption costs a Python call
         pools = cluster.pools
         self.rates = config.rates_per_chip_s
         self.rate_per_chip = self.rates.sum(axis=1)  # per pool [1/s]
         self.class_cdf = np.cumsum(self.rates, axis=1) / np.where(self.rate_per_chip > 0, self.rate_per_chip,
                                                                    1.0)[:, None]
         self.domain_starts = [np.cumsum([0] + a.size) for a in cluster.allocators]
+        # the same as Python lists, and each pool's mean gap between failures [s]: a failure event reads them with
+        # ``bisect`` and plain floats, not NumPy scalar calls (same values, same draws)
+        self.starts_list = [starts.tolist() for starts in self.domain_starts]
+        self.cdf_list = self.class_cdf.tolist()
+        self.gap_mean = [1.0 / (rate * pool.count) if rate * pool.count > 0 else math.inf
+                         for rate, pool in zip(self.rate_per_chip.tolist(), pools)]
         # per pool, per domain: training jobs placed there -> (chips there, start of that run); entries of jobs
         # that have left stay until a failure in that domain reads them (no bookkeeping per completion). Runs are
         # filed here, in start order, only when a failure reads them or a run is preempted (``_file_starts``)
@@ -247,7 +257,7 @@ class FailureProcess:
 
     # -- timers -------------------------------------------------------------------------------------
     def _gap(self, pool: int) -> float:
-        mean = 1.0 / (self.rate_per_chip[pool] * self.cluster.pools[pool].count)
+        mean = self.gap_mean[pool]
         shape = self.config.weibull_shape
         if shape is None:
             return float(self.rng.exponential(mean))
@@ -301,14 +311,13 @@ class FailureProcess:
         if not cluster.online[pool]:
             return False
         allocator = cluster.allocators[pool]
-        starts = self.domain_starts[pool]
+        starts = self.starts_list[pool]
         chip = int(rng.integers(starts[-1]))
-        domain = int(np.searchsorted(starts, chip, side="right")) - 1
+        domain = bisect.bisect_right(starts, chip) - 1
         if allocator.closed and domain in allocator.closed or domain in self._undelivered(pool):
             return False
-        cls = int(np.searchsorted(self.class_cdf[pool], rng.random(), side="right"))
-        cls = min(cls, len(COMPONENT_CLASSES) - 1)
-        offset = chip - int(starts[domain])
+        cls = min(bisect.bisect_right(self.cdf_list[pool], rng.random()), len(COMPONENT_CLASSES) - 1)
+        offset = chip - starts[domain]
         here = self._running_in(pool, domain)
         victim, used = None, 0
         for job, chips in here.items():
@@ -346,10 +355,8 @@ class FailureProcess:
         return victim is not None
 
     def _interrupt(self, job: int, pool: int, cls: int, t: float, requeued: list[int]) -> None:
-        from sim.training import sharing  # sharing imports nothing from here; the late import keeps it that way
-
         cluster = self.cluster
-        sharing.preempt(cluster, job, t)
+        self.preempt(cluster, job, t)
         requeued.append(cluster.shape[job])
         lost = cluster.segments[-1][4]
         self.interruptions[job] += 1
@@ -510,7 +517,7 @@ class FailureProcess:
         shape = (len(cluster.arrival), len(cluster.pools))
         if config.interval_s is not None:
             return np.full(shape, config.interval_s)
-        rate = self.rate_per_chip[None, :] * np.asarray(cluster.busy_chips, dtype=np.float64)[:, None]
+        rate = self.rate_per_chip[None, :] * cluster.busy_chips_array[:, None]
         save = np.broadcast_to(config.save_s[:, None], shape)
         usable = (save > 0) & (rate > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -573,7 +580,8 @@ class FailureProcess:
 
     def start(self, job: int, pool: int, placement, base_s: float) -> float:
         """``job`` starts on ``pool`` with ``base_s`` of run time left (without checkpoints); returns its run time
-        (``run_time``)."""
+        (``run_time``). ``Cluster.try_start`` inlines its path without shared checkpoint storage (keep the two
+        alike)."""
         overhead_next = self.overhead_next
         overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
         self.run_base[job] = base_s
@@ -655,13 +663,20 @@ class FailureProcess:
         self.overhead_next[job] = self.config.restart_s + self.config.save_s.item(job)  # restore: at the next start
         return min(kept, elapsed_s), periods * interval
 
-    def outcome(self, horizon_s: float) -> dict:
-        """Per-job and per-pool results (``sim.results.failures``)."""
+    def outcome(self, horizon_s: float, start: np.ndarray | None = None, end: np.ndarray | None = None,
+                pool: np.ndarray | None = None) -> dict:
+        """Per-job and per-pool results (``sim.results.failures``). ``start``, ``end`` and ``pool``: the cluster's
+        per-job start and end of the current run and pool index as arrays, when the caller has them already (each
+        conversion of a 100k-entry list costs a few ms)."""
         cluster = self.cluster
         useful, held = self.useful_chip_s.copy(), self.held_chip_s.copy()
-        start, end = np.asarray(cluster.start_s, dtype=np.float64), np.asarray(cluster.end_s, dtype=np.float64)
-        busy = np.asarray(cluster.busy_chips, dtype=np.float64)
-        pool = np.asarray(cluster.pool_of, dtype=np.int64)
+        if start is None:
+            start = np.asarray(cluster.start_s, dtype=np.float64)
+        if end is None:
+            end = np.asarray(cluster.end_s, dtype=np.float64)
+        if pool is None:
+            pool = np.asarray(cluster.pool_of, dtype=np.int64)
+        busy = cluster.busy_chips_array
         jobs = np.flatnonzero(~np.isnan(start))  # the current (last) run of every job that has one
         pool, start, end, busy = pool[jobs], start[jobs], end[jobs], busy[jobs]
         overhead = np.asarray(self.run_overhead)[jobs]
