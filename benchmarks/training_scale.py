@@ -23,8 +23,8 @@ alternate in one process, so that a change in the machine's load hits both alike
 Budgets (``--budgets KIND``, KIND the ``policy.power_cap.kind``: admission, throttle or shed): the 100k-job /
 10k-chip run with that capping policy, without and then with rack and row budgets on the H100 pool
 (``BUDGETS``: 24 kW per rack of 32 chips, 150 kW per row of 8 racks, no site cap; both below full load, ~1.3x
-and ~1.7x oversubscribed, so the budgets bind). Issue 11's target: with budgets at most 2x the time without for
-admission and shed, 3x for throttle.
+and ~1.7x oversubscribed, so the budgets bind). The aim set for this work (not an issue target): with budgets at
+most 2x the time without for admission and shed, 3x for throttle.
 """
 
 from __future__ import annotations
