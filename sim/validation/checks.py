@@ -506,13 +506,7 @@ def _check_failures(scenario, catalog, add) -> None:
                 f"unknown accelerator {accel!r}" + suggest(accel, catalog.accelerators))
     names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
     burst = {entry.pool for entry in scenario.policy.burst}
-    groups = [group for service in scenario.workloads.inference for group in service.replicas]
-    replica_chips = {}  # chips held all run by replica groups that fail one by one (sim.serving.failures)
-    for group in groups:
-        replica_chips[group.pool] = replica_chips.get(group.pool, 0) + group.count * group.chips_per_replica
-    replica_pools = {group.pool for group in groups
-                     if any(getattr(group, key, None) is not None
-                            for key in ("autoscale", "burst", "active_from", "active_until"))}
+    replica_chips, replica_pools = _replica_holdings(scenario)
     for name, chips in failures.hot_spares.items():
         path = ("failures", "hot_spares", name)
         index = names.get(name)
@@ -631,19 +625,26 @@ def _check_serving_burst(scenario, service, base: tuple, add) -> None:
                       f"fleet[{index}].count: {chips}")
 
 
+def _replica_holdings(scenario) -> tuple[dict[str, int], set[str]]:
+    """Per pool name, the chips its inference replica groups hold (as if all run: the groups that fail one by one,
+    ``sim.serving.failures``), and the pools with a replica group that autoscales, bursts or has a window."""
+    groups = [group for service in scenario.workloads.inference for group in service.replicas]
+    chips: dict[str, int] = {}
+    for group in groups:
+        chips[group.pool] = chips.get(group.pool, 0) + group.count * group.chips_per_replica
+    scheduled = {group.pool for group in groups
+                 if any(getattr(group, key, None) is not None
+                        for key in ("autoscale", "burst", "active_from", "active_until"))}
+    return chips, scheduled
+
+
 def _check_burst(scenario, catalog, add) -> None:
     """``policy.burst``: each entry names a distinct rented, on-demand pool that only training uses, with no
     deliveries, and a quota of at least one scale-up domain and at most the pool's count."""
     from sim.fleet.build import FleetError, resolve_pool, resolve_site
 
     names = {pool.name: index for index, pool in enumerate(scenario.fleet)}
-    groups = [group for service in scenario.workloads.inference for group in service.replicas]
-    replica_chips = {}  # chips held all run by replica groups that fail one by one (sim.serving.failures)
-    for group in groups:
-        replica_chips[group.pool] = replica_chips.get(group.pool, 0) + group.count * group.chips_per_replica
-    replica_pools = {group.pool for group in groups
-                     if any(getattr(group, key, None) is not None
-                            for key in ("autoscale", "burst", "active_from", "active_until"))}
+    _, replica_pools = _replica_holdings(scenario)
     seen: set[str] = set()
     for k, entry in enumerate(scenario.policy.burst):
         path = ("policy", "burst", k)
