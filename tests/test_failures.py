@@ -463,11 +463,11 @@ def test_skipping_shapes_without_room_changes_nothing(base, tmp_path, monkeypatc
     assert tried_skipping < 0.8 * len(attempts)
 
 
-def test_domain_index_equals_filing_every_start_with_sheds(base, tmp_path, monkeypatch):
-    """The per-domain index of running jobs (filed from the running jobs' tail when a failure reads it or a job
-    is preempted) gives, at every failure, the jobs and order that filing each start at once gives, also when a
-    power cap sheds jobs (preempted and restarted, maybe in the same domain, between two failures)."""
-    from sim.training.cluster import Cluster
+def test_domain_index_is_the_running_jobs_in_start_order_with_sheds(base, tmp_path, monkeypatch):
+    """The per-domain index of running jobs (filed at each start, removed at each completion or preemption) gives,
+    at every failure, exactly the jobs running in that domain now with their chips there, in the order their
+    current runs started (recomputed from the cluster's running jobs), also when a power cap sheds jobs
+    (preempted and restarted, maybe in the same domain, between two failures)."""
     from sim.training.failures import FailureProcess
 
     data = mixed(base)  # one TPU domain of 256 chips, where small gangs share a domain
@@ -479,32 +479,25 @@ def test_domain_index_equals_filing_every_start_with_sheds(base, tmp_path, monke
     data["site"] = {**data["site"], "power_cap_mw": {f"2026-01-{day:02d}": peak * frac for day, frac in
                                                       enumerate((2, 0.6, 0.9, 0.5, 0.8, 0.4, 0.9), start=1)}}
     data["policy"] = {**data["policy"], "power_cap": {"kind": "shed"}}
-    log, shadow, reads = [], {}, []
-    original_try_start, original_running_in = Cluster.try_start, FailureProcess._running_in
+    reads = []
+    original_running_in = FailureProcess._running_in
 
-    def try_start(cluster, job, pool):  # every start, as it happens
-        started = original_try_start(cluster, job, pool)
-        if started:
-            placement = cluster.placement[job]
-            parts = cluster.shared[pool].domain_of[placement] if cluster.share_units[job] else placement
-            log.append((job, pool, parts, cluster.now))
-        return started
-
-    def running_in(self, pool, domain):  # the filing of every start, then the same live filter
+    def running_in(self, pool, domain):  # the index against the running jobs, from scratch
         got = original_running_in(self, pool, domain)
-        for job, p, parts, now in log:
+        c, expected = self.cluster, {}
+        for job, placement in c.placement.items():  # running jobs, in the order their current runs started
+            if c.pool_of[job] != pool:
+                continue
+            parts = c.shared[pool].domain_of[placement] if c.share_units[job] else placement
             for d, chips in parts:
-                shadow.setdefault((p, d), {})[job] = (chips, now)
-        log.clear()
-        c, entries = self.cluster, shadow.get((pool, domain), {})
-        live = {job: chips for job, (chips, since) in entries.items()
-                if job in c.placement and c.pool_of[job] == pool and c.start_s[job] == since}
-        shadow[(pool, domain)] = {job: entries[job] for job in live}
-        assert list(got.items()) == list(live.items())
-        reads.append(len(live))
+                if d == domain:
+                    expected[job] = chips
+        starts = [c.start_s[job] for job in expected]
+        assert starts == sorted(starts)
+        assert list(got.items()) == list(expected.items())
+        reads.append(len(expected))
         return got
 
-    monkeypatch.setattr(Cluster, "try_start", try_start)
     monkeypatch.setattr(FailureProcess, "_running_in", running_in)
     results = run(data, tmp_path)
     assert results.summary["power_capping"]["shed_jobs"] > 0

@@ -65,6 +65,7 @@ import bisect
 import functools
 import heapq
 import math
+from math import sqrt
 
 import numpy as np
 import simpy
@@ -153,6 +154,9 @@ class Cluster:
         self.burst = Burst(self, burst_policies) if burst_policies else None
         # failures of training chips (``sim.training.failures``); None without a ``failures`` section
         self.failures = FailureProcess(self, failures, failure_rng) if failures is not None else None
+        # running jobs' shares of the shared checkpoint storage (``FailureProcess.saver_share``), or None
+        self.savers = self.failures.saver_share if self.failures is not None and self.failures.site_shared else None
+        self.domain_jobs = self.failures.domain_jobs if self.failures is not None else None
         # rack and row power budgets (``sim.training.budgets``); None without any
         self.budgets = budgets(self) if budgets is not None else None
         # power-cap schedule and throttle/shed (``sim.training.capping``); None for plain admission control
@@ -290,16 +294,41 @@ class Cluster:
         fails = self.failures
         if fails is None:
             end = self.now + self.base_run_time_s(job, pool)
-        elif fails.site_shared:  # checkpoint saves share the site's storage (``FailureProcess.start``)
-            end = self.now + fails.start(job, pool, placement, self.base_run_time_s(job, pool))
-        else:  # ``FailureProcess.start`` inlined (a call per start was a sixth of the Python calls failures add)
+        else:  # the failure model's bookkeeping of a start (``FailureProcess``), inlined: the hottest path it adds
             base = self.base_run_time_s(job, pool)
             overhead_next = fails.overhead_next
             overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
-            fails.run_overhead[job] = overhead
             fails.run_base[job] = base
-            factor = fails.job_factor[job] if fails.job_factor is not None else fails.factor.item(job, pool)
-            end = self.now + (base * factor + overhead)
+            domains = fails.domain_jobs[pool]  # the index of running jobs per domain
+            for domain, n in (self.shared[pool].domain_of[placement] if units else placement):
+                domains[domain][job] = n
+            alone = fails.save_list[job]
+            if alone > 0 and fails.site_shared:  # saves share the site's storage (``FailureProcess.shared_save``)
+                others = fails.saving  # the running savers' sum (``_complete`` takes a run's share out)
+                if others > 0:
+                    save = alone * (1.0 + others)
+                    interval = fails.fixed_interval_s
+                    if interval is None:  # Young/Daly with the shared save time
+                        rate = fails.rate_list[pool] * self.busy_chips[job]
+                        interval = sqrt(2.0 * save / rate) if rate > 0 else fails.config.fallback_interval_s
+                    if overhead:
+                        overhead += save - alone  # the restore reads at the same share
+                    fails.run_save[job] = save
+                    fails.run_interval[job] = interval
+                else:
+                    save, interval = alone, fails.intervals.item(job, pool)
+                    if fails.run_save:
+                        fails.run_save.pop(job, None)
+                        fails.run_interval.pop(job, None)
+                share = save / (interval + save)
+                self.savers[job] = share
+                fails.saving = others + share
+                run = base * (1.0 + save / interval) + overhead
+            else:
+                factor = fails.job_factor[job] if fails.job_factor is not None else fails.factor.item(job, pool)
+                run = base * factor + overhead
+            fails.run_overhead[job] = overhead
+            end = self.now + run
         self.end_s[job] = end
         if end != math.inf:
             heapq.heappush(self.completions, (end, job))
@@ -311,6 +340,15 @@ class Cluster:
         pool = self.pool_of[job]
         placement = self.placement.pop(job)
         units = self.share_units[job]
+        if self.domain_jobs is not None:  # with failures: the index of running jobs per domain, the savers' sum
+            domains = self.domain_jobs[pool]
+            for domain, _ in (self.shared[pool].domain_of[placement] if units else placement):
+                del domains[domain][job]
+            savers = self.savers
+            if savers and job in savers:  # its share of the checkpoint storage is free again
+                share = savers.pop(job)
+                fails = self.failures
+                fails.saving = fails.saving - share if savers else 0.0
         if units:
             self.shared[pool].release(placement, units)
         else:

@@ -66,9 +66,9 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import heapq
-import itertools
 import math
 from dataclasses import dataclass
+from math import sqrt
 
 import numpy as np
 import pandas as pd
@@ -189,11 +189,9 @@ class FailureProcess:
         self.cdf_list = self.class_cdf.tolist()
         self.gap_mean = [1.0 / (rate * pool.count) if rate * pool.count > 0 else math.inf
                          for rate, pool in zip(self.rate_per_chip.tolist(), pools)]
-        # per pool, per domain: training jobs placed there -> (chips there, start of that run); entries of jobs
-        # that have left stay until a failure in that domain reads them (no bookkeeping per completion). Runs are
-        # filed here, in start order, only when a failure reads them or a run is preempted (``_file_starts``)
-        self.domain_jobs: list[list[dict[int, tuple]]] = [[{} for _ in a.size] for a in cluster.allocators]
-        self.filed_s = -math.inf  # runs started at or after this time are not filed yet
+        # per pool, per domain: training jobs running there -> their chips there, in start order (of their current
+        # runs): ``Cluster.try_start`` files a run, ``Cluster._complete`` (completion or preemption) removes it
+        self.domain_jobs: list[list[dict[int, int]]] = [[{} for _ in a.size] for a in cluster.allocators]
         self.timers: list[tuple] = []
         self.sequence = 0
         n = len(cluster.arrival)
@@ -240,10 +238,14 @@ class FailureProcess:
         self.job_factor = self.factor[:, 0].tolist() if config.interval_s is not None and self.factor.size else None
         # shared checkpoint bandwidth (``_shared_save``): running savers' share of time spent saving, their sum,
         # and per job the save time and interval of its current (last) run where sharing changed them
-        self.saver_share: dict[int, tuple[float, float]] = {}  # job -> (start of its run [s], share)
-        self.saver_ends: list[tuple[float, int, float]] = []    # heap of (end [s], job, start [s])
+        # running savers -> their share; a run leaves it when it completes or is preempted (``Cluster._complete``)
+        self.saver_share: dict[int, float] = {}
         self.saving = 0.0
         self.site_shared = bool(len(config.save_s)) and bool((config.save_s > 0).any())
+        self.save_list = config.save_s.tolist()  # per job, as Python floats (read on every start)
+        self.rate_list = self.rate_per_chip.tolist()
+        self.busy_chips = cluster.busy_chips
+        self.fixed_interval_s = config.interval_s
         self.run_save: dict[int, float] = {}
         self.run_interval: dict[int, float] = {}
         for p, pool in enumerate(pools):
@@ -532,126 +534,50 @@ class FailureProcess:
         """Run time of what is left of ``job`` on ``pool`` with checkpoint saves and, after a preemption, the
         restart and restore [s]; ``base_s`` is the run time without them."""
         overhead = self.overhead_next
-        if self.saver_share and self.config.save_s.item(job) > 0:
+        if self.saver_share and self.save_list[job] > 0:
             save, interval = self._shared_save(job, pool)
-            restore = save - self.config.save_s.item(job)  # the restore reads at the same share
+            restore = save - self.save_list[job]  # the restore reads at the same share
             return (base_s * (1.0 + save / interval)
                     + (overhead[job] + restore if overhead and job in overhead else 0.0))
         return base_s * self.factor.item(job, pool) + (overhead[job] if overhead and job in overhead else 0.0)
 
     def _shared_save(self, job: int, pool: int) -> tuple[float, float]:
-        """(save time [s], checkpoint interval [s]) of ``job`` starting on ``pool`` now, the site's checkpoint
-        storage bandwidth shared with the jobs saving at the same time.
+        """(save time [s], checkpoint interval [s]) of ``job`` if it (re)started on ``pool`` now, the site's
+        checkpoint storage bandwidth shared with the jobs saving at the same time.
 
         Model: a running job that saves ``s_j`` every ``C_j`` is saving a share ``s_j / (C_j + s_j)`` of the
         time; the expected number of jobs whose saves overlap ours is ``n = 1 + Σ_j s_j / (C_j + s_j)`` over the
         other running jobs that checkpoint (their values fixed at their own start), and each gets ``1 / n`` of
         ``checkpoint_storage_gb_per_s``: the save (and the restore after a preemption) takes ``n × s``. The
         optimal interval is Young/Daly's with that save time. Fixed for the run: jobs starting or ending later do
-        not change it (a job alone on the site is unchanged)."""
-        self._drop_ended_savers()
-        alone = self.config.save_s.item(job)
-        mine = self.saver_share.get(job)
-        others = self.saving - (mine[1] if mine is not None and mine[0] == self.cluster.start_s[job] else 0.0)
+        not change it (a job alone on the site is unchanged). The sum ``saving`` is kept as runs start and end:
+        ``Cluster.try_start`` adds a run's share (the same computation, inlined there: it runs on every start)
+        and ``Cluster._complete`` takes it out when the run completes or is preempted. O(1) per start."""
+        alone = self.save_list[job]
+        others = self.saving - self.saver_share.get(job, 0.0)  # a running job's own share is not an other's
         if alone <= 0 or others <= 0:
             return alone, self.intervals.item(job, pool)
         save = alone * (1.0 + others)
-        if self.config.interval_s is not None:
-            return save, self.config.interval_s
-        rate = self.rate_per_chip[pool] * self.cluster.busy_chips[job]
-        return save, (math.sqrt(2.0 * save / rate) if rate > 0 else self.config.fallback_interval_s)
-
-    def _drop_ended_savers(self) -> None:
-        """Forget the savers whose run has ended by now (a run whose end moved later is filed again)."""
-        ends, cluster, now = self.saver_ends, self.cluster, self.cluster.now
-        while ends and ends[0][0] <= now:
-            _, job, since = heapq.heappop(ends)
-            entry = self.saver_share.get(job)
-            if entry is None or entry[0] != since:
-                continue
-            if job in cluster.placement and cluster.start_s[job] == since and cluster.end_s[job] > now:
-                heapq.heappush(ends, (cluster.end_s[job], job, since))
-                continue
-            self._forget_saver(job)
+        if self.fixed_interval_s is not None:
+            return save, self.fixed_interval_s
+        rate = self.rate_list[pool] * self.busy_chips[job]
+        return save, (sqrt(2.0 * save / rate) if rate > 0 else self.config.fallback_interval_s)
 
     def _forget_saver(self, job: int) -> None:
-        _, share = self.saver_share.pop(job)
+        share = self.saver_share.pop(job)
         self.saving = self.saving - share if self.saver_share else 0.0
 
-    def start(self, job: int, pool: int, placement, base_s: float) -> float:
-        """``job`` starts on ``pool`` with ``base_s`` of run time left (without checkpoints); returns its run time
-        (``run_time``). ``Cluster.try_start`` inlines its path without shared checkpoint storage (keep the two
-        alike)."""
-        overhead_next = self.overhead_next
-        overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
-        self.run_base[job] = base_s
-        alone = self.config.save_s.item(job)
-        if alone > 0 and self.site_shared:
-            save, interval = self._shared_save(job, pool)
-            if save != alone:
-                overhead += save - alone if overhead else 0.0  # the restore reads at the same share
-                self.run_save[job], self.run_interval[job] = save, interval
-            else:
-                self.run_save.pop(job, None)
-                self.run_interval.pop(job, None)
-            self.run_overhead[job] = overhead
-            run = base_s * (1.0 + save / interval) + overhead
-            if job in self.saver_share:  # a run that ended without a preemption's bookkeeping: counted once
-                self._forget_saver(job)
-            self.saver_share[job] = (self.cluster.now, save / (interval + save))
-            self.saving += save / (interval + save)
-            end = self.cluster.now + run
-            if end != math.inf:
-                heapq.heappush(self.saver_ends, (end, job, self.cluster.now))
-            return run
-        self.run_overhead[job] = overhead
-        factor = self.job_factor[job] if self.job_factor is not None else self.factor.item(job, pool)
-        return base_s * factor + overhead
-
-    def _file_starts(self) -> None:
-        """File the runs started since the last filing into ``domain_jobs``, in start order (what filing each at
-        its start would give). ``Cluster.placement`` holds the running jobs in start order (a start inserts, a
-        completion or preemption removes), so those not filed yet are its tail from the last filing's instant (a
-        run started before that instant was running then; one started at it may be filed again: same entry, same
-        place). A run that ended before any filing is never filed: ``sharing.preempt`` files before it removes a
-        job, so such a run completed and its job never runs again (its entry would only be dropped)."""
-        cluster = self.cluster
-        start_s, placement, since = cluster.start_s, cluster.placement, self.filed_s
-        count = 0
-        for job in reversed(placement):
-            if start_s[job] < since:
-                break
-            count += 1
-        self.filed_s = cluster.now
-        if not count:
-            return
-        domain_jobs, pool_of, share_units = self.domain_jobs, cluster.pool_of, cluster.share_units
-        for job in reversed(list(itertools.islice(reversed(placement), count))):
-            pool, parts, now = pool_of[job], placement[job], start_s[job]
-            if share_units[job]:  # a shared unit's domain: the unit stays open while the job runs
-                parts = cluster.shared[pool].domain_of[parts]
-            domains = domain_jobs[pool]
-            for domain, chips in parts:
-                domains[domain][job] = (chips, now)
-
     def _running_in(self, pool: int, domain: int) -> dict[int, int]:
-        """Training jobs running in ``domain`` of ``pool`` now -> their chips there; drops the entries of jobs
-        that have left."""
-        cluster = self.cluster
-        self._file_starts()
-        entries = self.domain_jobs[pool][domain]
-        placement, start_s, pool_of = cluster.placement, cluster.start_s, cluster.pool_of
-        live = {job: chips for job, (chips, since) in entries.items()
-                if job in placement and pool_of[job] == pool and start_s[job] == since}
-        self.domain_jobs[pool][domain] = {job: entries[job] for job in live}
-        return live
+        """Training jobs running in ``domain`` of ``pool`` now -> their chips there, in the order their runs
+        started (a copy: interrupting them changes the index)."""
+        return dict(self.domain_jobs[pool][domain])
 
     def preempted(self, job: int, elapsed_s: float) -> tuple[float, float]:
         """``job`` was stopped after ``elapsed_s`` of its run: returns (run seconds kept, base run seconds of
         progress); the next run starts with the restart delay and the restore."""
         pool, overhead = self.cluster.pool_of[job], self.run_overhead[job]
-        interval, save = self.intervals.item(job, pool), self.config.save_s.item(job)
-        if job in self.saver_share:
+        interval, save = self.intervals.item(job, pool), self.save_list[job]
+        if job in self.saver_share:  # ``Cluster._complete`` has dropped it already (kept for direct callers)
             self._forget_saver(job)
         if job in self.run_save:
             interval, save = self.run_interval[job], self.run_save[job]
@@ -684,9 +610,11 @@ class FailureProcess:
         intervals, saves = self.intervals, self.config.save_s
         if self.run_save:  # the save time and interval of runs that shared the checkpoint bandwidth
             intervals, saves = intervals.copy(), saves.copy()
-            for job, value in self.run_save.items():
-                saves[job] = value
-                intervals[job, cluster.pool_of[job]] = self.run_interval[job]
+            count = len(self.run_save)  # both dicts have the same keys, filed in the same order
+            shared = np.fromiter(self.run_save.keys(), dtype=np.int64, count=count)
+            saves[shared] = np.fromiter(self.run_save.values(), dtype=np.float64, count=count)
+            on = np.asarray(cluster.pool_of, dtype=np.int64)[shared]
+            intervals[shared, on] = np.fromiter(self.run_interval.values(), dtype=np.float64, count=count)
         interval, save = intervals[jobs, pool], saves[jobs]
         done = end <= horizon_s
         ran = np.where(done, end, horizon_s) - start

@@ -96,8 +96,6 @@ def note_deferred(cluster, pool: int) -> None:
 def preempt(cluster, job: int, t: float) -> None:
     """Stop ``job`` at ``t``: free its chips and power, keep its progress up to its last checkpoint, and
     queue it again (module docstring)."""
-    if cluster.failures is not None:
-        cluster.failures._file_starts()  # the failures' index of jobs per domain, while ``job`` still runs
     pool = cluster._complete(job)
     run_start = cluster.start_s[job]
     elapsed = t - run_start
