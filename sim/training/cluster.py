@@ -313,13 +313,10 @@ class Cluster:
                         interval = sqrt(2.0 * save / rate) if rate > 0 else fails.config.fallback_interval_s
                     if overhead:
                         overhead += save - alone  # the restore reads at the same share
-                    fails.run_save[job] = save
-                    fails.run_interval[job] = interval
                 else:
                     save, interval = alone, fails.intervals.item(job, pool)
-                    if fails.run_save:
-                        fails.run_save.pop(job, None)
-                        fails.run_interval.pop(job, None)
+                fails.run_save[job] = save
+                fails.run_interval[job] = interval
                 share = save / (interval + save)
                 self.savers[job] = share
                 fails.saving = others + share

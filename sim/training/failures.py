@@ -67,6 +67,7 @@ import bisect
 import datetime as dt
 import heapq
 import math
+from array import array
 from dataclasses import dataclass
 from math import sqrt
 
@@ -195,8 +196,9 @@ class FailureProcess:
         self.timers: list[tuple] = []
         self.sequence = 0
         n = len(cluster.arrival)
-        self.run_overhead = [0.0] * n  # restart + restore at the start of each job's current (last) run [s]
-        self.run_base = [0.0] * n      # run time of its current (last) run without checkpoints [s]
+        # per job, as raw doubles (``array``: written on every start, no float object kept alive per job)
+        self.run_overhead = array("d", bytes(8 * n))  # restart + restore at the start of its current (last) run [s]
+        self.run_base = array("d", bytes(8 * n))      # run time of its current (last) run without checkpoints [s]
         self.overhead_next: dict[int, float] = {}  # job -> restart + restore before its next run [s]
         self.interruptions = np.zeros(n, dtype=np.int64)
         self.failure_lost_chip_s = np.zeros(n)
@@ -246,8 +248,10 @@ class FailureProcess:
         self.rate_list = self.rate_per_chip.tolist()
         self.busy_chips = cluster.busy_chips
         self.fixed_interval_s = config.interval_s
-        self.run_save: dict[int, float] = {}
-        self.run_interval: dict[int, float] = {}
+        # per job, the save time and checkpoint interval of its current (last) run where the storage is shared
+        # (``_shared_save``; NaN: the job's own ``save_s`` and ``intervals``)
+        self.run_save = array("d", [math.nan]) * n
+        self.run_interval = array("d", [math.nan]) * n
         for p, pool in enumerate(pools):
             if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
@@ -579,7 +583,7 @@ class FailureProcess:
         interval, save = self.intervals.item(job, pool), self.save_list[job]
         if job in self.saver_share:  # ``Cluster._complete`` has dropped it already (kept for direct callers)
             self._forget_saver(job)
-        if job in self.run_save:
+        if self.run_save[job] == self.run_save[job]:  # not NaN: a shared save
             interval, save = self.run_interval[job], self.run_save[job]
         periods = math.floor(max(0.0, elapsed_s - overhead) / (interval + save))
         kept = periods * (interval + save)  # the restart overhead of this run is lost with the rest
@@ -608,13 +612,13 @@ class FailureProcess:
         overhead = np.asarray(self.run_overhead)[jobs]
         base = np.asarray(self.run_base)[jobs]
         intervals, saves = self.intervals, self.config.save_s
-        if self.run_save:  # the save time and interval of runs that shared the checkpoint bandwidth
+        run_save = np.frombuffer(self.run_save, dtype=np.float64)
+        shared = np.flatnonzero(~np.isnan(run_save))
+        if len(shared):  # the save time and interval of runs that shared the checkpoint bandwidth
             intervals, saves = intervals.copy(), saves.copy()
-            count = len(self.run_save)  # both dicts have the same keys, filed in the same order
-            shared = np.fromiter(self.run_save.keys(), dtype=np.int64, count=count)
-            saves[shared] = np.fromiter(self.run_save.values(), dtype=np.float64, count=count)
+            saves[shared] = run_save[shared]
             on = np.asarray(cluster.pool_of, dtype=np.int64)[shared]
-            intervals[shared, on] = np.fromiter(self.run_interval.values(), dtype=np.float64, count=count)
+            intervals[shared, on] = np.frombuffer(self.run_interval, dtype=np.float64)[shared]
         interval, save = intervals[jobs, pool], saves[jobs]
         done = end <= horizon_s
         ran = np.where(done, end, horizon_s) - start
