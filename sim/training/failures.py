@@ -200,16 +200,18 @@ class FailureProcess:
         self.run_overhead = array("d", bytes(8 * n))  # restart + restore at the start of its current (last) run [s]
         self.run_base = array("d", bytes(8 * n))      # run time of its current (last) run without checkpoints [s]
         self.overhead_next: dict[int, float] = {}  # job -> restart + restore before its next run [s]
-        self.interruptions = np.zeros(n, dtype=np.int64)
-        self.failure_lost_chip_s = np.zeros(n)
-        self.useful_chip_s = np.zeros(n)
-        self.held_chip_s = np.zeros(n)
+        # counters in Python containers (an interruption updates several: NumPy scalar updates cost a microsecond
+        # each), NumPy arrays in ``outcome``
+        self.interruptions = array("q", bytes(8 * n))
+        self.failure_lost_chip_s = array("d", bytes(8 * n))
+        self.useful_chip_s = array("d", bytes(8 * n))
+        self.held_chip_s = array("d", bytes(8 * n))
         classes = len(COMPONENT_CLASSES) + len(EXTRA_CAUSES)
-        self.events = np.zeros((len(pools), classes), dtype=np.int64)       # failures of training or free chips
-        self.hit_jobs = np.zeros((len(pools), classes), dtype=np.int64)     # ... that interrupted a training job
-        self.unavailable = np.zeros(len(pools), dtype=np.int64)
-        self.by_cause = np.zeros((len(pools), classes), dtype=np.int64)     # interruptions (jobs) by cause
-        self.lost_by_cause = np.zeros((len(pools), classes))                # their lost chip-seconds
+        self.events = [[0] * classes for _ in pools]        # failures of training or free chips, per pool and cause
+        self.hit_jobs = [[0] * classes for _ in pools]      # ... that interrupted a training job
+        self.unavailable = [0] * len(pools)
+        self.by_cause = [[0] * classes for _ in pools]      # interruptions (jobs) by cause
+        self.lost_by_cause = [[0.0] * classes for _ in pools]  # their lost chip-seconds
         self.down_chip_s = np.zeros(len(pools))
         self.down_since: dict[int, tuple] = {}   # repair timer sequence -> (pool, start, chips)
         self.repairs = np.zeros(len(pools), dtype=np.int64)
@@ -336,9 +338,9 @@ class FailureProcess:
             return False
         if cls == NETWORK and self.config.rack_share > 0 and rng.random() < self.config.rack_share:
             return self._fail_rack(pool, chip, t, requeued)
-        self.events[pool, cls] += 1
+        self.events[pool][cls] += 1
         if victim is not None:
-            self.hit_jobs[pool, cls] += 1
+            self.hit_jobs[pool][cls] += 1
             self._interrupt(victim, pool, cls, t, requeued)
         repair = self.config.repair_s[cls]
         if repair <= 0:
@@ -367,8 +369,8 @@ class FailureProcess:
         lost = cluster.segments[-1][4]
         self.interruptions[job] += 1
         self.failure_lost_chip_s[job] += lost
-        self.by_cause[pool, cls] += 1
-        self.lost_by_cause[pool, cls] += lost
+        self.by_cause[pool][cls] += 1
+        self.lost_by_cause[pool][cls] += lost
         self.interrupt_log.append((t, pool, cls))
 
     # -- rack failures and maintenance windows ------------------------------------------------------
@@ -386,7 +388,7 @@ class FailureProcess:
         high = min(low + size, int(starts[-1]))
         first = int(np.searchsorted(starts, low, side="right")) - 1
         undelivered = self._undelivered(pool)
-        self.events[pool, RACK] += 1
+        self.events[pool][RACK] += 1
         hit, taken = False, []
         for domain in range(first, len(starts) - 1):
             begin = int(starts[domain])
@@ -405,7 +407,7 @@ class FailureProcess:
             if chips:
                 taken.append((domain, chips))
         if hit:
-            self.hit_jobs[pool, RACK] += 1
+            self.hit_jobs[pool][RACK] += 1
         repair = self.config.repair_s[NETWORK]
         if repair > 0 and taken:
             parts = tuple(part for domain, chips in taken for part in allocator.take(domain, chips))
@@ -590,7 +592,7 @@ class FailureProcess:
         busy = self.cluster.busy_chips[job]
         self.useful_chip_s[job] += periods * interval * busy
         self.held_chip_s[job] += elapsed_s * busy
-        self.overhead_next[job] = self.config.restart_s + self.config.save_s.item(job)  # restore: at the next start
+        self.overhead_next[job] = self.config.restart_s + self.save_list[job]  # restore: at the next start
         return min(kept, elapsed_s), periods * interval
 
     def outcome(self, horizon_s: float, start: np.ndarray | None = None, end: np.ndarray | None = None,
@@ -599,7 +601,7 @@ class FailureProcess:
         per-job start and end of the current run and pool index as arrays, when the caller has them already (each
         conversion of a 100k-entry list costs a few ms)."""
         cluster = self.cluster
-        useful, held = self.useful_chip_s.copy(), self.held_chip_s.copy()
+        useful, held = np.array(self.useful_chip_s, dtype=np.float64), np.array(self.held_chip_s, dtype=np.float64)
         if start is None:
             start = np.asarray(cluster.start_s, dtype=np.float64)
         if end is None:
@@ -635,9 +637,13 @@ class FailureProcess:
                 chips = sum(n for _, n in parts)
                 windows[pool] += (horizon_s - since) * chips
                 down_log.append((pool, since, horizon_s, chips))
-        return {"interruptions": self.interruptions, "failure_lost_chip_s": self.failure_lost_chip_s,
-                "useful_chip_s": useful, "held_chip_s": held, "events": self.events, "hit_jobs": self.hit_jobs,
-                "unavailable": self.unavailable, "by_cause": self.by_cause, "lost_by_cause": self.lost_by_cause,
+        return {"interruptions": np.array(self.interruptions, dtype=np.int64),
+                "failure_lost_chip_s": np.array(self.failure_lost_chip_s, dtype=np.float64),
+                "useful_chip_s": useful, "held_chip_s": held, "events": np.array(self.events, dtype=np.int64),
+                "hit_jobs": np.array(self.hit_jobs, dtype=np.int64),
+                "unavailable": np.array(self.unavailable, dtype=np.int64),
+                "by_cause": np.array(self.by_cause, dtype=np.int64),
+                "lost_by_cause": np.array(self.lost_by_cause, dtype=np.float64),
                 "down_chip_s": down, "repairs": self.repairs, "spare_servers": self.spare_servers,
                 "excluded": sorted(self.config.excluded), "window_chip_s": windows,
                 "windows_opened": self.windows_opened,
