@@ -6,7 +6,8 @@ What is modelled:
 * **Rates.** Each chip fails at ``λ_c`` per chip-second for each component class ``c`` (gpu, memory, network,
   host, software, maintenance: ``sim/catalog/data/failures.yaml``, a profile plus the scenario's overrides, per
   accelerator type). A pool's failures are one superposed stream at ``Λ = Σ_c λ_c × count`` (every chip the
-  pool will ever hold), drawn from the run's ``failures`` random stream: exponential gaps (a Poisson process),
+  pool will ever hold), drawn from the run's ``failures`` random stream (uniforms in blocks, turned into each
+  distribution by inversion: ``_uniform``): exponential gaps (a Poisson process),
   or Weibull gaps of the same mean (a renewal process of the whole pool's stream, not of each unit). A few
   thousand events per simulated year at 10,000 chips, no per-chip timer. Each event strikes a chip drawn
   uniformly over the pool's domains; an event is dropped (thinning: the stream then has the rate of the chips
@@ -79,6 +80,7 @@ from sim.scenario.failures_schema import COMPONENT_CLASSES, EXTRA_CAUSES
 FAIL, REPAIR = 0, 1
 WINDOW_DRAIN, WINDOW_START, WINDOW_END = 2, 3, 4  # maintenance windows (``maintenance``)
 DAY_S = 86400.0
+UNIFORM_BLOCK = 1024  # uniform draws taken from the failures stream at once (``FailureProcess._uniform``)
 # causes counted after the component classes (``EXTRA_CAUSES``) in ``events``, ``by_cause``, ...
 RACK, WINDOW = len(COMPONENT_CLASSES), len(COMPONENT_CLASSES) + 1
 NETWORK = COMPONENT_CLASSES.index("network")
@@ -177,6 +179,8 @@ class FailureProcess:
         from sim.training import sharing  # sharing imports nothing from here; the late import keeps it that way
 
         self.cluster, self.config, self.rng = cluster, config, rng
+        self.uniforms: list[float] = []  # a block of uniform draws (``_uniform``) and the next one to use
+        self.uniform_next = 0
         self.preempt = sharing.preempt  # read once: an import statement per interruption costs a Python call
         pools = cluster.pools
         self.rates = config.rates_per_chip_s
@@ -268,8 +272,22 @@ class FailureProcess:
         mean = self.gap_mean[pool]
         shape = self.config.weibull_shape
         if shape is None:
-            return float(self.rng.exponential(mean))
-        return float(self.rng.weibull(shape)) * mean / math.gamma(1.0 + 1.0 / shape)
+            return -mean * math.log1p(-self._uniform())
+        return (-math.log1p(-self._uniform())) ** (1.0 / shape) * mean / math.gamma(1.0 + 1.0 / shape)
+
+    def _uniform(self) -> float:
+        """The next uniform draw in [0, 1) of the run's failures stream. Every draw of the failure process is one
+        (gaps, struck chip, class, rack share, repair times: turned into their distributions by inversion), taken
+        from blocks of ``UNIFORM_BLOCK`` drawn at once: a NumPy call per draw cost several microseconds."""
+        k = self.uniform_next
+        if k == len(self.uniforms):
+            self.uniforms, k = self.rng.random(UNIFORM_BLOCK).tolist(), 0
+        self.uniform_next = k + 1
+        return self.uniforms[k]
+
+    def _exponential(self, mean: float) -> float:
+        """An exponential draw of ``mean`` (inversion of one uniform)."""
+        return -mean * math.log1p(-self._uniform())
 
     def _push(self, at: float, kind: int, pool: int, payload) -> None:
         self.sequence += 1
@@ -315,16 +333,16 @@ class FailureProcess:
     def _fail(self, pool: int, t: float, requeued: list[int]) -> bool:
         """One failure event of ``pool`` at ``t``; returns whether a job was interrupted (their shapes are
         appended to ``requeued``)."""
-        cluster, rng = self.cluster, self.rng
+        cluster = self.cluster
         if not cluster.online[pool]:
             return False
         allocator = cluster.allocators[pool]
         starts = self.starts_list[pool]
-        chip = int(rng.integers(starts[-1]))
+        chip = min(int(self._uniform() * starts[-1]), starts[-1] - 1)
         domain = bisect.bisect_right(starts, chip) - 1
         if allocator.closed and domain in allocator.closed or domain in self._undelivered(pool):
             return False
-        cls = min(bisect.bisect_right(self.cdf_list[pool], rng.random()), len(COMPONENT_CLASSES) - 1)
+        cls = min(bisect.bisect_right(self.cdf_list[pool], self._uniform()), len(COMPONENT_CLASSES) - 1)
         offset = chip - starts[domain]
         here = self._running_in(pool, domain)
         victim, used = None, 0
@@ -336,7 +354,7 @@ class FailureProcess:
         if victim is None and offset >= used + allocator.free[domain]:
             self.unavailable[pool] += 1  # away for repair, or held by inference, a spare or a delivery
             return False
-        if cls == NETWORK and self.config.rack_share > 0 and rng.random() < self.config.rack_share:
+        if cls == NETWORK and self.config.rack_share > 0 and self._uniform() < self.config.rack_share:
             return self._fail_rack(pool, chip, t, requeued)
         self.events[pool][cls] += 1
         if victim is not None:
@@ -345,7 +363,7 @@ class FailureProcess:
         repair = self.config.repair_s[cls]
         if repair <= 0:
             return victim is not None
-        duration = float(rng.exponential(repair))
+        duration = self._exponential(repair)
         if self.spares_free[pool] > 0:
             self.spares_free[pool] -= 1
             self._push(t + duration, REPAIR, pool, None)
@@ -411,7 +429,7 @@ class FailureProcess:
         repair = self.config.repair_s[NETWORK]
         if repair > 0 and taken:
             parts = tuple(part for domain, chips in taken for part in allocator.take(domain, chips))
-            self._push(t + float(self.rng.exponential(repair)), REPAIR, pool, parts)
+            self._push(t + self._exponential(repair), REPAIR, pool, parts)
             self.down_since[self.sequence] = (pool, t, sum(chips for _, chips in taken))
         return hit
 
