@@ -146,7 +146,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
             job_it_j = job_it_j + capping_out["job_it_correction_j"]
         if failures is not None:
             dips = checkpoint_dips(outcome, outcome["failures"], prepared.busy_chips, activity, fleet.pools,
-                                   phase_activities(catalog)[2], horizon, float(scenario.outputs.timeseries_interval))
+                                   phase_activities(catalog)[2], horizon, float(scenario.outputs.timeseries_interval),
+                                   capping_out["job_clocks"] if capping_out is not None else None)
             job_it_j = job_it_j + dips["job_it_j"]
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips,
