@@ -343,6 +343,7 @@ def _take_busy(busy, compute, share, r, start_s, end_s, horizon_s, bin_width_s):
 
 @njit(cache=True)
 def _push(source, q, k, queue_head, queue_tail, queue_next, queued, queued_items):
+    queue_next[q] = -1  # (a request routed again after a failure may still link to its old queue)
     if queue_tail[source] < 0:
         queue_head[source] = q
     else:
