@@ -4,7 +4,10 @@ Queues are linked lists over request indices (one per replica plus the central o
 and item counts kept alongside, and the batch in service is a row of a (replicas × largest max_batch)
 array, so the event loop touches arrays only. Each replica's batching deadline is kept in an array and
 refreshed only where it can change (its own queue or state; every replica when the central queue's head
-changes), so an event costs one O(R) scan of two arrays for the next batch end and deadline.
+changes), so an event costs one O(R) scan of two arrays for the next batch end and deadline. Callers test a
+replica's batching rule (``_ready``) before calling ``_try_start``: most calls would start nothing, and its long
+argument list costs more than the test. A batch's compute share is not kept: a failure recomputes it from the
+batch in flight (same numbers).
 """
 
 from __future__ import annotations
