@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.kernels.serving_reference import SWITCH_FAIL, SWITCH_OFF, SWITCH_ON
+
 
 @dataclass(frozen=True)
 class ServingFailures:
@@ -62,10 +64,13 @@ def availability(failures: ServingFailures | None, pool: int, chips_per_replica:
 
 
 def draw_outages(groups: list, failures: ServingFailures, fleet, horizon_s: float,
-                 rng: np.random.Generator) -> dict[tuple[int, int], np.ndarray]:
+                 rng: np.random.Generator, switches: dict | None = None) -> dict[tuple[int, int], np.ndarray]:
     """Outages of ``groups`` (``GroupPlan``-like: service, group, pool, replicas, chips_per_replica), drawn in
     the order given: ``(service, group)`` -> array of rows ``(fail_s, back_s, replica)`` in time order, the
-    replica numbered within its group; groups without an event are left out."""
+    replica numbered within its group; groups without an event are left out. ``switches`` maps the key of each
+    autoscaled group among them to its ``GroupSwitches``: an event striking one of its replicas while the
+    autoscaler has it off is dropped (thinning, as for a replica already out)."""
+    switches = switches or {}
     drawn = []  # per group: event times, struck replicas, repair durations
     for plan in groups:
         rates = failures.rates_per_chip_s[plan.pool]
@@ -93,9 +98,13 @@ def draw_outages(groups: list, failures: ServingFailures, fleet, horizon_s: floa
         events = sorted((float(t), g, int(r), float(d)) for g in members
                         for t, r, d in zip(*drawn[g]))
         down_until = {g: np.zeros(groups[g].replicas) for g in members}
+        scaled = {g: _switches_by_replica(switches[key], groups[g].replicas) for g in members
+                  if (key := (groups[g].service, groups[g].group)) in switches}
         for t, g, r, d in events:
             if down_until[g][r] > t:
                 continue  # already out: thinning
+            if g in scaled and not _is_on(scaled[g][r], t):
+                continue  # switched off by the autoscaler: thinning
             spare_back = [b for b in spare_back if b > t]
             if d > 0 and len(spare_back) < spares:
                 spare_back.append(t + d)
@@ -106,15 +115,101 @@ def draw_outages(groups: list, failures: ServingFailures, fleet, horizon_s: floa
     return {key: np.array(rows, dtype=np.float64).reshape(-1, 3) for key, rows in outages.items()}
 
 
-def replica_availability(outages: np.ndarray | None, replicas: int, horizon_s: float,
-                         window: tuple[float, float] | None = None) -> float:
-    """Share of the group's replica-seconds up over ``[0, horizon_s]`` (a windowed group: over its ``window``)
-    given its drawn outages."""
+def replica_seconds_down(outages: np.ndarray | None, replicas: int, horizon_s: float,
+                         window: tuple[float, float] | None = None, switches=None) -> tuple[float, float]:
+    """``(down, active)`` replica-seconds of a group over the run: ``active`` its replicas' seconds on (all run; a
+    windowed group's ``window``; an autoscaled group's ``switches``, ``GroupSwitches``, while the autoscaler has
+    them on), ``down`` those of them out for repair (an autoscaled replica switched off while in repair is not
+    down: it would not serve)."""
+    if switches is not None:
+        spans = _on_spans(switches, replicas, horizon_s)
+        active = float(sum((e - b) for per in spans for b, e in per))
+        down = 0.0
+        for fail, back, replica in ([] if outages is None else outages.tolist()):
+            for b, e in spans[int(replica)]:
+                down += max(0.0, min(back, e, horizon_s) - max(fail, b))
+        return down, active
     begin, end = window or (0.0, horizon_s)
-    if outages is None or len(outages) == 0 or replicas <= 0 or end <= begin:
-        return 1.0
+    active = float(replicas * max(0.0, end - begin))
+    if outages is None or len(outages) == 0 or active <= 0:
+        return 0.0, active
     down = np.minimum(outages[:, 1], end) - outages[:, 0]
-    return float(1.0 - down.clip(0.0).sum() / (replicas * (end - begin)))
+    return float(down.clip(0.0).sum()), active
+
+
+def autoscaled_switches(switches, outages: np.ndarray | None,
+                        replicas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's switch events of an autoscaled group with drawn outages: ``(times, replica, codes)``, replicas
+    numbered within the group, sorted by time. The autoscaler's events (``GroupSwitches``, as ``SWITCH_ON`` /
+    ``SWITCH_OFF``) are kept but those of a replica out for repair (in ``(fail_s, back_s]``: the autoscaler does
+    not know of the failure and keeps deciding as before); ``SWITCH_FAIL`` at each failure; at its repair's end
+    ``SWITCH_ON`` if the autoscaler has the replica on then (after its events at that instant), else
+    ``SWITCH_OFF`` (back, inactive: a fallback like the group's other inactive replicas). At one instant: the
+    autoscaler's events, then the outages' in their order (a return before a failure that follows it; a repair
+    of length 0 fails then returns)."""
+    t, r = switches.switch_s, switches.switch_replica
+    codes = np.where(switches.switch_on, SWITCH_ON, SWITCH_OFF).astype(np.int8)
+    if outages is None or not len(outages):
+        return t, r, codes
+    keep = np.ones(len(t), dtype=bool)
+    rows = outages.tolist()
+    by_replica: dict[int, list] = {}
+    for fail, back, replica in rows:
+        by_replica.setdefault(int(replica), []).append((fail, back))
+    for replica, spans in by_replica.items():
+        mine = np.flatnonzero(r == replica)
+        fails = np.array([f for f, _ in spans])
+        backs = np.array([b for _, b in spans])
+        k = np.searchsorted(fails, t[mine], side="left") - 1  # the last outage failing before the event
+        inside = (k >= 0) & (t[mine] <= backs[np.maximum(k, 0)])
+        keep[mine[inside]] = False
+    per = _switches_by_replica(switches, replicas)
+    times = [t[keep]]
+    who = [r[keep]]
+    kinds = [codes[keep]]
+    order = [np.full(int(keep.sum()), -1.0)]
+    for k, (fail, back, replica) in enumerate(rows):
+        times.append(np.array([fail, back]))
+        who.append(np.array([int(replica)] * 2, dtype=np.int64))
+        kinds.append(np.array([SWITCH_FAIL, SWITCH_ON if _is_on(per[int(replica)], back) else SWITCH_OFF],
+                              dtype=np.int8))
+        order.append(np.array([2.0 * k, 2.0 * k + 1]))
+    t_all, o_all = np.concatenate(times), np.concatenate(order)
+    sort = np.lexsort((o_all, t_all))
+    return t_all[sort], np.concatenate(who)[sort], np.concatenate(kinds)[sort]
+
+
+def _switches_by_replica(switches, replicas: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per replica, its autoscaler events: (times, on) in time order."""
+    out = []
+    for replica in range(replicas):
+        mine = switches.switch_replica == replica
+        out.append((switches.switch_s[mine], switches.switch_on[mine]))
+    return out
+
+
+def _is_on(events: tuple[np.ndarray, np.ndarray], t: float) -> bool:
+    """Whether the autoscaler has a replica on at ``t`` (after its events at ``t``)."""
+    times, on = events
+    k = int(np.searchsorted(times, t, side="right")) - 1
+    return k >= 0 and bool(on[k])
+
+
+def _on_spans(switches, replicas: int, horizon_s: float) -> list[list[tuple[float, float]]]:
+    """Per replica, the spans ``[from_s, until_s)`` the autoscaler has it on, cut to the run."""
+    spans: list[list[tuple[float, float]]] = [[] for _ in range(replicas)]
+    since: list[float | None] = [None] * replicas
+    for t, r, on in zip(switches.switch_s.tolist(), switches.switch_replica.tolist(), switches.switch_on.tolist()):
+        if on and since[r] is None:
+            since[r] = t
+        elif not on and since[r] is not None:
+            if min(t, horizon_s) > since[r]:
+                spans[r].append((since[r], min(t, horizon_s)))
+            since[r] = None
+    for r, t in enumerate(since):
+        if t is not None and t < horizon_s:
+            spans[r].append((t, horizon_s))
+    return spans
 
 
 def hold_in_repair(schedule: list, group: int, window: tuple[float, float], chips: int, replicas: int,

@@ -32,9 +32,8 @@ class LlmRequestService(BurstGroups, ServiceRun):
         c = self.context
         self.requests = service_requests(self.service, c.base_dir, c.horizon_s, c.rng, c.start)
 
-    def failing_groups(self, autoscaled) -> list:
-        return [plan for plan in self.scaled_groups
-                if (plan.service, plan.group) not in autoscaled]
+    def failing_groups(self) -> list:
+        return list(self.scaled_groups)
 
     def requests_for_scaling(self) -> pd.DataFrame | None:
         return self.requests
