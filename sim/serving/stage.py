@@ -141,7 +141,8 @@ def serve_all(services, families: dict, context: ServingContext, autoscale_confi
             run.outages = {key: rows for key, rows in outages.items() if key[0] == run.index}
         windowed = [(k, plan.window, plan.chips_per_replica, plan.replicas, (plan.service, plan.group))
                     for k, plan in enumerate(llm_groups) if plan.window is not None]
-        windowed += [(len(llm_groups) + k, *entry) for k, entry in enumerate(extra)]
+        windowed += [(len(llm_groups) + k, window, chips, replicas, key)
+                     for k, (window, _, chips, replicas, key) in enumerate(extra)]
         held = [hold_in_repair(scaling.schedule, k, window, chips, replicas, outages[key], context.horizon_s)
                 for k, window, chips, replicas, key in windowed  # windowed groups' chips in repair at the window's end
                 if key in outages]
