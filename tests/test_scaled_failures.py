@@ -13,7 +13,13 @@ import sim
 from sim.kernels.serving_reference import SWITCH_FAIL, SWITCH_OFF, SWITCH_ON
 from sim.serving import stage
 from sim.serving.autoscale import GroupSwitches
-from sim.serving.failures import ServingFailures, autoscaled_switches, draw_outages, replica_seconds_down
+from sim.serving.failures import (
+    ServingFailures,
+    autoscaled_switches,
+    draw_outages,
+    hold_scaled_in_repair,
+    replica_seconds_down,
+)
 from sim.serving.llm.plan import GroupPlan
 from tests.conftest import scenario_from
 from tests.test_ranking import with_ranking
@@ -65,6 +71,17 @@ def test_events_striking_a_replica_the_autoscaler_has_off_are_dropped():
     assert 1000 - 4 * 32 < len(rows) < 1000 + 4 * 32  # 1 failure per chip-second on replica 0, 1,000 s
     everyone = draw_outages([plan], failures, fleet, 1000.0, np.random.default_rng(3))[(0, 0)]
     assert set(everyone[:, 2].astype(int)) == {0, 1, 2, 3}
+
+
+def test_a_replica_switched_off_while_in_repair_keeps_its_chips_until_the_repair_ends():
+    """One replica held (min_count 1); replicas 1 and 2 on from 300 s, off at 600 s and 900 s. Replica 1 out over
+    [500, 700): released at 700, not 600; replica 2 out from 800 s past the 1,200 s horizon: never released."""
+    events = switches((0.0, 0, True), (300.0, 1, True), (300.0, 2, True), (600.0, 1, False), (900.0, 2, False))
+    schedule = [(300.0, 4, 0, 8, 2), (600.0, 4, 0, 8, -1), (900.0, 4, 0, 8, -1), (50.0, 3, 0, 8, 1)]
+    assert not hold_scaled_in_repair(list(schedule), 4, events, np.array([[100.0, 200.0, 0]]), 3, 1, 1200.0)
+    rows = np.array([[500.0, 700.0, 1], [800.0, 2000.0, 2]])
+    assert hold_scaled_in_repair(schedule, 4, events, rows, 3, 1, 1200.0)
+    assert sorted(schedule) == [(50.0, 3, 0, 8, 1), (300.0, 4, 0, 8, 2), (700.0, 4, 0, 8, -1)]
 
 
 # --- autoscaled LLM groups in a run -----------------------------------------------------------------------------

@@ -17,18 +17,35 @@ What is modelled:
   still rerouted) and the spare is busy until the repair ends. Simplification: serving counts its spares
   apart from training's (each sees the pool's whole ``hot_spares``), a replica's repair takes its server's
   chips out of nothing else, and the replica's chips stay reserved while it is out.
-* **Which groups.** Replica groups whose replicas are on for the whole run (no autoscaler, no window, no
-  burst rental): a failure there is a replica that goes inactive for its repair time. LLM groups with a window
-  (``active_from`` / ``active_until``) fail alike while active: their stream runs over the window only, and a
-  replica still in repair at the window's end does not come back (its chips go back to training when the
-  repair ends, not at the window's end: ``hold_in_repair``). Autoscaled, burst and windowed ranking groups do
-  not fail, and pools with any scheduled replicas (windowed included) get no training failures (the cluster
-  places those replicas by schedule, which does not know chips away for repair).
+* **Which groups.** Every replica group fails, each while it serves:
+
+  - *On all run* (no autoscaler, no window, no burst rental): a failure is a replica that goes inactive for
+    its repair time.
+  - *Windowed* (``active_from`` / ``active_until``, LLM and ranking): the stream runs over the window only, and
+    a replica still in repair at the window's end does not come back (its chips go back to training when the
+    repair ends, not at the window's end: ``hold_in_repair``).
+  - *Autoscaled* (LLM, request level; the autoscaler needs the requests): a replica fails while the autoscaler
+    has it on. The stream is drawn at the group's maximum replicas and thinned: an event striking a replica
+    that is off, or already out, is dropped, so the events that count have the rate of the replicas on and up.
+    The requests it holds are rerouted or lost as for a fixed group; it returns after its repair if the
+    autoscaler has it on then, else it returns off (``autoscaled_switches``). Simplification: the autoscaler
+    does not know of failures (it decides from the requests alone, as without them: it neither replaces a
+    failed replica nor keeps one on to finish a repair). Its reservation schedule (shared pools) keeps the
+    chips of a replica switched off while in repair until the repair ends (``hold_scaled_in_repair``), as a
+    windowed group's; a failed replica's chips stay reserved while the autoscaler has it on.
+  - *Serving burst* (``sim.serving.burst``): each rental's replicas fail while rented, as a windowed group
+    (``rental_outages``: drawn once the rentals are known, after the stage's draw, service by service). The
+    cloud replaces a failed server after the class's repair time while the rental runs on; a replica in repair
+    at the rental's end is simply gone with the rental.
+
+  Pools with any replicas placed by schedule (autoscaled, windowed) still get no *training* failures (the
+  cluster places those replicas by schedule, which does not know chips away for repair): the summary's
+  ``failures.pools_without_failures``.
 * **Fluid fidelity.** No outage is drawn: each replica is up a share ``A = MTBF / (MTBF + MTTR)`` of the time,
   ``MTBF = 1 / (Σ_c λ_c × chips_per_replica)``, ``MTTR = Σ_c λ_c R_c / Σ_c λ_c`` (``R_c`` the class's repair
   time; 0 on a pool with hot spares), and a group's capacity in every bin is that of ``A × replicas`` replicas
-  (the expected share; the drawn outages of one run scatter around it). A windowed group has that share of its
-  replicas in the bins it is active.
+  (the expected share; the drawn outages of one run scatter around it). A windowed group, and a serving-burst
+  group's rented copies, have that share of their replicas in the bins they are active (LLM and ranking).
 """
 
 from __future__ import annotations
@@ -233,6 +250,45 @@ def hold_in_repair(schedule: list, group: int, window: tuple[float, float], chip
             schedule.extend((until, group, pool, chips, -1) for until in back.values() if until < horizon_s)
             return True
     return False
+
+
+def hold_scaled_in_repair(schedule: list, group: int, switches, outages: np.ndarray | None, replicas: int,
+                          held: int, horizon_s: float) -> bool:
+    """Rewrite an autoscaled group's entries of the reservation schedule (``(time_s, group, pool, chips, ±replicas)``
+    beyond the ``held`` replicas the fleet reserves all run; ``sim.serving.autoscale.reservation_changes``) so that
+    the group holds, at every instant, the chips of its replicas the autoscaler has on *or* that are in repair: a
+    replica switched off while in repair releases its chips when the repair ends (or never, after the horizon),
+    as a windowed group's (``hold_in_repair``). Without such a replica the entries are those of before. Edits
+    ``schedule`` in place; returns whether it changed."""
+    if outages is None or not len(outages):
+        return False
+    mine = [e for e in schedule if e[1] == group]
+    if not mine:
+        return False
+    pool, chips = mine[0][2], mine[0][3]
+    spans = _on_spans(switches, replicas, horizon_s)
+    for fail, back, replica in outages.tolist():
+        spans[int(replica)].append((fail, min(back, horizon_s)))
+    change: dict[float, int] = {}
+    for per in spans:  # the union of each replica's spans on and in repair
+        merged: list[list[float]] = []
+        for b, e in sorted(per):
+            if e <= b:
+                continue  # back at once (a spare, a restart)
+            if merged and b <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([b, e])
+        for b, e in merged:
+            change[b] = change.get(b, 0) + 1
+            if e < horizon_s:
+                change[e] = change.get(e, 0) - 1
+    change[0.0] = change.get(0.0, 0) - held  # the held replicas are the fleet's, not the schedule's
+    entries = [(t, group, pool, chips, d) for t, d in sorted(change.items()) if d != 0]
+    if entries == sorted(mine, key=lambda e: e[0]):
+        return False
+    schedule[:] = [e for e in schedule if e[1] != group] + entries
+    return True
 
 
 def _gap(rate: float, shape: float | None, rng: np.random.Generator) -> float:

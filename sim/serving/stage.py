@@ -17,7 +17,7 @@ import pandas as pd
 
 from sim.policies.capping import power_frac
 from sim.serving.autoscale import ScalingPlan, plan_scaling, window_changes, window_switches
-from sim.serving.failures import draw_outages, hold_in_repair
+from sim.serving.failures import draw_outages, hold_in_repair, hold_scaled_in_repair
 from sim.serving.family import ServiceRun, ServingContext, family_key
 from sim.serving.llm.summary import REQUEST_COLUMNS
 from sim.serving.throttle import throttled_chip_hours, throttled_power
@@ -146,6 +146,10 @@ def serve_all(services, families: dict, context: ServingContext, autoscale_confi
         held = [hold_in_repair(scaling.schedule, k, window, chips, replicas, outages[key], context.horizon_s)
                 for k, window, chips, replicas, key in windowed  # windowed groups' chips in repair at the window's end
                 if key in outages]
+        held += [hold_scaled_in_repair(scaling.schedule, k, scaling.switches[key], outages[key], plan.replicas,
+                                       autoscale_configs[key].min_count, context.horizon_s)
+                 for k, plan in enumerate(llm_groups)  # autoscaled replicas switched off while in repair
+                 if (key := (plan.service, plan.group)) in autoscale_configs and key in outages]
         if any(held):
             scaling.schedule.sort(key=lambda e: (e[0], e[4] > 0, e[1]))
     for run in runs:
