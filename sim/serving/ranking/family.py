@@ -102,8 +102,8 @@ class _RankingRun(ServiceRun):
 
 class RankingService(_RankingRun):
     """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving. With a
-    ``failures`` section its groups on for the whole run (not a serving-burst group) lose replicas to drawn
-    outages (``sim.serving.failures``; the kernel reroutes or loses their queries)."""
+    ``failures`` section its groups lose replicas to drawn outages while active (all run, a window, a serving-burst
+    group's rentals; ``sim.serving.failures``; the kernel reroutes or loses their queries)."""
 
     def failing_groups(self) -> list:
         return failing_groups(self.plan)
@@ -145,8 +145,8 @@ class RankingService(_RankingRun):
 
 class RankingFluidService(FluidResults, _RankingRun):
     """A ``family: ranking`` service at ``fidelity: fluid``: its traffic is drawn while serving (from the
-    ``inference`` stream, as LLM fluid services), never query by query. With a ``failures`` section its groups on
-    for the whole run serve by availability (``sim.serving.ranking.fluid``: ``A × replicas`` replicas)."""
+    ``inference`` stream, as LLM fluid services), never query by query. With a ``failures`` section its groups
+    serve by availability while active (``sim.serving.ranking.fluid``: ``A × replicas`` replicas)."""
 
     def _available(self) -> None:
         """Give the plan's groups their replicas' availability (failures only; a windowed group, a serving-burst

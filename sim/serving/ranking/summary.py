@@ -60,7 +60,7 @@ def _rejected_reasons(plan, result: dict) -> dict:
 def failure_figures(plan, result: dict, horizon_s: float) -> dict:
     """Replica failures of a ranking service (``sim.serving.failures``): queries lost (rejected,
     ``REPLICA_FAILED``) and rerouted (struck at least once and then placed again), replica outages, and the
-    share of its failing groups' replica-seconds up (1.0 without failing groups)."""
+    share of its groups' active replica-seconds up (a windowed group's over its window; 1.0 without any)."""
     hit = result["hit"] > 0
     lost = hit & (result["status"] == REJECTED)
     rows = list(zip(plan.replicas, result["outages"], plan.windows or (None,) * len(plan.replicas)))
