@@ -236,3 +236,35 @@ def test_rented_burst_replicas_fail_while_rented(tmp_path, monkeypatch):
     r = chat["requests"]
     assert r["offered"] == r["completed"] + r["rejected"] + r["unfinished"]
     assert chat["replica_outages"] >= len(rows) and chat["rerouted_requests"] > 0
+
+
+def test_rented_ranking_burst_copies_fail_while_rented(tmp_path):
+    """A request-level ranking service's burst copies (after its one other group) draw their outages once the
+    rentals are known: inside each rental only, on its 4 replicas."""
+    from sim.fleet import build_fleet
+    from sim.rng import streams
+    from sim.serving import FAMILIES
+    from sim.serving.family import ServingContext
+    from sim.validation.checks import scenario_catalog
+    from tests.test_serving_burst import ranking
+
+    scenario = ranking(tmp_path, fidelity="request", rate=8.0, duration="12h")
+    catalog = scenario_catalog(scenario)
+    fleet = build_fleet(scenario, catalog)
+    pools = len(fleet.pools)
+    failures = ServingFailures(np.full((pools, 1), 1 / 3600.0), (600.0,), None, (0,) * pools)  # 1 a chip-hour
+    rngs = streams(scenario.seed)
+    context = ServingContext(fleet=fleet, catalog=catalog, porting=scenario.porting, horizon_s=12 * 3600.0,
+                             bin_width_s=3600.0, base_dir=tmp_path, rng=rngs["inference"],
+                             ranking_rng=rngs["ranking"], start=scenario.start, failures=failures,
+                             failure_rng=np.random.default_rng(5))
+    run = FAMILIES["ranking"](0, scenario.workloads.inference[0], context)
+    run.outages = {}
+    attainment = np.ones(12)
+    attainment[[3, 8]] = 0.5
+    run._with_rentals(attainment)
+    assert len(run.burst_windows) == 2
+    for k, (begin, end) in enumerate(run.burst_windows):
+        rows = run.outages[(0, 1 + k)]  # 8 rented chips × 1 an hour over a rental of 1 h
+        assert len(rows) >= 1 and ((rows[:, 0] >= begin) & (rows[:, 0] < end)).all()
+        assert set(rows[:, 2].astype(int)) <= {0, 1, 2, 3}

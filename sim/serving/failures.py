@@ -173,8 +173,10 @@ def autoscaled_switches(switches, outages: np.ndarray | None,
     by_replica: dict[int, list] = {}
     for fail, back, replica in rows:
         by_replica.setdefault(int(replica), []).append((fail, back))
+    order = np.argsort(r, kind="stable")
+    bounds = np.searchsorted(r[order], np.arange(replicas + 1))
     for replica, spans in by_replica.items():
-        mine = np.flatnonzero(r == replica)
+        mine = order[bounds[replica]:bounds[replica + 1]]
         fails = np.array([f for f, _ in spans])
         backs = np.array([b for _, b in spans])
         k = np.searchsorted(fails, t[mine], side="left") - 1  # the last outage failing before the event
@@ -198,11 +200,10 @@ def autoscaled_switches(switches, outages: np.ndarray | None,
 
 def _switches_by_replica(switches, replicas: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per replica, its autoscaler events: (times, on) in time order."""
-    out = []
-    for replica in range(replicas):
-        mine = switches.switch_replica == replica
-        out.append((switches.switch_s[mine], switches.switch_on[mine]))
-    return out
+    order = np.argsort(switches.switch_replica, kind="stable")  # each replica's events stay in time order
+    bounds = np.searchsorted(switches.switch_replica[order], np.arange(replicas + 1))
+    times, on = switches.switch_s[order], switches.switch_on[order]
+    return [(times[bounds[r]:bounds[r + 1]], on[bounds[r]:bounds[r + 1]]) for r in range(replicas)]
 
 
 def _is_on(events: tuple[np.ndarray, np.ndarray], t: float) -> bool:
