@@ -134,7 +134,6 @@ class BurstGroups:
         n = max([len(self.service.replicas)] + [plan.group + 1 for plan in self.scaled_groups])  # after any copy
         copies = [replace(self.burst_plan, group=n + k, window=window) for k, window in enumerate(self.burst_windows)]
         self.scaled_groups = self.scaled_groups + copies
-        self.outages = rental_outages(self.context, copies, self.outages)
         return copies
 
     def burst_rentals(self) -> list[tuple]:

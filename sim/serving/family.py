@@ -76,7 +76,7 @@ class ServiceRun(ABC):
     def failing_groups(self) -> list:
         """Plans of the groups whose replicas fail one by one (request level: every group, a windowed one while
         active, an autoscaled one while the autoscaler has a replica on; ``sim.serving.failures``), before any
-        serving-burst copy exists (``add_burst_outages`` draws theirs); default none."""
+        serving-burst copy exists (``sim.serving.burst.rental_outages`` draws theirs); default none."""
         return []
 
     def windowed_groups(self) -> list[tuple]:
