@@ -353,9 +353,9 @@ def _cap_events(fleet, start, plant: tuple = ()) -> tuple[np.ndarray, np.ndarray
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:
-    """Pools that get no training failures: pools whose inference replicas scale (their replicas' failures are
-    not modelled yet; fixed groups' are, ``sim.serving.failures``). Burst pools fail while rented
-    (``sim.training.failures``)."""
+    """Pools that get no training failures: pools whose inference replicas are placed by schedule (autoscaled or
+    windowed; the schedule does not know chips away for repair). Their replicas fail in serving's own stream
+    (``sim.serving.failures``). Burst pools fail while rented (``sim.training.failures``)."""
     return frozenset(pool for _, _, pool, _, _ in serving.scaling.schedule)
 
 
