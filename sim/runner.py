@@ -352,8 +352,8 @@ def _cap_events(fleet, start, plant: tuple = ()) -> tuple[np.ndarray, np.ndarray
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:
-    """Pools that get no training failures: none. Every pool gets its failure stream, pools with replicas placed by
-    the reservation schedule (autoscaled, windowed, serving-burst groups) too: events striking a replica's chips
+    """Pools that get no training failures: none. Every pool gets its failure stream, pools with autoscaled,
+    windowed or serving-burst replica groups too: events striking a replica's chips
     are ``unavailable`` for training (serving draws its replicas' failures, ``sim.serving.failures``), and a
     scale-up short of chips away for repair books them (``sim.training.sharing``). Burst pools fail while rented
     (``sim.training.failures``)."""

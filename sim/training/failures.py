@@ -15,8 +15,16 @@ What is modelled:
 * **What it hits.** Within the domain the allocator counts chips, not their positions: the struck chip
   is in a training job's gang with probability (its chips in the domain / domain size), free otherwise, or
   held by something else (an inference replica, a held delivery, a hot spare) or away for repair: such events
-  are counted as ``unavailable`` and change nothing (serving replicas' failures are not modelled here). A
-  fractional (shared-chip) job counts as one chip of its domain.
+  are counted as ``unavailable`` and change nothing (serving replicas' failures are drawn apart,
+  ``sim.serving.failures``). A fractional (shared-chip) job counts as one chip of its domain. Every pool gets its
+  stream, pools with autoscaled, windowed or serving-burst replica groups too: there the struck chips of a replica
+  active now are ``unavailable`` like a fixed replica's (a serving-burst group holds its pool all run here).
+* **Repairs under scheduled replicas** (rule in ``sim.training.sharing``): the schedule has precedence (serving
+  was computed first). A scale-up that does not fit even with every training job of the pool preempted, because
+  servers are away for repair, takes one domain, preempts the training there, takes its free chips and *books*
+  the rest from the repairs there (``book``): booked chips stay out of placement until both their repair has ended
+  (``_unbook_repair``: they become the replica's) and the replica has left (``replica_left``: chips still in
+  repair go back to it). They count as down in availability and ``repair_chips`` while their repair lasts.
 * **Interruption.** A synchronous job whose gang holds the struck chip is interrupted: it is preempted with
   checkpoint semantics (``sharing.preempt``) and goes back to the wait queue at its arrival position (it is
   not restarted in place: a FIFO queue starts it first when room frees, on any pool it may use).
@@ -95,7 +103,7 @@ class FailureConfig:
     interval_s: float | None        # fixed checkpoint interval [s]; None: optimal
     fallback_interval_s: float      # policy.preemption.checkpoint_interval [s]
     spare_chips: tuple[int, ...]    # hot spares per pool [chips]
-    excluded: frozenset[int]        # pools without failures (pools whose replicas scale)
+    excluded: frozenset[int]        # pools without failures (the runner excludes none)
     rack_share: float = 0.0         # share of network failures that take a whole rack
     rack_chips: tuple[int, ...] = ()  # chips of one rack per pool (servers_per_rack × chips_per_server)
     # maintenance windows: (pool, start [s], length [s], share of the pool's domains, repeat [s] or None, drain [s])

@@ -23,7 +23,6 @@ The cluster applies the reservation schedule of ``sim.serving.autoscale`` as its
 * **Deferred jobs**: a job is counted deferred when it was waiting, for a pool it may use, at an instant
   when a scale-up placed a replica there in chips that were free (no preemption was needed): inference
   took capacity that job was waiting for. It is not a claim that the job would have started.
-
 * **Chips away for repair** (with ``failures``, ``sim.training.failures``): serving was computed first and assumes
   its replicas run on schedule, so the schedule has precedence and a replica never waits. When a scale-up does not
   fit even with every training job of the pool preempted because servers are away for repair, the replica takes the
@@ -35,7 +34,8 @@ The cluster applies the reservation schedule of ``sim.serving.autoscale`` as its
   their repair, which returns them at its end). Nothing else is preempted, and repairs are booked only for what free
   and training chips cannot give. Simplification: the replica is served at full strength meanwhile (as if the
   operator swapped a server in from stock); serving's own replica failures are drawn apart
-  (``sim.serving.failures``), and a booked chip counts both in ``repair_chips`` and in ``inference_chips``.
+  (``sim.serving.failures``), and a booked chip counts both in ``repair_chips`` and in ``inference_chips``. Hot
+  spares and maintenance windows are refused on pools with scheduled replicas (validation), so no spare stands in.
 
 Validation allows one replica size per shared pool, or pool with a windowed group (``sim.validation.checks``), so a
 replica always fits where another one left; should a replica still find no room with every training job of the pool
@@ -75,7 +75,8 @@ def apply_scaling(cluster, t: float, index: int, freed) -> tuple[set, bool, int]
 
 
 def place_replica(cluster, t: float, pool: int, chips: int, placements: list) -> bool:
-    """Place one replica on ``pool``, preempting training there if needed; True if any job was preempted."""
+    """Place one replica on ``pool``, preempting training there if needed (with chips away for repair making the
+    shortfall: ``book_replica``); True if any job was preempted."""
     allocator = cluster.allocators[pool]
     if allocator.can_place(chips):
         note_deferred(cluster, pool)
