@@ -77,7 +77,8 @@ def test_a_scale_up_short_of_repaired_chips_books_them_until_both_end(tmp_path, 
     assert cluster.try_start(0, 0)
     free = [d for d in range(3) if allocator.free[d] == 8]
     assert len(free) == 1
-    send_to_repair(cluster, 0, free[0], 8, until_s=10 * HOUR)
+    repair_end, leave = (10 * HOUR, 20 * HOUR) if repair_ends_first else (20 * HOUR, 10 * HOUR)
+    send_to_repair(cluster, 0, free[0], 8, until_s=repair_end)
     assert allocator.free_chips == 0
     assert scale(cluster, HOUR, +1)  # the job is preempted for the first replica (free + training suffice)
     assert cluster.placement == {} and cluster.failures.booked_replicas[0] == 0
@@ -86,20 +87,20 @@ def test_a_scale_up_short_of_repaired_chips_books_them_until_both_end(tmp_path, 
     assert type(replica) is sharing.BookedReplica and tuple(replica) == ((free[0], 8),)
     assert [(r[1], r[2]) for r in replica.bookings] == [(free[0], 8)]
     assert cluster.failures.booked_replicas[0] == 1 and allocator.free_chips == 0
-    first, second = (10 * HOUR, 20 * HOUR) if repair_ends_first else (20 * HOUR, 10 * HOUR)
     if repair_ends_first:
-        cluster.now = first
-        cluster.failures.fire(first, set())
-        assert allocator.free_chips == 0 and replica.bookings == [] and cluster.failures.booked == {}
-        assert scale(cluster, 20 * HOUR, -1) is False
+        cluster.now = repair_end
+        cluster.failures.fire(repair_end, set())
+        assert allocator.free_chips == 0  # the repaired server is the replica's now
+        assert replica.bookings == [] and cluster.failures.booked == {}
+        assert not scale(cluster, leave, -1)
     else:
-        assert scale(cluster, 10 * HOUR, -1) is False  # the replica leaves: its chips are still in repair
-        assert allocator.free_chips == 0 and cluster.failures.booked == {}
-        cluster.failures.timers[:] = [(20 * HOUR, *entry[1:]) for entry in cluster.failures.timers]
-        cluster.now = 20 * HOUR
-        cluster.failures.fire(20 * HOUR, set())
-    assert allocator.free_chips == 8 and allocator.free[free[0]] == 8
-    assert cluster.failures.down_since == {}
+        assert not scale(cluster, leave, -1)
+        assert allocator.free_chips == 0  # the replica left, its server is still in repair
+        assert cluster.failures.booked == {}
+        cluster.now = repair_end
+        cluster.failures.fire(repair_end, set())
+    assert allocator.free_chips == 8 and allocator.free[free[0]] == 8  # back at the later of the two
+    assert cluster.failures.down_since == {} and cluster.failures.down_chip_s[0] == 8 * repair_end
 
 
 def test_scale_up_that_training_can_make_room_for_preempts_as_before(tmp_path):
@@ -174,7 +175,7 @@ def test_pools_with_scheduled_replicas_get_failures_and_interruptions(tmp_path, 
     interrupted = {pool for _, pool, _ in cluster.failures.interrupt_log}
     assert interrupted == {0, 1} and failures["interruptions"] > 0
     assert failures["events_on_unavailable_chips"] > 0  # replicas' chips (and chips in repair) are struck too
-    assert results.summary["inference"]["chat"]["replica_hours"] > 24 + 2 * 24  # the group scaled up
+    assert results.summary["inference"]["chat"]["replica_hours"] > 3 * 24 + 2 * 24  # the autoscaled group scaled up
     assert_accounted(results)
 
 
@@ -241,11 +242,11 @@ def chip_accounts(cluster, initial_free: list[list[int]]) -> None:
                     for d, n in parts:
                         replicas[d] = replicas.get(d, 0) + n
         booked: dict[int, int] = {}
-        for records in fails.booked.values():
-            for _, d, n, replica in records:
-                if cluster.group_pool[next(g for g, ps in cluster.replica_placements.items()
-                                           if any(p is replica for p in ps))] == pool:
-                    booked[d] = booked.get(d, 0) + n
+        for group, placements in cluster.replica_placements.items():
+            for parts in placements if cluster.group_pool[group] == pool else ():
+                for record in getattr(parts, "bookings", ()):
+                    assert record[3] is parts and any(r is record for r in fails.booked[record[0]])
+                    booked[record[1]] = booked.get(record[1], 0) + record[2]
         held = [allocator.size[d] - initial_free[pool][d] for d in domains]
         for d in domains:
             assert allocator.free[d] + training.get(d, 0) + repair.get(d, 0) + replicas.get(d, 0) + held[d] \
