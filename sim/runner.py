@@ -353,10 +353,12 @@ def _cap_events(fleet, start, plant: tuple = ()) -> tuple[np.ndarray, np.ndarray
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:
-    """Pools that get no training failures: pools whose inference replicas are placed by schedule (autoscaled or
-    windowed; the schedule does not know chips away for repair). Their replicas fail in serving's own stream
-    (``sim.serving.failures``). Burst pools fail while rented (``sim.training.failures``)."""
-    return frozenset(pool for _, _, pool, _, _ in serving.scaling.schedule)
+    """Pools that get no training failures: none. Every pool gets its failure stream, pools with autoscaled,
+    windowed or serving-burst replica groups too: events striking a replica's chips
+    are ``unavailable`` for training (serving draws its replicas' failures, ``sim.serving.failures``), and a
+    scale-up short of chips away for repair books them (``sim.training.sharing``). Burst pools fail while rented
+    (``sim.training.failures``)."""
+    return frozenset()
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:

@@ -38,9 +38,8 @@ What is modelled:
     cloud replaces a failed server after the class's repair time while the rental runs on; a replica in repair
     at the rental's end is simply gone with the rental.
 
-  Pools with any replicas placed by schedule (autoscaled, windowed) still get no *training* failures (the
-  cluster places those replicas by schedule, which does not know chips away for repair): the summary's
-  ``failures.pools_without_failures``.
+  Pools with replicas placed by schedule (autoscaled, windowed, serving burst) get *training* failures too: a
+  scale-up short of chips away for repair books them (``sim.training.sharing``).
 * **Fluid fidelity.** No outage is drawn: each replica is up a share ``A = MTBF / (MTBF + MTTR)`` of the time,
   ``MTBF = 1 / (Σ_c λ_c × chips_per_replica)``, ``MTTR = Σ_c λ_c R_c / Σ_c λ_c`` (``R_c`` the class's repair
   time; 0 on a pool with hot spares), and a group's capacity in every bin is that of ``A × replicas`` replicas
