@@ -146,7 +146,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
             job_it_j = job_it_j + capping_out["job_it_correction_j"]
         if failures is not None:
             dips = checkpoint_dips(outcome, outcome["failures"], prepared.busy_chips, activity, fleet.pools,
-                                   phase_activities(catalog)[2], horizon, float(scenario.outputs.timeseries_interval))
+                                   phase_activities(catalog)[2], horizon, float(scenario.outputs.timeseries_interval),
+                                   capping_out["job_clocks"] if capping_out is not None else None)
             job_it_j = job_it_j + dips["job_it_j"]
         series = compute.timeseries(jobs, outcome, fleet, horizon, scenario.outputs.timeseries_interval,
                                     scenario.start, serving.busy_chip_seconds_by_pool(), inference_chips,
@@ -352,10 +353,12 @@ def _cap_events(fleet, start, plant: tuple = ()) -> tuple[np.ndarray, np.ndarray
 
 
 def _without_failures(fleet, serving, scenario) -> frozenset[int]:
-    """Pools that get no training failures: pools whose inference replicas scale (their replicas' failures are
-    not modelled yet; fixed groups' are, ``sim.serving.failures``). Burst pools fail while rented
+    """Pools that get no training failures: none. Every pool gets its failure stream, pools with autoscaled,
+    windowed or serving-burst replica groups too: events striking a replica's chips
+    are ``unavailable`` for training (serving draws its replicas' failures, ``sim.serving.failures``), and a
+    scale-up short of chips away for repair books them (``sim.training.sharing``). Burst pools fail while rented
     (``sim.training.failures``)."""
-    return frozenset(pool for _, _, pool, _, _ in serving.scaling.schedule)
+    return frozenset()
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:

@@ -88,3 +88,31 @@ def test_ranking_queries_per_joule_lie_between_the_idle_and_busy_bounds(tmp_path
         done = by[accel]["completed"]
         assert done / (chips * pool.busy_w_with_server * 120) <= got <= done / (chips * pool.idle_w_with_server * 120)
         assert got == pytest.approx(1e3 / (by[accel]["it_energy_per_1k_requests_kwh"] * 3.6e6), rel=1e-9)
+
+
+def test_with_failures_training_work_is_the_goodput_share(tmp_path):
+    """With failures a job's checkpoint saves, restarts, restores and the work lost since its last checkpoint are not
+    useful work: a completed job delivers the same training FLOPs as without failures (its work), the goodput share
+    of its run seconds, so its FLOP/J falls by the chip-time that failures cost."""
+    work = "samples: {fixed: 4.0e9}"
+    plain = sim.run(load_text(tmp_path, TINY.format(model="llama3-8b", work=work)))
+    slow_store = "server_power_overhead_frac: 0.25, checkpoint_storage_gb_per_s: 1.0"  # saves of minutes
+    failing = sim.run(load_text(tmp_path, TINY.format(model="llama3-8b", work=work).replace(
+        "server_power_overhead_frac: 0.25", slow_store) + """\
+failures:
+  rates_per_1000_chip_days: {software: 1000.0}
+  restart_delay: 10min
+  checkpoint_interval: 20min
+"""))
+    job, free = failing.jobs.iloc[0], plain.jobs.iloc[0]
+    assert job["state"] == free["state"] == "completed" and job["interruptions"] >= 1
+    assert 0.5 < job["goodput_frac"] < 0.9
+    got, before = failing.summary["perf_per_watt"]["h100-sxm"], plain.summary["perf_per_watt"]["h100-sxm"]
+    assert got["training_pflop"] == pytest.approx(before["training_pflop"], rel=1e-9)
+    assert got["training_pflop"] == pytest.approx(job["mfu"] * 989e12 * job["useful_chip_s"] / 1e15, rel=1e-9)
+    run_s = job["end_s"] - job["start_s"]  # the held time, restarts and saves included: more than the work
+    counted_before = job["mfu"] * 989e12 * 8 * (run_s - job["lost_chip_s"] / 8) / 1e15
+    assert got["training_pflop"] < counted_before * 0.95  # the saves alone are a tenth of the run
+    assert got["training_flops_per_j"] == pytest.approx(got["training_pflop"] * 1e15 / (got["it_energy_kwh"] * 3.6e6),
+                                                        rel=1e-12)
+    assert got["training_flops_per_j"] < before["training_flops_per_j"]  # the same work on more energy

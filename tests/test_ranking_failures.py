@@ -50,6 +50,38 @@ def test_failing_twins_agree_and_counts_add_up(seed, router):
     assert (hit[~offered] == 0).all() and hit.sum() >= 0
 
 
+@pytest.mark.parametrize("router", ROUTERS)
+@pytest.mark.parametrize("seed", range(4))
+def test_twins_agree_when_batches_span_several_bins(seed, router):
+    """Bins of 4 ms under batches of up to ~0.1 s: a batch's busy and compute seconds spread over several bins,
+    and a failure takes an abandoned batch's rest back from several bins, alike in both twins (bit for bit).
+    Frequent failures also reroute queued requests whose old queue went on after them (the compiled queues
+    are linked lists: a request pushed again must not keep its old successor)."""
+    arrival, items, params = random_inputs(seed)
+    rng = np.random.default_rng(3000 + seed)
+    down_until = np.zeros(len(params["overhead_s"]))
+    rows = []  # frequent outages, so that many strike a batch in flight; none of a replica already out (as drawn)
+    for t, r, d in zip(np.sort(rng.uniform(0, params["horizon_s"], 40)), rng.integers(0, len(down_until), 40),
+                       rng.choice([0.0, 0.05, 0.5], 40)):
+        if down_until[r] <= t:
+            rows.append((t, t + d, r))
+            down_until[r] = t + d
+    fail, back, replica = (np.array(c) for c in zip(*rows))
+    params.update(bin_width_s=0.004, fail_s=fail, back_s=back, fail_replica=replica.astype(np.int64))
+    expected = serve(ranking_reference, arrival, items, router, **params)
+    actual = serve(ranking_compiled, arrival, items, router, **params)
+    for name, a, b in zip(NAMES, expected, actual):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    status, replica, finish, busy, _, hit, compute = actual
+    done = status == DONE
+    lengths = [ranking_reference.batch_time_s(items[done & (replica == r) & (finish == f)].sum(),
+                                              *(params[k][r] for k in ("overhead_s", "compute_s_per_item",
+                                                                       "weights_s", "embedding_s_per_item")))
+               for r, f in set(zip(replica[done], finish[done]))]
+    assert max(lengths) > 3 * params["bin_width_s"]  # the case does what its name says
+    assert hit.sum() > 0 and (compute <= busy + 1e-12).all()
+
+
 def test_failure_reroutes_the_batch_and_queue_to_the_other_replica():
     """Replica 0 fails with a batch and a queue: they finish on replica 1, later than without the failure;
     it takes nothing until it is back."""

@@ -205,3 +205,89 @@ def test_saves_a_bin_cannot_resolve_are_spread_over_the_run_at_the_same_energy(b
     inside = (series["time_s"] >= job["start_s"] + 3600) & (series["time_s"] + 3600 <= job["end_s"])
     assert inside.sum() >= 2 and np.ptp(series.loc[inside, "it_power_kw"].to_numpy()) < 1e-9  # one level
     assert coarse.summary["peak_it_power_kw"] > series["it_power_kw"].max()  # the peak between saves
+
+
+def _dip_at(dips: dict, at: np.ndarray) -> np.ndarray:
+    """The dips' IT power change [W] at each time of ``at`` (their events summed up to it)."""
+    times = np.concatenate([t for t, _ in dips.values()])
+    watts = np.concatenate([w for _, w in dips.values()])
+    order = np.argsort(times, kind="stable")
+    level = np.concatenate(([0.0], np.cumsum(watts[order])))
+    return level[np.searchsorted(times[order], at, side="right")]
+
+
+def test_dips_follow_the_jobs_clock_per_segment():
+    """A job's restart and save dips are its depth × the ``power_frac`` of the clock it runs at, changing where the
+    clock changes inside a dip (at a dip's start too); the energy they take off is that depth × ∫ power_frac. Saves
+    a bin cannot resolve become one dip over the run at the same clock-weighted energy."""
+    from types import SimpleNamespace
+
+    from sim.results.checkpoints import checkpoint_dips
+
+    pools = [SimpleNamespace(busy_w_with_server=1000.0, idle_w_with_server=100.0)]
+    outcome = {"segments": {"job": np.array([0]), "pool": np.array([0]), "start_s": np.array([0.0]),
+                            "end_s": np.array([1500.0])},  # preempted at 1500 s, restarted at 2000 s
+               "run_start_s": np.array([2000.0]), "pool": np.array([0]), "end_s": np.array([7000.0])}
+    failures = {"save_s": np.array([100.0]), "interval_s": np.array([[900.0]]), "restart_s": 200.0}
+    clocks = {"time_s": np.array([950.0, 1500.0, 2100.0, 4250.0, 5200.0]), "job": np.zeros(5, dtype=np.int64),
+              "power_frac": np.array([0.5, 1.0, 0.25, 1.0, 0.5])}
+    args = (outcome, failures, np.array([8.0]), np.array([[0.8]]), pools, 0.1, 8000.0)
+    depth = 8 * 900 * (0.8 - 0.1)
+    # (start, end, power_frac) of each dip segment: the first run's save, the restart + restore, four saves
+    expected = [(900, 950, 1.0), (950, 1000, 0.5), (2000, 2100, 1.0), (2100, 2300, 0.25), (3200, 3300, 0.25),
+                (4200, 4250, 0.25), (4250, 4300, 1.0), (5200, 5300, 0.5), (6200, 6300, 0.5)]
+    grid = np.arange(0.5, 8000.0, 1.0)
+    want = np.zeros(len(grid))
+    for a, b, frac in expected:
+        want[(grid > a) & (grid < b)] = -depth * frac
+    dips = checkpoint_dips(*args, 60.0, clocks)
+    assert not dips["averaged"]
+    assert _dip_at(dips["resolved"], grid) == pytest.approx(want, abs=1e-9)
+    assert dips["job_it_j"][0] == pytest.approx(-depth * sum((b - a) * f for a, b, f in expected), rel=1e-12)
+    full = checkpoint_dips(*args, 60.0)  # without clock changes: full depth throughout
+    assert full["job_it_j"][0] == pytest.approx(-depth * sum(b - a for a, b, _ in expected), rel=1e-12)
+    # hourly bins: the saves become one dip per run (saved time / run time of the depth), scaled by the clock
+    coarse = checkpoint_dips(*args, 3600.0, clocks)
+    first, second = depth * 100 / 1500, depth * 400 / 4700
+    assert _dip_at(coarse["averaged"], np.array([100.0, 1200.0, 3000.0, 4500.0, 6000.0])) == pytest.approx(
+        [-first, -first * 0.5, -second * 0.25, -second, -second * 0.5], rel=1e-12)
+    assert coarse["job_it_j"][0] == pytest.approx(
+        -(first * (950 + 550 * 0.5) + depth * (100 + 200 * 0.25) + second * (1950 * 0.25 + 950 + 1800 * 0.5)),
+        rel=1e-12)
+
+
+def test_a_throttled_jobs_dips_stay_above_the_idle_floor(base, tmp_path):
+    """Under a throttling cap with failures, a job's saves and restarts draw ``checkpoint_activity`` of its throttled
+    dynamic power: no bin of the pool's IT power falls below its idle floor, the dips bottom out at the throttled
+    checkpoint level (the throttled power × (a − checkpoint activity) / a below the job's level), and the job's own
+    energy still adds up to the pool's."""
+    data = _llm(base, samples=4e9)
+    data["site"]["checkpoint_storage_gb_per_s"] = 1.0  # saves of minutes
+    data["failures"] = {"rates_per_1000_chip_days": {"software": 300.0}, "restart_delay": "10min",
+                        "checkpoint_interval": "20min"}
+    fleet = build_fleet(scenario_from(data, tmp_path, "f.yaml"), CATALOG)
+    data["site"]["power_cap_mw"] = (fleet.committed_floor_w + 0.6 * 8 * fleet.busy_increment_facility_w(0)) / 1e6
+    data["policy"]["power_cap"] = {"kind": "throttle"}
+    results = sim.run(scenario_from(data, tmp_path, "t.yaml"))
+    job, pool = results.jobs.iloc[0], fleet.pools[0]
+    assert job["state"] == "completed" and job["interruptions"] >= 1
+    clock = results.capping.loc[results.capping["action"] == "throttle", "clock_frac"].unique()
+    assert len(clock) == 1 and clock[0] < 0.9  # one clock, every run of the job throttled to it
+    frac, increment = power_frac(float(clock[0])), pool.busy_w_with_server - pool.idle_w_with_server
+    floor = 16 * pool.idle_w_with_server / 1e3
+    stepping = floor + 8 * increment * job["activity"] * frac / 1e3
+    saving = floor + 8 * increment * CHECKPOINT * frac / 1e3
+    kw = results.timeseries["it_power_kw.gpu"].to_numpy()
+    assert kw.min() >= floor * (1 - 1e-12)
+    t = results.timeseries["time_s"].to_numpy()
+    running = (t >= job["start_s"]) & (t + 60 <= job["end_s"])
+    assert ((kw[running] >= saving * (1 - 1e-9)) & (kw[running] <= stepping * (1 + 1e-9))).all()
+    assert np.isclose(kw, saving, rtol=1e-9).sum() >= 10 * job["interruptions"] + 3  # restarts and whole saves
+    assert np.isclose(kw, stepping, rtol=1e-9).sum() > 100
+    # the job's own energy (its chips idle over its runs + its increment, throttled and dipped) is the pool's less
+    # the idle chips' and its chips' idle outside its runs
+    summary = results.summary
+    horizon_h, run_h = summary["horizon_s"] / 3600, (job["end_s"] - job["start_s"]) / 3600
+    pool_kwh = (kw * 60).sum() / 3600
+    job_kwh = summary["training_by_accelerator"]["h100-sxm"]["energy_mwh"] * 1e3 / summary["pue"]
+    assert job_kwh == pytest.approx(pool_kwh - floor * horizon_h + 8 * pool.idle_w_with_server / 1e3 * run_h, rel=1e-9)

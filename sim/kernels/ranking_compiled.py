@@ -4,7 +4,10 @@ Queues are linked lists over request indices (one per replica plus the central o
 and item counts kept alongside, and the batch in service is a row of a (replicas × largest max_batch)
 array, so the event loop touches arrays only. Each replica's batching deadline is kept in an array and
 refreshed only where it can change (its own queue or state; every replica when the central queue's head
-changes), so an event costs one O(R) scan of two arrays for the next batch end and deadline.
+changes), so an event costs one O(R) scan of two arrays for the next batch end and deadline. Callers test a
+replica's batching rule (``_ready``) before calling ``_try_start``: most calls would start nothing, and its long
+argument list costs more than the test. A batch's compute share is not kept: a failure recomputes it from the
+batch in flight (same numbers).
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
     displaced = np.zeros(n if n_fail > 0 else 0, dtype=np.int64)
     busy = np.zeros((n_rep, int(np.ceil(horizon_s / bin_width_s)) + 1))
     compute = np.zeros(busy.shape)  # busy seconds × the batch's compute share (ranking_reference)
-    share = np.ones(n_rep)  # compute share of the batch in flight
     batches = np.zeros(n_rep, dtype=np.int64)
     status = np.full(n, UNFINISHED, dtype=np.int8)
     replica_of = np.full(n, -1, dtype=np.int64)
@@ -91,10 +93,12 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             in_system[r] -= n_running[r]
             n_running[r] = 0
             batch_end[r] = np.inf
-            _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                       batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items, overhead_s,
-                       compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items,
-                       central, horizon_s, bin_width_s)
+            if _ready(r, t, n_rep if central else r, queue_head, queued, queued_items, arrival_s, max_batch,
+                      max_delay_s, max_items):
+                _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
+                           batch_end, batches, busy, compute, replica_of, in_system, arrival_s, items, overhead_s,
+                           compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_items, central,
+                           horizon_s, bin_width_s)
             _refresh(r, deadline, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central, up)
             continue
         if t_fail == t:
@@ -103,11 +107,16 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             back_at[r] = back_s[f]
             f += 1
             n_displaced = 0
+            total = 0
             for j in range(n_running[r]):
                 displaced[n_displaced] = running[r, j]
                 n_displaced += 1
-            if batch_end[r] != np.inf:
-                _take_busy(busy, compute, share[r], r, t, batch_end[r], horizon_s, bin_width_s)
+                total += items[running[r, j]]
+            if batch_end[r] != np.inf:  # (the share _try_start gave the batch, from the same numbers)
+                length = _batch_time(total, overhead_s[r], compute_s_per_item[r], weights_s[r],
+                                     embedding_s_per_item[r])
+                _take_busy(busy, compute, _share(total, length, compute_s_per_item[r]), r, t, batch_end[r],
+                           horizon_s, bin_width_s)
             in_system[r] -= n_running[r]
             n_running[r] = 0
             batch_end[r] = np.inf
@@ -164,10 +173,12 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             for m in range(n_rep):
                 if (central and up[m] and batch_end[m] == np.inf) or woken[m]:
                     woken[m] = False
-                    _try_start(m, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                               batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items,
-                               overhead_s, compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s,
-                               max_items, central, horizon_s, bin_width_s)
+                    if _ready(m, t, n_rep if central else m, queue_head, queued, queued_items, arrival_s, max_batch,
+                              max_delay_s, max_items):
+                        _try_start(m, t, queue_head, queue_tail, queue_next, queued, queued_items, running,
+                                   n_running, batch_end, batches, busy, compute, replica_of, in_system, arrival_s,
+                                   items, overhead_s, compute_s_per_item, weights_s, embedding_s_per_item, max_batch,
+                                   max_items, central, horizon_s, bin_width_s)
             for m in range(n_rep):
                 deadline[m] = _deadline(m, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central) \
                     if up[m] else np.inf
@@ -176,17 +187,21 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             r = r_back
             up[r] = True
             back_at[r] = np.inf
-            _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                       batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items, overhead_s,
-                       compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items,
-                       central, horizon_s, bin_width_s)
+            if _ready(r, t, n_rep if central else r, queue_head, queued, queued_items, arrival_s, max_batch,
+                      max_delay_s, max_items):
+                _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
+                           batch_end, batches, busy, compute, replica_of, in_system, arrival_s, items, overhead_s,
+                           compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_items, central,
+                           horizon_s, bin_width_s)
             _refresh(r, deadline, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central, up)
             continue
         if due == t:
-            _try_start(r_due, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                       batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items, overhead_s,
-                       compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items,
-                       central, horizon_s, bin_width_s)
+            if _ready(r_due, t, n_rep if central else r_due, queue_head, queued, queued_items, arrival_s, max_batch,
+                      max_delay_s, max_items):
+                _try_start(r_due, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
+                           batch_end, batches, busy, compute, replica_of, in_system, arrival_s, items, overhead_s,
+                           compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_items, central,
+                           horizon_s, bin_width_s)
             _refresh(r_due, deadline, queue_head, arrival_s, items, max_delay_s, max_items, batch_end, central, up)
             continue
         any_woken = False
@@ -242,10 +257,12 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             for r in range(n_rep):
                 if woken[r]:
                     woken[r] = False
-                    _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running,
-                               batch_end, batches, busy, compute, share, replica_of, in_system, arrival_s, items,
-                               overhead_s, compute_s_per_item, weights_s, embedding_s_per_item, max_batch, max_delay_s,
-                               max_items, central, horizon_s, bin_width_s)
+                    if _ready(r, t, n_rep if central else r, queue_head, queued, queued_items, arrival_s, max_batch,
+                              max_delay_s, max_items):
+                        _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running,
+                                   n_running, batch_end, batches, busy, compute, replica_of, in_system, arrival_s,
+                                   items, overhead_s, compute_s_per_item, weights_s, embedding_s_per_item, max_batch,
+                                   max_items, central, horizon_s, bin_width_s)
                     if not central:
                         deadline[r] = _deadline(r, queue_head, arrival_s, items, max_delay_s, max_items, batch_end,
                                                 central)
@@ -329,6 +346,7 @@ def _take_busy(busy, compute, share, r, start_s, end_s, horizon_s, bin_width_s):
 
 @njit(cache=True)
 def _push(source, q, k, queue_head, queue_tail, queue_next, queued, queued_items):
+    queue_next[q] = -1  # (a request routed again after a failure may still link to its old queue)
     if queue_tail[source] < 0:
         queue_head[source] = q
     else:
@@ -396,16 +414,28 @@ def _slo_aware(k, t, work, max_items, overhead_s, compute_s_per_item, weights_s,
 
 
 @njit(cache=True)
-def _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running, batch_end,
-               batches, busy, compute, share, replica_of, in_system, arrival_s, items, overhead_s, compute_s_per_item,
-               weights_s, embedding_s_per_item, max_batch, max_delay_s, max_items, central, horizon_s, bin_width_s):
-    source = queue_head.shape[0] - 1 if central else r
+def _ready(r, t, source, queue_head, queued, queued_items, arrival_s, max_batch, max_delay_s, max_items):
+    """Whether idle replica ``r``'s batching rule starts a batch from queue ``source`` at ``t`` (callers test this
+    before calling ``_try_start``, whose long argument list costs more than the test)."""
     head = queue_head[source]
     if head < 0:
-        return
-    full = queued[source] >= max_batch[r] or queued_items[source] > max_items[r]
-    if not full and arrival_s[head] + max_delay_s[r] > t:
-        return
+        return False
+    return queued[source] >= max_batch[r] or queued_items[source] > max_items[r] \
+        or arrival_s[head] + max_delay_s[r] <= t
+
+
+@njit(cache=True)
+def _share(total, length, compute_s_per_item):
+    """Compute share of a batch of ``total`` items lasting ``length`` [s] (``ranking_reference``)."""
+    return min(1.0, compute_s_per_item * total / length) if length > 0 else 1.0
+
+
+@njit(cache=True)
+def _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, running, n_running, batch_end,
+               batches, busy, compute, replica_of, in_system, arrival_s, items, overhead_s, compute_s_per_item,
+               weights_s, embedding_s_per_item, max_batch, max_items, central, horizon_s, bin_width_s):
+    """Start a batch on idle replica ``r`` at ``t``; the caller has checked ``_ready``."""
+    source = queue_head.shape[0] - 1 if central else r
     total = 0
     while queue_head[source] >= 0 and n_running[r] < max_batch[r] and total + items[queue_head[source]] <= \
             max_items[r]:
@@ -425,6 +455,6 @@ def _try_start(r, t, queue_head, queue_tail, queue_next, queued, queued_items, r
         return
     length = _batch_time(total, overhead_s[r], compute_s_per_item[r], weights_s[r], embedding_s_per_item[r])
     batch_end[r] = t + length
-    share[r] = min(1.0, compute_s_per_item[r] * total / length) if length > 0 else 1.0
     batches[r] += 1
-    _add_busy(busy, compute, share[r], r, t, batch_end[r], horizon_s, bin_width_s)
+    _add_busy(busy, compute, _share(total, length, compute_s_per_item[r]), r, t, batch_end[r], horizon_s,
+              bin_width_s)

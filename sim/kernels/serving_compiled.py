@@ -104,7 +104,6 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
     for node in range(leaves - 1, 0, -1):
         tree[node] = tree[2 * node]
     iteration_s = np.zeros(n_replicas)  # moving average of iteration lengths (slo-aware's TPOT)
-    activity = np.ones(n_replicas)  # power activity of the iteration in flight (serving_reference.iteration_activity)
     busy = np.zeros(n_replicas, dtype=np.bool_)
     active = np.ones(n_replicas, dtype=np.bool_)
     present = np.ones(n_replicas, dtype=np.bool_)  # not gone (outside its group's window)
@@ -162,12 +161,12 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             n_prefilling[r] = kept
             iteration_end[r] = np.inf
             busy[r] = False
-            _start(r, t_end, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context,
-                   iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy,
-                   replica_int, replica_float, central, active, replica_of, in_system, work, pending_prefill,
-                   iteration_s, activity)
+            activity = _start(r, t_end, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
+                              context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
+                              iteration_end, busy, replica_int, replica_float, central, active, replica_of, in_system,
+                              work, pending_prefill, iteration_s)
             if busy[r]:
-                _add_busy(busy_s, energy_s, activity[r], r, t_end, iteration_end[r], horizon_s,
+                _add_busy(busy_s, energy_s, activity, r, t_end, iteration_end[r], horizon_s,
                           bin_width_s)
                 _add_occupancy(batch_seq_s, kv_token_s, r, t_end, iteration_end[r], horizon_s,
                                n_prefilling[r] + n_decoding[r], kv_used[r])
@@ -236,23 +235,23 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
                 for m in range(n_replicas):
                     if woken[m]:
                         woken[m] = False
-                        _start(m, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
-                               context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
-                               iteration_end, busy, replica_int, replica_float, central, active, replica_of,
-                               in_system, work, pending_prefill, iteration_s, activity)
+                        activity = _start(m, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling,
+                                          n_decoding, context, iteration, prefilled, prompt_tokens, output_tokens,
+                                          chunk, kv_used, kv_peak, iteration_end, busy, replica_int, replica_float,
+                                          central, active, replica_of, in_system, work, pending_prefill, iteration_s)
                         if busy[m]:
-                            _add_busy(busy_s, energy_s, activity[m], m, t_switch, iteration_end[m], horizon_s,
+                            _add_busy(busy_s, energy_s, activity, m, t_switch, iteration_end[m], horizon_s,
                                       bin_width_s)
                             _add_occupancy(batch_seq_s, kv_token_s, m, t_switch, iteration_end[m], horizon_s,
                                            n_prefilling[m] + n_decoding[m], kv_used[m])
                             _tree_update(tree, leaves, iteration_end, m)
             if not busy[r]:
-                _start(r, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
-                       context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
-                       iteration_end, busy, replica_int, replica_float, central, active, replica_of, in_system,
-                       work, pending_prefill, iteration_s, activity)
+                activity = _start(r, t_switch, queue_head, queue_tail, queue_next, prefilling, n_prefilling,
+                                  n_decoding, context, iteration, prefilled, prompt_tokens, output_tokens, chunk,
+                                  kv_used, kv_peak, iteration_end, busy, replica_int, replica_float, central, active,
+                                  replica_of, in_system, work, pending_prefill, iteration_s)
                 if busy[r]:
-                    _add_busy(busy_s, energy_s, activity[r], r, t_switch, iteration_end[r], horizon_s,
+                    _add_busy(busy_s, energy_s, activity, r, t_switch, iteration_end[r], horizon_s,
                               bin_width_s)
                     _add_occupancy(batch_seq_s, kv_token_s, r, t_switch, iteration_end[r], horizon_s,
                                    n_prefilling[r] + n_decoding[r], kv_used[r])
@@ -314,12 +313,12 @@ def serve_llm(arrival_s, prompt_tokens, output_tokens, replica_int, replica_floa
             for r in range(n_replicas):
                 if woken[r]:
                     woken[r] = False
-                    _start(r, t_arrival, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding,
-                           context, iteration, prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak,
-                           iteration_end, busy, replica_int, replica_float, central, active, replica_of, in_system,
-                           work, pending_prefill, iteration_s, activity)
+                    activity = _start(r, t_arrival, queue_head, queue_tail, queue_next, prefilling, n_prefilling,
+                                      n_decoding, context, iteration, prefilled, prompt_tokens, output_tokens, chunk,
+                                      kv_used, kv_peak, iteration_end, busy, replica_int, replica_float, central,
+                                      active, replica_of, in_system, work, pending_prefill, iteration_s)
                     if busy[r]:
-                        _add_busy(busy_s, energy_s, activity[r], r, t_arrival, iteration_end[r], horizon_s,
+                        _add_busy(busy_s, energy_s, activity, r, t_arrival, iteration_end[r], horizon_s,
                                   bin_width_s)
                         _add_occupancy(batch_seq_s, kv_token_s, r, t_arrival, iteration_end[r], horizon_s,
                                        n_prefilling[r] + n_decoding[r], kv_used[r])
@@ -446,7 +445,10 @@ def _slo_aware(prompt, need, only_active, active, present, replica_int, replica_
 @njit(cache=True)
 def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n_decoding, context, iteration,
            prefilled, prompt_tokens, output_tokens, chunk, kv_used, kv_peak, iteration_end, busy, replica_int,
-           replica_float, central, active, replica_of, in_system, work, pending_prefill, iteration_s, activity):
+           replica_float, central, active, replica_of, in_system, work, pending_prefill, iteration_s):
+    """Start replica ``r``'s next iteration at ``t`` if it has work (``busy[r]`` tells); returns that iteration's
+    power activity (``serving_reference.iteration_activity``; 0 when none starts), returned rather than kept per
+    replica since only the caller's ``_add_busy`` reads it."""
     token_budget = replica_int[r, I_TOKEN_BUDGET]
     max_seqs = replica_int[r, I_MAX_SEQS]
     kv_capacity_tokens = replica_int[r, I_KV_CAPACITY]
@@ -493,12 +495,11 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
         prefill_tokens += take
         budget -= take
     if decoders == 0 and n_chunks == 0:
-        return
+        return 0.0
     length = _iteration_time_s(decoders + prefill_tokens, decoders, context[r], attended, replica_float, r)
     compute_s = (replica_float[r, F_FLOP_PER_TOKEN] * (decoders + prefill_tokens)
                  + replica_float[r, F_ATTN_FLOP_PER_TOKEN_CTX] * attended) / replica_float[r, F_FLOPS_PER_S]
     share = min(1.0, compute_s / length) if length > 0 else 1.0
-    activity[r] = share + (1.0 - share) * replica_float[r, F_MEMORY_ACTIVITY]
     if iteration_s[r] == 0.0:
         iteration_s[r] = length
     else:
@@ -506,6 +507,7 @@ def _start(r, t, queue_head, queue_tail, queue_next, prefilling, n_prefilling, n
     iteration_end[r] = t + length
     iteration[r] += 1
     busy[r] = True
+    return share + (1.0 - share) * replica_float[r, F_MEMORY_ACTIVITY]
 
 
 @njit(cache=True)

@@ -28,7 +28,8 @@ def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, pro
     """Failure events and interruptions by component class, lost chip-hours, goodput share (useful / held
     chip-time), interruptions and lost chip-hours over all jobs and by accelerator (of the pool each job last ran
     on: a job preempted on one pool and finished on another counts on the last), and availability per pool
-    (1 − chip-time away for repair, not covered by a hot spare / online chip-time)."""
+    (1 − chip-time away for repair, not covered by a hot spare / online chip-time); ``pools_without_failures``:
+    the pools training gets no failures on (kept for the output's shape: today none, every pool fails)."""
     by_cause, lost = failures["by_cause"].sum(axis=0), failures["lost_by_cause"].sum(axis=0)
     causes = causes_of(failures)
     useful, held = jobs_out["useful_chip_s"].to_numpy(), jobs_out["held_chip_s"].to_numpy()

@@ -7,9 +7,14 @@ Per accelerator type (every figure over the whole run, IT power: chips with thei
 * ``training_pflop``: useful training work [PFLOP] of the transformer jobs with a step-time-model MFU: per job,
   MFU × the chip's dense BF16 peak × gang chips × (its run seconds on its last pool up to the horizon − the
   chip-seconds preemptions threw away ÷ gang). MFU is model FLOPs per step ÷ (gang × peak × step time)
-  (``sim.kernels.step_reference``), so this is the model's FLOPs actually kept. Roofline jobs (no model FLOPs)
-  count nothing; runs on another pool than the job's last one are left out; a throttled run's seconds count as
-  full-speed ones (overstating its work by the clock's slowdown: ``power_capping.lost_chip_hours`` says how much).
+  (``sim.kernels.step_reference``), so this is the model's FLOPs actually kept. With ``failures`` the run seconds
+  count at the job's goodput share instead (``goodput_frac`` of jobs.csv: useful chip-time, its work at the pool's
+  speed, ÷ the chip-time its gang held, ``sim.training.failures``): checkpoint saves, restarts, restores and the
+  work lost since the last checkpoint are not useful work (the share is the job's over all its runs, exact when it
+  ran on one pool). Roofline jobs (no model FLOPs) count nothing; runs on another pool than the job's last one are
+  left out; without failures a throttled run's seconds count as full-speed ones (overstating its work by the
+  clock's slowdown: ``power_capping.lost_chip_hours`` says how much); with failures a completed run counts its
+  full-speed work, a preempted or unfinished one its wall time at the goodput share.
 * ``training_flops_per_j``: ``training_pflop`` ÷ ``it_energy_kwh`` in FLOP/J (= FLOP/s per W): what the type
   delivered per joule at the load that ran (idle time and inference on the same pools count against it).
 * ``training_busy_flops_per_j``: the same work ÷ the IT energy of those runs' busy chips: chip-seconds × (idle power
@@ -59,7 +64,13 @@ def _training(out: dict, jobs_out: pd.DataFrame, outcome: dict, pools, horizon_s
     run_s = np.bincount(job[keep], (runs["end_s"] - runs["start_s"])[keep], minlength=len(jobs_out))
     busy_chip_s = np.bincount(job[keep], ((runs["end_s"] - runs["start_s"]) * runs["weight"])[keep],
                               minlength=len(jobs_out))
-    useful_s = np.maximum(run_s - jobs_out["lost_chip_s"].to_numpy(np.float64) / np.maximum(chips, 1.0), 0.0)
+    if "useful_chip_s" in jobs_out:  # failures: the goodput share of the run (no saves, restarts, lost work)
+        held = jobs_out["held_chip_s"].to_numpy(np.float64)
+        goodput = np.divide(jobs_out["useful_chip_s"].to_numpy(np.float64), held, out=np.zeros(len(held)),
+                            where=held > 0)
+        useful_s = run_s * goodput
+    else:
+        useful_s = np.maximum(run_s - jobs_out["lost_chip_s"].to_numpy(np.float64) / np.maximum(chips, 1.0), 0.0)
     peak = np.array([p.accelerator.peak_flops for p in pools] + [0.0])[last_pool]
     idle_w = np.array([p.idle_w_with_server for p in pools] + [0.0])[last_pool]
     increment_w = np.array([p.busy_w_with_server - p.idle_w_with_server for p in pools] + [0.0])[last_pool]

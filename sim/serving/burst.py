@@ -30,6 +30,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from sim.serving.failures import draw_outages
+
 
 def interval_attainment(edges: np.ndarray, offered: np.ndarray, met: np.ndarray, interval_s: float,
                         horizon_s: float) -> np.ndarray:
@@ -77,6 +79,19 @@ def realised_steps(windows: list[tuple[float, float]], chips: int, limit: tuple[
         times += [begin, end]
         counts += [chips, 0]
     return tuple(times), tuple(counts)
+
+
+def rental_outages(context, copies: list, outages: dict | None) -> dict | None:
+    """``outages`` (``(service, group)`` -> rows, ``sim.serving.failures``) with those of a burst group's rented
+    ``copies`` (``GroupPlan``-like, each windowed over its rental) added: drawn once the rentals are known, from the
+    run's ``serving_failures`` stream after the stage's draw (services in order), each copy failing while rented
+    as a windowed group. The cloud replaces a failed server after the class's repair time; a replica still in repair
+    when its rental ends is simply not there any more (its pool is online only while rented). ``None`` (no
+    failures section): unchanged."""
+    if context.failures is None or outages is None or not copies:
+        return outages
+    return {**outages, **draw_outages(copies, context.failures, context.fleet, context.horizon_s,
+                                      context.failure_rng)}
 
 
 def burst_summary(windows: list[tuple[float, float]], replicas: int, chips_per_replica: int,

@@ -73,14 +73,15 @@ class ServiceRun(ABC):
     def draw(self) -> None:
         """Draw the service's requests (request-level families); the default draws nothing."""
 
-    def failing_groups(self, autoscaled) -> list:
-        """Plans of the groups whose replicas fail one by one (request level: on all run, not in ``autoscaled``,
-        the ``(service, group)`` keys of autoscaled groups; ``sim.serving.failures``); default none."""
+    def failing_groups(self) -> list:
+        """Plans of the groups whose replicas fail one by one (request level: every group, a windowed one while
+        active, an autoscaled one while the autoscaler has a replica on; ``sim.serving.failures``), before any
+        serving-burst copy exists (``sim.serving.burst.rental_outages`` draws theirs); default none."""
         return []
 
     def windowed_groups(self) -> list[tuple]:
-        """``(window, pool, chips per replica, replicas)`` of this service's windowed groups that are not in
-        ``scaled_groups`` (whose windows the autoscaler's plan already carries); default none."""
+        """``(window, pool, chips per replica, replicas, (service, group))`` of this service's windowed groups that
+        are not in ``scaled_groups`` (whose windows the autoscaler's plan already carries); default none."""
         return []
 
     def burst_rentals(self) -> list[tuple]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sim.policies.capping import power_frac
 from sim.serving.autoscale import ScalingPlan, plan_scaling, window_changes, window_switches
-from sim.serving.failures import draw_outages, hold_in_repair
+from sim.serving.failures import draw_outages, hold_in_repair, hold_scaled_in_repair
 from sim.serving.family import ServiceRun, ServingContext, family_key
 from sim.serving.llm.summary import REQUEST_COLUMNS
 from sim.serving.throttle import throttled_chip_hours, throttled_power
@@ -127,21 +127,29 @@ def serve_all(services, families: dict, context: ServingContext, autoscale_confi
     llm_groups = [plan for run in runs for plan in run.scaled_groups]
     scaling = plan_scaling(llm_groups, autoscale_configs,
                            {run.index: run.requests_for_scaling() for run in runs}, context.fleet, context.horizon_s)
-    extra = [(window, pool, chips, replicas) for run in runs for window, pool, chips, replicas in run.windowed_groups()]
+    extra = [entry for run in runs for entry in run.windowed_groups()]
     if extra:  # windowed groups of other families (ranking): numbered after the LLM groups in the schedule
-        for k, (window, pool, chips, replicas) in enumerate(extra):
+        for k, (window, pool, chips, replicas, _) in enumerate(extra):
             scaling.schedule.extend(window_changes(window, context.horizon_s, len(llm_groups) + k, pool, chips,
                                                    replicas))
         scaling.schedule.sort(key=lambda e: (e[0], e[4] > 0, e[1]))
     if context.failures is not None:  # replica outages, every failing group in service order
-        outages = draw_outages([plan for run in runs for plan in run.failing_groups(set(autoscale_configs))],
-                               context.failures, context.fleet, context.horizon_s, context.failure_rng)
+        outages = draw_outages([plan for run in runs for plan in run.failing_groups()], context.failures,
+                               context.fleet, context.horizon_s, context.failure_rng,
+                               {key: events for key, events in scaling.switches.items() if key in autoscale_configs})
         for run in runs:
             run.outages = {key: rows for key, rows in outages.items() if key[0] == run.index}
-        held = [hold_in_repair(scaling.schedule, k, plan.window, plan.chips_per_replica, plan.replicas,
-                               outages[(plan.service, plan.group)], context.horizon_s)
-                for k, plan in enumerate(llm_groups)  # windowed groups' chips in repair at the window's end
-                if plan.window is not None and (plan.service, plan.group) in outages]
+        windowed = [(k, plan.window, plan.chips_per_replica, plan.replicas, (plan.service, plan.group))
+                    for k, plan in enumerate(llm_groups) if plan.window is not None]
+        windowed += [(len(llm_groups) + k, window, chips, replicas, key)
+                     for k, (window, _, chips, replicas, key) in enumerate(extra)]
+        held = [hold_in_repair(scaling.schedule, k, window, chips, replicas, outages[key], context.horizon_s)
+                for k, window, chips, replicas, key in windowed  # windowed groups' chips in repair at the window's end
+                if key in outages]
+        held += [hold_scaled_in_repair(scaling.schedule, k, scaling.switches[key], outages[key], plan.replicas,
+                                       autoscale_configs[key].min_count, context.horizon_s)
+                 for k, plan in enumerate(llm_groups)  # autoscaled replicas switched off while in repair
+                 if (key := (plan.service, plan.group)) in autoscale_configs and key in outages]
         if any(held):
             scaling.schedule.sort(key=lambda e: (e[0], e[4] > 0, e[1]))
     for run in runs:

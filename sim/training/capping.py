@@ -83,6 +83,7 @@ class PowerCap:
         # throttled run: the results add them to the power of running jobs at their activity (``power_events``)
         self.corrections: list[tuple[float, int, float, float]] = []
         self.correction_jobs: list[int] = []  # the job of each entry of ``corrections``
+        self.correction_power: list[float] = []  # the job's ``power_frac`` of its new clock, per entry
         self.activity = activity  # N×P share of dynamic power a running job draws (None: 1)
         self.rows: list[tuple] = []
         self.trace: list[tuple[float, float, float]] = []  # (t, committed facility power [W], cap [W]) under a cap
@@ -356,6 +357,7 @@ class PowerCap:
         throttled = chips * ((new < 1.0) - (old < 1.0))
         self.corrections.append((t, pool, it_w, throttled))
         self.correction_jobs.append(job)
+        self.correction_power.append(power_frac(new))
 
     def power_events(self) -> dict[int, tuple]:
         """Per pool: ``(times, IT power changes [W], throttled chip changes)`` arrays (``corrections``)."""
@@ -378,6 +380,16 @@ class PowerCap:
             w = np.array([row[2] for row in self.corrections])
             np.add.at(out, np.asarray(self.correction_jobs, dtype=np.int64), w * np.maximum(horizon_s - t, 0.0))
         return out
+
+    def job_clocks(self) -> dict:
+        """Every clock change of a training job, in the order made: ``time_s``, ``job`` and ``power_frac`` (the
+        share of its full-clock dynamic power the job draws from then on: ``power_frac`` of its new clock; each run
+        starts at 1 and its end restores 1). The checkpoint dips follow it (``sim.results.checkpoints``)."""
+        import numpy as np
+
+        return {"time_s": np.array([row[0] for row in self.corrections], dtype=np.float64),
+                "job": np.array(self.correction_jobs, dtype=np.int64),
+                "power_frac": np.array(self.correction_power, dtype=np.float64)}
 
     def work_done_s(self, job: int, t: float) -> float:
         """Full-speed seconds of work the current run of ``job`` had done by ``t`` (wall time since its start when
@@ -404,7 +416,7 @@ class PowerCap:
         self.state.clear()
         self._seq.clear()
         return {"rows": self.rows, "trace": self.trace, "power_events": self.power_events(),
-                "job_it_correction_j": self.job_corrections_j(horizon_s),
+                "job_it_correction_j": self.job_corrections_j(horizon_s), "job_clocks": self.job_clocks(),
                 **({"budgets": self.budgets.outcome()} if self.budgets is not None else {}),
                 "throttled_chip_hours": self.throttled_chip_s / 3600.0,
                 "lost_chip_hours": self.lost_chip_s / 3600.0, "shed_jobs": self.shed_jobs}

@@ -7,7 +7,8 @@ coming online, a minimum rental expiring: ``sim.training.burst``), or, with a ``
 repair (``sim.training.failures``: applied after pools leave, before inference scaling), or, with deferrable jobs,
 held jobs are released into the queue (``sim.training.shifting``: after cap changes, before arrivals). At each such
 instant the process settles completions first (freeing chips), then pools coming online, then drains starting and
-retirements, then pools leaving, then inference scale-downs and scale-ups (which may preempt training), then
+retirements, then pools leaving, then inference scale-downs and scale-ups (which may preempt training, and with
+failures book chips away for repair: ``sim.training.sharing``), then
 rented burst domains coming online,
 then admits arrivals, then asks the scheduler policy to start what it can, then lets the burst policy
 release idle rentals and request new ones; then it sleeps until the next instant. The cluster is the only

@@ -16,8 +16,16 @@ What is modelled:
 * **What it hits.** Within the domain the allocator counts chips, not their positions: the struck chip
   is in a training job's gang with probability (its chips in the domain / domain size), free otherwise, or
   held by something else (an inference replica, a held delivery, a hot spare) or away for repair: such events
-  are counted as ``unavailable`` and change nothing (serving replicas' failures are not modelled here). A
-  fractional (shared-chip) job counts as one chip of its domain.
+  are counted as ``unavailable`` and change nothing (serving replicas' failures are drawn apart,
+  ``sim.serving.failures``). A fractional (shared-chip) job counts as one chip of its domain. Every pool gets its
+  stream, pools with autoscaled, windowed or serving-burst replica groups too: there the struck chips of a replica
+  active now are ``unavailable`` like a fixed replica's (a serving-burst group holds its pool all run here).
+* **Repairs under scheduled replicas** (rule in ``sim.training.sharing``): the schedule has precedence (serving
+  was computed first). A scale-up that does not fit even with every training job of the pool preempted, because
+  servers are away for repair, takes one domain, preempts the training there, takes its free chips and *books*
+  the rest from the repairs there (``book``): booked chips stay out of placement until both their repair has ended
+  (``_unbook_repair``: they become the replica's) and the replica has left (``replica_left``: chips still in
+  repair go back to it). They count as down in availability and ``repair_chips`` while their repair lasts.
 * **Interruption.** A synchronous job whose gang holds the struck chip is interrupted: it is preempted with
   checkpoint semantics (``sharing.preempt``) and goes back to the wait queue at its arrival position (it is
   not restarted in place: a FIFO queue starts it first when room frees, on any pool it may use).
@@ -98,7 +106,7 @@ class FailureConfig:
     interval_s: float | None        # fixed checkpoint interval [s]; None: optimal
     fallback_interval_s: float      # policy.preemption.checkpoint_interval [s]
     spare_chips: tuple[int, ...]    # hot spares per pool [chips]
-    excluded: frozenset[int]        # pools without failures (pools whose replicas scale)
+    excluded: frozenset[int]        # pools without failures (the runner excludes none)
     rack_share: float = 0.0         # share of network failures that take a whole rack
     rack_chips: tuple[int, ...] = ()  # chips of one rack per pool (servers_per_rack × chips_per_server)
     # maintenance windows: (pool, start [s], length [s], share of the pool's domains, repeat [s] or None, drain [s])
@@ -163,6 +171,18 @@ def resolve_failures(scenario, catalog, fleet, jobs, excluded=frozenset()) -> Fa
         spare_chips=tuple(spares), excluded=frozenset(excluded), rack_share=float(rack_share),
         rack_chips=tuple(p.chips_per_server * p.servers_per_rack for p in fleet.pools),
         maintenance=windows)
+
+
+def _less(parts, chips: dict[int, int]) -> tuple:
+    """``parts`` ``((domain, n), ...)`` less ``chips`` per domain (taken from the first parts of a domain)."""
+    out = []
+    for domain, n in parts:
+        cut = min(n, chips.get(domain, 0))
+        if cut:
+            chips[domain] -= cut
+        if n - cut:
+            out.append((domain, n - cut))
+    return tuple(out)
 
 
 def window_start_s(start: dt.date, origin: dt.datetime) -> float:
@@ -258,6 +278,10 @@ class FailureProcess:
         # (``_shared_save``; NaN: the job's own ``save_s`` and ``intervals``)
         self.run_save = array("d", [math.nan]) * n
         self.run_interval = array("d", [math.nan]) * n
+        # repair sequence -> [[sequence, domain, chips, replica], ...]: chips away for repair booked to inference
+        # replicas of the reservation schedule (``sharing.book_replica``); replicas placed that way, per pool
+        self.booked: dict[int, list[list]] = {}
+        self.booked_replicas = [0] * len(pools)
         for p, pool in enumerate(pools):
             if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
@@ -317,6 +341,8 @@ class FailureProcess:
                     _, since, chips = self.down_since.pop(sequence)
                     self.down_chip_s[pool] += (t - since) * chips
                     self.down_log.append((pool, since, t, chips))
+                    if self.booked and sequence in self.booked:  # chips booked to a replica stay with it
+                        payload = self._unbook_repair(sequence, payload)
                     self.cluster.allocators[pool].release(payload)
                     if self.in_window[pool]:
                         self._keep_in_window(pool, payload, t)
@@ -534,7 +560,70 @@ class FailureProcess:
                 _, since, chips = self.down_since.pop(sequence)
                 self.down_chip_s[pool] += (t - since) * chips
                 self.down_log.append((pool, since, t, chips))
+                if self.booked and sequence in self.booked:
+                    parts = self._unbook_repair(sequence, parts)
                 self.cluster.allocators[pool].release(parts)
+
+    # -- repairs booked to inference replicas (``sim.training.sharing.book_replica``) ------------------
+    def in_repair(self, pool: int) -> bool:
+        """Whether any chip of ``pool`` is away for repair now."""
+        return any(entry[0] == pool for entry in self.down_since.values())
+
+    def _repairs(self, pool: int) -> list[tuple]:
+        """``(end [s], sequence, parts)`` of ``pool``'s repairs under way, earliest end first."""
+        down = self.down_since
+        return sorted((at, sequence, parts) for at, sequence, kind, p, parts in self.timers
+                      if kind == REPAIR and p == pool and parts is not None and sequence in down)
+
+    def _booked_in(self, sequence: int, domain: int) -> int:
+        return sum(record[2] for record in self.booked.get(sequence, ()) if record[1] == domain)
+
+    def repair_chips(self, pool: int) -> dict[int, int]:
+        """Chips of ``pool`` away for repair and not booked to a replica, per domain."""
+        chips: dict[int, int] = {}
+        for _, sequence, parts in self._repairs(pool):
+            for domain, n in parts:
+                chips[domain] = chips.get(domain, 0) + n - self._booked_in(sequence, domain)
+        return chips
+
+    def book(self, pool: int, domain: int, chips: int, replica) -> None:
+        """Book ``chips`` of ``domain`` away for repair to ``replica`` (a ``sharing.BookedReplica``), from the
+        repairs ending first: they stay out of placement until both the repair has ended and the replica has left."""
+        for _, sequence, parts in self._repairs(pool):
+            if not chips:
+                break
+            there = sum(n for d, n in parts if d == domain) - self._booked_in(sequence, domain)
+            if there > 0:
+                record = [sequence, domain, min(there, chips), replica]
+                self.booked.setdefault(sequence, []).append(record)
+                replica.bookings.append(record)
+                chips -= record[2]
+        if chips:
+            raise RuntimeError(f"pool {self.cluster.pools[pool].name}: {chips} chips of domain {domain} to book are "
+                               "not away for repair")
+        self.booked_replicas[pool] += 1
+
+    def _unbook_repair(self, sequence: int, parts) -> tuple:
+        """Repair ``sequence`` ends: its chips booked to replicas stay with them (their chips from now on); returns
+        the rest of ``parts``, to release."""
+        booked: dict[int, int] = {}
+        for record in self.booked.pop(sequence):
+            record[3].bookings[:] = [r for r in record[3].bookings if r is not record]
+            booked[record[1]] = booked.get(record[1], 0) + record[2]
+        return _less(parts, booked)
+
+    def replica_left(self, replica) -> tuple:
+        """A replica with booked chips leaves: those still in repair go back to their repair (released at its
+        end); returns the rest of its placement, to release."""
+        booked: dict[int, int] = {}
+        for record in replica.bookings:
+            records = self.booked[record[0]]
+            records[:] = [r for r in records if r is not record]
+            if not records:
+                del self.booked[record[0]]
+            booked[record[1]] = booked.get(record[1], 0) + record[2]
+        replica.bookings = []
+        return _less(tuple(replica), booked)
 
     # -- jobs -----------------------------------------------------------------------------------------
     def _intervals(self) -> np.ndarray:

@@ -9,7 +9,8 @@ the step into its compute term, its memory term and the rest: communication and 
 with ``m`` (``memory_bound_activity``) and ``w`` (``communication_activity``) from ``sim/catalog/data/site.yaml``
 (estimates, sourced there). Jobs without a step plan (roofline path) and pools where the job cannot run keep
 ``a = 1`` (full load, as before). While a job saves a checkpoint, restarts or restores its state, it draws
-``checkpoint_activity`` of the dynamic power instead (``sim.results.checkpoints``).
+``checkpoint_activity`` of the dynamic power instead, times its clock's power share under a throttling cap
+(``sim.results.checkpoints``).
 
 Simplifications: one constant per phase for every chip type; the phases of a step alternate within
 milliseconds to seconds, so the time series and energies carry their step-time-weighted mean, not the swings

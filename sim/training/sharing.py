@@ -23,10 +23,23 @@ The cluster applies the reservation schedule of ``sim.serving.autoscale`` as its
 * **Deferred jobs**: a job is counted deferred when it was waiting, for a pool it may use, at an instant
   when a scale-up placed a replica there in chips that were free (no preemption was needed): inference
   took capacity that job was waiting for. It is not a claim that the job would have started.
+* **Chips away for repair** (with ``failures``, ``sim.training.failures``): serving was computed first and assumes
+  its replicas run on schedule, so the schedule has precedence and a replica never waits. When a scale-up does not
+  fit even with every training job of the pool preempted because servers are away for repair, the replica takes the
+  domain (validation keeps a replica inside one) whose free, training and repair chips hold it with the most chips
+  free or held by training (ties: most free, then lowest index), preempts the training jobs there (most recently
+  started first) until the free chips cover it or none is left, takes the free chips, and **books**
+  the rest from the repairs in that domain (earliest repair end first): those chips count as the replica's, not as
+  placeable, until both the repair has ended and the replica has left (a replica leaving first gives them back to
+  their repair, which returns them at its end). Nothing else is preempted, and repairs are booked only for what free
+  and training chips cannot give. Simplification: the replica is served at full strength meanwhile (as if the
+  operator swapped a server in from stock); serving's own replica failures are drawn apart
+  (``sim.serving.failures``), and a booked chip counts both in ``repair_chips`` and in ``inference_chips``. Hot
+  spares and maintenance windows are refused on pools with scheduled replicas (validation), so no spare stands in.
 
 Validation allows one replica size per shared pool, or pool with a windowed group (``sim.validation.checks``), so a
 replica always fits where another one left; should a replica still find no room with every training job of the pool
-preempted, the run stops with an error naming the time and pool.
+preempted (and every chip away for repair booked), the run stops with an error naming the time and pool.
 """
 
 from __future__ import annotations
@@ -51,6 +64,8 @@ def apply_scaling(cluster, t: float, index: int, freed) -> tuple[set, bool, int]
                 parts = placements.pop()
                 if cluster.budgets is not None:  # its racks and rows count it no more (sim.training.budgets)
                     cluster.budgets.replica(pool, parts, -1)
+                if type(parts) is BookedReplica:  # chips still in repair go back to their repair
+                    parts = cluster.failures.replica_left(parts)
                 cluster.allocators[pool].release(parts)
             freed.add(pool)
         else:
@@ -60,12 +75,16 @@ def apply_scaling(cluster, t: float, index: int, freed) -> tuple[set, bool, int]
 
 
 def place_replica(cluster, t: float, pool: int, chips: int, placements: list) -> bool:
-    """Place one replica on ``pool``, preempting training there if needed; True if any job was preempted."""
+    """Place one replica on ``pool``, preempting training there if needed (with chips away for repair making the
+    shortfall: ``book_replica``); True if any job was preempted."""
     allocator = cluster.allocators[pool]
     if allocator.can_place(chips):
         note_deferred(cluster, pool)
         placements.append(_place(cluster, pool, chips))
         return False
+    if cluster.failures is not None and cluster.failures.in_repair(pool) \
+            and not fits_without_training(cluster, pool, chips):
+        return book_replica(cluster, t, pool, chips, placements)
     pool_of, start_s = cluster.pool_of, cluster.start_s
     victims = sorted((start_s[job], job) for job in cluster.placement if pool_of[job] == pool)
     while not allocator.can_place(chips):
@@ -75,6 +94,68 @@ def place_replica(cluster, t: float, pool: int, chips: int, placements: list) ->
         preempt(cluster, victims.pop()[1], t)
     placements.append(_place(cluster, pool, chips))
     return True
+
+
+class BookedReplica(tuple):
+    """A replica's placement ``((domain, chips), ...)`` that holds chips booked from repairs (``book_replica``):
+    ``bookings`` lists its ``[repair sequence, domain, chips, replica]`` records still in repair."""
+
+    def __new__(cls, parts):
+        replica = super().__new__(cls, parts)
+        replica.bookings = []
+        return replica
+
+
+def training_chips(cluster, pool: int) -> dict[int, int]:
+    """Chips of ``pool`` held by training now, per domain (whole gangs' parts, and each open shared chip once)."""
+    held: dict[int, int] = {}
+    pool_of, share_units = cluster.pool_of, cluster.share_units
+    for job, parts in cluster.placement.items():
+        if pool_of[job] == pool and not share_units[job]:
+            for domain, n in parts:
+                held[domain] = held.get(domain, 0) + n
+    for parts in cluster.shared[pool].domain_of.values():
+        for domain, n in parts:
+            held[domain] = held.get(domain, 0) + n
+    return held
+
+
+def fits_without_training(cluster, pool: int, chips: int) -> bool:
+    """Whether a replica of ``chips`` would fit on ``pool`` with every training job there preempted (what
+    ``DomainAllocator.can_place`` would say then; closed domains take nothing)."""
+    allocator = cluster.allocators[pool]
+    held = training_chips(cluster, pool)
+    return any(free + held.get(d, 0) >= chips for d, free in enumerate(allocator.free) if d not in allocator.closed)
+
+
+def book_replica(cluster, t: float, pool: int, chips: int, placements: list) -> bool:
+    """Place one replica on ``pool`` where chips away for repair make the shortfall (module docstring, *Chips away
+    for repair*); True if any job was preempted."""
+    allocator, failures = cluster.allocators[pool], cluster.failures
+    held = training_chips(cluster, pool)
+    repair = failures.repair_chips(pool)
+    rank = {d: (free + held.get(d, 0), free, -d) for d, free in enumerate(allocator.free)
+            if d not in allocator.closed and free + held.get(d, 0) + repair.get(d, 0) >= chips}
+    if not rank:
+        raise RuntimeError(f"t={t:.3f}s: pool {cluster.pools[pool].name}: no room for a {chips}-chip replica even "
+                           "with every training job preempted and every chip away for repair booked")
+    domain = max(rank, key=rank.__getitem__)
+    preempted = False
+    victims = sorted((cluster.start_s[job], job) for job in failures._running_in(pool, domain))
+    while allocator.free[domain] < chips and victims:
+        preempt(cluster, victims.pop()[1], t)
+        preempted = True
+    replica = BookedReplica(((domain, chips),))
+    taken = min(allocator.free[domain], chips)
+    if taken:
+        allocator.take(domain, taken)
+    failures.book(pool, domain, chips - taken, replica)
+    if cluster.budgets is not None:  # its racks and rows count it (sim.training.budgets)
+        cluster.budgets.replica(pool, replica, +1)
+    if not preempted:
+        note_deferred(cluster, pool)
+    placements.append(replica)
+    return preempted
 
 
 def _place(cluster, pool: int, chips: int) -> tuple:

@@ -8,7 +8,7 @@ import pandas as pd
 from sim.kernels.serving_reference import DONE
 from sim.serving.accounting import group_cost_per_bin, replica_events, units_per_bin
 from sim.serving.autoscale import window_switches
-from sim.serving.burst import BurstGroups, request_attainment
+from sim.serving.burst import BurstGroups, rental_outages, request_attainment
 from sim.serving.family import ServiceRun
 from sim.serving.llm.plan import plan_groups
 from sim.serving.llm.requests import service_requests
@@ -32,9 +32,8 @@ class LlmRequestService(BurstGroups, ServiceRun):
         c = self.context
         self.requests = service_requests(self.service, c.base_dir, c.horizon_s, c.rng, c.start)
 
-    def failing_groups(self, autoscaled) -> list:
-        return [plan for plan in self.scaled_groups
-                if (plan.service, plan.group) not in autoscaled]
+    def failing_groups(self) -> list:
+        return list(self.scaled_groups)
 
     def requests_for_scaling(self) -> pd.DataFrame | None:
         return self.requests
@@ -47,9 +46,11 @@ class LlmRequestService(BurstGroups, ServiceRun):
                                    c.bin_width_s, self.outages)
             offered, met = slo_outcome(first, self.service.slo)[:2]
             arrival = self.requests["arrival_s"].to_numpy()
-            for plan in self.add_windows(request_attainment(arrival, offered, met, self.burst_config.interval,
-                                                            c.horizon_s)):
+            copies = self.add_windows(request_attainment(arrival, offered, met, self.burst_config.interval,
+                                                         c.horizon_s))
+            for plan in copies:
                 switches[(plan.service, plan.group)] = window_switches(plan.replicas, plan.window, c.horizon_s)
+            self.outages = rental_outages(c, copies, self.outages)  # the rented replicas fail while rented
         self.result = serve_requests(self.service, self.scaled_groups, self.requests, switches, c.horizon_s,
                                      c.bin_width_s, self.outages)
 

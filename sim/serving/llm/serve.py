@@ -25,6 +25,7 @@ import pandas as pd
 
 from sim import kernels
 from sim.kernels.serving_reference import SWITCH_FAIL, SWITCH_GONE, SWITCH_OFF, SWITCH_ON, replica_tables
+from sim.serving.failures import autoscaled_switches
 from sim.serving.llm.plan import ROUTERS, GroupPlan
 
 
@@ -38,20 +39,32 @@ def kernel_switches(groups: list[GroupPlan], switches, outages=None) -> tuple[np
     (the autoscaler's events for the group say the same). Without windows the codes are the booleans of
     before (False, True), so runs without windows are unchanged. ``outages`` maps ``(service, group)`` to its
     replicas' drawn outages (``sim.serving.failures.draw_outages``): ``SWITCH_FAIL`` at each failure,
-    ``SWITCH_ON`` at its return (at one instant, the failure first)."""
+    ``SWITCH_ON`` at its return (at one instant, the failure first); an autoscaled group's are merged with the
+    autoscaler's events (``sim.serving.failures.autoscaled_switches``: a replica back from repair is on only if
+    the autoscaler has it on)."""
     outages = outages or {}
     windows = any(plan.window is not None for plan in groups) or bool(outages)
     dtype = np.int8 if windows else bool
     times, replicas, on, offset = [np.zeros(0)], [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=dtype)], 0
     for plan in groups:
         events = None if switches is None else switches.get((plan.service, plan.group))
+        rows = outages.get((plan.service, plan.group))
+        if events is not None and plan.window is None and rows is not None and len(rows):
+            times.append(np.zeros(plan.replicas))  # on all run or autoscaled: outages merged with its events
+            replicas.append(offset + np.arange(plan.replicas))
+            on.append(np.full(plan.replicas, SWITCH_OFF, dtype=dtype))
+            t, r, codes = autoscaled_switches(events, rows, plan.replicas)
+            times.append(t)
+            replicas.append(offset + r)
+            on.append(codes.astype(dtype))
+            offset += plan.replicas
+            continue
         if events is not None:
             off = SWITCH_GONE if plan.window is not None else SWITCH_OFF
             times += [np.zeros(plan.replicas), events.switch_s]
             replicas += [offset + np.arange(plan.replicas), offset + events.switch_replica]
             on += [np.full(plan.replicas, off, dtype=dtype),
                    np.where(events.switch_on, SWITCH_ON, off).astype(dtype)]
-        rows = outages.get((plan.service, plan.group))
         if rows is not None and len(rows) and plan.window is not None:  # no return after the window's end
             times.append(rows[:, 0])
             replicas.append(offset + rows[:, 2].astype(np.int64))

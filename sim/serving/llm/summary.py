@@ -16,7 +16,7 @@ from sim.serving.accounting import (
     request_counts,
     serving_figures,
 )
-from sim.serving.failures import replica_availability
+from sim.serving.failures import replica_seconds_down
 from sim.serving.headroom import request_means, saturation_tokens_per_s
 from sim.stats import percentile_summary
 
@@ -68,15 +68,18 @@ def rejected_reasons(groups: list, result: dict) -> dict:
 def failure_figures(groups: list, result: dict, horizon_s: float) -> dict:
     """Replica failures of a service (``sim.serving.failures``): requests lost (rejected, ``REPLICA_FAILED``)
     and rerouted (struck at least once and then placed again), replica outages, and the share of its failing
-    groups' replica-seconds up (``replica_availability``, 1.0 without failing groups)."""
+    groups' active replica-seconds up (``replica_availability``: on all run, a windowed group's window, an autoscaled
+    group's replicas while the autoscaler has them on; 1.0 without failing groups)."""
     hit = result["hit"] > 0
     lost = hit & (result["status"] == REJECTED)
-    rows = [(plan.replicas, outages, plan.window) for plan, outages in zip(groups, result["outages"])]
-    replicas = sum(n for n, _, _ in rows)
-    up = sum(n * replica_availability(o, n, horizon_s, w) for n, o, w in rows)
+    switches = result.get("switches") or [None] * len(groups)
+    seconds = [replica_seconds_down(outages, plan.replicas, horizon_s, plan.window,
+                                    events if plan.window is None else None)  # (down, active)
+               for plan, outages, events in zip(groups, result["outages"], switches)]
+    active = sum(a for _, a in seconds)
     return {"lost_requests": int(lost.sum()), "rerouted_requests": int((hit & ~lost).sum()),
-            "replica_outages": int(sum(0 if o is None else len(o) for _, o, _ in rows)),
-            "replica_availability": float(up / replicas) if replicas else 1.0}
+            "replica_outages": int(sum(0 if o is None else len(o) for o in result["outages"])),
+            "replica_availability": float(1.0 - sum(d for d, _ in seconds) / active) if active > 0 else 1.0}
 
 
 def _usages(groups: list, result: dict, fleet, replica_s: list[float]) -> list:

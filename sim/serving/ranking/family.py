@@ -15,6 +15,7 @@ from sim.serving.burst import (
     burst_summary,
     interval_attainment,
     realised_steps,
+    rental_outages,
     rental_windows,
     request_attainment,
 )
@@ -95,17 +96,23 @@ class _RankingRun(ServiceRun):
 
     def windowed_groups(self) -> list[tuple]:
         p = self.plan
-        return [(w, p.pools[g], p.chips_per_replica[g], p.replicas[g]) for g, w in enumerate(p.windows)
+        return [(w, p.pools[g], p.chips_per_replica[g], p.replicas[g], (p.service, g)) for g, w in enumerate(p.windows)
                 if w is not None]
 
 
 class RankingService(_RankingRun):
     """A ``family: ranking`` service; its requests come from the ``ranking`` stream while serving. With a
-    ``failures`` section its groups on for the whole run (not a serving-burst group) lose replicas to drawn
-    outages (``sim.serving.failures``; the kernel reroutes or loses their queries)."""
+    ``failures`` section its groups lose replicas to drawn outages while active (all run, a window, a serving-burst
+    group's rentals; ``sim.serving.failures``; the kernel reroutes or loses their queries)."""
 
-    def failing_groups(self, autoscaled) -> list:
-        return [g for g in failing_groups(self.plan) if (g.service, g.group) not in autoscaled]
+    def failing_groups(self) -> list:
+        return failing_groups(self.plan)
+
+    def _with_rentals(self, attainment: np.ndarray) -> None:
+        """Plan the rented copies (``_RankingRun._with_rentals``); they fail while rented (``rental_outages``)."""
+        super()._with_rentals(attainment)
+        copies = failing_groups(self.plan, len(self.service.replicas) - 1)  # the copies follow the other groups
+        self.outages = rental_outages(self.context, copies, self.outages)
 
     def serve(self, switches: dict) -> None:
         """Serve the requests; with a burst group, first without it on a copy of the stream (the same requests),
@@ -138,19 +145,18 @@ class RankingService(_RankingRun):
 
 class RankingFluidService(FluidResults, _RankingRun):
     """A ``family: ranking`` service at ``fidelity: fluid``: its traffic is drawn while serving (from the
-    ``inference`` stream, as LLM fluid services), never query by query. With a ``failures`` section its groups on
-    for the whole run serve by availability (``sim.serving.ranking.fluid``: ``A × replicas`` replicas)."""
+    ``inference`` stream, as LLM fluid services), never query by query. With a ``failures`` section its groups
+    serve by availability while active (``sim.serving.ranking.fluid``: ``A × replicas`` replicas)."""
 
     def _available(self) -> None:
-        """Give the plan's groups without a window their replicas' availability (failures only)."""
+        """Give the plan's groups their replicas' availability (failures only; a windowed group, a serving-burst
+        group's copies included: up that share of the time they are active)."""
         failures = self.context.failures
         if failures is None:
             return
         p = self.plan
-        windows = p.windows or (None,) * len(p.pools)
-        self.plan = replace(p, availability=tuple(
-            availability(failures, pool, chips) if window is None else 1.0
-            for pool, chips, window in zip(p.pools, p.chips_per_replica, windows)))
+        self.plan = replace(p, availability=tuple(availability(failures, pool, chips)
+                                                  for pool, chips in zip(p.pools, p.chips_per_replica)))
 
     def serve(self, switches: dict) -> None:
         """Serve the rates; with a burst group, first without it on copies of the streams, then with its rentals
@@ -178,8 +184,7 @@ class RankingFluidService(FluidResults, _RankingRun):
                                         self.context.horizon_s)
         if self.context.failures is not None:  # the expected share of replica-time up (sim.serving.failures)
             p = self.plan
-            windows = p.windows or (None,) * len(p.pools)
-            rows = [(n, p.up(g)) for g, (n, w) in enumerate(zip(p.replicas, windows)) if w is None]
-            replicas = sum(n for n, _ in rows)
-            summary["replica_availability"] = float(sum(n * a for n, a in rows) / replicas) if replicas else 1.0
+            replicas = sum(p.replicas)
+            summary["replica_availability"] = (float(sum(n * p.up(g) for g, n in enumerate(p.replicas)) / replicas)
+                                               if replicas else 1.0)
         return self._with_burst_summary(summary)

@@ -85,8 +85,9 @@ by capacity × that share (the router's split - least-work's index order, jsq's 
 cheapest-first - is not applied with windows), serves them over that share and drains its backlog after its
 window; queries arriving when no group is active are rejected (``no replica active``).
 
-Failures (``sim.serving.failures``): no outage is drawn; a group on for the whole run whose replicas are up a
-share ``A`` of the time (``RankingPlan.availability``) serves with ``A × replicas`` replicas in every bin. Its
+Failures (``sim.serving.failures``): no outage is drawn; a group whose replicas are up a share ``A`` of the time
+(``RankingPlan.availability``) serves with ``A × replicas`` replicas in every bin (a windowed one: in the bins it
+serves). Its
 capacity is ``A`` times the group's, and that capacity is all the **analytic split** sees: the overflow shares by
 capacity (``least-work``, ``central``), slo-aware's cheapest-first limits and the metamodel's ceiling; the
 ordered entry's Erlang B stages still count every replica. The group's **batch-service queue** takes the

@@ -114,12 +114,13 @@ def service_requests(service, horizon_s: float, rng: np.random.Generator, base_d
         "source_row": np.arange(1, n + 1), "copy": np.zeros(n, dtype=np.int64)})
 
 
-def failing_groups(plan: RankingPlan) -> list["FailingGroup"]:
-    """The plan's groups whose replicas fail one by one (``sim.serving.failures``): those on for the whole run
-    (no window; a serving-burst group's copies are windowed)."""
-    return [FailingGroup(plan.service, g, pool, replicas, chips)
-            for g, (pool, replicas, chips) in enumerate(zip(plan.pools, plan.replicas, plan.chips_per_replica))
-            if not plan.windows or plan.windows[g] is None]
+def failing_groups(plan: RankingPlan, first: int = 0) -> list["FailingGroup"]:
+    """The plan's groups from number ``first`` on, whose replicas fail one by one (``sim.serving.failures``): on
+    for the whole run, or while active (a windowed group, a serving-burst group's copies)."""
+    windows = plan.windows or (None,) * len(plan.pools)
+    return [FailingGroup(plan.service, g, pool, replicas, chips, window)
+            for g, (pool, replicas, chips, window) in enumerate(zip(plan.pools, plan.replicas, plan.chips_per_replica,
+                                                                     windows)) if g >= first]
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class FailingGroup:
     pool: int
     replicas: int
     chips_per_replica: int
+    window: tuple[float, float] | None = None  # (from_s, until_s): fails while active only (sim.fleet.windows)
 
 
 def kernel_outages(plan: RankingPlan, outages: dict | None) -> dict:

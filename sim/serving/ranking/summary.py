@@ -20,7 +20,7 @@ from sim.fleet.windows import NO_REPLICA_ACTIVE
 from sim.kernels.serving_reference import DONE, NOT_OFFERED, REJECTED
 from sim.serving.accounting import STATUS_NAMES, request_counts
 from sim.serving.activity import activity
-from sim.serving.failures import replica_availability
+from sim.serving.failures import replica_seconds_down
 from sim.serving.ranking.serve import REJECT_REASON
 from sim.stats import percentile_summary as _stats
 
@@ -60,16 +60,15 @@ def _rejected_reasons(plan, result: dict) -> dict:
 def failure_figures(plan, result: dict, horizon_s: float) -> dict:
     """Replica failures of a ranking service (``sim.serving.failures``): queries lost (rejected,
     ``REPLICA_FAILED``) and rerouted (struck at least once and then placed again), replica outages, and the
-    share of its failing groups' replica-seconds up (1.0 without failing groups)."""
+    share of its groups' active replica-seconds up (a windowed group's over its window; 1.0 without any)."""
     hit = result["hit"] > 0
     lost = hit & (result["status"] == REJECTED)
-    rows = [(n, o) for n, o, w in zip(plan.replicas, result["outages"], plan.windows or (None,) * len(plan.replicas))
-            if w is None]
-    replicas = sum(n for n, _ in rows)
-    up = sum(n * replica_availability(o, n, horizon_s) for n, o in rows)
+    rows = list(zip(plan.replicas, result["outages"], plan.windows or (None,) * len(plan.replicas)))
+    seconds = [replica_seconds_down(o, n, horizon_s, w) for n, o, w in rows]  # (down, active) per group
+    active = sum(a for _, a in seconds)
     return {"lost_requests": int(lost.sum()), "rerouted_requests": int((hit & ~lost).sum()),
-            "replica_outages": int(sum(0 if o is None else len(o) for _, o in rows)),
-            "replica_availability": float(up / replicas) if replicas else 1.0}
+            "replica_outages": int(sum(0 if o is None else len(o) for _, o, _ in rows)),
+            "replica_availability": float(1.0 - sum(d for d, _ in seconds) / active) if active > 0 else 1.0}
 
 
 def ranking_requests_table(plan, service, fleet, result: dict) -> pd.DataFrame:
