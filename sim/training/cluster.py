@@ -325,7 +325,8 @@ class Cluster:
             else:
                 factor = fails.job_factor[job] if fails.job_factor is not None else fails.factor.item(job, pool)
                 run = base * factor + overhead
-            fails.run_overhead[job] = overhead
+            if overhead:  # the first run of a job has none (the array's initial 0), every run after a preemption some
+                fails.run_overhead[job] = overhead
             end = self.now + run
         self.end_s[job] = end
         if end != math.inf:
@@ -343,10 +344,11 @@ class Cluster:
             for domain, _ in (self.shared[pool].domain_of[placement] if units else placement):
                 del domains[domain][job]
             savers = self.savers
-            if savers and job in savers:  # its share of the checkpoint storage is free again
-                share = savers.pop(job)
-                fails = self.failures
-                fails.saving = fails.saving - share if savers else 0.0
+            if savers:  # its share of the checkpoint storage is free again
+                share = savers.pop(job, None)
+                if share is not None:
+                    fails = self.failures
+                    fails.saving = fails.saving - share if savers else 0.0
         if units:
             self.shared[pool].release(placement, units)
         else:
