@@ -76,7 +76,7 @@ from sim.fleet.allocation import SharedChips
 from sim.fleet.network import gang_chips_on
 from sim.training import sharing
 from sim.training.burst import Burst
-from sim.training.failures import FailureProcess
+from sim.training.failures import RUN_FIELDS, RUN_INTERVAL, RUN_OVERHEAD, RUN_SAVE, FailureProcess
 from sim.training.prepare import PreparedJobs, pool_orders
 from sim.training.waiting import WaitQueue
 
@@ -299,7 +299,8 @@ class Cluster:
             base = self.base_run_time_s(job, pool)
             overhead_next = fails.overhead_next
             overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
-            fails.run_base[job] = base
+            runs, r = fails.runs, RUN_FIELDS * job  # the job's record (``FailureProcess.runs``), its base first
+            runs[r] = base
             domains = fails.domain_jobs[pool]  # the index of running jobs per domain
             for domain, n in (self.shared[pool].domain_of[placement] if units else placement):
                 domains[domain][job] = n
@@ -316,8 +317,8 @@ class Cluster:
                         overhead += save - alone  # the restore reads at the same share
                 else:
                     save, interval = alone, fails.intervals.item(job, pool)
-                fails.run_save[job] = save
-                fails.run_interval[job] = interval
+                runs[r + RUN_SAVE] = save
+                runs[r + RUN_INTERVAL] = interval
                 share = save / (interval + save)
                 self.savers[job] = share
                 fails.saving = others + share
@@ -326,7 +327,7 @@ class Cluster:
                 factor = fails.job_factor[job] if fails.job_factor is not None else fails.factor.item(job, pool)
                 run = base * factor + overhead
             if overhead:  # the first run of a job has none (the array's initial 0), every run after a preemption some
-                fails.run_overhead[job] = overhead
+                runs[r + RUN_OVERHEAD] = overhead
             end = self.now + run
         self.end_s[job] = end
         if end != math.inf:

@@ -88,6 +88,7 @@ from sim.scenario.failures_schema import COMPONENT_CLASSES, EXTRA_CAUSES
 FAIL, REPAIR = 0, 1
 WINDOW_DRAIN, WINDOW_START, WINDOW_END = 2, 3, 4  # maintenance windows (``maintenance``)
 DAY_S = 86400.0
+RUN_FIELDS, RUN_BASE, RUN_SAVE, RUN_INTERVAL, RUN_OVERHEAD = 4, 0, 1, 2, 3  # ``FailureProcess.runs``
 UNIFORM_BLOCK = 1024  # uniform draws taken from the failures stream at once (``FailureProcess._uniform``)
 # causes counted after the component classes (``EXTRA_CAUSES``) in ``events``, ``by_cause``, ...
 RACK, WINDOW = len(COMPONENT_CLASSES), len(COMPONENT_CLASSES) + 1
@@ -221,8 +222,11 @@ class FailureProcess:
         self.sequence = 0
         n = len(cluster.arrival)
         # per job, as raw doubles (``array``: written on every start, no float object kept alive per job)
-        self.run_overhead = array("d", bytes(8 * n))  # restart + restore at the start of its current (last) run [s]
-        self.run_base = array("d", bytes(8 * n))      # run time of its current (last) run without checkpoints [s]
+        # per job, its current (last) run: ``RUN_FIELDS`` raw doubles side by side (written on every start: one
+        # place in memory per job, no float object kept alive): its run time without checkpoints [s], its save
+        # time and checkpoint interval where the storage is shared (``_shared_save``; NaN: the job's own
+        # ``save_s`` and ``intervals``) [s], and the restart + restore at its start [s]
+        self.runs = array("d", [0.0, math.nan, math.nan, 0.0]) * n
         self.overhead_next: dict[int, float] = {}  # job -> restart + restore before its next run [s]
         # counters in Python containers (an interruption updates several: NumPy scalar updates cost a microsecond
         # each), NumPy arrays in ``outcome``
@@ -270,14 +274,10 @@ class FailureProcess:
         self.saver_share: dict[int, float] = {}
         self.saving = 0.0
         self.site_shared = bool(len(config.save_s)) and bool((config.save_s > 0).any())
-        self.save_list = config.save_s.tolist()  # per job, as Python floats (read on every start)
+        self.save_list = array("d", np.asarray(config.save_s, dtype=np.float64).tobytes())  # per job [s]
         self.rate_list = self.rate_per_chip.tolist()
         self.busy_chips = cluster.busy_chips
         self.fixed_interval_s = config.interval_s
-        # per job, the save time and checkpoint interval of its current (last) run where the storage is shared
-        # (``_shared_save``; NaN: the job's own ``save_s`` and ``intervals``)
-        self.run_save = array("d", [math.nan]) * n
-        self.run_interval = array("d", [math.nan]) * n
         # repair sequence -> [[sequence, domain, chips, replica], ...]: chips away for repair booked to inference
         # replicas of the reservation schedule (``sharing.book_replica``); replicas placed that way, per pool
         self.booked: dict[int, list[list]] = {}
@@ -685,15 +685,36 @@ class FailureProcess:
         started (a copy: interrupting them changes the index)."""
         return dict(self.domain_jobs[pool][domain])
 
+    def _run_field(self, field: int) -> np.ndarray:
+        """One field of ``runs`` for every job (a view)."""
+        return np.frombuffer(self.runs, dtype=np.float64).reshape(-1, RUN_FIELDS)[:, field]
+
+    @property
+    def run_base(self) -> np.ndarray:
+        return self._run_field(RUN_BASE)
+
+    @property
+    def run_save(self) -> np.ndarray:
+        return self._run_field(RUN_SAVE)
+
+    @property
+    def run_interval(self) -> np.ndarray:
+        return self._run_field(RUN_INTERVAL)
+
+    @property
+    def run_overhead(self) -> np.ndarray:
+        return self._run_field(RUN_OVERHEAD)
+
     def preempted(self, job: int, elapsed_s: float) -> tuple[float, float]:
         """``job`` was stopped after ``elapsed_s`` of its run: returns (run seconds kept, base run seconds of
         progress); the next run starts with the restart delay and the restore."""
-        pool, overhead = self.cluster.pool_of[job], self.run_overhead[job]
+        runs, r = self.runs, RUN_FIELDS * job
+        pool, overhead = self.cluster.pool_of[job], runs[r + RUN_OVERHEAD]
         interval, save = self.intervals.item(job, pool), self.save_list[job]
         if job in self.saver_share:  # ``Cluster._complete`` has dropped it already (kept for direct callers)
             self._forget_saver(job)
-        if self.run_save[job] == self.run_save[job]:  # not NaN: a shared save
-            interval, save = self.run_interval[job], self.run_save[job]
+        if runs[r + RUN_SAVE] == runs[r + RUN_SAVE]:  # not NaN: a shared save
+            interval, save = runs[r + RUN_INTERVAL], runs[r + RUN_SAVE]
         periods = math.floor(max(0.0, elapsed_s - overhead) / (interval + save))
         kept = periods * (interval + save)  # the restart overhead of this run is lost with the rest
         busy = self.cluster.busy_chips[job]
@@ -718,16 +739,16 @@ class FailureProcess:
         busy = cluster.busy_chips_array
         jobs = np.flatnonzero(~np.isnan(start))  # the current (last) run of every job that has one
         pool, start, end, busy = pool[jobs], start[jobs], end[jobs], busy[jobs]
-        overhead = np.asarray(self.run_overhead)[jobs]
-        base = np.asarray(self.run_base)[jobs]
+        overhead = self.run_overhead[jobs]
+        base = self.run_base[jobs]
         intervals, saves = self.intervals, self.config.save_s
-        run_save = np.frombuffer(self.run_save, dtype=np.float64)
+        run_save = self.run_save
         shared = np.flatnonzero(~np.isnan(run_save))
         if len(shared):  # the save time and interval of runs that shared the checkpoint bandwidth
             intervals, saves = intervals.copy(), saves.copy()
             saves[shared] = run_save[shared]
             on = np.asarray(cluster.pool_of, dtype=np.int64)[shared]
-            intervals[shared, on] = np.frombuffer(self.run_interval, dtype=np.float64)[shared]
+            intervals[shared, on] = self.run_interval[shared]
         interval, save = intervals[jobs, pool], saves[jobs]
         done = end <= horizon_s
         ran = np.where(done, end, horizon_s) - start
