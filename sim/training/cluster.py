@@ -76,7 +76,7 @@ from sim.fleet.allocation import SharedChips
 from sim.fleet.network import gang_chips_on
 from sim.training import sharing
 from sim.training.burst import Burst
-from sim.training.failures import RUN_FIELDS, RUN_INTERVAL, RUN_OVERHEAD, RUN_SAVE, FailureProcess
+from sim.training.failures import RUN_FIELDS, RUN_INTERVAL, RUN_NEXT, RUN_OVERHEAD, RUN_SAVE, FailureProcess
 from sim.training.prepare import PreparedJobs, pool_orders
 from sim.training.waiting import WaitQueue
 
@@ -297,15 +297,14 @@ class Cluster:
             end = self.now + self.base_run_time_s(job, pool)
         else:  # the failure model's bookkeeping of a start (``FailureProcess``), inlined: the hottest path it adds
             base = self.base_run_time_s(job, pool)
-            overhead_next = fails.overhead_next
-            overhead = overhead_next[job] if overhead_next and job in overhead_next else 0.0
             runs, r = fails.runs, RUN_FIELDS * job  # the job's record (``FailureProcess.runs``), its base first
             runs[r] = base
+            overhead = runs[r + RUN_NEXT]  # restart + restore after a preemption, else 0
             domains = fails.domain_jobs[pool]  # the index of running jobs per domain
             for domain, n in (self.shared[pool].domain_of[placement] if units else placement):
                 domains[domain][job] = n
             alone = fails.save_list[job]
-            if alone > 0 and fails.site_shared:  # saves share the site's storage (``FailureProcess.shared_save``)
+            if alone > 0:  # saves share the site's storage (``FailureProcess._shared_save``)
                 others = fails.saving  # the running savers' sum (``_complete`` takes a run's share out)
                 if others > 0:
                     save = alone * (1.0 + others)

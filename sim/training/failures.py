@@ -88,7 +88,7 @@ from sim.scenario.failures_schema import COMPONENT_CLASSES, EXTRA_CAUSES
 FAIL, REPAIR = 0, 1
 WINDOW_DRAIN, WINDOW_START, WINDOW_END = 2, 3, 4  # maintenance windows (``maintenance``)
 DAY_S = 86400.0
-RUN_FIELDS, RUN_BASE, RUN_SAVE, RUN_INTERVAL, RUN_OVERHEAD = 4, 0, 1, 2, 3  # ``FailureProcess.runs``
+RUN_FIELDS, RUN_BASE, RUN_SAVE, RUN_INTERVAL, RUN_OVERHEAD, RUN_NEXT = 5, 0, 1, 2, 3, 4  # ``FailureProcess.runs``
 UNIFORM_BLOCK = 1024  # uniform draws taken from the failures stream at once (``FailureProcess._uniform``)
 # causes counted after the component classes (``EXTRA_CAUSES``) in ``events``, ``by_cause``, ...
 RACK, WINDOW = len(COMPONENT_CLASSES), len(COMPONENT_CLASSES) + 1
@@ -225,9 +225,9 @@ class FailureProcess:
         # per job, its current (last) run: ``RUN_FIELDS`` raw doubles side by side (written on every start: one
         # place in memory per job, no float object kept alive): its run time without checkpoints [s], its save
         # time and checkpoint interval where the storage is shared (``_shared_save``; NaN: the job's own
-        # ``save_s`` and ``intervals``) [s], and the restart + restore at its start [s]
-        self.runs = array("d", [0.0, math.nan, math.nan, 0.0]) * n
-        self.overhead_next: dict[int, float] = {}  # job -> restart + restore before its next run [s]
+        # ``save_s`` and ``intervals``) [s], the restart + restore at its start [s], and the restart + restore before
+        # its next run (set when it is preempted; 0 before) [s]
+        self.runs = array("d", [0.0, math.nan, math.nan, 0.0, 0.0]) * n
         # counters in Python containers (an interruption updates several: NumPy scalar updates cost a microsecond
         # each), NumPy arrays in ``outcome``
         self.interruptions = array("q", bytes(8 * n))
@@ -646,13 +646,12 @@ class FailureProcess:
     def run_time(self, job: int, pool: int, base_s: float) -> float:
         """Run time of what is left of ``job`` on ``pool`` with checkpoint saves and, after a preemption, the
         restart and restore [s]; ``base_s`` is the run time without them."""
-        overhead = self.overhead_next
+        overhead = self.runs[RUN_FIELDS * job + RUN_NEXT]
         if self.saver_share and self.save_list[job] > 0:
             save, interval = self._shared_save(job, pool)
             restore = save - self.save_list[job]  # the restore reads at the same share
-            return (base_s * (1.0 + save / interval)
-                    + (overhead[job] + restore if overhead and job in overhead else 0.0))
-        return base_s * self.factor.item(job, pool) + (overhead[job] if overhead and job in overhead else 0.0)
+            return base_s * (1.0 + save / interval) + (overhead + restore if overhead else 0.0)
+        return base_s * self.factor.item(job, pool) + overhead
 
     def _shared_save(self, job: int, pool: int) -> tuple[float, float]:
         """(save time [s], checkpoint interval [s]) of ``job`` if it (re)started on ``pool`` now, the site's
@@ -720,7 +719,7 @@ class FailureProcess:
         busy = self.cluster.busy_chips[job]
         self.useful_chip_s[job] += periods * interval * busy
         self.held_chip_s[job] += elapsed_s * busy
-        self.overhead_next[job] = self.config.restart_s + self.save_list[job]  # restore: at the next start
+        runs[r + RUN_NEXT] = self.config.restart_s + self.save_list[job]  # restore: at the next start
         return min(kept, elapsed_s), periods * interval
 
     def outcome(self, horizon_s: float, start: np.ndarray | None = None, end: np.ndarray | None = None,
