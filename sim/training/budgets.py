@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from array import array
 
-from sim.fleet.budgets import find_placement, reserved_w, within
+from sim.fleet.budgets import find_placement, find_whole_placement, reserved_w, whole_index, within
 from sim.policies.capping import power_frac
 
 TOLERANCE = 1e-9  # relative, as ``sim.fleet.build.CAP_TOLERANCE``
@@ -39,6 +39,27 @@ class BudgetLoads:
                       in zip(layout.idle_w, reserved_w(layout, cluster.allocators, cluster.held))]
         self.full = [0.0] * len(self.limit)
         self.drawn = list(self.floor)
+        # headroom of each budget for a start (``_headroom``), kept as floor and full change; pools whose domains
+        # are whole in their racks and rows search with it (``find_whole_placement``), the others call ``_headroom``
+        self.head = [self._headroom(b) for b in range(len(self.limit))]
+        self.whole = [whole_index(layout, pool) if layout.has(pool) else None for pool in range(len(layout.shares))]
+        # on those pools, per rack (inner budget): the headroom of its rack and row together (the smaller), kept
+        # with ``head``; ``affects[b]``: the racks whose ``eff`` moves with budget ``b``
+        self.eff = list(self.head)
+        self.best = [0.0] * len(layout.shares)  # ``_best`` per pool, computed at state ``best_at``
+        self.best_at = [-1] * len(layout.shares)
+        self.outer_of = [-1] * len(self.limit)
+        self.affects: list[tuple[int, ...]] = [()] * len(self.limit)
+        for index in self.whole:
+            if index is None:
+                continue
+            for r, o in enumerate(index.outer):
+                self.outer_of[index.first + r] = o
+                self.affects[index.first + r] = (index.first + r,)
+            for k, racks in enumerate(index.racks):
+                self.affects[index.rows[0] + k] = tuple(index.first + r for r in racks)
+            for r in range(index.first, index.first + len(index.outer)):
+                self._refresh(r)
         self.members: list[dict[int, float]] = [{} for _ in self.limit]  # budget -> {job: full-load power [W]}
         self.jobs: dict[int, list] = {}  # job -> [((budget, full-load power [W]), ...), power fraction now, pool]
         self.dirty: set[int] = set(range(len(self.limit)))
@@ -62,6 +83,41 @@ class BudgetLoads:
     def _headroom(self, budget: int) -> float:
         return self.limit[budget] * (1.0 + TOLERANCE) - self.floor[budget] - self.low * self.full[budget]
 
+    def _refresh(self, budget: int) -> None:
+        """``budget``'s floor or full load moved: its ``head``, and the ``eff`` of the racks it bounds."""
+        head = self.head
+        head[budget] = self._headroom(budget)
+        for r in self.affects[budget]:
+            o = self.outer_of[r]
+            self.eff[r] = head[r] if o < 0 else min(head[r], head[o])
+
+    def _best(self, pool: int) -> float:
+        """The most headroom of one rack and row together on a pool with a ``WholeIndex`` [W] (kept per state)."""
+        if self.best_at[pool] != self.version[pool]:
+            index = self.whole[pool]
+            self.best[pool] = max(self.eff[index.first:index.first + len(index.outer)])
+            self.best_at[pool] = self.version[pool]
+        return self.best[pool]
+
+    def narrow(self, room: list[int]) -> None:
+        """Lower ``room`` (per pool, the largest gang the allocator places now, ``Cluster.room``) to the largest
+        whole-chip gang whose budgets may take it, on pools whose domains are whole in their racks and rows and
+        hold no TPU slices: every gang puts at least one domain's worth (at most its size) of chips at the lowest
+        clock's power in one rack and row (``find_whole_placement``), so a larger one cannot start. A necessary
+        test only (the wait queue skips shapes whose gang exceeds it); chip shares (gang -1) are not narrowed."""
+        for pool, index in enumerate(self.whole):
+            if index is None or room[pool] < 1 or self.cluster.slice_chips[pool] is not None:
+                continue
+            per_chip_w = self.low * self.layout.busy_increment_w[pool]  # as ``_search``: busy / placed = 1
+            best = self._best(pool)
+            domain = self.cluster.allocators[pool].domain_chips
+            if per_chip_w <= 0.0 or domain * per_chip_w <= best:
+                continue  # a whole domain fits somewhere: no narrower bound
+            g = min(room[pool], domain - 1, int(best / per_chip_w) + 1) if best >= 0.0 else 0
+            while g > 0 and g * per_chip_w > best:  # the product the search compares
+                g -= 1
+            room[pool] = g
+
     def _per_chip_w(self, job: int, pool: int, placed: int) -> float:
         return self.cluster.busy_chips[job] / placed * self.layout.busy_increment_w[pool]
 
@@ -80,6 +136,9 @@ class BudgetLoads:
     def _search(self, pool: int, chips: int, per_chip_w: float):
         """``find_placement`` on ``pool``, unless the same search found nothing in the same state."""
         allocator = self.cluster.allocators[pool]
+        if self.whole[pool] is not None and \
+                (chips if chips < allocator.domain_chips else allocator.domain_chips) * per_chip_w > self._best(pool):
+            return None  # its first domain's chips fit in no rack and row (``find_whole_placement``)
         key = (pool, chips, per_chip_w)
         stamp = (self.version[pool], allocator.free_chips, allocator.mask, len(allocator.closed))
         if self.refused.get(key) == stamp:
@@ -93,8 +152,13 @@ class BudgetLoads:
         if monotone and failed is not None and failed[0] == stamp and \
                 any(c <= chips and w <= per_chip_w for c, w in failed[1]):
             return None
-        plan = find_placement(allocator, self.layout.shares[pool], chips, per_chip_w, self._headroom,
-                              self.layout.groups[pool])
+        index = self.whole[pool]
+        if index is not None:
+            plan = find_whole_placement(allocator, self.layout.shares[pool], chips, per_chip_w, self.head,
+                                        self.eff, self.layout.groups[pool], index)
+        else:
+            plan = find_placement(allocator, self.layout.shares[pool], chips, per_chip_w, self._headroom,
+                                  self.layout.groups[pool])
         if plan is None:
             self.refused[key] = stamp
             if monotone:
@@ -132,6 +196,7 @@ class BudgetLoads:
             self.drawn[b] += w
             self.members[b][job] = w
             self.changed[b] += 1
+            self._refresh(b)
         self.generation += 1
         self.dirty.update(shares)
         self.jobs[job] = [tuple(shares.items()), 1.0, pool]
@@ -148,6 +213,7 @@ class BudgetLoads:
             self.drawn[b] -= w * frac
             del self.members[b][job]
             self.changed[b] += 1
+            self._refresh(b)
             self.dirty.add(b)
         self.generation += 1
 
@@ -196,6 +262,7 @@ class BudgetLoads:
             self.floor[b] += sign * w
             self.drawn[b] += sign * w
             self.changed[b] += 1
+            self._refresh(b)
             self.dirty.add(b)
         self.generation += 1
 
