@@ -372,15 +372,29 @@ def test_domains_that_span_racks_keep_the_general_search():
     assert whole_index(layout, 0) is None
 
 
-def test_placement_shortcuts_change_no_outcome(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["admission", "shed"])
+def test_placement_shortcuts_change_no_outcome(tmp_path, monkeypatch, kind):
     """A run with the whole-domain search, its early refusals and the narrowed room of the wait queue gives the
     jobs table of a run with the general search everywhere; the queue's room is narrowed in it, and never below a
-    gang the general search places."""
+    gang the general search places. The budgets over their limit (``shed``: replicas arriving from day 1) are
+    kept as the count changes, as a scan of every budget finds them."""
     import sim.training.budgets as loads_module
     import sim.training.cluster as cluster_module
 
-    data = site(policy__power_cap__kind="admission", site__power_cap_mw=None, duration="4d")
+    data = site(policy__power_cap__kind=kind, site__power_cap_mw=None, duration="4d")
     data["workloads"]["training"]["generator"].update(jobs=800, arrival_rate_per_hour=12)
+    if kind == "shed":
+        data["workloads"]["inference"][0]["replicas"].append(dict(WINDOWED, active_from="2026-01-02"))
+    over, original_after = [], capping_module.PowerCap.after
+
+    def after(self, t):
+        loads = self.budgets
+        over.append(loads.over_now == {b for b, members in enumerate(loads.members)
+                                       if members and loads.drawn[b] > loads.limit[b] * (1.0 + TOLERANCE)})
+        over.append(bool(loads.over_now))
+        return original_after(self, t)
+
+    monkeypatch.setattr(capping_module.PowerCap, "after", after)
     narrowed, original_room = [], cluster_module.Cluster.room
 
     def room(self, pools):
@@ -400,6 +414,7 @@ def test_placement_shortcuts_change_no_outcome(tmp_path, monkeypatch):
     monkeypatch.setattr(cluster_module.Cluster, "room", room)
     fast = sim.run(scenario_from(data, tmp_path)).jobs
     assert len(narrowed) > 20 and set(narrowed) == {0}
+    assert all(over[0::2]) and any(over[1::2]) == (kind == "shed")
     monkeypatch.setattr(cluster_module.Cluster, "room", original_room)
     monkeypatch.setattr(loads_module, "whole_index", lambda layout, pool: None)
     general = sim.run(scenario_from(data, tmp_path, "general.yaml")).jobs

@@ -39,6 +39,8 @@ class BudgetLoads:
                       in zip(layout.idle_w, reserved_w(layout, cluster.allocators, cluster.held))]
         self.full = [0.0] * len(self.limit)
         self.drawn = list(self.floor)
+        self.members: list[dict[int, float]] = [{} for _ in self.limit]  # budget -> {job: full-load power [W]}
+        self.over_now: set[int] = set()  # budgets with training in them over their limit now (``_check``)
         # headroom of each budget for a start (``_headroom``), kept as floor and full change; pools whose domains
         # are whole in their racks and rows search with it (``find_whole_placement``), the others call ``_headroom``
         self.head = [self._headroom(b) for b in range(len(self.limit))]
@@ -60,7 +62,6 @@ class BudgetLoads:
                 self.affects[index.rows[0] + k] = tuple(index.first + r for r in racks)
             for r in range(index.first, index.first + len(index.outer)):
                 self._refresh(r)
-        self.members: list[dict[int, float]] = [{} for _ in self.limit]  # budget -> {job: full-load power [W]}
         self.jobs: dict[int, list] = {}  # job -> [((budget, full-load power [W]), ...), power fraction now, pool]
         self.dirty: set[int] = set(range(len(self.limit)))
         self.peak = [0.0] * len(self.limit)  # highest drawn / limit after any event
@@ -87,9 +88,17 @@ class BudgetLoads:
         """``budget``'s floor or full load moved: its ``head``, and the ``eff`` of the racks it bounds."""
         head = self.head
         head[budget] = self._headroom(budget)
+        self._check(budget)
         for r in self.affects[budget]:
             o = self.outer_of[r]
             self.eff[r] = head[r] if o < 0 else min(head[r], head[o])
+
+    def _check(self, budget: int) -> None:
+        """``budget``'s committed power or members moved: whether it is in ``over_now``."""
+        if self.members[budget] and not within(self.drawn[budget], self.limit[budget]):
+            self.over_now.add(budget)
+        else:
+            self.over_now.discard(budget)
 
     def _best(self, pool: int) -> float:
         """The most headroom of one rack and row together on a pool with a ``WholeIndex`` [W] (kept per state)."""
@@ -231,6 +240,7 @@ class BudgetLoads:
         for b, w in entry[0]:
             self.drawn[b] += w * (new - entry[1])
             self.dirty.add(b)
+            self._check(b)
         entry[1] = new
 
     def place_replica(self, pool: int, chips: int):
@@ -295,14 +305,14 @@ class BudgetLoads:
     def over(self, key) -> tuple[int, str] | None:
         """A job to shed and the budget it is shed for: the last in the order of ``key`` (kept first) of a budget
         over its limit (one with training in it); None when every budget holds."""
-        for b, members in enumerate(self.members):
-            if members and not within(self.drawn[b], self.limit[b]):
-                return max(members, key=key), self.layout.names[b]
-        return None
+        if not self.over_now:
+            return None
+        b = min(self.over_now)  # the first in budget order
+        return max(self.members[b], key=key), self.layout.names[b]
 
     def any_over(self) -> bool:
         """Whether a budget with training in it is over its limit."""
-        return any(members and not within(self.drawn[b], self.limit[b]) for b, members in enumerate(self.members))
+        return bool(self.over_now)
 
     def record(self, t: float) -> None:
         """At the end of the event at ``t`` (before ``observe``): append (t, budget, drawn / limit) for each budget
