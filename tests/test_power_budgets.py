@@ -422,6 +422,44 @@ def test_placement_shortcuts_change_no_outcome(tmp_path, monkeypatch, kind):
     assert fast.equals(general)
 
 
+def test_clocks_without_a_site_cap_are_each_budgets_lowest(tmp_path, monkeypatch):
+    """Without a site cap, ``BudgetLoads.clocks`` keeps each job's lowest clock across calls (``_merge``): after
+    every call, the clocks and binding budgets are those of lowering 1s budget by budget from scratch (every
+    budget with training over it at full clock, in budget order, the first lowest kept)."""
+    import sim.training.budgets as loads_module
+    from sim.fleet.budgets import within
+    from sim.policies.capping import clocks_within
+
+    checked, original = [], loads_module.BudgetLoads.clocks
+
+    def clocks(self, key, out, binding, min_clock):
+        start = dict(out)
+        victim = original(self, key, out, binding, min_clock)
+        expected, named = dict(start), {}
+        for b, members in enumerate(self.members):
+            if not members or within(self.floor[b] + self.full[b], self.limit[b]):
+                continue
+            jobs = sorted(members, key=key)
+            fs = clocks_within(self.limit[b] * (1.0 + 1e-12) - self.floor[b], [members[j] for j in jobs], min_clock)
+            if fs is None:
+                assert victim == (jobs[-1], self.layout.names[b])
+                return victim
+            for job, f in zip(jobs, fs):
+                if f < expected.get(job, 1.0):
+                    expected[job], named[job] = f, self.layout.names[b]
+        assert victim is None and out == expected and binding == named
+        checked.append(len(named))
+        return victim
+
+    monkeypatch.setattr(loads_module.BudgetLoads, "clocks", clocks)
+    data = site(site__power_cap_mw=None, duration="4d")
+    data["workloads"]["training"]["generator"].update(jobs=800, arrival_rate_per_hour=12)
+    data["workloads"]["inference"][0]["replicas"].append(dict(WINDOWED, active_from="2026-01-02"))
+    results = sim.run(scenario_from(data, tmp_path))
+    assert len(checked) > 100 and max(checked) > 5  # jobs were slowed: the comparison could fail
+    assert results.summary["power_capping"]["throttle_events"] > 0
+
+
 def test_a_job_no_rack_could_hold_is_rejected(tmp_path):
     data = site(policy__power_cap__kind="admission")
     data["workloads"]["training"]["generator"]["stacks"] = {"xla": 1.0}  # TPU only: 16 chips span 2 racks

@@ -41,6 +41,12 @@ class BudgetLoads:
         self.drawn = list(self.floor)
         self.members: list[dict[int, float]] = [{} for _ in self.limit]  # budget -> {job: full-load power [W]}
         self.over_now: set[int] = set()  # budgets with training in them over their limit now (``_check``)
+        self.tight: set[int] = set()  # budgets with training in them over their limit at full clock (``_refresh``)
+        # ``clocks`` without a site cap: per job, the lowest clock of its budgets and the budget's name, and the
+        # budgets' answers they were merged from (``_merge``)
+        self._lowest: dict[int, float] = {}
+        self._lowest_by: dict[int, str] = {}
+        self._used: dict[int, dict] = {}
         # headroom of each budget for a start (``_headroom``), kept as floor and full change; pools whose domains
         # are whole in their racks and rows search with it (``find_whole_placement``), the others call ``_headroom``
         self.head = [self._headroom(b) for b in range(len(self.limit))]
@@ -88,6 +94,10 @@ class BudgetLoads:
         """``budget``'s floor or full load moved: its ``head``, and the ``eff`` of the racks it bounds."""
         head = self.head
         head[budget] = self._headroom(budget)
+        if self.members[budget] and not within(self.floor[budget] + self.full[budget], self.limit[budget]):
+            self.tight.add(budget)
+        else:
+            self.tight.discard(budget)
         self._check(budget)
         for r in self.affects[budget]:
             o = self.outer_of[r]
@@ -283,24 +293,65 @@ class BudgetLoads:
         budget that even the minimum clock does not hold) and that budget's name, or None."""
         from sim.policies.capping import clocks_within
 
-        for b, members in enumerate(self.members):
-            if not members or within(self.floor[b] + self.full[b], self.limit[b]):
-                continue  # nothing to slow, or every member fits at full clock
+        alone = self.cluster.power_cap_w is None  # ``clocks`` then holds only 1s (``PowerCap._throttle``)
+        tight = sorted(self.tight)  # the others: nothing to slow, or every member fits at full clock
+        for b in tight:
             cached = self._clocks.get(b)
             if cached is not None and cached[0] == self.changed[b] and cached[3] == min_clock:
-                _, jobs, fs, _ = cached
+                _, jobs, slowed, _ = cached
             else:
+                members = self.members[b]
                 jobs = sorted(members, key=key)
                 fs = clocks_within(self.limit[b] * (1.0 + 1e-12) - self.floor[b], [members[j] for j in jobs],
                                    min_clock)
-                self._clocks[b] = (self.changed[b], jobs, fs, min_clock)
-            if fs is None:
+                # the members it slows, in keep order (a clock of 1 lowers none)
+                slowed = None if fs is None else {job: f for job, f in zip(jobs, fs) if f < 1.0}
+                self._clocks[b] = (self.changed[b], jobs, slowed, min_clock)
+            if slowed is None:
                 return jobs[-1], self.layout.names[b]
-            for job, f in zip(jobs, fs):
-                if f < clocks.get(job, 1.0):
-                    clocks[job] = f
-                    binding[job] = self.layout.names[b]
+            if not alone:
+                for job, f in slowed.items():
+                    if f < clocks.get(job, 1.0):
+                        clocks[job] = f
+                        binding[job] = self.layout.names[b]
+        if alone:
+            self._merge(tight)
+            clocks.update(self._lowest)
+            binding.update(self._lowest_by)
         return None
+
+    def _merge(self, tight: list[int]) -> None:
+        """Bring ``_lowest`` (job -> the lowest clock its budgets in ``tight`` give it) and ``_lowest_by`` (the
+        first budget, in budget order, that gives it) up to the budgets' answers in ``_clocks``, redoing only the
+        jobs of budgets whose answer changed since the last merge (the same as lowering 1s budget by budget)."""
+        used = self._used
+        now = {b: self._clocks[b][2] for b in tight}
+        affected: set[int] = set()
+        for b in set(used) | set(now):
+            new, old = now.get(b), used.get(b)
+            if new is old:
+                continue
+            affected.update(old or ())
+            affected.update(new or ())
+            if new is None:
+                del used[b]
+            else:
+                used[b] = new
+        lowest, lowest_by, names = self._lowest, self._lowest_by, self.layout.names
+        for job in affected:
+            f, by = 1.0, -1
+            entry = self.jobs.get(job)
+            if entry is not None:
+                for b in sorted(b for b, _ in entry[0]):
+                    slowed = used.get(b)
+                    if slowed is not None and job in slowed and slowed[job] < f:
+                        f, by = slowed[job], b
+            if by < 0:
+                lowest.pop(job, None)
+                lowest_by.pop(job, None)
+            else:
+                lowest[job] = f
+                lowest_by[job] = names[by]
 
     def over(self, key) -> tuple[int, str] | None:
         """A job to shed and the budget it is shed for: the last in the order of ``key`` (kept first) of a budget
