@@ -40,8 +40,10 @@ class BudgetLoads:
         self.full = [0.0] * len(self.limit)
         self.drawn = list(self.floor)
         self.members: list[dict[int, float]] = [{} for _ in self.limit]  # budget -> {job: full-load power [W]}
-        self.over_now: set[int] = set()  # budgets with training in them over their limit now (``_check``)
-        self.tight: set[int] = set()  # budgets with training in them over their limit at full clock (``_refresh``)
+        # budgets with training in them over their limit now (``_check``), and at full clock (``_refresh``): kept
+        # from the first call that asks (``shed``: ``over``, ``any_over``; ``throttle``: ``clocks``), None before
+        self.over_now: set[int] | None = None
+        self.tight: set[int] | None = None
         # ``clocks`` without a site cap: per job, the lowest clock of its budgets and the budget's name, and the
         # budgets' answers they were merged from (``_merge``)
         self._lowest: dict[int, float] = {}
@@ -94,11 +96,13 @@ class BudgetLoads:
         """``budget``'s floor or full load moved: its ``head``, and the ``eff`` of the racks it bounds."""
         head = self.head
         head[budget] = self._headroom(budget)
-        if self.members[budget] and not within(self.floor[budget] + self.full[budget], self.limit[budget]):
-            self.tight.add(budget)
-        else:
-            self.tight.discard(budget)
-        self._check(budget)
+        if self.tight is not None:
+            if self.members[budget] and not within(self.floor[budget] + self.full[budget], self.limit[budget]):
+                self.tight.add(budget)
+            else:
+                self.tight.discard(budget)
+        if self.over_now is not None:
+            self._check(budget)
         for r in self.affects[budget]:
             o = self.outer_of[r]
             self.eff[r] = head[r] if o < 0 else min(head[r], head[o])
@@ -250,7 +254,8 @@ class BudgetLoads:
         for b, w in entry[0]:
             self.drawn[b] += w * (new - entry[1])
             self.dirty.add(b)
-            self._check(b)
+            if self.over_now is not None:
+                self._check(b)
         entry[1] = new
 
     def place_replica(self, pool: int, chips: int):
@@ -294,6 +299,9 @@ class BudgetLoads:
         from sim.policies.capping import clocks_within
 
         alone = self.cluster.power_cap_w is None  # ``clocks`` then holds only 1s (``PowerCap._throttle``)
+        if self.tight is None:
+            self.tight = {b for b, members in enumerate(self.members)
+                          if members and not within(self.floor[b] + self.full[b], self.limit[b])}
         tight = sorted(self.tight)  # the others: nothing to slow, or every member fits at full clock
         for b in tight:
             cached = self._clocks.get(b)
@@ -356,14 +364,22 @@ class BudgetLoads:
     def over(self, key) -> tuple[int, str] | None:
         """A job to shed and the budget it is shed for: the last in the order of ``key`` (kept first) of a budget
         over its limit (one with training in it); None when every budget holds."""
-        if not self.over_now:
+        if not self._over():
             return None
         b = min(self.over_now)  # the first in budget order
         return max(self.members[b], key=key), self.layout.names[b]
 
     def any_over(self) -> bool:
         """Whether a budget with training in it is over its limit."""
-        return bool(self.over_now)
+        return bool(self._over())
+
+    def _over(self) -> set[int]:
+        """``over_now``, from a scan of every budget at the first call."""
+        if self.over_now is None:
+            self.over_now = set()
+            for b in range(len(self.limit)):
+                self._check(b)
+        return self.over_now
 
     def record(self, t: float) -> None:
         """At the end of the event at ``t`` (before ``observe``): append (t, budget, drawn / limit) for each budget
