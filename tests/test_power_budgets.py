@@ -15,7 +15,15 @@ import sim.training.capping as capping_module
 from sim.catalog import builtin_catalog
 from sim.fleet import build_fleet
 from sim.fleet.allocation import DomainAllocator
-from sim.fleet.budgets import _whole_rank, budget_layout, find_placement, reserved_w
+from sim.fleet.budgets import (
+    BudgetLayout,
+    _whole_rank,
+    budget_layout,
+    find_placement,
+    find_whole_placement,
+    reserved_w,
+    whole_index,
+)
 from sim.policies.capping import power_frac
 from sim.results.capping import budget_series
 from tests.conftest import scenario_from
@@ -311,6 +319,146 @@ def test_whole_domain_count_matches_the_greedy_search_in_any_order():
                         taken += 1
                 counts.add(taken)
             assert counts == {_whole_rank(shares, free, 400.0, room.__getitem__, {}, groups, needed)}
+
+
+def whole_layout(kinds: tuple[str, ...]) -> BudgetLayout:
+    """16 domains of 8 chips, 2 per rack, racks 2 per row: budgets of ``kinds`` (racks 0-7 then rows, or one)."""
+    names, shares = [], [[] for _ in range(16)]
+    for kind, per in (("rack", 2), ("row", 4)):
+        if kind in kinds:
+            first = len(names)
+            names += [f"{kind}:p:{k}" for k in range(16 // per)]
+            for d in range(16):
+                shares[d].append((first + d // per, 1.0))
+    layout = BudgetLayout(names, [n.split(":")[0] for n in names], [1e4] * len(names), [0.0] * len(names),
+                          [0.0] * len(names), [[tuple(e) for e in shares]], [700.0])
+    groups = {b: sorted(kinds).index(layout.kinds[b]) for b in range(len(names))}
+    layout.groups = [(groups, [layout.kinds.count(k) for k in sorted(kinds)])]
+    return layout
+
+
+@pytest.mark.parametrize("kinds", [("rack", "row"), ("rack",), ("row",)])
+def test_the_whole_domain_search_finds_what_the_general_one_finds(kinds):
+    """``find_whole_placement`` (the search on pools whose domains are whole in their racks and rows) returns the
+    very placement ``find_placement`` returns, for random free chips, closed domains and headrooms, every gang."""
+    rng = np.random.default_rng(11)
+    layout = whole_layout(kinds)
+    shares, groups, index = layout.shares[0], layout.groups[0], whole_index(layout, 0)
+    assert index is not None
+    found = 0
+    for _ in range(150):
+        allocator = DomainAllocator([8] * 16)
+        for d in range(16):
+            used = int(rng.choice([0, 0, 0, 2, 5, 8]))
+            if used:
+                allocator.take(d, used)
+        for d in rng.choice(16, int(rng.integers(0, 3)), replace=False).tolist():
+            allocator.close(d)
+        head = rng.uniform(-200.0, 3000.0, len(layout.names)).tolist()
+        eff = list(head)
+        for r, o in enumerate(index.outer):
+            eff[index.first + r] = head[index.first + r] if o < 0 else min(head[index.first + r], head[o])
+        for chips in (1, 2, 3, 5, 8, 16, 20, 24, 40):
+            for w in (50.0, 150.0, 400.0):
+                expected = find_placement(allocator, shares, chips, w, head.__getitem__, groups)
+                assert find_whole_placement(allocator, shares, chips, w, head, eff, groups, index) == expected
+                found += expected is not None
+    assert 0.2 < found / (150 * 27) < 0.8  # both outcomes are common: the comparison could fail
+
+
+def test_domains_that_span_racks_keep_the_general_search():
+    layout = whole_layout(("rack",))
+    layout.groups = [None]  # as a pool whose domains span racks (``budget_layout``)
+    assert whole_index(layout, 0) is None
+
+
+@pytest.mark.parametrize("kind", ["admission", "shed"])
+def test_placement_shortcuts_change_no_outcome(tmp_path, monkeypatch, kind):
+    """A run with the whole-domain search, its early refusals and the narrowed room of the wait queue gives the
+    jobs table of a run with the general search everywhere; the queue's room is narrowed in it, and never below a
+    gang the general search places. The budgets over their limit (``shed``: replicas arriving from day 1) are
+    kept as the count changes, as a scan of every budget finds them."""
+    import sim.training.budgets as loads_module
+    import sim.training.cluster as cluster_module
+
+    data = site(policy__power_cap__kind=kind, site__power_cap_mw=None, duration="4d")
+    data["workloads"]["training"]["generator"].update(jobs=800, arrival_rate_per_hour=12)
+    if kind == "shed":
+        data["workloads"]["inference"][0]["replicas"].append(dict(WINDOWED, active_from="2026-01-02"))
+    over, original_after = [], capping_module.PowerCap.after
+
+    def after(self, t):
+        loads = self.budgets
+        over.append(loads.over_now is None or  # kept from the first call that asks (shed)
+                    loads.over_now == {b for b, members in enumerate(loads.members)
+                                       if members and loads.drawn[b] > loads.limit[b] * (1.0 + TOLERANCE)})
+        over.append(bool(loads.over_now))
+        return original_after(self, t)
+
+    monkeypatch.setattr(capping_module.PowerCap, "after", after)
+    narrowed, original_room = [], cluster_module.Cluster.room
+
+    def room(self, pools):
+        out = original_room(self, pools)
+        loads, full = self.budgets, [a.largest_gang() for a in self.allocators]
+        for pool, (g, top) in enumerate(zip(out, full)):
+            if loads.whole[pool] is None or pools is not None and pool not in pools or g == top:
+                continue
+            narrowed.append(pool)
+            per_chip_w = loads.low * loads.layout.busy_increment_w[pool]
+            for chips in range(g + 1, top + 1):
+                assert find_placement(self.allocators[pool], loads.layout.shares[pool], chips, per_chip_w,
+                                      loads._headroom, loads.layout.groups[pool]) is None
+        assert loads.head == [loads._headroom(b) for b in range(len(loads.head))]  # kept exact as power moves
+        return out
+
+    monkeypatch.setattr(cluster_module.Cluster, "room", room)
+    fast = sim.run(scenario_from(data, tmp_path)).jobs
+    assert len(narrowed) > 20 and set(narrowed) == {0}
+    assert all(over[0::2]) and any(over[1::2]) == (kind == "shed")
+    monkeypatch.setattr(cluster_module.Cluster, "room", original_room)
+    monkeypatch.setattr(loads_module, "whole_index", lambda layout, pool: None)
+    general = sim.run(scenario_from(data, tmp_path, "general.yaml")).jobs
+    assert (fast["state"] == "completed").sum() > 50
+    assert fast.equals(general)
+
+
+def test_clocks_without_a_site_cap_are_each_budgets_lowest(tmp_path, monkeypatch):
+    """Without a site cap, ``BudgetLoads.clocks`` keeps each job's lowest clock across calls (``_merge``): after
+    every call, the clocks and binding budgets are those of lowering 1s budget by budget from scratch (every
+    budget with training over it at full clock, in budget order, the first lowest kept)."""
+    import sim.training.budgets as loads_module
+    from sim.fleet.budgets import within
+    from sim.policies.capping import clocks_within
+
+    checked, original = [], loads_module.BudgetLoads.clocks
+
+    def clocks(self, key, out, binding, min_clock):
+        start = dict(out)
+        victim = original(self, key, out, binding, min_clock)
+        expected, named = dict(start), {}
+        for b, members in enumerate(self.members):
+            if not members or within(self.floor[b] + self.full[b], self.limit[b]):
+                continue
+            jobs = sorted(members, key=key)
+            fs = clocks_within(self.limit[b] * (1.0 + 1e-12) - self.floor[b], [members[j] for j in jobs], min_clock)
+            if fs is None:
+                assert victim == (jobs[-1], self.layout.names[b])
+                return victim
+            for job, f in zip(jobs, fs):
+                if f < expected.get(job, 1.0):
+                    expected[job], named[job] = f, self.layout.names[b]
+        assert victim is None and out == expected and binding == named
+        checked.append(len(named))
+        return victim
+
+    monkeypatch.setattr(loads_module.BudgetLoads, "clocks", clocks)
+    data = site(site__power_cap_mw=None, duration="4d")
+    data["workloads"]["training"]["generator"].update(jobs=800, arrival_rate_per_hour=12)
+    data["workloads"]["inference"][0]["replicas"].append(dict(WINDOWED, active_from="2026-01-02"))
+    results = sim.run(scenario_from(data, tmp_path))
+    assert len(checked) > 100 and max(checked) > 5  # jobs were slowed: the comparison could fail
+    assert results.summary["power_capping"]["throttle_events"] > 0
 
 
 def test_a_job_no_rack_could_hold_is_rejected(tmp_path):

@@ -179,12 +179,20 @@ def find_placement(allocator, shares, chips: int, per_chip_w: float, headroom, g
     full = allocator.domain_chips
     if full == 0 or len(allocator.buckets[full]) * full < chips:
         return None
+    if groups is not None and chips % full == 0 and \
+            _whole_rank(shares, allocator.buckets[full], full * per_chip_w, headroom, room, groups,
+                        chips // full) < chips // full:
+        return None  # the greedy below could not find enough domains, whatever order it tries them in
+    return _greedy(allocator, shares, chips, per_chip_w, headroom, groups, room)
+
+
+def _greedy(allocator, shares, chips: int, per_chip_w: float, headroom, groups, room: dict) -> tuple | None:
+    """The search of ``find_placement`` for a gang larger than a domain: wholly free domains in the allocator's
+    order, each taken when its budgets still take it with the domains already chosen."""
+    full = allocator.domain_chips
     parts, left, added = [], chips, {}
     free = allocator.buckets[full]
     needed, seen = math.ceil(chips / full), 0
-    if groups is not None and chips % full == 0 and \
-            _whole_rank(shares, free, full * per_chip_w, headroom, room, groups, needed) < needed:
-        return None  # the greedy below could not find enough domains, whatever order it tries them in
     refused: set[int] = set()  # budgets that refused a whole domain (what they hold only grows: they refuse again)
     dead = [0] * len(groups[1]) if groups is not None else None
     for domain in free:
@@ -254,6 +262,104 @@ def _whole_rank(shares, free, w: float, headroom, room: dict, groups, needed: in
         else:
             outer[inner[0]] = outer.get(inner[0], 0) + n
     return min(needed, sum(min(cap(b), n) for b, n in outer.items()))
+
+
+@dataclass
+class WholeIndex:
+    """A pool whose domains are whole in one rack and one row (``BudgetLayout.groups``), by its inner budgets
+    (racks; rows when it has no rack budget), for ``find_whole_placement``: budget ids ``first`` to ``first +
+    len(outer) - 1``, each one's outer budget (its row, -1 when none) and domains."""
+    first: int
+    outer: list[int]
+    domains: list[tuple[int, ...]]
+    rows: tuple[int, int] | None  # the outer budgets' ids run from rows[0] to rows[1] - 1; None without
+    racks: list[tuple[int, ...]]  # per outer budget (rows[0] + k), its inner ones (local indices)
+
+
+def whole_index(layout: BudgetLayout, pool: int) -> WholeIndex | None:
+    """The ``WholeIndex`` of ``pool``; None when its domains are not whole in their racks and rows (or it has no
+    budget), or its inner budgets are not numbered in one run."""
+    groups = layout.groups[pool]
+    if groups is None:
+        return None
+    kind = groups[0]
+    inner = sorted(b for b, k in kind.items() if k == 0)
+    if inner != list(range(inner[0], inner[0] + len(inner))):
+        return None
+    outer, domains = [-1] * len(inner), [[] for _ in inner]
+    for domain, entries in enumerate(layout.shares[pool]):
+        rack = next(b for b, _ in entries if kind[b] == 0) - inner[0]
+        outer[rack] = next((b for b, _ in entries if kind[b] == 1), -1)
+        domains[rack].append(domain)
+    rows = sorted(b for b, k in kind.items() if k == 1)
+    if rows and rows != list(range(rows[0], rows[0] + len(rows))):
+        return None
+    racks = [tuple(r for r, o in enumerate(outer) if o == row) for row in rows]
+    return WholeIndex(inner[0], outer, [tuple(d) for d in domains], (rows[0], rows[-1] + 1) if rows else None,
+                      racks)
+
+
+def _open_domains(index: WholeIndex, w: float, eff: list[float]) -> list[int]:
+    """Local indices of the inner budgets that hold ``w`` more with their outer budget (``eff``: per inner budget,
+    the smaller headroom of the two [W])."""
+    inner = eff[index.first:index.first + len(index.outer)]
+    if max(inner) < w:
+        return []  # no rack holds it: the common case where the budgets bind
+    return [r for r, h in enumerate(inner) if h >= w]
+
+
+def find_whole_placement(allocator, shares, chips: int, per_chip_w: float, head: list[float], eff: list[float],
+                         groups, index: WholeIndex) -> tuple | None:
+    """``find_placement(allocator, shares, chips, per_chip_w, head.__getitem__, groups)`` on a pool with a
+    ``WholeIndex``, the same answer found faster: the racks whose rack and row have room are found first from
+    ``eff`` (per inner budget, ``min(head[inner], head[outer])``; ``head``: headroom per budget [W]), then only
+    their domains are looked for in the allocator's buckets (a gang of at most a domain), or counted among the
+    wholly free domains (a larger one, as ``_whole_rank``: the greedy search runs only when it finds enough). Most
+    searches on a pool whose budgets bind end at the first step."""
+    full = allocator.domain_chips
+    if chips <= full:
+        need = chips * per_chip_w
+        racks = _open_domains(index, need, eff)
+        if not racks:
+            return None
+        domains = index.domains
+        ok = {d for r in racks for d in domains[r]}
+        mask, level = allocator.mask >> chips, chips
+        while mask:
+            if mask & 1:
+                bucket = allocator.buckets[level]
+                if not ok.isdisjoint(bucket):
+                    for domain in bucket:  # the first in the bucket's order, as ``find_placement``
+                        if domain in ok:
+                            return ((domain, chips),)
+            mask >>= 1
+            level += 1
+        return None
+    if full == 0 or len(allocator.buckets[full]) * full < chips:
+        return None
+    if chips % full == 0:
+        needed, w = chips // full, full * per_chip_w
+        free = allocator.buckets[full]
+        outer: dict[int, int] = {}
+        for r in _open_domains(index, w, eff):
+            n = sum(d in free for d in index.domains[r])
+            if n:
+                o = index.outer[r]
+                outer[o] = outer.get(o, 0) + min(_whole_cap(head[index.first + r], w, needed), n)
+        taken = sum(n if o < 0 else min(_whole_cap(head[o], w, needed), n) for o, n in outer.items())
+        if taken < needed:
+            return None
+    return _greedy(allocator, shares, chips, per_chip_w, head.__getitem__, groups, {})
+
+
+def _whole_cap(h: float, w: float, needed: int) -> int:
+    """How many whole domains of ``w`` a budget with headroom ``h`` takes (at most ``needed``), summed as
+    ``_whole_rank`` sums them."""
+    m, added = 0, 0.0
+    while m < needed and added + w <= h:
+        added += w
+        m += 1
+    return m
 
 
 def within(power_w: float, limit_w: float) -> bool:

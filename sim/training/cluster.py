@@ -192,10 +192,13 @@ class Cluster:
         None), -2 for the others: a necessary test of ``try_start`` (``WaitQueue.shapes_by_age``)."""
         allocators = self.allocators
         if pools is None:
-            return [a.largest_gang() for a in allocators]
-        room = [-2] * len(allocators)
-        for pool in pools:
-            room[pool] = allocators[pool].largest_gang()
+            room = [a.largest_gang() for a in allocators]
+        else:
+            room = [-2] * len(allocators)
+            for pool in pools:
+                room[pool] = allocators[pool].largest_gang()
+        if self.budgets is not None:
+            self.budgets.narrow(room)  # no larger gang than the racks and rows take
         return room
 
     def _gang_of(self, job: int, shape: int) -> tuple[tuple[int, int], ...]:
