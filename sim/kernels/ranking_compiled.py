@@ -63,6 +63,7 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
     next_rr = 0
     rr = np.zeros(1, dtype=np.int64)  # next_rr for _route
     i = 0
+    t_last = 0.0  # the last event's time: a batching deadline already past is due now, not back then
     while True:
         t_arrival = arrival_s[i] if i < n else np.inf
         r_end = 0
@@ -74,6 +75,8 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             if deadline[r] < due:
                 due = deadline[r]
                 r_due = r
+        if due < t_last:
+            due = t_last
         t = min(t_arrival, batch_end[r_end], due)
         t_fail = np.inf
         r_back = 0
@@ -85,6 +88,7 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
             t = min(t, t_fail, back_at[r_back])
         if t > horizon_s:
             break
+        t_last = t
         if batch_end[r_end] == t:
             r = r_end
             for j in range(n_running[r]):

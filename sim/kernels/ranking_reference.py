@@ -41,7 +41,9 @@ Model, per replica ``r``:
   bound of the queued batches' time. It ignores the batching delay a lone request may wait.
 * **Events**: a batch end is handled before a batching deadline, and a deadline before an arrival at
   the same instant; among replicas the lowest index first. All arrivals of one instant are routed
-  before idle replicas check their rule. Nothing starts after ``horizon_s``.
+  before idle replicas check their rule. Nothing starts after ``horizon_s``. A batching deadline already past
+  (a central queue's new head that waited behind a request only a busy replica could take) is due at the
+  current instant: time never goes back.
 
 Outputs: ``status`` (``DONE``, ``UNFINISHED``, ``REJECTED``, ``NOT_OFFERED`` — the constants of
 ``serving_reference``), ``replica`` (-1 when never placed), ``finish_s`` (NaN unless done), ``busy_s``
@@ -127,17 +129,20 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                 r = _slo_aware(eligible, k, work, p, cost_per_s, slo_s)
         return r
 
+    t_last = 0.0  # the last event's time (``due``)
     while True:
         t_arrival = arrival_s[i] if i < n else math.inf
         r_end = min(range(n_rep), key=lambda r: (batch_end[r], r))
         deadlines = [_deadline(r, queues, arrival_s, items, max_delay_s, max_items, batch_end, central)
                      if up[r] else math.inf for r in range(n_rep)]
         r_due = min(range(n_rep), key=lambda r: (deadlines[r], r))
+        due = max(deadlines[r_due], t_last)  # a batching deadline already past is due now, not back then
         r_back = min(range(n_rep), key=lambda r: (back_at[r], r))
         t_fail = fail_s[f] if f < n_fail else math.inf
-        t = min(t_arrival, batch_end[r_end], deadlines[r_due], t_fail, back_at[r_back])
+        t = min(t_arrival, batch_end[r_end], due, t_fail, back_at[r_back])
         if t > horizon_s:
             break
+        t_last = t
         if batch_end[r_end] == t:
             for q in running[r_end]:
                 status[q] = DONE
@@ -200,7 +205,7 @@ def serve_ranking(arrival_s, items, router, slo_s, overhead_s, compute_s_per_ite
                        in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
                        bin_width_s)
             continue
-        if deadlines[r_due] == t:
+        if due == t:
             _try_start(r_due, t, queues, queued_items, running, batch_end, batches, busy, compute, share, replica_of,
                        in_system, arrival_s, items, p, max_batch, max_delay_s, max_items, central, horizon_s,
                        bin_width_s)
