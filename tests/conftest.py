@@ -66,3 +66,19 @@ from hypothesis import settings  # noqa: E402
 # the same examples on every run, so CI results do not depend on the day
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("ci")
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The cluster of the next run, kept when its outcome is read."""
+    from sim.training.cluster import Cluster
+
+    clusters = []
+    original = Cluster.outcome
+
+    def outcome(self):
+        clusters.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Cluster, "outcome", outcome)
+    return clusters

@@ -54,20 +54,6 @@ def run(data: dict, tmp_path, name: str = "s.yaml"):
     return sim.run(scenario_from(data, tmp_path, name))
 
 
-@pytest.fixture
-def captured(monkeypatch):
-    """The cluster of the next run, kept when its outcome is read."""
-    clusters = []
-    original = Cluster.outcome
-
-    def outcome(self):
-        clusters.append(self)
-        return original(self)
-
-    monkeypatch.setattr(Cluster, "outcome", outcome)
-    return clusters
-
-
 def test_failures_off_equals_no_section(base, tmp_path):
     """``failures: none`` runs exactly as a scenario without the section: same jobs table and summary, no
     failure columns."""

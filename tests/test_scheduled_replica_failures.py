@@ -154,19 +154,11 @@ def scheduled_pools(tmp_path, days: int = 3) -> dict:
     return data
 
 
-def test_pools_with_scheduled_replicas_get_failures_and_interruptions(tmp_path, monkeypatch):
+def test_pools_with_scheduled_replicas_get_failures_and_interruptions(tmp_path, captured):
     """The autoscaled group's pool and the windowed group's pool both have replicas placed by the schedule; both
     now see failures, repairs and interrupted jobs, and neither is listed in ``pools_without_failures``."""
-    clusters = []
-    original = Cluster.outcome
-
-    def outcome(self):
-        clusters.append(self)
-        return original(self)
-
-    monkeypatch.setattr(Cluster, "outcome", outcome)
     results = sim.run(scenario_from(scheduled_pools(tmp_path), tmp_path))
-    cluster = clusters[0]
+    cluster = captured[0]
     assert {pool for _, _, pool, _, delta in cluster.scaling_schedule if delta > 0} == {0, 1}
     failures = results.summary["failures"]
     assert failures["pools_without_failures"] == []
@@ -179,23 +171,15 @@ def test_pools_with_scheduled_replicas_get_failures_and_interruptions(tmp_path, 
     assert_accounted(results)
 
 
-def test_a_window_opening_over_repairs_runs_end_to_end(tmp_path, monkeypatch):
+def test_a_window_opening_over_repairs_runs_end_to_end(tmp_path, captured):
     """The windowed group takes all four domains of its pool on day 2 while GPU failures at 600 per 1,000 chip-days
     with 48 h repairs keep servers away: its replicas are placed at once with repairs booked, the run ends with
     every job accounted for, and the pool's chips come back to training after the window."""
-    clusters = []
-    original = Cluster.outcome
-
-    def outcome(self):
-        clusters.append(self)
-        return original(self)
-
-    monkeypatch.setattr(Cluster, "outcome", outcome)
     data = scheduled_pools(tmp_path)
     data["workloads"]["inference"][0]["replicas"][1]["count"] = 4
     data["failures"] = {"rates_per_1000_chip_days": {**ZERO, "gpu": 600.0}, "repair_time": {"gpu": "48h"}}
     results = sim.run(scenario_from(data, tmp_path))
-    fails = clusters[0].failures
+    fails = captured[0].failures
     assert fails.booked_replicas[1] > 0 and fails.booked == {}  # every booking ended by the horizon
     series = results.timeseries.set_index("time_s")
     assert (series.loc[DAY:2 * DAY - 1, "inference_chips.gpu2"] == 32).all()  # none waited
