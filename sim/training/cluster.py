@@ -386,6 +386,7 @@ class Cluster:
         burst, fails, capping, shifting = self.burst, self.failures, self.capping, self.shifting
         hold = shifting.hold if shifting is not None else None
         next_job = next_online = next_leave = next_scale = events = 0
+        fire_due = False  # the failure process's timers are due (its sentinel in ``completions`` came due)
         env = self.env
         horizon, timeout, peek, scheduler = self.horizon_s, env.timeout, env.peek, self.scheduler
         admit = scheduler.admit
@@ -407,8 +408,6 @@ class Cluster:
                 t = scales[next_scale][0]
             if burst is not None and burst.next_s < t:
                 t = burst.next_s
-            if fails is not None and fails.next_s < t:
-                t = fails.next_s
             if capping is not None and capping.next_s < t:
                 t = capping.next_s
             if shifting is not None and shifting.next_s < t:
@@ -428,6 +427,8 @@ class Cluster:
                     entry = pop(completions)
                     if stale and entry in stale:
                         stale.remove(entry)
+                        if entry[1] < 0:  # the failure process's sentinel (``FailureProcess._arm``): it is due
+                            fire_due = True
                         continue
                     freed.add(complete(entry[1]))
             while onlines[next_online][0] <= t:
@@ -445,7 +446,8 @@ class Cluster:
                 requeued |= self._leave(leaves[next_leave][1], t)
                 next_leave += 1
             retry = ()  # shapes of jobs that failures requeued: tried on every pool they may use
-            if fails is not None and fails.next_s <= t:
+            if fire_due:
+                fire_due = False
                 freed, retry = fails.fire(t, freed)
             if scales[next_scale][0] <= t:
                 freed, requeued, next_scale = sharing.apply_scaling(self, t, next_scale, freed)

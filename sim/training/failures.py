@@ -289,7 +289,7 @@ class FailureProcess:
             if p in config.excluded:  # validation refuses windows there; a pool found excluded at run time skips
                 continue
             self._push(max(0.0, start - drain), WINDOW_DRAIN if drain > 0 else WINDOW_START, p, (w, 0))
-        self.next_s = self.timers[0][0] if self.timers else math.inf
+        self._arm()
 
     # -- timers -------------------------------------------------------------------------------------
     def _gap(self, pool: int) -> float:
@@ -316,6 +316,17 @@ class FailureProcess:
     def _push(self, at: float, kind: int, pool: int, payload) -> None:
         self.sequence += 1
         heapq.heappush(self.timers, (at, self.sequence, kind, pool, payload))
+
+    def _arm(self) -> None:
+        """Set ``next_s``, the earliest timer, and put it in the cluster's completion heap as a *sentinel*
+        ``(next_s, -1)``, marked stale: the cluster's loop finds its next instant and whether the failure process
+        is due without a test of its own on every event (it fires when it pops the sentinel). One sentinel is
+        pending at a time: ``fire`` handles every timer due at its instant, so the next one is always later."""
+        self.next_s = self.timers[0][0] if self.timers else math.inf
+        if self.next_s < math.inf:
+            sentinel = (self.next_s, -1)
+            heapq.heappush(self.cluster.completions, sentinel)
+            self.cluster.stale_completions.add(sentinel)
 
     def fire(self, t: float, freed) -> tuple[object, list[int]]:
         """Apply the failures and repairs due at ``t``; returns (freed pools, shapes of the jobs requeued).
@@ -353,7 +364,7 @@ class FailureProcess:
                     freed = set(freed)
                     freed.add(pool)
                 self._push(t + self._gap(pool), FAIL, pool, None)
-        self.next_s = timers[0][0] if timers else math.inf
+        self._arm()
         return freed, requeued
 
     def _fail(self, pool: int, t: float, requeued: list[int]) -> bool:
