@@ -156,7 +156,7 @@ class Cluster:
         # failures of training chips (``sim.training.failures``); None without a ``failures`` section
         self.failures = FailureProcess(self, failures, failure_rng) if failures is not None else None
         # running jobs' shares of the shared checkpoint storage (``FailureProcess.saver_share``), or None
-        self.savers = self.failures.saver_share if self.failures is not None and self.failures.site_shared else None
+        self.savers = self.failures.saver_share if self.failures is not None else None
         self.domain_jobs = self.failures.domain_jobs if self.failures is not None else None
         # rack and row power budgets (``sim.training.budgets``); None without any
         self.budgets = budgets(self) if budgets is not None else None
@@ -308,19 +308,17 @@ class Cluster:
                 domains[domain][job] = n
             alone = fails.save_list[job]
             if alone > 0:  # saves share the site's storage (``FailureProcess._shared_save``)
-                others = fails.saving  # the running savers' sum (``_complete`` takes a run's share out)
-                if others > 0:
-                    save = alone * (1.0 + others)
-                    interval = fails.fixed_interval_s
-                    if interval is None:  # Young/Daly with the shared save time
-                        rate = fails.rate_list[pool] * self.busy_chips[job]
-                        interval = sqrt(2.0 * save / rate) if rate > 0 else fails.config.fallback_interval_s
-                    if overhead:
-                        overhead += save - alone  # the restore reads at the same share
-                else:
-                    save, interval = alone, fails.intervals.item(job, pool)
+                others = fails.saving  # the running savers' sum (``_complete`` takes a run's share out; exactly 0
+                save = alone * (1.0 + others)  # when none runs, so that a job alone keeps its own save time)
                 runs[r + RUN_SAVE] = save
-                runs[r + RUN_INTERVAL] = interval
+                interval = fails.fixed_interval_s
+                if interval is None:  # Young/Daly with the shared save time (``intervals`` when alone: the same)
+                    rate = fails.rate_list[pool] * self.busy_chips[job]
+                    interval = sqrt(2.0 * save / rate) if rate > 0 else fails.config.fallback_interval_s
+                    runs[r + RUN_INTERVAL] = interval  # a fixed interval is not recorded (NaN: ``intervals``)
+                if overhead:  # the first run of a job has none (the array's initial 0), every run after a preemption
+                    overhead += save - alone  # some: the restore reads at the same share
+                    runs[r + RUN_OVERHEAD] = overhead
                 share = save / (interval + save)
                 self.savers[job] = share
                 fails.saving = others + share
@@ -328,8 +326,8 @@ class Cluster:
             else:
                 factor = fails.job_factor[job] if fails.job_factor is not None else fails.factor.item(job, pool)
                 run = base * factor + overhead
-            if overhead:  # the first run of a job has none (the array's initial 0), every run after a preemption some
-                runs[r + RUN_OVERHEAD] = overhead
+                if overhead:
+                    runs[r + RUN_OVERHEAD] = overhead
             end = self.now + run
         self.end_s[job] = end
         if end != math.inf:
@@ -346,12 +344,10 @@ class Cluster:
             domains = self.domain_jobs[pool]
             for domain, _ in (self.shared[pool].domain_of[placement] if units else placement):
                 del domains[domain][job]
-            savers = self.savers
-            if savers:  # its share of the checkpoint storage is free again
-                share = savers.pop(job, None)
-                if share is not None:
-                    fails = self.failures
-                    fails.saving = fails.saving - share if savers else 0.0
+            share = self.savers.pop(job, None)  # its share of the checkpoint storage is free again
+            if share is not None:
+                fails = self.failures
+                fails.saving = fails.saving - share if self.savers else 0.0  # exactly 0 when no saver is left
         if units:
             self.shared[pool].release(placement, units)
         else:

@@ -221,11 +221,10 @@ class FailureProcess:
         self.timers: list[tuple] = []
         self.sequence = 0
         n = len(cluster.arrival)
-        # per job, as raw doubles (``array``: written on every start, no float object kept alive per job)
         # per job, its current (last) run: ``RUN_FIELDS`` raw doubles side by side (written on every start: one
         # place in memory per job, no float object kept alive): its run time without checkpoints [s], its save
-        # time and checkpoint interval where the storage is shared (``_shared_save``; NaN: the job's own
-        # ``save_s`` and ``intervals``) [s], the restart + restore at its start [s], and the restart + restore before
+        # time (``_shared_save``; NaN for a job that saves nothing) and its Young/Daly interval with it (NaN: a fixed
+        # interval, ``intervals``) [s], the restart + restore at its start [s], and the restart + restore before
         # its next run (set when it is preempted; 0 before) [s]
         self.runs = array("d", [0.0, math.nan, math.nan, 0.0, 0.0]) * n
         # counters in Python containers (an interruption updates several: NumPy scalar updates cost a microsecond
@@ -273,7 +272,6 @@ class FailureProcess:
         # running savers -> their share; a run leaves it when it completes or is preempted (``Cluster._complete``)
         self.saver_share: dict[int, float] = {}
         self.saving = 0.0
-        self.site_shared = bool(len(config.save_s)) and bool((config.save_s > 0).any())
         self.save_list = array("d", np.asarray(config.save_s, dtype=np.float64).tobytes())  # per job [s]
         self.rate_list = self.rate_per_chip.tolist()
         self.busy_chips = cluster.busy_chips
@@ -724,7 +722,9 @@ class FailureProcess:
         if job in self.saver_share:  # ``Cluster._complete`` has dropped it already (kept for direct callers)
             self._forget_saver(job)
         if runs[r + RUN_SAVE] == runs[r + RUN_SAVE]:  # not NaN: a shared save
-            interval, save = runs[r + RUN_INTERVAL], runs[r + RUN_SAVE]
+            save = runs[r + RUN_SAVE]
+            if runs[r + RUN_INTERVAL] == runs[r + RUN_INTERVAL]:  # not NaN: Young/Daly with it (else fixed)
+                interval = runs[r + RUN_INTERVAL]
         periods = math.floor(max(0.0, elapsed_s - overhead) / (interval + save))
         kept = periods * (interval + save)  # the restart overhead of this run is lost with the rest
         busy = self.cluster.busy_chips[job]
@@ -757,8 +757,9 @@ class FailureProcess:
         if len(shared):  # the save time and interval of runs that shared the checkpoint bandwidth
             intervals, saves = intervals.copy(), saves.copy()
             saves[shared] = run_save[shared]
-            on = np.asarray(cluster.pool_of, dtype=np.int64)[shared]
-            intervals[shared, on] = self.run_interval[shared]
+            run_interval = self.run_interval
+            optimal = shared[~np.isnan(run_interval[shared])]  # a fixed interval is not recorded
+            intervals[optimal, np.asarray(cluster.pool_of, dtype=np.int64)[optimal]] = run_interval[optimal]
         interval, save = intervals[jobs, pool], saves[jobs]
         done = end <= horizon_s
         ran = np.where(done, end, horizon_s) - start
