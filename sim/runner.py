@@ -94,17 +94,17 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                             int(priorities.max()) if len(priorities) else None,
                                             cap_config.min_clock_frac)
     # serving uses the ports in force at the run's start (a port starting later is refused by validation)
+    failures = resolve_failures(scenario, catalog, fleet, jobs)  # training's and replicas' (``_serving_failures``)
     context = ServingContext(fleet=fleet, catalog=catalog, porting=ports_at(scenario.porting, 0.0, scenario.start),
                              horizon_s=horizon,
                              bin_width_s=float(scenario.outputs.timeseries_interval), base_dir=origin.directory,
                              rng=rngs["inference"], ranking_rng=rngs["ranking"], start=scenario.start,
-                             failures=_serving_failures(scenario, catalog, fleet, jobs),
+                             failures=_serving_failures(failures),
                              failure_rng=rngs["serving_failures"], replica_clocks=replica_clocks)
     compiling = (" (first run: compiling the kernels)"
                  if kernels_need_compiling([kernels.serve_llm, kernels.serve_ranking]) else "")
     serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario),
                         phase=lambda name: progress.phase(f"serving {name}{compiling}"))
-    failures = resolve_failures(scenario, catalog, fleet, jobs, _without_failures(fleet, serving, scenario))
     plant_schedule = facility.plant_cap_schedule(plant, fleet, scenario.start, horizon) if plant is not None else ()
     shift = _shifting(scenario, fleet, plant, origin.directory)
     with progress.simulated_days(horizon) as update:
@@ -255,9 +255,8 @@ def _burst_policies(scenario: Scenario, fleet) -> list:
     return [(index[b.pool], b) for b in scenario.policy.burst]
 
 
-def _serving_failures(scenario: Scenario, catalog, fleet, jobs) -> ServingFailures | None:
+def _serving_failures(config) -> ServingFailures | None:
     """The failure model of inference replicas (``sim.serving.failures``): training's rates, repairs, spares."""
-    config = resolve_failures(scenario, catalog, fleet, jobs)
     if config is None:
         return None
     return ServingFailures(config.rates_per_chip_s, config.repair_s, config.weibull_shape, config.spare_chips)
@@ -350,15 +349,6 @@ def _cap_events(fleet, start, plant: tuple = ()) -> tuple[np.ndarray, np.ndarray
         if t <= 0:
             values[0] = w
     return np.array(times), np.diff(np.array([0.0] + values))
-
-
-def _without_failures(fleet, serving, scenario) -> frozenset[int]:
-    """Pools that get no training failures: none. Every pool gets its failure stream, pools with autoscaled,
-    windowed or serving-burst replica groups too: events striking a replica's chips
-    are ``unavailable`` for training (serving draws its replicas' failures, ``sim.serving.failures``), and a
-    scale-up short of chips away for repair books them (``sim.training.sharing``). Burst pools fail while rented
-    (``sim.training.failures``)."""
-    return frozenset()
 
 
 def _autoscale_configs(scenario: Scenario) -> dict:

@@ -41,8 +41,6 @@ def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, pro
         lost_by_accel[str(accel)] = float(group["failure_lost_chip_s"].sum() / 3600.0)
     availability, repairs, spares = {}, {}, {}
     for p in fleet.pools:
-        if p.index in failures["excluded"]:
-            continue
         online = p.online_chip_seconds(0.0, horizon_s)
         availability[p.name] = 1.0 - float(failures["down_chip_s"][p.index]) / online if online else None
         repairs[p.name] = int(failures["repairs"][p.index])
@@ -64,7 +62,7 @@ def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, pro
         "availability_by_pool": availability,
         "repairs_by_pool": repairs,
         "hot_spare_servers_by_pool": spares,
-        "pools_without_failures": [fleet.pools[p].name for p in failures["excluded"]],
+        "pools_without_failures": [],  # kept for the output's shape: every pool fails
         **(_window_summary(failures, fleet) if failures["windows"] else {}),
     }
 
@@ -79,7 +77,7 @@ def causes_of(failures: dict) -> list[tuple[int, str]]:
 
 def _window_summary(failures: dict, fleet) -> dict:
     """Maintenance windows opened and the chip-hours they held away, per pool (not in availability)."""
-    pools = [p for p in fleet.pools if p.index not in failures["excluded"]]
+    pools = fleet.pools
     return {"maintenance_windows_by_pool": {p.name: int(failures["windows_opened"][p.index]) for p in pools},
             "maintenance_chip_hours_by_pool": {p.name: float(failures["window_chip_s"][p.index] / 3600.0)
                                                for p in pools}}
@@ -93,8 +91,6 @@ def series_columns(failures: dict, fleet, edges_s: np.ndarray) -> dict[str, np.n
     columns = {}
     widths = np.diff(edges_s)
     for p in fleet.pools:
-        if p.index in failures["excluded"]:
-            continue
         rows = log[log[:, 0] == p.index]
         columns[f"repair_chips.{p.name}"] = np.diff(_area_upto(rows[:, 1], rows[:, 2], rows[:, 3], edges_s)) / widths
     times = np.array([t for t, _, _ in failures["interrupt_log"]], dtype=np.float64)

@@ -107,7 +107,6 @@ class FailureConfig:
     interval_s: float | None        # fixed checkpoint interval [s]; None: optimal
     fallback_interval_s: float      # policy.preemption.checkpoint_interval [s]
     spare_chips: tuple[int, ...]    # hot spares per pool [chips]
-    excluded: frozenset[int]        # pools without failures (the runner excludes none)
     rack_share: float = 0.0         # share of network failures that take a whole rack
     rack_chips: tuple[int, ...] = ()  # chips of one rack per pool (servers_per_rack × chips_per_server)
     # maintenance windows: (pool, start [s], length [s], share of the pool's domains, repeat [s] or None, drain [s])
@@ -133,9 +132,10 @@ def profile_values(catalog, config) -> tuple[dict, dict, dict, float]:
     return rates, by_accel, repair, float(restart)
 
 
-def resolve_failures(scenario, catalog, fleet, jobs, excluded=frozenset()) -> FailureConfig | None:
+def resolve_failures(scenario, catalog, fleet, jobs) -> FailureConfig | None:
     """The run's ``FailureConfig`` (None without a ``failures`` section). ``jobs`` is the job table (its
-    ``model`` column gives each job's state size); ``excluded`` pools get no failures."""
+    ``model`` column gives each job's state size). Every pool gets failures: training's here, inference
+    replicas' from the same config (``sim.serving.failures``)."""
     config = scenario.failures
     if config is None:
         return None
@@ -169,7 +169,7 @@ def resolve_failures(scenario, catalog, fleet, jobs, excluded=frozenset()) -> Fa
         weibull_shape=config.weibull_shape if config.distribution == "weibull" else None, restart_s=restart,
         save_s=save, interval_s=interval,
         fallback_interval_s=float(scenario.policy.preemption.checkpoint_interval),
-        spare_chips=tuple(spares), excluded=frozenset(excluded), rack_share=float(rack_share),
+        spare_chips=tuple(spares), rack_share=float(rack_share),
         rack_chips=tuple(p.chips_per_server * p.servers_per_rack for p in fleet.pools),
         maintenance=windows)
 
@@ -281,11 +281,9 @@ class FailureProcess:
         self.booked: dict[int, list[list]] = {}
         self.booked_replicas = [0] * len(pools)
         for p, pool in enumerate(pools):
-            if p not in config.excluded and self.rate_per_chip[p] > 0 and pool.count > 0:
+            if self.rate_per_chip[p] > 0 and pool.count > 0:
                 self._push(self._gap(p), FAIL, p, None)
         for w, (p, start, _, _, _, drain) in enumerate(config.maintenance):
-            if p in config.excluded:  # validation refuses windows there; a pool found excluded at run time skips
-                continue
             self._push(max(0.0, start - drain), WINDOW_DRAIN if drain > 0 else WINDOW_START, p, (w, 0))
         self._arm()
 
@@ -784,7 +782,7 @@ class FailureProcess:
                 "by_cause": np.array(self.by_cause, dtype=np.int64),
                 "lost_by_cause": np.array(self.lost_by_cause, dtype=np.float64),
                 "down_chip_s": down, "repairs": self.repairs, "spare_servers": self.spare_servers,
-                "excluded": sorted(self.config.excluded), "window_chip_s": windows,
+                "window_chip_s": windows,
                 "windows_opened": self.windows_opened,
                 "rack_events": self.config.rack_share > 0, "windows": bool(self.config.maintenance),
                 "down_log": down_log, "interrupt_log": self.interrupt_log,
