@@ -4,6 +4,7 @@ Usage:  python benchmarks/training_scale.py            # 10k/1k, 100k/10k, 1M/10
         python benchmarks/training_scale.py --grid     # every combination of the three sizes
         python benchmarks/training_scale.py --scheduler hetero-aware
         python benchmarks/training_scale.py --failures year   # 100k/10k without and with failures, and the overhead
+        python benchmarks/training_scale.py --failures year --bytecodes   # the same in executed bytecodes (slow)
         python benchmarks/training_scale.py --budgets throttle  # 100k/10k without and with rack/row budgets
 
 Each size runs in a fresh subprocess so that ``peak_rss_mb`` is that run's own peak; within it the
@@ -19,6 +20,16 @@ failure events at 10k chips (~1,900), and repair times by horizon days / 365 (so
 are as many as over a year at the profile's rates). ``failures_overhead`` then gives its wall and processor time
 against the run without failures (issue 10's target: at most +20 %), medians of ``--repeat`` runs of each that
 alternate in one process, so that a change in the machine's load hits both alike.
+
+Bytecodes (``--failures year --bytecodes``, a few minutes per run): this machine's timings move from sitting to
+sitting by tens of percent, so the same three runs are also measured by a load-independent count: the Python
+bytecode instructions executed inside the simulation loop (``sys.settrace`` opcode events over
+``simpy.Environment.run``; compiled kernels and C code count nothing), each in a fresh process after a warm-up run:
+without failures (``off``), with a ``failures`` section at zero rates (``zero``: the per-start and per-completion
+bookkeeping of checkpoints and the running-jobs index, no event) and with a year's failures (``year``), and within
+``year`` the instructions under ``FailureProcess.fire`` (the events themselves). ``failures_bytecodes`` then splits
+the overhead: bookkeeping (zero − off), the events (fire) and the work they cause (year − zero − fire: restarted
+runs, a longer queue, more scheduling). Results (fleet, jobs, outputs) are not counted: the timed runs include them.
 
 Budgets (``--budgets KIND``, KIND the ``policy.power_cap.kind``: admission, throttle or shed): the 100k-job /
 10k-chip run with that capping policy, without and then with rack and row budgets on the H100 pool
@@ -46,7 +57,8 @@ BUDGETS = ", rack_budget_kw: 24, racks_per_row: 8, row_budget_kw: 150"  # on the
 
 
 def failures_text(mode: str, horizon_days: float) -> str:
-    """The ``failures`` section: none (off), the profile (on), or the profile × 365 / horizon days (year)."""
+    """The ``failures`` section: none (off), the profile (on), the profile × 365 / horizon days (year), or every
+    rate 0 (zero: checkpoints and bookkeeping, no failure event)."""
     if mode == "off":
         return ""
     if mode == "on":
@@ -54,6 +66,8 @@ def failures_text(mode: str, horizon_days: float) -> str:
     from sim.catalog import builtin_catalog
 
     rates = builtin_catalog().failure_profiles["llm-cluster-typical"]["rates_per_1000_chip_days"]
+    if mode == "zero":
+        return f"failures: {{rates_per_1000_chip_days: {json.dumps({c: 0 for c in rates})}}}\n"
     repairs = builtin_catalog().failure_profiles["llm-cluster-typical"]["repair_time_h"]
     scaled = {c: round(v["value"] * 365 / horizon_days, 4) for c, v in rates.items()}
     repair = {c: round(v["value"] * 3600 * horizon_days / 365, 1) for c, v in repairs.items()}
@@ -175,6 +189,65 @@ def overhead_run(jobs: int, chips: int, scheduler: str, repeat: int, failures: s
           f"against {wall['off']:.2f}, cpu_s={cpu[failures]:.2f} against {cpu['off']:.2f})", flush=True)
 
 
+def count_bytecodes(jobs: int, chips: int, scheduler: str, failures: str) -> None:
+    """One ``bytecodes`` line: Python instructions executed inside ``simpy.Environment.run`` (all of them) and
+    inside ``FailureProcess.fire`` (``fire``) in one run with ``failures``, after a warm-up run."""
+    import simpy
+
+    import sim
+    from sim.training.failures import FailureProcess
+
+    scenario = sim.load_text(scenario_text(jobs, chips, scheduler, failures), "bench")
+    sim.run(scenario)  # warm-up: imports, Numba, caches
+    counts = {"loop": 0, "fire": 0}
+
+    def counter(key):
+        def trace(frame, event, arg):
+            frame.f_trace_opcodes = True
+            return step
+
+        def step(frame, event, arg):
+            if event == "opcode":
+                counts[key] += 1
+            return step
+        return trace
+
+    def traced(function, key):
+        def wrapper(*args, **kwargs):
+            previous = sys.gettrace()
+            sys.settrace(counter(key))
+            try:
+                return function(*args, **kwargs)
+            finally:
+                sys.settrace(previous)
+        return wrapper
+
+    run, fire = simpy.Environment.run, FailureProcess.fire
+    simpy.Environment.run = traced(run, "loop")
+    FailureProcess.fire = traced(fire, "fire")  # its frames count for fire only, not again for the loop
+    try:
+        sim.run(scenario)
+    finally:
+        simpy.Environment.run, FailureProcess.fire = run, fire
+    print(f"bytecodes failures={failures} loop={counts['loop'] + counts['fire']} fire={counts['fire']}", flush=True)
+
+
+def print_bytecodes(scheduler: str) -> None:
+    """``failures_bytecodes``: off, zero and year counted each in a fresh process, and the overhead split."""
+    counts = {}
+    for mode in ("off", "zero", "year"):
+        out = subprocess.run([sys.executable, __file__, "--count", mode, "--scheduler", scheduler], check=True,
+                             capture_output=True, text=True).stdout
+        print(out, end="", flush=True)
+        line = next(x for x in out.splitlines() if x.startswith("bytecodes "))
+        fields = dict(part.split("=") for part in line.split()[1:])
+        counts[mode] = (int(fields["loop"]), int(fields["fire"]))
+    off, zero, (year, fire) = counts["off"][0], counts["zero"][0], counts["year"]
+    print(f"failures_bytecodes loop={year / off - 1:+.1%} (year {year / 1e6:.1f} M against off {off / 1e6:.1f} M): "
+          f"bookkeeping {(zero - off) / off:+.1%} (zero against off), events {fire / off:+.1%} (fire), "
+          f"the work they cause {(year - zero - fire) / off:+.1%}", flush=True)
+
+
 def print_overhead(scheduler: str, repeat: int, failures: str) -> None:
     subprocess.run([sys.executable, __file__, "--overhead", failures, "--scheduler", scheduler,
                     "--repeat", str(repeat)], check=True)
@@ -187,6 +260,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median is reported")
     parser.add_argument("--one", nargs=2, type=int, metavar=("JOBS", "CHIPS"), help=argparse.SUPPRESS)
     parser.add_argument("--overhead", choices=("on", "year"), help=argparse.SUPPRESS)
+    parser.add_argument("--count", choices=("off", "zero", "year"), help=argparse.SUPPRESS)
+    parser.add_argument("--bytecodes", action="store_true",
+                        help="with --failures year: count executed bytecodes (off, zero rates, year) instead of timing")
     parser.add_argument("--failures", choices=("off", "on", "year"), default=None,
                         help="only the 100k/10k run, with and without failures of this kind")
     parser.add_argument("--budgets", choices=("off", "admission", "throttle", "shed"), default=None,
@@ -204,6 +280,14 @@ def main() -> None:
         return
     if args.overhead:
         overhead_run(100_000, 10_000, args.scheduler, args.repeat, args.overhead)
+        return
+    if args.count:
+        count_bytecodes(100_000, 10_000, args.scheduler, args.count)
+        return
+    if args.bytecodes:
+        if args.failures != "year":
+            parser.error("--bytecodes needs --failures year")
+        print_bytecodes(args.scheduler)
         return
     if args.failures:
         for mode in ("off", args.failures):
