@@ -123,6 +123,28 @@ def test_repaired_chips_return(base, tmp_path, captured):
     assert_accounted(results)
 
 
+def test_by_accelerator_figures_count_each_run_on_its_own_pool(base, tmp_path, captured):
+    """Jobs preempted on one type and resumed on the other (portable gangs, two pools): interruptions and lost
+    chip-hours by accelerator are those of the pools the failures struck, not of each job's last pool, and the
+    per-run chip-time the goodput is taken over adds up to the jobs' held chip-time."""
+    results = run(mixed(base), tmp_path)
+    cluster = captured[0]
+    accel = {p.index: p.accelerator.id for p in cluster.pools}
+    moved = {job for job, pool, *_ in cluster.segments if pool != cluster.pool_of[job]}
+    assert moved  # the case this test is about happens here
+    summary = results.summary["failures"]
+    for name in ("h100-sxm", "tpu-v6e"):
+        struck = [s for s in cluster.segments if accel[s[1]] == name]  # every preemption here is an interruption
+        assert summary["interruptions_by_accelerator"][name] == len(struck)
+        assert summary["lost_chip_hours_by_accelerator"][name] == pytest.approx(sum(s[4] for s in struck) / 3600)
+    assert sum(summary["interruptions_by_accelerator"].values()) == summary["interruptions"]
+    runs = cluster.outcome()["failures"]["runs"]
+    assert runs["held_chip_s"].sum() == pytest.approx(results.jobs["held_chip_s"].sum())
+    assert runs["useful_chip_s"].sum() == pytest.approx(results.jobs["useful_chip_s"].sum())
+    last = np.asarray(cluster.pool_of)[runs["job"]]
+    assert set(runs["job"][runs["pool"] != last].tolist()) == moved
+
+
 def test_hot_spares_keep_chips_available(base, tmp_path):
     """With spare servers, failed H100 servers are replaced at once: the pool loses no chip-time to repair
     (while spares last), the TPU pool without spares does."""
@@ -282,6 +304,18 @@ def test_maintenance_window_takes_chips_and_returns_them_on_time(base, tmp_path,
     restarted = sorted(job for job in range(8) if cluster.start_s[job] == opened + 6 * 3600)
     assert restarted == sorted(s[0] for s in segments)
     assert all(cluster.start_s[job] == cluster.arrival[job] for job in set(range(8)) - set(restarted))
+
+
+def test_a_window_open_at_the_horizon_counts_up_to_it(base, tmp_path):
+    """A window still open when the run ends (it crashed the results before): its chips count as away up to the
+    horizon (32 chips × 4 h), its jobs as interrupted, and the per-job chip-time stays numbers."""
+    data = eight_jobs(base, days=3, maintenance=[{"pool": "gpu", "start": "2026-01-03T20:00", "hours": 8,
+                                                   "fraction": 0.5}])
+    results = run(data, tmp_path)
+    failures = results.summary["failures"]
+    assert failures["maintenance_chip_hours_by_pool"]["gpu"] == pytest.approx(32 * 4)
+    assert failures["interruptions_by_cause"]["maintenance-window"] == 4
+    assert (results.jobs["held_chip_s"] > 0).all() and results.jobs["goodput_frac"].between(0.9, 1.0).all()
 
 
 def test_repeated_windows_take_the_next_domains_in_turn(base, tmp_path, monkeypatch):

@@ -26,19 +26,26 @@ def add_job_columns(jobs_out: pd.DataFrame, failures: dict) -> pd.DataFrame:
 
 def summary(jobs_out: pd.DataFrame, failures: dict, fleet, horizon_s: float, profile: str) -> dict:
     """Failure events and interruptions by component class, lost chip-hours, goodput share (useful / held
-    chip-time), interruptions and lost chip-hours over all jobs and by accelerator (of the pool each job last ran
-    on: a job preempted on one pool and finished on another counts on the last), and availability per pool
+    chip-time), interruptions and lost chip-hours over all jobs and by accelerator (each run's chip-time on the pool
+    it ran on, each interruption on the pool it struck: a job preempted on one type and resumed on another counts
+    on both), and availability per pool
     (1 − chip-time away for repair, not covered by a hot spare / online chip-time); ``pools_without_failures``:
     the pools training gets no failures on (kept for the output's shape: today none, every pool fails)."""
     by_cause, lost = failures["by_cause"].sum(axis=0), failures["lost_by_cause"].sum(axis=0)
     causes = causes_of(failures)
     useful, held = jobs_out["useful_chip_s"].to_numpy(), jobs_out["held_chip_s"].to_numpy()
+    # per accelerator, each run on the pool it ran on (a job preempted on one type and resumed on another counts on
+    # both), each interruption and its lost work on the pool it struck
+    runs, n = failures["runs"], len(fleet.pools)
+    useful_on = np.bincount(runs["pool"], runs["useful_chip_s"], minlength=n)
+    held_on = np.bincount(runs["pool"], runs["held_chip_s"], minlength=n)
+    interrupted_on, lost_on = failures["by_cause"].sum(axis=1), failures["lost_by_cause"].sum(axis=1)
     goodput_by_accel, interruptions_by_accel, lost_by_accel = {}, {}, {}
-    columns = ["accelerator", "useful_chip_s", "held_chip_s", "interruptions", "failure_lost_chip_s"]
-    for accel, group in jobs_out.loc[held > 0, columns].groupby("accelerator"):  # not a copy of every column
-        goodput_by_accel[str(accel)] = float(group["useful_chip_s"].sum() / group["held_chip_s"].sum())
-        interruptions_by_accel[str(accel)] = int(group["interruptions"].sum())
-        lost_by_accel[str(accel)] = float(group["failure_lost_chip_s"].sum() / 3600.0)
+    for accel in sorted({p.accelerator.id for p in fleet.pools if held_on[p.index] > 0}):
+        on = [p.index for p in fleet.pools if p.accelerator.id == accel]
+        goodput_by_accel[accel] = float(useful_on[on].sum() / held_on[on].sum())
+        interruptions_by_accel[accel] = int(interrupted_on[on].sum())
+        lost_by_accel[accel] = float(lost_on[on].sum() / 3600.0)
     availability, repairs, spares = {}, {}, {}
     for p in fleet.pools:
         online = p.online_chip_seconds(0.0, horizon_s)

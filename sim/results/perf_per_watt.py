@@ -10,8 +10,8 @@ Per accelerator type (every figure over the whole run, IT power: chips with thei
   (``sim.kernels.step_reference``), so this is the model's FLOPs actually kept. With ``failures`` the run seconds
   count at the job's goodput share instead (``goodput_frac`` of jobs.csv: useful chip-time, its work at the pool's
   speed, ÷ the chip-time its gang held, ``sim.training.failures``): checkpoint saves, restarts, restores and the
-  work lost since the last checkpoint are not useful work (the share is the job's over all its runs, exact when it
-  ran on one pool). Roofline jobs (no model FLOPs) count nothing; runs on another pool than the job's last one are
+  work lost since the last checkpoint are not useful work (the share over the job's runs on that last pool).
+  Roofline jobs (no model FLOPs) count nothing; runs on another pool than the job's last one are
   left out; without failures a throttled run's seconds count as full-speed ones (overstating its work by the
   clock's slowdown: ``power_capping.lost_chip_hours`` says how much); with failures a completed run counts its
   full-speed work, a preempted or unfinished one its wall time at the goodput share.
@@ -64,11 +64,12 @@ def _training(out: dict, jobs_out: pd.DataFrame, outcome: dict, pools, horizon_s
     run_s = np.bincount(job[keep], (runs["end_s"] - runs["start_s"])[keep], minlength=len(jobs_out))
     busy_chip_s = np.bincount(job[keep], ((runs["end_s"] - runs["start_s"]) * runs["weight"])[keep],
                               minlength=len(jobs_out))
-    if "useful_chip_s" in jobs_out:  # failures: the goodput share of the run (no saves, restarts, lost work)
-        held = jobs_out["held_chip_s"].to_numpy(np.float64)
-        goodput = np.divide(jobs_out["useful_chip_s"].to_numpy(np.float64), held, out=np.zeros(len(held)),
-                            where=held > 0)
-        useful_s = run_s * goodput
+    if "failures" in outcome:  # the goodput share of its runs on the last pool (no saves, restarts, lost work)
+        failed = outcome["failures"]["runs"]
+        last = failed["pool"] == last_pool[failed["job"]]
+        useful = np.bincount(failed["job"][last], failed["useful_chip_s"][last], minlength=len(jobs_out))
+        held = np.bincount(failed["job"][last], failed["held_chip_s"][last], minlength=len(jobs_out))
+        useful_s = run_s * np.divide(useful, held, out=np.zeros(len(held)), where=held > 0)
     else:
         useful_s = np.maximum(run_s - jobs_out["lost_chip_s"].to_numpy(np.float64) / np.maximum(chips, 1.0), 0.0)
     peak = np.array([p.accelerator.peak_flops for p in pools] + [0.0])[last_pool]

@@ -233,6 +233,7 @@ class FailureProcess:
         self.failure_lost_chip_s = array("d", bytes(8 * n))
         self.useful_chip_s = array("d", bytes(8 * n))
         self.held_chip_s = array("d", bytes(8 * n))
+        self.preempted_runs: list[tuple] = []  # (job, pool, useful chip-s, held chip-s) of each preempted run
         classes = len(COMPONENT_CLASSES) + len(EXTRA_CAUSES)
         self.events = [[0] * classes for _ in pools]        # failures of training or free chips, per pool and cause
         self.hit_jobs = [[0] * classes for _ in pools]      # ... that interrupted a training job
@@ -728,6 +729,7 @@ class FailureProcess:
         busy = self.cluster.busy_chips[job]
         self.useful_chip_s[job] += periods * interval * busy
         self.held_chip_s[job] += elapsed_s * busy
+        self.preempted_runs.append((job, pool, periods * interval * busy, elapsed_s * busy))
         runs[r + RUN_NEXT] = self.config.restart_s + self.save_list[job]  # restore: at the next start
         return min(kept, elapsed_s), periods * interval
 
@@ -761,22 +763,30 @@ class FailureProcess:
         interval, save = intervals[jobs, pool], saves[jobs]
         done = end <= horizon_s
         ran = np.where(done, end, horizon_s) - start
-        useful[jobs] += np.where(done, base, np.maximum(0.0, ran - overhead) * interval / (interval + save)) * busy
+        run_useful = np.where(done, base, np.maximum(0.0, ran - overhead) * interval / (interval + save)) * busy
+        useful[jobs] += run_useful
         held[jobs] += ran * busy
+        # every run (preempted ones, then the current ones) with its pool: per-pool and per-accelerator goodput
+        preempted = np.array(self.preempted_runs, dtype=np.float64).reshape(-1, 4)
+        runs = {"job": np.concatenate((preempted[:, 0].astype(np.int64), jobs)),
+                "pool": np.concatenate((preempted[:, 1].astype(np.int64), pool)),
+                "useful_chip_s": np.concatenate((preempted[:, 2], run_useful)),
+                "held_chip_s": np.concatenate((preempted[:, 3], ran * busy))}
         down = self.down_chip_s.copy()
         down_log = list(self.down_log)
-        for pool, since, chips in self.down_since.values():
-            down[pool] += (horizon_s - since) * chips
-            down_log.append((pool, since, horizon_s, chips))
+        for on, since, chips in self.down_since.values():
+            down[on] += (horizon_s - since) * chips
+            down_log.append((on, since, horizon_s, chips))
         windows = self.window_chip_s.copy()
-        for pool, _, held, _, _ in self.windows.values():  # windows open at the horizon
-            for parts, since in held:
+        for on, _, away, _, _ in self.windows.values():  # windows open at the horizon
+            for parts, since in away:
                 chips = sum(n for _, n in parts)
-                windows[pool] += (horizon_s - since) * chips
-                down_log.append((pool, since, horizon_s, chips))
+                windows[on] += (horizon_s - since) * chips
+                down_log.append((on, since, horizon_s, chips))
         return {"interruptions": np.array(self.interruptions, dtype=np.int64),
                 "failure_lost_chip_s": np.array(self.failure_lost_chip_s, dtype=np.float64),
-                "useful_chip_s": useful, "held_chip_s": held, "events": np.array(self.events, dtype=np.int64),
+                "useful_chip_s": useful, "held_chip_s": held, "runs": runs,
+                "events": np.array(self.events, dtype=np.int64),
                 "hit_jobs": np.array(self.hit_jobs, dtype=np.int64),
                 "unavailable": np.array(self.unavailable, dtype=np.int64),
                 "by_cause": np.array(self.by_cause, dtype=np.int64),
