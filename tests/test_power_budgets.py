@@ -514,3 +514,48 @@ def test_a_row_longer_than_the_pool_is_checked_against_the_racks_it_holds(tmp_pa
     assert row["oversubscription"] == pytest.approx(4 * 16 * 990 / 22e3)
     (error,) = errors_of(tmp_path, site(fleet__0__racks_per_row=100, fleet__0__row_budget_kw=5.0))
     assert "fleet[0].row_budget_kw" in error and "64 chips in 100 racks or fewer" in error and "10.94 kW idle" in error
+
+
+@pytest.mark.parametrize("seed", [2, 7])
+def test_a_cached_refusal_holds_only_in_the_state_it_was_found_in(tmp_path, monkeypatch, seed):
+    """The search cache answers "no placement" again only in the very state where a search found none (the free
+    chips of every domain, the closed domains, the budgets' power): failures take servers away and bring them back
+    (chips moving between domains without a job starting or ending) and maintenance windows close and reopen
+    domains. Before the allocator counted those moves, these seeds reused refusals in other states. Every refusal
+    also agrees with a fresh search."""
+    import sim.training.budgets as loads_module
+
+    data = site(policy__power_cap__kind="admission", site__power_cap_mw=None, duration="6d", seed=seed)
+    data["workloads"]["training"]["generator"].update(jobs=600, arrival_rate_per_hour=8)
+    profile = builtin_catalog().failure_profiles["llm-cluster-typical"]["rates_per_1000_chip_days"]
+    data["failures"] = {"rates_per_1000_chip_days": {c: 400 * v["value"] for c, v in profile.items()},
+                        "repair_time": {"gpu": 7200, "memory": 7200, "network": 3600, "host": 3600},
+                        "maintenance": [{"pool": "h100", "start": "2026-01-02", "hours": 5, "fraction": 0.25,
+                                         "every_days": 1, "drain_hours": 1}]}
+    original, found_in, reused, fresh_agrees = loads_module.BudgetLoads._search, {}, [], []
+
+    def search(self, pool, chips, per_chip_w):
+        allocator, key = self.cluster.allocators[pool], (pool, chips, per_chip_w)
+        state = (tuple(allocator.free), frozenset(allocator.closed), self.version[pool])
+        from_cache = key in self.refused and self.refused[key] == self._stamp(pool)
+        plan = original(self, pool, chips, per_chip_w)
+        if from_cache:
+            reused.append(found_in[key] == state)
+        elif plan is None:
+            found_in[key] = state
+        if plan is None:
+            index = self.whole[pool]
+            if index is not None:
+                fresh = loads_module.find_whole_placement(allocator, self.layout.shares[pool], chips, per_chip_w,
+                                                          self.head, self.eff, self.layout.groups[pool], index)
+            else:
+                fresh = find_placement(allocator, self.layout.shares[pool], chips, per_chip_w, self._headroom,
+                                       self.layout.groups[pool])
+            fresh_agrees.append(fresh is None)
+        return plan
+
+    monkeypatch.setattr(loads_module.BudgetLoads, "_search", search)
+    results = sim.run(scenario_from(data, tmp_path))
+    assert results.summary["failures"]["repairs_by_pool"]["h100"] > 20
+    assert len(reused) > 100 and all(reused)
+    assert all(fresh_agrees)

@@ -32,6 +32,9 @@ class DomainAllocator:
         self.free_chips = sum(domain_sizes)
         self.capacity = self.free_chips
         self.closed: set[int] = set()  # draining or retired domains (``close``): nothing is placed there
+        # chips moved other than by placing and releasing gangs (``take``, ``withdraw``, ``close``, ``reopen``): with
+        # ``free_chips`` and ``mask`` it tells whether the state may have changed (budgets' search cache)
+        self.moves = 0
 
     def can_place(self, chips: int) -> bool:
         """Whether ``place(chips)`` would succeed now (a few integer operations)."""
@@ -95,6 +98,7 @@ class DomainAllocator:
         size = self.size[domain]
         if self.free[domain] != size:
             raise RuntimeError(f"domain {domain} has {size - self.free[domain]} chips in use; only a free one leaves")
+        self.moves += 1
         bucket = self.buckets[size]
         bucket.discard(domain)
         if not bucket:
@@ -109,6 +113,7 @@ class DomainAllocator:
         level = self.free[domain]
         if chips > level:
             raise RuntimeError(f"domain {domain} has {level} free chips; {chips} cannot leave")
+        self.moves += 1
         if domain in self.closed:
             self.free[domain] = level - chips
             return ((domain, chips),)
@@ -125,6 +130,7 @@ class DomainAllocator:
         chips leave the buckets and ``free_chips``; chips released there later stay out."""
         if domain in self.closed:
             return
+        self.moves += 1
         level = self.free[domain]
         bucket = self.buckets[level]
         bucket.discard(domain)
@@ -138,6 +144,7 @@ class DomainAllocator:
         window with a drain, ``sim.training.failures``)."""
         if domain not in self.closed:
             return
+        self.moves += 1
         self.closed.discard(domain)
         self._put(domain, self.free[domain])
         self.free_chips += self.free[domain]

@@ -156,6 +156,15 @@ class BudgetLoads:
             return True
         return self._search(pool, chips, self.low * self._per_chip_w(job, pool, chips)) is not None
 
+    def _stamp(self, pool: int) -> tuple:
+        """The pool's state for the search cache: its budgets' power (``version``), its free chips, the free counts
+        levels that have a domain (``mask``) and the moves of chips other than by gangs (``DomainAllocator.moves``:
+        servers taken for repair, domains withdrawn, closed or reopened). A change of the free chips per domain that
+        keeps the count and the mask (a repair back in one domain as a server leaves another) shows in ``moves``
+        or, for gangs and replicas placed or released, in ``version``."""
+        allocator = self.cluster.allocators[pool]
+        return self.version[pool], allocator.free_chips, allocator.mask, allocator.moves
+
     def _search(self, pool: int, chips: int, per_chip_w: float):
         """``find_placement`` on ``pool``, unless the same search found nothing in the same state."""
         allocator = self.cluster.allocators[pool]
@@ -163,7 +172,7 @@ class BudgetLoads:
                 (chips if chips < allocator.domain_chips else allocator.domain_chips) * per_chip_w > self._best(pool):
             return None  # its first domain's chips fit in no rack and row (``find_whole_placement``)
         key = (pool, chips, per_chip_w)
-        stamp = (self.version[pool], allocator.free_chips, allocator.mask, len(allocator.closed))
+        stamp = self._stamp(pool)
         if self.refused.get(key) == stamp:
             return None
         # a search that found nothing also rules out every larger one in the same state (more chips, more W per
