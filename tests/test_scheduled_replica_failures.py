@@ -100,7 +100,10 @@ def test_a_scale_up_short_of_repaired_chips_books_them_until_both_end(tmp_path, 
         cluster.now = repair_end
         cluster.failures.fire(repair_end, set())
     assert allocator.free_chips == 8 and allocator.free[free[0]] == 8  # back at the later of the two
-    assert cluster.failures.down_since == {} and cluster.failures.down_chip_s[0] == 8 * repair_end
+    # down until the booking (2 h), the replica's while booked, down again from its leaving to the repair's end
+    down = [(0.0, 2 * HOUR)] + ([] if repair_ends_first else [(leave, repair_end)])
+    assert cluster.failures.down_since == {} and cluster.failures.down_chip_s[0] == 8 * sum(b - a for a, b in down)
+    assert [(since, end, chips) for _, since, end, chips in cluster.failures.down_log] == [(a, b, 8) for a, b in down]
 
 
 def test_scale_up_that_training_can_make_room_for_preempts_as_before(tmp_path):
@@ -183,6 +186,9 @@ def test_a_window_opening_over_repairs_runs_end_to_end(tmp_path, captured):
     assert fails.booked_replicas[1] > 0 and fails.booked == {}  # every booking ended by the horizon
     series = results.timeseries.set_index("time_s")
     assert (series.loc[DAY:2 * DAY - 1, "inference_chips.gpu2"] == 32).all()  # none waited
+    # a booked chip counts once, as the replica's: repair and replica chips together never exceed the pool
+    assert (series.loc[DAY:2 * DAY - 1, "repair_chips.gpu2"] == 0).all()
+    assert (series["repair_chips.gpu2"] + series["inference_chips.gpu2"] <= 32 + 1e-9).all()
     jobs = results.jobs
     assert ((jobs["pool"] == "gpu2") & (jobs["end_s"] > 2 * DAY + HOUR)).any()  # training there after the window
     assert_accounted(results)
@@ -262,7 +268,7 @@ def chip_accounts(cluster, initial_free: list[list[int]]) -> None:
                 == allocator.size[d], (pool, d)
             assert booked.get(d, 0) <= replicas.get(d, 0)
         in_repair = sum(chips for p, _, chips in fails.down_since.values() if p == pool)
-        assert in_repair == sum(repair.values()) + sum(booked.values())
+        assert in_repair == sum(repair.values())  # booked chips are the replica's, not down
         assert allocator.free_chips + sum(training.values()) + sum(repair.values()) + sum(replicas.values()) \
             + sum(held) == cluster.pools[pool].count
 

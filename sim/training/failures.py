@@ -25,7 +25,8 @@ What is modelled:
   servers are away for repair, takes one domain, preempts the training there, takes its free chips and *books*
   the rest from the repairs there (``book``): booked chips stay out of placement until both their repair has ended
   (``_unbook_repair``: they become the replica's) and the replica has left (``replica_left``: chips still in
-  repair go back to it). They count as down in availability and ``repair_chips`` while their repair lasts.
+  repair go back to it). While booked they are the replica's (it runs at full strength, as if a server were
+  swapped in): not down in availability, not in ``repair_chips`` (``_down_from``); back in their repair, down again.
 * **Interruption.** A synchronous job whose gang holds the struck chip is interrupted: it is preempted with
   checkpoint semantics (``sharing.preempt``) and goes back to the wait queue at its arrival position (it is
   not restarted in place: a FIFO queue starts it first when room frees, on any pool it may use).
@@ -346,9 +347,10 @@ class FailureProcess:
                 if payload is None:
                     self.spares_free[pool] += 1  # a repaired server becomes a spare again
                 else:
-                    _, since, chips = self.down_since.pop(sequence)
-                    self.down_chip_s[pool] += (t - since) * chips
-                    self.down_log.append((pool, since, t, chips))
+                    _, since, chips = self.down_since.pop(sequence)  # chips down (those booked are not)
+                    if chips:
+                        self.down_chip_s[pool] += (t - since) * chips
+                        self.down_log.append((pool, since, t, chips))
                     if self.booked and sequence in self.booked:  # chips booked to a replica stay with it
                         payload = self._unbook_repair(sequence, payload)
                     self.cluster.allocators[pool].release(payload)
@@ -566,8 +568,9 @@ class FailureProcess:
         for at, sequence, kind, p, parts in self.timers:
             if kind == REPAIR and p == pool and parts is not None and sequence in self.down_since:
                 _, since, chips = self.down_since.pop(sequence)
-                self.down_chip_s[pool] += (t - since) * chips
-                self.down_log.append((pool, since, t, chips))
+                if chips:
+                    self.down_chip_s[pool] += (t - since) * chips
+                    self.down_log.append((pool, since, t, chips))
                 if self.booked and sequence in self.booked:
                     parts = self._unbook_repair(sequence, parts)
                 self.cluster.allocators[pool].release(parts)
@@ -594,9 +597,19 @@ class FailureProcess:
                 chips[domain] = chips.get(domain, 0) + n - self._booked_in(sequence, domain)
         return chips
 
+    def _down_from(self, sequence: int, t: float, change: int) -> None:
+        """Repair ``sequence`` has ``change`` more chips down from ``t`` (fewer: booked to a replica; more: handed
+        back by one): the chip-time down so far is counted and logged, and a new segment starts."""
+        pool, since, chips = self.down_since[sequence]
+        if t > since and chips:
+            self.down_chip_s[pool] += (t - since) * chips
+            self.down_log.append((pool, since, t, chips))
+        self.down_since[sequence] = (pool, t, chips + change)
+
     def book(self, pool: int, domain: int, chips: int, replica) -> None:
         """Book ``chips`` of ``domain`` away for repair to ``replica`` (a ``sharing.BookedReplica``), from the
-        repairs ending first: they stay out of placement until both the repair has ended and the replica has left."""
+        repairs ending first: they stay out of placement until both the repair has ended and the replica has left,
+        and count as the replica's (not down) meanwhile."""
         for _, sequence, parts in self._repairs(pool):
             if not chips:
                 break
@@ -605,6 +618,7 @@ class FailureProcess:
                 record = [sequence, domain, min(there, chips), replica]
                 self.booked.setdefault(sequence, []).append(record)
                 replica.bookings.append(record)
+                self._down_from(sequence, self.cluster.now, -record[2])
                 chips -= record[2]
         if chips:
             raise RuntimeError(f"pool {self.cluster.pools[pool].name}: {chips} chips of domain {domain} to book are "
@@ -630,6 +644,7 @@ class FailureProcess:
             if not records:
                 del self.booked[record[0]]
             booked[record[1]] = booked.get(record[1], 0) + record[2]
+            self._down_from(record[0], self.cluster.now, record[2])  # down again until the repair ends
         replica.bookings = []
         return _less(tuple(replica), booked)
 
@@ -775,8 +790,9 @@ class FailureProcess:
         down = self.down_chip_s.copy()
         down_log = list(self.down_log)
         for on, since, chips in self.down_since.values():
-            down[on] += (horizon_s - since) * chips
-            down_log.append((on, since, horizon_s, chips))
+            if chips:  # (all booked to replicas: none down)
+                down[on] += (horizon_s - since) * chips
+                down_log.append((on, since, horizon_s, chips))
         windows = self.window_chip_s.copy()
         for on, _, away, _, _ in self.windows.values():  # windows open at the horizon
             for parts, since in away:

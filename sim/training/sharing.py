@@ -34,7 +34,8 @@ The cluster applies the reservation schedule of ``sim.serving.autoscale`` as its
   their repair, which returns them at its end). Nothing else is preempted, and repairs are booked only for what free
   and training chips cannot give. Simplification: the replica is served at full strength meanwhile (as if the
   operator swapped a server in from stock); serving's own replica failures are drawn apart
-  (``sim.serving.failures``), and a booked chip counts both in ``repair_chips`` and in ``inference_chips``. Hot
+  (``sim.serving.failures``), and so a booked chip counts as the replica's (``inference_chips``, up in
+  availability), not in ``repair_chips``, from the booking until the replica leaves or the repair ends. Hot
   spares and maintenance windows are refused on pools with scheduled replicas (validation), so no spare stands in.
 
 Validation allows one replica size per shared pool, or pool with a windowed group (``sim.validation.checks``), so a
