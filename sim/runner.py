@@ -79,13 +79,16 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         fleet = facility.planning_site(plant, fleet)
     cap_config = scenario.policy.power_cap
     counted = cap_config.kind in COUNTED_AS_DRAWN and fleet.site.power_cap_w is not None  # inference as it draws
+    horizon = float(scenario.duration)
+    plant_schedule = facility.plant_cap_schedule(plant, fleet, scenario.start, horizon) if plant is not None else ()
     with progress.phase("reading traces and preparing jobs"):
         jobs = training_jobs(scenario, origin.directory)
-        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, float(scenario.duration),
+        prepared = prepare_jobs(jobs, fleet, catalog, scenario.porting, scenario.start, horizon,
                                 busy_power_frac=lowest_busy_power_frac(scenario.policy.power_cap),
                                 floor_w=fleet.idle_facility_w if counted else None,
-                                spare_chips=_spare_chips(scenario, fleet))
-    horizon = float(scenario.duration)
+                                spare_chips=_spare_chips(scenario, fleet),
+                                highest_cap_w=max(w for _, w in _cap_schedule(fleet, scenario.start, plant_schedule))
+                                if plant_schedule else None)
     priorities = job_priorities(scenario, len(jobs), rngs["priorities"])
     replica_clocks = None
     if counted:  # slowed inference replicas under the cap (sim.serving.throttle)
@@ -105,7 +108,6 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                  if kernels_need_compiling([kernels.serve_llm, kernels.serve_ranking]) else "")
     serving = serve_all(scenario.workloads.inference, FAMILIES, context, _autoscale_configs(scenario),
                         phase=lambda name: progress.phase(f"serving {name}{compiling}"))
-    plant_schedule = facility.plant_cap_schedule(plant, fleet, scenario.start, horizon) if plant is not None else ()
     shift = _shifting(scenario, fleet, plant, origin.directory)
     with progress.simulated_days(horizon) as update:
         cluster = simulate_training(fleet, prepared, horizon, scenario.policy.scheduler, progress=update,

@@ -318,6 +318,22 @@ def test_a_plant_that_never_limits_changes_no_training(tmp_path):
     assert "power_capping" not in with_plant.summary or with_plant.summary["power_capping"]["events"] == 0
 
 
+def test_a_gang_no_hour_of_the_plant_could_cool_is_rejected_not_left_waiting(tmp_path):
+    """The plant rated at 60 % of the pool's full-load IT power: a gang of the whole pool (16 chips) draws more than
+    the plant cools at any hour of the run, so it is rejected with its reason (it used to wait to the end, queued);
+    single-chip jobs run. Without the plant the same gangs run."""
+    data = _hot_plant(0.6)
+    data["workloads"]["training"]["generator"].update(chips={16: 0.2, 1: 0.8})
+    jobs = sim.run(scenario_from(data, tmp_path)).jobs
+    whole = jobs[jobs["chips"] == 16]
+    assert len(whole) > 5 and (whole["state"] == "rejected").all()
+    assert whole["reason"].str.contains("over-cooling-plant-capacity").all()
+    assert (jobs.loc[jobs["chips"] == 1, "state"] == "completed").sum() > 20
+    del data["site"]["cooling_plant_mw"]
+    free = sim.run(scenario_from(data, tmp_path, "free.yaml")).jobs
+    assert (free.loc[free["chips"] == 16, "state"] == "completed").any()
+
+
 def test_part_load_pue_is_above_full_load_pue():
     wet = builtin_weather("greensboro").wet_bulb_c
     full, part = hourly_pue(wet), hourly_pue(wet, load_frac=0.3)

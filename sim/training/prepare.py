@@ -37,9 +37,11 @@ STATUS_NOT_ALLOWED = 9
 STATUS_OVER_POWER_CAP = 10
 STATUS_OVER_BUDGET = 11
 STATUS_OVER_SPARES = 12
+STATUS_OVER_PLANT = 13
 REASONS = {**kernels.STATUS_REASONS, STATUS_NOT_ALLOWED: "accelerator-not-allowed",
            STATUS_OVER_POWER_CAP: "over-site-power-cap", STATUS_NO_LAYOUT: NO_LAYOUT_REASON,
-           STATUS_OVER_BUDGET: "over-rack-or-row-budget", STATUS_OVER_SPARES: "larger-than-pool-without-spares"}
+           STATUS_OVER_BUDGET: "over-rack-or-row-budget", STATUS_OVER_SPARES: "larger-than-pool-without-spares",
+           STATUS_OVER_PLANT: "over-cooling-plant-capacity"}
 
 
 @dataclass
@@ -62,7 +64,7 @@ class PreparedJobs:
 
 def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(), start=None,
                  horizon_s: float = np.inf, busy_power_frac: float = 1.0, floor_w: float | None = None,
-                 spare_chips: tuple[int, ...] | None = None) -> PreparedJobs:
+                 spare_chips: tuple[int, ...] | None = None, highest_cap_w: float | None = None) -> PreparedJobs:
     """``busy_power_frac``: the share of its full-load power increment a job draws at the lowest clock the power-cap
     policy may set (``throttle``; 1 otherwise), for rejecting jobs that exceed the cap even alone; ``floor_w`` the
     site power under it [W] (default ``Fleet.committed_floor_w``: inference reserved at full load; ``throttle`` and
@@ -70,7 +72,10 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(),
     ``porting``: the scenario's ports; ``start`` (the scenario's start date) and ``horizon_s`` place dated
     ports and their ramps in the run (``sim.training.ramps``). ``spare_chips``: hot spares per pool (``failures``),
     held out of placement for the whole run: a job whose gang fits the pool but not what the spares leave would
-    wait for ever, so it is refused (``larger-than-pool-without-spares``)."""
+    wait for ever, so it is refused (``larger-than-pool-without-spares``). ``highest_cap_w``: with a cooling plant
+    that limits IT power (``sim.facility.plant_cap_schedule``), the highest the cap under both the site's cap and the
+    plant's gets over the run [W, facility terms]: a job over it alone would wait for ever
+    (``over-cooling-plant-capacity``)."""
     pools = fleet.pools
     chips = jobs["chips"].to_numpy(np.int64)
     share = jobs["chip_share"].to_numpy(np.float64)
@@ -93,6 +98,10 @@ def prepare_jobs(jobs: pd.DataFrame, fleet: Fleet, catalog: Catalog, porting=(),
     status = np.where(_allowed_mask(jobs, fleet), status, STATUS_NOT_ALLOWED)
     status = np.where((status == kernels.STATUS_OK) & _over_power_cap(chips, share, fleet, busy_power_frac, floor_w),
                       STATUS_OVER_POWER_CAP, status)
+    if highest_cap_w is not None:
+        status = np.where((status == kernels.STATUS_OK)
+                          & _over_power_cap(chips, share, fleet, busy_power_frac, floor_w, highest_cap_w),
+                          STATUS_OVER_PLANT, status)
     status = np.where((status == kernels.STATUS_OK) & _over_budgets(chips, share, fleet, busy_power_frac),
                       STATUS_OVER_BUDGET, status)
     if spare_chips is not None and any(spare_chips):
@@ -305,12 +314,13 @@ def _throughput_ratio(rows, ref, jobs, catalog, m, chips, step_time, efficiency,
     return np.where(usable, by_roofline, by_peak)
 
 
-def _over_power_cap(chips, share, fleet: Fleet, busy_power_frac: float = 1.0, floor_w: float | None = None
-                    ) -> np.ndarray:
+def _over_power_cap(chips, share, fleet: Fleet, busy_power_frac: float = 1.0, floor_w: float | None = None,
+                    cap_w: float | None = None) -> np.ndarray:
     """N×P: the job alone (at ``busy_power_frac`` of its full-load increment), over ``floor_w`` (default: every chip
-    idle and inference replicas at full load), would exceed the site power cap (the highest value of a dated cap
-    schedule: the job may wait for it)."""
-    cap_w = max([w for _, w in fleet.site.power_cap_dates], default=fleet.site.power_cap_w)
+    idle and inference replicas at full load), would exceed ``cap_w`` [W], by default the site power cap (the
+    highest value of a dated cap schedule: the job may wait for it)."""
+    if cap_w is None:
+        cap_w = max([w for _, w in fleet.site.power_cap_dates], default=fleet.site.power_cap_w)
     if cap_w is None:
         return np.zeros((len(chips), len(fleet.pools)), dtype=bool)
     increment_w = np.array([fleet.busy_increment_facility_w(p.index) for p in fleet.pools])
