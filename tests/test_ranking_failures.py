@@ -20,15 +20,21 @@ NAMES = ["status", "replica", "finish_s", "busy_s", "batches", "hit", "compute_s
 
 
 def failing_inputs(seed: int):
-    """``random_inputs`` with replica failures and returns (some at one instant, some at once back)."""
+    """``random_inputs`` with replica failures and returns (some at one instant, some at once back); a draw that
+    strikes a replica still out is dropped, as the outage draws (``sim.serving.failures``) never do that."""
     arrival, items, params = random_inputs(seed)
     rng = np.random.default_rng(2000 + seed)
     m = int(rng.integers(1, 6))
     fail = np.sort(rng.uniform(0, params["horizon_s"], m))
     if seed % 3 == 0:
         fail = np.round(fail, 1)
-    params.update(fail_s=fail, back_s=fail + rng.choice([0.0, 0.5, 3.0, 1e9], m),
-                  fail_replica=rng.integers(0, len(params["overhead_s"]), m).astype(np.int64))
+    back = fail + rng.choice([0.0, 0.5, 3.0, 1e9], m)
+    which = rng.integers(0, len(params["overhead_s"]), m).astype(np.int64)
+    down_until, keep = np.zeros(len(params["overhead_s"])), np.zeros(m, dtype=bool)
+    for k in range(m):
+        if fail[k] >= down_until[which[k]]:
+            keep[k], down_until[which[k]] = True, back[k]
+    params.update(fail_s=fail[keep], back_s=back[keep], fail_replica=which[keep])
     return arrival, items, params
 
 
