@@ -256,6 +256,27 @@ def test_dips_follow_the_jobs_clock_per_segment():
         rel=1e-12)
 
 
+def test_a_throttled_job_with_failures_counts_its_work_once_as_useful(base, tmp_path):
+    """Under a throttling cap, a preempted run's useful chip-time is the work it kept at its slower clock, not its
+    wall time (it counted the periods' wall seconds before, overstating the work): a completed job's useful
+    chip-time over all its runs is its whole work once, the run time alone at full clock × its chips."""
+    data = _llm(base, samples=4e9)
+    data["site"]["checkpoint_storage_gb_per_s"] = 1.0
+    alone = sim.run(scenario_from(data, tmp_path, "alone.yaml")).jobs.iloc[0]
+    work = (alone["end_s"] - alone["start_s"]) * alone["chips"]  # full clock, no failure, no cap [chip-s]
+    data["failures"] = {"rates_per_1000_chip_days": {"software": 300.0}, "restart_delay": "10min",
+                        "checkpoint_interval": "20min"}
+    fleet = build_fleet(scenario_from(data, tmp_path, "f.yaml"), CATALOG)
+    data["site"]["power_cap_mw"] = (fleet.committed_floor_w + 0.6 * 8 * fleet.busy_increment_facility_w(0)) / 1e6
+    data["policy"]["power_cap"] = {"kind": "throttle"}
+    results = sim.run(scenario_from(data, tmp_path, "t.yaml"))
+    job = results.jobs.iloc[0]
+    assert job["state"] == "completed" and job["interruptions"] >= 2
+    assert (results.capping["action"] == "throttle").any()
+    assert job["useful_chip_s"] == pytest.approx(work, rel=1e-9)
+    assert job["useful_chip_s"] < job["held_chip_s"]
+
+
 def test_a_throttled_jobs_dips_stay_above_the_idle_floor(base, tmp_path):
     """Under a throttling cap with failures, a job's saves and restarts draw ``checkpoint_activity`` of its throttled
     dynamic power: no bin of the pool's IT power falls below its idle floor, the dips bottom out at the throttled

@@ -638,5 +638,15 @@ class Cluster:
                 "segments": {"job": segments[:, 0].astype(np.int64), "pool": segments[:, 1].astype(np.int64),
                              "start_s": segments[:, 2], "end_s": segments[:, 3], "lost_chip_s": segments[:, 4]},
                 "deferred": deferred, "left_queue_s": left_queue,
-                **({"failures": self.failures.outcome(self.horizon_s, run_start, end, pool)}
+                **({"failures": self.failures.outcome(self.horizon_s, run_start, end, pool, self._work_by_horizon(end))}
                    if self.failures is not None else {})}
+
+    def _work_by_horizon(self, end: np.ndarray) -> np.ndarray | None:
+        """Per job, the full-speed seconds of work its current run had done by the horizon where a power cap
+        slowed it (``PowerCap.work_done_s``), NaN for the others; None without capping."""
+        if self.capping is None:
+            return None
+        work = np.full(len(end), np.nan)
+        for job in np.flatnonzero(end > self.horizon_s).tolist():
+            work[job] = self.capping.work_done_s(job, self.horizon_s)
+        return work

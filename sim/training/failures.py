@@ -729,7 +729,8 @@ class FailureProcess:
 
     def preempted(self, job: int, elapsed_s: float) -> tuple[float, float]:
         """``job`` was stopped after ``elapsed_s`` of its run: returns (run seconds kept, base run seconds of
-        progress); the next run starts with the restart delay and the restore."""
+        progress); the next run starts with the restart delay and the restore. The caller counts the run
+        (``count_run``) once it knows the work that progress did at the clock the run had."""
         runs, r = self.runs, RUN_FIELDS * job
         pool, overhead = self.cluster.pool_of[job], runs[r + RUN_OVERHEAD]
         interval, save = self.intervals.item(job, pool), self.save_list[job]
@@ -741,18 +742,25 @@ class FailureProcess:
                 interval = runs[r + RUN_INTERVAL]
         periods = math.floor(max(0.0, elapsed_s - overhead) / (interval + save))
         kept = periods * (interval + save)  # the restart overhead of this run is lost with the rest
-        busy = self.cluster.busy_chips[job]
-        self.useful_chip_s[job] += periods * interval * busy
-        self.held_chip_s[job] += elapsed_s * busy
-        self.preempted_runs.append((job, pool, periods * interval * busy, elapsed_s * busy))
         runs[r + RUN_NEXT] = self.config.restart_s + self.save_list[job]  # restore: at the next start
         return min(kept, elapsed_s), periods * interval
 
+    def count_run(self, job: int, pool: int, work_s: float, elapsed_s: float) -> None:
+        """A preempted run of ``job`` on ``pool`` held its gang ``elapsed_s`` and kept ``work_s`` full-speed
+        seconds of work (its progress to its last checkpoint; less than its compute time when a power cap slowed its
+        clock): its useful and held chip-seconds."""
+        busy = self.cluster.busy_chips[job]
+        self.useful_chip_s[job] += work_s * busy
+        self.held_chip_s[job] += elapsed_s * busy
+        self.preempted_runs.append((job, pool, work_s * busy, elapsed_s * busy))
+
     def outcome(self, horizon_s: float, start: np.ndarray | None = None, end: np.ndarray | None = None,
-                pool: np.ndarray | None = None) -> dict:
+                pool: np.ndarray | None = None, work_s: np.ndarray | None = None) -> dict:
         """Per-job and per-pool results (``sim.results.failures``). ``start``, ``end`` and ``pool``: the cluster's
         per-job start and end of the current run and pool index as arrays, when the caller has them already (each
-        conversion of a 100k-entry list costs a few ms)."""
+        conversion of a 100k-entry list costs a few ms). ``work_s``: per job, the full-speed seconds of work its
+        current run had done by the horizon where a power cap slowed it (``PowerCap.work_done_s``; NaN or None:
+        its wall time), so that an unfinished throttled run's useful time is its work, not its wall time."""
         cluster = self.cluster
         useful, held = np.array(self.useful_chip_s, dtype=np.float64), np.array(self.held_chip_s, dtype=np.float64)
         if start is None:
@@ -778,7 +786,8 @@ class FailureProcess:
         interval, save = intervals[jobs, pool], saves[jobs]
         done = end <= horizon_s
         ran = np.where(done, end, horizon_s) - start
-        run_useful = np.where(done, base, np.maximum(0.0, ran - overhead) * interval / (interval + save)) * busy
+        worked = ran if work_s is None else np.where(np.isnan(work_s[jobs]), ran, work_s[jobs])
+        run_useful = np.where(done, base, np.maximum(0.0, worked - overhead) * interval / (interval + save)) * busy
         useful[jobs] += run_useful
         held[jobs] += ran * busy
         # every run (preempted ones, then the current ones) with its pool: per-pool and per-accelerator goodput

@@ -187,6 +187,8 @@ def preempt(cluster, job: int, t: float) -> None:
         saved, progress = cluster.failures.preempted(job, elapsed)
     if cluster.capping is not None:  # a throttled run does less work than its wall time (sim.training.capping)
         progress = cluster.capping.work_done_s(job, run_start + progress) if progress > 0 else 0.0
+    if cluster.failures is not None:  # useful chip-time: the work kept, at the clock the run had
+        cluster.failures.count_run(job, pool, progress, elapsed)
     full = cluster.full_run_time_s(job, pool, run_start)
     remaining = cluster.resumed.get(job, 1.0)
     if math.isfinite(full):
