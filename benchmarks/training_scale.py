@@ -30,6 +30,8 @@ bookkeeping of checkpoints and the running-jobs index, no event) and with a year
 ``year`` the instructions under ``FailureProcess.fire`` (the events themselves). ``failures_bytecodes`` then splits
 the overhead: bookkeeping (zero − off), the events (fire) and the work they cause (year − zero − fire: restarted
 runs, a longer queue, more scheduling). Results (fleet, jobs, outputs) are not counted: the timed runs include them.
+The same run at the profile's own rates (``on``: the events of 4.8 days, not of a year) is counted too: the
+overhead at a real failure density.
 
 Budgets (``--budgets KIND``, KIND the ``policy.power_cap.kind``: admission, throttle or shed): the 100k-job /
 10k-chip run with that capping policy, without and then with rack and row budgets on the H100 pool
@@ -235,17 +237,18 @@ def count_bytecodes(jobs: int, chips: int, scheduler: str, failures: str) -> Non
 def print_bytecodes(scheduler: str) -> None:
     """``failures_bytecodes``: off, zero and year counted each in a fresh process, and the overhead split."""
     counts = {}
-    for mode in ("off", "zero", "year"):
+    for mode in ("off", "zero", "on", "year"):
         out = subprocess.run([sys.executable, __file__, "--count", mode, "--scheduler", scheduler], check=True,
                              capture_output=True, text=True).stdout
         print(out, end="", flush=True)
         line = next(x for x in out.splitlines() if x.startswith("bytecodes "))
         fields = dict(part.split("=") for part in line.split()[1:])
         counts[mode] = (int(fields["loop"]), int(fields["fire"]))
-    off, zero, (year, fire) = counts["off"][0], counts["zero"][0], counts["year"]
+    off, zero, on, (year, fire) = counts["off"][0], counts["zero"][0], counts["on"][0], counts["year"]
     print(f"failures_bytecodes loop={year / off - 1:+.1%} (year {year / 1e6:.1f} M against off {off / 1e6:.1f} M): "
           f"bookkeeping {(zero - off) / off:+.1%} (zero against off), events {fire / off:+.1%} (fire), "
-          f"the work they cause {(year - zero - fire) / off:+.1%}", flush=True)
+          f"the work they cause {(year - zero - fire) / off:+.1%}; at the profile's rates (on) "
+          f"{on / off - 1:+.1%}", flush=True)
 
 
 def print_overhead(scheduler: str, repeat: int, failures: str) -> None:
@@ -260,7 +263,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median is reported")
     parser.add_argument("--one", nargs=2, type=int, metavar=("JOBS", "CHIPS"), help=argparse.SUPPRESS)
     parser.add_argument("--overhead", choices=("on", "year"), help=argparse.SUPPRESS)
-    parser.add_argument("--count", choices=("off", "zero", "year"), help=argparse.SUPPRESS)
+    parser.add_argument("--count", choices=("off", "zero", "on", "year"), help=argparse.SUPPRESS)
     parser.add_argument("--bytecodes", action="store_true",
                         help="with --failures year: count executed bytecodes (off, zero rates, year) instead of timing")
     parser.add_argument("--failures", choices=("off", "on", "year"), default=None,
