@@ -198,13 +198,16 @@ def count_bytecodes(jobs: int, chips: int, scheduler: str, failures: str) -> Non
 
     import sim
     from sim.training.failures import FailureProcess
+    from sim.training.waiting import WaitQueue
 
     scenario = sim.load_text(scenario_text(jobs, chips, scheduler, failures), "bench")
     sim.run(scenario)  # warm-up: imports, Numba, caches
-    counts = {"loop": 0, "fire": 0}
+    counts = {"loop": 0, "fire": 0, "passes": 0, "waiting_shapes": 0}
 
     def counter(key):
         def trace(frame, event, arg):
+            if frame.f_code is shapes_by_age.__code__:
+                return None  # the counting wrapper below: only what it calls is the simulation's
             frame.f_trace_opcodes = True
             return step
 
@@ -224,14 +227,22 @@ def count_bytecodes(jobs: int, chips: int, scheduler: str, failures: str) -> Non
                 sys.settrace(previous)
         return wrapper
 
-    run, fire = simpy.Environment.run, FailureProcess.fire
+    def shapes_by_age(queue, *args):  # scheduling passes and the shapes waiting at each (not traced: C-level)
+        counts["passes"] += 1
+        counts["waiting_shapes"] += len(queue.waiting_shapes)
+        return by_age(queue, *args)
+
+    run, fire, by_age = simpy.Environment.run, FailureProcess.fire, WaitQueue.shapes_by_age
     simpy.Environment.run = traced(run, "loop")
     FailureProcess.fire = traced(fire, "fire")  # its frames count for fire only, not again for the loop
+    WaitQueue.shapes_by_age = shapes_by_age
     try:
         sim.run(scenario)
     finally:
-        simpy.Environment.run, FailureProcess.fire = run, fire
-    print(f"bytecodes failures={failures} loop={counts['loop'] + counts['fire']} fire={counts['fire']}", flush=True)
+        simpy.Environment.run, FailureProcess.fire, WaitQueue.shapes_by_age = run, fire, by_age
+    print(f"bytecodes failures={failures} loop={counts['loop'] + counts['fire']} "
+          f"fire={counts['fire']} scheduling_passes={counts['passes']} "
+          f"mean_waiting_shapes={counts['waiting_shapes'] / max(counts['passes'], 1):.1f}", flush=True)
 
 
 def print_bytecodes(scheduler: str) -> None:
