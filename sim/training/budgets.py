@@ -172,7 +172,7 @@ class BudgetLoads:
                 (chips if chips < allocator.domain_chips else allocator.domain_chips) * per_chip_w > self._best(pool):
             return None  # its first domain's chips fit in no rack and row (``find_whole_placement``)
         key = (pool, chips, per_chip_w)
-        stamp = self._stamp(pool)
+        stamp = (self.version[pool], allocator.free_chips, allocator.mask, allocator.moves)  # ``_stamp``, inlined
         if self.refused.get(key) == stamp:
             return None
         # a search that found nothing also rules out every larger one in the same state (more chips, more W per
