@@ -30,7 +30,7 @@ bookkeeping of checkpoints and the running-jobs index, no event) and with a year
 ``year`` the instructions under ``FailureProcess.fire`` (the events themselves). ``failures_bytecodes`` then splits
 the overhead: bookkeeping (zero − off), the events (fire) and the work they cause (year − zero − fire: restarted
 runs, a longer queue, more scheduling). Results (fleet, jobs, outputs) are not counted: the timed runs include them.
-The same run at the profile's own rates (``on``: the events of 4.8 days, not of a year) is counted too: the
+The same run at the profile's own rates (``on``: the events of its 4.35 days, not of a year) is counted too: the
 overhead at a real failure density.
 
 Budgets (``--budgets KIND``, KIND the ``policy.power_cap.kind``: admission, throttle or shed): the 100k-job /
