@@ -87,8 +87,8 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
                                 busy_power_frac=lowest_busy_power_frac(scenario.policy.power_cap),
                                 floor_w=fleet.idle_facility_w if counted else None,
                                 spare_chips=_spare_chips(scenario, fleet),
-                                highest_cap_w=max(w for _, w in _cap_schedule(fleet, scenario.start, plant_schedule))
-                                if plant_schedule else None)
+                                highest_cap_w=max(w for t, w in _cap_schedule(fleet, scenario.start, plant_schedule)
+                                                  if t < horizon) if plant_schedule else None)
     priorities = job_priorities(scenario, len(jobs), rngs["priorities"])
     replica_clocks = None
     if counted:  # slowed inference replicas under the cap (sim.serving.throttle)
@@ -127,7 +127,7 @@ def _run(scenario: Scenario, progress: Progress) -> Results:
         fleet, burst_events = realise_burst(fleet, cluster.burst.events, horizon, scenario.start)
     capping_table = None
     with progress.phase("computing results"):
-        outcome = cluster.outcome()
+        outcome = cluster.outcome()  # before the capping's outcome, which clears the runs' clocks it reads
         capping_out = cluster.capping.outcome(horizon) if cluster.capping is not None else None
         power_events = capping_out["power_events"] if capping_out is not None else None
         if replica_clocks:  # what slowed replicas save, with what slowed training saves

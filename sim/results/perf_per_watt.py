@@ -8,9 +8,10 @@ Per accelerator type (every figure over the whole run, IT power: chips with thei
   MFU × the chip's dense BF16 peak × gang chips × (its run seconds on its last pool up to the horizon − the
   chip-seconds preemptions threw away ÷ gang). MFU is model FLOPs per step ÷ (gang × peak × step time)
   (``sim.kernels.step_reference``), so this is the model's FLOPs actually kept. With ``failures`` the run seconds
-  count at the job's goodput share instead (``goodput_frac`` of jobs.csv: useful chip-time, its work at the pool's
-  speed, ÷ the chip-time its gang held, ``sim.training.failures``): checkpoint saves, restarts, restores and the
-  work lost since the last checkpoint are not useful work (the share over the job's runs on that last pool).
+  count at the job's goodput share on that last pool instead (useful chip-time, its work at the pool's speed, ÷ the
+  chip-time its gang held, over its runs there: the failure outcome's ``runs``, ``sim.training.failures``; jobs.csv's
+  ``goodput_frac`` is the same share over all its runs): checkpoint saves, restarts, restores and the work lost
+  since the last checkpoint are not useful work.
   Roofline jobs (no model FLOPs) count nothing; runs on another pool than the job's last one are
   left out; without failures a throttled run's seconds count as full-speed ones (overstating its work by the
   clock's slowdown: ``power_capping.lost_chip_hours`` says how much); with failures a completed run counts its
