@@ -256,6 +256,17 @@ def test_dips_follow_the_jobs_clock_per_segment():
         rel=1e-12)
 
 
+def throttled_with_failures(data: dict, tmp_path):
+    """``data`` with software failures (restarts of 10 min, checkpoints every 20 min) under a throttling site cap
+    that holds the 8-chip job at 60 % of its full-load increment; returns (results, fleet)."""
+    data["failures"] = {"rates_per_1000_chip_days": {"software": 300.0}, "restart_delay": "10min",
+                        "checkpoint_interval": "20min"}
+    fleet = build_fleet(scenario_from(data, tmp_path, "f.yaml"), CATALOG)
+    data["site"]["power_cap_mw"] = (fleet.committed_floor_w + 0.6 * 8 * fleet.busy_increment_facility_w(0)) / 1e6
+    data["policy"]["power_cap"] = {"kind": "throttle"}
+    return sim.run(scenario_from(data, tmp_path, "t.yaml")), fleet
+
+
 def test_a_throttled_job_with_failures_counts_its_work_once_as_useful(base, tmp_path):
     """Under a throttling cap, a preempted run's useful chip-time is the work it kept at its slower clock, not its
     wall time (it counted the periods' wall seconds before, overstating the work): a completed job's useful
@@ -264,12 +275,7 @@ def test_a_throttled_job_with_failures_counts_its_work_once_as_useful(base, tmp_
     data["site"]["checkpoint_storage_gb_per_s"] = 1.0
     alone = sim.run(scenario_from(data, tmp_path, "alone.yaml")).jobs.iloc[0]
     work = (alone["end_s"] - alone["start_s"]) * alone["chips"]  # full clock, no failure, no cap [chip-s]
-    data["failures"] = {"rates_per_1000_chip_days": {"software": 300.0}, "restart_delay": "10min",
-                        "checkpoint_interval": "20min"}
-    fleet = build_fleet(scenario_from(data, tmp_path, "f.yaml"), CATALOG)
-    data["site"]["power_cap_mw"] = (fleet.committed_floor_w + 0.6 * 8 * fleet.busy_increment_facility_w(0)) / 1e6
-    data["policy"]["power_cap"] = {"kind": "throttle"}
-    results = sim.run(scenario_from(data, tmp_path, "t.yaml"))
+    results, _ = throttled_with_failures(data, tmp_path)
     job = results.jobs.iloc[0]
     assert job["state"] == "completed" and job["interruptions"] >= 2
     assert (results.capping["action"] == "throttle").any()
@@ -284,12 +290,7 @@ def test_a_throttled_jobs_dips_stay_above_the_idle_floor(base, tmp_path):
     energy still adds up to the pool's."""
     data = _llm(base, samples=4e9)
     data["site"]["checkpoint_storage_gb_per_s"] = 1.0  # saves of minutes
-    data["failures"] = {"rates_per_1000_chip_days": {"software": 300.0}, "restart_delay": "10min",
-                        "checkpoint_interval": "20min"}
-    fleet = build_fleet(scenario_from(data, tmp_path, "f.yaml"), CATALOG)
-    data["site"]["power_cap_mw"] = (fleet.committed_floor_w + 0.6 * 8 * fleet.busy_increment_facility_w(0)) / 1e6
-    data["policy"]["power_cap"] = {"kind": "throttle"}
-    results = sim.run(scenario_from(data, tmp_path, "t.yaml"))
+    results, fleet = throttled_with_failures(data, tmp_path)
     job, pool = results.jobs.iloc[0], fleet.pools[0]
     assert job["state"] == "completed" and job["interruptions"] >= 1
     clock = results.capping.loc[results.capping["action"] == "throttle", "clock_frac"].unique()
